@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make demo   installs what is missing, builds and installs shmr, runs the demo
+#   make test   installs what is missing, builds, runs the C++ and R tests
+R ?= R
+RSCRIPT ?= Rscript
+
+.PHONY: all deps install demo test test-cpp test-r check docs clean
+
+all: install
+
+deps:
+	@bash tools/install-deps.sh
+
+install: deps
+	@$(R) CMD INSTALL --preclean --no-multiarch . > build-install.log 2>&1 || \
+	  { tail -n 60 build-install.log; exit 1; }
+	@echo "shmr installed"
+
+demo: install
+	@$(RSCRIPT) --vanilla inst/demo/demo.R
+
+test: install
+	@mkdir -p build
+	@bash tools/run-cpp-tests.sh build/cpp-counts; true
+	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts || echo "0 1" > build/r-counts
+	@read cp cf < build/cpp-counts; read rp rf < build/r-counts; \
+	  echo "C++ tests: $$cp passed, $$cf failed; R tests: $$rp passed, $$rf failed"; \
+	  echo "$$((cp + rp)) passed, $$((cf + rf)) failed"; \
+	  [ $$((cf + rf)) -eq 0 ]
+
+test-cpp: deps
+	@mkdir -p build
+	@bash tools/run-cpp-tests.sh build/cpp-counts
+
+test-r: install
+	@mkdir -p build
+	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts; cat build/r-counts
+
+docs:
+	@$(RSCRIPT) -e 'roxygen2::roxygenise(load_code = "source")'
+
+check: deps
+	@rm -rf check && mkdir -p check
+	@cd check && $(R) CMD build .. && _R_CHECK_FORCE_SUGGESTS_=false $(R) CMD check --as-cran --no-manual shmr_*.tar.gz
+
+clean:
+	@rm -rf build check build-install.log src/*.o src/core/*.o src/*.so

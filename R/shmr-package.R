@@ -1,0 +1,17 @@
+#' shmr: zero-copy shared memory for R objects
+#'
+#' Write an R object once into shared memory with [share()] and use that one
+#' physical copy from any R process of the same user with [map_shared()], or
+#' by sending the shared object itself: it serializes as its name.
+#'
+#' @keywords internal
+#' @useDynLib shmr, .registration = TRUE
+"_PACKAGE"
+
+.onLoad <- function(libname, pkgname) {
+  # Regions this process still owns are unlinked when R exits cleanly, even
+  # if their objects were never garbage collected.
+  reg.finalizer(exit_hook, function(e) .Call(shmr_release_all), onexit = TRUE)
+}
+
+exit_hook <- new.env(parent = emptyenv())

@@ -1,0 +1,132 @@
+// ALTREP views of fixed-width vectors (logical, integer, double, complex,
+// raw). The data pointer is the private copy-on-write mapping itself, so
+// reads and even requests for a writable pointer cost nothing, and a write
+// copies only the pages it touches.
+#include "r_api.h"
+
+#include <cstring>
+
+#include "r_boundary.h"
+#include "view.h"
+#include "view_classes.h"
+
+namespace shmr::glue {
+namespace {
+
+R_xlen_t view_length(SEXP x) {
+  ViewHandle* handle = view_handle(x);
+  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->node.length());
+}
+
+void* view_dataptr(SEXP x, Rboolean) { return const_cast<void*>(open_view_handle(x).node.data()); }
+
+const void* view_dataptr_or_null(SEXP x) {
+  ViewHandle* handle = view_handle(x);
+  if (handle == nullptr || handle->mapping->is_closed()) return nullptr;
+  return handle->node.data();
+}
+
+Rboolean view_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
+  ViewHandle* handle = view_handle(x);
+  if (handle == nullptr) {
+    Rprintf(" shmr view (released)\n");
+  } else {
+    Rprintf(" shmr view of %s node %llu%s\n", handle->mapping->region().name().c_str(),
+            static_cast<unsigned long long>(handle->node.index()),
+            handle->mapping->is_closed() ? " (closed)" : "");
+  }
+  return TRUE;
+}
+
+SEXP view_state(SEXP x) {
+  ViewHandle& handle = open_view_handle(x);
+  // Written pages live only here: send the data itself, not the name.
+  if (view_has_private_pages(handle)) return nullptr;
+  return view_serialized_state(handle);
+}
+
+SEXP view_unserialize(SEXP, SEXP state) { return view_from_serialized_state(state); }
+
+// A duplicate of an unwritten view is a new view of the same node: O(1), and
+// its own private pages keep the two objects independent.
+SEXP view_duplicate(SEXP x, Rboolean) {
+  ViewHandle& handle = open_view_handle(x);
+  if (view_has_private_pages(handle)) return nullptr;
+  return fresh_view_of(handle);
+}
+
+template <typename T>
+const T* typed_data(SEXP x) {
+  return static_cast<const T*>(open_view_handle(x).node.data());
+}
+
+template <typename T>
+R_xlen_t get_region(SEXP x, R_xlen_t start, R_xlen_t size, T* out) {
+  const T* data = typed_data<T>(x);
+  R_xlen_t n = view_length(x);
+  if (start >= n) return 0;
+  R_xlen_t count = start + size > n ? n - start : size;
+  std::memcpy(out, data + start, static_cast<size_t>(count) * sizeof(T));
+  return count;
+}
+
+int integer_elt(SEXP x, R_xlen_t i) { return typed_data<int>(x)[i]; }
+int logical_elt(SEXP x, R_xlen_t i) { return typed_data<int>(x)[i]; }
+double real_elt(SEXP x, R_xlen_t i) { return typed_data<double>(x)[i]; }
+Rcomplex complex_elt(SEXP x, R_xlen_t i) { return typed_data<Rcomplex>(x)[i]; }
+Rbyte raw_elt(SEXP x, R_xlen_t i) { return typed_data<Rbyte>(x)[i]; }
+
+R_xlen_t integer_region(SEXP x, R_xlen_t s, R_xlen_t n, int* out) { return get_region(x, s, n, out); }
+R_xlen_t logical_region(SEXP x, R_xlen_t s, R_xlen_t n, int* out) { return get_region(x, s, n, out); }
+R_xlen_t real_region(SEXP x, R_xlen_t s, R_xlen_t n, double* out) { return get_region(x, s, n, out); }
+R_xlen_t complex_region(SEXP x, R_xlen_t s, R_xlen_t n, Rcomplex* out) {
+  return get_region(x, s, n, out);
+}
+R_xlen_t raw_region(SEXP x, R_xlen_t s, R_xlen_t n, Rbyte* out) { return get_region(x, s, n, out); }
+
+template <typename ClassT>
+void set_common_methods(ClassT cls) {
+  R_set_altrep_Length_method(cls, view_length);
+  R_set_altrep_Inspect_method(cls, view_inspect);
+  R_set_altrep_Serialized_state_method(cls, view_state);
+  R_set_altrep_Unserialize_method(cls, view_unserialize);
+  R_set_altrep_Duplicate_method(cls, view_duplicate);
+  R_set_altvec_Dataptr_method(cls, view_dataptr);
+  R_set_altvec_Dataptr_or_null_method(cls, view_dataptr_or_null);
+}
+
+}  // namespace
+
+void init_vector_view_classes(DllInfo* dll) {
+  R_altrep_class_t integer_cls = R_make_altinteger_class("shmr_integer", "shmr", dll);
+  set_common_methods(integer_cls);
+  R_set_altinteger_Elt_method(integer_cls, integer_elt);
+  R_set_altinteger_Get_region_method(integer_cls, integer_region);
+  register_view_class(format::NodeKind::Integer, integer_cls);
+
+  R_altrep_class_t logical_cls = R_make_altlogical_class("shmr_logical", "shmr", dll);
+  set_common_methods(logical_cls);
+  R_set_altlogical_Elt_method(logical_cls, logical_elt);
+  R_set_altlogical_Get_region_method(logical_cls, logical_region);
+  register_view_class(format::NodeKind::Logical, logical_cls);
+
+  R_altrep_class_t real_cls = R_make_altreal_class("shmr_double", "shmr", dll);
+  set_common_methods(real_cls);
+  R_set_altreal_Elt_method(real_cls, real_elt);
+  R_set_altreal_Get_region_method(real_cls, real_region);
+  register_view_class(format::NodeKind::Double, real_cls);
+
+  R_altrep_class_t complex_cls = R_make_altcomplex_class("shmr_complex", "shmr", dll);
+  set_common_methods(complex_cls);
+  R_set_altcomplex_Elt_method(complex_cls, complex_elt);
+  R_set_altcomplex_Get_region_method(complex_cls, complex_region);
+  register_view_class(format::NodeKind::Complex, complex_cls);
+
+  R_altrep_class_t raw_cls = R_make_altraw_class("shmr_raw", "shmr", dll);
+  set_common_methods(raw_cls);
+  R_set_altraw_Elt_method(raw_cls, raw_elt);
+  R_set_altraw_Get_region_method(raw_cls, raw_region);
+  register_view_class(format::NodeKind::Raw, raw_cls);
+}
+
+}  // namespace shmr::glue

@@ -1,0 +1,32 @@
+// The one exception type the engine throws; the R glue maps its kind to a
+// message prefix so users can tell "missing" from "corrupt" from "full".
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace shmr {
+
+enum class ErrorKind {
+  InvalidArgument,
+  NotFound,
+  AlreadyExists,
+  Corrupt,
+  NoSpace,
+  System,
+  Closed,
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+// Throws Error(System) with strerror(errnum) appended to `what`.
+[[noreturn]] void throw_system_error(const std::string& what, int errnum);
+
+}  // namespace shmr

@@ -1,0 +1,106 @@
+// On-disk layout of a shmr region, format version 1. inst/FORMAT.md is the
+// specification; these structs are its machine-readable half and must agree
+// with it field for field.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace shmr::format {
+
+inline constexpr char kMagic[8] = {'\x89', 'S', 'H', 'M', 'R', '\r', '\n', '\x1a'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint64_t kAlignment = 64;
+inline constexpr uint64_t kNoNode = UINT64_MAX;
+
+enum class NodeKind : uint32_t {
+  Null = 0,
+  Logical = 1,
+  Integer = 2,
+  Double = 3,
+  Complex = 4,
+  Raw = 5,
+  String = 6,
+  List = 7,
+  Serialized = 8,
+};
+inline constexpr uint32_t kMaxNodeKind = 8;
+
+// Header flags.
+inline constexpr uint64_t kFlagReadonly = 1u << 0;
+inline constexpr uint64_t kFlagPersistent = 1u << 1;
+
+// Per-string metadata byte in a String node.
+enum class StringEncoding : uint8_t {
+  Native = 0,
+  Utf8 = 1,
+  Latin1 = 2,
+  Bytes = 3,
+  Missing = 255,  // NA_character_
+};
+
+// Node flags.
+inline constexpr uint32_t kNodeFromPairlist = 1u << 0;
+
+struct RegionHeader {
+  char magic[8];
+  uint32_t format_version;
+  uint32_t header_size;
+  uint64_t total_size;
+  uint64_t flags;
+  int64_t creator_pid;
+  uint64_t creator_start_ticks;  // field 22 of /proc/<pid>/stat: tells PID reuse apart
+  int64_t created_unix_ms;
+  uint64_t node_count;
+  uint64_t node_table_offset;
+  uint64_t root_node;
+  char original_class[48];  // NUL-padded, informational only
+};
+static_assert(sizeof(RegionHeader) == 128, "header is 128 bytes");
+
+struct NodeRecord {
+  uint32_t kind;
+  uint32_t flags;
+  uint64_t length;        // element count
+  uint64_t data_offset;   // payload / child table / string bytes / serialized bytes
+  uint64_t data_size;     // bytes at data_offset
+  uint64_t index_offset;  // String: uint64 end offsets, one per element
+  uint64_t meta_offset;   // String: one StringEncoding byte per element
+  uint64_t attr_offset;   // AttributeEntry table
+  uint32_t attr_count;
+  uint32_t reserved;
+};
+static_assert(sizeof(NodeRecord) == 64, "node record is 64 bytes");
+
+struct AttributeEntry {
+  uint64_t name_offset;
+  uint32_t name_length;
+  uint32_t reserved;
+  uint64_t value_node;
+};
+static_assert(sizeof(AttributeEntry) == 24, "attribute entry is 24 bytes");
+
+inline constexpr uint64_t kMaxAttributeNameLength = 4096;
+
+// Bytes per element of the fixed-width kinds; 0 for the others.
+constexpr uint64_t element_size(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::Logical:
+    case NodeKind::Integer:
+      return 4;
+    case NodeKind::Double:
+      return 8;
+    case NodeKind::Complex:
+      return 16;
+    case NodeKind::Raw:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+constexpr uint64_t align_up(uint64_t value, uint64_t alignment = kAlignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+}  // namespace shmr::format

@@ -1,0 +1,40 @@
+// Region names and the sub-object path syntax of FORMAT.md section "Names".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shmr::names {
+
+inline constexpr const char* kPrefix = "shmr_";
+inline constexpr size_t kMaxNameLength = 200;
+
+// "shmr_" followed by 22 base-62 characters from the kernel's random source
+// (131 bits): unguessable, and unique across processes and PID reuse.
+std::string generate();
+
+// True when `name` is a region name: the prefix, then 1..195 characters of
+// [A-Za-z0-9._-], not "." or "..".
+bool is_valid_region_name(const std::string& name);
+
+// One step from an object to a part of it.
+struct PathStep {
+  enum class Kind { Element, Attribute } kind;
+  uint64_t position;      // Element: 1-based
+  std::string attribute;  // Attribute: its name
+};
+
+struct ObjectPath {
+  std::string region;
+  std::vector<PathStep> steps;
+};
+
+// Parses "<region>", "<region>[2,3]", "<region>[2]@names", ... Returns
+// nullopt for anything malformed; never throws.
+std::optional<ObjectPath> parse_path(const std::string& text);
+
+std::string format_path(const ObjectPath& path);
+
+}  // namespace shmr::names

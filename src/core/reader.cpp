@@ -1,0 +1,160 @@
+#include "reader.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "error.h"
+
+namespace shmr {
+
+using format::NodeKind;
+
+namespace {
+
+bool header_is_plausible(const format::RegionHeader& h) {
+  return std::memcmp(h.magic, format::kMagic, sizeof h.magic) == 0;
+}
+
+}  // namespace
+
+RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::string& name)
+    : base_(static_cast<const unsigned char*>(base)), size_(mapped_size), name_(name) {
+  if (size_ < sizeof(format::RegionHeader)) corrupt("it is shorter than a region header");
+  std::memcpy(&header_, base_, sizeof header_);
+  if (!header_is_plausible(header_)) corrupt("it does not start with the shmr magic bytes");
+  if (header_.format_version != format::kVersion)
+    corrupt("its format version is " + std::to_string(header_.format_version) +
+            ", this build of shmr reads version " + std::to_string(format::kVersion));
+  if (header_.header_size != sizeof(format::RegionHeader)) corrupt("its header size is wrong");
+  if (header_.total_size != size_)
+    corrupt("it is " + std::to_string(size_) + " bytes but its header says " +
+            std::to_string(header_.total_size) + " (truncated?)");
+  if (header_.node_count == 0) corrupt("it has no nodes");
+  if (header_.node_count > size_ / sizeof(format::NodeRecord)) corrupt("its node count is too large");
+  check_range(header_.node_table_offset, header_.node_count * sizeof(format::NodeRecord), 8,
+              "node table");
+  if (header_.root_node >= header_.node_count) corrupt("its root node is out of range");
+}
+
+void RegionReader::corrupt(const std::string& what) const {
+  throw Error(ErrorKind::Corrupt, "shared region '" + name_ + "' is corrupt: " + what);
+}
+
+void RegionReader::check_range(uint64_t offset, uint64_t size, uint64_t alignment,
+                               const char* what) const {
+  if (offset > size_ || size > size_ - offset)
+    corrupt(std::string(what) + " lies outside the region");
+  if (alignment > 1 && offset % alignment != 0) corrupt(std::string(what) + " is misaligned");
+}
+
+NodeView RegionReader::node(uint64_t index) const {
+  if (index >= header_.node_count) corrupt("node " + std::to_string(index) + " does not exist");
+  NodeView view;
+  view.base_ = base_;
+  view.region_size_ = size_;
+  view.index_ = index;
+  std::memcpy(&view.record_, base_ + header_.node_table_offset + index * sizeof(format::NodeRecord),
+              sizeof(format::NodeRecord));
+  const format::NodeRecord& rec = view.record_;
+  if (rec.kind > format::kMaxNodeKind)
+    corrupt("node " + std::to_string(index) + " has unknown kind " + std::to_string(rec.kind));
+  view.kind_ = static_cast<NodeKind>(rec.kind);
+  const std::string where = "node " + std::to_string(index);
+
+  if (rec.attr_count > 0) {
+    check_range(rec.attr_offset, uint64_t{rec.attr_count} * sizeof(format::AttributeEntry), 8,
+                "attribute table");
+  }
+
+  switch (view.kind_) {
+    case NodeKind::Null:
+      if (rec.length != 0) corrupt(where + " is NULL with a length");
+      break;
+    case NodeKind::Logical:
+    case NodeKind::Integer:
+    case NodeKind::Double:
+    case NodeKind::Complex:
+    case NodeKind::Raw: {
+      uint64_t width = format::element_size(view.kind_);
+      if (rec.length > size_ / width || rec.data_size != rec.length * width)
+        corrupt(where + " has a length that does not match its data size");
+      check_range(rec.data_offset, rec.data_size, width > 8 ? 8 : width, "vector data");
+      break;
+    }
+    case NodeKind::String:
+      if (rec.length > size_ / (sizeof(uint64_t) + 1)) corrupt(where + " has too many strings");
+      check_range(rec.index_offset, rec.length * sizeof(uint64_t), 8, "string index");
+      check_range(rec.meta_offset, rec.length, 1, "string metadata");
+      check_range(rec.data_offset, rec.data_size, 1, "string bytes");
+      break;
+    case NodeKind::List:
+      if (rec.length > size_ / sizeof(uint64_t) || rec.data_size != rec.length * sizeof(uint64_t))
+        corrupt(where + " has a length that does not match its element table");
+      check_range(rec.data_offset, rec.data_size, 8, "list element table");
+      break;
+    case NodeKind::Serialized:
+      if (rec.length != rec.data_size) corrupt(where + " has inconsistent serialized size");
+      check_range(rec.data_offset, rec.data_size, 1, "serialized data");
+      break;
+  }
+  // A NULL's data_offset is never checked, so it is never used either.
+  if (view.kind_ != NodeKind::Null) view.data_ = base_ + rec.data_offset;
+  return view;
+}
+
+uint64_t NodeView::child(uint64_t i) const {
+  uint64_t value = 0;
+  if (i < record_.length)
+    std::memcpy(&value, static_cast<const unsigned char*>(data_) + i * sizeof(uint64_t),
+                sizeof value);
+  if (i >= record_.length || value >= index_)
+    throw Error(ErrorKind::Corrupt, "list node " + std::to_string(index_) +
+                                        " refers to an invalid element node");
+  return value;
+}
+
+StringRef NodeView::string_at(uint64_t i) const {
+  if (i >= record_.length) throw Error(ErrorKind::Corrupt, "string index out of range");
+  auto meta = static_cast<format::StringEncoding>(base_[record_.meta_offset + i]);
+  if (meta == format::StringEncoding::Missing) return {nullptr, 0, meta};
+  if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes))
+    throw Error(ErrorKind::Corrupt, "string node " + std::to_string(index_) +
+                                        " has an unknown encoding byte");
+  uint64_t start = 0, end = 0;
+  const unsigned char* ends = base_ + record_.index_offset;
+  if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
+  std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
+  if (start > end || end > record_.data_size)
+    throw Error(ErrorKind::Corrupt, "string node " + std::to_string(index_) +
+                                        " has an element outside its bytes");
+  return {static_cast<const char*>(data_) + start, end - start, meta};
+}
+
+std::string NodeView::attribute_name(uint32_t i) const {
+  if (i >= record_.attr_count) throw Error(ErrorKind::Corrupt, "attribute index out of range");
+  format::AttributeEntry entry;
+  std::memcpy(&entry, base_ + record_.attr_offset + uint64_t{i} * sizeof entry, sizeof entry);
+  if (entry.name_length == 0 || entry.name_length > format::kMaxAttributeNameLength ||
+      entry.name_offset > region_size_ || entry.name_length > region_size_ - entry.name_offset)
+    throw Error(ErrorKind::Corrupt, "node " + std::to_string(index_) +
+                                        " has an attribute name outside the region");
+  return std::string(reinterpret_cast<const char*>(base_ + entry.name_offset), entry.name_length);
+}
+
+uint64_t NodeView::attribute_value(uint32_t i) const {
+  if (i >= record_.attr_count) throw Error(ErrorKind::Corrupt, "attribute index out of range");
+  format::AttributeEntry entry;
+  std::memcpy(&entry, base_ + record_.attr_offset + uint64_t{i} * sizeof entry, sizeof entry);
+  if (entry.value_node >= index_)
+    throw Error(ErrorKind::Corrupt, "node " + std::to_string(index_) +
+                                        " has an attribute that refers to an invalid node");
+  return entry.value_node;
+}
+
+bool read_region_header(int fd, format::RegionHeader& out) {
+  ssize_t got = ::pread(fd, &out, sizeof out, 0);
+  return got == static_cast<ssize_t>(sizeof out) && header_is_plausible(out);
+}
+
+}  // namespace shmr

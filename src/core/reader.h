@@ -1,0 +1,70 @@
+// Read access to a mapped region. Every byte is untrusted: the header is
+// checked on construction, each node when it is first asked for, and each
+// string element when it is read, always against the mapped size.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "format.h"
+#include "writer.h"
+
+namespace shmr {
+
+class RegionReader;
+
+class NodeView {
+ public:
+  format::NodeKind kind() const noexcept { return kind_; }
+  uint32_t flags() const noexcept { return record_.flags; }
+  uint64_t index() const noexcept { return index_; }
+  uint64_t length() const noexcept { return record_.length; }
+  const void* data() const noexcept { return data_; }
+  uint64_t data_size() const noexcept { return record_.data_size; }
+
+  // List: the node index of element `i` (< index()).
+  uint64_t child(uint64_t i) const;
+  // String: element `i`; encoding Missing for NA.
+  StringRef string_at(uint64_t i) const;
+
+  uint32_t attribute_count() const noexcept { return record_.attr_count; }
+  std::string attribute_name(uint32_t i) const;
+  uint64_t attribute_value(uint32_t i) const;
+
+ private:
+  friend class RegionReader;
+  const unsigned char* base_ = nullptr;
+  uint64_t region_size_ = 0;
+  format::NodeKind kind_ = format::NodeKind::Null;
+  uint64_t index_ = 0;
+  format::NodeRecord record_{};
+  const void* data_ = nullptr;
+};
+
+class RegionReader {
+ public:
+  // Throws Corrupt (with `name` in the message) when the header is invalid.
+  RegionReader(const void* base, uint64_t mapped_size, const std::string& name);
+
+  const format::RegionHeader& header() const noexcept { return header_; }
+  uint64_t node_count() const noexcept { return header_.node_count; }
+  uint64_t root() const noexcept { return header_.root_node; }
+
+  // Throws Corrupt when the node record is inconsistent with the region.
+  NodeView node(uint64_t index) const;
+
+ private:
+  [[noreturn]] void corrupt(const std::string& what) const;
+  void check_range(uint64_t offset, uint64_t size, uint64_t alignment, const char* what) const;
+
+  const unsigned char* base_;
+  uint64_t size_;
+  std::string name_;
+  format::RegionHeader header_;
+};
+
+// Reads and checks only the header of a region file (for listings), without
+// mapping it. Returns false when the file is too short or not a region.
+bool read_region_header(int fd, format::RegionHeader& out);
+
+}  // namespace shmr

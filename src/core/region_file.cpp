@@ -1,0 +1,164 @@
+#include "region_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <utility>
+
+#include "error.h"
+#include "names.h"
+
+namespace shmr {
+
+FileDescriptor& FileDescriptor::operator=(FileDescriptor&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+FileDescriptor::~FileDescriptor() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+MemoryMap::MemoryMap(MemoryMap&& other) noexcept : data_(other.data_), size_(other.size_) {
+  other.data_ = nullptr;
+  other.size_ = 0;
+}
+
+MemoryMap& MemoryMap::operator=(MemoryMap&& other) noexcept {
+  if (this != &other) {
+    reset();
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+  }
+  return *this;
+}
+
+MemoryMap::~MemoryMap() { reset(); }
+
+void MemoryMap::reset() noexcept {
+  if (data_ != nullptr) ::munmap(data_, size_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
+static void* map_or_throw(int fd, uint64_t size, int prot, int flags) {
+  if (size == 0) throw Error(ErrorKind::InvalidArgument, "cannot map an empty region");
+  void* p = ::mmap(nullptr, size, prot, flags, fd, 0);
+  if (p == MAP_FAILED) throw_system_error("mmap of " + std::to_string(size) + " bytes", errno);
+  return p;
+}
+
+MemoryMap MemoryMap::shared_writable(int fd, uint64_t size) {
+  return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_SHARED), size);
+}
+
+MemoryMap MemoryMap::private_copy_on_write(int fd, uint64_t size) {
+  return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_PRIVATE), size);
+}
+
+void MemoryMap::replace_with_zero_pages() {
+  if (data_ == nullptr) return;
+  void* p = ::mmap(data_, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                   -1, 0);
+  if (p == MAP_FAILED) throw_system_error("mmap (release)", errno);
+}
+
+std::string default_shm_directory() {
+  const char* override_dir = std::getenv("SHMR_SHM_DIR");
+  if (override_dir != nullptr && override_dir[0] != '\0') return override_dir;
+  return "/dev/shm";
+}
+
+std::string region_path(const std::string& directory, const std::string& name) {
+  return directory + "/" + name;
+}
+
+PendingRegion::PendingRegion(const std::string& directory, const std::string& name,
+                             uint64_t size)
+    : directory_(directory), name_(name) {
+  if (!names::is_valid_region_name(name))
+    throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
+  // The random part of a fresh name keeps temporary names unique too.
+  temp_path_ = region_path(directory, std::string(kTemporaryPrefix) +
+                                          std::to_string(::getpid()) + "_" + name);
+  int fd = ::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int err = errno;
+    temp_path_.clear();
+    throw_system_error("cannot create a region in " + directory, err);
+  }
+  fd_ = FileDescriptor(fd);
+  // The destructor does not run when the constructor throws: remove the
+  // temporary file here.
+  try {
+    int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+    if (rc != 0) {
+      if (rc == ENOSPC || rc == EFBIG)
+        throw Error(ErrorKind::NoSpace, "not enough space in " + directory + " for a region of " +
+                                            std::to_string(size) + " bytes");
+      throw_system_error("cannot reserve " + std::to_string(size) + " bytes in " + directory, rc);
+    }
+    map_ = MemoryMap::shared_writable(fd, size);
+  } catch (...) {
+    ::unlink(temp_path_.c_str());
+    throw;
+  }
+}
+
+PendingRegion::~PendingRegion() {
+  if (!published_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+FileDescriptor PendingRegion::publish() {
+  map_ = MemoryMap();
+  std::string final_path = region_path(directory_, name_);
+  // link() never replaces an existing name, so a taken name fails cleanly.
+  if (::link(temp_path_.c_str(), final_path.c_str()) != 0) {
+    int err = errno;
+    if (err == EEXIST)
+      throw Error(ErrorKind::AlreadyExists, "a shared region named '" + name_ + "' already exists");
+    throw_system_error("cannot publish region " + name_, err);
+  }
+  ::unlink(temp_path_.c_str());
+  published_ = true;
+  return std::move(fd_);
+}
+
+OpenedRegion open_region(const std::string& directory, const std::string& name) {
+  std::string path = region_path(directory, name);
+  // O_NONBLOCK: opening a FIFO planted under a region name must not hang.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT)
+      throw Error(ErrorKind::NotFound, "no shared region named '" + name + "' (it was released, "
+                                       "or its creator exited)");
+    if (err == ELOOP)
+      throw Error(ErrorKind::Corrupt, "'" + name + "' is a symbolic link, not a shmr region");
+    throw_system_error("cannot open region " + name, err);
+  }
+  OpenedRegion opened;
+  opened.fd = FileDescriptor(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw_system_error("fstat of region " + name, errno);
+  if (!S_ISREG(st.st_mode))
+    throw Error(ErrorKind::Corrupt, "'" + name + "' is not a regular file");
+  if (st.st_uid != ::geteuid())
+    throw Error(ErrorKind::Corrupt, "region '" + name + "' belongs to another user");
+  opened.size = static_cast<uint64_t>(st.st_size);
+  return opened;
+}
+
+bool unlink_region(const std::string& directory, const std::string& name) {
+  if (!names::is_valid_region_name(name)) return false;
+  return ::unlink(region_path(directory, name).c_str()) == 0;
+}
+
+}  // namespace shmr

@@ -1,0 +1,108 @@
+// Region files and their mappings. Every descriptor and mapping is owned by
+// an RAII object; a region that fails half-way is removed by its destructor,
+// so nothing is left behind in the directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace shmr {
+
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept;
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor();
+
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+class MemoryMap {
+ public:
+  MemoryMap() = default;
+  MemoryMap(MemoryMap&& other) noexcept;
+  MemoryMap& operator=(MemoryMap&& other) noexcept;
+  MemoryMap(const MemoryMap&) = delete;
+  MemoryMap& operator=(const MemoryMap&) = delete;
+  ~MemoryMap();
+
+  // Writes reach the file and every other process.
+  static MemoryMap shared_writable(int fd, uint64_t size);
+  // Reads come from the shared pages; a write copies only the touched page
+  // into this process (copy-on-write), never into the file.
+  static MemoryMap private_copy_on_write(int fd, uint64_t size);
+
+  // Swaps the pages for anonymous zero pages at the same address, so stale
+  // pointers read zeros instead of faulting, and the file's pages are let go.
+  void replace_with_zero_pages();
+
+  void* data() const noexcept { return data_; }
+  uint64_t size() const noexcept { return size_; }
+
+ private:
+  MemoryMap(void* data, uint64_t size) : data_(data), size_(size) {}
+  void reset() noexcept;
+  void* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+// A directory that holds regions: /dev/shm for the "shm" backing.
+std::string default_shm_directory();
+
+std::string region_path(const std::string& directory, const std::string& name);
+
+// A region being written under a hidden temporary name. publish() makes it
+// visible under its final name in one atomic step; if publish() is never
+// reached the destructor unlinks the temporary file.
+class PendingRegion {
+ public:
+  PendingRegion(const std::string& directory, const std::string& name, uint64_t size);
+  PendingRegion(const PendingRegion&) = delete;
+  PendingRegion& operator=(const PendingRegion&) = delete;
+  ~PendingRegion();
+
+  void* data() const noexcept { return map_.data(); }
+  uint64_t size() const noexcept { return map_.size(); }
+
+  // Returns the open descriptor of the now-visible region. Throws
+  // AlreadyExists when the final name was taken meanwhile.
+  FileDescriptor publish();
+
+ private:
+  std::string directory_;
+  std::string name_;
+  std::string temp_path_;
+  FileDescriptor fd_;
+  MemoryMap map_;
+  bool published_ = false;
+};
+
+struct OpenedRegion {
+  FileDescriptor fd;
+  uint64_t size = 0;
+};
+
+// Opens an existing region read-only. Throws NotFound when there is no such
+// file, Corrupt when it is not a regular file of this user.
+OpenedRegion open_region(const std::string& directory, const std::string& name);
+
+// Removes the name; processes that mapped the region keep their pages.
+// Returns false when the name did not exist.
+bool unlink_region(const std::string& directory, const std::string& name);
+
+// Prefix of the hidden names regions are written under before publish().
+inline constexpr const char* kTemporaryPrefix = ".shmr_tmp_";
+
+}  // namespace shmr

@@ -1,0 +1,71 @@
+// Turns a list of node specifications into region bytes (FORMAT.md). The
+// caller (the R glue) describes its object graph; the writer owns offsets,
+// alignment and the byte layout. Nodes must be listed children first: every
+// reference points to a node with a smaller index, which keeps the graph
+// acyclic by construction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "format.h"
+
+namespace shmr {
+
+struct StringRef {
+  const char* data;
+  uint64_t size;
+  format::StringEncoding encoding;
+};
+
+// Elements of a character vector, read twice: once to size, once to copy.
+// Implementations must not throw or long-jump.
+class StringSource {
+ public:
+  virtual ~StringSource() = default;
+  virtual StringRef at(uint64_t i) const = 0;
+};
+
+struct NodeSpec {
+  format::NodeKind kind = format::NodeKind::Null;
+  uint32_t flags = 0;
+  uint64_t length = 0;
+  // Fixed-width kinds: length * element_size bytes. Serialized: byte_count bytes.
+  const void* bytes = nullptr;
+  uint64_t byte_count = 0;
+  const StringSource* strings = nullptr;  // String
+  std::vector<uint64_t> children;         // List
+  std::vector<std::pair<std::string, uint64_t>> attributes;
+};
+
+struct RegionDescription {
+  std::vector<NodeSpec> nodes;
+  uint64_t root = 0;
+  uint64_t flags = 0;
+  std::string original_class;
+};
+
+class RegionWriter {
+ public:
+  // Validates the description and computes the layout; throws
+  // InvalidArgument for a malformed description.
+  explicit RegionWriter(const RegionDescription& description);
+
+  uint64_t total_size() const noexcept { return total_size_; }
+
+  // Fills `size` bytes at `base` (size must equal total_size()). The header
+  // is written last so a reader never sees a valid magic over partial data.
+  void write(void* base, uint64_t size, int64_t creator_pid, uint64_t creator_start_ticks,
+             int64_t created_unix_ms) const;
+
+ private:
+  const RegionDescription& description_;
+  std::vector<format::NodeRecord> records_;
+  std::vector<uint64_t> attribute_name_offsets_;  // one per attribute, in node order
+  uint64_t node_table_offset_ = 0;
+  uint64_t total_size_ = 0;
+};
+
+}  // namespace shmr

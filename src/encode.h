@@ -1,0 +1,29 @@
+// R object -> region description. Runs before any region exists, so a
+// failure here leaves nothing behind.
+#pragma once
+
+#include "r_api.h"
+#include <cpp11/sexp.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/writer.h"
+
+namespace shmr::glue {
+
+// The description plus everything its pointers point into: materialised
+// copies of foreign ALTREP vectors, serialized blobs, string sources.
+struct EncodedObject {
+  RegionDescription description;
+  std::vector<cpp11::sexp> keep_alive;
+  std::vector<std::unique_ptr<StringSource>> string_sources;
+};
+
+// Describes `x`. Objects that are not vectors, lists or NULL (functions,
+// environments, language, S4, ...) become serialized nodes. The same SEXP
+// reached twice becomes one node. Throws on failure.
+void describe_object(SEXP x, EncodedObject& out);
+
+}  // namespace shmr::glue

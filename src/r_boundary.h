@@ -1,0 +1,44 @@
+// Rules at the R/C++ boundary, in one place:
+// - .Call entry points wrap their body in BEGIN_CPP11 / END_CPP11, so a C++
+//   exception becomes an R error only after every destructor has run;
+// - R API calls that may raise an error run inside cpp11::unwind_protect (or
+//   cpp11::safe), so an R error unwinds C++ frames as an exception;
+// - ALTREP methods are called by R directly: they catch everything, leave the
+//   try block, and only then raise the R error (raise_r_error), from a frame
+//   that owns no C++ object.
+#pragma once
+
+#include <cpp11/declarations.hpp>
+#include <cpp11/protect.hpp>
+
+#include <cstdio>
+#include <exception>
+
+namespace shmr::glue {
+
+inline constexpr size_t kMessageSize = 1024;
+
+// A fixed buffer, so raising an error destroys nothing.
+struct ErrorMessage {
+  char text[kMessageSize] = "";
+  bool set() const noexcept { return text[0] != '\0'; }
+  void assign(const char* message) noexcept { std::snprintf(text, sizeof text, "%s", message); }
+};
+
+[[noreturn]] inline void raise_r_error(const ErrorMessage& message) {
+  Rf_errorcall(R_NilValue, "%s", message.text);
+}
+
+// Runs `body`; on a C++ exception stores its message for the caller to raise.
+template <typename Body>
+inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    message.assign(e.what());
+  } catch (...) {
+    message.assign("shmr: unknown C++ error");
+  }
+}
+
+}  // namespace shmr::glue

@@ -1,0 +1,143 @@
+#include "view.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/names.h"
+#include "core/pages.h"
+#include "r_boundary.h"
+#include "view_classes.h"
+
+namespace shmr::glue {
+namespace {
+
+void finalize_handle(SEXP pointer) {
+  auto* handle = static_cast<ViewHandle*>(R_ExternalPtrAddr(pointer));
+  R_ClearExternalPtr(pointer);
+  try {
+    delete handle;
+  } catch (...) {
+    // Destructors here only unmap and unlink; nothing to report at GC time.
+  }
+}
+
+}  // namespace
+
+bool is_view(SEXP x) { return view_class_of(x) != nullptr; }
+
+ViewHandle* view_handle(SEXP x) {
+  if (!is_view(x)) return nullptr;
+  SEXP pointer = R_altrep_data1(x);
+  if (TYPEOF(pointer) != EXTPTRSXP) return nullptr;
+  return static_cast<ViewHandle*>(R_ExternalPtrAddr(pointer));
+}
+
+SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
+  const R_altrep_class_t* cls = view_class_for(node.kind());
+  if (cls == nullptr) Rf_error("shmr: internal error: no view class for node kind");
+  SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
+  R_RegisterCFinalizerEx(pointer, finalize_handle, TRUE);
+  ViewHandle* handle = nullptr;
+  try {
+    handle = new ViewHandle(mapping, node);
+  } catch (...) {
+    handle = nullptr;
+  }
+  if (handle == nullptr) Rf_error("shmr: out of memory creating a view");
+  R_SetExternalPtrAddr(pointer, handle);
+  SEXP view = R_new_altrep(*cls, pointer, R_NilValue);
+  UNPROTECT(1);
+  return view;
+}
+
+ViewHandle& open_view_handle(SEXP x) {
+  ViewHandle* handle = view_handle(x);
+  if (handle == nullptr) Rf_error("shmr: this shared object has been released");
+  if (handle->mapping->is_closed())
+    Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
+             handle->mapping->region().name().c_str());
+  return *handle;
+}
+
+namespace {
+
+void delete_mapping_holder(SEXP p) {
+  delete static_cast<std::shared_ptr<Mapping>*>(R_ExternalPtrAddr(p));
+  R_ClearExternalPtr(p);
+}
+
+// Makes the view of `node` on a mapping found by `find`, which may throw.
+// The mapping is held by an external pointer while the view is allocated, so
+// an allocation error cannot leak it.
+template <typename Find>
+SEXP view_on_found_mapping(Find&& find, bool errors_are_fatal) {
+  ErrorMessage message;
+  std::shared_ptr<Mapping>* mapping = nullptr;
+  NodeView node;
+  capture_exception(message, [&] {
+    auto found = find(node);
+    mapping = new std::shared_ptr<Mapping>(std::move(found));
+  });
+  if (message.set()) {
+    if (errors_are_fatal) raise_r_error(message);
+    return nullptr;
+  }
+  SEXP holder = PROTECT(R_MakeExternalPtr(mapping, R_NilValue, R_NilValue));
+  R_RegisterCFinalizer(holder, delete_mapping_holder);
+  SEXP view = make_view(*mapping, node);
+  UNPROTECT(1);
+  return view;
+}
+
+}  // namespace
+
+SEXP fresh_view_of(const ViewHandle& handle) {
+  const std::string& name = handle.mapping->region().name();
+  return view_on_found_mapping(
+      [&](NodeView& node) {
+        auto mapping = mapping_for_node(name, handle.node.index());
+        node = mapping->reader().node(handle.node.index());
+        return mapping;
+      },
+      false);
+}
+
+// The state is one string "<region>:<node>", the smallest form R writes.
+SEXP view_serialized_state(const ViewHandle& handle) {
+  std::string state = handle.mapping->region().name() + ":" + std::to_string(handle.node.index());
+  return Rf_mkString(state.c_str());
+}
+
+SEXP view_from_serialized_state(SEXP state) {
+  if (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 || STRING_ELT(state, 0) == NA_STRING)
+    Rf_error("shmr: malformed serialized shared object");
+  const char* text = CHAR(STRING_ELT(state, 0));
+  return view_on_found_mapping(
+      [&](NodeView& node) {
+        std::string full = text;
+        size_t colon = full.rfind(':');
+        std::string name = colon == std::string::npos ? std::string() : full.substr(0, colon);
+        std::string index_text = colon == std::string::npos ? std::string() : full.substr(colon + 1);
+        if (!names::is_valid_region_name(name))
+          throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid name");
+        if (index_text.empty() || index_text.size() > 19 ||
+            index_text.find_first_not_of("0123456789") != std::string::npos)
+          throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid node");
+        uint64_t index = std::stoull(index_text);
+        auto mapping = mapping_for_node(name, index);
+        node = mapping->reader().node(index);
+        if (view_class_for(node.kind()) == nullptr)
+          throw Error(ErrorKind::Corrupt,
+                      "serialized shared object refers to a node that is not a vector");
+        return mapping;
+      },
+      true);
+}
+
+bool view_has_private_pages(const ViewHandle& handle) {
+  return pages::has_private_copies(handle.node.data(), handle.node.data_size());
+}
+
+}  // namespace shmr::glue

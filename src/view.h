@@ -1,0 +1,57 @@
+// An ALTREP view: an R vector whose data is one node of a mapped region.
+// data1 of every view class is an external pointer to a ViewHandle.
+#pragma once
+
+#include "r_api.h"
+
+#include <cstdint>
+#include <memory>
+
+#include "core/reader.h"
+#include "mapping.h"
+
+namespace shmr::glue {
+
+struct ViewHandle {
+  std::shared_ptr<Mapping> mapping;
+  NodeView node;
+  // Set once R was handed a writable pointer into a string view's cache.
+  bool cache_written = false;
+
+  ViewHandle(std::shared_ptr<Mapping> m, NodeView n) : mapping(std::move(m)), node(n) {
+    mapping->add_view(node.index());
+  }
+  ~ViewHandle() { mapping->remove_view(node.index()); }
+};
+
+// Class handles, set by the per-family init functions.
+void init_vector_view_classes(DllInfo* dll);
+void init_string_view_class(DllInfo* dll);
+
+// True when `x` is an ALTREP view made by shmr.
+bool is_view(SEXP x);
+
+// The handle of a view, or nullptr for anything else (never throws).
+ViewHandle* view_handle(SEXP x);
+
+// Makes a view of `node` on `mapping`. May raise an R error (allocation):
+// call only inside cpp11::unwind_protect. Fixed-width and String nodes only.
+SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node);
+
+// The handle of a usable view; raises an R error when the view was released
+// or closed. Call only from a frame that owns no C++ object.
+ViewHandle& open_view_handle(SEXP x);
+
+// A new view of the same node on a mapping where that node has no view yet,
+// or nullptr when the region can no longer be opened.
+SEXP fresh_view_of(const ViewHandle& handle);
+
+// Used by the view classes' Serialized_state and Unserialize methods.
+SEXP view_serialized_state(const ViewHandle& handle);
+SEXP view_from_serialized_state(SEXP state);
+
+// True when the process holds private (copy-on-write) copies of any page of
+// the view's data, i.e. it has written to it.
+bool view_has_private_pages(const ViewHandle& handle);
+
+}  // namespace shmr::glue

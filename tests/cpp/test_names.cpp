@@ -1,0 +1,203 @@
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "names.h"
+
+using shmr::names::format_path;
+using shmr::names::generate;
+using shmr::names::is_valid_region_name;
+using shmr::names::parse_path;
+using shmr::names::PathStep;
+
+TEST(Names, GenerateGivesValidPrefixedNames) {
+  for (int i = 0; i < 200; ++i) {
+    std::string name = generate();
+    EXPECT_EQ(name.rfind("shmr_", 0), 0u) << name;
+    EXPECT_EQ(name.size(), 5u + 22u) << name;
+    EXPECT_TRUE(is_valid_region_name(name)) << name;
+    for (char c : name.substr(5))
+      EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
+          << "unexpected character in " << name;
+  }
+}
+
+TEST(Names, GenerateGivesDistinctNames) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 5000; ++i) EXPECT_TRUE(seen.insert(generate()).second);
+}
+
+TEST(Names, GenerateUsesTheWholeAlphabet) {
+  // 2000 names x 22 characters: every one of the 62 characters should occur.
+  std::set<char> chars;
+  for (int i = 0; i < 2000; ++i)
+    for (char c : generate().substr(5)) chars.insert(c);
+  EXPECT_EQ(chars.size(), 62u);
+}
+
+TEST(Names, ValidNamesAreAccepted) {
+  EXPECT_TRUE(is_valid_region_name("shmr_a"));
+  EXPECT_TRUE(is_valid_region_name("shmr_A.b-c_9"));
+  EXPECT_TRUE(is_valid_region_name("shmr_my_cache"));
+  EXPECT_TRUE(is_valid_region_name(std::string("shmr_") + std::string(195, 'x')));  // exactly 200
+}
+
+TEST(Names, InvalidNamesAreRejected) {
+  EXPECT_FALSE(is_valid_region_name(""));
+  EXPECT_FALSE(is_valid_region_name("shmr_"));
+  EXPECT_FALSE(is_valid_region_name("shmr"));
+  EXPECT_FALSE(is_valid_region_name("shmr_a/b"));
+  EXPECT_FALSE(is_valid_region_name("shmr_/"));
+  EXPECT_FALSE(is_valid_region_name("shmr_../x"));
+  EXPECT_FALSE(is_valid_region_name("../shmr_x"));
+  EXPECT_FALSE(is_valid_region_name(".."));
+  EXPECT_FALSE(is_valid_region_name("."));
+  EXPECT_FALSE(is_valid_region_name("/dev/shm/shmr_x"));
+  EXPECT_FALSE(is_valid_region_name(std::string("shmr_a\0b", 8)));
+  EXPECT_FALSE(is_valid_region_name(std::string("shmr_ab\0", 8)));
+  EXPECT_FALSE(is_valid_region_name(std::string("shmr_") + std::string(196, 'x')));  // 201
+  EXPECT_FALSE(is_valid_region_name(std::string("shmr_") + std::string(10000, 'x')));
+  EXPECT_FALSE(is_valid_region_name("shmr_caf\xc3\xa9"));  // UTF-8 e-acute
+  EXPECT_FALSE(is_valid_region_name("shmr_caf\xe9"));      // latin1 e-acute
+  EXPECT_FALSE(is_valid_region_name("shmr_\x80"));
+  EXPECT_FALSE(is_valid_region_name("SHMR_abc"));
+  EXPECT_FALSE(is_valid_region_name("shm_abc"));
+  EXPECT_FALSE(is_valid_region_name("xshmr_abc"));
+  EXPECT_FALSE(is_valid_region_name(" shmr_abc"));
+  EXPECT_FALSE(is_valid_region_name("shmr_a b"));
+  EXPECT_FALSE(is_valid_region_name("shmr_a\n"));
+  EXPECT_FALSE(is_valid_region_name("shmr_a[1]"));
+  EXPECT_FALSE(is_valid_region_name("shmr_a@names"));
+  EXPECT_FALSE(is_valid_region_name(".shmr_tmp_123_shmr_a"));
+}
+
+TEST(Names, ParsePlainRegion) {
+  auto path = parse_path("shmr_a");
+  ASSERT_TRUE(path.has_value());
+  EXPECT_EQ(path->region, "shmr_a");
+  EXPECT_TRUE(path->steps.empty());
+}
+
+TEST(Names, ParseElements) {
+  auto path = parse_path("shmr_a[2,3]");
+  ASSERT_TRUE(path.has_value());
+  EXPECT_EQ(path->region, "shmr_a");
+  ASSERT_EQ(path->steps.size(), 2u);
+  EXPECT_EQ(path->steps[0].kind, PathStep::Kind::Element);
+  EXPECT_EQ(path->steps[0].position, 2u);
+  EXPECT_EQ(path->steps[1].kind, PathStep::Kind::Element);
+  EXPECT_EQ(path->steps[1].position, 3u);
+}
+
+TEST(Names, ParseElementThenAttribute) {
+  auto path = parse_path("shmr_a[2]@names");
+  ASSERT_TRUE(path.has_value());
+  EXPECT_EQ(path->region, "shmr_a");
+  ASSERT_EQ(path->steps.size(), 2u);
+  EXPECT_EQ(path->steps[0].kind, PathStep::Kind::Element);
+  EXPECT_EQ(path->steps[0].position, 2u);
+  EXPECT_EQ(path->steps[1].kind, PathStep::Kind::Attribute);
+  EXPECT_EQ(path->steps[1].attribute, "names");
+}
+
+TEST(Names, ParseLongerPaths) {
+  auto path = parse_path("shmr_x.y-z[10]@dim.names[1,999999999999999999]@a_b");
+  ASSERT_TRUE(path.has_value());
+  EXPECT_EQ(path->region, "shmr_x.y-z");
+  ASSERT_EQ(path->steps.size(), 5u);
+  EXPECT_EQ(path->steps[0].position, 10u);
+  EXPECT_EQ(path->steps[1].attribute, "dim.names");
+  EXPECT_EQ(path->steps[2].position, 1u);
+  EXPECT_EQ(path->steps[3].position, 999999999999999999u);
+  EXPECT_EQ(path->steps[4].attribute, "a_b");
+}
+
+TEST(Names, ParseRejectsMalformedPaths) {
+  const char* bad[] = {
+      "",
+      "shmr_",
+      "shmr_a[0]",
+      "shmr_a[1,0]",
+      "shmr_a[",
+      "shmr_a[1",
+      "shmr_a[1,",
+      "shmr_a[1,]",
+      "shmr_a[]",
+      "shmr_a[,1]",
+      "shmr_a[-1]",
+      "shmr_a[+1]",
+      "shmr_a[ 1]",
+      "shmr_a[1 ]",
+      "shmr_a[1]]",
+      "shmr_a]",
+      "shmr_a[a]",
+      "shmr_a[1.5]",
+      "shmr_a[0x10]",
+      "shmr_a[1000000000000000000]",  // 19 digits
+      "shmr_a[99999999999999999999999]",
+      "shmr_a/../x",
+      "shmr_a/b",
+      "x[1]",
+      "x",
+      "[1]",
+      "@names",
+      "shmr_a@",
+      "shmr_a@@names",
+      "shmr_a@na/mes",
+      "shmr_a@names[",
+      "shmr_a@names[0]",
+      "shmr_a junk",
+      "shmr_a[1] ",
+      "shmr_a[1]x",
+      "shmr_a[1]@names!",
+      "shmr_a\n",
+  };
+  for (const char* text : bad) EXPECT_FALSE(parse_path(text).has_value()) << "'" << text << "'";
+  EXPECT_FALSE(parse_path(std::string("shmr_a\0[1]", 10)).has_value());
+  EXPECT_FALSE(parse_path(std::string("shmr_a[1]\0", 10)).has_value());
+  EXPECT_FALSE(parse_path(std::string("shmr_") + std::string(196, 'x')).has_value());
+  EXPECT_FALSE(parse_path("shmr_a" + std::string(5000, '@')).has_value());
+  EXPECT_FALSE(parse_path("shmr_a[1]" + std::string(5000, 'x')).has_value());
+}
+
+TEST(Names, FormatInvertsParse) {
+  const char* good[] = {
+      "shmr_a",
+      "shmr_a[2,3]",
+      "shmr_a[2]@names",
+      "shmr_a@names",
+      "shmr_a@names[1]",
+      "shmr_a[1]@x[2,3]@y",
+      "shmr_a[1]@x@y",
+      "shmr_a[999999999999999999]",
+      "shmr_ABC.def-ghi_0[4,5,6]@dim",
+  };
+  for (const char* text : good) {
+    auto path = parse_path(text);
+    ASSERT_TRUE(path.has_value()) << text;
+    EXPECT_EQ(format_path(*path), text);
+  }
+  // A generated name too.
+  std::string name = generate() + "[7]@class";
+  auto path = parse_path(name);
+  ASSERT_TRUE(path.has_value());
+  EXPECT_EQ(format_path(*path), name);
+}
+
+TEST(Names, AdjacentBracketsNormalise) {
+  // "[2][3]" means the same as "[2,3]"; formatting gives the canonical form.
+  auto path = parse_path("shmr_a[2][3]");
+  ASSERT_TRUE(path.has_value());
+  ASSERT_EQ(path->steps.size(), 2u);
+  EXPECT_EQ(format_path(*path), "shmr_a[2,3]");
+}
+
+TEST(Names, FormatBuiltPath) {
+  shmr::names::ObjectPath path;
+  path.region = "shmr_q";
+  path.steps.push_back({PathStep::Kind::Attribute, 0, "levels"});
+  path.steps.push_back({PathStep::Kind::Element, 3, {}});
+  path.steps.push_back({PathStep::Kind::Element, 4, {}});
+  EXPECT_EQ(format_path(path), "shmr_q@levels[3,4]");
+}

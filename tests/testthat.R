@@ -1,0 +1,4 @@
+library(testthat)
+library(shmr)
+
+test_check("shmr")

@@ -1,0 +1,51 @@
+test_that("close() releases now; later use is a clear error, never a crash", {
+  x <- share(rnorm(1000))
+  name <- shared_name(x)
+  expect_true(region_exists(name))
+  expect_invisible(close(x))
+  expect_false(region_exists(name))
+  expect_false(is_shared(x))
+  expect_error(sum(x), "was closed")
+  expect_error(x[1], "was closed")
+  expect_error(x[[2]], "was closed")
+  expect_error(fetch(x), "was closed")
+  expect_error(serialize(x, NULL), "was closed")
+  expect_error(share(list(x)), "closed")
+  expect_identical(length(x), 1000L)
+})
+
+test_that("close() of a list releases every part of it", {
+  df <- share(data.frame(a = 1:10, b = letters[1:10]))
+  col <- df$b
+  close(df)
+  expect_error(col[1], "was closed")
+  expect_error(print(df), "was closed")
+})
+
+test_that("close() in a consumer process leaves the region to its creator", {
+  x <- share(as.numeric(1:10))
+  got <- in_other_process(function(name) {
+    y <- map_shared(name)
+    close(y)
+    list(error = tryCatch(sum(y), error = conditionMessage),
+         still_there = file.exists(file.path("/dev/shm", name)))
+  }, list(name = shared_name(x)))
+  expect_match(got$error, "was closed")
+  expect_true(got$still_there)
+  expect_true(region_exists(shared_name(x)))
+  expect_identical(sum(x), 55)
+})
+
+test_that("close() in the creator process releases the region for everyone", {
+  x <- share(as.numeric(1:10))
+  y <- map_shared(shared_name(x))
+  name <- shared_name(x)
+  close(y)
+  expect_false(region_exists(name))
+  # Objects of other mappings keep their pages.
+  expect_identical(sum(x), 55)
+})
+
+test_that("close() of an object that is not shared is base R's error", {
+  expect_error(close(1:3), "no applicable method")
+})

@@ -1,0 +1,65 @@
+test_that("malformed names give NULL", {
+  expect_null(map_shared(NULL))
+  expect_null(map_shared(1))
+  expect_null(map_shared(c("shmr_a", "shmr_b")))
+  expect_null(map_shared(NA_character_))
+  expect_null(map_shared(""))
+  expect_null(map_shared("data"))
+  expect_null(map_shared("shmr_"))
+  expect_null(map_shared("shmr_../../etc/passwd"))
+  expect_null(map_shared("shmr_a/b"))
+  expect_null(map_shared("shmr_a[0]"))
+  expect_null(map_shared("shmr_a[1,]"))
+  expect_null(map_shared("shmr_a[1"))
+  expect_null(map_shared("shmr_\u00e9"))
+  expect_null(map_shared(paste0("shmr_", strrep("a", 300))))
+})
+
+test_that("a well-formed name whose region is missing is a clear error", {
+  expect_error(map_shared("shmr_doesNotExist123"), "no shared region named 'shmr_doesNotExist123'")
+})
+
+test_that("sub-object paths name parts and map_shared() opens them directly", {
+  x <- share(list(a = 1:10 + 0L, b = list(c = letters, d = setNames(1:3 / 2, c("x", "y", "z")))))
+  name <- shared_name(x)
+  expect_identical(shared_name(x$a), paste0(name, "[1]"))
+  expect_identical(shared_name(x$b$c), paste0(name, "[2,1]"))
+  expect_identical(map_shared(paste0(name, "[2,1]")), letters)
+  expect_identical(map_shared(paste0(name, "[2]")), x$b)
+  expect_identical(map_shared(paste0(name, "[2,2]@names")), c("x", "y", "z"))
+  expect_error(map_shared(paste0(name, "[3]")), "past the end")
+  expect_error(map_shared(paste0(name, "[1,1]")), "not a list")
+  expect_error(map_shared(paste0(name, "@nothing")), "no attribute")
+})
+
+test_that("names are unique, unguessable and files are private", {
+  names <- replicate(20, shared_name(share(1:3 + 0)))
+  expect_false(anyDuplicated(names) > 0)
+  expect_true(all(grepl("^shmr_[A-Za-z0-9]{22}$", names)))
+  x <- share(rnorm(10))
+  mode <- file.info(region_file(shared_name(x)))$mode
+  expect_identical(format(mode), "600")
+})
+
+test_that("shared_info() and shared_regions() describe a region", {
+  df <- share(data.frame(a = 1:3))
+  info <- shared_info(df)
+  expect_identical(info$name, shared_name(df))
+  expect_identical(info$backing, "shm")
+  expect_identical(info$path, region_file(info$name))
+  expect_identical(info$size, file.size(info$path))
+  expect_true(info$readonly)
+  expect_identical(info$creator_pid, as.numeric(Sys.getpid()))
+  expect_identical(info$format_version, 1L)
+  expect_identical(info$class, "data.frame")
+  expect_null(shared_info(1:3))
+
+  regions <- shared_regions()
+  row <- regions[regions$name == info$name, ]
+  expect_identical(nrow(row), 1L)
+  expect_identical(row$bytes, info$size)
+  expect_identical(row$creator_pid, Sys.getpid())
+  expect_true(row$creator_alive)
+  expect_false(row$persistent)
+  expect_s3_class(row$created, "POSIXct")
+})

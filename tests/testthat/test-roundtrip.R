@@ -1,0 +1,130 @@
+# Every supported kind of object comes back identical, in this process and
+# in another one.
+
+roundtrip_cases <- function() {
+  strings <- c("plain", NA, "", "caf\u00e9", "\u65e5\u672c")
+  latin <- "fa\xe7ile"
+  Encoding(latin) <- "latin1"
+  bytes <- "\xff\xfe"
+  Encoding(bytes) <- "bytes"
+  df <- data.frame(
+    id = 1:4, value = c(1.5, NA, -Inf, 3), flag = c(TRUE, FALSE, NA, TRUE),
+    label = c("a", NA, "", "d"), group = factor(c("x", "y", "x", "z")),
+    stringsAsFactors = FALSE
+  )
+  df$items <- list(1:3, "b", NULL, list(deep = TRUE))
+  list(
+    logical = c(TRUE, FALSE, NA),
+    integer = c(1L, NA, -5L, .Machine$integer.max),
+    double = c(1.5, NA, NaN, Inf, -0),
+    complex = complex(real = c(1, NA), imaginary = c(-2, 3)),
+    raw = as.raw(c(0, 127, 255)),
+    character = strings,
+    encodings = c(latin, bytes, "\u00e9"),
+    empty_double = numeric(0),
+    empty_character = character(0),
+    named = c(a = 1, b = 2, c = 3),
+    long_named = setNames(seq_len(500) / 3, paste0("n", seq_len(500))),
+    factor = factor(c("lo", "hi", NA, "lo"), levels = c("lo", "hi")),
+    ordered = factor(c("b", "a"), levels = c("a", "b"), ordered = TRUE),
+    date = as.Date("2024-02-29") + 0:3,
+    posixct = as.POSIXct("2024-01-01 12:00:00", tz = "Europe/Paris") + c(0, 3600),
+    matrix = matrix(as.numeric(1:12), 3, dimnames = list(letters[1:3], LETTERS[1:4])),
+    array = array(1:24, dim = 2:4),
+    custom_attributes = structure(1:5, note = "kept", weights = runif(5), class = "myclass"),
+    list = list(1, "a", NULL, list(2, list(3, list(4)))),
+    named_list = list(alpha = 1:3, beta = letters, gamma = NULL),
+    data_frame = df,
+    data_frame_rownames = data.frame(x = 1:3, row.names = c("r1", "r2", "r3")),
+    empty_list = list(),
+    null = NULL,
+    functions_inside = list(f = function(x) x + 1, e = quote(a + b), fo = y ~ x),
+    s4_inside = list(s4 = methods::new("dgTMatrixLike_dummy_for_shmr"))
+  )
+}
+
+methods::setClass("dgTMatrixLike_dummy_for_shmr", representation(x = "numeric"),
+                  prototype(x = c(1, 2)))
+
+test_that("every supported object round-trips identically in this process", {
+  for (case in names(roundtrip_cases())) {
+    original <- roundtrip_cases()[[case]]
+    shared <- share(original)
+    if (case == "functions_inside") {
+      expect_equal(shared$f(1), 2, info = case)
+      expect_identical(shared$e, original$e, info = case)
+      expect_identical(class(shared$fo), "formula", info = case)
+      expect_identical(format(shared$fo), format(original$fo), info = case)
+    } else {
+      expect_identical(shared, original, info = case)
+    }
+    expect_identical(class(shared), class(original), info = case)
+  }
+})
+
+test_that("vectors, lists and data frames are really shared", {
+  for (case in c("double", "character", "factor", "matrix", "named_list", "data_frame")) {
+    shared <- share(roundtrip_cases()[[case]])
+    expect_true(is_shared(shared), info = case)
+    expect_match(shared_name(shared), "^shmr_[A-Za-z0-9]{22}$", info = case)
+  }
+  expect_false(is_shared(1:10))
+  expect_null(shared_name(letters))
+})
+
+test_that("share() is idempotent, also for parts of a shared object", {
+  x <- share(list(a = rnorm(10), b = letters))
+  expect_identical(share(x), x)
+  expect_identical(shared_name(share(x)), shared_name(x))
+  expect_identical(shared_name(share(x$b)), shared_name(x$b))
+})
+
+test_that("every supported object round-trips in another process by name", {
+  cases <- roundtrip_cases()
+  cases$functions_inside <- NULL
+  cases$s4_inside <- NULL
+  cases$null <- NULL
+  shared <- lapply(cases, share)
+  names_by_case <- vapply(shared, shared_name, "")
+  result <- in_other_process(function(names_by_case) {
+    lapply(names_by_case, function(n) fetch(map_shared(n)))
+  }, list(names_by_case = names_by_case))
+  for (case in names(cases)) expect_identical(result[[case]], cases[[case]], info = case)
+})
+
+test_that("the same object referenced twice is stored once", {
+  m <- matrix(runif(1e5), 100)
+  one <- share(list(a = m))
+  two <- share(list(a = m, b = m))
+  distinct <- share(list(a = m, b = m + 0))
+  size <- function(x) shared_info(x)$size
+  expect_lt(size(two) - size(one), 1024)
+  expect_gt(size(distinct) - size(one), 8e5)
+  expect_identical(two$a, two$b)
+})
+
+test_that("pairlists come back as lists", {
+  shared <- share(pairlist(a = 1, b = "x"))
+  expect_identical(shared, list(a = 1, b = "x"))
+})
+
+test_that("vectors longer than 2^31 elements round-trip", {
+  skip_on_cran()
+  free <- tryCatch(
+    as.numeric(system2("df", c("--output=avail", "-B1", "/dev/shm"), stdout = TRUE)[2]),
+    error = function(e) 0
+  )
+  skip_if(free < 4 * 2^30, "needs 4 GB free in /dev/shm")
+  n <- 2^31 + 5
+  x <- raw(n)
+  x[n] <- as.raw(7)
+  x[2^31] <- as.raw(3)
+  shared <- share(x)
+  rm(x)
+  gc()
+  expect_identical(length(shared), n)
+  expect_identical(shared[n], as.raw(7))
+  expect_identical(shared[2^31], as.raw(3))
+  expect_identical(shared[c(1, n - 1)], as.raw(c(0, 0)))
+  close(shared)
+})
