@@ -9,7 +9,7 @@ RSCRIPT ?= Rscript
 all: install
 
 deps:
-	@bash tools/install-deps.sh
+	@RSCRIPT=$(RSCRIPT) bash tools/install-deps.sh
 
 install: deps
 	@$(R) CMD INSTALL --preclean --no-multiarch . > build-install.log 2>&1 || \
@@ -17,7 +17,7 @@ install: deps
 	@echo "shmr installed"
 
 demo: install
-	@$(RSCRIPT) --vanilla inst/demo/demo.R
+	@$(RSCRIPT) --vanilla inst/examples/share-with-workers.R
 
 test: install
 	@mkdir -p build
@@ -40,8 +40,9 @@ docs:
 	@$(RSCRIPT) -e 'roxygen2::roxygenise(load_code = "source")'
 
 check: deps
+	@RSCRIPT=$(RSCRIPT) bash tools/install-deps.sh --suggests
 	@rm -rf check && mkdir -p check
-	@cd check && $(R) CMD build .. && _R_CHECK_FORCE_SUGGESTS_=false $(R) CMD check --as-cran --no-manual shmr_*.tar.gz
+	@cd check && $(R) CMD build .. && _R_CHECK_FORCE_SUGGESTS_=false _R_CHECK_CRAN_INCOMING_REMOTE_=false _R_CHECK_CRAN_INCOMING_=false _R_CHECK_ORPHANED_=false $(R) CMD check --as-cran --no-manual shmr_*.tar.gz
 
 clean:
 	@rm -rf build check build-install.log src/*.o src/core/*.o src/*.so

@@ -16,9 +16,15 @@ struct Entry {
   std::vector<SEXP> elements;  // compared by address only, never dereferenced
 };
 
-std::unordered_map<SEXP, Entry>& registry() {
-  static std::unordered_map<SEXP, Entry> entries;
-  return entries;
+struct Registry {
+  std::unordered_map<SEXP, Entry> by_list;
+  // The lists each mapping registered, so a dying mapping forgets only its own.
+  std::unordered_map<const Mapping*, std::vector<SEXP>> by_owner;
+};
+
+Registry& registry() {
+  static Registry instance;
+  return instance;
 }
 
 }  // namespace
@@ -33,13 +39,17 @@ void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t 
   R_xlen_t n = XLENGTH(list);
   entry.elements.reserve(static_cast<size_t>(n));
   for (R_xlen_t i = 0; i < n; ++i) entry.elements.push_back(VECTOR_ELT(list, i));
-  registry()[list] = std::move(entry);
+  Registry& r = registry();
+  r.by_owner[mapping.get()].push_back(list);
+  // An address reused after the previous list there was collected replaces
+  // the stale entry; forget_lists_of() checks the owner before erasing.
+  r.by_list[list] = std::move(entry);
 }
 
 ListOrigin find_list(SEXP x) {
   if (TYPEOF(x) != VECSXP) return {};
-  auto found = registry().find(x);
-  if (found == registry().end()) return {};
+  auto found = registry().by_list.find(x);
+  if (found == registry().by_list.end()) return {};
   const Entry& entry = found->second;
   std::shared_ptr<Mapping> mapping = entry.mapping.lock();
   if (!mapping || mapping->is_closed()) return {};
@@ -50,17 +60,19 @@ ListOrigin find_list(SEXP x) {
 }
 
 void forget_lists_of(const Mapping* mapping) {
-  auto& entries = registry();
+  Registry& r = registry();
+  auto owned = r.by_owner.find(mapping);
+  if (owned == r.by_owner.end()) return;
+  std::vector<SEXP> lists = std::move(owned->second);
+  r.by_owner.erase(owned);
   // Anchors are dropped only after the loop: dropping the last one destroys
   // the mapping, whose destructor calls back here.
   std::vector<std::shared_ptr<Mapping>> anchors;
-  for (auto it = entries.begin(); it != entries.end();) {
-    if (it->second.owner == mapping) {
-      if (it->second.anchor) anchors.push_back(std::move(it->second.anchor));
-      it = entries.erase(it);
-    } else {
-      ++it;
-    }
+  for (SEXP list : lists) {
+    auto found = r.by_list.find(list);
+    if (found == r.by_list.end() || found->second.owner != mapping) continue;
+    if (found->second.anchor) anchors.push_back(std::move(found->second.anchor));
+    r.by_list.erase(found);
   }
 }
 

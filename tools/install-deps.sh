@@ -18,7 +18,9 @@ if [ ${#need_deb[@]} -gt 0 ]; then
 fi
 
 # Hard requirements first, then the optional ones used by tests and demos.
-Rscript --vanilla - "$@" <<'RS'
+# With --suggests, also every package in DESCRIPTION's Suggests (for
+# R CMD check and the benchmarks).
+"${RSCRIPT:-Rscript}" --vanilla - "$@" <<'RS'
 repos <- getOption("repos")
 if (is.null(repos) || identical(unname(repos["CRAN"]), "@CRAN@")) {
   repos <- c(CRAN = "https://cloud.r-project.org")
@@ -33,6 +35,11 @@ if (is.na(target)) {
 }
 required <- c("cpp11", "testthat", "callr")
 optional <- c("mirai")
+if ("--suggests" %in% commandArgs(trailingOnly = TRUE)) {
+  suggests <- read.dcf("DESCRIPTION", fields = "Suggests")[1, 1]
+  suggests <- trimws(sub("\\(.*", "", strsplit(suggests, ",")[[1]]))
+  optional <- unique(c(optional, suggests, "roxygen2"))
+}
 have <- rownames(installed.packages())
 missing <- setdiff(required, have)
 if (length(missing)) {
