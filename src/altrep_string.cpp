@@ -6,6 +6,7 @@
 #include <climits>
 
 #include "r_boundary.h"
+#include "r_types.h"
 #include "view.h"
 #include "view_classes.h"
 
@@ -13,19 +14,6 @@ namespace shmr::glue {
 namespace {
 
 R_altrep_class_t string_cls;
-
-cetype_t r_encoding(format::StringEncoding encoding) {
-  switch (encoding) {
-    case format::StringEncoding::Utf8:
-      return CE_UTF8;
-    case format::StringEncoding::Latin1:
-      return CE_LATIN1;
-    case format::StringEncoding::Bytes:
-      return CE_BYTES;
-    default:
-      return CE_NATIVE;
-  }
-}
 
 SEXP element_from_region(SEXP x, R_xlen_t i) {
   ViewHandle& handle = open_view_handle(x);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "list_registry.h"
+#include "r_types.h"
 #include "view.h"
 
 namespace shmr::glue {
@@ -116,53 +117,6 @@ class Planner {
   std::vector<Slot> slots_;
   std::unordered_map<uint64_t, size_t> slot_of_;
 };
-
-SEXPTYPE r_type(NodeKind kind) {
-  switch (kind) {
-    case NodeKind::Logical:
-      return LGLSXP;
-    case NodeKind::Integer:
-      return INTSXP;
-    case NodeKind::Double:
-      return REALSXP;
-    case NodeKind::Complex:
-      return CPLXSXP;
-    case NodeKind::Raw:
-      return RAWSXP;
-    case NodeKind::String:
-      return STRSXP;
-    default:
-      return VECSXP;
-  }
-}
-
-cetype_t r_encoding(format::StringEncoding encoding) {
-  switch (encoding) {
-    case format::StringEncoding::Utf8:
-      return CE_UTF8;
-    case format::StringEncoding::Latin1:
-      return CE_LATIN1;
-    case format::StringEncoding::Bytes:
-      return CE_BYTES;
-    default:
-      return CE_NATIVE;
-  }
-}
-
-void* writable_data(SEXP x) {
-  switch (TYPEOF(x)) {
-    case LGLSXP:
-      return LOGICAL(x);
-    case INTSXP:
-      return INTEGER(x);
-    case REALSXP:
-      return REAL(x);
-    case CPLXSXP:
-      return COMPLEX(x);
-    default:
-      return RAW(x);
-  }
-}
 
 SEXP plain_copy(const Slot& slot) {
   const NodeView& node = slot.node;

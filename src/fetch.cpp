@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "attributes.h"
+#include "r_types.h"
 
 namespace shmr::glue {
 namespace {
@@ -20,21 +21,6 @@ size_t element_bytes(SEXPTYPE type) {
       return 1;
     default:
       return 0;
-  }
-}
-
-void* writable_data(SEXP x) {
-  switch (TYPEOF(x)) {
-    case LGLSXP:
-      return LOGICAL(x);
-    case INTSXP:
-      return INTEGER(x);
-    case REALSXP:
-      return REAL(x);
-    case CPLXSXP:
-      return COMPLEX(x);
-    default:
-      return RAW(x);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "error.h"
@@ -139,17 +140,20 @@ int64_t temporary_owner_pid(const std::string& file) {
   return pid;
 }
 
-RegionSummary summarize(const std::string& directory, const std::string& file) {
+// nullopt for anything that is not a regular file of this user: such
+// entries are neither listed nor pruned.
+std::optional<RegionSummary> summarize(const std::string& directory, const std::string& file) {
   RegionSummary summary;
   summary.name = file;
   int64_t temp_pid = temporary_owner_pid(file);
   summary.temporary = temp_pid != 0;
   int fd = ::open(region_path(directory, file).c_str(),
                   O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return summary;
+  if (fd < 0) return std::nullopt;
   FileDescriptor guard(fd);
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) return summary;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
+    return std::nullopt;
   summary.size = static_cast<uint64_t>(st.st_size);
   if (summary.temporary) {
     summary.creator.pid = temp_pid;
@@ -178,8 +182,8 @@ std::vector<RegionSummary> list_regions(const std::string& directory) {
   std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, ::closedir);
   while (struct dirent* entry = ::readdir(dir)) {
     std::string file = entry->d_name;
-    if (names::is_valid_region_name(file) || temporary_owner_pid(file) != 0)
-      out.push_back(summarize(directory, file));
+    if (!names::is_valid_region_name(file) && temporary_owner_pid(file) == 0) continue;
+    if (auto summary = summarize(directory, file)) out.push_back(std::move(*summary));
   }
   return out;
 }

@@ -94,6 +94,7 @@ struct RegionSummary {
   std::string original_class;
 };
 
+// This user's regions (and temporary files) in `directory`.
 std::vector<RegionSummary> list_regions(const std::string& directory);
 
 // Removes regions (and unfinished temporary files) whose creator is gone.
