@@ -1,9 +1,10 @@
 #' List this user's shared regions
 #'
 #' @return A data frame with one row per shmr region on this machine that
-#'   belongs to the current user: `name`, `bytes`, `creator_pid`,
-#'   `creator_alive`, `persistent`, `complete` (`FALSE` while a region is
-#'   still being written), and `created` (a `POSIXct`).
+#'   belongs to the current user: `name`, `backing` (`"shm"` or `"mmap"`),
+#'   `path` (the file holding the data), `bytes`, `creator_pid`,
+#'   `creator_alive`, `persistent`, `writable`, `complete` (`FALSE` while a
+#'   region is still being written), and `created` (a `POSIXct`).
 #' @export
 #' @examples
 #' x <- share(1:10 + 0)
@@ -12,9 +13,10 @@
 shared_regions <- function() {
   r <- .Call(shmr_regions)
   out <- data.frame(
-    name = r$name, bytes = r$bytes, creator_pid = as.integer(r$creator_pid),
-    creator_alive = r$creator_alive, persistent = r$persistent,
-    complete = r$complete, stringsAsFactors = FALSE
+    name = r$name, backing = r$backing, path = r$path, bytes = r$bytes,
+    creator_pid = as.integer(r$creator_pid), creator_alive = r$creator_alive,
+    persistent = r$persistent, writable = r$writable, complete = r$complete,
+    stringsAsFactors = FALSE
   )
   out$created <- as.POSIXct(r$created, origin = "1970-01-01")
   out[order(out$name), , drop = FALSE]
@@ -33,4 +35,28 @@ shared_regions <- function() {
 #' prune_shared()
 prune_shared <- function() {
   invisible(.Call(shmr_prune))
+}
+
+#' Remove a shared region by name
+#'
+#' Removes the region (and, for a file-backed region, its file) so no
+#' process can map it any more; processes that mapped it keep their data.
+#' This is how a persistent region (`share(persist = TRUE)`) is removed. It
+#' works for any region of this user, persistent or not.
+#'
+#' @param name The region's name, as given to `share(name = )` or returned
+#'   by [shared_name()].
+#' @return `TRUE` when a region was removed, `FALSE` when there was none,
+#'   invisibly.
+#' @export
+#' @examples
+#' x <- share(1:10 + 0, name = "remove_shared_example", persist = TRUE)
+#' remove_shared("remove_shared_example")
+#' try(map_shared("remove_shared_example"))
+remove_shared <- function(name) {
+  if (!is.character(name) || length(name) != 1L || is.na(name)) {
+    stop("`name` must be a single string", call. = FALSE)
+  }
+  name <- sub("\\[.*$|@.*$", "", name)
+  invisible(.Call(shmr_remove, name))
 }

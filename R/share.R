@@ -11,25 +11,73 @@
 #' objects, language objects) is stored serialized and comes back equal. The
 #' same object referenced twice inside `x` is stored once.
 #'
-#' A shared object serializes as its region name (a little over 100 bytes
-#' for a vector, whatever its length), so sending it to a worker of
-#' `parallel`, `mirai`, `future` or `callr` moves only the name; the worker
-#' maps the same region.
+#' A shared object serializes as its region name (about 150 bytes for a
+#' vector, whatever its length), so sending it to a worker of `parallel`,
+#' `mirai`, `future` or `callr` moves only the name; the worker maps the same
+#' region.
 #'
-#' Writing to a shared object (`x[1] <- 0`) changes only the writing
-#' process's private copy of the touched memory pages; the region and every
-#' other process are never changed.
+#' @section Backings:
+#' * `"shm"`: POSIX shared memory (`/dev/shm`).
+#' * `"mmap"`: a file-backed mapping in the directory `path` (by default a
+#'   private directory under [tempdir()], or, for `persist = TRUE`, under
+#'   `tools::R_user_dir("shmr", "cache")`). This shares data larger than
+#'   memory or than `/dev/shm`, or puts it on a disk of your choice.
+#' * `"auto"`: `"shm"` when `/dev/shm` has room for the object with a margin
+#'   (5% of its size), else `"mmap"`, with a message the first time. The
+#'   room assumed in `/dev/shm` can be capped with the option
+#'   `shmr.shm_capacity` or the environment variable `SHMR_SHM_CAPACITY`
+#'   (bytes).
+#'
+#' [map_shared()] opens both kinds by name; `shared_info(x)$backing` says
+#' which was used.
+#'
+#' @section Read-only and writable shares:
+#' With `readonly = TRUE` (the default) no process can change the shared
+#' bytes through R: writing to a shared object (`x[1] <- 0`) changes only the
+#' writing process's private copy of the touched memory pages.
+#'
+#' With `readonly = FALSE`, writes to logical, integer, double, complex and
+#' raw vectors, matrices and arrays (`x[i] <- v`, `x[i, j] <- v`) go to the
+#' shared region and are seen by every process that mapped it. When R would
+#' make a private copy first (the object is referenced from more than one
+#' place, such as another variable or a function argument), shmr raises an
+#' error instead of writing somewhere else. Two cases R handles without
+#' asking shmr still copy privately: assigning a value of a wider type (a
+#' double into an integer vector) and growing the vector. Character vectors
+#' of a writable share cannot be changed. Concurrent writers are your
+#' responsibility: shmr does no locking, so have processes write disjoint
+#' parts, or synchronise them yourself.
+#'
+#' @section Names and lifetime:
+#' Without `name`, the region gets an unguessable name (see
+#' [shared_name()]). With `name = "my_data"` (letters, digits, `.`, `_`,
+#' `-`; at most 100 characters) the region is called `shmr_my_data`, and
+#' `map_shared("my_data")` opens it from any process of this user. A name
+#' that exists already is an error.
 #'
 #' The region lives as long as the returned object, or any part extracted
 #' from it, is referenced in this process; it is removed when they are
 #' garbage collected, when [close()] is called, or when R exits. Processes
-#' that mapped it before then keep reading it.
+#' that mapped it before then keep reading it. With `persist = TRUE` the
+#' region outlives this process and is removed only by [remove_shared()]
+#' (never by [prune_shared()]).
 #'
 #' @param x An R object.
-#' @param ... Reserved for the options of later versions; must be empty.
+#' @param backing `"auto"`, `"shm"` or `"mmap"`; see Backings.
+#' @param readonly `TRUE` (default) or `FALSE`; see Read-only and writable
+#'   shares.
+#' @param name `NULL` or a name of your choice for the region.
+#' @param deep,min_bytes,cycle,mode Deep sharing of whole object graphs.
+#'   Only `deep = FALSE` is available in this version; the other three are
+#'   checked and kept for it.
+#' @param path For the `"mmap"` backing (and `"auto"` when it falls back to
+#'   it): the directory of the region's file.
+#' @param persist `TRUE` to keep the region after this process exits.
 #' @return The shared version of `x`. Sharing an object that is already
-#'   shared returns it unchanged.
-#' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()]
+#'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
+#'   `readonly = FALSE` asks for a new region).
+#' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()],
+#'   [remove_shared()]
 #' @export
 #' @examples
 #' x <- share(rnorm(1e5))
@@ -40,11 +88,41 @@
 #' df <- share(data.frame(id = 1:3, label = c("a", "b", "c")))
 #' df$label
 #' close(df)
-share <- function(x, ...) {
-  if (...length() > 0L) {
-    stop("share(): unused arguments; this version takes only `x`", call. = FALSE)
+#'
+#' # A file-backed, writable share
+#' w <- share(numeric(10), backing = "mmap", readonly = FALSE)
+#' w[3] <- 42
+#' shared_info(w)$backing
+#' map_shared(shared_name(w))[3]
+#' close(w)
+share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
+                  deep = FALSE, min_bytes = 64 * 1024^2, cycle = c("error", "skip"),
+                  mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
+  backing <- match.arg(backing)
+  cycle <- match.arg(cycle)
+  mode <- match.arg(mode)
+  check_flag(readonly, "readonly")
+  check_flag(persist, "persist")
+  check_flag(deep, "deep")
+  if (!is.numeric(min_bytes) || length(min_bytes) != 1L || is.na(min_bytes) || min_bytes < 0) {
+    stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
   }
-  .Call(shmr_share, x, class(x)[1L])
+  if (deep) {
+    stop("share(): deep = TRUE (sharing whole object graphs) is not available in this ",
+         "version of shmr", call. = FALSE)
+  }
+  if (!is.null(name)) check_region_name(name)
+  directory <- if (backing == "shm") "" else data_directory(path, persist)
+  options <- list(
+    backing = backing, readonly = readonly, name = name, persist = persist,
+    data_directory = directory, shm_capacity = shm_capacity(),
+    # An object that is shared already is returned as it is, unless a new
+    # region with other properties is asked for.
+    reuse = is.null(name) && !persist && readonly
+  )
+  shared <- .Call(shmr_share, x, class(x)[1L], options)
+  if (backing == "auto") explain_fallback(shared)
+  shared
 }
 
 #' Map a shared object by name

@@ -49,6 +49,9 @@ SEXP string_elt(SEXP x, R_xlen_t i) {
 }
 
 void string_set_elt(SEXP x, R_xlen_t i, SEXP value) {
+  if (view_writes_through(open_view_handle(x)))
+    Rf_error("shmr: character vectors of a writable share cannot be changed in place; "
+             "only logical, integer, double, complex and raw vectors can");
   SEXP cache = materialized(x);
   open_view_handle(x).cache_written = true;
   SET_STRING_ELT(cache, i, value);

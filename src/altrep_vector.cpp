@@ -49,8 +49,17 @@ SEXP view_unserialize(SEXP, SEXP state) { return view_from_serialized_state(stat
 
 // A duplicate of an unwritten view is a new view of the same node: O(1), and
 // its own private pages keep the two objects independent.
-SEXP view_duplicate(SEXP x, Rboolean) {
+//
+// A writable share is different: R duplicates shallowly before a change
+// (x[i] <- v on an object referenced twice), and that change would silently
+// miss shared memory, so it is refused; deep duplicates (sort(), rev()) are
+// ordinary private copies.
+SEXP view_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
+  if (view_writes_through(handle)) {
+    if (!deep) refuse_private_copy(handle);
+    return nullptr;
+  }
   if (view_has_private_pages(handle)) return nullptr;
   return fresh_view_of(handle);
 }

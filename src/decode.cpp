@@ -196,7 +196,13 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
                     !slot.has_view);
   }
   remember_mapping(mapping);
-  return VECTOR_ELT(objects, static_cast<R_xlen_t>(slots.size() - 1));
+  // The slots list would otherwise count as a second reference to every
+  // object until it is collected, and R would copy the result before its
+  // first change (fatal for writable shares). Nothing below allocates.
+  SEXP result = VECTOR_ELT(objects, static_cast<R_xlen_t>(slots.size() - 1));
+  for (R_xlen_t i = 0; i < static_cast<R_xlen_t>(slots.size()); ++i)
+    SET_VECTOR_ELT(objects, i, R_NilValue);
+  return result;
 }
 
 }  // namespace shmr::glue

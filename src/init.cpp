@@ -3,7 +3,7 @@
 #include "view.h"
 
 extern "C" {
-SEXP shmr_share(SEXP, SEXP);
+SEXP shmr_share(SEXP, SEXP, SEXP);
 SEXP shmr_map(SEXP);
 SEXP shmr_is_shared(SEXP);
 SEXP shmr_name(SEXP);
@@ -14,9 +14,18 @@ SEXP shmr_regions();
 SEXP shmr_prune();
 SEXP shmr_release_all();
 SEXP shmr_contains_altrep(SEXP);
+SEXP shmr_remove(SEXP);
+SEXP shmr_shm_directory();
+SEXP shmr_segment_create(SEXP, SEXP);
+SEXP shmr_segment_open(SEXP, SEXP);
+SEXP shmr_segment_write(SEXP, SEXP, SEXP);
+SEXP shmr_segment_read(SEXP, SEXP, SEXP);
+SEXP shmr_segment_protect(SEXP);
+SEXP shmr_segment_info(SEXP);
+SEXP shmr_segment_close(SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
-    {"shmr_share", (DL_FUNC)&shmr_share, 2},
+    {"shmr_share", (DL_FUNC)&shmr_share, 3},
     {"shmr_map", (DL_FUNC)&shmr_map, 1},
     {"shmr_is_shared", (DL_FUNC)&shmr_is_shared, 1},
     {"shmr_name", (DL_FUNC)&shmr_name, 1},
@@ -27,6 +36,15 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},
     {"shmr_release_all", (DL_FUNC)&shmr_release_all, 0},
     {"shmr_contains_altrep", (DL_FUNC)&shmr_contains_altrep, 1},
+    {"shmr_remove", (DL_FUNC)&shmr_remove, 1},
+    {"shmr_shm_directory", (DL_FUNC)&shmr_shm_directory, 0},
+    {"shmr_segment_create", (DL_FUNC)&shmr_segment_create, 2},
+    {"shmr_segment_open", (DL_FUNC)&shmr_segment_open, 2},
+    {"shmr_segment_write", (DL_FUNC)&shmr_segment_write, 3},
+    {"shmr_segment_read", (DL_FUNC)&shmr_segment_read, 3},
+    {"shmr_segment_protect", (DL_FUNC)&shmr_segment_protect, 1},
+    {"shmr_segment_info", (DL_FUNC)&shmr_segment_info, 1},
+    {"shmr_segment_close", (DL_FUNC)&shmr_segment_close, 2},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {

@@ -136,6 +136,18 @@ SEXP view_from_serialized_state(SEXP state) {
       true);
 }
 
+bool view_writes_through(const ViewHandle& handle) {
+  return handle.mapping->region().access() == Access::SharedWritable;
+}
+
+void refuse_private_copy(const ViewHandle& handle) {
+  Rf_error("shmr: this change to the writable shared object '%s' would go to a private copy, "
+           "not to shared memory: R copies an object before changing it when it is referenced "
+           "from more than one place (another variable, a function argument, a list). Change it "
+           "through a single reference at the top level, or use fetch() for a private copy.",
+           handle.mapping->region().name().c_str());
+}
+
 bool view_has_private_pages(const ViewHandle& handle) {
   return pages::has_private_copies(handle.node.data(), handle.node.data_size());
 }

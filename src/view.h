@@ -50,6 +50,13 @@ SEXP fresh_view_of(const ViewHandle& handle);
 SEXP view_serialized_state(const ViewHandle& handle);
 SEXP view_from_serialized_state(SEXP state);
 
+// True when writes through the view reach the region (a writable share).
+bool view_writes_through(const ViewHandle& handle);
+
+// Raises the R error for a write R would redirect to a private copy of a
+// writable share. Never returns.
+[[noreturn]] void refuse_private_copy(const ViewHandle& handle);
+
 // True when the process holds private (copy-on-write) copies of any page of
 // the view's data, i.e. it has written to it.
 bool view_has_private_pages(const ViewHandle& handle);

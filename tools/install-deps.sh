@@ -33,7 +33,7 @@ if (is.na(target)) {
   .libPaths(c(lib, libs))
   target <- lib
 }
-required <- c("cpp11", "testthat", "callr")
+required <- c("cpp11", "cli", "testthat", "callr")
 optional <- c("mirai")
 if ("--suggests" %in% commandArgs(trailingOnly = TRUE)) {
   suggests <- read.dcf("DESCRIPTION", fields = "Suggests")[1, 1]

@@ -59,6 +59,10 @@ MemoryMap MemoryMap::shared_writable(int fd, uint64_t size) {
   return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_SHARED), size);
 }
 
+MemoryMap MemoryMap::shared_read_only(int fd, uint64_t size) {
+  return MemoryMap(map_or_throw(fd, size, PROT_READ, MAP_SHARED), size);
+}
+
 MemoryMap MemoryMap::private_copy_on_write(int fd, uint64_t size) {
   return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_PRIVATE), size);
 }
@@ -68,6 +72,11 @@ void MemoryMap::replace_with_zero_pages() {
   void* p = ::mmap(data_, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
                    -1, 0);
   if (p == MAP_FAILED) throw_system_error("mmap (release)", errno);
+}
+
+void MemoryMap::protect_read_only() {
+  if (data_ != nullptr && ::mprotect(data_, size_, PROT_READ) != 0)
+    throw_system_error("mprotect", errno);
 }
 
 std::string default_shm_directory() {
@@ -92,6 +101,8 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
   if (fd < 0) {
     int err = errno;
     temp_path_.clear();
+    if (err == ENOSPC || err == EDQUOT)  // no inode left, or over quota
+      throw Error(ErrorKind::NoSpace, "not enough space in " + directory + " for a region");
     throw_system_error("cannot create a region in " + directory, err);
   }
   fd_ = FileDescriptor(fd);
@@ -100,7 +111,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
   try {
     int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
     if (rc != 0) {
-      if (rc == ENOSPC || rc == EFBIG)
+      if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT)
         throw Error(ErrorKind::NoSpace, "not enough space in " + directory + " for a region of " +
                                             std::to_string(size) + " bytes");
       throw_system_error("cannot reserve " + std::to_string(size) + " bytes in " + directory, rc);
@@ -131,10 +142,11 @@ FileDescriptor PendingRegion::publish() {
   return std::move(fd_);
 }
 
-OpenedRegion open_region(const std::string& directory, const std::string& name) {
+OpenedRegion open_region(const std::string& directory, const std::string& name,
+                         bool for_writing) {
   std::string path = region_path(directory, name);
   // O_NONBLOCK: opening a FIFO planted under a region name must not hang.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  int fd = ::open(path.c_str(), (for_writing ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT)

@@ -40,6 +40,8 @@ class MemoryMap {
 
   // Writes reach the file and every other process.
   static MemoryMap shared_writable(int fd, uint64_t size);
+  // The file's pages, read-only: a write faults.
+  static MemoryMap shared_read_only(int fd, uint64_t size);
   // Reads come from the shared pages; a write copies only the touched page
   // into this process (copy-on-write), never into the file.
   static MemoryMap private_copy_on_write(int fd, uint64_t size);
@@ -47,6 +49,9 @@ class MemoryMap {
   // Swaps the pages for anonymous zero pages at the same address, so stale
   // pointers read zeros instead of faulting, and the file's pages are let go.
   void replace_with_zero_pages();
+
+  // Makes the pages read-only for this process.
+  void protect_read_only();
 
   void* data() const noexcept { return data_; }
   uint64_t size() const noexcept { return size_; }
@@ -94,9 +99,11 @@ struct OpenedRegion {
   uint64_t size = 0;
 };
 
-// Opens an existing region read-only. Throws NotFound when there is no such
-// file, Corrupt when it is not a regular file of this user.
-OpenedRegion open_region(const std::string& directory, const std::string& name);
+// Opens an existing region file, read-only or for writing. Throws NotFound
+// when there is no such file, Corrupt when it is not a regular file of this
+// user.
+OpenedRegion open_region(const std::string& directory, const std::string& name,
+                         bool for_writing = false);
 
 // Removes the name; processes that mapped the region keep their pages.
 // Returns false when the name did not exist.

@@ -1,209 +1,180 @@
 #include "store.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <optional>
-#include <unordered_map>
 
 #include "error.h"
+#include "locator.h"
 #include "names.h"
+#include "process.h"
 
 namespace shmr {
 
+MappedRegion::MappedRegion(RegionLocation location, Access access, MemoryMap map,
+                           std::shared_ptr<RegionOwner> owner)
+    : location_(std::move(location)),
+      access_(access),
+      map_(std::move(map)),
+      reader_(map_.data(), map_.size(), location_.name),
+      owner_(std::move(owner)) {}
+
+void MappedRegion::close(Removal removal) {
+  if (closed_) return;
+  closed_ = true;
+  map_.replace_with_zero_pages();
+  switch (removal) {
+    case Removal::AsOwner:
+      if (owner_) owner_->release();
+      break;
+    case Removal::Leave:
+      break;
+    case Removal::Keep:
+      if (owner_) owner_->keep();
+      break;
+    case Removal::Remove:
+      if (owner_) owner_->keep();
+      remove_region_files(location_);
+      break;
+  }
+}
+
+void MappedRegion::protect() { map_.protect_read_only(); }
+
 namespace {
 
-// Every region this process created and still owns, by path, so that any
-// later mapping of it in this process shares the ownership.
-std::mutex owners_mutex;
-
-std::unordered_map<std::string, std::weak_ptr<RegionOwner>>& owners_by_path() {
-  static std::unordered_map<std::string, std::weak_ptr<RegionOwner>> owners;
-  return owners;
+int64_t now_unix_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-std::shared_ptr<RegionOwner> live_owner(const std::string& path) {
-  std::lock_guard<std::mutex> lock(owners_mutex);
-  auto found = owners_by_path().find(path);
-  return found == owners_by_path().end() ? nullptr : found->second.lock();
-}
-
-std::shared_ptr<RegionOwner> new_owner(const std::string& directory, const std::string& name,
-                                       bool persistent) {
-  auto owner = std::make_shared<RegionOwner>(directory, name, persistent);
-  std::lock_guard<std::mutex> lock(owners_mutex);
-  owners_by_path()[region_path(directory, name)] = owner;
-  return owner;
+MemoryMap map_with(Access access, int fd, uint64_t size) {
+  switch (access) {
+    case Access::CopyOnWrite:
+      return MemoryMap::private_copy_on_write(fd, size);
+    case Access::SharedReadOnly:
+      return MemoryMap::shared_read_only(fd, size);
+    case Access::SharedWritable:
+      return MemoryMap::shared_writable(fd, size);
+  }
+  throw Error(ErrorKind::InvalidArgument, "unknown access mode");
 }
 
 }  // namespace
 
-RegionOwner::RegionOwner(std::string directory, std::string name, bool persistent)
-    : directory_(std::move(directory)),
-      name_(std::move(name)),
-      persistent_(persistent),
-      creator_pid_(static_cast<int64_t>(::getpid())) {}
+namespace {
 
-RegionOwner::~RegionOwner() {
-  {
-    std::lock_guard<std::mutex> lock(owners_mutex);
-    auto found = owners_by_path().find(region_path(directory_, name_));
-    if (found != owners_by_path().end() && found->second.expired()) owners_by_path().erase(found);
+std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
+                                                  const CreateOptions& options, Backing backing) {
+  RegionLocation location;
+  location.backing = backing;
+  location.shm_directory = options.directory;
+  location.data_directory = backing == Backing::Shm ? options.directory : options.data_directory;
+  location.name = options.name.empty() ? names::generate() : options.name;
+  if (location.data_directory.empty() || location.data_directory[0] != '/')
+    throw Error(ErrorKind::InvalidArgument, "a region's directory must be an absolute path");
+
+  PendingRegion pending(location.data_directory, location.name, writer.total_size());
+  process::Identity self = process::current();
+  writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
+  // The header flags tell prune_regions() to keep a persistent region, and
+  // every later mapping how to map it.
+  uint64_t& flags = static_cast<format::RegionHeader*>(pending.data())->flags;
+  flags = options.writable ? flags & ~format::kFlagReadonly : flags | format::kFlagReadonly;
+  if (options.persistent) flags |= format::kFlagPersistent;
+  const uint64_t header_flags = flags;
+  FileDescriptor fd = pending.publish();
+
+  if (location.backing == Backing::File) {
+    try {
+      publish_locator(location.shm_directory, location.name,
+                      {location.data_path(), self, header_flags});
+    } catch (...) {
+      ::unlink(location.data_path().c_str());
+      throw;
+    }
   }
-  release();
+  auto owner = claim_region(location, options.persistent);
+  Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
+  MemoryMap map = map_with(access, fd.get(), writer.total_size());
+  return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
+                                        std::move(owner));
 }
 
-void RegionOwner::release() {
-  std::call_once(released_, [this] {
-    // A forked child shares the parent's objects but not its ownership.
-    if (!persistent_ && creator_pid_ == static_cast<int64_t>(::getpid()))
-      unlink_region(directory_, name_);
-  });
-}
+}  // namespace
 
-void release_all_owned_regions() {
-  std::vector<std::shared_ptr<RegionOwner>> owners;
-  {
-    std::lock_guard<std::mutex> lock(owners_mutex);
-    for (auto& entry : owners_by_path())
-      if (auto owner = entry.second.lock()) owners.push_back(std::move(owner));
+bool has_room(const std::string& directory, uint64_t size, uint64_t capacity) {
+  struct statvfs st;
+  if (::statvfs(directory.c_str(), &st) != 0) return false;
+  uint64_t total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+  uint64_t free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  if (capacity != 0) {
+    total = std::min(total, capacity);
+    free = std::min(free, capacity);
   }
-  for (auto& owner : owners) owner->release();
-}
-
-MappedRegion::MappedRegion(std::string directory, std::string name, MemoryMap map,
-                           std::shared_ptr<RegionOwner> owner)
-    : directory_(std::move(directory)),
-      name_(std::move(name)),
-      map_(std::move(map)),
-      reader_(map_.data(), map_.size(), name_),
-      owner_(std::move(owner)) {}
-
-void MappedRegion::close() {
-  if (closed_) return;
-  closed_ = true;
-  map_.replace_with_zero_pages();
-  if (owner_) owner_->release();
-}
-
-static int64_t now_unix_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  uint64_t margin = std::max<uint64_t>(total / 20, uint64_t{1} << 20);
+  return size <= free && free - size >= margin;
 }
 
 std::shared_ptr<MappedRegion> create_region(const RegionDescription& description,
                                             const CreateOptions& options) {
   RegionWriter writer(description);
-  std::string name = options.name.empty() ? names::generate() : options.name;
-  PendingRegion pending(options.directory, name, writer.total_size());
-  process::Identity self = process::current();
-  writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
-  // The header flag is what tells prune_regions() to keep the region.
-  if (options.persistent)
-    static_cast<format::RegionHeader*>(pending.data())->flags |= format::kFlagPersistent;
-  FileDescriptor fd = pending.publish();
-  auto owner = new_owner(options.directory, name, options.persistent);
-  MemoryMap map = MemoryMap::private_copy_on_write(fd.get(), writer.total_size());
-  return std::make_shared<MappedRegion>(options.directory, name, std::move(map), std::move(owner));
+  if (!options.automatic) return create_with_backing(writer, options, options.backing);
+  if (has_room(options.directory, writer.total_size(), options.shm_capacity)) {
+    try {
+      return create_with_backing(writer, options, Backing::Shm);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::NoSpace) throw;
+    }
+  }
+  return create_with_backing(writer, options, Backing::File);
 }
 
-std::shared_ptr<MappedRegion> open_mapped_region(const std::string& directory,
-                                                 const std::string& name) {
+RegionLocation locate_region(const std::string& shm_directory, const std::string& name) {
   if (!names::is_valid_region_name(name))
     throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
-  OpenedRegion opened = open_region(directory, name);
+  OpenedRegion opened = open_region(shm_directory, name, false);
+  RegionLocation location;
+  location.shm_directory = shm_directory;
+  location.data_directory = shm_directory;
+  location.name = name;
+  Locator locator;
+  if (read_locator(opened.fd.get(), name, locator)) {
+    location.backing = Backing::File;
+    location.data_directory = locator.target_path.substr(0, locator.target_path.rfind('/'));
+    if (location.data_directory.empty()) location.data_directory = "/";
+  }
+  return location;
+}
+
+std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
+                                                 const std::string& name) {
+  RegionLocation location = locate_region(shm_directory, name);
+  OpenedRegion opened = open_region(location.data_directory, name, false);
+  format::RegionHeader header;
+  bool writable = read_region_header(opened.fd.get(), header) &&
+                  (header.flags & format::kFlagReadonly) == 0;
+  return open_mapped_region(shm_directory, name,
+                            writable ? Access::SharedWritable : Access::CopyOnWrite);
+}
+
+std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
+                                                 const std::string& name, Access access) {
+  RegionLocation location = locate_region(shm_directory, name);
+  OpenedRegion opened = open_region(location.data_directory, name,
+                                    access == Access::SharedWritable);
   if (opened.size < sizeof(format::RegionHeader))
     throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: it is shorter than "
                                     "a region header");
-  MemoryMap map = MemoryMap::private_copy_on_write(opened.fd.get(), opened.size);
-  return std::make_shared<MappedRegion>(directory, name, std::move(map),
-                                        live_owner(region_path(directory, name)));
+  MemoryMap map = map_with(access, opened.fd.get(), opened.size);
+  auto owner = owner_of(location.name_path());
+  return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
+                                        std::move(owner));
 }
 
-namespace {
-
-// ".shmr_tmp_<pid>_<name>" -> pid, or 0 when the name has another shape.
-int64_t temporary_owner_pid(const std::string& file) {
-  const size_t prefix = std::strlen(kTemporaryPrefix);
-  if (file.compare(0, prefix, kTemporaryPrefix) != 0) return 0;
-  size_t underscore = file.find('_', prefix);
-  if (underscore == std::string::npos || underscore == prefix) return 0;
-  int64_t pid = 0;
-  for (size_t i = prefix; i < underscore; ++i) {
-    if (file[i] < '0' || file[i] > '9' || pid > 1000000000) return 0;
-    pid = pid * 10 + (file[i] - '0');
-  }
-  return pid;
-}
-
-// nullopt for anything that is not a regular file of this user: such
-// entries are neither listed nor pruned.
-std::optional<RegionSummary> summarize(const std::string& directory, const std::string& file) {
-  RegionSummary summary;
-  summary.name = file;
-  int64_t temp_pid = temporary_owner_pid(file);
-  summary.temporary = temp_pid != 0;
-  int fd = ::open(region_path(directory, file).c_str(),
-                  O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return std::nullopt;
-  FileDescriptor guard(fd);
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
-    return std::nullopt;
-  summary.size = static_cast<uint64_t>(st.st_size);
-  if (summary.temporary) {
-    summary.creator.pid = temp_pid;
-    summary.creator_alive = process::is_alive(summary.creator);
-    return summary;
-  }
-  format::RegionHeader header;
-  if (!read_region_header(fd, header)) return summary;
-  summary.valid = true;
-  summary.creator = {header.creator_pid, header.creator_start_ticks};
-  summary.creator_alive = process::is_alive(summary.creator);
-  summary.persistent = (header.flags & format::kFlagPersistent) != 0;
-  summary.created_unix_ms = header.created_unix_ms;
-  summary.format_version = header.format_version;
-  summary.original_class.assign(header.original_class,
-                                strnlen(header.original_class, sizeof header.original_class));
-  return summary;
-}
-
-}  // namespace
-
-std::vector<RegionSummary> list_regions(const std::string& directory) {
-  std::vector<RegionSummary> out;
-  DIR* dir = ::opendir(directory.c_str());
-  if (dir == nullptr) return out;
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, ::closedir);
-  while (struct dirent* entry = ::readdir(dir)) {
-    std::string file = entry->d_name;
-    if (!names::is_valid_region_name(file) && temporary_owner_pid(file) == 0) continue;
-    if (auto summary = summarize(directory, file)) out.push_back(std::move(*summary));
-  }
-  return out;
-}
-
-std::vector<std::string> prune_regions(const std::string& directory) {
-  std::vector<std::string> removed;
-  for (const RegionSummary& region : list_regions(directory)) {
-    if (region.persistent || region.creator_alive) continue;
-    // A file without a readable header and without a temporary name has no
-    // creator we could ask about; it is not ours to judge.
-    if (!region.valid && !region.temporary) continue;
-    // Only regular files of this user are ours to remove (a temporary name
-    // alone says nothing about who wrote it, and root may unlink anything).
-    const std::string path = region_path(directory, region.name);
-    struct stat st;
-    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
-      continue;
-    if (::unlink(path.c_str()) == 0) removed.push_back(region.name);
-  }
-  return removed;
-}
 
 }  // namespace shmr

@@ -1,64 +1,56 @@
-// The object store: creating, opening, owning and listing regions. This is
-// the engine's public face towards the R glue.
+// The object store: creating regions, finding them by name, and mapping
+// them. This is the engine's face towards the R glue.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
-#include "process.h"
+#include "ownership.h"
 #include "reader.h"
 #include "region_file.h"
 #include "writer.h"
 
 namespace shmr {
 
-// The creator's claim on a region: when the last reference goes, the region's
-// name is removed, unless it is persistent or this is a forked child.
-class RegionOwner {
- public:
-  RegionOwner(std::string directory, std::string name, bool persistent);
-  RegionOwner(const RegionOwner&) = delete;
-  RegionOwner& operator=(const RegionOwner&) = delete;
-  ~RegionOwner();
-
-  const std::string& name() const noexcept { return name_; }
-  // Unlinks now (idempotent).
-  void release();
-
- private:
-  std::string directory_;
-  std::string name_;
-  bool persistent_;
-  int64_t creator_pid_;
-  std::once_flag released_;
+enum class Access {
+  CopyOnWrite,     // reads share the region's pages; writes stay private
+  SharedReadOnly,  // the region's pages, read-only
+  SharedWritable,  // the region's pages; writes reach every process
 };
 
-// Removes the names of every region this process still owns (clean exit).
-void release_all_owned_regions();
+// What closing a mapping does to the region itself.
+enum class Removal {
+  AsOwner,  // the creator removes it (unless persistent); others leave it
+  Leave,    // nothing happens to the region or to anyone's claim on it
+  Keep,     // nobody removes it now; the creator gives up its claim
+  Remove,   // removed now, whoever closes it
+};
 
-// A validated, privately mapped (copy-on-write) region.
+// A validated mapping of a region.
 class MappedRegion {
  public:
-  MappedRegion(std::string directory, std::string name, MemoryMap map,
+  MappedRegion(RegionLocation location, Access access, MemoryMap map,
                std::shared_ptr<RegionOwner> owner);
 
-  const std::string& name() const noexcept { return name_; }
-  const std::string& directory() const noexcept { return directory_; }
+  const std::string& name() const noexcept { return location_.name; }
+  const std::string& directory() const noexcept { return location_.data_directory; }
+  const RegionLocation& location() const noexcept { return location_; }
+  Access access() const noexcept { return access_; }
   const RegionReader& reader() const noexcept { return reader_; }
   const MemoryMap& map() const noexcept { return map_; }
   bool is_owner() const noexcept { return owner_ != nullptr; }
   bool is_closed() const noexcept { return closed_; }
 
-  // Lets go of the pages (stale pointers then read zeros) and, for the
-  // creator, removes the region's name.
-  void close();
+  // Lets go of the pages (stale pointers then read zeros), then treats the
+  // region as `removal` says.
+  void close(Removal removal = Removal::AsOwner);
+  // Makes this process's pages of the region read-only (writes fault).
+  void protect();
 
  private:
-  std::string directory_;
-  std::string name_;
+  RegionLocation location_;
+  Access access_;
   MemoryMap map_;
   RegionReader reader_;
   std::shared_ptr<RegionOwner> owner_;
@@ -66,39 +58,39 @@ class MappedRegion {
 };
 
 struct CreateOptions {
-  std::string directory;
-  std::string name;  // empty: generate one
+  Backing backing = Backing::Shm;
+  std::string directory;       // where names live (the shm directory)
+  std::string data_directory;  // file backing: where the data file goes
+  std::string name;            // empty: generate one
   bool persistent = false;
+  bool writable = false;       // mapped shared and writable, not copy-on-write
+  // Choose the backing: shm when its file system has room for the region
+  // with a margin, else the file backing (also when shm turns out full).
+  bool automatic = false;
+  uint64_t shm_capacity = 0;   // caps the room assumed in shm; 0: no cap
 };
 
+// True when `size` bytes fit in the file system of `directory` with a margin
+// of 5% of its size (at least 1 MiB), counting at most `capacity` bytes as
+// free when capacity is not 0.
+bool has_room(const std::string& directory, uint64_t size, uint64_t capacity);
+
 // Writes `description` into a new region, publishes it, and returns the
-// creator's own mapping of it (which owns the region).
+// creator's own mapping of it (which owns the region). Throws AlreadyExists
+// when a chosen name is taken, NoSpace when the file system is full.
 std::shared_ptr<MappedRegion> create_region(const RegionDescription& description,
                                             const CreateOptions& options);
 
-// Maps an existing region. In the process that created it, the new mapping
-// shares the ownership. Throws NotFound or Corrupt.
-std::shared_ptr<MappedRegion> open_mapped_region(const std::string& directory,
+// Where the region called `name` is. Throws NotFound or Corrupt.
+RegionLocation locate_region(const std::string& shm_directory, const std::string& name);
+
+// Maps an existing region: copy-on-write when it is read-only, shared and
+// writable otherwise, unless `access` says. In the process that created it,
+// the mapping shares the ownership. Throws NotFound or Corrupt.
+std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
                                                  const std::string& name);
+std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
+                                                 const std::string& name, Access access);
 
-struct RegionSummary {
-  std::string name;
-  uint64_t size = 0;
-  bool valid = false;      // header readable
-  bool temporary = false;  // still being written (hidden temporary name)
-  process::Identity creator;
-  bool creator_alive = false;
-  bool persistent = false;
-  int64_t created_unix_ms = 0;
-  uint32_t format_version = 0;
-  std::string original_class;
-};
-
-// This user's regions (and temporary files) in `directory`.
-std::vector<RegionSummary> list_regions(const std::string& directory);
-
-// Removes regions (and unfinished temporary files) whose creator is gone.
-// Never touches persistent regions or those of live processes.
-std::vector<std::string> prune_regions(const std::string& directory);
 
 }  // namespace shmr

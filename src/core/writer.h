@@ -34,6 +34,8 @@ struct NodeSpec {
   uint64_t length = 0;
   // Fixed-width kinds: length * element_size bytes. Serialized: byte_count bytes.
   const void* bytes = nullptr;
+  // Fixed-width kinds: no source, the payload stays zero (segments).
+  bool zero_filled = false;
   uint64_t byte_count = 0;
   const StringSource* strings = nullptr;  // String
   std::vector<uint64_t> children;         // List
@@ -55,8 +57,10 @@ class RegionWriter {
 
   uint64_t total_size() const noexcept { return total_size_; }
 
-  // Fills `size` bytes at `base` (size must equal total_size()). The header
-  // is written last so a reader never sees a valid magic over partial data.
+  // Fills `size` bytes at `base` (size must equal total_size()), which must
+  // read as zeros (a fresh region does): zero-filled nodes are not written,
+  // so a huge segment costs nothing until used. The header is written last
+  // so a reader never sees a valid magic over partial data.
   void write(void* base, uint64_t size, int64_t creator_pid, uint64_t creator_start_ticks,
              int64_t created_unix_ms) const;
 

@@ -5,8 +5,11 @@ skip_without_callr <- function() {
 }
 
 # Runs `fun(...)` in a fresh R process with shmr loaded and returns its value.
+# `fun` travels without its enclosing environment: everything it needs comes
+# through `args`, so no test object is sent by accident.
 in_other_process <- function(fun, args = list()) {
   skip_without_callr()
+  environment(fun) <- globalenv()
   callr::r(function(fun, args) {
     library(shmr)
     do.call(fun, args)
@@ -28,3 +31,30 @@ region_file <- function(name) {
 region_exists <- function(name) file.exists(region_file(name))
 
 anonymous_bytes <- function() shmr:::process_memory()[["anonymous"]]
+
+# TRUE when this process may mount a private tmpfs (root, or user namespaces).
+small_tmpfs_available <- function() {
+  if (Sys.which("unshare") == "" || Sys.which("mount") == "") return(FALSE)
+  probe <- suppressWarnings(system2(
+    "unshare", c("--mount", "sh", "-c", shQuote("d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d")),
+    stdout = FALSE, stderr = FALSE
+  ))
+  identical(probe, 0L)
+}
+
+# Runs the R lines `code` (whose last value is returned) in a new R process
+# whose shm directory is a real 1 MB tmpfs, private to that process.
+in_small_shm <- function(code, size = "1m") {
+  script <- tempfile(fileext = ".R")
+  out <- tempfile()
+  writeLines(c("result <- local({", code, "})", sprintf("saveRDS(result, %s)", deparse(out))), script)
+  dir <- tempfile("tmpfs")
+  dir.create(dir)
+  cmd <- sprintf(
+    "mount -t tmpfs -o size=%s,mode=0700 tmpfs %s && SHMR_SHM_DIR=%s %s --vanilla %s",
+    size, dir, dir, file.path(R.home("bin"), "Rscript"), script
+  )
+  status <- system2("unshare", c("--mount", "sh", "-c", shQuote(cmd)))
+  if (!identical(status, 0L)) stop("the small-tmpfs process failed")
+  readRDS(out)
+}

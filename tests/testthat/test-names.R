@@ -4,7 +4,6 @@ test_that("malformed names give NULL", {
   expect_null(map_shared(c("shmr_a", "shmr_b")))
   expect_null(map_shared(NA_character_))
   expect_null(map_shared(""))
-  expect_null(map_shared("data"))
   expect_null(map_shared("shmr_"))
   expect_null(map_shared("shmr_../../etc/passwd"))
   expect_null(map_shared("shmr_a/b"))
@@ -17,6 +16,8 @@ test_that("malformed names give NULL", {
 
 test_that("a well-formed name whose region is missing is a clear error", {
   expect_error(map_shared("shmr_doesNotExist123"), "no shared region named 'shmr_doesNotExist123'")
+  # Names without the prefix are user-chosen names (share(name = )).
+  expect_error(map_shared("data"), "no shared region named 'shmr_data'")
 })
 
 test_that("sub-object paths name parts and map_shared() opens them directly", {

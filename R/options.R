@@ -1,0 +1,62 @@
+# Argument checks and the settings behind share()'s backings.
+
+check_flag <- function(value, arg) {
+  if (!is.logical(value) || length(value) != 1L || is.na(value)) {
+    stop(sprintf("`%s` must be TRUE or FALSE", arg), call. = FALSE)
+  }
+}
+
+check_region_name <- function(name) {
+  if (!is.character(name) || length(name) != 1L || is.na(name) ||
+      !grepl("^[A-Za-z0-9._-]{1,100}$", name) || name %in% c(".", "..")) {
+    stop("a region name must be 1 to 100 letters, digits, '.', '_' or '-'", call. = FALSE)
+  }
+}
+
+# The directory of file-backed regions: `path` when given, else a private
+# directory that lives as long as this session (or, for persistent regions,
+# the user's cache directory).
+data_directory <- function(path, persist) {
+  if (is.null(path)) {
+    path <- if (persist) {
+      tools::R_user_dir("shmr", "cache")
+    } else {
+      file.path(tempdir(), "shmr")
+    }
+    if (!dir.exists(path)) dir.create(path, recursive = TRUE, mode = "0700")
+  }
+  if (!is.character(path) || length(path) != 1L || is.na(path) || !dir.exists(path)) {
+    stop("`path` must be an existing directory", call. = FALSE)
+  }
+  normalizePath(path, mustWork = TRUE)
+}
+
+# Bytes of /dev/shm that "auto" may count on; 0 means no cap.
+shm_capacity <- function() {
+  cap <- getOption("shmr.shm_capacity", Sys.getenv("SHMR_SHM_CAPACITY", ""))
+  cap <- suppressWarnings(as.numeric(cap))
+  if (length(cap) != 1L || is.na(cap) || cap < 0) 0 else cap
+}
+
+fallback_explained <- new.env(parent = emptyenv())
+
+explain_fallback <- function(shared) {
+  info <- shared_info(shared)
+  if (is.null(info) || info$backing != "mmap" || isTRUE(fallback_explained$done)) {
+    return(invisible())
+  }
+  fallback_explained$done <- TRUE
+  cli::cli_inform(
+    c("i" = paste0(
+      "{.path {shm_directory()}} has too little room for this object ",
+      "({format(structure(info$size, class = 'object_size'), units = 'auto')}), so shmr ",
+      "shares it through a memory-mapped file in {.path {dirname(info$path)}}."
+    ), " " = "This message is shown once per session."),
+    class = "shmr_backing_message"
+  )
+}
+
+shm_directory <- function() .Call(shmr_shm_directory)
+
+# For tests: show the fallback message again.
+reset_fallback_message <- function() fallback_explained$done <- FALSE

@@ -1,0 +1,132 @@
+#' Shared memory segments: raw bytes
+#'
+#' A segment is a named block of shared bytes with no R object structure:
+#' the low-level layer under [share()], for code that manages its own
+#' layout. Segments are always writable by their creator; any process of the
+#' same user can open one by name. Reads and writes copy between R vectors
+#' and the segment, checking every offset; they never hand R a pointer into
+#' it, so closing a segment can never leave R reading freed memory.
+#'
+#' * `segment_create()` makes a new zero-filled segment of `size` bytes.
+#' * `segment_open()` opens an existing one, read-only unless
+#'   `readonly = FALSE`.
+#' * `segment_write()` copies a raw, logical, integer or double vector into
+#'   the segment at byte `offset` (4 bytes per logical or integer, 8 per
+#'   double, in this machine's byte order).
+#' * `segment_read()` returns `size` bytes from `offset` as a raw vector (by
+#'   default everything from `offset` to the end).
+#' * `segment_protect()` makes the segment read-only in this process; later
+#'   writes through this handle are errors.
+#' * `segment_info()` describes it.
+#' * `segment_close()` releases this process's mapping; with `unlink = TRUE`
+#'   it also removes the segment for everyone. By default it removes it only
+#'   when this handle created it.
+#'
+#' A segment is also a shmr region: it appears in [shared_regions()], and
+#' [map_shared()] returns its bytes as a raw vector that reads the segment in
+#' place (writes to that vector reach the segment).
+#'
+#' @param size Number of bytes (`segment_create()`), or of bytes to read.
+#' @param backing,name,path As for [share()].
+#' @param seg A segment.
+#' @param readonly Open for reading only (`TRUE`, the default) or also for
+#'   writing.
+#' @param data A raw, logical, integer or double vector.
+#' @param offset Byte offset into the segment, from 0.
+#' @param unlink Remove the segment for every process (`TRUE`), keep it
+#'   (`FALSE`), or `NULL`: remove it when this handle created it.
+#' @return `segment_create()` and `segment_open()`: a segment (class
+#'   `shmr_segment`). `segment_write()`: the number of bytes written,
+#'   invisibly. `segment_read()`: a raw vector. `segment_info()`: a list with
+#'   `name`, `size`, `backing`, `path`, `readonly`, `protected`, `owner` and
+#'   `closed`. `segment_protect()` and `segment_close()`: `seg`, invisibly.
+#' @name segments
+#' @examples
+#' seg <- segment_create(64)
+#' segment_write(seg, as.raw(1:4), offset = 8)
+#' segment_write(seg, c(1.5, 2.5), offset = 16)
+#' segment_read(seg, offset = 8, size = 4)
+#' readBin(segment_read(seg, 16, 16), "double", n = 2)
+#'
+#' other <- segment_open(segment_info(seg)$name)
+#' segment_read(other, 8, 4)
+#' try(segment_write(other, as.raw(0))) # opened read-only
+#' segment_close(other)
+#'
+#' segment_protect(seg)
+#' try(segment_write(seg, as.raw(0)))
+#' segment_close(seg)
+NULL
+
+#' @rdname segments
+#' @export
+segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL, path = NULL) {
+  backing <- match.arg(backing)
+  if (!is.numeric(size) || length(size) != 1L || is.na(size)) {
+    stop("`size` must be a single number of bytes", call. = FALSE)
+  }
+  if (!is.null(name)) check_region_name(name)
+  options <- list(
+    backing = backing, name = name,
+    data_directory = if (backing == "shm") "" else data_directory(path, FALSE),
+    shm_capacity = shm_capacity()
+  )
+  .Call(shmr_segment_create, size, options)
+}
+
+#' @rdname segments
+#' @export
+segment_open <- function(name, readonly = TRUE) {
+  check_region_name(name)
+  check_flag(readonly, "readonly")
+  .Call(shmr_segment_open, name, readonly)
+}
+
+#' @rdname segments
+#' @export
+segment_write <- function(seg, data, offset = 0) {
+  invisible(.Call(shmr_segment_write, seg, data, as.numeric(offset)))
+}
+
+#' @rdname segments
+#' @export
+segment_read <- function(seg, offset = 0, size = NULL) {
+  if (!is.null(size)) size <- as.numeric(size)
+  .Call(shmr_segment_read, seg, as.numeric(offset), size)
+}
+
+#' @rdname segments
+#' @export
+segment_protect <- function(seg) {
+  .Call(shmr_segment_protect, seg)
+  invisible(seg)
+}
+
+#' @rdname segments
+#' @export
+segment_info <- function(seg) {
+  .Call(shmr_segment_info, seg)
+}
+
+#' @rdname segments
+#' @export
+segment_close <- function(seg, unlink = NULL) {
+  if (!is.null(unlink)) check_flag(unlink, "unlink")
+  .Call(shmr_segment_close, seg, if (is.null(unlink)) NA else unlink)
+  invisible(seg)
+}
+
+#' @export
+print.shmr_segment <- function(x, ...) {
+  info <- tryCatch(segment_info(x), error = function(e) NULL)
+  if (is.null(info)) {
+    cat("<shmr segment (released)>\n")
+  } else {
+    state <- c(if (info$closed) "closed", if (info$readonly) "read-only",
+               if (info$protected) "protected")
+    cat(sprintf("<shmr segment %s: %s bytes, %s%s>\n", info$name,
+                format(info$size, big.mark = ",", scientific = FALSE), info$backing,
+                if (length(state)) paste0(", ", paste(state, collapse = ", ")) else ""))
+  }
+  invisible(x)
+}

@@ -1,0 +1,131 @@
+// .Call entry points for shared objects: share, map, name, info, close,
+// fetch. Each is a BEGIN_CPP11 / END_CPP11 block: C++ exceptions become R
+// errors after all destructors ran.
+#include <cpp11/list.hpp>
+#include <cpp11/sexp.hpp>
+
+#include <cstring>
+#include <string>
+
+#include "api_support.h"
+#include "attributes.h"
+#include "core/names.h"
+#include "core/object_paths.h"
+#include "core/store.h"
+#include "decode.h"
+#include "encode.h"
+#include "fetch.h"
+#include "list_registry.h"
+#include "r_api.h"
+
+using namespace shmr;
+using namespace shmr::glue;
+
+namespace {
+
+bool contains_altrep(SEXP x) {
+  if (ALTREP(x)) return true;
+  bool found = false;
+  for_each_attribute(x, [&](SEXP, SEXP value) { found = found || contains_altrep(value); });
+  if (found) return true;
+  if (TYPEOF(x) == VECSXP)
+    for (R_xlen_t i = 0; i < XLENGTH(x); ++i)
+      if (contains_altrep(VECTOR_ELT(x, i))) return true;
+  return false;
+}
+
+}  // namespace
+
+extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    if (Rf_asLogical(list_field(options, "reuse")) == TRUE && origin_of(x).mapping) return x;
+    EncodedObject encoded;
+    describe_object(x, encoded);
+    encoded.description.original_class = as_string(original_class);
+    auto mapping = std::make_shared<Mapping>(create_region(encoded.description,
+                                                           create_options(options)));
+    return decode_object(mapping, mapping->reader().root());
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_map(SEXP name) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    auto path = names::parse_path(region_name_for(as_string(name)));
+    if (!path) return R_NilValue;
+    auto mapping = open_mapping(path->region);
+    uint64_t node = resolve_object_path(mapping->reader(), path->steps);
+    return decode_object(mapping, node);
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_is_shared(SEXP x) {
+  BEGIN_CPP11
+  return Rf_ScalarLogical(origin_of(x).mapping != nullptr);
+  END_CPP11
+}
+
+extern "C" SEXP shmr_name(SEXP x) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    Origin origin = origin_of(x);
+    if (!origin.mapping) return R_NilValue;
+    names::ObjectPath path;
+    path.region = origin.mapping->region().name();
+    auto steps = find_object_path(origin.mapping->reader(), origin.node);
+    if (!steps) return R_NilValue;
+    path.steps = std::move(*steps);
+    return cpp11::as_sexp(names::format_path(path));
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_info(SEXP x) {
+  BEGIN_CPP11
+  using namespace cpp11::literals;
+  Origin origin = origin_of(x);
+  if (!origin.mapping) return R_NilValue;
+  const MappedRegion& region = origin.mapping->region();
+  const format::RegionHeader& header = region.reader().header();
+  std::string cls(header.original_class, strnlen(header.original_class, sizeof header.original_class));
+  return cpp11::writable::list({
+      "name"_nm = region.name(),
+      "backing"_nm = backing_name(region.location().backing),
+      "path"_nm = region.location().data_path(),
+      "size"_nm = static_cast<double>(header.total_size),
+      "readonly"_nm = (header.flags & format::kFlagReadonly) != 0,
+      "persistent"_nm = (header.flags & format::kFlagPersistent) != 0,
+      "creator_pid"_nm = static_cast<double>(header.creator_pid),
+      "format_version"_nm = static_cast<int>(header.format_version),
+      "class"_nm = cls,
+      "owner"_nm = region.is_owner(),
+      "node"_nm = static_cast<double>(origin.node),
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_close(SEXP x) {
+  BEGIN_CPP11
+  Origin origin = origin_of(x);
+  if (!origin.mapping) return Rf_ScalarLogical(FALSE);
+  origin.mapping->region().close();
+  forget_lists_of(origin.mapping.get());
+  return Rf_ScalarLogical(TRUE);
+  END_CPP11
+}
+
+extern "C" SEXP shmr_fetch(SEXP x) {
+  BEGIN_CPP11
+  return cpp11::unwind_protect([&] { return fetch_copy(x); });
+  END_CPP11
+}
+
+// For tests: is any vector inside `x` (elements, attributes) an ALTREP?
+extern "C" SEXP shmr_contains_altrep(SEXP x) {
+  BEGIN_CPP11
+  return Rf_ScalarLogical(contains_altrep(x));
+  END_CPP11
+}

@@ -1,0 +1,72 @@
+// .Call entry points about regions as files: listing, pruning, removing,
+// releasing at exit, and how much room the shm directory has.
+#include <cpp11/doubles.hpp>
+#include <cpp11/list.hpp>
+#include <cpp11/logicals.hpp>
+#include <cpp11/strings.hpp>
+
+#include "api_support.h"
+#include "core/listing.h"
+#include "core/ownership.h"
+#include "core/store.h"
+#include "r_api.h"
+
+using namespace shmr;
+using namespace shmr::glue;
+
+extern "C" SEXP shmr_regions() {
+  BEGIN_CPP11
+  using namespace cpp11::literals;
+  auto regions = list_regions(shm_directory());
+  cpp11::writable::strings name, backing, path;
+  cpp11::writable::doubles bytes, pid, created;
+  cpp11::writable::logicals alive, persistent, complete, writable;
+  for (const RegionSummary& r : regions) {
+    bool known = r.valid || r.temporary;
+    name.push_back(r.name);
+    backing.push_back(backing_name(r.backing));
+    path.push_back(r.data_path);
+    bytes.push_back(static_cast<double>(r.size));
+    pid.push_back(known ? static_cast<double>(r.creator.pid) : NA_REAL);
+    alive.push_back(known ? cpp11::r_bool(r.creator_alive) : cpp11::r_bool(NA_LOGICAL));
+    persistent.push_back(cpp11::r_bool(r.persistent));
+    complete.push_back(cpp11::r_bool(r.valid && !r.temporary));
+    writable.push_back(cpp11::r_bool(r.writable));
+    created.push_back(r.valid && r.created_unix_ms != 0 ? static_cast<double>(r.created_unix_ms) / 1000.0
+                                                        : NA_REAL);
+  }
+  return cpp11::writable::list({"name"_nm = name, "backing"_nm = backing, "path"_nm = path,
+                                "bytes"_nm = bytes, "creator_pid"_nm = pid,
+                                "creator_alive"_nm = alive, "persistent"_nm = persistent,
+                                "writable"_nm = writable, "complete"_nm = complete,
+                                "created"_nm = created});
+  END_CPP11
+}
+
+extern "C" SEXP shmr_prune() {
+  BEGIN_CPP11
+  auto removed = prune_regions(shm_directory());
+  cpp11::writable::strings out;
+  for (const std::string& name : removed) out.push_back(name);
+  return out;
+  END_CPP11
+}
+
+extern "C" SEXP shmr_remove(SEXP name) {
+  BEGIN_CPP11
+  return Rf_ScalarLogical(remove_region(shm_directory(), region_name_for(as_string(name))));
+  END_CPP11
+}
+
+extern "C" SEXP shmr_release_all() {
+  BEGIN_CPP11
+  release_all_owned_regions();
+  return R_NilValue;
+  END_CPP11
+}
+
+extern "C" SEXP shmr_shm_directory() {
+  BEGIN_CPP11
+  return cpp11::as_sexp(shm_directory());
+  END_CPP11
+}

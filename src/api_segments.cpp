@@ -1,0 +1,235 @@
+// Segments: raw shared bytes, read and written only through these entry
+// points (so the mapping can be released without leaving pointers behind).
+// A segment is a writable region whose root is one Raw node.
+#include <cpp11/list.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "api_support.h"
+#include "core/error.h"
+#include "core/store.h"
+#include "r_api.h"
+
+using namespace shmr;
+using namespace shmr::glue;
+
+namespace {
+
+struct Segment {
+  std::shared_ptr<MappedRegion> region;
+  unsigned char* data = nullptr;
+  uint64_t size = 0;
+  bool readonly = false;
+  bool is_protected = false;
+  bool created = false;
+};
+
+void finalize_segment(SEXP pointer) {
+  delete static_cast<Segment*>(R_ExternalPtrAddr(pointer));
+  R_ClearExternalPtr(pointer);
+}
+
+SEXP wrap(std::unique_ptr<Segment> segment) {
+  SEXP pointer = PROTECT(cpp11::safe[R_MakeExternalPtr](nullptr, R_NilValue, R_NilValue));
+  cpp11::safe[R_RegisterCFinalizerEx](pointer, finalize_segment, TRUE);
+  R_SetExternalPtrAddr(pointer, segment.release());
+  SEXP cls = PROTECT(cpp11::safe[Rf_mkString]("shmr_segment"));
+  cpp11::safe[Rf_setAttrib](pointer, R_ClassSymbol, cls);
+  UNPROTECT(2);
+  return pointer;
+}
+
+Segment& segment_of(SEXP x) {
+  if (TYPEOF(x) != EXTPTRSXP || !Rf_inherits(x, "shmr_segment"))
+    throw Error(ErrorKind::InvalidArgument, "not a segment (see segment_create())");
+  auto* segment = static_cast<Segment*>(R_ExternalPtrAddr(x));
+  if (segment == nullptr || segment->region->is_closed())
+    throw Error(ErrorKind::Closed, "the segment was closed");
+  return *segment;
+}
+
+void attach_root(Segment& segment) {
+  NodeView root = segment.region->reader().node(segment.region->reader().root());
+  if (root.kind() != format::NodeKind::Raw)
+    throw Error(ErrorKind::InvalidArgument,
+                "region '" + segment.region->name() + "' holds an object, not a segment");
+  segment.data = static_cast<unsigned char*>(const_cast<void*>(root.data()));
+  segment.size = root.length();
+}
+
+// offset + count must lie within the segment, with overflow-safe checks.
+void check_range(const Segment& segment, double offset, double count, const char* what) {
+  if (ISNAN(offset) || offset < 0 || offset != std::floor(offset))
+    throw Error(ErrorKind::InvalidArgument, "offset must be a whole number >= 0");
+  const double size = static_cast<double>(segment.size);
+  if (offset > size || count > size - offset)
+    throw Error(ErrorKind::InvalidArgument,
+                std::string(what) + " of " + std::to_string(count) + " bytes at offset " +
+                    std::to_string(offset) + " is outside the segment of " +
+                    std::to_string(segment.size) + " bytes");
+  // Both fit in the segment now, so the integer check below is exact.
+  uint64_t at = static_cast<uint64_t>(offset);
+  uint64_t n = static_cast<uint64_t>(count);
+  if (at > segment.size || n > segment.size - at)
+    throw Error(ErrorKind::InvalidArgument,
+                std::string(what) + " of " + std::to_string(n) + " bytes at offset " +
+                    std::to_string(at) + " is outside the segment of " +
+                    std::to_string(segment.size) + " bytes");
+}
+
+}  // namespace
+
+extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    double bytes = Rf_asReal(size);
+    if (ISNAN(bytes) || bytes < 1 || bytes > 9.0e15 || bytes != static_cast<double>(static_cast<uint64_t>(bytes)))
+      throw Error(ErrorKind::InvalidArgument, "size must be a whole number of bytes >= 1");
+    RegionDescription description;
+    NodeSpec raw;
+    raw.kind = format::NodeKind::Raw;
+    raw.length = static_cast<uint64_t>(bytes);
+    raw.zero_filled = true;
+    description.nodes.push_back(raw);
+    description.original_class = "segment";
+
+    CreateOptions create = create_options(options);
+    create.writable = true;
+
+    auto segment = std::make_unique<Segment>();
+    segment->region = create_region(description, create);
+    segment->created = true;
+    attach_root(*segment);
+    return wrap(std::move(segment));
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_segment_open(SEXP name, SEXP readonly) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    auto segment = std::make_unique<Segment>();
+    segment->readonly = Rf_asLogical(readonly) != FALSE;
+    std::string region = region_name_for(as_string(name));
+    segment->region = open_mapped_region(
+        shm_directory(), region, segment->readonly ? Access::SharedReadOnly : Access::SharedWritable);
+    if (!segment->readonly &&
+        (segment->region->reader().header().flags & format::kFlagReadonly) != 0)
+      throw Error(ErrorKind::InvalidArgument,
+                  "region '" + region + "' is read-only; open it with readonly = TRUE");
+    attach_root(*segment);
+    return wrap(std::move(segment));
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_segment_write(SEXP seg, SEXP data, SEXP offset) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    Segment& segment = segment_of(seg);
+    if (segment.readonly) throw Error(ErrorKind::InvalidArgument, "the segment was opened read-only");
+    if (segment.is_protected)
+      throw Error(ErrorKind::InvalidArgument, "the segment is protected (segment_protect())");
+    const void* source = nullptr;
+    double count = 0;
+    switch (TYPEOF(data)) {
+      case RAWSXP:
+        source = RAW_RO(data);
+        count = static_cast<double>(XLENGTH(data));
+        break;
+      case LGLSXP:
+        source = LOGICAL_RO(data);
+        count = 4.0 * static_cast<double>(XLENGTH(data));
+        break;
+      case INTSXP:
+        source = INTEGER_RO(data);
+        count = 4.0 * static_cast<double>(XLENGTH(data));
+        break;
+      case REALSXP:
+        source = REAL_RO(data);
+        count = 8.0 * static_cast<double>(XLENGTH(data));
+        break;
+      default:
+        throw Error(ErrorKind::InvalidArgument,
+                    "data must be a raw, logical, integer or double vector");
+    }
+    check_range(segment, Rf_asReal(offset), count, "a write");
+    if (count > 0)
+      std::memcpy(segment.data + static_cast<uint64_t>(Rf_asReal(offset)), source,
+                  static_cast<size_t>(count));
+    return Rf_ScalarReal(count);
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_segment_read(SEXP seg, SEXP offset, SEXP size) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    Segment& segment = segment_of(seg);
+    double at = Rf_asReal(offset);
+    // Without a size: to the end (an offset past the end fails the range check).
+    double count = Rf_isNull(size) ? std::max(0.0, static_cast<double>(segment.size) - at)
+                                   : Rf_asReal(size);
+    if (ISNAN(count) || count < 0) throw Error(ErrorKind::InvalidArgument, "size must be >= 0");
+    check_range(segment, at, count, "a read");
+    SEXP out = cpp11::safe[Rf_allocVector](RAWSXP, static_cast<R_xlen_t>(count));
+    if (count > 0) std::memcpy(RAW(out), segment.data + static_cast<uint64_t>(at), static_cast<size_t>(count));
+    return out;
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_segment_protect(SEXP seg) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    Segment& segment = segment_of(seg);
+    segment.region->protect();
+    segment.is_protected = true;
+    return R_NilValue;
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_segment_info(SEXP seg) {
+  BEGIN_CPP11
+  using namespace cpp11::literals;
+  if (TYPEOF(seg) != EXTPTRSXP || !Rf_inherits(seg, "shmr_segment"))
+    throw std::runtime_error("shmr: not a segment (see segment_create())");
+  auto* segment = static_cast<Segment*>(R_ExternalPtrAddr(seg));
+  if (segment == nullptr) throw std::runtime_error("shmr: the segment was released");
+  const MappedRegion& region = *segment->region;
+  return cpp11::writable::list({
+      "name"_nm = region.name(),
+      "size"_nm = static_cast<double>(segment->size),
+      "backing"_nm = backing_name(region.location().backing),
+      "path"_nm = region.location().data_path(),
+      "readonly"_nm = segment->readonly,
+      "protected"_nm = segment->is_protected,
+      "owner"_nm = segment->created,
+      "closed"_nm = region.is_closed(),
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    if (TYPEOF(seg) != EXTPTRSXP || !Rf_inherits(seg, "shmr_segment"))
+      throw Error(ErrorKind::InvalidArgument, "not a segment (see segment_create())");
+    auto* segment = static_cast<Segment*>(R_ExternalPtrAddr(seg));
+    if (segment == nullptr || segment->region->is_closed()) return Rf_ScalarLogical(FALSE);
+    // Only the handle that created a segment speaks for its creator.
+    int remove = Rf_asLogical(unlink);
+    Removal removal = remove == TRUE                 ? Removal::Remove
+                      : !segment->created            ? Removal::Leave
+                      : remove == FALSE              ? Removal::Keep
+                                                     : Removal::AsOwner;
+    segment->region->close(removal);
+    return Rf_ScalarLogical(TRUE);
+  });
+  END_CPP11
+}

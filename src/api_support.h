@@ -1,0 +1,51 @@
+// Helpers shared by the .Call entry points (api_*.cpp).
+#pragma once
+
+#include <cpp11/declarations.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "core/error.h"
+#include "core/store.h"
+#include "mapping.h"
+#include "r_api.h"
+
+namespace shmr::glue {
+
+// Where an R object comes from, when it is shared.
+struct Origin {
+  std::shared_ptr<Mapping> mapping;
+  uint64_t node = 0;
+};
+
+Origin origin_of(SEXP x);
+
+// The string in a length-1 character vector, or "" for anything else.
+std::string as_string(SEXP x);
+
+// The element `key` of a named list, or R_NilValue.
+SEXP list_field(SEXP list, const char* key);
+
+// A region name from what a user typed: "my_data" and "shmr_my_data" both
+// name the region file "shmr_my_data".
+std::string region_name_for(const std::string& text);
+
+// CreateOptions from the list R's share() and segment_create() build:
+// backing, data_directory, name, readonly, persist, shm_capacity.
+CreateOptions create_options(SEXP options);
+
+// Runs `body`, re-throwing engine errors with the "shmr: " prefix users
+// grep for.
+template <typename Body>
+SEXP with_messages(Body&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    throw std::runtime_error(std::string("shmr: ") + e.what());
+  }
+}
+
+}  // namespace shmr::glue

@@ -1,0 +1,163 @@
+#include "listing.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "error.h"
+#include "format.h"
+#include "locator.h"
+#include "names.h"
+#include "reader.h"
+#include "region_file.h"
+
+namespace shmr {
+namespace {
+
+// ".shmr_tmp_<pid>_<name>" -> pid, or 0 when the name has another shape.
+int64_t temporary_owner_pid(const std::string& file) {
+  const size_t prefix = std::strlen(kTemporaryPrefix);
+  if (file.compare(0, prefix, kTemporaryPrefix) != 0) return 0;
+  size_t underscore = file.find('_', prefix);
+  if (underscore == std::string::npos || underscore == prefix) return 0;
+  int64_t pid = 0;
+  for (size_t i = prefix; i < underscore; ++i) {
+    if (file[i] < '0' || file[i] > '9' || pid > 1000000000) return 0;
+    pid = pid * 10 + (file[i] - '0');
+  }
+  return pid;
+}
+
+// An open regular file of this user, or an invalid descriptor.
+FileDescriptor open_own_file(const std::string& path, struct stat& st) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return FileDescriptor();
+  FileDescriptor guard(fd);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
+    return FileDescriptor();
+  return guard;
+}
+
+void fill_from_header(int fd, RegionSummary& summary) {
+  format::RegionHeader header;
+  if (!read_region_header(fd, header)) return;
+  summary.valid = true;
+  summary.creator = {header.creator_pid, header.creator_start_ticks};
+  summary.creator_alive = process::is_alive(summary.creator);
+  summary.persistent = (header.flags & format::kFlagPersistent) != 0;
+  summary.writable = (header.flags & format::kFlagReadonly) == 0;
+  summary.created_unix_ms = header.created_unix_ms;
+  summary.format_version = header.format_version;
+  summary.original_class.assign(header.original_class,
+                                strnlen(header.original_class, sizeof header.original_class));
+}
+
+// nullopt for anything that is not a regular file of this user: such
+// entries are neither listed nor pruned.
+std::optional<RegionSummary> summarize(const std::string& directory, const std::string& file) {
+  RegionSummary summary;
+  summary.name = file;
+  summary.data_path = region_path(directory, file);
+  int64_t temp_pid = temporary_owner_pid(file);
+  summary.temporary = temp_pid != 0;
+  struct stat st;
+  FileDescriptor fd = open_own_file(summary.data_path, st);
+  if (fd.get() < 0) return std::nullopt;
+  summary.size = static_cast<uint64_t>(st.st_size);
+  if (summary.temporary) {
+    summary.creator.pid = temp_pid;
+    summary.creator_alive = process::is_alive(summary.creator);
+    return summary;
+  }
+  Locator locator;
+  bool is_locator = false;
+  try {
+    is_locator = read_locator(fd.get(), file, locator);
+  } catch (const Error&) {
+    return summary;  // a corrupt locator: listed, never pruned
+  }
+  if (!is_locator) {
+    fill_from_header(fd.get(), summary);
+    return summary;
+  }
+  summary.backing = Backing::File;
+  summary.data_path = locator.target_path;
+  // Until the data file is read, the locator speaks for the region.
+  summary.valid = true;
+  summary.creator = locator.creator;
+  summary.creator_alive = process::is_alive(locator.creator);
+  summary.persistent = (locator.flags & format::kFlagPersistent) != 0;
+  summary.size = 0;
+  FileDescriptor data = open_own_file(locator.target_path, st);
+  if (data.get() >= 0) {
+    summary.size = static_cast<uint64_t>(st.st_size);
+    fill_from_header(data.get(), summary);
+  }
+  return summary;
+}
+
+RegionLocation location_of(const std::string& directory, const RegionSummary& region) {
+  RegionLocation location;
+  location.backing = region.backing;
+  location.shm_directory = directory;
+  location.name = region.name;
+  location.data_directory = region.backing == Backing::File
+                                ? region.data_path.substr(0, region.data_path.rfind('/'))
+                                : directory;
+  return location;
+}
+
+}  // namespace
+
+std::vector<RegionSummary> list_regions(const std::string& directory) {
+  std::vector<RegionSummary> out;
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) return out;
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, ::closedir);
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string file = entry->d_name;
+    if (!names::is_valid_region_name(file) && temporary_owner_pid(file) == 0) continue;
+    if (auto summary = summarize(directory, file)) out.push_back(std::move(*summary));
+  }
+  return out;
+}
+
+std::vector<std::string> prune_regions(const std::string& directory) {
+  std::vector<std::string> removed;
+  for (const RegionSummary& region : list_regions(directory)) {
+    if (region.persistent || region.creator_alive) continue;
+    // A file without a readable header and without a temporary name has no
+    // creator we could ask about; it is not ours to judge.
+    if (!region.valid && !region.temporary) continue;
+    // Only regular files of this user are ours to remove (a temporary name
+    // alone says nothing about who wrote it, and root may unlink anything).
+    const std::string name_path = region_path(directory, region.name);
+    struct stat st;
+    if (::lstat(name_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
+      continue;
+    // Likewise the data file a locator leads to, when there is one.
+    if (region.backing == Backing::File && ::lstat(region.data_path.c_str(), &st) == 0 &&
+        (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()))
+      continue;
+    if (region.temporary) {
+      if (::unlink(name_path.c_str()) == 0) removed.push_back(region.name);
+    } else if (remove_region_files(location_of(directory, region))) {
+      removed.push_back(region.name);
+    }
+  }
+  return removed;
+}
+
+bool remove_region(const std::string& directory, const std::string& name) {
+  if (!names::is_valid_region_name(name)) return false;
+  auto summary = summarize(directory, name);
+  if (!summary) return false;
+  return remove_region_files(location_of(directory, *summary));
+}
+
+}  // namespace shmr

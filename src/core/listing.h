@@ -1,0 +1,42 @@
+// Listing, pruning and removing this user's regions in a shm directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ownership.h"
+#include "process.h"
+
+namespace shmr {
+
+struct RegionSummary {
+  std::string name;
+  Backing backing = Backing::Shm;
+  std::string data_path;   // where the bytes are
+  uint64_t size = 0;
+  bool valid = false;      // header readable
+  bool temporary = false;  // still being written (hidden temporary name)
+  process::Identity creator;
+  bool creator_alive = false;
+  bool persistent = false;
+  bool writable = false;
+  int64_t created_unix_ms = 0;
+  uint32_t format_version = 0;
+  std::string original_class;
+};
+
+// This user's regions (and temporary files) named in `directory`; file-backed
+// regions are followed through their locators.
+std::vector<RegionSummary> list_regions(const std::string& directory);
+
+// Removes regions (and unfinished temporary files, and locators whose data
+// file is gone) whose creator is gone. Never touches persistent regions or
+// those of live processes.
+std::vector<std::string> prune_regions(const std::string& directory);
+
+// Removes the region called `name` whatever its creator or persistence
+// (remove_shared()). Returns false when there was no such region.
+bool remove_region(const std::string& directory, const std::string& name);
+
+}  // namespace shmr

@@ -1,0 +1,130 @@
+#include "ownership.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <unordered_map>
+#include <vector>
+
+#include "error.h"
+#include "locator.h"
+
+namespace shmr {
+namespace {
+
+// Every region this process created and still owns, by the path of its
+// name, so that any later mapping of it in this process shares the claim.
+std::mutex owners_mutex;
+
+std::unordered_map<std::string, std::weak_ptr<RegionOwner>>& owners_by_path() {
+  static std::unordered_map<std::string, std::weak_ptr<RegionOwner>> owners;
+  return owners;
+}
+
+}  // namespace
+
+const char* backing_name(Backing backing) { return backing == Backing::Shm ? "shm" : "mmap"; }
+
+bool remove_region_files(const RegionLocation& location) {
+  bool removed = ::unlink(location.data_path().c_str()) == 0;
+  if (location.backing == Backing::File)
+    removed = (::unlink(location.name_path().c_str()) == 0) || removed;
+  return removed;
+}
+
+FileIdentity FileIdentity::of(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return {};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+namespace {
+
+void unlink_if_same(const std::string& path, const FileIdentity& expected) {
+  if (FileIdentity::of(path) == expected) ::unlink(path.c_str());
+}
+
+// True when the file at `path` is the locator we published (same identity)
+// and still leads to `data_path`. The identity alone does not tell: once the
+// locator was removed, its inode number is free for whatever file takes the
+// name next (ext4 reuses numbers at once).
+bool is_our_locator(const std::string& path, const FileIdentity& expected, const std::string& name,
+                    const std::string& data_path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  FileDescriptor guard(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 ||
+      !(FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} ==
+        expected))
+    return false;
+  Locator locator;
+  try {
+    return read_locator(fd, name, locator) && locator.target_path == data_path;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+RegionOwner::RegionOwner(RegionLocation location, bool persistent)
+    : location_(std::move(location)),
+      data_file_(FileIdentity::of(location_.data_path())),
+      name_file_(FileIdentity::of(location_.name_path())),
+      persistent_(persistent),
+      creator_pid_(static_cast<int64_t>(::getpid())) {}
+
+RegionOwner::~RegionOwner() {
+  {
+    std::lock_guard<std::mutex> lock(owners_mutex);
+    auto found = owners_by_path().find(location_.name_path());
+    if (found != owners_by_path().end() && found->second.expired()) owners_by_path().erase(found);
+  }
+  release();
+}
+
+void RegionOwner::release() {
+  std::call_once(released_, [this] {
+    // A forked child shares the parent's objects but not its ownership.
+    if (persistent_ || kept_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
+    // Only the files this owner created: the name may have been removed and
+    // taken by another region since.
+    const FileIdentity data_now = FileIdentity::of(location_.data_path());
+    unlink_if_same(location_.data_path(), data_file_);
+    // The locator too, unless a new data file took our data file's place
+    // (then the locator there is the new region's).
+    if (location_.backing == Backing::File &&
+        (data_now == data_file_ || data_now == FileIdentity{}) &&
+        is_our_locator(location_.name_path(), name_file_, location_.name, location_.data_path()))
+      ::unlink(location_.name_path().c_str());
+  });
+}
+
+void RegionOwner::keep() { kept_ = true; }
+
+std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent) {
+  auto owner = std::make_shared<RegionOwner>(location, persistent);
+  std::lock_guard<std::mutex> lock(owners_mutex);
+  owners_by_path()[location.name_path()] = owner;
+  return owner;
+}
+
+std::shared_ptr<RegionOwner> owner_of(const std::string& name_path) {
+  std::lock_guard<std::mutex> lock(owners_mutex);
+  auto found = owners_by_path().find(name_path);
+  return found == owners_by_path().end() ? nullptr : found->second.lock();
+}
+
+void release_all_owned_regions() {
+  std::vector<std::shared_ptr<RegionOwner>> owners;
+  {
+    std::lock_guard<std::mutex> lock(owners_mutex);
+    for (auto& entry : owners_by_path())
+      if (auto owner = entry.second.lock()) owners.push_back(std::move(owner));
+  }
+  for (auto& owner : owners) owner->release();
+}
+
+}  // namespace shmr
