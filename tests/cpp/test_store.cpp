@@ -15,6 +15,7 @@
 
 #include "names.h"
 #include "process.h"
+#include "listing.h"
 #include "store.h"
 #include "test_util.h"
 
