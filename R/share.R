@@ -191,7 +191,10 @@ is_shared <- function(x) {
 #' is_shared(y)
 #' identical(x, y)
 fetch <- function(x) {
-  .Call(shmr_fetch, x)
+  copy <- .Call(shmr_fetch, x)
+  # A buffer's copy is an ordinary private vector, not a buffer.
+  if (inherits(copy, "shmr_buffer")) oldClass(copy) <- NULL
+  copy
 }
 
 #' Release a shared object now

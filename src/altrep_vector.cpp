@@ -15,15 +15,15 @@ namespace {
 
 R_xlen_t view_length(SEXP x) {
   ViewHandle* handle = view_handle(x);
-  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->node.length());
+  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
 }
 
-void* view_dataptr(SEXP x, Rboolean) { return const_cast<void*>(open_view_handle(x).node.data()); }
+void* view_dataptr(SEXP x, Rboolean) { return const_cast<void*>(open_view_handle(x).data()); }
 
 const void* view_dataptr_or_null(SEXP x) {
   ViewHandle* handle = view_handle(x);
   if (handle == nullptr || handle->mapping->is_closed()) return nullptr;
-  return handle->node.data();
+  return handle->data();
 }
 
 Rboolean view_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
@@ -40,6 +40,8 @@ Rboolean view_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 
 SEXP view_state(SEXP x) {
   ViewHandle& handle = open_view_handle(x);
+  // A slice has no name of its own: it travels by value.
+  if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
   if (view_has_private_pages(handle)) return nullptr;
   return view_serialized_state(handle);
@@ -53,10 +55,14 @@ SEXP view_unserialize(SEXP, SEXP state) { return view_from_serialized_state(stat
 // A writable share is different: R duplicates shallowly before a change
 // (x[i] <- v on an object referenced twice), and that change would silently
 // miss shared memory, so it is refused; deep duplicates (sort(), rev()) are
-// ordinary private copies.
+// ordinary private copies. Shared buffers (shared_buffer()) alias instead.
 SEXP view_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
+  if (handle.is_slice()) return nullptr;
   if (view_writes_through(handle)) {
+    // An output buffer is meant to be written from anywhere: its duplicate
+    // is another view of the same shared memory.
+    if (Rf_inherits(x, "shmr_buffer")) return make_view(handle.mapping, handle.node);
     if (!deep) refuse_private_copy(handle);
     return nullptr;
   }
@@ -66,7 +72,7 @@ SEXP view_duplicate(SEXP x, Rboolean deep) {
 
 template <typename T>
 const T* typed_data(SEXP x) {
-  return static_cast<const T*>(open_view_handle(x).node.data());
+  return static_cast<const T*>(open_view_handle(x).data());
 }
 
 template <typename T>

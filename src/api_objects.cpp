@@ -17,6 +17,7 @@
 #include "fetch.h"
 #include "list_registry.h"
 #include "r_api.h"
+#include "view.h"
 
 using namespace shmr;
 using namespace shmr::glue;
@@ -120,6 +121,19 @@ extern "C" SEXP shmr_close(SEXP x) {
 extern "C" SEXP shmr_fetch(SEXP x) {
   BEGIN_CPP11
   return cpp11::unwind_protect([&] { return fetch_copy(x); });
+  END_CPP11
+}
+
+// Elements [first, first + count) of the shared vector `x` as a zero-copy
+// view, or NULL when `x` is not a whole fixed-width view.
+extern "C" SEXP shmr_slice(SEXP x, SEXP first, SEXP count) {
+  BEGIN_CPP11
+  double from = Rf_asReal(first);
+  double n = Rf_asReal(count);
+  if (ISNAN(from) || ISNAN(n) || from < 0 || n < 0) return R_NilValue;
+  SEXP slice = cpp11::unwind_protect(
+      [&] { return make_slice(x, static_cast<uint64_t>(from), static_cast<uint64_t>(n)); });
+  return slice == nullptr ? R_NilValue : slice;
   END_CPP11
 }
 

@@ -9,7 +9,8 @@ namespace shmr::glue {
 
 Origin origin_of(SEXP x) {
   if (ViewHandle* view = view_handle(x)) {
-    if (view->mapping->is_closed()) return {};
+    // A slice is part of a node, not an object of the region.
+    if (view->mapping->is_closed() || view->is_slice()) return {};
     return {view->mapping, view->node.index()};
   }
   ListOrigin list = find_list(x);

@@ -23,6 +23,11 @@ SEXP shmr_segment_read(SEXP, SEXP, SEXP);
 SEXP shmr_segment_protect(SEXP);
 SEXP shmr_segment_info(SEXP);
 SEXP shmr_segment_close(SEXP, SEXP);
+SEXP shmr_share_handoff(SEXP, SEXP, SEXP);
+SEXP shmr_adopt(SEXP);
+SEXP shmr_buffer_create(SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_buffer_write(SEXP, SEXP, SEXP);
+SEXP shmr_slice(SEXP, SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
@@ -45,6 +50,11 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_segment_protect", (DL_FUNC)&shmr_segment_protect, 1},
     {"shmr_segment_info", (DL_FUNC)&shmr_segment_info, 1},
     {"shmr_segment_close", (DL_FUNC)&shmr_segment_close, 2},
+    {"shmr_share_handoff", (DL_FUNC)&shmr_share_handoff, 3},
+    {"shmr_adopt", (DL_FUNC)&shmr_adopt, 1},
+    {"shmr_buffer_create", (DL_FUNC)&shmr_buffer_create, 4},
+    {"shmr_buffer_write", (DL_FUNC)&shmr_buffer_write, 3},
+    {"shmr_slice", (DL_FUNC)&shmr_slice, 3},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "core/store.h"
 
@@ -24,12 +24,15 @@ class Mapping {
   bool is_closed() const noexcept { return region_->is_closed(); }
 
   bool has_live_view(uint64_t node) const { return live_views_.count(node) != 0; }
-  void add_view(uint64_t node) { live_views_.insert(node); }
-  void remove_view(uint64_t node) { live_views_.erase(node); }
+  void add_view(uint64_t node) { ++live_views_[node]; }
+  void remove_view(uint64_t node) {
+    auto found = live_views_.find(node);
+    if (found != live_views_.end() && --found->second == 0) live_views_.erase(found);
+  }
 
  private:
   std::shared_ptr<MappedRegion> region_;
-  std::unordered_set<uint64_t> live_views_;
+  std::unordered_map<uint64_t, uint32_t> live_views_;  // node -> views (slices count too)
 };
 
 // A mapping of `name` on which `node` has no live view: a cached one when

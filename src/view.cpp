@@ -52,6 +52,20 @@ SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
   return view;
 }
 
+SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
+  ViewHandle* whole = view_handle(x);
+  if (whole == nullptr || whole->mapping->is_closed() || whole->is_slice() ||
+      format::element_size(whole->node.kind()) == 0 || first > whole->node.length() ||
+      count > whole->node.length() - first)
+    return nullptr;
+  SEXP slice = PROTECT(make_view(whole->mapping, whole->node));
+  ViewHandle* handle = view_handle(slice);
+  handle->first = first;
+  handle->count = count;
+  UNPROTECT(1);
+  return slice;
+}
+
 ViewHandle& open_view_handle(SEXP x) {
   ViewHandle* handle = view_handle(x);
   if (handle == nullptr) Rf_error("shmr: this shared object has been released");
@@ -149,7 +163,7 @@ void refuse_private_copy(const ViewHandle& handle) {
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {
-  return pages::has_private_copies(handle.node.data(), handle.node.data_size());
+  return pages::has_private_copies(handle.data(), handle.data_size());
 }
 
 }  // namespace shmr::glue

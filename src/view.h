@@ -15,13 +15,26 @@ namespace shmr::glue {
 struct ViewHandle {
   std::shared_ptr<Mapping> mapping;
   NodeView node;
+  // A slice covers elements [first, first + count) of a fixed-width node
+  // (a column of a shared matrix); a whole view covers the node.
+  uint64_t first = 0;
+  uint64_t count = 0;
   // Set once R was handed a writable pointer into a string view's cache.
   bool cache_written = false;
 
-  ViewHandle(std::shared_ptr<Mapping> m, NodeView n) : mapping(std::move(m)), node(n) {
+  ViewHandle(std::shared_ptr<Mapping> m, NodeView n)
+      : mapping(std::move(m)), node(n), count(node.length()) {
     mapping->add_view(node.index());
   }
   ~ViewHandle() { mapping->remove_view(node.index()); }
+
+  bool is_slice() const noexcept { return first != 0 || count != node.length(); }
+  uint64_t length() const noexcept { return count; }
+  const void* data() const noexcept {
+    return static_cast<const unsigned char*>(node.data()) +
+           first * format::element_size(node.kind());
+  }
+  uint64_t data_size() const noexcept { return count * format::element_size(node.kind()); }
 };
 
 // Class handles, set by the per-family init functions.
@@ -45,6 +58,11 @@ ViewHandle& open_view_handle(SEXP x);
 // A new view of the same node on a mapping where that node has no view yet,
 // or nullptr when the region can no longer be opened.
 SEXP fresh_view_of(const ViewHandle& handle);
+
+// A view of elements [first, first + count) of the fixed-width view `x`,
+// sharing its mapping, or nullptr when `x` is not such a view. May raise an R
+// error (allocation): call only inside cpp11::unwind_protect.
+SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
 
 // Used by the view classes' Serialized_state and Unserialize methods.
 SEXP view_serialized_state(const ViewHandle& handle);

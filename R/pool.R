@@ -1,0 +1,209 @@
+#' Worker pools
+#'
+#' A pool is a set of R worker processes on this machine, started by an
+#' existing engine: base R's `parallel` (PSOCK sockets, the default) or
+#' `mirai` daemons. [pool_lapply()], [pool_sapply()] and [pool_apply()] run
+#' work on it; shared objects travel to the workers as names.
+#'
+#' `pool_create()` starts `n` workers, loads shmr and `packages` on each, runs
+#' `init` (a function of no arguments, or an expression) on each, and makes
+#' the pool the default for the `pool_*()` maps. PSOCK sockets use the
+#' `"no-delay"` option at both ends, so a message does not wait for the
+#' operating system's small-packet delay.
+#'
+#' @param n Number of workers. By default the number of usable cores: the
+#'   option `mc.cores` when set, else [parallel::detectCores()], at most 2
+#'   when the environment variable `_R_CHECK_LIMIT_CORES_` is set (as under
+#'   `R CMD check`).
+#' @param backend `"psock"` (default) or `"mirai"`.
+#' @param packages Character vector of packages to attach on every worker.
+#' @param init `NULL`, a function of no arguments, or a quoted expression,
+#'   run on every worker after `packages` are attached (also on workers that
+#'   replace one that died).
+#' @param pool A pool. For `pool_stop()` and `pool_status()`, the default
+#'   pool when `NULL`.
+#' @return `pool_create()`: the pool (class `shmr_pool`), invisibly.
+#'   `pool_stop()`: `NULL`, invisibly. `pool_status()`: a data frame with one
+#'   row per worker: `worker`, `pid`, `tasks_done` (elements computed),
+#'   `rss` (resident bytes), `uss` (unique set size: bytes mapped by this
+#'   worker alone, which also counts pages of a shared region that no other
+#'   process happens to have touched), `anonymous` (bytes of the worker's
+#'   own memory: its R heap and pages it copied; this is what grows when
+#'   data is copied into a worker), and `shared_mapped` (bytes of shmr
+#'   regions it has mapped).
+#' @name pools
+#' @examples
+#' \donttest{
+#' pool <- pool_create(2)
+#' pool_status(pool)[, c("worker", "pid", "tasks_done")]
+#' unlist(pool_lapply(1:4, function(i) i^2))
+#' pool_stop(pool)
+#' }
+NULL
+
+pools <- new.env(parent = emptyenv())
+
+#' @rdname pools
+#' @export
+pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL) {
+  backend <- match.arg(backend)
+  n <- if (is.null(n)) usable_cores() else n
+  if (!is.numeric(n) || length(n) != 1L || is.na(n) || n < 1 || n != round(n)) {
+    stop("`n` must be a whole number of workers >= 1", call. = FALSE)
+  }
+  if (!is.null(packages) && !is.character(packages)) {
+    stop("`packages` must be a character vector", call. = FALSE)
+  }
+  if (!is.null(init) && !is.function(init) && !is.language(init)) {
+    stop("`init` must be NULL, a function or a quoted expression", call. = FALSE)
+  }
+  pool <- new.env(parent = emptyenv())
+  class(pool) <- "shmr_pool"
+  pool$backend <- backend
+  pool$n <- as.integer(n)
+  pool$packages <- packages
+  pool$init <- init
+  pool$tasks_done <- integer(n)
+  pool$stopped <- FALSE
+  if (backend == "psock") start_psock(pool) else start_mirai(pool)
+  pools$default <- pool
+  invisible(pool)
+}
+
+#' @rdname pools
+#' @export
+pool_stop <- function(pool = NULL) {
+  pool <- pool %||% pools$default
+  if (is.null(pool) || isTRUE(pool$stopped)) return(invisible(NULL))
+  check_pool(pool)
+  if (pool$backend == "psock") {
+    try(parallel::stopCluster(pool$cluster), silent = TRUE)
+  } else {
+    try(mirai::daemons(0, .compute = pool$profile), silent = TRUE)
+  }
+  pool$stopped <- TRUE
+  if (identical(pools$default, pool)) pools$default <- NULL
+  invisible(NULL)
+}
+
+#' @rdname pools
+#' @export
+pool_status <- function(pool = NULL) {
+  pool <- pool %||% pools$default
+  if (is.null(pool)) stop("there is no pool; create one with pool_create()", call. = FALSE)
+  check_pool(pool, running = TRUE)
+  memory <- lapply(pool$pids, function(pid) {
+    m <- tryCatch(suppressWarnings(process_memory(pid)),
+                  error = function(e) c(rss = NA_real_, private = NA_real_, anonymous = NA_real_))
+    c(rss = m[["rss"]], uss = m[["private"]], anonymous = m[["anonymous"]],
+      shared = shared_bytes_mapped(pid))
+  })
+  data.frame(
+    worker = seq_along(pool$pids), pid = as.integer(pool$pids),
+    tasks_done = pool$tasks_done,
+    rss = vapply(memory, `[[`, 0, "rss"), uss = vapply(memory, `[[`, 0, "uss"),
+    anonymous = vapply(memory, `[[`, 0, "anonymous"),
+    shared_mapped = vapply(memory, `[[`, 0, "shared")
+  )
+}
+
+#' @export
+print.shmr_pool <- function(x, ...) {
+  state <- if (isTRUE(x$stopped)) "stopped" else paste(length(x$pids), "workers")
+  cat(sprintf("<shmr pool: %s, %s>\n", x$backend, state))
+  invisible(x)
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
+check_pool <- function(pool, running = FALSE) {
+  if (!inherits(pool, "shmr_pool")) stop("`pool` must be a pool from pool_create()", call. = FALSE)
+  if (running && isTRUE(pool$stopped)) stop("the pool was stopped", call. = FALSE)
+}
+
+usable_cores <- function() {
+  n <- getOption("mc.cores", NA_integer_)
+  if (is.na(n)) n <- parallel::detectCores(logical = TRUE)
+  if (is.na(n) || n < 1) n <- 1L
+  if (nzchar(Sys.getenv("_R_CHECK_LIMIT_CORES_"))) n <- min(n, 2L)
+  as.integer(n)
+}
+
+# Bytes of shmr regions mapped by a process, from /proc/<pid>/maps.
+shared_bytes_mapped <- function(pid) {
+  maps <- tryCatch(readLines(sprintf("/proc/%d/maps", pid)), error = function(e) character())
+  maps <- maps[grepl("/shmr_[^/]*( \\(deleted\\))?$", maps)]
+  if (!length(maps)) return(0)
+  ranges <- do.call(rbind, strsplit(sub(" .*$", "", maps), "-", fixed = TRUE))
+  sum(strtoi_hex(ranges[, 2]) - strtoi_hex(ranges[, 1]))
+}
+
+# Hexadecimal addresses can exceed what strtoi() handles; go digit by digit.
+strtoi_hex <- function(x) {
+  vapply(x, function(h) {
+    digits <- match(strsplit(tolower(h), "")[[1]], c(0:9, letters[1:6])) - 1
+    sum(digits * 16^(rev(seq_along(digits)) - 1))
+  }, 0, USE.NAMES = FALSE)
+}
+
+# Code run on every new worker.
+worker_setup <- function(packages, init) {
+  suppressPackageStartupMessages(library(shmr))
+  for (p in packages) suppressPackageStartupMessages(library(p, character.only = TRUE))
+  if (is.function(init)) init() else if (!is.null(init)) eval(init, globalenv())
+  Sys.getpid()
+}
+
+# --- PSOCK ---------------------------------------------------------------
+
+new_psock_nodes <- function(n) {
+  old <- options(socketOptions = "no-delay")
+  on.exit(options(old))
+  parallel::makePSOCKcluster(
+    n, useXDR = FALSE,
+    rscript_args = c("-e", shQuote("options(socketOptions = 'no-delay')"))
+  )
+}
+
+start_psock <- function(pool) {
+  pool$cluster <- new_psock_nodes(pool$n)
+  pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup, pool$packages, pool$init))
+}
+
+# Replaces worker `w` (which died) with a fresh one.
+replace_psock_worker <- function(pool, w) {
+  try(close(pool$cluster[[w]]$con), silent = TRUE)
+  node <- new_psock_nodes(1)
+  pool$cluster[[w]] <- node[[1]]
+  pool$pids[w] <- parallel::clusterCall(node, worker_setup, pool$packages, pool$init)[[1]]
+}
+
+# --- mirai ---------------------------------------------------------------
+
+start_mirai <- function(pool) {
+  if (!requireNamespace("mirai", quietly = TRUE)) {
+    stop("backend = \"mirai\" needs the mirai package", call. = FALSE)
+  }
+  pool$profile <- paste0("shmr_", paste(sample(c(letters, 0:9), 12, TRUE), collapse = ""))
+  mirai::daemons(pool$n, .compute = pool$profile)
+  pid_dir <- tempfile("shmr-pids")
+  dir.create(pid_dir, mode = "0700")
+  on.exit(unlink(pid_dir, recursive = TRUE))
+  setup <- worker_setup
+  mirai::everywhere(
+    {
+      setup(packages, init)
+      file.create(file.path(pid_dir, Sys.getpid()))
+    },
+    setup = setup, packages = pool$packages, init = pool$init, pid_dir = pid_dir,
+    .compute = pool$profile
+  )
+  deadline <- Sys.time() + 60
+  repeat {
+    pids <- as.integer(list.files(pid_dir))
+    if (length(pids) >= pool$n) break
+    if (Sys.time() > deadline) stop("mirai daemons did not start in time", call. = FALSE)
+    Sys.sleep(0.02)
+  }
+  pool$pids <- pids
+}

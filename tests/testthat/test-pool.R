@@ -1,0 +1,214 @@
+# Pools and parallel maps, with real worker processes.
+
+skip_if_no_pool <- function() {
+  skip_on_cran()
+  skip_without_callr()
+}
+
+with_pool <- function(n, code, backend = "psock") {
+  pool <- pool_create(n, backend = backend)
+  on.exit(pool_stop(pool))
+  force(code)
+}
+
+test_that("maps equal lapply, sapply and apply", {
+  skip_if_no_pool()
+  with_pool(2, {
+    l <- list(a = 1:3, b = letters, c = NULL, d = list(x = 1))
+    expect_identical(pool_lapply(l, length), lapply(l, length))
+    expect_identical(pool_lapply(1:7, function(i, k) i * k, k = 3L), lapply(1:7, function(i) i * 3L))
+    expect_identical(pool_sapply(c("x", "yy"), nchar), sapply(c("x", "yy"), nchar))
+    expect_identical(pool_sapply(1:5, function(i) c(i, i^2)), sapply(1:5, function(i) c(i, i^2)))
+    df <- data.frame(a = 1:4, b = c(2.5, 1, 0, NA), s = c("p", "q", "r", "s"))
+    expect_identical(pool_lapply(df, class), lapply(df, class))
+    expect_identical(pool_sapply(df, function(col) sum(!is.na(col))),
+                     sapply(df, function(col) sum(!is.na(col))))
+    m <- matrix(rnorm(60), 6, dimnames = list(paste0("r", 1:6), paste0("c", 1:10)))
+    for (margin in 1:2) {
+      expect_equal(pool_apply(m, margin, mean), apply(m, margin, mean), info = margin)
+      expect_equal(pool_apply(m, margin, range), apply(m, margin, range), info = margin)
+    }
+    for (mat in list(matrix(1:12, 3), matrix(letters[1:12], 3), matrix(c(TRUE, FALSE), 2, 5),
+                     matrix(as.raw(1:12), 4))) {
+      for (margin in 1:2) {
+        expect_identical(pool_apply(mat, margin, function(v) v[1]), apply(mat, margin, function(v) v[1]))
+      }
+    }
+    expect_identical(pool_lapply(list(), identity), list())
+  })
+})
+
+test_that("seeds give one stream per element, whatever the workers and chunks", {
+  skip_if_no_pool()
+  draw <- function(i) runif(2)
+  set.seed(1)
+  before <- .Random.seed
+  one <- with_pool(1, pool_lapply(1:9, draw, seed = 123, chunk_size = 9))
+  two <- with_pool(2, list(
+    pool_lapply(1:9, draw, seed = 123, chunk_size = 1),
+    pool_lapply(1:9, draw, seed = 123, chunk_size = 4)
+  ))
+  expect_identical(one, two[[1]])
+  expect_identical(one, two[[2]])
+  expect_identical(.Random.seed, before)
+  expect_false(identical(one[[1]], one[[2]]))
+})
+
+test_that("an error names the element and keeps its class; or is returned in place", {
+  skip_if_no_pool()
+  with_pool(2, {
+    fail <- function(i) {
+      if (i == 4) stop(structure(class = c("my_error", "error", "condition"),
+                                 list(message = "bad input", call = NULL)))
+      i
+    }
+    err <- tryCatch(pool_lapply(1:6, fail, chunk_size = 1), error = identity)
+    expect_s3_class(err, "my_error")
+    expect_match(conditionMessage(err), "in element 4: bad input")
+    kept <- pool_lapply(1:6, fail, on_error = "continue")
+    expect_s3_class(kept[[4]], "my_error")
+    expect_identical(kept[-4], as.list(c(1:3, 5:6)))
+    # The pool is still usable afterwards.
+    expect_identical(pool_sapply(1:4, function(i) i + 1L), 2:5)
+  })
+})
+
+test_that("a worker killed mid-call is replaced; a second death is an error, never a hang", {
+  skip_if_no_pool()
+  with_pool(2, {
+    flag <- tempfile()
+    res <- pool_lapply(1:6, function(i, flag) {
+      if (i == 3 && !file.exists(flag)) {
+        file.create(flag)
+        tools::pskill(Sys.getpid(), tools::SIGKILL)
+      }
+      i * 2L
+    }, flag = flag, chunk_size = 1)
+    expect_identical(unlist(res), (1:6) * 2L)
+    err <- tryCatch(pool_lapply(1:2, function(i) {
+      if (i == 2) tools::pskill(Sys.getpid(), tools::SIGKILL)
+      i
+    }, chunk_size = 1), error = conditionMessage)
+    expect_match(err, "a worker died twice while computing elements 2")
+    status <- pool_status()
+    expect_true(all(vapply(status$pid, shmr:::process_alive, TRUE)))
+    expect_identical(pool_sapply(1:2, function(i) i), 1:2)
+  })
+})
+
+test_that("disjoint buffer writes from two workers all land in shared memory", {
+  skip_if_no_pool()
+  with_pool(2, {
+    out <- shared_buffer("double", c(1000, 8), init = 0)
+    pids <- pool_sapply(1:8, function(j, out) {
+      out[, j] <- j + seq_len(1000) / 1000
+      Sys.getpid()
+    }, out = out, chunk_size = 1)
+    expect_identical(length(unique(pids)), 2L)
+    expected <- outer(seq_len(1000) / 1000, 1:8, `+`)
+    expect_identical(out[, 1:8], expected)
+    expect_true(is_shared(out))
+  })
+  v <- shared_buffer("integer", 10)
+  expect_true(all(is.na(v[])))
+  v[c(2, 4)] <- 7L
+  v[-(1:8)] <- 1L
+  expect_identical(v[], c(NA, 7L, NA, 7L, NA, NA, NA, NA, 1L, 1L))
+  r <- shared_buffer("raw", 3)
+  expect_identical(r[], as.raw(c(0, 0, 0)))
+  expect_error(v[11] <- 1L, "out of bounds")
+})
+
+test_that("a large input is not copied into the workers", {
+  skip_if_no_pool()
+  with_pool(2, {
+    m <- matrix(rnorm(2.5e7), ncol = 50) # 200 MB
+    invisible(pool_sapply(1:2, function(i) i))
+    before <- pool_status()$anonymous
+    means <- pool_apply(m, 2, mean)
+    after <- pool_status()$anonymous
+    expect_equal(means, colMeans(m))
+    # Each worker's private memory grows by far less than the matrix.
+    expect_true(all(after - before < 0.05 * 8 * length(m)), label = paste(after - before))
+    expect_true(all(pool_status()$shared_mapped > 0))
+  })
+})
+
+test_that("large results come back through shared memory, owned by the caller", {
+  skip_if_no_pool()
+  with_pool(2, {
+    res <- pool_lapply(1:2, function(i) rnorm(5e5) + i)
+    expect_true(all(vapply(res, is_shared, TRUE)))
+    name <- shared_name(res[[1]])
+    expect_true(shared_info(res[[1]])$owner)
+    expect_identical(shared_regions()$creator_alive[shared_regions()$name == name], TRUE)
+    rm(res)
+    invisible(gc())
+    expect_false(region_exists(name))
+  })
+})
+
+test_that("the mirai backend runs maps and keeps seeds", {
+  skip_if_no_pool()
+  skip_if_not_installed("mirai")
+  with_pool(2, backend = "mirai", {
+    expect_identical(pool_sapply(1:6, function(i) i^2), (1:6)^2)
+    x <- share(rnorm(1e5))
+    expect_identical(pool_sapply(1:2, function(i, x) shared_name(x), x = x), rep(shared_name(x), 2))
+    mirai_draws <- pool_lapply(1:4, function(i) runif(1), seed = 9)
+  })
+  psock_draws <- with_pool(1, pool_lapply(1:4, function(i) runif(1), seed = 9))
+  expect_identical(mirai_draws, psock_draws)
+})
+
+test_that("pool_create() respects mc.cores and _R_CHECK_LIMIT_CORES_; bad input is an error", {
+  withr_options <- options(mc.cores = 3)
+  on.exit(options(withr_options))
+  expect_identical(shmr:::usable_cores(), 3L)
+  old <- Sys.getenv("_R_CHECK_LIMIT_CORES_")
+  Sys.setenv("_R_CHECK_LIMIT_CORES_" = "TRUE")
+  on.exit(Sys.setenv("_R_CHECK_LIMIT_CORES_" = old), add = TRUE)
+  expect_identical(shmr:::usable_cores(), 2L)
+  expect_error(pool_create(0), "whole number")
+  expect_error(pool_create(1.5), "whole number")
+  expect_error(pool_apply(1:3, 1, sum), "must be a matrix")
+  expect_error(pool_apply(matrix(1:4, 2), 3, sum), "MARGIN")
+})
+
+test_that("shared objects reach parallel, mirai, future.apply and foreach workers as names", {
+  skip_if_no_pool()
+  x <- share(rnorm(2e6))
+  probe <- function(x) list(name = shmr::shared_name(x), pid = Sys.getpid(),
+                            anon = shmr:::process_memory()[["anonymous"]])
+  check <- function(got, label) {
+    for (g in got) {
+      expect_identical(g$name, shared_name(x), label = label)
+      expect_false(g$pid == Sys.getpid(), label = label)
+    }
+  }
+  cl <- parallel::makePSOCKcluster(1)
+  on.exit(parallel::stopCluster(cl), add = TRUE)
+  check(parallel::parLapply(cl, 1:2, function(i, obj, probe) probe(obj), obj = x, probe = probe),
+        "parLapply")
+  check(parallel::mclapply(1:2, function(i) probe(x), mc.cores = 2), "mclapply")
+  if (requireNamespace("mirai", quietly = TRUE)) {
+    mirai::daemons(1)
+    got <- mirai::mirai_map(1:2, function(i, obj, probe) probe(obj),
+                            .args = list(obj = x, probe = probe))[]
+    mirai::daemons(0)
+    check(got, "mirai_map")
+  }
+  if (requireNamespace("future.apply", quietly = TRUE) && requireNamespace("future", quietly = TRUE)) {
+    future::plan(future::multisession, workers = 2)
+    got <- future.apply::future_lapply(1:2, function(i) probe(x))
+    future::plan(future::sequential)
+    check(got, "future_lapply")
+  }
+  if (requireNamespace("foreach", quietly = TRUE) && requireNamespace("doParallel", quietly = TRUE)) {
+    doParallel::registerDoParallel(cl)
+    `%dopar%` <- foreach::`%dopar%`
+    got <- foreach::foreach(i = 1:2) %dopar% probe(x)
+    foreach::registerDoSEQ()
+    check(got, "foreach")
+  }
+})
