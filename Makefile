@@ -4,7 +4,7 @@
 R ?= R
 RSCRIPT ?= Rscript
 
-.PHONY: all deps install demo test test-cpp test-r check docs clean
+.PHONY: all deps install demo test test-cpp test-r check docs clean bench bench-quick
 
 all: install
 
@@ -35,6 +35,17 @@ test-cpp: deps
 test-r: install
 	@mkdir -p build
 	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts; cat build/r-counts
+
+bench: install
+	@RSCRIPT=$(RSCRIPT) bash tools/install-deps.sh --suggests
+	@$(RSCRIPT) bench/install-peers.R
+	@$(RSCRIPT) --vanilla bench/run.R
+	@$(RSCRIPT) --vanilla bench/readme_table.R
+
+bench-quick: install
+	@$(RSCRIPT) bench/install-peers.R
+	@$(RSCRIPT) --vanilla bench/run.R --quick
+	@$(RSCRIPT) --vanilla bench/readme_table.R
 
 docs:
 	@$(RSCRIPT) -e 'roxygen2::roxygenise(load_code = "source")'

@@ -55,8 +55,10 @@ static void* map_or_throw(int fd, uint64_t size, int prot, int flags) {
   return p;
 }
 
-MemoryMap MemoryMap::shared_writable(int fd, uint64_t size) {
-  return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_SHARED), size);
+MemoryMap MemoryMap::shared_writable(int fd, uint64_t size, bool populate) {
+  return MemoryMap(
+      map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0)),
+      size);
 }
 
 MemoryMap MemoryMap::shared_read_only(int fd, uint64_t size) {
@@ -90,7 +92,7 @@ std::string region_path(const std::string& directory, const std::string& name) {
 }
 
 PendingRegion::PendingRegion(const std::string& directory, const std::string& name,
-                             uint64_t size)
+                             uint64_t size, bool populate)
     : directory_(directory), name_(name) {
   if (!names::is_valid_region_name(name))
     throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
@@ -116,7 +118,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
                                             std::to_string(size) + " bytes");
       throw_system_error("cannot reserve " + std::to_string(size) + " bytes in " + directory, rc);
     }
-    map_ = MemoryMap::shared_writable(fd, size);
+    map_ = MemoryMap::shared_writable(fd, size, populate);
   } catch (...) {
     ::unlink(temp_path_.c_str());
     throw;

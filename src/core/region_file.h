@@ -38,8 +38,10 @@ class MemoryMap {
   MemoryMap& operator=(const MemoryMap&) = delete;
   ~MemoryMap();
 
-  // Writes reach the file and every other process.
-  static MemoryMap shared_writable(int fd, uint64_t size);
+  // Writes reach the file and every other process. With `populate`, the
+  // page tables are filled up front: a region about to be written whole is
+  // filled faster than by taking one fault per page.
+  static MemoryMap shared_writable(int fd, uint64_t size, bool populate = false);
   // The file's pages, read-only: a write faults.
   static MemoryMap shared_read_only(int fd, uint64_t size);
   // Reads come from the shared pages; a write copies only the touched page
@@ -73,7 +75,9 @@ std::string region_path(const std::string& directory, const std::string& name);
 // reached the destructor unlinks the temporary file.
 class PendingRegion {
  public:
-  PendingRegion(const std::string& directory, const std::string& name, uint64_t size);
+  // `populate`: the caller will write every byte (see MemoryMap).
+  PendingRegion(const std::string& directory, const std::string& name, uint64_t size,
+                bool populate = false);
   PendingRegion(const PendingRegion&) = delete;
   PendingRegion& operator=(const PendingRegion&) = delete;
   ~PendingRegion();

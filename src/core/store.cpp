@@ -78,7 +78,8 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   if (location.data_directory.empty() || location.data_directory[0] != '/')
     throw Error(ErrorKind::InvalidArgument, "a region's directory must be an absolute path");
 
-  PendingRegion pending(location.data_directory, location.name, writer.total_size());
+  PendingRegion pending(location.data_directory, location.name, writer.total_size(),
+                        !writer.has_zero_filled_nodes());
   process::Identity self = process::current();
   writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
   // The header flags tell prune_regions() to keep a persistent region, and

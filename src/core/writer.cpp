@@ -53,6 +53,7 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
     rec.kind = static_cast<uint32_t>(spec.kind);
     rec.flags = spec.flags;
     rec.length = spec.length;
+    has_zero_filled_ = has_zero_filled_ || spec.zero_filled;
 
     for (const auto& attribute : spec.attributes) {
       if (attribute.second >= i)

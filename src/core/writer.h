@@ -56,6 +56,8 @@ class RegionWriter {
   explicit RegionWriter(const RegionDescription& description);
 
   uint64_t total_size() const noexcept { return total_size_; }
+  // True when some payload is left zero rather than written (a segment).
+  bool has_zero_filled_nodes() const noexcept { return has_zero_filled_; }
 
   // Fills `size` bytes at `base` (size must equal total_size()), which must
   // read as zeros (a fresh region does): zero-filled nodes are not written,
@@ -70,6 +72,7 @@ class RegionWriter {
   std::vector<uint64_t> attribute_name_offsets_;  // one per attribute, in node order
   uint64_t node_table_offset_ = 0;
   uint64_t total_size_ = 0;
+  bool has_zero_filled_ = false;
 };
 
 }  // namespace shmr

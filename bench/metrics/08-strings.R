@@ -1,0 +1,27 @@
+# Character vectors: share time, element access in a consumer, sort().
+run <- function(ctx) {
+  n <- if (ctx$quick) 1e6 else 1e7
+  x <- sprintf("id_%09d_%s", sample.int(n), sample(c("alpha", "beta", "gamma"), n, TRUE))
+  size <- as.numeric(object.size(x))
+  for (s in ctx$usable("strings", kind = "character")) {
+    t0 <- Sys.time()
+    handle <- s$share(x)
+    ctx$record("strings", "share time", s$name, size, as.numeric(Sys.time() - t0, units = "secs"), "s")
+    got <- in_consumer(function(name, token) {
+      s <- systems[[name]]
+      obj <- s$map(token)
+      invisible(gc())
+      before <- anonymous_bytes()
+      t_elt <- seconds(function() obj[12345])
+      growth <- anonymous_bytes() - before
+      t_sort <- seconds(function() sort(obj[1:min(length(obj), 1e6)]))
+      c(elt = t_elt, growth = growth, sort = t_sort)
+    }, list(name = s$name, token = s$token(handle)))
+    ctx$record("strings", "x[12345] time", s$name, size, got[["elt"]] * 1e3, "ms")
+    ctx$record("strings", "x[12345] memory growth", s$name, size, got[["growth"]] / 2^20, "MB")
+    ctx$record("strings", "sort(x[1:1e6]) time", s$name, size, got[["sort"]], "s")
+    s$release(handle)
+  }
+  ctx$record("strings", "sort(x[1:1e6]) time", "ordinary", size,
+             seconds(function() sort(x[1:min(n, 1e6)])), "s")
+}

@@ -1,0 +1,41 @@
+# PNG plots of the results, with base graphics.
+
+make_plots <- function(results, out_dir) {
+  if (!capabilities("png")) {
+    message("[bench] no PNG device here; plots skipped")
+    return(invisible())
+  }
+  type <- if (capabilities("cairo")) "cairo" else "Xlib"
+  by_size <- function(metric, case, file, ylab, log = "x") {
+    d <- results[results$metric == metric & results$case == case & !is.na(results$value) &
+                   !is.na(results$size_bytes), ]
+    if (!nrow(d)) return(invisible())
+    png(file.path(out_dir, file), width = 900, height = 600, type = type)
+    on.exit(dev.off())
+    systems <- unique(d$system)
+    colours <- seq_along(systems)
+    plot(NA, xlim = range(d$size_bytes / 2^20), ylim = range(d$value, 0), log = log,
+         xlab = "size (MB)", ylab = ylab, main = paste(metric, "-", case))
+    for (k in seq_along(systems)) {
+      s <- d[d$system == systems[k], ]
+      s <- s[order(s$size_bytes), ]
+      lines(s$size_bytes / 2^20, s$value, type = "b", col = colours[k], pch = 19)
+    }
+    legend("topleft", legend = systems, col = colours, pch = 19, bty = "n")
+  }
+  by_size("share_throughput", "double vector", "share_throughput.png", "GB/s")
+  by_size("map_time", "double vector", "map_time.png", "microseconds")
+  bars <- function(metric, case, file, ylab) {
+    d <- results[results$metric == metric & results$case == case & !is.na(results$value), ]
+    if (!nrow(d)) return(invisible())
+    png(file.path(out_dir, file), width = 900, height = 600, type = type)
+    on.exit(dev.off())
+    par(mar = c(5, 14, 4, 2))
+    barplot(d$value, names.arg = d$system, horiz = TRUE, las = 1, xlab = ylab,
+            main = paste(metric, "-", case))
+  }
+  bars("parallel_colmeans", "time", "parallel_colmeans_time.png", "seconds")
+  bars("parallel_colmeans", "private memory growth per worker", "parallel_colmeans_memory.png", "MB")
+  bars("dataframe_workers", "private memory growth per worker", "dataframe_workers_memory.png", "MB")
+  invisible()
+}
