@@ -4,7 +4,7 @@ run <- function(ctx) {
     for (size in ctx$sizes) {
       handle <- s$share(runif(size / 8))
       ctx$record("serialized_size", "double vector", s$name, size,
-                 length(serialize(handle, NULL)), "bytes")
+                 length(serialize(s$object(handle), NULL)), "bytes")
       s$release(handle)
     }
   }
