@@ -1,0 +1,238 @@
+// physical_limit: this machine's physical limits for moving N bytes, the
+// baseline that share() benchmarks are compared against. Standalone C++17.
+//
+// Build: g++ -O2 -std=c++17 -o build/physical_limit bench/physical_limit.cpp
+// Usage: physical_limit SIZE_BYTES [REPEATS=5] [SHM_DIR=/dev/shm]
+// Output (stdout, CSV): metric,case,size_bytes,value,unit; every value is the
+// median over REPEATS runs; GB = 1e9 bytes.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Errors are thrown rather than exit()ed so destructors unlink every file.
+[[noreturn]] void fail(const std::string& what, int err = errno) {
+  throw std::runtime_error(what + ": " + std::strerror(err));
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// A uniquely named file in SHM_DIR, unlinked and closed on scope exit.
+struct ShmFile {
+  int fd = -1;
+  std::string path;
+  ShmFile(const std::string& dir) {
+    static unsigned counter = 0;
+    path = dir + "/.shmr_bench_" + std::to_string(getpid()) + "_" +
+           std::to_string(counter++);
+    fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) fail("open " + path);
+  }
+  ShmFile(const ShmFile&) = delete;
+  ShmFile& operator=(const ShmFile&) = delete;
+  ~ShmFile() {
+    if (unlink(path.c_str()) != 0)
+      std::fprintf(stderr, "warning: unlink %s: %s\n", path.c_str(), std::strerror(errno));
+    close(fd);
+  }
+};
+
+struct Mapping {
+  void* p = MAP_FAILED;
+  size_t len = 0;
+  Mapping(size_t n, int prot, int flags, int fd) : len(n) {
+    p = mmap(nullptr, n, prot, flags, fd, 0);
+    if (p == MAP_FAILED) fail("mmap");
+  }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    if (munmap(p, len) != 0) std::fprintf(stderr, "warning: munmap: %s\n", std::strerror(errno));
+  }
+  unsigned char* bytes() const { return static_cast<unsigned char*>(p); }
+};
+
+// Anonymous private memory: page-aligned like the shm mappings, and written
+// through once so later measurements never see zero-page or fault effects.
+struct Buffer : Mapping {
+  explicit Buffer(size_t n) : Mapping(n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1) {}
+};
+
+// Non-zero, non-uniform content so no zero-page or dedup shortcut applies.
+void fill(unsigned char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>((i * 131u + 7u) | 1u);
+}
+
+// Four accumulators keep the loop bandwidth-bound rather than add-latency-bound.
+uint64_t sum_words(const unsigned char* p, size_t n) {
+  auto word = [p](size_t i) {  // 8-byte memcpy: aliasing-safe, one plain load
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    return w;
+  };
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a += word(i); b += word(i + 8); c += word(i + 16); d += word(i + 24);
+  }
+  for (; i < n; ++i) a += p[i];
+  return a + b + c + d;
+}
+volatile uint64_t g_sink;  // the sums are stored here so they cannot be elided
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+enum class Alloc { Ftruncate, Fallocate, FallocatePopulate };
+
+// One fresh-file copy; timed from open() to the end of memcpy (munmap and
+// unlink happen in destructors, after the clock has stopped).
+double fresh_shm_copy(const std::string& dir, const unsigned char* src, size_t n, Alloc how) {
+  auto t0 = Clock::now();
+  ShmFile f(dir);
+  if (how == Alloc::Ftruncate) {
+    if (ftruncate(f.fd, static_cast<off_t>(n)) != 0) fail("ftruncate " + f.path);
+  } else {
+    int rc = posix_fallocate(f.fd, 0, static_cast<off_t>(n));  // returns the error, not errno
+    if (rc != 0) fail("posix_fallocate " + f.path, rc);
+  }
+  int flags = MAP_SHARED | (how == Alloc::FallocatePopulate ? MAP_POPULATE : 0);
+  Mapping m(n, PROT_READ | PROT_WRITE, flags, f.fd);
+  std::memcpy(m.p, src, n);
+  return seconds_since(t0);
+}
+
+void row(const char* metric, const char* cse, size_t n, double value, const char* unit) {
+  std::printf("%s,%s,%zu,%.6g,%s\n", metric, cse, n, value, unit);
+}
+// Each measurement as throughput and as the median time it came from.
+void rows(const char* metric, const char* cse, size_t n, const std::vector<double>& secs) {
+  double t = median(secs);
+  row(metric, cse, n, static_cast<double>(n) / t / 1e9, "GB/s");
+  row(metric, cse, n, t, "s");
+}
+
+void usage() {
+  std::fprintf(stderr, "usage: physical_limit SIZE_BYTES [REPEATS=5] [SHM_DIR=/dev/shm]\n");
+  std::exit(2);
+}
+
+unsigned long long parse_positive(const char* s, const char* name) {
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v == 0 || s[0] == '-') {
+    std::fprintf(stderr, "error: %s must be a positive integer, got '%s'\n", name, s);
+    usage();
+  }
+  return v;
+}
+
+void run(size_t n, int repeats, const std::string& dir) {
+  // The ftruncate case writes into a sparse file: on a full tmpfs that is a
+  // SIGBUS (no cleanup), so refuse up front with a readable error instead.
+  struct statvfs vfs;
+  if (statvfs(dir.c_str(), &vfs) != 0) fail("statvfs " + dir);
+  if (static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize < n)
+    fail("not enough free space in " + dir + " for " + std::to_string(n) + " bytes", ENOSPC);
+  Buffer src(n);
+  fill(src.bytes(), n);
+  std::vector<double> t(repeats);
+
+  std::printf("metric,case,size_bytes,value,unit\n");
+  const struct { const char* name; Alloc how; } fresh[] = {
+      {"ftruncate", Alloc::Ftruncate},
+      {"fallocate", Alloc::Fallocate},
+      {"fallocate_populate", Alloc::FallocatePopulate}};
+  for (const auto& c : fresh) {
+    for (auto& x : t) x = fresh_shm_copy(dir, src.bytes(), n, c.how);
+    rows("memcpy_fresh_shm", c.name, n, t);
+    std::fflush(stdout);
+  }
+
+  {
+    Buffer dst(n);
+    std::memset(dst.p, 0x5a, n);  // first write: faults taken here, not timed
+    for (auto& x : t) {
+      auto t0 = Clock::now();
+      std::memcpy(dst.p, src.p, n);
+      x = seconds_since(t0);
+    }
+    g_sink = dst.bytes()[n - 1];
+    rows("memcpy_touched", "anon", n, t);
+  }
+
+  for (auto& x : t) {
+    auto t0 = Clock::now();
+    g_sink = sum_words(src.bytes(), n);
+    x = seconds_since(t0);
+  }
+  rows("read_seq", "anon", n, t);
+
+  // A populated shm file is read through fresh MAP_PRIVATE mappings: the first
+  // pass pays mmap + page-table faults (pages already exist in tmpfs), the
+  // second pass over the same mapping shows the steady-state read rate.
+  {
+    ShmFile f(dir);
+    int rc = posix_fallocate(f.fd, 0, static_cast<off_t>(n));
+    if (rc != 0) fail("posix_fallocate " + f.path, rc);
+    {
+      Mapping w(n, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd);
+      std::memcpy(w.p, src.p, n);
+    }
+    std::vector<double> warm(repeats);
+    for (int r = 0; r < repeats; ++r) {
+      auto t0 = Clock::now();
+      Mapping m(n, PROT_READ, MAP_PRIVATE, f.fd);
+      g_sink = sum_words(m.bytes(), n);
+      t[r] = seconds_since(t0);
+      t0 = Clock::now();
+      g_sink = sum_words(m.bytes(), n);
+      warm[r] = seconds_since(t0);
+    }
+    rows("read_seq_shm", "first_touch", n, t);
+    rows("read_seq_shm", "warm", n, warm);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || argc > 4) usage();
+  unsigned long long n = parse_positive(argv[1], "SIZE_BYTES");
+  unsigned long long reps = argc > 2 ? parse_positive(argv[2], "REPEATS") : 5;
+  std::string dir = argc > 3 ? argv[3] : "/dev/shm";
+  if (reps > 100000) usage();
+  try {
+    run(static_cast<size_t>(n), static_cast<int>(reps), dir);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  if (std::fflush(stdout) != 0) {
+    std::perror("error: writing stdout");
+    return 1;
+  }
+  return 0;
+}
