@@ -56,6 +56,10 @@ consumer <- function() {
     source(helpers)
     source(systems_file)
     assign("systems", systems, globalenv())
+    # Load every peer now, so that no timing includes loading a package.
+    for (s in systems) {
+      if (!is.null(s$package)) suppressPackageStartupMessages(requireNamespace(s$package, quietly = TRUE))
+    }
     invisible(gc())
     NULL
   }, list(helpers = normalizePath("bench/helpers.R"),
