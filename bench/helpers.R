@@ -8,7 +8,7 @@ new_context <- function(quick, out_dir, systems) {
   ctx$out_dir <- out_dir
   ctx$systems <- systems
   # The largest vector for the "2 GB" metrics; smaller in quick mode.
-  ctx$big <- if (quick) 256 * 2^20 else 2 * 2^30
+  ctx$big <- if (quick) 128 * 2^20 else 2 * 2^30
   ctx$sizes <- if (quick) c(1, 64, 256) * 2^20 else c(1, 16, 128, 512, 2048) * 2^20
   ctx$reps <- if (quick) 3L else 7L
   ctx$record <- function(metric, case, system, size_bytes, value, unit) {

@@ -39,3 +39,10 @@ make_plots <- function(results, out_dir) {
   bars("dataframe_workers", "private memory growth per worker", "dataframe_workers_memory.png", "MB")
   invisible()
 }
+
+# Rscript bench/plots.R CSV OUT_DIR: plots from a results file (for example
+# one written by an R built without a PNG device).
+if (sys.nframe() == 0L) {
+  args <- commandArgs(trailingOnly = TRUE)
+  make_plots(utils::read.csv(args[1], stringsAsFactors = FALSE), args[2])
+}

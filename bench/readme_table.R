@@ -15,7 +15,10 @@ pick <- function(metric, case, system, size = NULL) {
 }
 largest <- function(metric) max(r$size_bytes[r$metric == metric], na.rm = TRUE)
 fmt <- function(x, digits = 3) {
-  ifelse(is.na(x) | !is.finite(x), "n/a", trimws(format(signif(x, digits), big.mark = ",")))
+  vapply(x, function(v) {
+    if (is.na(v) || !is.finite(v)) return("n/a")
+    trimws(format(signif(v, digits), big.mark = ",", scientific = abs(v) < 1e-3 && v != 0))
+  }, "")
 }
 peers <- setdiff(unique(r$system[r$metric %in% c("share_throughput", "consumer_access",
                                                   "element_access", "map_time")]),

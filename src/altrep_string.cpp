@@ -38,7 +38,7 @@ SEXP materialized(SEXP x) {
 }
 
 R_xlen_t string_length(SEXP x) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = own_handle(x);
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->node.length());
 }
 
@@ -69,7 +69,7 @@ const void* string_dataptr_or_null(SEXP x) {
 }
 
 Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = own_handle(x);
   if (handle == nullptr) {
     Rprintf(" shmr string view (released)\n");
   } else {

@@ -14,20 +14,20 @@ namespace shmr::glue {
 namespace {
 
 R_xlen_t view_length(SEXP x) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = own_handle(x);
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
 }
 
 void* view_dataptr(SEXP x, Rboolean) { return const_cast<void*>(open_view_handle(x).data()); }
 
 const void* view_dataptr_or_null(SEXP x) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = own_handle(x);
   if (handle == nullptr || handle->mapping->is_closed()) return nullptr;
   return handle->data();
 }
 
 Rboolean view_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = own_handle(x);
   if (handle == nullptr) {
     Rprintf(" shmr view (released)\n");
   } else {
@@ -70,9 +70,13 @@ SEXP view_duplicate(SEXP x, Rboolean deep) {
   return fresh_view_of(handle);
 }
 
+// R reads element by element in places (c(), for one), so this is the hot
+// path: the usual case is two accessor calls and two loads.
 template <typename T>
 const T* typed_data(SEXP x) {
-  return static_cast<const T*>(open_view_handle(x).data());
+  const ViewHandle* handle = own_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) open_view_handle(x);
+  return static_cast<const T*>(handle->data());
 }
 
 template <typename T>

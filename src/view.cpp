@@ -60,14 +60,13 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
     return nullptr;
   SEXP slice = PROTECT(make_view(whole->mapping, whole->node));
   ViewHandle* handle = view_handle(slice);
-  handle->first = first;
-  handle->count = count;
+  handle->set_slice(first, count);
   UNPROTECT(1);
   return slice;
 }
 
 ViewHandle& open_view_handle(SEXP x) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = own_handle(x);
   if (handle == nullptr) Rf_error("shmr: this shared object has been released");
   if (handle->mapping->is_closed())
     Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",

@@ -22,19 +22,30 @@ struct ViewHandle {
   // Set once R was handed a writable pointer into a string view's cache.
   bool cache_written = false;
 
+  // The region's closed flag, read directly by the per-element methods.
+  const bool* closed = nullptr;
+
   ViewHandle(std::shared_ptr<Mapping> m, NodeView n)
-      : mapping(std::move(m)), node(n), count(node.length()) {
+      : mapping(std::move(m)), node(n), count(node.length()),
+        closed(mapping->region().closed_flag()) {
     mapping->add_view(node.index());
   }
   ~ViewHandle() { mapping->remove_view(node.index()); }
 
   bool is_slice() const noexcept { return first != 0 || count != node.length(); }
   uint64_t length() const noexcept { return count; }
-  const void* data() const noexcept {
-    return static_cast<const unsigned char*>(node.data()) +
-           first * format::element_size(node.kind());
-  }
+  const void* data() const noexcept { return begin; }
   uint64_t data_size() const noexcept { return count * format::element_size(node.kind()); }
+
+  void set_slice(uint64_t from, uint64_t n) noexcept {
+    first = from;
+    count = n;
+    begin = static_cast<const unsigned char*>(node.data()) + first * format::element_size(node.kind());
+  }
+
+  // The first element's address, kept by set_slice(): data() is on the hot
+  // path, so it is not recomputed per call.
+  const void* begin = node.data();
 };
 
 // Class handles, set by the per-family init functions.
@@ -51,8 +62,15 @@ ViewHandle* view_handle(SEXP x);
 // call only inside cpp11::unwind_protect. Fixed-width and String nodes only.
 SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node);
 
+// The handle of `x` inside a view class's own method, where `x` is known to
+// be a view: no class lookup, since Elt methods run once per element.
+inline ViewHandle* own_handle(SEXP x) {
+  return static_cast<ViewHandle*>(R_ExternalPtrAddr(R_altrep_data1(x)));
+}
+
 // The handle of a usable view; raises an R error when the view was released
-// or closed. Call only from a frame that owns no C++ object.
+// or closed. Call only from a view class's method, from a frame that owns no
+// C++ object.
 ViewHandle& open_view_handle(SEXP x);
 
 // A new view of the same node on a mapping where that node has no view yet,

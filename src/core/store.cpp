@@ -26,7 +26,9 @@ MappedRegion::MappedRegion(RegionLocation location, Access access, MemoryMap map
 void MappedRegion::close(Removal removal) {
   if (closed_) return;
   closed_ = true;
-  map_.replace_with_zero_pages();
+  // The region is removed while this mapping still holds its pages: once
+  // they go, a removed file's inode may be reused, and the owner's identity
+  // check could then match a stranger's file.
   switch (removal) {
     case Removal::AsOwner:
       if (owner_) owner_->release();
@@ -41,6 +43,7 @@ void MappedRegion::close(Removal removal) {
       remove_region_files(location_);
       break;
   }
+  map_.replace_with_zero_pages();
 }
 
 void MappedRegion::protect() { map_.protect_read_only(); }
@@ -77,6 +80,10 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   location.name = options.name.empty() ? names::generate() : options.name;
   if (location.data_directory.empty() || location.data_directory[0] != '/')
     throw Error(ErrorKind::InvalidArgument, "a region's directory must be an absolute path");
+  if (backing == Backing::File && location.data_directory == location.shm_directory)
+    throw Error(ErrorKind::InvalidArgument,
+                "a file-backed region needs a directory other than the shm directory " +
+                    location.shm_directory);
 
   PendingRegion pending(location.data_directory, location.name, writer.total_size(),
                         !writer.has_zero_filled_nodes());

@@ -41,6 +41,8 @@ class MappedRegion {
   const MemoryMap& map() const noexcept { return map_; }
   bool is_owner() const noexcept { return owner_ != nullptr; }
   bool is_closed() const noexcept { return closed_; }
+  // Where the closed state lives, for readers that check it per element.
+  const bool* closed_flag() const noexcept { return &closed_; }
 
   // Lets go of the pages (stale pointers then read zeros), then treats the
   // region as `removal` says.

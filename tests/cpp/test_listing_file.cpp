@@ -1,0 +1,216 @@
+// list_regions() and prune_regions() for file-backed regions: locators are
+// followed to their data files; regions of dead creators are pruned with both
+// files; dangling locators go only when their creator is gone.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backing_test_util.h"
+#include "listing.h"
+#include "process.h"
+#include "store.h"
+
+using shmr::Backing;
+using shmr::RegionSummary;
+using shmr_test::TempDir;
+using namespace shmr_backing_test;
+
+TEST(ListingFile, LiveFileRegion) {
+  TempDir shm, data;
+  Sample sample;
+  auto created = shmr::create_region(sample.description, file_options(shm, data, "shmr_listed"));
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  const RegionSummary& r = list[0];
+  EXPECT_EQ(r.name, "shmr_listed");
+  EXPECT_EQ(r.backing, Backing::File);
+  EXPECT_EQ(r.data_path, data.file("shmr_listed"));
+  EXPECT_EQ(r.size, created->map().size());
+  EXPECT_NE(r.size, static_cast<uint64_t>(size_of(shm.file("shmr_listed")))) << "not the locator";
+  EXPECT_TRUE(r.valid);
+  EXPECT_FALSE(r.temporary);
+  EXPECT_EQ(r.creator.pid, static_cast<int64_t>(::getpid()));
+  EXPECT_EQ(r.creator.start_ticks, shmr::process::current().start_ticks);
+  EXPECT_TRUE(r.creator_alive);
+  EXPECT_FALSE(r.persistent);
+  EXPECT_FALSE(r.writable);
+  EXPECT_EQ(r.format_version, 1u);
+  EXPECT_EQ(r.original_class, "numeric");
+  EXPECT_EQ(r.created_unix_ms, created->reader().header().created_unix_ms);
+  // The data directory itself lists the data file as an shm-style region.
+  auto in_data = shmr::list_regions(data.path());
+  ASSERT_EQ(in_data.size(), 1u);
+  EXPECT_EQ(in_data[0].backing, Backing::Shm);
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(shm.entries().size(), 1u);
+  EXPECT_EQ(data.entries().size(), 1u);
+}
+
+TEST(ListingFile, DeadCreatorsRegionIsListedAndPruned) {
+  TempDir shm, data;
+  const pid_t child = create_in_dead_child(file_options(shm, data, "shmr_file_orphan"));
+  ASSERT_EQ(shm.entries(), std::vector<std::string>{"shmr_file_orphan"});
+  ASSERT_EQ(data.entries(), std::vector<std::string>{"shmr_file_orphan"});
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  const RegionSummary& r = list[0];
+  EXPECT_EQ(r.backing, Backing::File);
+  EXPECT_EQ(r.data_path, data.file("shmr_file_orphan"));
+  EXPECT_EQ(r.size, static_cast<uint64_t>(size_of(data.file("shmr_file_orphan"))));
+  EXPECT_TRUE(r.valid);
+  EXPECT_EQ(r.creator.pid, static_cast<int64_t>(child));
+  EXPECT_NE(r.creator.start_ticks, 0u);
+  EXPECT_FALSE(r.creator_alive);
+  EXPECT_FALSE(r.persistent);
+
+  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_file_orphan"});
+  EXPECT_TRUE(shm.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+}
+
+TEST(ListingFile, PruneMixesBackings) {
+  TempDir shm, data;
+  Sample sample;
+  create_in_dead_child(file_options(shm, data, "shmr_dead_file"));
+  create_in_dead_child(shm_options(shm, "shmr_dead_shm"));
+  create_in_dead_child(file_options(shm, data, "shmr_dead_file_kept", true));
+  auto live = shmr::create_region(sample.description, file_options(shm, data, "shmr_live_file"));
+  EXPECT_EQ(sorted(shmr::prune_regions(shm.path())), sorted({"shmr_dead_file", "shmr_dead_shm"}));
+  EXPECT_EQ(shm.entries(), sorted({"shmr_dead_file_kept", "shmr_live_file"}));
+  EXPECT_EQ(data.entries(), sorted({"shmr_dead_file_kept", "shmr_live_file"}));
+  EXPECT_EQ(read_values(*live), sample.values);
+}
+
+TEST(ListingFile, DanglingLocatorOfADeadCreatorIsPruned) {
+  TempDir shm, data;
+  const pid_t child = create_in_dead_child(file_options(shm, data, "shmr_dangling"));
+  ASSERT_EQ(::unlink(data.file("shmr_dangling").c_str()), 0);
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].backing, Backing::File);
+  EXPECT_EQ(list[0].size, 0u);
+  EXPECT_EQ(list[0].creator.pid, static_cast<int64_t>(child));
+  EXPECT_FALSE(list[0].creator_alive);
+  EXPECT_SHMR_ERROR(shmr::ErrorKind::NotFound,
+                    shmr::open_mapped_region(shm.path(), "shmr_dangling"));
+  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_dangling"});
+  EXPECT_TRUE(shm.entries().empty());
+}
+
+TEST(ListingFile, DanglingLocatorOfAPersistentRegionIsKept) {
+  TempDir shm, data;
+  create_in_dead_child(file_options(shm, data, "shmr_dangling_kept", true));
+  ASSERT_EQ(::unlink(data.file("shmr_dangling_kept").c_str()), 0);
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0].persistent) << "from the locator's flags";
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_dangling_kept"});
+  EXPECT_TRUE(shmr::remove_region(shm.path(), "shmr_dangling_kept"));
+  EXPECT_TRUE(shm.entries().empty());
+}
+
+TEST(ListingFile, DanglingLocatorOfALiveCreatorIsKept) {
+  TempDir shm, data;
+  Sample sample;
+  auto created = shmr::create_region(sample.description, file_options(shm, data, "shmr_live_dangling"));
+  ASSERT_EQ(::unlink(data.file("shmr_live_dangling").c_str()), 0);
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0].creator_alive);
+  EXPECT_EQ(list[0].size, 0u);
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_live_dangling"});
+  // In another live process too: a child that holds its region until told.
+  int ready[2], go[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::close(go[1]);
+    ::alarm(20);
+    char ok = 0;
+    Sample mine;
+    std::shared_ptr<shmr::MappedRegion> region;  // held (and owned) until the child exits
+    try {
+      region = shmr::create_region(mine.description,
+                                   file_options(shm, data, "shmr_child_dangling"));
+      ::unlink(data.file("shmr_child_dangling").c_str());
+      ok = 1;
+    } catch (...) {
+    }
+    (void)!::write(ready[1], &ok, 1);
+    char c;
+    (void)!::read(go[0], &c, 1);
+    std::_Exit(0);
+  }
+  ::close(ready[1]);
+  ::close(go[0]);
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 1);
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(shm.entries(), sorted({"shmr_child_dangling", "shmr_live_dangling"}));
+  ::close(go[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ::close(ready[0]);
+  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_child_dangling"});
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_live_dangling"});
+  // Its owner still removes the locator.
+  created.reset();
+  EXPECT_TRUE(shm.entries().empty());
+}
+
+TEST(ListingFile, DataFileWithoutAValidHeader) {
+  // The locator speaks for the region when its data file is not readable as
+  // a region: listed as valid with the locator's creator, pruned when dead.
+  TempDir shm, data;
+  const pid_t child = create_in_dead_child(file_options(shm, data, "shmr_garbled"));
+  data.write_file("shmr_garbled", std::string(256, 'g'));
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0].valid);
+  EXPECT_EQ(list[0].size, 256u);
+  EXPECT_EQ(list[0].creator.pid, static_cast<int64_t>(child));
+  EXPECT_CORRUPT(shmr::open_mapped_region(shm.path(), "shmr_garbled"));
+  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_garbled"});
+  EXPECT_TRUE(shm.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+}
+
+TEST(ListingFile, PruneLeavesOtherUsersDataFilesAlone) {
+  // A dead creator's locator that leads to a data file of another user (root
+  // could unlink it): prune must only remove files that belong to the caller.
+  TempDir shm, data;
+  create_in_dead_child(file_options(shm, data, "shmr_foreign_data"));
+  if (::chown(data.file("shmr_foreign_data").c_str(), 65534, 65534) != 0)
+    GTEST_SKIP() << "cannot chown (not running as root): " << std::strerror(errno);
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_foreign_data"});
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_foreign_data"});
+}
+
+TEST(ListingFile, TemporaryLocatorOfADeadCreatorIsPruned) {
+  TempDir shm;
+  const int64_t dead = dead_pid();
+  const std::string temp =
+      std::string(shmr::kTemporaryPrefix) + std::to_string(dead) + "_shmr_half_locator";
+  shm.write_file(temp, locator_bytes({"/tmp/shmr_half_locator", dead, 0}));
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0].temporary);
+  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{temp});
+  EXPECT_TRUE(shm.entries().empty());
+}
