@@ -162,12 +162,14 @@ test_that("the mirai backend runs maps and keeps seeds", {
 })
 
 test_that("pool_create() respects mc.cores and _R_CHECK_LIMIT_CORES_; bad input is an error", {
-  withr_options <- options(mc.cores = 3)
-  on.exit(options(withr_options))
+  old_options <- options(mc.cores = 3)
+  on.exit(options(old_options))
+  old_limit <- Sys.getenv("_R_CHECK_LIMIT_CORES_", NA)
+  on.exit(if (is.na(old_limit)) Sys.unsetenv("_R_CHECK_LIMIT_CORES_")
+          else Sys.setenv("_R_CHECK_LIMIT_CORES_" = old_limit), add = TRUE)
+  Sys.unsetenv("_R_CHECK_LIMIT_CORES_") # R CMD check sets it
   expect_identical(shmr:::usable_cores(), 3L)
-  old <- Sys.getenv("_R_CHECK_LIMIT_CORES_")
   Sys.setenv("_R_CHECK_LIMIT_CORES_" = "TRUE")
-  on.exit(Sys.setenv("_R_CHECK_LIMIT_CORES_" = old), add = TRUE)
   expect_identical(shmr:::usable_cores(), 2L)
   expect_error(pool_create(0), "whole number")
   expect_error(pool_create(1.5), "whole number")
