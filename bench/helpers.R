@@ -9,8 +9,8 @@ new_context <- function(quick, out_dir, systems) {
   ctx$systems <- systems
   # The largest vector for the "2 GB" metrics; smaller in quick mode.
   ctx$big <- if (quick) 128 * 2^20 else 2 * 2^30
-  ctx$sizes <- if (quick) c(1, 64, 256) * 2^20 else c(1, 16, 128, 512, 2048) * 2^20
-  ctx$reps <- if (quick) 3L else 7L
+  ctx$sizes <- if (quick) c(1, 64, 256) * 2^20 else c(1, 64, 512, 2048) * 2^20
+  ctx$reps <- if (quick) 3L else 5L
   ctx$record <- function(metric, case, system, size_bytes, value, unit) {
     rows[[length(rows) + 1L]] <<- data.frame(
       metric = metric, case = case, system = system, size_bytes = size_bytes,
@@ -78,3 +78,9 @@ read_of <- function(s) if (is.null(s$read)) function(obj, i) obj[i] else s$read
 sum_of <- function(s) if (is.null(s$sum)) function(obj) sum(obj) else s$sum
 
 mb <- function(bytes) bytes / 2^20
+
+# Bytes the kernel says can be allocated without swapping.
+available_memory <- function() {
+  line <- grep("^MemAvailable:", readLines("/proc/meminfo"), value = TRUE)
+  as.numeric(sub("^MemAvailable:\\s*([0-9]+) kB.*$", "\\1", line)) * 1024
+}

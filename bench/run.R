@@ -24,9 +24,10 @@ for (file in metric_files) {
     ctx$record(sub("\\.R$", "", basename(file)), "failed", "all", NA, NA, conditionMessage(e))
   })
   message(sprintf("[bench]   %.1f s", as.numeric(Sys.time() - started, units = "secs")))
+  # Written after every metric, so a run that dies keeps what it measured.
+  utils::write.csv(ctx$results(), file.path(out_dir, "latest.csv"), row.names = FALSE)
 }
 results <- ctx$results()
-utils::write.csv(results, file.path(out_dir, "latest.csv"), row.names = FALSE)
 source("bench/plots.R")
 make_plots(results, out_dir)
 message(sprintf("[bench] %d rows written to %s", nrow(results), file.path(out_dir, "latest.csv")))
