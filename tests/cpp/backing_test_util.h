@@ -134,42 +134,6 @@ inline uint64_t inode_of(const std::string& path) {
   return static_cast<uint64_t>(st.st_ino);
 }
 
-// A fresh directory under `parent` (another file system than /tmp, such as
-// /dev/shm), removed with its files at the end. Empty path() when it cannot
-// be made.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& parent) {
-    std::string pattern = parent + "/shmr_test_XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    if (::mkdtemp(buffer.data()) != nullptr) path_ = buffer.data();
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  ~ScratchDir() {
-    if (path_.empty()) return;
-    for (const std::string& entry : entries()) ::unlink(file(entry).c_str());
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    DIR* dir = ::opendir(path_.c_str());
-    if (dir == nullptr) return out;
-    while (struct dirent* entry = ::readdir(dir)) {
-      std::string name = entry->d_name;
-      if (name != "." && name != "..") out.push_back(name);
-    }
-    ::closedir(dir);
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  std::string path_;
-};
 
 // The bytes of a locator file, built by hand: header fields as given, then
 // `path_bytes` (which need not be path_length long).

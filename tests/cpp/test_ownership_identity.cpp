@@ -115,7 +115,7 @@ TEST(OwnerIdentity, FileNameRetakenWithAnotherDataDirectory) {
   // the old locator's inode number. Our data file being gone, the old owner
   // must tell by the locator's target that it is not its own.
   TempDir shm, data;
-  ScratchDir other_data(::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+  TempDir other_data(::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
   ASSERT_FALSE(other_data.path().empty());
   Sample sample;
   const std::string name = "shmr_file_moved";

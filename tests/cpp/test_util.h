@@ -197,16 +197,19 @@ inline shmr::format::NodeRecord node_record(const Buffer& region, uint64_t index
   return region.get<shmr::format::NodeRecord>(node_record_offset(region, index));
 }
 
-// A fresh directory under /tmp, removed (with its files) at the end.
+// A fresh directory under `parent` (/tmp by default; /dev/shm for another
+// file system), removed (with its files) at the end.
 class TempDir {
  public:
-  TempDir() {
-    char pattern[] = "/tmp/shmr_test_XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) {
+  explicit TempDir(const std::string& parent = "/tmp") {
+    std::string pattern = parent + "/shmr_test_XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    if (::mkdtemp(buffer.data()) == nullptr) {
       ADD_FAILURE() << "mkdtemp failed: " << std::strerror(errno);
       return;
     }
-    path_ = pattern;
+    path_ = buffer.data();
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
