@@ -131,41 +131,17 @@ TEST(ListingFile, DanglingLocatorOfALiveCreatorIsKept) {
   EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
   EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_live_dangling"});
   // In another live process too: a child that holds its region until told.
-  int ready[2], go[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(go), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(ready[0]);
-    ::close(go[1]);
-    ::alarm(20);
-    char ok = 0;
+  shmr_test::LiveChild child([&]() -> std::shared_ptr<void> {
     Sample mine;
-    std::shared_ptr<shmr::MappedRegion> region;  // held (and owned) until the child exits
-    try {
-      region = shmr::create_region(mine.description,
-                                   file_options(shm, data, "shmr_child_dangling"));
-      ::unlink(data.file("shmr_child_dangling").c_str());
-      ok = 1;
-    } catch (...) {
-    }
-    (void)!::write(ready[1], &ok, 1);
-    char c;
-    (void)!::read(go[0], &c, 1);
-    std::_Exit(0);
-  }
-  ::close(ready[1]);
-  ::close(go[0]);
-  char ok = 0;
-  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
-  ASSERT_EQ(ok, 1);
+    auto region = shmr::create_region(mine.description,
+                                      file_options(shm, data, "shmr_child_dangling"));
+    ::unlink(data.file("shmr_child_dangling").c_str());
+    return region;
+  });
+  ASSERT_TRUE(child.ready());
   EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
   EXPECT_EQ(shm.entries(), sorted({"shmr_child_dangling", "shmr_live_dangling"}));
-  ::close(go[1]);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ::close(ready[0]);
+  child.release();
   EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_child_dangling"});
   EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_live_dangling"});
   // Its owner still removes the locator.

@@ -456,41 +456,14 @@ TEST(Store, PruneRemovesRegionsOfDeadCreators) {
 
 TEST(Store, PruneKeepsRegionsOfLiveProcesses) {
   TempDir dir;
-  // A child that creates a region and stays alive until told to go.
-  int ready[2], go[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(go), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(ready[0]);
-    ::close(go[1]);
-    ::alarm(20);
+  LiveChild child([&]() -> std::shared_ptr<void> {
     Sample sample;
-    char ok = 0;
-    try {
-      auto region = shmr::create_region(sample.description, options(dir, "shmr_child_alive"));
-      ok = 1;
-      (void)!::write(ready[1], &ok, 1);
-      char c;
-      (void)!::read(go[0], &c, 1);
-      std::_Exit(0);
-    } catch (...) {
-      (void)!::write(ready[1], &ok, 1);
-      std::_Exit(1);
-    }
-  }
-  ::close(ready[1]);
-  ::close(go[0]);
-  char ok = 0;
-  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
-  ASSERT_EQ(ok, 1);
+    return shmr::create_region(sample.description, options(dir, "shmr_child_alive"));
+  });
+  ASSERT_TRUE(child.ready());
   EXPECT_TRUE(shmr::prune_regions(dir.path()).empty());
   EXPECT_TRUE(dir.exists("shmr_child_alive"));
-  ::close(go[1]);  // let the child exit (via _Exit: no cleanup)
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ::close(ready[0]);
+  child.release();  // the child exits via _Exit: no cleanup
   EXPECT_EQ(shmr::prune_regions(dir.path()), std::vector<std::string>{"shmr_child_alive"});
   EXPECT_TRUE(dir.entries().empty());
 }

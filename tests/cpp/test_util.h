@@ -15,6 +15,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -294,6 +295,59 @@ inline int run_in_child(const std::function<int()>& body, unsigned timeout_secon
   if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
   return -2;
 }
+
+// A forked child that stays alive holding what `setup` returns (its
+// regions belong to a live process) until release(); then it _Exit()s
+// without cleanup and is reaped. `setup` returns nullptr on failure.
+class LiveChild {
+ public:
+  explicit LiveChild(const std::function<std::shared_ptr<void>()>& setup) {
+    int ready[2], go[2];
+    if (::pipe(ready) != 0 || ::pipe(go) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      ::close(go[1]);
+      ::alarm(20);
+      std::shared_ptr<void> held;
+      try {
+        held = setup();
+      } catch (...) {
+      }
+      char ok = held != nullptr;
+      (void)!::write(ready[1], &ok, 1);
+      char c;
+      (void)!::read(go[0], &c, 1);
+      std::_Exit(0);
+    }
+    ::close(ready[1]);
+    ::close(go[0]);
+    go_ = go[1];
+    char ok = 0;
+    ready_ = pid_ > 0 && ::read(ready[0], &ok, 1) == 1 && ok == 1;
+    ::close(ready[0]);
+  }
+  LiveChild(const LiveChild&) = delete;
+  LiveChild& operator=(const LiveChild&) = delete;
+  ~LiveChild() { release(); }
+
+  bool ready() const { return ready_; }
+
+  // Lets the child exit and reaps it.
+  void release() {
+    if (pid_ <= 0) return;
+    ::close(go_);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int go_ = -1;
+  bool ready_ = false;
+};
 
 // Forks a child that runs `body` and then _exit()s; returns the child's pid
 // after it has been reaped (so the pid names a dead process).
