@@ -62,14 +62,54 @@
 #' region outlives this process and is removed only by [remove_shared()]
 #' (never by [prune_shared()]).
 #'
+#' @section Deep sharing:
+#' Real objects are graphs: a fitted model holds a formula and its
+#' environment, R6 and Reference Class objects are environments whose
+#' methods refer back to them, and one large matrix may be referenced from
+#' several places. With `deep = TRUE`, `share()` walks the whole object
+#' (list and data frame elements, attributes and S4 slots, closures'
+#' environments and environments' bindings, stopping at the global
+#' environment, namespaces and packages; an environment's enclosing
+#' environment is kept as it is, not walked) and shares every atomic or
+#' character vector of at least
+#' `min_bytes` bytes zero-copy, each in a region of its own. The same
+#' vector reached twice is shared once and both places read that one copy.
+#' Everything smaller stays as it is.
+#'
+#' The result is rebuilt around the shared vectors and behaves like `x`:
+#' methods of an R6 object work on its shared fields, a fitted model still
+#' predicts, an S4 object still validates. Environments are copied, so `x`
+#' itself is never changed; bindings that are not evaluated yet (promises)
+#' are evaluated, as their first use would (one whose evaluation fails is
+#' kept unevaluated and listed as skipped), and locked environments and
+#' bindings stay locked. Like
+#' any shared object, the result serializes compactly: a worker receives
+#' the region names and the small parts. `shared_info(result)` lists the
+#' regions, the paths shared, the aliases found, what was kept in place and
+#' what was skipped; `close(result)` closes all its regions. Classes can
+#' steer the walk with a [share_hook()] method. `name` is ignored.
+#'
 #' @param x An R object.
 #' @param backing `"auto"`, `"shm"` or `"mmap"`; see Backings.
 #' @param readonly `TRUE` (default) or `FALSE`; see Read-only and writable
 #'   shares.
 #' @param name `NULL` or a name of your choice for the region.
-#' @param deep,min_bytes,cycle,mode Deep sharing of whole object graphs.
-#'   Only `deep = FALSE` is available in this version; the other three are
-#'   checked and kept for it.
+#' @param deep `FALSE` (default): `x` is laid out in one region. `TRUE`:
+#'   walk the whole object graph and share each large vector on its own; see
+#'   Deep sharing.
+#' @param min_bytes With `deep = TRUE`, vectors of at least this many bytes
+#'   of data are shared (8 per double, 4 per integer or logical, 16 per
+#'   complex, 1 per raw; for character vectors 8 per element plus the bytes
+#'   of the strings); smaller ones stay as they are.
+#' @param cycle With `deep = TRUE`, what to do when an environment is
+#'   reached again from inside itself: `"error"` stops, naming the path of
+#'   the binding that refers back; `"skip"` points that binding to the
+#'   shared copy without walking it again.
+#' @param mode With `deep = TRUE`, what to do with parts that cannot be
+#'   shared (external pointers, connections, weak references) and with
+#'   errors of a [share_hook()]: `"balanced"` keeps them as they are and
+#'   lists them in `shared_info(result)$skipped`; `"strict"` stops, naming
+#'   the path.
 #' @param path For the `"mmap"` backing (and `"auto"` when it falls back to
 #'   it): the directory of the region's file.
 #' @param persist `TRUE` to keep the region after this process exits.
@@ -108,8 +148,16 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
   }
   if (deep) {
-    stop("share(): deep = TRUE (sharing whole object graphs) is not available in this ",
-         "version of shmr", call. = FALSE)
+    if (!is.null(name)) {
+      warning("share(): `name` is ignored with deep = TRUE, which creates a region for ",
+              "each shared vector", call. = FALSE)
+    }
+    root <- substitute(x)
+    root <- if (is.symbol(root)) as.character(root) else "x"
+    share_vector <- function(v) {
+      share(v, backing = backing, readonly = readonly, path = path, persist = persist)
+    }
+    return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
   if (!is.null(name)) check_region_name(name)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
@@ -169,13 +217,14 @@ shared_name <- function(x) {
 #' Is an object shared?
 #'
 #' @param x An R object.
-#' @return `TRUE` when `x` reads from a shmr region that is still open.
+#' @return `TRUE` when `x` reads from a shmr region that is still open, or
+#'   is the result of `share(deep = TRUE)` in the process that made it.
 #' @export
 #' @examples
 #' is_shared(share(1:10 + 0))
 #' is_shared(1:10)
 is_shared <- function(x) {
-  .Call(shmr_is_shared, x)
+  .Call(shmr_is_shared, x) || !is.null(deep_share_report(x))
 }
 
 #' Copy a shared object into ordinary memory
@@ -218,7 +267,7 @@ fetch <- function(x) {
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
-  if (!.Call(shmr_close, con)) {
+  if (!.Call(shmr_close, con) && !close_deep_share(con)) {
     stop(sprintf(
       "no applicable method for 'close' applied to an object of class \"%s\"",
       paste(class(con), collapse = "\", \"")
@@ -234,9 +283,26 @@ close.default <- function(con, ...) {
 #'   `backing`, `path` (the region's file), `size` (bytes), `readonly`,
 #'   `creator_pid`, `format_version`, `class` (of the original object),
 #'   `owner` (whether this process created it) and `node`.
+#'
+#'   For the result of `share(deep = TRUE)`, in the process that made it: a
+#'   list with `deep` (`TRUE`), `regions` (their names), `n_regions`,
+#'   `shared_bytes` (bytes of data shared, each vector counted once),
+#'   `shared` (paths of the shared vectors), `aliases` (paths that reached a
+#'   vector, list or environment met before, and now refer to its one
+#'   copy), `kept` (paths of vectors smaller than `min_bytes` and of
+#'   unevaluated bindings, kept as they are) and `skipped` (a data frame of
+#'   `path` and `reason`: parts that could not be shared, hook decisions and
+#'   cycles). Paths are written as in [share_hook()].
 #' @export
 #' @examples
 #' str(shared_info(share(1:100 + 0L)))
+#'
+#' m <- matrix(runif(2e4), 100)
+#' deep <- share(list(a = m, b = m, small = 1:3), deep = TRUE, min_bytes = 1000)
+#' info <- shared_info(deep)
+#' info$n_regions
+#' info$aliases
+#' close(deep)
 shared_info <- function(x) {
-  .Call(shmr_info, x)
+  deep_share_report(x) %||% .Call(shmr_info, x)
 }

@@ -28,6 +28,12 @@ SEXP shmr_adopt(SEXP);
 SEXP shmr_buffer_create(SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_buffer_write(SEXP, SEXP, SEXP);
 SEXP shmr_slice(SEXP, SEXP, SEXP);
+SEXP shmr_address(SEXP);
+SEXP shmr_data_bytes(SEXP);
+SEXP shmr_stored_attributes(SEXP);
+SEXP shmr_rebuild(SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_binding_kinds(SEXP, SEXP);
+SEXP shmr_copy_binding(SEXP, SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
@@ -55,6 +61,12 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_buffer_create", (DL_FUNC)&shmr_buffer_create, 4},
     {"shmr_buffer_write", (DL_FUNC)&shmr_buffer_write, 3},
     {"shmr_slice", (DL_FUNC)&shmr_slice, 3},
+    {"shmr_address", (DL_FUNC)&shmr_address, 1},
+    {"shmr_data_bytes", (DL_FUNC)&shmr_data_bytes, 1},
+    {"shmr_stored_attributes", (DL_FUNC)&shmr_stored_attributes, 1},
+    {"shmr_rebuild", (DL_FUNC)&shmr_rebuild, 5},
+    {"shmr_binding_kinds", (DL_FUNC)&shmr_binding_kinds, 2},
+    {"shmr_copy_binding", (DL_FUNC)&shmr_copy_binding, 3},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {

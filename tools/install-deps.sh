@@ -34,7 +34,7 @@ if (is.na(target)) {
   target <- lib
 }
 required <- c("cpp11", "cli", "testthat", "callr")
-optional <- c("mirai", "future", "future.apply", "foreach", "doParallel")
+optional <- c("mirai", "future", "future.apply", "foreach", "doParallel", "R6")
 if ("--suggests" %in% commandArgs(trailingOnly = TRUE)) {
   suggests <- read.dcf("DESCRIPTION", fields = "Suggests")[1, 1]
   suggests <- trimws(sub("\\(.*", "", strsplit(suggests, ",")[[1]]))

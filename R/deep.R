@@ -1,0 +1,332 @@
+# Deep sharing: share(x, deep = TRUE).
+#
+# The walk reaches the data of an object: list elements, attributes (S4
+# slots), closures' environments and environments' bindings, stopping at
+# the global, base and empty environments, namespaces and everything on the
+# search path. An environment's enclosing (parent) environment is where its
+# code was defined, not part of the object: the copy keeps the same parent.
+# (Walking parents would pull in the frames that created every new.env().) Every atomic or character
+# vector of at least `min_bytes` bytes goes into a region of its own; the
+# containers around them are rebuilt with the shared views in place, and
+# environments are copied, so the caller's objects are never modified.
+#
+# Identity is the object's address. The walk keeps every object it looked
+# at reachable (from `x`, or in `keepalive` for hook rewrites), so an
+# address cannot be reused for another object while it runs.
+#
+# Paths name each part as R code would reach it: `x$a` (element or
+# binding), `x[[2]]` (unnamed element), `x@a` (attribute or slot),
+# `x$f<env>` (a closure's environment).
+
+share_deep <- function(x, root, min_bytes, cycle, mode, share_vector) {
+  walk <- new_walk(min_bytes, cycle, mode, share_vector)
+  completed <- FALSE
+  on.exit(if (!completed) discard_views(walk), add = TRUE)
+  result <- visit(walk, x, root)
+  completed <- TRUE
+  # A vector comes back shared or as it was: it needs no report of its own.
+  if (!is.atomic(result)) remember_deep_share(result, walk_report(walk))
+  result
+}
+
+new_walk <- function(min_bytes, cycle, mode, share_vector) {
+  walk <- new.env(parent = emptyenv())
+  walk$min_bytes <- min_bytes
+  walk$cycle <- cycle
+  walk$mode <- mode
+  walk$share_vector <- share_vector
+  walk$done <- new.env(hash = TRUE, parent = emptyenv())   # address -> result
+  walk$open <- new.env(hash = TRUE, parent = emptyenv())   # environments being walked -> path
+  walk$search_envs <- search_environments()
+  walk$views <- list()
+  walk$regions <- character()
+  walk$shared <- character()
+  walk$shared_bytes <- 0
+  walk$aliases <- character()
+  walk$kept <- character()
+  walk$skipped_path <- character()
+  walk$skipped_reason <- character()
+  walk$skip_paths <- character()
+  walk$force_paths <- character()
+  walk$keepalive <- list()
+  walk
+}
+
+# Attributes R reads directly in C and expects to be ordinary vectors.
+structural_attributes <- c("class", "dim", "tsp", "srcref", "srcfile", "wholeSrcref")
+
+visit <- function(walk, x, path, force = FALSE) {
+  if (path %in% walk$skip_paths) return(skip_part(walk, x, path, "skipped by share_hook()"))
+  force <- force || path %in% walk$force_paths
+  hook <- list(skip = character(), force = character())
+  if (is.object(x)) {
+    hook <- apply_hook(walk, x, path)
+    x <- hook$x
+  }
+  if (inherits(x, "connection")) return(unshareable(walk, x, path, "a connection"))
+  switch(typeof(x),
+    logical = , integer = , double = , complex = , raw = , character =
+      visit_vector(walk, x, path, force, hook),
+    list = visit_list(walk, x, path, force, hook),
+    environment = visit_environment(walk, x, path, force, hook),
+    closure = visit_closure(walk, x, path),
+    externalptr = unshareable(walk, x, path, "an external pointer"),
+    weakref = unshareable(walk, x, path, "a weak reference"),
+    rebuild(x, list(), visit_attributes(walk, x, path, force, hook))
+  )
+}
+
+visit_vector <- function(walk, x, path, force, hook) {
+  if (is_view(x)) return(x)
+  bytes <- .Call(shmr_data_bytes, x)
+  if (bytes > 0 && (force || bytes >= walk$min_bytes)) return(share_part(walk, x, path, bytes))
+  walk$kept <- c(walk$kept, path)
+  rebuild(x, list(), visit_attributes(walk, x, path, force, hook))
+}
+
+share_part <- function(walk, x, path, bytes) {
+  key <- address(x)
+  earlier <- get0(key, envir = walk$done, inherits = FALSE)
+  if (!is.null(earlier)) {
+    walk$aliases <- c(walk$aliases, path)
+    return(earlier)
+  }
+  view <- walk$share_vector(x)
+  walk$views <- c(walk$views, list(view))
+  walk$regions <- c(walk$regions, shared_region(view))
+  walk$shared <- c(walk$shared, path)
+  walk$shared_bytes <- walk$shared_bytes + bytes
+  assign(key, view, envir = walk$done)
+  view
+}
+
+visit_list <- function(walk, x, path, force, hook) {
+  key <- address(x)
+  earlier <- get0(key, envir = walk$done, inherits = FALSE)
+  if (!is.null(earlier)) {
+    if (!same_object(earlier, x)) walk$aliases <- c(walk$aliases, path)
+    return(earlier)
+  }
+  plain <- unclass(x)
+  labels <- names(plain)
+  elements <- list()
+  for (i in seq_along(plain)) {
+    label <- if (is.null(labels) || is.na(labels[i])) "" else labels[i]
+    child <- if (nzchar(label)) paste0(path, "$", label) else paste0(path, "[[", i, "]]")
+    element <- .subset2(plain, i)
+    if (nzchar(label) && label %in% hook$skip) {
+      skip_part(walk, element, child, "skipped by share_hook()")
+      next
+    }
+    result <- visit(walk, element, child, force || (nzchar(label) && label %in% hook$force))
+    if (!same_object(result, element)) elements[[as.character(i)]] <- list(result)
+  }
+  result <- rebuild(x, elements, visit_attributes(walk, x, path, force, hook))
+  assign(key, result, envir = walk$done)
+  result
+}
+
+# The attributes of `x` that changed, as a named list.
+visit_attributes <- function(walk, x, path, force, hook) {
+  stored <- .Call(shmr_stored_attributes, x)
+  changed <- list()
+  for (label in setdiff(names(stored), structural_attributes)) {
+    value <- stored[[label]]
+    child <- paste0(path, "@", label)
+    if (label %in% hook$skip) {
+      skip_part(walk, value, child, "skipped by share_hook()")
+      next
+    }
+    result <- visit(walk, value, child, force || label %in% hook$force)
+    if (!same_object(result, value)) changed[[label]] <- result
+  }
+  changed
+}
+
+rebuild <- function(x, elements, attributes) {
+  if (length(elements) == 0L && length(attributes) == 0L) return(x)
+  .Call(shmr_rebuild, x, as.numeric(names(elements)), unname(lapply(elements, `[[`, 1L)),
+        as.character(names(attributes)), unname(attributes))
+}
+
+visit_closure <- function(walk, f, path) {
+  env <- environment(f)
+  if (is.null(env) || is_stop_environment(env, walk$search_envs)) return(f)
+  key <- address(f)
+  earlier <- get0(key, envir = walk$done, inherits = FALSE)
+  if (!is.null(earlier)) return(earlier)
+  shared_env <- visit(walk, env, paste0(path, "<env>"))
+  result <- f
+  if (!same_object(shared_env, env)) environment(result) <- shared_env
+  assign(key, result, envir = walk$done)
+  result
+}
+
+visit_environment <- function(walk, env, path, force, hook) {
+  if (is_stop_environment(env, walk$search_envs)) return(env)
+  key <- address(env)
+  first_path <- get0(key, envir = walk$open, inherits = FALSE)
+  if (!is.null(first_path)) return(revisit_open_environment(walk, key, path, first_path))
+  earlier <- get0(key, envir = walk$done, inherits = FALSE)
+  if (!is.null(earlier)) {
+    walk$aliases <- c(walk$aliases, path)
+    return(earlier)
+  }
+  copy <- new.env(parent = parent.env(env))
+  assign(key, copy, envir = walk$done)
+  assign(key, path, envir = walk$open)
+  on.exit(rm(list = key, envir = walk$open))
+
+  stored <- .Call(shmr_stored_attributes, env)
+  changed <- visit_attributes(walk, env, path, force, hook)
+  for (label in names(stored)) {
+    attr(copy, label) <- if (label %in% names(changed)) changed[[label]] else stored[[label]]
+  }
+  copy_bindings(walk, env, copy, path, force, hook)
+  if (environmentIsLocked(env)) lockEnvironment(copy)
+  copy
+}
+
+copy_bindings <- function(walk, env, copy, path, force, hook) {
+  labels <- ls(env, all.names = TRUE, sorted = TRUE)
+  kinds <- .Call(shmr_binding_kinds, env, labels)
+  for (i in seq_along(labels)) {
+    label <- labels[i]
+    child <- paste0(path, "$", label)
+    if (label %in% hook$skip || child %in% walk$skip_paths) {
+      if (kinds[i] == "active") {
+        makeActiveBinding(label, activeBindingFunction(label, env), copy)
+      } else {
+        .Call(shmr_copy_binding, env, copy, label)
+      }
+      skip_part(walk, NULL, child, "skipped by share_hook()")
+    } else if (kinds[i] == "unevaluated") {
+      .Call(shmr_copy_binding, env, copy, label)
+      walk$kept <- c(walk$kept, child)
+    } else if (kinds[i] == "active") {
+      makeActiveBinding(label, visit(walk, activeBindingFunction(label, env), child), copy)
+    } else {
+      # A promise is evaluated as its first use would; one that fails stays
+      # a promise, to fail (or not) when it is used.
+      failure <- NULL
+      value <- tryCatch(get(label, envir = env, inherits = FALSE),
+                        error = function(e) failure <<- e)
+      if (is.null(failure)) {
+        assign(label, visit(walk, value, child, force || label %in% hook$force), envir = copy)
+      } else {
+        .Call(shmr_copy_binding, env, copy, label)
+        skip_part(walk, NULL, child, paste0("promise not evaluated (", conditionMessage(failure), ")"))
+      }
+    }
+    if (bindingIsLocked(label, env)) lockBinding(label, copy)
+  }
+}
+
+# An environment reached again while its own walk is still running.
+revisit_open_environment <- function(walk, key, path, first_path) {
+  if (walk$cycle == "error") {
+    stop(sprintf(paste0(
+      "share(deep = TRUE): %s refers back to the environment at %s (a cycle); ",
+      "use cycle = \"skip\" to keep such references without walking them again"
+    ), path, first_path), call. = FALSE)
+  }
+  skip_part(walk, NULL, path, paste("cycle back to", first_path))
+  get(key, envir = walk$done, inherits = FALSE)
+}
+
+# Environments that serialize() writes as a reference, not by content.
+is_stop_environment <- function(env, search_envs) {
+  if (identical(env, globalenv()) || identical(env, baseenv()) || identical(env, emptyenv()) ||
+      isNamespace(env)) {
+    return(TRUE)
+  }
+  label <- attr(env, "name", exact = TRUE)
+  if (is.character(label) && length(label) == 1L && startsWith(label, "package:")) return(TRUE)
+  for (search_env in search_envs) if (identical(env, search_env)) return(TRUE)
+  FALSE
+}
+
+search_environments <- function() lapply(seq_along(search()), as.environment)
+
+apply_hook <- function(walk, x, path) {
+  ctx <- list(path = path, class = class(x), mode = walk$mode, min_bytes = walk$min_bytes,
+              deep = TRUE)
+  answer <- tryCatch(share_hook(x, ctx), error = function(e) e)
+  if (inherits(answer, "error")) {
+    unshareable(walk, x, path, paste0("share_hook() failed (", conditionMessage(answer), ")"))
+    answer <- list()
+  }
+  answer <- check_hook_answer(answer, class(x))
+  if (!is.null(answer$rewrite)) {
+    x <- answer$rewrite(x)
+    walk$keepalive <- c(walk$keepalive, list(x))
+  }
+  walk$skip_paths <- c(walk$skip_paths, answer$skip_paths)
+  walk$force_paths <- c(walk$force_paths, answer$force_share_paths)
+  list(x = x, skip = c(answer$skip, answer$skip_slots), force = answer$force)
+}
+
+check_hook_answer <- function(answer, cls) {
+  if (is.null(answer)) return(list())
+  where <- sprintf("share_hook() for class \"%s\"", cls[1L])
+  if (!is.list(answer)) stop(where, " must return a list", call. = FALSE)
+  for (field in c("skip", "skip_slots", "skip_paths", "force", "force_share_paths")) {
+    if (!is.null(answer[[field]]) && !is.character(answer[[field]])) {
+      stop(where, ": `", field, "` must be a character vector", call. = FALSE)
+    }
+  }
+  if (!is.null(answer$rewrite) && !is.function(answer$rewrite)) {
+    stop(where, ": `rewrite` must be a function", call. = FALSE)
+  }
+  answer
+}
+
+unshareable <- function(walk, x, path, what) {
+  if (walk$mode == "strict") {
+    stop(sprintf(paste0(
+      "share(deep = TRUE, mode = \"strict\"): %s at %s cannot be shared; ",
+      "mode = \"balanced\" keeps such parts as they are"
+    ), what, path), call. = FALSE)
+  }
+  skip_part(walk, x, path, what)
+}
+
+skip_part <- function(walk, x, path, reason) {
+  walk$skipped_path <- c(walk$skipped_path, path)
+  walk$skipped_reason <- c(walk$skipped_reason, reason)
+  x
+}
+
+# After a failed walk, the regions it created go now rather than at the
+# next garbage collection; persistent ones would otherwise stay forever.
+discard_views <- function(walk) {
+  for (i in seq_along(walk$views)) {
+    persistent <- isTRUE(shared_info(walk$views[[i]])$persistent)
+    try(close(walk$views[[i]]), silent = TRUE)
+    if (persistent) try(remove_shared(walk$regions[i]), silent = TRUE)
+  }
+}
+
+walk_report <- function(walk) {
+  list(
+    deep = TRUE,
+    regions = walk$regions,
+    n_regions = length(walk$regions),
+    shared_bytes = walk$shared_bytes,
+    shared = walk$shared,
+    aliases = walk$aliases,
+    kept = walk$kept,
+    skipped = data.frame(path = walk$skipped_path, reason = walk$skipped_reason,
+                         stringsAsFactors = FALSE)
+  )
+}
+
+address <- function(x) .Call(shmr_address, x)
+
+same_object <- function(a, b) identical(address(a), address(b))
+
+shared_region <- function(view) sub("\\[.*$|@.*$", "", shared_name(view))
+
+# Reads a shmr region itself (is_shared() also answers TRUE for the result
+# of a deep share).
+is_view <- function(x) .Call(shmr_is_shared, x)
