@@ -9,8 +9,10 @@ deep_shares <- new.env(hash = TRUE, parent = emptyenv())
 remember_deep_share <- function(result, report) {
   key <- address(result)
   assign(key, list(fingerprint = deep_fingerprint(result), report = report), envir = deep_shares)
-  if (is.environment(result)) {
-    reg.finalizer(result, function(e) forget_deep_share(key), onexit = FALSE)
+  # An environment (or a Reference Class object's) tells when it is gone.
+  env <- if (typeof(result) == "environment") result else attr(result, ".xData", exact = TRUE)
+  if (typeof(env) == "environment") {
+    reg.finalizer(env, function(e) forget_deep_share(key), onexit = FALSE)
   }
   invisible(result)
 }
@@ -27,7 +29,9 @@ deep_share_report <- function(x) {
 }
 
 deep_fingerprint <- function(x) {
-  if (is.environment(x)) return(ls(x, all.names = TRUE, sorted = TRUE))
+  # Environments are forgotten by their finalizer, and their bindings may
+  # change (a Reference Class object installs methods on first use).
+  if (is.environment(x)) return(address(x))
   if (is.list(x)) {
     return(vapply(seq_len(min(length(unclass(x)), 64L)),
                   function(i) address(.subset2(x, i)), ""))

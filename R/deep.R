@@ -64,6 +64,7 @@ visit <- function(walk, x, path, force = FALSE) {
     x <- hook$x
   }
   if (inherits(x, "connection")) return(unshareable(walk, x, path, "a connection"))
+  if (is_class_metadata(x)) return(x)
   switch(typeof(x),
     logical = , integer = , double = , complex = , raw = , character =
       visit_vector(walk, x, path, force, hook),
@@ -232,6 +233,12 @@ revisit_open_environment <- function(walk, key, path, first_path) {
   }
   skip_part(walk, NULL, path, paste("cycle back to", first_path))
   get(key, envir = walk$done, inherits = FALSE)
+}
+
+# Class and generic definitions (a Reference Class object holds its own)
+# describe code, not data, and lead into the methods package's tables.
+is_class_metadata <- function(x) {
+  isS4(x) && (methods::is(x, "classRepresentation") || methods::is(x, "genericFunction"))
 }
 
 # Environments that serialize() writes as a reference, not by content.

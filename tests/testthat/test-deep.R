@@ -44,6 +44,19 @@ test_that("the same matrix reached twice is shared once", {
   close(s)
 })
 
+test_that("one matrix held by two environments is shared once", {
+  m <- matrix(runif(1e5), 100)
+  first <- new.env(parent = emptyenv())
+  second <- new.env(parent = emptyenv())
+  first$m <- m
+  second$m <- m
+  s <- share(list(first, second), deep = TRUE, min_bytes = 1e4)
+  expect_equal(shared_info(s)$n_regions, 1L)
+  expect_identical(shared_info(s)$aliases, "x[[2]]$m")
+  expect_identical(region_of(s[[1]]$m), region_of(s[[2]]$m))
+  expect_false(identical(s[[1]], first))
+})
+
 test_that("a deep share serializes as names and small parts", {
   big <- runif(1e6)
   x <- list(model = list(coef = c(a = 1, b = 2), fitted = big, resid = big - 1), label = "run 1")
@@ -137,6 +150,35 @@ test_that("an R6 object is shared deep and its methods work in another process",
   expect_equal(got$width, 4)
   expect_true(got$shared)
   expect_identical(got$class, c("Model", "R6"))
+})
+
+test_that("a Reference Class object is shared deep and its methods use the shared field", {
+  Account <- setRefClass("ShmrAccount", fields = list(values = "numeric"), where = globalenv(),
+    methods = list(
+      total = function() sum(values),
+      add = function(k) {
+        values <<- values + k
+        invisible(.self)
+      }
+    ))
+  on.exit(removeClass("ShmrAccount", where = globalenv()))
+  account <- Account$new(values = runif(1e5))
+  expect_error(share(account, deep = TRUE, min_bytes = 1e4), "account@.xData\\$.self")
+  s <- share(account, deep = TRUE, min_bytes = 1e4, cycle = "skip")
+  expect_true(is_shared(s$values))
+  expect_equal(s$total(), account$total())
+  # A typed field is an active binding over a hidden `.->values` binding.
+  expect_identical(shared_info(s)$shared, "account@.xData$.->values")
+  expect_true(validObject(s))
+  got <- in_other_process(function(s) {
+    list(total = s$total(), shared = is_shared(s$values))
+  }, list(s = s))
+  expect_equal(got$total, account$total())
+  expect_true(got$shared)
+  # Methods that assign change the copy, never the original or the region.
+  s$add(1)
+  expect_equal(s$total(), account$total() + 1e5)
+  expect_false(is_shared(s$values))
 })
 
 test_that("a fitted lm shared deep predicts in a worker as it does locally", {
