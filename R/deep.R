@@ -38,14 +38,14 @@ new_walk <- function(min_bytes, cycle, mode, share_vector) {
   walk$done <- new.env(hash = TRUE, parent = emptyenv())   # address -> result
   walk$open <- new.env(hash = TRUE, parent = emptyenv())   # environments being walked -> path
   walk$search_envs <- search_environments()
-  walk$views <- list()
-  walk$regions <- character()
-  walk$shared <- character()
+  walk$views <- accumulator(list())
+  walk$regions <- accumulator()
+  walk$shared <- accumulator()
   walk$shared_bytes <- 0
-  walk$aliases <- character()
-  walk$kept <- character()
-  walk$skipped_path <- character()
-  walk$skipped_reason <- character()
+  walk$aliases <- accumulator()
+  walk$kept <- accumulator()
+  walk$skipped_path <- accumulator()
+  walk$skipped_reason <- accumulator()
   walk$skip_paths <- character()
   walk$force_paths <- character()
   walk$keepalive <- list()
@@ -81,7 +81,7 @@ visit_vector <- function(walk, x, path, force, hook) {
   if (is_view(x)) return(x)
   bytes <- .Call(shmr_data_bytes, x)
   if (bytes > 0 && (force || bytes >= walk$min_bytes)) return(share_part(walk, x, path, bytes))
-  walk$kept <- c(walk$kept, path)
+  walk$kept$add(path)
   rebuild(x, list(), visit_attributes(walk, x, path, force, hook))
 }
 
@@ -89,13 +89,13 @@ share_part <- function(walk, x, path, bytes) {
   key <- address(x)
   earlier <- get0(key, envir = walk$done, inherits = FALSE)
   if (!is.null(earlier)) {
-    walk$aliases <- c(walk$aliases, path)
+    walk$aliases$add(path)
     return(earlier)
   }
   view <- walk$share_vector(x)
-  walk$views <- c(walk$views, list(view))
-  walk$regions <- c(walk$regions, shared_region(view))
-  walk$shared <- c(walk$shared, path)
+  walk$views$add(list(view))
+  walk$regions$add(shared_region(view))
+  walk$shared$add(path)
   walk$shared_bytes <- walk$shared_bytes + bytes
   assign(key, view, envir = walk$done)
   view
@@ -105,7 +105,7 @@ visit_list <- function(walk, x, path, force, hook) {
   key <- address(x)
   earlier <- get0(key, envir = walk$done, inherits = FALSE)
   if (!is.null(earlier)) {
-    if (!same_object(earlier, x)) walk$aliases <- c(walk$aliases, path)
+    if (!same_object(earlier, x)) walk$aliases$add(path)
     return(earlier)
   }
   plain <- unclass(x)
@@ -170,7 +170,7 @@ visit_environment <- function(walk, env, path, force, hook) {
   if (!is.null(first_path)) return(revisit_open_environment(walk, key, path, first_path))
   earlier <- get0(key, envir = walk$done, inherits = FALSE)
   if (!is.null(earlier)) {
-    walk$aliases <- c(walk$aliases, path)
+    walk$aliases$add(path)
     return(earlier)
   }
   copy <- new.env(parent = parent.env(env))
@@ -203,7 +203,7 @@ copy_bindings <- function(walk, env, copy, path, force, hook) {
       skip_part(walk, NULL, child, "skipped by share_hook()")
     } else if (kinds[i] == "unevaluated") {
       .Call(shmr_copy_binding, env, copy, label)
-      walk$kept <- c(walk$kept, child)
+      walk$kept$add(child)
     } else if (kinds[i] == "active") {
       makeActiveBinding(label, visit(walk, activeBindingFunction(label, env), child), copy)
     } else {
@@ -299,33 +299,42 @@ unshareable <- function(walk, x, path, what) {
 }
 
 skip_part <- function(walk, x, path, reason) {
-  walk$skipped_path <- c(walk$skipped_path, path)
-  walk$skipped_reason <- c(walk$skipped_reason, reason)
+  walk$skipped_path$add(path)
+  walk$skipped_reason$add(reason)
   x
 }
 
 # After a failed walk, the regions it created go now rather than at the
 # next garbage collection; persistent ones would otherwise stay forever.
 discard_views <- function(walk) {
-  for (i in seq_along(walk$views)) {
-    persistent <- isTRUE(shared_info(walk$views[[i]])$persistent)
-    try(close(walk$views[[i]]), silent = TRUE)
-    if (persistent) try(remove_shared(walk$regions[i]), silent = TRUE)
+  views <- walk$views$values()
+  regions <- walk$regions$values()
+  for (i in seq_along(views)) {
+    persistent <- isTRUE(shared_info(views[[i]])$persistent)
+    try(close(views[[i]]), silent = TRUE)
+    if (persistent) try(remove_shared(regions[i]), silent = TRUE)
   }
 }
 
 walk_report <- function(walk) {
   list(
     deep = TRUE,
-    regions = walk$regions,
-    n_regions = length(walk$regions),
+    regions = walk$regions$values(),
+    n_regions = length(walk$regions$values()),
     shared_bytes = walk$shared_bytes,
-    shared = walk$shared,
-    aliases = walk$aliases,
-    kept = walk$kept,
-    skipped = data.frame(path = walk$skipped_path, reason = walk$skipped_reason,
-                         stringsAsFactors = FALSE)
+    shared = walk$shared$values(),
+    aliases = walk$aliases$values(),
+    kept = walk$kept$values(),
+    skipped = data.frame(path = walk$skipped_path$values(),
+                         reason = walk$skipped_reason$values(), stringsAsFactors = FALSE)
   )
+}
+
+# A vector that grows in place (c() would copy it at every step: quadratic
+# for an object with many parts).
+accumulator <- function(empty = character()) {
+  items <- empty
+  list(add = function(value) items[length(items) + 1L] <<- value, values = function() items)
 }
 
 address <- function(x) .Call(shmr_address, x)
