@@ -323,6 +323,7 @@ walk_report <- function(walk) {
     n_regions = length(walk$regions$values()),
     shared_bytes = walk$shared_bytes,
     shared = walk$shared$values(),
+    n_aliases = length(walk$aliases$values()),
     aliases = walk$aliases$values(),
     kept = walk$kept$values(),
     skipped = data.frame(path = walk$skipped_path$values(),

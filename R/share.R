@@ -287,9 +287,9 @@ close.default <- function(con, ...) {
 #'   For the result of `share(deep = TRUE)`, in the process that made it: a
 #'   list with `deep` (`TRUE`), `regions` (their names), `n_regions`,
 #'   `shared_bytes` (bytes of data shared, each vector counted once),
-#'   `shared` (paths of the shared vectors), `aliases` (paths that reached a
-#'   vector, list or environment met before, and now refer to its one
-#'   copy), `kept` (paths of vectors smaller than `min_bytes` and of
+#'   `shared` (paths of the shared vectors), `n_aliases` and `aliases`
+#'   (paths that reached a vector, list or environment met before, and now
+#'   refer to its one copy), `kept` (paths of vectors smaller than `min_bytes` and of
 #'   unevaluated bindings, kept as they are) and `skipped` (a data frame of
 #'   `path` and `reason`: parts that could not be shared, hook decisions and
 #'   cycles). Paths are written as in [share_hook()].

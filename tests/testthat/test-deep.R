@@ -28,6 +28,7 @@ test_that("the same matrix reached twice is shared once", {
   expect_equal(info$shared_bytes, 8 * length(m))
   expect_identical(info$shared, "x$a")
   expect_identical(info$aliases, "x$b")
+  expect_equal(info$n_aliases, 1L)
   expect_identical(region_of(s$a), region_of(s$b))
   expect_false(is_shared(s$small))
   expect_true(is_shared(s))
