@@ -3,12 +3,15 @@
 # The walk reaches the data of an object: list elements, attributes (S4
 # slots), closures' environments and environments' bindings, stopping at
 # the global, base and empty environments, namespaces and everything on the
-# search path. An environment's enclosing (parent) environment is where its
-# code was defined, not part of the object: the copy keeps the same parent.
-# (Walking parents would pull in the frames that created every new.env().) Every atomic or character
-# vector of at least `min_bytes` bytes goes into a region of its own; the
-# containers around them are rebuilt with the shared views in place, and
-# environments are copied, so the caller's objects are never modified.
+# search path. Every atomic or character vector of at least `min_bytes`
+# bytes goes into a region of its own; the containers around them are
+# rebuilt with the shared views in place, and environments are copied, so
+# the caller's objects are never modified.
+#
+# An environment's enclosing (parent) environment is where its code was
+# defined, not part of the object: the copy keeps the same parent. Walking
+# parents would pull in the frame that called each new.env(), and with it
+# everything else that frame holds.
 #
 # Identity is the object's address. The walk keeps every object it looked
 # at reachable (from `x`, or in `keepalive` for hook rewrites), so an
