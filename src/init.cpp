@@ -28,6 +28,9 @@ SEXP shmr_adopt(SEXP);
 SEXP shmr_buffer_create(SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_buffer_write(SEXP, SEXP, SEXP);
 SEXP shmr_slice(SEXP, SEXP, SEXP);
+SEXP shmr_unmap(SEXP);
+SEXP shmr_detach(SEXP);
+SEXP shmr_segment_advise(SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
@@ -55,6 +58,9 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_buffer_create", (DL_FUNC)&shmr_buffer_create, 4},
     {"shmr_buffer_write", (DL_FUNC)&shmr_buffer_write, 3},
     {"shmr_slice", (DL_FUNC)&shmr_slice, 3},
+    {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
+    {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
+    {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {
