@@ -7,7 +7,8 @@
 #'
 #' `pool_create()` starts `n` workers, loads shmr and `packages` on each, runs
 #' `init` (a function of no arguments, or an expression) on each, and makes
-#' the pool the default for the `pool_*()` maps. PSOCK sockets use the
+#' the pool the default for the `pool_*()` maps; `pool_get()` returns the
+#' default pool. PSOCK sockets use the
 #' `"no-delay"` option at both ends, so a message does not wait for the
 #' operating system's small-packet delay.
 #'
@@ -15,6 +16,8 @@
 #'   option `mc.cores` when set, else [parallel::detectCores()], at most 2
 #'   when the environment variable `_R_CHECK_LIMIT_CORES_` is set (as under
 #'   `R CMD check`).
+#' @param timeout Seconds `pool_stop()` waits at most for the workers to
+#'   exit.
 #' @param backend `"psock"` (default) or `"mirai"`.
 #' @param packages Character vector of packages to attach on every worker.
 #' @param init `NULL`, a function of no arguments, or a quoted expression,
@@ -23,8 +26,11 @@
 #' @param pool A pool. For `pool_stop()` and `pool_status()`, the default
 #'   pool when `NULL`.
 #' @return `pool_create()`: the pool (class `shmr_pool`), invisibly.
-#'   `pool_stop()`: `NULL`, invisibly. `pool_status()`: a data frame with one
-#'   row per worker: `worker`, `pid`, `tasks_done` (elements computed),
+#'   `pool_get()`: the default pool, or `NULL` when there is none.
+#'   `pool_stop()`: `NULL`, invisibly, once the workers have exited (or
+#'   `timeout` passed). `pool_status()`: a data frame with one row per
+#'   worker: `worker`, `pid`, `status` (`"ok"`, or `"dead"` for a worker
+#'   that is no longer running), `tasks_done` (elements computed),
 #'   `rss` (resident bytes), `uss` (unique set size: bytes mapped by this
 #'   worker alone, which also counts pages of a shared region that no other
 #'   process happens to have touched), `anonymous` (bytes of the worker's
@@ -37,7 +43,9 @@
 #' pool <- pool_create(2)
 #' pool_status(pool)[, c("worker", "pid", "tasks_done")]
 #' unlist(pool_lapply(1:4, function(i) i^2))
+#' identical(pool_get(), pool)
 #' pool_stop(pool)
+#' is.null(pool_get())
 #' }
 NULL
 
@@ -46,7 +54,20 @@ pools <- new.env(parent = emptyenv())
 #' @rdname pools
 #' @export
 pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL) {
-  backend <- match.arg(backend)
+  pool <- start_pool(n, match.arg(backend), packages, init)
+  pools$default <- pool
+  invisible(pool)
+}
+
+#' @rdname pools
+#' @export
+pool_get <- function() {
+  pool <- pools$default
+  if (is.null(pool) || isTRUE(pool$stopped)) NULL else pool
+}
+
+# A started pool that is not made the default.
+start_pool <- function(n, backend, packages, init) {
   n <- if (is.null(n)) usable_cores() else n
   if (!is.numeric(n) || length(n) != 1L || is.na(n) || n < 1 || n != round(n)) {
     stop("`n` must be a whole number of workers >= 1", call. = FALSE)
@@ -57,6 +78,12 @@ pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL
   if (!is.null(init) && !is.function(init) && !is.language(init)) {
     stop("`init` must be NULL, a function or a quoted expression", call. = FALSE)
   }
+  pool <- new_pool_object(backend, n, packages, init)
+  if (backend == "psock") start_psock(pool) else start_mirai(pool)
+  pool
+}
+
+new_pool_object <- function(backend, n, packages, init) {
   pool <- new.env(parent = emptyenv())
   class(pool) <- "shmr_pool"
   pool$backend <- backend
@@ -65,25 +92,50 @@ pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL
   pool$init <- init
   pool$tasks_done <- integer(n)
   pool$stopped <- FALSE
-  if (backend == "psock") start_psock(pool) else start_mirai(pool)
-  pools$default <- pool
-  invisible(pool)
+  pool
+}
+
+# A pool that runs on an existing PSOCK (or fork) cluster of the caller's,
+# for the maps of the memshare layer. Its workers load shmr. Stopping it
+# leaves the cluster running: it belongs to the caller.
+pool_on_cluster <- function(cluster) {
+  if (!inherits(cluster, "cluster") || !length(cluster) ||
+      !all(vapply(cluster, function(node) inherits(node$con, "connection"), TRUE))) {
+    stop("`CLUSTER` must be a socket cluster from parallel::makeCluster()", call. = FALSE)
+  }
+  pool <- new_pool_object("psock", length(cluster), NULL, NULL)
+  pool$cluster <- cluster
+  pool$borrowed <- TRUE
+  pool$pids <- unlist(parallel::clusterCall(cluster, worker_setup, NULL, NULL))
+  pool
 }
 
 #' @rdname pools
 #' @export
-pool_stop <- function(pool = NULL) {
+pool_stop <- function(pool = NULL, timeout = 5) {
   pool <- pool %||% pools$default
   if (is.null(pool) || isTRUE(pool$stopped)) return(invisible(NULL))
   check_pool(pool)
-  if (pool$backend == "psock") {
+  if (!is.numeric(timeout) || length(timeout) != 1L || is.na(timeout) || timeout < 0) {
+    stop("`timeout` must be a number of seconds >= 0", call. = FALSE)
+  }
+  if (isTRUE(pool$borrowed)) {
+    # Not ours to stop.
+  } else if (pool$backend == "psock") {
     try(parallel::stopCluster(pool$cluster), silent = TRUE)
   } else {
     try(mirai::daemons(0, .compute = pool$profile), silent = TRUE)
   }
   pool$stopped <- TRUE
   if (identical(pools$default, pool)) pools$default <- NULL
+  if (!isTRUE(pool$borrowed)) wait_for_exit(pool$pids, timeout)
   invisible(NULL)
+}
+
+# Waits until the processes `pids` have exited, for at most `timeout` seconds.
+wait_for_exit <- function(pids, timeout) {
+  deadline <- Sys.time() + timeout
+  while (any(vapply(pids, process_alive, TRUE)) && Sys.time() < deadline) Sys.sleep(0.01)
 }
 
 #' @rdname pools
@@ -100,6 +152,7 @@ pool_status <- function(pool = NULL) {
   })
   data.frame(
     worker = seq_along(pool$pids), pid = as.integer(pool$pids),
+    status = ifelse(vapply(pool$pids, process_alive, TRUE), "ok", "dead"),
     tasks_done = pool$tasks_done,
     rss = vapply(memory, `[[`, 0, "rss"), uss = vapply(memory, `[[`, 0, "uss"),
     anonymous = vapply(memory, `[[`, 0, "anonymous"),
