@@ -120,7 +120,7 @@ registerVariables <- function(namespace, variableList) {
       anyNA(variables) || any(!nzchar(variables)) || anyDuplicated(variables)) {
     stop("`variableList` must be a list with a unique name for every element", call. = FALSE)
   }
-  regions <- vapply(variables, function(v) memshare_region(namespace, v), "")
+  regions <- memshare_region(namespace, variables)
   taken <- regions[regions %in% names(memshare_state$pages)]
   if (length(taken)) {
     stop(sprintf("variable '%s' is registered in namespace '%s' already",
@@ -176,7 +176,7 @@ releaseViews <- function(namespace, variableNames) {
 releaseVariables <- function(namespace, variableNames) {
   check_namespace(namespace)
   check_variable_names(variableNames)
-  regions <- vapply(variableNames, function(v) memshare_region(namespace, v), "")
+  regions <- memshare_region(namespace, variableNames)
   unknown <- !(regions %in% names(memshare_state$pages))
   if (any(unknown)) {
     stop(sprintf("variable '%s' is not registered in namespace '%s' by this R session",
@@ -270,8 +270,8 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
 
   answer <- pool_map(X, FUN, vars, margin = margin, pool = pool, chunk_size = NULL, seed = NULL,
                      progress = FALSE, on_error = "wait")
-  # A private copy: X may be released when the call returns.
-  if (!is.null(margin)) names(answer) <- fetch(dimnames(X)[[margin]])
+  # Private copies of the names: X may be released when the call returns.
+  names(answer) <- fetch(if (is.null(margin)) names(answer) else dimnames(X)[[margin]])
   answer
 }
 
@@ -344,16 +344,18 @@ check_variable_names <- function(names) {
 
 memshare_label <- function(namespace, variable) paste0(namespace, ".", variable)
 
-# The region of a variable: "memshare.<namespace>.<variable>", each part
+# The regions of variables: "memshare.<namespace>.<variable>", each part
 # with any byte other than [A-Za-z0-9_] written as "-" and two hex digits,
 # so the name is unambiguous and valid.
-memshare_region <- function(namespace, variable) {
-  region <- paste("memshare", escape_name(namespace), escape_name(variable), sep = ".")
-  if (nchar(region) > 100L) {
-    stop(sprintf("namespace '%s' with variable '%s' makes a region name longer than 100 characters",
-                 namespace, variable), call. = FALSE)
-  }
-  region
+memshare_region <- function(namespace, variables) {
+  vapply(variables, function(variable) {
+    region <- paste("memshare", escape_name(namespace), escape_name(variable), sep = ".")
+    if (nchar(region) > 100L) {
+      stop(sprintf("namespace '%s' with variable '%s' makes a region name longer than 100 ",
+                   namespace, variable), "characters", call. = FALSE)
+    }
+    region
+  }, "", USE.NAMES = FALSE)
 }
 
 escape_name <- function(text) {

@@ -20,7 +20,8 @@
 #'   like `x` and reads shared memory in place, in the creating process and
 #'   in every worker it is sent to (as a name). `fetch()` still returns an
 #'   ordinary copy, as in shard, so existing code works; dropping the
-#'   `fetch()` calls in workers avoids that copy.
+#'   `fetch()` calls in workers avoids that copy. The fields of shard's
+#'   handle (`x$path`, `x$size`, ...) are those of `shared_info(x)`.
 #' * Every share can be opened elsewhere: `share_open()` followed by
 #'   `fetch()` works for atomic vectors too, and elements read from a shared
 #'   vector are plain values (`x[5]` is `identical()` to the original's).

@@ -144,11 +144,7 @@ test_that("a full /dev/shm is an R error and leaves nothing behind", {
 
 test_that("long vectors are copied and allocated without a copy", {
   skip_on_cran()
-  free <- tryCatch(
-    as.numeric(system2("df", c("--output=avail", "-B1", "/dev/shm"), stdout = TRUE)[2]),
-    error = function(e) 0
-  )
-  skip_if(free < 4 * 2^30, "needs 4 GB free in /dev/shm")
+  skip_unless_shm_free(4 * 2^30)
   n <- 2^31 + 5
   x <- raw(n)
   x[n] <- as.raw(7)

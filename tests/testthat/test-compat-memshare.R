@@ -175,6 +175,7 @@ test_that("registering is all or nothing, with clear errors", {
   expect_identical(shm_files(), character())
   expect_error(registerVariables("ns_bad", list(1, 2)), "unique name")
   expect_error(registerVariables("", list(a = 1)), "namespace")
+  expect_error(registerVariables(strrep("n", 100), list(a = 1)), "longer than 100 characters")
   registerVariables("ns_bad", list(a = 1))
   expect_error(registerVariables("ns_bad", list(b = 2, a = 3)), "'a' is registered")
   expect_identical(pageList(), list("ns_bad.a"))
@@ -239,8 +240,8 @@ test_that("memshare defects: MARGIN = 1, writes to views, views after release, e
                          VARS = list(k = 2)), "in element 3: three is bad", class = "my_error")
   expect_identical(pageList(), list())
   # The cluster keeps working.
-  expect_identical(memLapply(as.list(1:2), fail, NAMESPACE = "ns_err", CLUSTER = cl,
-                             VARS = list(k = 2)), list(2, 4))
+  expect_identical(memLapply(list(a = 1, b = 2), fail, NAMESPACE = "ns_err", CLUSTER = cl,
+                             VARS = list(k = 2)), list(a = 2, b = 4))
   expect_identical(parallel::clusterEvalQ(cl, viewList()), list(list(), list()))
   expect_identical(shm_files(), character())
 })
