@@ -35,10 +35,12 @@
 #'   (shard takes the file itself), and a segment is made read-only with
 #'   [segment_protect()] rather than `readonly = TRUE`. [segment_open()]
 #'   finds the backing by itself.
-#' * [pool_create()] replaces workers that die but does not recycle workers
-#'   whose memory grows (shard's `rss_limit` and related arguments);
-#'   [pool_lapply()] returns an unnamed list like [lapply()]; the columns of
-#'   [pool_status()] are shmr's.
+#' * [pool_create()] replaces workers that die and, with `rss_limit`,
+#'   recycles PSOCK workers whose resident memory exceeds it after a chunk;
+#'   shard's `rss_drift_threshold`, `heartbeat_interval` and
+#'   `min_recycle_interval` are not provided, and its `init_expr` is
+#'   `init`. [pool_lapply()] returns an unnamed list like [lapply()]; the
+#'   columns of [pool_status()] are shmr's.
 #' * shard's `shard_map()`, buffers, arenas, views, tables and streams are
 #'   not provided: [pool_lapply()], [pool_apply()] and [shared_buffer()]
 #'   cover the same ground.

@@ -22,7 +22,12 @@
 #' @param packages Character vector of packages to attach on every worker.
 #' @param init `NULL`, a function of no arguments, or a quoted expression,
 #'   run on every worker after `packages` are attached (also on workers that
-#'   replace one that died).
+#'   replace one that died or was recycled).
+#' @param rss_limit `NULL`, or the most resident memory a worker may have
+#'   after finishing a chunk, in bytes or as a string such as `"2GB"`: a
+#'   PSOCK worker that has more is replaced by a fresh one (recycled) before
+#'   it gets more work, so memory a worker accumulates (caches, fragmented
+#'   heap) is returned.
 #' @param pool A pool. For `pool_stop()` and `pool_status()`, the default
 #'   pool when `NULL`.
 #' @return `pool_create()`: the pool (class `shmr_pool`), invisibly.
@@ -31,6 +36,7 @@
 #'   `timeout` passed). `pool_status()`: a data frame with one row per
 #'   worker: `worker`, `pid`, `status` (`"ok"`, or `"dead"` for a worker
 #'   that is no longer running), `tasks_done` (elements computed),
+#'   `recycled` (times the worker was replaced for exceeding `rss_limit`),
 #'   `rss` (resident bytes), `uss` (unique set size: bytes mapped by this
 #'   worker alone, which also counts pages of a shared region that no other
 #'   process happens to have touched), `anonymous` (bytes of the worker's
@@ -53,10 +59,35 @@ pools <- new.env(parent = emptyenv())
 
 #' @rdname pools
 #' @export
-pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL) {
-  pool <- start_pool(n, match.arg(backend), packages, init)
+pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL,
+                        rss_limit = NULL) {
+  backend <- match.arg(backend)
+  rss_limit <- parse_bytes(rss_limit)
+  if (!is.null(rss_limit) && backend != "psock") {
+    stop("`rss_limit` needs backend = \"psock\"", call. = FALSE)
+  }
+  pool <- start_pool(n, backend, packages, init)
+  pool$rss_limit <- rss_limit
   pools$default <- pool
   invisible(pool)
+}
+
+# NULL, a number of bytes, or a string such as "2GB" or "512 MB" (units of
+# 1024) -> NULL or a number of bytes.
+parse_bytes <- function(size) {
+  if (is.null(size)) return(NULL)
+  units <- c(B = 0, KB = 1, MB = 2, GB = 3, TB = 4)
+  if (is.character(size) && length(size) == 1L && !is.na(size)) {
+    upper <- toupper(size)
+    parts <- regmatches(upper, regexec("^\\s*([0-9.]+)\\s*([KMGT]?B)?\\s*$", upper))[[1]]
+    if (length(parts) == 3L && !is.na(suppressWarnings(as.numeric(parts[2])))) {
+      unit <- if (nzchar(parts[3])) parts[3] else "B"
+      return(as.numeric(parts[2]) * 1024^units[[unit]])
+    }
+  } else if (is.numeric(size) && length(size) == 1L && !is.na(size) && size > 0) {
+    return(as.numeric(size))
+  }
+  stop("`rss_limit` must be NULL, a number of bytes, or a size such as \"2GB\"", call. = FALSE)
 }
 
 #' @rdname pools
@@ -91,6 +122,7 @@ new_pool_object <- function(backend, n, packages, init) {
   pool$packages <- packages
   pool$init <- init
   pool$tasks_done <- integer(n)
+  pool$recycled <- integer(n)
   pool$stopped <- FALSE
   pool
 }
@@ -153,7 +185,7 @@ pool_status <- function(pool = NULL) {
   data.frame(
     worker = seq_along(pool$pids), pid = as.integer(pool$pids),
     status = ifelse(vapply(pool$pids, process_alive, TRUE), "ok", "dead"),
-    tasks_done = pool$tasks_done,
+    tasks_done = pool$tasks_done, recycled = pool$recycled,
     rss = vapply(memory, `[[`, 0, "rss"), uss = vapply(memory, `[[`, 0, "uss"),
     anonymous = vapply(memory, `[[`, 0, "anonymous"),
     shared_mapped = vapply(memory, `[[`, 0, "shared")
@@ -223,7 +255,18 @@ start_psock <- function(pool) {
   pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup, pool$packages, pool$init))
 }
 
-# Replaces worker `w` (which died) with a fresh one.
+# Replaces worker `w` with a fresh one after a chunk when its resident
+# memory has grown past the pool's rss_limit.
+recycle_if_grown <- function(pool, w) {
+  if (is.null(pool$rss_limit)) return(invisible())
+  rss <- tryCatch(process_memory(pool$pids[w])[["rss"]], error = function(e) NA_real_)
+  if (!is.na(rss) && rss > pool$rss_limit) {
+    replace_psock_worker(pool, w)
+    pool$recycled[w] <- pool$recycled[w] + 1L
+  }
+}
+
+# Replaces worker `w` (which died, or grew) with a fresh one.
 replace_psock_worker <- function(pool, w) {
   try(close(pool$cluster[[w]]$con), silent = TRUE)
   node <- new_psock_nodes(1)

@@ -137,6 +137,29 @@ test_that("shard's pool examples give the documented results", {
   expect_false(any(vapply(pids, shmr:::process_alive, TRUE)))
 })
 
+test_that("rss_limit recycles a worker that grew past it", {
+  skip_on_cran()
+  skip_without_callr()
+  expect_identical(shmr:::parse_bytes("2GB"), 2 * 1024^3)
+  expect_identical(shmr:::parse_bytes(" 512 mb "), 512 * 1024^2)
+  expect_identical(shmr:::parse_bytes(1e9), 1e9)
+  expect_null(shmr:::parse_bytes(NULL))
+  for (bad in list("lots", "2XB", -1, NA, c(1, 2))) {
+    expect_error(pool_create(1, rss_limit = bad), "rss_limit", label = deparse(bad))
+  }
+  expect_error(pool_create(1, backend = "mirai", rss_limit = "1GB"), "psock")
+  p <- pool_create(1, rss_limit = 1) # every worker is over 1 byte
+  on.exit(pool_stop(p), add = TRUE)
+  pids <- unlist(pool_lapply(1:2, function(i) Sys.getpid(), chunk_size = 1))
+  expect_false(pids[1] == pids[2])
+  status <- pool_status(p)
+  expect_identical(status$recycled, 2L)
+  expect_false(status$pid %in% pids)
+  expect_identical(status$status, "ok")
+  shmr:::wait_for_exit(pids, 10) # a replaced worker exits once its socket closes
+  expect_false(any(vapply(pids, shmr:::process_alive, TRUE)))
+})
+
 test_that("shard defects: plain elements, every share reopened elsewhere, no reads after close", {
   x <- share(c(1.5, 2.5, 3.5))
   # shard's elements carry "shard_cow" and "shard_readonly" attributes.
