@@ -79,6 +79,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
                        describe_positions(tasks[[t]]$positions), reply$value), call. = FALSE)
         }
         chunk_done(pool, t, reply$value, on_done)
+        recycle_if_grown(pool, w)
       }
       if (is.na(running[w]) && length(queue)) send(w)
     }

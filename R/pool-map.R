@@ -195,6 +195,9 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   threshold <- share_threshold()
   created <- new.env(parent = emptyenv())
   on.exit(for (obj in created$objects) close(obj), add = TRUE)
+  # Names of the caller's X: those of the copy shared for the call would
+  # read a region that is released when the call returns.
+  result_names <- if (is.null(margin)) names(X)
   X <- share_for_call(X, threshold, created)
   dots <- lapply(dots, share_for_call, threshold = threshold, created = created)
   FUN <- share_captured(FUN, threshold, created)
@@ -215,6 +218,10 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   names(tasks) <- NULL
 
   results <- vector("list", n)
+  # on_error = "wait" (internal): finish every chunk, then raise the first
+  # error, so no worker is interrupted (the memshare layer runs on a
+  # cluster that belongs to the caller).
+  first_error <- NULL
   bar <- if (isTRUE(progress)) {
     cli::cli_progress_bar("Computing", total = n, .envir = environment())
   }
@@ -226,6 +233,9 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
       if (inherits(value, "shmr_task_error")) {
         condition <- value$condition
         if (on_error == "stop") signal_element_error(condition, position)
+        if (on_error == "wait" && (is.null(first_error) || position < first_error$position)) {
+          first_error <<- list(condition = condition, position = position)
+        }
         value <- condition
       }
       results[position] <<- list(value)
@@ -234,7 +244,8 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   }
   dispatch(pool, tasks, on_done)
   if (!is.null(bar)) cli::cli_progress_done(id = bar)
-  if (is.null(margin)) names(results) <- names(X)
+  if (!is.null(first_error)) signal_element_error(first_error$condition, first_error$position)
+  if (is.null(margin)) names(results) <- result_names
   results
 }
 

@@ -7,7 +7,8 @@
 #'
 #' `pool_create()` starts `n` workers, loads shmr and `packages` on each, runs
 #' `init` (a function of no arguments, or an expression) on each, and makes
-#' the pool the default for the `pool_*()` maps. PSOCK sockets use the
+#' the pool the default for the `pool_*()` maps; `pool_get()` returns the
+#' default pool. PSOCK sockets use the
 #' `"no-delay"` option at both ends, so a message does not wait for the
 #' operating system's small-packet delay.
 #'
@@ -15,16 +16,27 @@
 #'   option `mc.cores` when set, else [parallel::detectCores()], at most 2
 #'   when the environment variable `_R_CHECK_LIMIT_CORES_` is set (as under
 #'   `R CMD check`).
+#' @param timeout Seconds `pool_stop()` waits at most for the workers to
+#'   exit.
 #' @param backend `"psock"` (default) or `"mirai"`.
 #' @param packages Character vector of packages to attach on every worker.
 #' @param init `NULL`, a function of no arguments, or a quoted expression,
 #'   run on every worker after `packages` are attached (also on workers that
-#'   replace one that died).
+#'   replace one that died or was recycled).
+#' @param rss_limit `NULL`, or the most resident memory a worker may have
+#'   after finishing a chunk, in bytes or as a string such as `"2GB"`: a
+#'   PSOCK worker that has more is replaced by a fresh one (recycled) before
+#'   it gets more work, so memory a worker accumulates (caches, fragmented
+#'   heap) is returned.
 #' @param pool A pool. For `pool_stop()` and `pool_status()`, the default
 #'   pool when `NULL`.
 #' @return `pool_create()`: the pool (class `shmr_pool`), invisibly.
-#'   `pool_stop()`: `NULL`, invisibly. `pool_status()`: a data frame with one
-#'   row per worker: `worker`, `pid`, `tasks_done` (elements computed),
+#'   `pool_get()`: the default pool, or `NULL` when there is none.
+#'   `pool_stop()`: `NULL`, invisibly, once the workers have exited (or
+#'   `timeout` passed). `pool_status()`: a data frame with one row per
+#'   worker: `worker`, `pid`, `status` (`"ok"`, or `"dead"` for a worker
+#'   that is no longer running), `tasks_done` (elements computed),
+#'   `recycled` (times the worker was replaced for exceeding `rss_limit`),
 #'   `rss` (resident bytes), `uss` (unique set size: bytes mapped by this
 #'   worker alone, which also counts pages of a shared region that no other
 #'   process happens to have touched), `anonymous` (bytes of the worker's
@@ -37,7 +49,9 @@
 #' pool <- pool_create(2)
 #' pool_status(pool)[, c("worker", "pid", "tasks_done")]
 #' unlist(pool_lapply(1:4, function(i) i^2))
+#' identical(pool_get(), pool)
 #' pool_stop(pool)
+#' is.null(pool_get())
 #' }
 NULL
 
@@ -45,8 +59,46 @@ pools <- new.env(parent = emptyenv())
 
 #' @rdname pools
 #' @export
-pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL) {
+pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL,
+                        rss_limit = NULL) {
   backend <- match.arg(backend)
+  rss_limit <- parse_bytes(rss_limit)
+  if (!is.null(rss_limit) && backend != "psock") {
+    stop("`rss_limit` needs backend = \"psock\"", call. = FALSE)
+  }
+  pool <- start_pool(n, backend, packages, init)
+  pool$rss_limit <- rss_limit
+  pools$default <- pool
+  invisible(pool)
+}
+
+# NULL, a number of bytes, or a string such as "2GB" or "512 MB" (units of
+# 1024) -> NULL or a number of bytes.
+parse_bytes <- function(size) {
+  if (is.null(size)) return(NULL)
+  units <- c(B = 0, KB = 1, MB = 2, GB = 3, TB = 4)
+  if (is.character(size) && length(size) == 1L && !is.na(size)) {
+    upper <- toupper(size)
+    parts <- regmatches(upper, regexec("^\\s*([0-9.]+)\\s*([KMGT]?B)?\\s*$", upper))[[1]]
+    if (length(parts) == 3L && !is.na(suppressWarnings(as.numeric(parts[2])))) {
+      unit <- if (nzchar(parts[3])) parts[3] else "B"
+      return(as.numeric(parts[2]) * 1024^units[[unit]])
+    }
+  } else if (is.numeric(size) && length(size) == 1L && !is.na(size) && size > 0) {
+    return(as.numeric(size))
+  }
+  stop("`rss_limit` must be NULL, a number of bytes, or a size such as \"2GB\"", call. = FALSE)
+}
+
+#' @rdname pools
+#' @export
+pool_get <- function() {
+  pool <- pools$default
+  if (is.null(pool) || isTRUE(pool$stopped)) NULL else pool
+}
+
+# A started pool that is not made the default.
+start_pool <- function(n, backend, packages, init) {
   n <- if (is.null(n)) usable_cores() else n
   if (!is.numeric(n) || length(n) != 1L || is.na(n) || n < 1 || n != round(n)) {
     stop("`n` must be a whole number of workers >= 1", call. = FALSE)
@@ -57,6 +109,12 @@ pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL
   if (!is.null(init) && !is.function(init) && !is.language(init)) {
     stop("`init` must be NULL, a function or a quoted expression", call. = FALSE)
   }
+  pool <- new_pool_object(backend, n, packages, init)
+  if (backend == "psock") start_psock(pool) else start_mirai(pool)
+  pool
+}
+
+new_pool_object <- function(backend, n, packages, init) {
   pool <- new.env(parent = emptyenv())
   class(pool) <- "shmr_pool"
   pool$backend <- backend
@@ -64,26 +122,52 @@ pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL
   pool$packages <- packages
   pool$init <- init
   pool$tasks_done <- integer(n)
+  pool$recycled <- integer(n)
   pool$stopped <- FALSE
-  if (backend == "psock") start_psock(pool) else start_mirai(pool)
-  pools$default <- pool
-  invisible(pool)
+  pool
+}
+
+# A pool that runs on an existing PSOCK (or fork) cluster of the caller's,
+# for the maps of the memshare layer. Its workers load shmr. Stopping it
+# leaves the cluster running: it belongs to the caller.
+pool_on_cluster <- function(cluster) {
+  if (!inherits(cluster, "cluster") || !length(cluster) ||
+      !all(vapply(cluster, function(node) inherits(node$con, "connection"), TRUE))) {
+    stop("`CLUSTER` must be a socket cluster from parallel::makeCluster()", call. = FALSE)
+  }
+  pool <- new_pool_object("psock", length(cluster), NULL, NULL)
+  pool$cluster <- cluster
+  pool$borrowed <- TRUE
+  pool$pids <- unlist(parallel::clusterCall(cluster, worker_setup, NULL, NULL))
+  pool
 }
 
 #' @rdname pools
 #' @export
-pool_stop <- function(pool = NULL) {
+pool_stop <- function(pool = NULL, timeout = 5) {
   pool <- pool %||% pools$default
   if (is.null(pool) || isTRUE(pool$stopped)) return(invisible(NULL))
   check_pool(pool)
-  if (pool$backend == "psock") {
+  if (!is.numeric(timeout) || length(timeout) != 1L || is.na(timeout) || timeout < 0) {
+    stop("`timeout` must be a number of seconds >= 0", call. = FALSE)
+  }
+  if (isTRUE(pool$borrowed)) {
+    # Not ours to stop.
+  } else if (pool$backend == "psock") {
     try(parallel::stopCluster(pool$cluster), silent = TRUE)
   } else {
     try(mirai::daemons(0, .compute = pool$profile), silent = TRUE)
   }
   pool$stopped <- TRUE
   if (identical(pools$default, pool)) pools$default <- NULL
+  if (!isTRUE(pool$borrowed)) wait_for_exit(pool$pids, timeout)
   invisible(NULL)
+}
+
+# Waits until the processes `pids` have exited, for at most `timeout` seconds.
+wait_for_exit <- function(pids, timeout) {
+  deadline <- Sys.time() + timeout
+  while (any(vapply(pids, process_alive, TRUE)) && Sys.time() < deadline) Sys.sleep(0.01)
 }
 
 #' @rdname pools
@@ -100,7 +184,8 @@ pool_status <- function(pool = NULL) {
   })
   data.frame(
     worker = seq_along(pool$pids), pid = as.integer(pool$pids),
-    tasks_done = pool$tasks_done,
+    status = ifelse(vapply(pool$pids, process_alive, TRUE), "ok", "dead"),
+    tasks_done = pool$tasks_done, recycled = pool$recycled,
     rss = vapply(memory, `[[`, 0, "rss"), uss = vapply(memory, `[[`, 0, "uss"),
     anonymous = vapply(memory, `[[`, 0, "anonymous"),
     shared_mapped = vapply(memory, `[[`, 0, "shared")
@@ -170,7 +255,18 @@ start_psock <- function(pool) {
   pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup, pool$packages, pool$init))
 }
 
-# Replaces worker `w` (which died) with a fresh one.
+# Replaces worker `w` with a fresh one after a chunk when its resident
+# memory has grown past the pool's rss_limit.
+recycle_if_grown <- function(pool, w) {
+  if (is.null(pool$rss_limit)) return(invisible())
+  rss <- tryCatch(process_memory(pool$pids[w])[["rss"]], error = function(e) NA_real_)
+  if (!is.na(rss) && rss > pool$rss_limit) {
+    replace_psock_worker(pool, w)
+    pool$recycled[w] <- pool$recycled[w] + 1L
+  }
+}
+
+# Replaces worker `w` (which died, or grew) with a fresh one.
 replace_psock_worker <- function(pool, w) {
   try(close(pool$cluster[[w]]$con), silent = TRUE)
   node <- new_psock_nodes(1)

@@ -29,12 +29,14 @@ shared_regions <- function() {
 #' regions (and half-written temporary files) whose creating process is no
 #' longer running. Regions of live processes are never touched.
 #'
-#' @return The names of the removed regions, invisibly.
+#' @return The names of the removed regions, or `NULL` when none was
+#'   removed, invisibly.
 #' @export
 #' @examples
 #' prune_shared()
 prune_shared <- function() {
-  invisible(.Call(shmr_prune))
+  removed <- .Call(shmr_prune)
+  invisible(if (length(removed)) removed)
 }
 
 #' Remove a shared region by name

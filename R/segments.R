@@ -8,8 +8,8 @@
 #' it, so closing a segment can never leave R reading freed memory.
 #'
 #' * `segment_create()` makes a new zero-filled segment of `size` bytes.
-#' * `segment_open()` opens an existing one, read-only unless
-#'   `readonly = FALSE`.
+#' * `segment_open()` opens an existing one by name or by the path of its
+#'   file ([segment_path()]), read-only unless `readonly = FALSE`.
 #' * `segment_write()` copies a raw, logical, integer or double vector into
 #'   the segment at byte `offset` (4 bytes per logical or integer, 8 per
 #'   double, in this machine's byte order).
@@ -17,7 +17,12 @@
 #'   default everything from `offset` to the end).
 #' * `segment_protect()` makes the segment read-only in this process; later
 #'   writes through this handle are errors.
-#' * `segment_info()` describes it.
+#' * `segment_info()` describes it; `segment_path()` and `segment_size()`
+#'   give its file and its size in bytes.
+#' * `segment_advise()` tells the kernel how the segment will be read
+#'   (`madvise()`): `"sequential"` reads ahead, `"random"` does not,
+#'   `"willneed"` starts reading it in, `"dontneed"` lets its pages go (the
+#'   data stays in the segment).
 #' * `segment_close()` releases this process's mapping; with `unlink = TRUE`
 #'   it also removes the segment for everyone. By default it removes it only
 #'   when this handle created it.
@@ -27,19 +32,27 @@
 #' place (writes to that vector reach the segment).
 #'
 #' @param size Number of bytes (`segment_create()`), or of bytes to read.
-#' @param backing,name,path As for [share()].
+#' @param backing,name,path As for [share()]. `segment_open()` finds the
+#'   backing of the segment itself: its `backing` is accepted for code
+#'   written for shard and otherwise ignored; its `name` may be the path of
+#'   the segment's file.
 #' @param seg A segment.
 #' @param readonly Open for reading only (`TRUE`, the default) or also for
 #'   writing.
 #' @param data A raw, logical, integer or double vector.
 #' @param offset Byte offset into the segment, from 0.
+#' @param advice `"normal"`, `"sequential"`, `"random"`, `"willneed"` or
+#'   `"dontneed"`.
 #' @param unlink Remove the segment for every process (`TRUE`), keep it
 #'   (`FALSE`), or `NULL`: remove it when this handle created it.
 #' @return `segment_create()` and `segment_open()`: a segment (class
 #'   `shmr_segment`). `segment_write()`: the number of bytes written,
 #'   invisibly. `segment_read()`: a raw vector. `segment_info()`: a list with
 #'   `name`, `size`, `backing`, `path`, `readonly`, `protected`, `owner` and
-#'   `closed`. `segment_protect()` and `segment_close()`: `seg`, invisibly.
+#'   `closed` (and `owns`, the same as `owner`). `segment_path()`: the
+#'   segment's file. `segment_size()`: its size in bytes. `segment_advise()`:
+#'   `TRUE` when the kernel accepted the advice. `segment_protect()` and
+#'   `segment_close()`: `seg`, invisibly.
 #' @name segments
 #' @examples
 #' seg <- segment_create(64)
@@ -48,7 +61,9 @@
 #' segment_read(seg, offset = 8, size = 4)
 #' readBin(segment_read(seg, 16, 16), "double", n = 2)
 #'
-#' other <- segment_open(segment_info(seg)$name)
+#' segment_size(seg)
+#' segment_advise(seg, "sequential")
+#' other <- segment_open(segment_path(seg))
 #' segment_read(other, 8, 4)
 #' try(segment_write(other, as.raw(0))) # opened read-only
 #' segment_close(other)
@@ -76,7 +91,12 @@ segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL
 
 #' @rdname segments
 #' @export
-segment_open <- function(name, readonly = TRUE) {
+segment_open <- function(name, backing = c("auto", "shm", "mmap"), readonly = TRUE) {
+  match.arg(backing)
+  # A path (segment_path(), shared_info()$path) names the region by its file.
+  if (is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)) {
+    name <- basename(name)
+  }
   check_region_name(name)
   check_flag(readonly, "readonly")
   .Call(shmr_segment_open, name, readonly)
@@ -105,7 +125,24 @@ segment_protect <- function(seg) {
 #' @rdname segments
 #' @export
 segment_info <- function(seg) {
-  .Call(shmr_segment_info, seg)
+  info <- .Call(shmr_segment_info, seg)
+  info$owns <- info$owner # shard's name
+  info
+}
+
+#' @rdname segments
+#' @export
+segment_path <- function(seg) segment_info(seg)$path
+
+#' @rdname segments
+#' @export
+segment_size <- function(seg) segment_info(seg)$size
+
+#' @rdname segments
+#' @export
+segment_advise <- function(seg, advice = c("normal", "sequential", "random", "willneed",
+                                           "dontneed")) {
+  .Call(shmr_segment_advise, seg, match.arg(advice))
 }
 
 #' @rdname segments

@@ -115,7 +115,9 @@
 #' @param persist `TRUE` to keep the region after this process exits.
 #' @return The shared version of `x`. Sharing an object that is already
 #'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
-#'   `readonly = FALSE` asks for a new region).
+#'   `readonly = FALSE` asks for a new region). So does sharing `NULL`, a
+#'   function, an environment or a language object without a `name`: there
+#'   is no data to share.
 #' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()],
 #'   [remove_shared()]
 #' @export
@@ -160,6 +162,9 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
   if (!is.null(name)) check_region_name(name)
+  # A function, environment or language object would only be stored
+  # serialized and come back as a copy: like mori, hand it back as it is.
+  if (is.null(name) && !persist && is_not_data(x)) return(x)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
   options <- list(
     backing = backing, readonly = readonly, name = name, persist = persist,
@@ -171,6 +176,10 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   shared <- .Call(shmr_share, x, class(x)[1L], options)
   if (backing == "auto") explain_fallback(shared)
   shared
+}
+
+is_not_data <- function(x) {
+  is.null(x) || is.function(x) || is.environment(x) || is.language(x)
 }
 
 #' Map a shared object by name
@@ -230,6 +239,7 @@ is_shared <- function(x) {
 #' Copy a shared object into ordinary memory
 #'
 #' @param x An R object, shared or not.
+#' @param ... Ignored (accepted for code written for shard).
 #' @return An ordinary deep copy of `x` that owns its memory: no ALTREP
 #'   vector is left anywhere inside it, and it stays usable after the region
 #'   is closed.
@@ -239,7 +249,7 @@ is_shared <- function(x) {
 #' y <- fetch(x)
 #' is_shared(y)
 #' identical(x, y)
-fetch <- function(x) {
+fetch <- function(x, ...) {
   copy <- .Call(shmr_fetch, x)
   # A buffer's copy is an ordinary private vector, not a buffer.
   if (inherits(copy, "shmr_buffer")) oldClass(copy) <- NULL
@@ -281,18 +291,23 @@ close.default <- function(con, ...) {
 #' @param x A shared object.
 #' @return `NULL` when `x` is not shared; otherwise a list with `name`,
 #'   `backing`, `path` (the region's file), `size` (bytes), `readonly`,
-#'   `creator_pid`, `format_version`, `class` (of the original object),
-#'   `owner` (whether this process created it) and `node`.
+#'   `persistent`, `creator_pid`, `format_version`, `class` (of the original
+#'   object), `owner` (whether this process created it), `node`, and, as
+#'   shard describes its shares, `class_info` (`type`: `"vector"`,
+#'   `"matrix"`, `"array"`, `"data.frame"` or `"list"`; `mode`: the
+#'   [typeof()] of `x`; `length`, or `dim` for a matrix or array) and
+#'   `segment_info` (`size`, `backing`, `path`, `readonly`, `owns`).
 #'
 #'   For the result of `share(deep = TRUE)`, in the process that made it: a
 #'   list with `deep` (`TRUE`), `regions` (their names), `n_regions`,
 #'   `shared_bytes` (bytes of data shared, each vector counted once),
 #'   `shared` (paths of the shared vectors), `n_aliases` and `aliases`
 #'   (paths that reached a vector, list or environment met before, and now
-#'   refer to its one copy), `kept` (paths of vectors smaller than `min_bytes` and of
-#'   unevaluated bindings, kept as they are) and `skipped` (a data frame of
-#'   `path` and `reason`: parts that could not be shared, hook decisions and
-#'   cycles). Paths are written as in [share_hook()].
+#'   refer to its one copy), `kept` (paths of vectors smaller than
+#'   `min_bytes` and of unevaluated bindings, kept as they are) and
+#'   `skipped` (a data frame of `path` and `reason`: parts that could not be
+#'   shared, hook decisions and cycles). Paths are written as in
+#'   [share_hook()].
 #' @export
 #' @examples
 #' str(shared_info(share(1:100 + 0L)))
@@ -304,5 +319,20 @@ close.default <- function(con, ...) {
 #' info$aliases
 #' close(deep)
 shared_info <- function(x) {
-  deep_share_report(x) %||% .Call(shmr_info, x)
+  deep <- deep_share_report(x)
+  if (!is.null(deep)) return(deep)
+  info <- .Call(shmr_info, x)
+  if (is.null(info)) return(NULL)
+  info$class_info <- shape_of(x)
+  info$segment_info <- list(size = info$size, backing = info$backing, path = info$path,
+                            readonly = info$readonly, owns = info$owner)
+  info
+}
+
+shape_of <- function(x) {
+  type <- if (is.data.frame(x)) "data.frame" else if (is.matrix(x)) "matrix" else
+    if (!is.null(dim(x))) "array" else if (is.atomic(x)) "vector" else "list"
+  extent <- if (type %in% c("matrix", "array", "data.frame")) list(dim = dim(x)) else
+    list(length = length(x))
+  c(list(type = type, mode = typeof(x)), extent)
 }

@@ -83,7 +83,7 @@ Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 
 SEXP string_state(SEXP x) {
   ViewHandle& handle = open_view_handle(x);
-  if (handle.cache_written) return nullptr;
+  if (handle.cache_written || handle.mapping->is_detached()) return nullptr;
   return view_serialized_state(handle);
 }
 

@@ -44,6 +44,7 @@ SEXP view_state(SEXP x) {
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
   if (view_has_private_pages(handle)) return nullptr;
+  if (handle.mapping->is_detached()) return nullptr;
   return view_serialized_state(handle);
 }
 

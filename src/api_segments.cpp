@@ -3,6 +3,8 @@
 // A segment is a writable region whose root is one Raw node.
 #include <cpp11/list.hpp>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -230,6 +232,26 @@ extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
                                                      : Removal::AsOwner;
     segment->region->close(removal);
     return Rf_ScalarLogical(TRUE);
+  });
+  END_CPP11
+}
+
+// Passes an access-pattern hint for the segment's pages to the kernel
+// (madvise); TRUE when the kernel took it.
+extern "C" SEXP shmr_segment_advise(SEXP seg, SEXP advice) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    Segment& segment = segment_of(seg);
+    std::string name = as_string(advice);
+    int flag = name == "normal"       ? MADV_NORMAL
+               : name == "sequential" ? MADV_SEQUENTIAL
+               : name == "random"     ? MADV_RANDOM
+               : name == "willneed"   ? MADV_WILLNEED
+               : name == "dontneed"   ? MADV_DONTNEED
+                                      : -1;
+    if (flag < 0) throw Error(ErrorKind::InvalidArgument, "unknown advice '" + name + "'");
+    const MemoryMap& map = segment.region->map();
+    return Rf_ScalarLogical(::madvise(map.data(), map.size(), flag) == 0);
   });
   END_CPP11
 }

@@ -23,6 +23,12 @@ class Mapping {
   const RegionReader& reader() const noexcept { return region_->reader(); }
   bool is_closed() const noexcept { return region_->is_closed(); }
 
+  // A detached mapping reads a region whose name is gone (it was handed to
+  // this process alone): its views cannot travel by name, so they serialize
+  // their data.
+  bool is_detached() const noexcept { return detached_; }
+  void detach() noexcept { detached_ = true; }
+
   bool has_live_view(uint64_t node) const { return live_views_.count(node) != 0; }
   void add_view(uint64_t node) { ++live_views_[node]; }
   void remove_view(uint64_t node) {
@@ -33,6 +39,7 @@ class Mapping {
  private:
   std::shared_ptr<MappedRegion> region_;
   std::unordered_map<uint64_t, uint32_t> live_views_;  // node -> views (slices count too)
+  bool detached_ = false;
 };
 
 // A mapping of `name` on which `node` has no live view: a cached one when

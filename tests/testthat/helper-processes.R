@@ -30,6 +30,16 @@ region_file <- function(name) {
 
 region_exists <- function(name) file.exists(region_file(name))
 
+# Skips a test that needs `bytes` free in /dev/shm.
+skip_unless_shm_free <- function(bytes) {
+  free <- tryCatch(
+    as.numeric(system2("df", c("--output=avail", "-B1", "/dev/shm"), stdout = TRUE)[2]),
+    error = function(e) 0
+  )
+  testthat::skip_if(is.na(free) || free < bytes,
+                    sprintf("needs %.0f GB free in /dev/shm", bytes / 2^30))
+}
+
 anonymous_bytes <- function() shmr:::process_memory()[["anonymous"]]
 
 # TRUE when this process may mount a private tmpfs (root, or user namespaces).

@@ -110,11 +110,7 @@ test_that("pairlists come back as lists", {
 
 test_that("vectors longer than 2^31 elements round-trip", {
   skip_on_cran()
-  free <- tryCatch(
-    as.numeric(system2("df", c("--output=avail", "-B1", "/dev/shm"), stdout = TRUE)[2]),
-    error = function(e) 0
-  )
-  skip_if(free < 4 * 2^30, "needs 4 GB free in /dev/shm")
+  skip_unless_shm_free(4 * 2^30)
   n <- 2^31 + 5
   x <- raw(n)
   x[n] <- as.raw(7)

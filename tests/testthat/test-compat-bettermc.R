@@ -1,0 +1,161 @@
+# Code written for bettermc's copy2shm() / allocate_from_shm(): its
+# documented example, unchanged, and the defects bettermc shows. Each test
+# uses a private shm directory: the names are fixed, and what is left
+# behind is listed exactly.
+
+test_that("bettermc's documented example gives the documented result", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  if (tolower(Sys.info()[["sysname"]]) != "windows") {
+    x <- runif(100)
+    obj <- copy2shm(x, "/random")
+    if (inherits(obj, "shm_obj")) {
+      # copy2shm succeeded
+      y <- allocate_from_shm(obj)
+      stopifnot(identical(x, y))
+    } else {
+      # copy2shm failed -> print the error message
+      print(obj)
+    }
+  }
+  expect_s3_class(obj, "shm_obj")
+  expect_identical(y, x)
+  expect_identical(shm_files(), character())
+})
+
+test_that("shm_obj describes every supported type, and allocation restores it exactly", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  values <- list(
+    logical = c(TRUE, NA, FALSE), integer = c(a = 1L, b = NA), double = c(1.5, NaN, -Inf),
+    complex = complex(real = 1:2, imaginary = -1), raw = as.raw(0:255),
+    factor = factor(c("lo", "hi", "lo"), levels = c("lo", "hi")),
+    date = as.Date("2024-01-01") + 0:2,
+    matrix = matrix(1:6, 2, dimnames = list(c("r1", "r2"), c("a", "b", "c"))),
+    s3 = structure(c(10, 20), class = "my_measure", unit = "cm"),
+    empty = double()
+  )
+  types <- c(logical = 10L, integer = 13L, double = 14L, complex = 15L, raw = 24L,
+             factor = 13L, date = 14L, matrix = 13L, s3 = 14L, empty = 14L)
+  for (kind in names(values)) {
+    x <- values[[kind]]
+    for (copy in c(TRUE, FALSE)) {
+      name <- sprintf("/bmc_%s_%s", kind, copy)
+      obj <- copy2shm(x, name, copy = copy)
+      expect_s3_class(obj, "shm_obj")
+      expect_identical(names(obj), c("name", "type", "length", "size", "attributes", "copy"))
+      expect_identical(obj$name, name)
+      expect_identical(obj$type, types[[kind]], info = kind)
+      expect_identical(obj$length, as.numeric(length(x)))
+      expect_identical(obj$size, file.size(file.path(Sys.getenv("SHMR_SHM_DIR"),
+                                                     paste0("shmr", sub("/", "_", name)))))
+      expect_identical(obj$attributes, as.pairlist(attributes(x)), info = kind)
+      expect_identical(obj$copy, copy)
+      y <- allocate_from_shm(obj)
+      expect_identical(y, x, info = paste(kind, copy))
+      expect_identical(is_shared(y), !copy, info = paste(kind, copy))
+    }
+  }
+  expect_identical(shm_files(), character())
+})
+
+test_that("a vector copied in a child process is allocated in the parent, once", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  obj <- in_other_process(function() copy2shm(c(x = 1, y = 2, z = 3), "/from_child"))
+  expect_identical(shm_files(), "shmr_from_child") # the child has exited
+  y <- allocate_from_shm(obj)
+  expect_identical(y, c(x = 1, y = 2, z = 3))
+  expect_identical(shm_files(), character())
+  expect_error(allocate_from_shm(obj), "cannot open the shared memory object '/from_child'")
+  expect_error(allocate_from_shm(unclass(obj)), "returned by copy2shm")
+})
+
+test_that("copy = FALSE maps privately: no copy, writes stay in the writer and its children", {
+  skip_on_cran()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  n <- 8e6 # 64 MB
+  obj <- in_other_process(function(n) copy2shm(seq(0, 1, length.out = n), "/big", copy = FALSE),
+                          list(n = n))
+  got <- in_other_process(function(obj) {
+    before <- shmr:::process_memory()[["anonymous"]]
+    y <- allocate_from_shm(obj)
+    total <- sum(y)
+    grown <- shmr:::process_memory()[["anonymous"]] - before
+    child <- parallel::mcparallel({
+      y[1] <- 99
+      y[1]
+    })
+    in_child <- parallel::mccollect(child)[[1]]
+    after_child <- y[1]
+    y[2] <- 5
+    list(total = total, grown = grown, in_child = in_child, after_child = after_child,
+         written = y[1:2], sent = unserialize(serialize(y[1:3], NULL)),
+         sent_whole = length(serialize(y, NULL)))
+  }, list(obj = obj))
+  expect_equal(got$total, sum(seq(0, 1, length.out = n)))
+  expect_lt(got$grown, 16 * 2^20) # far less than the 64 MB a copy takes
+  expect_identical(got$in_child, 99)
+  expect_identical(got$after_child, 0)
+  expect_identical(got$written, c(0, 5))
+  # It serializes by value: its region's name is gone.
+  expect_gt(got$sent_whole, 8 * n)
+  expect_identical(shm_files(), character())
+})
+
+test_that("a failure is an R error and leaves nothing behind", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  expect_error(copy2shm(letters, "/chars"), "not of type character")
+  expect_error(copy2shm(list(1), "/list"), "not of type list")
+  expect_error(copy2shm(function() 1, "/fun"), "not a function")
+  expect_error(copy2shm(data.frame(a = 1), "/df"), "not of type list")
+  expect_identical(shm_files(), character())
+  for (bad in list("/", "/a/b", "/with space", NA_character_, 1, c("/a", "/b"),
+                   paste0("/", strrep("a", 101)))) {
+    expect_error(copy2shm(1:3, bad), "shared memory name must be", label = deparse(bad))
+  }
+  expect_identical(shm_files(), character())
+
+  first <- copy2shm(1:3, "/taken")
+  expect_error(copy2shm(4:6, "/taken"), "exists already")
+  expect_identical(shm_files(), "shmr_taken")
+  expect_identical(allocate_from_shm(first), 1:3) # the first object is intact
+  copy2shm(1:3, "/taken")
+  replaced <- copy2shm(7:9, "/taken", overwrite = TRUE)
+  expect_identical(allocate_from_shm(replaced), 7:9)
+  expect_identical(shm_files(), character())
+})
+
+test_that("a full /dev/shm is an R error and leaves nothing behind", {
+  skip_on_cran()
+  skip_if_not(small_tmpfs_available(), "cannot mount a private tmpfs here")
+  got <- in_small_shm(c(
+    "library(shmr)",
+    "res <- tryCatch(copy2shm(rnorm(1e6), '/too_big'), error = conditionMessage)",
+    "left <- list.files(Sys.getenv('SHMR_SHM_DIR'), all.files = TRUE, no.. = TRUE)",
+    "list(res = res, left = left)"
+  ))
+  expect_type(got$res, "character")
+  expect_match(got$res, "not enough space")
+  expect_identical(got$left, character())
+})
+
+test_that("long vectors are copied and allocated without a copy", {
+  skip_on_cran()
+  skip_unless_shm_free(4 * 2^30)
+  n <- 2^31 + 5
+  x <- raw(n)
+  x[n] <- as.raw(7)
+  name <- sprintf("/bmc_long_%d", Sys.getpid())
+  obj <- copy2shm(x, name)
+  rm(x)
+  gc()
+  expect_identical(obj$length, n)
+  y <- allocate_from_shm(obj, copy = FALSE)
+  expect_identical(length(y), n)
+  expect_identical(y[n], as.raw(7))
+  expect_identical(y[n - 1], as.raw(0))
+  close(y)
+})

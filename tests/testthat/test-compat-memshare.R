@@ -1,0 +1,276 @@
+# Code written for memshare: its documented examples (with memshare:: read
+# as shmr::), and the defects memshare shows. Each test uses a private shm
+# directory: the examples' namespaces are fixed names.
+
+skip_if_no_cluster <- function() {
+  skip_on_cran()
+  skip_without_callr()
+}
+
+test_that("memshare's examples for variables, views and lists give the documented results", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+
+  # registerVariables
+  n <- 10
+  m <- 10
+  TargetMat <- matrix(rnorm(n * m), n, m) # target matrix
+  x_vec <- rnorm(n) # some other vector
+  namespace <- "ns_register"
+  registerVariables(namespace, list(TargetMat = TargetMat, x_vec = x_vec))
+  shmr::releaseVariables(namespace, c("TargetMat", "x_vec"))
+
+  # releaseVariables
+  ns <- "example"
+  X <- matrix(rnorm(100), 10, 10)
+  registerVariables(ns, list(X = X))
+  expect_invisible(released <- releaseVariables(ns, "X"))
+  expect_true(released)
+
+  # pageList / viewList
+  expect_identical(pageList(), list())
+  mat <- matrix(0, 5, 5)
+  registerVariables("ns_pageL", list(mat = mat))
+  expect_identical(pageList(), list("ns_pageL.mat"))
+  releaseVariables("ns_pageL", c("mat"))
+  expect_identical(pageList(), list())
+
+  mat <- matrix(0, 5, 5)
+  registerVariables("ns_viewL", list(mat = mat))
+  expect_identical(viewList(), list())
+  matref <- retrieveViews("ns_viewL", c("mat"))
+  expect_identical(viewList(), list("ns_viewL.mat"))
+  releaseViews("ns_viewL", c("mat"))
+  expect_identical(viewList(), list())
+  releaseVariables("ns_viewL", c("mat"))
+
+  # retrieveViews / releaseViews
+  n <- 1000
+  m <- 100
+  mat <- matrix(rnorm(n * m), n, m)
+  y <- rnorm(n)
+  namespace <- "ns_retrview"
+  shmr::registerVariables(namespace, list(mat = mat, y = y))
+  res <- shmr::retrieveViews(namespace, c("mat", "y"))
+  expect_identical(res, list(mat = mat, y = y))
+  expect_true(is.matrix(res$mat) && is.numeric(res$y))
+  shmr::releaseViews(namespace, c("mat", "y"))
+  shmr::releaseVariables(namespace, c("mat", "y"))
+
+  # retrieveMetadata
+  namespace <- "ns_meta"
+  shmr::registerVariables(namespace, list(mat = mat))
+  res <- shmr::retrieveMetadata(namespace, "mat")
+  expect_identical(res$type, "matrix")
+  expect_identical(res$nrow, 1000)
+  expect_identical(res$ncol, 100)
+  releaseViews(namespace, c("mat"))
+  shmr::releaseVariables(namespace, c("mat"))
+  expect_identical(pageList(), list())
+  expect_identical(viewList(), list())
+  expect_identical(shm_files(), character())
+})
+
+test_that("memshare's memApply, memLapply and memshare_gc examples give the documented results", {
+  skip_if_no_cluster()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+
+  # memApply
+  library(parallel)
+  cl <- makeCluster(1)
+  on.exit(stopCluster(cl), add = TRUE)
+  i <- 1
+  A1 <- matrix(as.double(1:10^(i + 1)), 10^i, 10^i)
+  res <- memApply(X = A1, MARGIN = 2, FUN = function(x) {
+    return(sd(x))
+  }, CLUSTER = cl, NAMESPACE = "ns_apply")
+  SD_vector <- unlist(res)
+  expect_equal(SD_vector, apply(A1, 2, sd))
+
+  # memshare_gc
+  cluster <- cl
+  mat <- matrix(0, 5, 5)
+  registerVariables("ns", list(mat = mat))
+  parallel::clusterEvalQ(cluster, {
+    view <- shmr::retrieveViews("ns", c("mat"))
+  })
+  expect_identical(parallel::clusterEvalQ(cluster, shmr::viewList())[[1]], list("ns.mat"))
+  memshare_gc("ns", cluster)
+  expect_identical(parallel::clusterEvalQ(cluster, shmr::viewList())[[1]], list())
+  expect_error(parallel::clusterEvalQ(cluster, sum(view$mat)), "closed")
+  expect_identical(pageList(), list())
+
+  # memLapply
+  list_length <- 1000
+  matrix_dim <- 100
+  l <- lapply(
+    1:list_length,
+    function(i) matrix(rnorm(matrix_dim * matrix_dim),
+                       nrow = matrix_dim, ncol = matrix_dim))
+  y <- rnorm(matrix_dim)
+  namespace <- "ns_lapply"
+  res <- shmr::memLapply(l, function(el, y) {
+    el
+  }, NAMESPACE = namespace, VARS = list(y = y), MAX.CORES = 1)
+  expect_identical(res, l)
+
+  # The package example, with cor() in place of mutualinfo(), a statistic
+  # shmr does not provide.
+  x <- rnorm(100)
+  y <- runif(100)
+  Data <- cbind(x, x, x)
+  namespace <- "ns_package"
+  shmr::registerVariables(namespace, list(Data = Data, y = y))
+  res2 <- shmr::memApply(
+    X = "Data",
+    MARGIN = 2,
+    FUN = function(x, y) cor(x, y),
+    VARS = c("y"),
+    MAX.CORES = 1,
+    NAMESPACE = namespace
+  )
+  expect_equal(unlist(res2), c(x = cor(x, y), x = cor(x, y), x = cor(x, y)))
+  shmr::releaseVariables(namespace, c("Data", "y"))
+  expect_identical(pageList(), list())
+  expect_identical(shm_files(), character())
+})
+
+test_that("any type registers with its attributes and is retrieved in another process", {
+  skip_without_callr()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  values <- list(
+    m = matrix(1:6, 2, dimnames = list(c("a", "b"), c("x", "y", "z"))),
+    flags = c(p = TRUE, q = NA), labels = c("one", NA, "three"),
+    f = factor(c("lo", "hi")), bytes = as.raw(1:3), z = complex(real = 1, imaginary = 2),
+    df = data.frame(id = 1:2, name = c("a", "b")), nested = list(a = 1, b = list(c = "d"))
+  )
+  registerVariables("ns_types", values)
+  got <- in_other_process(function(names) {
+    views <- retrieveViews("ns_types", names)
+    meta <- retrieveMetadata("ns_types", c("m", "labels", "nested"))
+    copies <- lapply(views, fetch)
+    shared <- vapply(views, function(v) is_shared(v) || is_shared(v[[1]]), TRUE)
+    listed <- viewList()
+    releaseViews("ns_types", names)
+    list(copies = copies, shared = shared, meta = meta, listed = listed, after = viewList())
+  }, list(names = names(values)))
+  expect_identical(got$copies, values)
+  expect_true(all(got$shared))
+  expect_identical(got$meta$m, list(type = "matrix", nrow = 2, ncol = 3, mode = "integer"))
+  expect_identical(got$meta$labels, list(type = "vector", n = 3, mode = "character"))
+  expect_identical(got$meta$nested, list(type = "list", n = 2, mode = "list"))
+  expect_identical(got$listed, as.list(paste0("ns_types.", names(values))))
+  expect_identical(got$after, list())
+  releaseVariables("ns_types", names(values))
+  expect_identical(shm_files(), character())
+})
+
+test_that("registering is all or nothing, with clear errors", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  expect_error(registerVariables("ns_bad", list(a = 1, f = function() 1)), "cannot be shared")
+  expect_identical(pageList(), list())
+  expect_identical(shm_files(), character())
+  expect_error(registerVariables("ns_bad", list(1, 2)), "unique name")
+  expect_error(registerVariables("", list(a = 1)), "namespace")
+  expect_error(registerVariables(strrep("n", 100), list(a = 1)), "longer than 100 characters")
+  registerVariables("ns_bad", list(a = 1))
+  expect_error(registerVariables("ns_bad", list(b = 2, a = 3)), "'a' is registered")
+  expect_identical(pageList(), list("ns_bad.a"))
+  expect_error(retrieveViews("ns_bad", "nothing"), "no variable 'nothing' in namespace 'ns_bad'")
+  expect_error(releaseVariables("ns_bad", "nothing"), "not registered")
+  # Namespaces and names with any characters get distinct regions.
+  registerVariables("ns.bad", list(a = 2))
+  registerVariables("ns", list(bad.a = 3))
+  expect_identical(unlist(retrieveViews("ns_bad", "a")), c(a = 1))
+  expect_identical(unlist(retrieveViews("ns.bad", "a")), c(a = 2))
+  expect_identical(unlist(retrieveViews("ns", "bad.a")), c(bad.a = 3))
+  memshare_gc("ns_bad")
+  memshare_gc("ns.bad")
+  memshare_gc("ns")
+  expect_identical(pageList(), list())
+  expect_identical(viewList(), list())
+  expect_identical(shm_files(), character())
+})
+
+test_that("memshare defects: MARGIN = 1, writes to views, views after release, errors", {
+  skip_if_no_cluster()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  cl <- parallel::makeCluster(2)
+  on.exit(parallel::stopCluster(cl), add = TRUE)
+  m <- matrix(rnorm(60), 6, dimnames = list(paste0("r", 1:6), NULL))
+
+  # memshare's MARGIN = 1 fails with "subscript out of bounds".
+  rows <- memApply(m, 1, function(v, w) sum(v * w), NAMESPACE = "ns_rows", CLUSTER = cl,
+                   VARS = list(w = 1:10))
+  expect_equal(unlist(rows), apply(m, 1, function(v) sum(v * 1:10)))
+  expect_identical(names(rows), rownames(m))
+
+  # memshare's views crash on writes; here they copy the written page.
+  registerVariables("ns_write", list(m = m))
+  written <- parallel::clusterEvalQ(cl, {
+    v <- shmr::retrieveViews("ns_write", "m")$m
+    v[1, 1] <- 99
+    u <- shmr::retrieveViews("ns_write", "m")$m
+    unname(c(v[1, 1], u[1, 1]))
+  })
+  expect_identical(written[[1]], c(99, unname(m[1, 1])))
+  expect_identical(retrieveViews("ns_write", "m")$m, m)
+
+  # memshare crashes on a view used after releaseViews().
+  after <- parallel::clusterEvalQ(cl, {
+    shmr::releaseViews("ns_write", "m")
+    tryCatch(sum(u), error = conditionMessage)
+  })
+  expect_match(after[[1]], "closed")
+  releaseViews("ns_write", "m")
+  releaseVariables("ns_write", "m")
+
+  # memshare prints errors and returns NA; here they stop the call, keep
+  # their class, and what the call registered is released.
+  fail <- function(el, k) {
+    if (el == 3) stop(structure(class = c("my_error", "error", "condition"),
+                                list(message = "three is bad", call = NULL)))
+    el * k
+  }
+  expect_error(memLapply(as.list(1:5), fail, NAMESPACE = "ns_err", CLUSTER = cl,
+                         VARS = list(k = 2)), "in element 3: three is bad", class = "my_error")
+  expect_identical(pageList(), list())
+  # The cluster keeps working.
+  expect_identical(memLapply(list(a = 1, b = 2), fail, NAMESPACE = "ns_err", CLUSTER = cl,
+                             VARS = list(k = 2)), list(a = 2, b = 4))
+  expect_identical(parallel::clusterEvalQ(cl, viewList()), list(list(), list()))
+  expect_identical(shm_files(), character())
+})
+
+test_that("X and VARS by name, and FUN reaching the namespace it runs in", {
+  skip_if_no_cluster()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  cl <- parallel::makeCluster(1)
+  on.exit(parallel::stopCluster(cl), add = TRUE)
+  registerVariables("ns_names", list(l = list(a = 1:3, b = 4:6), k = 10L))
+  expect_identical(memLapply("l", function(el, k) el * k, NAMESPACE = "ns_names", CLUSTER = cl,
+                             VARS = "k"),
+                   list(a = 1:3 * 10L, b = 4:6 * 10L))
+  # Without NAMESPACE, the namespace is the name of FUN; VARS given as
+  # objects are registered there for the call.
+  scale_by <- function(el, k) el * shmr::retrieveViews("scale_by", "k")$k
+  expect_identical(memLapply(list(1, 2), scale_by, CLUSTER = cl, VARS = list(k = 3)), list(3, 6))
+  expect_identical(pageList(), list("ns_names.l", "ns_names.k"))
+  # A variable registered by another process is used by name.
+  other <- start_worker()
+  on.exit(other$close(), add = TRUE)
+  other$run(function() registerVariables("ns_other", list(v = c(5, 6))))
+  expect_identical(memLapply(1:2, function(el, v) el * v, NAMESPACE = "ns_other", CLUSTER = cl,
+                             VARS = "v"),
+                   list(c(5, 6), c(10, 12)))
+  other$run(function() releaseVariables("ns_other", "v"))
+  expect_error(memLapply(1:2, function(el, v) el, NAMESPACE = "ns_other", CLUSTER = cl,
+                         VARS = "v"), "no variable 'v' in namespace 'ns_other'")
+  releaseVariables("ns_names", c("l", "k"))
+  expect_identical(shm_files(), character())
+})

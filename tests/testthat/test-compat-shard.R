@@ -1,0 +1,179 @@
+# Code written for shard: its documented examples for shares, segments and
+# pools, unchanged, and the defects shard shows.
+
+test_that("shard's share/fetch/shared_info/share_open examples give the documented results", {
+  # share()
+  mat <- matrix(rnorm(1e4), nrow = 100)
+  shared_mat <- share(mat)
+  recovered <- fetch(shared_mat)
+  expect_true(identical(mat, recovered))
+  close(shared_mat)
+
+  # fetch()
+  x <- 1:100
+  shared <- share(x)
+  recovered <- fetch(shared)
+  expect_true(identical(x, recovered))
+  close(shared)
+
+  # shared_info()
+  shared <- share(1:100)
+  info <- shared_info(shared)
+  expect_true(all(c("path", "backing", "size", "readonly", "class_info", "segment_info") %in%
+                    names(info)))
+  expect_identical(info$class_info, list(type = "vector", mode = "integer", length = 100L))
+  expect_identical(info$segment_info$path, info$path)
+  expect_true(info$segment_info$owns)
+  close(shared)
+
+  # is_shared()
+  expect_false(is_shared(1:10))
+  shared <- share(1:10)
+  expect_true(is_shared(shared))
+  close(shared)
+
+  # share_open()
+  shared <- share(1:50)
+  info <- shared_info(shared)
+  reopened <- share_open(info$path, backing = "mmap")
+  expect_identical(fetch(reopened), 1:50)
+  close(reopened)
+  close(shared)
+
+  # materialize()
+  shared <- share(1:100)
+  data <- materialize(shared)
+  expect_identical(data, 1:100)
+  expect_false(is_shared(data))
+  close(shared)
+})
+
+test_that("share() takes shard's arguments", {
+  m <- matrix(1:6 + 0, 2, dimnames = list(c("a", "b"), NULL))
+  for (backing in c("auto", "mmap", "shm")) {
+    s <- share(m, backing = backing, readonly = TRUE, deep = FALSE, min_bytes = 64 * 1024 * 1024,
+               cycle = "error", mode = "balanced")
+    expect_identical(fetch(s), m, info = backing)
+    expect_identical(shared_info(s)$class_info, list(type = "matrix", mode = "double", dim = 2:3))
+    close(s)
+  }
+  expect_identical(shared_info(share(data.frame(a = 1:2)))$class_info$type, "data.frame")
+  expect_identical(shared_info(share(list(1, "a")))$class_info,
+                   list(type = "list", mode = "list", length = 2L))
+})
+
+test_that("shard's segment examples give the documented results", {
+  seg <- segment_create(1024 * 1024)
+  info <- segment_info(seg)
+  expect_identical(info$size, 1024 * 1024)
+  expect_true(info$owns)
+  segment_close(seg)
+
+  seg <- segment_create(1024, backing = "mmap")
+  path <- segment_path(seg)
+  expect_true(file.exists(path))
+  seg2 <- segment_open(path, backing = "mmap", readonly = TRUE)
+  expect_false(segment_info(seg2)$owns)
+  segment_close(seg2, unlink = FALSE)
+  expect_true(file.exists(path))
+  segment_close(seg)
+  expect_false(file.exists(path))
+
+  seg <- segment_create(1024)
+  segment_write(seg, as.integer(1:4), offset = 0)
+  expect_identical(segment_read(seg, offset = 0, size = 16), writeBin(1:4, raw(), size = 4))
+  segment_close(seg)
+
+  seg <- segment_create(1024)
+  expect_identical(segment_write(seg, as.integer(1:10), offset = 0), 40)
+  segment_close(seg)
+
+  seg <- segment_create(1024)
+  segment_protect(seg)
+  expect_error(segment_write(seg, as.raw(1)), "protected")
+  segment_close(seg)
+
+  seg <- segment_create(1024)
+  expect_identical(segment_size(seg), 1024)
+  segment_close(seg)
+
+  seg <- segment_create(1024)
+  for (advice in c("normal", "sequential", "random", "willneed", "dontneed")) {
+    expect_true(segment_advise(seg, advice), info = advice)
+  }
+  expect_error(segment_advise(seg, "soon"), "should be one of")
+  segment_close(seg)
+  expect_error(segment_advise(seg, "normal"), "closed")
+})
+
+test_that("a segment written here is read through its path in another process", {
+  seg <- segment_create(64, backing = "mmap")
+  segment_write(seg, c(2.5, -1), offset = 8)
+  got <- in_other_process(function(path) {
+    other <- segment_open(path, backing = "mmap")
+    on.exit(segment_close(other))
+    readBin(segment_read(other, 8, 16), "double", n = 2)
+  }, list(path = segment_path(seg)))
+  expect_identical(got, c(2.5, -1))
+  segment_close(seg)
+})
+
+test_that("shard's pool examples give the documented results", {
+  skip_on_cran()
+  skip_without_callr()
+  p <- pool_create(2)
+  on.exit(pool_stop(p), add = TRUE)
+  status <- pool_status(p)
+  expect_identical(nrow(status), 2L)
+  expect_identical(status$status, c("ok", "ok"))
+  expect_identical(pool_get(), p)
+  result <- pool_lapply(1:4, function(x) x^2, pool = pool_get())
+  expect_identical(result, list(1, 4, 9, 16))
+  result <- pool_sapply(1:4, function(x) x^2, pool = pool_get())
+  expect_identical(result, c(1, 4, 9, 16))
+  pids <- status$pid
+  pool_stop(timeout = 5)
+  expect_null(pool_get())
+  expect_false(any(vapply(pids, shmr:::process_alive, TRUE)))
+})
+
+test_that("rss_limit recycles a worker that grew past it", {
+  skip_on_cran()
+  skip_without_callr()
+  expect_identical(shmr:::parse_bytes("2GB"), 2 * 1024^3)
+  expect_identical(shmr:::parse_bytes(" 512 mb "), 512 * 1024^2)
+  expect_identical(shmr:::parse_bytes(1e9), 1e9)
+  expect_null(shmr:::parse_bytes(NULL))
+  for (bad in list("lots", "2XB", -1, NA, c(1, 2))) {
+    expect_error(pool_create(1, rss_limit = bad), "rss_limit", label = deparse(bad))
+  }
+  expect_error(pool_create(1, backend = "mirai", rss_limit = "1GB"), "psock")
+  p <- pool_create(1, rss_limit = 1) # every worker is over 1 byte
+  on.exit(pool_stop(p), add = TRUE)
+  pids <- unlist(pool_lapply(1:2, function(i) Sys.getpid(), chunk_size = 1))
+  expect_false(pids[1] == pids[2])
+  status <- pool_status(p)
+  expect_identical(status$recycled, 2L)
+  expect_false(status$pid %in% pids)
+  expect_identical(status$status, "ok")
+  shmr:::wait_for_exit(pids, 10) # a replaced worker exits once its socket closes
+  expect_false(any(vapply(pids, shmr:::process_alive, TRUE)))
+})
+
+test_that("shard defects: plain elements, every share reopened elsewhere, no reads after close", {
+  x <- share(c(1.5, 2.5, 3.5))
+  # shard's elements carry "shard_cow" and "shard_readonly" attributes.
+  expect_identical(x[2], 2.5)
+  expect_null(attributes(x[2:3]))
+  # shard's share_open() + fetch() cannot read its atomic fast path.
+  path <- shared_info(x)$path
+  got <- in_other_process(function(path) fetch(share_open(path)), list(path = path))
+  expect_identical(got, c(1.5, 2.5, 3.5))
+  expect_error(share_open(file.path(tempdir(), basename(path))), "is not the file")
+  expect_error(share_open(path, size = 1), "bytes, not 1")
+  expect_error(share_open("/tmp/not_a_share"), "not the path of a shmr share")
+  # shard's creator reads garbage after close().
+  close(x)
+  expect_error(sum(x), "closed")
+  expect_error(x[1], "closed")
+})
