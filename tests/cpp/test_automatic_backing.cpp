@@ -217,8 +217,8 @@ TEST(AutomaticBacking, FullShmFileSystemPicksTheFileBacking) {
 TEST(AutomaticBacking, ShmOutOfInodesIsNoSpaceAndTriesTheFileBacking) {
   // statvfs shows plenty of bytes, but no inode is left: creating the region
   // fails with ENOSPC, which is NoSpace. Automatic mode then tries the file
-  // backing, whose locator needs an inode too, so it fails as well, and the
-  // data file it wrote is removed again.
+  // backing, whose locator (published before the data file) needs an inode
+  // too, so it fails as well, before any data file is written.
   TempDir shm, data;
   int code = shmr_test::run_in_child([&] {
     if (!mount_private_tmpfs(shm.path(), "size=64m,nr_inodes=1,mode=0700")) return kCannotMount;
@@ -239,14 +239,14 @@ TEST(AutomaticBacking, ShmOutOfInodesIsNoSpaceAndTriesTheFileBacking) {
       if (e.kind() != shmr::ErrorKind::NoSpace) return 15;
     }
     char events[4096];
-    if (::read(watch, events, sizeof events) <= 0) return 16;  // no data file was written
+    if (::read(watch, events, sizeof events) > 0) return 16;  // a data file was written
     if (!data.entries().empty()) return 17;
     if (!shm.entries().empty()) return 18;
     return 0;
   });
   if (code == kCannotMount) GTEST_SKIP() << "cannot mount a private tmpfs here";
   EXPECT_EQ(code, 0) << "10: no room, 11/14: created, 12/15: not NoSpace, 13: inotify, "
-                        "16: file backing not tried, 17/18: files left behind";
+                        "16: data file written, 17/18: files left behind";
   EXPECT_TRUE(data.entries().empty());
 }
 

@@ -58,3 +58,10 @@ in_small_shm <- function(code, size = "1m") {
   if (!identical(status, 0L)) stop("the small-tmpfs process failed")
   readRDS(out)
 }
+
+# The long variants of the reliability tests run with SHMR_LONG_TESTS=1
+# (README, "Reliability and guarantees").
+long_tests <- function() identical(Sys.getenv("SHMR_LONG_TESTS"), "1")
+
+# Runs `short` or, with SHMR_LONG_TESTS=1, `long` (counts, durations).
+short_or_long <- function(short, long) if (long_tests()) long else short
