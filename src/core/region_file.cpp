@@ -140,6 +140,9 @@ FileDescriptor PendingRegion::publish() {
     int err = errno;
     if (err == EEXIST)
       throw Error(ErrorKind::AlreadyExists, "a shared region named '" + name_ + "' already exists");
+    // tmpfs counts every name as an inode: a full one refuses the link too.
+    if (err == ENOSPC || err == EDQUOT)
+      throw Error(ErrorKind::NoSpace, "not enough space in " + directory_ + " to publish region " + name_);
     throw_system_error("cannot publish region " + name_, err);
   }
   ::unlink(temp_path_.c_str());

@@ -285,3 +285,35 @@ TEST(AutomaticBacking, FallsBackToTheFileBackingWhenShmIsFull) {
                         "15: shm entries, 16: values";
   EXPECT_EQ(data.entries(), std::vector<std::string>{name});
 }
+
+TEST(AutomaticBacking, NoInodeForPublishingIsNoSpaceAndFallsBack) {
+  // Regression: tmpfs counts each name as an inode, so with one inode left
+  // the temporary file is created but publishing it (link) fails with
+  // ENOSPC. That is NoSpace, nothing is left behind, and automatic mode
+  // falls back to the file backing... whose locator needs the same kind of
+  // inode, so here it fails as NoSpace too, with nothing left anywhere.
+  TempDir shm, data;
+  int code = shmr_test::run_in_child([&] {
+    // The root directory takes one inode, the temporary file the second.
+    if (!mount_private_tmpfs(shm.path(), "size=64m,nr_inodes=2,mode=0700")) return kCannotMount;
+    Sample sample;
+    try {
+      shmr::create_region(sample.description, shm_options(shm, "shmr_no_link"));
+      return 10;
+    } catch (const shmr::Error& e) {
+      if (e.kind() != shmr::ErrorKind::NoSpace) return 11;
+      if (std::string(e.what()).find("to publish region shmr_no_link") == std::string::npos) return 12;
+    }
+    if (!shm.entries().empty()) return 13;
+    try {
+      shmr::create_region(sample.description, automatic(shm, data, 0, "shmr_no_link"));
+      return 14;
+    } catch (const shmr::Error& e) {
+      if (e.kind() != shmr::ErrorKind::NoSpace) return 15;
+    }
+    if (!shm.entries().empty() || !data.entries().empty()) return 16;
+    return 0;
+  });
+  if (code == kCannotMount) GTEST_SKIP() << "cannot mount a private tmpfs here";
+  EXPECT_EQ(code, 0) << "10/14: created, 11/15: not NoSpace, 12: message, 16: files left behind";
+}
