@@ -4,7 +4,11 @@
 R ?= R
 RSCRIPT ?= Rscript
 
-.PHONY: all deps install demo test test-cpp test-r check docs clean bench bench-quick
+.PHONY: all deps install demo test test-cpp test-r check docs clean bench bench-quick \
+        fuzz fuzz-corpus
+
+CXX ?= g++
+FUZZ_SECONDS ?= 60
 
 all: install
 
@@ -35,6 +39,19 @@ test-cpp: deps
 test-r: install
 	@mkdir -p build
 	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts; cat build/r-counts
+
+# libFuzzer over the region reader, locators and names (clang, installed with
+# apt-get when missing): `make fuzz FUZZ_SECONDS=600` for a long run.
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tools/run-fuzz.sh
+
+# Regenerates the committed seed corpus of the fuzz targets with the writer.
+fuzz-corpus:
+	@mkdir -p build/fuzz
+	@$(CXX) -std=c++17 -O1 -Isrc/core tests/fuzz/make_seed_corpus.cpp src/core/*.cpp \
+	  -o build/fuzz/make_seed_corpus
+	@rm -rf tests/fuzz/corpus && build/fuzz/make_seed_corpus tests/fuzz/corpus
+	@echo "seed corpus written to tests/fuzz/corpus"
 
 bench: install
 	@RSCRIPT=$(RSCRIPT) bash tools/install-deps.sh --suggests

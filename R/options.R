@@ -40,20 +40,23 @@ shm_capacity <- function() {
 
 fallback_explained <- new.env(parent = emptyenv())
 
-explain_fallback <- function(shared) {
-  info <- shared_info(shared)
+# Takes the object's shared_info(), not the object, and signals a plain base
+# R condition: cli's formatting and messages record the calling frames,
+# share()'s among them, and an object referenced from a recorded frame counts
+# as referenced twice (a writable share could then no longer be changed in
+# place).
+explain_fallback <- function(info) {
   if (is.null(info) || info$backing != "mmap" || isTRUE(fallback_explained$done)) {
     return(invisible())
   }
   fallback_explained$done <- TRUE
-  cli::cli_inform(
-    c("i" = paste0(
-      "{.path {shm_directory()}} has too little room for this object ",
-      "({format(structure(info$size, class = 'object_size'), units = 'auto')}), so shmr ",
-      "shares it through a memory-mapped file in {.path {dirname(info$path)}}."
-    ), " " = "This message is shown once per session."),
-    class = "shmr_backing_message"
-  )
+  text <- sprintf(paste0(
+    "'%s' has too little room for this object (%s), so shmr shares it through a ",
+    "memory-mapped file in '%s'.\nThis message is shown once per session.\n"
+  ), shm_directory(), format(structure(info$size, class = "object_size"), units = "auto"),
+  dirname(info$path))
+  message(structure(class = c("shmr_backing_message", "message", "condition"),
+                    list(message = text, call = NULL)))
 }
 
 shm_directory <- function() .Call(shmr_shm_directory)

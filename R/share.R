@@ -174,7 +174,7 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     reuse = is.null(name) && !persist && readonly
   )
   shared <- .Call(shmr_share, x, class(x)[1L], options)
-  if (backing == "auto") explain_fallback(shared)
+  if (backing == "auto") explain_fallback(.Call(shmr_info, shared))
   shared
 }
 

@@ -87,7 +87,7 @@ SEXP string_state(SEXP x) {
   return view_serialized_state(handle);
 }
 
-SEXP string_unserialize(SEXP, SEXP state) { return view_from_serialized_state(state); }
+SEXP string_unserialize(SEXP cls, SEXP state) { return view_from_serialized_state(cls, state); }
 
 SEXP string_duplicate(SEXP x, Rboolean) {
   ViewHandle& handle = open_view_handle(x);

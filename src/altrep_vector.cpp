@@ -48,7 +48,7 @@ SEXP view_state(SEXP x) {
   return view_serialized_state(handle);
 }
 
-SEXP view_unserialize(SEXP, SEXP state) { return view_from_serialized_state(state); }
+SEXP view_unserialize(SEXP cls, SEXP state) { return view_from_serialized_state(cls, state); }
 
 // A duplicate of an unwritten view is a new view of the same node: O(1), and
 // its own private pages keep the two objects independent.

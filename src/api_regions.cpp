@@ -30,7 +30,7 @@ extern "C" SEXP shmr_regions() {
     pid.push_back(known ? static_cast<double>(r.creator.pid) : NA_REAL);
     alive.push_back(known ? cpp11::r_bool(r.creator_alive) : cpp11::r_bool(NA_LOGICAL));
     persistent.push_back(cpp11::r_bool(r.persistent));
-    complete.push_back(cpp11::r_bool(r.valid && !r.temporary));
+    complete.push_back(cpp11::r_bool(r.complete && !r.temporary));
     writable.push_back(cpp11::r_bool(r.writable));
     created.push_back(r.valid && r.created_unix_ms != 0 ? static_cast<double>(r.created_unix_ms) / 1000.0
                                                         : NA_REAL);

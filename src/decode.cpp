@@ -178,6 +178,32 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
   }
 }
 
+struct BuildJob {
+  const std::vector<Slot>* slots;
+  const std::shared_ptr<Mapping>* mapping;
+  SEXP objects;
+};
+
+SEXP run_build(void* data) {
+  auto* job = static_cast<BuildJob*>(data);
+  build_objects(*job->slots, *job->mapping, job->objects);
+  return R_NilValue;
+}
+
+// R refuses some attribute values a damaged region can hold (names longer
+// than the vector, a dim that does not fit), and unserialize() can fail:
+// say which region the object came from. A calling handler costs nothing
+// until an error happens.
+SEXP explain_build_error(SEXP condition, void* data) {
+  const char* region = static_cast<const char*>(data);
+  const char* message = "unknown error";
+  if (TYPEOF(condition) == VECSXP && XLENGTH(condition) > 0 &&
+      TYPEOF(VECTOR_ELT(condition, 0)) == STRSXP && XLENGTH(VECTOR_ELT(condition, 0)) > 0)
+    message = CHAR(STRING_ELT(VECTOR_ELT(condition, 0), 0));
+  Rf_errorcall(R_NilValue, "shmr: the object in shared region '%s' could not be rebuilt: %s", region,
+               message);
+}
+
 }  // namespace
 
 SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
@@ -187,7 +213,12 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
       if (s.size > 0x7fffffff) throw Error(ErrorKind::Corrupt, "string element longer than R allows");
 
   cpp11::sexp objects(cpp11::safe[Rf_allocVector](VECSXP, static_cast<R_xlen_t>(slots.size())));
-  cpp11::unwind_protect([&] { build_objects(slots, mapping, objects); });
+  BuildJob job{&slots, &mapping, objects};
+  const std::string& region = mapping->region().name();
+  cpp11::unwind_protect([&] {
+    R_withCallingErrorHandler(run_build, &job, explain_build_error,
+                              const_cast<char*>(region.c_str()));
+  });
 
   for (size_t i = 0; i < slots.size(); ++i) {
     const Slot& slot = slots[i];

@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/error.h"
+
 namespace shmr::glue {
 
 inline constexpr size_t kMessageSize = 1024;
@@ -29,11 +31,15 @@ struct ErrorMessage {
   Rf_errorcall(R_NilValue, "%s", message.text);
 }
 
-// Runs `body`; on a C++ exception stores its message for the caller to raise.
+// Runs `body`; on a C++ exception stores its message for the caller to raise
+// (an engine error with the "shmr: " prefix users grep for, as
+// with_messages() gives .Call entry points).
 template <typename Body>
 inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
   try {
     body();
+  } catch (const Error& e) {
+    std::snprintf(message.text, sizeof message.text, "shmr: %s", e.what());
   } catch (const std::exception& e) {
     message.assign(e.what());
   } catch (...) {

@@ -119,31 +119,32 @@ SEXP fresh_view_of(const ViewHandle& handle) {
 
 // The state is one string "<region>:<node>", the smallest form R writes.
 SEXP view_serialized_state(const ViewHandle& handle) {
-  std::string state = handle.mapping->region().name() + ":" + std::to_string(handle.node.index());
+  std::string state = names::format_view_state({handle.mapping->region().name(), handle.node.index()});
   return Rf_mkString(state.c_str());
 }
 
-SEXP view_from_serialized_state(SEXP state) {
+SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   if (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 || STRING_ELT(state, 0) == NA_STRING)
     Rf_error("shmr: malformed serialized shared object");
   const char* text = CHAR(STRING_ELT(state, 0));
   return view_on_found_mapping(
       [&](NodeView& node) {
-        std::string full = text;
-        size_t colon = full.rfind(':');
-        std::string name = colon == std::string::npos ? std::string() : full.substr(0, colon);
-        std::string index_text = colon == std::string::npos ? std::string() : full.substr(colon + 1);
-        if (!names::is_valid_region_name(name))
-          throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid name");
-        if (index_text.empty() || index_text.size() > 19 ||
-            index_text.find_first_not_of("0123456789") != std::string::npos)
-          throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid node");
-        uint64_t index = std::stoull(index_text);
-        auto mapping = mapping_for_node(name, index);
-        node = mapping->reader().node(index);
-        if (view_class_for(node.kind()) == nullptr)
+        // Anyone can write serialize() output: the state is untrusted.
+        auto parsed = names::parse_view_state(text);
+        if (!parsed)
+          throw Error(ErrorKind::InvalidArgument,
+                      "serialized shared object has an invalid state (not \"<region>:<node>\")");
+        auto mapping = mapping_for_node(parsed->region, parsed->node);
+        node = mapping->reader().node(parsed->node);
+        const R_altrep_class_t* node_class = view_class_for(node.kind());
+        if (node_class == nullptr)
           throw Error(ErrorKind::Corrupt,
                       "serialized shared object refers to a node that is not a vector");
+        // The node must be of the type the stream says (an edited stream
+        // could otherwise turn a double vector into a character vector).
+        if (R_SEXP(*node_class) != cls)
+          throw Error(ErrorKind::Corrupt,
+                      "serialized shared object refers to a node of another type");
         return mapping;
       },
       true);

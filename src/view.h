@@ -84,7 +84,9 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
 
 // Used by the view classes' Serialized_state and Unserialize methods.
 SEXP view_serialized_state(const ViewHandle& handle);
-SEXP view_from_serialized_state(SEXP state);
+// `cls` is the class R found in the stream (the Unserialize method's first
+// argument); the state must name a node of that class.
+SEXP view_from_serialized_state(SEXP cls, SEXP state);
 
 // True when writes through the view reach the region (a writable share).
 bool view_writes_through(const ViewHandle& handle);

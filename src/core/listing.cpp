@@ -47,6 +47,7 @@ void fill_from_header(int fd, RegionSummary& summary) {
   format::RegionHeader header;
   if (!read_region_header(fd, header)) return;
   summary.valid = true;
+  summary.complete = true;
   summary.creator = {header.creator_pid, header.creator_start_ticks};
   summary.creator_alive = process::is_alive(summary.creator);
   summary.persistent = (header.flags & format::kFlagPersistent) != 0;
@@ -127,19 +128,44 @@ std::vector<RegionSummary> list_regions(const std::string& directory) {
   return out;
 }
 
+namespace {
+
+bool is_own_regular_file(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid();
+}
+
+// A file-backed region's creator publishes the locator first, then writes
+// the data file under a temporary name next to where it goes. Removes that
+// temporary file of a dead creator; true when the region never got further
+// (no data file), so its locator leads nowhere for good.
+bool remove_unfinished_data_file(const RegionSummary& region) {
+  if (region.backing != Backing::File || region.creator_alive || region.creator.pid <= 0)
+    return false;
+  const std::string data_directory = region.data_path.substr(0, region.data_path.rfind('/'));
+  const std::string temp = region_path(data_directory, temporary_name(region.creator.pid, region.name));
+  if (!is_own_regular_file(temp) || ::unlink(temp.c_str()) != 0) return false;
+  struct stat st;
+  return ::lstat(region.data_path.c_str(), &st) != 0;
+}
+
+}  // namespace
+
 std::vector<std::string> prune_regions(const std::string& directory) {
   std::vector<std::string> removed;
   for (const RegionSummary& region : list_regions(directory)) {
-    if (region.persistent || region.creator_alive) continue;
+    if (region.creator_alive) continue;
+    // Even a persistent region goes when it was never finished.
+    const bool unfinished = remove_unfinished_data_file(region);
+    if (region.persistent && !unfinished) continue;
     // A file without a readable header and without a temporary name has no
     // creator we could ask about; it is not ours to judge.
     if (!region.valid && !region.temporary) continue;
     // Only regular files of this user are ours to remove (a temporary name
     // alone says nothing about who wrote it, and root may unlink anything).
     const std::string name_path = region_path(directory, region.name);
+    if (!is_own_regular_file(name_path)) continue;
     struct stat st;
-    if (::lstat(name_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
-      continue;
     // Likewise the data file a locator leads to, when there is one.
     if (region.backing == Backing::File && ::lstat(region.data_path.c_str(), &st) == 0 &&
         (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()))
@@ -157,7 +183,8 @@ bool remove_region(const std::string& directory, const std::string& name) {
   if (!names::is_valid_region_name(name)) return false;
   auto summary = summarize(directory, name);
   if (!summary) return false;
-  return remove_region_files(location_of(directory, *summary));
+  bool unfinished = remove_unfinished_data_file(*summary);
+  return remove_region_files(location_of(directory, *summary)) || unfinished;
 }
 
 }  // namespace shmr

@@ -15,7 +15,8 @@ struct RegionSummary {
   Backing backing = Backing::Shm;
   std::string data_path;   // where the bytes are
   uint64_t size = 0;
-  bool valid = false;      // header readable
+  bool valid = false;      // header readable (of the locator, for the file backing)
+  bool complete = false;   // the region's data file exists and has a valid header
   bool temporary = false;  // still being written (hidden temporary name)
   process::Identity creator;
   bool creator_alive = false;

@@ -3,8 +3,10 @@
 // the same name in the shm directory records where (FORMAT.md section 1.3).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "process.h"
 
@@ -31,13 +33,22 @@ struct Locator {
   uint64_t flags = 0;
 };
 
+// The bytes of a locator file. Throws InvalidArgument for a path that is
+// not absolute or is too long.
+std::vector<char> encode_locator(const Locator& locator);
+
 // Publishes a locator for `name` in `shm_directory` atomically. Throws
 // AlreadyExists when the name is taken (by a region or another locator).
 void publish_locator(const std::string& shm_directory, const std::string& name,
                      const Locator& locator);
 
-// True when the bytes at the start of `fd` are a locator; fills `out`.
-// Throws Corrupt for a locator with a bad path.
+// True when `bytes` (the first `size` bytes of a file; untrusted) are a
+// locator of the region `name`; fills `out`. Throws Corrupt for a locator
+// that is truncated, of an unknown version, or leads anywhere but a file
+// called `name`.
+bool parse_locator(const unsigned char* bytes, size_t size, const std::string& name, Locator& out);
+
+// parse_locator() on the start of the file `fd`.
 bool read_locator(int fd, const std::string& name, Locator& out);
 
 }  // namespace shmr

@@ -126,5 +126,24 @@ std::string format_path(const ObjectPath& path) {
   return out;
 }
 
+std::string format_view_state(const ViewState& state) {
+  return state.region + ":" + std::to_string(state.node);
+}
+
+std::optional<ViewState> parse_view_state(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  ViewState state;
+  state.region = text.substr(0, colon);
+  if (!is_valid_region_name(state.region)) return std::nullopt;
+  const size_t digits = text.size() - colon - 1;
+  if (digits == 0 || digits > 19) return std::nullopt;  // 19 digits always fit 64 bits
+  for (size_t i = colon + 1; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    state.node = state.node * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  return state;
+}
+
 }  // namespace names
 }  // namespace shmr

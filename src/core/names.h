@@ -37,4 +37,17 @@ std::optional<ObjectPath> parse_path(const std::string& text);
 
 std::string format_path(const ObjectPath& path);
 
+// What a shared vector serializes as (its ALTREP state): "<region>:<node>".
+struct ViewState {
+  std::string region;
+  uint64_t node = 0;
+};
+
+std::string format_view_state(const ViewState& state);
+
+// Parses a state that arrived through unserialize(), which anyone may have
+// written: nullopt unless it is a valid region name, ':', and 1 to 19
+// decimal digits. Never throws.
+std::optional<ViewState> parse_view_state(const std::string& text);
+
 }  // namespace shmr::names

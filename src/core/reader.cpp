@@ -19,7 +19,9 @@ bool header_is_plausible(const format::RegionHeader& h) {
 }  // namespace
 
 RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::string& name)
-    : base_(static_cast<const unsigned char*>(base)), size_(mapped_size), name_(name) {
+    : base_(static_cast<const unsigned char*>(base)),
+      size_(mapped_size),
+      name_(std::make_shared<const std::string>(name)) {
   if (size_ < sizeof(format::RegionHeader)) corrupt("it is shorter than a region header");
   std::memcpy(&header_, base_, sizeof header_);
   if (!header_is_plausible(header_)) corrupt("it does not start with the shmr magic bytes");
@@ -37,9 +39,11 @@ RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::st
   if (header_.root_node >= header_.node_count) corrupt("its root node is out of range");
 }
 
-void RegionReader::corrupt(const std::string& what) const {
-  throw Error(ErrorKind::Corrupt, "shared region '" + name_ + "' is corrupt: " + what);
+void throw_corrupt(const std::string& name, const std::string& what) {
+  throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: " + what);
 }
+
+void RegionReader::corrupt(const std::string& what) const { throw_corrupt(*name_, what); }
 
 void RegionReader::check_range(uint64_t offset, uint64_t size, uint64_t alignment,
                                const char* what) const {
@@ -51,6 +55,7 @@ void RegionReader::check_range(uint64_t offset, uint64_t size, uint64_t alignmen
 NodeView RegionReader::node(uint64_t index) const {
   if (index >= header_.node_count) corrupt("node " + std::to_string(index) + " does not exist");
   NodeView view;
+  view.region_name_ = name_;
   view.base_ = base_;
   view.region_size_ = size_;
   view.index_ = index;
@@ -103,52 +108,55 @@ NodeView RegionReader::node(uint64_t index) const {
   return view;
 }
 
+void NodeView::corrupt(const std::string& what) const {
+  throw_corrupt(region_name_ ? *region_name_ : std::string("?"), what);
+}
+
 uint64_t NodeView::child(uint64_t i) const {
   uint64_t value = 0;
   if (i < record_.length)
     std::memcpy(&value, static_cast<const unsigned char*>(data_) + i * sizeof(uint64_t),
                 sizeof value);
   if (i >= record_.length || value >= index_)
-    throw Error(ErrorKind::Corrupt, "list node " + std::to_string(index_) +
-                                        " refers to an invalid element node");
+    corrupt("list node " + std::to_string(index_) + " refers to an invalid element node");
   return value;
 }
 
 StringRef NodeView::string_at(uint64_t i) const {
-  if (i >= record_.length) throw Error(ErrorKind::Corrupt, "string index out of range");
+  if (i >= record_.length) corrupt("string index out of range");
   auto meta = static_cast<format::StringEncoding>(base_[record_.meta_offset + i]);
   if (meta == format::StringEncoding::Missing) return {nullptr, 0, meta};
   if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes))
-    throw Error(ErrorKind::Corrupt, "string node " + std::to_string(index_) +
-                                        " has an unknown encoding byte");
+    corrupt("string node " + std::to_string(index_) + " has an unknown encoding byte");
   uint64_t start = 0, end = 0;
   const unsigned char* ends = base_ + record_.index_offset;
   if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
   std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
   if (start > end || end > record_.data_size)
-    throw Error(ErrorKind::Corrupt, "string node " + std::to_string(index_) +
-                                        " has an element outside its bytes");
-  return {static_cast<const char*>(data_) + start, end - start, meta};
+    corrupt("string node " + std::to_string(index_) + " has an element outside its bytes");
+  const char* bytes = static_cast<const char*>(data_) + start;
+  // R strings never hold a NUL (R would refuse to make the element).
+  if (std::memchr(bytes, '\0', end - start) != nullptr)
+    corrupt("string node " + std::to_string(index_) + " has an element with a NUL byte");
+  return {bytes, end - start, meta};
 }
 
 std::string NodeView::attribute_name(uint32_t i) const {
-  if (i >= record_.attr_count) throw Error(ErrorKind::Corrupt, "attribute index out of range");
+  if (i >= record_.attr_count) corrupt("attribute index out of range");
   format::AttributeEntry entry;
   std::memcpy(&entry, base_ + record_.attr_offset + uint64_t{i} * sizeof entry, sizeof entry);
   if (entry.name_length == 0 || entry.name_length > format::kMaxAttributeNameLength ||
       entry.name_offset > region_size_ || entry.name_length > region_size_ - entry.name_offset)
-    throw Error(ErrorKind::Corrupt, "node " + std::to_string(index_) +
-                                        " has an attribute name outside the region");
+    corrupt("node " + std::to_string(index_) + " has an attribute name outside the region");
   return std::string(reinterpret_cast<const char*>(base_ + entry.name_offset), entry.name_length);
 }
 
 uint64_t NodeView::attribute_value(uint32_t i) const {
-  if (i >= record_.attr_count) throw Error(ErrorKind::Corrupt, "attribute index out of range");
+  if (i >= record_.attr_count) corrupt("attribute index out of range");
   format::AttributeEntry entry;
   std::memcpy(&entry, base_ + record_.attr_offset + uint64_t{i} * sizeof entry, sizeof entry);
   if (entry.value_node >= index_)
-    throw Error(ErrorKind::Corrupt, "node " + std::to_string(index_) +
-                                        " has an attribute that refers to an invalid node");
+    corrupt("node " + std::to_string(index_) + " has an attribute that refers to an invalid node");
   return entry.value_node;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "format.h"
@@ -13,6 +14,11 @@ namespace shmr {
 
 class RegionReader;
 
+// Throws Corrupt: "shared region '<name>' is corrupt: <what>".
+[[noreturn]] void throw_corrupt(const std::string& name, const std::string& what);
+
+// One node of a region. It reads the mapping its RegionReader reads, so it
+// is usable while that mapping is.
 class NodeView {
  public:
   format::NodeKind kind() const noexcept { return kind_; }
@@ -24,7 +30,7 @@ class NodeView {
 
   // List: the node index of element `i` (< index()).
   uint64_t child(uint64_t i) const;
-  // String: element `i`; encoding Missing for NA.
+  // String: element `i`; encoding Missing for NA. Never holds a NUL byte.
   StringRef string_at(uint64_t i) const;
 
   uint32_t attribute_count() const noexcept { return record_.attr_count; }
@@ -33,6 +39,9 @@ class NodeView {
 
  private:
   friend class RegionReader;
+  [[noreturn]] void corrupt(const std::string& what) const;
+
+  std::shared_ptr<const std::string> region_name_;  // for error messages
   const unsigned char* base_ = nullptr;
   uint64_t region_size_ = 0;
   format::NodeKind kind_ = format::NodeKind::Null;
@@ -59,7 +68,7 @@ class RegionReader {
 
   const unsigned char* base_;
   uint64_t size_;
-  std::string name_;
+  std::shared_ptr<const std::string> name_;
   format::RegionHeader header_;
 };
 

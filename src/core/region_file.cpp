@@ -91,14 +91,17 @@ std::string region_path(const std::string& directory, const std::string& name) {
   return directory + "/" + name;
 }
 
+std::string temporary_name(int64_t pid, const std::string& name) {
+  return std::string(kTemporaryPrefix) + std::to_string(pid) + "_" + name;
+}
+
 PendingRegion::PendingRegion(const std::string& directory, const std::string& name,
                              uint64_t size, bool populate)
     : directory_(directory), name_(name) {
   if (!names::is_valid_region_name(name))
     throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
   // The random part of a fresh name keeps temporary names unique too.
-  temp_path_ = region_path(directory, std::string(kTemporaryPrefix) +
-                                          std::to_string(::getpid()) + "_" + name);
+  temp_path_ = region_path(directory, temporary_name(::getpid(), name));
   int fd = ::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     int err = errno;
@@ -137,6 +140,9 @@ FileDescriptor PendingRegion::publish() {
     int err = errno;
     if (err == EEXIST)
       throw Error(ErrorKind::AlreadyExists, "a shared region named '" + name_ + "' already exists");
+    // tmpfs counts every name as an inode: a full one refuses the link too.
+    if (err == ENOSPC || err == EDQUOT)
+      throw Error(ErrorKind::NoSpace, "not enough space in " + directory_ + " to publish region " + name_);
     throw_system_error("cannot publish region " + name_, err);
   }
   ::unlink(temp_path_.c_str());

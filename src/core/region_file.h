@@ -116,4 +116,8 @@ bool unlink_region(const std::string& directory, const std::string& name);
 // Prefix of the hidden names regions are written under before publish().
 inline constexpr const char* kTemporaryPrefix = ".shmr_tmp_";
 
+// The hidden name process `pid` writes the region `name` under:
+// ".shmr_tmp_<pid>_<name>".
+std::string temporary_name(int64_t pid, const std::string& name);
+
 }  // namespace shmr

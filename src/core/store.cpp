@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "error.h"
 #include "locator.h"
@@ -71,7 +72,38 @@ MemoryMap map_with(Access access, int fd, uint64_t size) {
 
 namespace {
 
+// The header flags of a new region: how later mappings map it, and whether
+// its creator and prune_regions() may remove it.
+uint64_t header_flags(uint64_t description_flags, const CreateOptions& options) {
+  uint64_t flags = options.writable ? description_flags & ~format::kFlagReadonly
+                                    : description_flags | format::kFlagReadonly;
+  if (options.persistent) flags |= format::kFlagPersistent;
+  return flags;
+}
+
+// A locator published before its region's data file. Unless committed, it
+// is removed again (if it is still the file we published).
+class PublishedLocator {
+ public:
+  PublishedLocator(const RegionLocation& location, const Locator& locator) : path_(location.name_path()) {
+    publish_locator(location.shm_directory, location.name, locator);
+    identity_ = FileIdentity::of(path_);
+  }
+  PublishedLocator(const PublishedLocator&) = delete;
+  PublishedLocator& operator=(const PublishedLocator&) = delete;
+  ~PublishedLocator() {
+    if (!committed_ && FileIdentity::of(path_) == identity_) ::unlink(path_.c_str());
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  std::string path_;
+  FileIdentity identity_;
+  bool committed_ = false;
+};
+
 std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
+                                                  const RegionDescription& description,
                                                   const CreateOptions& options, Backing backing) {
   RegionLocation location;
   location.backing = backing;
@@ -85,27 +117,22 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
                 "a file-backed region needs a directory other than the shm directory " +
                     location.shm_directory);
 
+  process::Identity self = process::current();
+  const uint64_t flags = header_flags(description.flags, options);
+  // A file-backed region's locator comes first: it takes the name, and if
+  // this process is killed while writing, prune_regions() finds the
+  // unfinished data file through it. Until the data file is published, the
+  // locator leads nowhere and mapping the name fails.
+  std::optional<PublishedLocator> locator;
+  if (backing == Backing::File) locator.emplace(location, Locator{location.data_path(), self, flags});
+
   PendingRegion pending(location.data_directory, location.name, writer.total_size(),
                         !writer.has_zero_filled_nodes());
-  process::Identity self = process::current();
   writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
-  // The header flags tell prune_regions() to keep a persistent region, and
-  // every later mapping how to map it.
-  uint64_t& flags = static_cast<format::RegionHeader*>(pending.data())->flags;
-  flags = options.writable ? flags & ~format::kFlagReadonly : flags | format::kFlagReadonly;
-  if (options.persistent) flags |= format::kFlagPersistent;
-  const uint64_t header_flags = flags;
+  static_cast<format::RegionHeader*>(pending.data())->flags = flags;
   FileDescriptor fd = pending.publish();
+  if (locator) locator->commit();
 
-  if (location.backing == Backing::File) {
-    try {
-      publish_locator(location.shm_directory, location.name,
-                      {location.data_path(), self, header_flags});
-    } catch (...) {
-      ::unlink(location.data_path().c_str());
-      throw;
-    }
-  }
   auto owner = claim_region(location, options.persistent);
   Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
   MemoryMap map = map_with(access, fd.get(), writer.total_size());
@@ -131,15 +158,15 @@ bool has_room(const std::string& directory, uint64_t size, uint64_t capacity) {
 std::shared_ptr<MappedRegion> create_region(const RegionDescription& description,
                                             const CreateOptions& options) {
   RegionWriter writer(description);
-  if (!options.automatic) return create_with_backing(writer, options, options.backing);
+  if (!options.automatic) return create_with_backing(writer, description, options, options.backing);
   if (has_room(options.directory, writer.total_size(), options.shm_capacity)) {
     try {
-      return create_with_backing(writer, options, Backing::Shm);
+      return create_with_backing(writer, description, options, Backing::Shm);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::NoSpace) throw;
     }
   }
-  return create_with_backing(writer, options, Backing::File);
+  return create_with_backing(writer, description, options, Backing::File);
 }
 
 RegionLocation locate_region(const std::string& shm_directory, const std::string& name) {

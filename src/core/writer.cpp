@@ -89,7 +89,11 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
         uint64_t bytes = 0;
         for (uint64_t k = 0; k < spec.length; ++k) {
           StringRef s = spec.strings->at(k);
-          if (s.encoding != format::StringEncoding::Missing) bytes = checked_add(bytes, s.size);
+          if (s.encoding == format::StringEncoding::Missing) continue;
+          // The reader refuses NUL bytes (FORMAT.md 2.4); R never makes them.
+          if (s.size > 0 && std::memchr(s.data, '\0', s.size) != nullptr)
+            throw Error(ErrorKind::InvalidArgument, "a string element contains a NUL byte");
+          bytes = checked_add(bytes, s.size);
         }
         rec.index_offset = reserve(cursor, checked_mul(spec.length, sizeof(uint64_t)));
         rec.meta_offset = reserve(cursor, spec.length);

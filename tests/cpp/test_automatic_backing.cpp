@@ -217,8 +217,8 @@ TEST(AutomaticBacking, FullShmFileSystemPicksTheFileBacking) {
 TEST(AutomaticBacking, ShmOutOfInodesIsNoSpaceAndTriesTheFileBacking) {
   // statvfs shows plenty of bytes, but no inode is left: creating the region
   // fails with ENOSPC, which is NoSpace. Automatic mode then tries the file
-  // backing, whose locator needs an inode too, so it fails as well, and the
-  // data file it wrote is removed again.
+  // backing, whose locator (published before the data file) needs an inode
+  // too, so it fails as well, before any data file is written.
   TempDir shm, data;
   int code = shmr_test::run_in_child([&] {
     if (!mount_private_tmpfs(shm.path(), "size=64m,nr_inodes=1,mode=0700")) return kCannotMount;
@@ -239,14 +239,14 @@ TEST(AutomaticBacking, ShmOutOfInodesIsNoSpaceAndTriesTheFileBacking) {
       if (e.kind() != shmr::ErrorKind::NoSpace) return 15;
     }
     char events[4096];
-    if (::read(watch, events, sizeof events) <= 0) return 16;  // no data file was written
+    if (::read(watch, events, sizeof events) > 0) return 16;  // a data file was written
     if (!data.entries().empty()) return 17;
     if (!shm.entries().empty()) return 18;
     return 0;
   });
   if (code == kCannotMount) GTEST_SKIP() << "cannot mount a private tmpfs here";
   EXPECT_EQ(code, 0) << "10: no room, 11/14: created, 12/15: not NoSpace, 13: inotify, "
-                        "16: file backing not tried, 17/18: files left behind";
+                        "16: data file written, 17/18: files left behind";
   EXPECT_TRUE(data.entries().empty());
 }
 
@@ -284,4 +284,36 @@ TEST(AutomaticBacking, FallsBackToTheFileBackingWhenShmIsFull) {
                         "12: not NoSpace, 13: shm leftovers, 14: not file-backed, "
                         "15: shm entries, 16: values";
   EXPECT_EQ(data.entries(), std::vector<std::string>{name});
+}
+
+TEST(AutomaticBacking, NoInodeForPublishingIsNoSpaceAndFallsBack) {
+  // Regression: tmpfs counts each name as an inode, so with one inode left
+  // the temporary file is created but publishing it (link) fails with
+  // ENOSPC. That is NoSpace, nothing is left behind, and automatic mode
+  // falls back to the file backing... whose locator needs the same kind of
+  // inode, so here it fails as NoSpace too, with nothing left anywhere.
+  TempDir shm, data;
+  int code = shmr_test::run_in_child([&] {
+    // The root directory takes one inode, the temporary file the second.
+    if (!mount_private_tmpfs(shm.path(), "size=64m,nr_inodes=2,mode=0700")) return kCannotMount;
+    Sample sample;
+    try {
+      shmr::create_region(sample.description, shm_options(shm, "shmr_no_link"));
+      return 10;
+    } catch (const shmr::Error& e) {
+      if (e.kind() != shmr::ErrorKind::NoSpace) return 11;
+      if (std::string(e.what()).find("to publish region shmr_no_link") == std::string::npos) return 12;
+    }
+    if (!shm.entries().empty()) return 13;
+    try {
+      shmr::create_region(sample.description, automatic(shm, data, 0, "shmr_no_link"));
+      return 14;
+    } catch (const shmr::Error& e) {
+      if (e.kind() != shmr::ErrorKind::NoSpace) return 15;
+    }
+    if (!shm.entries().empty() || !data.entries().empty()) return 16;
+    return 0;
+  });
+  if (code == kCannotMount) GTEST_SKIP() << "cannot mount a private tmpfs here";
+  EXPECT_EQ(code, 0) << "10/14: created, 11/15: not NoSpace, 12: message, 16: files left behind";
 }

@@ -190,3 +190,67 @@ TEST(ListingFile, TemporaryLocatorOfADeadCreatorIsPruned) {
   EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{temp});
   EXPECT_TRUE(shm.entries().empty());
 }
+
+// The locator is published before the data file, so a creator killed while
+// writing leaves the locator and a temporary data file next to where the
+// data file would go. Simulated here by renaming a dead child's data file.
+TEST(ListingFile, RegionKilledWhileWritingItsDataFileIsPruned) {
+  for (bool persistent : {false, true}) {
+    TempDir shm, data;
+    const std::string name = "shmr_half_written";
+    const pid_t child = create_in_dead_child(file_options(shm, data, name, persistent));
+    const std::string temp = shmr::temporary_name(child, name);
+    ASSERT_EQ(::rename(data.file(name).c_str(), data.file(temp).c_str()), 0);
+    auto list = shmr::list_regions(shm.path());
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_TRUE(list[0].valid);
+    EXPECT_FALSE(list[0].complete);
+    EXPECT_SHMR_ERROR(shmr::ErrorKind::NotFound, shmr::open_mapped_region(shm.path(), name));
+    // Even a persistent region goes: it was never finished.
+    EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{name})
+        << "persistent " << persistent;
+    EXPECT_TRUE(shm.entries().empty());
+    EXPECT_TRUE(data.entries().empty());
+  }
+}
+
+TEST(ListingFile, TemporaryDataFileOfAFinishedPersistentRegionGoesAlone) {
+  // Killed between publishing the data file (link) and removing its
+  // temporary name: the region is complete and persistent, so it stays.
+  TempDir shm, data;
+  const std::string name = "shmr_finished";
+  const pid_t child = create_in_dead_child(file_options(shm, data, name, true));
+  const std::string temp = shmr::temporary_name(child, name);
+  ASSERT_EQ(::link(data.file(name).c_str(), data.file(temp).c_str()), 0);
+  auto list = shmr::list_regions(shm.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0].complete);
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(data.entries(), std::vector<std::string>{name});
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{name});
+  Sample sample;
+  EXPECT_EQ(read_values(*shmr::open_mapped_region(shm.path(), name)), sample.values);
+}
+
+TEST(ListingFile, RemoveRegionTakesAnUnfinishedDataFileToo) {
+  TempDir shm, data;
+  const std::string name = "shmr_removed_half";
+  const pid_t child = create_in_dead_child(file_options(shm, data, name, true));
+  ASSERT_EQ(::rename(data.file(name).c_str(), data.file(shmr::temporary_name(child, name)).c_str()), 0);
+  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_TRUE(shm.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+}
+
+TEST(ListingFile, TemporaryDataFileOfALiveCreatorIsKept) {
+  // A live creator still writing: its locator and temporary data file stay.
+  TempDir shm, data;
+  Sample sample;
+  const std::string name = "shmr_being_written";
+  auto created = shmr::create_region(sample.description, file_options(shm, data, name));
+  const std::string temp = shmr::temporary_name(::getpid(), name);
+  ASSERT_EQ(::link(data.file(name).c_str(), data.file(temp).c_str()), 0);
+  EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
+  EXPECT_EQ(data.entries(), sorted({temp, name}));
+  ASSERT_EQ(::unlink(data.file(temp).c_str()), 0);
+}

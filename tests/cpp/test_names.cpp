@@ -201,3 +201,59 @@ TEST(Names, FormatBuiltPath) {
   path.steps.push_back({PathStep::Kind::Element, 4, {}});
   EXPECT_EQ(format_path(path), "shmr_q@levels[3,4]");
 }
+
+TEST(ViewState, RoundTrip) {
+  using shmr::names::format_view_state;
+  using shmr::names::parse_view_state;
+  EXPECT_EQ(format_view_state({"shmr_abc", 12}), "shmr_abc:12");
+  auto parsed = parse_view_state("shmr_abc:12");
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->region, "shmr_abc");
+  EXPECT_EQ(parsed->node, 12u);
+  parsed = parse_view_state("shmr_a:9999999999999999999");  // 19 digits
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->node, 9999999999999999999u);
+  EXPECT_EQ(parse_view_state("shmr_a:0")->node, 0u);
+}
+
+TEST(ViewState, HostileStatesAreRejected) {
+  // States arrive through unserialize(): anyone may have edited the bytes.
+  const std::string hostile[] = {
+      "",
+      ":",
+      ":0",
+      "shmr_a",
+      "shmr_a:",
+      "shmr_a:-1",
+      "shmr_a:+1",
+      "shmr_a: 1",
+      "shmr_a:1 ",
+      "shmr_a:0x10",
+      "shmr_a:1e3",
+      "shmr_a:99999999999999999999",  // 20 digits
+      "shmr_a:18446744073709551616",
+      "/etc/passwd:0",
+      "../../etc/passwd:0",
+      "shmr_../../etc/passwd:0",
+      "shmr_a/b:0",
+      "/dev/shm/shmr_a:0",
+      "shmr_:0",
+      "sem.shmr_a:0",
+      "pulse-shm-12345:0",
+      "shmr_a[1]:0",
+      "shmr_a@names:0",
+      ".shmr_tmp_1_shmr_a:0",
+      "shmr_caf\xc3\xa9:0",
+      std::string("shmr_a\0b:0", 10),
+      std::string("shmr_a:1\0", 9),
+      std::string("shmr_") + std::string(196, 'x') + ":0",
+      std::string("shmr_") + std::string(100000, 'x') + ":0",
+  };
+  for (const std::string& text : hostile)
+    EXPECT_FALSE(shmr::names::parse_view_state(text).has_value()) << text.substr(0, 60);
+}
+
+TEST(ViewState, TheLastColonSeparatesTheNode) {
+  // Region names never contain ':', so "a:b:1" has the invalid region "a:b".
+  EXPECT_FALSE(shmr::names::parse_view_state("shmr_a:b:1").has_value());
+}

@@ -703,3 +703,34 @@ TEST(ReaderHostile, RandomRecordsBehindAValidHeader) {
   }
   EXPECT_GT(constructed, 0u);
 }
+
+TEST(ReaderHostile, StringElementWithANulByte) {
+  // R strings cannot hold NUL: an element with one is corrupt, found when
+  // the element is read (R would otherwise fail making it, without naming
+  // the region).
+  Small s;
+  NodeRecord rec = s.rec(Small::kString);
+  Guarded g(s.with<uint8_t>(rec.data_offset + 1, 0));  // "ab" -> "a\0"
+  NodeView v = open_reader(g)->node(Small::kString);
+  EXPECT_CORRUPT(v.string_at(0));
+  EXPECT_EQ(std::string(v.string_at(2).data, v.string_at(2).size), "cde");
+}
+
+TEST(ReaderHostile, ElementErrorsNameTheRegion) {
+  // Errors found after opening (elements, children, attributes) name the
+  // region like the header checks do, even when the reader that made the
+  // node is gone.
+  Small s;
+  NodeRecord rec = s.rec(Small::kList);
+  Guarded g(s.with<uint64_t>(rec.data_offset, Small::kList));
+  NodeView v = open_reader(g)->node(Small::kList);
+  try {
+    v.child(0);
+    ADD_FAILURE() << "no error";
+  } catch (const shmr::Error& e) {
+    EXPECT_EQ(e.kind(), shmr::ErrorKind::Corrupt);
+    EXPECT_NE(std::string(e.what()).find("shared region 'shmr_hostile' is corrupt: list node"),
+              std::string::npos)
+        << e.what();
+  }
+}

@@ -210,3 +210,18 @@ TEST(WriterInvalid, StringsChangingWhileSharing) {
   // The header is written last, so the failed region carries no magic.
   EXPECT_NE(std::memcmp(region.data(), shmr::format::kMagic, 8), 0);
 }
+
+TEST(WriterInvalid, StringWithANulByte) {
+  // The reader refuses elements holding NUL (R strings never do); the
+  // writer refuses to make them.
+  for (StringEncoding encoding : {StringEncoding::Bytes, StringEncoding::Utf8}) {
+    VectorStrings source({{"ok", StringEncoding::Utf8}, {std::string("a\0b", 3), encoding}});
+    RegionDescription d;
+    d.nodes.push_back(string_node(&source, 2));
+    EXPECT_INVALID(RegionWriter{d});
+  }
+  VectorStrings fine({{std::string(""), StringEncoding::Native}, {"", StringEncoding::Missing}});
+  RegionDescription d;
+  d.nodes.push_back(string_node(&fine, 2));
+  EXPECT_NO_THROW(RegionWriter{d});
+}

@@ -52,7 +52,7 @@ struct AllKinds {
       {"", StringEncoding::Native},
       {"h\xc3\xa9llo \xe2\x82\xac", StringEncoding::Utf8},
       {"caf\xe9", StringEncoding::Latin1},
-      {std::string("\x00\x01\xff\x00", 4), StringEncoding::Bytes},
+      {std::string("\x01\x02\xff\x80", 4), StringEncoding::Bytes},
       {"", StringEncoding::Utf8},
       {"last", StringEncoding::Native},
   }};
@@ -234,7 +234,7 @@ TEST(WriterReader, Strings) {
     }
   }
   EXPECT_EQ(chr.data_size(), total);
-  EXPECT_EQ(view_string(chr.string_at(5)), std::string("\x00\x01\xff\x00", 4));
+  EXPECT_EQ(view_string(chr.string_at(5)), std::string("\x01\x02\xff\x80", 4));
 
   NodeView names = reader.node(9);
   EXPECT_EQ(names.length(), 10u);

@@ -53,18 +53,35 @@ small_tmpfs_available <- function() {
 }
 
 # Runs the R lines `code` (whose last value is returned) in a new R process
-# whose shm directory is a real 1 MB tmpfs, private to that process.
-in_small_shm <- function(code, size = "1m") {
+# whose shm directory is a real tmpfs of `size` (extra mount options in
+# `options`, such as "nr_inodes=4"), private to that process. With
+# `data_size`, a second private tmpfs of that size is mounted for file-backed
+# regions; its path is in the environment variable SHMR_TEST_DATA_DIR.
+in_small_shm <- function(code, size = "1m", data_size = NULL, options = NULL) {
   script <- tempfile(fileext = ".R")
   out <- tempfile()
   writeLines(c("result <- local({", code, "})", sprintf("saveRDS(result, %s)", deparse(out))), script)
+  mount <- function(dir, size, options = NULL) {
+    dir.create(dir)
+    sprintf("mount -t tmpfs -o %s tmpfs %s", paste(c(paste0("size=", size), "mode=0700", options),
+                                                    collapse = ","), dir)
+  }
   dir <- tempfile("tmpfs")
-  dir.create(dir)
+  data_dir <- tempfile("tmpfs-data")
+  mounts <- mount(dir, size, options)
+  if (!is.null(data_size)) mounts <- c(mounts, mount(data_dir, data_size))
   cmd <- sprintf(
-    "mount -t tmpfs -o size=%s,mode=0700 tmpfs %s && SHMR_SHM_DIR=%s %s --vanilla %s",
-    size, dir, dir, file.path(R.home("bin"), "Rscript"), script
+    "%s && SHMR_SHM_DIR=%s SHMR_TEST_DATA_DIR=%s %s --vanilla %s",
+    paste(mounts, collapse = " && "), dir, data_dir, file.path(R.home("bin"), "Rscript"), script
   )
   status <- system2("unshare", c("--mount", "sh", "-c", shQuote(cmd)))
   if (!identical(status, 0L)) stop("the small-tmpfs process failed")
   readRDS(out)
 }
+
+# The long variants of the reliability tests run with SHMR_LONG_TESTS=1
+# (README, "Reliability and guarantees").
+long_tests <- function() identical(Sys.getenv("SHMR_LONG_TESTS"), "1")
+
+# Runs `short` or, with SHMR_LONG_TESTS=1, `long` (counts, durations).
+short_or_long <- function(short, long) if (long_tests()) long else short

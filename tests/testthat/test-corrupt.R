@@ -1,100 +1,269 @@
-# A corrupted or truncated region gives a clear R error, never a crash. The
-# corrupted copies are made in a private directory (SHMR_SHM_DIR) in another
-# process, so nothing here touches real regions.
+# A corrupted or truncated region gives a clear R error, never a crash or an
+# object that reads outside the region. The corrupted copies are made of a
+# real region in a private directory (SHMR_SHM_DIR) of another process, so
+# nothing here touches real regions (helper-corrupt.R). Mutations are
+# expressions computing new bytes from the region's bytes `b`.
 
-corrupt_and_map <- function(mutate) {
-  in_other_process(function(mutate) {
+test_that("flipped header fields are rejected, or harmless", {
+  rejected <- corrupt_and_map(list(
+    magic = quote({ b[2] <- as.raw(0); b }),
+    version = quote(put_u32(b, HEADER[["version"]], 99)),
+    version_zero = quote(put_u32(b, HEADER[["version"]], 0)),
+    header_size = quote(put_u32(b, HEADER[["header_size"]], 64)),
+    total_size_bigger = quote(put_u64(b, HEADER[["total_size"]], length(b) + 64)),
+    total_size_huge = quote(put_u64(b, HEADER[["total_size"]], 2^62)),
+    node_count_zero = quote(put_u64(b, HEADER[["node_count"]], 0)),
+    node_count_huge = quote(put_u64(b, HEADER[["node_count"]], 1e12)),
+    node_count_past_end = quote(put_u64(b, HEADER[["node_count"]], length(b) / 64 - 1)),
+    node_table_past_end = quote(put_u64(b, HEADER[["node_table"]], length(b))),
+    node_table_huge = quote(put_u64(b, HEADER[["node_table"]], 2^60)),
+    node_table_misaligned = quote(put_u64(b, HEADER[["node_table"]], u64(b, HEADER[["node_table"]]) + 1)),
+    root_out_of_range = quote(put_u64(b, HEADER[["root"]], u64(b, HEADER[["node_count"]]))),
+    root_huge = quote(put_u64(b, HEADER[["root"]], 2^52))
+  ), via_unserialize = TRUE)
+  expect_all_rejected(rejected)
+  expect_match(rejected$magic$message, "magic")
+  expect_match(rejected$version$message, "format version is 99")
+  expect_match(rejected$header_size$message, "header size")
+  expect_match(rejected$total_size_bigger$message, "truncated")
+  expect_match(rejected$node_count_zero$message, "no nodes")
+  expect_match(rejected$node_count_huge$message, "node count")
+  expect_match(rejected$node_table_past_end$message, "node table lies outside")
+  expect_match(rejected$node_table_misaligned$message, "node table is misaligned")
+  expect_match(rejected$root_out_of_range$message, "root node")
+  # A worker unserializing a view of the region gets the same clear error.
+  for (label in names(rejected)) {
+    expect_false(rejected[[label]]$unserialized$ok, label = label)
+    expect_match(rejected[[label]]$unserialized$message, "^shmr: .*corrupt", label = label)
+  }
+
+  # Informational fields (creator, time, class) and the flags only change
+  # how the region is listed and mapped, never what it holds.
+  harmless <- corrupt_and_map(list(
+    pid = quote(put_u64(b, HEADER[["pid"]], 2^40)),
+    ticks = quote(put_u64(b, HEADER[["ticks"]], 12345)),
+    created = quote(put_u64(b, HEADER[["created"]], 2^52)),
+    class_garbage = quote({ b[HEADER[["class"]] + 1:48] <- as.raw(0xff); b }),
+    flags_writable = quote({ b[HEADER[["flags"]] + 1] <- as.raw(0); b }),
+    flags_all = quote({ b[HEADER[["flags"]] + 1:8] <- as.raw(0xff); b })
+  ))
+  for (label in names(harmless)) {
+    expect_true(harmless[[label]]$ok, label = label)
+    expect_true(harmless[[label]]$same, label = label)
+  }
+})
+
+test_that("truncated and extended files are rejected", {
+  got <- corrupt_and_map(list(
+    empty = quote(raw(0)),
+    one_byte = quote(b[1]),
+    half_header = quote(b[1:64]),
+    header_minus_one = quote(b[1:127]),
+    header_only = quote(b[1:128]),
+    half = quote(b[seq_len(length(b) %/% 2)]),
+    minus_64 = quote(b[seq_len(length(b) - 64)]),
+    minus_1 = quote(b[seq_len(length(b) - 1)]),
+    plus_64 = quote(c(b, raw(64)))
+  ), via_unserialize = TRUE)
+  expect_all_rejected(got)
+  expect_match(got$empty$message, "shorter than a region header")
+  expect_match(got$header_minus_one$message, "shorter than a region header")
+  expect_match(got$minus_64$message, "truncated")
+  expect_match(got$plus_64$message, "truncated")
+  for (label in names(got)) {
+    expect_match(got[[label]]$unserialized$message, "^shmr: .*corrupt", label = label)
+  }
+})
+
+test_that("offsets past the end of the region are rejected", {
+  past <- function(kind, field, with_attributes = FALSE, value = quote(length(b) + 4096)) {
+    bquote(put_u64(b, field_at(b, .(kind), .(field), .(with_attributes)), .(value)))
+  }
+  got <- corrupt_and_map(list(
+    double_data = past("double", "data_offset"),
+    double_data_at_start = past("double", "data_offset", value = 0),
+    integer_data = past("integer", "data_offset"),
+    logical_data = past("logical", "data_offset"),
+    raw_data = past("raw", "data_offset"),
+    complex_data = past("complex", "data_offset"),
+    string_index = past("string", "index_offset"),
+    string_meta = past("string", "meta_offset"),
+    string_bytes = past("string", "data_offset"),
+    list_elements = past("list", "data_offset"),
+    serialized_data = past("serialized", "data_offset"),
+    attribute_table = past("integer", "attr_offset", TRUE),
+    attribute_table_huge = past("integer", "attr_offset", TRUE, 2^60),
+    attribute_name = quote(put_u64(b, attribute_entry(b), length(b) - 2)),
+    attribute_name_huge = quote(put_u64(b, attribute_entry(b), 2^62))
+  ))
+  # Pointing the double vector's data at the header is in bounds and aligned:
+  # the region is structurally valid, only its values change.
+  expect_true(got$double_data_at_start$ok)
+  expect_false(got$double_data_at_start$same)
+  got$double_data_at_start <- NULL
+  expect_all_rejected(got)
+  expect_match(got$double_data$message, "vector data lies outside")
+  expect_match(got$string_index$message, "string index lies outside")
+  expect_match(got$string_meta$message, "string metadata lies outside")
+  expect_match(got$string_bytes$message, "string bytes lies outside")
+  expect_match(got$list_elements$message, "list element table lies outside")
+  expect_match(got$serialized_data$message, "serialized data lies outside")
+  expect_match(got$attribute_table$message, "attribute table lies outside")
+  expect_match(got$attribute_name$message, "attribute name outside the region")
+})
+
+test_that("huge lengths and counts are rejected", {
+  set_field <- function(kind, field, value, with_attributes = FALSE, put = quote(put_u64)) {
+    bquote(.(put)(b, field_at(b, .(kind), .(field), .(with_attributes)), .(value)))
+  }
+  grow <- function(kind, by) {
+    bquote(put_u64(b, field_at(b, .(kind), "length"), u64(b, field_at(b, .(kind), "length")) + .(by)))
+  }
+  got <- corrupt_and_map(list(
+    double_length = set_field("double", "length", 2^62),
+    double_length_plus_one = grow("double", 1),
+    double_size = set_field("double", "data_size", 2^61),
+    integer_length = set_field("integer", "length", 2^53),
+    complex_length = set_field("complex", "length", 2^60),
+    string_count = set_field("string", "length", 2^60),
+    string_count_plus_100 = grow("string", 100),
+    string_bytes_size = set_field("string", "data_size", 2^62),
+    list_length = set_field("list", "length", 2^61),
+    list_length_plus_one = grow("list", 1),
+    serialized_length = set_field("serialized", "length", 2^50),
+    attribute_count = set_field("integer", "attr_count", 2^32 - 1, TRUE, quote(put_u32)),
+    attribute_name_length = quote(put_u32(b, attribute_entry(b) + 8, 2^32 - 1)),
+    attribute_name_empty = quote(put_u32(b, attribute_entry(b) + 8, 0)),
+    null_with_length = quote({
+      at <- field_at(b, "double", "kind")
+      put_u64(put_u32(b, at, KIND[["null"]]), at + FIELD[["length"]], 5)
+    }),
+    unknown_kind = set_field("double", "kind", 77, put = quote(put_u32))
+  ), via_unserialize = TRUE)
+  expect_all_rejected(got)
+  expect_match(got$double_length$message, "length that does not match")
+  expect_match(got$string_count$message, "too many strings")
+  expect_match(got$list_length$message, "does not match its element table")
+  expect_match(got$serialized_length$message, "inconsistent serialized size")
+  expect_match(got$attribute_name_length$message, "attribute name outside")
+  expect_match(got$null_with_length$message, "NULL with a length")
+  expect_match(got$unknown_kind$message, "unknown kind 77")
+  # Through unserialize(), the changed double vector node is rejected too.
+  for (label in c("double_length", "double_size", "double_length_plus_one", "unknown_kind",
+                  "null_with_length")) {
+    expect_match(got[[label]]$unserialized$message, "^shmr: .*corrupt", label = label)
+  }
+})
+
+test_that("bad string offsets and encodings are an error when the element is read", {
+  got <- corrupt_and_map(list(
+    end_past_bytes = quote(put_u64(b, u64(b, field_at(b, "string", "index_offset")), 1e9)),
+    end_huge = quote(put_u64(b, u64(b, field_at(b, "string", "index_offset")), 2^63)),
+    ends_decreasing = quote(put_u64(b, u64(b, field_at(b, "string", "index_offset")) + 8, 0)),
+    bad_encoding = quote({
+      b[u64(b, field_at(b, "string", "meta_offset")) + 1] <- as.raw(7)
+      b
+    }),
+    embedded_nul = quote({
+      b[u64(b, field_at(b, "string", "data_offset")) + 1] <- as.raw(0)
+      b
+    })
+  ))
+  expect_all_rejected(got)
+  expect_match(got$end_past_bytes$message, "outside its bytes")
+  expect_match(got$ends_decreasing$message, "outside its bytes")
+  expect_match(got$bad_encoding$message, "unknown encoding byte")
+  expect_match(got$embedded_nul$message, "element with a NUL byte")
+})
+
+test_that("cyclic and forward references are rejected", {
+  root_elements <- quote(u64(b, node_at(b, root_index(b)) + FIELD[["data_offset"]]))
+  got <- corrupt_and_map(list(
+    list_refers_to_itself = bquote(put_u64(b, .(root_elements), root_index(b))),
+    list_refers_forward = quote({
+      inner <- find_node(b, KIND[["list"]])
+      put_u64(b, u64(b, node_at(b, inner) + FIELD[["data_offset"]]), inner + 1)
+    }),
+    list_refers_past_the_table = bquote(put_u64(b, .(root_elements) + 8, 2^40)),
+    attribute_refers_to_itself = quote(
+      put_u64(b, attribute_entry(b) + 16, find_node(b, KIND[["integer"]], TRUE))
+    ),
+    attribute_refers_to_the_root = quote(put_u64(b, attribute_entry(b) + 16, root_index(b))),
+    root_attribute_cycle = quote({
+      # The root list's names point back at the root list itself.
+      table <- u64(b, node_at(b, root_index(b)) + FIELD[["attr_offset"]])
+      put_u64(b, table + 16, root_index(b))
+    })
+  ))
+  expect_all_rejected(got)
+  expect_match(got$list_refers_to_itself$message, "invalid element node")
+  expect_match(got$list_refers_forward$message, "invalid element node")
+  expect_match(got$attribute_refers_to_itself$message, "refers to an invalid node")
+  expect_match(got$root_attribute_cycle$message, "refers to an invalid node")
+})
+
+test_that("garbage of every size is rejected", {
+  garbage <- function(n, seed) {
+    bquote({
+      set.seed(.(seed))
+      as.raw(sample(0:255, .(n), TRUE))
+    })
+  }
+  got <- corrupt_and_map(list(
+    same_size = garbage(quote(length(b)), 1), small = garbage(200, 2), page = garbage(4096, 3),
+    magic_then_garbage = quote({
+      set.seed(4)
+      c(b[1:16], as.raw(sample(0:255, length(b) - 16, TRUE)))
+    }),
+    header_then_garbage = quote({
+      set.seed(5)
+      c(b[1:128], as.raw(sample(0:255, length(b) - 128, TRUE)))
+    })
+  ))
+  expect_all_rejected(got, ".")
+})
+
+test_that("every byte of the header and node table flipped: clear error or a usable object", {
+  # Each byte of the header and the node table (in the long variant, of the
+  # whole region) is replaced by its complement in turn. Each copy is either
+  # refused with an error or maps to an object R can use (data bytes carry
+  # no checksum, so values may differ).
+  got <- in_other_process(function(tools, sample, long) {
     dir <- tempfile("shm")
     dir.create(dir, mode = "0700")
     Sys.setenv(SHMR_SHM_DIR = dir)
-    x <- share(list(a = c(1.5, 2.5, 3.5), b = c("x", "yy", NA)))
-    name <- shared_name(x)
-    path <- file.path(dir, name)
+    x <- share(sample(), backing = "shm")
+    path <- file.path(dir, shared_name(x))
     bytes <- readBin(path, "raw", file.size(path))
-    target <- file.path(dir, "shmr_corrupted")
-    writeBin(mutate(bytes), target)
-    Sys.chmod(target, "0600")
-    out <- tryCatch({
-      y <- map_shared("shmr_corrupted")
-      list(ok = TRUE, value = fetch(y))
-    }, error = function(e) list(ok = FALSE, message = conditionMessage(e)))
-    out
-  }, list(mutate = mutate))
-}
-
-u64 <- function(bytes, offset) {
-  sum(as.numeric(bytes[offset + 1:8]) * 256^(0:7))
-}
-
-put_u64 <- function(bytes, offset, value) {
-  bytes[offset + 1:8] <- as.raw(floor(value / 256^(0:7)) %% 256)
-  bytes
-}
-
-test_that("truncated regions are rejected", {
-  got <- corrupt_and_map(function(b) b[1:(length(b) - 64)])
-  expect_false(got$ok)
-  expect_match(got$message, "corrupt.*truncated")
-  got <- corrupt_and_map(function(b) b[1:40])
-  expect_false(got$ok)
-  expect_match(got$message, "corrupt")
-})
-
-test_that("bad magic, version and sizes are rejected", {
-  expect_match(corrupt_and_map(function(b) { b[2] <- as.raw(0); b })$message, "magic")
-  expect_match(corrupt_and_map(function(b) { b[9] <- as.raw(99); b })$message, "format version is 99")
-  expect_match(corrupt_and_map(function(b) put_u64(b, 56, 1e12))$message, "corrupt")
-  expect_match(corrupt_and_map(function(b) put_u64(b, 72, 1e6))$message, "root node")
-})
-
-test_that("node fields pointing outside the region are rejected", {
-  node_offset <- function(b, i) u64(b, 64) + 64 * i
-  # data_offset of node 0 far past the end
-  got <- corrupt_and_map(function(b) put_u64(b, node_offset(b, 0) + 16, 2^40))
-  expect_false(got$ok)
-  expect_match(got$message, "corrupt")
-  # huge length whose byte size overflows
-  got <- corrupt_and_map(function(b) put_u64(b, node_offset(b, 0) + 8, 2^62))
-  expect_false(got$ok)
-  expect_match(got$message, "corrupt")
-  # unknown node kind
-  got <- corrupt_and_map(function(b) { b[node_offset(b, 0) + 1] <- as.raw(77); b })
-  expect_match(got$message, "unknown kind")
-})
-
-test_that("bad string offsets are an error when the element is read", {
-  got <- corrupt_and_map(function(b) {
-    # Find the String node and make its first end offset point past its bytes.
-    table <- u64(b, 64)
-    count <- u64(b, 56)
-    for (i in seq_len(count) - 1) {
-      at <- table + 64 * i
-      if (b[at + 1] == as.raw(6)) {
-        index <- u64(b, at + 32)
-        return(put_u64(b, index, 1e9))
-      }
+    target <- file.path(dir, "shmr_flipped")
+    end <- if (long) length(bytes) else tools$u64(bytes, 64) + 64 * tools$u64(bytes, 56)
+    messages <- character()
+    accepted <- 0
+    for (pos in seq_len(end)) {
+      b <- bytes
+      b[pos] <- xor(b[pos], as.raw(0xff))
+      unlink(target)
+      writeBin(b, target)
+      result <- tryCatch({
+        y <- map_shared("shmr_flipped")
+        # Use it as a worker would: copy, serialize, print.
+        invisible(fetch(y))
+        invisible(serialize(y, NULL))
+        invisible(utils::capture.output(utils::str(y)))
+        ""
+      }, error = function(e) conditionMessage(e))
+      if (nzchar(result)) messages <- c(messages, result) else accepted <- accepted + 1
     }
-    stop("no string node")
-  })
-  expect_false(got$ok)
-  expect_match(got$message, "outside its bytes")
-})
-
-test_that("a list that refers to itself is rejected", {
-  got <- corrupt_and_map(function(b) {
-    table <- u64(b, 64)
-    root <- u64(b, 72)
-    at <- table + 64 * root
-    children <- u64(b, at + 16)
-    put_u64(b, children, root)
-  })
-  expect_false(got$ok)
-  expect_match(got$message, "invalid element node")
-})
-
-test_that("garbage is rejected", {
-  set.seed(1)
-  got <- corrupt_and_map(function(b) as.raw(sample(0:255, length(b), TRUE)))
-  expect_false(got$ok)
-  expect_match(got$message, "corrupt")
+    list(messages = messages, accepted = accepted, tried = end)
+  }, list(tools = corruption_tools(), sample = local({
+    s <- corruption_sample
+    environment(s) <- globalenv()
+    s
+  }), long = long_tests()))
+  expect_gt(length(got$messages), got$tried / 4)
+  expect_gt(got$accepted, 0)
+  # Every error is shmr's: from the reader, or R refusing what a flip made
+  # of an attribute, reported with the region's name.
+  expect_true(all(grepl("^shmr: ", got$messages)),
+              info = paste(unique(got$messages[!grepl("^shmr: ", got$messages)]), collapse = "\n"))
 })

@@ -75,3 +75,17 @@ test_that("readonly shares never change on disk, for either backing", {
     expect_identical(format(file.info(path)$mode), "600", info = backing)
   }
 })
+
+test_that("a writable share that falls back to a file mapping can be changed in place", {
+  # Regression: the fallback message was signalled through cli, which
+  # records the calling frames; share()'s frame then kept a second reference
+  # to the new object, and its first change was refused as a private copy.
+  old <- options(shmr.shm_capacity = 4096)
+  on.exit(options(old))
+  shmr:::reset_fallback_message()
+  expect_message(w <- share(numeric(1e4), readonly = FALSE), class = "shmr_backing_message")
+  expect_identical(shared_info(w)$backing, "mmap")
+  w[3] <- 42
+  expect_identical(map_shared(shared_name(w))[3], 42)
+  close(w)
+})
