@@ -96,7 +96,7 @@ test_that("another user can neither read nor map this user's regions", {
     "  tryCatch({ map_shared(n); 'mapped' }, error = function(e) conditionMessage(e)), '')",
     "unser <- tryCatch({ unserialize(input$stream); 'mapped' }, error = function(e) conditionMessage(e))",
     "listed <- intersect(shared_regions()$name, input$names)",
-    "pruned <- intersect(prune_shared(), input$names)",
+    "pruned <- intersect(as.character(prune_shared()), input$names)",
     "removed <- remove_shared('test_other_user')",
     "list(read = unname(read), mapped = unname(mapped), unser = unser, listed = listed,",
     "     pruned = pruned, removed = removed)"
