@@ -36,6 +36,7 @@ make_plots <- function(results, out_dir) {
   }
   bars("parallel_colmeans", "time", "parallel_colmeans_time.png", "seconds")
   bars("parallel_colmeans", "private memory growth per worker", "parallel_colmeans_memory.png", "MB")
+  bars("dataframe_workers", "time", "dataframe_workers_time.png", "seconds")
   bars("dataframe_workers", "private memory growth per worker", "dataframe_workers_memory.png", "MB")
   invisible()
 }
