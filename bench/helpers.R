@@ -9,8 +9,39 @@ new_context <- function(quick, out_dir, systems) {
   ctx$systems <- systems
   # The largest vector for the "2 GB" metrics; smaller in quick mode.
   ctx$big <- if (quick) 128 * 2^20 else 2 * 2^30
-  ctx$sizes <- if (quick) c(1, 64, 256) * 2^20 else c(1, 64, 512, 2048) * 2^20
+  # The vector scanned whole (range(), ==, identical(), sum()): their time
+  # grows with the size and their ratios do not, so 512 MB is enough.
+  ctx$scan_size <- if (quick) 64 * 2^20 else 512 * 2^20
+  ctx$sizes <- if (quick) c(1, 64, 128) * 2^20 else c(1, 64, 512, 2048) * 2^20
   ctx$reps <- if (quick) 3L else 5L
+  # Repeats at a size: copies of 512 MB and more take seconds each and vary
+  # less, so 3 of them keep the full run within its time budget.
+  ctx$reps_at <- function(size) if (size >= 512 * 2^20) min(ctx$reps, 3L) else ctx$reps
+  # The memory a run may take (its processes' private memory plus the shared
+  # memory it creates): SHMR_BENCH_MEMORY_GB, 10 by default. A case that
+  # would take more, or leave less than 2 GB free, is skipped with the
+  # reason recorded.
+  ctx$memory_budget <- as.numeric(Sys.getenv("SHMR_BENCH_MEMORY_GB", "10")) * 1e9
+  ctx$fits <- function(bytes) bytes <= min(ctx$memory_budget, available_memory() - 2e9)
+  ctx$skip_reason <- function(bytes, what) {
+    sprintf("needs about %.1f GB (%s); the budget is %.0f GB and %.1f GB are available",
+            bytes / 1e9, what, ctx$memory_budget / 1e9, available_memory() / 1e9)
+  }
+  # One random double vector of `size` bytes, reused by the metrics that
+  # share a vector of each size (only the latest size is kept).
+  cached <- NULL
+  ctx$vector <- function(size) {
+    if (is.null(cached) || length(cached) != size / 8) {
+      cached <<- NULL
+      invisible(gc())
+      cached <<- runif(size / 8)
+    }
+    cached
+  }
+  ctx$drop_vector <- function() {
+    cached <<- NULL
+    invisible(gc())
+  }
   ctx$record <- function(metric, case, system, size_bytes, value, unit) {
     rows[[length(rows) + 1L]] <<- data.frame(
       metric = metric, case = case, system = system, size_bytes = size_bytes,
@@ -42,34 +73,46 @@ seconds <- function(f) {
 
 median_seconds <- function(f, reps) median(vapply(seq_len(reps), function(i) seconds(f), 0))
 
-anonymous_bytes <- function(pid = Sys.getpid()) {
+# A field of /proc/<pid>/smaps_rollup, in bytes. Workers that read their
+# own memory are sent it along with anonymous_bytes().
+smaps_bytes <- function(field, pid = Sys.getpid()) {
   lines <- readLines(sprintf("/proc/%d/smaps_rollup", pid))
-  line <- grep("^Anonymous:", lines, value = TRUE)
-  as.numeric(sub("^Anonymous:\\s*([0-9]+) kB.*$", "\\1", line)) * 1024
+  line <- grep(paste0("^", field, ":"), lines, value = TRUE)
+  as.numeric(sub("^[^:]+:\\s*([0-9]+) kB.*$", "\\1", line)) * 1024
 }
+# Memory private to the process: its heap and pages it copied on write.
+anonymous_bytes <- function(pid = Sys.getpid()) smaps_bytes("Anonymous", pid)
+# Pages only this process maps and has written; for forked workers, whose
+# Anonymous memory starts out shared with their parent.
+private_dirty_bytes <- function(pid = Sys.getpid()) smaps_bytes("Private_Dirty", pid)
 
-# A consumer process with the adapters loaded; close it with $close().
-consumer <- function() {
+# A consumer process with the adapters loaded and the package of `system`
+# (every system's when NULL); close it with $close().
+consumer <- function(system = NULL) {
   session <- callr::r_session$new()
-  session$run(function(helpers, systems_file) {
+  session$run(function(helpers, systems_file, system) {
     suppressPackageStartupMessages(library(shmr))
     source(helpers)
     source(systems_file)
     assign("systems", systems, globalenv())
-    # Load every peer now, so that no timing includes loading a package.
+    # Load the package now, so that no timing includes loading it.
     for (s in systems) {
-      if (!is.null(s$package)) suppressPackageStartupMessages(requireNamespace(s$package, quietly = TRUE))
+      if (!is.null(s$package) && (is.null(system) || s$name == system)) {
+        suppressPackageStartupMessages(requireNamespace(s$package, quietly = TRUE))
+      }
     }
     invisible(gc())
     NULL
   }, list(helpers = normalizePath("bench/helpers.R"),
-          systems_file = Sys.getenv("SHMR_BENCH_SYSTEMS", normalizePath("bench/systems.R"))))
+          systems_file = Sys.getenv("SHMR_BENCH_SYSTEMS", normalizePath("bench/systems.R")),
+          system = system))
   session
 }
 
-# Runs f(...) once in a fresh consumer process, which is closed afterwards.
-in_consumer <- function(f, args) {
-  worker <- consumer()
+# Runs f(...) once in a fresh consumer process for `system`, which is
+# closed afterwards.
+in_consumer <- function(f, args, system = NULL) {
+  worker <- consumer(system)
   on.exit(worker$close())
   worker$run(f, args)
 }
@@ -83,4 +126,19 @@ mb <- function(bytes) bytes / 2^20
 available_memory <- function() {
   line <- grep("^MemAvailable:", readLines("/proc/meminfo"), value = TRUE)
   as.numeric(sub("^MemAvailable:\\s*([0-9]+) kB.*$", "\\1", line)) * 1024
+}
+
+# The machine's limits for `size` bytes from bench/physical_limit.cpp (built
+# on first use), `reps` repeats: a data frame of metric, case, size_bytes,
+# value, unit.
+physical_limit <- function(size, reps) {
+  binary <- file.path("build", "physical_limit")
+  if (!file.exists(binary) ||
+      file.mtime(binary) < file.mtime("bench/physical_limit.cpp")) {
+    dir.create("build", showWarnings = FALSE)
+    status <- system2("g++", c("-O2", "-std=c++17", "-o", binary, "bench/physical_limit.cpp"))
+    if (status != 0) stop("could not build bench/physical_limit.cpp")
+  }
+  out <- system2(binary, c(format(size, scientific = FALSE), reps), stdout = TRUE)
+  utils::read.csv(text = out, stringsAsFactors = FALSE)
 }

@@ -6,25 +6,36 @@ make_plots <- function(results, out_dir) {
     return(invisible())
   }
   type <- if (capabilities("cairo")) "cairo" else "Xlib"
-  by_size <- function(metric, case, file, ylab, log = "x") {
+  # `extra`: more rows to draw as lines of their own (a limit, say).
+  by_size <- function(metric, case, file, ylab, log = "x", extra = NULL, where = "topleft") {
     d <- results[results$metric == metric & results$case == case & !is.na(results$value) &
                    !is.na(results$size_bytes), ]
+    d <- rbind(d, extra)
     if (!nrow(d)) return(invisible())
     png(file.path(out_dir, file), width = 900, height = 600, type = type)
     on.exit(dev.off())
     systems <- unique(d$system)
     colours <- seq_along(systems)
-    plot(NA, xlim = range(d$size_bytes / 2^20), ylim = range(d$value, 0), log = log,
+    # A log y axis has no zero.
+    ylim <- if (grepl("y", log)) range(d$value) else range(d$value, 0)
+    plot(NA, xlim = range(d$size_bytes / 2^20), ylim = ylim, log = log,
          xlab = "size (MB)", ylab = ylab, main = paste(metric, "-", case))
     for (k in seq_along(systems)) {
       s <- d[d$system == systems[k], ]
       s <- s[order(s$size_bytes), ]
       lines(s$size_bytes / 2^20, s$value, type = "b", col = colours[k], pch = 19)
     }
-    legend("topleft", legend = systems, col = colours, pch = 19, bty = "n")
+    legend(where, legend = systems, col = colours, pch = 19, bty = "n")
   }
-  by_size("share_throughput", "double vector", "share_throughput.png", "GB/s")
-  by_size("map_time", "double vector", "map_time.png", "microseconds")
+  # The physical limit: the fastest way of writing into fresh shm pages.
+  fresh <- results[results$metric == "memcpy_fresh_shm" & results$unit == "GB/s", ]
+  limit <- do.call(rbind, lapply(split(fresh, fresh$size_bytes), function(d) d[which.max(d$value), ]))
+  if (!is.null(limit)) limit$system <- "memcpy into fresh shm (limit)"
+  by_size("share_throughput", "double vector", "share_throughput.png", "GB/s", extra = limit,
+          where = "bottomright")
+  # Log scale: bettermc's map takes a thousand times the others'.
+  by_size("map_time", "double vector", "map_time.png", "microseconds (log scale)", log = "xy",
+          where = "right")
   bars <- function(metric, case, file, ylab) {
     d <- results[results$metric == metric & results$case == case & !is.na(results$value), ]
     if (!nrow(d)) return(invisible())
@@ -36,6 +47,7 @@ make_plots <- function(results, out_dir) {
   }
   bars("parallel_colmeans", "time", "parallel_colmeans_time.png", "seconds")
   bars("parallel_colmeans", "private memory growth per worker", "parallel_colmeans_memory.png", "MB")
+  bars("dataframe_workers", "time", "dataframe_workers_time.png", "seconds")
   bars("dataframe_workers", "private memory growth per worker", "dataframe_workers_memory.png", "MB")
   invisible()
 }

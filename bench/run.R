@@ -1,8 +1,11 @@
-# The benchmark driver: Rscript bench/run.R [--quick] [--out DIR]
-# Runs every metric in bench/metrics/, writes DIR/latest.csv and the plots.
+# The benchmark driver: Rscript bench/run.R [--quick] [--out DIR] [--only REGEX]
+# Runs every metric in bench/metrics/ (or those whose file name matches
+# REGEX), writes DIR/latest.csv and the plots.
 args <- commandArgs(trailingOnly = TRUE)
 quick <- "--quick" %in% args
-out_dir <- if ("--out" %in% args) args[which(args == "--out") + 1L] else "bench/results"
+option <- function(flag, default) if (flag %in% args) args[which(args == flag) + 1L] else default
+out_dir <- option("--out", "bench/results")
+only <- option("--only", "")
 dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
 
 suppressPackageStartupMessages(library(shmr))
@@ -14,6 +17,7 @@ source(systems_file)
 ctx <- new_context(quick = quick, out_dir = out_dir, systems = systems)
 
 metric_files <- sort(list.files("bench/metrics", pattern = "\\.R$", full.names = TRUE))
+metric_files <- metric_files[grepl(only, basename(metric_files))]
 for (file in metric_files) {
   env <- new.env(parent = globalenv())
   sys.source(file, envir = env)

@@ -1,34 +1,56 @@
-# What a consumer pays to use a big shared double vector: element access,
-# reads through a writable pointer (range, ==, identical), one write, and a
-# full scan; time and growth of its own memory (Anonymous), against an
-# ordinary in-memory vector in the same kind of process.
+# What a consumer pays to use a big shared double vector: element access and
+# one write on a 2 GB vector (ctx$big), reads through a writable pointer
+# (range, ==, identical) and a full scan (sum) on a ctx$scan_size vector;
+# time and growth of its own memory (Anonymous), against an ordinary
+# in-memory vector in the same kind of process.
+element_probes <- c("x[5]", "x[[7]]", "x[1:10]", "x[1] <- 0")
+scan_probes <- c("range(x)", "x == 5", "identical(x, y)", "sum(x)")
+
 run <- function(ctx) {
-  size <- ctx$big
-  for (s in ctx$usable("consumer_access")) {
-    if (is.finite(s$max_maps)) {
-      # One map per share (bettermc): a new share for every probe.
-      rows <- do.call(rbind, lapply(probe_names, function(probe) {
-        handle <- s$share(runif(size / 8))
-        on.exit({
-          s$release(handle)
-          invisible(gc())
-        })
-        measure_consumer(s$name, s$token(handle), ctx$reps, only = probe)
-      }))
-    } else {
-      handle <- s$share(runif(size / 8))
-      rows <- measure_consumer(s$name, s$token(handle), ctx$reps)
-      s$release(handle)
-      rm(handle)
-      invisible(gc())
-    }
-    record_rows(ctx, rows, s$name, size)
+  # Each plan: a vector size and the probes run on it.
+  plans <- if (ctx$big == ctx$scan_size) {
+    list(list(size = ctx$big, probes = c(element_probes, scan_probes)))
+  } else {
+    list(list(size = ctx$big, probes = element_probes),
+         list(size = ctx$scan_size, probes = scan_probes))
   }
-  record_rows(ctx, measure_consumer(NULL, size, ctx$reps), "ordinary", size)
+  for (s in ctx$usable("consumer_access")) measure_system(ctx, s, plans)
+  ctx$drop_vector()
+  worker <- consumer("ordinary")
+  on.exit(worker$close())
+  for (plan in plans) {
+    record_rows(ctx, measure_consumer(worker, NULL, plan$size, plan$probes, ctx$reps),
+                "ordinary", plan$size)
+  }
 }
 
-probe_names <- c("x[5]", "x[[7]]", "x[1:10]", "range(x)", "x == 5", "identical(x, y)",
-                 "x[1] <- 0", "sum(x)")
+# The probes of one system, in one consumer process. At its peak this holds
+# the creator's vector, its shared copy and a private copy in the consumer
+# (mori copies the vector on first access).
+measure_system <- function(ctx, s, plans) {
+  worker <- consumer(s$name)
+  on.exit(worker$close())
+  for (plan in plans) {
+    size <- plan$size
+    if (!ctx$fits(3 * size)) {
+      ctx$record("consumer_access", "skipped", s$name, size, NA,
+                 ctx$skip_reason(3 * size, "the vector, its shared copy and a consumer's copy"))
+      next
+    }
+    # A token that can be mapped once only (bettermc): a new share per probe.
+    groups <- if (is.finite(s$max_maps)) as.list(plan$probes) else list(plan$probes)
+    for (group in groups) {
+      handle <- s$share(ctx$vector(size))
+      rows <- tryCatch(measure_consumer(worker, s$name, s$token(handle), group, ctx$reps),
+                       finally = {
+                         s$release(handle)
+                         rm(handle)
+                         invisible(gc())
+                       })
+      record_rows(ctx, rows, s$name, size)
+    }
+  }
+}
 
 record_rows <- function(ctx, rows, system, size) {
   for (i in seq_len(nrow(rows))) {
@@ -36,19 +58,16 @@ record_rows <- function(ctx, rows, system, size) {
   }
 }
 
-# In a fresh consumer: name NULL means an ordinary vector of `token` bytes.
-# `only`: run just that probe (for tokens that can be mapped once).
-measure_consumer <- function(name, token, reps, only = NULL) {
-  worker <- consumer()
-  on.exit(worker$close())
-  worker$run(function(name, token, reps, only) {
-    wanted <- function(probe) is.null(only) || identical(only, probe)
+# The probes in a consumer process (`worker`): name NULL means an ordinary
+# vector of `token` bytes. Each probe maps the vector afresh and drops it.
+measure_consumer <- function(worker, name, token, probes, reps) {
+  worker$run(function(name, token, probes, reps) {
     s <- if (is.null(name)) NULL else systems[[name]]
     fresh <- function() {
       # The ordinary baseline: a plain vector, quick to make at 2 GB.
       if (is.null(s)) seq_len(token / 8) + 0.5 else s$map(token)
     }
-    # Warm repeats: a few suffice, and range() at 2 GB is slow for ALTREP.
+    # Warm repeats: a few suffice, and range() is slow for ALTREP vectors.
     warm_reps <- min(reps, 3L)
     read <- compiler::cmpfun(if (is.null(s)) function(obj, i) obj[i] else read_of(s))
     out <- list()
@@ -56,11 +75,30 @@ measure_consumer <- function(name, token, reps, only = NULL) {
       out[[length(out) + 1L]] <<- data.frame(metric = metric, case = case, value = value,
                                              unit = unit, stringsAsFactors = FALSE)
     }
-    # Time and memory growth of f(obj) on a freshly mapped object, first call.
-    # `prepare(obj)` builds what f needs besides obj, outside the timing.
-    probe <- function(metric, case, f, vector_only = FALSE, prepare = function(obj) NULL) {
-      if (!wanted(case)) return(invisible())
-      if (case == "identical(x, y)" && is.finite(if (is.null(s)) Inf else s$max_maps)) {
+    # Warm times of f(obj, extra), recorded as `case`; with `alongside`, when
+    # obj is a shared vector, alternating with f on an ordinary copy of it
+    # made here (and `prepare_plain` of that copy), so that their ratio is
+    # taken in the same process at the same moment: the shared machine's
+    # speed drifts.
+    warm <- function(metric, case, f, obj, extra, alongside = FALSE,
+                     prepare_plain = function(plain) NULL) {
+      plain <- if (alongside && !is.null(s) && is.numeric(obj)) obj + 0 else NULL
+      plain_extra <- if (is.null(plain)) NULL else prepare_plain(plain)
+      times <- vapply(seq_len(warm_reps), function(i) {
+        c(shared = seconds(function() f(obj, extra)),
+          plain = if (is.null(plain)) NA else seconds(function() f(plain, plain_extra)))
+      }, c(shared = 0, plain = 0))
+      add(metric, case, median(times["shared", ]) * 1e3, "ms")
+      if (!is.null(plain)) {
+        add(metric, paste0(case, ", ordinary copy alongside"), median(times["plain", ]) * 1e3, "ms")
+      }
+    }
+    # Time and memory growth of f(obj) on a freshly mapped object, first call,
+    # then warm. `prepare(obj)` builds what f needs besides obj, untimed.
+    probe <- function(metric, case, f, vector_only = FALSE, prepare = function(obj) NULL,
+                      alongside = FALSE, prepare_plain = function(plain) NULL) {
+      if (!(case %in% probes)) return(invisible())
+      if (case == "identical(x, y)" && !is.null(s) && is.finite(s$max_maps)) {
         add(metric, paste(case, "time"), NA, "needs two maps of one share")
         return(invisible())
       }
@@ -76,15 +114,12 @@ measure_consumer <- function(name, token, reps, only = NULL) {
       before <- anonymous_bytes()
       t <- tryCatch(seconds(function() f(obj, extra)), error = function(e) e)
       if (inherits(t, "error")) {
-        # A system may refuse an operation (shard denies writes): a result too.
         add(metric, paste(case, "time"), NA, paste("error:", conditionMessage(t)))
         return(invisible())
       }
       add(metric, paste(case, "time"), t * 1e3, "ms")
       add(metric, paste(case, "memory growth"), (anonymous_bytes() - before) / 2^20, "MB")
-      # Again on the same object: pages already touched.
-      warm <- median(vapply(seq_len(warm_reps), function(i) seconds(function() f(obj, extra)), 0))
-      add(metric, paste(case, "time, warm"), warm * 1e3, "ms")
+      warm(metric, paste(case, "time, warm"), f, obj, extra, alongside, prepare_plain)
       rm(obj, extra)
       invisible(gc())
     }
@@ -93,44 +128,53 @@ measure_consumer <- function(name, token, reps, only = NULL) {
       if (is.numeric(obj)) obj[[7]] else read(obj, 7)
     })
     probe("element_access", "x[1:10]", function(obj, extra) read(obj, 1:10))
-    probe("writable_pointer_read", "range(x)", function(obj, extra) range(obj), vector_only = TRUE)
-    probe("writable_pointer_read", "x == 5", function(obj, extra) obj == 5, vector_only = TRUE)
+    probe("writable_pointer_read", "range(x)", function(obj, extra) range(obj), vector_only = TRUE,
+          alongside = TRUE)
+    probe("writable_pointer_read", "x == 5", function(obj, extra) obj == 5, vector_only = TRUE,
+          alongside = TRUE)
+    # y: a second map of the same share, or a copy of an ordinary vector.
     probe("writable_pointer_read", "identical(x, y)", function(obj, y) identical(obj, y),
-          vector_only = TRUE,
-          prepare = function(obj) if (is.null(s)) obj + 0 else s$map(token))
+          vector_only = TRUE, alongside = TRUE,
+          prepare = function(obj) if (is.null(s)) obj + 0 else s$map(token),
+          prepare_plain = function(plain) plain + 0)
     # One write, on a variable referenced once (as at the top level), so R
     # modifies it in place; passing it to a function would force a copy.
-    if (wanted("x[1] <- 0")) {
-    obj <- fresh()
-    if (is.numeric(obj)) {
-      invisible(gc())
-      before <- anonymous_bytes()
-      t0 <- Sys.time()
-      failed <- tryCatch({
-        obj[1] <- 0
-        NULL
-      }, error = function(e) conditionMessage(e))
-      t <- as.numeric(Sys.time() - t0, units = "secs")
-      if (is.null(failed)) {
-        add("one_write", "x[1] <- 0 time", t * 1e3, "ms")
-        add("one_write", "x[1] <- 0 memory growth", (anonymous_bytes() - before) / 2^20, "MB")
+    if ("x[1] <- 0" %in% probes) {
+      obj <- fresh()
+      if (is.numeric(obj)) {
+        invisible(gc())
+        before <- anonymous_bytes()
+        t0 <- Sys.time()
+        failed <- tryCatch({
+          obj[1] <- 0
+          NULL
+        }, error = function(e) conditionMessage(e))
+        t <- as.numeric(Sys.time() - t0, units = "secs")
+        if (is.null(failed)) {
+          add("one_write", "x[1] <- 0 time", t * 1e3, "ms")
+          add("one_write", "x[1] <- 0 memory growth", (anonymous_bytes() - before) / 2^20, "MB")
+        } else {
+          # A system may refuse the write (shard denies it): a result too.
+          add("one_write", "x[1] <- 0 time", NA, paste("error:", failed))
+        }
       } else {
-        add("one_write", "x[1] <- 0 time", NA, paste("error:", failed))
+        add("one_write", "x[1] <- 0", NA, "not a vector")
       }
-    } else {
-      add("one_write", "x[1] <- 0", NA, "not a vector")
+      rm(obj)
     }
-    rm(obj)
-    }
-    if (wanted("sum(x)")) {
+    if ("sum(x)" %in% probes) {
       obj <- fresh()
       total <- if (is.null(s)) sum else sum_of(s)
       invisible(gc())
       first <- seconds(function() total(obj))
-      warm <- median(vapply(seq_len(warm_reps), function(i) seconds(function() total(obj)), 0))
       add("full_scan", "sum(x) first touch", first * 1e3, "ms")
-      add("full_scan", "sum(x) warm", warm * 1e3, "ms")
+      warm("full_scan", "sum(x) warm", function(v, extra) total(v), obj, NULL, alongside = TRUE)
+      rm(obj)
     }
+    # Every mapped object is dropped: give back what the maps took, as the
+    # process lives on (memshare frees nothing until then).
+    invisible(gc())
+    if (!is.null(s)) s$unmap(token, NULL)
     do.call(rbind, out)
-  }, list(name = name, token = token, reps = reps, only = only))
+  }, list(name = name, token = token, probes = probes, reps = reps))
 }

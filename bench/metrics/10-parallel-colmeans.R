@@ -3,10 +3,15 @@
 # matrix in .args; time and each worker's private memory growth. mirai_map
 # sends .args with every task, so it gets one chunk of columns per worker,
 # as a careful user would write it.
+#
+# Task functions are given the global environment: a closure travels to a
+# PSOCK or mirai worker with its enclosing environment, and this one holds
+# the matrix, which would then be sent along with every task.
 run <- function(ctx) {
   res <- NULL # filled by the timed closures below
   cols <- 64L
   m <- matrix(runif(ctx$big / 8), ncol = cols)
+  invisible(gc())
   size <- as.numeric(object.size(m))
   expected <- colMeans(m)
   growth_of <- function(pids, before) mean(vapply(pids, anonymous_bytes, 0) - before) / 2^20
@@ -27,33 +32,53 @@ run <- function(ctx) {
   cl <- parallel::makePSOCKcluster(2)
   pids <- unlist(parallel::clusterCall(cl, Sys.getpid))
   before <- vapply(pids, anonymous_bytes, 0)
+  column_mean <- function(j) mean(m[, j])
+  environment(column_mean) <- globalenv()
   t <- seconds(function() {
     parallel::clusterExport(cl, "m", envir = environment())
-    res <<- unlist(parallel::parLapply(cl, seq_len(cols), function(j) mean(m[, j])))
+    res <<- unlist(parallel::parLapply(cl, seq_len(cols), column_mean))
   })
   record("parLapply + clusterExport", t, growth_of(pids, before), isTRUE(all.equal(res, expected)))
   parallel::stopCluster(cl)
 
+  # A forked worker starts sharing all of the parent's memory, which its
+  # Anonymous counts: its growth is that of Private_Dirty (pages it wrote,
+  # including those R's garbage collector copies on write), read by each
+  # worker over its chunk of columns, after a gc().
+  chunks <- split(seq_len(cols), rep(1:2, length.out = cols))
   t <- seconds(function() {
-    res <<- unlist(parallel::mclapply(seq_len(cols), function(j) mean(m[, j]), mc.cores = 2))
+    res <<- parallel::mclapply(chunks, function(js) {
+      before <- private_dirty_bytes()
+      means <- vapply(js, function(j) mean(m[, j]), 0)
+      invisible(gc())
+      list(means = means, growth = private_dirty_bytes() - before)
+    }, mc.cores = 2)
   })
-  record("mclapply (fork)", t, NA, isTRUE(all.equal(res, expected)))
+  means <- unname(unlist(lapply(res, `[[`, "means"))[order(unlist(chunks))])
+  record("mclapply (fork)", t, mean(vapply(res, `[[`, 0, "growth")) / 2^20,
+         isTRUE(all.equal(means, expected)))
 
-  # mirai serializes .args into every task: at 2 GB the caller grew to
-  # 14.6 GB here (and was killed), with the daemons' copies on top; about
-  # 12 copies of the matrix must fit.
-  if (available_memory() < 12 * size) {
+  # mirai serializes .args into every task: at its peak a run holds 7
+  # copies of the matrix (measured at 512 MB): the caller's, one serialized
+  # per task, and two in each daemon (the message and the matrix).
+  needed <- 7 * size
+  if (!ctx$fits(needed)) {
     ctx$record("parallel_colmeans", "skipped", "mirai_map (.args)", size, NA,
-               sprintf("needs about %.0f GB of memory (12 copies of the matrix); %.0f GB available",
-                       12 * size / 1e9, available_memory() / 1e9))
+               ctx$skip_reason(needed, "7 copies of the matrix"))
   } else if (requireNamespace("mirai", quietly = TRUE)) {
     mirai::daemons(2)
-    pids <- unique(unlist(mirai::mirai_map(1:8, function(i) { Sys.sleep(0.05); Sys.getpid() })[]))
+    pid_after_nap <- function(i) {
+      Sys.sleep(0.05)
+      Sys.getpid()
+    }
+    environment(pid_after_nap) <- globalenv()
+    pids <- unique(unlist(mirai::mirai_map(1:8, pid_after_nap)[]))
     before <- vapply(pids, anonymous_bytes, 0)
+    chunk_means <- function(js, m) colMeans(m[, js, drop = FALSE])
+    environment(chunk_means) <- globalenv()
     t <- seconds(function() {
-      chunks <- split(seq_len(cols), rep(1:2, length.out = cols))
-      res <<- unname(unlist(mirai::mirai_map(chunks, function(js, m) colMeans(m[, js, drop = FALSE]),
-                                             .args = list(m = m))[])[order(unlist(chunks))])
+      res <<- unname(unlist(mirai::mirai_map(chunks, chunk_means, .args = list(m = m))[])[
+        order(unlist(chunks))])
     })
     record("mirai_map (.args)", t, growth_of(pids, before), isTRUE(all.equal(res, expected)))
     mirai::daemons(0)
