@@ -113,6 +113,7 @@ share_size <- suppressWarnings(max(r$size_bytes[r$metric == "share_throughput"],
 strings_size <- suppressWarnings(max(r$size_bytes[r$metric == "strings"], na.rm = TRUE))
 frame_size <- suppressWarnings(max(r$size_bytes[r$metric == "dataframe_workers"], na.rm = TRUE))
 matrix_size <- suppressWarnings(max(r$size_bytes[r$metric == "parallel_colmeans"], na.rm = TRUE))
+fit_size <- suppressWarnings(max(r$size_bytes[r$metric == "deep_share"], na.rm = TRUE))
 
 peer_measures <- list(
   measure(sprintf("share throughput, GB/s (%s)", mb_label(share_size)), "share_throughput",
@@ -215,7 +216,11 @@ baseline_measures <- list(
   baseline(measure("10,000 tiny tasks, ms per task", "dispatch", "10,000 tiny tasks, per task"),
            c("parLapply", "mirai_map"), shmr = pool),
   baseline(measure("two results returned from workers, s", "return_results", "two results"),
-           c("parLapply", "mclapply (fork)", "mirai_map"), shmr = pool)
+           c("parLapply", "mclapply (fork)", "mirai_map"), shmr = pool),
+  baseline(measure(sprintf("lm fit (%s): `share(deep = TRUE)` against `serialize()`, s",
+                           mb_label(fit_size)), "deep_share", "lm fit time"), "ordinary"),
+  baseline(measure("lm fit: bytes a worker receives", "deep_share", "lm fit bytes sent",
+                   kind = "size"), "ordinary")
 )
 
 # --- the standing targets ----------------------------------------------------

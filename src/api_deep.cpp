@@ -10,6 +10,7 @@
 #include "attributes.h"
 #include "r_api.h"
 #include "r_boundary.h"
+#include "view.h"
 
 using namespace shmr::glue;
 
@@ -151,5 +152,14 @@ extern "C" SEXP shmr_copy_binding(SEXP from, SEXP to, SEXP name) {
     Rf_defineVar(symbol, Rf_findVarInFrame(from, symbol), to);
   });
   return R_NilValue;
+  END_CPP11
+}
+
+// Whether `x` is a view whose region was closed: its data can no longer be
+// read, so it can be neither shared again nor copied.
+extern "C" SEXP shmr_is_closed_view(SEXP x) {
+  BEGIN_CPP11
+  ViewHandle* view = view_handle(x);
+  return Rf_ScalarLogical(view != nullptr && view->mapping->is_closed());
   END_CPP11
 }

@@ -34,6 +34,7 @@ SEXP shmr_stored_attributes(SEXP);
 SEXP shmr_rebuild(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_binding_kinds(SEXP, SEXP);
 SEXP shmr_copy_binding(SEXP, SEXP, SEXP);
+SEXP shmr_is_closed_view(SEXP);
 SEXP shmr_unmap(SEXP);
 SEXP shmr_detach(SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
@@ -70,6 +71,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_rebuild", (DL_FUNC)&shmr_rebuild, 5},
     {"shmr_binding_kinds", (DL_FUNC)&shmr_binding_kinds, 2},
     {"shmr_copy_binding", (DL_FUNC)&shmr_copy_binding, 3},
+    {"shmr_is_closed_view", (DL_FUNC)&shmr_is_closed_view, 1},
     {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
     {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},

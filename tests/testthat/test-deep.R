@@ -251,6 +251,15 @@ test_that("external pointers: balanced keeps and reports them, strict names the 
   expect_error(share(list(out = con), deep = TRUE, mode = "strict"), "connection at x\\$out")
 })
 
+test_that("a closed shared object met by the walk is kept and reported", {
+  gone <- share(runif(1e5))
+  close(gone)
+  s <- share(list(gone = gone, fresh = runif(1e5)), deep = TRUE, min_bytes = 1e4)
+  expect_true(is_shared(s$fresh))
+  expect_identical(shared_info(s)$skipped$path, "x$gone")
+  expect_match(shared_info(s)$skipped$reason, "closed")
+})
+
 test_that("a failing deep share leaves no region behind", {
   left <- with_private_shm({
     e <- new.env()
