@@ -5,7 +5,7 @@ R ?= R
 RSCRIPT ?= Rscript
 
 .PHONY: all deps install demo test test-cpp test-r check docs clean bench bench-quick \
-        fuzz fuzz-corpus
+        fuzz fuzz-corpus test-asan
 
 CXX ?= g++
 FUZZ_SECONDS ?= 60
@@ -39,6 +39,12 @@ test-cpp: deps
 test-r: install
 	@mkdir -p build
 	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts; cat build/r-counts
+
+# The R test suite against shmr built with AddressSanitizer and UBSan, in its
+# own library (build/asan-lib); see tools/run-asan-tests.sh.
+test-asan: deps
+	@mkdir -p build
+	@RSCRIPT=$(RSCRIPT) R=$(R) bash tools/run-asan-tests.sh build/asan-r-counts
 
 # libFuzzer over the region reader, locators and names (clang, installed with
 # apt-get when missing): `make fuzz FUZZ_SECONDS=600` for a long run.

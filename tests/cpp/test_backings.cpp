@@ -156,8 +156,8 @@ TEST(FileBacking, ShmRegionNameIsReservedForFileRegions) {
   const std::string name = "shmr_taken_by_shm";
   auto original = shmr::create_region(sample.description, shm_options(shm, name));
   const std::string before = shm.read_file(name);
-  // The data file is written and published first; the locator then finds the
-  // name taken, and the data file must go again.
+  // The locator is published first and finds the name taken: no data file is
+  // ever written.
   EXPECT_SHMR_ERROR(shmr::ErrorKind::AlreadyExists,
                     shmr::create_region(sample.description, file_options(shm, data, name)));
   EXPECT_TRUE(data.entries().empty());

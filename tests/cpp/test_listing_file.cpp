@@ -191,16 +191,25 @@ TEST(ListingFile, TemporaryLocatorOfADeadCreatorIsPruned) {
   EXPECT_TRUE(shm.entries().empty());
 }
 
+namespace {
+
 // The locator is published before the data file, so a creator killed while
 // writing leaves the locator and a temporary data file next to where the
-// data file would go. Simulated here by renaming a dead child's data file.
+// data file would go. Made here by renaming a dead child's data file.
+void leave_unfinished_file_region(const TempDir& shm, const TempDir& data, const std::string& name,
+                                  bool persistent) {
+  const pid_t child = create_in_dead_child(file_options(shm, data, name, persistent));
+  const std::string temp = shmr::temporary_name(child, name);
+  ASSERT_EQ(::rename(data.file(name).c_str(), data.file(temp).c_str()), 0);
+}
+
+}  // namespace
+
 TEST(ListingFile, RegionKilledWhileWritingItsDataFileIsPruned) {
   for (bool persistent : {false, true}) {
     TempDir shm, data;
     const std::string name = "shmr_half_written";
-    const pid_t child = create_in_dead_child(file_options(shm, data, name, persistent));
-    const std::string temp = shmr::temporary_name(child, name);
-    ASSERT_EQ(::rename(data.file(name).c_str(), data.file(temp).c_str()), 0);
+    leave_unfinished_file_region(shm, data, name, persistent);
     auto list = shmr::list_regions(shm.path());
     ASSERT_EQ(list.size(), 1u);
     EXPECT_TRUE(list[0].valid);
@@ -235,8 +244,7 @@ TEST(ListingFile, TemporaryDataFileOfAFinishedPersistentRegionGoesAlone) {
 TEST(ListingFile, RemoveRegionTakesAnUnfinishedDataFileToo) {
   TempDir shm, data;
   const std::string name = "shmr_removed_half";
-  const pid_t child = create_in_dead_child(file_options(shm, data, name, true));
-  ASSERT_EQ(::rename(data.file(name).c_str(), data.file(shmr::temporary_name(child, name)).c_str()), 0);
+  leave_unfinished_file_region(shm, data, name, true);
   EXPECT_TRUE(shmr::remove_region(shm.path(), name));
   EXPECT_TRUE(shm.entries().empty());
   EXPECT_TRUE(data.entries().empty());

@@ -80,12 +80,25 @@ test_that("a writable share that falls back to a file mapping can be changed in 
   # Regression: the fallback message was signalled through cli, which
   # records the calling frames; share()'s frame then kept a second reference
   # to the new object, and its first change was refused as a private copy.
-  old <- options(shmr.shm_capacity = 4096)
-  on.exit(options(old))
-  shmr:::reset_fallback_message()
-  expect_message(w <- share(numeric(1e4), readonly = FALSE), class = "shmr_backing_message")
-  expect_identical(shared_info(w)$backing, "mmap")
-  w[3] <- 42
-  expect_identical(map_shared(shared_name(w))[3], 42)
-  close(w)
+  # Run where nothing else holds the object (expect_message() would), with
+  # the message going to a file.
+  got <- in_other_process(function() {
+    log <- tempfile()
+    con <- file(log, "w")
+    sink(con, type = "message")
+    options(shmr.shm_capacity = 4096)
+    w <- share(numeric(1e4), readonly = FALSE)
+    sink(type = "message")
+    close(con)
+    changed <- tryCatch({
+      w[3] <- 42
+      "changed"
+    }, error = function(e) conditionMessage(e))
+    list(message = readLines(log), backing = shared_info(w)$backing, changed = changed,
+         seen = map_shared(shared_name(w))[3])
+  })
+  expect_match(paste(got$message, collapse = " "), "too little room")
+  expect_identical(got$backing, "mmap")
+  expect_identical(got$changed, "changed")
+  expect_identical(got$seen, 42)
 })
