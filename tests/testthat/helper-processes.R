@@ -80,7 +80,7 @@ in_small_shm <- function(code, size = "1m", data_size = NULL, options = NULL) {
 }
 
 # The long variants of the reliability tests run with SHMR_LONG_TESTS=1
-# (README, "Reliability and guarantees").
+# (README, "Reliability under faults, load and hostile input").
 long_tests <- function() identical(Sys.getenv("SHMR_LONG_TESTS"), "1")
 
 # Runs `short` or, with SHMR_LONG_TESTS=1, `long` (counts, durations).
