@@ -45,10 +45,15 @@ anonymous_bytes <- function() shmr:::process_memory()[["anonymous"]]
 # TRUE when this process may mount a private tmpfs (root, or user namespaces).
 small_tmpfs_available <- function() {
   if (Sys.which("unshare") == "" || Sys.which("mount") == "") return(FALSE)
-  probe <- suppressWarnings(system2(
-    "unshare", c("--mount", "sh", "-c", shQuote("d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d")),
-    stdout = FALSE, stderr = FALSE
-  ))
+  # The probe's mount point is removed again: R CMD check reports what
+  # tests leave in the temporary directory.
+  script <- paste(
+    "d=$(mktemp -d) || exit 1",
+    "mount -t tmpfs -o size=1m tmpfs \"$d\" && umount \"$d\"",
+    "status=$?", "rmdir \"$d\"", "exit $status", sep = "; "
+  )
+  probe <- suppressWarnings(system2("unshare", c("--mount", "sh", "-c", shQuote(script)),
+                                    stdout = FALSE, stderr = FALSE))
   identical(probe, 0L)
 }
 
