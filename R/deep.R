@@ -28,7 +28,9 @@ share_deep <- function(x, root, min_bytes, cycle, mode, share_vector) {
   result <- visit(walk, x, root)
   completed <- TRUE
   # A vector comes back shared or as it was: it needs no report of its own.
-  if (!is.atomic(result)) remember_deep_share(result, walk_report(walk))
+  # Nor does an object that came back as it was, which is not shared.
+  unchanged <- same_object(result, x) && length(walk$regions$values()) == 0L
+  if (!is.atomic(result) && !unchanged) remember_deep_share(result, walk_report(walk))
   result
 }
 
