@@ -12,9 +12,15 @@ remember_deep_share <- function(result, report) {
   # An environment (or a Reference Class object's) tells when it is gone.
   env <- if (typeof(result) == "environment") result else attr(result, ".xData", exact = TRUE)
   if (typeof(env) == "environment") {
-    reg.finalizer(env, function(e) forget_deep_share(key), onexit = FALSE)
+    reg.finalizer(env, forgetter(key), onexit = FALSE)
   }
   invisible(result)
+}
+
+# A finalizer that holds only the key, not the object it watches.
+forgetter <- function(key) {
+  force(key)
+  function(e) forget_deep_share(key)
 }
 
 forget_deep_share <- function(key) {
