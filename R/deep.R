@@ -348,7 +348,7 @@ address <- function(x) .Call(shmr_address, x)
 
 same_object <- function(a, b) identical(address(a), address(b))
 
-shared_region <- function(view) sub("\\[.*$|@.*$", "", shared_name(view))
+shared_region <- function(view) region_of_path(shared_name(view))
 
 # Reads a shmr region itself (is_shared() also answers TRUE for the result
 # of a deep share).

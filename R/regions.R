@@ -59,6 +59,8 @@ remove_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     stop("`name` must be a single string", call. = FALSE)
   }
-  name <- sub("\\[.*$|@.*$", "", name)
-  invisible(.Call(shmr_remove, name))
+  invisible(.Call(shmr_remove, region_of_path(name)))
 }
+
+# The region part of an object's name: "shmr_x[2]@names" -> "shmr_x".
+region_of_path <- function(name) sub("\\[.*$|@.*$", "", name)
