@@ -21,30 +21,35 @@ describe_positions <- function(positions) {
 
 chunk_done <- function(pool, t, reply, on_done) {
   w <- match(reply$pid, pool$pids)
-  if (!is.na(w)) pool$tasks_done[w] <- pool$tasks_done[w] + length(reply$results)
-  on_done(t, reply$results)
+  if (!is.na(w)) pool$tasks_done[w] <- pool$tasks_done[w] + length(reply$values)
+  on_done(t, reply)
 }
 
-process_alive <- function(pid) {
-  stat <- tryCatch(readLines(sprintf("/proc/%d/stat", pid), warn = FALSE), error = function(e) "")
-  length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
-}
-
+# A worker is marked in flight (pool$in_flight) from before the first byte
+# of a chunk goes out until its whole reply is read. A call that ends in
+# any way while chunks are in flight (an error, an interrupt, even during
+# its own clean-up) leaves that mark, and a worker so marked is stopped and
+# replaced before it gets more work: no late reply can be read as the
+# answer of a later call. Replies also name their call and chunk, and one
+# that does not match is dropped.
 dispatch_psock <- function(pool, tasks, on_done) {
+  replace_abandoned_workers(pool)
   workers <- length(pool$cluster)
   queue <- seq_along(tasks)
   running <- rep(NA_integer_, workers)
   attempts <- integer(length(tasks))
+  tag <- function(t) c(tasks[[t]]$call, tasks[[t]]$chunk)
   send <- function(w) {
     t <- queue[1L]
     queue <<- queue[-1L]
+    running[w] <<- t
+    pool$in_flight[w] <- TRUE
     message <- list(type = "EXEC", data = list(fun = run_chunk, args = list(tasks[[t]]),
-                                               return = TRUE, tag = t))
+                                               return = TRUE, tag = tag(t)))
     ok <- tryCatch({
       serialize(message, pool$cluster[[w]]$con, xdr = FALSE)
       TRUE
     }, error = function(e) FALSE)
-    running[w] <<- t
     if (!ok) lost(w)
   }
   lost <- function(w) {
@@ -56,13 +61,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
     if (attempts[t] > 1L) worker_died_error(tasks[[t]])
     queue <<- c(t, queue)
   }
-  # Leaving early (an error in FUN, an interrupt) would leave chunks running,
-  # and their late replies would be read as answers to the next call: such
-  # workers are replaced instead.
-  on.exit(for (w in which(!is.na(running))) {
-    tools::pskill(pool$pids[w], tools::SIGKILL)
-    try(replace_psock_worker(pool, w), silent = TRUE)
-  })
+  on.exit(abandon_chunks(pool))
   for (w in seq_len(min(workers, length(queue)))) send(w)
   while (any(!is.na(running))) {
     busy <- which(!is.na(running))
@@ -71,7 +70,10 @@ dispatch_psock <- function(pool, tasks, on_done) {
       reply <- tryCatch(unserialize(pool$cluster[[w]]$con), error = function(e) e)
       if (inherits(reply, "error")) {
         lost(w)
+      } else if (!identical(reply$tag, tag(running[w]))) {
+        next # a late reply to an earlier call: the worker is still on ours
       } else {
+        pool$in_flight[w] <- FALSE
         t <- running[w]
         running[w] <- NA_integer_
         if (!isTRUE(reply$success)) {
@@ -92,6 +94,34 @@ dispatch_psock <- function(pool, tasks, on_done) {
   }
 }
 
+# After a call: workers still in flight are stopped (with interrupts held
+# back, so that a second interrupt does not cut this short) and replaced,
+# here or, after another interrupt, when the pool is next used.
+abandon_chunks <- function(pool) {
+  if (!any(pool$in_flight)) return(invisible())
+  if (!isTRUE(pool$borrowed)) {
+    suspendInterrupts(for (w in which(pool$in_flight)) {
+      tools::pskill(pool$pids[w], tools::SIGKILL)
+      try(close(pool$cluster[[w]]$con), silent = TRUE)
+    })
+  }
+  replace_abandoned_workers(pool)
+}
+
+# A borrowed cluster's workers are not ours to stop: their replies are read
+# and dropped instead.
+replace_abandoned_workers <- function(pool) {
+  for (w in which(pool$in_flight)) {
+    if (isTRUE(pool$borrowed)) {
+      try(unserialize(pool$cluster[[w]]$con), silent = TRUE)
+      pool$in_flight[w] <- FALSE
+    } else {
+      tools::pskill(pool$pids[w], tools::SIGKILL)
+      replace_psock_worker(pool, w)
+    }
+  }
+}
+
 dispatch_mirai <- function(pool, tasks, on_done) {
   attempts <- integer(length(tasks))
   submit <- function(t) {
@@ -108,7 +138,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
           # The daemon went away (connection reset): start another, retry once.
           attempts[t] <- attempts[t] + 1L
           if (attempts[t] > 1L) worker_died_error(tasks[[t]])
-          mirai::launch_local(1, .compute = pool$profile)
+          with_worker_libs(mirai::launch_local(1, .compute = pool$profile))
           pending[[t]] <- submit(t)
           next
         }
