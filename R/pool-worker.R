@@ -8,6 +8,7 @@
 # handed off through shared memory, and the relayed output and conditions.
 
 run_chunk <- function(task) {
+  attach_packages(task$packages)
   capture <- new_capture()
   applied <- capture_relay(
     do.call(apply_elements, c(task$dots, list(.shmr_task = task, .shmr_capture = capture)),
@@ -20,6 +21,13 @@ run_chunk <- function(task) {
   handoffs <- handoffs[vapply(values[handoffs], inherits, TRUE, "shmr_handoff")]
   list(call = task$call, chunk = task$chunk, pid = Sys.getpid(), values = values,
        failed = applied$failed, handoffs = handoffs, relay = capture$records)
+}
+
+# Packages whose functions FUN uses from the caller's search path.
+attach_packages <- function(packages) {
+  for (p in setdiff(packages, sub("^package:", "", search()))) {
+    suppressPackageStartupMessages(library(p, character.only = TRUE))
+  }
 }
 
 # FUN applied to the chunk's elements as lapply() would (so a warning reads

@@ -9,6 +9,7 @@
 
 #include "core/names.h"
 #include "core/process_stats.h"
+#include "core/region_file.h"
 #include "r_api.h"
 #include "r_boundary.h"
 
@@ -107,10 +108,13 @@ extern "C" SEXP shmr_process_memory(SEXP pid) {
   END_CPP11
 }
 
-// Bytes of shmr regions process `pid` maps (NA when that cannot be read).
+// Bytes of shmr regions process `pid` maps (NA when that cannot be read):
+// regions by name, and those it created under their temporary name.
 extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
   BEGIN_CPP11
-  std::optional<uint64_t> bytes = ps::mapped_bytes_of_files(as_pid(pid), shmr::names::kPrefix);
+  int64_t process = as_pid(pid);
+  std::optional<uint64_t> bytes = ps::mapped_bytes_of_files(
+      process, {shmr::names::kPrefix, shmr::kTemporaryPrefix});
   double value = bytes ? static_cast<double>(*bytes) : NA_REAL;
   return cpp11::unwind_protect([&] { return Rf_ScalarReal(value); });
   END_CPP11

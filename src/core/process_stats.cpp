@@ -70,7 +70,7 @@ std::optional<Memory> memory(int64_t pid) {
   return parse_smaps(*text);
 }
 
-uint64_t parse_maps(const std::string& text, const std::string& prefix) {
+uint64_t parse_maps(const std::string& text, const std::vector<std::string>& prefixes) {
   static const std::string deleted = " (deleted)";
   uint64_t total = 0;
   std::istringstream lines(text);
@@ -91,7 +91,11 @@ uint64_t parse_maps(const std::string& text, const std::string& prefix) {
     }
     size_t slash = path.rfind('/');
     if (slash == std::string::npos) continue;
-    if (path.compare(slash + 1, prefix.size(), prefix) != 0) continue;
+    bool named = false;
+    for (const std::string& prefix : prefixes) {
+      named = named || path.compare(slash + 1, prefix.size(), prefix) == 0;
+    }
+    if (!named) continue;
     size_t dash = range.find('-');
     if (dash == std::string::npos) continue;
     uint64_t start = std::strtoull(range.substr(0, dash).c_str(), nullptr, 16);
@@ -101,10 +105,11 @@ uint64_t parse_maps(const std::string& text, const std::string& prefix) {
   return total;
 }
 
-std::optional<uint64_t> mapped_bytes_of_files(int64_t pid, const std::string& prefix) {
+std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
+                                              const std::vector<std::string>& prefixes) {
   std::optional<std::string> text = read_proc_file(pid, "maps");
   if (!text) return std::nullopt;
-  return parse_maps(*text, prefix);
+  return parse_maps(*text, prefixes);
 }
 
 Liveness liveness(int64_t pid) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace shmr::process_stats {
 
@@ -21,10 +22,11 @@ struct Memory {
 // nullopt when the process does not exist or its memory cannot be read.
 std::optional<Memory> memory(int64_t pid);
 
-// Sum of the lengths of the mappings of files whose name starts with
-// `prefix` (removed files included), from /proc/<pid>/maps; nullopt when
+// Sum of the lengths of the mappings of files whose name starts with one of
+// `prefixes` (removed files included), from /proc/<pid>/maps; nullopt when
 // that cannot be read.
-std::optional<uint64_t> mapped_bytes_of_files(int64_t pid, const std::string& prefix);
+std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
+                                              const std::vector<std::string>& prefixes);
 
 enum class Liveness { Running, Gone, Unknown };
 
@@ -37,6 +39,6 @@ Liveness liveness(int64_t pid);
 Memory parse_smaps(const std::string& text);
 
 // Parses the lines of a maps file.
-uint64_t parse_maps(const std::string& text, const std::string& prefix);
+uint64_t parse_maps(const std::string& text, const std::vector<std::string>& prefixes);
 
 }  // namespace shmr::process_stats

@@ -36,7 +36,7 @@ struct TempFile {
 };
 
 uint64_t mapped_here(const std::string& prefix) {
-  auto bytes = ps::mapped_bytes_of_files(::getpid(), prefix);
+  auto bytes = ps::mapped_bytes_of_files(::getpid(), {prefix});
   EXPECT_TRUE(bytes.has_value());
   return bytes.value_or(0);
 }
@@ -75,9 +75,11 @@ TEST(ProcessStats, ParsesMapsByFilePrefix) {
       "7f0000500000-7f0000600000 rw-p 00000000 00:00 0 \n"
       "7f0000600000-7f0000700000 rw-p 00000000 00:00 0    [heap]\n"
       "garbage line\n";
-  EXPECT_EQ(ps::parse_maps(text, "shmr_"), 0x100000u + 0x1000u + 0x100000u);
-  EXPECT_EQ(ps::parse_maps(text, "other"), 0x100000u);
-  EXPECT_EQ(ps::parse_maps("", "shmr_"), 0u);
+  EXPECT_EQ(ps::parse_maps(text, {"shmr_"}), 0x100000u + 0x1000u + 0x100000u);
+  EXPECT_EQ(ps::parse_maps(text, {"other"}), 0x100000u);
+  EXPECT_EQ(ps::parse_maps(text, {"other", "notshmr_"}), 0x200000u);
+  EXPECT_EQ(ps::parse_maps(text, {}), 0u);
+  EXPECT_EQ(ps::parse_maps("", {"shmr_"}), 0u);
 }
 
 TEST(ProcessStats, CountsFileMappingsOfThisProcessIncludingRemovedFiles) {
@@ -117,7 +119,7 @@ TEST(ProcessStats, UnreadableProcessesAreUnknownNotErrors) {
   for (int64_t pid : {int64_t{0}, int64_t{-1}, int64_t{INT64_MIN}, int64_t{INT64_MAX},
                       int64_t{INT_MAX} + 1}) {
     EXPECT_FALSE(ps::memory(pid).has_value()) << pid;
-    EXPECT_FALSE(ps::mapped_bytes_of_files(pid, "shmr_").has_value()) << pid;
+    EXPECT_FALSE(ps::mapped_bytes_of_files(pid, {"shmr_"}).has_value()) << pid;
     EXPECT_EQ(ps::liveness(pid), ps::Liveness::Gone) << pid;
   }
 }
