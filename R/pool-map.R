@@ -6,15 +6,33 @@
 #' or start a temporary one for the call.
 #'
 #' @section What travels to the workers:
+#' `FUN` travels with what it needs, found recursively as the future
+#' package does: the global variables and functions its code refers to, the
+#' globals of those functions in turn, and the environments of closures
+#' (copied up to the global environment, never changed). A function it uses
+#' from a package attached in the caller is found by attaching that package
+#' on the workers.
+#'
 #' Large inputs travel by name. `X`, each argument in `...`, and each object
-#' captured in the environment of `FUN` that is larger than
-#' `getOption("shmr.share_threshold", 1024^2)` bytes is shared once for the
+#' `FUN` takes along that is larger than
+#' `getOption("shmr.share_threshold", 1024^2)` bytes (a number of bytes;
+#' `Inf` shares nothing) is shared once for the
 #' call (or used as it is when already shared) and released afterwards. A
 #' task receives its own elements of a shared list, or the shared `X` and
 #' its positions, never a copy of the data. A result larger than the
 #' threshold comes back through shared memory: the worker writes it to a
 #' region whose ownership passes to the caller, which maps it instead of
 #' reading it through a socket.
+#'
+#' @section Output and conditions:
+#' What `FUN` prints, and the messages, warnings and other conditions it
+#' signals (errors aside), are relayed to the caller as the future package
+#' does: the output is printed and the conditions are signalled again in
+#' the caller, in the order of the elements (a chunk's as soon as it and
+#' every chunk before it are done). `suppressWarnings()`,
+#' `suppressMessages()`, `withCallingHandlers()` and `capture.output()`
+#' around a map therefore act as they would around [lapply()]. When the call
+#' stops at an error, what the elements before it relayed is relayed first.
 #'
 #' @section Random numbers:
 #' With `seed`, element `i` gets the `i`-th L'Ecuyer-CMRG stream from
@@ -26,7 +44,11 @@
 #' naming the element. With `on_error = "continue"` the error conditions are
 #' returned in place of the failed elements. A worker that dies (killed, or
 #' crashed) is replaced and its chunk is run once more; if it dies again the
-#' call stops with an error. A call never hangs on a dead worker.
+#' call stops with an error. A call never hangs on a dead worker. A call
+#' that ends early (an error, or an interrupt such as Ctrl-C, even a second
+#' one during the clean-up) stops the workers still computing for it and
+#' replaces them, at once or when the pool is next used: a later call never
+#' receives its results.
 #'
 #' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
 #'   of any atomic type (`pool_apply()`).

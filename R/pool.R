@@ -5,7 +5,8 @@
 #' `mirai` daemons. [pool_lapply()], [pool_sapply()] and [pool_apply()] run
 #' work on it; shared objects travel to the workers as names.
 #'
-#' `pool_create()` starts `n` workers, loads shmr and `packages` on each, runs
+#' `pool_create()` starts `n` workers with the caller's library paths
+#' ([.libPaths()]) ahead of their own, loads shmr and `packages` on each, runs
 #' `init` (a function of no arguments, or an expression) on each, and makes
 #' the pool the default for the `pool_*()` maps; `pool_get()` returns the
 #' default pool. PSOCK sockets use the
@@ -42,7 +43,8 @@
 #'   process happens to have touched), `anonymous` (bytes of the worker's
 #'   own memory: its R heap and pages it copied; this is what grows when
 #'   data is copied into a worker), and `shared_mapped` (bytes of shmr
-#'   regions it has mapped).
+#'   regions it has mapped). Memory columns are `NA` for a worker whose
+#'   memory cannot be read (a dead one).
 #' @name pools
 #' @examples
 #' \donttest{
