@@ -16,15 +16,24 @@ run_chunk <- function(task) {
     capture
   )
   values <- applied$values
-  handoffs <- setdiff(.Call(shmr_results_over, values, task$threshold), applied$failed)
-  for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold))
-  handoffs <- handoffs[vapply(values[handoffs], inherits, TRUE, "shmr_handoff")]
+  handoffs <- .Call(shmr_results_over, values, task$threshold)
+  if (length(handoffs)) {
+    handoffs <- setdiff(handoffs, applied$failed)
+    for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold))
+    handoffs <- handoffs[vapply(values[handoffs], inherits, TRUE, "shmr_handoff")]
+  }
   list(call = task$call, chunk = task$chunk, pid = Sys.getpid(), values = values,
        failed = applied$failed, handoffs = handoffs, relay = capture$records)
 }
 
+# What a message to a worker names to run a chunk: its code travels with
+# every chunk, and run_chunk()'s compiled code is some 7 KB, this one's a
+# few hundred bytes (the worker finds run_chunk() in its own shmr).
+chunk_runner <- function(task) run_chunk(task)
+
 # Packages whose functions FUN uses from the caller's search path.
 attach_packages <- function(packages) {
+  if (!length(packages)) return(invisible())
   for (p in setdiff(packages, sub("^package:", "", search()))) {
     suppressPackageStartupMessages(library(p, character.only = TRUE))
   }
@@ -46,26 +55,23 @@ apply_elements <- function(..., .shmr_task, .shmr_capture) {
   values <- vector("list", count)
   failed <- integer()
   i <- 0L
-  repeat {
-    finished <- tryCatch({
-      while (i < count) {
-        i <- i + 1L
-        .shmr_capture$element <- i
+  .shmr_capture$element <- function() i
+  start <- 1L
+  while (start <= count) {
+    tryCatch({
+      for (i in start:count) {
         if (!is.null(seeds)) assign(".Random.seed", seeds[[i]], envir = globalenv())
-        values[i] <- list(if (subset) {
-          FUN(X[[i]], ...)
-        } else {
-          FUN(select_element(X, positions[[i]], margin), ...)
-        })
+        value <- if (subset) FUN(X[[i]], ...) else FUN(select_element(X, positions[[i]], margin), ...)
+        # values[i] <- list(value) would cost a list per element.
+        if (!is.null(value)) values[[i]] <- value
       }
-      TRUE
+      start <- count + 1L
     }, error = function(e) {
       capture_output(.shmr_capture)
       values[i] <<- list(e)
       failed <<- c(failed, i)
-      FALSE
+      start <<- i + 1L
     })
-    if (finished) break
   }
   list(values = values, failed = failed)
 }

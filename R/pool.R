@@ -125,9 +125,9 @@ new_pool_object <- function(backend, n, packages, init) {
   pool$init <- init
   pool$tasks_done <- integer(n)
   pool$recycled <- integer(n)
-  # PSOCK: workers with a chunk whose reply has not been read (see
-  # dispatch_psock()).
-  pool$in_flight <- logical(n)
+  # PSOCK: chunks sent to each worker whose replies have not been read
+  # (see dispatch_psock()).
+  pool$in_flight <- integer(n)
   pool$stopped <- FALSE
   pool
 }
@@ -289,7 +289,7 @@ replace_psock_worker <- function(pool, w) {
   suspendInterrupts({
     pool$cluster[[w]] <- node[[1]]
     pool$pids[w] <- pid
-    pool$in_flight[w] <- FALSE
+    pool$in_flight[w] <- 0L
   })
 }
 

@@ -8,11 +8,12 @@
 # around lapply(). Any backend that runs a task through capture_relay() on
 # the worker and hands its records to replay_relay() relays the same way.
 
-# A capture for one task: `element` tags what is recorded next (set by the
-# code being run), `records` holds what was recorded.
+# A capture for one task: `element()` tags what is recorded (the code being
+# run may replace it with a function that tells its current element, at no
+# cost per element), `records` holds what was recorded.
 new_capture <- function() {
   capture <- new.env(parent = emptyenv())
-  capture$element <- 0L
+  capture$element <- function() 0L
   capture$records <- list()
   capture$con <- NULL
   capture$offset <- 0
@@ -22,9 +23,10 @@ new_capture <- function() {
 # Worker side: evaluates `expr` with output and conditions recorded into
 # `capture`.
 capture_relay <- function(expr, capture) {
-  capture$con <- rawConnection(raw(0), "w")
+  nothing <- raw(0L)
+  capture$con <- rawConnection(nothing, "w")
   level <- sink.number()
-  sink(capture$con)
+  sink(capture$con, type = "output")
   on.exit({
     # Also ends sinks that the code itself left open.
     while (sink.number() > level) sink()
@@ -56,7 +58,7 @@ capture_output <- function(capture) {
   if (length(bytes) > capture$offset) {
     text <- rawToChar(bytes[(capture$offset + 1):length(bytes)])
     capture$offset <- length(bytes)
-    capture$records[[length(capture$records) + 1L]] <- list(element = capture$element,
+    capture$records[[length(capture$records) + 1L]] <- list(element = capture$element(),
                                                             output = text)
   }
   invisible()
@@ -64,7 +66,7 @@ capture_output <- function(capture) {
 
 capture_condition <- function(capture, condition) {
   capture_output(capture)
-  capture$records[[length(capture$records) + 1L]] <- list(element = capture$element,
+  capture$records[[length(capture$records) + 1L]] <- list(element = capture$element(),
                                                           condition = condition)
 }
 
