@@ -305,12 +305,13 @@ start_mirai <- function(pool) {
   dir.create(pid_dir, mode = "0700")
   on.exit(unlink(pid_dir, recursive = TRUE))
   setup <- worker_setup_function()
+  libs <- .libPaths()
   mirai::everywhere(
     {
       setup(packages, init, libs)
       file.create(file.path(pid_dir, Sys.getpid()))
     },
-    setup = setup, packages = pool$packages, init = pool$init, libs = .libPaths(),
+    setup = setup, packages = pool$packages, init = pool$init, libs = libs,
     pid_dir = pid_dir,
     .compute = pool$profile
   )
