@@ -141,7 +141,9 @@ test_that("large results come back through shared memory, owned by the caller", 
     expect_true(all(vapply(res, is_shared, TRUE)))
     name <- shared_name(res[[1]])
     expect_true(shared_info(res[[1]])$owner)
-    expect_identical(shared_regions()$creator_alive[shared_regions()$name == name], TRUE)
+    # One listing: other processes' regions may come and go in between.
+    regions <- shared_regions()
+    expect_identical(regions$creator_alive[regions$name == name], TRUE)
     rm(res)
     invisible(gc())
     expect_false(region_exists(name))
