@@ -118,7 +118,8 @@ abandon_chunks <- function(pool) {
       try(close(pool$cluster[[w]]$con), silent = TRUE)
     })
   }
-  replace_abandoned_workers(pool)
+  # A call's temporary pool is stopped next: no need for new workers.
+  if (!isTRUE(pool$temporary)) replace_abandoned_workers(pool)
 }
 
 # A borrowed cluster's workers are not ours to stop: their replies are read

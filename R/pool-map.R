@@ -192,7 +192,9 @@ check_map_pool <- function(pool) {
 map_pool_for <- function(pool) {
   if (!is.null(pool)) return(list(pool = pool, temporary = FALSE))
   if (!is.null(pool_get())) return(list(pool = pool_get(), temporary = FALSE))
-  list(pool = pool_create(), temporary = TRUE)
+  pool <- pool_create()
+  pool$temporary <- TRUE
+  list(pool = pool, temporary = TRUE)
 }
 
 pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_error) {
@@ -206,12 +208,13 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   threshold <- share_threshold()
   chosen <- map_pool_for(pool)
   pool <- chosen$pool
-  if (chosen$temporary) on.exit(pool_stop(pool), add = TRUE)
+  # Clean-up that an interrupt must not cut short.
+  if (chosen$temporary) on.exit(suspendInterrupts(pool_stop(pool)), add = TRUE)
   workers <- length(pool$pids)
   chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else ceiling(chunk_size)
 
   created <- new.env(parent = emptyenv())
-  on.exit(for (obj in created$objects) close(obj), add = TRUE)
+  on.exit(suspendInterrupts(for (obj in created$objects) close(obj)), add = TRUE)
   # Names of the caller's X: those of the copy shared for the call would
   # read a region that is released when the call returns.
   result_names <- if (is.null(margin)) names(X)

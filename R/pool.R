@@ -160,7 +160,12 @@ pool_stop <- function(pool = NULL, timeout = 5) {
   if (isTRUE(pool$borrowed)) {
     # Not ours to stop.
   } else if (pool$backend == "psock") {
-    try(parallel::stopCluster(pool$cluster), silent = TRUE)
+    # Node by node: one whose connection is gone (a worker abandoned by an
+    # interrupted call) must not keep the others running.
+    for (w in seq_along(pool$cluster)) {
+      if (pool$in_flight[w] > 0L) tools::pskill(pool$pids[w], tools::SIGKILL)
+      try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
+    }
   } else {
     try(mirai::daemons(0, .compute = pool$profile), silent = TRUE)
   }
