@@ -1,5 +1,6 @@
 #include "r_api.h"
 
+#include "mapping.h"
 #include "view.h"
 
 extern "C" {
@@ -38,6 +39,7 @@ SEXP shmr_is_closed_view(SEXP);
 SEXP shmr_unmap(SEXP);
 SEXP shmr_detach(SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
+SEXP shmr_mapping_stats();
 
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
@@ -75,6 +77,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
     {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
+    {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {
@@ -83,5 +86,6 @@ void R_init_shmr(DllInfo* dll) {
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);
+  shmr::glue::watch_idle_mappings();
 }
 }
