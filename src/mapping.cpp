@@ -65,6 +65,7 @@ class MappingRegistry {
   }
 
   std::shared_ptr<Mapping> open(const std::string& name) {
+    check_one_idle();
     RegionFile file = open_region_file(shm_directory(), name);
     if (std::shared_ptr<RegionGroup> group = find(file.file.stamp)) {
       if (auto reused = first_reusable(*group, nullptr, 0, false)) return reused;
@@ -263,6 +264,19 @@ class MappingRegistry {
     group->idle_since = sweeps_;
   }
 
+  // One idle mapping per lookup is checked for its region's removal (the
+  // next in turn), so a removed region's pages go at the latest a few
+  // lookups later, at O(1) cost each.
+  void check_one_idle() noexcept {
+    if (idle_.empty()) return;
+    ++examined_;
+    auto group = idle_[next_check_++ % idle_.size()].lock();
+    if (group && group->idle && !still_named(*group)) {
+      drop_idle_of(group);
+      compact_idle();
+    }
+  }
+
   void drop_idle_of(const std::shared_ptr<RegionGroup>& group) noexcept {
     group->idle.reset();
     unindex_if_unused(group);
@@ -291,6 +305,7 @@ class MappingRegistry {
   uint64_t examined_ = 0;
   uint64_t collections_ = 0;
   uint64_t collect_at_ = kCollectAtMappings;
+  size_t next_check_ = 0;
 };
 
 Mapping::Mapping(std::shared_ptr<MappedRegion> region) : region_(std::move(region)) {

@@ -173,7 +173,9 @@ OpenedRegion open_region(const std::string& directory, const std::string& name, 
   bool writable = mode != OpenMode::Read;
   int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | kFlags);
   if (fd < 0 && mode == OpenMode::ReadWriteIfAllowed &&
-      (errno == EACCES || errno == EROFS || errno == EPERM)) {
+      (errno == EACCES || errno == EROFS || errno == EPERM || errno == EISDIR ||
+       errno == ETXTBSY)) {
+    // Not writable (or not a file at all: the checks below say so).
     writable = false;
     fd = ::open(path.c_str(), O_RDONLY | kFlags);
   }
