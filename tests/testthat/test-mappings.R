@@ -43,9 +43,10 @@ test_that("a region removed and created again under its name is a new region to 
   close(old)
   new <- share(list(a = as.numeric(101:200), b = as.numeric(201:300)), name = name)
   on.exit(close(new), add = TRUE)
+  # Values are fetched there: a shared object would travel back by name.
   got <- consumer$run(function(name, b, whole) {
-    list(b = unserialize(b), whole = unserialize(whole), mapped = map_shared(name)$b,
-         held = held[1:3])
+    list(b = fetch(unserialize(b)), whole = fetch(unserialize(whole)),
+         mapped = fetch(map_shared(name)$b), held = held[1:3])
   }, list(name = name, b = serialize(new$b, NULL), whole = serialize(new, NULL)))
   expect_identical(got$b, as.numeric(201:300))
   expect_identical(got$whole$a, as.numeric(101:200))
