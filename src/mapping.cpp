@@ -64,11 +64,14 @@ class MappingRegistry {
     return *instance;
   }
 
-  std::shared_ptr<Mapping> open(const std::string& name) {
+  // With `unused`, only a mapping no object reads is reused: close() of
+  // one map_shared() result then never closes another's.
+  std::shared_ptr<Mapping> open(const std::string& name, bool unused) {
     check_one_idle();
     RegionFile file = open_region_file(shm_directory(), name);
     if (std::shared_ptr<RegionGroup> group = find(file.file.stamp)) {
-      if (auto reused = first_reusable(*group, nullptr, 0, false)) return reused;
+      if (auto reused = first_reusable(*group, nullptr, 0, unused ? Want::Unused : Want::Any))
+        return reused;
       if (group->idle) return adopt_idle(group);
     }
     auto mapping = std::make_shared<Mapping>(map_region_file(std::move(file)));
@@ -90,7 +93,7 @@ class MappingRegistry {
     remember(preferred);
     std::shared_ptr<RegionGroup> group = preferred->group_;
     if (!group) throw Error(ErrorKind::System, "cannot identify the file of shared region '" + name + "'");
-    if (auto reused = first_reusable(*group, preferred.get(), node, true)) return reused;
+    if (auto reused = first_reusable(*group, preferred.get(), node, Want::FreeForNode)) return reused;
     if (group->idle && group->indexed) return adopt_idle(group);
     // A new mapping of the same file, through its name: if the name now
     // leads elsewhere, this file can no longer be mapped.
@@ -199,16 +202,19 @@ class MappingRegistry {
     return found->second;
   }
 
-  // A reusable member other than `except`; with `for_node`, one that may
-  // take a new view of `node`.
+  enum class Want { Any, Unused, FreeForNode };
+
+  // A reusable member other than `except`: any, one no view reads, or one
+  // that may take a new view of `node`.
   std::shared_ptr<Mapping> first_reusable(RegionGroup& group, const Mapping* except, uint64_t node,
-                                          bool for_node) {
+                                          Want want) {
     for (const auto& member : group.reusable) {
       ++examined_;
       if (member.raw == except) continue;
       auto mapping = member.mapping.lock();
       if (!mapping || mapping->is_closed() || mapping->is_detached()) continue;
-      if (for_node && mapping->refuses_new_view_of(node)) continue;
+      if (want == Want::Unused && !mapping->live_views_.empty()) continue;
+      if (want == Want::FreeForNode && mapping->refuses_new_view_of(node)) continue;
       return mapping;
     }
     return nullptr;
@@ -347,16 +353,19 @@ bool Mapping::refuses_new_view_of(uint64_t node) const {
 std::string shm_directory() { return default_shm_directory(); }
 
 std::shared_ptr<Mapping> open_mapping(const std::string& name) {
-  return MappingRegistry::get().open(name);
+  return MappingRegistry::get().open(name, true);
 }
 
 std::shared_ptr<Mapping> open_new_mapping(const std::string& name) {
   return MappingRegistry::get().open_new(name);
 }
 
+std::shared_ptr<Mapping> mapping_for_unserialize(const std::string& name) {
+  return MappingRegistry::get().open(name, false);
+}
+
 std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node) {
-  std::shared_ptr<Mapping> mapping = open_mapping(name);
-  return mapping_for_view(mapping, node, true);
+  return mapping_for_view(mapping_for_unserialize(name), node, true);
 }
 
 std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& preferred, uint64_t node,

@@ -89,8 +89,9 @@ class Mapping {
   bool writable_pointer_given_ = false;
 };
 
-// A mapping of the region now called `name`: one this process has (live or
-// idle) when it maps the same file, else a new one. Throws NotFound, Corrupt.
+// A mapping of the region now called `name` for a new object (map_shared()):
+// one of the same file that no object reads (idle, say), else a new one.
+// Throws NotFound, Corrupt.
 std::shared_ptr<Mapping> open_mapping(const std::string& name);
 
 // A new mapping of the region now called `name`, never one this process had
@@ -98,8 +99,13 @@ std::shared_ptr<Mapping> open_mapping(const std::string& name);
 // mappings made from now on). Throws like open_mapping().
 std::shared_ptr<Mapping> open_new_mapping(const std::string& name);
 
-// A mapping of the region called `name` on which a new view of `node` may be
-// made. Throws like open_mapping().
+// A mapping of the region now called `name` for objects unserialized one by
+// one (the columns of a data frame), which share it: any this process has of
+// the same file, else a new one. Pass it to mapping_for_view() for each
+// view. Throws like open_mapping().
+std::shared_ptr<Mapping> mapping_for_unserialize(const std::string& name);
+
+// mapping_for_unserialize(), then mapping_for_view() of a fixed-width node.
 std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node);
 
 // `preferred` when a new view of `node` may read it, else another mapping of

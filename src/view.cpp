@@ -168,7 +168,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
         if (!parsed)
           throw Error(ErrorKind::InvalidArgument,
                       "serialized shared object has an invalid state (not \"<region>:<node>\")");
-        auto mapping = open_mapping(parsed->region);
+        auto mapping = mapping_for_unserialize(parsed->region);
         NodeView node = mapping->reader().node(parsed->node);
         const R_altrep_class_t* node_class = view_class_for(node.kind());
         if (node_class == nullptr)
