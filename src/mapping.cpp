@@ -19,6 +19,8 @@ namespace {
 constexpr size_t kReusablePerRegion = 8;
 // Idle mappings kept for reuse, across all regions.
 constexpr size_t kIdleMappings = 8;
+// Lookups between two checks of an idle mapping's region.
+constexpr uint64_t kCheckIdleEvery = 8;
 // Live mappings at which the next new one first runs the garbage collector
 // (the kernel allows 65,530 mappings per process by default, and R's own
 // large allocations need some of them).
@@ -270,11 +272,11 @@ class MappingRegistry {
     group->idle_since = sweeps_;
   }
 
-  // One idle mapping per lookup is checked for its region's removal (the
-  // next in turn), so a removed region's pages go at the latest a few
-  // lookups later, at O(1) cost each.
+  // Every kCheckIdleEvery lookups, one idle mapping (the next in turn) is
+  // checked for its region's removal: a removed region's pages go a bounded
+  // number of lookups later, and a lookup costs no extra system call.
   void check_one_idle() noexcept {
-    if (idle_.empty()) return;
+    if (idle_.empty() || ++lookups_ % kCheckIdleEvery != 0) return;
     ++examined_;
     auto group = idle_[next_check_++ % idle_.size()].lock();
     if (group && group->idle && !still_named(*group)) {
@@ -312,6 +314,7 @@ class MappingRegistry {
   uint64_t collections_ = 0;
   uint64_t collect_at_ = kCollectAtMappings;
   size_t next_check_ = 0;
+  uint64_t lookups_ = 0;
 };
 
 Mapping::Mapping(std::shared_ptr<MappedRegion> region) : region_(std::move(region)) {
