@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -18,11 +19,14 @@
 namespace shmr {
 
 MappedRegion::MappedRegion(RegionLocation location, Access access, MemoryMap map,
-                           std::shared_ptr<RegionOwner> owner, FileStamp stamp)
+                           std::shared_ptr<RegionOwner> owner, FileStamp stamp,
+                           std::vector<unsigned char> first_bytes)
     : location_(std::move(location)),
       access_(access),
       map_(std::move(map)),
-      reader_(map_.data(), map_.size(), location_.name),
+      first_bytes_(std::move(first_bytes)),
+      reader_(map_.data(), map_.size(), location_.name,
+              first_bytes_.empty() ? nullptr : first_bytes_.data(), first_bytes_.size()),
       owner_(std::move(owner)),
       stamp_(stamp) {}
 
@@ -220,44 +224,65 @@ RegionFile open_region_file(const std::string& shm_directory, const std::string&
   return region;
 }
 
-std::shared_ptr<MappedRegion> map_region_file(RegionFile region, Access access) {
+namespace {
+
+// The file's first bytes (at most a page): its header, and for a small
+// object all the records the reader needs. One pread costs less than the
+// first page fault of a new mapping.
+constexpr uint64_t kFirstBytes = 4096;
+
+std::vector<unsigned char> first_bytes_of(const RegionFile& region) {
+  std::vector<unsigned char> bytes(std::min<uint64_t>(region.file.size, kFirstBytes));
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::pread(region.file.fd.get(), bytes.data() + got, bytes.size() - got,
+                        static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_system_error("cannot read region " + region.location.name, errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  bytes.resize(got);
+  return bytes;
+}
+
+std::shared_ptr<MappedRegion> map_with_first_bytes(RegionFile region,
+                                                   std::vector<unsigned char> first_bytes,
+                                                   Access access) {
   const std::string& name = region.location.name;
   if (region.file.size < kSmallestRegion)
     throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: it is shorter than "
                                     "a region header");
   if (access == Access::SharedWritable && !region.file.writable)
     throw Error(ErrorKind::InvalidArgument,
-                "shared region '" + name + "' cannot be opened for writing by this process");
+                "writable shared region '" + name + "' cannot be opened for writing by this process");
   MemoryMap map = map_with(access, region.file.fd.get(), region.file.size);
   auto owner = owner_of(region.location.name_path());
   return std::make_shared<MappedRegion>(std::move(region.location), access, std::move(map),
-                                        std::move(owner), region.file.stamp);
+                                        std::move(owner), region.file.stamp,
+                                        std::move(first_bytes));
 }
 
+}  // namespace
+
+std::shared_ptr<MappedRegion> map_region_file(RegionFile region, Access access) {
+  std::vector<unsigned char> first_bytes = first_bytes_of(region);
+  return map_with_first_bytes(std::move(region), std::move(first_bytes), access);
+}
+
+// The header, read once, says how to map: copy-on-write for a read-only
+// region, shared for a writable one. (The reader checks it all again.)
 std::shared_ptr<MappedRegion> map_region_file(RegionFile region) {
-  const std::string& name = region.location.name;
-  if (region.file.size < kSmallestRegion)
-    throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: it is shorter than "
-                                    "a region header");
-  // Read-only regions are the common case: map copy-on-write at once and
-  // read the header from the mapping (its first page is read next anyway).
-  // A writable region is mapped again, shared.
-  MemoryMap map = MemoryMap::private_copy_on_write(region.file.fd.get(), region.file.size);
-  format::RegionHeader header;
-  std::memcpy(&header, map.data(), sizeof header);
+  std::vector<unsigned char> first_bytes = first_bytes_of(region);
   Access access = Access::CopyOnWrite;
-  if (std::memcmp(header.magic, format::kMagic, sizeof header.magic) == 0 &&
-      (header.flags & format::kFlagReadonly) == 0) {
-    access = Access::SharedWritable;
-    if (!region.file.writable)
-      throw Error(ErrorKind::InvalidArgument,
-                  "writable shared region '" + name + "' cannot be opened for writing by this "
-                  "process");
-    map = MemoryMap::shared_writable(region.file.fd.get(), region.file.size);
+  format::RegionHeader header;
+  if (first_bytes.size() >= sizeof header) {
+    std::memcpy(&header, first_bytes.data(), sizeof header);
+    if (std::memcmp(header.magic, format::kMagic, sizeof header.magic) == 0 &&
+        (header.flags & format::kFlagReadonly) == 0)
+      access = Access::SharedWritable;
   }
-  auto owner = owner_of(region.location.name_path());
-  return std::make_shared<MappedRegion>(std::move(region.location), access, std::move(map),
-                                        std::move(owner), region.file.stamp);
+  return map_with_first_bytes(std::move(region), std::move(first_bytes), access);
 }
 
 std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,

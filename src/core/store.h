@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ownership.h"
 #include "reader.h"
@@ -30,8 +31,11 @@ enum class Removal {
 // A validated mapping of a region.
 class MappedRegion {
  public:
+  // `first_bytes`: a copy of the file's first bytes, for the reader (see
+  // RegionReader); empty when the pages are known to be mapped already.
   MappedRegion(RegionLocation location, Access access, MemoryMap map,
-               std::shared_ptr<RegionOwner> owner, FileStamp stamp = {});
+               std::shared_ptr<RegionOwner> owner, FileStamp stamp = {},
+               std::vector<unsigned char> first_bytes = {});
 
   const std::string& name() const noexcept { return location_.name; }
   const std::string& directory() const noexcept { return location_.data_directory; }
@@ -56,6 +60,7 @@ class MappedRegion {
   RegionLocation location_;
   Access access_;
   MemoryMap map_;
+  std::vector<unsigned char> first_bytes_;
   RegionReader reader_;
   std::shared_ptr<RegionOwner> owner_;
   FileStamp stamp_;
@@ -101,8 +106,10 @@ struct RegionFile {
 RegionFile open_region_file(const std::string& shm_directory, const std::string& name);
 
 // Maps `region`: copy-on-write when its header says read-only, shared and
-// writable otherwise, unless `access` says. In the process that created it,
-// the mapping shares the ownership. Throws Corrupt.
+// writable otherwise, unless `access` says. The file's first page is read
+// (pread) for the header and given to the reader, so mapping touches none of
+// the mapped pages. In the process that created it, the mapping shares the
+// ownership. Throws Corrupt.
 std::shared_ptr<MappedRegion> map_region_file(RegionFile region);
 std::shared_ptr<MappedRegion> map_region_file(RegionFile region, Access access);
 
