@@ -14,9 +14,11 @@
 // The mappings of one file form a group, found by the file's identity
 // (device, inode, size and status-change time: FileStamp), never by name: a
 // region removed and created again under the same name is another file. A
-// group reuses its mappings: one mapping per region per process serves every
-// object that the rule allows, and every bookkeeping step is O(1) (a hash
-// lookup and a scan of at most kReusablePerRegion mappings).
+// group reuses its mappings: objects unserialized one by one share one, a
+// map_shared() takes one no object reads (so close() of its result closes
+// nothing else), a duplicate takes any that the rule allows. Every
+// bookkeeping step is O(1): a hash lookup and a scan of at most
+// kReusablePerRegion mappings.
 //
 // Mappings of distinct objects are still one per object when each is written
 // (5,000 `y <- x; y[1] <- 0` make 5,000 private copies of a page). Their
