@@ -154,7 +154,10 @@ std::string format_compact_view_state(const ViewState& state) {
 std::optional<CompactViewState> parse_compact_view_state(const std::string& text) {
   CompactViewState out;
   const size_t semicolon = text.find(';');
-  if (semicolon != std::string::npos) out.fields = text.substr(semicolon + 1);
+  if (semicolon != std::string::npos) {
+    out.fields = text.substr(semicolon + 1);
+    if (out.fields.empty()) return std::nullopt;
+  }
   const std::string head = text.substr(0, semicolon);
   const size_t colon = head.find(':');
   out.view.region = kPrefix + head.substr(0, colon);
