@@ -7,6 +7,7 @@
 #include "r_api.h"
 
 #include <climits>
+#include <cstring>
 
 #include "r_boundary.h"
 #include "r_types.h"
@@ -18,18 +19,20 @@ namespace {
 
 R_altrep_class_t string_cls;
 
-// data2 of a view: R_NilValue until the first element is read, then a list
-// of two slots.
+// data2 of a view: R_NilValue until the first string is made, then a list.
+// The handle keeps pointers to the elements of these vectors.
 enum CacheSlot : R_xlen_t {
   // The materialised vector (STRSXP, every element), once R asked for a data
   // pointer or wrote an element; R_NilValue before.
   kFull = 0,
   // Strings made so far. Packed layout, before kFull exists: a list of
   // chunks of kChunkSize elements, each R_NilValue until one of its elements
-  // is read, then a STRSXP. Dictionary layout: a STRSXP of the dictionary's
+  // is made, then a STRSXP. Dictionary layout: a STRSXP of the dictionary's
   // entries. In both, R_BlankString marks a string not made yet.
   kMade = 1,
-  kCacheSlots = 2,
+  // Packed layout: a raw vector of one pointer per chunk, to its elements.
+  kChunkTable = 2,
+  kCacheSlots = 3,
 };
 constexpr int kChunkShift = 12;
 constexpr R_xlen_t kChunkSize = R_xlen_t{1} << kChunkShift;
@@ -47,121 +50,156 @@ SEXP make_charsxp(const StringRef& s) {
   return Rf_mkCharLenCE(s.data, static_cast<int>(s.size), r_encoding(s.encoding));
 }
 
+// Raises the error of an invalid element (or dictionary entry) `i`: the
+// throwing reader says what is wrong. Never returns.
+[[noreturn]] void raise_invalid_element(const ViewHandle& handle, R_xlen_t i, bool entry) {
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    const auto k = static_cast<uint64_t>(i);
+    if (entry) {
+      handle.node.dictionary_entry(k);
+    } else {
+      handle.node.string_at(k);
+    }
+  });
+  if (!message.set()) message.assign("shmr: invalid string element");
+  raise_r_error(message);
+}
+
 // Element `i` (packed layout) or dictionary entry `i` (dictionary layout)
 // read from the region, as a new CHARSXP that nothing holds yet.
 SEXP string_from_region(const ViewHandle& handle, R_xlen_t i) {
-  ErrorMessage message;
   StringRef s{nullptr, 0, format::StringEncoding::Missing};
-  capture_exception(message, [&] {
-    const auto k = static_cast<uint64_t>(i);
-    s = handle.node.is_dictionary() ? handle.node.dictionary_entry(k) : handle.node.string_at(k);
-  });
-  if (message.set()) raise_r_error(message);
+  const bool entry = handle.node.is_dictionary();
+  const auto k = static_cast<uint64_t>(i);
+  const bool valid = entry ? handle.node.try_dictionary_entry(k, s) : handle.node.try_string_at(k, s);
+  if (__builtin_expect(!valid, 0)) raise_invalid_element(handle, i, entry);
   return make_charsxp(s);
 }
 
-R_xlen_t code_of(const ViewHandle& handle, R_xlen_t i) {
-  ErrorMessage message;
+inline R_xlen_t code_of(const ViewHandle& handle, R_xlen_t i) {
   uint64_t code = 0;
-  capture_exception(message, [&] { code = handle.node.code(static_cast<uint64_t>(i)); });
-  if (message.set()) raise_r_error(message);
+  if (__builtin_expect(!handle.node.try_code(static_cast<uint64_t>(i), code), 0)) {
+    ErrorMessage message;
+    capture_exception(message, [&] { handle.node.code(static_cast<uint64_t>(i)); });
+    if (!message.set()) message.assign("shmr: invalid string code");
+    raise_r_error(message);
+  }
   return static_cast<R_xlen_t>(code);
 }
 
-SEXP cache_of(SEXP x) {
+// Sets up data2 and the handle's pointers into it.
+SEXP cache_of(SEXP x, ViewHandle& handle) {
   SEXP cache = R_altrep_data2(x);
-  if (cache != R_NilValue) return cache;
+  if (handle.strings_cached) return cache;
   cache = PROTECT(Rf_allocVector(VECSXP, kCacheSlots));
+  if (handle.node.is_dictionary()) {
+    SEXP entries = Rf_allocVector(STRSXP, static_cast<R_xlen_t>(handle.node.dictionary_size()));
+    SET_VECTOR_ELT(cache, kMade, entries);
+    handle.strings_entries = STRING_PTR_RO(entries);
+  } else {
+    const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
+    const R_xlen_t chunks = (n + kChunkSize - 1) >> kChunkShift;
+    SET_VECTOR_ELT(cache, kMade, Rf_allocVector(VECSXP, chunks));
+    SEXP table = Rf_allocVector(RAWSXP, chunks * static_cast<R_xlen_t>(sizeof(SEXP*)));
+    SET_VECTOR_ELT(cache, kChunkTable, table);
+    if (chunks > 0) {
+      std::memset(RAW(table), 0, static_cast<size_t>(XLENGTH(table)));
+      handle.strings_chunks = reinterpret_cast<const SEXP* const*>(RAW(table));
+    }
+  }
   R_set_altrep_data2(x, cache);
+  handle.strings_cached = true;
   UNPROTECT(1);
   return cache;
 }
 
-SEXP full_vector(SEXP x) {
-  SEXP cache = R_altrep_data2(x);
-  return cache == R_NilValue ? R_NilValue : VECTOR_ELT(cache, kFull);
-}
-
-// The kMade slot, made when missing.
-SEXP made_strings(SEXP x, const ViewHandle& handle) {
-  SEXP cache = cache_of(x);
-  SEXP made = VECTOR_ELT(cache, kMade);
-  if (made != R_NilValue) return made;
-  if (handle.node.is_dictionary()) {
-    made = Rf_allocVector(STRSXP, static_cast<R_xlen_t>(handle.node.dictionary_size()));
-  } else {
-    const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
-    made = Rf_allocVector(VECSXP, (n + kChunkSize - 1) >> kChunkShift);
-  }
-  SET_VECTOR_ELT(cache, kMade, made);
-  return made;
-}
-
-// Made strings are looked up here. The first time a string is asked for
-// it is made and kept, so R never gets a CHARSXP that nothing keeps alive.
-// An empty string stays R_BlankString (the mark) and is made again each
-// time: mkCharLenCE() returns R's permanent blank string for it.
-inline SEXP kept(SEXP made, R_xlen_t at, const ViewHandle& handle, R_xlen_t from) {
-  SEXP s = STRING_ELT(made, at);
-  if (s != R_BlankString) return s;
-  s = string_from_region(handle, from);
-  SET_STRING_ELT(made, at, s);
-  return s;
-}
-
-// Element `i` before kFull exists. The returned CHARSXP is held by `x`.
-SEXP cached_element(SEXP x, const ViewHandle& handle, R_xlen_t i) {
-  SEXP made = made_strings(x, handle);
+// Makes (and keeps) the string for element `i` that the fast path of
+// element() did not find.
+SEXP make_element(SEXP x, ViewHandle& handle, R_xlen_t i) {
+  SEXP cache = cache_of(x, handle);
   if (handle.node.is_dictionary()) {
     const R_xlen_t k = code_of(handle, i);
-    return kept(made, k, handle, k);
+    SEXP s = handle.strings_entries[k];
+    if (s != R_BlankString) return s;
+    s = string_from_region(handle, k);
+    SET_STRING_ELT(VECTOR_ELT(cache, kMade), k, s);
+    return s;
   }
   const R_xlen_t c = i >> kChunkShift;
-  SEXP chunk = VECTOR_ELT(made, c);
+  SEXP chunks = VECTOR_ELT(cache, kMade);
+  SEXP chunk = VECTOR_ELT(chunks, c);
   if (chunk == R_NilValue) {
     const R_xlen_t first = c << kChunkShift;
     const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
     chunk = Rf_allocVector(STRSXP, n - first < kChunkSize ? n - first : kChunkSize);
-    SET_VECTOR_ELT(made, c, chunk);
+    SET_VECTOR_ELT(chunks, c, chunk);
+    reinterpret_cast<const SEXP**>(RAW(VECTOR_ELT(cache, kChunkTable)))[c] = STRING_PTR_RO(chunk);
   }
-  return kept(chunk, i & (kChunkSize - 1), handle, i);
+  const R_xlen_t j = i & (kChunkSize - 1);
+  SEXP s = STRING_ELT(chunk, j);
+  if (s != R_BlankString) return s;
+  // An empty element stays R_BlankString (the mark) and is made again each
+  // time: mkCharLenCE() returns R's permanent blank string for it.
+  s = string_from_region(handle, i);
+  SET_STRING_ELT(chunk, j, s);
+  return s;
 }
 
-// Element `i`, from the materialised vector or the cache.
-inline SEXP element(SEXP x, const ViewHandle& handle, R_xlen_t i) {
-  SEXP full = full_vector(x);
-  if (full != R_NilValue) return STRING_ELT(full, i);
-  return cached_element(x, handle, i);
-}
-
-// The materialised vector, made from the cache and the region (each string
-// made once); a packed view's chunks are dropped afterwards.
-SEXP materialized(SEXP x) {
-  SEXP full = full_vector(x);
-  if (full != R_NilValue) return full;
-  const ViewHandle& handle = usable_handle(x);
-  const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
-  full = PROTECT(Rf_allocVector(STRSXP, n));
-  SEXP made = made_strings(x, handle);
-  if (handle.node.is_dictionary()) {
-    for (R_xlen_t i = 0; i < n; ++i) {
-      const R_xlen_t k = code_of(handle, i);
-      SET_STRING_ELT(full, i, kept(made, k, handle, k));
-    }
-  } else {
-    for (R_xlen_t first = 0; first < n; first += kChunkSize) {
-      SEXP chunk = VECTOR_ELT(made, first >> kChunkShift);
-      const R_xlen_t count = n - first < kChunkSize ? n - first : kChunkSize;
-      for (R_xlen_t j = 0; j < count; ++j) {
-        SEXP s = chunk == R_NilValue ? R_BlankString : STRING_ELT(chunk, j);
-        if (s == R_BlankString) s = string_from_region(handle, first + j);
-        SET_STRING_ELT(full, first + j, s);
-      }
+// Element `i`: a string made once and held by the view, so R never gets a
+// CHARSXP that nothing keeps alive. Reading a made one costs no R call.
+inline SEXP element(SEXP x, ViewHandle& handle, R_xlen_t i) {
+  if (handle.strings_full != nullptr) return handle.strings_full[i];
+  if (handle.strings_entries != nullptr) {
+    SEXP s = handle.strings_entries[code_of(handle, i)];
+    if (s != R_BlankString) return s;
+  } else if (handle.strings_chunks != nullptr) {
+    const SEXP* chunk = handle.strings_chunks[i >> kChunkShift];
+    if (chunk != nullptr) {
+      SEXP s = chunk[i & (kChunkSize - 1)];
+      if (s != R_BlankString) return s;
     }
   }
-  SEXP cache = cache_of(x);
+  return make_element(x, handle, i);
+}
+
+SEXP full_vector(SEXP x) {
+  ViewHandle* handle = own_handle(x);
+  if (handle == nullptr || handle->strings_full == nullptr) return R_NilValue;
+  return VECTOR_ELT(R_altrep_data2(x), kFull);
+}
+
+void set_full(SEXP x, ViewHandle& handle, SEXP full) {
+  SEXP cache = cache_of(x, handle);
   SET_VECTOR_ELT(cache, kFull, full);
-  if (!handle.node.is_dictionary()) SET_VECTOR_ELT(cache, kMade, R_NilValue);
+  handle.strings_full = STRING_PTR_RO(full);
+  if (!handle.node.is_dictionary()) {
+    // Every element is in the full vector now: the chunks are garbage.
+    handle.strings_chunks = nullptr;
+    SET_VECTOR_ELT(cache, kMade, R_NilValue);
+    SET_VECTOR_ELT(cache, kChunkTable, R_NilValue);
+  }
+}
+
+// The materialised vector, made from the strings made so far and the region
+// (each string made once).
+SEXP materialized(SEXP x, ViewHandle& handle) {
+  if (handle.strings_full != nullptr) return VECTOR_ELT(R_altrep_data2(x), kFull);
+  const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
+  cache_of(x, handle);
+  SEXP full = PROTECT(Rf_allocVector(STRSXP, n));
+  if (handle.node.is_dictionary()) {
+    for (R_xlen_t i = 0; i < n; ++i) SET_STRING_ELT(full, i, element(x, handle, i));
+  } else {
+    for (R_xlen_t i = 0; i < n; ++i) {
+      const SEXP* chunk = handle.strings_chunks == nullptr ? nullptr
+                                                          : handle.strings_chunks[i >> kChunkShift];
+      SEXP s = chunk == nullptr ? R_BlankString : chunk[i & (kChunkSize - 1)];
+      if (s == R_BlankString) s = string_from_region(handle, i);
+      SET_STRING_ELT(full, i, s);
+    }
+  }
+  set_full(x, handle, full);
   UNPROTECT(1);
   return full;
 }
@@ -179,7 +217,7 @@ void string_set_elt(SEXP x, R_xlen_t i, SEXP value) {
     Rf_error("shmr: character vectors of a writable share cannot be changed in place; "
              "only logical, integer, double, complex and raw vectors can");
   PROTECT(value);
-  SEXP full = materialized(x);
+  SEXP full = materialized(x, handle);
   handle.cache_written = true;
   SET_STRING_ELT(full, i, value);
   UNPROTECT(1);
@@ -187,7 +225,7 @@ void string_set_elt(SEXP x, R_xlen_t i, SEXP value) {
 
 void* string_dataptr(SEXP x, Rboolean writable) {
   ViewHandle& handle = usable_handle(x);
-  SEXP full = materialized(x);
+  SEXP full = materialized(x, handle);
   if (writable) handle.cache_written = true;
   return const_cast<SEXP*>(STRING_PTR_RO(full));
 }
@@ -195,8 +233,7 @@ void* string_dataptr(SEXP x, Rboolean writable) {
 const void* string_dataptr_or_null(SEXP x) {
   ViewHandle* handle = own_handle(x);
   if (handle == nullptr || *handle->closed) return nullptr;
-  SEXP full = full_vector(x);
-  return full == R_NilValue ? nullptr : STRING_PTR_RO(full);
+  return handle->strings_full;
 }
 
 Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
@@ -232,10 +269,27 @@ SEXP string_duplicate(SEXP x, Rboolean) {
   SEXP full = full_vector(x);
   if (full == R_NilValue) return copy;
   PROTECT(copy);
-  SEXP cache = cache_of(copy);
-  SET_VECTOR_ELT(cache, kFull, Rf_duplicate(full));
-  UNPROTECT(1);
+  SEXP copied = PROTECT(Rf_duplicate(full));
+  set_full(copy, *own_handle(copy), copied);
+  UNPROTECT(2);
   return copy;
+}
+
+// Position k (0-based) of the index R passes to Extract_subset, or -1 for
+// NA and out of range, as R's own ExtractSubset reads it (d - 1 truncated;
+// the bounds come first so the conversion is defined).
+inline R_xlen_t position(int i, R_xlen_t n) { return 0 < i && i <= n ? i - 1 : -1; }
+inline R_xlen_t position(double d, R_xlen_t n) {
+  return R_FINITE(d) && d > 0 && d < static_cast<double>(n) + 1 ? static_cast<R_xlen_t>(d - 1) : -1;
+}
+
+template <typename I>
+void gather_strings(SEXP x, ViewHandle& handle, const I* p, R_xlen_t count, SEXP result) {
+  const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
+  for (R_xlen_t k = 0; k < count; ++k) {
+    const R_xlen_t at = position(p[k], n);
+    SET_STRING_ELT(result, k, at >= 0 ? element(x, handle, at) : NA_STRING);
+  }
 }
 
 // x[i]: the elements from the cache (made once), never one method call each.
@@ -243,35 +297,12 @@ SEXP string_extract_subset(SEXP x, SEXP index, SEXP) {
   ViewHandle* handle = own_handle(x);
   if (handle == nullptr || *handle->closed) return nullptr;
   if (TYPEOF(index) != INTSXP && TYPEOF(index) != REALSXP) return nullptr;
-  const R_xlen_t n = static_cast<R_xlen_t>(handle->length());
   const R_xlen_t count = XLENGTH(index);
   SEXP result = PROTECT(Rf_allocVector(STRSXP, count));
-  SEXP full = full_vector(x);
-  if (TYPEOF(index) == INTSXP) {
-    const int* p = INTEGER_RO(index);
-    for (R_xlen_t k = 0; k < count; ++k) {
-      const int i = p[k];
-      if (i <= 0 || i > n) {
-        SET_STRING_ELT(result, k, NA_STRING);
-      } else {
-        SET_STRING_ELT(result, k, full != R_NilValue ? STRING_ELT(full, i - 1)
-                                                     : cached_element(x, *handle, i - 1));
-      }
-    }
-  } else {
-    const double* p = REAL_RO(index);
-    for (R_xlen_t k = 0; k < count; ++k) {
-      const double d = p[k];
-      // As R's ExtractSubset: d - 1 truncated (bounds first, so it is defined).
-      if (!R_FINITE(d) || d <= 0 || d >= static_cast<double>(n) + 1) {
-        SET_STRING_ELT(result, k, NA_STRING);
-      } else {
-        const auto i = static_cast<R_xlen_t>(d - 1);
-        SET_STRING_ELT(result, k, full != R_NilValue ? STRING_ELT(full, i)
-                                                     : cached_element(x, *handle, i));
-      }
-    }
-  }
+  if (TYPEOF(index) == INTSXP)
+    gather_strings(x, *handle, INTEGER_RO(index), count, result);
+  else
+    gather_strings(x, *handle, REAL_RO(index), count, result);
   UNPROTECT(1);
   return result;
 }

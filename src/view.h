@@ -25,6 +25,13 @@ struct ViewHandle {
   // on its node's value flags are not trusted.
   bool known_written = false;
 
+  // String views: the strings made so far, inside the R vectors data2 holds
+  // (R's collector never moves objects), so reading one costs no R call.
+  bool strings_cached = false;                     // data2 is set up
+  const SEXP* strings_full = nullptr;              // every element, once materialised
+  const SEXP* strings_entries = nullptr;           // dictionary layout: its entries
+  const SEXP* const* strings_chunks = nullptr;     // packed layout: per chunk, or nullptr
+
   // The region's closed flag, read directly by the per-element methods.
   const bool* closed = nullptr;
 

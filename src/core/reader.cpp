@@ -168,6 +168,56 @@ StringRef NodeView::dictionary_entry(uint64_t k) const {
   return packed_string(k);
 }
 
+bool NodeView::try_code(uint64_t i, uint64_t& out) const noexcept {
+  if (i >= record_.length || codes_ == nullptr) return false;
+  uint32_t code = 0;
+  // Little-endian (FORMAT.md 2): the low bytes come first.
+  switch (record_.code_width) {
+    case 1:
+      code = codes_[i];
+      break;
+    case 2: {
+      uint16_t c;
+      std::memcpy(&c, codes_ + 2 * i, 2);
+      code = c;
+      break;
+    }
+    default:
+      std::memcpy(&code, codes_ + 4 * i, 4);
+  }
+  out = code;
+  return code < strings_.count;
+}
+
+bool NodeView::try_packed_string(uint64_t i, StringRef& out) const noexcept {
+  auto meta = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
+  if (meta == format::StringEncoding::Missing) {
+    out = {nullptr, 0, meta};
+    return true;
+  }
+  if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes)) return false;
+  uint64_t start = 0, end = 0;
+  const unsigned char* ends = base_ + strings_.ends_offset;
+  if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
+  std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
+  if (start > end || end > strings_.bytes_size) return false;
+  const char* bytes = reinterpret_cast<const char*>(base_ + strings_.bytes_offset) + start;
+  if (std::memchr(bytes, '\0', end - start) != nullptr) return false;
+  out = {bytes, end - start, meta};
+  return true;
+}
+
+bool NodeView::try_string_at(uint64_t i, StringRef& out) const noexcept {
+  if (i >= record_.length) return false;
+  uint64_t k = i;
+  if (codes_ != nullptr && !try_code(i, k)) return false;
+  return try_packed_string(k, out);
+}
+
+bool NodeView::try_dictionary_entry(uint64_t k, StringRef& out) const noexcept {
+  return codes_ != nullptr && k < strings_.count && try_packed_string(k, out);
+}
+
 StringRef NodeView::packed_string(uint64_t i) const {
   auto meta = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
   if (meta == format::StringEncoding::Missing) return {nullptr, 0, meta};

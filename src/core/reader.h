@@ -42,6 +42,12 @@ class NodeView {
   uint64_t code(uint64_t i) const;
   StringRef dictionary_entry(uint64_t k) const;
 
+  // The same checks without exceptions, for per-element paths: false when
+  // the element is invalid (the throwing versions then say why).
+  bool try_string_at(uint64_t i, StringRef& out) const noexcept;
+  bool try_code(uint64_t i, uint64_t& out) const noexcept;
+  bool try_dictionary_entry(uint64_t k, StringRef& out) const noexcept;
+
   uint32_t attribute_count() const noexcept { return record_.attr_count; }
   std::string attribute_name(uint32_t i) const;
   uint64_t attribute_value(uint32_t i) const;
@@ -50,6 +56,7 @@ class NodeView {
   friend class RegionReader;
   [[noreturn]] void corrupt(const std::string& what) const;
   StringRef packed_string(uint64_t k) const;
+  bool try_packed_string(uint64_t k, StringRef& out) const noexcept;
 
   // The packed strings a String node reads: its own, or its dictionary's.
   struct PackedStrings {
