@@ -253,7 +253,7 @@ SEXP converted(const ViewHandle& handle, SEXP x, SEXPTYPE type, Convert convert)
 
 SEXP view_coerce(SEXP x, int type) {
   const ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->closed || OBJECT(x)) return nullptr;
+  if (handle == nullptr || *handle->closed || Rf_isObject(x)) return nullptr;
   const ViewHandle& h = *handle;
   switch (TYPEOF(x)) {
     case INTSXP:
