@@ -161,13 +161,14 @@ test_that("after a private write the flags are no longer trusted", {
   expect_true(is.unsorted(s[-50000]))
   expect_identical(duplicated(s), duplicated(x))
   # In another process, the same: its own write, its own copy of the page.
+  fresh <- share(as.numeric(1:1e5))
   got <- in_other_process(function(name) {
     y <- map_shared(name)
     before <- c(is.unsorted(y), anyNA(y))
     y[3] <- -5
     list(before = before, sorted = identical(sort(y), sort(c(1, 2, -5, 4:1e5))),
          unsorted = is.unsorted(y))
-  }, list(name = shared_name(share(as.numeric(1:1e5)))))
+  }, list(name = shared_name(fresh)))
   expect_identical(got$before, c(FALSE, FALSE))
   expect_true(got$sorted)
   expect_true(got$unsorted)
