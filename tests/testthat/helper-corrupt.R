@@ -125,8 +125,10 @@ corrupt_and_map <- function(mutations, via_unserialize = FALSE) {
     bytes <- readBin(path, "raw", file.size(path))
     target <- file.path(dir, "shmr_corrupted")
     double_node <- tools$find_node(bytes, tools$KIND[["double"]])
-    state <- charToRaw(paste0("shmr_corrupted:", double_node))
-    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL), shared_name(x), state)
+    # The compact state of x$a (FORMAT.md section 4), pointed at the copy.
+    state <- charToRaw(paste0("corrupted:", double_node))
+    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL),
+                                                   sub("^shmr_", "", shared_name(x)), state)
     attempt <- function(expr, expected) {
       tryCatch({
         value <- fetch(expr())
