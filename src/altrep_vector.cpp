@@ -34,7 +34,14 @@ R_xlen_t view_length(SEXP x) {
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->count);
 }
 
-void* view_dataptr(SEXP x, Rboolean) { return const_cast<void*>(usable_handle(x).begin); }
+// A writable pointer is how R writes: the value flags are checked again
+// (against the pages) after one was handed out.
+void* view_dataptr(SEXP x, Rboolean writable) {
+  ViewHandle* handle = own_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) handle = &open_view_handle(x);
+  if (writable) handle->pointer_given = true;
+  return const_cast<void*>(handle->begin);
+}
 
 const void* view_dataptr_or_null(SEXP x) {
   const ViewHandle* handle = own_handle(x);

@@ -132,9 +132,14 @@ bool view_values_trusted(ViewHandle& handle) {
   if (handle.known_written || handle.mapping->is_closed() || view_writes_through(handle))
     return false;
   if (format::element_size(handle.node.kind()) == 0) return !handle.cache_written;
+  if (!handle.pointer_given) return true;
   // Private pages stay private: once written, always written.
-  if (view_has_private_pages(handle)) handle.known_written = true;
-  return !handle.known_written;
+  if (view_has_private_pages(handle)) {
+    handle.known_written = true;
+    return false;
+  }
+  handle.pointer_given = false;
+  return true;
 }
 
 // The state is the compact text of FORMAT.md 4 in a raw vector, the

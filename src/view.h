@@ -24,6 +24,10 @@ struct ViewHandle {
   // Set once the view was found to hold private (written) pages: from then
   // on its node's value flags are not trusted.
   bool known_written = false;
+  // Set when R was handed a writable data pointer since the view was last
+  // found free of private pages (R writes only through such pointers), so
+  // the page check runs again only then.
+  bool pointer_given = true;
 
   // String views: the strings made so far, inside the R vectors data2 holds
   // (R's collector never moves objects), so reading one costs no R call.
