@@ -9,6 +9,7 @@
 
 #include "attributes.h"
 #include "core/error.h"
+#include "core/string_dictionary.h"
 #include "view.h"
 
 namespace shmr::glue {
@@ -38,6 +39,10 @@ class PlainStrings : public StringSource {
     SEXP ch = STRING_ELT(x_, static_cast<R_xlen_t>(i));
     if (ch == NA_STRING) return {nullptr, 0, StringEncoding::Missing};
     return {CHAR(ch), static_cast<uint64_t>(LENGTH(ch)), encoding_of(ch)};
+  }
+  // R keeps one CHARSXP per string.
+  const void* identity(uint64_t i) const override {
+    return STRING_ELT(x_, static_cast<R_xlen_t>(i));
   }
 
  private:
@@ -183,9 +188,9 @@ class Describer {
         if (ViewHandle* view = view_handle(x)) {
           if (view->mapping->is_closed())
             throw Error(ErrorKind::Closed, "cannot share an object that was closed");
-          SEXP cache = R_altrep_data2(x);
-          if (view->cache_written && cache != R_NilValue) {
-            plan.strings = add_source(std::make_unique<PlainStrings>(cache));
+          SEXP written = string_view_written_values(x);
+          if (written != R_NilValue) {
+            plan.strings = add_source(std::make_unique<PlainStrings>(written));
           } else {
             plan.strings = add_source(std::make_unique<RegionStrings>(view->node));
           }
@@ -209,6 +214,21 @@ class Describer {
       for (R_xlen_t i = 0; i < n; ++i) plan.children.push_back(VECTOR_ELT(plan.representation, i));
     }
     return plans_[x] = std::move(plan);
+  }
+
+  // Emits the dictionary's node, and makes `spec` (not emitted yet) refer to it.
+  void use_dictionary(NodeSpec& spec, StringDictionary dictionary) {
+    out_.dictionaries.push_back(std::make_unique<StringDictionary>(std::move(dictionary)));
+    const StringDictionary& kept = *out_.dictionaries.back();
+    NodeSpec entries;
+    entries.kind = NodeKind::String;
+    entries.length = kept.entries.size();
+    entries.strings = add_source(std::make_unique<DictionaryEntries>(*spec.strings, kept));
+    out_.description.nodes.push_back(std::move(entries));
+    spec.dictionary = out_.description.nodes.size() - 1;
+    spec.codes = kept.codes.data();
+    spec.code_width = kept.code_width;
+    spec.strings = nullptr;
   }
 
   const StringSource* add_source(std::unique_ptr<StringSource> source) {
@@ -242,6 +262,8 @@ class Describer {
       case NodeKind::String:
         spec.length = length_of(rep);
         spec.strings = plan.strings;
+        if (auto dictionary = plan_string_dictionary(*plan.strings, spec.length))
+          use_dictionary(spec, std::move(*dictionary));
         break;
       case NodeKind::List:
         if (TYPEOF(x) == LISTSXP) spec.flags |= format::kNodeFromPairlist;

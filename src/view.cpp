@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -144,32 +145,83 @@ SEXP fresh_view_of(const ViewHandle& handle) {
       false);
 }
 
-// The state is one string "<region>:<node>", the smallest form R writes.
+SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t count) {
+  if (format::element_size(handle.node.kind()) == 0 || first > handle.count ||
+      count > handle.count - first)
+    return nullptr;
+  SEXP slice = fresh_view_of(handle);
+  if (slice == nullptr) return nullptr;
+  view_handle(slice)->set_slice(handle.first + first, count);
+  return slice;
+}
+
+bool view_values_trusted(ViewHandle& handle) {
+  if (handle.known_written || handle.mapping->is_closed() || view_writes_through(handle))
+    return false;
+  if (format::element_size(handle.node.kind()) == 0) return !handle.cache_written;
+  if (!handle.pointer_given) return true;
+  // Private pages stay private: once written, always written.
+  if (view_has_private_pages(handle)) {
+    handle.known_written = true;
+    return false;
+  }
+  handle.pointer_given = false;
+  return true;
+}
+
+// The state is the compact text of FORMAT.md 4 in a raw vector, the
+// smallest form R writes (a string would add a CHARSXP header). It is
+// formatted into a fixed buffer, so no C++ object is live when R allocates.
 SEXP view_serialized_state(const ViewHandle& handle) {
-  char state[names::kMaxNameLength + 32] = "";
+  char text[256];
+  size_t size = 0;
   ErrorMessage message;
   capture_exception(message, [&] {
-    std::string text = names::format_view_state({handle.mapping->region().name(), handle.node.index()});
-    if (text.size() >= sizeof state) throw Error(ErrorKind::InvalidArgument, "region name too long");
-    std::snprintf(state, sizeof state, "%s", text.c_str());
+    std::string state =
+        names::format_compact_view_state({handle.mapping->region().name(), handle.node.index()});
+    if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "view state too long");
+    size = state.size();
+    std::memcpy(text, state.data(), size);
   });
   if (message.set()) raise_r_error(message);
-  return Rf_mkString(state);
+  SEXP state = PROTECT(Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(size)));
+  std::memcpy(RAW(state), text, size);
+  UNPROTECT(1);
+  return state;
 }
 
 SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  if (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 || STRING_ELT(state, 0) == NA_STRING)
+  // Compact states (raw) since format version 2; "<region>:<node>" strings
+  // from streams written by version 1.
+  const bool compact = TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= 1024;
+  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
+                   STRING_ELT(state, 0) == NA_STRING))
     Rf_error("shmr: malformed serialized shared object");
-  const char* text = CHAR(STRING_ELT(state, 0));
+  const char* text = compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
+  const size_t size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
   return view_on_found_node(
-      [text, cls] {
+      [text, size, compact, cls] {
         // Anyone can write serialize() output: the state is untrusted.
-        auto parsed = names::parse_view_state(text);
-        if (!parsed)
-          throw Error(ErrorKind::InvalidArgument,
-                      "serialized shared object has an invalid state (not \"<region>:<node>\")");
-        auto mapping = mapping_for_unserialize(parsed->region);
-        NodeView node = mapping->reader().node(parsed->node);
+        names::ViewState wanted;
+        if (compact) {
+          auto parsed = names::parse_compact_view_state(std::string(text, size));
+          if (!parsed)
+            throw Error(ErrorKind::InvalidArgument,
+                        "serialized shared object has an invalid state (not \"<name>[:<node>]\")");
+          if (!parsed->fields.empty())
+            throw Error(ErrorKind::InvalidArgument,
+                        "serialized shared object carries fields this version of shmr does not "
+                        "know (written by a newer version?): " + parsed->fields.substr(0, 80));
+          wanted = parsed->view;
+        } else {
+          auto parsed = names::parse_view_state(std::string(text, size));
+          if (!parsed)
+            throw Error(ErrorKind::InvalidArgument,
+                        "serialized shared object has an invalid state (not \"<region>:<node>\")");
+          wanted = *parsed;
+        }
+        auto mapping = mapping_for_unserialize(wanted.region);
+        NodeView node = mapping->reader().node(wanted.node);
         const R_altrep_class_t* node_class = view_class_for(node.kind());
         if (node_class == nullptr)
           throw Error(ErrorKind::Corrupt,
@@ -180,7 +232,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
           throw Error(ErrorKind::Corrupt,
                       "serialized shared object refers to a node of another type");
         mapping = mapping_for_view(mapping, node.index(), format::element_size(node.kind()) != 0);
-        return FoundNode{mapping, mapping->reader().node(parsed->node)};
+        return FoundNode{mapping, mapping->reader().node(wanted.node)};
       },
       true);
 }

@@ -21,6 +21,20 @@ struct ViewHandle {
   uint64_t count = 0;
   // Set once R was handed a writable pointer into a string view's cache.
   bool cache_written = false;
+  // Set once the view was found to hold private (written) pages: from then
+  // on its node's value flags are not trusted.
+  bool known_written = false;
+  // Set when R was handed a writable data pointer since the view was last
+  // found free of private pages (R writes only through such pointers), so
+  // the page check runs again only then.
+  bool pointer_given = true;
+
+  // String views: the strings made so far, inside the R vectors data2 holds
+  // (R's collector never moves objects), so reading one costs no R call.
+  bool strings_cached = false;                     // data2 is set up
+  const SEXP* strings_full = nullptr;              // every element, once materialised
+  const SEXP* strings_entries = nullptr;           // dictionary layout: its entries
+  const SEXP* const* strings_chunks = nullptr;     // packed layout: per chunk, or nullptr
 
   // The region's closed flag, read directly by the per-element methods.
   const bool* closed = nullptr;
@@ -51,6 +65,10 @@ struct ViewHandle {
 // Class handles, set by the per-family init functions.
 void init_vector_view_classes(DllInfo* dll);
 void init_string_view_class(DllInfo* dll);
+
+// The values of a string view that R has written to (its materialised
+// vector, which the region no longer describes), or R_NilValue.
+SEXP string_view_written_values(SEXP x);
 
 // True when `x` is an ALTREP view made by shmr.
 bool is_view(SEXP x);
@@ -85,6 +103,16 @@ SEXP fresh_view_of(const ViewHandle& handle);
 // sharing its mapping, or nullptr when `x` is not such a view. May raise an R
 // error (allocation): call only inside cpp11::unwind_protect.
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
+
+// A slice of elements [first, first + count) of the view `handle` (relative
+// to it), on a mapping where the node has no other view, so that writes to
+// it stay its own; nullptr when no such mapping can be had. May raise an R
+// error (allocation): call only from an ALTREP method or unwind_protect.
+SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t count);
+
+// True when the node's value flags (FORMAT.md 2.2) describe the view's
+// values: a read-only view, open, that this process has not written to.
+bool view_values_trusted(ViewHandle& handle);
 
 // Used by the view classes' Serialized_state and Unserialize methods.
 SEXP view_serialized_state(const ViewHandle& handle);

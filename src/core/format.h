@@ -1,4 +1,4 @@
-// On-disk layout of a shmr region, format version 1. inst/FORMAT.md is the
+// On-disk layout of a shmr region, format version 2. inst/FORMAT.md is the
 // specification; these structs are its machine-readable half and must agree
 // with it field for field.
 #pragma once
@@ -9,7 +9,11 @@
 namespace shmr::format {
 
 inline constexpr char kMagic[8] = {'\x89', 'S', 'H', 'M', 'R', '\r', '\n', '\x1a'};
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;
+// The oldest version this build reads. Version 1 regions have no value
+// flags and no dictionary strings; a reader sees only kNodeFlagsV1 of their
+// node flags.
+inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr uint64_t kAlignment = 64;
 inline constexpr uint64_t kNoNode = UINT64_MAX;
 
@@ -41,6 +45,17 @@ enum class StringEncoding : uint8_t {
 
 // Node flags.
 inline constexpr uint32_t kNodeFromPairlist = 1u << 0;
+// Since version 2: the writer read every value while copying a read-only
+// region's Logical, Integer, Double or String node, and bits 2-4 say what it
+// saw. Without this bit they are 0 and mean nothing.
+inline constexpr uint32_t kNodeValuesScanned = 1u << 1;
+inline constexpr uint32_t kNodeNoMissing = 1u << 2;   // no NA (nor NaN)
+inline constexpr uint32_t kNodeIncreasing = 1u << 3;  // non-decreasing; only with kNodeNoMissing
+inline constexpr uint32_t kNodeDecreasing = 1u << 4;  // non-increasing; only with kNodeNoMissing
+// Since version 2: a String node in the dictionary layout (FORMAT.md 2.4).
+inline constexpr uint32_t kNodeDictionary = 1u << 5;
+// The node flags a version 1 region can have.
+inline constexpr uint32_t kNodeFlagsV1 = kNodeFromPairlist;
 
 struct RegionHeader {
   char magic[8];
@@ -65,10 +80,11 @@ struct NodeRecord {
   uint64_t data_offset;   // payload / child table / string bytes / serialized bytes
   uint64_t data_size;     // bytes at data_offset
   uint64_t index_offset;  // String: uint64 end offsets, one per element
-  uint64_t meta_offset;   // String: one StringEncoding byte per element
+                          // (dictionary layout: the dictionary's node index)
+  uint64_t meta_offset;   // String: one StringEncoding byte per element (dictionary layout: 0)
   uint64_t attr_offset;   // AttributeEntry table
   uint32_t attr_count;
-  uint32_t reserved;
+  uint32_t code_width;    // String, dictionary layout: bytes per code (1, 2 or 4); else 0
 };
 static_assert(sizeof(NodeRecord) == 64, "node record is 64 bytes");
 

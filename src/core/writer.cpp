@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "error.h"
+#include "value_scan.h"
 
 namespace shmr {
 
@@ -84,12 +85,35 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
         rec.data_offset = reserve(cursor, rec.data_size);
         break;
       case NodeKind::String: {
+        if (spec.dictionary != format::kNoNode) {
+          if (spec.dictionary >= i || nodes[spec.dictionary].kind != NodeKind::String ||
+              nodes[spec.dictionary].dictionary != format::kNoNode)
+            throw Error(ErrorKind::InvalidArgument,
+                        "a string dictionary must be an earlier string node in the packed layout");
+          if (spec.code_width != 1 && spec.code_width != 2 && spec.code_width != 4)
+            throw Error(ErrorKind::InvalidArgument, "string codes must be 1, 2 or 4 bytes wide");
+          if (spec.length > 0 && spec.codes == nullptr)
+            throw Error(ErrorKind::InvalidArgument, "dictionary string node without codes");
+          rec.flags |= format::kNodeDictionary;
+          rec.code_width = spec.code_width;
+          rec.index_offset = spec.dictionary;
+          rec.data_size = checked_mul(spec.length, spec.code_width);
+          rec.data_offset = reserve(cursor, rec.data_size);
+          // Codes name dictionary entries only: no NA in the dictionary, none here.
+          rec.flags |= records_[spec.dictionary].flags &
+                       (format::kNodeValuesScanned | format::kNodeNoMissing);
+          break;
+        }
         if (spec.strings == nullptr && spec.length > 0)
           throw Error(ErrorKind::InvalidArgument, "string node without a source");
         uint64_t bytes = 0;
+        bool missing = false;
         for (uint64_t k = 0; k < spec.length; ++k) {
           StringRef s = spec.strings->at(k);
-          if (s.encoding == format::StringEncoding::Missing) continue;
+          if (s.encoding == format::StringEncoding::Missing) {
+            missing = true;
+            continue;
+          }
           // The reader refuses NUL bytes (FORMAT.md 2.4); R never makes them.
           if (s.size > 0 && std::memchr(s.data, '\0', s.size) != nullptr)
             throw Error(ErrorKind::InvalidArgument, "a string element contains a NUL byte");
@@ -99,6 +123,7 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
         rec.meta_offset = reserve(cursor, spec.length);
         rec.data_size = bytes;
         rec.data_offset = reserve(cursor, bytes);
+        rec.flags |= format::kNodeValuesScanned | (missing ? 0 : format::kNodeNoMissing);
         break;
       }
       case NodeKind::List:
@@ -127,11 +152,13 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
   if (size != total_size_) throw Error(ErrorKind::InvalidArgument, "region size mismatch");
   auto* bytes = static_cast<unsigned char*>(base);
   const auto& nodes = description_.nodes;
+  // Value flags are learnt while copying.
+  std::vector<format::NodeRecord> records = records_;
 
   size_t name_index = 0;
   for (uint64_t i = 0; i < nodes.size(); ++i) {
     const NodeSpec& spec = nodes[i];
-    const format::NodeRecord& rec = records_[i];
+    format::NodeRecord& rec = records[i];
 
     for (uint32_t a = 0; a < rec.attr_count; ++a) {
       const auto& attribute = spec.attributes[a];
@@ -151,10 +178,29 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
       case NodeKind::Raw:
       case NodeKind::Serialized:
         // A fresh region reads as zeros, so a zero-filled node needs no write.
-        if (rec.data_size > 0 && !spec.zero_filled)
+        if (spec.zero_filled) break;
+        if (has_value_summary(spec.kind)) {
+          ValueSummary summary = copy_and_summarize(spec.kind, bytes + rec.data_offset, spec.bytes,
+                                                    rec.data_size);
+          rec.flags |= summary_flags(spec.kind, summary);
+        } else if (rec.data_size > 0) {
           std::memcpy(bytes + rec.data_offset, spec.bytes, rec.data_size);
+        }
         break;
       case NodeKind::String: {
+        if (spec.dictionary != format::kNoNode) {
+          const uint64_t entries = nodes[spec.dictionary].length;
+          for (uint64_t k = 0; k < spec.length; ++k) {
+            uint32_t code = 0;
+            std::memcpy(reinterpret_cast<unsigned char*>(&code),
+                        static_cast<const unsigned char*>(spec.codes) + k * spec.code_width,
+                        spec.code_width);  // little-endian (FORMAT.md 2)
+            if (code >= entries)
+              throw Error(ErrorKind::InvalidArgument, "a string code is outside its dictionary");
+          }
+          if (rec.data_size > 0) std::memcpy(bytes + rec.data_offset, spec.codes, rec.data_size);
+          break;
+        }
         auto* ends = reinterpret_cast<uint64_t*>(bytes + rec.index_offset);
         auto* meta = bytes + rec.meta_offset;
         uint64_t end = 0;
@@ -180,8 +226,8 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
         break;
     }
   }
-  std::memcpy(bytes + node_table_offset_, records_.data(),
-              records_.size() * sizeof(format::NodeRecord));
+  std::memcpy(bytes + node_table_offset_, records.data(),
+              records.size() * sizeof(format::NodeRecord));
 
   format::RegionHeader header{};
   std::memcpy(header.magic, format::kMagic, sizeof header.magic);

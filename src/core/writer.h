@@ -26,6 +26,9 @@ class StringSource {
  public:
   virtual ~StringSource() = default;
   virtual StringRef at(uint64_t i) const = 0;
+  // Something equal for two elements exactly when their strings are equal
+  // (R's one CHARSXP per string), or nullptr when the source has none.
+  virtual const void* identity(uint64_t) const { return nullptr; }
 };
 
 struct NodeSpec {
@@ -37,7 +40,13 @@ struct NodeSpec {
   // Fixed-width kinds: no source, the payload stays zero (segments).
   bool zero_filled = false;
   uint64_t byte_count = 0;
-  const StringSource* strings = nullptr;  // String
+  const StringSource* strings = nullptr;  // String (packed layout)
+  // String in the dictionary layout (FORMAT.md 2.4): the index of the
+  // dictionary's node (a String node in the packed layout, listed before
+  // this one) and one code per element, code_width (1, 2 or 4) bytes each.
+  uint64_t dictionary = format::kNoNode;
+  const void* codes = nullptr;
+  uint32_t code_width = 0;
   std::vector<uint64_t> children;         // List
   std::vector<std::pair<std::string, uint64_t>> attributes;
 };
@@ -62,7 +71,9 @@ class RegionWriter {
   // Fills `size` bytes at `base` (size must equal total_size()), which must
   // read as zeros (a fresh region does): zero-filled nodes are not written,
   // so a huge segment costs nothing until used. The header is written last
-  // so a reader never sees a valid magic over partial data.
+  // so a reader never sees a valid magic over partial data. The values of
+  // Logical, Integer and Double nodes are summarised while they are copied
+  // (node flags, FORMAT.md 2.2; readers of a writable region ignore them).
   void write(void* base, uint64_t size, int64_t creator_pid, uint64_t creator_start_ticks,
              int64_t created_unix_ms) const;
 

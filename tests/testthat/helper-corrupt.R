@@ -125,8 +125,10 @@ corrupt_and_map <- function(mutations, via_unserialize = FALSE) {
     bytes <- readBin(path, "raw", file.size(path))
     target <- file.path(dir, "shmr_corrupted")
     double_node <- tools$find_node(bytes, tools$KIND[["double"]])
-    state <- charToRaw(paste0("shmr_corrupted:", double_node))
-    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL), shared_name(x), state)
+    # The compact state of x$a (FORMAT.md section 4), pointed at the copy.
+    state <- charToRaw(paste0("corrupted:", double_node))
+    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL),
+                                                   sub("^shmr_", "", shared_name(x)), state)
     attempt <- function(expr, expected) {
       tryCatch({
         value <- fetch(expr())
@@ -158,3 +160,27 @@ expect_all_rejected <- function(results, pattern = "is corrupt|could not be rebu
   }
 }
 
+
+# serialize() of a view writes its state as a raw vector (inst/FORMAT.md,
+# section 4). The same stream as format version 1 of shmr wrote it: the raw
+# state `compact` (raw) replaced by the string `state` (raw bytes; NULL for
+# NA_character_). Self-contained: it runs in other processes.
+as_legacy_stream <- function(stream, compact, state) {
+  xdr_int <- function(n) {  # big-endian, as serialize() writes integers
+    if (n < 0) n <- n + 2^32
+    as.raw(c(n %/% 256^3, (n %/% 256^2) %% 256, (n %/% 256) %% 256, n %% 256))
+  }
+  pattern <- c(as.raw(c(0, 0, 0, 0x18)), xdr_int(length(compact)), compact)
+  starts <- which(stream == pattern[1])
+  at <- starts[vapply(starts, function(i) {
+    i + length(pattern) - 1 <= length(stream) && all(stream[i:(i + length(pattern) - 1)] == pattern)
+  }, logical(1))][1]
+  if (is.na(at)) stop("raw state not found in the stream")
+  chars <- if (is.null(state)) {
+    c(as.raw(c(0, 0, 0, 9)), xdr_int(-1))
+  } else {
+    c(as.raw(c(0, 0, 0, 9)), xdr_int(length(state)), state)
+  }
+  item <- c(as.raw(c(0, 0, 0, 0x10)), xdr_int(1), chars)
+  c(stream[seq_len(at - 1)], item, stream[seq.int(at + length(pattern), length(stream))])
+}
