@@ -270,20 +270,30 @@ fetch <- function(x, ...) {
 #'
 #' @param con A shared object.
 #' @param ... Ignored.
-#' @return `invisible(TRUE)`.
+#' @return `invisible(TRUE)`; `invisible(FALSE)` when `con` was closed
+#'   already (closing twice does nothing).
 #' @export
 #' @examples
 #' x <- share(rnorm(10))
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
-  if (!.Call(shmr_close, con) && !close_deep_share(con)) {
-    stop(sprintf(
-      "no applicable method for 'close' applied to an object of class \"%s\"",
-      paste(class(con), collapse = "\", \"")
-    ), call. = FALSE)
-  }
-  invisible(TRUE)
+  if (.Call(shmr_close, con) || close_deep_share(con)) return(invisible(TRUE))
+  # Closing twice is harmless, as for a file that was closed already.
+  if (was_closed(con)) return(invisible(FALSE))
+  stop(sprintf(
+    "no applicable method for 'close' applied to an object of class \"%s\"",
+    paste(class(con), collapse = "\", \"")
+  ), call. = FALSE)
+}
+
+# TRUE for a shared object (or a list of them) whose region was closed.
+was_closed <- function(x) {
+  if (.Call(shmr_is_closed_view, x)) return(TRUE)
+  if (!is.list(x) || !length(x)) return(FALSE)
+  parts <- unclass(x)
+  closed <- vapply(parts, function(part) isTRUE(was_closed(part)), TRUE)
+  any(closed) && all(closed | vapply(parts, function(part) !is_shared(part), TRUE))
 }
 
 #' Details of a shared object
