@@ -1,70 +1,166 @@
 #include "process.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <memory>
 #include <string>
 
 namespace shmr::process {
 namespace {
 
+// The initial PID namespace's inode number (PROC_PID_INIT_INO in Linux):
+// from there every process of the machine is visible.
+constexpr uint64_t kInitialPidNamespace = 0xEFFFFFFCu;
+
+enum class StatResult { Read, Missing, Unreadable };
+
 struct StatFields {
-  bool found = false;
   char state = '?';
   uint64_t start_ticks = 0;
 };
 
-StatFields read_stat(int64_t pid) {
-  StatFields out;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return out;
-  // The command name (field 2) may contain spaces and ')', so fields are
+// Reads /proc/<pid>/stat with plain system calls (no allocation, one
+// descriptor). Missing: no such process; Unreadable: anything else (no
+// descriptor left, /proc hidden or absent).
+StatResult read_stat(int64_t pid, StatFields& out) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%lld/stat", static_cast<long long>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatResult::Missing : StatResult::Unreadable;
+  char line[1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, line, sizeof line - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return StatResult::Unreadable;
+  line[n] = '\0';
+  // The command name (field 2) may contain spaces and ')': fields are
   // counted from the last ')'.
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return out;
-  std::istringstream rest(line.substr(close + 1));
-  std::string field;
-  int index = 2;
-  while (rest >> field) {
-    ++index;
-    if (index == 3) out.state = field.empty() ? '?' : field[0];
-    if (index == 22) {
-      out.start_ticks = std::strtoull(field.c_str(), nullptr, 10);
-      out.found = true;
-      break;
+  const char* close = std::strrchr(line, ')');
+  if (close == nullptr) return StatResult::Unreadable;
+  const char* p = close + 1;
+  for (int field = 3; field <= 22; ++field) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') return StatResult::Unreadable;
+    if (field == 3) out.state = *p;
+    if (field == 22) {
+      out.start_ticks = std::strtoull(p, nullptr, 10);
+      return StatResult::Read;
     }
+    while (*p != ' ' && *p != '\0') ++p;
   }
-  return out;
+  return StatResult::Unreadable;
+}
+
+uint64_t pid_namespace_of(const char* ns_link) {
+  struct stat st;
+  if (::stat(ns_link, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+bool is_gone(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+Identity read_self() {
+  Identity id;
+  id.pid = static_cast<int64_t>(::getpid());
+  StatFields st;
+  if (read_stat(id.pid, st) == StatResult::Read) id.start_ticks = st.start_ticks;
+  id.pid_namespace = pid_namespace_of("/proc/self/ns/pid");
+  return id;
+}
+
+// The rules of liveness() for a process of this PID namespace (or one whose
+// namespace is unknown).
+Liveness in_this_namespace(const Identity& who) {
+  if (::kill(static_cast<pid_t>(who.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
+  StatFields st;
+  switch (read_stat(who.pid, st)) {
+    case StatResult::Missing:
+      return Liveness::Dead;  // it exited between the two looks
+    case StatResult::Unreadable:
+      return Liveness::Unknown;
+    case StatResult::Read:
+      break;
+  }
+  if (is_gone(st.state)) return Liveness::Dead;
+  if (who.start_ticks != 0 && st.start_ticks != 0 && st.start_ticks != who.start_ticks)
+    return Liveness::Dead;  // the PID was reused
+  return Liveness::Alive;
 }
 
 }  // namespace
 
 Identity current() {
-  static const Identity self = [] {
-    Identity id;
-    id.pid = static_cast<int64_t>(::getpid());
-    id.start_ticks = read_stat(id.pid).start_ticks;
-    return id;
-  }();
+  static const Identity self = read_self();
   // A forked child has a new PID; recompute rather than report the parent.
   if (self.pid == static_cast<int64_t>(::getpid())) return self;
-  Identity id;
-  id.pid = static_cast<int64_t>(::getpid());
-  id.start_ticks = read_stat(id.pid).start_ticks;
-  return id;
+  return read_self();
 }
 
-bool is_alive(const Identity& who) {
-  if (who.pid <= 0) return false;
-  StatFields st = read_stat(who.pid);
-  if (!st.found) return false;
-  if (st.state == 'Z' || st.state == 'X') return false;
-  if (who.start_ticks != 0 && st.start_ticks != who.start_ticks) return false;
-  return true;
+Liveness Census::find(const Identity& who) {
+  if (!taken_) {
+    taken_ = true;
+    complete_ = true;
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+    if (!proc) {
+      complete_ = false;
+    } else {
+      while (struct dirent* entry = ::readdir(proc.get())) {
+        char* end = nullptr;
+        long long pid = std::strtoll(entry->d_name, &end, 10);
+        if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+        StatFields st;
+        StatResult read = read_stat(pid, st);
+        if (read == StatResult::Missing || (read == StatResult::Read && is_gone(st.state))) continue;
+        char link[64];
+        std::snprintf(link, sizeof link, "/proc/%lld/ns/pid", pid);
+        uint64_t ns = pid_namespace_of(link);
+        if (read == StatResult::Unreadable) {
+          // Gone in the meantime, or out of reach (no descriptor left): the
+          // census cannot rule anyone out.
+          if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) complete_ = false;
+          continue;
+        }
+        // A process whose namespace is out of reach (a container's init, for
+        // one) may be anyone who started when it did.
+        if (ns == 0)
+          unplaced_.insert(st.start_ticks);
+        else
+          seen_.insert({ns, st.start_ticks});
+      }
+    }
+  }
+  if (seen_.count({who.pid_namespace, who.start_ticks}) != 0) return Liveness::Alive;
+  // Only the initial namespace sees every process.
+  if (complete_ && current().pid_namespace == kInitialPidNamespace && who.start_ticks != 0 &&
+      unplaced_.count(who.start_ticks) == 0)
+    return Liveness::Dead;
+  return Liveness::Unknown;
 }
+
+Liveness liveness(const Identity& who, Census& census) {
+  if (who.pid <= 0 || who.pid > INT_MAX) return Liveness::Dead;
+  const Identity self = current();
+  if (who.pid_namespace != 0 && self.pid_namespace != 0 && who.pid_namespace != self.pid_namespace)
+    return census.find(who);
+  return in_this_namespace(who);
+}
+
+Liveness liveness(const Identity& who) {
+  Census census;
+  return liveness(who, census);
+}
+
+bool is_alive(const Identity& who) { return liveness(who) == Liveness::Alive; }
 
 }  // namespace shmr::process

@@ -1,19 +1,49 @@
-// Identity of a process that survives PID reuse: the PID plus its start time.
+// Identity of a process that survives PID reuse (the PID plus its start
+// time) and its PID namespace, and what can be known about whether it runs.
 #pragma once
 
 #include <cstdint>
+#include <set>
+#include <utility>
 
 namespace shmr::process {
 
 struct Identity {
   int64_t pid = 0;
-  uint64_t start_ticks = 0;  // 0 when unknown
+  uint64_t start_ticks = 0;    // field 22 of /proc/<pid>/stat; 0 when unknown
+  uint64_t pid_namespace = 0;  // inode of /proc/<pid>/ns/pid; 0 when unknown
 };
 
 Identity current();
 
-// True while the process exists, is not a zombie, and (when start_ticks is
-// known) started at that time.
+enum class Liveness { Alive, Dead, Unknown };
+
+// What this process can tell about `who`. Dead only when known: in this
+// PID namespace (or an unknown one), kill(pid, 0) finds no process, or
+// /proc shows a zombie or a process that started at another time; in
+// another namespace, the process is not among those this namespace sees
+// while this is the initial namespace, which sees them all. Anything that
+// cannot be read (another namespace out of sight, no descriptor left,
+// /proc hidden) is Unknown, never Dead.
+Liveness liveness(const Identity& who);
+
+// The processes of other PID namespaces visible from here, by namespace
+// and start time: liveness() scans /proc for them once per call of
+// prune_regions() through this cache.
+class Census {
+ public:
+  Liveness find(const Identity& who);
+
+ private:
+  bool taken_ = false;
+  bool complete_ = false;
+  std::set<std::pair<uint64_t, uint64_t>> seen_;  // (namespace, start ticks)
+  std::set<uint64_t> unplaced_;  // start ticks of processes of an unreadable namespace
+};
+
+Liveness liveness(const Identity& who, Census& census);
+
+// liveness() == Alive.
 bool is_alive(const Identity& who);
 
 }  // namespace shmr::process

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "creator.h"
 #include "error.h"
 #include "locator.h"
 #include "names.h"
@@ -129,7 +130,9 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   PendingRegion pending(location.data_directory, location.name, writer.total_size(),
                         !writer.has_zero_filled_nodes());
   writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
-  static_cast<format::RegionHeader*>(pending.data())->flags = flags;
+  auto* header = static_cast<format::RegionHeader*>(pending.data());
+  header->flags = flags;
+  format::set_creator(*header, self);
   FileDescriptor fd = pending.publish();
   if (locator) locator->commit();
 
