@@ -193,6 +193,8 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   }
 
   threshold <- share_threshold()
+  handoff <- handoff_target()
+  on.exit(discard_handoffs(handoff), add = TRUE)
   created <- new.env(parent = emptyenv())
   on.exit(for (obj in created$objects) close(obj), add = TRUE)
   # Names of the caller's X: those of the copy shared for the call would
@@ -212,7 +214,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
     list(
       X = if (subset) X[p] else X, subset = subset, positions = p, margin = margin,
       FUN = FUN, dots = dots, seeds = if (!is.null(seeds)) seeds[p],
-      threshold = threshold
+      threshold = threshold, handoff = handoff
     )
   })
   names(tasks) <- NULL

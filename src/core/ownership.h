@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "process.h"
 #include "region_file.h"
 
 namespace shmr {
@@ -66,6 +67,13 @@ class RegionOwner {
   int64_t creator_pid_;
   std::once_flag released_;
 };
+
+// Records `creator` as the creator of the region at `location`, in its
+// header and, for the file backing, in its locator: a region written for
+// another process (a pool worker's result, handed to the caller) is then
+// judged by prune_regions() by that process's life. Throws when the files
+// cannot be rewritten.
+void assign_creator(const RegionLocation& location, const process::Identity& creator);
 
 // Registers this process as the creator of the region at `location`.
 std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent);
