@@ -115,9 +115,14 @@
 #' @param persist `TRUE` to keep the region after this process exits.
 #' @return The shared version of `x`. Sharing an object that is already
 #'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
-#'   `readonly = FALSE` asks for a new region). So does sharing `NULL`, a
-#'   function, an environment or a language object without a `name`: there
-#'   is no data to share.
+#'   `readonly = FALSE` asks for a new region; a writable share asked for
+#'   with `readonly = TRUE` gets a read-only region of its own). So does
+#'   sharing `NULL`, a function, an environment or a language object (a
+#'   formula, a call): there is no data to share. With a `name` or
+#'   `persist = TRUE` these are an error, since no other process could map
+#'   them by that name; share a list that holds them instead. An S4 object
+#'   (one that is not a vector) is shared as with `deep = TRUE`: each slot of
+#'   at least `min_bytes` bytes in a region of its own, the rest as it is.
 #' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()],
 #'   [remove_shared()]
 #' @export
@@ -149,6 +154,20 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   if (!is.numeric(min_bytes) || length(min_bytes) != 1L || is.na(min_bytes) || min_bytes < 0) {
     stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
   }
+  if (!deep && (is_not_data(x) || typeof(x) == "S4")) {
+    if (!is.null(name) || persist) {
+      stop(sprintf(paste0("share(): %s holds no data that a named or persistent region could ",
+                          "share (other processes would map nothing); share a list that holds ",
+                          "it, such as share(list(x), name = ), or save it with saveRDS()"),
+                   describe_not_data(x)), call. = FALSE)
+    }
+    # A function, environment or language object would only be stored
+    # serialized and come back as a copy: like mori, hand it back as it is.
+    if (is_not_data(x)) return(x)
+    # An S4 object (not a vector) shares its data as deep sharing does: each
+    # slot of at least min_bytes in a region of its own.
+    deep <- TRUE
+  }
   if (deep) {
     if (!is.null(name)) {
       warning("share(): `name` is ignored with deep = TRUE, which creates a region for ",
@@ -162,9 +181,6 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
   if (!is.null(name)) check_region_name(name)
-  # A function, environment or language object would only be stored
-  # serialized and come back as a copy: like mori, hand it back as it is.
-  if (is.null(name) && !persist && is_not_data(x)) return(x)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
   options <- list(
     backing = backing, readonly = readonly, name = name, persist = persist,
@@ -180,6 +196,15 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
 
 is_not_data <- function(x) {
   is.null(x) || is.function(x) || is.environment(x) || is.language(x)
+}
+
+describe_not_data <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (is.function(x)) return("a function")
+  if (is.environment(x)) return("an environment")
+  if (inherits(x, "formula")) return("a formula")
+  if (is.language(x)) return("a language object (a call or a symbol)")
+  "an S4 object"
 }
 
 #' Map a shared object by name

@@ -1,5 +1,6 @@
 #include "r_api.h"
 
+#include "core/process.h"
 #include "view.h"
 
 extern "C" {
@@ -86,6 +87,8 @@ static const R_CallMethodDef call_methods[] = {
 void R_init_shmr(DllInfo* dll) {
   R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
   R_useDynamicSymbols(dll, FALSE);
+  // A forked child tells itself from its parent by this first identity.
+  shmr::process::current();
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);

@@ -119,7 +119,10 @@ SEXP fresh_view_of(const ViewHandle& handle) {
 }
 
 // The state is one string "<region>:<node>", the smallest form R writes.
+// A region a forked child made and sends this way becomes its parent's
+// (parallel::mclapply() results): the child ends without releasing anything.
 SEXP view_serialized_state(const ViewHandle& handle) {
+  handle.mapping->region().hand_to_fork_parent();
   std::string state = names::format_view_state({handle.mapping->region().name(), handle.node.index()});
   return Rf_mkString(state.c_str());
 }

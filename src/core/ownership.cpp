@@ -107,6 +107,18 @@ void RegionOwner::release() {
 
 void RegionOwner::keep() { kept_ = true; }
 
+void RegionOwner::hand_to_fork_parent() noexcept {
+  if (kept_ || persistent_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
+  const process::Identity parent = process::fork_parent();
+  if (parent.pid == 0) return;
+  try {
+    assign_creator(location_, parent);
+    kept_ = true;
+  } catch (...) {
+    // The region stays the child's: pruned once the child is gone.
+  }
+}
+
 namespace {
 
 // Reads the first `size` bytes of `path` into `bytes`, lets `change` edit
@@ -153,6 +165,18 @@ std::shared_ptr<RegionOwner> owner_of(const std::string& name_path) {
   std::lock_guard<std::mutex> lock(owners_mutex);
   auto found = owners_by_path().find(name_path);
   return found == owners_by_path().end() ? nullptr : found->second.lock();
+}
+
+std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
+                                               const format::RegionHeader& header) {
+  if (auto owner = owner_of(location.name_path())) return owner;
+  const process::Identity self = process::current();
+  const process::Identity creator = format::creator_of(header);
+  if ((header.flags & format::kFlagPersistent) != 0 || creator.pid != self.pid ||
+      creator.start_ticks != self.start_ticks ||
+      (creator.pid_namespace != 0 && creator.pid_namespace != self.pid_namespace))
+    return nullptr;
+  return claim_region(location, false);
 }
 
 void release_all_owned_regions() {

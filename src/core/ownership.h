@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "format.h"
 #include "process.h"
 #include "region_file.h"
 
@@ -57,6 +58,11 @@ class RegionOwner {
   void release();
   // Gives up the claim: the region stays until someone removes it.
   void keep();
+  // In a forked child about to send the region to its parent: makes the
+  // parent its creator (the child ends with _exit() and could never release
+  // it) and gives up the child's claim. The parent claims it when it maps
+  // it (claim_for_mapping()). Does nothing elsewhere. Never throws.
+  void hand_to_fork_parent() noexcept;
 
  private:
   RegionLocation location_;
@@ -80,6 +86,13 @@ std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool p
 
 // This process's live claim on the region whose name is at `name_path`, if any.
 std::shared_ptr<RegionOwner> owner_of(const std::string& name_path);
+
+// The claim under which this process maps the region at `location`, whose
+// (untrusted) header is `header`: its live claim; or a new one when the
+// header names this process as creator and nobody here claims it (a region
+// a forked child or a pool worker made for this process); else none.
+std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
+                                               const format::RegionHeader& header);
 
 // Releases every region this process still owns (clean exit).
 void release_all_owned_regions();

@@ -31,9 +31,7 @@ struct StatFields {
 // Reads /proc/<pid>/stat with plain system calls (no allocation, one
 // descriptor). Missing: no such process; Unreadable: anything else (no
 // descriptor left, /proc hidden or absent).
-StatResult read_stat(int64_t pid, StatFields& out) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%lld/stat", static_cast<long long>(pid));
+StatResult read_stat_file(const char* path, StatFields& out) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatResult::Missing : StatResult::Unreadable;
   char line[1024];
@@ -62,6 +60,12 @@ StatResult read_stat(int64_t pid, StatFields& out) {
   return StatResult::Unreadable;
 }
 
+StatResult read_stat(int64_t pid, StatFields& out) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%lld/stat", static_cast<long long>(pid));
+  return read_stat_file(path, out);
+}
+
 uint64_t pid_namespace_of(const char* ns_link) {
   struct stat st;
   if (::stat(ns_link, &st) != 0) return 0;
@@ -73,8 +77,10 @@ bool is_gone(char state) { return state == 'Z' || state == 'X' || state == 'x'; 
 Identity read_self() {
   Identity id;
   id.pid = static_cast<int64_t>(::getpid());
+  // /proc/self, not /proc/<getpid()>: /proc may belong to a parent PID
+  // namespace, which numbers this process differently.
   StatFields st;
-  if (read_stat(id.pid, st) == StatResult::Read) id.start_ticks = st.start_ticks;
+  if (read_stat_file("/proc/self/stat", st) == StatResult::Read) id.start_ticks = st.start_ticks;
   id.pid_namespace = pid_namespace_of("/proc/self/ns/pid");
   return id;
 }
@@ -100,11 +106,38 @@ Liveness in_this_namespace(const Identity& who) {
 
 }  // namespace
 
-Identity current() {
+namespace {
+
+const Identity& first_identity() {
   static const Identity self = read_self();
+  return self;
+}
+
+Identity identity_of(int64_t pid) {
+  Identity id;
+  id.pid = pid;
+  StatFields st;
+  if (read_stat(pid, st) == StatResult::Read) id.start_ticks = st.start_ticks;
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/%lld/ns/pid", static_cast<long long>(pid));
+  id.pid_namespace = pid_namespace_of(link);
+  return id;
+}
+
+}  // namespace
+
+Identity current() {
+  const Identity& self = first_identity();
   // A forked child has a new PID; recompute rather than report the parent.
   if (self.pid == static_cast<int64_t>(::getpid())) return self;
   return read_self();
+}
+
+Identity fork_parent() {
+  if (first_identity().pid == static_cast<int64_t>(::getpid())) return {};
+  Identity parent = identity_of(static_cast<int64_t>(::getppid()));
+  if (parent.pid <= 1 || parent.start_ticks == 0) return {};
+  return parent;
 }
 
 Liveness Census::find(const Identity& who) {

@@ -16,6 +16,11 @@ struct Identity {
 
 Identity current();
 
+// In a forked child (parallel::mclapply(), mcparallel()), the process it was
+// forked from; pid 0 elsewhere, or when the parent is gone. current() must
+// have been called once before the fork (the package does so when loaded).
+Identity fork_parent();
+
 enum class Liveness { Alive, Dead, Unknown };
 
 // What this process can tell about `who`. Dead only when known: in this

@@ -209,7 +209,7 @@ std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_director
     throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: it is shorter than "
                                     "a region header");
   MemoryMap map = map_with(access, opened.fd.get(), opened.size);
-  auto owner = owner_of(location.name_path());
+  auto owner = claim_for_mapping(location, *static_cast<const format::RegionHeader*>(map.data()));
   return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
                                         std::move(owner));
 }

@@ -115,6 +115,9 @@ TEST(Process, OtherPidNamespacesAreJudgedOnlyWhereTheyAreSeen) {
   pid_t middle = ::fork();
   ASSERT_GE(middle, 0);
   if (middle == 0) {
+    // Only the test's end of `go` may stay open, or the reader never sees EOF.
+    ::close(go[1]);
+    ::close(report[0]);
     if (::unshare(CLONE_NEWPID) != 0) std::_Exit(77);
     pid_t inner = ::fork();
     if (inner < 0) std::_Exit(1);
