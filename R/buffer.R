@@ -8,12 +8,17 @@
 #' worker's `FUN` can simply assign into the buffer it receives.
 #'
 #' Indexing follows R's rules for `[<-` with positive, negative, logical or
-#' character (dimnames) indices; the value is recycled and converted to the
-#' buffer's type. Writes from several processes to the same elements race:
-#' give each worker its own part.
+#' character (dimnames) indices and matrices of subscripts; the value is
+#' recycled and converted to the buffer's type. A write builds no vector of
+#' positions: `buf[, j] <- v` costs no memory beyond `v`. Only `[<-` and
+#' `[[<-` change a buffer: copies R makes for its own purposes (`unclass()`,
+#' arithmetic) are private. A buffer changed inside a function and returned
+#' is the same buffer. Writes from several processes to the same elements
+#' race: give each worker its own part.
 #'
 #' @param type `"double"`, `"integer"`, `"logical"`, `"raw"` or `"complex"`.
-#' @param dim A length (a vector), or the dimensions of a matrix or array.
+#' @param dim A length (a vector, up to 2^52 elements), or the dimensions of
+#'   a matrix or array (each at most 2^31 - 1, as R allows).
 #' @param init The initial value of every element (`NA`; for raw, `00`).
 #' @return A shared buffer: a writable shared vector (class `shmr_buffer`)
 #'   with `dim` set when `dim` has more than one element.

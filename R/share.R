@@ -38,15 +38,26 @@
 #'
 #' With `readonly = FALSE`, writes to logical, integer, double, complex and
 #' raw vectors, matrices and arrays (`x[i] <- v`, `x[i, j] <- v`) go to the
-#' shared region and are seen by every process that mapped it. When R would
-#' make a private copy first (the object is referenced from more than one
-#' place, such as another variable or a function argument), shmr raises an
-#' error instead of writing somewhere else. Two cases R handles without
-#' asking shmr still copy privately: assigning a value of a wider type (a
-#' double into an integer vector) and growing the vector. Character vectors
-#' of a writable share cannot be changed. Concurrent writers are your
-#' responsibility: shmr does no locking, so have processes write disjoint
-#' parts, or synchronise them yourself.
+#' shared region and are seen by every process that mapped it, also when
+#' the code runs through [source()], knitr or an IDE's Source button (R then
+#' copies the object before its first change; that copy becomes the share's
+#' new value and writes through). Reading never fails: copies R makes for
+#' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
+#' function changing its argument, as [replace()] does) read the shared
+#' memory in place and become ordinary private copies if R writes into them;
+#' they never change the share.
+#'
+#' A change that would reach only a private copy is an error instead: a
+#' write through a second variable (`y <- w; y[1] <- 0`), or inside a
+#' function you wrote that changes an argument (R gives the function its own
+#' copy; for output that functions and pool workers write into, use
+#' [shared_buffer()]). Two cases R handles without asking shmr still copy
+#' privately: assigning a value of a wider type (a double into an integer
+#' vector) and growing the vector. Character vectors of a writable share
+#' cannot be changed. Concurrent writers are your responsibility: shmr does
+#' no locking, so have processes write disjoint parts, or synchronise them
+#' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a
+#' read-only copy of it in a new region.
 #'
 #' @section Names and lifetime:
 #' Without `name`, the region gets an unguessable name (see
@@ -61,6 +72,14 @@
 #' that mapped it before then keep reading it. With `persist = TRUE` the
 #' region outlives this process and is removed only by [remove_shared()]
 #' (never by [prune_shared()]).
+#'
+#' In a forked child (`parallel::mclapply()`, `mcparallel()`), which ends
+#' without releasing anything, a region the child sends to its parent (by
+#' returning a shared object) becomes the parent's: the parent is its
+#' creator and owner, and it is removed with the parent's objects or at the
+#' parent's exit. Regions the child keeps to itself are removed by
+#' [prune_shared()] once the child is gone. Large results of a pool map are
+#' likewise the caller's from the start.
 #'
 #' @section Deep sharing:
 #' Real objects are graphs: a fitted model holds a formula and its
