@@ -175,8 +175,8 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   }
   if (!deep && (is_not_data(x) || typeof(x) == "S4")) {
     if (!is.null(name) || persist) {
-      stop(sprintf(paste0("share(): %s holds no data that a named or persistent region could ",
-                          "share (other processes would map nothing); share a list that holds ",
+      stop(sprintf(paste0("share(): %s cannot be shared under a name or persistently: it ",
+                          "holds no data another process could map; share a list that holds ",
                           "it, such as share(list(x), name = ), or save it with saveRDS()"),
                    describe_not_data(x)), call. = FALSE)
     }
