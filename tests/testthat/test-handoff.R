@@ -62,3 +62,45 @@ test_that("a result never adopted is removed by the caller", {
   expect_true(got$there)
   expect_false(region_exists(got$name))
 })
+
+test_that("a result handed off to a call that has stopped is removed, not leaked", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  old <- options(shmr.share_threshold = 1000)
+  on.exit(options(old), add = TRUE)
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool), add = TRUE)
+  written <- function() {
+    listed <- shared_regions()
+    listed$name[listed$complete]
+  }
+  # Element 1 warns at once; the caller's handler waits until element 2's
+  # large result is written to shared memory (its reply still unread) and
+  # then stops the call: that result is lost in flight.
+  seen <- character()
+  stopped <- tryCatch(withCallingHandlers(
+    pool_lapply(1:2, function(i) {
+      if (i == 1) {
+        warning("first")
+        return(0)
+      }
+      Sys.sleep(0.5)
+      as.numeric(seq_len(1e5))
+    }, pool = pool, chunk_size = 1),
+    warning = function(w) {
+      deadline <- Sys.time() + 60
+      while (!length(seen <<- written()) && Sys.time() < deadline) Sys.sleep(0.05)
+      stop("the caller gave up")
+    }
+  ), error = conditionMessage)
+  expect_identical(stopped, "the caller gave up")
+  expect_length(seen, 1L)
+  invisible(gc())
+  expect_identical(written(), character())
+  expect_false(any(file.exists(file.path(Sys.getenv("SHMR_SHM_DIR"), seen))))
+  # The pool still works, and its results are the caller's.
+  res <- pool_lapply(1:2, function(i) as.numeric(seq_len(1e5)) + i, pool = pool)
+  expect_identical(sum(res[[2]]), sum(as.numeric(seq_len(1e5)) + 2))
+})
