@@ -173,7 +173,8 @@ std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
   const process::Identity self = process::current();
   const process::Identity creator = format::creator_of(header);
   if ((header.flags & format::kFlagPersistent) != 0 || creator.pid != self.pid ||
-      creator.start_ticks != self.start_ticks ||
+      (creator.start_ticks == 0) != (self.start_ticks == 0) ||
+      !process::same_start(creator.start_ticks, self.start_ticks) ||
       (creator.pid_namespace != 0 && creator.pid_namespace != self.pid_namespace))
     return nullptr;
   return claim_region(location, false);

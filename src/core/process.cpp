@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +23,8 @@ namespace {
 constexpr uint64_t kInitialPidNamespace = 0xEFFFFFFCu;
 
 enum class StatResult { Read, Missing, Unreadable };
+
+int64_t boottime_offset_ticks();
 
 struct StatFields {
   char state = '?';
@@ -53,11 +56,45 @@ StatResult read_stat_file(const char* path, StatFields& out) {
     if (field == 3) out.state = *p;
     if (field == 22) {
       out.start_ticks = std::strtoull(p, nullptr, 10);
+      const int64_t offset = boottime_offset_ticks();
+      if (offset != 0) {
+        // As the initial time namespace reads it; never 0 (unknown).
+        const int64_t shifted = static_cast<int64_t>(out.start_ticks) - offset;
+        out.start_ticks = shifted > 0 ? static_cast<uint64_t>(shifted) : 1;
+      }
       return StatResult::Read;
     }
     while (*p != ' ' && *p != '\0') ++p;
   }
   return StatResult::Unreadable;
+}
+
+// This process's time namespace's boot-time offset, in clock ticks (0 in
+// the initial time namespace, or when unknown). /proc/<pid>/stat reports
+// start times shifted by the reader's offset, so a process in a time
+// namespace (unshare --time, CRIU) would see every start time differently
+// from one outside; subtracting it gives every process the same frame.
+int64_t boottime_offset_ticks() {
+  static const int64_t offset = [] {
+    int fd = ::open("/proc/self/timens_offsets", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return int64_t{0};
+    char text[256];
+    ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (n <= 0) return int64_t{0};
+    text[n] = '\0';
+    const char* line = std::strstr(text, "boottime");
+    long long seconds = 0, nanoseconds = 0;
+    if (line == nullptr || std::sscanf(line, "boottime %lld %lld", &seconds, &nanoseconds) != 2)
+      return int64_t{0};
+    const long hz = ::sysconf(_SC_CLK_TCK);
+    if (hz <= 0) return int64_t{0};
+    // Rounded down, as the kernel rounds; comparisons allow one tick.
+    const long double ticks = (static_cast<long double>(seconds) +
+                               static_cast<long double>(nanoseconds) / 1e9L) * hz;
+    return static_cast<int64_t>(std::floor(ticks));
+  }();
+  return offset;
 }
 
 StatResult read_stat(int64_t pid, StatFields& out) {
@@ -99,8 +136,7 @@ Liveness in_this_namespace(const Identity& who) {
       break;
   }
   if (is_gone(st.state)) return Liveness::Dead;
-  if (who.start_ticks != 0 && st.start_ticks != 0 && st.start_ticks != who.start_ticks)
-    return Liveness::Dead;  // the PID was reused
+  if (!same_start(who.start_ticks, st.start_ticks)) return Liveness::Dead;  // the PID was reused
   return Liveness::Alive;
 }
 
@@ -173,10 +209,16 @@ Liveness Census::find(const Identity& who) {
       }
     }
   }
-  if (seen_.count({who.pid_namespace, who.start_ticks}) != 0) return Liveness::Alive;
+  // Start times may differ by one tick (see boottime_offset_ticks()).
+  const uint64_t first = who.start_ticks > 0 ? who.start_ticks - 1 : 0;
+  auto seen = seen_.lower_bound({who.pid_namespace, first});
+  if (seen != seen_.end() && seen->first == who.pid_namespace &&
+      same_start(seen->second, who.start_ticks))
+    return Liveness::Alive;
   // Only the initial namespace sees every process.
+  auto unplaced = unplaced_.lower_bound(first);
   if (complete_ && current().pid_namespace == kInitialPidNamespace && who.start_ticks != 0 &&
-      unplaced_.count(who.start_ticks) == 0)
+      (unplaced == unplaced_.end() || !same_start(*unplaced, who.start_ticks)))
     return Liveness::Dead;
   return Liveness::Unknown;
 }
@@ -195,5 +237,10 @@ Liveness liveness(const Identity& who) {
 }
 
 bool is_alive(const Identity& who) { return liveness(who) == Liveness::Alive; }
+
+bool same_start(uint64_t a, uint64_t b) {
+  if (a == 0 || b == 0) return true;
+  return (a > b ? a - b : b - a) <= 1;
+}
 
 }  // namespace shmr::process

@@ -10,7 +10,9 @@ namespace shmr::process {
 
 struct Identity {
   int64_t pid = 0;
-  uint64_t start_ticks = 0;    // field 22 of /proc/<pid>/stat; 0 when unknown
+  // Field 22 of /proc/<pid>/stat as the initial time namespace reads it
+  // (this process's boot-time offset subtracted); 0 when unknown.
+  uint64_t start_ticks = 0;
   uint64_t pid_namespace = 0;  // inode of /proc/<pid>/ns/pid; 0 when unknown
 };
 
@@ -47,6 +49,11 @@ class Census {
 };
 
 Liveness liveness(const Identity& who, Census& census);
+
+// Whether two start times, read by processes that may be in different time
+// namespaces, can belong to one process: equal to within the one tick that
+// rounding of a boot-time offset can add; an unknown (0) never rules one out.
+bool same_start(uint64_t a, uint64_t b);
 
 // liveness() == Alive.
 bool is_alive(const Identity& who);

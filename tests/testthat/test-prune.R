@@ -78,6 +78,58 @@ test_that("prune_shared() never removes a region whose creator lives in another 
   }
 })
 
+time_namespaces_available <- function() {
+  Sys.which("unshare") != "" &&
+    identical(suppressWarnings(system2("unshare", c("--time", "--boottime", "1000", "--fork",
+                                                    "true"), stdout = FALSE, stderr = FALSE)), 0L)
+}
+
+test_that("prune_shared() keeps the region of a live creator in another time namespace", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  skip_if_not(time_namespaces_available(),
+              "starting a time namespace needs root (or user namespaces), Linux 5.6 and unshare(1)")
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  ready <- tempfile()
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    "library(shmr)",
+    "x <- share(as.numeric(1:10))",
+    sprintf("writeLines(shared_name(x), %s)", deparse(ready)),
+    "repeat Sys.sleep(1)"
+  ), script)
+  # Same PID namespace, but /proc/<pid>/stat shows the creator's start time
+  # shifted by its namespace's boot-time offset.
+  creator <- processx::process$new("unshare", c("--time", "--boottime", "100000", "--fork",
+                                                rscript(), "--vanilla", script),
+                                   cleanup_tree = TRUE)
+  on.exit(creator$kill_tree(), add = TRUE)
+  expect_true(wait_for_file(ready))
+  name <- readLines(ready)
+  expect_false(name %in% prune_shared())
+  expect_true(region_exists(name))
+  listed <- shared_regions()
+  expect_true(listed$creator_alive[listed$name == name])
+  # The creator sees this process's regions alive too.
+  mine <- share(as.numeric(1:5))
+  inside <- system2("unshare", c("--time", "--boottime", "100000", "--fork", rscript(),
+                                 "--vanilla", "-e",
+                                 shQuote("cat(shmr::prune_shared(), sep = '\\n')")),
+                    stdout = TRUE)
+  expect_false(shared_name(mine) %in% inside)
+  expect_true(region_exists(shared_name(mine)))
+  # Once it is gone, its region goes.
+  creator$kill_tree()
+  deadline <- Sys.time() + 30
+  pruned <- character()
+  while (!name %in% pruned && Sys.time() < deadline) {
+    pruned <- c(pruned, prune_shared())
+    Sys.sleep(0.1)
+  }
+  expect_true(name %in% pruned)
+})
+
 test_that("prune_shared() with two free file descriptors keeps regions it cannot check", {
   skip_on_cran()
   skip_if(Sys.which("prlimit") == "", "needs prlimit(1) to lower a process's descriptor limit")
