@@ -146,6 +146,9 @@
 #'   them by that name; share a list that holds them instead. An S4 object
 #'   (one that is not a vector) is shared as with `deep = TRUE`: each slot of
 #'   at least `min_bytes` bytes in a region of its own, the rest as it is.
+#'   An S4 object that is a vector (a class that contains `"numeric"`, say)
+#'   is shared like any vector, its slots with it, and stays an S4 object
+#'   here, in workers and through [map_shared()].
 #' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()],
 #'   [remove_shared()]
 #' @export
@@ -176,6 +179,14 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   check_flag(deep, "deep")
   if (!is.numeric(min_bytes) || length(min_bytes) != 1L || is.na(min_bytes) || min_bytes < 0) {
     stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
+  }
+  if (!deep && isS4(x) && is.atomic(x)) {
+    # An S4 object that is a vector (setClass(contains = "numeric")): the
+    # region holds the vector with its slots as attributes (the S4 bit is not
+    # stored, see restore_s4()), and the shared view gets the bit back.
+    shared <- share(asS3(x, complete = FALSE), backing = backing, readonly = readonly,
+                    name = name, path = path, persist = persist)
+    return(asS4(shared))
   }
   if (!deep && (is_not_data(x) || typeof(x) == "S4")) {
     if (!is.null(name) || persist) {
@@ -252,7 +263,17 @@ map_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     return(NULL)
   }
-  .Call(shmr_map, name)
+  restore_s4(.Call(shmr_map, name))
+}
+
+# A vector whose class attribute names its package was an S4 object when it
+# was shared (see share()): it is one again.
+restore_s4 <- function(x) {
+  if (is.atomic(x) && !isS4(x) && !is.null(attr(attr(x, "class", exact = TRUE), "package"))) {
+    asS4(x)
+  } else {
+    x
+  }
 }
 
 #' Name of a shared object

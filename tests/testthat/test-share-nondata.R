@@ -43,3 +43,37 @@ test_that("an S4 object shares its data; a small one comes back as it is", {
   expect_false(is_shared(same))
   expect_error(share(big, name = paste0("s4_", Sys.getpid())), "an S4 object cannot be shared")
 })
+
+test_that("an S4 object that is a vector is shared, by name too, and stays S4", {
+  setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"),
+           where = globalenv())
+  on.exit(removeClass("ShmrTestNum", where = globalenv()), add = TRUE)
+  x <- new("ShmrTestNum", as.numeric(seq_len(1e5)), unit = "m")
+  name <- paste0("s4num_", Sys.getpid())
+  for (given in list(NULL, name)) {
+    shared <- share(x, name = given)
+    expect_true(is_shared(shared))
+    expect_true(isS4(shared))
+    expect_identical(shared, x)
+    expect_identical(shared@unit, "m")
+    expect_silent(validObject(shared))
+    expect_lt(length(serialize(shared, NULL)), 1000)
+    got <- in_other_process(function(x, name) {
+      library(methods)
+      setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"))
+      mapped <- map_shared(name)
+      list(sent = c(isS4(x), is_shared(x), sum(x)), unit = x@unit,
+           mapped = c(isS4(mapped), sum(mapped)), mapped_unit = mapped@unit)
+    }, list(x = shared, name = shared_name(shared)))
+    expect_identical(got$sent, c(1, 1, sum(x@.Data)))
+    expect_identical(got$unit, "m")
+    expect_identical(got$mapped, c(1, sum(x@.Data)))
+    expect_identical(got$mapped_unit, "m")
+    close(shared)
+  }
+  deep <- share(list(a = x), deep = TRUE, min_bytes = 1000)
+  expect_true(is_shared(deep$a))
+  expect_true(isS4(deep$a))
+  expect_identical(deep$a, x)
+  close(deep)
+})
