@@ -25,6 +25,26 @@ test_that("a buffer written inside a function and returned is still the buffer",
   }
 })
 
+test_that("a pool takes a buffer returned by a function, and its workers write into it", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  # Large enough to travel by name (above shmr.share_threshold).
+  b <- shared_buffer("integer", c(1e5, 4), init = 0L)
+  prepare <- function(buffer) {
+    buffer[1, ] <- -1L
+    buffer
+  }
+  out <- prepare(b)
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool), add = TRUE)
+  invisible(pool_lapply(1:4, function(j, out) {
+    out[2:3, j] <- c(j, j * 10L)
+    NULL
+  }, out = out, pool = pool))
+  expect_identical(b[1:4, ], rbind(rep(-1L, 4), 1:4, 1:4 * 10L, 0L))
+  close(out)
+})
+
 test_that("R's temporary copies of a buffer never change it", {
   for (n in c(10, 1000)) {
     b <- shared_buffer("double", n, init = 1)
