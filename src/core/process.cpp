@@ -176,7 +176,20 @@ Identity fork_parent() {
   return parent;
 }
 
-Liveness Census::find(const Identity& who) {
+Liveness Census::find_anywhere(const Identity& who) {
+  take();
+  const uint64_t first = who.start_ticks > 0 ? who.start_ticks - 1 : 0;
+  if (!complete_ || current().pid_namespace != kInitialPidNamespace || who.start_ticks == 0)
+    return Liveness::Unknown;
+  for (const auto& seen : seen_)
+    if (same_start(seen.second, who.start_ticks)) return Liveness::Unknown;
+  auto unplaced = unplaced_.lower_bound(first);
+  if (unplaced != unplaced_.end() && same_start(*unplaced, who.start_ticks))
+    return Liveness::Unknown;
+  return Liveness::Dead;
+}
+
+void Census::take() {
   if (!taken_) {
     taken_ = true;
     complete_ = true;
@@ -209,6 +222,10 @@ Liveness Census::find(const Identity& who) {
       }
     }
   }
+}
+
+Liveness Census::find(const Identity& who) {
+  take();
   // Start times may differ by one tick (see boottime_offset_ticks()).
   const uint64_t first = who.start_ticks > 0 ? who.start_ticks - 1 : 0;
   auto seen = seen_.lower_bound({who.pid_namespace, first});
@@ -228,7 +245,15 @@ Liveness liveness(const Identity& who, Census& census) {
   const Identity self = current();
   if (who.pid_namespace != 0 && self.pid_namespace != 0 && who.pid_namespace != self.pid_namespace)
     return census.find(who);
-  return in_this_namespace(who);
+  const Liveness here = in_this_namespace(who);
+  if (here != Liveness::Dead || (who.pid_namespace != 0 && self.pid_namespace != 0) ||
+      who.start_ticks == 0)
+    return here;
+  // A namespace not recorded (a region of format version 1) or not known
+  // here: the PID may be another namespace's. Dead only when no process
+  // anywhere started when it did. (A PID alone, as in the name of a
+  // half-written temporary file, is judged in this namespace.)
+  return census.find_anywhere(who);
 }
 
 Liveness liveness(const Identity& who) {

@@ -26,8 +26,9 @@ Identity fork_parent();
 enum class Liveness { Alive, Dead, Unknown };
 
 // What this process can tell about `who`. Dead only when known: in this
-// PID namespace (or an unknown one), kill(pid, 0) finds no process, or
-// /proc shows a zombie or a process that started at another time; in
+// PID namespace, kill(pid, 0) finds no process, or /proc shows a zombie or
+// a process that started at another time (in an unknown namespace, that
+// and no process anywhere started when it did); in
 // another namespace, the process is not among those this namespace sees
 // while this is the initial namespace, which sees them all. Anything that
 // cannot be read (another namespace out of sight, no descriptor left,
@@ -39,9 +40,14 @@ Liveness liveness(const Identity& who);
 // prune_regions() through this cache.
 class Census {
  public:
+  // `who` of another PID namespace than this process's.
   Liveness find(const Identity& who);
+  // `who` of an unknown PID namespace: Dead only when, from the initial
+  // namespace, no process at all started when it did.
+  Liveness find_anywhere(const Identity& who);
 
  private:
+  void take();
   bool taken_ = false;
   bool complete_ = false;
   std::set<std::pair<uint64_t, uint64_t>> seen_;  // (namespace, start ticks)
