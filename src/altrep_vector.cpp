@@ -21,7 +21,12 @@ R_xlen_t view_length(SEXP x) {
 
 void* view_dataptr(SEXP x, Rboolean writable) {
   ViewHandle& handle = open_view_handle(x);
-  if (writable && handle.writable_copy == WritableCopy::Pending) return settle_writable_copy(x, handle);
+  // Until R holds a writable pointer, no page of the mapping can be written,
+  // and page checks (Duplicate, Serialized_state) are skipped.
+  if (writable) {
+    handle.mapping->note_writable_pointer();
+    if (handle.writable_copy == WritableCopy::Pending) return settle_writable_copy(x, handle);
+  }
   return const_cast<void*>(handle.data());
 }
 

@@ -131,15 +131,20 @@ void write_selected(unsigned char* out, const unsigned char* in, uint64_t m, siz
 // init: a length-1 vector of the buffer's type.
 extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options) {
   BEGIN_CPP11
+  // Read before any C++ object exists: the data of an ALTREP vector (1:2 is
+  // one) comes from its class's code, which may raise.
+  const double* dim_values = static_cast<const double*>(
+      ALTREP(dim) ? cpp11::safe[DATAPTR_RO](dim) : DATAPTR_RO(dim));
+  const void* init_value = ALTREP(init) ? cpp11::safe[DATAPTR_RO](init) : DATAPTR_RO(init);
   return with_messages([&]() -> SEXP {
     format::NodeKind kind = kind_of(as_string(type));
     const R_xlen_t rank = XLENGTH(dim);
     double total = 1;
-    for (R_xlen_t i = 0; i < rank; ++i) total *= REAL(dim)[i];
+    for (R_xlen_t i = 0; i < rank; ++i) total *= dim_values[i];
     if (!(total >= 0 && total <= static_cast<double>(R_XLEN_T_MAX)))
       throw Error(ErrorKind::InvalidArgument, "a buffer holds at most 2^52 elements");
     std::vector<int> extents;
-    for (R_xlen_t i = 0; rank > 1 && i < rank; ++i) extents.push_back(static_cast<int>(REAL(dim)[i]));
+    for (R_xlen_t i = 0; rank > 1 && i < rank; ++i) extents.push_back(static_cast<int>(dim_values[i]));
     RegionDescription description;
     NodeSpec data;
     data.kind = kind;
@@ -166,19 +171,18 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
     // Zero pages cost nothing; only a non-zero initial value is written.
     switch (kind) {
       case format::NodeKind::Double:
-        if (!is_zero(REAL(init), sizeof(double))) fill(out, n, REAL(init)[0]);
+        if (!is_zero(init_value, sizeof(double))) fill(out, n, *static_cast<const double*>(init_value));
         break;
       case format::NodeKind::Integer:
-        if (INTEGER(init)[0] != 0) fill(out, n, INTEGER(init)[0]);
-        break;
       case format::NodeKind::Logical:
-        if (LOGICAL(init)[0] != 0) fill(out, n, LOGICAL(init)[0]);
+        if (!is_zero(init_value, sizeof(int))) fill(out, n, *static_cast<const int*>(init_value));
         break;
       case format::NodeKind::Raw:
-        if (RAW(init)[0] != 0) std::memset(out, RAW(init)[0], n);
+        if (!is_zero(init_value, 1)) std::memset(out, *static_cast<const Rbyte*>(init_value), n);
         break;
       case format::NodeKind::Complex:
-        if (!is_zero(COMPLEX(init), sizeof(Rcomplex))) fill(out, n, COMPLEX(init)[0]);
+        if (!is_zero(init_value, sizeof(Rcomplex)))
+          fill(out, n, *static_cast<const Rcomplex*>(init_value));
         break;
       default:
         break;
