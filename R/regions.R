@@ -2,9 +2,11 @@
 #'
 #' @return A data frame with one row per shmr region on this machine that
 #'   belongs to the current user: `name`, `backing` (`"shm"` or `"mmap"`),
-#'   `path` (the file holding the data), `bytes`, `creator_pid`,
-#'   `creator_alive`, `persistent`, `writable`, `complete` (`FALSE` while a
-#'   region is still being written), and `created` (a `POSIXct`).
+#'   `path` (the file holding the data), `bytes`, `creator_pid` (as its
+#'   own PID namespace numbers it), `creator_alive` (`NA` when this process
+#'   cannot tell, as for a creator in another PID namespace out of sight),
+#'   `persistent`, `writable`, `complete` (`FALSE` while a region is still
+#'   being written), and `created` (a `POSIXct`).
 #' @export
 #' @examples
 #' x <- share(1:10 + 0)
@@ -26,8 +28,14 @@ shared_regions <- function() {
 #'
 #' A region normally disappears when its creator releases it or exits. A
 #' creator killed by a signal cannot clean up; `prune_shared()` removes the
-#' regions (and half-written temporary files) whose creating process is no
-#' longer running. Regions of live processes are never touched.
+#' regions (and half-written temporary files) whose creating process is
+#' known to be gone: it no longer runs, or its process ID now belongs to a
+#' process that started later. Regions of live processes are never touched,
+#' nor are those of processes it cannot check: a creator in another PID
+#' namespace (a container sharing `/dev/shm`) that this one does not see,
+#' or any creator when no file descriptor is left to read `/proc` with.
+#' From the machine's initial PID namespace, which sees every process, the
+#' regions of dead processes of every container are removed.
 #'
 #' @return The names of the removed regions, or `NULL` when none was
 #'   removed, invisibly.

@@ -38,15 +38,26 @@
 #'
 #' With `readonly = FALSE`, writes to logical, integer, double, complex and
 #' raw vectors, matrices and arrays (`x[i] <- v`, `x[i, j] <- v`) go to the
-#' shared region and are seen by every process that mapped it. When R would
-#' make a private copy first (the object is referenced from more than one
-#' place, such as another variable or a function argument), shmr raises an
-#' error instead of writing somewhere else. Two cases R handles without
-#' asking shmr still copy privately: assigning a value of a wider type (a
-#' double into an integer vector) and growing the vector. Character vectors
-#' of a writable share cannot be changed. Concurrent writers are your
-#' responsibility: shmr does no locking, so have processes write disjoint
-#' parts, or synchronise them yourself.
+#' shared region and are seen by every process that mapped it, also when
+#' the code runs through [source()], knitr or an IDE's Source button (R then
+#' copies the object before its first change; that copy becomes the share's
+#' new value and writes through). Reading never fails: copies R makes for
+#' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
+#' function changing its argument, as [replace()] does) read the shared
+#' memory in place and become ordinary private copies if R writes into them;
+#' they never change the share.
+#'
+#' A change that would reach only a private copy is an error instead: a
+#' write through a second variable (`y <- w; y[1] <- 0`), or inside a
+#' function you wrote that changes an argument (R gives the function its own
+#' copy; for output that functions and pool workers write into, use
+#' [shared_buffer()]). Two cases R handles without asking shmr still copy
+#' privately: assigning a value of a wider type (a double into an integer
+#' vector) and growing the vector. Character vectors of a writable share
+#' cannot be changed. Concurrent writers are your responsibility: shmr does
+#' no locking, so have processes write disjoint parts, or synchronise them
+#' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a
+#' read-only copy of it in a new region.
 #'
 #' @section Names and lifetime:
 #' Without `name`, the region gets an unguessable name (see
@@ -61,6 +72,14 @@
 #' that mapped it before then keep reading it. With `persist = TRUE` the
 #' region outlives this process and is removed only by [remove_shared()]
 #' (never by [prune_shared()]).
+#'
+#' In a forked child (`parallel::mclapply()`, `mcparallel()`), which ends
+#' without releasing anything, a region the child sends to its parent (by
+#' returning a shared object) becomes the parent's: the parent is its
+#' creator and owner, and it is removed with the parent's objects or at the
+#' parent's exit. Regions the child keeps to itself are removed by
+#' [prune_shared()] once the child is gone. Large results of a pool map are
+#' likewise the caller's from the start.
 #'
 #' @section Deep sharing:
 #' Real objects are graphs: a fitted model holds a formula and its
@@ -119,9 +138,17 @@
 #' @param persist `TRUE` to keep the region after this process exits.
 #' @return The shared version of `x`. Sharing an object that is already
 #'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
-#'   `readonly = FALSE` asks for a new region). So does sharing `NULL`, a
-#'   function, an environment or a language object without a `name`: there
-#'   is no data to share.
+#'   `readonly = FALSE` asks for a new region; a writable share asked for
+#'   with `readonly = TRUE` gets a read-only region of its own). So does
+#'   sharing `NULL`, a function, an environment or a language object (a
+#'   formula, a call): there is no data to share. With a `name` or
+#'   `persist = TRUE` these are an error, since no other process could map
+#'   them by that name; share a list that holds them instead. An S4 object
+#'   (one that is not a vector) is shared as with `deep = TRUE`: each slot of
+#'   at least `min_bytes` bytes in a region of its own, the rest as it is.
+#'   An S4 object that is a vector (a class that contains `"numeric"`, say)
+#'   is shared like any vector, its slots with it, and stays an S4 object
+#'   here, in workers and through [map_shared()].
 #' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()],
 #'   [remove_shared()]
 #' @export
@@ -153,6 +180,28 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   if (!is.numeric(min_bytes) || length(min_bytes) != 1L || is.na(min_bytes) || min_bytes < 0) {
     stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
   }
+  if (!deep && isS4(x) && is.atomic(x)) {
+    # An S4 object that is a vector (setClass(contains = "numeric")): the
+    # region holds the vector with its slots as attributes (the S4 bit is not
+    # stored, see restore_s4()), and the shared view gets the bit back.
+    shared <- share(asS3(x, complete = FALSE), backing = backing, readonly = readonly,
+                    name = name, path = path, persist = persist)
+    return(asS4(shared))
+  }
+  if (!deep && (is_not_data(x) || typeof(x) == "S4")) {
+    if (!is.null(name) || persist) {
+      stop(sprintf(paste0("share(): %s cannot be shared under a name or persistently: it ",
+                          "holds no data another process could map; share a list that holds ",
+                          "it, such as share(list(x), name = ), or save it with saveRDS()"),
+                   describe_not_data(x)), call. = FALSE)
+    }
+    # A function, environment or language object would only be stored
+    # serialized and come back as a copy: like mori, hand it back as it is.
+    if (is_not_data(x)) return(x)
+    # An S4 object (not a vector) shares its data as deep sharing does: each
+    # slot of at least min_bytes in a region of its own.
+    deep <- TRUE
+  }
   if (deep) {
     if (!is.null(name)) {
       warning("share(): `name` is ignored with deep = TRUE, which creates a region for ",
@@ -166,9 +215,6 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
   if (!is.null(name)) check_region_name(name)
-  # A function, environment or language object would only be stored
-  # serialized and come back as a copy: like mori, hand it back as it is.
-  if (is.null(name) && !persist && is_not_data(x)) return(x)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
   options <- list(
     backing = backing, readonly = readonly, name = name, persist = persist,
@@ -184,6 +230,15 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
 
 is_not_data <- function(x) {
   is.null(x) || is.function(x) || is.environment(x) || is.language(x)
+}
+
+describe_not_data <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (is.function(x)) return("a function")
+  if (is.environment(x)) return("an environment")
+  if (inherits(x, "formula")) return("a formula")
+  if (is.language(x)) return("a language object (a call or a symbol)")
+  "an S4 object"
 }
 
 #' Map a shared object by name
@@ -208,7 +263,17 @@ map_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     return(NULL)
   }
-  .Call(shmr_map, name)
+  restore_s4(.Call(shmr_map, name))
+}
+
+# A vector whose class attribute names its package was an S4 object when it
+# was shared (see share()): it is one again.
+restore_s4 <- function(x) {
+  if (is.atomic(x) && !isS4(x) && !is.null(attr(attr(x, "class", exact = TRUE), "package"))) {
+    asS4(x)
+  } else {
+    x
+  }
 }
 
 #' Name of a shared object
@@ -274,20 +339,30 @@ fetch <- function(x, ...) {
 #'
 #' @param con A shared object.
 #' @param ... Ignored.
-#' @return `invisible(TRUE)`.
+#' @return `invisible(TRUE)`; `invisible(FALSE)` when `con` was closed
+#'   already (closing twice does nothing).
 #' @export
 #' @examples
 #' x <- share(rnorm(10))
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
-  if (!.Call(shmr_close, con) && !close_deep_share(con)) {
-    stop(sprintf(
-      "no applicable method for 'close' applied to an object of class \"%s\"",
-      paste(class(con), collapse = "\", \"")
-    ), call. = FALSE)
-  }
-  invisible(TRUE)
+  if (.Call(shmr_close, con) || close_deep_share(con)) return(invisible(TRUE))
+  # Closing twice is harmless, as for a file that was closed already.
+  if (was_closed(con)) return(invisible(FALSE))
+  stop(sprintf(
+    "no applicable method for 'close' applied to an object of class \"%s\"",
+    paste(class(con), collapse = "\", \"")
+  ), call. = FALSE)
+}
+
+# TRUE for a shared object (or a list of them) whose region was closed.
+was_closed <- function(x) {
+  if (.Call(shmr_is_closed_view, x)) return(TRUE)
+  if (!is.list(x) || !length(x)) return(FALSE)
+  parts <- unclass(x)
+  closed <- vapply(parts, function(part) isTRUE(was_closed(part)), TRUE)
+  any(closed) && all(closed | vapply(parts, function(part) !is_shared(part), TRUE))
 }
 
 #' Details of a shared object

@@ -11,6 +11,7 @@
 #include "r_types.h"
 #include "view.h"
 #include "view_classes.h"
+#include "writable_copies.h"
 
 namespace shmr::glue {
 namespace {
@@ -45,6 +46,7 @@ void* view_dataptr(SEXP x, Rboolean writable) {
     // flags) are skipped.
     handle->pointer_given = true;
     handle->mapping->note_writable_pointer();
+    if (handle->writable_copy == WritableCopy::Pending) return settle_writable_copy(x, *handle);
   }
   return const_cast<void*>(handle->begin);
 }
@@ -72,7 +74,7 @@ SEXP view_state(SEXP x) {
   // A slice has no name of its own: it travels by value.
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
-  if (view_has_private_pages(handle)) return nullptr;
+  if (handle.writable_copy == WritableCopy::Private || view_has_private_pages(handle)) return nullptr;
   if (handle.mapping->is_detached()) return nullptr;
   return view_serialized_state(handle);
 }
@@ -80,22 +82,12 @@ SEXP view_state(SEXP x) {
 SEXP view_unserialize(SEXP cls, SEXP state) { return view_from_serialized_state(cls, state); }
 
 // A duplicate of an unwritten view is a new view of the same node: O(1), and
-// its own private pages keep the two objects independent.
-//
-// A writable share is different: R duplicates shallowly before a change
-// (x[i] <- v on an object referenced twice), and that change would silently
-// miss shared memory, so it is refused; deep duplicates (sort(), rev()) are
-// ordinary private copies. Shared buffers (shared_buffer()) alias instead.
+// its own private pages keep the two objects independent. Copies of a
+// writable share are settled by writable_copies.h.
 SEXP view_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
   if (handle.is_slice()) return nullptr;
-  if (view_writes_through(handle)) {
-    // An output buffer is meant to be written from anywhere: its duplicate
-    // is another view of the same shared memory.
-    if (Rf_inherits(x, "shmr_buffer")) return make_view(handle.mapping, handle.node);
-    if (!deep) refuse_private_copy(handle);
-    return nullptr;
-  }
+  if (view_writes_through(handle)) return duplicate_writable_view(x, handle, deep);
   if (view_has_private_pages(handle)) return nullptr;
   return fresh_view_of(handle);
 }

@@ -46,7 +46,11 @@ bool contains_altrep(SEXP root) {
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    if (as_logical(list_field(options, "reuse")) == TRUE && origin_of(x).mapping) return x;
+    // A writable share asked for as read-only gets a read-only region of its own.
+    if (as_logical(list_field(options, "reuse")) == TRUE) {
+      Origin origin = origin_of(x);
+      if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable) return x;
+    }
     EncodedObject encoded;
     describe_object(x, encoded);
     encoded.description.original_class = as_string(original_class);

@@ -28,7 +28,10 @@ extern "C" SEXP shmr_regions() {
     path.push_back(r.data_path);
     bytes.push_back(static_cast<double>(r.size));
     pid.push_back(known ? static_cast<double>(r.creator.pid) : NA_REAL);
-    alive.push_back(known ? cpp11::r_bool(r.creator_alive) : cpp11::r_bool(NA_LOGICAL));
+    // NA when nothing can be told (a creator in a PID namespace out of sight).
+    alive.push_back(!known || r.creator_state == process::Liveness::Unknown
+                        ? cpp11::r_bool(NA_LOGICAL)
+                        : cpp11::r_bool(r.creator_state == process::Liveness::Alive));
     persistent.push_back(cpp11::r_bool(r.persistent));
     complete.push_back(cpp11::r_bool(r.complete && !r.temporary));
     writable.push_back(cpp11::r_bool(r.writable));

@@ -1,5 +1,6 @@
 #include "r_api.h"
 
+#include "core/process.h"
 #include "mapping.h"
 #include "view.h"
 
@@ -26,6 +27,9 @@ SEXP shmr_segment_info(SEXP);
 SEXP shmr_segment_close(SEXP, SEXP);
 SEXP shmr_share_handoff(SEXP, SEXP, SEXP);
 SEXP shmr_adopt(SEXP);
+SEXP shmr_hand_off(SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_process_identity();
+SEXP shmr_discard_handoffs(SEXP);
 SEXP shmr_buffer_create(SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_buffer_write(SEXP, SEXP, SEXP);
 SEXP shmr_slice(SEXP, SEXP, SEXP);
@@ -68,6 +72,9 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_segment_close", (DL_FUNC)&shmr_segment_close, 2},
     {"shmr_share_handoff", (DL_FUNC)&shmr_share_handoff, 3},
     {"shmr_adopt", (DL_FUNC)&shmr_adopt, 1},
+    {"shmr_hand_off", (DL_FUNC)&shmr_hand_off, 4},
+    {"shmr_process_identity", (DL_FUNC)&shmr_process_identity, 0},
+    {"shmr_discard_handoffs", (DL_FUNC)&shmr_discard_handoffs, 1},
     {"shmr_buffer_create", (DL_FUNC)&shmr_buffer_create, 4},
     {"shmr_buffer_write", (DL_FUNC)&shmr_buffer_write, 3},
     {"shmr_slice", (DL_FUNC)&shmr_slice, 3},
@@ -91,6 +98,8 @@ static const R_CallMethodDef call_methods[] = {
 void R_init_shmr(DllInfo* dll) {
   R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
   R_useDynamicSymbols(dll, FALSE);
+  // A forked child tells itself from its parent by this first identity.
+  shmr::process::current();
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);

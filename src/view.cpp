@@ -115,6 +115,7 @@ SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
   ViewHandle* whole = view_handle(x);
   if (whole == nullptr || whole->mapping->is_closed() || whole->is_slice() ||
+      whole->writable_copy == WritableCopy::Private ||
       format::element_size(whole->node.kind()) == 0 || first > whole->node.length() ||
       count > whole->node.length() - first)
     return nullptr;
@@ -172,7 +173,10 @@ bool view_values_trusted(ViewHandle& handle) {
 // The state is the compact text of FORMAT.md 4 in a raw vector, the
 // smallest form R writes (a string would add a CHARSXP header). It is
 // formatted into a fixed buffer, so no C++ object is live when R allocates.
+// A region a forked child made and sends this way becomes its parent's
+// (parallel::mclapply() results): the child ends without releasing anything.
 SEXP view_serialized_state(const ViewHandle& handle) {
+  handle.mapping->region().hand_to_fork_parent();
   char text[256];
   size_t size = 0;
   ErrorMessage message;
@@ -239,14 +243,6 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
 
 bool view_writes_through(const ViewHandle& handle) {
   return handle.mapping->region().access() == Access::SharedWritable;
-}
-
-void refuse_private_copy(const ViewHandle& handle) {
-  Rf_error("shmr: this change to the writable shared object '%s' would go to a private copy, "
-           "not to shared memory: R copies an object before changing it when it is referenced "
-           "from more than one place (another variable, a function argument, a list). Change it "
-           "through a single reference at the top level, or use fetch() for a private copy.",
-           handle.mapping->region().name().c_str());
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {

@@ -12,6 +12,15 @@
 
 namespace shmr::glue {
 
+// What a copy R made of a writable share reads and writes (a view of a
+// read-only region, or the writable share itself, is None).
+enum class WritableCopy : unsigned char {
+  None,
+  Pending,   // reads the shared memory; undecided until R asks to write
+  Shared,    // writes reach the shared memory (it is the share's new value)
+  Private,   // an ordinary private copy, in memory R owns
+};
+
 struct ViewHandle {
   std::shared_ptr<Mapping> mapping;
   NodeView node;
@@ -36,6 +45,11 @@ struct ViewHandle {
   const SEXP* strings_entries = nullptr;           // dictionary layout: its entries
   const SEXP* const* strings_chunks = nullptr;     // packed layout: per chunk, or nullptr
 
+  // A copy R made of a writable share (writable_copies.h): where it stands,
+  // and the object it was copied from (compared by address only).
+  WritableCopy writable_copy = WritableCopy::None;
+  const void* copied_from = nullptr;
+
   // The region's closed flag, read directly by the per-element methods.
   const bool* closed = nullptr;
 
@@ -50,6 +64,9 @@ struct ViewHandle {
   uint64_t length() const noexcept { return count; }
   const void* data() const noexcept { return begin; }
   uint64_t data_size() const noexcept { return count * format::element_size(node.kind()); }
+
+  // Makes the view read `data` (a private copy of its elements) from now on.
+  void use_private_data(const void* data) noexcept { begin = data; }
 
   void set_slice(uint64_t from, uint64_t n) noexcept {
     first = from;
@@ -122,10 +139,6 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state);
 
 // True when writes through the view reach the region (a writable share).
 bool view_writes_through(const ViewHandle& handle);
-
-// Raises the R error for a write R would redirect to a private copy of a
-// writable share. Never returns.
-[[noreturn]] void refuse_private_copy(const ViewHandle& handle);
 
 // True when the process holds private (copy-on-write) copies of any page of
 // the view's data, i.e. it has written to it. Free unless R was ever handed
