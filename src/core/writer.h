@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "format.h"
+#include "region_sink.h"
 
 namespace shmr {
 
@@ -65,6 +66,12 @@ class RegionWriter {
   // so a reader never sees a valid magic over partial data.
   void write(void* base, uint64_t size, int64_t creator_pid, uint64_t creator_start_ticks,
              int64_t created_unix_ms) const;
+  // The same into `sink`, a fresh file of total_size() bytes, with the
+  // header's flags set to `header_flags`. Payloads of fixed-width and
+  // serialized nodes are put as lasting data (RegionSink::put_lasting):
+  // the description's buffers must not change until this returns.
+  void write(RegionSink& sink, int64_t creator_pid, uint64_t creator_start_ticks,
+             int64_t created_unix_ms, uint64_t header_flags) const;
 
  private:
   const RegionDescription& description_;
