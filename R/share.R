@@ -140,9 +140,10 @@
 share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
                   deep = FALSE, min_bytes = 64 * 1024^2, cycle = c("error", "skip"),
                   mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
-  backing <- match.arg(backing)
-  cycle <- match.arg(cycle)
-  mode <- match.arg(mode)
+  # The defaults without match.arg(): its cost shows on small shares.
+  backing <- if (missing(backing)) "auto" else match.arg(backing)
+  cycle <- if (missing(cycle)) "error" else match.arg(cycle)
+  mode <- if (missing(mode)) "balanced" else match.arg(mode)
   check_flag(readonly, "readonly")
   check_flag(persist, "persist")
   check_flag(deep, "deep")
@@ -174,7 +175,10 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     reuse = is.null(name) && !persist && readonly
   )
   shared <- .Call(shmr_share, x, class(x)[1L], options)
-  if (backing == "auto") explain_fallback(.Call(shmr_info, shared))
+  if (backing == "auto" && !isTRUE(fallback_explained$done) &&
+      identical(.Call(shmr_backing, shared), "mmap")) {
+    explain_fallback(.Call(shmr_info, shared))
+  }
   shared
 }
 

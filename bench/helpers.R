@@ -117,6 +117,19 @@ in_consumer <- function(f, args, system = NULL) {
   worker$run(f, args)
 }
 
+# Runs f(...) in a fresh consumer for `system` and returns its value, or
+# NULL when it has not finished within `timeout` seconds (the consumer is
+# then killed). An error in f is an error here.
+in_consumer_within <- function(f, args, system = NULL, timeout) {
+  worker <- consumer(system)
+  on.exit(if (worker$is_alive()) worker$kill())
+  worker$call(f, args)
+  if (worker$poll_process(as.integer(ceiling(timeout * 1000))) != "ready") return(NULL)
+  reply <- worker$read()
+  if (!is.null(reply$error)) stop(conditionMessage(reply$error), call. = FALSE)
+  reply$result
+}
+
 read_of <- function(s) if (is.null(s$read)) function(obj, i) obj[i] else s$read
 sum_of <- function(s) if (is.null(s$sum)) function(obj) sum(obj) else s$sum
 
@@ -136,7 +149,8 @@ physical_limit <- function(size, reps) {
   if (!file.exists(binary) ||
       file.mtime(binary) < file.mtime("bench/physical_limit.cpp")) {
     dir.create("build", showWarnings = FALSE)
-    status <- system2("g++", c("-O2", "-std=c++17", "-o", binary, "bench/physical_limit.cpp"))
+    status <- system2("g++", c("-O2", "-std=c++17", "-pthread", "-o", binary,
+                                   "bench/physical_limit.cpp"))
     if (status != 0) stop("could not build bench/physical_limit.cpp")
   }
   out <- system2(binary, c(format(size, scientific = FALSE), reps), stdout = TRUE)

@@ -1,5 +1,7 @@
 #include "api_support.h"
 
+#include <cstring>
+
 #include "core/names.h"
 #include "core/store.h"
 #include "list_registry.h"
@@ -26,7 +28,7 @@ SEXP list_field(SEXP list, const char* key) {
   SEXP names = Rf_getAttrib(list, R_NamesSymbol);
   if (TYPEOF(list) != VECSXP || TYPEOF(names) != STRSXP) return R_NilValue;
   for (R_xlen_t i = 0; i < XLENGTH(list); ++i)
-    if (std::string(CHAR(STRING_ELT(names, i))) == key) return VECTOR_ELT(list, i);
+    if (std::strcmp(CHAR(STRING_ELT(names, i)), key) == 0) return VECTOR_ELT(list, i);
   return R_NilValue;
 }
 

@@ -4,9 +4,10 @@
 //
 // Writing a fresh shm file through a mapping costs one page fault per page,
 // and page faults are what bound share() (CLARIFICATIONS.md, "Physical
-// limit"): on this machine they do not scale with threads either
-// (bench/physical_limit.cpp). write() into the file copies in the kernel,
-// into pages it allocates without mapping them: FileSink writes that way.
+// limit"): on the project's machine they do not scale with threads either
+// (bench/physical_limit.cpp). FileSink has the kernel copy into the file
+// instead, into pages it allocates without mapping them: large runs by
+// vmsplice() + splice(), small ones by pwrite().
 #pragma once
 
 #include <condition_variable>
@@ -47,17 +48,21 @@ class MemorySink : public RegionSink {
   uint64_t size_;
 };
 
-// Into an open file by pwrite(). Small puts that follow each other are
-// gathered in a buffer and written together; lasting puts of at least
-// kBackgroundBytes are written by one background thread while the caller
-// goes on with the rest of the region (strings, tables: the caller's thread
-// only, as they may read R's memory through R's API). Puts must not
-// overlap. The destructor waits for the background thread, so the caller's
-// data is never read after the sink is gone.
+// Into an open file, copied by the kernel (see the top of this file). Small
+// puts that follow each other are gathered in a buffer and written
+// together; lasting puts of at least kBackgroundBytes are written by one
+// background thread while the caller goes on with the rest of the region
+// (strings, tables: the caller's thread only, as they may read R's memory
+// through R's API). Puts must not overlap. The destructor waits for the
+// background thread, so the caller's data is never read after the sink is
+// gone.
 class FileSink : public RegionSink {
  public:
   static constexpr uint64_t kBufferBytes = uint64_t{1} << 20;
   static constexpr uint64_t kBackgroundBytes = uint64_t{8} << 20;
+  // Writes from this size on go through a pipe; below it a pipe costs more
+  // than it saves.
+  static constexpr uint64_t kSpliceBytes = uint64_t{256} << 10;
 
   // `directory` only names the file system in error messages.
   FileSink(int fd, uint64_t size, std::string directory);

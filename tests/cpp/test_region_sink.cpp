@@ -136,6 +136,20 @@ TEST(FileSink, SmallPutsAroundTheBufferSize) {
   }
 }
 
+TEST(FileSink, WritesAroundThePipeThreshold) {
+  // Below kSpliceBytes by pwrite(), from it on through a pipe of (at most)
+  // 1 MB, so runs of odd lengths cross the pipe's capacity too.
+  const uint64_t pipe_size = FileSink::kSpliceBytes;
+  uint64_t total = 0;
+  auto puts = run_of({pipe_size - 1, pipe_size, pipe_size + 1, (uint64_t{1} << 20) + 4095,
+                      3 * (uint64_t{1} << 20) + 17},
+                     0, false, total);
+  expect_file_matches_memory(puts, total);
+  // The source not aligned to a page: the pipe takes parts of pages.
+  auto shifted = run_of({5, pipe_size + 3, 7, 2 * pipe_size + 1}, 0, false, total);
+  expect_file_matches_memory(shifted, total);
+}
+
 TEST(FileSink, LastingPutsAroundTheBackgroundThreshold) {
   uint64_t total = 0;
   auto puts = run_of({kBackground - 1, 13, kBackground, kBackground + 1, 1, 3 * kBackground + 5},
