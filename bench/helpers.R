@@ -122,7 +122,8 @@ in_consumer <- function(f, args, system = NULL) {
 # then killed). An error in f is an error here.
 in_consumer_within <- function(f, args, system = NULL, timeout) {
   worker <- consumer(system)
-  on.exit(if (worker$is_alive()) worker$kill())
+  # A busy consumer is killed once the grace period is over.
+  on.exit(worker$close(grace = 1000))
   worker$call(f, args)
   if (worker$poll_process(as.integer(ceiling(timeout * 1000))) != "ready") return(NULL)
   reply <- worker$read()
