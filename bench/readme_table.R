@@ -55,6 +55,7 @@ single_thread_limit <- function(size) {
 }
 threads_limit <- function(size) limit_of("memcpy_fresh_shm", "threads_populate", size)
 write_limit <- function(size) limit_of("write_fresh_shm", "pwrite", size)
+splice_limit <- function(size) limit_of("write_fresh_shm", "vmsplice", size)
 limit_threads <- suppressWarnings(max(r$value[r$metric == "memcpy_fresh_shm" &
                                                r$unit == "threads"], na.rm = TRUE))
 
@@ -497,7 +498,7 @@ limit_rows <- lapply(sort(unique(r$size_bytes[r$metric == "share_throughput" & r
   touched <- r$value[r$metric == "memcpy_touched" & r$unit == "GB/s" & r$size_bytes == s][1]
   single <- single_thread_limit(s)
   c(mb_label(s), fmt(shmr), fmt(single), fmt(shmr / single, 2), fmt(threads_limit(s)),
-    fmt(write_limit(s)), fmt(shmr / write_limit(s), 2), fmt(touched))
+    fmt(write_limit(s)), fmt(splice_limit(s)), fmt(shmr / splice_limit(s), 2), fmt(touched))
 })
 skipped <- r[r$case == "skipped", ]
 skipped_lines <- unique(sprintf("- %s (%s): %s", skipped$system, skipped$metric, skipped$unit))
@@ -541,14 +542,15 @@ section <- c(
   "",
   "**Share throughput against the physical limits** (`bench/physical_limit.cpp`): one thread",
   "copying into fresh shm pages through a mapping (the fastest of ftruncate, fallocate and",
-  sprintf(paste("fallocate + MAP_POPULATE); %s threads each pre-faulting (MADV_POPULATE_WRITE)",
-                "and copying its part;"), if (is.finite(limit_threads)) limit_threads else "all"),
-  "`write()` into the fresh file, which copies in the kernel without mapping a page (what",
-  "`share()` does); memcpy into already-touched memory, for scale.",
+  sprintf("fallocate + MAP_POPULATE); %s threads each pre-faulting (MADV_POPULATE_WRITE) and",
+          if (is.finite(limit_threads)) limit_threads else "all"),
+  "copying its part; the kernel copying into the fresh file from memory it has not read",
+  "before, by `write()` and by `vmsplice()` + `splice()` (what `share()` does); memcpy into",
+  "already-touched memory, for scale.",
   "",
   table_lines(c("size", "shmr, GB/s", "one thread, mapped, GB/s", "shmr / one thread",
-                "threads, mapped, GB/s", "`write()`, GB/s", "shmr / `write()`",
-                "memcpy into touched memory, GB/s"), limit_rows),
+                "threads, mapped, GB/s", "`write()`, GB/s", "`vmsplice()`, GB/s",
+                "shmr / `vmsplice()`", "memcpy into touched memory, GB/s"), limit_rows),
   if (length(skipped_lines)) c("", "Not measured in this run:", "", skipped_lines),
   plot_links,
   "<!-- bench:end -->"
