@@ -23,13 +23,15 @@ run <- function(ctx) {
   set.seed(3)
   x <- sprintf("id_%d_%s", sample.int(n), sample(c("alpha", "beta", "gamma"), n, TRUE))
   keys <- sample(x, 1000)
+  # Quick mode keeps within its budget with three of the operations.
+  ops <- if (ctx$quick) c("nchar(x)", "unique(x)", "sort(x, method = 'radix')") else names(string_ops)
   size <- as.numeric(object.size(x))
   # The plain vector travels as what a worker would receive: its bytes.
   file <- tempfile("strings", fileext = ".rds")
   on.exit(unlink(file))
   writeBin(serialize(x, NULL), file)
   limits <- list()
-  for (op in names(string_ops)) {
+  for (op in ops) {
     got <- in_consumer(plain_op, list(file = file, f = op_function(op), keys = keys),
                        system = "ordinary")
     ctx$record("string_ops", paste(op, "time"), "ordinary", size, got[["time"]], "s")
@@ -39,7 +41,7 @@ run <- function(ctx) {
   }
   for (s in ctx$usable("string_ops", kind = "character")) {
     handle <- s$share(x)
-    for (op in names(string_ops)) {
+    for (op in ops) {
       got <- tryCatch(
         in_consumer_within(shared_op, list(name = s$name, token = s$token(handle),
                                            f = op_function(op), keys = keys),
