@@ -10,18 +10,20 @@
 
 #include "error.h"
 #include "format.h"
+#include "region_file.h"
 
 namespace shmr {
 
 namespace {
 
-// pwrite() moves at most about 2 GB per call; a background job is written in
-// pieces so that a sink being destroyed stops within one piece.
+// A background job is written in pieces, so that a sink being destroyed
+// stops within one piece.
 constexpr uint64_t kPieceBytes = uint64_t{64} << 20;
 
 // Writes all of [data, data + size) at `offset`; returns 0 or an errno.
 int pwrite_all(int fd, uint64_t offset, const unsigned char* data, uint64_t size) noexcept {
   while (size > 0) {
+    // pwrite() moves at most about 2 GB per call.
     size_t chunk = static_cast<size_t>(std::min<uint64_t>(size, uint64_t{1} << 30));
     ssize_t written = ::pwrite(fd, data, chunk, static_cast<off_t>(offset));
     if (written < 0) {
@@ -39,27 +41,22 @@ int pwrite_all(int fd, uint64_t offset, const unsigned char* data, uint64_t size
 class Pipe {
  public:
   Pipe() {
-    if (::pipe2(ends_, O_CLOEXEC) != 0) {
-      ends_[0] = ends_[1] = -1;
-      return;
-    }
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) return;
+    read_ = FileDescriptor(ends[0]);
+    write_ = FileDescriptor(ends[1]);
     // A larger pipe means fewer calls; without the permission, 64 KB.
-    int size = ::fcntl(ends_[1], F_SETPIPE_SZ, 1 << 20);
+    int size = ::fcntl(write_.get(), F_SETPIPE_SZ, 1 << 20);
     capacity_ = size > 0 ? static_cast<uint64_t>(size) : uint64_t{65536};
   }
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  ~Pipe() {
-    if (ends_[0] >= 0) ::close(ends_[0]);
-    if (ends_[1] >= 0) ::close(ends_[1]);
-  }
-  bool ok() const noexcept { return ends_[0] >= 0; }
-  int read_end() const noexcept { return ends_[0]; }
-  int write_end() const noexcept { return ends_[1]; }
+  bool ok() const noexcept { return read_.get() >= 0; }
+  int read_end() const noexcept { return read_.get(); }
+  int write_end() const noexcept { return write_.get(); }
   uint64_t capacity() const noexcept { return capacity_; }
 
  private:
-  int ends_[2] = {-1, -1};
+  FileDescriptor read_;
+  FileDescriptor write_;
   uint64_t capacity_ = 0;
 };
 
