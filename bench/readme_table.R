@@ -28,6 +28,7 @@ figure <- function(metric, cases, system, size = "largest") {
 # row without a value (an error, "not a vector", ...) whose case names the
 # same probe, or no row at all for the metric (the system lacks the feature).
 missing_reason <- function(metric, cases, system) {
+  if (!any(r$metric == metric)) return("not measured")
   if (!any(r$metric == metric & r$system == system)) return("unsupported")
   # A figure without its ordinary copy alongside: the system's object is
   # not an R vector (bigmemory), so there was nothing to copy.
@@ -337,7 +338,15 @@ target_rows <- function() {
       meets(shmr_rate / single, 1.2))
   small <- suppressWarnings(min(r$size_bytes[r$metric == "share_time" & r$system == "shmr"]))
   small_time <- figure("share_time", "double vector", "shmr", small) * 1e3
-  add(sprintf("share of %s under 0.3 ms", mb_label(small)), sprintf("%s ms", fmt(small_time)),
+  # The machine's fastest way of filling that many fresh shm pages, in the
+  # same run: below it no share can go.
+  fill <- r[r$metric %in% c("memcpy_fresh_shm", "write_fresh_shm") & r$unit == "s" &
+              r$size_bytes %in% small & !is.na(r$value), ]
+  fastest <- if (nrow(fill)) fill[which.min(fill$value), ] else NULL
+  add(sprintf("share of %s under 0.3 ms", mb_label(small)),
+      sprintf("%s ms (the machine's fastest fill of fresh shm pages of that size: %s ms, %s)",
+              fmt(small_time), if (is.null(fastest)) "n/a" else fmt(fastest$value * 1e3),
+              if (is.null(fastest)) "not measured" else fastest$case),
       if (is.na(small_time)) NA else small_time < 0.3)
 
   # Map (#16 item 1).
@@ -460,7 +469,10 @@ target_rows <- function() {
   forked <- figure("parallel_colmeans", "time", "mclapply (fork)")
   add(sprintf("column means of a %s matrix on 2 workers at least as fast as `mclapply` (fork)",
               mb_label(matrix_size)),
-      sprintf("%s s against %s s: %s", fmt(colmeans), fmt(forked), times(forked / colmeans)),
+      sprintf("%s s against %s s: %s (the matrix shared for the call; shared beforehand: %s s)",
+              fmt(colmeans), fmt(forked), times(forked / colmeans),
+              fmt(figure("parallel_colmeans", "time, matrix shared beforehand",
+                         "shmr pool_apply"))),
       meets(forked / colmeans, 1.0))
 
   worker_growth <- function(metric, system, size) {
@@ -480,9 +492,27 @@ target_rows <- function() {
 
 # --- the section -------------------------------------------------------------
 
+# Who wins a row: the system with the best figure, shmr named with the best
+# peer when it is within the 10% noise of it (issue #16's rule: a row is won
+# or lost only beyond 10%), in bold when a peer is better beyond the noise.
+winner <- function(m) {
+  systems <- c("shmr", peers)
+  v <- vapply(systems, function(s) m$value(s), 0)
+  if (is.na(v[["shmr"]]) || all(is.na(v[-1]))) return("")
+  if (m$kind == "memory") v <- ifelse(v < negligible_mb, 0, v)
+  others <- v[-1][!is.na(v[-1])]
+  best_peer <- if (m$better == "higher") others[which.max(others)] else others[which.min(others)]
+  shmr <- v[["shmr"]]
+  # shmr's advantage over the best peer, as the cells give it.
+  advantage <- if (m$better == "higher") shmr / best_peer else best_peer / shmr
+  if (shmr == best_peer || is.nan(advantage)) return("tie")
+  if (advantage >= 1) return(if (advantage > 1.1) "shmr" else "shmr (within 10%)")
+  if (advantage >= 1 / 1.1) sprintf("%s (within 10%%)", names(best_peer))
+  else sprintf("**%s**", names(best_peer))
+}
 peer_rows <- lapply(peer_measures, function(m) {
   shmr <- m$value("shmr")
-  c(m$label, fmt(shmr), vapply(peers, function(p) cell(m, p, shmr), ""))
+  c(m$label, fmt(shmr), vapply(peers, function(p) cell(m, p, shmr), ""), winner(m))
 })
 baseline_rows <- list()
 for (m in baseline_measures) {
@@ -532,8 +562,10 @@ section <- c(
   "in brackets, **shmr's advantage**: the package's figure divided by shmr's for times, sizes",
   "and memory, shmr's divided by the package's for throughput. **Above 1x shmr is better;",
   "below 1x (bold) shmr is worse.** Memory growth under 0.1 MB counts as about zero (~0).",
+  "\"best\": the system with the best figure; a peer in bold beats shmr by more than 10%,",
+  "\"(within 10%)\" marks a difference within the machine's noise.",
   "",
-  table_lines(c("measure", "shmr", peers), peer_rows),
+  table_lines(c("measure", "shmr", peers, "best"), peer_rows),
   "",
   "**shmr against base R and the machine**, same convention (above 1x shmr is better):",
   "",
