@@ -171,9 +171,13 @@
 share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
                   deep = FALSE, min_bytes = 1024^2, cycle = c("error", "skip"),
                   mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
-  backing <- match.arg(backing)
-  cycle <- match.arg(cycle)
-  mode <- match.arg(mode)
+  # The defaults without match.arg(), whose cost shows on small shares. Each
+  # default is still evaluated: an unevaluated one would keep this call's
+  # frame, and with it the result, referenced after return (a writable
+  # share could then not be changed in place).
+  backing <- if (identical(backing, c("auto", "shm", "mmap"))) "auto" else match.arg(backing)
+  cycle <- if (identical(cycle, c("error", "skip"))) "error" else match.arg(cycle)
+  mode <- if (identical(mode, c("balanced", "strict"))) "balanced" else match.arg(mode)
   check_flag(readonly, "readonly")
   check_flag(persist, "persist")
   check_flag(deep, "deep")
@@ -224,7 +228,10 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     reuse = is.null(name) && !persist && readonly
   )
   shared <- .Call(shmr_share, x, class(x)[1L], options)
-  if (backing == "auto") explain_fallback(.Call(shmr_info, shared))
+  if (backing == "auto" && !isTRUE(fallback_explained$done) &&
+      identical(.Call(shmr_backing, shared), "mmap")) {
+    explain_fallback(.Call(shmr_info, shared))
+  }
   shared
 }
 

@@ -121,6 +121,16 @@ extern "C" SEXP shmr_info(SEXP x) {
   END_CPP11
 }
 
+// "shm" or "mmap" for a shared object, NULL otherwise: what share() asks
+// after every share, without building shared_info()'s list.
+extern "C" SEXP shmr_backing(SEXP x) {
+  BEGIN_CPP11
+  Origin origin = origin_of(x);
+  if (!origin.mapping) return R_NilValue;
+  return Rf_mkString(backing_name(origin.mapping->region().location().backing));
+  END_CPP11
+}
+
 extern "C" SEXP shmr_close(SEXP x) {
   BEGIN_CPP11
   Origin origin = origin_of(x);

@@ -10,6 +10,7 @@ SEXP shmr_map(SEXP);
 SEXP shmr_is_shared(SEXP);
 SEXP shmr_name(SEXP);
 SEXP shmr_info(SEXP);
+SEXP shmr_backing(SEXP);
 SEXP shmr_close(SEXP);
 SEXP shmr_fetch(SEXP);
 SEXP shmr_regions();
@@ -55,6 +56,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_is_shared", (DL_FUNC)&shmr_is_shared, 1},
     {"shmr_name", (DL_FUNC)&shmr_name, 1},
     {"shmr_info", (DL_FUNC)&shmr_info, 1},
+    {"shmr_backing", (DL_FUNC)&shmr_backing, 1},
     {"shmr_close", (DL_FUNC)&shmr_close, 1},
     {"shmr_fetch", (DL_FUNC)&shmr_fetch, 1},
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},

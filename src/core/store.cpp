@@ -133,12 +133,18 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   std::optional<PublishedLocator> locator;
   if (backing == Backing::File) locator.emplace(location, Locator{location.data_path(), self, flags});
 
+  // Written by write calls, never through a mapping (region_sink.h says
+  // why). Space is taken as it is written, except where it must be held up
+  // front: a segment's zero-filled payload is written later by its users,
+  // and a disk file system may report a full disk only at writeback.
+  const bool reserve = writer.has_zero_filled_nodes() || backing == Backing::File;
   PendingRegion pending(location.data_directory, location.name, writer.total_size(),
-                        !writer.has_zero_filled_nodes());
-  writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
-  auto* header = static_cast<format::RegionHeader*>(pending.data());
-  header->flags = flags;
-  format::set_creator(*header, self);
+                        reserve ? PendingRegion::Writing::ByDescriptorReserved
+                                : PendingRegion::Writing::ByDescriptor);
+  {
+    FileSink sink(pending.descriptor(), pending.size(), location.data_directory);
+    writer.write(sink, self.pid, self.start_ticks, now_unix_ms(), flags, self.pid_namespace);
+  }
   FileDescriptor fd = pending.publish();
   if (locator) locator->commit();
 

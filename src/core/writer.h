@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "format.h"
+#include "region_sink.h"
 
 namespace shmr {
 
@@ -76,6 +77,14 @@ class RegionWriter {
   // (node flags, FORMAT.md 2.2; readers of a writable region ignore them).
   void write(void* base, uint64_t size, int64_t creator_pid, uint64_t creator_start_ticks,
              int64_t created_unix_ms) const;
+  // The same into `sink`, a fresh file of total_size() bytes, with the
+  // header's flags set to `header_flags`. Payloads of fixed-width and
+  // serialized nodes are put as lasting data (RegionSink::put_lasting):
+  // the description's buffers must not change until this returns.
+  // `creator_pid_namespace`: header bytes 120..127 (creator.h; 0 unknown).
+  void write(RegionSink& sink, int64_t creator_pid, uint64_t creator_start_ticks,
+             int64_t created_unix_ms, uint64_t header_flags,
+             uint64_t creator_pid_namespace = 0) const;
 
  private:
   const RegionDescription& description_;
