@@ -224,7 +224,7 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
       case NodeKind::Raw:
       case NodeKind::Serialized:
         // A fresh region reads as zeros, so a zero-filled node needs no write.
-        if (spec.zero_filled || rec.data_size == 0) break;
+        if (spec.zero_filled) break;
         if (has_value_summary(spec.kind)) {
           // Read from the source: the sink may still be writing it (on its
           // own thread) while this scans.
@@ -232,7 +232,7 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
               summarize_values(spec.kind, spec.bytes, rec.data_size / format::element_size(spec.kind));
           rec.flags |= summary_flags(spec.kind, summary);
         }
-        sink.put_lasting(rec.data_offset, spec.bytes, rec.data_size);
+        if (rec.data_size > 0) sink.put_lasting(rec.data_offset, spec.bytes, rec.data_size);
         break;
       case NodeKind::String:
         if (spec.dictionary != format::kNoNode) {
