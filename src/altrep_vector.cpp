@@ -39,7 +39,10 @@ R_xlen_t view_length(SEXP x) {
 void* view_dataptr(SEXP x, Rboolean writable) {
   ViewHandle* handle = own_handle(x);
   if (__builtin_expect(handle == nullptr || *handle->closed, 0)) handle = &open_view_handle(x);
-  if (writable) handle->pointer_given = true;
+  if (writable) {
+    handle->pointer_given = true;
+    handle->mapping->note_writable_pointer();
+  }
   return const_cast<void*>(handle->begin);
 }
 
