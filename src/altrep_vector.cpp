@@ -40,6 +40,9 @@ void* view_dataptr(SEXP x, Rboolean writable) {
   ViewHandle* handle = own_handle(x);
   if (__builtin_expect(handle == nullptr || *handle->closed, 0)) handle = &open_view_handle(x);
   if (writable) {
+    // Until R holds a writable pointer, no page of the mapping can have been
+    // written, and the page checks (Duplicate, Serialized_state, value
+    // flags) are skipped.
     handle->pointer_given = true;
     handle->mapping->note_writable_pointer();
   }

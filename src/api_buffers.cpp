@@ -63,15 +63,16 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
   const int* dim_values = static_cast<const int*>(ALTREP(dim) ? cpp11::safe[DATAPTR_RO](dim)
                                                               : DATAPTR_RO(dim));
   const void* init_value = ALTREP(init) ? cpp11::safe[DATAPTR_RO](init) : DATAPTR_RO(init);
+  const R_xlen_t dim_count = ALTREP(dim) ? cpp11::safe[Rf_xlength](dim) : XLENGTH(dim);
   return with_messages([&]() -> SEXP {
     format::NodeKind kind = kind_of(as_string(type));
     double total = 1;
-    for (R_xlen_t i = 0; i < XLENGTH(dim); ++i) total *= dim_values[i];
+    for (R_xlen_t i = 0; i < dim_count; ++i) total *= dim_values[i];
     if (total < 0 || total > 4.5e15) throw Error(ErrorKind::InvalidArgument, "bad buffer size");
     RegionDescription description;
     NodeSpec dims;
     dims.kind = format::NodeKind::Integer;
-    dims.length = static_cast<uint64_t>(XLENGTH(dim));
+    dims.length = static_cast<uint64_t>(dim_count);
     dims.bytes = dim_values;
     description.nodes.push_back(dims);
     NodeSpec data;

@@ -72,7 +72,9 @@ extern "C" SEXP shmr_map(SEXP name) {
 
 extern "C" SEXP shmr_is_shared(SEXP x) {
   BEGIN_CPP11
-  return Rf_ScalarLogical(origin_of(x).mapping != nullptr);
+  // The Origin (a shared_ptr) is gone before R allocates the answer.
+  const bool shared = origin_of(x).mapping != nullptr;
+  return cpp11::safe[Rf_ScalarLogical](shared);
   END_CPP11
 }
 
@@ -118,10 +120,12 @@ extern "C" SEXP shmr_info(SEXP x) {
 extern "C" SEXP shmr_close(SEXP x) {
   BEGIN_CPP11
   Origin origin = origin_of(x);
-  if (!origin.mapping) return Rf_ScalarLogical(FALSE);
-  origin.mapping->region().close();
-  forget_lists_of(origin.mapping.get());
-  return Rf_ScalarLogical(TRUE);
+  if (origin.mapping) {
+    origin.mapping->region().close();
+    forget_lists_of(origin.mapping.get());
+  }
+  // Allocating may raise: through safe, so `origin` is released all the same.
+  return cpp11::safe[Rf_ScalarLogical](origin.mapping != nullptr);
   END_CPP11
 }
 

@@ -58,7 +58,7 @@ extern "C" SEXP shmr_remove(SEXP name) {
   bool removed = remove_region(shm_directory(), region);
   // An idle mapping here would keep the removed region's memory.
   drop_idle_mappings(region);
-  return Rf_ScalarLogical(removed);
+  return cpp11::safe[Rf_ScalarLogical](removed);
   END_CPP11
 }
 

@@ -173,7 +173,7 @@ bool view_values_trusted(ViewHandle& handle) {
 // smallest form R writes (a string would add a CHARSXP header). It is
 // formatted into a fixed buffer, so no C++ object is live when R allocates.
 SEXP view_serialized_state(const ViewHandle& handle) {
-  char text[names::kMaxNameLength + 32];
+  char text[256];
   size_t size = 0;
   ErrorMessage message;
   capture_exception(message, [&] {
