@@ -6,7 +6,11 @@
 // asks for a data pointer or writes an element.
 #include "r_api.h"
 
+#include <R_ext/Utils.h>
+
+#include <cctype>
 #include <climits>
+#include <cmath>
 #include <cstring>
 
 #include "r_boundary.h"
@@ -307,6 +311,104 @@ SEXP string_extract_subset(SEXP x, SEXP index, SEXP) {
   return result;
 }
 
+// ---- as.numeric(), as.integer() -----------------------------------------
+
+// The number a string element reads as, the way R's own coercion of a
+// character vector reads it (R_strtod, then only blanks may follow; a blank
+// or missing string is NA). False when R's answer is not certain to be the
+// same: non-ASCII bytes (R's blank test is then locale-dependent), a string
+// too long for the buffer, or a string R would warn about (for as.integer(),
+// R warns about every string that reads as NA or NaN, "NA" included).
+bool number_of(const StringRef& s, bool for_integer, double& out) {
+  if (s.encoding == format::StringEncoding::Missing) {
+    out = NA_REAL;
+    return true;
+  }
+  char text[128];
+  if (s.size >= sizeof text) return false;
+  bool blank = true;
+  for (uint64_t i = 0; i < s.size; ++i) {
+    const auto c = static_cast<unsigned char>(s.data[i]);
+    if (c == 0 || c >= 0x80) return false;
+    if (!std::isspace(c)) blank = false;
+  }
+  if (blank) {
+    out = NA_REAL;
+    return true;
+  }
+  std::memcpy(text, s.data, s.size);
+  text[s.size] = '\0';
+  char* end = nullptr;
+  out = R_strtod(text, &end);
+  for (; *end != '\0'; ++end)
+    if (!std::isspace(static_cast<unsigned char>(*end))) return false;
+  return !(for_integer && ISNAN(out));
+}
+
+// as.integer() takes what as.numeric() reads, when R would not warn.
+bool integer_of(double d, int& out) {
+  if (ISNAN(d) || d >= INT_MAX + 1. || d <= INT_MIN) return false;
+  out = static_cast<int>(d);
+  return true;
+}
+
+// Element i's number: a dictionary entry's is read once, into `entries`.
+bool element_number(const ViewHandle& handle, uint64_t i, bool for_integer, double* entries,
+                    double& out) {
+  StringRef s{nullptr, 0, format::StringEncoding::Missing};
+  if (!handle.node.is_dictionary())
+    return handle.node.try_string_at(i, s) && number_of(s, for_integer, out);
+  uint64_t k = 0;
+  if (!handle.node.try_code(i, k)) return false;
+  if (std::isnan(entries[k]) && !R_IsNA(entries[k])) {  // NaN (not NA) marks "not read yet"
+    if (!handle.node.try_dictionary_entry(k, s) || !number_of(s, for_integer, entries[k]))
+      return false;
+    if (std::isnan(entries[k]) && !R_IsNA(entries[k])) return false;  // "NaN" itself: R's way
+  }
+  out = entries[k];
+  return true;
+}
+
+// Numbers straight from the region's bytes: no R string is made for an
+// element (R's own coercion makes each one first). Anything R would warn
+// about, or treat differently, goes R's way (nullptr).
+SEXP string_coerce(SEXP x, int type) {
+  ViewHandle* handle = own_handle(x);
+  if (handle == nullptr || *handle->closed || handle->cache_written || Rf_isObject(x) ||
+      (type != REALSXP && type != INTSXP))
+    return nullptr;
+  const R_xlen_t n = static_cast<R_xlen_t>(handle->length());
+  SEXP out = PROTECT(Rf_allocVector(static_cast<SEXPTYPE>(type), n));
+  SEXP entries = R_NilValue;
+  if (handle->node.is_dictionary()) {
+    entries = Rf_allocVector(REALSXP, static_cast<R_xlen_t>(handle->node.dictionary_size()));
+    PROTECT(entries);
+    for (R_xlen_t k = 0; k < XLENGTH(entries); ++k) REAL(entries)[k] = R_NaN;
+  } else {
+    PROTECT(entries);
+  }
+  double* table = entries == R_NilValue ? nullptr : REAL(entries);
+  bool exact = true;
+  double d = 0;
+  if (type == REALSXP) {
+    double* to = REAL(out);
+    for (R_xlen_t i = 0; exact && i < n; ++i) {
+      exact = element_number(*handle, static_cast<uint64_t>(i), false, table, d);
+      to[i] = d;
+    }
+  } else {
+    int* to = INTEGER(out);
+    for (R_xlen_t i = 0; exact && i < n; ++i) {
+      // NA here is a missing or blank string, which R reads as NA silently.
+      exact = element_number(*handle, static_cast<uint64_t>(i), true, table, d);
+      if (exact) exact = R_IsNA(d) ? (to[i] = NA_INTEGER, true) : integer_of(d, to[i]);
+    }
+  }
+  if (exact) SHALLOW_DUPLICATE_ATTRIB(out, x);
+  UNPROTECT(2);
+  return exact ? out : nullptr;
+}
+
 int string_no_na(SEXP x) {
   ViewHandle* handle = own_handle(x);
   if (handle == nullptr) return 0;
@@ -336,6 +438,7 @@ void init_string_view_class(DllInfo* dll) {
   R_set_altstring_Set_elt_method(string_cls, string_set_elt);
   R_set_altvec_Extract_subset_method(string_cls, string_extract_subset);
   R_set_altstring_No_NA_method(string_cls, string_no_na);
+  R_set_altrep_Coerce_method(string_cls, string_coerce);
   register_view_class(format::NodeKind::String, string_cls);
 }
 

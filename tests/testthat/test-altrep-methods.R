@@ -228,6 +228,47 @@ test_that("as.numeric(), as.integer() and as.logical() agree with ordinary vecto
   expect_identical(as.character(share(d)), as.character(d))
 })
 
+test_that("as.numeric() and as.integer() of a shared character vector agree with R's", {
+  texts <- c("1", " 2.5 ", "-3e2", "0x1A", "Inf", "-Inf", "NA", " NA ", "NaN", "", "   ", NA,
+             "1e400", "3000000000", "1.9", "-1.9", "12abc", "caf\u00e9", "+7", "\t8\n")
+  # Each alone (every path: silent, NA, warning, R's way), in the packed
+  # layout and repeated (the dictionary layout), with names.
+  cases <- c(as.list(texts), list(texts[c(1:6, 10:12, 15:16)], rep(c("1", "2", "", NA), 50),
+                                  rep(texts, 20), setNames(c("4", "5"), c("a", "b"))))
+  for (x in cases) {
+    s <- share(x)
+    for (f in list(as.numeric, as.integer, as.double)) {
+      expect_identical(tryCatch(f(s), warning = function(w) conditionMessage(w)),
+                       tryCatch(f(x), warning = function(w) conditionMessage(w)))
+      expect_identical(suppressWarnings(f(s)), suppressWarnings(f(x)))
+    }
+    expect_identical(suppressWarnings(storage.mode(s) <- "integer"),
+                     suppressWarnings(storage.mode(x) <- "integer"))
+  }
+  # A view that R wrote to converts what R holds, not the region.
+  s <- share(c("1", "2", "3"))
+  s[2] <- "20"
+  expect_identical(as.numeric(s), c(1, 20, 3))
+})
+
+test_that("as.numeric() of a mapped character vector makes no R string per element", {
+  x <- sprintf("%d.25", seq_len(2e5))
+  s <- share(x)
+  r <- callr::r(function(name) {
+    library(shmr)
+    y <- map_shared(name)
+    used <- function() { g <- gc(full = TRUE); sum(g[, 2]) }
+    before <- used()
+    z <- as.numeric(y)
+    grown <- used() - before
+    list(z = z, grown = grown, size = as.numeric(object.size(z)) / 2^20)
+  }, list(shared_name(s)))
+  expect_identical(r$z, as.numeric(x))
+  # R's own coercion would first make and keep 2e5 strings (about 11 MB);
+  # the result itself is 1.5 MB.
+  expect_lt(r$grown, r$size + 2)
+})
+
 test_that("Length, Dataptr and Elt still refuse a closed view", {
   s <- share(as.numeric(1:10))
   t <- s[1:5]

@@ -47,6 +47,15 @@ test_that("string views pass their tests under gctorture()", {
   expect_identical(got$factor, factor(x))
   expect_identical(got$match, match(x, x))
   expect_identical(got$all, x)
+  # Numbers read from the region (packed and dictionary layouts).
+  for (nums in list(c("1.5", NA, " 2 ", "", "-3"), rep(c("4", "5", NA), 30))) {
+    v <- map_shared(shared_name(share(nums)))
+    gctorture(TRUE)
+    got <- list(numeric = as.numeric(v), integer = as.integer(v))
+    gctorture(FALSE)
+    expect_identical(got$numeric, as.numeric(nums))
+    expect_identical(got$integer, as.integer(nums))
+  }
 })
 
 test_that("a string view keeps what R reads and writes, as an ordinary vector would", {
