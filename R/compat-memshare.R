@@ -196,7 +196,7 @@ retrieveMetadata <- function(namespace, variableName) {
     page <- memshare_state$pages[[region]]
     if (!is.null(page)) return(describe_variable(page$object))
     view <- map_variable(namespace, variable, region)
-    on.exit(.Call(shmr_unmap, view))
+    on.exit(unmap_shared(view))
     describe_variable(view)
   })
   if (length(variableName) == 1L) return(described[[1L]])
@@ -260,6 +260,12 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
   call$mapped <- list()
   on.exit(end_call(call, namespace))
 
+  if (!is.null(margin) && !is.matrix(X) && !(is.character(X) && length(X) == 1L)) {
+    # As memshare: a data frame (or anything else) is tried as a matrix.
+    warning("memApply(): X is neither a matrix nor the name of one; using as.matrix(X)",
+            call. = FALSE)
+    X <- as.matrix(X)
+  }
   X <- map_input(X, namespace, call)
   if (!is.null(margin) && (!is.matrix(X) || !is.atomic(X))) {
     stop("memApply(): `X` must be a matrix of an atomic type, or the name of one", call. = FALSE)
@@ -270,8 +276,8 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
 
   answer <- pool_map(X, FUN, vars, margin = margin, pool = pool, chunk_size = NULL, seed = NULL,
                      progress = FALSE, on_error = "wait")
-  # Private copies of the names: X may be released when the call returns.
-  names(answer) <- fetch(if (is.null(margin)) names(answer) else dimnames(X)[[margin]])
+  # memshare's results are unnamed, whatever the names of X.
+  names(answer) <- NULL
   answer
 }
 
@@ -316,7 +322,7 @@ call_variable <- function(variable, namespace, call) {
 
 end_call <- function(call, namespace) {
   if (length(call$registered)) releaseVariables(namespace, call$registered)
-  for (object in call$mapped) .Call(shmr_unmap, object)
+  for (object in call$mapped) unmap_shared(object)
   for (object in call$shared) close(object)
 }
 
@@ -374,7 +380,8 @@ namespace_of <- function(fun_expression) {
 }
 
 map_variable <- function(namespace, variable, region) {
-  tryCatch(map_shared(region), error = function(e) {
+  # The prefixed name: a missing region is an error, not NULL.
+  tryCatch(map_shared(paste0("shmr_", region)), error = function(e) {
     stop(sprintf("no variable '%s' in namespace '%s' (%s)", variable, namespace,
                  conditionMessage(e)), call. = FALSE)
   })
@@ -389,7 +396,7 @@ release_page <- function(region) {
 release_views <- function(region) {
   entry <- memshare_state$views[[region]]
   memshare_state$views[[region]] <- NULL
-  for (view in entry$objects) .Call(shmr_unmap, view)
+  for (view in entry$objects) unmap_shared(view)
 }
 
 # Every view and variable of `namespace` in this process.

@@ -73,12 +73,22 @@ share_open <- function(path, backing = c("mmap", "shm"), size = NULL) {
     stop("`path` must be a single string", call. = FALSE)
   }
   name <- basename(path)
-  x <- if (!grepl("/", path) || startsWith(name, "shmr_")) map_shared(name)
-  if (is.null(x)) stop(sprintf("'%s' is not the path of a shmr share", path), call. = FALSE)
-  info <- shared_info(x)
-  if (grepl("/", path) && !identical(normalizePath(path, mustWork = FALSE), info$path)) {
-    stop(sprintf("'%s' is not the file of share '%s' (%s)", path, info$name, info$path),
+  region <- if (startsWith(name, "shmr_")) name else paste0("shmr_", name)
+  x <- tryCatch(map_shared(region), error = function(e) e)
+  if (is.null(x) || inherits(x, "error")) {
+    stop(sprintf("'%s' is not the path of a shmr share%s", path,
+                 if (inherits(x, "error")) paste0(" (", conditionMessage(x), ")") else ""),
          call. = FALSE)
+  }
+  info <- shared_info(x)
+  if (grepl("/", path, fixed = TRUE)) {
+    # The region's file, or the path given to share(name = ) for it.
+    given <- file.path(dirname(info$path), sub("^shmr_", "", basename(info$path)))
+    file <- file.path(normalizePath(dirname(path), mustWork = FALSE), basename(path))
+    if (!file %in% c(info$path, given)) {
+      stop(sprintf("'%s' is not the file of share '%s' (%s)", path, info$name, info$path),
+           call. = FALSE)
+    }
   }
   if (!is.null(size) && !isTRUE(all.equal(as.numeric(size), info$size))) {
     stop(sprintf("share '%s' has %s bytes, not %s", info$name, format(info$size), format(size)),

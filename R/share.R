@@ -93,7 +93,11 @@
 #' @param backing `"auto"`, `"shm"` or `"mmap"`; see Backings.
 #' @param readonly `TRUE` (default) or `FALSE`; see Read-only and writable
 #'   shares.
-#' @param name `NULL` or a name of your choice for the region.
+#' @param name `NULL` or a name of your choice for the region. A file path
+#'   (as shard takes it), such as `tempfile()`, makes a file-backed region
+#'   named by the path's last part, with its file in the path's directory
+#'   (`share(x, name = "/data/run1")` is the region `run1`, file
+#'   `/data/shmr_run1`).
 #' @param deep `FALSE` (default): `x` is laid out in one region. `TRUE`:
 #'   walk the whole object graph and share each large vector on its own; see
 #'   Deep sharing.
@@ -161,6 +165,13 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     }
     return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
+  if (is_file_path_name(name)) {
+    # shard's way of naming a file-backed share: a path.
+    placed <- place_named_file(name, backing, path)
+    name <- placed$name
+    path <- placed$path
+    backing <- "mmap"
+  }
   if (!is.null(name)) check_region_name(name)
   # A function, environment or language object would only be stored
   # serialized and come back as a copy: like mori, hand it back as it is.
@@ -176,6 +187,26 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   shared <- .Call(shmr_share, x, class(x)[1L], options)
   if (backing == "auto") explain_fallback(.Call(shmr_info, shared))
   shared
+}
+
+is_file_path_name <- function(name) {
+  is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name, fixed = TRUE)
+}
+
+# share(x, name = "/some/dir/data"): the region is "data" (file
+# "/some/dir/shmr_data"), file-backed in "/some/dir".
+place_named_file <- function(name, backing, path) {
+  if (backing == "shm") {
+    stop("share(): with backing = \"shm\", `name` must be a name, not a path ('", name, "')",
+         call. = FALSE)
+  }
+  directory <- dirname(name)
+  if (!is.null(path) && !identical(normalizePath(path, mustWork = FALSE),
+                                   normalizePath(directory, mustWork = FALSE))) {
+    stop("share(): `name` is a path in '", directory, "' but `path` is '", path, "'",
+         call. = FALSE)
+  }
+  list(name = basename(name), path = directory)
 }
 
 is_not_data <- function(x) {
@@ -265,25 +296,24 @@ fetch <- function(x, ...) {
 #' crash.
 #'
 #' shmr registers this as the default method of [base::close()], so
-#' `close(x)` works for any shared object; for other objects it signals the
-#' same error as base R.
+#' `close(x)` works for any shared object. It also works, doing nothing, for
+#' anything [share()] handed back without sharing it: `NULL`, a function, an
+#' environment, or the result of a deep share that found nothing to share.
+#' (Connections keep their own method.)
 #'
-#' @param con A shared object.
+#' @param con A shared object, or anything [share()] returned.
 #' @param ... Ignored.
-#' @return `invisible(TRUE)`.
+#' @return `invisible(TRUE)` when something was released, else
+#'   `invisible(FALSE)`.
 #' @export
 #' @examples
 #' x <- share(rnorm(10))
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
-  if (!.Call(shmr_close, con) && !close_deep_share(con)) {
-    stop(sprintf(
-      "no applicable method for 'close' applied to an object of class \"%s\"",
-      paste(class(con), collapse = "\", \"")
-    ), call. = FALSE)
-  }
-  invisible(TRUE)
+  if (.Call(shmr_close, con) || close_deep_share(con)) return(invisible(TRUE))
+  # share() hands back what it does not share: closing it has nothing to do.
+  invisible(FALSE)
 }
 
 #' Details of a shared object

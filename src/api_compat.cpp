@@ -1,4 +1,4 @@
-// .Call entry points the compatibility layers need beyond the core API:
+// .Call entry points behind R/mappings.R (what close() does not cover):
 // letting go of one mapping without touching the region (memshare's
 // releaseViews(), even in the process that created the region), and marking
 // a mapping whose region name is gone (bettermc's allocate_from_shm()).

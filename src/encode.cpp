@@ -3,6 +3,7 @@
 #include "r_api.h"
 #include <cpp11/protect.hpp>
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -52,6 +53,45 @@ class RegionStrings : public StringSource {
 
  private:
   NodeView node_;
+};
+
+// An ALTREP vector with no data pointer yet (a compact sequence such as
+// 1:1e9): its elements are computed into the region through the class's
+// Get_region method, so the vector is never expanded in R's heap first.
+// The writer calls this after the region's space is reserved: a vector too
+// large for the backing is refused before anything is allocated.
+class AltrepElements : public VectorSource {
+ public:
+  explicit AltrepElements(SEXP x) : x_(x) {}
+  void copy_to(void* destination, uint64_t length) const override {
+    const R_xlen_t n = static_cast<R_xlen_t>(length);
+    R_xlen_t done = 0;
+    while (done < n) {
+      const R_xlen_t chunk = std::min<R_xlen_t>(n - done, R_xlen_t{1} << 20);
+      // Get_region runs the class's code, which may raise.
+      R_xlen_t got = cpp11::unwind_protect([&] { return region(destination, done, chunk); });
+      if (got <= 0) throw Error(ErrorKind::InvalidArgument, "a vector changed while sharing");
+      done += got;
+    }
+  }
+
+ private:
+  R_xlen_t region(void* destination, R_xlen_t from, R_xlen_t count) const {
+    switch (TYPEOF(x_)) {
+      case LGLSXP:
+        return LOGICAL_GET_REGION(x_, from, count, static_cast<int*>(destination) + from);
+      case INTSXP:
+        return INTEGER_GET_REGION(x_, from, count, static_cast<int*>(destination) + from);
+      case REALSXP:
+        return REAL_GET_REGION(x_, from, count, static_cast<double*>(destination) + from);
+      case CPLXSXP:
+        return COMPLEX_GET_REGION(x_, from, count, static_cast<Rcomplex*>(destination) + from);
+      default:
+        return RAW_GET_REGION(x_, from, count, static_cast<Rbyte*>(destination) + from);
+    }
+  }
+
+  SEXP x_;
 };
 
 NodeKind vector_kind(SEXPTYPE type) {
@@ -215,9 +255,21 @@ class Describer {
       case NodeKind::Complex:
       case NodeKind::Raw:
         spec.length = static_cast<uint64_t>(XLENGTH(rep));
-        // DATAPTR_RO of an ALTREP vector runs its class's code, which may
-        // raise (a closed view) or allocate (materialising a sequence).
-        spec.bytes = ALTREP(rep) ? cpp11::safe[DATAPTR_RO](rep) : DATAPTR_RO(rep);
+        if (!ALTREP(rep)) {
+          spec.bytes = DATAPTR_RO(rep);
+        } else {
+          ViewHandle* view = view_handle(rep);
+          if (view != nullptr && view->mapping->is_closed())
+            throw Error(ErrorKind::Closed, "cannot share an object that was closed");
+          // Dataptr_or_null runs the class's code, which may raise; it never
+          // expands a vector, so a sequence stays compact until the writer
+          // computes its elements into the region.
+          spec.bytes = cpp11::safe[DATAPTR_OR_NULL](rep);
+          if (spec.bytes == nullptr && spec.length > 0) {
+            out_.vector_sources.push_back(std::make_unique<AltrepElements>(rep));
+            spec.source = out_.vector_sources.back().get();
+          }
+        }
         break;
       case NodeKind::String:
         spec.length = static_cast<uint64_t>(XLENGTH(rep));

@@ -11,6 +11,7 @@ SEXP shmr_info(SEXP);
 SEXP shmr_close(SEXP);
 SEXP shmr_fetch(SEXP);
 SEXP shmr_regions();
+SEXP shmr_regions_named(SEXP);
 SEXP shmr_prune();
 SEXP shmr_release_all();
 SEXP shmr_contains_altrep(SEXP);
@@ -48,6 +49,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_close", (DL_FUNC)&shmr_close, 1},
     {"shmr_fetch", (DL_FUNC)&shmr_fetch, 1},
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},
+    {"shmr_regions_named", (DL_FUNC)&shmr_regions_named, 1},
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},
     {"shmr_release_all", (DL_FUNC)&shmr_release_all, 0},
     {"shmr_contains_altrep", (DL_FUNC)&shmr_contains_altrep, 1},

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct RegionSummary {
 // This user's regions (and temporary files) named in `directory`; file-backed
 // regions are followed through their locators.
 std::vector<RegionSummary> list_regions(const std::string& directory);
+
+// The region called `name` (a valid region name) in `directory`, without
+// reading the rest of the directory; nullopt when there is none.
+std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name);
 
 // Removes regions (and unfinished temporary files, and locators whose data
 // file is gone) whose creator is gone. Never touches persistent regions or

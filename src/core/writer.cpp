@@ -79,7 +79,8 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
       case NodeKind::Complex:
       case NodeKind::Raw:
         rec.data_size = checked_mul(spec.length, format::element_size(spec.kind));
-        if (rec.data_size > 0 && spec.bytes == nullptr && !spec.zero_filled)
+        if (rec.data_size > 0 && spec.bytes == nullptr && spec.source == nullptr &&
+            !spec.zero_filled)
           throw Error(ErrorKind::InvalidArgument, "vector node without data");
         rec.data_offset = reserve(cursor, rec.data_size);
         break;
@@ -151,8 +152,12 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
       case NodeKind::Raw:
       case NodeKind::Serialized:
         // A fresh region reads as zeros, so a zero-filled node needs no write.
-        if (rec.data_size > 0 && !spec.zero_filled)
-          std::memcpy(bytes + rec.data_offset, spec.bytes, rec.data_size);
+        if (rec.data_size == 0 || spec.zero_filled) break;
+        if (spec.bytes == nullptr && spec.source != nullptr) {
+          spec.source->copy_to(bytes + rec.data_offset, spec.length);
+          break;
+        }
+        std::memcpy(bytes + rec.data_offset, spec.bytes, rec.data_size);
         break;
       case NodeKind::String: {
         auto* ends = reinterpret_cast<uint64_t*>(bytes + rec.index_offset);

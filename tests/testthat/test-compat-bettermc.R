@@ -67,7 +67,7 @@ test_that("a vector copied in a child process is allocated in the parent, once",
   y <- allocate_from_shm(obj)
   expect_identical(y, c(x = 1, y = 2, z = 3))
   expect_identical(shm_files(), character())
-  expect_error(allocate_from_shm(obj), "cannot open the shared memory object '/from_child'")
+  expect_error(allocate_from_shm(obj), "'shm_open' failed for '/from_child'")
   expect_error(allocate_from_shm(unclass(obj)), "returned by copy2shm")
 })
 
