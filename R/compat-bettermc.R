@@ -15,7 +15,13 @@
 #' variable `SHMR_SHM_DIR`).
 #'
 #' `allocate_from_shm(obj)` opens that object and removes its name at once,
-#' so it can be allocated only once; a second call is an error. With
+#' so it can be allocated only once; a second call is an error naming
+#' `shm_open`, as bettermc's. It checks the `shm_obj` against the object, as
+#' bettermc does: a `type` that is not one of the five SEXP types is an
+#' "unsupported SEXP type" error, a `size` other than the object's a "wrong
+#' size" error, and a `type` or `length` other than the vector's an error
+#' too (the name is removed all the same). The `attributes` of the
+#' `shm_obj` are those the vector gets. With
 #' `copy = TRUE` the vector is copied into ordinary memory and the shared
 #' memory is freed. With `copy = FALSE` it is not copied: the vector reads
 #' a private (copy-on-write) mapping of the object, so later writes stay in
@@ -35,9 +41,18 @@
 #'   leading `/` (bettermc allows any character but `/`).
 #' * Objects that were never allocated are not removed when their creator
 #'   exits (as in bettermc); [remove_shared()] removes one by name.
-#' * bettermc's `mclapply()` and semaphores are not provided: use
-#'   [parallel::mclapply()], or [pool_lapply()], which returns large
-#'   results through shared memory by itself.
+#' * Only `copy2shm()` and `allocate_from_shm()` are provided. bettermc's
+#'   other functions are outside shmr's purpose (sharing R objects) and are
+#'   not provided: `mclapply()` (use [parallel::mclapply()], or
+#'   [pool_lapply()], which returns large results through shared memory by
+#'   itself); the semaphores `sem_open()`, `sem_post()`, `sem_wait()`,
+#'   `sem_close()`, `sem_unlink()`, `semv_open()`, `semv_post()`,
+#'   `semv_wait()` and `semv_unlink()`; the character vector tools
+#'   `char_map()`, `map2char()`, `compress_chars()` and
+#'   `uncompress_chars()` (shmr shares character vectors as they are); and
+#'   `etry()` and `crash_dumps()` (error handling with dumps).
+#' * Messages are worded as shmr's, naming the same failures (`shm_open`,
+#'   "unsupported SEXP type", "wrong size").
 #'
 #' @param x A logical, integer, double, complex or raw vector, a factor, or
 #'   an S3 object built on one of these.

@@ -12,3 +12,8 @@ unmap_shared <- function(x) .Call(shmr_unmap, x)
 # the name was removed: its views then serialize by value. FALSE when `x`
 # is not shared.
 detach_shared <- function(x) .Call(shmr_detach, x)
+
+# madvise() over this process's mapping of the region `x` reads; TRUE when
+# the kernel took the advice ("dontneed" is refused, FALSE, for a
+# copy-on-write mapping: it would drop pages this process wrote).
+advise_shared <- function(x, advice) .Call(shmr_advise, x, advice)

@@ -221,9 +221,11 @@ is_not_data <- function(x) {
 #' 2, and `"<name>@names"` is an attribute.
 #'
 #' @param name The name of a shared object, a single string.
-#' @return The shared object. `NULL` when `name` is not a well-formed shmr
-#'   name (not a single string, `NA`, a wrong prefix, a bad path). A
-#'   well-formed name whose region is missing or corrupt is an error.
+#' @return The shared object. `NULL` when `name` is not the name of a shmr
+#'   object: not a single string, `NA`, a bad path, or a name without the
+#'   `shmr_` prefix (a name of your choosing, as given to `share(name = )`)
+#'   when no region of that name exists. A name with the prefix whose region
+#'   is missing or corrupt, or a path that leads nowhere, is an error.
 #' @export
 #' @examples
 #' x <- share(list(a = 1:10, b = letters))

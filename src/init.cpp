@@ -38,6 +38,7 @@ SEXP shmr_copy_binding(SEXP, SEXP, SEXP);
 SEXP shmr_is_closed_view(SEXP);
 SEXP shmr_unmap(SEXP);
 SEXP shmr_detach(SEXP);
+SEXP shmr_advise(SEXP, SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
@@ -76,6 +77,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_is_closed_view", (DL_FUNC)&shmr_is_closed_view, 1},
     {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
     {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
+    {"shmr_advise", (DL_FUNC)&shmr_advise, 2},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {NULL, NULL, 0}};
 

@@ -10,8 +10,9 @@
 # imports from shmr and re-exports every function the peer exports and shmr
 # has, installs it into a temporary library, and runs each selected test
 # file of the peer in a fresh R process, with R_LIBS exported so that the
-# tests' worker processes load the same shmr. Nothing is written into the
-# repository. shmr must be installed for the R that runs this script.
+# tests' worker processes load the same shmr, and NOT_CRAN=true (as
+# devtools::test() sets it: skip_on_cran() tests run too). Nothing is
+# written into the repository. shmr must be installed for the R that runs this script.
 #
 # Each expectation counts as passed, failed, or disclosed: a failure inside
 # a test listed in tools/peer-suites-disclosed.csv (a difference that shmr's
@@ -206,7 +207,8 @@ run_peer_tests <- function(peer, spec, source_dir, library_dir, work) {
                       c("--vanilla", shQuote(runner), shQuote(test_dir), shQuote(file), peer,
                         shQuote(out)),
                       stdout = log, stderr = log, timeout = file_timeout,
-                      env = paste0("R_LIBS=", shQuote(paste(libs, collapse = ":"))))
+                      env = c(paste0("R_LIBS=", shQuote(paste(libs, collapse = ":"))),
+                              "NOT_CRAN=true"))
     if (file.exists(out)) {
       rows[[file]] <- readRDS(out)
     } else {
