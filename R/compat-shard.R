@@ -63,9 +63,11 @@
 #' * [share()] does not refuse functions, environments or S4 objects (shard
 #'   stops with "Cannot share functions"): without `deep = TRUE` it returns
 #'   them unchanged, as mori does, and inside a list they are stored
-#'   serialized. With `deep = TRUE` and `mode = "strict"`, only external
-#'   pointers, connections, weak references and hook errors stop it (shard
-#'   also stops at environments).
+#'   serialized. With `deep = TRUE`, external pointers, connections and
+#'   weak references are kept as they are and listed in
+#'   `shared_info(x)$skipped` (`mode = "balanced"`, the default) or stop it
+#'   (`mode = "strict"`, which also stops at hook errors); shard stops at
+#'   connections in either mode, and in strict mode at environments too.
 #' * Every share can be opened elsewhere: `share_open()` followed by
 #'   `fetch()` works for atomic vectors too, and elements read from a shared
 #'   vector are plain values (`x[5]` is `identical()` to the original's).

@@ -130,7 +130,7 @@ test_that("memshare's memApply, memLapply and memshare_gc examples give the docu
     MAX.CORES = 1,
     NAMESPACE = namespace
   )
-  expect_equal(unlist(res2), c(x = cor(x, y), x = cor(x, y), x = cor(x, y)))
+  expect_equal(unlist(res2), rep(cor(x, y), 3))
   shmr::releaseVariables(namespace, c("Data", "y"))
   expect_identical(pageList(), list())
   expect_identical(shm_files(), character())
@@ -206,8 +206,9 @@ test_that("memshare defects: MARGIN = 1, writes to views, views after release, e
   # memshare's MARGIN = 1 fails with "subscript out of bounds".
   rows <- memApply(m, 1, function(v, w) sum(v * w), NAMESPACE = "ns_rows", CLUSTER = cl,
                    VARS = list(w = 1:10))
-  expect_equal(unlist(rows), apply(m, 1, function(v) sum(v * 1:10)))
-  expect_identical(names(rows), rownames(m))
+  expect_equal(unlist(rows), unname(apply(m, 1, function(v) sum(v * 1:10))))
+  # memshare's results are unnamed, whatever the dimnames of X.
+  expect_null(names(rows))
 
   # memshare's views crash on writes; here they copy the written page.
   registerVariables("ns_write", list(m = m))
@@ -241,7 +242,7 @@ test_that("memshare defects: MARGIN = 1, writes to views, views after release, e
   expect_identical(pageList(), list())
   # The cluster keeps working.
   expect_identical(memLapply(list(a = 1, b = 2), fail, NAMESPACE = "ns_err", CLUSTER = cl,
-                             VARS = list(k = 2)), list(a = 2, b = 4))
+                             VARS = list(k = 2)), list(2, 4))
   expect_identical(parallel::clusterEvalQ(cl, viewList()), list(list(), list()))
   expect_identical(shm_files(), character())
 })
@@ -255,7 +256,7 @@ test_that("X and VARS by name, and FUN reaching the namespace it runs in", {
   registerVariables("ns_names", list(l = list(a = 1:3, b = 4:6), k = 10L))
   expect_identical(memLapply("l", function(el, k) el * k, NAMESPACE = "ns_names", CLUSTER = cl,
                              VARS = "k"),
-                   list(a = 1:3 * 10L, b = 4:6 * 10L))
+                   list(1:3 * 10L, 4:6 * 10L))
   # Without NAMESPACE, the namespace is the name of FUN; VARS given as
   # objects are registered there for the call.
   scale_by <- function(el, k) el * shmr::retrieveViews("scale_by", "k")$k
@@ -272,5 +273,26 @@ test_that("X and VARS by name, and FUN reaching the namespace it runs in", {
   expect_error(memLapply(1:2, function(el, v) el, NAMESPACE = "ns_other", CLUSTER = cl,
                          VARS = "v"), "no variable 'v' in namespace 'ns_other'")
   releaseVariables("ns_names", c("l", "k"))
+  expect_identical(shm_files(), character())
+})
+
+test_that("memApply() warns and uses as.matrix() for a data frame; results are unnamed", {
+  skip_if_no_cluster()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  cl <- parallel::makeCluster(1)
+  on.exit(parallel::stopCluster(cl), add = TRUE)
+  df <- data.frame(a = c(1, 2, 3), b = c(10, 20, 30), row.names = c("x", "y", "z"))
+  expect_warning(cols <- memApply(df, 2, function(v) sum(v), NAMESPACE = "ns_df", CLUSTER = cl),
+                 "using as.matrix\\(X\\)")
+  expect_identical(cols, list(6, 60))
+  expect_warning(rows <- memApply(df, 1, function(v) v[["b"]] / v[["a"]], NAMESPACE = "ns_df",
+                                  CLUSTER = cl), "matrix")
+  expect_identical(rows, list(10, 10, 10))
+  named <- matrix(1:4 + 0, 2, dimnames = list(c("r1", "r2"), c("c1", "c2")))
+  expect_identical(memApply(named, 2, sum, NAMESPACE = "ns_df", CLUSTER = cl), list(3, 7))
+  expect_identical(memLapply(list(a = 1, b = 2), function(el) el + 1, NAMESPACE = "ns_df",
+                             CLUSTER = cl), list(2, 3))
+  expect_identical(pageList(), list())
   expect_identical(shm_files(), character())
 })
