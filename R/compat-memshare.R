@@ -32,7 +32,11 @@
 #'   [pool_create()] when there is one and `MAX.CORES` is `NULL`, else on a
 #'   temporary pool of `MAX.CORES` workers (by default one less than the
 #'   usable cores). `NAMESPACE` defaults to the name of `FUN`. The result is
-#'   a list, named by `dimnames(X)[[MARGIN]]` or `names(X)`.
+#'   an unnamed list, as memshare's. `memApply()` on something that is not
+#'   a matrix (a data frame, say) warns and uses `as.matrix(X)`, as
+#'   memshare does.
+#' * [mutualinfo()], the statistic of memshare's main example, with
+#'   memshare's arguments, estimators and results.
 #'
 #' @section How namespaces map onto regions:
 #' Variable `v` of namespace `ns` is the named region `memshare.ns.v` (any
@@ -62,8 +66,19 @@
 #'   returning `NA`; what the call registered is released either way. The
 #'   caller's cluster keeps running.
 #' * `retrieveMetadata()` does not leave a view behind; `releaseViews()` of
-#'   a variable without views does nothing.
-#' * `mutualinfo()` (a statistic, not shared memory) is not provided.
+#'   a variable without views does nothing (memshare: an error), and so
+#'   does `releaseViews()` of a variable that was never registered.
+#' * Matrices and vectors keep their type: an integer matrix given to
+#'   `memApply()`, or integer `VARS`, stay integer (memshare warns and
+#'   converts them to double), and `registerVariables()` takes a data frame
+#'   (memshare: "Unknown element type").
+#' * Messages are shmr's (memshare's "Variable was already registered!" is
+#'   "variable 'x' is registered in namespace 'ns' already", its "not
+#'   previously allocated" is "is not registered in namespace").
+#' * memshare's namespaces are limited by the operating system (31
+#'   characters on macOS, a `Local\\` prefix on Windows); shmr runs on
+#'   Linux, where a region name (`memshare.<namespace>.<variable>`) may
+#'   have 100 characters.
 #'
 #' @param namespace,NAMESPACE A namespace: a single non-empty string.
 #' @param variableList A named list of the objects to register.

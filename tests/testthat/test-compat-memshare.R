@@ -296,3 +296,38 @@ test_that("memApply() warns and uses as.matrix() for a data frame; results are u
   expect_identical(pageList(), list())
   expect_identical(shm_files(), character())
 })
+
+# mutualinfo(): memshare's values were computed with memshare 1.1.1 on R
+# 4.5.0 (see each test). Without ScatterDensity, memshare::mutualinfo()
+# warns "Please install package ScatterDensity." and returns NULL, in every
+# mode, useMPMI = TRUE included (checked with memshare 1.1.1 on R 4.5.0 in a
+# library holding memshare, Rcpp and mpmi only).
+test_that("mutualinfo() without its suggested packages warns and returns NULL, as memshare's", {
+  skip_without_callr()
+  lib <- tempfile("lib-")
+  dir.create(lib)
+  on.exit(unlink(lib, recursive = TRUE), add = TRUE)
+  # A library with shmr and what it imports, and nothing else.
+  for (pkg in c("shmr", "cli")) file.symlink(find.package(pkg), file.path(lib, pkg))
+  got <- callr::r(function(lib) {
+    .libPaths(c(lib, .Library))
+    calls <- list(
+      function() shmr::mutualinfo(1:10, 10:1, isXDiscrete = TRUE, isYDiscrete = TRUE),
+      function() shmr::mutualinfo(rnorm(10), rnorm(10)),
+      function() shmr::mutualinfo(rnorm(10), rep(1:2, 5), isYDiscrete = TRUE),
+      function() shmr::mutualinfo(rnorm(10), rnorm(10), useMPMI = TRUE)
+    )
+    lapply(calls, function(f) {
+      warning <- NULL
+      value <- withCallingHandlers(f(), warning = function(w) {
+        warning <<- conditionMessage(w)
+        invokeRestart("muffleWarning")
+      })
+      list(value = value, warning = warning)
+    })
+  }, args = list(lib = lib), libpath = lib)
+  for (g in got) {
+    expect_null(g$value)
+    expect_identical(g$warning, "Please install package ScatterDensity.")
+  }
+})
