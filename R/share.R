@@ -93,11 +93,12 @@
 #' @param backing `"auto"`, `"shm"` or `"mmap"`; see Backings.
 #' @param readonly `TRUE` (default) or `FALSE`; see Read-only and writable
 #'   shares.
-#' @param name `NULL` or a name of your choice for the region. A file path
-#'   (as shard takes it), such as `tempfile()`, makes a file-backed region
-#'   named by the path's last part, with its file in the path's directory
-#'   (`share(x, name = "/data/run1")` is the region `run1`, file
-#'   `/data/shmr_run1`).
+#' @param name `NULL` or a name of your choice for the region. An absolute
+#'   file path (as shard takes it), such as `tempfile()`, makes a
+#'   file-backed region named by the path's last part, with its file in the
+#'   path's directory, which must exist (`share(x, name = "/data/run1")` is
+#'   the region `run1`, file `/data/shmr_run1`). Relative paths are refused,
+#'   as any name with a `/`.
 #' @param deep `FALSE` (default): `x` is laid out in one region. `TRUE`:
 #'   walk the whole object graph and share each large vector on its own; see
 #'   Deep sharing.
@@ -193,8 +194,10 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   shared
 }
 
+# Only absolute paths: "a/b" or "../up" stay malformed names, so a typo
+# never creates a file relative to the working directory.
 is_file_path_name <- function(name) {
-  is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name, fixed = TRUE)
+  is.character(name) && length(name) == 1L && !is.na(name) && startsWith(name, "/")
 }
 
 # share(x, name = "/some/dir/data"): the region is "data" (file
@@ -205,6 +208,10 @@ place_named_file <- function(name, backing, path) {
          call. = FALSE)
   }
   directory <- dirname(name)
+  if (!dir.exists(directory)) {
+    stop("share(): `name` is a path in '", directory, "', which is not an existing directory",
+         call. = FALSE)
+  }
   if (!is.null(path) && !identical(normalizePath(path, mustWork = FALSE),
                                    normalizePath(directory, mustWork = FALSE))) {
     stop("share(): `name` is a path in '", directory, "' but `path` is '", path, "'",

@@ -233,6 +233,11 @@ test_that("share(backing = 'mmap', name = <path>) puts the file where the path s
   close(again)
   expect_error(share(x, name = file.path(tempdir(), "sub", "q"), path = "/", backing = "mmap"),
                "is a path in")
+  expect_error(share(x, name = file.path(tempdir(), "no_such_dir", "q"), backing = "mmap"),
+               "not an existing directory")
+  # Only absolute paths: a relative one is a malformed name, never a file
+  # placed relative to the working directory.
+  expect_error(share(x, name = "sub/q", backing = "mmap"), "region name must be")
 })
 
 test_that("balanced mode records an error of a hook's rewrite and goes on; ctx is shard's", {
