@@ -6,18 +6,34 @@
 #' how much knowing one variable tells about the other.
 #'
 #' The estimator depends on the kinds of the two variables:
-#' * both discrete: the plug-in estimate from their contingency table;
-#' * both continuous: from the smoothed two-dimensional density of
+#' * both discrete: from their contingency table, in bits, computed as
+#'   memshare 1.1.1 computes it (`ScatterDensity::fast_table_num()` with the
+#'   sorted distinct values as bin edges, so the largest value of each
+#'   variable falls outside the bins, with a warning from ScatterDensity,
+#'   and the frequencies are relative to all observations); with `na.rm =
+#'   FALSE` missing values are left out of the table but counted in `n`;
+#' * both continuous: in nats, from the smoothed two-dimensional density of
 #'   `ScatterDensity::SmoothedDensitiesXY()` on a 512 x 512 grid;
-#' * one of each: from the smoothed one-dimensional density of the
+#' * one of each: in nats, from the smoothed one-dimensional density of the
 #'   continuous variable within each class of the discrete one (Pareto
 #'   density estimation, `DataVisualizations::ParetoDensityEstimation()`),
 #'   on a common grid;
 #' * `useMPMI = TRUE`: the estimators of the mpmi package (`mpmi::cmi()`,
 #'   `mpmi::dmi()`, `mpmi::mmi()`), as a baseline.
 #'
+#' Agreement with memshare 1.1.1: the discrete and the `useMPMI = TRUE`
+#' values are memshare's (to 1e-8, checked in shmr's tests); the continuous
+#' and mixed values are estimates of the same quantity from the same kind
+#' of smoothed densities, but not memshare's exact numbers (on 600 points
+#' of a three-class mixture: 0.768 against memshare's 0.403 for two
+#' continuous variables, 0.572 against 0.540 for a continuous variable and
+#' its classes; mpmi gives 0.691 and 0.560).
+#'
 #' Summands below `eps` are left out (their limit is 0, their logarithm is
-#' not). With `na.rm = TRUE` only complete pairs are used.
+#' not). With `na.rm = TRUE` only complete pairs are used; with `na.rm =
+#' FALSE`, a missing value in a continuous variable or with `useMPMI = TRUE`
+#' is an error (memshare's is an error from `seq()`). Fewer than 3
+#' observations, or a constant variable, give 0.
 #'
 #' Like memshare's, it needs the suggested packages ScatterDensity (>=
 #' 0.1.1) and DataVisualizations (>= 1.1.5), or mpmi for `useMPMI = TRUE`:
@@ -57,23 +73,32 @@ mutualinfo <- function(x, y, isXDiscrete = FALSE, isYDiscrete = FALSE,
     complete <- is.finite(x) & is.finite(y)
     x <- x[complete]
     y <- y[complete]
-  } else if (anyNA(x) || anyNA(y)) {
-    return(NA_real_)
+  }
+  both_discrete <- isXDiscrete && isYDiscrete && !useMPMI
+  if (!both_discrete && (anyNA(x) || anyNA(y))) {
+    stop("mutualinfo(): `x` or `y` holds missing values; use na.rm = TRUE", call. = FALSE)
   }
   if (length(x) < 3L || length(unique(x)) < 2L || length(unique(y)) < 2L) return(0)
   if (useMPMI) return(mpmi_information(x, y, isXDiscrete, isYDiscrete))
-  if (isXDiscrete && isYDiscrete) return(discrete_information(x, y, eps))
+  if (both_discrete) return(discrete_information(x, y, eps))
   if (!isXDiscrete && !isYDiscrete) return(continuous_information(x, y, eps))
   if (isXDiscrete) mixed_information(y, x, eps) else mixed_information(x, y, eps)
 }
 
-# Plug-in estimate from the joint relative frequencies.
+# In bits, from ScatterDensity::fast_table_num() with the sorted distinct
+# values as bin edges, counts divided by all n observations, as memshare
+# 1.1.1 does: k values make k - 1 bins, so the largest value of each
+# variable lies outside them (fast_table_num() warns "counts outside of
+# bins") and the table is not renormalised. Kept for memshare's values.
 discrete_information <- function(x, y, eps) {
-  joint <- table(x, y) / length(x)
-  information_of(unclass(joint), eps)
+  counts <- ScatterDensity::fast_table_num(x, y, sort(unique(x)), sort(unique(y)), redefine = FALSE)
+  joint <- counts / length(x)
+  independent <- outer(rowSums(joint), colSums(joint))
+  terms <- joint * log2(joint / independent)
+  sum(terms[joint > 0 & abs(terms) > eps])
 }
 
-# sum p(x,y) log(p(x,y) / (p(x) p(y))) over a joint probability table.
+# In nats: sum p(x,y) log(p(x,y) / (p(x) p(y))) over a joint probability table.
 information_of <- function(joint, eps) {
   joint <- joint / sum(joint)
   independent <- outer(rowSums(joint), colSums(joint))
@@ -83,7 +108,7 @@ information_of <- function(joint, eps) {
 
 continuous_information <- function(x, y, eps) {
   smoothed <- ScatterDensity::SmoothedDensitiesXY(x, y, nbins = 512)
-  joint <- smoothed$hist_F_2D
+  joint <- smoothed$GridDensity
   joint[!is.finite(joint) | joint < 0] <- 0
   information_of(joint, eps)
 }

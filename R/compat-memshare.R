@@ -36,7 +36,7 @@
 #'   a matrix (a data frame, say) warns and uses `as.matrix(X)`, as
 #'   memshare does.
 #' * [mutualinfo()], the statistic of memshare's main example, with
-#'   memshare's arguments, estimators and results.
+#'   memshare's arguments and estimators (see its differences below).
 #'
 #' @section How namespaces map onto regions:
 #' Variable `v` of namespace `ns` is the named region `memshare.ns.v` (any
@@ -75,6 +75,11 @@
 #' * Messages are shmr's (memshare's "Variable was already registered!" is
 #'   "variable 'x' is registered in namespace 'ns' already", its "not
 #'   previously allocated" is "is not registered in namespace").
+#' * [mutualinfo()] gives memshare's values for two discrete variables
+#'   and with `useMPMI = TRUE`; for continuous variables its values are
+#'   estimates of the same kind, not memshare's numbers (see
+#'   [mutualinfo()]). A missing value with `na.rm = FALSE` is a clear error
+#'   where memshare fails inside `seq()`.
 #' * memshare's namespaces are limited by the operating system (31
 #'   characters on macOS, a `Local\\` prefix on Windows); shmr runs on
 #'   Linux, where a region name (`memshare.<namespace>.<variable>`) may

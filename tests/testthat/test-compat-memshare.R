@@ -331,3 +331,62 @@ test_that("mutualinfo() without its suggested packages warns and returns NULL, a
     expect_identical(g$warning, "Please install package ScatterDensity.")
   }
 })
+
+# Reference values: memshare::mutualinfo() of memshare 1.1.1 on R 4.5.0 with
+# ScatterDensity 0.1.1, DataVisualizations 1.4.0 and mpmi from CRAN, on the
+# data below (set.seed(42); printed with sprintf("%.17g")).
+mutualinfo_data <- function() {
+  set.seed(42)
+  n <- 600
+  cls <- sample(1:3, n, replace = TRUE)
+  xc <- rnorm(n) + 2 * cls
+  yc <- xc + rnorm(n)
+  xd <- sample(1:4, n, replace = TRUE)
+  yd <- (xd + sample(0:1, n, replace = TRUE)) %% 4
+  list(cls = cls, xc = xc, yc = yc, xd = xd, yd = yd)
+}
+
+test_that("mutualinfo() of discrete variables is memshare's, NA and na.rm included", {
+  skip_if_not_installed("ScatterDensity")
+  skip_if_not_installed("DataVisualizations")
+  d <- mutualinfo_data()
+  quietly <- function(expr) suppressWarnings(expr) # ScatterDensity's "outside of bins"
+  expect_equal(quietly(mutualinfo(d$xd, d$yd, isXDiscrete = TRUE, isYDiscrete = TRUE)),
+               1.106262874219009, tolerance = 1e-8)
+  expect_warning(expect_warning(mutualinfo(d$xd, d$yd, isXDiscrete = TRUE, isYDiscrete = TRUE),
+                                "x counts outside of bins"), "y counts outside of bins")
+  # Missing values: left out of the table but counted (na.rm = FALSE), or
+  # dropped with their pairs (na.rm = TRUE); memshare's values for the
+  # vectors below.
+  set.seed(42)
+  invisible(rnorm(50))
+  k <- c(1, sample(1:2, 50, TRUE))
+  kd <- c(NA, sample(1:3, 50, TRUE))
+  expect_equal(quietly(mutualinfo(kd, k, TRUE, TRUE)), 0.48575532695719098, tolerance = 1e-8)
+  expect_equal(quietly(mutualinfo(kd, k, TRUE, TRUE, na.rm = TRUE)), 0.48004309131007827,
+               tolerance = 1e-8)
+  expect_identical(mutualinfo(c(1, 2), c(2, 1), TRUE, TRUE), 0)
+  expect_identical(mutualinfo(rep(1, 50), d$xd[1:50], TRUE, TRUE), 0)
+})
+
+test_that("mutualinfo(useMPMI = TRUE) is memshare's; continuous ones are symmetric estimates", {
+  skip_if_not_installed("ScatterDensity")
+  skip_if_not_installed("DataVisualizations")
+  d <- mutualinfo_data()
+  if (requireNamespace("mpmi", quietly = TRUE)) {
+    expect_equal(mutualinfo(d$xc, d$yc, useMPMI = TRUE), 0.69099969195150557, tolerance = 1e-8)
+    expect_equal(mutualinfo(d$xd, d$yd, TRUE, TRUE, useMPMI = TRUE), 0.69638116668843786,
+                 tolerance = 1e-8)
+    expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE, useMPMI = TRUE),
+                 0.56044693057769734, tolerance = 1e-8)
+  }
+  cc <- mutualinfo(d$xc, d$yc)
+  expect_true(is.finite(cc) && cc > 0.3 && cc < 1.5)
+  expect_equal(mutualinfo(d$yc, d$xc), cc, tolerance = 1e-8)
+  cd <- mutualinfo(d$xc, d$cls, isYDiscrete = TRUE)
+  expect_true(is.finite(cd) && cd > 0.3 && cd < log(3))
+  expect_identical(mutualinfo(d$cls, d$xc, isXDiscrete = TRUE), cd)
+  expect_equal(mutualinfo(c(NA, d$xc), c(1, d$yc), na.rm = TRUE), cc)
+  expect_error(mutualinfo(c(NA, d$xc), c(1, d$yc)), "na.rm = TRUE")
+  expect_identical(mutualinfo(rep(1, 50), rnorm(50)), 0)
+})
