@@ -130,6 +130,22 @@ SEXP serialize_to_raw(SEXP x) {
   return raw;
 }
 
+// A plain list with the elements and attributes of the ALTREP list `x`,
+// whose elements may be made on demand (R code only: may raise).
+SEXP plain_list_copy(SEXP x) {
+  R_xlen_t n = XLENGTH(x);
+  SEXP copy = PROTECT(Rf_allocVector(VECSXP, n));
+  for (R_xlen_t i = 0; i < n; ++i) SET_VECTOR_ELT(copy, i, VECTOR_ELT(x, i));
+  SHALLOW_DUPLICATE_ATTRIB(copy, x);
+  UNPROTECT(1);
+  return copy;
+}
+
+// XLENGTH() runs an ALTREP class's Length method, which may raise.
+uint64_t length_of(SEXP x) {
+  return static_cast<uint64_t>(ALTREP(x) ? cpp11::safe[Rf_xlength](x) : XLENGTH(x));
+}
+
 SEXP plain_string_copy(SEXP x) {
   R_xlen_t n = XLENGTH(x);
   SEXP copy = PROTECT(Rf_allocVector(STRSXP, n));
@@ -196,8 +212,12 @@ class Describer {
         plan.representation = keep(cpp11::unwind_protect([&] { return serialize_to_raw(x); }));
         break;
       case NodeKind::List:
+        // Read below with XLENGTH() and VECTOR_ELT(), which cannot raise
+        // on an ordinary list.
         if (TYPEOF(x) == LISTSXP)
           plan.representation = keep(cpp11::safe[Rf_PairToVectorList](x));
+        else if (ALTREP(x))
+          plan.representation = keep(cpp11::safe[plain_list_copy](x));
         break;
       case NodeKind::String:
         if (ViewHandle* view = view_handle(x)) {
@@ -254,7 +274,7 @@ class Describer {
       case NodeKind::Double:
       case NodeKind::Complex:
       case NodeKind::Raw:
-        spec.length = static_cast<uint64_t>(XLENGTH(rep));
+        spec.length = length_of(rep);
         if (!ALTREP(rep)) {
           spec.bytes = DATAPTR_RO(rep);
         } else {
@@ -272,7 +292,7 @@ class Describer {
         }
         break;
       case NodeKind::String:
-        spec.length = static_cast<uint64_t>(XLENGTH(rep));
+        spec.length = length_of(rep);
         spec.strings = plan.strings;
         break;
       case NodeKind::List:
