@@ -1,5 +1,10 @@
 #' List this user's shared regions
 #'
+#' @param name `NULL` for every region, or the names of regions to describe
+#'   (as given to `share(name = )` or returned by [shared_name()]); those
+#'   are looked up one by one, without listing the directory, and a name
+#'   with no region gives no row. So `nrow(shared_regions(name)) == 1` tells
+#'   whether a region exists, and `$bytes` gives its size.
 #' @return A data frame with one row per shmr region on this machine that
 #'   belongs to the current user: `name`, `backing` (`"shm"` or `"mmap"`),
 #'   `path` (the file holding the data), `bytes`, `creator_pid` (as its
@@ -12,8 +17,15 @@
 #' x <- share(1:10 + 0)
 #' regions <- shared_regions()
 #' regions[regions$name == shared_name(x), ]
-shared_regions <- function() {
-  r <- .Call(shmr_regions)
+#' shared_regions(shared_name(x))$bytes
+#' nrow(shared_regions("no_such_region"))
+shared_regions <- function(name = NULL) {
+  r <- if (is.null(name)) {
+    .Call(shmr_regions)
+  } else {
+    if (!is.character(name)) stop("`name` must be NULL or a character vector", call. = FALSE)
+    .Call(shmr_regions_named, region_of_path(name))
+  }
   out <- data.frame(
     name = r$name, backing = r$backing, path = r$path, bytes = r$bytes,
     creator_pid = as.integer(r$creator_pid), creator_alive = r$creator_alive,

@@ -112,7 +112,12 @@
 #' @param backing `"auto"`, `"shm"` or `"mmap"`; see Backings.
 #' @param readonly `TRUE` (default) or `FALSE`; see Read-only and writable
 #'   shares.
-#' @param name `NULL` or a name of your choice for the region.
+#' @param name `NULL` or a name of your choice for the region. An absolute
+#'   file path (as shard takes it), such as `tempfile()`, makes a
+#'   file-backed region named by the path's last part, with its file in the
+#'   path's directory, which must exist (`share(x, name = "/data/run1")` is
+#'   the region `run1`, file `/data/shmr_run1`). Relative paths are refused,
+#'   as any name with a `/`.
 #' @param deep `FALSE` (default): `x` is laid out in one region. `TRUE`:
 #'   walk the whole object graph and share each large vector on its own; see
 #'   Deep sharing.
@@ -218,6 +223,13 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     }
     return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
+  if (is_file_path_name(name)) {
+    # shard's way of naming a file-backed share: a path.
+    placed <- place_named_file(name, backing, path)
+    name <- placed$name
+    path <- placed$path
+    backing <- "mmap"
+  }
   if (!is.null(name)) check_region_name(name)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
   options <- list(
@@ -233,6 +245,32 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     explain_fallback(.Call(shmr_info, shared))
   }
   shared
+}
+
+# Only absolute paths: "a/b" or "../up" stay malformed names, so a typo
+# never creates a file relative to the working directory.
+is_file_path_name <- function(name) {
+  is.character(name) && length(name) == 1L && !is.na(name) && startsWith(name, "/")
+}
+
+# share(x, name = "/some/dir/data"): the region is "data" (file
+# "/some/dir/shmr_data"), file-backed in "/some/dir".
+place_named_file <- function(name, backing, path) {
+  if (backing == "shm") {
+    stop("share(): with backing = \"shm\", `name` must be a name, not a path ('", name, "')",
+         call. = FALSE)
+  }
+  directory <- dirname(name)
+  if (!dir.exists(directory)) {
+    stop("share(): `name` is a path in '", directory, "', which is not an existing directory",
+         call. = FALSE)
+  }
+  if (!is.null(path) && !identical(normalizePath(path, mustWork = FALSE),
+                                   normalizePath(directory, mustWork = FALSE))) {
+    stop("share(): `name` is a path in '", directory, "' but `path` is '", path, "'",
+         call. = FALSE)
+  }
+  list(name = basename(name), path = directory)
 }
 
 is_not_data <- function(x) {
@@ -256,9 +294,11 @@ describe_not_data <- function(x) {
 #' 2, and `"<name>@names"` is an attribute.
 #'
 #' @param name The name of a shared object, a single string.
-#' @return The shared object. `NULL` when `name` is not a well-formed shmr
-#'   name (not a single string, `NA`, a wrong prefix, a bad path). A
-#'   well-formed name whose region is missing or corrupt is an error.
+#' @return The shared object. `NULL` when `name` is not the name of a shmr
+#'   object: not a single string, `NA`, a bad path, or a name without the
+#'   `shmr_` prefix (a name of your choosing, as given to `share(name = )`)
+#'   when no region of that name exists. A name with the prefix whose region
+#'   is missing or corrupt, or a path that leads nowhere, is an error.
 #' @export
 #' @examples
 #' x <- share(list(a = 1:10, b = letters))
@@ -341,13 +381,15 @@ fetch <- function(x, ...) {
 #' crash.
 #'
 #' shmr registers this as the default method of [base::close()], so
-#' `close(x)` works for any shared object; for other objects it signals the
-#' same error as base R.
+#' `close(x)` works for any shared object. It also works, doing nothing, for
+#' anything [share()] handed back without sharing it: `NULL`, a function, an
+#' environment, or the result of a deep share that found nothing to share.
+#' (Connections keep their own method.)
 #'
-#' @param con A shared object.
+#' @param con A shared object, or anything [share()] returned.
 #' @param ... Ignored.
-#' @return `invisible(TRUE)`; `invisible(FALSE)` when `con` was closed
-#'   already (closing twice does nothing).
+#' @return `invisible(TRUE)` when something was released, else
+#'   `invisible(FALSE)` (closing twice does nothing).
 #' @export
 #' @examples
 #' x <- share(rnorm(10))
@@ -355,21 +397,9 @@ fetch <- function(x, ...) {
 #' try(sum(x))
 close.default <- function(con, ...) {
   if (.Call(shmr_close, con) || close_deep_share(con)) return(invisible(TRUE))
-  # Closing twice is harmless, as for a file that was closed already.
-  if (was_closed(con)) return(invisible(FALSE))
-  stop(sprintf(
-    "no applicable method for 'close' applied to an object of class \"%s\"",
-    paste(class(con), collapse = "\", \"")
-  ), call. = FALSE)
-}
-
-# TRUE for a shared object (or a list of them) whose region was closed.
-was_closed <- function(x) {
-  if (.Call(shmr_is_closed_view, x)) return(TRUE)
-  if (!is.list(x) || !length(x)) return(FALSE)
-  parts <- unclass(x)
-  closed <- vapply(parts, function(part) isTRUE(was_closed(part)), TRUE)
-  any(closed) && all(closed | vapply(parts, function(part) !is_shared(part), TRUE))
+  # share() hands back what it does not share, and closing twice is
+  # harmless (as for a file closed already): nothing to do.
+  invisible(FALSE)
 }
 
 #' Details of a shared object

@@ -65,9 +65,20 @@ extern "C" SEXP shmr_map(SEXP name) {
   BEGIN_CPP11
   collect_if_many_mappings();
   return with_messages([&]() -> SEXP {
-    auto path = names::parse_path(region_name_for(as_string(name)));
+    const std::string text = as_string(name);
+    auto path = names::parse_path(region_name_for(text));
     if (!path) return R_NilValue;
-    auto mapping = open_mapping(path->region);
+    // A name without the prefix is a name of the user's choosing only when
+    // such a region exists; otherwise it is not a shmr name at all (NULL,
+    // as for any other malformed name). A prefixed name must exist.
+    const bool chosen = text.compare(0, std::strlen(names::kPrefix), names::kPrefix) != 0;
+    std::shared_ptr<Mapping> mapping;
+    try {
+      mapping = open_mapping(path->region);
+    } catch (const Error& e) {
+      if (chosen && e.kind() == ErrorKind::NotFound) return R_NilValue;
+      throw;
+    }
     uint64_t node = resolve_object_path(mapping->reader(), path->steps);
     return decode_object(mapping, node);
   });

@@ -5,6 +5,9 @@
 #include <cpp11/logicals.hpp>
 #include <cpp11/strings.hpp>
 
+#include <string>
+#include <vector>
+
 #include "api_support.h"
 #include "core/listing.h"
 #include "core/ownership.h"
@@ -14,10 +17,11 @@
 using namespace shmr;
 using namespace shmr::glue;
 
-extern "C" SEXP shmr_regions() {
-  BEGIN_CPP11
+namespace {
+
+// The columns of shared_regions(), one row per region.
+SEXP region_table(const std::vector<RegionSummary>& regions) {
   using namespace cpp11::literals;
-  auto regions = list_regions(shm_directory());
   cpp11::writable::strings name, backing, path;
   cpp11::writable::doubles bytes, pid, created;
   cpp11::writable::logicals alive, persistent, complete, writable;
@@ -43,6 +47,30 @@ extern "C" SEXP shmr_regions() {
                                 "creator_alive"_nm = alive, "persistent"_nm = persistent,
                                 "writable"_nm = writable, "complete"_nm = complete,
                                 "created"_nm = created});
+}
+
+}  // namespace
+
+extern "C" SEXP shmr_regions() {
+  BEGIN_CPP11
+  return region_table(list_regions(shm_directory()));
+  END_CPP11
+}
+
+// The regions called `names` (as a user types them: "my_data" is the region
+// "shmr_my_data"), looked up one by one without listing the directory;
+// names with no region are left out.
+extern "C" SEXP shmr_regions_named(SEXP names) {
+  BEGIN_CPP11
+  cpp11::strings wanted(names);
+  std::vector<RegionSummary> found;
+  const std::string directory = shm_directory();
+  for (auto name : wanted) {
+    if (name == NA_STRING) continue;
+    if (auto summary = find_region(directory, region_name_for(std::string(name))))
+      found.push_back(std::move(*summary));
+  }
+  return region_table(found);
   END_CPP11
 }
 

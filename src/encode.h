@@ -21,6 +21,7 @@ struct EncodedObject {
   std::vector<cpp11::sexp> keep_alive;
   std::vector<std::unique_ptr<StringSource>> string_sources;
   std::vector<std::unique_ptr<StringDictionary>> dictionaries;
+  std::vector<std::unique_ptr<VectorSource>> vector_sources;
 };
 
 // Describes `x`. Objects that are not vectors, lists or NULL (functions,

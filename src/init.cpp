@@ -14,6 +14,7 @@ SEXP shmr_backing(SEXP);
 SEXP shmr_close(SEXP);
 SEXP shmr_fetch(SEXP);
 SEXP shmr_regions();
+SEXP shmr_regions_named(SEXP);
 SEXP shmr_prune();
 SEXP shmr_release_all();
 SEXP shmr_contains_altrep(SEXP);
@@ -43,6 +44,7 @@ SEXP shmr_copy_binding(SEXP, SEXP, SEXP);
 SEXP shmr_is_closed_view(SEXP);
 SEXP shmr_unmap(SEXP);
 SEXP shmr_detach(SEXP);
+SEXP shmr_advise(SEXP, SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
 SEXP shmr_process_memory(SEXP);
 SEXP shmr_region_bytes_mapped(SEXP);
@@ -60,6 +62,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_close", (DL_FUNC)&shmr_close, 1},
     {"shmr_fetch", (DL_FUNC)&shmr_fetch, 1},
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},
+    {"shmr_regions_named", (DL_FUNC)&shmr_regions_named, 1},
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},
     {"shmr_release_all", (DL_FUNC)&shmr_release_all, 0},
     {"shmr_contains_altrep", (DL_FUNC)&shmr_contains_altrep, 1},
@@ -89,6 +92,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_is_closed_view", (DL_FUNC)&shmr_is_closed_view, 1},
     {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
     {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
+    {"shmr_advise", (DL_FUNC)&shmr_advise, 2},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {"shmr_process_memory", (DL_FUNC)&shmr_process_memory, 1},
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},

@@ -140,6 +140,11 @@ std::vector<RegionSummary> list_regions(const std::string& directory, process::C
   return out;
 }
 
+std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name) {
+  if (!names::is_valid_region_name(name)) return std::nullopt;
+  return summarize(directory, name);
+}
+
 namespace {
 
 bool is_own_regular_file(const std::string& path) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct RegionSummary {
 // regions are followed through their locators.
 std::vector<RegionSummary> list_regions(const std::string& directory);
 std::vector<RegionSummary> list_regions(const std::string& directory, process::Census& census);
+
+// The region called `name` (a valid region name) in `directory`, without
+// reading the rest of the directory; nullopt when there is none.
+std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name);
 
 // Removes regions (and unfinished temporary files, and locators whose data
 // file is gone) whose creator is known to be gone (process::liveness()).

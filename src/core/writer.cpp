@@ -82,7 +82,8 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
       case NodeKind::Complex:
       case NodeKind::Raw:
         rec.data_size = checked_mul(spec.length, format::element_size(spec.kind));
-        if (rec.data_size > 0 && spec.bytes == nullptr && !spec.zero_filled)
+        if (rec.data_size > 0 && spec.bytes == nullptr && spec.source == nullptr &&
+            !spec.zero_filled)
           throw Error(ErrorKind::InvalidArgument, "vector node without data");
         rec.data_offset = reserve(cursor, rec.data_size);
         break;
@@ -186,6 +187,23 @@ void write_strings(RegionSink& sink, const NodeSpec& spec, const format::NodeRec
   }
 }
 
+// A fixed-width node whose values a VectorSource makes (a compact
+// sequence), a block at a time, summarised as they are made.
+ValueSummary write_generated(RegionSink& sink, const NodeSpec& spec, const format::NodeRecord& rec) {
+  constexpr uint64_t kBlock = uint64_t{1} << 16;  // elements
+  const uint64_t width = format::element_size(spec.kind);
+  std::vector<unsigned char> block(std::min(kBlock, spec.length) * width);
+  ValueSummary summary;
+  for (uint64_t first = 0; first < spec.length; first += kBlock) {
+    const uint64_t count = std::min(kBlock, spec.length - first);
+    spec.source->copy_to(block.data(), first, count);
+    if (has_value_summary(spec.kind))
+      summary = merge_summaries(summary, summarize_values(spec.kind, block.data(), count));
+    sink.put(rec.data_offset + first * width, block.data(), count * width);
+  }
+  return summary;
+}
+
 }  // namespace
 
 void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator_start_ticks,
@@ -225,6 +243,11 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
       case NodeKind::Serialized:
         // A fresh region reads as zeros, so a zero-filled node needs no write.
         if (spec.zero_filled) break;
+        if (spec.bytes == nullptr && spec.source != nullptr) {
+          const ValueSummary summary = write_generated(sink, spec, rec);
+          if (has_value_summary(spec.kind)) rec.flags |= summary_flags(spec.kind, summary);
+          break;
+        }
         if (has_value_summary(spec.kind)) {
           // Read from the source: the sink may still be writing it (on its
           // own thread) while this scans.

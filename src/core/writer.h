@@ -32,12 +32,26 @@ class StringSource {
   virtual const void* identity(uint64_t) const { return nullptr; }
 };
 
+// Elements of a fixed-width vector that are not in memory (an R compact
+// sequence): computed straight into the region, so the vector is never
+// expanded outside it. Called once, in the thread that calls write(); may
+// throw.
+class VectorSource {
+ public:
+  virtual ~VectorSource() = default;
+  // Elements [first, first + count) to `destination`: the writer asks for
+  // blocks, so a long generated vector is never expanded whole.
+  virtual void copy_to(void* destination, uint64_t first, uint64_t count) const = 0;
+};
+
 struct NodeSpec {
   format::NodeKind kind = format::NodeKind::Null;
   uint32_t flags = 0;
   uint64_t length = 0;
-  // Fixed-width kinds: length * element_size bytes. Serialized: byte_count bytes.
+  // Fixed-width kinds: length * element_size bytes, from `bytes` or, when
+  // that is null, from `source`. Serialized: byte_count bytes.
   const void* bytes = nullptr;
+  const VectorSource* source = nullptr;
   // Fixed-width kinds: no source, the payload stays zero (segments).
   bool zero_filled = false;
   uint64_t byte_count = 0;

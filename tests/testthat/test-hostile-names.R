@@ -117,7 +117,9 @@ test_that("other programs' files in the real /dev/shm are never mapped", {
   file.copy(region_file(shared_name(x)), decoy)
   Sys.chmod(decoy, "0600")
   on.exit(unlink(decoy), add = TRUE)
-  expect_error(map_shared(basename(decoy)), "no shared region named 'shmr_shmr-test-decoy-")
+  expect_null(map_shared(basename(decoy)))
+  expect_error(map_shared(paste0("shmr_", basename(decoy))),
+               "no shared region named 'shmr_shmr-test-decoy-")
   expect_null(map_shared(decoy))
   expect_null(map_shared(paste0("../shm/", basename(decoy))))
   # Whatever else lives in /dev/shm (other programs, other users) is refused
