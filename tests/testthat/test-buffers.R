@@ -125,5 +125,7 @@ test_that("closing twice does nothing the second time", {
   df <- share(data.frame(a = as.numeric(1:3), b = c("x", "y", "z")))
   close(df)
   expect_identical(close(df), FALSE)
-  expect_error(close(1:3), "no applicable method")
+  # share() may hand back what it did not share (below the threshold, say):
+  # closing that is harmless too.
+  expect_identical(close(1:3), FALSE)
 })
