@@ -142,7 +142,8 @@ std::vector<RegionSummary> list_regions(const std::string& directory, process::C
 
 std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name) {
   if (!names::is_valid_region_name(name)) return std::nullopt;
-  return summarize(directory, name);
+  process::Census census;
+  return summarize(directory, name, census);
 }
 
 namespace {
