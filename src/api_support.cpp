@@ -3,6 +3,7 @@
 #include "core/names.h"
 #include "core/store.h"
 #include "list_registry.h"
+#include "list_view.h"
 #include "view.h"
 
 namespace shmr::glue {
@@ -12,6 +13,11 @@ Origin origin_of(SEXP x) {
     // A slice is part of a node, not an object of the region.
     if (view->mapping->is_closed() || view->is_slice()) return {};
     return {view->mapping, view->node.index()};
+  }
+  if (ListHandle* list = list_view_handle(x)) {
+    // A list changed in this process no longer reads its region.
+    if (list->written || list->mapping->is_closed()) return {};
+    return {list->mapping, list->node.index()};
   }
   ListOrigin list = find_list(x);
   return {list.mapping, list.node};

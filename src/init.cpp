@@ -1,5 +1,6 @@
 #include "r_api.h"
 
+#include "list_view.h"
 #include "view.h"
 
 extern "C" {
@@ -83,5 +84,6 @@ void R_init_shmr(DllInfo* dll) {
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);
+  shmr::glue::init_list_view_class(dll);
 }
 }

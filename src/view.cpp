@@ -1,6 +1,7 @@
 #include "view.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,32 @@ SEXP view_on_found_mapping(Find&& find, bool errors_are_fatal) {
 
 }  // namespace
 
+SEXP serialized_state_of(const std::string& region, uint64_t node) {
+  // The compact form: a raw vector costs R 8 bytes of header where a string
+  // costs 16, and the name travels without its prefix.
+  std::string bytes = names::format_compact_state({region, node});
+  SEXP state = Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(bytes.size()));
+  std::memcpy(RAW(state), bytes.data(), bytes.size());
+  return state;
+}
+
+StateBytes state_bytes(SEXP state) {
+  if (TYPEOF(state) == RAWSXP)
+    return {RAW(state), static_cast<size_t>(XLENGTH(state)), true};
+  if (TYPEOF(state) == STRSXP && XLENGTH(state) == 1 && STRING_ELT(state, 0) != NA_STRING) {
+    SEXP text = STRING_ELT(state, 0);
+    return {reinterpret_cast<const unsigned char*>(CHAR(text)), static_cast<size_t>(LENGTH(text)),
+            false};
+  }
+  return {};
+}
+
+std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes) {
+  if (bytes.compact) return names::parse_compact_state(bytes.data, bytes.size);
+  return names::parse_view_state(
+      std::string(reinterpret_cast<const char*>(bytes.data), bytes.size));
+}
+
 SEXP fresh_view_of(const ViewHandle& handle) {
   const std::string& name = handle.mapping->region().name();
   return view_on_found_mapping(
@@ -117,23 +144,19 @@ SEXP fresh_view_of(const ViewHandle& handle) {
       false);
 }
 
-// The state is one string "<region>:<node>", the smallest form R writes.
 SEXP view_serialized_state(const ViewHandle& handle) {
-  std::string state = names::format_view_state({handle.mapping->region().name(), handle.node.index()});
-  return Rf_mkString(state.c_str());
+  return serialized_state_of(handle.mapping->region().name(), handle.node.index());
 }
 
 SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  if (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 || STRING_ELT(state, 0) == NA_STRING)
-    Rf_error("shmr: malformed serialized shared object");
-  const char* text = CHAR(STRING_ELT(state, 0));
+  StateBytes bytes = state_bytes(state);
+  if (bytes.data == nullptr) Rf_error("shmr: malformed serialized shared object");
   return view_on_found_mapping(
       [&](NodeView& node) {
         // Anyone can write serialize() output: the state is untrusted.
-        auto parsed = names::parse_view_state(text);
+        auto parsed = parse_serialized_state(bytes);
         if (!parsed)
-          throw Error(ErrorKind::InvalidArgument,
-                      "serialized shared object has an invalid state (not \"<region>:<node>\")");
+          throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid state");
         auto mapping = mapping_for_node(parsed->region, parsed->node);
         node = mapping->reader().node(parsed->node);
         const R_altrep_class_t* node_class = view_class_for(node.kind());

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
+#include "core/names.h"
 #include "core/reader.h"
 #include "mapping.h"
 
@@ -81,6 +84,23 @@ SEXP fresh_view_of(const ViewHandle& handle);
 // sharing its mapping, or nullptr when `x` is not such a view. May raise an R
 // error (allocation): call only inside cpp11::unwind_protect.
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
+
+// The ALTREP state of a shared object (vector or list): a raw vector in the
+// compact form of FORMAT.md section 4. May raise an R error (allocation).
+SEXP serialized_state_of(const std::string& region, uint64_t node);
+
+// The bytes of a state as R read it: the compact raw form, or the string
+// "<region>:<node>" that earlier versions wrote. data is null for anything
+// else. Never raises.
+struct StateBytes {
+  const unsigned char* data = nullptr;
+  size_t size = 0;
+  bool compact = false;
+};
+StateBytes state_bytes(SEXP state);
+
+// Parses those untrusted bytes; nullopt when malformed. Never throws.
+std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes);
 
 // Used by the view classes' Serialized_state and Unserialize methods.
 SEXP view_serialized_state(const ViewHandle& handle);

@@ -145,5 +145,37 @@ std::optional<ViewState> parse_view_state(const std::string& text) {
   return state;
 }
 
+std::string format_compact_state(const ViewState& state) {
+  std::string out;
+  uint64_t node = state.node;
+  do {
+    unsigned char byte = node & 0x7f;
+    node >>= 7;
+    if (node != 0) byte |= 0x80;
+    out.push_back(static_cast<char>(byte));
+  } while (node != 0);
+  const std::string prefix = kPrefix;
+  out += state.region.compare(0, prefix.size(), prefix) == 0 ? state.region.substr(prefix.size())
+                                                             : state.region;
+  return out;
+}
+
+std::optional<ViewState> parse_compact_state(const unsigned char* bytes, size_t size) {
+  ViewState state;
+  size_t at = 0;
+  for (unsigned shift = 0;; shift += 7) {
+    if (at == size || at == 10) return std::nullopt;
+    unsigned char byte = bytes[at++];
+    uint64_t part = byte & 0x7f;
+    if (shift == 63 && part > 1) return std::nullopt;  // past 64 bits
+    state.node |= part << shift;
+    if ((byte & 0x80) == 0) break;
+  }
+  state.region = kPrefix;
+  state.region.append(reinterpret_cast<const char*>(bytes + at), size - at);
+  if (!is_valid_region_name(state.region)) return std::nullopt;
+  return state;
+}
+
 }  // namespace names
 }  // namespace shmr

@@ -257,3 +257,45 @@ TEST(ViewState, TheLastColonSeparatesTheNode) {
   // Region names never contain ':', so "a:b:1" has the invalid region "a:b".
   EXPECT_FALSE(shmr::names::parse_view_state("shmr_a:b:1").has_value());
 }
+
+namespace {
+std::optional<shmr::names::ViewState> parse_compact(const std::string& bytes) {
+  return shmr::names::parse_compact_state(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                          bytes.size());
+}
+}  // namespace
+
+TEST(CompactState, RoundTrip) {
+  using shmr::names::format_compact_state;
+  // The node first (LEB128), then the name without its prefix.
+  EXPECT_EQ(format_compact_state({"shmr_abc", 5}), std::string("\x05" "abc"));
+  EXPECT_EQ(format_compact_state({"shmr_abc", 300}), std::string("\xac\x02" "abc"));
+  for (uint64_t node : {uint64_t{0}, uint64_t{127}, uint64_t{128}, uint64_t{1} << 40, ~uint64_t{0}}) {
+    auto parsed = parse_compact(format_compact_state({"shmr_Ab9.x-_", node}));
+    ASSERT_TRUE(parsed.has_value()) << node;
+    EXPECT_EQ(parsed->node, node);
+    EXPECT_EQ(parsed->region, "shmr_Ab9.x-_");
+  }
+  // A generated name: 22 characters after the node byte.
+  std::string name = shmr::names::generate();
+  EXPECT_EQ(format_compact_state({name, 5}).size(), 23u);
+}
+
+TEST(CompactState, HostileStatesAreRejected) {
+  const std::string hostile[] = {
+      "",
+      std::string("\x05", 1),                           // no name
+      std::string("\x80", 1),                           // the number never ends
+      std::string("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01" "a", 12),  // 11 bytes
+      std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02" "a", 11),       // past 64 bits
+      std::string("\x05" "../etc", 7),
+      std::string("\x05" "a/b", 4),
+      std::string("\x05" "a\0b", 4),
+      std::string("\x05" "caf\xc3\xa9", 6),
+      std::string("\x05") + std::string(196, 'x'),
+      std::string("\x05" "."),
+      std::string("\x05" ".."),
+  };
+  for (const std::string& bytes : hostile) EXPECT_FALSE(parse_compact(bytes).has_value());
+  EXPECT_TRUE(parse_compact(std::string("\x05") + std::string(195, 'x')).has_value());
+}
