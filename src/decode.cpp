@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.h"
@@ -26,11 +27,13 @@ using format::NodeKind;
 constexpr uint64_t kPlainAttributeBytes = 64;
 
 // Without list views a shared list is an ordinary list, and serialize()
-// writes each element: a view costs its class and its name (about 70 bytes),
-// so an element whose data is smaller travels cheaper as a copy. A list of a
-// million small elements then serializes like the plain list, not 8 times
-// larger, and decoding it makes no views.
+// writes each element: a view costs R's wrapper and its name (about 64
+// bytes), so in a long list an element whose data is smaller travels
+// cheaper as a copy. A list of a million small elements then serializes
+// like the plain list, not 8 times larger, and decoding it makes no views.
+// Short lists keep every element a view, as a vector is one however small.
 constexpr uint64_t kPlainElementBytes = 56;
+constexpr uint64_t kPlainElementsFrom = 64;
 
 enum class Role { Element, Attribute };
 
@@ -85,9 +88,13 @@ class Planner {
         pending.push_back({slot.node.attribute_value(a), Role::Attribute});
       if (slot.node.kind() == NodeKind::List) {
         slot.expanded = !kRules.list_views || role == Role::Attribute || is_pairlist(slot.node);
+        bool long_list = slot.node.length() >= kPlainElementsFrom;
         if (slot.expanded)
-          for (uint64_t i = 0; i < slot.node.length(); ++i)
-            pending.push_back({slot.node.child(i), role});
+          for (uint64_t i = 0; i < slot.node.length(); ++i) {
+            uint64_t child = slot.node.child(i);
+            if (long_list && role == Role::Element) in_long_list_.insert(child);
+            pending.push_back({child, role});
+          }
       }
       slot_of_[key(index, role)] = slots_.size();
       slots_.push_back(std::move(slot));
@@ -138,7 +145,8 @@ class Planner {
     slot.plain = is_viewable(node.kind()) &&
                  (slot.role == Role::Attribute
                       ? bytes <= kPlainAttributeBytes
-                      : kRules.plain_small_elements && !is_start && bytes <= kPlainElementBytes);
+                      : kRules.plain_small_elements && !is_start && bytes <= kPlainElementBytes &&
+                            in_long_list_.count(node.index()) != 0);
     if (slot.plain && node.kind() == NodeKind::String)
       for (uint64_t i = 0; i < node.length(); ++i) slot.strings.push_back(node.string_at(i));
 
@@ -153,6 +161,7 @@ class Planner {
   uint64_t start_ = 0;
   std::vector<Slot> slots_;
   std::unordered_map<uint64_t, size_t> slot_of_;
+  std::unordered_set<uint64_t> in_long_list_;  // element nodes of lists of kPlainElementsFrom or more
 };
 
 // Plans `node` and checks what R cannot take.

@@ -146,6 +146,11 @@ ListOrigin find_list(SEXP x) {
   }
 }
 
+void keep_until_exit(std::shared_ptr<Mapping> mapping) {
+  static auto* kept = new std::vector<std::shared_ptr<Mapping>>();
+  kept->push_back(std::move(mapping));
+}
+
 void forget_lists_of(const Mapping* mapping) noexcept {
   Registry& r = registry();
   auto owned = r.by_owner.find(mapping);

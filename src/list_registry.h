@@ -35,6 +35,10 @@ void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t 
 // Never throws.
 ListOrigin find_list(SEXP x);
 
+// Keeps `mapping` until the process exits (a named region whose list holds
+// no view, on R < 4.3).
+void keep_until_exit(std::shared_ptr<Mapping> mapping);
+
 // Forgets the lists of a mapping that is being destroyed. Destroys nothing
 // but registry entries (which hold no mapping), so it is safe to call from
 // the mapping's destructor.

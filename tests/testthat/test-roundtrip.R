@@ -103,9 +103,9 @@ test_that("the same object referenced twice is stored once", {
   expect_identical(two$a, two$b)
 })
 
-test_that("pairlists come back as lists", {
+test_that("pairlists come back as pairlists", {
   shared <- share(pairlist(a = 1, b = "x"))
-  expect_identical(shared, list(a = 1, b = "x"))
+  expect_identical(shared, pairlist(a = 1, b = "x"))
 })
 
 test_that("vectors longer than 2^31 elements round-trip", {
