@@ -78,6 +78,11 @@ class Planner {
   // attributes: its elements are decoded when read.
   std::vector<Slot> plan(uint64_t start) {
     start_ = start;
+    // Without list views the plan of the root holds about every node.
+    if (!kRules.list_views && start == reader_.root()) {
+      slots_.reserve(static_cast<size_t>(std::min<uint64_t>(reader_.node_count(), 1u << 24)));
+      slot_of_.reserve(slots_.capacity());
+    }
     std::vector<std::pair<uint64_t, Role>> pending{{start, Role::Element}};
     while (!pending.empty()) {
       auto [index, role] = pending.back();

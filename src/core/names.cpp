@@ -145,34 +145,98 @@ std::optional<ViewState> parse_view_state(const std::string& text) {
   return state;
 }
 
+namespace {
+
+// A generated name (22 base-62 characters, 131 bits) packs into 17 bytes.
+constexpr size_t kPackedBytes = 17;
+
+int alphabet_index(char c) {
+  const char* at = std::strchr(kAlphabet, c);
+  return c != '\0' && at != nullptr ? static_cast<int>(at - kAlphabet) : -1;
+}
+
+bool is_packable(const std::string& tail) {
+  if (tail.size() != kRandomChars) return false;
+  for (char c : tail)
+    if (alphabet_index(c) < 0) return false;
+  return true;
+}
+
+// The 22 digits as one big-endian number of 17 bytes.
+std::string pack(const std::string& tail) {
+  unsigned char number[kPackedBytes] = {};
+  for (char c : tail) {
+    unsigned carry = static_cast<unsigned>(alphabet_index(c));
+    for (size_t i = kPackedBytes; i-- > 0;) {
+      unsigned value = number[i] * 62u + carry;
+      number[i] = static_cast<unsigned char>(value & 0xff);
+      carry = value >> 8;
+    }
+  }
+  return std::string(reinterpret_cast<const char*>(number), kPackedBytes);
+}
+
+// The 22 digits back; nullopt when the number is 62^22 or more.
+std::optional<std::string> unpack(const unsigned char* bytes) {
+  unsigned char number[kPackedBytes];
+  std::memcpy(number, bytes, kPackedBytes);
+  std::string tail(kRandomChars, '0');
+  for (size_t d = kRandomChars; d-- > 0;) {
+    unsigned remainder = 0;
+    for (size_t i = 0; i < kPackedBytes; ++i) {
+      unsigned value = remainder * 256u + number[i];
+      number[i] = static_cast<unsigned char>(value / 62u);
+      remainder = value % 62u;
+    }
+    tail[d] = kAlphabet[remainder];
+  }
+  for (unsigned char b : number)
+    if (b != 0) return std::nullopt;
+  return tail;
+}
+
+}  // namespace
+
 std::string format_compact_state(const ViewState& state) {
-  std::string out;
-  uint64_t node = state.node;
-  do {
-    unsigned char byte = node & 0x7f;
-    node >>= 7;
-    if (node != 0) byte |= 0x80;
-    out.push_back(static_cast<char>(byte));
-  } while (node != 0);
   const std::string prefix = kPrefix;
-  out += state.region.compare(0, prefix.size(), prefix) == 0 ? state.region.substr(prefix.size())
-                                                             : state.region;
+  std::string tail = state.region.compare(0, prefix.size(), prefix) == 0
+                         ? state.region.substr(prefix.size())
+                         : state.region;
+  bool packed = is_packable(tail);
+  std::string out;
+  uint64_t number = (state.node << 1) | (packed ? 1u : 0u);
+  do {
+    unsigned char byte = number & 0x7f;
+    number >>= 7;
+    if (number != 0) byte |= 0x80;
+    out.push_back(static_cast<char>(byte));
+  } while (number != 0);
+  out += packed ? pack(tail) : tail;
   return out;
 }
 
 std::optional<ViewState> parse_compact_state(const unsigned char* bytes, size_t size) {
-  ViewState state;
+  uint64_t number = 0;
   size_t at = 0;
   for (unsigned shift = 0;; shift += 7) {
     if (at == size || at == 10) return std::nullopt;
     unsigned char byte = bytes[at++];
     uint64_t part = byte & 0x7f;
     if (shift == 63 && part > 1) return std::nullopt;  // past 64 bits
-    state.node |= part << shift;
+    number |= part << shift;
     if ((byte & 0x80) == 0) break;
   }
+  ViewState state;
+  state.node = number >> 1;
   state.region = kPrefix;
-  state.region.append(reinterpret_cast<const char*>(bytes + at), size - at);
+  if ((number & 1) != 0) {
+    if (size - at != kPackedBytes) return std::nullopt;
+    auto tail = unpack(bytes + at);
+    if (!tail) return std::nullopt;
+    state.region += *tail;
+  } else {
+    state.region.append(reinterpret_cast<const char*>(bytes + at), size - at);
+  }
   if (!is_valid_region_name(state.region)) return std::nullopt;
   return state;
 }

@@ -51,13 +51,15 @@ std::string format_view_state(const ViewState& state);
 std::optional<ViewState> parse_view_state(const std::string& text);
 
 // The compact form of a state (FORMAT.md section 4), for a raw vector: the
-// node as an unsigned LEB128 number, then the region name without its
-// "shmr_" prefix. About 30 bytes for a generated name.
+// node times two, plus one when the name is packed, as an unsigned LEB128
+// number; then the region name without its "shmr_" prefix, packed into 17
+// bytes when it is a generated one (22 base-62 characters). 18 bytes for a
+// generated name and a node below 64.
 std::string format_compact_state(const ViewState& state);
 
 // Parses a compact state from untrusted bytes: nullopt unless the number
-// ends within 10 bytes and fits 64 bits, and the rest with the prefix is a
-// valid region name. Never throws.
+// ends within 10 bytes and fits 64 bits, a packed name is 17 bytes below
+// 62^22, and the name with the prefix is a valid region name. Never throws.
 std::optional<ViewState> parse_compact_state(const unsigned char* bytes, size_t size);
 
 }  // namespace shmr::names

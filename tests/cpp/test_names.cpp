@@ -267,33 +267,53 @@ std::optional<shmr::names::ViewState> parse_compact(const std::string& bytes) {
 
 TEST(CompactState, RoundTrip) {
   using shmr::names::format_compact_state;
-  // The node first (LEB128), then the name without its prefix.
-  EXPECT_EQ(format_compact_state({"shmr_abc", 5}), std::string("\x05" "abc"));
-  EXPECT_EQ(format_compact_state({"shmr_abc", 300}), std::string("\xac\x02" "abc"));
-  for (uint64_t node : {uint64_t{0}, uint64_t{127}, uint64_t{128}, uint64_t{1} << 40, ~uint64_t{0}}) {
+  // The node times two (plus one for a packed name) as LEB128, then the
+  // name without its prefix.
+  EXPECT_EQ(format_compact_state({"shmr_abc", 5}), std::string("\x0a" "abc"));
+  EXPECT_EQ(format_compact_state({"shmr_abc", 300}), std::string("\xd8\x04" "abc"));
+  for (uint64_t node : {uint64_t{0}, uint64_t{63}, uint64_t{64}, uint64_t{1} << 40,
+                        (uint64_t{1} << 63) - 1}) {
     auto parsed = parse_compact(format_compact_state({"shmr_Ab9.x-_", node}));
     ASSERT_TRUE(parsed.has_value()) << node;
     EXPECT_EQ(parsed->node, node);
     EXPECT_EQ(parsed->region, "shmr_Ab9.x-_");
   }
-  // A generated name: 22 characters after the node byte.
-  std::string name = shmr::names::generate();
-  EXPECT_EQ(format_compact_state({name, 5}).size(), 23u);
+  // Generated names pack into 17 bytes, and come back exactly.
+  for (int i = 0; i < 200; ++i) {
+    std::string name = shmr::names::generate();
+    std::string state = format_compact_state({name, 5});
+    EXPECT_EQ(state.size(), 18u);
+    auto parsed = parse_compact(state);
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(parsed->region, name);
+    EXPECT_EQ(parsed->node, 5u);
+  }
+  for (std::string tail : {std::string(22, '0'), std::string(22, 'z'), std::string("0123456789ABCDEFGHIJKz")}) {
+    auto parsed = parse_compact(format_compact_state({"shmr_" + tail, 1}));
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(parsed->region, "shmr_" + tail);
+  }
+  // 22 characters that are not all base-62 digits stay as they are.
+  EXPECT_EQ(format_compact_state({"shmr_" + std::string(21, 'a') + "_", 0}).size(), 23u);
 }
 
 TEST(CompactState, HostileStatesAreRejected) {
   const std::string hostile[] = {
       "",
-      std::string("\x05", 1),                           // no name
-      std::string("\x80", 1),                           // the number never ends
+      std::string("\x0a", 1),                          // no name
+      std::string("\x80", 1),                          // the number never ends
       std::string("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01" "a", 12),  // 11 bytes
       std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02" "a", 11),       // past 64 bits
-      std::string("\x05" "../etc", 7),
-      std::string("\x05" "a/b", 4),
-      std::string("\x05" "a\0b", 4),
-      std::string("\x05" "caf\xc3\xa9", 6),
-      std::string("\x05") + std::string(196, 'x'),
+      std::string("\x0a" "../etc", 7),
+      std::string("\x0a" "a/b", 4),
+      std::string("\x0a" "a\0b", 4),
+      std::string("\x0a" "caf\xc3\xa9", 6),
+      std::string("\x0a") + std::string(196, 'x'),
+      std::string("\x0b") + std::string(16, '\0'),    // packed, too short
+      std::string("\x0b") + std::string(18, '\0'),    // packed, too long
+      std::string("\x0b") + std::string(17, '\xff'),  // packed, 62^22 or more
   };
   for (const std::string& bytes : hostile) EXPECT_FALSE(parse_compact(bytes).has_value());
-  EXPECT_TRUE(parse_compact(std::string("\x05") + std::string(195, 'x')).has_value());
+  EXPECT_TRUE(parse_compact(std::string("\x0a") + std::string(195, 'x')).has_value());
+  EXPECT_TRUE(parse_compact(std::string("\x0b") + std::string(17, '\0')).has_value());
 }

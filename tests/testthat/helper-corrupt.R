@@ -78,6 +78,53 @@ replace_serialized_string <- function(stream, old_prefix, new_bytes) {
     stream[seq.int(at + old_length, length.out = length(stream) - (at + old_length) + 1)])
 }
 
+# The state of a shared object in the output of serialize() (FORMAT.md
+# section 4): the first raw vector of the stream (XDR flags 0x18, a 4-byte
+# big-endian length, the bytes) followed by the object's attributes (NULL,
+# 0xfe). Returns its position and the node it names.
+leb128 <- function(n) {
+  out <- raw()
+  repeat {
+    byte <- n %% 128
+    n <- n %/% 128
+    out <- c(out, as.raw(if (n > 0) byte + 128 else byte))
+    if (n == 0) return(out)
+  }
+}
+be32 <- function(n) as.raw(c(n %/% 256^3, (n %/% 256^2) %% 256, (n %/% 256) %% 256, n %% 256))
+find_state <- function(stream) {
+  word <- function(at) sum(as.numeric(stream[at:(at + 3)]) * 256^(3:0))
+  for (at in which(stream == as.raw(0x18))) {
+    flags_at <- at - 3
+    if (flags_at < 1 || word(flags_at) != 0x18) next
+    size <- word(flags_at + 4)
+    end <- flags_at + 8 + size
+    if (end + 3 > length(stream) || word(end) != 0xfe) next
+    bytes <- as.numeric(stream[seq_len(size) + flags_at + 7])
+    last <- which(bytes < 128)[1]
+    node <- sum((bytes[1:last] %% 128) * 128^(seq_len(last) - 1)) %/% 2
+    return(list(flags_at = flags_at, end = end, node = node))
+  }
+  stop("state not found in the stream")
+}
+# The stream with its state replaced by one naming `node` of `new_region`
+# (an unpacked name), or by the raw bytes `state`.
+replace_serialized_state <- function(stream, region, new_region, node, state = NULL) {
+  found <- find_state(stream)
+  if (is.null(state)) state <- c(leb128(node * 2), charToRaw(sub("^shmr_", "", new_region)))
+  c(stream[seq_len(found$flags_at - 1)], be32(0x18), be32(length(state)), state,
+    stream[found$end:length(stream)])
+}
+# The same stream with the state written in the form of earlier versions
+# (still read): a character vector "<region>:<node>" (XDR flags 0x10
+# STRSXP, 0x00040009 an ASCII CHARSXP).
+string_state_stream <- function(stream, region) {
+  found <- find_state(stream)
+  text <- charToRaw(paste0(region, ":", found$node))
+  c(stream[seq_len(found$flags_at - 1)], be32(16), be32(1), as.raw(c(0, 4, 0, 9)),
+    be32(length(text)), text, stream[found$end:length(stream)])
+}
+
 # Where things are in a region's bytes `b`.
 root_index <- function(b) u64(b, HEADER[["root"]])
 # The field `field` of the first node of `kind`.
@@ -92,7 +139,8 @@ attribute_entry <- function(b, kind = "integer") u64(b, field_at(b, kind, "attr_
 # mutations are evaluated with them.
 corruption_tools <- function() {
   names <- c("u64", "put_u64", "u32", "put_u32", "node_at", "node_kinds", "find_node", "KIND",
-             "FIELD", "HEADER", "replace_serialized_string", "root_index", "field_at",
+             "FIELD", "HEADER", "replace_serialized_string", "replace_serialized_state", "leb128",
+             "be32", "find_state", "string_state_stream", "root_index", "field_at",
              "attribute_entry")
   env <- new.env(parent = globalenv())
   for (n in names) {
@@ -125,8 +173,8 @@ corrupt_and_map <- function(mutations, via_unserialize = FALSE) {
     bytes <- readBin(path, "raw", file.size(path))
     target <- file.path(dir, "shmr_corrupted")
     double_node <- tools$find_node(bytes, tools$KIND[["double"]])
-    state <- charToRaw(paste0("shmr_corrupted:", double_node))
-    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL), shared_name(x), state)
+    view_stream <- tools$replace_serialized_state(serialize(x$a, NULL), shared_name(x),
+                                                  "shmr_corrupted", double_node)
     attempt <- function(expr, expected) {
       tryCatch({
         value <- fetch(expr())

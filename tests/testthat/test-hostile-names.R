@@ -11,7 +11,11 @@
 # `probe(env)` with env$name, env$dir, env$stream (serialize() of a view of
 # the region) and returns its value.
 with_decoys <- function(probe) {
-  in_other_process(function(probe, replace_string) {
+  in_other_process(function(probe, replace_string, replace_state, string_state, find_state, leb128,
+                            be32) {
+    environment(replace_state) <- environment()
+    environment(string_state) <- environment()
+    environment(find_state) <- environment()
     parent <- tempfile("hostile")
     dir.create(parent, mode = "0700")
     dir <- file.path(parent, "shm")
@@ -37,10 +41,14 @@ with_decoys <- function(probe) {
     dir.create(file.path(dir, "shmr_dir"))
     plant(file.path(dir, "shmr_dir", "shmr_real"))
     system2("mkfifo", file.path(dir, "shmr_fifo"))
+    stream <- serialize(x, NULL)
     env <- list(name = name, dir = dir, parent = parent, replace_string = replace_string,
-                stream = serialize(x, NULL), x = x)
+                replace_state = replace_state, stream = stream,
+                string_stream = string_state(stream, name), x = x)
     probe(env)
-  }, list(probe = probe, replace_string = replace_serialized_string))
+  }, list(probe = probe, replace_string = replace_serialized_string,
+          replace_state = replace_serialized_state, string_state = string_state_stream,
+          find_state = find_state, leb128 = leb128, be32 = be32))
 }
 
 test_that("hostile names given to map_shared() open nothing outside the namespace", {
@@ -119,8 +127,9 @@ test_that("other programs' files in the real /dev/shm are never mapped", {
 })
 
 test_that("hostile serialized states open nothing outside the namespace", {
+  # States in the string form of earlier versions, which is still read.
   got <- with_decoys(function(env) {
-    edit <- function(new) env$replace_string(env$stream, paste0(env$name, ":"), new)
+    edit <- function(new) env$replace_string(env$string_stream, paste0(env$name, ":"), new)
     try_unserialize <- function(stream) {
       tryCatch({
         y <- unserialize(stream)
@@ -144,7 +153,7 @@ test_that("hostile serialized states open nothing outside the namespace", {
     out$nul <- try_unserialize(edit(c(charToRaw("shmr_real"), as.raw(0), charToRaw(":0"))))
     out$nul_after <- try_unserialize(edit(c(charToRaw("shmr_real:0"), as.raw(0))))
     out$latin1 <- try_unserialize(edit(c(charToRaw("shmr_r"), as.raw(0xe9), charToRaw("al:0"))))
-    out$unedited <- try_unserialize(env$stream)
+    out$unedited <- try_unserialize(env$string_stream)
     out
   })
   expect_identical(got$unedited, "mapped: 1,2,3")
@@ -165,8 +174,52 @@ test_that("hostile serialized states open nothing outside the namespace", {
   expect_match(got$na, "malformed serialized shared object")
 })
 
+test_that("hostile compact states open nothing outside the namespace", {
+  got <- with_decoys(function(env) {
+    edit <- function(state) env$replace_state(env$stream, env$name, state = state)
+    try_unserialize <- function(stream) {
+      tryCatch({
+        y <- unserialize(stream)
+        paste("mapped:", paste(y[], collapse = ","))
+      }, error = function(e) paste("error:", conditionMessage(e)))
+    }
+    node <- as.raw(shared_info(env$x)$node * 2)
+    names <- c(
+      "../shmr_outside", "../../outside", "/dev/shm/shmr_real", paste0(env$dir, "/shmr_real"),
+      "up/shmr_outside", "dir/shmr_real", "link", "link_to_real", "fifo", "dir", "", "r\u00e9al",
+      "real:0", "real[1]", "real@dim", strrep("a", 196), strrep("x", 100000)
+    )
+    out <- lapply(names, function(n) try_unserialize(edit(c(node, charToRaw(enc2utf8(n))))))
+    names(out) <- names
+    out$empty <- try_unserialize(edit(raw()))
+    out$number_only <- try_unserialize(edit(node))
+    out$endless_number <- try_unserialize(edit(as.raw(rep(0x80, 12))))
+    out$past_64_bits <- try_unserialize(edit(c(as.raw(c(rep(0xff, 9), 0x02)), charToRaw("real"))))
+    out$node_1000 <- try_unserialize(edit(c(as.raw(c(0xd0, 0x0f)), charToRaw("real"))))
+    out$packed_short <- try_unserialize(edit(as.raw(c(1, rep(0, 16)))))
+    out$packed_too_big <- try_unserialize(edit(as.raw(c(1, rep(0xff, 17)))))
+    out$nul <- try_unserialize(edit(c(node, charToRaw("re"), as.raw(0), charToRaw("al"))))
+    out$unedited <- try_unserialize(env$stream)
+    out
+  })
+  expect_identical(got$unedited, "mapped: 1,2,3")
+  got$unedited <- NULL
+  results <- unlist(got)
+  expect_false(any(startsWith(results, "mapped:")), info = paste(names(results), results, collapse = "\n"))
+  for (i in seq_along(got)) {
+    expect_match(got[[i]], paste0(
+      "^error: shmr: (serialized shared object has an invalid state|no shared region named|",
+      "'shmr_[a-z_]+' is (a symbolic link|not a regular file)|",
+      "shared region 'shmr_real' is corrupt: node 1000 does not)"),
+      label = names(got)[i])
+  }
+  expect_match(got$node_1000, "node 1000 does not exist")
+})
+
 test_that("a state naming a node of another type is refused", {
-  got <- in_other_process(function(replace_string) {
+  got <- in_other_process(function(replace_string, replace_state, find_state, leb128, be32) {
+    environment(replace_state) <- environment()
+    environment(find_state) <- environment()
     dir <- tempfile("shm")
     dir.create(dir, mode = "0700")
     Sys.setenv(SHMR_SHM_DIR = dir)
@@ -176,9 +229,7 @@ test_that("a state naming a node of another type is refused", {
     # The double view's state pointed at the character, integer and list
     # nodes; and its class name changed to the character view's.
     at_node <- function(part) {
-      node <- shared_info(x[[part]])$node
-      state <- charToRaw(paste0(name, ":", node))
-      unserialize(replace_string(stream, paste0(name, ":"), state))
+      unserialize(replace_state(stream, name, name, shared_info(x[[part]])$node))
     }
     attempt <- function(expr) tryCatch({ expr; "ok" }, error = function(e) conditionMessage(e))
     string_class <- replace_string(stream, "shmr_double", charToRaw("shmr_string"))
@@ -187,7 +238,8 @@ test_that("a state naming a node of another type is refused", {
       string = attempt(at_node("s")), integer = attempt(at_node("i")), list = attempt(at_node("l")),
       class_swapped = attempt(unserialize(string_class))
     )
-  }, list(replace_string = replace_serialized_string))
+  }, list(replace_string = replace_serialized_string, replace_state = replace_serialized_state,
+          find_state = find_state, leb128 = leb128, be32 = be32))
   expect_identical(got$same, "ok")
   expect_match(got$string, "^shmr: .*refers to a node of another type")
   expect_match(got$integer, "^shmr: .*refers to a node of another type")
