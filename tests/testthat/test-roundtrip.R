@@ -84,6 +84,9 @@ test_that("every supported object round-trips in another process by name", {
   cases$functions_inside <- NULL
   cases$s4_inside <- NULL
   cases$null <- NULL
+  # Without ALTREP lists (R < 4.3) a list holding no vector is an ordinary
+  # copy, with no name to map (README, "What it does not guarantee").
+  if (getRversion() < "4.3.0") cases$empty_list <- NULL
   shared <- lapply(cases, share)
   names_by_case <- vapply(shared, shared_name, "")
   result <- in_other_process(function(names_by_case) {
