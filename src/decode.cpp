@@ -31,7 +31,10 @@ constexpr uint64_t kPlainAttributeBytes = 64;
 // bytes), so in a long list an element whose data is smaller travels
 // cheaper as a copy. A list of a million small elements then serializes
 // like the plain list, not 8 times larger, and decoding it makes no views.
-// Short lists keep every element a view, as a vector is one however small.
+// A list view copies the same elements when they are read, for the same
+// reason: making and holding a view costs more than such data, and reading
+// a million of them costs about what the plain list would. Short lists keep
+// every element a view, as a vector is one however small.
 constexpr uint64_t kPlainElementBytes = 56;
 constexpr uint64_t kPlainElementsFrom = 64;
 
@@ -178,13 +181,14 @@ std::vector<Slot> plan_object(const RegionReader& reader, uint64_t node) {
   return slots;
 }
 
-SEXP plain_copy(const Slot& slot) {
-  const NodeView& node = slot.node;
+// A copy of `node`'s vector; `strings` are its validated elements when it is
+// a String node.
+SEXP plain_copy(const NodeView& node, const std::vector<StringRef>& strings) {
   R_xlen_t n = static_cast<R_xlen_t>(node.length());
   SEXP out = PROTECT(Rf_allocVector(r_type(node.kind()), n));
   if (node.kind() == NodeKind::String) {
     for (R_xlen_t i = 0; i < n; ++i) {
-      const StringRef& s = slot.strings[static_cast<size_t>(i)];
+      const StringRef& s = strings[static_cast<size_t>(i)];
       SET_STRING_ELT(out, i,
                      s.encoding == format::StringEncoding::Missing
                          ? NA_STRING
@@ -234,7 +238,7 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
         obj = unserialized(node);
         break;
       default:
-        obj = slot.plain ? plain_copy(slot) : make_view(mapping, node);
+        obj = slot.plain ? plain_copy(node, slot.strings) : make_view(mapping, node);
         break;
     }
     SET_VECTOR_ELT(objects, at, obj);
@@ -335,6 +339,16 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
   NodeView child = list.mapping->reader().node(node);
   if (child.attribute_count() == 0) {
     if (child.kind() == NodeKind::Null) return R_NilValue;
+    // In a long list a small element is copied, as on older R (see
+    // kPlainElementBytes): a view would cost more to make and to hold than
+    // its data, and the list travels as one object anyway.
+    if (is_viewable(child.kind()) && list.node.length() >= kPlainElementsFrom &&
+        payload_bytes(child) <= kPlainElementBytes) {
+      std::vector<StringRef> strings;
+      if (child.kind() == NodeKind::String)
+        for (uint64_t i = 0; i < child.length(); ++i) strings.push_back(child.string_at(i));
+      return cpp11::unwind_protect([&] { return plain_copy(child, strings); });
+    }
     if (is_viewable(child.kind()) && !list.mapping->has_live_view(node))
       return cpp11::unwind_protect([&] { return make_view(list.mapping, child); });
   }

@@ -47,15 +47,25 @@ test_that("on R < 4.3 each column costs what R writes for an ALTREP element, no 
   # name without its prefix in a raw vector (31 bytes). It was 79 before.
   expect_lte(per_column, 75)
   # In a long list, elements smaller than that travel by value, as in the
-  # plain list; a short list keeps them views.
+  # plain list.
   small <- as.list(1:1e4)
   expect_identical(serialized_size(share(small)), serialized_size(small))
-  long <- share(c(list(tiny = 1:3, big = runif(100)), as.list(1:62)))
+})
+
+test_that("in a long list small elements are copies, in a short one views", {
+  # A view costs more to make, hold and send than a few bytes of data; the
+  # list itself stays shared (one ALTREP list on R >= 4.3).
+  long <- share(c(list(tiny = 1:3, word = "ab", big = runif(100)), as.list(1:61)))
   expect_false(is_shared(long$tiny))
+  expect_false(is_shared(long$word))
   expect_true(is_shared(long$big))
   expect_identical(long$tiny, 1:3)
+  expect_identical(long$word, "ab")
+  expect_identical(unname(unlist(long[-(1:3)])), 1:61)
+  expect_true(is_shared(long))
   short <- share(list(tiny = 1:3, big = runif(100)))
   expect_true(is_shared(short$tiny))
+  expect_identical(share(short$tiny), short$tiny)
 })
 
 test_that("a shared list comes back shared from another process, with its name and path", {
