@@ -146,7 +146,7 @@ SEXP list_unserialize(SEXP, SEXP state) {
     // Anyone can write serialize() output: the state is untrusted.
     auto parsed = parse_serialized_state(bytes);
     if (!parsed) throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
-    auto mapping = mapping_for_node(parsed->region, parsed->node);
+    auto mapping = mapping_for_unserialize(parsed->region);
     NodeView node = mapping->reader().node(parsed->node);
     if (node.kind() != format::NodeKind::List || (node.flags() & format::kNodeFromPairlist) != 0)
       throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");

@@ -1,6 +1,7 @@
 #include "r_api.h"
 
 #include "list_view.h"
+#include "mapping.h"
 #include "view.h"
 
 extern "C" {
@@ -43,6 +44,7 @@ SEXP shmr_process_memory(SEXP);
 SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
+SEXP shmr_mapping_stats();
 
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
@@ -84,6 +86,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 1},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
+    {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {
@@ -93,5 +96,6 @@ void R_init_shmr(DllInfo* dll) {
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);
   shmr::glue::init_list_view_class(dll);
+  shmr::glue::watch_idle_mappings();
 }
 }

@@ -1,5 +1,6 @@
 #include "view.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -35,7 +36,10 @@ ViewHandle* view_handle(SEXP x) {
   return static_cast<ViewHandle*>(R_ExternalPtrAddr(pointer));
 }
 
-SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
+namespace {
+
+// A view of `node` on exactly `mapping`.
+SEXP new_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
   const R_altrep_class_t* cls = view_class_for(node.kind());
   if (cls == nullptr) Rf_error("shmr: internal error: no view class for node kind");
   SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
@@ -53,13 +57,68 @@ SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
   return view;
 }
 
+// What a lookup found. While the view is made it is owned by an external
+// pointer, so an R error there (allocation) leaks nothing and skips no
+// destructor: the frames in between hold plain data only.
+struct FoundNode {
+  std::shared_ptr<Mapping> mapping;
+  NodeView node;
+};
+
+void delete_found_node(SEXP holder) {
+  delete static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
+  R_ClearExternalPtr(holder);
+}
+
+// Makes the view of the node that `find` (which may throw) returns. With
+// `errors_are_fatal`, a failed lookup is an R error; otherwise nullptr.
+template <typename Find>
+SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
+  collect_if_many_mappings();
+  SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
+  R_RegisterCFinalizer(holder, delete_found_node);
+  ErrorMessage message;
+  capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
+  if (message.set()) {
+    UNPROTECT(1);
+    if (errors_are_fatal) raise_r_error(message);
+    return nullptr;
+  }
+  const FoundNode& found = *static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
+  SEXP view = new_view(found.mapping, found.node);
+  delete_found_node(holder);
+  UNPROTECT(1);
+  return view;
+}
+
+// A view of `node` on a mapping of the same file that `preferred` refuses
+// it on (mapping.h): a duplicate, or a second decode of the same object.
+SEXP view_on_other_mapping(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
+  return view_on_found_node(
+      [&] {
+        auto mapping = mapping_for_view(preferred, node.index(), true);
+        return FoundNode{mapping, mapping->reader().node(node.index())};
+      },
+      true);
+}
+
+}  // namespace
+
+SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
+  if (format::element_size(node.kind()) != 0 && mapping->refuses_new_view_of(node.index()))
+    return view_on_other_mapping(mapping, node);
+  return new_view(mapping, node);
+}
+
+// A slice reads the whole view's mapping: it is made only for a task's
+// argument (pool_apply()), which R copies before any change.
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
   ViewHandle* whole = view_handle(x);
   if (whole == nullptr || whole->mapping->is_closed() || whole->is_slice() ||
       format::element_size(whole->node.kind()) == 0 || first > whole->node.length() ||
       count > whole->node.length() - first)
     return nullptr;
-  SEXP slice = PROTECT(make_view(whole->mapping, whole->node));
+  SEXP slice = PROTECT(new_view(whole->mapping, whole->node));
   ViewHandle* handle = view_handle(slice);
   handle->set_slice(first, count);
   UNPROTECT(1);
@@ -74,38 +133,6 @@ ViewHandle& open_view_handle(SEXP x) {
              handle->mapping->region().name().c_str());
   return *handle;
 }
-
-namespace {
-
-void delete_mapping_holder(SEXP p) {
-  delete static_cast<std::shared_ptr<Mapping>*>(R_ExternalPtrAddr(p));
-  R_ClearExternalPtr(p);
-}
-
-// Makes the view of `node` on a mapping found by `find`, which may throw.
-// The mapping is held by an external pointer while the view is allocated, so
-// an allocation error cannot leak it.
-template <typename Find>
-SEXP view_on_found_mapping(Find&& find, bool errors_are_fatal) {
-  ErrorMessage message;
-  std::shared_ptr<Mapping>* mapping = nullptr;
-  NodeView node;
-  capture_exception(message, [&] {
-    auto found = find(node);
-    mapping = new std::shared_ptr<Mapping>(std::move(found));
-  });
-  if (message.set()) {
-    if (errors_are_fatal) raise_r_error(message);
-    return nullptr;
-  }
-  SEXP holder = PROTECT(R_MakeExternalPtr(mapping, R_NilValue, R_NilValue));
-  R_RegisterCFinalizer(holder, delete_mapping_holder);
-  SEXP view = make_view(*mapping, node);
-  UNPROTECT(1);
-  return view;
-}
-
-}  // namespace
 
 SEXP serialized_state_of(const std::string& region, uint64_t node) {
   // The compact form: a raw vector costs R 8 bytes of header where a string
@@ -134,12 +161,12 @@ std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes) 
 }
 
 SEXP fresh_view_of(const ViewHandle& handle) {
-  const std::string& name = handle.mapping->region().name();
-  return view_on_found_mapping(
-      [&](NodeView& node) {
-        auto mapping = mapping_for_node(name, handle.node.index());
-        node = mapping->reader().node(handle.node.index());
-        return mapping;
+  const ViewHandle* original = &handle;
+  return view_on_found_node(
+      [original] {
+        const bool fixed_width = format::element_size(original->node.kind()) != 0;
+        auto mapping = mapping_for_view(original->mapping, original->node.index(), fixed_width);
+        return FoundNode{mapping, mapping->reader().node(original->node.index())};
       },
       false);
 }
@@ -151,14 +178,14 @@ SEXP view_serialized_state(const ViewHandle& handle) {
 SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   StateBytes bytes = state_bytes(state);
   if (bytes.data == nullptr) Rf_error("shmr: malformed serialized shared object");
-  return view_on_found_mapping(
-      [&](NodeView& node) {
+  return view_on_found_node(
+      [bytes, cls] {
         // Anyone can write serialize() output: the state is untrusted.
         auto parsed = parse_serialized_state(bytes);
         if (!parsed)
           throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid state");
-        auto mapping = mapping_for_node(parsed->region, parsed->node);
-        node = mapping->reader().node(parsed->node);
+        auto mapping = mapping_for_unserialize(parsed->region);
+        NodeView node = mapping->reader().node(parsed->node);
         const R_altrep_class_t* node_class = view_class_for(node.kind());
         if (node_class == nullptr)
           throw Error(ErrorKind::Corrupt,
@@ -168,7 +195,8 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
         if (R_SEXP(*node_class) != cls)
           throw Error(ErrorKind::Corrupt,
                       "serialized shared object refers to a node of another type");
-        return mapping;
+        mapping = mapping_for_view(mapping, node.index(), format::element_size(node.kind()) != 0);
+        return FoundNode{mapping, mapping->reader().node(parsed->node)};
       },
       true);
 }
@@ -186,6 +214,7 @@ void refuse_private_copy(const ViewHandle& handle) {
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {
+  if (!handle.mapping->writable_pointer_given()) return false;
   return pages::has_private_copies(handle.data(), handle.data_size());
 }
 
