@@ -135,6 +135,50 @@ ViewHandle& open_view_handle(SEXP x) {
   return *handle;
 }
 
+SEXP serialized_state_of(const std::string& region, uint64_t node) {
+  // The compact text of FORMAT.md 4 in a raw vector (R's header for it is 8
+  // bytes where a string's costs 16), formatted into a fixed buffer so that
+  // no C++ object is live when R allocates.
+  char text[256];
+  size_t size = 0;
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    std::string state = names::format_compact_view_state({region, node});
+    if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "view state too long");
+    size = state.size();
+    std::memcpy(text, state.data(), size);
+  });
+  if (message.set()) raise_r_error(message);
+  SEXP state = Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(size));
+  std::memcpy(RAW(state), text, size);
+  return state;
+}
+
+StateBytes state_bytes(SEXP state) {
+  if (TYPEOF(state) == RAWSXP)
+    return {RAW(state), static_cast<size_t>(XLENGTH(state)), true};
+  if (TYPEOF(state) == STRSXP && XLENGTH(state) == 1 && STRING_ELT(state, 0) != NA_STRING) {
+    SEXP text = STRING_ELT(state, 0);
+    return {reinterpret_cast<const unsigned char*>(CHAR(text)), static_cast<size_t>(LENGTH(text)),
+            false};
+  }
+  return {};
+}
+
+std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes,
+                                                       std::string* unknown_fields) {
+  const std::string text(reinterpret_cast<const char*>(bytes.data), bytes.size);
+  if (!bytes.compact) return names::parse_view_state(text);
+  if (bytes.size == 0 || bytes.size > 1024) return std::nullopt;
+  auto parsed = names::parse_compact_view_state(text);
+  if (!parsed) return std::nullopt;
+  if (!parsed->fields.empty()) {
+    if (unknown_fields != nullptr) *unknown_fields = parsed->fields;
+    return std::nullopt;
+  }
+  return parsed->view;
+}
+
 SEXP fresh_view_of(const ViewHandle& handle) {
   const ViewHandle* original = &handle;
   return view_on_found_node(
@@ -170,62 +214,30 @@ bool view_values_trusted(ViewHandle& handle) {
   return true;
 }
 
-// The state is the compact text of FORMAT.md 4 in a raw vector, the
-// smallest form R writes (a string would add a CHARSXP header). It is
-// formatted into a fixed buffer, so no C++ object is live when R allocates.
 // A region a forked child made and sends this way becomes its parent's
 // (parallel::mclapply() results): the child ends without releasing anything.
 SEXP view_serialized_state(const ViewHandle& handle) {
   handle.mapping->region().hand_to_fork_parent();
-  char text[256];
-  size_t size = 0;
-  ErrorMessage message;
-  capture_exception(message, [&] {
-    std::string state =
-        names::format_compact_view_state({handle.mapping->region().name(), handle.node.index()});
-    if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "view state too long");
-    size = state.size();
-    std::memcpy(text, state.data(), size);
-  });
-  if (message.set()) raise_r_error(message);
-  SEXP state = PROTECT(Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(size)));
-  std::memcpy(RAW(state), text, size);
-  UNPROTECT(1);
-  return state;
+  return serialized_state_of(handle.mapping->region().name(), handle.node.index());
 }
 
 SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  // Compact states (raw) since format version 2; "<region>:<node>" strings
-  // from streams written by version 1.
-  const bool compact = TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= 1024;
-  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
-                   STRING_ELT(state, 0) == NA_STRING))
-    Rf_error("shmr: malformed serialized shared object");
-  const char* text = compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
-  const size_t size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
+  StateBytes bytes = state_bytes(state);
+  if (bytes.data == nullptr) Rf_error("shmr: malformed serialized shared object");
   return view_on_found_node(
-      [text, size, compact, cls] {
+      [bytes, cls] {
         // Anyone can write serialize() output: the state is untrusted.
-        names::ViewState wanted;
-        if (compact) {
-          auto parsed = names::parse_compact_view_state(std::string(text, size));
-          if (!parsed)
-            throw Error(ErrorKind::InvalidArgument,
-                        "serialized shared object has an invalid state (not \"<name>[:<node>]\")");
-          if (!parsed->fields.empty())
-            throw Error(ErrorKind::InvalidArgument,
-                        "serialized shared object carries fields this version of shmr does not "
-                        "know (written by a newer version?): " + parsed->fields.substr(0, 80));
-          wanted = parsed->view;
-        } else {
-          auto parsed = names::parse_view_state(std::string(text, size));
-          if (!parsed)
-            throw Error(ErrorKind::InvalidArgument,
-                        "serialized shared object has an invalid state (not \"<region>:<node>\")");
-          wanted = *parsed;
-        }
-        auto mapping = mapping_for_unserialize(wanted.region);
-        NodeView node = mapping->reader().node(wanted.node);
+        std::string unknown_fields;
+        auto parsed = parse_serialized_state(bytes, &unknown_fields);
+        if (!unknown_fields.empty())
+          throw Error(ErrorKind::InvalidArgument,
+                      "serialized shared object carries fields this version of shmr does not "
+                      "know (written by a newer version?): " + unknown_fields.substr(0, 80));
+        if (!parsed)
+          throw Error(ErrorKind::InvalidArgument,
+                      "serialized shared object has an invalid state (not \"<name>[:<node>]\")");
+        auto mapping = mapping_for_unserialize(parsed->region);
+        NodeView node = mapping->reader().node(parsed->node);
         const R_altrep_class_t* node_class = view_class_for(node.kind());
         if (node_class == nullptr)
           throw Error(ErrorKind::Corrupt,
