@@ -248,7 +248,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
           throw Error(ErrorKind::Corrupt,
                       "serialized shared object refers to a node of another type");
         mapping = mapping_for_view(mapping, node.index(), format::element_size(node.kind()) != 0);
-        return FoundNode{mapping, mapping->reader().node(wanted.node)};
+        return FoundNode{mapping, mapping->reader().node(parsed->node)};
       },
       true);
 }
