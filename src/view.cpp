@@ -155,7 +155,7 @@ SEXP serialized_state_of(const std::string& region, uint64_t node) {
 }
 
 StateBytes state_bytes(SEXP state) {
-  if (TYPEOF(state) == RAWSXP)
+  if (TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= 1024)
     return {RAW(state), static_cast<size_t>(XLENGTH(state)), true};
   if (TYPEOF(state) == STRSXP && XLENGTH(state) == 1 && STRING_ELT(state, 0) != NA_STRING) {
     SEXP text = STRING_ELT(state, 0);
