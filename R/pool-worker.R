@@ -13,10 +13,18 @@ run_chunk <- function(task) {
       do.call(task$FUN, c(list(element), task$dots), quote = TRUE),
       error = function(e) structure(list(condition = e), class = "shmr_task_error")
     )
-    if (!inherits(value, "shmr_task_error")) value <- maybe_hand_off(value, task$threshold)
+    # Through shared memory only to a caller on this host; to one on another
+    # host by value.
+    if (!inherits(value, "shmr_task_error") && caller_on_this_host(task)) {
+      value <- maybe_hand_off(value, task$threshold)
+    }
     results[k] <- list(value)
   }
   list(pid = Sys.getpid(), results = results)
+}
+
+caller_on_this_host <- function(task) {
+  is.null(task$caller_host) || identical(task$caller_host, host_identity())
 }
 
 select_element <- function(X, position, margin) {

@@ -277,12 +277,15 @@ fetch <- function(x, ...) {
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
+  # Served to other hosts: stop serving it, and have pools release copies.
+  region <- if (length(remote_state$exports)) region_of_path(shared_name(con) %||% "")
   if (!.Call(shmr_close, con) && !close_deep_share(con)) {
     stop(sprintf(
       "no applicable method for 'close' applied to an object of class \"%s\"",
       paste(class(con), collapse = "\", \"")
     ), call. = FALSE)
   }
+  if (length(region) && nzchar(region)) remote_closed(region)
   invisible(TRUE)
 }
 

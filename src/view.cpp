@@ -67,7 +67,10 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
 
 ViewHandle& open_view_handle(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr) Rf_error("shmr: this shared object has been released");
+  if (handle == nullptr) {
+    if (is_unavailable(x)) raise_unavailable(x);
+    Rf_error("shmr: this shared object has been released");
+  }
   if (handle->mapping->is_closed())
     Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
              handle->mapping->region().name().c_str());
@@ -81,22 +84,17 @@ void delete_mapping_holder(SEXP p) {
   R_ClearExternalPtr(p);
 }
 
-// Makes the view of `node` on a mapping found by `find`, which may throw.
-// The mapping is held by an external pointer while the view is allocated, so
-// an allocation error cannot leak it.
-template <typename Find>
-SEXP view_on_found_mapping(Find&& find, bool errors_are_fatal) {
-  ErrorMessage message;
+}  // namespace
+
+SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& find,
+                     ErrorMessage& message) {
   std::shared_ptr<Mapping>* mapping = nullptr;
   NodeView node;
   capture_exception(message, [&] {
     auto found = find(node);
     mapping = new std::shared_ptr<Mapping>(std::move(found));
   });
-  if (message.set()) {
-    if (errors_are_fatal) raise_r_error(message);
-    return nullptr;
-  }
+  if (message.set()) return nullptr;
   SEXP holder = PROTECT(R_MakeExternalPtr(mapping, R_NilValue, R_NilValue));
   R_RegisterCFinalizer(holder, delete_mapping_holder);
   SEXP view = make_view(*mapping, node);
@@ -104,50 +102,16 @@ SEXP view_on_found_mapping(Find&& find, bool errors_are_fatal) {
   return view;
 }
 
-}  // namespace
-
 SEXP fresh_view_of(const ViewHandle& handle) {
   const std::string& name = handle.mapping->region().name();
-  return view_on_found_mapping(
+  ErrorMessage message;
+  return view_on_mapping(
       [&](NodeView& node) {
         auto mapping = mapping_for_node(name, handle.node.index());
         node = mapping->reader().node(handle.node.index());
         return mapping;
       },
-      false);
-}
-
-// The state is one string "<region>:<node>", the smallest form R writes.
-SEXP view_serialized_state(const ViewHandle& handle) {
-  std::string state = names::format_view_state({handle.mapping->region().name(), handle.node.index()});
-  return Rf_mkString(state.c_str());
-}
-
-SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  if (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 || STRING_ELT(state, 0) == NA_STRING)
-    Rf_error("shmr: malformed serialized shared object");
-  const char* text = CHAR(STRING_ELT(state, 0));
-  return view_on_found_mapping(
-      [&](NodeView& node) {
-        // Anyone can write serialize() output: the state is untrusted.
-        auto parsed = names::parse_view_state(text);
-        if (!parsed)
-          throw Error(ErrorKind::InvalidArgument,
-                      "serialized shared object has an invalid state (not \"<region>:<node>\")");
-        auto mapping = mapping_for_node(parsed->region, parsed->node);
-        node = mapping->reader().node(parsed->node);
-        const R_altrep_class_t* node_class = view_class_for(node.kind());
-        if (node_class == nullptr)
-          throw Error(ErrorKind::Corrupt,
-                      "serialized shared object refers to a node that is not a vector");
-        // The node must be of the type the stream says (an edited stream
-        // could otherwise turn a double vector into a character vector).
-        if (R_SEXP(*node_class) != cls)
-          throw Error(ErrorKind::Corrupt,
-                      "serialized shared object refers to a node of another type");
-        return mapping;
-      },
-      true);
+      message);
 }
 
 bool view_writes_through(const ViewHandle& handle) {

@@ -49,6 +49,13 @@ void fill_from_header(int fd, RegionSummary& summary) {
   summary.valid = true;
   summary.complete = true;
   summary.creator = {header.creator_pid, header.creator_start_ticks};
+  format::ReplicaRecord record;
+  if (read_replica_record(fd, header, record)) {
+    // The creator lives on another host; what counts here is the keeper.
+    summary.replica = true;
+    summary.origin_host = record.origin_host;
+    summary.creator = {record.keeper_pid, record.keeper_start_ticks};
+  }
   summary.creator_alive = process::is_alive(summary.creator);
   summary.persistent = (header.flags & format::kFlagPersistent) != 0;
   summary.writable = (header.flags & format::kFlagReadonly) == 0;

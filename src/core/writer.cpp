@@ -42,7 +42,7 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
   if (nodes.empty() || description.root >= nodes.size())
     throw Error(ErrorKind::InvalidArgument, "region description has no root node");
 
-  uint64_t cursor = sizeof(format::RegionHeader);
+  uint64_t cursor = format::kHeaderSizeV2;
   node_table_offset_ = reserve(cursor, checked_mul(nodes.size(), sizeof(format::NodeRecord)));
   records_.resize(nodes.size());
 
@@ -186,7 +186,7 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
   format::RegionHeader header{};
   std::memcpy(header.magic, format::kMagic, sizeof header.magic);
   header.format_version = format::kVersion;
-  header.header_size = sizeof(format::RegionHeader);
+  header.header_size = format::kHeaderSizeV2;
   header.total_size = total_size_;
   header.flags = description_.flags;
   header.creator_pid = creator_pid;

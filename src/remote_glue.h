@@ -1,0 +1,28 @@
+// Process-wide state of remote mode in the R glue (view_state.cpp and the
+// .Call entry points of api_remote.cpp).
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace shmr::glue::remote {
+
+// > 0 while a pool call over daemons on other hosts serializes its tasks.
+int& scope_depth();
+
+// Set once this process has received an object from another host (or a pool
+// told it that its caller is on another host): its own shares then travel by
+// value, since their names mean nothing there.
+bool& peer_is_remote();
+
+// This host's identity for the current shm directory.
+std::string local_host();
+
+// The origin (FORMAT.md "Remote state") an object of region `name` created
+// by `pid` at `created_ms` arrived with, so the same origin travels on when
+// the object is sent again.
+std::string origin_key(const std::string& name, int64_t pid, int64_t created_ms);
+void record_origin(const std::string& key, const std::string& origin);
+std::optional<std::string> recorded_origin(const std::string& key);
+
+}  // namespace shmr::glue::remote
