@@ -2,9 +2,13 @@
 #'
 #' @return A data frame with one row per shmr region on this machine that
 #'   belongs to the current user: `name`, `backing` (`"shm"` or `"mmap"`),
-#'   `path` (the file holding the data), `bytes`, `creator_pid`,
-#'   `creator_alive`, `persistent`, `writable`, `complete` (`FALSE` while a
-#'   region is still being written), and `created` (a `POSIXct`).
+#'   `path` (the file holding the data), `bytes`, `creator_pid` (the process
+#'   whose exit releases the region: its creator, or for a replica its
+#'   keeper), `creator_alive`, `persistent`, `writable`, `complete` (`FALSE`
+#'   while a region is still being written), `created` (a `POSIXct`),
+#'   `host` (this host's identity, see [remote]), `replica` (`TRUE` for a
+#'   copy of a region of another host) and `origin` (for a replica, the
+#'   host identity of its origin; `NA` otherwise).
 #' @export
 #' @examples
 #' x <- share(1:10 + 0)
@@ -19,6 +23,9 @@ shared_regions <- function() {
     stringsAsFactors = FALSE
   )
   out$created <- as.POSIXct(r$created, origin = "1970-01-01")
+  out$host <- rep(host_identity(), nrow(out))
+  out$replica <- r$replica
+  out$origin <- r$origin_host
   out[order(out$name), , drop = FALSE]
 }
 
@@ -27,7 +34,10 @@ shared_regions <- function() {
 #' A region normally disappears when its creator releases it or exits. A
 #' creator killed by a signal cannot clean up; `prune_shared()` removes the
 #' regions (and half-written temporary files) whose creating process is no
-#' longer running. Regions of live processes are never touched.
+#' longer running. Regions of live processes are never touched. A replica (a
+#' copy of a region of another host, see [remote]) is removed only when its
+#' keeper, the local process that fetched it, is dead; so are copies a
+#' killed fetcher left half-written, and fetch locks nobody holds.
 #'
 #' @return The names of the removed regions, or `NULL` when none was
 #'   removed, invisibly.

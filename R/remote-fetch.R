@@ -57,6 +57,10 @@ fetch_replica <- function(region, origin, deadline) {
     if (length(reply) != n + 1) stop("the region server at ", origin$address, " sent a short chunk")
     .Call(shmr_replica_write, builder, offset, reply, 1)
     offset <- offset + n
+    # Each chunk arrives as a new R vector: collect them as they go, so
+    # this process's memory stays small whatever the region's size.
+    rm(reply)
+    gc(verbose = FALSE, full = FALSE)
   }
   .Call(shmr_replica_publish, builder, region)
 }

@@ -54,7 +54,7 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
     }
     if (!.Call(shmr_process_alive, owner_pid, owner_ticks)) break
   }
-  for (e in state$exports) .Call(shmr_serve_close, e$handle)
+  for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
   close(pub)
   close(ctl)
   invisible()
@@ -70,18 +70,22 @@ control_reply <- function(state, message) {
   if (!is.character(message) || length(message) != 1L) stop("bad request")
   words <- strsplit(message, " ", fixed = TRUE)[[1L]]
   switch(words[1L],
-    HELLO = paste(c(Sys.getpid(), state$bound, state$cert), collapse = "\n"),
+    HELLO = paste(Sys.getpid(), state$bound,
+                  if (nzchar(state$cert)) .Call(shmr_sha256, state$cert) else "-", sep = "\n"),
     EXPORT = {
       name <- words[2L]
       old <- state$exports[[name]]
-      if (!is.null(old)) .Call(shmr_serve_close, old$handle)
+      if (!is.null(old$handle)) .Call(shmr_serve_close, old$handle)
       state$exports[[name]] <- list(token = words[3L], handle = .Call(shmr_serve_open, name))
       "OK"
     },
     UNEXPORT = {
       old <- state$exports[[words[2L]]]
-      if (!is.null(old)) .Call(shmr_serve_close, old$handle)
-      state$exports[[words[2L]]] <- NULL
+      if (!is.null(old)) {
+        .Call(shmr_serve_close, old$handle)
+        # Remembered as gone, so a request with its token learns why.
+        state$exports[[words[2L]]] <- list(token = old$token, handle = NULL)
+      }
       "OK"
     },
     STATS = paste(vapply(names(state$served), function(host) {
@@ -116,11 +120,11 @@ public_reply <- function(state, message) {
   if (is.na(offset) || is.na(length) || length < 1 || length > state$chunk_max) {
     return(status_reply("bad", "bad chunk"))
   }
-  chunk <- .Call(shmr_serve_chunk, export$handle, offset, length)
+  chunk <- if (!is.null(export$handle)) .Call(shmr_serve_chunk, export$handle, offset, length)
   if (is.null(chunk)) {
-    .Call(shmr_serve_close, export$handle)
-    state$exports[[words[2L]]] <- NULL
-    return(status_reply("gone", "the region was closed by its owner"))
+    if (!is.null(export$handle)) .Call(shmr_serve_close, export$handle)
+    state$exports[[words[2L]]] <- list(token = export$token, handle = NULL)
+    return(status_reply("gone", "the object was closed by its owner"))
   }
   host <- substr(words[6L], 1L, 100L)
   count <- state$served[[host]] %||% c(0, 0)
@@ -198,7 +202,7 @@ region_server <- function(compute = NULL) {
   system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", "-e", shQuote(expr)),
           wait = FALSE, stdout = log, stderr = log)
   sock <- nanonext::socket("req")
-  nanonext::dial(sock, url = control, autostart = NA)
+  nanonext::dial(sock, url = control, autostart = TRUE)
   hello <- control_request(sock, "HELLO", timeout = max(30, remote_timeout()))
   if (!is.character(hello)) {
     close(sock)
@@ -206,10 +210,9 @@ region_server <- function(compute = NULL) {
     stop("shmr: the region server did not start: ", text, call. = FALSE)
   }
   parts <- strsplit(hello, "\n", fixed = TRUE)[[1L]]
-  cert <- if (length(parts) >= 3L) paste(parts[-(1:2)], collapse = "\n") else ""
   server <- list(
-    pid = as.integer(parts[1L]), url = parts[2L], control = sock, tls = tls, cert = cert,
-    fingerprint = if (tls) .Call(shmr_sha256, cert) else ""
+    pid = as.integer(parts[1L]), url = parts[2L], control = sock, tls = tls,
+    fingerprint = if (tls) parts[3L] else ""
   )
   remote_state$server <- server
   remote_state$exports <- list()

@@ -53,7 +53,12 @@
 #'
 #' @section When a region cannot be had:
 #' An object whose region is gone, unreachable, refused, or not fetched
-#' within `getOption("shmr.remote_timeout", 60)` seconds still unserializes:
+#' within `getOption("shmr.remote_timeout", 60)` seconds (on daemons, whose
+#' options mirai resets after each task, set the environment variable
+#' `SHMR_REMOTE_TIMEOUT` instead, for example with
+#' `mirai::everywhere(Sys.setenv(SHMR_REMOTE_TIMEOUT = 30))`; the same wait
+#' applies to a worker waiting for another one of its host to finish a copy)
+#' still unserializes:
 #' the worker stays connected, and using the object raises an error of class
 #' `shmr_region_unavailable` naming the region and the reason.
 #'
@@ -127,14 +132,21 @@ remote_status <- function() {
 # This host's identity: host name and the device of the shm directory.
 host_identity <- function() .Call(shmr_host_identity)
 
-remote_timeout <- function() {
-  t <- suppressWarnings(as.numeric(getOption("shmr.remote_timeout", 60)))
-  if (length(t) != 1L || is.na(t) || t <= 0) 60 else t
+# A setting from the option `option`, else the environment variable `env`
+# (daemons reset options after each task; a variable set once with
+# mirai::everywhere(Sys.setenv(...)) stays), else `default`.
+remote_setting <- function(option, env, default) {
+  value <- getOption(option)
+  if (is.null(value)) value <- Sys.getenv(env, "")
+  value <- suppressWarnings(as.numeric(value))
+  if (length(value) != 1L || is.na(value) || value <= 0) default else value
 }
 
+remote_timeout <- function() remote_setting("shmr.remote_timeout", "SHMR_REMOTE_TIMEOUT", 60)
+
 remote_chunk_size <- function() {
-  n <- suppressWarnings(as.numeric(getOption("shmr.remote_chunk", 4 * 1024^2)))
-  if (length(n) != 1L || is.na(n) || n < 4096) 4 * 1024^2 else min(n, 256 * 1024^2)
+  n <- remote_setting("shmr.remote_chunk", "SHMR_REMOTE_CHUNK", 4 * 1024^2)
+  min(max(n, 4096), 256 * 1024^2)
 }
 
 # Evaluates `expr` with remote mode on (a pool over other hosts' daemons).

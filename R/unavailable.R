@@ -21,8 +21,8 @@ warn_unavailable <- function(region, reason) {
   warning(structure(
     class = c("shmr_region_unavailable_warning", "warning", "condition"),
     list(message = sprintf(paste0(
-      "shmr: shared region '%s' is not available here (%s); objects that read it raise an ",
-      "error of class \"shmr_region_unavailable\" when used"), region, reason),
+      "shmr: shared region '%s' is not available here: %s\nObjects that read it raise an ",
+      "error of class \"shmr_region_unavailable\" when used."), region, reason),
       call = NULL, region = region, reason = reason)
   ))
 }

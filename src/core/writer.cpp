@@ -182,6 +182,9 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
   }
   std::memcpy(bytes + node_table_offset_, records_.data(),
               records_.size() * sizeof(format::NodeRecord));
+  // An empty replica record: only a process that copies the region from
+  // another host fills it.
+  std::memset(bytes + sizeof(format::RegionHeader), 0, sizeof(format::ReplicaRecord));
 
   format::RegionHeader header{};
   std::memcpy(header.magic, format::kMagic, sizeof header.magic);
