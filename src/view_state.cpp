@@ -253,7 +253,9 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
       },
       message);
   if (view == nullptr) return make_unavailable(cls, state, in.region, message.text);
-  if (in.remote) {
+  // A copy from another host names its origin wherever it is sent next (on
+  // the origin's own host the region itself is exported as usual).
+  if (in.remote && in.other_host) {
     PROTECT(view);
     ErrorMessage ignored;
     capture_exception(ignored, [&] {

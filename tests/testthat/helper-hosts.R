@@ -146,7 +146,7 @@ sim_cluster <- function(hosts = c("simB", "simC"), per_host = 2L, local = 1L, tl
   cluster$profile <- sprintf("shmr_sim_%d_%d", Sys.getpid(), sim_counter())
   cluster$hosts <- list()
   cluster$tls <- tls
-  do.call(base::on.exit, list(bquote(sim_cluster_stop(.(cluster))), TRUE, FALSE), envir = envir)
+  sim_defer(bquote(sim_cluster_stop(.(cluster))), envir)
   url <- sprintf("%s://%s:0", if (tls) "tls+tcp" else "tcp", sim_owner_address)
   mirai::daemons(url = url, dispatcher = TRUE, .compute = cluster$profile)
   cluster$url <- mirai::status(.compute = cluster$profile)$daemons
@@ -159,6 +159,30 @@ sim_cluster <- function(hosts = c("simB", "simC"), per_host = 2L, local = 1L, tl
   cluster$expected <- per_host * length(hosts) + local
   sim_wait_connections(cluster, cluster$expected)
   cluster
+}
+
+# Runs the call `expr` when `envir` ends: a function's frame, or testthat's
+# teardown environment (the end of a test file).
+sim_defer <- function(expr, envir) {
+  if (requireNamespace("withr", quietly = TRUE)) {
+    do.call(withr::defer, list(expr, envir = envir))
+  } else {
+    do.call(base::on.exit, list(expr, TRUE, FALSE), envir = envir)
+  }
+}
+
+# Runs `fun(...)` on every daemon of the cluster once (mirai::everywhere())
+# and returns the values, each with the daemon's `host` (its host name) and
+# `pid` added.
+sim_on_each <- function(cluster, fun, args = list()) {
+  calls <- mirai::everywhere(
+    {
+      value <- do.call(fun, args)
+      list(host = Sys.info()[["nodename"]], pid = Sys.getpid(), value = value)
+    },
+    .args = list(fun = fun, args = args), .compute = cluster$profile
+  )
+  mirai::collect_mirai(calls)
 }
 
 sim_connections <- function(cluster) mirai::status(.compute = cluster$profile)$connections
