@@ -49,7 +49,7 @@ sim_launcher <- local({
       writeLines(c(
         "#!/bin/sh",
         "pid=\"$1\"; shift",
-        "exec nsenter -t \"$pid\" --mount --uts --ipc --pid -- env -u SHMR_SHM_DIR sh -c \"$1\""
+        "exec nsenter -t \"$pid\" --mount --uts --ipc --pid -- env -u SHMR_SHM_DIR sh -c \"exec $1\""
       ), path)
       Sys.chmod(path, "0700")
     }
@@ -173,8 +173,10 @@ sim_defer <- function(expr, envir) {
 
 # Runs `fun(...)` on every daemon of the cluster once (mirai::everywhere())
 # and returns the values, each with the daemon's `host` (its host name) and
-# `pid` added.
+# `pid` added. `fun` travels without its enclosing environment: what it
+# needs comes through `args`, so no object of the test is sent by accident.
 sim_on_each <- function(cluster, fun, args = list()) {
+  environment(fun) <- globalenv()
   calls <- mirai::everywhere(
     {
       value <- do.call(fun, args)
