@@ -19,6 +19,21 @@ mirai_profiles <- local({
 # Pools running on mirai, so that closing an object can release its copies.
 mirai_pools <- new.env(parent = emptyenv())
 
+# Evaluates `expr` and puts the caller's random number state back as it was:
+# mirai draws from it when it starts daemons.
+keeping_rng <- function(expr) {
+  had <- exists(".Random.seed", envir = globalenv(), inherits = FALSE)
+  seed <- if (had) get(".Random.seed", envir = globalenv(), inherits = FALSE)
+  on.exit({
+    if (had) {
+      assign(".Random.seed", seed, envir = globalenv())
+    } else if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+      rm(".Random.seed", envir = globalenv())
+    }
+  })
+  expr
+}
+
 start_mirai <- function(pool, compute = NULL) {
   if (!requireNamespace("mirai", quietly = TRUE)) {
     stop("backend = \"mirai\" needs the mirai package", call. = FALSE)
@@ -28,7 +43,7 @@ start_mirai <- function(pool, compute = NULL) {
                      caller_host = pool$local_host)
   if (is.null(compute)) {
     pool$profile <- pool$setup$id
-    mirai::daemons(pool$n, .compute = pool$profile)
+    keeping_rng(mirai::daemons(pool$n, .compute = pool$profile))
     pool$borrowed <- FALSE
   } else {
     pool$profile <- compute
@@ -125,7 +140,7 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
 ensure_mirai_workers <- function(pool) {
   connected <- mirai_connections(pool)
   if (!pool$borrowed && connected < pool$n) {
-    mirai::launch_local(pool$n - connected, .compute = pool$profile)
+    keeping_rng(mirai::launch_local(pool$n - connected, .compute = pool$profile))
     survey_mirai_workers(pool, expected = pool$n)
   } else if (connected != sum(pool$alive)) {
     survey_mirai_workers(pool)

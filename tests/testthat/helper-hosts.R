@@ -38,22 +38,26 @@ skip_without_sim_hosts <- function() {
   if (!is.null(reason)) testthat::skip(paste("simulated hosts:", reason))
 }
 
-# The script remote_config() runs: nsenter into host <init pid> ($1), then
-# the daemon's command line ($2). SHMR_SHM_DIR is dropped: a test's private
-# shm directory lives on the shared root file system.
+# The scripts that run a command line ($2) in host <init pid> ($1): with
+# `exec`, the shell gives way to the command (a daemon: no shell is left to
+# report its death). SHMR_SHM_DIR is dropped: a test's private shm directory
+# lives on the shared root file system.
 sim_launcher <- local({
-  path <- NULL
-  function() {
-    if (is.null(path) || !file.exists(path)) {
-      path <<- tempfile("shmr-sim-launcher-", fileext = ".sh")
+  paths <- list()
+  function(exec = FALSE) {
+    key <- if (exec) "exec" else "shell"
+    if (is.null(paths[[key]]) || !file.exists(paths[[key]])) {
+      path <- tempfile(paste0("shmr-sim-", key, "-"), fileext = ".sh")
       writeLines(c(
         "#!/bin/sh",
         "pid=\"$1\"; shift",
-        "exec nsenter -t \"$pid\" --mount --uts --ipc --pid -- env -u SHMR_SHM_DIR sh -c \"exec $1\""
+        sprintf("exec nsenter -t \"$pid\" --mount --uts --ipc --pid -- env -u SHMR_SHM_DIR sh -c \"%s$1\"",
+                if (exec) "exec " else "")
       ), path)
       Sys.chmod(path, "0700")
+      paths[[key]] <<- path
     }
-    path
+    paths[[key]]
   }
 })
 
@@ -122,7 +126,7 @@ sim_host_r <- function(host, code) {
 }
 
 sim_remote_config <- function(host) {
-  mirai::remote_config(command = sim_launcher(), args = c(host$pid, "."), quote = TRUE,
+  mirai::remote_config(command = sim_launcher(exec = TRUE), args = c(host$pid, "."), quote = TRUE,
                        rscript = file.path(R.home("bin"), "Rscript"))
 }
 
