@@ -14,7 +14,21 @@
 #' A shared object serializes as its region name (about 150 bytes for a
 #' vector, whatever its length), so sending it to a worker of `parallel`,
 #' `mirai`, `future` or `callr` moves only the name; the worker maps the same
-#' region.
+#' region. Workers on other hosts (mirai's remote daemons) get one copy per
+#' host: see [remote].
+#'
+#' @section Saving shared objects:
+#' `saveRDS()`, `save()`, `save.image()` (and so `q("yes")`) write a shared
+#' object as what it serializes to: a reference to its region (its name, and
+#' in remote mode its origin), **not its data**. Loaded while the region
+#' exists, on this host, it maps the region again. Loaded after the region is
+#' gone (its creator exited, it was closed), loading still succeeds, every
+#' other object in the file comes back, and a warning names the region; the
+#' shared object itself raises an error of class `shmr_region_unavailable`
+#' when it is used. To save the data itself, save a copy made with
+#' [fetch()]: `saveRDS(fetch(x), "x.rds")`. For long-lived data shared
+#' between sessions, use `share(x, name = , persist = TRUE)` and
+#' [map_shared()].
 #'
 #' @section Backings:
 #' * `"shm"`: POSIX shared memory (`/dev/shm`).
