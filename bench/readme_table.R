@@ -114,6 +114,7 @@ strings_size <- suppressWarnings(max(r$size_bytes[r$metric == "strings"], na.rm 
 frame_size <- suppressWarnings(max(r$size_bytes[r$metric == "dataframe_workers"], na.rm = TRUE))
 matrix_size <- suppressWarnings(max(r$size_bytes[r$metric == "parallel_colmeans"], na.rm = TRUE))
 fit_size <- suppressWarnings(max(r$size_bytes[r$metric == "deep_share"], na.rm = TRUE))
+machines_size <- suppressWarnings(max(r$size_bytes[r$metric == "several_machines"], na.rm = TRUE))
 
 peer_measures <- list(
   measure(sprintf("share throughput, GB/s (%s)", mb_label(share_size)), "share_throughput",
@@ -220,7 +221,18 @@ baseline_measures <- list(
   baseline(measure(sprintf("lm fit (%s): `share(deep = TRUE)` against `serialize()`, s",
                            mb_label(fit_size)), "deep_share", "lm fit time"), "ordinary"),
   baseline(measure("lm fit: bytes a worker receives", "deep_share", "lm fit bytes sent",
-                   kind = "size"), "ordinary")
+                   kind = "size"), "ordinary"),
+  # 13-several-machines.R: 2 simulated hosts x 2 mirai daemons.
+  baseline(measure(sprintf("data frame (%s) to 2 hosts x 2 workers, `mirai_map()` `.args`, s",
+                           mb_label(machines_size)), "several_machines", "time"),
+           "mirai by value (.args)", shmr = "shmr (.args)"),
+  baseline(measure("the same through `everywhere()`, s", "several_machines", "time"),
+           "mirai by value (everywhere)", shmr = "shmr (everywhere)"),
+  baseline(measure("several hosts: MB reaching each host", "several_machines", "bytes per host",
+                   kind = "size"), "mirai by value (.args)", shmr = "shmr (.args)"),
+  baseline(measure("several hosts: private memory growth per worker, MB", "several_machines",
+                   "private memory growth per worker", kind = "memory"),
+           "mirai by value (.args)", shmr = "shmr (.args)")
 )
 
 # --- the standing targets ----------------------------------------------------
