@@ -200,7 +200,8 @@ dispatch_mirai <- function(pool, tasks, on_done) {
 # on other hosts cannot be read from here).
 mirai_status <- function(pool) {
   answers <- survey_mirai_workers(pool)
-  by_key <- stats::setNames(answers, vapply(answers, function(a) paste(a$host, a$pid), ""))
+  by_key <- answers
+  names(by_key) <- vapply(answers, function(a) paste(a$host, a$pid), "")
   keys <- paste(pool$hosts, pool$pids)
   field <- function(name) {
     vapply(keys, function(k) {

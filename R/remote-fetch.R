@@ -22,6 +22,7 @@ obtain_replica <- function(region, origin) {
     .Call(shmr_local_copy, region, origin$host, origin$size, origin$creator_pid, origin$created)
   }
   lock <- NULL
+  waits <- 0L
   repeat {
     if (local_copy() != "absent") return(invisible())
     lock <- .Call(shmr_fetch_lock, region)
@@ -31,6 +32,10 @@ obtain_replica <- function(region, origin) {
                    remote_timeout()))
     }
     Sys.sleep(0.02)
+    # A wait can last as long as a copy: collect its small garbage as it
+    # goes rather than let it pile up in the heap until R's next collection.
+    waits <- waits + 1L
+    if (waits %% 25L == 0L) gc(verbose = FALSE, full = FALSE)
   }
   on.exit(.Call(shmr_fetch_unlock, lock))
   # Another process may have finished the copy while this one waited.

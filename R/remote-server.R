@@ -199,8 +199,11 @@ region_server <- function(compute = NULL) {
     self[1L], self[2L], tls, remote_chunk_size()
   )
   log <- file.path(dir, sprintf("server-%d.log", Sys.getpid()))
+  # A fixed mmap threshold: the chunk buffers it sends go back to the system
+  # as soon as they are freed, so its memory stays flat however much it
+  # serves.
   system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", "-e", shQuote(expr)),
-          wait = FALSE, stdout = log, stderr = log)
+          wait = FALSE, stdout = log, stderr = log, env = "MALLOC_MMAP_THRESHOLD_=131072")
   sock <- nanonext::socket("req")
   nanonext::dial(sock, url = control, autostart = TRUE)
   hello <- control_request(sock, "HELLO", timeout = max(30, remote_timeout()))

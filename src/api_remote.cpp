@@ -64,6 +64,11 @@ void record_origin(const std::string& key, const std::string& origin) {
   origins()[key] = origin;
 }
 
+bool has_recorded_origins() {
+  std::lock_guard<std::mutex> lock(origins_mutex);
+  return !origins().empty();
+}
+
 std::optional<std::string> recorded_origin(const std::string& key) {
   std::lock_guard<std::mutex> lock(origins_mutex);
   auto found = origins().find(key);

@@ -24,5 +24,7 @@ std::string local_host();
 std::string origin_key(const std::string& name, int64_t pid, int64_t created_ms);
 void record_origin(const std::string& key, const std::string& origin);
 std::optional<std::string> recorded_origin(const std::string& key);
+// False until an object from another host arrived (the usual, local case).
+bool has_recorded_origins();
 
 }  // namespace shmr::glue::remote

@@ -160,8 +160,10 @@ SEXP view_serialized_state(const ViewHandle& handle) {
     out.size = static_cast<double>(h.total_size);
     out.pid = static_cast<double>(h.creator_pid);
     out.created = static_cast<double>(h.created_unix_ms);
-    if (auto origin = remote::recorded_origin(remote::origin_key(region.name(), h.creator_pid, h.created_unix_ms)))
-      copy_text(out.recorded_origin, sizeof out.recorded_origin, *origin);
+    if (remote::has_recorded_origins())
+      if (auto origin = remote::recorded_origin(remote::origin_key(region.name(), h.creator_pid,
+                                                                   h.created_unix_ms)))
+        copy_text(out.recorded_origin, sizeof out.recorded_origin, *origin);
   });
   if (message.set()) raise_r_error(message);
   // An object that came from another host names its origin wherever it goes.

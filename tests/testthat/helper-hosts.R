@@ -51,8 +51,8 @@ sim_launcher <- local({
       writeLines(c(
         "#!/bin/sh",
         "pid=\"$1\"; shift",
-        sprintf("exec nsenter -t \"$pid\" --mount --uts --ipc --pid -- env -u SHMR_SHM_DIR sh -c \"%s$1\"",
-                if (exec) "exec " else "")
+        sprintf("exec nsenter -t \"$pid\" --mount --uts --ipc --pid -- env -u SHMR_SHM_DIR %s sh -c \"%s$1\"",
+                if (exec) sim_daemon_env else "", if (exec) "exec " else "")
       ), path)
       Sys.chmod(path, "0700")
       paths[[key]] <<- path
@@ -60,6 +60,11 @@ sim_launcher <- local({
     paths[[key]]
   }
 })
+
+# The daemons' malloc returns freed blocks to the system at once (a fixed
+# mmap threshold, as the benchmark's workers do), so their private memory
+# measures what they hold, not heap they retain from garbage.
+sim_daemon_env <- "MALLOC_MMAP_THRESHOLD_=131072"
 
 # Starts host `name`: returns a list with `name`, `pid` (of the process that
 # holds the namespaces; killing it ends the host) and `unshare` (its parent).
@@ -159,7 +164,12 @@ sim_cluster <- function(hosts = c("simB", "simC"), per_host = 2L, local = 1L, tl
     cluster$hosts[[name]] <- host
     mirai::launch_remote(per_host, remote = sim_remote_config(host), .compute = cluster$profile)
   }
-  if (local > 0L) mirai::launch_local(local, .compute = cluster$profile)
+  if (local > 0L) {
+    old <- Sys.getenv("MALLOC_MMAP_THRESHOLD_", NA)
+    Sys.setenv(MALLOC_MMAP_THRESHOLD_ = "131072")
+    mirai::launch_local(local, .compute = cluster$profile)
+    if (is.na(old)) Sys.unsetenv("MALLOC_MMAP_THRESHOLD_") else Sys.setenv(MALLOC_MMAP_THRESHOLD_ = old)
+  }
   cluster$expected <- per_host * length(hosts) + local
   sim_wait_connections(cluster, cluster$expected)
   cluster
