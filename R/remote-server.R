@@ -51,6 +51,12 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
       })
       nanonext::send(pub, reply, mode = "raw", block = 5000)
       pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
+      # Chunks sent are garbage: collect them as they go, so memory stays
+      # flat while hosts fetch.
+      if (length(reply) > 65536L) {
+        reply <- NULL
+        gc(verbose = FALSE, full = FALSE)
+      }
     }
     if (!.Call(shmr_process_alive, owner_pid, owner_ticks)) break
   }

