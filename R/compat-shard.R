@@ -31,6 +31,13 @@
 #'   sees.
 #' * Using a share or a segment after [close()] is an R error, never a read
 #'   of stale memory.
+#' * `share(x, deep = TRUE)` shares every vector of at least `min_bytes` =
+#'   1 MiB by default, where shard's default is 64 MiB. The vectors of a
+#'   typical model (residuals, fitted values, the QR decomposition, the
+#'   model frame's columns) are each smaller than 64 MiB up to 8 million
+#'   rows, so shard's default would send such a model whole to every
+#'   worker, where shmr's sends region names and the model's small parts.
+#'   Pass `min_bytes = 64 * 1024^2` for shard's behaviour.
 #' * [segment_create()]'s `path` is the directory of the segment's file
 #'   (shard takes the file itself), and a segment is made read-only with
 #'   [segment_protect()] rather than `readonly = TRUE`. [segment_open()]

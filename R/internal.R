@@ -3,16 +3,26 @@
 # TRUE when any vector inside `x` (elements or attributes) is an ALTREP.
 contains_altrep <- function(x) .Call(shmr_contains_altrep, x)
 
-# Memory of a process from /proc/<pid>/smaps_rollup, in bytes. `anonymous`
-# counts pages private to the process (heap copies and pages copied on
-# write); `rss` also counts shared pages it has touched.
+# Memory of a process in bytes, as the engine reads it from the kernel:
+# `anonymous` counts pages private to the process (heap copies and pages
+# copied on write); `rss` also counts shared pages it has touched; `private`
+# the pages no other process maps. All NA when the process cannot be read.
 process_memory <- function(pid = Sys.getpid()) {
-  lines <- readLines(sprintf("/proc/%d/smaps_rollup", pid))
-  field <- function(key) {
-    line <- grep(paste0("^", key, ":"), lines, value = TRUE)
-    if (length(line) == 0L) return(NA_real_)
-    as.numeric(sub("^[^:]+:\\s*([0-9]+) kB.*$", "\\1", line[1L])) * 1024
+  .Call(shmr_process_memory, check_pid(pid))
+}
+
+# FALSE once process `pid` is gone (or a zombie); TRUE while it runs or when
+# that cannot be told (unknown means alive).
+process_alive <- function(pid) {
+  !isFALSE(.Call(shmr_process_running, check_pid(pid)))
+}
+
+# Bytes of shmr regions process `pid` maps; NA when that cannot be read.
+region_bytes_mapped <- function(pid) .Call(shmr_region_bytes_mapped, check_pid(pid))
+
+check_pid <- function(pid) {
+  if (!is.numeric(pid) || length(pid) != 1L || is.na(pid)) {
+    stop("`pid` must be one process id", call. = FALSE)
   }
-  c(rss = field("Rss"), pss = field("Pss"), anonymous = field("Anonymous"),
-    private = field("Private_Clean") + field("Private_Dirty"))
+  as.numeric(pid)
 }

@@ -22,59 +22,74 @@ describe_positions <- function(positions) {
 chunk_done <- function(pool, t, reply, on_done) {
   w <- if (is.null(reply$host)) match(reply$pid, pool$pids) else
     match(paste(reply$host, reply$pid), paste(pool$hosts, pool$pids))
-  if (!is.na(w)) pool$tasks_done[w] <- pool$tasks_done[w] + length(reply$results)
-  on_done(t, reply$results)
+  if (!is.na(w)) pool$tasks_done[w] <- pool$tasks_done[w] + length(reply$values)
+  on_done(t, reply)
 }
 
-process_alive <- function(pid) {
-  stat <- tryCatch(readLines(sprintf("/proc/%d/stat", pid), warn = FALSE), error = function(e) "")
-  length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
-}
-
+# Each worker has up to two chunks outstanding: it finds the next one
+# waiting in its socket when it sends a reply, so the round trip between
+# chunks costs it nothing.
+#
+# pool$in_flight counts, per worker, the chunks sent whose replies have not
+# been read: it rises before the first byte of a chunk goes out and falls
+# once its whole reply is read. A call that ends in any way with chunks in
+# flight (an error, an interrupt, even during its own clean-up) leaves that
+# count, and a worker with one is stopped and replaced before it gets more
+# work: no late reply can be read as the answer of a later call. Replies
+# also name their call and chunk, and one that does not match is dropped.
 dispatch_psock <- function(pool, tasks, on_done) {
+  replace_abandoned_workers(pool)
   workers <- length(pool$cluster)
+  # Recycling replaces a worker after a chunk: nothing may wait for it.
+  depth <- if (is.null(pool$rss_limit)) 2L else 1L
   queue <- seq_along(tasks)
-  running <- rep(NA_integer_, workers)
+  outstanding <- replicate(workers, integer(), simplify = FALSE)
   attempts <- integer(length(tasks))
+  tag <- function(t) c(tasks[[t]]$call, tasks[[t]]$chunk)
   send <- function(w) {
     t <- queue[1L]
     queue <<- queue[-1L]
-    message <- list(type = "EXEC", data = list(fun = run_chunk, args = list(tasks[[t]]),
-                                               return = TRUE, tag = t))
+    outstanding[[w]] <<- c(outstanding[[w]], t)
+    pool$in_flight[w] <- pool$in_flight[w] + 1L
+    message <- list(type = "EXEC", data = list(fun = chunk_runner, args = list(tasks[[t]]),
+                                               return = TRUE, tag = tag(t)))
     ok <- tryCatch({
       serialize(message, pool$cluster[[w]]$con, xdr = FALSE)
       TRUE
     }, error = function(e) FALSE)
-    running[w] <<- t
     if (!ok) lost(w)
   }
+  # After lost(), w is a fresh worker and gets work like any other.
+  fill <- function(w) {
+    while (length(queue) && length(outstanding[[w]]) < depth) send(w)
+  }
+  # The chunk worker w was computing counts as tried; those behind it go
+  # back to the queue as they were.
   lost <- function(w) {
-    t <- running[w]
-    running[w] <<- NA_integer_
-    attempts[t] <<- attempts[t] + 1L
+    mine <- outstanding[[w]]
+    outstanding[w] <<- list(integer())
+    attempts[mine[1L]] <<- attempts[mine[1L]] + 1L
     # The pool gets a working replacement whatever happens to this call.
     replace_psock_worker(pool, w)
-    if (attempts[t] > 1L) worker_died_error(tasks[[t]])
-    queue <<- c(t, queue)
+    if (attempts[mine[1L]] > 1L) worker_died_error(tasks[[mine[1L]]])
+    queue <<- c(mine, queue)
   }
-  # Leaving early (an error in FUN, an interrupt) would leave chunks running,
-  # and their late replies would be read as answers to the next call: such
-  # workers are replaced instead.
-  on.exit(for (w in which(!is.na(running))) {
-    tools::pskill(pool$pids[w], tools::SIGKILL)
-    try(replace_psock_worker(pool, w), silent = TRUE)
-  })
-  for (w in seq_len(min(workers, length(queue)))) send(w)
-  while (any(!is.na(running))) {
-    busy <- which(!is.na(running))
+  on.exit(abandon_chunks(pool))
+  for (w in seq_len(workers)) fill(w)
+  repeat {
+    busy <- which(lengths(outstanding) > 0L)
+    if (!length(busy)) break
     ready <- socketSelect(lapply(pool$cluster[busy], function(node) node$con), timeout = 1)
     for (w in busy[ready]) {
       reply <- tryCatch(unserialize(pool$cluster[[w]]$con), error = function(e) e)
+      t <- outstanding[[w]][1L]
       if (inherits(reply, "error")) {
         lost(w)
+      } else if (!identical(reply$tag, tag(t))) {
+        next # a late reply to an earlier call: the worker is still on ours
       } else {
-        t <- running[w]
-        running[w] <- NA_integer_
+        pool$in_flight[w] <- pool$in_flight[w] - 1L
+        outstanding[[w]] <- outstanding[[w]][-1L]
         if (!isTRUE(reply$success)) {
           stop(sprintf("a worker could not run elements %s: %s",
                        describe_positions(tasks[[t]]$positions), reply$value), call. = FALSE)
@@ -82,13 +97,44 @@ dispatch_psock <- function(pool, tasks, on_done) {
         chunk_done(pool, t, reply$value, on_done)
         recycle_if_grown(pool, w)
       }
-      if (is.na(running[w]) && length(queue)) send(w)
+      fill(w)
     }
     for (w in busy[!ready]) {
-      if (!is.na(running[w]) && !process_alive(pool$pids[w])) {
+      if (length(outstanding[[w]]) && !process_alive(pool$pids[w])) {
         lost(w)
-        if (length(queue)) send(w)
+        fill(w)
       }
+    }
+  }
+}
+
+# After a call: workers with chunks in flight are stopped (with interrupts
+# held back, so that a second interrupt does not cut this short) and
+# replaced, here or, after another interrupt, when the pool is next used.
+abandon_chunks <- function(pool) {
+  if (!any(pool$in_flight > 0L)) return(invisible())
+  if (!isTRUE(pool$borrowed)) {
+    suspendInterrupts(for (w in which(pool$in_flight > 0L)) {
+      tools::pskill(pool$pids[w], tools::SIGKILL)
+      try(close(pool$cluster[[w]]$con), silent = TRUE)
+    })
+  }
+  # A call's temporary pool is stopped next: no need for new workers.
+  if (!isTRUE(pool$temporary)) replace_abandoned_workers(pool)
+}
+
+# A borrowed cluster's workers are not ours to stop: their replies are read
+# and dropped instead.
+replace_abandoned_workers <- function(pool) {
+  for (w in which(pool$in_flight > 0L)) {
+    if (isTRUE(pool$borrowed)) {
+      while (pool$in_flight[w] > 0L) {
+        try(unserialize(pool$cluster[[w]]$con), silent = TRUE)
+        pool$in_flight[w] <- pool$in_flight[w] - 1L
+      }
+    } else {
+      tools::pskill(pool$pids[w], tools::SIGKILL)
+      replace_psock_worker(pool, w)
     }
   }
 }

@@ -6,15 +6,33 @@
 #' or start a temporary one for the call.
 #'
 #' @section What travels to the workers:
+#' `FUN` travels with what it needs, found recursively as the future
+#' package does: the global variables and functions its code refers to, the
+#' globals of those functions in turn, and the environments of closures
+#' (copied up to the global environment, never changed). A function it uses
+#' from a package attached in the caller is found by attaching that package
+#' on the workers.
+#'
 #' Large inputs travel by name. `X`, each argument in `...`, and each object
-#' captured in the environment of `FUN` that is larger than
-#' `getOption("shmr.share_threshold", 1024^2)` bytes is shared once for the
+#' `FUN` takes along that is larger than
+#' `getOption("shmr.share_threshold", 1024^2)` bytes (a number of bytes;
+#' `Inf` shares nothing) is shared once for the
 #' call (or used as it is when already shared) and released afterwards. A
 #' task receives its own elements of a shared list, or the shared `X` and
 #' its positions, never a copy of the data. A result larger than the
 #' threshold comes back through shared memory: the worker writes it to a
 #' region whose ownership passes to the caller, which maps it instead of
 #' reading it through a socket.
+#'
+#' @section Output and conditions:
+#' What `FUN` prints, and the messages, warnings and other conditions it
+#' signals (errors aside), are relayed to the caller as the future package
+#' does: the output is printed and the conditions are signalled again in
+#' the caller, in the order of the elements (a chunk's as soon as it and
+#' every chunk before it are done). `suppressWarnings()`,
+#' `suppressMessages()`, `withCallingHandlers()` and `capture.output()`
+#' around a map therefore act as they would around [lapply()]. When the call
+#' stops at an error, what the elements before it relayed is relayed first.
 #'
 #' @section Random numbers:
 #' With `seed`, element `i` gets the `i`-th L'Ecuyer-CMRG stream from
@@ -26,7 +44,11 @@
 #' naming the element. With `on_error = "continue"` the error conditions are
 #' returned in place of the failed elements. A worker that dies (killed, or
 #' crashed) is replaced and its chunk is run once more; if it dies again the
-#' call stops with an error. A call never hangs on a dead worker.
+#' call stops with an error. A call never hangs on a dead worker. A call
+#' that ends early (an error, or an interrupt such as Ctrl-C, even a second
+#' one during the clean-up) stops the workers still computing for it and
+#' replaces them, at once or when the pool is next used: a later call never
+#' receives its results.
 #'
 #' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
 #'   of any atomic type (`pool_apply()`).
@@ -106,7 +128,12 @@ pool_apply <- function(X, MARGIN, FUN, ..., pool = NULL, chunk_size = NULL, seed
 }
 
 share_threshold <- function() {
-  getOption("shmr.share_threshold", 1024^2)
+  threshold <- getOption("shmr.share_threshold", 1024^2)
+  if (!is.numeric(threshold) || length(threshold) != 1L || is.na(threshold) || threshold < 0) {
+    stop("the option `shmr.share_threshold` must be one number of bytes >= 0 (Inf to share ",
+         "nothing), not ", paste(deparse(threshold), collapse = " "), call. = FALSE)
+  }
+  as.numeric(threshold)
 }
 
 # Shares `x` for one call when it is large and shareable; records what was
@@ -120,37 +147,6 @@ share_for_call <- function(x, threshold, created) {
   shared <- share(x)
   created$objects <- c(created$objects, list(shared))
   shared
-}
-
-# FUN with what it captured made available to the workers, large objects
-# shared: for a function defined at the top level, the global objects its
-# body refers to (workers have their own, empty, global environment); for a
-# closure, the bindings of its own environment. Namespace functions stay.
-share_captured <- function(FUN, threshold, created) {
-  env <- environment(FUN)
-  if (is.null(env) || isNamespace(env) || identical(env, baseenv()) ||
-      (!identical(env, globalenv()) && environmentName(env) != "")) {
-    return(FUN)
-  }
-  if (identical(env, globalenv())) {
-    names <- intersect(all.names(body(FUN)), ls(globalenv(), all.names = TRUE))
-    parent <- globalenv()
-  } else {
-    names <- ls(env, all.names = TRUE)
-    parent <- parent.env(env)
-  }
-  if (!length(names)) return(FUN)
-  copy <- new.env(parent = parent)
-  for (name in names) {
-    if (bindingIsActive(name, env)) {
-      makeActiveBinding(name, activeBindingFunction(name, env), copy)
-    } else {
-      assign(name, share_for_call(get(name, envir = env, inherits = FALSE), threshold, created),
-             envir = copy)
-    }
-  }
-  environment(FUN) <- copy
-  FUN
 }
 
 element_seeds <- function(seed, n) {
@@ -180,47 +176,75 @@ element_seeds <- function(seed, n) {
   seeds
 }
 
+# `pool` as a map accepts it: NULL, or a pool that is running.
+check_map_pool <- function(pool) {
+  if (is.null(pool)) return(invisible())
+  if (!inherits(pool, "shmr_pool")) {
+    stop("`pool` must be NULL or a pool from pool_create(), not ",
+         if (is.object(pool)) class(pool)[1L] else typeof(pool), call. = FALSE)
+  }
+  if (isTRUE(pool$stopped)) {
+    stop("`pool` was stopped with pool_stop(); create another with pool_create()",
+         call. = FALSE)
+  }
+  invisible()
+}
+
+# The pool a map runs on: `pool`, else the default pool, else a temporary
+# one: list(pool, temporary).
+map_pool_for <- function(pool) {
+  if (!is.null(pool)) return(list(pool = pool, temporary = FALSE))
+  if (!is.null(pool_get())) return(list(pool = pool_get(), temporary = FALSE))
+  pool <- pool_create()
+  pool$temporary <- TRUE
+  list(pool = pool, temporary = TRUE)
+}
+
 pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_error) {
   n <- if (is.null(margin)) length(X) else dim(X)[margin]
+  check_map_pool(pool)
   if (n == 0L) return(list())
-  if (is.null(pool)) pool <- pools$default
-  if (is.null(pool) || isTRUE(pool$stopped)) {
-    pool <- pool_create()
-    on.exit(pool_stop(pool), add = TRUE)
-  }
-  check_pool(pool, running = TRUE)
-  workers <- length(pool$pids)
-  if (is.null(chunk_size)) chunk_size <- max(1L, ceiling(n / (4 * workers)))
-  if (!is.numeric(chunk_size) || length(chunk_size) != 1L || is.na(chunk_size) || chunk_size < 1) {
+  if (!is.null(chunk_size) && (!is.numeric(chunk_size) || length(chunk_size) != 1L ||
+                               is.na(chunk_size) || chunk_size < 1)) {
     stop("`chunk_size` must be a whole number >= 1", call. = FALSE)
   }
-
   threshold <- share_threshold()
+  chosen <- map_pool_for(pool)
+  pool <- chosen$pool
+  # Clean-up that an interrupt must not cut short.
+  if (chosen$temporary) on.exit(suspendInterrupts(pool_stop(pool)), add = TRUE)
+  workers <- length(pool$pids)
+  chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else ceiling(chunk_size)
+
   created <- new.env(parent = emptyenv())
-  on.exit(for (obj in created$objects) close(obj), add = TRUE)
+  on.exit(suspendInterrupts(for (obj in created$objects) close(obj)), add = TRUE)
   # Names of the caller's X: those of the copy shared for the call would
   # read a region that is released when the call returns.
   result_names <- if (is.null(margin)) names(X)
   X <- share_for_call(X, threshold, created)
   dots <- lapply(dots, share_for_call, threshold = threshold, created = created)
-  FUN <- share_captured(FUN, threshold, created)
+  prepared <- function_for_workers(FUN, threshold, created)
   seeds <- element_seeds(seed, n)
 
-  # A list's elements are sent per chunk (shared elements as names); an
-  # atomic X (or a matrix for pool_apply) is sent whole, as its name when
-  # shared, with the positions to take.
-  subset <- is.null(margin) && is.list(X)
-  positions <- split(seq_len(n), ceiling(seq_len(n) / chunk_size))
-  tasks <- lapply(positions, function(p) {
-    list(
-      X = if (subset) X[p] else X, subset = subset, positions = p, margin = margin,
-      FUN = FUN, dots = dots, seeds = if (!is.null(seeds)) seeds[p],
-      threshold = threshold
+  # A list's elements, or those of an atomic X that is not shared, are sent
+  # per chunk (shared elements as names); a shared X (or a matrix for
+  # pool_apply) is sent whole, as its name, with the positions to take.
+  subset <- is.null(margin) && (is.list(X) || !is_shared(X))
+  starts <- seq.int(1L, n, by = chunk_size)
+  ends <- pmin(starts + as.integer(chunk_size) - 1L, n)
+  call_id <- next_call_id(pool)
+  tasks <- vector("list", length(starts))
+  for (t in seq_along(starts)) {
+    p <- starts[t]:ends[t]
+    tasks[[t]] <- list(
+      call = call_id, chunk = t, X = if (subset) X[p] else X, subset = subset, positions = p,
+      margin = margin, FUN = prepared$FUN, dots = dots, packages = prepared$packages,
+      seeds = if (!is.null(seeds)) seeds[p], threshold = threshold
     )
-  })
-  names(tasks) <- NULL
+  }
 
   results <- vector("list", n)
+  relays <- new_relay_queue(length(tasks))
   # on_error = "wait" (internal): finish every chunk, then raise the first
   # error, so no worker is interrupted (the memshare layer runs on a
   # cluster that belongs to the caller).
@@ -228,28 +252,65 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   bar <- if (isTRUE(progress)) {
     cli::cli_progress_bar("Computing", total = n, .envir = environment())
   }
-  on_done <- function(t, chunk) {
-    chunk <- adopt_results(chunk)
-    for (k in seq_along(chunk)) {
-      value <- chunk[[k]]
-      position <- tasks[[t]]$positions[k]
-      if (inherits(value, "shmr_task_error")) {
-        condition <- value$condition
-        if (on_error == "stop") signal_element_error(condition, position)
-        if (on_error == "wait" && (is.null(first_error) || position < first_error$position)) {
-          first_error <<- list(condition = condition, position = position)
-        }
-        value <- condition
+  on_done <- function(t, reply) {
+    values <- reply$values
+    if (length(reply$handoffs)) values[reply$handoffs] <- adopt_results(values[reply$handoffs])
+    positions <- tasks[[t]]$positions
+    results[positions] <<- values
+    relays$add(t, reply$relay)
+    for (k in reply$failed) {
+      position <- positions[k]
+      if (on_error == "stop") {
+        relays$replay_before(t, k)
+        signal_element_error(values[[k]], position)
       }
-      results[position] <<- list(value)
+      if (on_error == "wait" && (is.null(first_error) || position < first_error$position)) {
+        first_error <<- list(condition = values[[k]], position = position)
+      }
     }
-    if (!is.null(bar)) cli::cli_progress_update(inc = length(chunk), id = bar)
+    relays$replay_ready()
+    if (!is.null(bar)) cli::cli_progress_update(inc = length(values), id = bar)
   }
   dispatch(pool, tasks, on_done)
   if (!is.null(bar)) cli::cli_progress_done(id = bar)
   if (!is.null(first_error)) signal_element_error(first_error$condition, first_error$position)
   if (is.null(margin)) names(results) <- result_names
   results
+}
+
+next_call_id <- function(pool) {
+  pool$calls <- (if (is.null(pool$calls)) 0 else pool$calls) + 1
+  pool$calls
+}
+
+# Relayed output and conditions, replayed in the order of the elements
+# although chunks finish in any order: a chunk's records wait until those
+# of every chunk before it are replayed.
+new_relay_queue <- function(chunks) {
+  records <- vector("list", chunks)
+  arrived <- logical(chunks)
+  next_chunk <- 1L
+  queue <- list()
+  queue$add <- function(t, chunk_records) {
+    if (length(chunk_records)) records[t] <<- list(chunk_records)
+    arrived[t] <<- TRUE
+  }
+  queue$replay_ready <- function() {
+    while (next_chunk <= chunks && arrived[next_chunk]) {
+      chunk_records <- records[[next_chunk]]
+      records[next_chunk] <<- list(NULL)
+      next_chunk <<- next_chunk + 1L
+      replay_relay(chunk_records)
+    }
+  }
+  # Before stopping at element k of chunk t: what arrived of the chunks
+  # before it, then chunk t's records up to element k.
+  queue$replay_before <- function(t, k) {
+    for (c in seq_len(t - 1L)) if (c >= next_chunk && arrived[c]) replay_relay(records[[c]])
+    replay_relay(records[[t]], upto = k)
+    next_chunk <<- chunks + 1L
+  }
+  queue
 }
 
 # Re-raises a worker's error with its own class, naming the element.

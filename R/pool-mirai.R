@@ -40,10 +40,10 @@ start_mirai <- function(pool, compute = NULL) {
   }
   pool$local_host <- host_identity()
   pool$setup <- list(id = mirai_profiles(), packages = pool$packages, init = pool$init,
-                     caller_host = pool$local_host)
+                     libs = .libPaths(), caller_host = pool$local_host)
   if (is.null(compute)) {
     pool$profile <- pool$setup$id
-    keeping_rng(mirai::daemons(pool$n, .compute = pool$profile))
+    keeping_rng(with_worker_libs(mirai::daemons(pool$n, .compute = pool$profile)))
     pool$borrowed <- FALSE
   } else {
     pool$profile <- compute
@@ -71,7 +71,7 @@ mirai_connections <- function(pool) {
 # runs `task` (a chunk), or only reports itself when `task` is NULL.
 mirai_worker_run <- function(task, setup) {
   if (!identical(worker_state$pool, setup$id)) {
-    worker_setup(setup$packages, setup$init)
+    worker_setup(setup$packages, setup$init, setup$libs)
     # Shares made here mean nothing to a caller on another host: they travel
     # back as data.
     if (!identical(setup$caller_host, host_identity())) .Call(shmr_remote_peer, TRUE)
@@ -80,7 +80,7 @@ mirai_worker_run <- function(task, setup) {
   if (is.null(task)) {
     memory <- tryCatch(suppressWarnings(process_memory()), error = function(e) NULL)
     return(list(pid = Sys.getpid(), host = host_identity(), memory = memory,
-                shared = shared_bytes_mapped(Sys.getpid())))
+                shared = region_bytes_mapped(Sys.getpid())))
   }
   reply <- run_chunk(task)
   reply$host <- host_identity()
@@ -88,6 +88,19 @@ mirai_worker_run <- function(task, setup) {
 }
 
 worker_state <- new.env(parent = emptyenv())
+
+# What a message to a daemon names to run: a few hundred bytes rather than
+# mirai_worker_run()'s code, enclosed by the global environment so that a
+# daemon puts the caller's library paths first before it loads shmr (a
+# daemon on another host keeps those of its own that exist there).
+mirai_runner <- function() {
+  run <- function(task, setup) {
+    .libPaths(unique(c(setup$libs, .libPaths())))
+    asNamespace("shmr")$mirai_worker_run(task, setup)
+  }
+  environment(run) <- globalenv()
+  run
+}
 
 # Asks every connected daemon who it is; sets pool$pids, pool$hosts and
 # pool$remote, and returns the answers.
@@ -99,7 +112,7 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
       stop("mirai daemons did not connect in time", call. = FALSE)
     }
   }
-  run <- mirai_worker_run
+  run <- mirai_runner()
   calls <- mirai::everywhere(run(NULL, setup), run = run, setup = pool$setup,
                              .compute = pool$profile)
   answers <- mirai::collect_mirai(calls)
@@ -140,7 +153,9 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
 ensure_mirai_workers <- function(pool) {
   connected <- mirai_connections(pool)
   if (!pool$borrowed && connected < pool$n) {
-    keeping_rng(mirai::launch_local(pool$n - connected, .compute = pool$profile))
+    keeping_rng(with_worker_libs(
+      mirai::launch_local(pool$n - connected, .compute = pool$profile)
+    ))
     survey_mirai_workers(pool, expected = pool$n)
   } else if (connected != sum(pool$alive)) {
     survey_mirai_workers(pool)
@@ -161,7 +176,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     with_remote_mode(invisible(serialize(tasks, NULL)))
   }
   attempts <- integer(length(tasks))
-  run <- mirai_worker_run
+  run <- mirai_runner()
   submit <- function(t) {
     send <- function() {
       mirai::mirai(run(task, setup), run = run, task = tasks[[t]], setup = pool$setup,

@@ -1,26 +1,85 @@
-# What a worker runs for one chunk of a pool map. A chunk is self-contained:
-# the elements (or a shared X and their positions), FUN and its extra
-# arguments, and one RNG seed per element. Shared objects in it arrive as
-# names and are mapped here.
+# What a worker runs for one chunk of a pool map. A chunk is self-contained
+# (any backend can run it anywhere): the elements (or a shared X and their
+# positions), FUN and its extra arguments, one RNG seed per element, and
+# the call and chunk it belongs to, which the reply repeats so that the
+# caller matches every reply to its task. Shared objects in it arrive as
+# names and are mapped here. The reply holds the values, the positions in
+# the chunk of those that failed (their error conditions) and of those
+# handed off through shared memory, and the relayed output and conditions.
 
 run_chunk <- function(task) {
-  positions <- task$positions
-  results <- vector("list", length(positions))
-  for (k in seq_along(positions)) {
-    element <- if (task$subset) task$X[[k]] else select_element(task$X, positions[k], task$margin)
-    if (!is.null(task$seeds)) assign(".Random.seed", task$seeds[[k]], envir = globalenv())
-    value <- tryCatch(
-      do.call(task$FUN, c(list(element), task$dots), quote = TRUE),
-      error = function(e) structure(list(condition = e), class = "shmr_task_error")
-    )
-    # Through shared memory only to a caller on this host; to one on another
-    # host by value.
-    if (!inherits(value, "shmr_task_error") && caller_on_this_host(task)) {
-      value <- maybe_hand_off(value, task$threshold)
-    }
-    results[k] <- list(value)
+  attach_packages(task$packages)
+  capture <- new_capture()
+  applied <- capture_relay(
+    do.call(apply_elements, c(task$dots, list(.shmr_task = task, .shmr_capture = capture)),
+            quote = TRUE),
+    capture
+  )
+  values <- applied$values
+  # Through shared memory only to a caller on this host; to one on another
+  # host by value.
+  handoffs <- if (caller_on_this_host(task)) {
+    .Call(shmr_results_over, values, task$threshold)
+  } else {
+    integer()
   }
-  list(pid = Sys.getpid(), results = results)
+  if (length(handoffs)) {
+    handoffs <- setdiff(handoffs, applied$failed)
+    for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold))
+    handoffs <- handoffs[vapply(values[handoffs], inherits, TRUE, "shmr_handoff")]
+  }
+  list(call = task$call, chunk = task$chunk, pid = Sys.getpid(), values = values,
+       failed = applied$failed, handoffs = handoffs, relay = capture$records)
+}
+
+# What a message to a worker names to run a chunk: its code travels with
+# every chunk, and run_chunk()'s compiled code is some 7 KB, this one's a
+# few hundred bytes (the worker finds run_chunk() in its own shmr).
+chunk_runner <- function(task) run_chunk(task)
+
+# Packages whose functions FUN uses from the caller's search path.
+attach_packages <- function(packages) {
+  if (!length(packages)) return(invisible())
+  for (p in setdiff(packages, sub("^package:", "", search()))) {
+    suppressPackageStartupMessages(library(p, character.only = TRUE))
+  }
+}
+
+# FUN applied to the chunk's elements as lapply() would (so a warning reads
+# "In FUN(X[[i]], ...)"), with one error handler for the whole chunk rather
+# than one per element: after an error the loop resumes at the next
+# element. Its own arguments come after `...`, where no argument of FUN's
+# can match them partially.
+apply_elements <- function(..., .shmr_task, .shmr_capture) {
+  FUN <- .shmr_task$FUN
+  X <- .shmr_task$X
+  positions <- .shmr_task$positions
+  margin <- .shmr_task$margin
+  seeds <- .shmr_task$seeds
+  subset <- .shmr_task$subset
+  count <- length(positions)
+  values <- vector("list", count)
+  failed <- integer()
+  i <- 0L
+  .shmr_capture$element <- function() i
+  start <- 1L
+  while (start <= count) {
+    tryCatch({
+      for (i in start:count) {
+        if (!is.null(seeds)) assign(".Random.seed", seeds[[i]], envir = globalenv())
+        value <- if (subset) FUN(X[[i]], ...) else FUN(select_element(X, positions[[i]], margin), ...)
+        # values[i] <- list(value) would cost a list per element.
+        if (!is.null(value)) values[[i]] <- value
+      }
+      start <- count + 1L
+    }, error = function(e) {
+      capture_output(.shmr_capture)
+      values[i] <<- list(e)
+      failed <<- c(failed, i)
+      start <<- i + 1L
+    })
+  }
+  list(values = values, failed = failed)
 }
 
 caller_on_this_host <- function(task) {

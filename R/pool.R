@@ -5,7 +5,8 @@
 #' `mirai` daemons. [pool_lapply()], [pool_sapply()] and [pool_apply()] run
 #' work on it; shared objects travel to the workers as names.
 #'
-#' `pool_create()` starts `n` workers, loads shmr and `packages` on each, runs
+#' `pool_create()` starts `n` workers with the caller's library paths
+#' ([.libPaths()]) ahead of their own, loads shmr and `packages` on each, runs
 #' `init` (a function of no arguments, or an expression) on each, and makes
 #' the pool the default for the `pool_*()` maps; `pool_get()` returns the
 #' default pool. PSOCK sockets use the
@@ -54,7 +55,8 @@
 #'   process happens to have touched), `anonymous` (bytes of the worker's
 #'   own memory: its R heap and pages it copied; this is what grows when
 #'   data is copied into a worker), and `shared_mapped` (bytes of shmr
-#'   regions it has mapped).
+#'   regions it has mapped). Memory columns are `NA` for a worker whose
+#'   memory cannot be read (a dead one).
 #' @name pools
 #' @examples
 #' \donttest{
@@ -159,6 +161,9 @@ new_pool_object <- function(backend, n, packages, init) {
   pool$init <- init
   pool$tasks_done <- integer(n)
   pool$recycled <- integer(n)
+  # PSOCK: chunks sent to each worker whose replies have not been read
+  # (see dispatch_psock()).
+  pool$in_flight <- integer(n)
   pool$stopped <- FALSE
   pool
 }
@@ -174,7 +179,8 @@ pool_on_cluster <- function(cluster) {
   pool <- new_pool_object("psock", length(cluster), NULL, NULL)
   pool$cluster <- cluster
   pool$borrowed <- TRUE
-  pool$pids <- unlist(parallel::clusterCall(cluster, worker_setup, NULL, NULL))
+  pool$pids <- unlist(parallel::clusterCall(cluster, worker_setup_function(), NULL, NULL,
+                                            .libPaths()))
   pool
 }
 
@@ -190,7 +196,12 @@ pool_stop <- function(pool = NULL, timeout = 5) {
   if (isTRUE(pool$borrowed)) {
     # Not ours to stop.
   } else if (pool$backend == "psock") {
-    try(parallel::stopCluster(pool$cluster), silent = TRUE)
+    # Node by node: one whose connection is gone (a worker abandoned by an
+    # interrupted call) must not keep the others running.
+    for (w in seq_along(pool$cluster)) {
+      if (pool$in_flight[w] > 0L) tools::pskill(pool$pids[w], tools::SIGKILL)
+      try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
+    }
   } else {
     stop_mirai(pool)
   }
@@ -214,10 +225,9 @@ pool_status <- function(pool = NULL) {
   check_pool(pool, running = TRUE)
   if (pool$backend == "mirai") return(mirai_status(pool))
   memory <- lapply(pool$pids, function(pid) {
-    m <- tryCatch(suppressWarnings(process_memory(pid)),
-                  error = function(e) c(rss = NA_real_, private = NA_real_, anonymous = NA_real_))
+    m <- process_memory(pid)
     c(rss = m[["rss"]], uss = m[["private"]], anonymous = m[["anonymous"]],
-      shared = shared_bytes_mapped(pid))
+      shared = region_bytes_mapped(pid))
   })
   data.frame(
     worker = seq_along(pool$pids), host = host_identity(), pid = as.integer(pool$pids),
@@ -251,29 +261,35 @@ usable_cores <- function() {
   as.integer(n)
 }
 
-# Bytes of shmr regions mapped by a process, from /proc/<pid>/maps.
-shared_bytes_mapped <- function(pid) {
-  maps <- tryCatch(readLines(sprintf("/proc/%d/maps", pid)), error = function(e) character())
-  maps <- maps[grepl("/shmr_[^/]*( \\(deleted\\))?$", maps)]
-  if (!length(maps)) return(0)
-  ranges <- do.call(rbind, strsplit(sub(" .*$", "", maps), "-", fixed = TRUE))
-  sum(strtoi_hex(ranges[, 2]) - strtoi_hex(ranges[, 1]))
-}
-
-# Hexadecimal addresses can exceed what strtoi() handles; go digit by digit.
-strtoi_hex <- function(x) {
-  vapply(x, function(h) {
-    digits <- match(strsplit(tolower(h), "")[[1]], c(0:9, letters[1:6])) - 1
-    sum(digits * 16^(rev(seq_along(digits)) - 1))
-  }, 0, USE.NAMES = FALSE)
-}
-
-# Code run on every new worker.
-worker_setup <- function(packages, init) {
+# Code run on every new worker. It is sent with the global environment as
+# its enclosure (see worker_setup_function()), so that a worker unserializes
+# it before shmr is loaded: it first puts the caller's library paths
+# (`libs`) ahead of its own, where shmr and `packages` are found as in the
+# caller (paths that do not exist there are dropped).
+worker_setup <- function(packages, init, libs) {
+  .libPaths(unique(c(libs, .libPaths())))
   suppressPackageStartupMessages(library(shmr))
   for (p in packages) suppressPackageStartupMessages(library(p, character.only = TRUE))
   if (is.function(init)) init() else if (!is.null(init)) eval(init, globalenv())
   Sys.getpid()
+}
+
+# worker_setup(), to be called on a worker with the caller's .libPaths() as
+# `libs`: for every backend that starts or borrows workers.
+worker_setup_function <- function() {
+  setup <- worker_setup
+  environment(setup) <- globalenv()
+  setup
+}
+
+# Runs `code` with the environment variable R_LIBS holding the caller's
+# .libPaths(), for launching R processes (such as local mirai daemons) that
+# must find the packages the caller finds.
+with_worker_libs <- function(code) {
+  old <- Sys.getenv("R_LIBS", unset = NA)
+  on.exit(if (is.na(old)) Sys.unsetenv("R_LIBS") else Sys.setenv(R_LIBS = old))
+  Sys.setenv(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))
+  force(code)
 }
 
 # --- PSOCK ---------------------------------------------------------------
@@ -289,24 +305,32 @@ new_psock_nodes <- function(n) {
 
 start_psock <- function(pool) {
   pool$cluster <- new_psock_nodes(pool$n)
-  pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup, pool$packages, pool$init))
+  pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup_function(),
+                                            pool$packages, pool$init, .libPaths()))
 }
 
 # Replaces worker `w` with a fresh one after a chunk when its resident
 # memory has grown past the pool's rss_limit.
 recycle_if_grown <- function(pool, w) {
   if (is.null(pool$rss_limit)) return(invisible())
-  rss <- tryCatch(process_memory(pool$pids[w])[["rss"]], error = function(e) NA_real_)
+  rss <- process_memory(pool$pids[w])[["rss"]]
   if (!is.na(rss) && rss > pool$rss_limit) {
     replace_psock_worker(pool, w)
     pool$recycled[w] <- pool$recycled[w] + 1L
   }
 }
 
-# Replaces worker `w` (which died, or grew) with a fresh one.
+# Replaces worker `w` (which died, grew, or was abandoned) with a fresh
+# one. The pool changes only once the new worker is ready, in one step that
+# an interrupt cannot split.
 replace_psock_worker <- function(pool, w) {
   try(close(pool$cluster[[w]]$con), silent = TRUE)
   node <- new_psock_nodes(1)
-  pool$cluster[[w]] <- node[[1]]
-  pool$pids[w] <- parallel::clusterCall(node, worker_setup, pool$packages, pool$init)[[1]]
+  pid <- parallel::clusterCall(node, worker_setup_function(), pool$packages, pool$init,
+                               .libPaths())[[1]]
+  suspendInterrupts({
+    pool$cluster[[w]] <- node[[1]]
+    pool$pids[w] <- pid
+    pool$in_flight[w] <- 0L
+  })
 }

@@ -114,7 +114,11 @@
 #' @param min_bytes With `deep = TRUE`, vectors of at least this many bytes
 #'   of data are shared (8 per double, 4 per integer or logical, 16 per
 #'   complex, 1 per raw; for character vectors 8 per element plus the bytes
-#'   of the strings); smaller ones stay as they are.
+#'   of the strings); smaller ones stay as they are. The default, 1 MiB, is
+#'   the size above which the pool maps share their inputs: a model fitted
+#'   on a few hundred thousand rows or more then travels as region names
+#'   and its small parts (shard's default, 64 MiB, would leave every vector
+#'   of a model on a few million rows to be sent whole).
 #' @param cycle With `deep = TRUE`, what to do when an environment is
 #'   reached again from inside itself: `"error"` stops, naming the path of
 #'   the binding that refers back; `"skip"` points that binding to the
@@ -152,7 +156,7 @@
 #' map_shared(shared_name(w))[3]
 #' close(w)
 share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
-                  deep = FALSE, min_bytes = 64 * 1024^2, cycle = c("error", "skip"),
+                  deep = FALSE, min_bytes = 1024^2, cycle = c("error", "skip"),
                   mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
   backing <- match.arg(backing)
   cycle <- match.arg(cycle)

@@ -1,5 +1,6 @@
-# Installs from CRAN the peer packages the benchmarks compare shmr with,
-# whichever are missing and installable on the running R:
+# Installs the peer packages the benchmarks compare shmr with, whichever are
+# missing and installable on the running R, from the repositories R is
+# configured with (getOption("repos"); an error when none is set):
 #
 #   Rscript bench/install-peers.R
 #
@@ -21,11 +22,14 @@ peers <- list(
 )
 
 main <- function() {
+  # The repositories R is configured with (Rprofile.site, ~/.Rprofile);
+  # none is written here.
   repos <- getOption("repos")
-  if (is.null(repos) || !length(repos) || all(is.na(repos) | repos == "@CRAN@")) {
-    repos <- c(CRAN = "https://cloud.r-project.org")
-  } else {
-    repos[is.na(repos) | repos == "@CRAN@"] <- "https://cloud.r-project.org"
+  repos <- repos[!is.na(repos) & nzchar(repos) & repos != "@CRAN@"]
+  if (!length(repos)) {
+    stop("no package repository is set: choose one, for example with ",
+         "options(repos = c(CRAN = \"<a CRAN mirror>\")) in ~/.Rprofile, ",
+         "or chooseCRANmirror() in an interactive R session", call. = FALSE)
   }
   cran <- if ("CRAN" %in% names(repos)) repos[["CRAN"]] else repos[[1L]]
 

@@ -38,6 +38,10 @@ SEXP shmr_is_closed_view(SEXP);
 SEXP shmr_unmap(SEXP);
 SEXP shmr_detach(SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
+SEXP shmr_process_memory(SEXP);
+SEXP shmr_region_bytes_mapped(SEXP);
+SEXP shmr_process_running(SEXP);
+SEXP shmr_results_over(SEXP, SEXP);
 
 SEXP shmr_host_identity();
 SEXP shmr_remote_scope(SEXP);
@@ -97,6 +101,10 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
     {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
+    {"shmr_process_memory", (DL_FUNC)&shmr_process_memory, 1},
+    {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
+    {"shmr_process_running", (DL_FUNC)&shmr_process_running, 1},
+    {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
     {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
     {"shmr_remote_scope", (DL_FUNC)&shmr_remote_scope, 1},
     {"shmr_remote_peer", (DL_FUNC)&shmr_remote_peer, 1},

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make` needs and is missing: Debian packages with apt-get,
-# R packages from CRAN. Safe to run again; does nothing when all is there.
+# R packages from the repositories R is configured with (getOption("repos"),
+# as set in Rprofile.site or ~/.Rprofile). Safe to run again; does nothing
+# when all is there.
 set -euo pipefail
 
 need_deb=()
@@ -19,11 +21,19 @@ fi
 
 # Hard requirements first, then the optional ones used by tests and demos.
 # With --suggests, also every package in DESCRIPTION's Suggests (for
-# R CMD check and the benchmarks).
-"${RSCRIPT:-Rscript}" --vanilla - "$@" <<'RS'
-repos <- getOption("repos")
-if (is.null(repos) || identical(unname(repos["CRAN"]), "@CRAN@")) {
-  repos <- c(CRAN = "https://cloud.r-project.org")
+# R CMD check and the benchmarks). Not --vanilla: the profiles are where R's
+# repositories are configured.
+"${RSCRIPT:-Rscript}" - "$@" <<'RS'
+# The repositories R is configured with; none is written here.
+configured_repos <- function() {
+  repos <- getOption("repos")
+  repos <- repos[!is.na(repos) & nzchar(repos) & repos != "@CRAN@"]
+  if (!length(repos)) {
+    stop("install-deps: no package repository is set. Choose one, for example with ",
+         "options(repos = c(CRAN = \"<a CRAN mirror>\")) in ~/.Rprofile, ",
+         "or chooseCRANmirror() in an interactive R session.", call. = FALSE)
+  }
+  repos
 }
 lib <- Sys.getenv("R_LIBS_USER")
 libs <- .libPaths()
@@ -44,13 +54,13 @@ have <- rownames(installed.packages())
 missing <- setdiff(required, have)
 if (length(missing)) {
   message("install-deps: installing R packages: ", paste(missing, collapse = ", "))
-  install.packages(missing, repos = repos, lib = target, Ncpus = 2, quiet = TRUE)
+  install.packages(missing, repos = configured_repos(), lib = target, Ncpus = 2, quiet = TRUE)
 }
 still <- setdiff(required, rownames(installed.packages()))
 if (length(still)) stop("could not install: ", paste(still, collapse = ", "))
 missing <- setdiff(optional, rownames(installed.packages()))
 if (length(missing)) {
   message("install-deps: installing optional R packages: ", paste(missing, collapse = ", "))
-  try(install.packages(missing, repos = repos, lib = target, Ncpus = 2, quiet = TRUE))
+  try(install.packages(missing, repos = configured_repos(), lib = target, Ncpus = 2, quiet = TRUE))
 }
 RS

@@ -141,7 +141,9 @@ test_that("large results come back through shared memory, owned by the caller", 
     expect_true(all(vapply(res, is_shared, TRUE)))
     name <- shared_name(res[[1]])
     expect_true(shared_info(res[[1]])$owner)
-    expect_identical(shared_regions()$creator_alive[shared_regions()$name == name], TRUE)
+    # One listing: other processes' regions may come and go in between.
+    regions <- shared_regions()
+    expect_identical(regions$creator_alive[regions$name == name], TRUE)
     rm(res)
     invisible(gc())
     expect_false(region_exists(name))
@@ -213,4 +215,65 @@ test_that("shared objects reach parallel, mirai, future.apply and foreach worker
     foreach::registerDoSEQ()
     check(got, "foreach")
   }
+})
+
+test_that("a stopped pool or something else as `pool` is a clear error", {
+  skip_if_no_pool()
+  pool <- pool_create(1)
+  pool_stop(pool)
+  before <- pool_get()
+  expect_error(pool_lapply(1:2, identity, pool = pool), "`pool` was stopped")
+  expect_error(pool_sapply(1:2, identity, pool = pool), "`pool` was stopped")
+  expect_error(pool_apply(matrix(1:4, 2), 1, sum, pool = pool), "`pool` was stopped")
+  # No pool was started in its place.
+  expect_identical(pool_get(), before)
+  expect_error(pool_lapply(1:2, identity, pool = "x"),
+               "`pool` must be NULL or a pool from pool_create\\(\\), not character")
+  expect_error(pool_lapply(list(), identity, pool = list()), "`pool` must be NULL or a pool")
+  expect_error(pool_status(pool), "stopped")
+})
+
+test_that("the sharing threshold option is checked", {
+  old <- options(shmr.share_threshold = NA)
+  on.exit(options(old))
+  expect_error(pool_lapply(1:2, identity), "option `shmr.share_threshold` must be one number")
+  options(shmr.share_threshold = "1MB")
+  expect_error(pool_lapply(1:2, identity), "shmr.share_threshold")
+  options(shmr.share_threshold = c(1, 2))
+  expect_error(pool_lapply(1:2, identity), "shmr.share_threshold")
+})
+
+test_that("liveness and memory of a process that is gone are answers, not warnings", {
+  skip_without_callr()
+  gone <- callr::r_bg(function() Sys.getpid())
+  gone$wait()
+  pid <- gone$get_result()
+  gone$kill()
+  expect_silent(alive <- shmr:::process_alive(pid))
+  expect_false(alive)
+  expect_silent(memory <- shmr:::process_memory(pid))
+  expect_true(all(is.na(memory)))
+  expect_silent(mapped <- shmr:::region_bytes_mapped(pid))
+  expect_true(is.na(mapped))
+  expect_true(shmr:::process_alive(Sys.getpid()))
+  expect_gt(shmr:::process_memory()[["rss"]], 0)
+  x <- share(rnorm(1e5))
+  invisible(sum(x))
+  expect_gte(shmr:::region_bytes_mapped(Sys.getpid()), 8e5)
+  close(x)
+  expect_error(shmr:::process_alive("1"), "one process id")
+})
+
+test_that("pool_status() and pool_stop() report a killed worker without warnings", {
+  skip_if_no_pool()
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool))
+  victim <- pool$pids[1]
+  tools::pskill(victim, tools::SIGKILL)
+  deadline <- Sys.time() + 10
+  while (shmr:::process_alive(victim) && Sys.time() < deadline) Sys.sleep(0.05)
+  expect_silent(status <- pool_status(pool))
+  expect_identical(status$status, c("dead", "ok"))
+  expect_true(is.na(status$rss[1]))
+  expect_silent(pool_stop(pool))
 })

@@ -1,0 +1,164 @@
+// .Call entry points of the worker pools (R/pool*.R): what the kernel tells
+// about a worker (memory, bytes of shmr regions mapped, running or not), and
+// which results of a chunk may be large enough to go back through shared
+// memory.
+#include <cpp11/protect.hpp>
+
+#include <cstdint>
+#include <optional>
+
+#include "core/names.h"
+#include "core/process_stats.h"
+#include "core/region_file.h"
+#include "r_api.h"
+#include "r_boundary.h"
+
+namespace ps = shmr::process_stats;
+
+namespace {
+
+int64_t as_pid(SEXP pid) {
+  double value = Rf_asReal(pid);
+  return ISNAN(value) ? 0 : static_cast<int64_t>(value);
+}
+
+// Adds to `total` an estimate of the bytes of `x`, at least what
+// object.size() counts, and stops counting once it passes `limit`. Deeper
+// than kMaxDepth counts as past the limit: the caller then measures.
+constexpr int kMaxDepth = 64;
+constexpr double kHeaderBytes = 64;
+
+void add_size(SEXP x, double limit, int depth, double& total) {
+  if (total > limit) return;
+  if (depth > kMaxDepth) {
+    total = limit + 1;
+    return;
+  }
+  total += kHeaderBytes;
+  switch (TYPEOF(x)) {
+    case LGLSXP:
+    case INTSXP:
+      total += 4.0 * static_cast<double>(XLENGTH(x));
+      break;
+    case REALSXP:
+      total += 8.0 * static_cast<double>(XLENGTH(x));
+      break;
+    case CPLXSXP:
+      total += 16.0 * static_cast<double>(XLENGTH(x));
+      break;
+    case RAWSXP:
+      total += static_cast<double>(XLENGTH(x));
+      break;
+    case STRSXP: {
+      R_xlen_t n = XLENGTH(x);
+      total += 8.0 * static_cast<double>(n);
+      if (ALTREP(x)) {
+        // Reading the strings of an ALTREP vector may run R code.
+        total += kHeaderBytes * static_cast<double>(n);
+        break;
+      }
+      for (R_xlen_t i = 0; i < n && total <= limit; ++i) {
+        total += kHeaderBytes + static_cast<double>(LENGTH(STRING_ELT(x, i)));
+      }
+      break;
+    }
+    case VECSXP:
+    case EXPRSXP: {
+      R_xlen_t n = XLENGTH(x);
+      total += 8.0 * static_cast<double>(n);
+      for (R_xlen_t i = 0; i < n && total <= limit; ++i) {
+        add_size(VECTOR_ELT(x, i), limit, depth + 1, total);
+      }
+      break;
+    }
+    default:
+      return;  // functions, environments, ...: object.size() counts no more
+  }
+  for (SEXP a = ATTRIB(x); a != R_NilValue && total <= limit; a = CDR(a)) {
+    add_size(CAR(a), limit, depth + 1, total);
+  }
+}
+
+}  // namespace
+
+// Memory of process `pid` in bytes: rss, pss, anonymous, private (all NA
+// when it cannot be read).
+extern "C" SEXP shmr_process_memory(SEXP pid) {
+  BEGIN_CPP11
+  std::optional<ps::Memory> m = ps::memory(as_pid(pid));
+  double values[4] = {NA_REAL, NA_REAL, NA_REAL, NA_REAL};
+  if (m) {
+    values[0] = static_cast<double>(m->rss);
+    values[1] = static_cast<double>(m->pss);
+    values[2] = static_cast<double>(m->anonymous);
+    values[3] = static_cast<double>(m->private_bytes);
+  }
+  return cpp11::unwind_protect([&] {
+    static const char* fields[] = {"rss", "pss", "anonymous", "private"};
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, 4));
+    SEXP names = PROTECT(Rf_allocVector(STRSXP, 4));
+    for (int i = 0; i < 4; ++i) {
+      REAL(out)[i] = values[i];
+      SET_STRING_ELT(names, i, Rf_mkChar(fields[i]));
+    }
+    Rf_setAttrib(out, R_NamesSymbol, names);
+    UNPROTECT(2);
+    return out;
+  });
+  END_CPP11
+}
+
+// Bytes of shmr regions process `pid` maps (NA when that cannot be read):
+// regions by name, and those it created under their temporary name.
+extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
+  BEGIN_CPP11
+  int64_t process = as_pid(pid);
+  std::optional<uint64_t> bytes = ps::mapped_bytes_of_files(
+      process, {shmr::names::kPrefix, shmr::kTemporaryPrefix});
+  double value = bytes ? static_cast<double>(*bytes) : NA_REAL;
+  return cpp11::unwind_protect([&] { return Rf_ScalarReal(value); });
+  END_CPP11
+}
+
+// For each pid: TRUE while the process runs, FALSE once it is gone (or a
+// zombie), NA when that cannot be told.
+extern "C" SEXP shmr_process_running(SEXP pids) {
+  BEGIN_CPP11
+  return cpp11::unwind_protect([&] {
+    SEXP values = PROTECT(Rf_coerceVector(pids, REALSXP));
+    R_xlen_t n = XLENGTH(values);
+    SEXP out = PROTECT(Rf_allocVector(LGLSXP, n));
+    for (R_xlen_t i = 0; i < n; ++i) {
+      double pid = REAL(values)[i];
+      ps::Liveness state = ISNAN(pid) ? ps::Liveness::Gone : ps::liveness(static_cast<int64_t>(pid));
+      LOGICAL(out)[i] = state == ps::Liveness::Running ? TRUE
+                        : state == ps::Liveness::Gone  ? FALSE
+                                                       : NA_LOGICAL;
+    }
+    UNPROTECT(2);
+    return out;
+  });
+  END_CPP11
+}
+
+// Positions (1-based) of the elements of the list `results` whose size may
+// exceed `bytes`; the caller measures those with object.size().
+extern "C" SEXP shmr_results_over(SEXP results, SEXP bytes) {
+  BEGIN_CPP11
+  return cpp11::unwind_protect([&] {
+    double limit = Rf_asReal(bytes);
+    R_xlen_t n = TYPEOF(results) == VECSXP ? XLENGTH(results) : 0;
+    R_xlen_t count = 0;
+    SEXP over = PROTECT(Rf_allocVector(INTSXP, n));
+    for (R_xlen_t i = 0; i < n && !ISNAN(limit); ++i) {
+      SEXP value = VECTOR_ELT(results, i);
+      double total = 0;
+      add_size(value, limit / 2, 0, total);
+      if (total > limit / 2) INTEGER(over)[count++] = static_cast<int>(i + 1);
+    }
+    SEXP out = Rf_lengthgets(over, count);
+    UNPROTECT(1);
+    return out;
+  });
+  END_CPP11
+}

@@ -1,0 +1,124 @@
+#include "process_stats.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace shmr::process_stats {
+namespace {
+
+std::optional<std::string> read_proc_file(int64_t pid, const char* file) {
+  if (pid <= 0 || pid > INT_MAX) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return text.str();
+}
+
+// "Key:   1234 kB" -> 1234 * 1024 added to `field` when the line is `key`.
+void add_field(const std::string& line, const char* key, uint64_t& field) {
+  const std::string k(key);
+  if (line.compare(0, k.size(), k) != 0 || line.size() <= k.size() || line[k.size()] != ':') {
+    return;
+  }
+  const char* start = line.c_str() + k.size() + 1;
+  char* end = nullptr;
+  unsigned long long kb = std::strtoull(start, &end, 10);
+  if (end != start) field += static_cast<uint64_t>(kb) * 1024;
+}
+
+// The state letter of /proc/<pid>/stat (field 3); the command name (field
+// 2) may hold spaces and ')', so it is found after the last ')'.
+std::optional<char> stat_state(int64_t pid) {
+  std::optional<std::string> stat = read_proc_file(pid, "stat");
+  if (!stat) return std::nullopt;
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return std::nullopt;
+  return (*stat)[close + 2];
+}
+
+}  // namespace
+
+Memory parse_smaps(const std::string& text) {
+  Memory m;
+  uint64_t private_clean = 0, private_dirty = 0;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    add_field(line, "Rss", m.rss);
+    add_field(line, "Pss", m.pss);
+    add_field(line, "Anonymous", m.anonymous);
+    add_field(line, "Private_Clean", private_clean);
+    add_field(line, "Private_Dirty", private_dirty);
+  }
+  m.private_bytes = private_clean + private_dirty;
+  return m;
+}
+
+std::optional<Memory> memory(int64_t pid) {
+  // smaps_rollup exists since Linux 4.14; smaps has the same fields per
+  // mapping.
+  std::optional<std::string> text = read_proc_file(pid, "smaps_rollup");
+  if (!text) text = read_proc_file(pid, "smaps");
+  if (!text || text->empty()) return std::nullopt;
+  return parse_smaps(*text);
+}
+
+uint64_t parse_maps(const std::string& text, const std::vector<std::string>& prefixes) {
+  static const std::string deleted = " (deleted)";
+  uint64_t total = 0;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // address perms offset dev inode [path]; the path may hold spaces.
+    std::istringstream fields(line);
+    std::string range, perms, offset, device, inode;
+    if (!(fields >> range >> perms >> offset >> device >> inode)) continue;
+    std::string path;
+    std::getline(fields, path);
+    size_t first = path.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    path.erase(0, first);
+    if (path.size() > deleted.size() &&
+        path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0) {
+      path.erase(path.size() - deleted.size());
+    }
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos) continue;
+    bool named = false;
+    for (const std::string& prefix : prefixes) {
+      named = named || path.compare(slash + 1, prefix.size(), prefix) == 0;
+    }
+    if (!named) continue;
+    size_t dash = range.find('-');
+    if (dash == std::string::npos) continue;
+    uint64_t start = std::strtoull(range.substr(0, dash).c_str(), nullptr, 16);
+    uint64_t end = std::strtoull(range.substr(dash + 1).c_str(), nullptr, 16);
+    if (end > start) total += end - start;
+  }
+  return total;
+}
+
+std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
+                                              const std::vector<std::string>& prefixes) {
+  std::optional<std::string> text = read_proc_file(pid, "maps");
+  if (!text) return std::nullopt;
+  return parse_maps(*text, prefixes);
+}
+
+Liveness liveness(int64_t pid) {
+  // kill(0, ...) and kill(-1, ...) address groups of processes, not one.
+  if (pid <= 0 || pid > INT_MAX) return Liveness::Gone;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return Liveness::Gone;
+  std::optional<char> state = stat_state(pid);
+  if (!state) return Liveness::Unknown;
+  return (*state == 'Z' || *state == 'X') ? Liveness::Gone : Liveness::Running;
+}
+
+}  // namespace shmr::process_stats

@@ -1,0 +1,44 @@
+// What the kernel tells about another process (a pool's worker): its memory,
+// the bytes of shmr regions it maps, whether it is still running. Nothing
+// here throws; what cannot be read is reported as unknown.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shmr::process_stats {
+
+// Bytes, from /proc/<pid>/smaps_rollup (or the sum over /proc/<pid>/smaps
+// on kernels without it).
+struct Memory {
+  uint64_t rss = 0;            // resident, shared pages it touched included
+  uint64_t pss = 0;            // resident, shared pages divided among users
+  uint64_t anonymous = 0;      // its own pages: heap, pages copied on write
+  uint64_t private_bytes = 0;  // mapped by this process alone (clean + dirty)
+};
+
+// nullopt when the process does not exist or its memory cannot be read.
+std::optional<Memory> memory(int64_t pid);
+
+// Sum of the lengths of the mappings of files whose name starts with one of
+// `prefixes` (removed files included), from /proc/<pid>/maps; nullopt when
+// that cannot be read.
+std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
+                                              const std::vector<std::string>& prefixes);
+
+enum class Liveness { Running, Gone, Unknown };
+
+// Gone when no such process exists (ESRCH) or it is a zombie; Running when
+// it exists and is not a zombie; Unknown when it exists but its state
+// cannot be read (another PID namespace without /proc, no descriptors).
+Liveness liveness(int64_t pid);
+
+// Parses the text of a smaps_rollup or smaps file (fields in kB).
+Memory parse_smaps(const std::string& text);
+
+// Parses the lines of a maps file.
+uint64_t parse_maps(const std::string& text, const std::vector<std::string>& prefixes);
+
+}  // namespace shmr::process_stats

@@ -1,0 +1,151 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "process_stats.h"
+
+namespace ps = shmr::process_stats;
+
+namespace {
+
+// A file of `bytes` in a private temporary directory, removed with it.
+struct TempFile {
+  std::string dir, path;
+  TempFile(const std::string& name, size_t bytes) {
+    char tmpl[] = "/tmp/shmr-stats-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    path = dir + "/" + name;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(bytes)), 0);
+    ::close(fd);
+  }
+  ~TempFile() {
+    ::unlink(path.c_str());
+    ::rmdir(dir.c_str());
+  }
+};
+
+uint64_t mapped_here(const std::string& prefix) {
+  auto bytes = ps::mapped_bytes_of_files(::getpid(), {prefix});
+  EXPECT_TRUE(bytes.has_value());
+  return bytes.value_or(0);
+}
+
+}  // namespace
+
+TEST(ProcessStats, ParsesSmapsFields) {
+  const std::string text =
+      "55d0c0000000-7ffd00000000 ---p 00000000 00:00 0    [rollup]\n"
+      "Rss:               10240 kB\n"
+      "Pss:                4096 kB\n"
+      "Pss_Anon:           2048 kB\n"
+      "Anonymous:          3072 kB\n"
+      "Private_Clean:        12 kB\n"
+      "Private_Dirty:        20 kB\n"
+      "Shared_Clean:        999 kB\n";
+  ps::Memory m = ps::parse_smaps(text);
+  EXPECT_EQ(m.rss, 10240u * 1024);
+  EXPECT_EQ(m.pss, 4096u * 1024);  // not Pss_Anon
+  EXPECT_EQ(m.anonymous, 3072u * 1024);
+  EXPECT_EQ(m.private_bytes, 32u * 1024);
+  // smaps (per mapping) adds up.
+  ps::Memory sum = ps::parse_smaps(text + text);
+  EXPECT_EQ(sum.rss, 2u * 10240 * 1024);
+  EXPECT_EQ(ps::parse_smaps("").rss, 0u);
+  EXPECT_EQ(ps::parse_smaps("Rss: garbage\nRss:\n").rss, 0u);
+}
+
+TEST(ProcessStats, ParsesMapsByFilePrefix) {
+  const std::string text =
+      "7f0000000000-7f0000100000 r--s 00000000 00:1a 12 /dev/shm/shmr_abc\n"
+      "7f0000100000-7f0000101000 rw-p 00000000 00:1a 13 /dev/shm/shmr_gone (deleted)\n"
+      "7f0000200000-7f0000300000 r--p 00000000 08:01 14 /home/a b/shmr_spaced name\n"
+      "7f0000300000-7f0000400000 r--p 00000000 08:01 15 /data/shmr_dir/other\n"
+      "7f0000400000-7f0000500000 r--p 00000000 08:01 16 /data/notshmr_x\n"
+      "7f0000500000-7f0000600000 rw-p 00000000 00:00 0 \n"
+      "7f0000600000-7f0000700000 rw-p 00000000 00:00 0    [heap]\n"
+      "garbage line\n";
+  EXPECT_EQ(ps::parse_maps(text, {"shmr_"}), 0x100000u + 0x1000u + 0x100000u);
+  EXPECT_EQ(ps::parse_maps(text, {"other"}), 0x100000u);
+  EXPECT_EQ(ps::parse_maps(text, {"other", "notshmr_"}), 0x200000u);
+  EXPECT_EQ(ps::parse_maps(text, {}), 0u);
+  EXPECT_EQ(ps::parse_maps("", {"shmr_"}), 0u);
+}
+
+TEST(ProcessStats, CountsFileMappingsOfThisProcessIncludingRemovedFiles) {
+  const std::string prefix = "shmrstatstest_" + std::to_string(::getpid()) + "_";
+  const size_t bytes = 4u << 20;
+  TempFile file(prefix + "region", bytes);
+  EXPECT_EQ(mapped_here(prefix), 0u);
+  int fd = ::open(file.path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  ASSERT_NE(map, MAP_FAILED);
+  EXPECT_EQ(mapped_here(prefix), bytes);
+  ::unlink(file.path.c_str());  // now listed as "(deleted)"
+  EXPECT_EQ(mapped_here(prefix), bytes);
+  ::munmap(map, bytes);
+  EXPECT_EQ(mapped_here(prefix), 0u);
+}
+
+TEST(ProcessStats, MemoryOfThisProcessSeesAnonymousGrowth) {
+  auto before = ps::memory(::getpid());
+  ASSERT_TRUE(before.has_value());
+  EXPECT_GT(before->rss, 0u);
+  const size_t bytes = 64u << 20;
+  char* block = static_cast<char*>(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(block, MAP_FAILED);
+  std::memset(block, 1, bytes);
+  auto after = ps::memory(::getpid());
+  ASSERT_TRUE(after.has_value());
+  EXPECT_GE(after->anonymous, before->anonymous + bytes / 2);
+  EXPECT_GE(after->private_bytes, bytes / 2);
+  ::munmap(block, bytes);
+}
+
+TEST(ProcessStats, UnreadableProcessesAreUnknownNotErrors) {
+  for (int64_t pid : {int64_t{0}, int64_t{-1}, int64_t{INT64_MIN}, int64_t{INT64_MAX},
+                      int64_t{INT_MAX} + 1}) {
+    EXPECT_FALSE(ps::memory(pid).has_value()) << pid;
+    EXPECT_FALSE(ps::mapped_bytes_of_files(pid, {"shmr_"}).has_value()) << pid;
+    EXPECT_EQ(ps::liveness(pid), ps::Liveness::Gone) << pid;
+  }
+}
+
+TEST(ProcessStats, LivenessOfChildren) {
+  EXPECT_EQ(ps::liveness(::getpid()), ps::Liveness::Running);
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(go[1]);
+    char c;
+    (void)!::read(go[0], &c, 1);  // until the parent closes the pipe
+    std::_Exit(0);
+  }
+  ::close(go[0]);
+  EXPECT_EQ(ps::liveness(pid), ps::Liveness::Running);
+  EXPECT_TRUE(ps::memory(pid).has_value());
+  ::close(go[1]);
+  // Exited but not reaped: a zombie is gone.
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
+  EXPECT_EQ(ps::liveness(pid), ps::Liveness::Gone);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(ps::liveness(pid), ps::Liveness::Gone);
+  EXPECT_FALSE(ps::memory(pid).has_value());
+}

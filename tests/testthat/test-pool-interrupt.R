@@ -1,0 +1,60 @@
+# Interrupts during a pool map: the next map returns its own results.
+
+test_that("two interrupts during a map never hand its results to the next map", {
+  skip_on_cran()
+  skip_without_callr()
+  markers <- tempfile("interrupts")
+  dir.create(markers)
+  on.exit(unlink(markers, recursive = TRUE), add = TRUE)
+  rounds <- 3L
+  child <- callr::r_bg(function(markers, rounds) {
+    library(shmr)
+    pool <- pool_create(2)
+    on.exit(pool_stop(pool))
+    wait_for <- function(file) {
+      # The parent's second interrupt may come while waiting: wait on.
+      repeat {
+        done <- tryCatch({
+          while (!file.exists(file)) Sys.sleep(0.02)
+          TRUE
+        }, interrupt = function(e) FALSE)
+        if (done) return(invisible())
+      }
+    }
+    lapply(seq_len(rounds), function(round) {
+      running <- file.path(markers, paste0("running-", round))
+      interrupted <- tryCatch({
+        pool_lapply(1:4, function(i, running) {
+          file.create(running)
+          Sys.sleep(5)
+          i
+        }, running = running, chunk_size = 1)
+        FALSE
+      }, interrupt = function(e) TRUE)
+      wait_for(file.path(markers, paste0("sent-", round)))
+      list(interrupted = interrupted,
+           next_map = unlist(pool_lapply(1:4, function(i) -i, chunk_size = 1)),
+           pids_alive = vapply(pool_status(pool)$pid, shmr:::process_alive, TRUE))
+    })
+  }, args = list(markers = markers, rounds = rounds))
+  on.exit(child$kill(), add = TRUE)
+  for (round in seq_len(rounds)) {
+    running <- file.path(markers, paste0("running-", round))
+    deadline <- Sys.time() + 60
+    while (!file.exists(running) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.02)
+    expect_true(file.exists(running), label = paste("round", round, "started"))
+    Sys.sleep(0.1)
+    tools::pskill(child$get_pid(), tools::SIGINT)
+    # The second one lands while the first is being cleaned up.
+    Sys.sleep(0.3)
+    tools::pskill(child$get_pid(), tools::SIGINT)
+    file.create(file.path(markers, paste0("sent-", round)))
+  }
+  child$wait(120000)
+  results <- child$get_result()
+  for (round in seq_len(rounds)) {
+    expect_true(results[[round]]$interrupted, label = paste("round", round, "interrupted"))
+    expect_identical(results[[round]]$next_map, -(1:4))
+    expect_true(all(results[[round]]$pids_alive))
+  }
+})
