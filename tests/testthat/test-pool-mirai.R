@@ -83,3 +83,18 @@ test_that("a pool over connected daemons uses them, leaves them running, and nev
   expect_identical(mirai::status(.compute = profile)$connections, 1L)
   expect_error(pool_create(backend = "mirai", compute = "shmr_no_such_profile"), "no mirai daemons")
 })
+
+test_that("without n or compute, a mirai pool uses the daemons of mirai's default profile", {
+  mirai::daemons(2)
+  on.exit(mirai::daemons(0))
+  expect_identical(wait_connections("default", 2L), 2L)
+  for (pool in list(pool_create(backend = "mirai"),
+                    pool_create(backend = "mirai", compute = "default"))) {
+    expect_true(pool$borrowed)
+    expect_identical(pool$profile, "default")
+    expect_identical(nrow(pool_status(pool)), 2L)
+    expect_identical(unlist(pool_lapply(1:4, function(i) i * 3L, pool = pool)), 3L * 1:4)
+    pool_stop(pool)
+    expect_identical(mirai::status()$connections, 2L)
+  }
+})

@@ -201,8 +201,14 @@ test_that("a pool over the connected daemons, local and remote (remote mode on b
   # is off), once per host.
   v <- share(rnorm(2e6))
   on.exit(close(v), add = TRUE)
-  got <- pool_lapply(1:10, function(i, v) sum(v), v = v, pool = pool)
-  expect_equal(unlist(got), rep(sum(v), 10))
+  served_before <- vapply(sim_hosts, served, 0)
+  got <- pool_lapply(1:20, function(i, v) { Sys.sleep(0.05); sum(v) }, v = v, pool = pool)
+  expect_equal(unlist(got), rep(sum(v), 20))
+  for (h in sim_hosts) {
+    fetched <- served(h) - served_before[[h]]
+    expect_gte(fetched, shared_info(v)$size)
+    expect_lte(fetched, 1.05 * shared_info(v)$size)
+  }
   url <- remote_status()$url
   expect_match(url, "^tcp://127\\.0\\.0\\.2:[0-9]+$")
   # Bound to that interface only: the same port on 127.0.0.1 is closed, as

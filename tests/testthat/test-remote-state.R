@@ -80,8 +80,13 @@ test_that("the region server answers only with the token, and 'gone' after close
   # The region's first bytes: the magic number.
   expect_identical(ok[2:6], as.raw(c(0x89, 0x53, 0x48, 0x4d, 0x52)))
   wrong <- paste(rev(strsplit(token, "")[[1]]), collapse = "")
+  # A region of this owner that was never sent in remote mode is not served,
+  # whatever the token.
+  private <- share(as.numeric(1:1000))
+  on.exit(close(private), add = TRUE)
   for (request in c(sprintf("GET %s %s 0 64 %s", name, wrong, host),
-                    sprintf("GET shmr_unknown %s 0 64 %s", token, host))) {
+                    sprintf("GET shmr_unknown %s 0 64 %s", token, host),
+                    sprintf("GET %s %s 0 64 %s", shared_name(private), token, host))) {
     reply <- ask_server(url, request)
     expect_identical(as.integer(reply[1]), 2L, info = request)
   }
