@@ -184,7 +184,11 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     }
     if (pool$remote) with_remote_mode(send()) else send()
   }
-  pending <- lapply(seq_along(tasks), submit)
+  # A call that ends early (an error, an interrupt) cancels its chunks still
+  # queued or running, so that the daemons are free for the next call.
+  pending <- list()
+  on.exit(suspendInterrupts(cancel_mirai(pending)))
+  for (t in seq_along(tasks)) pending[[t]] <- submit(t)
   open <- seq_along(tasks)
   while (length(open)) {
     done <- open[!vapply(pending[open], mirai::unresolved, TRUE)]
@@ -209,6 +213,12 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     }
     if (length(open)) Sys.sleep(0.001)
   }
+}
+
+cancel_mirai <- function(pending) {
+  running <- Filter(function(m) inherits(m, "mirai") && mirai::unresolved(m), pending)
+  if (length(running)) try(mirai::stop_mirai(running), silent = TRUE)
+  invisible()
 }
 
 # pool_status() of a mirai pool: each daemon reports its own memory (those

@@ -201,7 +201,7 @@ test_that("a pool over the connected daemons, local and remote (remote mode on b
   # is off), once per host.
   v <- share(rnorm(2e6))
   on.exit(close(v), add = TRUE)
-  served_before <- vapply(sim_hosts, served, 0)
+  served_before <- stats::setNames(vapply(sim_hosts, served, 0), sim_hosts)
   got <- pool_lapply(1:20, function(i, v) { Sys.sleep(0.05); sum(v) }, v = v, pool = pool)
   expect_equal(unlist(got), rep(sum(v), 20))
   for (h in sim_hosts) {
