@@ -56,8 +56,8 @@ fetch_replica <- function(region, origin, deadline) {
   offset <- 0
   while (offset < origin$size) {
     n <- min(chunk, origin$size - offset)
-    reply <- origin_request(sock, origin$address, deadline,
-                            sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host))
+    request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
+    reply <- origin_request(sock, origin$address, deadline, request)
     check_reply(reply, origin$address)
     if (length(reply) != n + 1) stop("the region server at ", origin$address, " sent a short chunk")
     .Call(shmr_replica_write, builder, offset, reply, 1)

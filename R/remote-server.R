@@ -215,7 +215,9 @@ region_server <- function(compute = NULL) {
   hello <- control_request(sock, "HELLO", timeout = max(30, remote_timeout()))
   if (!is.character(hello)) {
     close(sock)
-    text <- if (file.exists(log)) paste(utils::tail(readLines(log, warn = FALSE), 5), collapse = "\n")
+    text <- if (file.exists(log)) {
+      paste(utils::tail(readLines(log, warn = FALSE), 5), collapse = "\n")
+    }
     stop("shmr: the region server did not start: ", text, call. = FALSE)
   }
   parts <- strsplit(hello, "\n", fixed = TRUE)[[1L]]

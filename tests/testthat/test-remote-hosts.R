@@ -103,6 +103,12 @@ test_that("mirai_map() over a shared 200 MB data frame: one fetch per host, flat
   gc()
   owner_growth <- shmr:::process_memory()[["anonymous"]] - owner_before
   server_growth <- shmr:::process_memory(remote_status()$pid)[["anonymous"]] - server_before
+  failed <- Filter(Negate(is.list), res)
+  expect_length(failed, 0L)
+  if (length(failed)) {
+    stop("tasks failed: ", paste(unique(vapply(failed, function(f) paste(f, collapse = " "), "")),
+                                 collapse = "; "))
+  }
   hosts <- vapply(res, `[[`, "", "host")
   expect_true(all(sim_hosts %in% hosts))
   for (r in res) {
