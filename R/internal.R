@@ -3,6 +3,11 @@
 # TRUE when any vector inside `x` (elements or attributes) is an ALTREP.
 contains_altrep <- function(x) .Call(shmr_contains_altrep, x)
 
+# Counts of this process's mapping registry (src/mapping.h): live mappings,
+# files with a group, idle mappings kept, registry entries examined since
+# the start, garbage collections run to bound the number of mappings.
+mapping_stats <- function() unlist(.Call(shmr_mapping_stats))
+
 # Memory of a process in bytes, as the engine reads it from the kernel:
 # `anonymous` counts pages private to the process (heap copies and pages
 # copied on write); `rss` also counts shared pages it has touched; `private`

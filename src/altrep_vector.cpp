@@ -19,7 +19,13 @@ R_xlen_t view_length(SEXP x) {
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
 }
 
-void* view_dataptr(SEXP x, Rboolean) { return const_cast<void*>(open_view_handle(x).data()); }
+void* view_dataptr(SEXP x, Rboolean writable) {
+  ViewHandle& handle = open_view_handle(x);
+  // Until R holds a writable pointer, no page of the mapping can be written,
+  // and page checks (Duplicate, Serialized_state) are skipped.
+  if (writable) handle.mapping->note_writable_pointer();
+  return const_cast<void*>(handle.data());
+}
 
 const void* view_dataptr_or_null(SEXP x) {
   ViewHandle* handle = own_handle(x);

@@ -58,16 +58,21 @@ ViewHandle* underlying_view(SEXP x) {
 // init: a length-1 vector of the buffer's type.
 extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options) {
   BEGIN_CPP11
+  // Read before any C++ object exists: the data of an ALTREP vector (1:2 is
+  // one) comes from its class's code, which may raise.
+  const int* dim_values = static_cast<const int*>(ALTREP(dim) ? cpp11::safe[DATAPTR_RO](dim)
+                                                              : DATAPTR_RO(dim));
+  const void* init_value = ALTREP(init) ? cpp11::safe[DATAPTR_RO](init) : DATAPTR_RO(init);
   return with_messages([&]() -> SEXP {
     format::NodeKind kind = kind_of(as_string(type));
     double total = 1;
-    for (R_xlen_t i = 0; i < XLENGTH(dim); ++i) total *= INTEGER(dim)[i];
+    for (R_xlen_t i = 0; i < XLENGTH(dim); ++i) total *= dim_values[i];
     if (total < 0 || total > 4.5e15) throw Error(ErrorKind::InvalidArgument, "bad buffer size");
     RegionDescription description;
     NodeSpec dims;
     dims.kind = format::NodeKind::Integer;
     dims.length = static_cast<uint64_t>(XLENGTH(dim));
-    dims.bytes = INTEGER(dim);
+    dims.bytes = dim_values;
     description.nodes.push_back(dims);
     NodeSpec data;
     data.kind = kind;
@@ -87,19 +92,18 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
     // Zero pages cost nothing; only a non-zero initial value is written.
     switch (kind) {
       case format::NodeKind::Double:
-        if (!is_zero(REAL(init), sizeof(double))) fill(out, n, REAL(init)[0]);
+        if (!is_zero(init_value, sizeof(double))) fill(out, n, *static_cast<const double*>(init_value));
         break;
       case format::NodeKind::Integer:
-        if (INTEGER(init)[0] != 0) fill(out, n, INTEGER(init)[0]);
-        break;
       case format::NodeKind::Logical:
-        if (LOGICAL(init)[0] != 0) fill(out, n, LOGICAL(init)[0]);
+        if (!is_zero(init_value, sizeof(int))) fill(out, n, *static_cast<const int*>(init_value));
         break;
       case format::NodeKind::Raw:
-        if (RAW(init)[0] != 0) std::memset(out, RAW(init)[0], n);
+        if (!is_zero(init_value, 1)) std::memset(out, *static_cast<const Rbyte*>(init_value), n);
         break;
       case format::NodeKind::Complex:
-        if (!is_zero(COMPLEX(init), sizeof(Rcomplex))) fill(out, n, COMPLEX(init)[0]);
+        if (!is_zero(init_value, sizeof(Rcomplex)))
+          fill(out, n, *static_cast<const Rcomplex*>(init_value));
         break;
       default:
         break;

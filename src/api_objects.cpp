@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "api_support.h"
 #include "attributes.h"
@@ -24,14 +25,19 @@ using namespace shmr::glue;
 
 namespace {
 
-bool contains_altrep(SEXP x) {
-  if (ALTREP(x)) return true;
-  bool found = false;
-  for_each_attribute(x, [&](SEXP, SEXP value) { found = found || contains_altrep(value); });
-  if (found) return true;
-  if (TYPEOF(x) == VECSXP)
-    for (R_xlen_t i = 0; i < XLENGTH(x); ++i)
-      if (contains_altrep(VECTOR_ELT(x, i))) return true;
+// An explicit stack, so a deeply nested list cannot overflow the C stack.
+// Only ordinary lists are walked (an ALTREP one answers at once), so no R
+// call here can raise or allocate.
+bool contains_altrep(SEXP root) {
+  std::vector<SEXP> pending{root};
+  while (!pending.empty()) {
+    SEXP x = pending.back();
+    pending.pop_back();
+    if (ALTREP(x)) return true;
+    for_each_attribute(x, [&](SEXP, SEXP value) { pending.push_back(value); });
+    if (TYPEOF(x) == VECSXP)
+      for (R_xlen_t i = 0, n = XLENGTH(x); i < n; ++i) pending.push_back(VECTOR_ELT(x, i));
+  }
   return false;
 }
 
@@ -40,7 +46,7 @@ bool contains_altrep(SEXP x) {
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    if (Rf_asLogical(list_field(options, "reuse")) == TRUE && origin_of(x).mapping) return x;
+    if (as_logical(list_field(options, "reuse")) == TRUE && origin_of(x).mapping) return x;
     EncodedObject encoded;
     describe_object(x, encoded);
     encoded.description.original_class = as_string(original_class);
@@ -53,6 +59,7 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
 
 extern "C" SEXP shmr_map(SEXP name) {
   BEGIN_CPP11
+  collect_if_many_mappings();
   return with_messages([&]() -> SEXP {
     auto path = names::parse_path(region_name_for(as_string(name)));
     if (!path) return R_NilValue;
@@ -128,8 +135,8 @@ extern "C" SEXP shmr_fetch(SEXP x) {
 // view, or NULL when `x` is not a whole fixed-width view.
 extern "C" SEXP shmr_slice(SEXP x, SEXP first, SEXP count) {
   BEGIN_CPP11
-  double from = Rf_asReal(first);
-  double n = Rf_asReal(count);
+  double from = as_real(first);
+  double n = as_real(count);
   if (ISNAN(from) || ISNAN(n) || from < 0 || n < 0) return R_NilValue;
   SEXP slice = cpp11::unwind_protect(
       [&] { return make_slice(x, static_cast<uint64_t>(from), static_cast<uint64_t>(n)); });
@@ -141,5 +148,20 @@ extern "C" SEXP shmr_slice(SEXP x, SEXP first, SEXP count) {
 extern "C" SEXP shmr_contains_altrep(SEXP x) {
   BEGIN_CPP11
   return Rf_ScalarLogical(contains_altrep(x));
+  END_CPP11
+}
+
+// For tests: the mapping registry's counts (mapping.h).
+extern "C" SEXP shmr_mapping_stats() {
+  BEGIN_CPP11
+  using namespace cpp11::literals;
+  MappingStats stats = mapping_stats();
+  return cpp11::writable::list({
+      "live"_nm = static_cast<double>(stats.live),
+      "groups"_nm = static_cast<double>(stats.groups),
+      "idle"_nm = static_cast<double>(stats.idle),
+      "examined"_nm = static_cast<double>(stats.examined),
+      "collections"_nm = static_cast<double>(stats.collections),
+  });
   END_CPP11
 }

@@ -61,7 +61,11 @@ extern "C" SEXP shmr_prune() {
 
 extern "C" SEXP shmr_remove(SEXP name) {
   BEGIN_CPP11
-  return Rf_ScalarLogical(remove_region(shm_directory(), region_name_for(as_string(name))));
+  std::string region = region_name_for(as_string(name));
+  bool removed = remove_region(shm_directory(), region);
+  // An idle mapping here would keep the removed region's memory.
+  drop_idle_mappings(region);
+  return Rf_ScalarLogical(removed);
   END_CPP11
 }
 

@@ -88,7 +88,7 @@ void check_range(const Segment& segment, double offset, double count, const char
 extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    double bytes = Rf_asReal(size);
+    double bytes = as_real(size);
     if (ISNAN(bytes) || bytes < 1 || bytes > 9.0e15 || bytes != static_cast<double>(static_cast<uint64_t>(bytes)))
       throw Error(ErrorKind::InvalidArgument, "size must be a whole number of bytes >= 1");
     RegionDescription description;
@@ -114,9 +114,10 @@ extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
 extern "C" SEXP shmr_segment_open(SEXP name, SEXP readonly) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    auto segment = std::make_unique<Segment>();
-    segment->readonly = Rf_asLogical(readonly) != FALSE;
+    const bool read_only = as_logical(readonly) != FALSE;
     std::string region = region_name_for(as_string(name));
+    auto segment = std::make_unique<Segment>();
+    segment->readonly = read_only;
     segment->region = open_mapped_region(
         shm_directory(), region, segment->readonly ? Access::SharedReadOnly : Access::SharedWritable);
     if (!segment->readonly &&
@@ -136,33 +137,33 @@ extern "C" SEXP shmr_segment_write(SEXP seg, SEXP data, SEXP offset) {
     if (segment.readonly) throw Error(ErrorKind::InvalidArgument, "the segment was opened read-only");
     if (segment.is_protected)
       throw Error(ErrorKind::InvalidArgument, "the segment is protected (segment_protect())");
-    const void* source = nullptr;
-    double count = 0;
+    double width = 0;
     switch (TYPEOF(data)) {
       case RAWSXP:
-        source = RAW_RO(data);
-        count = static_cast<double>(XLENGTH(data));
+        width = 1;
         break;
       case LGLSXP:
-        source = LOGICAL_RO(data);
-        count = 4.0 * static_cast<double>(XLENGTH(data));
-        break;
       case INTSXP:
-        source = INTEGER_RO(data);
-        count = 4.0 * static_cast<double>(XLENGTH(data));
+        width = 4;
         break;
       case REALSXP:
-        source = REAL_RO(data);
-        count = 8.0 * static_cast<double>(XLENGTH(data));
+        width = 8;
         break;
       default:
         throw Error(ErrorKind::InvalidArgument,
                     "data must be a raw, logical, integer or double vector");
     }
-    check_range(segment, Rf_asReal(offset), count, "a write");
-    if (count > 0)
-      std::memcpy(segment.data + static_cast<uint64_t>(Rf_asReal(offset)), source,
-                  static_cast<size_t>(count));
+    // An ALTREP vector (a shared one, a sequence) runs its class's code for
+    // its length and data, which may raise.
+    const bool altrep = ALTREP(data);
+    const double count = width * static_cast<double>(altrep ? cpp11::safe[Rf_xlength](data)
+                                                            : XLENGTH(data));
+    const double at = as_real(offset);
+    check_range(segment, at, count, "a write");
+    if (count > 0) {
+      const void* source = altrep ? cpp11::safe[DATAPTR_RO](data) : DATAPTR_RO(data);
+      std::memcpy(segment.data + static_cast<uint64_t>(at), source, static_cast<size_t>(count));
+    }
     return Rf_ScalarReal(count);
   });
   END_CPP11
@@ -172,10 +173,10 @@ extern "C" SEXP shmr_segment_read(SEXP seg, SEXP offset, SEXP size) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     Segment& segment = segment_of(seg);
-    double at = Rf_asReal(offset);
+    double at = as_real(offset);
     // Without a size: to the end (an offset past the end fails the range check).
     double count = Rf_isNull(size) ? std::max(0.0, static_cast<double>(segment.size) - at)
-                                   : Rf_asReal(size);
+                                   : as_real(size);
     if (ISNAN(count) || count < 0) throw Error(ErrorKind::InvalidArgument, "size must be >= 0");
     check_range(segment, at, count, "a read");
     SEXP out = cpp11::safe[Rf_allocVector](RAWSXP, static_cast<R_xlen_t>(count));
@@ -225,7 +226,7 @@ extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
     auto* segment = static_cast<Segment*>(R_ExternalPtrAddr(seg));
     if (segment == nullptr || segment->region->is_closed()) return Rf_ScalarLogical(FALSE);
     // Only the handle that created a segment speaks for its creator.
-    int remove = Rf_asLogical(unlink);
+    int remove = as_logical(unlink);
     Removal removal = remove == TRUE                 ? Removal::Remove
                       : !segment->created            ? Removal::Leave
                       : remove == FALSE              ? Removal::Keep

@@ -1,5 +1,9 @@
 #include "api_support.h"
 
+#include <cpp11/protect.hpp>
+
+#include <cstring>
+
 #include "core/names.h"
 #include "core/store.h"
 #include "list_registry.h"
@@ -18,15 +22,28 @@ Origin origin_of(SEXP x) {
 }
 
 std::string as_string(SEXP x) {
-  if (TYPEOF(x) != STRSXP || XLENGTH(x) != 1 || STRING_ELT(x, 0) == NA_STRING) return {};
-  return CHAR(STRING_ELT(x, 0));
+  if (TYPEOF(x) != STRSXP) return {};
+  // A shared (ALTREP) string vector makes its element on demand, which may
+  // raise: only then is the R error turned into an exception.
+  const bool altrep = ALTREP(x);
+  if ((altrep ? cpp11::safe[Rf_xlength](x) : XLENGTH(x)) != 1) return {};
+  SEXP element = altrep ? cpp11::safe[STRING_ELT](x, 0) : STRING_ELT(x, 0);
+  if (element == NA_STRING) return {};
+  return CHAR(element);
 }
 
+int as_logical(SEXP x) { return cpp11::safe[Rf_asLogical](x); }
+
+double as_real(SEXP x) { return cpp11::safe[Rf_asReal](x); }
+
+// The option lists are built by the package's R code: ordinary lists with
+// ordinary names.
 SEXP list_field(SEXP list, const char* key) {
+  if (TYPEOF(list) != VECSXP || ALTREP(list)) return R_NilValue;
   SEXP names = Rf_getAttrib(list, R_NamesSymbol);
-  if (TYPEOF(list) != VECSXP || TYPEOF(names) != STRSXP) return R_NilValue;
+  if (TYPEOF(names) != STRSXP || ALTREP(names)) return R_NilValue;
   for (R_xlen_t i = 0; i < XLENGTH(list); ++i)
-    if (std::string(CHAR(STRING_ELT(names, i))) == key) return VECTOR_ELT(list, i);
+    if (std::strcmp(CHAR(STRING_ELT(names, i)), key) == 0) return VECTOR_ELT(list, i);
   return R_NilValue;
 }
 
@@ -44,9 +61,9 @@ CreateOptions create_options(SEXP options) {
   out.data_directory = as_string(list_field(options, "data_directory"));
   std::string name = as_string(list_field(options, "name"));
   if (!name.empty()) out.name = region_name_for(name);
-  out.writable = !Rf_asLogical(list_field(options, "readonly"));
-  out.persistent = Rf_asLogical(list_field(options, "persist")) == TRUE;
-  double capacity = Rf_asReal(list_field(options, "shm_capacity"));
+  out.writable = !as_logical(list_field(options, "readonly"));
+  out.persistent = as_logical(list_field(options, "persist")) == TRUE;
+  double capacity = as_real(list_field(options, "shm_capacity"));
   out.shm_capacity = ISNAN(capacity) || capacity <= 0 ? 0 : static_cast<uint64_t>(capacity);
   return out;
 }

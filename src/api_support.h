@@ -26,6 +26,11 @@ Origin origin_of(SEXP x);
 // The string in a length-1 character vector, or "" for anything else.
 std::string as_string(SEXP x);
 
+// Rf_asLogical() and Rf_asReal(), with an R error (a coercion warning under
+// options(warn = 2)) turned into a C++ exception: safe with C++ objects live.
+int as_logical(SEXP x);
+double as_real(SEXP x);
+
 // The element `key` of a named list, or R_NilValue.
 SEXP list_field(SEXP list, const char* key);
 

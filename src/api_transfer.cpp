@@ -36,9 +36,9 @@ extern "C" SEXP shmr_adopt(SEXP name) {
   return with_messages([&]() -> SEXP {
     std::string region = region_name_for(as_string(name));
     auto owner = claim_region(locate_region(shm_directory(), region), false);
-    // open_mapping() attaches the claim just made; from then on the mapping
+    // A new mapping attaches the claim just made; from then on the mapping
     // keeps it alive.
-    auto mapping = open_mapping(region);
+    auto mapping = open_new_mapping(region);
     return decode_object(mapping, mapping->reader().root());
   });
   END_CPP11

@@ -39,7 +39,35 @@ bool needs_copy(SEXP value) {
   }
 }
 
+// Lists are copied top-down: a list's copy is attached to its parent's copy
+// (or is the result) before its elements are copied, so all that is
+// allocated is reachable from the protected result. What is left to copy
+// waits on this stack of (source, copy) pairs, an R list: a nested list
+// costs heap, never C stack, and these frames hold plain data only (an R
+// error here skips no destructor).
+struct PendingCopies {
+  SEXP items;
+  PROTECT_INDEX index;
+  R_xlen_t count;
+};
+
+void push(PendingCopies& pending, SEXP source, SEXP copy) {
+  R_xlen_t capacity = XLENGTH(pending.items);
+  if (2 * pending.count + 2 > capacity) {
+    SEXP bigger = Rf_allocVector(VECSXP, 2 * capacity);
+    for (R_xlen_t i = 0; i < 2 * pending.count; ++i) SET_VECTOR_ELT(bigger, i, VECTOR_ELT(pending.items, i));
+    REPROTECT(pending.items = bigger, pending.index);
+  }
+  SET_VECTOR_ELT(pending.items, 2 * pending.count, source);
+  SET_VECTOR_ELT(pending.items, 2 * pending.count + 1, copy);
+  ++pending.count;
+}
+
 // Replaces attribute values that may hold views with their fetched copies.
+// Attribute values are copied whole before they are set (R checks some,
+// such as row.names, as they are set); an object nested through its
+// attributes is the rare case that recurses, and R_CheckStack() in
+// fetch_copy() turns its depth into an R error.
 void fetch_attributes(SEXP copy) {
   R_xlen_t count = 0;
   for_each_attribute(copy, [&](SEXP, SEXP value) { count += needs_copy(value) ? 1 : 0; });
@@ -60,24 +88,52 @@ void fetch_attributes(SEXP copy) {
   UNPROTECT(1);
 }
 
+// Fills `copy` (allocated with the type and length of `source`); list
+// elements to copy are allocated, attached, and left on `pending`.
+void fill(SEXP source, SEXP copy, PendingCopies& pending) {
+  SEXPTYPE type = TYPEOF(source);
+  R_xlen_t n = XLENGTH(source);
+  if (type == STRSXP) {
+    for (R_xlen_t i = 0; i < n; ++i) SET_STRING_ELT(copy, i, STRING_ELT(source, i));
+  } else if (type == VECSXP) {
+    for (R_xlen_t i = 0; i < n; ++i) {
+      // An ALTREP list may make its element on demand: keep it protected.
+      SEXP element = PROTECT(VECTOR_ELT(source, i));
+      if (needs_copy(element)) {
+        SEXP element_copy = Rf_allocVector(TYPEOF(element), XLENGTH(element));
+        SET_VECTOR_ELT(copy, i, element_copy);
+        push(pending, element, element_copy);
+      } else {
+        SET_VECTOR_ELT(copy, i, element);
+      }
+      UNPROTECT(1);
+    }
+  } else if (n > 0) {
+    std::memcpy(writable_data(copy), DATAPTR_RO(source), static_cast<size_t>(n) * element_bytes(type));
+  }
+  SHALLOW_DUPLICATE_ATTRIB(copy, source);
+  fetch_attributes(copy);
+}
+
 }  // namespace
 
 SEXP fetch_copy(SEXP x) {
-  SEXPTYPE type = TYPEOF(x);
   if (!needs_copy(x)) return x;
-  R_xlen_t n = XLENGTH(x);
-  SEXP copy = PROTECT(Rf_allocVector(type, n));
-  if (type == STRSXP) {
-    for (R_xlen_t i = 0; i < n; ++i) SET_STRING_ELT(copy, i, STRING_ELT(x, i));
-  } else if (type == VECSXP) {
-    for (R_xlen_t i = 0; i < n; ++i) SET_VECTOR_ELT(copy, i, fetch_copy(VECTOR_ELT(x, i)));
-  } else if (n > 0) {
-    std::memcpy(writable_data(copy), DATAPTR_RO(x), static_cast<size_t>(n) * element_bytes(type));
+  R_CheckStack();
+  SEXP result = PROTECT(Rf_allocVector(TYPEOF(x), XLENGTH(x)));
+  PendingCopies pending;
+  PROTECT_WITH_INDEX(pending.items = Rf_allocVector(VECSXP, 64), &pending.index);
+  pending.count = 0;
+  fill(x, result, pending);
+  while (pending.count > 0) {
+    --pending.count;
+    SEXP source = PROTECT(VECTOR_ELT(pending.items, 2 * pending.count));
+    SEXP copy = VECTOR_ELT(pending.items, 2 * pending.count + 1);  // reachable from result
+    fill(source, copy, pending);
+    UNPROTECT(1);
   }
-  SHALLOW_DUPLICATE_ATTRIB(copy, x);
-  fetch_attributes(copy);
-  UNPROTECT(1);
-  return copy;
+  UNPROTECT(2);
+  return result;
 }
 
 }  // namespace shmr::glue

@@ -1,5 +1,6 @@
 #include "r_api.h"
 
+#include "mapping.h"
 #include "view.h"
 
 extern "C" {
@@ -42,6 +43,7 @@ SEXP shmr_process_memory(SEXP);
 SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
+SEXP shmr_mapping_stats();
 
 SEXP shmr_host_identity();
 SEXP shmr_remote_scope(SEXP);
@@ -105,6 +107,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 1},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
+    {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
     {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
     {"shmr_remote_scope", (DL_FUNC)&shmr_remote_scope, 1},
     {"shmr_remote_peer", (DL_FUNC)&shmr_remote_peer, 1},
@@ -134,5 +137,6 @@ void R_init_shmr(DllInfo* dll) {
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);
+  shmr::glue::watch_idle_mappings();
 }
 }

@@ -1,6 +1,38 @@
-// One decoded use of a region in this process. Every ALTREP view made by one
-// decode points at the same Mapping; a node has at most one live view per
-// Mapping, so two R objects never share the same private pages.
+// The mappings of regions in this process, and the rule that keeps a write
+// to one R object from showing in another.
+//
+// A Mapping is one mmap of a region's data file; every view (ALTREP vector)
+// reads through one. A read-only region is mapped private and copy-on-write,
+// so a write through a view changes that mapping's pages for every view on
+// it. Hence the rule, enforced by make_view(): a fixed-width node has at most
+// one live view per copy-on-write mapping, and a node whose view wrote pages
+// and is gone is never viewed on that mapping again. A second object of the
+// same node (a duplicate, a second map_shared(), an unserialize()) goes to
+// another mapping of the same file. (Character vectors never write into the
+// mapping, writable shares are meant to be seen by all: neither needs it.)
+//
+// The mappings of one file form a group, found by the file's identity
+// (device, inode, size and status-change time: FileStamp), never by name: a
+// region removed and created again under the same name is another file. A
+// group reuses its mappings: objects unserialized one by one share one, a
+// map_shared() takes one no object reads (so close() of its result closes
+// nothing else), a duplicate takes any that the rule allows. Every
+// bookkeeping step is O(1): a hash lookup and a scan of at most
+// kReusablePerRegion mappings.
+//
+// Mappings of distinct objects are still one per object when each is written
+// (5,000 `y <- x; y[1] <- 0` make 5,000 private copies of a page). Their
+// number is bounded the way R bounds file descriptors: when many mappings
+// are live, the next new one first runs the garbage collector, which frees
+// those of objects that are gone (collect_if_many_mappings()).
+//
+// A mapping whose last object is gone stays mapped, idle, for the next use
+// of its region in this process (the page tables stay filled, so reading
+// the data again costs no page faults). At most kIdleMappings are kept, only
+// of regions that still exist under their name, never with pages written
+// here, never in the creating process (whose last object removes the
+// region); one is dropped at the second garbage collection after it went
+// idle, or as soon as its region is found removed.
 #pragma once
 
 #include "r_api.h"
@@ -9,14 +41,19 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/store.h"
 
 namespace shmr::glue {
 
+struct RegionGroup;
+
 class Mapping {
  public:
-  explicit Mapping(std::shared_ptr<MappedRegion> region) : region_(std::move(region)) {}
+  explicit Mapping(std::shared_ptr<MappedRegion> region);
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
   ~Mapping();
 
   MappedRegion& region() const noexcept { return *region_; }
@@ -27,30 +64,83 @@ class Mapping {
   // this process alone): its views cannot travel by name, so they serialize
   // their data.
   bool is_detached() const noexcept { return detached_; }
-  void detach() noexcept { detached_ = true; }
+  void detach() noexcept;
 
   bool has_live_view(uint64_t node) const { return live_views_.count(node) != 0; }
   void add_view(uint64_t node) { ++live_views_[node]; }
-  void remove_view(uint64_t node) {
-    auto found = live_views_.find(node);
-    if (found != live_views_.end() && --found->second == 0) live_views_.erase(found);
-  }
+  // `data` and `size`: the bytes the view read (empty for a string view),
+  // checked for pages written through it.
+  void remove_view(uint64_t node, const void* data, uint64_t size) noexcept;
+
+  // R was handed a writable pointer into this mapping: its pages may have
+  // been written. Until then none can have been, and no page check is needed.
+  void note_writable_pointer() noexcept { writable_pointer_given_ = true; }
+  bool writable_pointer_given() const noexcept { return writable_pointer_given_; }
+
+  // True when a new view of the fixed-width node `node` must not read this
+  // mapping (the rule above).
+  bool refuses_new_view_of(uint64_t node) const;
 
  private:
+  friend class MappingRegistry;
   std::shared_ptr<MappedRegion> region_;
   std::unordered_map<uint64_t, uint32_t> live_views_;  // node -> views (slices count too)
+  std::unordered_set<uint64_t> written_nodes_;         // their views wrote pages, and are gone
+  std::shared_ptr<RegionGroup> group_;
   bool detached_ = false;
+  bool writable_pointer_given_ = false;
 };
 
-// A mapping of `name` on which `node` has no live view: a cached one when
-// possible (so unserializing many columns maps the region once), else new.
-std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node);
-
-// A brand-new mapping (for map_shared()).
+// A mapping of the region now called `name` for a new object (map_shared()):
+// one of the same file that no object reads (idle, say), else a new one.
+// Throws NotFound, Corrupt.
 std::shared_ptr<Mapping> open_mapping(const std::string& name);
 
-// Remembers a mapping so later unserialize() calls can reuse it.
+// A new mapping of the region now called `name`, never one this process had
+// (for a caller that has just claimed the region: the claim goes with
+// mappings made from now on). Throws like open_mapping().
+std::shared_ptr<Mapping> open_new_mapping(const std::string& name);
+
+// A mapping of the region now called `name` for objects unserialized one by
+// one (the columns of a data frame), which share it: any this process has of
+// the same file, else a new one. Pass it to mapping_for_view() for each
+// view. Throws like open_mapping().
+std::shared_ptr<Mapping> mapping_for_unserialize(const std::string& name);
+
+// mapping_for_unserialize(), then mapping_for_view() of a fixed-width node.
+std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node);
+
+// `preferred` when a new view of `node` may read it, else another mapping of
+// the same file (reused or new). `fixed_width`: the node is a logical,
+// integer, double, complex or raw vector. Throws NotFound when a new mapping
+// is needed and the file is no longer under its name.
+std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& preferred, uint64_t node,
+                                          bool fixed_width);
+
+// Makes a mapping made elsewhere (share(), buffers) findable for reuse.
+// Idempotent; O(1).
 void remember_mapping(const std::shared_ptr<Mapping>& mapping);
+
+// Runs the garbage collector when many mappings are live, before another is
+// made. R context: call where an allocation could happen, with no C++
+// object alive in the calling frames that an R error would skip.
+void collect_if_many_mappings();
+
+// Lets go of idle mappings of `name` (it was just removed).
+void drop_idle_mappings(const std::string& name) noexcept;
+
+// Arms the check that drops idle mappings at garbage collections. R context.
+void watch_idle_mappings();
+
+// Counts for tests and diagnostics.
+struct MappingStats {
+  uint64_t live = 0;        // Mapping objects alive
+  uint64_t groups = 0;      // files with a group in the registry
+  uint64_t idle = 0;        // idle mappings kept
+  uint64_t examined = 0;    // registry entries looked at, since the start
+  uint64_t collections = 0; // garbage collections run to bound mappings
+};
+MappingStats mapping_stats();
 
 // The directory regions live in for the shm backing.
 std::string shm_directory();

@@ -1,5 +1,6 @@
 #include "view.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -34,7 +35,10 @@ ViewHandle* view_handle(SEXP x) {
   return static_cast<ViewHandle*>(R_ExternalPtrAddr(pointer));
 }
 
-SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
+namespace {
+
+// A view of `node` on exactly `mapping`.
+SEXP new_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
   const R_altrep_class_t* cls = view_class_for(node.kind());
   if (cls == nullptr) Rf_error("shmr: internal error: no view class for node kind");
   SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
@@ -52,13 +56,68 @@ SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
   return view;
 }
 
+// What a lookup found. While the view is made it is owned by an external
+// pointer, so an R error there (allocation) leaks nothing and skips no
+// destructor: the frames in between hold plain data only.
+struct FoundNode {
+  std::shared_ptr<Mapping> mapping;
+  NodeView node;
+};
+
+void delete_found_node(SEXP holder) {
+  delete static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
+  R_ClearExternalPtr(holder);
+}
+
+// Makes the view of the node that `find` (which may throw) returns. With
+// `errors_are_fatal`, a failed lookup is an R error; otherwise nullptr.
+template <typename Find>
+SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
+  collect_if_many_mappings();
+  SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
+  R_RegisterCFinalizer(holder, delete_found_node);
+  ErrorMessage message;
+  capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
+  if (message.set()) {
+    UNPROTECT(1);
+    if (errors_are_fatal) raise_r_error(message);
+    return nullptr;
+  }
+  const FoundNode& found = *static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
+  SEXP view = new_view(found.mapping, found.node);
+  delete_found_node(holder);
+  UNPROTECT(1);
+  return view;
+}
+
+// A view of `node` on a mapping of the same file that `preferred` refuses
+// it on (mapping.h): a duplicate, or a second decode of the same object.
+SEXP view_on_other_mapping(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
+  return view_on_found_node(
+      [&] {
+        auto mapping = mapping_for_view(preferred, node.index(), true);
+        return FoundNode{mapping, mapping->reader().node(node.index())};
+      },
+      true);
+}
+
+}  // namespace
+
+SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
+  if (format::element_size(node.kind()) != 0 && mapping->refuses_new_view_of(node.index()))
+    return view_on_other_mapping(mapping, node);
+  return new_view(mapping, node);
+}
+
+// A slice reads the whole view's mapping: it is made only for a task's
+// argument (pool_apply()), which R copies before any change.
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
   ViewHandle* whole = view_handle(x);
   if (whole == nullptr || whole->mapping->is_closed() || whole->is_slice() ||
       format::element_size(whole->node.kind()) == 0 || first > whole->node.length() ||
       count > whole->node.length() - first)
     return nullptr;
-  SEXP slice = PROTECT(make_view(whole->mapping, whole->node));
+  SEXP slice = PROTECT(new_view(whole->mapping, whole->node));
   ViewHandle* handle = view_handle(slice);
   handle->set_slice(first, count);
   UNPROTECT(1);
@@ -88,6 +147,7 @@ void delete_mapping_holder(SEXP p) {
 
 SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& find,
                      ErrorMessage& message) {
+  collect_if_many_mappings();
   std::shared_ptr<Mapping>* mapping = nullptr;
   NodeView node;
   capture_exception(message, [&] {
@@ -103,15 +163,14 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
 }
 
 SEXP fresh_view_of(const ViewHandle& handle) {
-  const std::string& name = handle.mapping->region().name();
-  ErrorMessage message;
-  return view_on_mapping(
-      [&](NodeView& node) {
-        auto mapping = mapping_for_node(name, handle.node.index());
-        node = mapping->reader().node(handle.node.index());
-        return mapping;
+  const ViewHandle* original = &handle;
+  return view_on_found_node(
+      [original] {
+        const bool fixed_width = format::element_size(original->node.kind()) != 0;
+        auto mapping = mapping_for_view(original->mapping, original->node.index(), fixed_width);
+        return FoundNode{mapping, mapping->reader().node(original->node.index())};
       },
-      message);
+      false);
 }
 
 bool view_writes_through(const ViewHandle& handle) {
@@ -127,6 +186,7 @@ void refuse_private_copy(const ViewHandle& handle) {
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {
+  if (!handle.mapping->writable_pointer_given()) return false;
   return pages::has_private_copies(handle.data(), handle.data_size());
 }
 

@@ -32,7 +32,7 @@ struct ViewHandle {
         closed(mapping->region().closed_flag()) {
     mapping->add_view(node.index());
   }
-  ~ViewHandle() { mapping->remove_view(node.index()); }
+  ~ViewHandle() { mapping->remove_view(node.index(), data(), data_size()); }
 
   bool is_slice() const noexcept { return first != 0 || count != node.length(); }
   uint64_t length() const noexcept { return count; }
@@ -60,8 +60,12 @@ bool is_view(SEXP x);
 // The handle of a view, or nullptr for anything else (never throws).
 ViewHandle* view_handle(SEXP x);
 
-// Makes a view of `node` on `mapping`. May raise an R error (allocation):
-// call only inside cpp11::unwind_protect. Fixed-width and String nodes only.
+// Makes a view of `node` (read through `mapping`). A fixed-width node that
+// already has a view there, or whose pages were written there, gets a
+// mapping of its own instead (mapping.h). May raise an R error (allocation,
+// or the region gone when a new mapping is needed): call only inside
+// cpp11::unwind_protect, from a frame that owns no C++ object. Fixed-width
+// and String nodes only.
 SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node);
 
 // The handle of `x` inside a view class's own method, where `x` is known to
@@ -75,8 +79,8 @@ inline ViewHandle* own_handle(SEXP x) {
 // C++ object.
 ViewHandle& open_view_handle(SEXP x);
 
-// A new view of the same node on a mapping where that node has no view yet,
-// or nullptr when the region can no longer be opened.
+// A new view of the same node, independent of `handle`'s (mapping.h), or
+// nullptr when the region can no longer be mapped.
 SEXP fresh_view_of(const ViewHandle& handle);
 
 // A view of elements [first, first + count) of the fixed-width view `x`,
@@ -119,7 +123,8 @@ bool view_writes_through(const ViewHandle& handle);
 [[noreturn]] void refuse_private_copy(const ViewHandle& handle);
 
 // True when the process holds private (copy-on-write) copies of any page of
-// the view's data, i.e. it has written to it.
+// the view's data, i.e. it has written to it. Free unless R was ever handed
+// a writable pointer into the view's mapping.
 bool view_has_private_pages(const ViewHandle& handle);
 
 }  // namespace shmr::glue

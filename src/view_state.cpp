@@ -241,16 +241,18 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
 
   SEXP view = view_on_mapping(
       [&](NodeView& node) {
-        auto mapping = mapping_for_node(in.region, in.node);
+        auto mapping = mapping_for_unserialize(in.region);
         if (in.remote) check_identity(mapping->reader(), in, in.region);
-        node = mapping->reader().node(in.node);
-        const R_altrep_class_t* node_class = view_class_for(node.kind());
+        NodeView found = mapping->reader().node(in.node);
+        const R_altrep_class_t* node_class = view_class_for(found.kind());
         if (node_class == nullptr)
           throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node that is not a vector");
         // The node must be of the type the stream says (an edited stream
         // could otherwise turn a double vector into a character vector).
         if (R_SEXP(*node_class) != cls)
           throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node of another type");
+        mapping = mapping_for_view(mapping, found.index(), format::element_size(found.kind()) != 0);
+        node = mapping->reader().node(in.node);
         return mapping;
       },
       message);

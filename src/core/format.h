@@ -107,7 +107,9 @@ struct AttributeEntry {
 };
 static_assert(sizeof(AttributeEntry) == 24, "attribute entry is 24 bytes");
 
-inline constexpr uint64_t kMaxAttributeNameLength = 4096;
+// R's own limit on symbol names (MAXIDSIZE): every attribute name R can
+// make fits.
+inline constexpr uint64_t kMaxAttributeNameLength = 10000;
 
 // Bytes per element of the fixed-width kinds; 0 for the others.
 constexpr uint64_t element_size(NodeKind kind) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "error.h"
@@ -18,12 +19,15 @@ bool header_is_plausible(const format::RegionHeader& h) {
 
 }  // namespace
 
-RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::string& name)
+RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::string& name,
+                           const void* first_bytes, uint64_t first_size)
     : base_(static_cast<const unsigned char*>(base)),
+      first_bytes_(static_cast<const unsigned char*>(first_bytes)),
+      first_size_(first_bytes == nullptr ? 0 : std::min(first_size, mapped_size)),
       size_(mapped_size),
       name_(std::make_shared<const std::string>(name)) {
   if (size_ < sizeof(format::RegionHeader)) corrupt("it is shorter than a region header");
-  std::memcpy(&header_, base_, sizeof header_);
+  std::memcpy(&header_, bytes_at(0, sizeof header_), sizeof header_);
   if (!header_is_plausible(header_)) corrupt("it does not start with the shmr magic bytes");
   if (header_.format_version < format::kOldestReadableVersion ||
       header_.format_version > format::kVersion)
@@ -76,7 +80,9 @@ NodeView RegionReader::node(uint64_t index) const {
   view.base_ = base_;
   view.region_size_ = size_;
   view.index_ = index;
-  std::memcpy(&view.record_, base_ + header_.node_table_offset + index * sizeof(format::NodeRecord),
+  std::memcpy(&view.record_,
+              bytes_at(header_.node_table_offset + index * sizeof(format::NodeRecord),
+                       sizeof(format::NodeRecord)),
               sizeof(format::NodeRecord));
   const format::NodeRecord& rec = view.record_;
   if (rec.kind > format::kMaxNodeKind)

@@ -53,7 +53,13 @@ class NodeView {
 class RegionReader {
  public:
   // Throws Corrupt (with `name` in the message) when the header is invalid.
-  RegionReader(const void* base, uint64_t mapped_size, const std::string& name);
+  // `first_bytes`, when given, is a copy of the region's first `first_size`
+  // bytes: the header and the node records are read there when they lie
+  // within it, so that opening a region and decoding a small object touch
+  // none of the mapped pages (a mapping's first page fault costs more than
+  // the rest of opening it). The copy must outlive the reader.
+  RegionReader(const void* base, uint64_t mapped_size, const std::string& name,
+               const void* first_bytes = nullptr, uint64_t first_size = 0);
 
   const format::RegionHeader& header() const noexcept { return header_; }
   // All zero unless the header's kFlagReplica is set (version 2).
@@ -68,8 +74,15 @@ class RegionReader {
  private:
   [[noreturn]] void corrupt(const std::string& what) const;
   void check_range(uint64_t offset, uint64_t size, uint64_t alignment, const char* what) const;
+  // The bytes at [offset, offset + size), which lie in the region: from the
+  // copy of its first bytes when they lie there, else from the mapping.
+  const unsigned char* bytes_at(uint64_t offset, uint64_t size) const noexcept {
+    return offset + size <= first_size_ ? first_bytes_ + offset : base_ + offset;
+  }
 
   const unsigned char* base_;
+  const unsigned char* first_bytes_ = nullptr;
+  uint64_t first_size_ = 0;
   uint64_t size_;
   std::shared_ptr<const std::string> name_;
   format::RegionHeader header_;

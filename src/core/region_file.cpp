@@ -66,7 +66,8 @@ MemoryMap MemoryMap::shared_read_only(int fd, uint64_t size) {
 }
 
 MemoryMap MemoryMap::private_copy_on_write(int fd, uint64_t size) {
-  return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_PRIVATE), size);
+  return MemoryMap(map_or_throw(fd, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE),
+                   size);
 }
 
 void MemoryMap::replace_with_zero_pages() {
@@ -150,11 +151,34 @@ FileDescriptor PendingRegion::publish() {
   return std::move(fd_);
 }
 
+FileStamp FileStamp::of(const struct stat& st) {
+  FileStamp stamp;
+  stamp.device = static_cast<uint64_t>(st.st_dev);
+  stamp.inode = static_cast<uint64_t>(st.st_ino);
+  stamp.size = static_cast<uint64_t>(st.st_size);
+  stamp.changed_sec = static_cast<int64_t>(st.st_ctim.tv_sec);
+  stamp.changed_nsec = static_cast<int64_t>(st.st_ctim.tv_nsec);
+  return stamp;
+}
+
 OpenedRegion open_region(const std::string& directory, const std::string& name,
                          bool for_writing) {
+  return open_region(directory, name, for_writing ? OpenMode::Write : OpenMode::Read);
+}
+
+OpenedRegion open_region(const std::string& directory, const std::string& name, OpenMode mode) {
   std::string path = region_path(directory, name);
   // O_NONBLOCK: opening a FIFO planted under a region name must not hang.
-  int fd = ::open(path.c_str(), (for_writing ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  constexpr int kFlags = O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+  bool writable = mode != OpenMode::Read;
+  int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | kFlags);
+  if (fd < 0 && mode == OpenMode::ReadWriteIfAllowed &&
+      (errno == EACCES || errno == EROFS || errno == EPERM || errno == EISDIR ||
+       errno == ETXTBSY)) {
+    // Not writable (or not a file at all: the checks below say so).
+    writable = false;
+    fd = ::open(path.c_str(), O_RDONLY | kFlags);
+  }
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT)
@@ -173,6 +197,8 @@ OpenedRegion open_region(const std::string& directory, const std::string& name,
   if (st.st_uid != ::geteuid())
     throw Error(ErrorKind::Corrupt, "region '" + name + "' belongs to another user");
   opened.size = static_cast<uint64_t>(st.st_size);
+  opened.stamp = FileStamp::of(st);
+  opened.writable = writable;
   return opened;
 }
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+struct stat;
+
 namespace shmr {
 
 class FileDescriptor {
@@ -45,7 +47,11 @@ class MemoryMap {
   // The file's pages, read-only: a write faults.
   static MemoryMap shared_read_only(int fd, uint64_t size);
   // Reads come from the shared pages; a write copies only the touched page
-  // into this process (copy-on-write), never into the file.
+  // into this process (copy-on-write), never into the file. The mapping is
+  // not charged to the commit limit (MAP_NORESERVE): only pages actually
+  // written take memory of this process, so a region larger than RAM plus
+  // swap maps, and a worker is not charged the whole object. (Under strict
+  // overcommit, vm.overcommit_memory = 2, the kernel charges it all the same.)
   static MemoryMap private_copy_on_write(int fd, uint64_t size);
 
   // Swaps the pages for anonymous zero pages at the same address, so stale
@@ -98,9 +104,43 @@ class PendingRegion {
   bool published_ = false;
 };
 
+// Which file a descriptor has open, and which incarnation of it. Device and
+// inode name the file itself, and its number cannot go to another file while
+// any process has it open or mapped; the size and the time of the last
+// status change (when the region was published under its name: Linux keeps
+// no creation time for tmpfs) tell apart a later file that took a freed
+// inode number.
+struct FileStamp {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t changed_sec = 0;
+  int64_t changed_nsec = 0;
+
+  static FileStamp of(const struct stat& st);
+  bool same_file(const FileStamp& other) const noexcept {
+    return device == other.device && inode == other.inode;
+  }
+  bool operator==(const FileStamp& other) const noexcept {
+    return same_file(other) && size == other.size && changed_sec == other.changed_sec &&
+           changed_nsec == other.changed_nsec;
+  }
+  bool operator!=(const FileStamp& other) const noexcept { return !(*this == other); }
+};
+
 struct OpenedRegion {
   FileDescriptor fd;
   uint64_t size = 0;
+  FileStamp stamp;
+  bool writable = false;  // the descriptor allows writing
+};
+
+enum class OpenMode {
+  Read,
+  Write,
+  // Writing when the file allows it, else reading: one descriptor serves
+  // whichever mapping the region's header asks for.
+  ReadWriteIfAllowed,
 };
 
 // Opens an existing region file, read-only or for writing. Throws NotFound
@@ -108,6 +148,7 @@ struct OpenedRegion {
 // user.
 OpenedRegion open_region(const std::string& directory, const std::string& name,
                          bool for_writing = false);
+OpenedRegion open_region(const std::string& directory, const std::string& name, OpenMode mode);
 
 // Removes the name; processes that mapped the region keep their pages.
 // Returns false when the name did not exist.

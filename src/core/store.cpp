@@ -1,10 +1,12 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -17,12 +19,16 @@
 namespace shmr {
 
 MappedRegion::MappedRegion(RegionLocation location, Access access, MemoryMap map,
-                           std::shared_ptr<RegionOwner> owner)
+                           std::shared_ptr<RegionOwner> owner, FileStamp stamp,
+                           std::vector<unsigned char> first_bytes)
     : location_(std::move(location)),
       access_(access),
       map_(std::move(map)),
-      reader_(map_.data(), map_.size(), location_.name),
-      owner_(std::move(owner)) {}
+      first_bytes_(std::move(first_bytes)),
+      reader_(map_.data(), map_.size(), location_.name,
+              first_bytes_.empty() ? nullptr : first_bytes_.data(), first_bytes_.size()),
+      owner_(std::move(owner)),
+      stamp_(stamp) {}
 
 void MappedRegion::close(Removal removal) {
   if (closed_) return;
@@ -136,8 +142,11 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   auto owner = claim_region(location, options.persistent);
   Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
   MemoryMap map = map_with(access, fd.get(), writer.total_size());
+  struct stat st;
+  FileStamp stamp;
+  if (::fstat(fd.get(), &st) == 0) stamp = FileStamp::of(st);
   return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
-                                        std::move(owner));
+                                        std::move(owner), stamp);
 }
 
 }  // namespace
@@ -186,30 +195,104 @@ RegionLocation locate_region(const std::string& shm_directory, const std::string
   return location;
 }
 
+namespace {
+
+// A locator is at most its header and the longest path: only a file that
+// small needs its first bytes read to tell a locator from a region.
+constexpr uint64_t kSmallestRegion = sizeof(format::RegionHeader);
+constexpr uint64_t kLargestLocator = sizeof(LocatorHeader) + kMaxLocatorPath;
+
+bool may_be_locator(uint64_t size) { return size >= sizeof(LocatorHeader) && size <= kLargestLocator; }
+
+}  // namespace
+
+RegionFile open_region_file(const std::string& shm_directory, const std::string& name) {
+  if (!names::is_valid_region_name(name))
+    throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
+  RegionFile region;
+  region.location.shm_directory = shm_directory;
+  region.location.data_directory = shm_directory;
+  region.location.name = name;
+  region.file = open_region(shm_directory, name, OpenMode::ReadWriteIfAllowed);
+  Locator locator;
+  if (may_be_locator(region.file.size) && read_locator(region.file.fd.get(), name, locator)) {
+    region.location.backing = Backing::File;
+    region.location.data_directory = locator.target_path.substr(0, locator.target_path.rfind('/'));
+    if (region.location.data_directory.empty()) region.location.data_directory = "/";
+    region.file = open_region(region.location.data_directory, name, OpenMode::ReadWriteIfAllowed);
+  }
+  return region;
+}
+
+namespace {
+
+// The file's first bytes (at most a page): its header, and for a small
+// object all the records the reader needs. One pread costs less than the
+// first page fault of a new mapping.
+constexpr uint64_t kFirstBytes = 4096;
+
+std::vector<unsigned char> first_bytes_of(const RegionFile& region) {
+  std::vector<unsigned char> bytes(std::min<uint64_t>(region.file.size, kFirstBytes));
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::pread(region.file.fd.get(), bytes.data() + got, bytes.size() - got,
+                        static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_system_error("cannot read region " + region.location.name, errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  bytes.resize(got);
+  return bytes;
+}
+
+std::shared_ptr<MappedRegion> map_with_first_bytes(RegionFile region,
+                                                   std::vector<unsigned char> first_bytes,
+                                                   Access access) {
+  const std::string& name = region.location.name;
+  if (region.file.size < kSmallestRegion)
+    throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: it is shorter than "
+                                    "a region header");
+  if (access == Access::SharedWritable && !region.file.writable)
+    throw Error(ErrorKind::InvalidArgument,
+                "writable shared region '" + name + "' cannot be opened for writing by this process");
+  MemoryMap map = map_with(access, region.file.fd.get(), region.file.size);
+  auto owner = owner_of(region.location.name_path());
+  return std::make_shared<MappedRegion>(std::move(region.location), access, std::move(map),
+                                        std::move(owner), region.file.stamp,
+                                        std::move(first_bytes));
+}
+
+}  // namespace
+
+std::shared_ptr<MappedRegion> map_region_file(RegionFile region, Access access) {
+  std::vector<unsigned char> first_bytes = first_bytes_of(region);
+  return map_with_first_bytes(std::move(region), std::move(first_bytes), access);
+}
+
+// The header, read once, says how to map: copy-on-write for a read-only
+// region, shared for a writable one. (The reader checks it all again.)
+std::shared_ptr<MappedRegion> map_region_file(RegionFile region) {
+  std::vector<unsigned char> first_bytes = first_bytes_of(region);
+  Access access = Access::CopyOnWrite;
+  format::RegionHeader header;
+  if (first_bytes.size() >= sizeof header) {
+    std::memcpy(&header, first_bytes.data(), sizeof header);
+    if (std::memcmp(header.magic, format::kMagic, sizeof header.magic) == 0 &&
+        (header.flags & format::kFlagReadonly) == 0)
+      access = Access::SharedWritable;
+  }
+  return map_with_first_bytes(std::move(region), std::move(first_bytes), access);
+}
+
 std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
                                                  const std::string& name) {
-  RegionLocation location = locate_region(shm_directory, name);
-  OpenedRegion opened = open_region(location.data_directory, name, false);
-  format::RegionHeader header;
-  bool writable = read_region_header(opened.fd.get(), header) &&
-                  (header.flags & format::kFlagReadonly) == 0;
-  return open_mapped_region(shm_directory, name,
-                            writable ? Access::SharedWritable : Access::CopyOnWrite);
+  return map_region_file(open_region_file(shm_directory, name));
 }
 
 std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
                                                  const std::string& name, Access access) {
-  RegionLocation location = locate_region(shm_directory, name);
-  OpenedRegion opened = open_region(location.data_directory, name,
-                                    access == Access::SharedWritable);
-  if (opened.size < sizeof(format::RegionHeader))
-    throw Error(ErrorKind::Corrupt, "shared region '" + name + "' is corrupt: it is shorter than "
-                                    "a region header");
-  MemoryMap map = map_with(access, opened.fd.get(), opened.size);
-  auto owner = owner_of(location.name_path());
-  return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
-                                        std::move(owner));
+  return map_region_file(open_region_file(shm_directory, name), access);
 }
-
 
 }  // namespace shmr

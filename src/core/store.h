@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ownership.h"
 #include "reader.h"
@@ -30,8 +31,11 @@ enum class Removal {
 // A validated mapping of a region.
 class MappedRegion {
  public:
+  // `first_bytes`: a copy of the file's first bytes, for the reader (see
+  // RegionReader); empty when the pages are known to be mapped already.
   MappedRegion(RegionLocation location, Access access, MemoryMap map,
-               std::shared_ptr<RegionOwner> owner);
+               std::shared_ptr<RegionOwner> owner, FileStamp stamp = {},
+               std::vector<unsigned char> first_bytes = {});
 
   const std::string& name() const noexcept { return location_.name; }
   const std::string& directory() const noexcept { return location_.data_directory; }
@@ -39,6 +43,8 @@ class MappedRegion {
   Access access() const noexcept { return access_; }
   const RegionReader& reader() const noexcept { return reader_; }
   const MemoryMap& map() const noexcept { return map_; }
+  // The data file this maps, as it was when mapped.
+  const FileStamp& stamp() const noexcept { return stamp_; }
   bool is_owner() const noexcept { return owner_ != nullptr; }
   bool is_closed() const noexcept { return closed_; }
   // Where the closed state lives, for readers that check it per element.
@@ -54,8 +60,10 @@ class MappedRegion {
   RegionLocation location_;
   Access access_;
   MemoryMap map_;
+  std::vector<unsigned char> first_bytes_;
   RegionReader reader_;
   std::shared_ptr<RegionOwner> owner_;
+  FileStamp stamp_;
   bool closed_ = false;
 };
 
@@ -86,9 +94,26 @@ std::shared_ptr<MappedRegion> create_region(const RegionDescription& description
 // Where the region called `name` is. Throws NotFound or Corrupt.
 RegionLocation locate_region(const std::string& shm_directory, const std::string& name);
 
-// Maps an existing region: copy-on-write when it is read-only, shared and
-// writable otherwise, unless `access` says. In the process that created it,
-// the mapping shares the ownership. Throws NotFound or Corrupt.
+// The data file of the region called `name`, open and checked (a regular
+// file of this user) but not yet mapped: a caller that keeps mappings can
+// tell from its stamp whether it maps this file already. One descriptor
+// serves the checks and the mapping, so a region removed and created again
+// meanwhile is never half one and half the other. Throws NotFound or Corrupt.
+struct RegionFile {
+  RegionLocation location;
+  OpenedRegion file;
+};
+RegionFile open_region_file(const std::string& shm_directory, const std::string& name);
+
+// Maps `region`: copy-on-write when its header says read-only, shared and
+// writable otherwise, unless `access` says. The file's first page is read
+// (pread) for the header and given to the reader, so mapping touches none of
+// the mapped pages. In the process that created it, the mapping shares the
+// ownership. Throws Corrupt.
+std::shared_ptr<MappedRegion> map_region_file(RegionFile region);
+std::shared_ptr<MappedRegion> map_region_file(RegionFile region, Access access);
+
+// open_region_file() then map_region_file().
 std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,
                                                  const std::string& name);
 std::shared_ptr<MappedRegion> open_mapped_region(const std::string& shm_directory,

@@ -504,3 +504,43 @@ TEST(Store, ListingSkipsWhatIsNotARegularFileOfThisUser) {
   EXPECT_EQ(list[0].name, created->name());
   EXPECT_TRUE(shmr::prune_regions(dir.path()).empty());
 }
+
+// One descriptor serves the checks and the mapping: a region removed and
+// created again between opening and mapping is never half one, half the
+// other, and the stamp tells the two files apart.
+TEST(Store, OpenedRegionFileMapsTheFileItOpened) {
+  TempDir dir;
+  Sample sample;
+  auto first = shmr::create_region(sample.description, options(dir, "shmr_again"));
+  shmr::RegionFile opened = shmr::open_region_file(dir.path(), "shmr_again");
+  EXPECT_EQ(opened.location.backing, shmr::Backing::Shm);
+  EXPECT_EQ(opened.file.stamp, first->stamp());
+  first->close(shmr::Removal::Remove);
+  EXPECT_FALSE(dir.exists("shmr_again"));
+
+  Sample other;
+  other.values = {9, 9, 9};
+  other.description.nodes[1].bytes = other.values.data();
+  auto second = shmr::create_region(other.description, options(dir, "shmr_again"));
+  auto mapped = shmr::map_region_file(std::move(opened));
+  EXPECT_EQ(read_values(*mapped), sample.values);
+  EXPECT_EQ(read_values(*second), other.values);
+  EXPECT_NE(mapped->stamp(), second->stamp());
+  EXPECT_EQ(shmr::open_region_file(dir.path(), "shmr_again").file.stamp, second->stamp());
+}
+
+// Read-only regions map copy-on-write, writable ones shared, from the header
+// read through the one mapping.
+TEST(Store, AccessComesFromTheHeader) {
+  TempDir dir;
+  Sample sample;
+  auto readonly = shmr::create_region(sample.description, options(dir, "shmr_ro"));
+  CreateOptions writable_options = options(dir, "shmr_rw");
+  writable_options.writable = true;
+  auto writable = shmr::create_region(sample.description, writable_options);
+  EXPECT_EQ(shmr::open_mapped_region(dir.path(), "shmr_ro")->access(), shmr::Access::CopyOnWrite);
+  auto shared = shmr::open_mapped_region(dir.path(), "shmr_rw");
+  EXPECT_EQ(shared->access(), shmr::Access::SharedWritable);
+  static_cast<double*>(const_cast<void*>(shared->reader().node(1).data()))[0] = 42;
+  EXPECT_EQ(read_values(*writable)[0], 42);
+}

@@ -1,0 +1,204 @@
+# How a process maps regions (src/mapping.h): mappings are found by the
+# file's identity, a page written for one object never shows in another,
+# their number stays bounded, their bookkeeping does not grow with the
+# number of live shares, and a region larger than the machine's memory maps.
+
+test_that("a page written by a dropped object never shows in a later one", {
+  # A list element written in place, then dropped: its mapping lives on
+  # (the list holds it) with the written page.
+  s <- share(list(a = as.numeric(1:100), b = as.numeric(101:200)))
+  name <- shared_name(s)
+  bytes <- serialize(s$a, NULL)
+  s$a[1] <- 99
+  expect_identical(s$a[1], 99)
+  s$a <- NULL
+  invisible(gc())
+  expect_identical(unserialize(bytes), as.numeric(1:100))
+  expect_identical(map_shared(name)$a, as.numeric(1:100))
+
+  # A duplicate written and dropped.
+  x <- share(c(7, 8, 9))
+  stream <- serialize(x, NULL)
+  y <- x
+  y[1] <- 0
+  rm(y)
+  invisible(gc())
+  expect_identical(unserialize(stream), c(7, 8, 9))
+  expect_identical(x[], c(7, 8, 9))
+  close(x)
+})
+
+test_that("a region removed and created again under its name is a new region to a consumer", {
+  skip_on_os(c("windows", "mac"))
+  name <- paste0("recreated_", Sys.getpid())
+  old <- share(list(a = as.numeric(1:100), b = as.numeric(1:100)), name = name)
+  consumer <- start_worker()
+  on.exit(consumer$close(), add = TRUE)
+  # The consumer keeps the old region mapped through element a only.
+  consumer$run(function(name) {
+    held <<- map_shared(name)$a
+    invisible(gc())
+    NULL
+  }, list(name = name))
+  close(old)
+  new <- share(list(a = as.numeric(101:200), b = as.numeric(201:300)), name = name)
+  on.exit(close(new), add = TRUE)
+  # Values are fetched there: a shared object would travel back by name.
+  got <- consumer$run(function(name, b, whole) {
+    list(b = fetch(unserialize(b)), whole = fetch(unserialize(whole)),
+         mapped = fetch(map_shared(name)$b), held = held[1:3])
+  }, list(name = name, b = serialize(new$b, NULL), whole = serialize(new, NULL)))
+  expect_identical(got$b, as.numeric(201:300))
+  expect_identical(got$whole$a, as.numeric(101:200))
+  expect_identical(got$mapped, as.numeric(201:300))
+  # The old object still reads the old region.
+  expect_identical(got$held, c(1, 2, 3))
+})
+
+test_that("duplicates written in a loop keep the number of mappings bounded", {
+  skip_on_os(c("windows", "mac"))
+  got <- in_other_process(function() {
+    region_maps <- function(name) sum(grepl(name, readLines("/proc/self/maps"), fixed = TRUE))
+    x <- share(as.numeric(1:1e4))
+    name <- shared_name(x)
+    for (i in 1:5000) {
+      y <- x
+      y[1] <- 0
+    }
+    peak <- region_maps(name)
+    # Each written copy is still its own object.
+    copies <- lapply(1:3, function(i) {
+      y <- x
+      y[i] <- -i
+      y
+    })
+    list(peak = peak, y = y[1:2], x = x[1:3], copies = lapply(copies, function(v) v[1:3]))
+  })
+  expect_lt(got$peak, 1500)
+  expect_identical(got$y, c(0, 2))
+  expect_identical(got$x, c(1, 2, 3))
+  expect_identical(got$copies, list(c(-1, 2, 3), c(1, -2, 3), c(1, 2, -3)))
+})
+
+test_that("mapping bookkeeping does not grow with the number of live shares", {
+  stats <- shmr:::mapping_stats
+  work_per_use <- function(live) {
+    kept <- lapply(seq_len(live), function(i) share(as.numeric(1:20) + i))
+    names <- vapply(kept[1:100], shared_name, "")
+    streams <- lapply(kept[1:100], serialize, connection = NULL)
+    before <- stats()[["examined"]]
+    for (i in 1:100) {
+      y <- map_shared(names[i])
+      z <- unserialize(streams[[i]])
+    }
+    work <- (stats()[["examined"]] - before) / 200
+    groups <- stats()[["groups"]]
+    rm(kept, y, z)
+    invisible(gc())
+    c(work = work, groups = groups)
+  }
+  invisible(gc())
+  baseline <- stats()[["groups"]]
+  small <- work_per_use(100)
+  large <- work_per_use(3000)
+  expect_lte(large[["work"]], small[["work"]] + 1)
+  expect_lte(large[["work"]], 20)
+  # The registry holds the files of live shares, and lets go of them.
+  expect_gte(large[["groups"]], baseline + 3000)
+  expect_lte(stats()[["groups"]], baseline + 10)
+})
+
+test_that("a mapping dropped and mapped again in a consumer is reused, until its region goes", {
+  skip_on_os(c("windows", "mac"))
+  x <- share(as.numeric(1:1e5))
+  name <- shared_name(x)
+  consumer <- start_worker()
+  on.exit(consumer$close(), add = TRUE)
+  first <- consumer$run(function(name) {
+    region_maps <- function(name) sum(grepl(name, readLines("/proc/self/maps"), fixed = TRUE))
+    y <- map_shared(name)
+    s1 <- sum(y)
+    rm(y)
+    invisible(gc())
+    idle <- shmr:::mapping_stats()[["idle"]]
+    y <- map_shared(name)
+    list(sum = s1, again = sum(y), idle = idle, maps = region_maps(name))
+  }, list(name = name))
+  expect_identical(first$sum, sum(as.numeric(1:1e5)))
+  expect_identical(first$again, first$sum)
+  expect_identical(first$idle, 1)
+  expect_identical(first$maps, 1L)
+  consumer$run(function() invisible(gc()))
+  close(x)
+  other <- share(1:3 + 0)
+  on.exit(close(other), add = TRUE)
+  # The consumer's next uses of shmr find the region gone and let go.
+  left <- consumer$run(function(name, other) {
+    region_maps <- function(name) sum(grepl(name, readLines("/proc/self/maps"), fixed = TRUE))
+    for (i in 1:8) z <- map_shared(other)
+    invisible(gc())
+    region_maps(name)
+  }, list(name = name, other = shared_name(other)))
+  expect_identical(left, 0L)
+})
+
+test_that("a region larger than memory and swap maps in another process", {
+  skip_on_os(c("windows", "mac"))
+  overcommit <- suppressWarnings(readLines("/proc/sys/vm/overcommit_memory"))
+  # Under strict overcommit the kernel charges private mappings in full.
+  skip_if(identical(overcommit, "2"), "strict overcommit (vm.overcommit_memory = 2)")
+  meminfo <- readLines("/proc/meminfo")
+  kb <- function(key) as.numeric(sub("^[^:]+:\\s*([0-9]+) kB.*$", "\\1", grep(paste0("^", key, ":"), meminfo, value = TRUE)))
+  big <- ceiling((kb("MemTotal") + kb("SwapTotal")) * 1024 * 1.25 / 4096) * 4096
+  dir <- tempfile("shm")
+  dir.create(dir, mode = "0700")
+  on.exit(unlink(dir, recursive = TRUE), add = TRUE)
+  # A real region of a raw vector, its node and header grown to `big` bytes,
+  # written sparsely: only its first bytes exist on disk.
+  x <- share(as.raw(rep(7, 64)), backing = "shm")
+  bytes <- readBin(region_file(shared_name(x)), "raw", file.size(region_file(shared_name(x))))
+  close(x)
+  node <- find_node(bytes, KIND[["raw"]])
+  at <- node_at(bytes, node)
+  data_offset <- u64(bytes, at + FIELD[["data_offset"]])
+  bytes <- put_u64(bytes, at + FIELD[["length"]], big - data_offset)
+  bytes <- put_u64(bytes, at + FIELD[["data_size"]], big - data_offset)
+  bytes <- put_u64(bytes, HEADER[["total_size"]], big)
+  path <- file.path(dir, "shmr_sparse_big")
+  con <- file(path, "wb")
+  writeBin(bytes[seq_len(data_offset + 64)], con)
+  seek(con, big - 1, rw = "write")
+  writeBin(as.raw(0), con)
+  close(con)
+  Sys.chmod(path, "0600")
+  expect_identical(file.size(path), big)
+  got <- in_other_process(function(dir, name) {
+    Sys.setenv(SHMR_SHM_DIR = dir)
+    y <- map_shared(name)
+    list(length = length(y), first = as.integer(y[1:2]), last = as.integer(y[length(y)]))
+  }, list(dir = dir, name = "shmr_sparse_big"))
+  expect_identical(got$length, big - data_offset)
+  expect_identical(got$first, c(7L, 7L))
+  expect_identical(got$last, 0L)
+})
+
+test_that("an error while a buffer is made leaves no region behind", {
+  v <- share(5)
+  close(v)
+  own <- function() sum(shared_regions()$creator_pid == Sys.getpid(), na.rm = TRUE)
+  before <- own()
+  # Reading the closed object's value raises an R error inside the engine.
+  expect_error(shared_buffer("double", 4, init = v), "was closed")
+  expect_identical(own(), before)
+})
+
+test_that("attribute names as long as R allows are shared", {
+  long <- strrep("n", 10000)
+  x <- as.numeric(1:10)
+  attr(x, long) <- 1:3
+  attr(x, "short") <- "s"
+  s <- share(x)
+  expect_identical(attributes(s), attributes(x))
+  expect_identical(fetch(map_shared(shared_name(s))), x)
+  close(s)
+})
