@@ -5,7 +5,7 @@ R ?= R
 RSCRIPT ?= Rscript
 
 .PHONY: all deps install demo test test-cpp test-r check docs clean bench bench-quick \
-        fuzz fuzz-corpus test-asan
+        fuzz fuzz-corpus test-asan peer-tests
 
 CXX ?= g++
 FUZZ_SECONDS ?= 60
@@ -80,3 +80,10 @@ check: deps
 
 clean:
 	@rm -rf build check build-install.log src/*.o src/core/*.o src/*.so
+
+# The peers' own test suites (mori, memshare, bettermc, shard) against
+# shmr's compatibility layers; not part of `make test` (it downloads the
+# peers from CRAN). mori and memshare need R >= 4.3:
+#   make peer-tests R=/path/to/R-4.5/bin/R RSCRIPT=/path/to/R-4.5/bin/Rscript
+peer-tests: install
+	@$(RSCRIPT) tools/peer-suites.R $(PEER_ARGS)

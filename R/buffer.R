@@ -8,12 +8,17 @@
 #' worker's `FUN` can simply assign into the buffer it receives.
 #'
 #' Indexing follows R's rules for `[<-` with positive, negative, logical or
-#' character (dimnames) indices; the value is recycled and converted to the
-#' buffer's type. Writes from several processes to the same elements race:
-#' give each worker its own part.
+#' character (dimnames) indices and matrices of subscripts; the value is
+#' recycled and converted to the buffer's type. A write builds no vector of
+#' positions: `buf[, j] <- v` costs no memory beyond `v`. Only `[<-` and
+#' `[[<-` change a buffer: copies R makes for its own purposes (`unclass()`,
+#' arithmetic) are private. A buffer changed inside a function and returned
+#' is the same buffer. Writes from several processes to the same elements
+#' race: give each worker its own part.
 #'
 #' @param type `"double"`, `"integer"`, `"logical"`, `"raw"` or `"complex"`.
-#' @param dim A length (a vector), or the dimensions of a matrix or array.
+#' @param dim A length (a vector, up to 2^52 elements), or the dimensions of
+#'   a matrix or array (each at most 2^31 - 1, as R allows).
 #' @param init The initial value of every element (`NA`; for raw, `00`).
 #' @return A shared buffer: a writable shared vector (class `shmr_buffer`)
 #'   with `dim` set when `dim` has more than one element.
@@ -35,26 +40,27 @@
 shared_buffer <- function(type = c("double", "integer", "logical", "raw", "complex"), dim,
                           init = NA) {
   type <- match.arg(type)
-  if (!is.numeric(dim) || !length(dim) || anyNA(dim) || any(dim < 0) || any(dim != round(dim))) {
+  if (!is.numeric(dim) || !length(dim) || anyNA(dim) || any(!is.finite(dim)) || any(dim < 0) ||
+      any(dim != round(dim))) {
     stop("`dim` must be non-negative whole numbers", call. = FALSE)
   }
+  if (length(dim) > 1L && any(dim > .Machine$integer.max)) {
+    stop(sprintf("each dimension of a matrix or array can be at most %d (R's limit); a vector ",
+                 .Machine$integer.max), "(a single `dim`) can be longer", call. = FALSE)
+  }
+  if (prod(dim) > 2^52) stop("a buffer can hold at most 2^52 elements", call. = FALSE)
   if (length(init) != 1L) stop("`init` must be a single value", call. = FALSE)
   init <- if (type == "raw" && is.na(init)) as.raw(0) else suppressWarnings(as.vector(init, type))
   options <- list(backing = "auto", readonly = FALSE, data_directory = data_directory(NULL, FALSE),
                   shm_capacity = shm_capacity())
-  dims <- as.integer(dim)
-  buffer <- .Call(shmr_buffer_create, type, dims, init, options)
-  if (length(dims) == 1L) attr(buffer, "dim") <- NULL
-  class(buffer) <- "shmr_buffer"
-  buffer
+  .Call(shmr_buffer_create, type, as.numeric(dim), init, options)
 }
 
 #' @export
 `[<-.shmr_buffer` <- function(x, ..., value) {
-  positions <- buffer_positions(x, ...)
+  subscripts <- buffer_subscripts(x, substitute(list(...)), ...)
   value <- as.vector(value, typeof(x))
-  if (length(positions) && !length(value)) stop("replacement has length zero", call. = FALSE)
-  .Call(shmr_buffer_write, x, as.numeric(positions), value)
+  .Call(shmr_buffer_write, x, subscripts, value)
 }
 
 #' @export
@@ -71,36 +77,48 @@ print.shmr_buffer <- function(x, ...) {
   invisible(x)
 }
 
-# 1-based linear positions that x[...] <- value would assign.
-buffer_positions <- function(x, ...) {
+# What x[...] <- value selects, as the engine takes it: one subscript (along
+# the whole vector) or one per dimension, each NULL (everything) or 1-based
+# positions. Positions are built only where R's rules need them (negative,
+# logical, character or matrix subscripts); a missing subscript selects
+# everything without a vector of positions, so b[, j] <- v costs nothing
+# beyond the write.
+buffer_subscripts <- function(x, given, ...) {
+  given <- as.list(given)[-1L]
   d <- dim(x) %||% length(x)
-  given <- as.list(substitute(list(...)))[-1L]
   is_empty <- vapply(given, function(a) identical(a, quote(expr = )), TRUE)
-  if (length(given) == 0L || (length(given) == 1L && is_empty[1L])) return(seq_len(prod(d)))
-  if (length(given) == 1L) return(vector_positions(..1, prod(d), names(x)))
+  if (length(given) == 0L) return(list(NULL))
+  if (length(given) == 1L) {
+    if (is_empty[1L]) return(list(NULL))
+    index <- ..1
+    if (is.matrix(index) && is.numeric(index) && length(d) > 1L && ncol(index) == length(d)) {
+      return(list(matrix_positions(index, d)))
+    }
+    return(list(positions_along(index, prod(d), names(x))))
+  }
   if (length(given) != length(d)) stop("incorrect number of subscripts", call. = FALSE)
   dn <- dimnames(x)
-  per_dim <- lapply(seq_along(given), function(k) {
-    if (is_empty[k]) return(seq_len(d[k]))
-    vector_positions(...elt(k), d[k], dn[[k]])
+  lapply(seq_along(given), function(k) {
+    if (is_empty[k]) NULL else positions_along(...elt(k), d[k], dn[[k]])
   })
-  strides <- c(1, cumprod(d)[-length(d)])
-  positions <- 1
-  for (k in seq_along(per_dim)) {
-    positions <- outer(positions, (per_dim[[k]] - 1) * strides[k], `+`)
-  }
-  as.vector(positions)
 }
 
-# Positions along one dimension of extent n, as R's `[<-` reads `index`.
-vector_positions <- function(index, n, labels) {
-  if (is.numeric(index) && !anyNA(index) && all(index >= 1)) {
-    positions <- trunc(index)
-  } else if (is.character(index)) {
-    positions <- match(index, labels)
-  } else {
-    positions <- seq_len(n)[index]
+# Positions along one dimension of extent n, as R's `[<-` reads `index`:
+# positive numbers are passed on as they are (the engine checks them).
+positions_along <- function(index, n, labels) {
+  if (is.numeric(index) && !is.object(index) && !anyNA(index) &&
+      (!length(index) || min(index) >= 1)) {
+    return(index)
   }
+  positions <- if (is.character(index)) match(index, labels) else seq_len(n)[index]
   if (anyNA(positions) || any(positions > n)) stop("subscript out of bounds", call. = FALSE)
   positions
+}
+
+# Linear positions of the rows of a matrix subscript (one column per
+# dimension), as x[m] <- value uses them.
+matrix_positions <- function(index, d) {
+  if (anyNA(index) || any(index < 1) || any(t(index) > d)) stop("subscript out of bounds", call. = FALSE)
+  strides <- c(1, cumprod(d)[-length(d)])
+  as.vector((trunc(index) - 1) %*% strides) + 1
 }

@@ -15,7 +15,13 @@
 #' variable `SHMR_SHM_DIR`).
 #'
 #' `allocate_from_shm(obj)` opens that object and removes its name at once,
-#' so it can be allocated only once; a second call is an error. With
+#' so it can be allocated only once; a second call is an error naming
+#' `shm_open`, as bettermc's. It checks the `shm_obj` against the object, as
+#' bettermc does: a `type` that is not one of the five SEXP types is an
+#' "unsupported SEXP type" error, a `size` other than the object's a "wrong
+#' size" error, and a `type` or `length` other than the vector's an error
+#' too (the name is removed all the same). The `attributes` of the
+#' `shm_obj` are those the vector gets. With
 #' `copy = TRUE` the vector is copied into ordinary memory and the shared
 #' memory is freed. With `copy = FALSE` it is not copied: the vector reads
 #' a private (copy-on-write) mapping of the object, so later writes stay in
@@ -35,9 +41,18 @@
 #'   leading `/` (bettermc allows any character but `/`).
 #' * Objects that were never allocated are not removed when their creator
 #'   exits (as in bettermc); [remove_shared()] removes one by name.
-#' * bettermc's `mclapply()` and semaphores are not provided: use
-#'   [parallel::mclapply()], or [pool_lapply()], which returns large
-#'   results through shared memory by itself.
+#' * Only `copy2shm()` and `allocate_from_shm()` are provided. bettermc's
+#'   other functions are outside shmr's purpose (sharing R objects) and are
+#'   not provided: `mclapply()` (use [parallel::mclapply()], or
+#'   [pool_lapply()], which returns large results through shared memory by
+#'   itself); the semaphores `sem_open()`, `sem_post()`, `sem_wait()`,
+#'   `sem_close()`, `sem_unlink()`, `semv_open()`, `semv_post()`,
+#'   `semv_wait()` and `semv_unlink()`; the character vector tools
+#'   `char_map()`, `map2char()`, `compress_chars()` and
+#'   `uncompress_chars()` (shmr shares character vectors as they are); and
+#'   `etry()` and `crash_dumps()` (error handling with dumps).
+#' * Messages are worded as shmr's, naming the same failures (`shm_open`,
+#'   "unsupported SEXP type", "wrong size").
 #'
 #' @param x A logical, integer, double, complex or raw vector, a factor, or
 #'   an S3 object built on one of these.
@@ -73,30 +88,36 @@ NULL
 #' @rdname compat-bettermc
 #' @export
 copy2shm <- function(x, name, overwrite = FALSE, copy = TRUE) {
-  region <- shm_obj_region(name)
+  region <- shm_obj_region(name, "copy2shm")
   check_flag(overwrite, "overwrite")
   check_flag(copy, "copy")
   if (!typeof(x) %in% names(sexp_types) || is.object(x) && !is.atomic(x)) {
-    stop(sprintf(paste0("copy2shm(): `x` must be a logical, integer, double, complex or raw ",
-                        "vector (or a factor or S3 object built on one), not %s"),
-                 describe_type(x)), call. = FALSE)
+    stop(sprintf(paste0("copy2shm(): unsupported SEXP type for 'x': it must be a logical, ",
+                        "integer, double, complex or raw vector (or a factor or S3 object ",
+                        "built on one), not %s"), describe_type(x)), call. = FALSE)
   }
   if (overwrite) {
     remove_shared(region)
-  } else if (region_exists_here(region)) {
-    stop(sprintf(paste0("copy2shm(): a shared memory object named '%s' exists already ",
-                        "(overwrite = TRUE replaces it)"), name), call. = FALSE)
+  } else if (nrow(shared_regions(region)) > 0L) {
+    stop(sprintf(paste0("copy2shm(): 'shm_open' failed for '%s': a shared memory object of ",
+                        "that name exists already (overwrite = TRUE replaces it)"), name),
+         call. = FALSE)
   }
-  # The region is written and published, then left without an owner: it
-  # stays until allocate_from_shm() (or remove_shared()) removes it. A
-  # failure while writing removes what was written.
-  options <- list(backing = "shm", readonly = TRUE, name = region, persist = TRUE,
-                  data_directory = "", shm_capacity = shm_capacity())
-  .Call(shmr_share_handoff, x, class(x)[1L], options)
+  # A persistent region outlives this process until allocate_from_shm() (or
+  # remove_shared()) removes it; closing this process's mapping leaves it.
+  # A failure while writing removes what was written.
+  shared <- tryCatch(
+    share(x, backing = "shm", name = region, persist = TRUE),
+    error = function(e) {
+      stop(sprintf("copy2shm(): cannot create the shared memory object '%s' (%s)", name,
+                   conditionMessage(e)), call. = FALSE)
+    }
+  )
+  size <- shared_info(shared)$size
+  close(shared)
   structure(list(
     name = name, type = sexp_types[[typeof(x)]], length = as.numeric(length(x)),
-    size = file.size(file.path(shm_directory(), region_file_name(region))),
-    attributes = as.pairlist(attributes(x)), copy = copy
+    size = size, attributes = as.pairlist(attributes(x)), copy = copy
   ), class = "shm_obj")
 }
 
@@ -105,40 +126,72 @@ copy2shm <- function(x, name, overwrite = FALSE, copy = TRUE) {
 allocate_from_shm <- function(obj, copy = obj$copy) {
   if (!inherits(obj, "shm_obj")) stop("`obj` must be an object returned by copy2shm()", call. = FALSE)
   check_flag(copy, "copy")
-  region <- shm_obj_region(obj$name)
-  x <- tryCatch(map_shared(region), error = function(e) {
-    stop(sprintf(paste0("allocate_from_shm(): cannot open the shared memory object '%s': it ",
-                        "was allocated already, removed, or never created (%s)"),
-                 obj$name, conditionMessage(e)), call. = FALSE)
+  region <- shm_obj_region(obj$name, "allocate_from_shm")
+  x <- tryCatch(map_shared(paste0("shmr_", region)), error = function(e) {
+    stop(sprintf(paste0("allocate_from_shm(): 'shm_open' failed for '%s': no such shared ",
+                        "memory object (it was allocated already, removed, or never created)"),
+                 obj$name), call. = FALSE)
   })
-  # One allocation per object: the name goes as soon as it is open.
+  # One allocation per object: the name goes as soon as it is open, also
+  # when the shm_obj turns out not to match it.
   remove_shared(region)
+  detach_shared(x)
+  matched <- FALSE
+  on.exit(if (!matched) unmap_shared(x), add = TRUE)
+  check_shm_obj(obj, x)
+  matched <- TRUE
+  if (!identical(as.pairlist(attributes(x)), as.pairlist(obj$attributes))) {
+    attributes(x) <- as.list(obj$attributes)
+  }
   if (copy) {
     y <- fetch(x)
-    .Call(shmr_unmap, x)
+    unmap_shared(x)
     return(y)
   }
-  .Call(shmr_detach, x)
   x
 }
 
 sexp_types <- c(logical = 10L, integer = 13L, double = 14L, complex = 15L, raw = 24L)
 
 # The shmr region name for a bettermc name ("/name" or "name").
-shm_obj_region <- function(name) {
+shm_obj_region <- function(name, caller) {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
       !grepl("^/?[A-Za-z0-9._-]{1,100}$", name) || sub("^/", "", name) %in% c(".", "..")) {
-    stop("a shared memory name must be '/' followed by 1 to 100 letters, digits, '.', '_' ",
-         "or '-'", call. = FALSE)
+    stop(sprintf(paste0("%s(): 'shm_open' cannot use %s: a shared memory name must be '/' ",
+                        "followed by 1 to 100 letters, digits, '.', '_' or '-'"),
+                 caller, if (is.character(name) && length(name) == 1L) sprintf("'%s'", name)
+                 else "that name"), call. = FALSE)
   }
   sub("^/", "", name)
 }
 
-region_exists_here <- function(region) {
-  file.exists(file.path(shm_directory(), region_file_name(region)))
+shm_obj_type <- function(type) {
+  if (!is.numeric(type) || length(type) != 1L || is.na(type) || !type %in% sexp_types) {
+    stop(sprintf(paste0("allocate_from_shm(): unsupported SEXP type %s in the shm_obj ",
+                        "(10 logical, 13 integer, 14 double, 15 complex or 24 raw)"),
+                 if (is.numeric(type) && length(type) == 1L) format(type) else "(not a number)"),
+         call. = FALSE)
+  }
+  names(sexp_types)[match(type, sexp_types)]
 }
 
-# The file a region name (as share(name = ) takes it) has in shm_directory().
-region_file_name <- function(region) {
-  if (startsWith(region, "shmr_")) region else paste0("shmr_", region)
+# What the shm_obj says against what its shared memory object holds.
+check_shm_obj <- function(obj, x) {
+  type <- shm_obj_type(obj$type)
+  if (!identical(typeof(x), type)) {
+    stop(sprintf(paste0("allocate_from_shm(): the shm_obj says type %s, but '%s' holds a ",
+                        "vector of type %s"), type, obj$name, typeof(x)), call. = FALSE)
+  }
+  size <- shared_info(x)$size
+  if (!is.numeric(obj$size) || length(obj$size) != 1L || !isTRUE(obj$size == size)) {
+    stop(sprintf(paste0("allocate_from_shm(): the shared memory object '%s' is of wrong size: ",
+                        "the shm_obj says %s bytes, it has %s"), obj$name,
+                 format(obj$size, scientific = FALSE), format(size, scientific = FALSE)),
+         call. = FALSE)
+  }
+  if (!is.numeric(obj$length) || length(obj$length) != 1L || !isTRUE(obj$length == length(x))) {
+    stop(sprintf(paste0("allocate_from_shm(): 'alloc_from_shm' refuses the shm_obj: it says %s ",
+                        "elements, but '%s' holds %s"), format(obj$length, scientific = FALSE),
+                 obj$name, format(length(x), scientific = FALSE)), call. = FALSE)
+  }
 }

@@ -32,7 +32,11 @@
 #'   [pool_create()] when there is one and `MAX.CORES` is `NULL`, else on a
 #'   temporary pool of `MAX.CORES` workers (by default one less than the
 #'   usable cores). `NAMESPACE` defaults to the name of `FUN`. The result is
-#'   a list, named by `dimnames(X)[[MARGIN]]` or `names(X)`.
+#'   an unnamed list, as memshare's. `memApply()` on something that is not
+#'   a matrix (a data frame, say) warns and uses `as.matrix(X)`, as
+#'   memshare does.
+#' * [mutualinfo()], the statistic of memshare's main example, with
+#'   memshare's arguments and estimators (see its differences below).
 #'
 #' @section How namespaces map onto regions:
 #' Variable `v` of namespace `ns` is the named region `memshare.ns.v` (any
@@ -62,8 +66,24 @@
 #'   returning `NA`; what the call registered is released either way. The
 #'   caller's cluster keeps running.
 #' * `retrieveMetadata()` does not leave a view behind; `releaseViews()` of
-#'   a variable without views does nothing.
-#' * `mutualinfo()` (a statistic, not shared memory) is not provided.
+#'   a variable without views does nothing (memshare: an error), and so
+#'   does `releaseViews()` of a variable that was never registered.
+#' * Matrices and vectors keep their type: an integer matrix given to
+#'   `memApply()`, or integer `VARS`, stay integer (memshare warns and
+#'   converts them to double), and `registerVariables()` takes a data frame
+#'   (memshare: "Unknown element type").
+#' * Messages are shmr's (memshare's "Variable was already registered!" is
+#'   "variable 'x' is registered in namespace 'ns' already", its "not
+#'   previously allocated" is "is not registered in namespace").
+#' * [mutualinfo()] gives memshare's values for two discrete variables
+#'   and with `useMPMI = TRUE`; for continuous variables its values are
+#'   estimates of the same kind, not memshare's numbers (see
+#'   [mutualinfo()]). A missing value with `na.rm = FALSE` is a clear error
+#'   where memshare fails inside `seq()`.
+#' * memshare's namespaces are limited by the operating system (31
+#'   characters on macOS, a `Local\\` prefix on Windows); shmr runs on
+#'   Linux, where a region name (`memshare.<namespace>.<variable>`) may
+#'   have 100 characters.
 #'
 #' @param namespace,NAMESPACE A namespace: a single non-empty string.
 #' @param variableList A named list of the objects to register.
@@ -196,7 +216,7 @@ retrieveMetadata <- function(namespace, variableName) {
     page <- memshare_state$pages[[region]]
     if (!is.null(page)) return(describe_variable(page$object))
     view <- map_variable(namespace, variable, region)
-    on.exit(.Call(shmr_unmap, view))
+    on.exit(unmap_shared(view))
     describe_variable(view)
   })
   if (length(variableName) == 1L) return(described[[1L]])
@@ -260,6 +280,12 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
   call$mapped <- list()
   on.exit(end_call(call, namespace))
 
+  if (!is.null(margin) && !is.matrix(X) && !(is.character(X) && length(X) == 1L)) {
+    # As memshare: a data frame (or anything else) is tried as a matrix.
+    warning("memApply(): X is neither a matrix nor the name of one; using as.matrix(X)",
+            call. = FALSE)
+    X <- as.matrix(X)
+  }
   X <- map_input(X, namespace, call)
   if (!is.null(margin) && (!is.matrix(X) || !is.atomic(X))) {
     stop("memApply(): `X` must be a matrix of an atomic type, or the name of one", call. = FALSE)
@@ -270,8 +296,8 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
 
   answer <- pool_map(X, FUN, vars, margin = margin, pool = pool, chunk_size = NULL, seed = NULL,
                      progress = FALSE, on_error = "wait")
-  # Private copies of the names: X may be released when the call returns.
-  names(answer) <- fetch(if (is.null(margin)) names(answer) else dimnames(X)[[margin]])
+  # memshare's results are unnamed, whatever the names of X.
+  names(answer) <- NULL
   answer
 }
 
@@ -316,7 +342,7 @@ call_variable <- function(variable, namespace, call) {
 
 end_call <- function(call, namespace) {
   if (length(call$registered)) releaseVariables(namespace, call$registered)
-  for (object in call$mapped) .Call(shmr_unmap, object)
+  for (object in call$mapped) unmap_shared(object)
   for (object in call$shared) close(object)
 }
 
@@ -374,7 +400,8 @@ namespace_of <- function(fun_expression) {
 }
 
 map_variable <- function(namespace, variable, region) {
-  tryCatch(map_shared(region), error = function(e) {
+  # The prefixed name: a missing region is an error, not NULL.
+  tryCatch(map_shared(paste0("shmr_", region)), error = function(e) {
     stop(sprintf("no variable '%s' in namespace '%s' (%s)", variable, namespace,
                  conditionMessage(e)), call. = FALSE)
   })
@@ -389,7 +416,7 @@ release_page <- function(region) {
 release_views <- function(region) {
   entry <- memshare_state$views[[region]]
   memshare_state$views[[region]] <- NULL
-  for (view in entry$objects) .Call(shmr_unmap, view)
+  for (view in entry$objects) unmap_shared(view)
 }
 
 # Every view and variable of `namespace` in this process.

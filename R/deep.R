@@ -23,6 +23,7 @@
 
 share_deep <- function(x, root, min_bytes, cycle, mode, share_vector) {
   walk <- new_walk(min_bytes, cycle, mode, share_vector)
+  walk$root <- root
   completed <- FALSE
   on.exit(if (!completed) discard_views(walk), add = TRUE)
   result <- visit(walk, x, root)
@@ -262,8 +263,8 @@ is_stop_environment <- function(env, search_envs) {
 search_environments <- function() lapply(seq_along(search()), as.environment)
 
 apply_hook <- function(walk, x, path) {
-  ctx <- list(path = path, class = class(x), mode = walk$mode, min_bytes = walk$min_bytes,
-              deep = TRUE)
+  ctx <- list(path = hook_path(walk, path), class = class(x), mode = walk$mode,
+              min_bytes = walk$min_bytes, types = shareable_types, deep = TRUE)
   answer <- tryCatch(share_hook(x, ctx), error = function(e) e)
   if (inherits(answer, "error")) {
     unshareable(walk, x, path, paste0("share_hook() failed (", conditionMessage(answer), ")"))
@@ -271,12 +272,34 @@ apply_hook <- function(walk, x, path) {
   }
   answer <- check_hook_answer(answer, class(x))
   if (!is.null(answer$rewrite)) {
-    x <- answer$rewrite(x)
-    walk$keepalive <- c(walk$keepalive, list(x))
+    rewritten <- tryCatch(answer$rewrite(x), error = function(e) e)
+    if (inherits(rewritten, "error")) {
+      # Like an error in the hook itself: the object is walked as it is.
+      unshareable(walk, x, path, paste0("share_hook()'s rewrite failed (",
+                                        conditionMessage(rewritten), ")"))
+    } else {
+      x <- rewritten
+      walk$keepalive <- c(walk$keepalive, list(x))
+    }
   }
-  walk$skip_paths <- c(walk$skip_paths, answer$skip_paths)
-  walk$force_paths <- c(walk$force_paths, answer$force_share_paths)
+  walk$skip_paths <- c(walk$skip_paths, walk_paths(walk, answer$skip_paths))
+  walk$force_paths <- c(walk$force_paths, walk_paths(walk, answer$force_share_paths))
   list(x = x, skip = c(answer$skip, answer$skip_slots), force = answer$force)
+}
+
+# The vector types deep sharing shares (a hook's ctx$types, as shard's).
+shareable_types <- c("logical", "integer", "double", "complex", "raw", "character")
+
+# A hook sees paths rooted at "<root>", as shard's hooks do; shared_info()
+# names the root by the expression given to share(). Paths a hook returns
+# may use either.
+hook_path <- function(walk, path) paste0("<root>", substring(path, nchar(walk$root) + 1L))
+
+walk_paths <- function(walk, paths) {
+  if (!length(paths)) return(character())
+  rooted <- startsWith(paths, "<root>")
+  paths[rooted] <- paste0(walk$root, substring(paths[rooted], nchar("<root>") + 1L))
+  paths
 }
 
 check_hook_answer <- function(answer, cls) {

@@ -17,6 +17,11 @@ check_region_name <- function(name) {
 # directory that lives as long as this session (or, for persistent regions,
 # the user's cache directory).
 data_directory <- function(path, persist) {
+  session_default <- is.null(path) && !persist
+  if (session_default) {
+    known <- session_directory$path
+    if (!is.null(known) && dir.exists(known)) return(known)
+  }
   if (is.null(path)) {
     path <- if (persist) {
       tools::R_user_dir("shmr", "cache")
@@ -28,12 +33,22 @@ data_directory <- function(path, persist) {
   if (!is.character(path) || length(path) != 1L || is.na(path) || !dir.exists(path)) {
     stop("`path` must be an existing directory", call. = FALSE)
   }
-  normalizePath(path, mustWork = TRUE)
+  path <- normalizePath(path, mustWork = TRUE)
+  if (session_default) session_directory$path <- path
+  path
 }
+
+# The session's default directory once made and resolved: every share()
+# with backing "auto" passes it, in case shm turns out to be full.
+session_directory <- new.env(parent = emptyenv())
 
 # Bytes of /dev/shm that "auto" may count on; 0 means no cap.
 shm_capacity <- function() {
-  cap <- getOption("shmr.shm_capacity", Sys.getenv("SHMR_SHM_CAPACITY", ""))
+  cap <- getOption("shmr.shm_capacity")
+  if (is.null(cap)) {
+    cap <- Sys.getenv("SHMR_SHM_CAPACITY", "")
+    if (!nzchar(cap)) return(0)
+  }
   cap <- suppressWarnings(as.numeric(cap))
   if (length(cap) != 1L || is.na(cap) || cap < 0) 0 else cap
 }

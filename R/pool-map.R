@@ -215,6 +215,10 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   if (chosen$temporary) on.exit(suspendInterrupts(pool_stop(pool)), add = TRUE)
   workers <- length(pool$pids)
   chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else ceiling(chunk_size)
+  # Large results come back in regions made for this process; those never
+  # adopted (an interrupt, a reply lost) are removed when the call ends.
+  handoff <- handoff_target()
+  on.exit(suspendInterrupts(discard_handoffs(handoff)), add = TRUE)
 
   created <- new.env(parent = emptyenv())
   on.exit(suspendInterrupts(for (obj in created$objects) close(obj)), add = TRUE)
@@ -239,7 +243,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
     tasks[[t]] <- list(
       call = call_id, chunk = t, X = if (subset) X[p] else X, subset = subset, positions = p,
       margin = margin, FUN = prepared$FUN, dots = dots, packages = prepared$packages,
-      seeds = if (!is.null(seeds)) seeds[p], threshold = threshold
+      seeds = if (!is.null(seeds)) seeds[p], threshold = threshold, handoff = handoff
     )
   }
 

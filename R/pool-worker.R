@@ -25,7 +25,7 @@ run_chunk <- function(task) {
   }
   if (length(handoffs)) {
     handoffs <- setdiff(handoffs, applied$failed)
-    for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold))
+    for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold, task$handoff))
     handoffs <- handoffs[vapply(values[handoffs], inherits, TRUE, "shmr_handoff")]
   }
   list(call = task$call, chunk = task$chunk, pid = Sys.getpid(), values = values,
@@ -98,16 +98,23 @@ select_element <- function(X, position, margin) {
   column
 }
 
-# A result above the threshold goes back through shared memory: it is
-# written to a region this worker does not keep, and the caller adopts it.
-maybe_hand_off <- function(value, threshold) {
-  if (!is.finite(threshold) || !(is.atomic(value) || is.list(value)) || is.null(value)) {
+# A result above the threshold goes back through shared memory, in a region
+# made for the caller (`target`, from handoff_target()): the region names the
+# caller as its creator and, when it falls back to a file, lives in the
+# caller's directory, so neither depends on this worker living on. The
+# worker keeps no claim on it; the caller adopts it. A result that cannot be
+# handed off goes back by value.
+maybe_hand_off <- function(value, threshold, target = NULL) {
+  if (is.null(target) || !is.finite(threshold) || !(is.atomic(value) || is.list(value)) ||
+      is.null(value)) {
     return(value)
   }
   if (as.numeric(utils::object.size(value)) <= threshold) return(value)
-  options <- list(backing = "auto", readonly = TRUE, data_directory = data_directory(NULL, FALSE),
+  options <- list(backing = "auto", readonly = TRUE, data_directory = target$data_directory,
                   shm_capacity = shm_capacity())
-  name <- .Call(shmr_share_handoff, value, class(value)[1L], options)
+  name <- tryCatch(.Call(shmr_hand_off, value, class(value)[1L], options, target),
+                   error = function(e) NULL)
+  if (is.null(name)) return(value)
   structure(list(name = name), class = "shmr_handoff")
 }
 
@@ -119,4 +126,40 @@ adopt_results <- function(results) {
     }
   }
   results
+}
+
+# Where the workers of one map call put its large results (see
+# maybe_hand_off()): this process's identity, the call's name prefix, and
+# the directory for results that fall back to a file.
+handoff_target <- function() {
+  handoffs$calls <- handoffs$calls + 1
+  list(owner = .Call(shmr_process_identity),
+       prefix = sprintf("%s%d_", handoff_process_prefix(), handoffs$calls),
+       data_directory = data_directory(NULL, FALSE))
+}
+
+# Removes the results of the call of `target` that were handed off but never
+# adopted (the caller was interrupted, or the reply never came).
+discard_handoffs <- function(target) {
+  invisible(.Call(shmr_discard_handoffs, target$prefix))
+}
+
+handoffs <- new.env(parent = emptyenv())
+handoffs$calls <- 0
+
+# "shmr_h<pid>x<start ticks>_": the hand-off names of this process, made of
+# its identity (no random numbers: the caller's random stream is left alone).
+handoff_process_prefix <- function() {
+  if (!identical(handoffs$pid, Sys.getpid())) {
+    handoffs$pid <- Sys.getpid()
+    parts <- strsplit(.Call(shmr_process_identity), ":", fixed = TRUE)[[1L]]
+    handoffs$prefix <- sprintf("shmr_h%sx%s_", parts[1L], parts[2L])
+  }
+  handoffs$prefix
+}
+
+# At exit: late results of interrupted calls of this process.
+discard_own_handoffs <- function() {
+  if (identical(handoffs$pid, Sys.getpid())) .Call(shmr_discard_handoffs, handoffs$prefix)
+  invisible()
 }

@@ -1,10 +1,17 @@
 #' List this user's shared regions
 #'
+#' @param name `NULL` for every region, or the names of regions to describe
+#'   (as given to `share(name = )` or returned by [shared_name()]); those
+#'   are looked up one by one, without listing the directory, and a name
+#'   with no region gives no row. So `nrow(shared_regions(name)) == 1` tells
+#'   whether a region exists, and `$bytes` gives its size.
 #' @return A data frame with one row per shmr region on this machine that
 #'   belongs to the current user: `name`, `backing` (`"shm"` or `"mmap"`),
 #'   `path` (the file holding the data), `bytes`, `creator_pid` (the process
 #'   whose exit releases the region: its creator, or for a replica its
-#'   keeper), `creator_alive`, `persistent`, `writable`, `complete` (`FALSE`
+#'   keeper; as its own PID namespace numbers it), `creator_alive` (`NA`
+#'   when this process cannot tell, as for a creator in another PID
+#'   namespace out of sight), `persistent`, `writable`, `complete` (`FALSE`
 #'   while a region is still being written), `created` (a `POSIXct`),
 #'   `host` (this host's identity, see [remote]), `replica` (`TRUE` for a
 #'   copy of a region of another host) and `origin` (for a replica, the
@@ -14,8 +21,15 @@
 #' x <- share(1:10 + 0)
 #' regions <- shared_regions()
 #' regions[regions$name == shared_name(x), ]
-shared_regions <- function() {
-  r <- .Call(shmr_regions)
+#' shared_regions(shared_name(x))$bytes
+#' nrow(shared_regions("no_such_region"))
+shared_regions <- function(name = NULL) {
+  r <- if (is.null(name)) {
+    .Call(shmr_regions)
+  } else {
+    if (!is.character(name)) stop("`name` must be NULL or a character vector", call. = FALSE)
+    .Call(shmr_regions_named, region_of_path(name))
+  }
   out <- data.frame(
     name = r$name, backing = r$backing, path = r$path, bytes = r$bytes,
     creator_pid = as.integer(r$creator_pid), creator_alive = r$creator_alive,
@@ -33,8 +47,14 @@ shared_regions <- function() {
 #'
 #' A region normally disappears when its creator releases it or exits. A
 #' creator killed by a signal cannot clean up; `prune_shared()` removes the
-#' regions (and half-written temporary files) whose creating process is no
-#' longer running. Regions of live processes are never touched. A replica (a
+#' regions (and half-written temporary files) whose creating process is
+#' known to be gone: it no longer runs, or its process ID now belongs to a
+#' process that started later. Regions of live processes are never touched,
+#' nor are those of processes it cannot check: a creator in another PID
+#' namespace (a container sharing `/dev/shm`) that this one does not see,
+#' or any creator when no file descriptor is left to read `/proc` with.
+#' From the machine's initial PID namespace, which sees every process, the
+#' regions of dead processes of every container are removed. A replica (a
 #' copy of a region of another host, see [remote]) is removed only when its
 #' keeper, the local process that fetched it, is dead; so are copies a
 #' killed fetcher left half-written, and fetch locks nobody holds.

@@ -198,7 +198,7 @@ region_server <- function(compute = NULL) {
   dir <- file.path(tempdir(), "shmr-remote")
   if (!dir.exists(dir)) dir.create(dir, mode = "0700")
   control <- sprintf("ipc://%s/server-%d-%d", dir, Sys.getpid(), server_counter())
-  self <- .Call(shmr_process_identity)
+  self <- .Call(shmr_process_start)
   expr <- sprintf(
     ".libPaths(%s); shmr:::region_server_main(%s, %s, %.0f, %.0f, %s, %.0f)",
     paste(deparse(.libPaths()), collapse = ""), deparse(control), deparse(listen),

@@ -8,8 +8,8 @@
 #' it, so closing a segment can never leave R reading freed memory.
 #'
 #' * `segment_create()` makes a new zero-filled segment of `size` bytes.
-#' * `segment_open()` opens an existing one by name or by the path of its
-#'   file ([segment_path()]), read-only unless `readonly = FALSE`.
+#' * `segment_open()` opens an existing one by the path of its file
+#'   ([segment_path()]) or by its name, read-only unless `readonly = FALSE`.
 #' * `segment_write()` copies a raw, logical, integer or double vector into
 #'   the segment at byte `offset` (4 bytes per logical or integer, 8 per
 #'   double, in this machine's byte order).
@@ -32,11 +32,13 @@
 #' place (writes to that vector reach the segment).
 #'
 #' @param size Number of bytes (`segment_create()`), or of bytes to read.
-#' @param backing,name,path As for [share()]. `segment_open()` finds the
-#'   backing of the segment itself: its `backing` is accepted for code
-#'   written for shard and otherwise ignored; its `name` may be the path of
-#'   the segment's file.
-#' @param seg A segment.
+#' @param backing,name As for [share()]. `segment_open()` finds the backing
+#'   of the segment itself: its `backing` is accepted for code written for
+#'   shard and otherwise ignored.
+#' @param path `segment_create()`: as for [share()], the directory of a
+#'   file-backed segment. `segment_open()`: the path of the segment's file
+#'   ([segment_path()]) or the segment's name.
+#' @param x,seg A segment (the argument names are shard's).
 #' @param readonly Open for reading only (`TRUE`, the default) or also for
 #'   writing.
 #' @param data A raw, logical, integer or double vector.
@@ -48,8 +50,9 @@
 #' @return `segment_create()` and `segment_open()`: a segment (class
 #'   `shmr_segment`). `segment_write()`: the number of bytes written,
 #'   invisibly. `segment_read()`: a raw vector. `segment_info()`: a list with
-#'   `name`, `size`, `backing`, `path`, `readonly`, `protected`, `owner` and
-#'   `closed` (and `owns`, the same as `owner`). `segment_path()`: the
+#'   `name`, `size`, `backing`, `path`, `readonly` (writes through this
+#'   handle are refused: it was opened read-only or protected),
+#'   `protected`, `owner` and `closed` (and `owns`, the same as `owner`). `segment_path()`: the
 #'   segment's file. `segment_size()`: its size in bytes. `segment_advise()`:
 #'   `TRUE` when the kernel accepted the advice. `segment_protect()` and
 #'   `segment_close()`: `seg`, invisibly.
@@ -91,8 +94,9 @@ segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL
 
 #' @rdname segments
 #' @export
-segment_open <- function(name, backing = c("auto", "shm", "mmap"), readonly = TRUE) {
+segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TRUE) {
   match.arg(backing)
+  name <- path
   # A path (segment_path(), shared_info()$path) names the region by its file.
   if (is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)) {
     name <- basename(name)
@@ -104,39 +108,41 @@ segment_open <- function(name, backing = c("auto", "shm", "mmap"), readonly = TR
 
 #' @rdname segments
 #' @export
-segment_write <- function(seg, data, offset = 0) {
-  invisible(.Call(shmr_segment_write, seg, data, as.numeric(offset)))
+segment_write <- function(x, data, offset = 0) {
+  invisible(.Call(shmr_segment_write, x, data, as.numeric(offset)))
 }
 
 #' @rdname segments
 #' @export
-segment_read <- function(seg, offset = 0, size = NULL) {
+segment_read <- function(x, offset = 0, size = NULL) {
   if (!is.null(size)) size <- as.numeric(size)
-  .Call(shmr_segment_read, seg, as.numeric(offset), size)
+  .Call(shmr_segment_read, x, as.numeric(offset), size)
 }
 
 #' @rdname segments
 #' @export
-segment_protect <- function(seg) {
-  .Call(shmr_segment_protect, seg)
-  invisible(seg)
+segment_protect <- function(x) {
+  .Call(shmr_segment_protect, x)
+  invisible(x)
 }
 
 #' @rdname segments
 #' @export
-segment_info <- function(seg) {
-  info <- .Call(shmr_segment_info, seg)
-  info$owns <- info$owner # shard's name
+segment_info <- function(x) {
+  info <- .Call(shmr_segment_info, x)
+  # shard's names: `owns`, and `readonly` for "writes are refused".
+  info$owns <- info$owner
+  info$readonly <- info$readonly || info$protected
   info
 }
 
 #' @rdname segments
 #' @export
-segment_path <- function(seg) segment_info(seg)$path
+segment_path <- function(x) segment_info(x)$path
 
 #' @rdname segments
 #' @export
-segment_size <- function(seg) segment_info(seg)$size
+segment_size <- function(x) segment_info(x)$size
 
 #' @rdname segments
 #' @export
@@ -147,10 +153,10 @@ segment_advise <- function(seg, advice = c("normal", "sequential", "random", "wi
 
 #' @rdname segments
 #' @export
-segment_close <- function(seg, unlink = NULL) {
+segment_close <- function(x, unlink = NULL) {
   if (!is.null(unlink)) check_flag(unlink, "unlink")
-  .Call(shmr_segment_close, seg, if (is.null(unlink)) NA else unlink)
-  invisible(seg)
+  .Call(shmr_segment_close, x, if (is.null(unlink)) NA else unlink)
+  invisible(x)
 }
 
 #' @export

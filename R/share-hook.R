@@ -7,14 +7,23 @@
 #' object by another one before it is walked. The default method asks for
 #' nothing.
 #'
-#' Parts are named by their path, as in [shared_info()]: the root is the
-#' expression given to `share()` (or `x`), then `$name` for a list element
+#' Parts are named by their path: the root, then `$name` for a list element
 #' or an environment's binding, `[[i]]` for an unnamed element, `@name` for
-#' an attribute or S4 slot, and `<env>` for a closure's environment.
+#' an attribute or S4 slot, and `<env>` for a closure's environment. A hook
+#' sees the root written `"<root>"` (as shard's hooks do, so
+#' `paste0(ctx$path, "@cache")` works unchanged); [shared_info()] writes it
+#' as the expression given to `share()` (or `x`). Paths a hook returns may
+#' use either.
+#'
+#' Methods written for shard's generic, `shard_share_hook()`, are used too:
+#' the default method of `share_hook()` calls `shard_share_hook()`, whose
+#' default asks for nothing.
 #'
 #' @param x The object reached by the walk.
-#' @param ctx A list: `path` (the path of `x`), `class` (`class(x)`),
-#'   `mode`, `min_bytes` (as given to [share()]) and `deep` (`TRUE`).
+#' @param ctx A list: `path` (the path of `x`, from `"<root>"`), `class`
+#'   (`class(x)`), `mode`, `min_bytes` (as given to [share()]), `types` (the
+#'   vector types deep sharing shares: `"logical"`, `"integer"`, `"double"`,
+#'   `"complex"`, `"raw"`, `"character"`) and `deep` (`TRUE`).
 #' @return A list, empty for the default behaviour, with any of:
 #'   * `skip`: names of elements, attributes (slots) or bindings of `x` to
 #'     keep exactly as they are, without walking into them;
@@ -27,9 +36,10 @@
 #'     `skip_slots` is accepted as another name for `skip`.
 #'
 #'   Skipped parts are listed in `shared_info(result)$skipped`. An error in
-#'   a hook stops `share()` when `mode = "strict"`; with `mode =
-#'   "balanced"` the object is walked as if it had no hook and the error is
-#'   listed among the skipped parts.
+#'   a hook, or in its `rewrite` function, stops `share()` when `mode =
+#'   "strict"`; with `mode = "balanced"` the object is walked as it is (as
+#'   if it had no hook, or without the rewrite) and the error is listed
+#'   among the skipped parts.
 #' @export
 #' @examples
 #' share_hook.fitted_cache <- function(x, ctx) {
@@ -51,5 +61,17 @@ share_hook <- function(x, ctx) {
 #' @rdname share_hook
 #' @export
 share_hook.default <- function(x, ctx) {
+  shard_share_hook(x, ctx)
+}
+
+#' @rdname share_hook
+#' @export
+shard_share_hook <- function(x, ctx) {
+  UseMethod("shard_share_hook")
+}
+
+#' @rdname share_hook
+#' @export
+shard_share_hook.default <- function(x, ctx) {
   list()
 }

@@ -52,15 +52,26 @@
 #'
 #' With `readonly = FALSE`, writes to logical, integer, double, complex and
 #' raw vectors, matrices and arrays (`x[i] <- v`, `x[i, j] <- v`) go to the
-#' shared region and are seen by every process that mapped it. When R would
-#' make a private copy first (the object is referenced from more than one
-#' place, such as another variable or a function argument), shmr raises an
-#' error instead of writing somewhere else. Two cases R handles without
-#' asking shmr still copy privately: assigning a value of a wider type (a
-#' double into an integer vector) and growing the vector. Character vectors
-#' of a writable share cannot be changed. Concurrent writers are your
-#' responsibility: shmr does no locking, so have processes write disjoint
-#' parts, or synchronise them yourself.
+#' shared region and are seen by every process that mapped it, also when
+#' the code runs through [source()], knitr or an IDE's Source button (R then
+#' copies the object before its first change; that copy becomes the share's
+#' new value and writes through). Reading never fails: copies R makes for
+#' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
+#' function changing its argument, as [replace()] does) read the shared
+#' memory in place and become ordinary private copies if R writes into them;
+#' they never change the share.
+#'
+#' A change that would reach only a private copy is an error instead: a
+#' write through a second variable (`y <- w; y[1] <- 0`), or inside a
+#' function you wrote that changes an argument (R gives the function its own
+#' copy; for output that functions and pool workers write into, use
+#' [shared_buffer()]). Two cases R handles without asking shmr still copy
+#' privately: assigning a value of a wider type (a double into an integer
+#' vector) and growing the vector. Character vectors of a writable share
+#' cannot be changed. Concurrent writers are your responsibility: shmr does
+#' no locking, so have processes write disjoint parts, or synchronise them
+#' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a
+#' read-only copy of it in a new region.
 #'
 #' @section Names and lifetime:
 #' Without `name`, the region gets an unguessable name (see
@@ -75,6 +86,14 @@
 #' that mapped it before then keep reading it. With `persist = TRUE` the
 #' region outlives this process and is removed only by [remove_shared()]
 #' (never by [prune_shared()]).
+#'
+#' In a forked child (`parallel::mclapply()`, `mcparallel()`), which ends
+#' without releasing anything, a region the child sends to its parent (by
+#' returning a shared object) becomes the parent's: the parent is its
+#' creator and owner, and it is removed with the parent's objects or at the
+#' parent's exit. Regions the child keeps to itself are removed by
+#' [prune_shared()] once the child is gone. Large results of a pool map are
+#' likewise the caller's from the start.
 #'
 #' @section Deep sharing:
 #' Real objects are graphs: a fitted model holds a formula and its
@@ -107,7 +126,12 @@
 #' @param backing `"auto"`, `"shm"` or `"mmap"`; see Backings.
 #' @param readonly `TRUE` (default) or `FALSE`; see Read-only and writable
 #'   shares.
-#' @param name `NULL` or a name of your choice for the region.
+#' @param name `NULL` or a name of your choice for the region. An absolute
+#'   file path (as shard takes it), such as `tempfile()`, makes a
+#'   file-backed region named by the path's last part, with its file in the
+#'   path's directory, which must exist (`share(x, name = "/data/run1")` is
+#'   the region `run1`, file `/data/shmr_run1`). Relative paths are refused,
+#'   as any name with a `/`.
 #' @param deep `FALSE` (default): `x` is laid out in one region. `TRUE`:
 #'   walk the whole object graph and share each large vector on its own; see
 #'   Deep sharing.
@@ -133,9 +157,17 @@
 #' @param persist `TRUE` to keep the region after this process exits.
 #' @return The shared version of `x`. Sharing an object that is already
 #'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
-#'   `readonly = FALSE` asks for a new region). So does sharing `NULL`, a
-#'   function, an environment or a language object without a `name`: there
-#'   is no data to share.
+#'   `readonly = FALSE` asks for a new region; a writable share asked for
+#'   with `readonly = TRUE` gets a read-only region of its own). So does
+#'   sharing `NULL`, a function, an environment or a language object (a
+#'   formula, a call): there is no data to share. With a `name` or
+#'   `persist = TRUE` these are an error, since no other process could map
+#'   them by that name; share a list that holds them instead. An S4 object
+#'   (one that is not a vector) is shared as with `deep = TRUE`: each slot of
+#'   at least `min_bytes` bytes in a region of its own, the rest as it is.
+#'   An S4 object that is a vector (a class that contains `"numeric"`, say)
+#'   is shared like any vector, its slots with it, and stays an S4 object
+#'   here, in workers and through [map_shared()].
 #' @seealso [map_shared()], [shared_name()], [fetch()], [close.default()],
 #'   [remove_shared()]
 #' @export
@@ -158,14 +190,40 @@
 share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
                   deep = FALSE, min_bytes = 1024^2, cycle = c("error", "skip"),
                   mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
-  backing <- match.arg(backing)
-  cycle <- match.arg(cycle)
-  mode <- match.arg(mode)
+  # The defaults without match.arg(), whose cost shows on small shares. Each
+  # default is still evaluated: an unevaluated one would keep this call's
+  # frame, and with it the result, referenced after return (a writable
+  # share could then not be changed in place).
+  backing <- if (identical(backing, c("auto", "shm", "mmap"))) "auto" else match.arg(backing)
+  cycle <- if (identical(cycle, c("error", "skip"))) "error" else match.arg(cycle)
+  mode <- if (identical(mode, c("balanced", "strict"))) "balanced" else match.arg(mode)
   check_flag(readonly, "readonly")
   check_flag(persist, "persist")
   check_flag(deep, "deep")
   if (!is.numeric(min_bytes) || length(min_bytes) != 1L || is.na(min_bytes) || min_bytes < 0) {
     stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
+  }
+  if (!deep && isS4(x) && is.atomic(x)) {
+    # An S4 object that is a vector (setClass(contains = "numeric")): the
+    # region holds the vector with its slots as attributes (the S4 bit is not
+    # stored, see restore_s4()), and the shared view gets the bit back.
+    shared <- share(asS3(x, complete = FALSE), backing = backing, readonly = readonly,
+                    name = name, path = path, persist = persist)
+    return(asS4(shared))
+  }
+  if (!deep && (is_not_data(x) || typeof(x) == "S4")) {
+    if (!is.null(name) || persist) {
+      stop(sprintf(paste0("share(): %s cannot be shared under a name or persistently: it ",
+                          "holds no data another process could map; share a list that holds ",
+                          "it, such as share(list(x), name = ), or save it with saveRDS()"),
+                   describe_not_data(x)), call. = FALSE)
+    }
+    # A function, environment or language object would only be stored
+    # serialized and come back as a copy: like mori, hand it back as it is.
+    if (is_not_data(x)) return(x)
+    # An S4 object (not a vector) shares its data as deep sharing does: each
+    # slot of at least min_bytes in a region of its own.
+    deep <- TRUE
   }
   if (deep) {
     if (!is.null(name)) {
@@ -179,10 +237,14 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     }
     return(share_deep(x, root, min_bytes, cycle, mode, share_vector))
   }
+  if (is_file_path_name(name)) {
+    # shard's way of naming a file-backed share: a path.
+    placed <- place_named_file(name, backing, path)
+    name <- placed$name
+    path <- placed$path
+    backing <- "mmap"
+  }
   if (!is.null(name)) check_region_name(name)
-  # A function, environment or language object would only be stored
-  # serialized and come back as a copy: like mori, hand it back as it is.
-  if (is.null(name) && !persist && is_not_data(x)) return(x)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
   options <- list(
     backing = backing, readonly = readonly, name = name, persist = persist,
@@ -192,12 +254,50 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     reuse = is.null(name) && !persist && readonly
   )
   shared <- .Call(shmr_share, x, class(x)[1L], options)
-  if (backing == "auto") explain_fallback(.Call(shmr_info, shared))
+  if (backing == "auto" && !isTRUE(fallback_explained$done) &&
+      identical(.Call(shmr_backing, shared), "mmap")) {
+    explain_fallback(.Call(shmr_info, shared))
+  }
   shared
+}
+
+# Only absolute paths: "a/b" or "../up" stay malformed names, so a typo
+# never creates a file relative to the working directory.
+is_file_path_name <- function(name) {
+  is.character(name) && length(name) == 1L && !is.na(name) && startsWith(name, "/")
+}
+
+# share(x, name = "/some/dir/data"): the region is "data" (file
+# "/some/dir/shmr_data"), file-backed in "/some/dir".
+place_named_file <- function(name, backing, path) {
+  if (backing == "shm") {
+    stop("share(): with backing = \"shm\", `name` must be a name, not a path ('", name, "')",
+         call. = FALSE)
+  }
+  directory <- dirname(name)
+  if (!dir.exists(directory)) {
+    stop("share(): `name` is a path in '", directory, "', which is not an existing directory",
+         call. = FALSE)
+  }
+  if (!is.null(path) && !identical(normalizePath(path, mustWork = FALSE),
+                                   normalizePath(directory, mustWork = FALSE))) {
+    stop("share(): `name` is a path in '", directory, "' but `path` is '", path, "'",
+         call. = FALSE)
+  }
+  list(name = basename(name), path = directory)
 }
 
 is_not_data <- function(x) {
   is.null(x) || is.function(x) || is.environment(x) || is.language(x)
+}
+
+describe_not_data <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (is.function(x)) return("a function")
+  if (is.environment(x)) return("an environment")
+  if (inherits(x, "formula")) return("a formula")
+  if (is.language(x)) return("a language object (a call or a symbol)")
+  "an S4 object"
 }
 
 #' Map a shared object by name
@@ -208,9 +308,11 @@ is_not_data <- function(x) {
 #' 2, and `"<name>@names"` is an attribute.
 #'
 #' @param name The name of a shared object, a single string.
-#' @return The shared object. `NULL` when `name` is not a well-formed shmr
-#'   name (not a single string, `NA`, a wrong prefix, a bad path). A
-#'   well-formed name whose region is missing or corrupt is an error.
+#' @return The shared object. `NULL` when `name` is not the name of a shmr
+#'   object: not a single string, `NA`, a bad path, or a name without the
+#'   `shmr_` prefix (a name of your choosing, as given to `share(name = )`)
+#'   when no region of that name exists. A name with the prefix whose region
+#'   is missing or corrupt, or a path that leads nowhere, is an error.
 #' @export
 #' @examples
 #' x <- share(list(a = 1:10, b = letters))
@@ -222,7 +324,17 @@ map_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     return(NULL)
   }
-  .Call(shmr_map, name)
+  restore_s4(.Call(shmr_map, name))
+}
+
+# A vector whose class attribute names its package was an S4 object when it
+# was shared (see share()): it is one again.
+restore_s4 <- function(x) {
+  if (is.atomic(x) && !isS4(x) && !is.null(attr(attr(x, "class", exact = TRUE), "package"))) {
+    asS4(x)
+  } else {
+    x
+  }
 }
 
 #' Name of a shared object
@@ -283,12 +395,15 @@ fetch <- function(x, ...) {
 #' crash.
 #'
 #' shmr registers this as the default method of [base::close()], so
-#' `close(x)` works for any shared object; for other objects it signals the
-#' same error as base R.
+#' `close(x)` works for any shared object. It also works, doing nothing, for
+#' anything [share()] handed back without sharing it: `NULL`, a function, an
+#' environment, or the result of a deep share that found nothing to share.
+#' (Connections keep their own method.)
 #'
-#' @param con A shared object.
+#' @param con A shared object, or anything [share()] returned.
 #' @param ... Ignored.
-#' @return `invisible(TRUE)`.
+#' @return `invisible(TRUE)` when something was released, else
+#'   `invisible(FALSE)` (closing twice does nothing).
 #' @export
 #' @examples
 #' x <- share(rnorm(10))
@@ -297,12 +412,9 @@ fetch <- function(x, ...) {
 close.default <- function(con, ...) {
   # Served to other hosts: stop serving it, and have pools release copies.
   region <- if (length(remote_state$exports)) region_of_path(shared_name(con) %||% "")
-  if (!.Call(shmr_close, con) && !close_deep_share(con)) {
-    stop(sprintf(
-      "no applicable method for 'close' applied to an object of class \"%s\"",
-      paste(class(con), collapse = "\", \"")
-    ), call. = FALSE)
-  }
+  # share() hands back what it does not share, and closing twice is
+  # harmless (as for a file closed already): nothing to do.
+  if (!.Call(shmr_close, con) && !close_deep_share(con)) return(invisible(FALSE))
   if (length(region) && nzchar(region)) remote_closed(region)
   invisible(TRUE)
 }

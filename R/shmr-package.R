@@ -11,7 +11,10 @@
 .onLoad <- function(libname, pkgname) {
   # Regions this process still owns are unlinked when R exits cleanly, even
   # if their objects were never garbage collected.
-  reg.finalizer(exit_hook, function(e) .Call(shmr_release_all), onexit = TRUE)
+  reg.finalizer(exit_hook, function(e) {
+    .Call(shmr_release_all)
+    discard_own_handoffs()
+  }, onexit = TRUE)
 }
 
 exit_hook <- new.env(parent = emptyenv())

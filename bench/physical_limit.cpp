@@ -1,12 +1,31 @@
 // physical_limit: this machine's physical limits for moving N bytes, the
 // baseline that share() benchmarks are compared against. Standalone C++17.
 //
-// Build: g++ -O2 -std=c++17 -o build/physical_limit bench/physical_limit.cpp
+// Build: g++ -O2 -std=c++17 -pthread -o build/physical_limit bench/physical_limit.cpp
 // Usage: physical_limit SIZE_BYTES [REPEATS=5] [SHM_DIR=/dev/shm]
 // Output (stdout, CSV): metric,case,size_bytes,value,unit; every value is the
 // median over REPEATS runs; GB = 1e9 bytes.
+//
+// Ways of filling a fresh shm file of SIZE bytes from memory:
+//   memcpy_fresh_shm ftruncate / fallocate / fallocate_populate: one thread
+//     copies through a shared mapping (page faults during the copy, space
+//     reserved up front, page tables filled up front);
+//   memcpy_fresh_shm threads_populate: every core takes a part, pre-faults
+//     it with MADV_POPULATE_WRITE (fallocate + MAP_POPULATE where the
+//     kernel lacks it) and copies it; a row with unit "threads" says how
+//     many;
+//   write_fresh_shm pwrite: one thread, write() into the file (the kernel
+//     copies into pages it allocates, nothing is mapped);
+//   write_fresh_shm vmsplice: one thread, vmsplice() of the source into a
+//     pipe and splice() into the file (the kernel copies page by page
+//     without reading the source through its user address).
+// The write_fresh_shm cases copy from a source no kernel call has read yet,
+// as share() copies a vector R has just written (a fresh buffer for every
+// repeat after the first): on some virtual machines the kernel's first read
+// of a user page costs a fault, which a reused buffer would hide.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -20,7 +39,12 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
+#endif
 
 namespace {
 
@@ -122,6 +146,89 @@ double fresh_shm_copy(const std::string& dir, const unsigned char* src, size_t n
   return seconds_since(t0);
 }
 
+// One fresh-file copy by `threads` threads, each pre-faulting and copying
+// its own page-aligned part.
+double fresh_shm_copy_threads(const std::string& dir, const unsigned char* src, size_t n,
+                              unsigned threads) {
+  auto t0 = Clock::now();
+  ShmFile f(dir);
+  if (ftruncate(f.fd, static_cast<off_t>(n)) != 0) fail("ftruncate " + f.path);
+  Mapping m(n, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd);
+  // Without MADV_POPULATE_WRITE (an unknown advice is EINVAL, whatever the
+  // length) a fault past a full tmpfs would be a SIGBUS: reserve the space
+  // first; the threads then fault their parts in as they copy.
+  if (madvise(m.p, 0, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
+    int rc = posix_fallocate(f.fd, 0, static_cast<off_t>(n));
+    if (rc != 0) fail("posix_fallocate " + f.path, rc);
+  }
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t part = (n / threads + page - 1) / page * page;
+  std::vector<std::thread> workers;
+  std::vector<int> errors(threads, 0);
+  for (unsigned k = 0; k < threads; ++k) {
+    size_t from = k * part;
+    if (from >= n) break;
+    size_t len = std::min(part, n - from);
+    workers.emplace_back([&, k, from, len] {
+      if (madvise(m.bytes() + from, len, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+        errors[k] = errno;
+        return;
+      }
+      std::memcpy(m.bytes() + from, src + from, len);
+    });
+  }
+  for (auto& w : workers) w.join();
+  for (int e : errors)
+    if (e != 0) fail("MADV_POPULATE_WRITE " + f.path, e);
+  return seconds_since(t0);
+}
+
+// One fresh-file write(): the kernel copies into pages it allocates.
+double fresh_shm_write(const std::string& dir, const unsigned char* src, size_t n) {
+  auto t0 = Clock::now();
+  ShmFile f(dir);
+  if (ftruncate(f.fd, static_cast<off_t>(n)) != 0) fail("ftruncate " + f.path);
+  for (size_t done = 0; done < n;) {
+    ssize_t w = pwrite(f.fd, src + done, std::min<size_t>(n - done, size_t{1} << 30),
+                       static_cast<off_t>(done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("pwrite " + f.path, w < 0 ? errno : ENOSPC);
+    done += static_cast<size_t>(w);
+  }
+  return seconds_since(t0);
+}
+
+// One fresh-file copy by vmsplice() + splice() through a 1 MB pipe.
+double fresh_shm_splice(const std::string& dir, const unsigned char* src, size_t n) {
+  auto t0 = Clock::now();
+  ShmFile f(dir);
+  if (ftruncate(f.fd, static_cast<off_t>(n)) != 0) fail("ftruncate " + f.path);
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0) fail("pipe2");
+  struct Ends {
+    int* e;
+    ~Ends() { close(e[0]); close(e[1]); }
+  } guard{ends};
+  int capacity = fcntl(ends[1], F_SETPIPE_SZ, 1 << 20);
+  if (capacity <= 0) capacity = 65536;
+  for (size_t done = 0; done < n;) {
+    struct iovec part = {const_cast<unsigned char*>(src + done),
+                         std::min<size_t>(n - done, static_cast<size_t>(capacity))};
+    ssize_t handed = vmsplice(ends[1], &part, 1, 0);
+    if (handed < 0 && errno == EINTR) continue;
+    if (handed <= 0) fail("vmsplice " + f.path, handed < 0 ? errno : EIO);
+    for (ssize_t left = handed; left > 0;) {
+      loff_t at = static_cast<loff_t>(done);
+      ssize_t moved = splice(ends[0], nullptr, f.fd, &at, static_cast<size_t>(left), 0);
+      if (moved < 0 && errno == EINTR) continue;
+      if (moved <= 0) fail("splice " + f.path, moved < 0 ? errno : ENOSPC);
+      left -= moved;
+      done += static_cast<size_t>(moved);
+    }
+  }
+  return seconds_since(t0);
+}
+
 void row(const char* metric, const char* cse, size_t n, double value, const char* unit) {
   std::printf("%s,%s,%zu,%.6g,%s\n", metric, cse, n, value, unit);
 }
@@ -167,6 +274,24 @@ void run(size_t n, int repeats, const std::string& dir) {
   for (const auto& c : fresh) {
     for (auto& x : t) x = fresh_shm_copy(dir, src.bytes(), n, c.how);
     rows("memcpy_fresh_shm", c.name, n, t);
+    std::fflush(stdout);
+  }
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  for (auto& x : t) x = fresh_shm_copy_threads(dir, src.bytes(), n, threads);
+  rows("memcpy_fresh_shm", "threads_populate", n, t);
+  row("memcpy_fresh_shm", "threads_populate", n, threads, "threads");
+  const struct { const char* name; double (*copy)(const std::string&, const unsigned char*, size_t); }
+      kernel[] = {{"pwrite", fresh_shm_write}, {"vmsplice", fresh_shm_splice}};
+  for (const auto& c : kernel) {
+    for (int r = 0; r < repeats; ++r) {
+      std::unique_ptr<Buffer> fresh;
+      if (r > 0) {
+        fresh = std::make_unique<Buffer>(n);
+        fill(fresh->bytes(), n);
+      }
+      t[r] = c.copy(dir, fresh ? fresh->bytes() : src.bytes(), n);
+    }
+    rows("write_fresh_shm", c.name, n, t);
     std::fflush(stdout);
   }
 

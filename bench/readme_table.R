@@ -28,6 +28,7 @@ figure <- function(metric, cases, system, size = "largest") {
 # row without a value (an error, "not a vector", ...) whose case names the
 # same probe, or no row at all for the metric (the system lacks the feature).
 missing_reason <- function(metric, cases, system) {
+  if (!any(r$metric == metric)) return("not measured")
   if (!any(r$metric == metric & r$system == system)) return("unsupported")
   # A figure without its ordinary copy alongside: the system's object is
   # not an R vector (bigmemory), so there was nothing to copy.
@@ -41,13 +42,23 @@ missing_reason <- function(metric, cases, system) {
   if (any(same)) return(sub(":.*$", "", d$unit[same][1]))
   "n/a"
 }
-# The physical limit for writing into fresh shm pages: the fastest of the
-# three ways physical_limit.cpp creates them (ftruncate, fallocate, fallocate
-# + MAP_POPULATE), so the ratio is against the best the machine does.
-fresh_shm_limit <- function(size) {
-  d <- r[r$metric == "memcpy_fresh_shm" & r$unit == "GB/s" & r$size_bytes == size, ]
+# The machine's limits for filling fresh shm pages (physical_limit.cpp), in
+# GB/s. Single thread: the fastest of the three ways one thread copies into a
+# mapping (ftruncate, fallocate, fallocate + MAP_POPULATE). Threads: every
+# core pre-faulting and copying its part. write(): the kernel copying into
+# the file, nothing mapped.
+limit_of <- function(metric, cases, size) {
+  d <- r[r$metric == metric & r$case %in% cases & r$unit == "GB/s" & r$size_bytes == size, ]
   if (nrow(d)) max(d$value) else NA_real_
 }
+single_thread_limit <- function(size) {
+  limit_of("memcpy_fresh_shm", c("ftruncate", "fallocate", "fallocate_populate"), size)
+}
+threads_limit <- function(size) limit_of("memcpy_fresh_shm", "threads_populate", size)
+write_limit <- function(size) limit_of("write_fresh_shm", "pwrite", size)
+splice_limit <- function(size) limit_of("write_fresh_shm", "vmsplice", size)
+limit_threads <- suppressWarnings(max(r$value[r$metric == "memcpy_fresh_shm" &
+                                               r$unit == "threads"], na.rm = TRUE))
 
 # --- formatting ------------------------------------------------------------
 
@@ -107,6 +118,20 @@ relative_measure <- function(label, metric, case) {
   }
   m
 }
+# One measure per string operation of 14-string-ops.R: its time from map (or
+# unserialize) to result in a fresh consumer.
+string_op_measures <- function(what = "time") {
+  lapply(string_ops, function(op) {
+    measure(sprintf("strings, fresh consumer: `%s`, s", op), "string_ops", paste(op, what))
+  })
+}
+flatten_measures <- function(items) {
+  out <- list()
+  for (item in items) {
+    if (!is.null(item$label)) out[[length(out) + 1L]] <- item else out <- c(out, item)
+  }
+  out
+}
 big <- suppressWarnings(max(r$size_bytes[r$metric == "element_access"], na.rm = TRUE))
 scan <- suppressWarnings(max(r$size_bytes[r$metric == "full_scan"], na.rm = TRUE))
 share_size <- suppressWarnings(max(r$size_bytes[r$metric == "share_throughput"], na.rm = TRUE))
@@ -114,7 +139,10 @@ strings_size <- suppressWarnings(max(r$size_bytes[r$metric == "strings"], na.rm 
 frame_size <- suppressWarnings(max(r$size_bytes[r$metric == "dataframe_workers"], na.rm = TRUE))
 matrix_size <- suppressWarnings(max(r$size_bytes[r$metric == "parallel_colmeans"], na.rm = TRUE))
 fit_size <- suppressWarnings(max(r$size_bytes[r$metric == "deep_share"], na.rm = TRUE))
-machines_size <- suppressWarnings(max(r$size_bytes[r$metric == "several_machines"], na.rm = TRUE))
+rows_size <- suppressWarnings(max(r$size_bytes[r$metric == "dataframe_rows"], na.rm = TRUE))
+ops_size <- suppressWarnings(max(r$size_bytes[r$metric == "string_ops"], na.rm = TRUE))
+# The string operations of 14-string-ops.R, in the order measured.
+string_ops <- unique(sub(" time$", "", r$case[r$metric == "string_ops" & grepl(" time$", r$case)]))
 
 peer_measures <- list(
   measure(sprintf("share throughput, GB/s (%s)", mb_label(share_size)), "share_throughput",
@@ -142,18 +170,33 @@ peer_measures <- list(
   measure("`x[1] <- 0` memory growth, MB", "one_write", "x[1] <- 0 memory growth", kind = "memory"),
   measure("`sum(x)` first touch, ms", "full_scan", "sum(x) first touch"),
   relative_measure("`sum(x)` warm, relative to an ordinary copy", "full_scan", "sum(x) warm"),
+  measure("`x[idx]` (random positions) first call, ms", "subset", "x[idx] time"),
+  relative_measure("`x[idx]` warm, relative to an ordinary copy", "subset", "x[idx] time, warm"),
+  measure(sprintf("data frame (%s): `df[idx, ]` first call, ms", mb_label(rows_size)),
+          "dataframe_rows", "df[idx, ] time"),
+  relative_measure("data frame: `df[idx, ]` warm, relative to an ordinary copy",
+                   "dataframe_rows", "df[idx, ] time, warm"),
   measure("serialized size, worst size, bytes", "serialized_size", "double vector",
           kind = "size", size = "all"),
+  measure("serialized size, 2-column data frame, bytes", "serialized_size",
+          "data frame, 2 columns", kind = "size", size = "all"),
+  measure("serialized size, 100-column data frame, bytes", "serialized_size",
+          "data frame, 100 columns", kind = "size", size = "all"),
   measure(sprintf("strings (%s): share, s", mb_label(strings_size)), "strings", "share time"),
   measure("strings: `x[12345]`, ms", "strings", "x[12345] time"),
   measure("strings: `x[12345]` memory growth, MB", "strings", "x[12345] memory growth",
           kind = "memory"),
-  measure("strings: radix `sort()`, s", "strings", "sort(x, method = 'radix') time"),
+  string_op_measures("time"),
+  list(measure(sprintf("strings (%s), fresh consumer: memory growth, worst operation, MB",
+                       mb_label(ops_size)), "string_ops", paste(string_ops, "memory growth"),
+               kind = "memory")),
   measure(sprintf("data frame (%s) to 2 workers, bootstrap, s", mb_label(frame_size)),
           "dataframe_workers", "time"),
   measure("data frame: private memory growth per worker, MB", "dataframe_workers",
           "private memory growth per worker", kind = "memory")
 )
+# string_op_measures() gives a list: flatten to one list of measures.
+peer_measures <- flatten_measures(peer_measures)
 peers <- setdiff(unique(r$system[r$metric %in% c("share_throughput", "map_time", "element_access")]),
                  c("shmr", "physical_limit", "serialize", "ordinary"))
 
@@ -170,6 +213,19 @@ baseline <- function(m, others, shmr = "shmr") {
   m$others <- others
   m
 }
+# The several-hosts metric (#13, written by its own metric file): every case
+# of metric "several_hosts", shmr against each other system measured there.
+# Cases whose name says "bytes" are sizes, "memory" memory (MB), others
+# times; see bench/README.md.
+several_hosts_measures <- function() {
+  d <- r[r$metric == "several_hosts" & r$case != "skipped", ]
+  lapply(unique(d$case), function(case) {
+    kind <- if (grepl("memory", case)) "memory" else if (grepl("bytes", case)) "size" else "time"
+    others <- setdiff(unique(d$system[d$case == case]), "shmr")
+    baseline(measure(sprintf("several hosts: %s", case), "several_hosts", case, kind = kind,
+                     size = "all"), others)
+  })
+}
 # The figure of baseline `other` for measure m.
 baseline_value <- function(m, other) {
   if (identical(other, alongside)) {
@@ -183,6 +239,9 @@ baseline_value <- function(m, other) {
   }
 }
 pool <- "shmr pool_lapply"
+# The plain vector received by value in a fresh consumer (14-string-ops.R
+# times unserialize() and the operation).
+by_value <- "ordinary"
 baseline_measures <- list(
   baseline(measure(sprintf("share throughput, GB/s (%s)", mb_label(share_size)), "share_throughput",
                    "double vector", better = "higher", kind = "rate"), "serialize"),
@@ -198,10 +257,24 @@ baseline_measures <- list(
   baseline(measure("`sum(x)` first touch, ms", "full_scan", "sum(x) first touch"),
            c("ordinary", first_read)),
   baseline(measure("`sum(x)` warm, ms", "full_scan", "sum(x) warm"), c(alongside, "ordinary")),
+  baseline(measure("`x[idx]` (random positions) warm, ms", "subset", "x[idx] time, warm"),
+           c(alongside, "ordinary")),
+  baseline(measure("data frame: `df[idx, ]` warm, ms", "dataframe_rows", "df[idx, ] time, warm"),
+           c(alongside, "ordinary")),
+  baseline(measure("data frame: `df[idx, ]` first call, ms", "dataframe_rows", "df[idx, ] time"),
+           "ordinary"),
   baseline(measure("serialized size, bytes", "serialized_size", "double vector", kind = "size"),
            "ordinary"),
-  baseline(measure("strings: radix `sort()`, s", "strings", "sort(x, method = 'radix') time"),
-           "ordinary"),
+  baseline(measure("serialized size, 2-column data frame, bytes", "serialized_size",
+                   "data frame, 2 columns", kind = "size", size = "all"), "ordinary"),
+  baseline(measure("serialized size, 100-column data frame, bytes", "serialized_size",
+                   "data frame, 100 columns", kind = "size", size = "all"), "ordinary"),
+  lapply(string_op_measures("time"), baseline, others = by_value),
+  lapply(string_op_measures("memory growth"), function(m) {
+    m$kind <- "memory"
+    m$label <- sub(", s$", ": memory growth, MB", m$label)
+    baseline(m, by_value)
+  }),
   baseline(measure(sprintf("data frame (%s) to 2 workers, bootstrap, s", mb_label(frame_size)),
                    "dataframe_workers", "time"), "plain (clusterExport)"),
   baseline(measure("data frame: private memory growth per worker, MB", "dataframe_workers",
@@ -222,18 +295,10 @@ baseline_measures <- list(
                            mb_label(fit_size)), "deep_share", "lm fit time"), "ordinary"),
   baseline(measure("lm fit: bytes a worker receives", "deep_share", "lm fit bytes sent",
                    kind = "size"), "ordinary"),
-  # 13-several-machines.R: 2 simulated hosts x 2 mirai daemons.
-  baseline(measure(sprintf("data frame (%s) to 2 hosts x 2 workers, `mirai_map()` `.args`, s",
-                           mb_label(machines_size)), "several_machines", "time"),
-           "mirai by value (.args)", shmr = "shmr (.args)"),
-  baseline(measure("the same through `everywhere()`, s", "several_machines", "time"),
-           "mirai by value (everywhere)", shmr = "shmr (everywhere)"),
-  baseline(measure("several hosts: MB reaching each host", "several_machines", "bytes per host",
-                   kind = "size"), "mirai by value (.args)", shmr = "shmr (.args)"),
-  baseline(measure("several hosts: private memory growth per worker, MB", "several_machines",
-                   "private memory growth per worker", kind = "memory"),
-           "mirai by value (.args)", shmr = "shmr (.args)")
+  # 15-several-machines.R: 2 simulated hosts x 2 mirai daemons.
+  several_hosts_measures()
 )
+baseline_measures <- flatten_measures(baseline_measures)
 
 # --- the standing targets ----------------------------------------------------
 
@@ -244,50 +309,158 @@ warm_pair <- function(metric, case) {
     ordinary = figure(metric, paste0(case, ", ordinary copy alongside"), "shmr"))
 }
 against_ordinary <- function(pair) {
+  if (anyNA(pair)) return("not measured in this run")
   sprintf("%s ms against %s ms: %sx the time", fmt(pair[["shmr"]]), fmt(pair[["ordinary"]]),
           fmt(pair[["shmr"]] / pair[["ordinary"]], 2))
 }
 target_rows <- function() {
   out <- list()
   add <- function(target, measured, ok) out[[length(out) + 1L]] <<- c(target, measured, yes_no(ok))
+  # A ratio as the tables show it, and whether it meets `at_least`.
+  times <- function(v) if (is.na(v)) "n/a" else sprintf("%sx", fmt(v, 3))
+  meets <- function(v, at_least) if (is.na(v)) NA else v >= at_least
+  # The best (lowest) figure among the peers, and which peer has it.
+  best_peer <- function(metric, cases, size = "largest") {
+    v <- vapply(peers, function(p) figure(metric, cases, p, size), 0)
+    if (all(is.na(v))) return(list(value = NA_real_, name = "no peer"))
+    list(value = min(v, na.rm = TRUE), name = peers[which.min(v)])
+  }
 
-  sizes <- sort(unique(r$size_bytes[r$metric == "share_throughput" & r$system == "shmr"]))
-  share_ratios <- vapply(sizes, function(s) {
-    figure("share_throughput", "double vector", "shmr", s) / fresh_shm_limit(s)
-  }, 0)
-  add("share at >= 0.8x of memcpy into fresh shm pages",
-      paste0(sprintf("%s: %sx", mb_label(sizes), vapply(share_ratios, fmt, "", digits = 2)),
-             collapse = ", "),
-      if (length(share_ratios)) all(share_ratios >= 0.8) else NA)
+  # Share throughput (#16 item 2).
+  shmr_rate <- figure("share_throughput", "double vector", "shmr")
+  mori_rate <- figure("share_throughput", "double vector", "mori")
+  add(sprintf("share at %s: at least 1.5x mori's throughput", mb_label(share_size)),
+      sprintf("%s GB/s against %s: %s", fmt(shmr_rate), fmt(mori_rate), times(shmr_rate / mori_rate)),
+      meets(shmr_rate / mori_rate, 1.5))
+  single <- single_thread_limit(share_size)
+  add(sprintf(paste("share at %s: at least 1.2x the machine's single-thread limit (memcpy into",
+                    "fresh shm pages)"), mb_label(share_size)),
+      sprintf("%s GB/s against %s: %s", fmt(shmr_rate), fmt(single), times(shmr_rate / single)),
+      meets(shmr_rate / single, 1.2))
+  small <- suppressWarnings(min(r$size_bytes[r$metric == "share_time" & r$system == "shmr"]))
+  small_time <- figure("share_time", "double vector", "shmr", small) * 1e3
+  # The machine's fastest way of filling that many fresh shm pages, in the
+  # same run: below it no share can go.
+  fill <- r[r$metric %in% c("memcpy_fresh_shm", "write_fresh_shm") & r$unit == "s" &
+              r$size_bytes %in% small & !is.na(r$value), ]
+  fastest <- if (nrow(fill)) fill[which.min(fill$value), ] else NULL
+  add(sprintf("share of %s under 0.3 ms", mb_label(small)),
+      sprintf("%s ms (the machine's fastest fill of fresh shm pages of that size: %s ms, %s)",
+              fmt(small_time), if (is.null(fastest)) "n/a" else fmt(fastest$value * 1e3),
+              if (is.null(fastest)) "not measured" else fastest$case),
+      if (is.na(small_time)) NA else small_time < 0.3)
 
+  # Map (#16 item 1).
   map_sizes <- sort(unique(r$size_bytes[r$metric == "map_time" & r$system == "shmr"]))
   map_times <- vapply(map_sizes, function(s) figure("map_time", "double vector", "shmr", s), 0)
-  add("`map_shared()` under 100 us at every size",
-      paste0(sprintf("%s: %s us", mb_label(map_sizes), vapply(map_times, fmt, "")), collapse = ", "),
-      if (length(map_times)) all(map_times < 100) else NA)
+  best_maps <- vapply(map_sizes, function(s) best_peer("map_time", "double vector", s)$value, 0)
+  add("`map_shared()` at or below the best peer at every size (within the 10% noise), under 100 us",
+      paste0(sprintf("%s: %s us (best peer %s)", mb_label(map_sizes), vapply(map_times, fmt, ""),
+                     vapply(best_maps, fmt, "")), collapse = ", "),
+      if (length(map_times)) all(map_times < 100) && all(map_times <= 1.1 * best_maps, na.rm = TRUE)
+      else NA)
 
+  # Element access and one write (#16 item 4).
   probes <- c("x[5]", "x[[7]]", "x[1:10]")
-  times <- vapply(paste(probes, "time"), function(cs) figure("element_access", cs, "shmr"), 0)
+  cases <- c(paste(probes, "time"), "x[1] <- 0 time")
+  metrics <- c(rep("element_access", 3), "one_write")
+  labels <- c(probes, "x[1] <- 0")
+  ratios <- mapply(function(metric, case) {
+    figure(metric, case, "shmr") / best_peer(metric, case)$value
+  }, metrics, cases)
+  add(sprintf("element access and one write within 1.1x of the best peer (%s vector)", mb_label(big)),
+      paste(sprintf("`%s` %sx", labels, vapply(ratios, fmt, "", digits = 2)), collapse = ", "),
+      if (any(is.na(ratios))) NA else all(ratios <= 1.1))
   growth <- figure("element_access", paste(probes, "memory growth"), "shmr")
-  add(sprintf("element access under 1 ms and 1 MB memory growth (%s vector)", mb_label(big)),
-      sprintf("%s; growth %s MB", paste(sprintf("`%s` %s ms", probes, vapply(times, fmt, "")),
-                                        collapse = ", "), fmt(growth)),
-      all(times < 1) && growth < 1)
+  add("element access: memory growth under 1 MB", sprintf("%s MB", fmt(growth)),
+      if (is.na(growth)) NA else growth < 1)
 
-  reads <- c("range(x)", "x == 5", "identical(x, y)")
-  for (probe in reads) {
-    pair <- warm_pair("writable_pointer_read", paste(probe, "time, warm"))
-    add(sprintf("`%s` within 1.2x of an ordinary vector (warm, %s)", probe, mb_label(scan)),
-        against_ordinary(pair), pair[["shmr"]] <= 1.2 * pair[["ordinary"]])
+  # Whole-vector reads, warm, against the ordinary copy alongside.
+  reads <- list(list("range(x)", "writable_pointer_read", 1.25),
+                list("x == 5", "writable_pointer_read", 1.05),
+                list("identical(x, y)", "writable_pointer_read", 1.2),
+                list("x[idx]", "subset", 1.1))
+  for (read in reads) {
+    pair <- warm_pair(read[[2]], paste(read[[1]], "time, warm"))
+    add(sprintf("`%s` within %sx of an ordinary vector (warm, %s)", read[[1]], read[[3]],
+                mb_label(scan)),
+        against_ordinary(pair), pair[["shmr"]] <= read[[3]] * pair[["ordinary"]])
   }
-  shmr_growth <- vapply(paste(reads, "memory growth"),
+  pair <- warm_pair("dataframe_rows", "df[idx, ] time, warm")
+  add(sprintf("data frame rows `df[idx, ]` within 1.1x of an ordinary data frame (warm, %s)",
+              mb_label(rows_size)),
+      against_ordinary(pair), pair[["shmr"]] <= 1.1 * pair[["ordinary"]])
+  read_names <- c("range(x)", "x == 5", "identical(x, y)")
+  shmr_growth <- vapply(paste(read_names, "memory growth"),
                         function(cs) figure("writable_pointer_read", cs, "shmr"), 0)
-  plain_growth <- vapply(paste(reads, "memory growth"),
+  plain_growth <- vapply(paste(read_names, "memory growth"),
                          function(cs) figure("writable_pointer_read", cs, "ordinary"), 0)
   add("those reads do not materialise the vector (growth no more than an ordinary vector's)",
-      paste(sprintf("`%s` %s MB (ordinary %s)", reads, vapply(shmr_growth, fmt, ""),
+      paste(sprintf("`%s` %s MB (ordinary %s)", read_names, vapply(shmr_growth, fmt, ""),
                     vapply(plain_growth, fmt, "")), collapse = ", "),
       all(shmr_growth <= plain_growth + 1))
+
+  # First touch and warm sum (#16 item 3).
+  first <- figure("full_scan", "sum(x) first touch", "shmr")
+  best <- best_peer("full_scan", "sum(x) first touch")
+  add(sprintf("`sum(x)` first touch within 1.1x of the best peer (%s)", mb_label(scan)),
+      sprintf("%s ms against %s (%s): %sx the time", fmt(first), fmt(best$value), best$name,
+              fmt(first / best$value, 2)),
+      if (is.na(first) || is.na(best$value)) NA else first <= 1.1 * best$value)
+  pair <- warm_pair("full_scan", "sum(x) warm")
+  add(sprintf("warm `sum(x)` within 1.1x of an ordinary vector (%s)", mb_label(scan)),
+      against_ordinary(pair), pair[["shmr"]] <= 1.1 * pair[["ordinary"]])
+
+  # Serialized sizes (#16 item 6, #14 item 1).
+  bytes <- figure("serialized_size", "double vector", "shmr", "all")
+  mori_bytes <- figure("serialized_size", "double vector", "mori", "all")
+  add("serialized size of a vector under 200 bytes and at most mori's",
+      sprintf("%s bytes at every size (mori %s)", fmt(bytes), fmt(mori_bytes)),
+      if (is.na(bytes)) NA else bytes < 200 && (is.na(mori_bytes) || bytes <= mori_bytes))
+  for (frame in list(list("2", 250), list("100", 1400))) {
+    case <- sprintf("data frame, %s columns", frame[[1]])
+    shmr_b <- figure("serialized_size", case, "shmr", "all")
+    mori_b <- figure("serialized_size", case, "mori", "all")
+    add(sprintf("serialized size of a %s-column data frame under %s bytes and at most mori's",
+                frame[[1]], fmt(frame[[2]])),
+        sprintf("%s bytes (mori %s)", fmt(shmr_b), fmt(mori_b)),
+        if (is.na(shmr_b)) NA else shmr_b < frame[[2]] && (is.na(mori_b) || shmr_b <= mori_b))
+  }
+
+  # Strings in a fresh consumer (#14 items 2 and 3).
+  if (length(string_ops)) {
+    limits <- ifelse(grepl("^sort", string_ops), 1.2, 1.5)
+    op_ratios <- vapply(string_ops, function(op) {
+      figure("string_ops", paste(op, "time"), "shmr") /
+        figure("string_ops", paste(op, "time"), by_value)
+    }, 0)
+    add(sprintf(paste("strings (%s), fresh consumer: each operation within 1.5x (radix sort",
+                      "1.2x) of unserialize() + the same operation"), mb_label(ops_size)),
+        paste(sprintf("`%s` %s", string_ops, vapply(seq_along(string_ops), function(i) {
+          if (!is.na(op_ratios[i])) return(paste0(fmt(op_ratios[i], 2), "x"))
+          missing_reason("string_ops", paste(string_ops[i], "time"), "shmr")
+        }, "")), collapse = ", "),
+        # An operation stopped at its time limit (2x the plain vector's time
+        # plus 5 s) misses the target; one not measured leaves it open.
+        if (any(op_ratios > limits, na.rm = TRUE) ||
+            any(vapply(string_ops, function(op) {
+              startsWith(missing_reason("string_ops", paste(op, "time"), "shmr"), "timed out")
+            }, TRUE) & is.na(op_ratios))) FALSE
+        else if (any(is.na(op_ratios))) NA else TRUE)
+    mem <- vapply(string_ops, function(op) {
+      c(shmr = figure("string_ops", paste(op, "memory growth"), "shmr"),
+        plain = figure("string_ops", paste(op, "memory growth"), by_value))
+    }, c(shmr = 0, plain = 0))
+    worst <- which.max(mem["shmr", ] / mem["plain", ])
+    add("strings: a consumer's private memory no more than the plain vector's (within 10%)",
+        if (length(worst)) {
+          sprintf("worst `%s`: %s MB against %s MB", string_ops[worst], fmt(mem["shmr", worst]),
+                  fmt(mem["plain", worst]))
+        } else {
+          "not measured in this run"
+        },
+        if (anyNA(mem)) NA else all(mem["shmr", ] <= 1.1 * mem["plain", ]))
+  }
 
   write_time <- figure("one_write", "x[1] <- 0 time", "shmr")
   add(sprintf("one write `x[1] <- 0` under 1 ms (%s vector)", mb_label(big)),
@@ -295,47 +468,84 @@ target_rows <- function() {
               fmt(figure("one_write", "x[1] <- 0 memory growth", "shmr"))),
       write_time < 1)
 
-  pair <- warm_pair("full_scan", "sum(x) warm")
-  add(sprintf("warm `sum(x)` within 1.1x of an ordinary vector (%s)", mb_label(scan)),
-      against_ordinary(pair), pair[["shmr"]] <= 1.1 * pair[["ordinary"]])
-
-  bytes <- figure("serialized_size", "double vector", "shmr", "all")
-  add("serialized size under 200 bytes", sprintf("%s bytes at every size", fmt(bytes)), bytes < 200)
+  # Pools (#16 items 7 and 8).
+  per_task <- figure("dispatch", "10,000 tiny tasks, per task", pool)
+  par_task <- figure("dispatch", "10,000 tiny tasks, per task", "parLapply")
+  add("10,000 tiny tasks: per-task cost at or below `parLapply`'s",
+      sprintf("%s ms against %s ms", fmt(per_task), fmt(par_task)),
+      if (is.na(per_task) || is.na(par_task)) NA else per_task <= par_task)
+  colmeans <- figure("parallel_colmeans", "time", "shmr pool_apply")
+  forked <- figure("parallel_colmeans", "time", "mclapply (fork)")
+  add(sprintf("column means of a %s matrix on 2 workers at least as fast as `mclapply` (fork)",
+              mb_label(matrix_size)),
+      sprintf("%s s against %s s: %s (the matrix shared for the call; shared beforehand: %s s)",
+              fmt(colmeans), fmt(forked), times(forked / colmeans),
+              fmt(figure("parallel_colmeans", "time, matrix shared beforehand",
+                         "shmr pool_apply"))),
+      meets(forked / colmeans, 1.0))
 
   worker_growth <- function(metric, system, size) {
     g <- max(figure(metric, "private memory growth per worker", system), 0)
     sprintf("%s MB of %s (%s%%)", fmt(g), mb_label(size), fmt(100 * g * 2^20 / size, 2))
   }
   frame <- max(figure("dataframe_workers", "private memory growth per worker", "shmr"), 0)
-  colmeans <- max(figure("parallel_colmeans", "private memory growth per worker", "shmr pool_apply"), 0)
+  colmeans_growth <- max(figure("parallel_colmeans", "private memory growth per worker",
+                                "shmr pool_apply"), 0)
   add("per-worker private memory growth under 1% of the shared object",
       sprintf("data frame bootstrap: %s; matrix column means: %s",
               worker_growth("dataframe_workers", "shmr", frame_size),
               worker_growth("parallel_colmeans", "shmr pool_apply", matrix_size)),
-      frame * 2^20 < 0.01 * frame_size && colmeans * 2^20 < 0.01 * matrix_size)
+      frame * 2^20 < 0.01 * frame_size && colmeans_growth * 2^20 < 0.01 * matrix_size)
   out
 }
 
 # --- the section -------------------------------------------------------------
 
+# Who wins a row: the system with the best figure, shmr named with the best
+# peer when it is within the 10% noise of it (issue #16's rule: a row is won
+# or lost only beyond 10%), in bold when a peer is better beyond the noise.
+winner <- function(m) {
+  systems <- c("shmr", peers)
+  v <- vapply(systems, function(s) m$value(s), 0)
+  if (all(is.na(v[-1]))) return("")
+  if (m$kind == "memory") v <- ifelse(v < negligible_mb, 0, v)
+  others <- v[-1][!is.na(v[-1])]
+  best_peer <- if (m$better == "higher") others[which.max(others)] else others[which.min(others)]
+  # shmr without a figure where a peer has one: timed out or failed.
+  if (is.na(v[["shmr"]])) {
+    reason <- missing_reason(m$metric, m$cases, "shmr")
+    return(if (reason %in% c("not measured", "skipped")) "" else sprintf("**%s**", names(best_peer)))
+  }
+  shmr <- v[["shmr"]]
+  # shmr's advantage over the best peer, as the cells give it.
+  advantage <- if (m$better == "higher") shmr / best_peer else best_peer / shmr
+  if (shmr == best_peer || is.nan(advantage)) return("tie")
+  if (advantage >= 1) return(if (advantage > 1.1) "shmr" else "shmr (within 10%)")
+  if (advantage >= 1 / 1.1) sprintf("%s (within 10%%)", names(best_peer))
+  else sprintf("**%s**", names(best_peer))
+}
 peer_rows <- lapply(peer_measures, function(m) {
   shmr <- m$value("shmr")
-  c(m$label, fmt(shmr), vapply(peers, function(p) cell(m, p, shmr), ""))
+  shmr_cell <- if (is.na(shmr)) missing_reason(m$metric, m$cases, "shmr") else fmt(shmr)
+  c(m$label, shmr_cell, vapply(peers, function(p) cell(m, p, shmr), ""), winner(m))
 })
 baseline_rows <- list()
 for (m in baseline_measures) {
   shmr <- m$value(m$shmr)
   for (other in m$others) {
     baseline_rows[[length(baseline_rows) + 1L]] <-
-      c(m$label, m$shmr, fmt(shmr), other, cell(m, other, shmr, baseline_value(m, other)))
+      c(m$label, m$shmr,
+        if (is.na(shmr)) missing_reason(m$metric, m$cases, m$shmr) else fmt(shmr),
+        other, cell(m, other, shmr, baseline_value(m, other)))
   }
 }
 limit_rows <- lapply(sort(unique(r$size_bytes[r$metric == "share_throughput" & r$system == "shmr"])),
                      function(s) {
   shmr <- figure("share_throughput", "double vector", "shmr", s)
   touched <- r$value[r$metric == "memcpy_touched" & r$unit == "GB/s" & r$size_bytes == s][1]
-  c(mb_label(s), fmt(shmr), fmt(fresh_shm_limit(s)), fmt(shmr / fresh_shm_limit(s), 2),
-    fmt(touched))
+  single <- single_thread_limit(s)
+  c(mb_label(s), fmt(shmr), fmt(single), fmt(shmr / single, 2), fmt(threads_limit(s)),
+    fmt(write_limit(s)), fmt(splice_limit(s)), fmt(shmr / splice_limit(s), 2), fmt(touched))
 })
 skipped <- r[r$case == "skipped", ]
 skipped_lines <- unique(sprintf("- %s (%s): %s", skipped$system, skipped$metric, skipped$unit))
@@ -359,8 +569,9 @@ section <- c(
   "`/proc/<pid>/smaps_rollup`: memory private to the process (its heap and pages copied on",
   "write), not the shared pages it reads (`bench/README.md` says why).",
   "",
-  "**Standing targets** (shmr alone; \"ordinary\" is an ordinary copy of the vector timed",
-  "alternately with the shared one in the same process):",
+  "**Targets** (issues #14 and #16; \"ordinary\" is an ordinary copy of the vector timed",
+  "alternately with the shared one in the same process, \"best peer\" the best figure among",
+  "the other shared-memory packages in the same run):",
   "",
   table_lines(c("target", "measured", "met?"), target_rows()),
   "",
@@ -368,20 +579,27 @@ section <- c(
   "in brackets, **shmr's advantage**: the package's figure divided by shmr's for times, sizes",
   "and memory, shmr's divided by the package's for throughput. **Above 1x shmr is better;",
   "below 1x (bold) shmr is worse.** Memory growth under 0.1 MB counts as about zero (~0).",
+  "\"best\": the system with the best figure; a peer in bold beats shmr by more than 10%,",
+  "\"(within 10%)\" marks a difference within the machine's noise.",
   "",
-  table_lines(c("measure", "shmr", peers), peer_rows),
+  table_lines(c("measure", "shmr", peers, "best"), peer_rows),
   "",
   "**shmr against base R and the machine**, same convention (above 1x shmr is better):",
   "",
   table_lines(c("measure", "shmr as", "shmr", "baseline", "baseline's figure (shmr's advantage)"),
               baseline_rows),
   "",
-  "**Share throughput against the physical limit** (`bench/physical_limit.cpp`): memcpy into",
-  "fresh shm pages, the fastest of ftruncate, fallocate and fallocate + MAP_POPULATE; memcpy",
-  "into already-touched memory, for scale.",
+  "**Share throughput against the physical limits** (`bench/physical_limit.cpp`): one thread",
+  "copying into fresh shm pages through a mapping (the fastest of ftruncate, fallocate and",
+  sprintf("fallocate + MAP_POPULATE); %s threads each pre-faulting (MADV_POPULATE_WRITE) and",
+          if (is.finite(limit_threads)) limit_threads else "all"),
+  "copying its part; the kernel copying into the fresh file from memory it has not read",
+  "before, by `write()` and by `vmsplice()` + `splice()` (what `share()` does); memcpy into",
+  "already-touched memory, for scale.",
   "",
-  table_lines(c("size", "shmr, GB/s", "memcpy into fresh shm, GB/s", "shmr / limit",
-                "memcpy into touched memory, GB/s"), limit_rows),
+  table_lines(c("size", "shmr, GB/s", "one thread, mapped, GB/s", "shmr / one thread",
+                "threads, mapped, GB/s", "`write()`, GB/s", "`vmsplice()`, GB/s",
+                "shmr / `vmsplice()`", "memcpy into touched memory, GB/s"), limit_rows),
   if (length(skipped_lines)) c("", "Not measured in this run:", "", skipped_lines),
   plot_links,
   "<!-- bench:end -->"

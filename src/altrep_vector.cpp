@@ -4,33 +4,58 @@
 // copies only the pages it touches.
 #include "r_api.h"
 
+#include <climits>
 #include <cstring>
 
 #include "r_boundary.h"
+#include "r_types.h"
 #include "view.h"
 #include "view_classes.h"
+#include "writable_copies.h"
 
 namespace shmr::glue {
 namespace {
 
-R_xlen_t view_length(SEXP x) {
-  ViewHandle* handle = own_handle(x);
-  if (handle == nullptr && is_unavailable(x)) raise_unavailable(x);
-  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
+// The handle of a usable view. R calls Length, Elt and Dataptr once per
+// element in places (c(), and so range()), so the usual case is two accessor
+// calls and two loads; anything else goes the slow way, which raises.
+inline const ViewHandle& usable_handle(SEXP x) {
+  const ViewHandle* handle = own_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) return open_view_handle(x);
+  return *handle;
 }
 
+template <typename T>
+inline const T* typed_data(SEXP x) {
+  return static_cast<const T*>(usable_handle(x).begin);
+}
+
+R_xlen_t view_length(SEXP x) {
+  const ViewHandle* handle = own_handle(x);
+  if (handle == nullptr && is_unavailable(x)) raise_unavailable(x);
+  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->count);
+}
+
+// A writable pointer is how R writes: the value flags are checked again
+// (against the pages) after one was handed out.
 void* view_dataptr(SEXP x, Rboolean writable) {
-  ViewHandle& handle = open_view_handle(x);
-  // Until R holds a writable pointer, no page of the mapping can be written,
-  // and page checks (Duplicate, Serialized_state) are skipped.
-  if (writable) handle.mapping->note_writable_pointer();
-  return const_cast<void*>(handle.data());
+  ViewHandle* handle = own_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) handle = &open_view_handle(x);
+  if (writable) {
+    // Until R holds a writable pointer, no page of the mapping can have been
+    // written, and the page checks (Duplicate, Serialized_state, value
+    // flags) are skipped.
+    handle->pointer_given = true;
+    handle->mapping->note_writable_pointer();
+    if (handle->writable_copy == WritableCopy::Pending) return settle_writable_copy(x, *handle);
+  }
+  return const_cast<void*>(handle->begin);
 }
 
 const void* view_dataptr_or_null(SEXP x) {
-  ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || handle->mapping->is_closed()) return nullptr;
-  return handle->data();
+  const ViewHandle* handle = own_handle(x);
+  if (handle == nullptr || *handle->closed) return nullptr;
+  return handle->begin;
 }
 
 Rboolean view_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
@@ -52,7 +77,7 @@ SEXP view_state(SEXP x) {
   // A slice has no name of its own: it travels by value.
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
-  if (view_has_private_pages(handle)) return nullptr;
+  if (handle.writable_copy == WritableCopy::Private || view_has_private_pages(handle)) return nullptr;
   if (handle.mapping->is_detached()) return nullptr;
   return view_serialized_state(handle);
 }
@@ -60,39 +85,21 @@ SEXP view_state(SEXP x) {
 SEXP view_unserialize(SEXP cls, SEXP state) { return view_from_serialized_state(cls, state); }
 
 // A duplicate of an unwritten view is a new view of the same node: O(1), and
-// its own private pages keep the two objects independent.
-//
-// A writable share is different: R duplicates shallowly before a change
-// (x[i] <- v on an object referenced twice), and that change would silently
-// miss shared memory, so it is refused; deep duplicates (sort(), rev()) are
-// ordinary private copies. Shared buffers (shared_buffer()) alias instead.
+// its own private pages keep the two objects independent. Copies of a
+// writable share are settled by writable_copies.h.
 SEXP view_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
   if (handle.is_slice()) return nullptr;
-  if (view_writes_through(handle)) {
-    // An output buffer is meant to be written from anywhere: its duplicate
-    // is another view of the same shared memory.
-    if (Rf_inherits(x, "shmr_buffer")) return make_view(handle.mapping, handle.node);
-    if (!deep) refuse_private_copy(handle);
-    return nullptr;
-  }
+  if (view_writes_through(handle)) return duplicate_writable_view(x, handle, deep);
   if (view_has_private_pages(handle)) return nullptr;
   return fresh_view_of(handle);
 }
 
-// R reads element by element in places (c(), for one), so this is the hot
-// path: the usual case is two accessor calls and two loads.
-template <typename T>
-const T* typed_data(SEXP x) {
-  const ViewHandle* handle = own_handle(x);
-  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) open_view_handle(x);
-  return static_cast<const T*>(handle->data());
-}
-
 template <typename T>
 R_xlen_t get_region(SEXP x, R_xlen_t start, R_xlen_t size, T* out) {
-  const T* data = typed_data<T>(x);
-  R_xlen_t n = view_length(x);
+  const ViewHandle& handle = usable_handle(x);
+  const T* data = static_cast<const T*>(handle.begin);
+  const R_xlen_t n = static_cast<R_xlen_t>(handle.count);
   if (start >= n) return 0;
   R_xlen_t count = start + size > n ? n - start : size;
   std::memcpy(out, data + start, static_cast<size_t>(count) * sizeof(T));
@@ -113,6 +120,184 @@ R_xlen_t complex_region(SEXP x, R_xlen_t s, R_xlen_t n, Rcomplex* out) {
 }
 R_xlen_t raw_region(SEXP x, R_xlen_t s, R_xlen_t n, Rbyte* out) { return get_region(x, s, n, out); }
 
+// ---- x[i] -------------------------------------------------------------
+
+// A contiguous range at least this large becomes a zero-copy slice (a view
+// on a mapping of its own, so a write to it stays its own); smaller ones are
+// copied, which is cheaper than making a view.
+constexpr uint64_t kSliceBytes = uint64_t{1} << 20;
+
+// Position k (0-based) of the index R passes to Extract_subset (1-based
+// positions, already freed of negatives, logicals and names), or -1 for NA
+// and out of range, as R's own ExtractSubset reads it.
+inline R_xlen_t position(int i, R_xlen_t n) { return 0 < i && i <= n ? i - 1 : -1; }
+inline R_xlen_t position(double d, R_xlen_t n) {
+  // R truncates d - 1; the bounds come first so the conversion is defined.
+  return R_FINITE(d) && d > 0 && d < static_cast<double>(n) + 1 ? static_cast<R_xlen_t>(d - 1) : -1;
+}
+
+// The first position when the index names positions first, first + 1, ...
+// all within the vector, else -1. Stops at the first gap; an ALTREP index
+// (1:n) is read in batches, never expanded.
+template <typename I>
+R_xlen_t contiguous_start(SEXP index, R_xlen_t n, R_xlen_t count) {
+  constexpr R_xlen_t kBatch = 512;
+  I buffer[kBatch];
+  const I* direct = static_cast<const I*>(DATAPTR_OR_NULL(index));
+  R_xlen_t first = -1;
+  for (R_xlen_t at = 0; at < count; at += kBatch) {
+    R_xlen_t got = count - at < kBatch ? count - at : kBatch;
+    const I* p = direct != nullptr ? direct + at : buffer;
+    if (direct == nullptr) {
+      if constexpr (sizeof(I) == sizeof(int))
+        got = INTEGER_GET_REGION(index, at, got, reinterpret_cast<int*>(buffer));
+      else
+        got = REAL_GET_REGION(index, at, got, reinterpret_cast<double*>(buffer));
+    }
+    if (at == 0) {
+      first = position(p[0], n);
+      if (first < 0) return -1;
+    }
+    for (R_xlen_t k = 0; k < got; ++k)
+      if (position(p[k], n) != first + at + k) return -1;
+  }
+  return first;
+}
+
+template <typename T, typename I>
+void gather_with(const T* data, R_xlen_t n, const I* p, R_xlen_t count, T* out, T na) {
+  for (R_xlen_t k = 0; k < count; ++k) {
+    const R_xlen_t at = position(p[k], n);
+    out[k] = at >= 0 ? data[at] : na;
+  }
+}
+
+template <typename T>
+void gather(const T* data, R_xlen_t n, SEXP index, T* out, T na) {
+  const R_xlen_t count = XLENGTH(index);
+  if (TYPEOF(index) == INTSXP)
+    gather_with(data, n, INTEGER_RO(index), count, out, na);
+  else
+    gather_with(data, n, REAL_RO(index), count, out, na);
+}
+
+template <typename T>
+SEXP extract_subset(SEXP x, SEXP index, T na) {
+  const ViewHandle* handle = own_handle(x);
+  // A released or closed view: R's own path raises the error.
+  if (handle == nullptr || *handle->closed) return nullptr;
+  if (TYPEOF(index) != INTSXP && TYPEOF(index) != REALSXP) return nullptr;
+  const R_xlen_t n = static_cast<R_xlen_t>(handle->count);
+  const R_xlen_t count = XLENGTH(index);
+  const T* data = static_cast<const T*>(handle->begin);
+
+  const R_xlen_t first = count == 0 ? -1
+                         : TYPEOF(index) == INTSXP ? contiguous_start<int>(index, n, count)
+                                                   : contiguous_start<double>(index, n, count);
+  if (first >= 0 && static_cast<uint64_t>(count) * sizeof(T) >= kSliceBytes &&
+      !view_writes_through(*handle)) {
+    SEXP slice = slice_on_own_mapping(*handle, static_cast<uint64_t>(first),
+                                      static_cast<uint64_t>(count));
+    if (slice != nullptr) return slice;
+  }
+  SEXP result = PROTECT(Rf_allocVector(TYPEOF(x), count));
+  T* out = static_cast<T*>(writable_data(result));
+  if (first >= 0) {
+    std::memcpy(out, data + first, static_cast<size_t>(count) * sizeof(T));
+  } else {
+    gather(data, n, index, out, na);
+  }
+  UNPROTECT(1);
+  return result;
+}
+
+SEXP integer_subset(SEXP x, SEXP index, SEXP) { return extract_subset<int>(x, index, NA_INTEGER); }
+SEXP logical_subset(SEXP x, SEXP index, SEXP) { return extract_subset<int>(x, index, NA_LOGICAL); }
+SEXP real_subset(SEXP x, SEXP index, SEXP) { return extract_subset<double>(x, index, NA_REAL); }
+SEXP complex_subset(SEXP x, SEXP index, SEXP) {
+  Rcomplex na;  // a struct before R 4.3, a union after: set by member
+  na.r = NA_REAL;
+  na.i = NA_REAL;
+  return extract_subset<Rcomplex>(x, index, na);
+}
+SEXP raw_subset(SEXP x, SEXP index, SEXP) { return extract_subset<Rbyte>(x, index, Rbyte{0}); }
+
+// ---- sortedness and NAs, from the flags the writer recorded ------------
+
+int view_is_sorted(SEXP x) {
+  ViewHandle* handle = own_handle(x);
+  if (handle == nullptr) return UNKNOWN_SORTEDNESS;
+  const uint32_t flags = handle->node.flags();
+  constexpr uint32_t kKnown = format::kNodeValuesScanned | format::kNodeNoMissing;
+  if ((flags & kKnown) != kKnown || !view_values_trusted(*handle)) return UNKNOWN_SORTEDNESS;
+  if (flags & format::kNodeIncreasing) return SORTED_INCR;
+  if (flags & format::kNodeDecreasing) return SORTED_DECR;
+  return KNOWN_UNSORTED;
+}
+
+int view_no_na(SEXP x) {
+  ViewHandle* handle = own_handle(x);
+  if (handle == nullptr) return 0;
+  constexpr uint32_t kKnown = format::kNodeValuesScanned | format::kNodeNoMissing;
+  return (handle->node.flags() & kKnown) == kKnown && view_values_trusted(*handle) ? 1 : 0;
+}
+
+// ---- as.numeric(), as.integer(), as.logical() --------------------------
+
+// Conversions that cannot warn, straight from the mapped data (R's own path
+// reads one element per method call). Classed objects (factors, dates) and
+// conversions that may warn go R's way.
+template <typename From, typename To, typename Convert>
+SEXP converted(const ViewHandle& handle, SEXP x, SEXPTYPE type, Convert convert) {
+  const R_xlen_t n = static_cast<R_xlen_t>(handle.count);
+  const From* in = static_cast<const From*>(handle.begin);
+  SEXP out = PROTECT(Rf_allocVector(type, n));
+  To* to = static_cast<To*>(writable_data(out));
+  for (R_xlen_t i = 0; i < n; ++i) to[i] = convert(in[i]);
+  SHALLOW_DUPLICATE_ATTRIB(out, x);
+  UNPROTECT(1);
+  return out;
+}
+
+SEXP view_coerce(SEXP x, int type) {
+  const ViewHandle* handle = own_handle(x);
+  if (handle == nullptr || *handle->closed || Rf_isObject(x)) return nullptr;
+  const ViewHandle& h = *handle;
+  switch (TYPEOF(x)) {
+    case INTSXP:
+    case LGLSXP: {
+      const bool logical = TYPEOF(x) == LGLSXP;
+      if (type == REALSXP)
+        return converted<int, double>(h, x, REALSXP, [](int v) {
+          return v == NA_INTEGER ? NA_REAL : static_cast<double>(v);
+        });
+      if (type == INTSXP && logical)
+        return converted<int, int>(h, x, INTSXP, [](int v) { return v; });
+      if (type == LGLSXP && !logical)
+        return converted<int, int>(h, x, LGLSXP, [](int v) {
+          return v == NA_INTEGER ? NA_LOGICAL : (v != 0 ? 1 : 0);
+        });
+      return nullptr;
+    }
+    case REALSXP: {
+      if (type == LGLSXP)
+        return converted<double, int>(h, x, LGLSXP, [](double v) {
+          return ISNAN(v) ? NA_LOGICAL : (v != 0 ? 1 : 0);
+        });
+      if (type != INTSXP) return nullptr;
+      // Out of range values make R warn: leave those vectors to R.
+      const double* in = static_cast<const double*>(h.begin);
+      for (uint64_t i = 0; i < h.count; ++i)
+        if (!ISNAN(in[i]) && (in[i] >= INT_MAX + 1. || in[i] <= INT_MIN)) return nullptr;
+      return converted<double, int>(h, x, INTSXP, [](double v) {
+        return ISNAN(v) ? NA_INTEGER : static_cast<int>(v);
+      });
+    }
+    default:
+      return nullptr;
+  }
+}
+
 template <typename ClassT>
 void set_common_methods(ClassT cls) {
   R_set_altrep_Length_method(cls, view_length);
@@ -122,6 +307,7 @@ void set_common_methods(ClassT cls) {
   R_set_altrep_Duplicate_method(cls, view_duplicate);
   R_set_altvec_Dataptr_method(cls, view_dataptr);
   R_set_altvec_Dataptr_or_null_method(cls, view_dataptr_or_null);
+  R_set_altrep_Coerce_method(cls, view_coerce);
 }
 
 }  // namespace
@@ -131,30 +317,40 @@ void init_vector_view_classes(DllInfo* dll) {
   set_common_methods(integer_cls);
   R_set_altinteger_Elt_method(integer_cls, integer_elt);
   R_set_altinteger_Get_region_method(integer_cls, integer_region);
+  R_set_altvec_Extract_subset_method(integer_cls, integer_subset);
+  R_set_altinteger_Is_sorted_method(integer_cls, view_is_sorted);
+  R_set_altinteger_No_NA_method(integer_cls, view_no_na);
   register_view_class(format::NodeKind::Integer, integer_cls);
 
   R_altrep_class_t logical_cls = R_make_altlogical_class("shmr_logical", "shmr", dll);
   set_common_methods(logical_cls);
   R_set_altlogical_Elt_method(logical_cls, logical_elt);
   R_set_altlogical_Get_region_method(logical_cls, logical_region);
+  R_set_altvec_Extract_subset_method(logical_cls, logical_subset);
+  R_set_altlogical_No_NA_method(logical_cls, view_no_na);
   register_view_class(format::NodeKind::Logical, logical_cls);
 
   R_altrep_class_t real_cls = R_make_altreal_class("shmr_double", "shmr", dll);
   set_common_methods(real_cls);
   R_set_altreal_Elt_method(real_cls, real_elt);
   R_set_altreal_Get_region_method(real_cls, real_region);
+  R_set_altvec_Extract_subset_method(real_cls, real_subset);
+  R_set_altreal_Is_sorted_method(real_cls, view_is_sorted);
+  R_set_altreal_No_NA_method(real_cls, view_no_na);
   register_view_class(format::NodeKind::Double, real_cls);
 
   R_altrep_class_t complex_cls = R_make_altcomplex_class("shmr_complex", "shmr", dll);
   set_common_methods(complex_cls);
   R_set_altcomplex_Elt_method(complex_cls, complex_elt);
   R_set_altcomplex_Get_region_method(complex_cls, complex_region);
+  R_set_altvec_Extract_subset_method(complex_cls, complex_subset);
   register_view_class(format::NodeKind::Complex, complex_cls);
 
   R_altrep_class_t raw_cls = R_make_altraw_class("shmr_raw", "shmr", dll);
   set_common_methods(raw_cls);
   R_set_altraw_Elt_method(raw_cls, raw_elt);
   R_set_altraw_Get_region_method(raw_cls, raw_region);
+  R_set_altvec_Extract_subset_method(raw_cls, raw_subset);
   register_view_class(format::NodeKind::Raw, raw_cls);
 }
 

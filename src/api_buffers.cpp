@@ -1,12 +1,15 @@
-// Shared output buffers: a writable region holding one zero-filled vector
-// with a dim attribute, and direct writes into it by linear index, outside
-// R's copy-on-modify rules (which would otherwise give each writer a copy).
+// Shared output buffers: a writable region holding one vector (with a dim
+// attribute for a matrix or array), and writes into it by subscripts,
+// outside R's copy-on-modify rules (which would otherwise give each writer a
+// copy). A write goes to the region whichever R object it comes through: the
+// buffer, a copy R made of it, or one of R's wrappers around either.
 #include <cpp11/protect.hpp>
 #include <cpp11/sexp.hpp>
 
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "api_support.h"
 #include "core/store.h"
@@ -53,40 +56,117 @@ ViewHandle* underlying_view(SEXP x) {
   return nullptr;
 }
 
+// A buffer holds a reference to itself, so R never takes it for an
+// unreferenced temporary and writes a result into it (x * 2 may reuse the
+// memory of a temporary x): its memory changes only through `[<-`.
+void pin(SEXP buffer) { R_set_altrep_data2(buffer, buffer); }
+
+// One subscript per dimension (or one over the whole vector): NULL for all
+// positions, else 1-based positions (integer or double, validated here).
+struct Subscript {
+  SEXP positions = R_NilValue;
+  uint64_t extent = 0;
+  uint64_t count = 0;
+  uint64_t stride = 1;
+
+  uint64_t at(uint64_t k) const {  // 0-based position along this dimension
+    if (positions == R_NilValue) return k;
+    if (TYPEOF(positions) == INTSXP) return static_cast<uint64_t>(INTEGER_ELT(positions, k)) - 1;
+    return static_cast<uint64_t>(std::floor(REAL_ELT(positions, k))) - 1;
+  }
+};
+
+void check_positions(const Subscript& s) {
+  const R_xlen_t n = XLENGTH(s.positions);
+  const double extent = static_cast<double>(s.extent);
+  if (TYPEOF(s.positions) == INTSXP) {
+    for (R_xlen_t k = 0; k < n; ++k) {
+      int p = INTEGER_ELT(s.positions, k);
+      if (p == NA_INTEGER || p < 1 || static_cast<double>(p) > extent)
+        throw Error(ErrorKind::InvalidArgument, "subscript out of bounds");
+    }
+  } else {
+    for (R_xlen_t k = 0; k < n; ++k) {
+      double p = REAL_ELT(s.positions, k);
+      if (!(p >= 1 && std::floor(p) <= extent))
+        throw Error(ErrorKind::InvalidArgument, "subscript out of bounds");
+    }
+  }
+}
+
+// Copies element (k mod m) of `in` for each of the n selected positions, in
+// R's order (the first subscript varies fastest). Runs along a first
+// subscript that selects everything are copied as blocks.
+void write_selected(unsigned char* out, const unsigned char* in, uint64_t m, size_t width,
+                    std::vector<Subscript>& subs) {
+  const size_t dims = subs.size();
+  std::vector<uint64_t> counter(dims, 0);
+  uint64_t k = 0;  // index into the selection (for recycling)
+  const bool whole_run = subs[0].positions == R_NilValue;
+  const uint64_t run = subs[0].count;
+  for (;;) {
+    uint64_t base = 0;
+    for (size_t d = 1; d < dims; ++d) base += subs[d].at(counter[d]) * subs[d].stride;
+    if (whole_run && (k % m) + run <= m) {
+      std::memcpy(out + base * width, in + (k % m) * width, run * width);
+    } else if (whole_run && m == 1) {
+      for (uint64_t i = 0; i < run; ++i) std::memcpy(out + (base + i) * width, in, width);
+    } else {
+      for (uint64_t i = 0; i < run; ++i)
+        std::memcpy(out + (base + subs[0].at(i)) * width, in + ((k + i) % m) * width, width);
+    }
+    k += run;
+    size_t d = 1;
+    for (; d < dims; ++d) {
+      if (++counter[d] < subs[d].count) break;
+      counter[d] = 0;
+    }
+    if (d == dims) return;
+  }
+}
+
 }  // namespace
 
+// dim: the extents as doubles (a vector may be longer than 2^31 - 1);
 // init: a length-1 vector of the buffer's type.
 extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options) {
   BEGIN_CPP11
   // Read before any C++ object exists: the data of an ALTREP vector (1:2 is
   // one) comes from its class's code, which may raise.
-  const int* dim_values = static_cast<const int*>(ALTREP(dim) ? cpp11::safe[DATAPTR_RO](dim)
-                                                              : DATAPTR_RO(dim));
+  const double* dim_values = static_cast<const double*>(
+      ALTREP(dim) ? cpp11::safe[DATAPTR_RO](dim) : DATAPTR_RO(dim));
   const void* init_value = ALTREP(init) ? cpp11::safe[DATAPTR_RO](init) : DATAPTR_RO(init);
+  const R_xlen_t dim_count = ALTREP(dim) ? cpp11::safe[Rf_xlength](dim) : XLENGTH(dim);
   return with_messages([&]() -> SEXP {
     format::NodeKind kind = kind_of(as_string(type));
+    const R_xlen_t rank = dim_count;
     double total = 1;
-    for (R_xlen_t i = 0; i < XLENGTH(dim); ++i) total *= dim_values[i];
-    if (total < 0 || total > 4.5e15) throw Error(ErrorKind::InvalidArgument, "bad buffer size");
+    for (R_xlen_t i = 0; i < rank; ++i) total *= dim_values[i];
+    if (!(total >= 0 && total <= static_cast<double>(R_XLEN_T_MAX)))
+      throw Error(ErrorKind::InvalidArgument, "a buffer holds at most 2^52 elements");
+    std::vector<int> extents;
+    for (R_xlen_t i = 0; rank > 1 && i < rank; ++i) extents.push_back(static_cast<int>(dim_values[i]));
     RegionDescription description;
-    NodeSpec dims;
-    dims.kind = format::NodeKind::Integer;
-    dims.length = static_cast<uint64_t>(XLENGTH(dim));
-    dims.bytes = dim_values;
-    description.nodes.push_back(dims);
     NodeSpec data;
     data.kind = kind;
     data.length = static_cast<uint64_t>(total);
     data.zero_filled = true;
-    data.attributes.emplace_back("dim", 0);
+    if (rank > 1) {
+      NodeSpec dims;
+      dims.kind = format::NodeKind::Integer;
+      dims.length = extents.size();
+      dims.bytes = extents.data();
+      description.nodes.push_back(dims);
+      data.attributes.emplace_back("dim", 0);
+    }
     description.nodes.push_back(data);
-    description.root = 1;
+    description.root = description.nodes.size() - 1;
     description.original_class = "shmr_buffer";
 
     CreateOptions create = create_options(options);
     create.writable = true;
     auto mapping = std::make_shared<Mapping>(create_region(description, create));
-    NodeView node = mapping->reader().node(1);
+    NodeView node = mapping->reader().node(description.root);
     void* out = const_cast<void*>(node.data());
     const uint64_t n = node.length();
     // Zero pages cost nothing; only a non-zero initial value is written.
@@ -108,37 +188,86 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
       default:
         break;
     }
-    return decode_object(mapping, 1);
+    SEXP buffer = decode_object(mapping, description.root);
+    return cpp11::unwind_protect([&] {
+      PROTECT(buffer);
+      Rf_setAttrib(buffer, R_ClassSymbol, Rf_mkString("shmr_buffer"));
+      pin(buffer);
+      UNPROTECT(1);
+      return buffer;
+    });
   });
   END_CPP11
 }
 
-// Writes `value` (recycled, already of the buffer's type) at the 1-based
-// linear positions `index` of the buffer view `x`.
-extern "C" SEXP shmr_buffer_write(SEXP x, SEXP index, SEXP value) {
+// Writes `value` (already of the buffer's type) at the positions that
+// x[subscripts] <- value selects: `subscripts` has one element (positions
+// along the whole vector) or one per dimension, each NULL (everything) or
+// 1-based positions. Returns the buffer to bind to the variable.
+extern "C" SEXP shmr_buffer_write(SEXP x, SEXP subscripts, SEXP value) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     ViewHandle* handle = underlying_view(x);
     if (handle == nullptr) throw Error(ErrorKind::InvalidArgument, "not a shared buffer");
     if (handle->mapping->is_closed()) throw Error(ErrorKind::Closed, "the buffer was closed");
-    if (!view_writes_through(*handle)) throw Error(ErrorKind::InvalidArgument, "not a shared buffer");
+    if (!view_writes_through(*handle) || handle->is_slice())
+      throw Error(ErrorKind::InvalidArgument, "not a shared buffer");
     if (TYPEOF(value) != TYPEOF(x)) throw Error(ErrorKind::InvalidArgument, "value has the wrong type");
-    const R_xlen_t n = XLENGTH(index);
-    const R_xlen_t m = XLENGTH(value);
-    if (n > 0 && m == 0) throw Error(ErrorKind::InvalidArgument, "replacement has length zero");
-    const double length = static_cast<double>(handle->node.length());
-    const double* at = REAL(index);
-    for (R_xlen_t k = 0; k < n; ++k)
-      if (!(at[k] >= 1 && at[k] <= length && at[k] == std::floor(at[k])))
-        throw Error(ErrorKind::InvalidArgument, "index out of range for the buffer");
-    const size_t width = format::element_size(handle->node.kind());
-    auto* out = static_cast<unsigned char*>(const_cast<void*>(handle->node.data()));
-    // An ALTREP value runs its class's code, which may raise.
-    const auto* in = static_cast<const unsigned char*>(
-        ALTREP(value) ? cpp11::safe[DATAPTR_RO](value) : DATAPTR_RO(value));
-    for (R_xlen_t k = 0; k < n; ++k)
-      std::memcpy(out + (static_cast<uint64_t>(at[k]) - 1) * width, in + (k % m) * width, width);
-    return x;
+
+    const R_xlen_t given = XLENGTH(subscripts);
+    SEXP dim = Rf_getAttrib(x, R_DimSymbol);
+    std::vector<Subscript> subs(static_cast<size_t>(given));
+    if (given == 1) {
+      subs[0].extent = handle->node.length();
+    } else {
+      if (TYPEOF(dim) != INTSXP || XLENGTH(dim) != given)
+        throw Error(ErrorKind::InvalidArgument, "incorrect number of subscripts");
+      uint64_t stride = 1;
+      for (R_xlen_t d = 0; d < given; ++d) {
+        subs[d].extent = static_cast<uint64_t>(INTEGER(dim)[d]);
+        subs[d].stride = stride;
+        stride *= subs[d].extent;
+      }
+      if (stride != handle->node.length())
+        throw Error(ErrorKind::InvalidArgument, "the buffer's dim does not match its length");
+    }
+    uint64_t n = 1;
+    for (R_xlen_t d = 0; d < given; ++d) {
+      Subscript& s = subs[d];
+      s.positions = VECTOR_ELT(subscripts, d);
+      if (s.positions == R_NilValue) {
+        s.count = s.extent;
+      } else {
+        if (TYPEOF(s.positions) != INTSXP && TYPEOF(s.positions) != REALSXP)
+          throw Error(ErrorKind::InvalidArgument, "invalid subscript");
+        s.count = static_cast<uint64_t>(XLENGTH(s.positions));
+        check_positions(s);
+      }
+      n *= s.count;
+    }
+    const uint64_t m = static_cast<uint64_t>(XLENGTH(value));
+    if (n > 0) {
+      if (m == 0) throw Error(ErrorKind::InvalidArgument, "replacement has length zero");
+      if (n % m != 0)
+        throw Error(ErrorKind::InvalidArgument,
+                    "number of items to replace is not a multiple of replacement length");
+      // An ALTREP value runs its class's code, which may raise.
+      const auto* in = static_cast<const unsigned char*>(
+          ALTREP(value) ? cpp11::safe[DATAPTR_RO](value) : DATAPTR_RO(value));
+      auto* out = static_cast<unsigned char*>(const_cast<void*>(handle->node.data()));
+      write_selected(out, in, m, format::element_size(handle->node.kind()), subs);
+    }
+    // A view that reads the region is the buffer already; anything else (one
+    // of R's wrappers, a private copy) becomes a view of the buffer again,
+    // with the attributes it has.
+    if (view_handle(x) == handle && handle->writable_copy != WritableCopy::Private) return x;
+    return cpp11::unwind_protect([&] {
+      SEXP buffer = PROTECT(make_view(handle->mapping, handle->node));
+      SHALLOW_DUPLICATE_ATTRIB(buffer, x);
+      pin(buffer);
+      UNPROTECT(1);
+      return buffer;
+    });
   });
   END_CPP11
 }

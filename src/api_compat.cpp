@@ -1,7 +1,12 @@
-// .Call entry points the compatibility layers need beyond the core API:
+// .Call entry points behind R/mappings.R (what close() does not cover):
+// advising the kernel about one mapping (shared_advise()),
 // letting go of one mapping without touching the region (memshare's
 // releaseViews(), even in the process that created the region), and marking
 // a mapping whose region name is gone (bettermc's allocate_from_shm()).
+#include <sys/mman.h>
+
+#include <string>
+
 #include "api_support.h"
 #include "list_registry.h"
 #include "r_api.h"
@@ -28,5 +33,31 @@ extern "C" SEXP shmr_detach(SEXP x) {
   if (!origin.mapping) return Rf_ScalarLogical(FALSE);
   origin.mapping->detach();
   return Rf_ScalarLogical(TRUE);
+  END_CPP11
+}
+
+// madvise() over the whole mapping of the region `x` reads (shard's
+// shared_advise()); TRUE when the kernel took the advice. "dontneed" is not
+// given to a copy-on-write mapping: it would throw away pages this process
+// wrote, so FALSE.
+extern "C" SEXP shmr_advise(SEXP x, SEXP advice) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    Origin origin = origin_of(x);
+    if (!origin.mapping) throw Error(ErrorKind::InvalidArgument, "not a shared object");
+    const std::string name = as_string(advice);
+    const int flag = name == "normal"       ? MADV_NORMAL
+                     : name == "sequential" ? MADV_SEQUENTIAL
+                     : name == "random"     ? MADV_RANDOM
+                     : name == "willneed"   ? MADV_WILLNEED
+                     : name == "dontneed"   ? MADV_DONTNEED
+                                            : -1;
+    if (flag < 0) throw Error(ErrorKind::InvalidArgument, "unknown advice '" + name + "'");
+    const MappedRegion& region = origin.mapping->region();
+    if (flag == MADV_DONTNEED && region.access() == Access::CopyOnWrite)
+      return Rf_ScalarLogical(FALSE);
+    const MemoryMap& map = region.map();
+    return Rf_ScalarLogical(::madvise(map.data(), map.size(), flag) == 0);
+  });
   END_CPP11
 }

@@ -46,7 +46,11 @@ bool contains_altrep(SEXP root) {
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    if (as_logical(list_field(options, "reuse")) == TRUE && origin_of(x).mapping) return x;
+    // A writable share asked for as read-only gets a read-only region of its own.
+    if (as_logical(list_field(options, "reuse")) == TRUE) {
+      Origin origin = origin_of(x);
+      if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable) return x;
+    }
     EncodedObject encoded;
     describe_object(x, encoded);
     encoded.description.original_class = as_string(original_class);
@@ -61,9 +65,20 @@ extern "C" SEXP shmr_map(SEXP name) {
   BEGIN_CPP11
   collect_if_many_mappings();
   return with_messages([&]() -> SEXP {
-    auto path = names::parse_path(region_name_for(as_string(name)));
+    const std::string text = as_string(name);
+    auto path = names::parse_path(region_name_for(text));
     if (!path) return R_NilValue;
-    auto mapping = open_mapping(path->region);
+    // A name without the prefix is a name of the user's choosing only when
+    // such a region exists; otherwise it is not a shmr name at all (NULL,
+    // as for any other malformed name). A prefixed name must exist.
+    const bool chosen = text.compare(0, std::strlen(names::kPrefix), names::kPrefix) != 0;
+    std::shared_ptr<Mapping> mapping;
+    try {
+      mapping = open_mapping(path->region);
+    } catch (const Error& e) {
+      if (chosen && e.kind() == ErrorKind::NotFound) return R_NilValue;
+      throw;
+    }
     uint64_t node = resolve_object_path(mapping->reader(), path->steps);
     return decode_object(mapping, node);
   });
@@ -72,7 +87,9 @@ extern "C" SEXP shmr_map(SEXP name) {
 
 extern "C" SEXP shmr_is_shared(SEXP x) {
   BEGIN_CPP11
-  return Rf_ScalarLogical(origin_of(x).mapping != nullptr);
+  // The Origin (a shared_ptr) is gone before R allocates the answer.
+  const bool shared = origin_of(x).mapping != nullptr;
+  return cpp11::safe[Rf_ScalarLogical](shared);
   END_CPP11
 }
 
@@ -115,13 +132,25 @@ extern "C" SEXP shmr_info(SEXP x) {
   END_CPP11
 }
 
+// "shm" or "mmap" for a shared object, NULL otherwise: what share() asks
+// after every share, without building shared_info()'s list.
+extern "C" SEXP shmr_backing(SEXP x) {
+  BEGIN_CPP11
+  Origin origin = origin_of(x);
+  if (!origin.mapping) return R_NilValue;
+  return Rf_mkString(backing_name(origin.mapping->region().location().backing));
+  END_CPP11
+}
+
 extern "C" SEXP shmr_close(SEXP x) {
   BEGIN_CPP11
   Origin origin = origin_of(x);
-  if (!origin.mapping) return Rf_ScalarLogical(FALSE);
-  origin.mapping->region().close();
-  forget_lists_of(origin.mapping.get());
-  return Rf_ScalarLogical(TRUE);
+  if (origin.mapping) {
+    origin.mapping->region().close();
+    forget_lists_of(origin.mapping.get());
+  }
+  // Allocating may raise: through safe, so `origin` is released all the same.
+  return cpp11::safe[Rf_ScalarLogical](origin.mapping != nullptr);
   END_CPP11
 }
 

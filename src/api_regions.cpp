@@ -5,6 +5,9 @@
 #include <cpp11/logicals.hpp>
 #include <cpp11/strings.hpp>
 
+#include <string>
+#include <vector>
+
 #include "api_support.h"
 #include "core/listing.h"
 #include "core/replica.h"
@@ -15,10 +18,11 @@
 using namespace shmr;
 using namespace shmr::glue;
 
-extern "C" SEXP shmr_regions() {
-  BEGIN_CPP11
+namespace {
+
+// The columns of shared_regions(), one row per region.
+SEXP region_table(const std::vector<RegionSummary>& regions) {
   using namespace cpp11::literals;
-  auto regions = list_regions(shm_directory());
   cpp11::writable::strings name, backing, path;
   cpp11::writable::doubles bytes, pid, created;
   cpp11::writable::logicals alive, persistent, complete, writable, replica;
@@ -30,7 +34,10 @@ extern "C" SEXP shmr_regions() {
     path.push_back(r.data_path);
     bytes.push_back(static_cast<double>(r.size));
     pid.push_back(known ? static_cast<double>(r.creator.pid) : NA_REAL);
-    alive.push_back(known ? cpp11::r_bool(r.creator_alive) : cpp11::r_bool(NA_LOGICAL));
+    // NA when nothing can be told (a creator in a PID namespace out of sight).
+    alive.push_back(!known || r.creator_state == process::Liveness::Unknown
+                        ? cpp11::r_bool(NA_LOGICAL)
+                        : cpp11::r_bool(r.creator_state == process::Liveness::Alive));
     persistent.push_back(cpp11::r_bool(r.persistent));
     complete.push_back(cpp11::r_bool(r.complete && !r.temporary));
     writable.push_back(cpp11::r_bool(r.writable));
@@ -45,6 +52,30 @@ extern "C" SEXP shmr_regions() {
                                 "writable"_nm = writable, "complete"_nm = complete,
                                 "created"_nm = created, "replica"_nm = replica,
                                 "origin_host"_nm = origin_host});
+}
+
+}  // namespace
+
+extern "C" SEXP shmr_regions() {
+  BEGIN_CPP11
+  return region_table(list_regions(shm_directory()));
+  END_CPP11
+}
+
+// The regions called `names` (as a user types them: "my_data" is the region
+// "shmr_my_data"), looked up one by one without listing the directory;
+// names with no region are left out.
+extern "C" SEXP shmr_regions_named(SEXP names) {
+  BEGIN_CPP11
+  cpp11::strings wanted(names);
+  std::vector<RegionSummary> found;
+  const std::string directory = shm_directory();
+  for (auto name : wanted) {
+    if (name == NA_STRING) continue;
+    if (auto summary = find_region(directory, region_name_for(std::string(name))))
+      found.push_back(std::move(*summary));
+  }
+  return region_table(found);
   END_CPP11
 }
 
@@ -65,7 +96,7 @@ extern "C" SEXP shmr_remove(SEXP name) {
   bool removed = remove_region(shm_directory(), region);
   // An idle mapping here would keep the removed region's memory.
   drop_idle_mappings(region);
-  return Rf_ScalarLogical(removed);
+  return cpp11::safe[Rf_ScalarLogical](removed);
   END_CPP11
 }
 

@@ -236,7 +236,9 @@ extern "C" SEXP shmr_process_alive(SEXP pid, SEXP start_ticks) {
   END_CPP11
 }
 
-extern "C" SEXP shmr_process_identity() {
+// This process's PID and start ticks, as numbers (the region server
+// watches its owner with them).
+extern "C" SEXP shmr_process_start() {
   BEGIN_CPP11
   process::Identity self = process::current();
   return cpp11::writable::doubles({static_cast<double>(self.pid), static_cast<double>(self.start_ticks)});

@@ -252,7 +252,8 @@ extern "C" SEXP shmr_segment_advise(SEXP seg, SEXP advice) {
                                       : -1;
     if (flag < 0) throw Error(ErrorKind::InvalidArgument, "unknown advice '" + name + "'");
     const MemoryMap& map = segment.region->map();
-    return Rf_ScalarLogical(::madvise(map.data(), map.size(), flag) == 0);
+    const bool taken = ::madvise(map.data(), map.size(), flag) == 0;
+    return cpp11::safe[Rf_ScalarLogical](taken);
   });
   END_CPP11
 }

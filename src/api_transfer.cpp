@@ -1,13 +1,23 @@
-// Passing regions between processes: a worker writes a result into a region
-// it does not keep (handoff), and the caller takes over its ownership
-// (adopt), so a large result crosses as a name and is removed with the
-// caller's object.
+// Passing regions between processes: a pool worker writes a large result
+// into a region made for the caller (the caller named as its creator, its
+// file in the caller's directory) and leaves it; the caller adopts it, so
+// the result crosses as a name and is removed with the caller's object.
+// Hand-off regions carry a name prefix per call, so those the caller never
+// adopted (it was interrupted, or the reply was lost) are found and removed.
 #include <cpp11/sexp.hpp>
 
+#include <dirent.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <memory>
 #include <string>
 
 #include "api_support.h"
+#include "core/listing.h"
+#include "core/names.h"
 #include "core/ownership.h"
+#include "core/process.h"
 #include "core/store.h"
 #include "decode.h"
 #include "encode.h"
@@ -16,17 +26,77 @@
 using namespace shmr;
 using namespace shmr::glue;
 
+namespace {
+
+// "<pid>:<start ticks>:<PID namespace>", exact (R's doubles are not).
+std::string format_identity(const process::Identity& who) {
+  char text[96];
+  std::snprintf(text, sizeof text, "%" PRId64 ":%" PRIu64 ":%" PRIu64, who.pid, who.start_ticks,
+                who.pid_namespace);
+  return text;
+}
+
+process::Identity parse_identity(const std::string& text) {
+  process::Identity who;
+  long long pid = 0;
+  unsigned long long ticks = 0, ns = 0;
+  if (std::sscanf(text.c_str(), "%lld:%llu:%llu", &pid, &ticks, &ns) != 3 || pid <= 0)
+    throw Error(ErrorKind::InvalidArgument, "invalid process identity '" + text + "'");
+  who.pid = pid;
+  who.start_ticks = ticks;
+  who.pid_namespace = ns;
+  return who;
+}
+
+SEXP create_unkept(SEXP x, SEXP original_class, const CreateOptions& options,
+                   const process::Identity* owner) {
+  EncodedObject encoded;
+  describe_object(x, encoded);
+  encoded.description.original_class = as_string(original_class);
+  auto region = create_region(encoded.description, options);
+  std::string name = region->name();
+  // Closing keeps the region (Removal::Keep) but drops this process's
+  // claim; the new owner is recorded first, so that no moment exists when
+  // the region is nobody's to prune.
+  try {
+    if (owner != nullptr) assign_creator(region->location(), *owner);
+  } catch (...) {
+    region->close(Removal::Remove);
+    throw;
+  }
+  region->close(Removal::Keep);
+  return cpp11::as_sexp(name);
+}
+
+}  // namespace
+
+// A region nobody owns (bettermc's copy2shm() makes persistent ones).
 extern "C" SEXP shmr_share_handoff(SEXP x, SEXP original_class, SEXP options) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    EncodedObject encoded;
-    describe_object(x, encoded);
-    encoded.description.original_class = as_string(original_class);
-    auto region = create_region(encoded.description, create_options(options));
-    std::string name = region->name();
-    // Unmap here and leave the region to whoever adopts it.
-    region->close(Removal::Keep);
-    return cpp11::as_sexp(name);
+    return create_unkept(x, original_class, create_options(options), nullptr);
+  });
+  END_CPP11
+}
+
+// This process's identity, for workers to name it as their results' owner.
+extern "C" SEXP shmr_process_identity() {
+  BEGIN_CPP11
+  return cpp11::as_sexp(format_identity(process::current()));
+  END_CPP11
+}
+
+// target: list(owner = <identity>, prefix = <name prefix of the call>).
+extern "C" SEXP shmr_hand_off(SEXP x, SEXP original_class, SEXP options, SEXP target) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    const process::Identity owner = parse_identity(as_string(list_field(target, "owner")));
+    CreateOptions create = create_options(options);
+    const std::string random = names::generate().substr(std::string(names::kPrefix).size(), 16);
+    create.name = as_string(list_field(target, "prefix")) + random;
+    if (!names::is_valid_region_name(create.name))
+      throw Error(ErrorKind::InvalidArgument, "invalid hand-off name '" + create.name + "'");
+    return create_unkept(x, original_class, create, &owner);
   });
   END_CPP11
 }
@@ -40,6 +110,32 @@ extern "C" SEXP shmr_adopt(SEXP name) {
     // keeps it alive.
     auto mapping = open_new_mapping(region);
     return decode_object(mapping, mapping->reader().root());
+  });
+  END_CPP11
+}
+
+// Removes the regions whose names start with `prefix` that this process
+// has not adopted. Returns how many.
+extern "C" SEXP shmr_discard_handoffs(SEXP prefix) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    const std::string start = as_string(prefix);
+    if (start.size() <= std::string(names::kPrefix).size())
+      throw Error(ErrorKind::InvalidArgument, "invalid hand-off prefix");
+    const std::string directory = shm_directory();
+    std::vector<std::string> left;
+    {
+      std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(directory.c_str()), ::closedir);
+      if (!dir) return Rf_ScalarInteger(0);
+      while (struct dirent* entry = ::readdir(dir.get())) {
+        std::string file = entry->d_name;
+        if (file.compare(0, start.size(), start) == 0) left.push_back(file);
+      }
+    }
+    int removed = 0;
+    for (const std::string& name : left)
+      if (!owner_of(region_path(directory, name)) && remove_region(directory, name)) ++removed;
+    return Rf_ScalarInteger(removed);
   });
   END_CPP11
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/string_dictionary.h"
 #include "core/writer.h"
 
 namespace shmr::glue {
@@ -19,6 +20,8 @@ struct EncodedObject {
   RegionDescription description;
   std::vector<cpp11::sexp> keep_alive;
   std::vector<std::unique_ptr<StringSource>> string_sources;
+  std::vector<std::unique_ptr<StringDictionary>> dictionaries;
+  std::vector<std::unique_ptr<VectorSource>> vector_sources;
 };
 
 // Describes `x`. Objects that are not vectors, lists or NULL (functions,

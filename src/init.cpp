@@ -1,5 +1,6 @@
 #include "r_api.h"
 
+#include "core/process.h"
 #include "mapping.h"
 #include "view.h"
 
@@ -9,9 +10,11 @@ SEXP shmr_map(SEXP);
 SEXP shmr_is_shared(SEXP);
 SEXP shmr_name(SEXP);
 SEXP shmr_info(SEXP);
+SEXP shmr_backing(SEXP);
 SEXP shmr_close(SEXP);
 SEXP shmr_fetch(SEXP);
 SEXP shmr_regions();
+SEXP shmr_regions_named(SEXP);
 SEXP shmr_prune();
 SEXP shmr_release_all();
 SEXP shmr_contains_altrep(SEXP);
@@ -26,6 +29,9 @@ SEXP shmr_segment_info(SEXP);
 SEXP shmr_segment_close(SEXP, SEXP);
 SEXP shmr_share_handoff(SEXP, SEXP, SEXP);
 SEXP shmr_adopt(SEXP);
+SEXP shmr_hand_off(SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_process_identity();
+SEXP shmr_discard_handoffs(SEXP);
 SEXP shmr_buffer_create(SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_buffer_write(SEXP, SEXP, SEXP);
 SEXP shmr_slice(SEXP, SEXP, SEXP);
@@ -38,6 +44,7 @@ SEXP shmr_copy_binding(SEXP, SEXP, SEXP);
 SEXP shmr_is_closed_view(SEXP);
 SEXP shmr_unmap(SEXP);
 SEXP shmr_detach(SEXP);
+SEXP shmr_advise(SEXP, SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
 SEXP shmr_process_memory(SEXP);
 SEXP shmr_region_bytes_mapped(SEXP);
@@ -54,7 +61,7 @@ SEXP shmr_format_origin(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_random_token();
 SEXP shmr_sha256(SEXP);
 SEXP shmr_process_alive(SEXP, SEXP);
-SEXP shmr_process_identity();
+SEXP shmr_process_start();
 SEXP shmr_fetch_lock(SEXP);
 SEXP shmr_fetch_unlock(SEXP);
 SEXP shmr_local_copy(SEXP, SEXP, SEXP, SEXP, SEXP);
@@ -73,9 +80,11 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_is_shared", (DL_FUNC)&shmr_is_shared, 1},
     {"shmr_name", (DL_FUNC)&shmr_name, 1},
     {"shmr_info", (DL_FUNC)&shmr_info, 1},
+    {"shmr_backing", (DL_FUNC)&shmr_backing, 1},
     {"shmr_close", (DL_FUNC)&shmr_close, 1},
     {"shmr_fetch", (DL_FUNC)&shmr_fetch, 1},
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},
+    {"shmr_regions_named", (DL_FUNC)&shmr_regions_named, 1},
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},
     {"shmr_release_all", (DL_FUNC)&shmr_release_all, 0},
     {"shmr_contains_altrep", (DL_FUNC)&shmr_contains_altrep, 1},
@@ -90,6 +99,9 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_segment_close", (DL_FUNC)&shmr_segment_close, 2},
     {"shmr_share_handoff", (DL_FUNC)&shmr_share_handoff, 3},
     {"shmr_adopt", (DL_FUNC)&shmr_adopt, 1},
+    {"shmr_hand_off", (DL_FUNC)&shmr_hand_off, 4},
+    {"shmr_process_identity", (DL_FUNC)&shmr_process_identity, 0},
+    {"shmr_discard_handoffs", (DL_FUNC)&shmr_discard_handoffs, 1},
     {"shmr_buffer_create", (DL_FUNC)&shmr_buffer_create, 4},
     {"shmr_buffer_write", (DL_FUNC)&shmr_buffer_write, 3},
     {"shmr_slice", (DL_FUNC)&shmr_slice, 3},
@@ -102,6 +114,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_is_closed_view", (DL_FUNC)&shmr_is_closed_view, 1},
     {"shmr_unmap", (DL_FUNC)&shmr_unmap, 1},
     {"shmr_detach", (DL_FUNC)&shmr_detach, 1},
+    {"shmr_advise", (DL_FUNC)&shmr_advise, 2},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {"shmr_process_memory", (DL_FUNC)&shmr_process_memory, 1},
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
@@ -117,7 +130,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_random_token", (DL_FUNC)&shmr_random_token, 0},
     {"shmr_sha256", (DL_FUNC)&shmr_sha256, 1},
     {"shmr_process_alive", (DL_FUNC)&shmr_process_alive, 2},
-    {"shmr_process_identity", (DL_FUNC)&shmr_process_identity, 0},
+    {"shmr_process_start", (DL_FUNC)&shmr_process_start, 0},
     {"shmr_fetch_lock", (DL_FUNC)&shmr_fetch_lock, 1},
     {"shmr_fetch_unlock", (DL_FUNC)&shmr_fetch_unlock, 1},
     {"shmr_local_copy", (DL_FUNC)&shmr_local_copy, 5},
@@ -134,6 +147,8 @@ static const R_CallMethodDef call_methods[] = {
 void R_init_shmr(DllInfo* dll) {
   R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
   R_useDynamicSymbols(dll, FALSE);
+  // A forked child tells itself from its parent by this first identity.
+  shmr::process::current();
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -69,24 +70,32 @@ void delete_found_node(SEXP holder) {
   R_ClearExternalPtr(holder);
 }
 
-// Makes the view of the node that `find` (which may throw) returns. With
-// `errors_are_fatal`, a failed lookup is an R error; otherwise nullptr.
+// Makes the view of the node that `find` (which may throw) returns;
+// nullptr, with the message in `message`, when it throws.
 template <typename Find>
-SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
+SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();
   SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
   R_RegisterCFinalizer(holder, delete_found_node);
-  ErrorMessage message;
   capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
   if (message.set()) {
     UNPROTECT(1);
-    if (errors_are_fatal) raise_r_error(message);
     return nullptr;
   }
   const FoundNode& found = *static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
   SEXP view = new_view(found.mapping, found.node);
   delete_found_node(holder);
   UNPROTECT(1);
+  return view;
+}
+
+// The same; with `errors_are_fatal`, a failed lookup is an R error,
+// otherwise nullptr.
+template <typename Find>
+SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
+  ErrorMessage message;
+  SEXP view = view_on_found_node(std::forward<Find>(find), message);
+  if (view == nullptr && errors_are_fatal) raise_r_error(message);
   return view;
 }
 
@@ -114,6 +123,7 @@ SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
   ViewHandle* whole = view_handle(x);
   if (whole == nullptr || whole->mapping->is_closed() || whole->is_slice() ||
+      whole->writable_copy == WritableCopy::Private ||
       format::element_size(whole->node.kind()) == 0 || first > whole->node.length() ||
       count > whole->node.length() - first)
     return nullptr;
@@ -136,30 +146,15 @@ ViewHandle& open_view_handle(SEXP x) {
   return *handle;
 }
 
-namespace {
-
-void delete_mapping_holder(SEXP p) {
-  delete static_cast<std::shared_ptr<Mapping>*>(R_ExternalPtrAddr(p));
-  R_ClearExternalPtr(p);
-}
-
-}  // namespace
-
 SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& find,
                      ErrorMessage& message) {
-  collect_if_many_mappings();
-  std::shared_ptr<Mapping>* mapping = nullptr;
-  NodeView node;
-  capture_exception(message, [&] {
-    auto found = find(node);
-    mapping = new std::shared_ptr<Mapping>(std::move(found));
-  });
-  if (message.set()) return nullptr;
-  SEXP holder = PROTECT(R_MakeExternalPtr(mapping, R_NilValue, R_NilValue));
-  R_RegisterCFinalizer(holder, delete_mapping_holder);
-  SEXP view = make_view(*mapping, node);
-  UNPROTECT(1);
-  return view;
+  return view_on_found_node(
+      [&] {
+        NodeView node;
+        auto mapping = find(node);
+        return FoundNode{std::move(mapping), node};
+      },
+      message);
 }
 
 SEXP fresh_view_of(const ViewHandle& handle) {
@@ -173,16 +168,32 @@ SEXP fresh_view_of(const ViewHandle& handle) {
       false);
 }
 
-bool view_writes_through(const ViewHandle& handle) {
-  return handle.mapping->region().access() == Access::SharedWritable;
+SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t count) {
+  if (format::element_size(handle.node.kind()) == 0 || first > handle.count ||
+      count > handle.count - first)
+    return nullptr;
+  SEXP slice = fresh_view_of(handle);
+  if (slice == nullptr) return nullptr;
+  view_handle(slice)->set_slice(handle.first + first, count);
+  return slice;
 }
 
-void refuse_private_copy(const ViewHandle& handle) {
-  Rf_error("shmr: this change to the writable shared object '%s' would go to a private copy, "
-           "not to shared memory: R copies an object before changing it when it is referenced "
-           "from more than one place (another variable, a function argument, a list). Change it "
-           "through a single reference at the top level, or use fetch() for a private copy.",
-           handle.mapping->region().name().c_str());
+bool view_values_trusted(ViewHandle& handle) {
+  if (handle.known_written || handle.mapping->is_closed() || view_writes_through(handle))
+    return false;
+  if (format::element_size(handle.node.kind()) == 0) return !handle.cache_written;
+  if (!handle.pointer_given) return true;
+  // Private pages stay private: once written, always written.
+  if (view_has_private_pages(handle)) {
+    handle.known_written = true;
+    return false;
+  }
+  handle.pointer_given = false;
+  return true;
+}
+
+bool view_writes_through(const ViewHandle& handle) {
+  return handle.mapping->region().access() == Access::SharedWritable;
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {

@@ -14,6 +14,15 @@
 
 namespace shmr::glue {
 
+// What a copy R made of a writable share reads and writes (a view of a
+// read-only region, or the writable share itself, is None).
+enum class WritableCopy : unsigned char {
+  None,
+  Pending,   // reads the shared memory; undecided until R asks to write
+  Shared,    // writes reach the shared memory (it is the share's new value)
+  Private,   // an ordinary private copy, in memory R owns
+};
+
 struct ViewHandle {
   std::shared_ptr<Mapping> mapping;
   NodeView node;
@@ -23,6 +32,25 @@ struct ViewHandle {
   uint64_t count = 0;
   // Set once R was handed a writable pointer into a string view's cache.
   bool cache_written = false;
+  // Set once the view was found to hold private (written) pages: from then
+  // on its node's value flags are not trusted.
+  bool known_written = false;
+  // Set when R was handed a writable data pointer since the view was last
+  // found free of private pages (R writes only through such pointers), so
+  // the page check runs again only then.
+  bool pointer_given = true;
+
+  // String views: the strings made so far, inside the R vectors data2 holds
+  // (R's collector never moves objects), so reading one costs no R call.
+  bool strings_cached = false;                     // data2 is set up
+  const SEXP* strings_full = nullptr;              // every element, once materialised
+  const SEXP* strings_entries = nullptr;           // dictionary layout: its entries
+  const SEXP* const* strings_chunks = nullptr;     // packed layout: per chunk, or nullptr
+
+  // A copy R made of a writable share (writable_copies.h): where it stands,
+  // and the object it was copied from (compared by address only).
+  WritableCopy writable_copy = WritableCopy::None;
+  const void* copied_from = nullptr;
 
   // The region's closed flag, read directly by the per-element methods.
   const bool* closed = nullptr;
@@ -39,6 +67,9 @@ struct ViewHandle {
   const void* data() const noexcept { return begin; }
   uint64_t data_size() const noexcept { return count * format::element_size(node.kind()); }
 
+  // Makes the view read `data` (a private copy of its elements) from now on.
+  void use_private_data(const void* data) noexcept { begin = data; }
+
   void set_slice(uint64_t from, uint64_t n) noexcept {
     first = from;
     count = n;
@@ -53,6 +84,10 @@ struct ViewHandle {
 // Class handles, set by the per-family init functions.
 void init_vector_view_classes(DllInfo* dll);
 void init_string_view_class(DllInfo* dll);
+
+// The values of a string view that R has written to (its materialised
+// vector, which the region no longer describes), or R_NilValue.
+SEXP string_view_written_values(SEXP x);
 
 // True when `x` is an ALTREP view made by shmr.
 bool is_view(SEXP x);
@@ -88,9 +123,19 @@ SEXP fresh_view_of(const ViewHandle& handle);
 // error (allocation): call only inside cpp11::unwind_protect.
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
 
+// A slice of elements [first, first + count) of the view `handle` (relative
+// to it), on a mapping where the node has no other view, so that writes to
+// it stay its own; nullptr when no such mapping can be had. May raise an R
+// error (allocation): call only from an ALTREP method or unwind_protect.
+SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t count);
+
+// True when the node's value flags (FORMAT.md 2.2) describe the view's
+// values: a read-only view, open, that this process has not written to.
+bool view_values_trusted(ViewHandle& handle);
+
 // Used by the view classes' Serialized_state and Unserialize methods
-// (view_state.cpp). The state is "<region>:<node>", plus the origin in
-// remote mode; nullptr means "serialize the data".
+// (view_state.cpp). The state is the compact state of FORMAT.md 4, with the
+// origin as its field in remote mode; nullptr means "serialize the data".
 SEXP view_serialized_state(const ViewHandle& handle);
 // `cls` is the class R found in the stream (the Unserialize method's first
 // argument); the state must name a node of that class. Never raises an error
@@ -117,10 +162,6 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
 
 // True when writes through the view reach the region (a writable share).
 bool view_writes_through(const ViewHandle& handle);
-
-// Raises the R error for a write R would redirect to a private copy of a
-// writable share. Never returns.
-[[noreturn]] void refuse_private_copy(const ViewHandle& handle);
 
 // True when the process holds private (copy-on-write) copies of any page of
 // the view's data, i.e. it has written to it. Free unless R was ever handed

@@ -1,12 +1,13 @@
 // What a view serializes as, and what unserializing one gives.
 //
-// Locally the state is one string, "<region>:<node>". In remote mode
-// (options(shmr.remote = TRUE), or a pool call over daemons on other hosts)
-// a second string carries the origin: the region server's address, the
-// region's token, and the region's identity (FORMAT.md, "Remote state").
-// Unserializing never fails for a region that cannot be had: the result is
-// an unavailable object that raises a classed error when used, so a worker
-// that receives one stays alive.
+// The state is the compact state of FORMAT.md 4: a raw vector
+// "<name>[:<node>]". In remote mode (options(shmr.remote = TRUE), or a pool
+// call over daemons on other hosts) it has the field ";origin=<origin>": the
+// region server's address, the region's token, and the region's identity
+// (FORMAT.md 4 and 7). Streams of format version 1 hold the string
+// "<region>:<node>", still read. Unserializing never fails for a region
+// that cannot be had: the result is an unavailable object that raises a
+// classed error when used, so a worker that receives one stays alive.
 #include <cpp11/protect.hpp>
 
 #include <cstdio>
@@ -26,6 +27,11 @@ namespace shmr::glue {
 namespace {
 
 constexpr size_t kTextSize = 640;
+// The longest compact state read: a name, a node and an origin (at most
+// 512 bytes) fit with room to spare.
+constexpr R_xlen_t kMaxStateSize = 1024;
+// The compact state's field that carries the origin (FORMAT.md 4).
+constexpr const char* kOriginField = "origin";
 
 void copy_text(char* out, size_t size, const std::string& text) {
   std::snprintf(out, size, "%s", text.c_str());
@@ -59,10 +65,23 @@ bool remote_option_on() {
   return TYPEOF(value) == LGLSXP && XLENGTH(value) == 1 && LOGICAL(value)[0] == TRUE;
 }
 
-SEXP two_strings(const char* first, SEXP second) {
-  SEXP out = PROTECT(Rf_allocVector(STRSXP, 2));
-  SET_STRING_ELT(out, 0, Rf_mkChar(first));
-  SET_STRING_ELT(out, 1, second);
+// The compact state `text`, plus the origin field when `origin` is given,
+// as the raw vector R writes.
+SEXP compact_state(const char* text, const char* origin) {
+  const size_t size = std::strlen(text);
+  const size_t origin_size = origin == nullptr ? 0 : std::strlen(origin);
+  const size_t field_size = origin == nullptr ? 0 : 1 + std::strlen(kOriginField) + 1 + origin_size;
+  SEXP out = PROTECT(Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(size + field_size)));
+  unsigned char* at = RAW(out);
+  std::memcpy(at, text, size);
+  if (origin != nullptr) {
+    at += size;
+    *at++ = ';';
+    std::memcpy(at, kOriginField, std::strlen(kOriginField));
+    at += std::strlen(kOriginField);
+    *at++ = '=';
+    std::memcpy(at, origin, origin_size);
+  }
   UNPROTECT(1);
   return out;
 }
@@ -81,6 +100,7 @@ struct IncomingState {
   char region[kTextSize];
   uint64_t node;
   bool remote;
+  char origin_text[kTextSize];
   bool other_host;
   bool writable;
   char origin_host[kTextSize];
@@ -148,12 +168,21 @@ void raise_unavailable(SEXP x) {
 
 SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 
+// The state is formatted into fixed buffers, so no C++ object is live when
+// R allocates. A region a forked child made and sends this way becomes its
+// parent's (parallel::mclapply() results): the child ends without releasing
+// anything.
 SEXP view_serialized_state(const ViewHandle& handle) {
+  handle.mapping->region().hand_to_fork_parent();
   OutgoingState out{};
   ErrorMessage message;
   capture_exception(message, [&] {
     const MappedRegion& region = handle.mapping->region();
-    copy_text(out.local, sizeof out.local, names::format_view_state({region.name(), handle.node.index()}));
+    const std::string local =
+        names::format_compact_view_state({region.name(), handle.node.index()});
+    if (local.size() >= sizeof out.local)
+      throw Error(ErrorKind::InvalidArgument, "view state too long");
+    copy_text(out.local, sizeof out.local, local);
     copy_text(out.region, sizeof out.region, region.name());
     const format::RegionHeader& h = region.reader().header();
     out.writable = region.access() == Access::SharedWritable;
@@ -167,7 +196,7 @@ SEXP view_serialized_state(const ViewHandle& handle) {
   });
   if (message.set()) raise_r_error(message);
   // An object that came from another host names its origin wherever it goes.
-  if (out.recorded_origin[0] != '\0') return two_strings(out.local, Rf_mkChar(out.recorded_origin));
+  if (out.recorded_origin[0] != '\0') return compact_state(out.local, out.recorded_origin);
   if (remote::scope_depth() > 0 || remote_option_on()) {
     SEXP region = PROTECT(Rf_mkString(out.region));
     SEXP size = PROTECT(Rf_ScalarReal(out.size));
@@ -175,39 +204,71 @@ SEXP view_serialized_state(const ViewHandle& handle) {
     SEXP created = PROTECT(Rf_ScalarReal(out.created));
     SEXP writable = PROTECT(Rf_ScalarLogical(out.writable));
     SEXP origin = PROTECT(call_shmr("remote_origin_for", region, size, pid, created, writable));
-    if (TYPEOF(origin) != STRSXP || XLENGTH(origin) != 1)
+    if (TYPEOF(origin) != STRSXP || XLENGTH(origin) != 1 || STRING_ELT(origin, 0) == NA_STRING)
       Rf_error("shmr: internal error: no origin for region '%s'", out.region);
-    SEXP state = two_strings(out.local, STRING_ELT(origin, 0));
+    SEXP state = compact_state(out.local, CHAR(STRING_ELT(origin, 0)));
     UNPROTECT(6);
     return state;
   }
   // Its name means nothing to a caller on another host.
   if (remote::peer_is_remote()) return nullptr;
-  return Rf_mkString(out.local);
+  return compact_state(out.local, nullptr);
 }
 
 SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  if (TYPEOF(state) != STRSXP || (XLENGTH(state) != 1 && XLENGTH(state) != 2) ||
-      STRING_ELT(state, 0) == NA_STRING || (XLENGTH(state) == 2 && STRING_ELT(state, 1) == NA_STRING))
+  // Compact states (raw) since format version 2; "<region>:<node>" strings
+  // from streams written by version 1.
+  const bool compact =
+      TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
+  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
+                   STRING_ELT(state, 0) == NA_STRING))
     return make_unavailable(cls, state, "", "malformed serialized shared object");
-  const char* local_text = CHAR(STRING_ELT(state, 0));
-  const char* origin_text = XLENGTH(state) == 2 ? CHAR(STRING_ELT(state, 1)) : nullptr;
+  const char* text =
+      compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
+  const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
 
   IncomingState in{};
   ErrorMessage message;
   capture_exception(message, [&] {
     // Anyone can write serialize() output: the state is untrusted.
-    auto parsed = names::parse_view_state(local_text);
-    if (!parsed)
-      throw Error(ErrorKind::InvalidArgument,
-                  "serialized shared object has an invalid state (not \"<region>:<node>\")");
-    copy_text(in.region, sizeof in.region, parsed->region);
-    in.node = parsed->node;
-    if (origin_text != nullptr) {
+    names::ViewState wanted;
+    std::string origin_text;
+    bool has_origin = false;
+    if (compact) {
+      auto parsed = names::parse_compact_view_state(std::string(text, text_size));
+      if (!parsed)
+        throw Error(ErrorKind::InvalidArgument,
+                    "serialized shared object has an invalid state (not \"<name>[:<node>]\")");
+      wanted = parsed->view;
+      if (!parsed->fields.empty()) {
+        auto fields = names::parse_compact_fields(parsed->fields);
+        if (!fields)
+          throw Error(ErrorKind::InvalidArgument,
+                      "serialized shared object has an invalid state (malformed fields)");
+        for (const names::CompactField& field : *fields) {
+          if (field.first != kOriginField)
+            throw Error(ErrorKind::InvalidArgument,
+                        "serialized shared object carries fields this version of shmr does not "
+                        "know (written by a newer version?): " + parsed->fields.substr(0, 80));
+          origin_text = field.second;
+          has_origin = true;
+        }
+      }
+    } else {
+      auto parsed = names::parse_view_state(std::string(text, text_size));
+      if (!parsed)
+        throw Error(ErrorKind::InvalidArgument,
+                    "serialized shared object has an invalid state (not \"<region>:<node>\")");
+      wanted = *parsed;
+    }
+    copy_text(in.region, sizeof in.region, wanted.region);
+    in.node = wanted.node;
+    if (has_origin) {
       auto origin = parse_origin(origin_text);
-      if (!origin)
+      if (!origin || origin_text.size() >= sizeof in.origin_text)
         throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid origin");
       in.remote = true;
+      copy_text(in.origin_text, sizeof in.origin_text, origin_text);
       in.writable = origin->writable;
       copy_text(in.origin_host, sizeof in.origin_host, origin->identity.host);
       in.size = origin->identity.size;
@@ -226,7 +287,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
                               "it is a writable share (readonly = FALSE) of another host: writes "
                               "made here could not reach its owner");
     SEXP region = PROTECT(Rf_mkString(in.region));
-    SEXP origin = PROTECT(Rf_ScalarString(STRING_ELT(state, 1)));
+    SEXP origin = PROTECT(Rf_mkString(in.origin_text));
     SEXP reason = PROTECT(call_shmr("remote_obtain", region, origin));
     if (reason != R_NilValue) {
       const char* why = TYPEOF(reason) == STRSXP && XLENGTH(reason) == 1 && STRING_ELT(reason, 0) != NA_STRING
@@ -263,7 +324,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
     PROTECT(view);
     ErrorMessage ignored;
     capture_exception(ignored, [&] {
-      remote::record_origin(remote::origin_key(in.region, in.pid, in.created), origin_text);
+      remote::record_origin(remote::origin_key(in.region, in.pid, in.created), in.origin_text);
     });
     UNPROTECT(1);
   }

@@ -1,10 +1,11 @@
 # What a consumer pays to use a big shared double vector: element access and
 # one write on a 2 GB vector (ctx$big), reads through a writable pointer
-# (range, ==, identical) and a full scan (sum) on a ctx$scan_size vector;
+# (range, ==, identical), a gather at 10 million random positions (x[idx],
+# fewer in quick mode) and a full scan (sum) on a ctx$scan_size vector;
 # time and growth of its own memory (Anonymous), against an ordinary
 # in-memory vector in the same kind of process.
 element_probes <- c("x[5]", "x[[7]]", "x[1:10]", "x[1] <- 0")
-scan_probes <- c("range(x)", "x == 5", "identical(x, y)", "sum(x)")
+scan_probes <- c("range(x)", "x == 5", "identical(x, y)", "x[idx]", "sum(x)")
 
 run <- function(ctx) {
   # Each plan: a vector size and the probes run on it.
@@ -137,6 +138,14 @@ measure_consumer <- function(worker, name, token, probes, reps) {
           vector_only = TRUE, alongside = TRUE,
           prepare = function(obj) if (is.null(s)) obj + 0 else s$map(token),
           prepare_plain = function(plain) plain + 0)
+    # The same random positions for the shared vector and its ordinary copy.
+    random_positions <- function(v) {
+      set.seed(20160)
+      n <- NROW(v)  # a big.matrix (bigmemory) has rows, not a length
+      sample.int(n, if (n >= 5e7) 1e7 else n %/% 8L)
+    }
+    probe("subset", "x[idx]", function(obj, idx) read(obj, idx), prepare = random_positions,
+          alongside = TRUE, prepare_plain = random_positions)
     # One write, on a variable referenced once (as at the top level), so R
     # modifies it in place; passing it to a function would force a copy.
     if ("x[1] <- 0" %in% probes) {

@@ -1,6 +1,5 @@
-# Character vectors: share time, element access in a consumer, sort(). The
-# sort is the radix method: the default collates by locale, which costs the
-# same for every system and hides the rest.
+# Character vectors: share time and element access in a consumer. Whole-
+# vector operations (radix sort() among them) are 14-string-ops.R.
 run <- function(ctx) {
   n <- if (ctx$quick) 1e6 else 1e7
   x <- sprintf("id_%d_%s", sample.int(n), sample(c("alpha", "beta", "gamma"), n, TRUE))
@@ -16,14 +15,10 @@ run <- function(ctx) {
       before <- anonymous_bytes()
       t_elt <- seconds(function() obj[12345])
       growth <- anonymous_bytes() - before
-      t_sort <- seconds(function() sort(obj, method = "radix"))
-      c(elt = t_elt, growth = growth, sort = t_sort)
+      c(elt = t_elt, growth = growth)
     }, list(name = s$name, token = s$token(handle)), system = s$name)
     ctx$record("strings", "x[12345] time", s$name, size, got[["elt"]] * 1e3, "ms")
     ctx$record("strings", "x[12345] memory growth", s$name, size, got[["growth"]] / 2^20, "MB")
-    ctx$record("strings", "sort(x, method = 'radix') time", s$name, size, got[["sort"]], "s")
     s$release(handle)
   }
-  ctx$record("strings", "sort(x, method = 'radix') time", "ordinary", size,
-             seconds(function() sort(x, method = "radix")), "s")
 }

@@ -10,8 +10,9 @@ namespace shmr::format {
 
 inline constexpr char kMagic[8] = {'\x89', 'S', 'H', 'M', 'R', '\r', '\n', '\x1a'};
 inline constexpr uint32_t kVersion = 2;
-// The oldest version this build reads (version 1 regions have no replica
-// record: their header is 128 bytes).
+// The oldest version this build reads. Version 1 regions have no value
+// flags, no dictionary strings and no replica record (their header is 128
+// bytes); a reader sees only kNodeFlagsV1 of their node flags.
 inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr uint64_t kAlignment = 64;
 inline constexpr uint64_t kNoNode = UINT64_MAX;
@@ -47,6 +48,17 @@ enum class StringEncoding : uint8_t {
 
 // Node flags.
 inline constexpr uint32_t kNodeFromPairlist = 1u << 0;
+// Since version 2: the writer read every value while copying a read-only
+// region's Logical, Integer, Double or String node, and bits 2-4 say what it
+// saw. Without this bit they are 0 and mean nothing.
+inline constexpr uint32_t kNodeValuesScanned = 1u << 1;
+inline constexpr uint32_t kNodeNoMissing = 1u << 2;   // no NA (nor NaN)
+inline constexpr uint32_t kNodeIncreasing = 1u << 3;  // non-decreasing; only with kNodeNoMissing
+inline constexpr uint32_t kNodeDecreasing = 1u << 4;  // non-increasing; only with kNodeNoMissing
+// Since version 2: a String node in the dictionary layout (FORMAT.md 2.4).
+inline constexpr uint32_t kNodeDictionary = 1u << 5;
+// The node flags a version 1 region can have.
+inline constexpr uint32_t kNodeFlagsV1 = kNodeFromPairlist;
 
 struct RegionHeader {
   char magic[8];
@@ -64,16 +76,18 @@ struct RegionHeader {
 };
 static_assert(sizeof(RegionHeader) == 128, "header is 128 bytes");
 
-// Bytes 128..255 of a version 2 header. Zero in a region written by its
-// creator; filled by the process that copies the region from another host,
-// after the copied bytes are validated (the rest of the header is the
-// origin's, unchanged: its size, creator and creation time identify it).
+// Bytes 128..255 of a version 2 header (bytes 0..127 are RegionHeader,
+// whose last 8 hold the creator's PID namespace: creator.h). Zero in a
+// region written by its creator; filled by the process that copies the
+// region from another host, after the copied bytes are validated (the rest
+// of the header is the origin's, unchanged: its size, creator and creation
+// time identify it).
 inline constexpr size_t kOriginHostSize = 96;
 struct ReplicaRecord {
   int64_t keeper_pid;            // the local process that keeps the copy
   uint64_t keeper_start_ticks;   // as creator_start_ticks
   int64_t copied_unix_ms;        // when the copy was completed
-  uint64_t reserved;             // 0
+  uint64_t keeper_pid_namespace; // as the creator's (creator.h); 0 when unknown
   char origin_host[kOriginHostSize];  // host identity of the origin, NUL-padded
 };
 static_assert(sizeof(ReplicaRecord) == 128, "replica record is 128 bytes");
@@ -92,10 +106,11 @@ struct NodeRecord {
   uint64_t data_offset;   // payload / child table / string bytes / serialized bytes
   uint64_t data_size;     // bytes at data_offset
   uint64_t index_offset;  // String: uint64 end offsets, one per element
-  uint64_t meta_offset;   // String: one StringEncoding byte per element
+                          // (dictionary layout: the dictionary's node index)
+  uint64_t meta_offset;   // String: one StringEncoding byte per element (dictionary layout: 0)
   uint64_t attr_offset;   // AttributeEntry table
   uint32_t attr_count;
-  uint32_t reserved;
+  uint32_t code_width;    // String, dictionary layout: bytes per code (1, 2 or 4); else 0
 };
 static_assert(sizeof(NodeRecord) == 64, "node record is 64 bytes");
 

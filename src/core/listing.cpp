@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 
+#include "creator.h"
 #include "error.h"
 #include "format.h"
 #include "locator.h"
@@ -43,20 +44,25 @@ FileDescriptor open_own_file(const std::string& path, struct stat& st) {
   return guard;
 }
 
-void fill_from_header(int fd, RegionSummary& summary) {
+void judge_creator(RegionSummary& summary, process::Census& census) {
+  summary.creator_state = process::liveness(summary.creator, census);
+  summary.creator_alive = summary.creator_state == process::Liveness::Alive;
+}
+
+void fill_from_header(int fd, RegionSummary& summary, process::Census& census) {
   format::RegionHeader header;
   if (!read_region_header(fd, header)) return;
   summary.valid = true;
   summary.complete = true;
-  summary.creator = {header.creator_pid, header.creator_start_ticks};
+  summary.creator = format::creator_of(header);
   format::ReplicaRecord record;
   if (read_replica_record(fd, header, record)) {
     // The creator lives on another host; what counts here is the keeper.
     summary.replica = true;
     summary.origin_host = record.origin_host;
-    summary.creator = {record.keeper_pid, record.keeper_start_ticks};
+    summary.creator = format::keeper_of(record);
   }
-  summary.creator_alive = process::is_alive(summary.creator);
+  judge_creator(summary, census);
   summary.persistent = (header.flags & format::kFlagPersistent) != 0;
   summary.writable = (header.flags & format::kFlagReadonly) == 0;
   summary.created_unix_ms = header.created_unix_ms;
@@ -67,7 +73,8 @@ void fill_from_header(int fd, RegionSummary& summary) {
 
 // nullopt for anything that is not a regular file of this user: such
 // entries are neither listed nor pruned.
-std::optional<RegionSummary> summarize(const std::string& directory, const std::string& file) {
+std::optional<RegionSummary> summarize(const std::string& directory, const std::string& file,
+                                       process::Census& census) {
   RegionSummary summary;
   summary.name = file;
   summary.data_path = region_path(directory, file);
@@ -79,7 +86,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   summary.size = static_cast<uint64_t>(st.st_size);
   if (summary.temporary) {
     summary.creator.pid = temp_pid;
-    summary.creator_alive = process::is_alive(summary.creator);
+    judge_creator(summary, census);
     return summary;
   }
   Locator locator;
@@ -90,7 +97,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
     return summary;  // a corrupt locator: listed, never pruned
   }
   if (!is_locator) {
-    fill_from_header(fd.get(), summary);
+    fill_from_header(fd.get(), summary, census);
     return summary;
   }
   summary.backing = Backing::File;
@@ -98,13 +105,13 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   // Until the data file is read, the locator speaks for the region.
   summary.valid = true;
   summary.creator = locator.creator;
-  summary.creator_alive = process::is_alive(locator.creator);
+  judge_creator(summary, census);
   summary.persistent = (locator.flags & format::kFlagPersistent) != 0;
   summary.size = 0;
   FileDescriptor data = open_own_file(locator.target_path, st);
   if (data.get() >= 0) {
     summary.size = static_cast<uint64_t>(st.st_size);
-    fill_from_header(data.get(), summary);
+    fill_from_header(data.get(), summary, census);
   }
   return summary;
 }
@@ -123,6 +130,11 @@ RegionLocation location_of(const std::string& directory, const RegionSummary& re
 }  // namespace
 
 std::vector<RegionSummary> list_regions(const std::string& directory) {
+  process::Census census;
+  return list_regions(directory, census);
+}
+
+std::vector<RegionSummary> list_regions(const std::string& directory, process::Census& census) {
   std::vector<RegionSummary> out;
   DIR* dir = ::opendir(directory.c_str());
   if (dir == nullptr) return out;
@@ -130,9 +142,15 @@ std::vector<RegionSummary> list_regions(const std::string& directory) {
   while (struct dirent* entry = ::readdir(dir)) {
     std::string file = entry->d_name;
     if (!names::is_valid_region_name(file) && temporary_owner_pid(file) == 0) continue;
-    if (auto summary = summarize(directory, file)) out.push_back(std::move(*summary));
+    if (auto summary = summarize(directory, file, census)) out.push_back(std::move(*summary));
   }
   return out;
+}
+
+std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name) {
+  if (!names::is_valid_region_name(name)) return std::nullopt;
+  process::Census census;
+  return summarize(directory, name, census);
 }
 
 namespace {
@@ -147,7 +165,8 @@ bool is_own_regular_file(const std::string& path) {
 // temporary file of a dead creator; true when the region never got further
 // (no data file), so its locator leads nowhere for good.
 bool remove_unfinished_data_file(const RegionSummary& region) {
-  if (region.backing != Backing::File || region.creator_alive || region.creator.pid <= 0)
+  if (region.backing != Backing::File || region.creator_state != process::Liveness::Dead ||
+      region.creator.pid <= 0)
     return false;
   const std::string data_directory = region.data_path.substr(0, region.data_path.rfind('/'));
   const std::string temp = region_path(data_directory, temporary_name(region.creator.pid, region.name));
@@ -160,8 +179,9 @@ bool remove_unfinished_data_file(const RegionSummary& region) {
 
 std::vector<std::string> prune_regions(const std::string& directory) {
   std::vector<std::string> removed;
-  for (const RegionSummary& region : list_regions(directory)) {
-    if (region.creator_alive) continue;
+  process::Census census;
+  for (const RegionSummary& region : list_regions(directory, census)) {
+    if (region.creator_state != process::Liveness::Dead) continue;
     // Even a persistent region goes when it was never finished.
     const bool unfinished = remove_unfinished_data_file(region);
     if (region.persistent && !unfinished) continue;
@@ -188,7 +208,8 @@ std::vector<std::string> prune_regions(const std::string& directory) {
 
 bool remove_region(const std::string& directory, const std::string& name) {
   if (!names::is_valid_region_name(name)) return false;
-  auto summary = summarize(directory, name);
+  process::Census census;
+  auto summary = summarize(directory, name, census);
   if (!summary) return false;
   bool unfinished = remove_unfinished_data_file(*summary);
   return remove_region_files(location_of(directory, *summary)) || unfinished;

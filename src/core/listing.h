@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ struct RegionSummary {
   bool complete = false;   // the region's data file exists and has a valid header
   bool temporary = false;  // still being written (hidden temporary name)
   process::Identity creator;
-  bool creator_alive = false;
+  process::Liveness creator_state = process::Liveness::Unknown;
+  bool creator_alive = false;  // creator_state == Alive
   bool persistent = false;
   bool writable = false;
   int64_t created_unix_ms = 0;
@@ -34,10 +36,16 @@ struct RegionSummary {
 // This user's regions (and temporary files) named in `directory`; file-backed
 // regions are followed through their locators.
 std::vector<RegionSummary> list_regions(const std::string& directory);
+std::vector<RegionSummary> list_regions(const std::string& directory, process::Census& census);
+
+// The region called `name` (a valid region name) in `directory`, without
+// reading the rest of the directory; nullopt when there is none.
+std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name);
 
 // Removes regions (and unfinished temporary files, and locators whose data
-// file is gone) whose creator is gone. Never touches persistent regions or
-// those of live processes.
+// file is gone) whose creator is known to be gone (process::liveness()).
+// Never touches persistent regions, nor those of live processes or of
+// processes it cannot tell about.
 std::vector<std::string> prune_regions(const std::string& directory);
 
 // Removes the region called `name` whatever its creator or persistence

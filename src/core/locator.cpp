@@ -24,6 +24,7 @@ std::vector<char> encode_locator(const Locator& locator) {
   header.creator_pid = locator.creator.pid;
   header.creator_start_ticks = locator.creator.start_ticks;
   header.flags = locator.flags;
+  header.creator_pid_namespace = locator.creator.pid_namespace;
   std::vector<char> bytes(sizeof header + locator.target_path.size());
   std::memcpy(bytes.data(), &header, sizeof header);
   std::memcpy(bytes.data() + sizeof header, locator.target_path.data(), locator.target_path.size());
@@ -56,7 +57,7 @@ bool parse_locator(const unsigned char* bytes, size_t size, const std::string& n
       path.compare(slash + 1, std::string::npos, name) != 0)
     throw Error(ErrorKind::Corrupt, "the locator of region '" + name + "' points elsewhere");
   out.target_path = std::move(path);
-  out.creator = {header.creator_pid, header.creator_start_ticks};
+  out.creator = {header.creator_pid, header.creator_start_ticks, header.creator_pid_namespace};
   out.flags = header.flags;
   return true;
 }

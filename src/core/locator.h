@@ -23,7 +23,7 @@ struct LocatorHeader {
   int64_t creator_pid;
   uint64_t creator_start_ticks;
   uint64_t flags;  // same bits as the region header (persistent)
-  uint64_t reserved;
+  uint64_t creator_pid_namespace;  // 0 when unknown (and in older locators)
 };
 static_assert(sizeof(LocatorHeader) == 48, "locator header is 48 bytes");
 

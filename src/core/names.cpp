@@ -145,5 +145,49 @@ std::optional<ViewState> parse_view_state(const std::string& text) {
   return state;
 }
 
+std::string format_compact_view_state(const ViewState& state) {
+  std::string out = state.region.compare(0, 5, kPrefix) == 0 ? state.region.substr(5) : state.region;
+  if (state.node != 0) out += ":" + std::to_string(state.node);
+  return out;
+}
+
+std::optional<CompactViewState> parse_compact_view_state(const std::string& text) {
+  CompactViewState out;
+  const size_t semicolon = text.find(';');
+  if (semicolon != std::string::npos) {
+    out.fields = text.substr(semicolon + 1);
+    if (out.fields.empty()) return std::nullopt;
+  }
+  const std::string head = text.substr(0, semicolon);
+  const size_t colon = head.find(':');
+  out.view.region = kPrefix + head.substr(0, colon);
+  if (!is_valid_region_name(out.view.region)) return std::nullopt;
+  if (colon == std::string::npos) return out;
+  auto parsed = parse_view_state(out.view.region + head.substr(colon));
+  if (!parsed) return std::nullopt;
+  out.view.node = parsed->node;
+  return out;
+}
+
+std::optional<std::vector<CompactField>> parse_compact_fields(const std::string& fields) {
+  std::vector<CompactField> out;
+  size_t start = 0;
+  while (start <= fields.size()) {
+    size_t end = fields.find(';', start);
+    if (end == std::string::npos) end = fields.size();
+    const std::string field = fields.substr(start, end - start);
+    const size_t equals = field.find('=');
+    if (equals == std::string::npos || equals == 0) return std::nullopt;
+    CompactField parsed{field.substr(0, equals), field.substr(equals + 1)};
+    for (char c : parsed.first)
+      if (!((c >= 'a' && c <= 'z') || c == '_')) return std::nullopt;
+    for (const CompactField& seen : out)
+      if (seen.first == parsed.first) return std::nullopt;
+    out.push_back(std::move(parsed));
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace names
 }  // namespace shmr

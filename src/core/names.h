@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace shmr::names {
@@ -47,7 +48,30 @@ std::string format_view_state(const ViewState& state);
 
 // Parses a state that arrived through unserialize(), which anyone may have
 // written: nullopt unless it is a valid region name, ':', and 1 to 19
-// decimal digits. Never throws.
+// decimal digits. Never throws. (The state of format version 1 streams.)
 std::optional<ViewState> parse_view_state(const std::string& text);
+
+// The compact state written since format version 2 (FORMAT.md 4): the
+// region name without its "shmr_" prefix, then ":<node>" unless the node is
+// 0, then any number of fields ";<key>=<value>" that later versions may add.
+std::string format_compact_view_state(const ViewState& state);
+
+struct CompactViewState {
+  ViewState view;
+  // The fields after the first ';', as written ("" when there are none):
+  // a reader refuses fields it does not know.
+  std::string fields;
+};
+
+// nullopt unless the part before any ';' is a valid name without its prefix
+// and, optionally, ':' and 1 to 19 decimal digits. Never throws.
+std::optional<CompactViewState> parse_compact_view_state(const std::string& text);
+
+// The fields of a compact state (CompactViewState::fields), in order, as
+// (key, value): nullopt when one has no '=', a key that is empty or not of
+// [a-z_], or a key seen before. Values are left for their readers to check.
+// Never throws.
+using CompactField = std::pair<std::string, std::string>;
+std::optional<std::vector<CompactField>> parse_compact_fields(const std::string& fields);
 
 }  // namespace shmr::names

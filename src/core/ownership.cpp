@@ -4,9 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
+#include "creator.h"
 #include "error.h"
 #include "locator.h"
 
@@ -104,6 +107,53 @@ void RegionOwner::release() {
 
 void RegionOwner::keep() { kept_ = true; }
 
+void RegionOwner::hand_to_fork_parent() noexcept {
+  if (kept_ || persistent_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
+  const process::Identity parent = process::fork_parent();
+  if (parent.pid == 0) return;
+  try {
+    assign_creator(location_, parent);
+    kept_ = true;
+  } catch (...) {
+    // The region stays the child's: pruned once the child is gone.
+  }
+}
+
+namespace {
+
+// Reads the first `size` bytes of `path` into `bytes`, lets `change` edit
+// them (it returns false when they are not what was expected), and writes
+// them back.
+void rewrite_file(const std::string& path, void* bytes, size_t size,
+                  const std::function<bool(void*)>& change) {
+  int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw Error(ErrorKind::System, "cannot open " + path + " to record its new owner");
+  FileDescriptor guard(fd);
+  if (::pread(fd, bytes, size, 0) != static_cast<ssize_t>(size) || !change(bytes) ||
+      ::pwrite(fd, bytes, size, 0) != static_cast<ssize_t>(size))
+    throw Error(ErrorKind::System, "cannot record the new owner in " + path);
+}
+
+}  // namespace
+
+void assign_creator(const RegionLocation& location, const process::Identity& creator) {
+  format::RegionHeader header;
+  rewrite_file(location.data_path(), &header, sizeof header, [&](void*) {
+    if (std::memcmp(header.magic, format::kMagic, sizeof header.magic) != 0) return false;
+    format::set_creator(header, creator);
+    return true;
+  });
+  if (location.backing != Backing::File) return;
+  LocatorHeader locator;
+  rewrite_file(location.name_path(), &locator, sizeof locator, [&](void*) {
+    if (std::memcmp(locator.magic, kLocatorMagic, sizeof locator.magic) != 0) return false;
+    locator.creator_pid = creator.pid;
+    locator.creator_start_ticks = creator.start_ticks;
+    locator.creator_pid_namespace = creator.pid_namespace;
+    return true;
+  });
+}
+
 std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent) {
   auto owner = std::make_shared<RegionOwner>(location, persistent);
   std::lock_guard<std::mutex> lock(owners_mutex);
@@ -115,6 +165,21 @@ std::shared_ptr<RegionOwner> owner_of(const std::string& name_path) {
   std::lock_guard<std::mutex> lock(owners_mutex);
   auto found = owners_by_path().find(name_path);
   return found == owners_by_path().end() ? nullptr : found->second.lock();
+}
+
+std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
+                                               const format::RegionHeader& header) {
+  if (auto owner = owner_of(location.name_path())) return owner;
+  const process::Identity self = process::current();
+  const process::Identity creator = format::creator_of(header);
+  // A replica's header names its creator on another host, never this process.
+  if ((header.flags & (format::kFlagPersistent | format::kFlagReplica)) != 0 ||
+      creator.pid != self.pid ||
+      (creator.start_ticks == 0) != (self.start_ticks == 0) ||
+      !process::same_start(creator.start_ticks, self.start_ticks) ||
+      (creator.pid_namespace != 0 && creator.pid_namespace != self.pid_namespace))
+    return nullptr;
+  return claim_region(location, false);
 }
 
 void release_all_owned_regions() {

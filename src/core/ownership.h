@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 
+#include "format.h"
+#include "process.h"
 #include "region_file.h"
 
 namespace shmr {
@@ -56,6 +58,11 @@ class RegionOwner {
   void release();
   // Gives up the claim: the region stays until someone removes it.
   void keep();
+  // In a forked child about to send the region to its parent: makes the
+  // parent its creator (the child ends with _exit() and could never release
+  // it) and gives up the child's claim. The parent claims it when it maps
+  // it (claim_for_mapping()). Does nothing elsewhere. Never throws.
+  void hand_to_fork_parent() noexcept;
 
  private:
   RegionLocation location_;
@@ -67,11 +74,25 @@ class RegionOwner {
   std::once_flag released_;
 };
 
+// Records `creator` as the creator of the region at `location`, in its
+// header and, for the file backing, in its locator: a region written for
+// another process (a pool worker's result, handed to the caller) is then
+// judged by prune_regions() by that process's life. Throws when the files
+// cannot be rewritten.
+void assign_creator(const RegionLocation& location, const process::Identity& creator);
+
 // Registers this process as the creator of the region at `location`.
 std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent);
 
 // This process's live claim on the region whose name is at `name_path`, if any.
 std::shared_ptr<RegionOwner> owner_of(const std::string& name_path);
+
+// The claim under which this process maps the region at `location`, whose
+// (untrusted) header is `header`: its live claim; or a new one when the
+// header names this process as creator and nobody here claims it (a region
+// a forked child or a pool worker made for this process); else none.
+std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
+                                               const format::RegionHeader& header);
 
 // Releases every region this process still owns (clean exit).
 void release_all_owned_regions();

@@ -1,70 +1,271 @@
 #include "process.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <climits>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <memory>
 #include <string>
 
 namespace shmr::process {
 namespace {
 
+// The initial PID namespace's inode number (PROC_PID_INIT_INO in Linux):
+// from there every process of the machine is visible.
+constexpr uint64_t kInitialPidNamespace = 0xEFFFFFFCu;
+
+enum class StatResult { Read, Missing, Unreadable };
+
+int64_t boottime_offset_ticks();
+
 struct StatFields {
-  bool found = false;
   char state = '?';
   uint64_t start_ticks = 0;
 };
 
-StatFields read_stat(int64_t pid) {
-  StatFields out;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return out;
-  // The command name (field 2) may contain spaces and ')', so fields are
+// Reads /proc/<pid>/stat with plain system calls (no allocation, one
+// descriptor). Missing: no such process; Unreadable: anything else (no
+// descriptor left, /proc hidden or absent).
+StatResult read_stat_file(const char* path, StatFields& out) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatResult::Missing : StatResult::Unreadable;
+  char line[1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, line, sizeof line - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return StatResult::Unreadable;
+  line[n] = '\0';
+  // The command name (field 2) may contain spaces and ')': fields are
   // counted from the last ')'.
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return out;
-  std::istringstream rest(line.substr(close + 1));
-  std::string field;
-  int index = 2;
-  while (rest >> field) {
-    ++index;
-    if (index == 3) out.state = field.empty() ? '?' : field[0];
-    if (index == 22) {
-      out.start_ticks = std::strtoull(field.c_str(), nullptr, 10);
-      out.found = true;
-      break;
+  const char* close = std::strrchr(line, ')');
+  if (close == nullptr) return StatResult::Unreadable;
+  const char* p = close + 1;
+  for (int field = 3; field <= 22; ++field) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') return StatResult::Unreadable;
+    if (field == 3) out.state = *p;
+    if (field == 22) {
+      out.start_ticks = std::strtoull(p, nullptr, 10);
+      const int64_t offset = boottime_offset_ticks();
+      if (offset != 0) {
+        // As the initial time namespace reads it; never 0 (unknown).
+        const int64_t shifted = static_cast<int64_t>(out.start_ticks) - offset;
+        out.start_ticks = shifted > 0 ? static_cast<uint64_t>(shifted) : 1;
+      }
+      return StatResult::Read;
     }
+    while (*p != ' ' && *p != '\0') ++p;
   }
-  return out;
+  return StatResult::Unreadable;
+}
+
+// This process's time namespace's boot-time offset, in clock ticks (0 in
+// the initial time namespace, or when unknown). /proc/<pid>/stat reports
+// start times shifted by the reader's offset, so a process in a time
+// namespace (unshare --time, CRIU) would see every start time differently
+// from one outside; subtracting it gives every process the same frame.
+int64_t boottime_offset_ticks() {
+  static const int64_t offset = [] {
+    int fd = ::open("/proc/self/timens_offsets", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return int64_t{0};
+    char text[256];
+    ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (n <= 0) return int64_t{0};
+    text[n] = '\0';
+    const char* line = std::strstr(text, "boottime");
+    long long seconds = 0, nanoseconds = 0;
+    if (line == nullptr || std::sscanf(line, "boottime %lld %lld", &seconds, &nanoseconds) != 2)
+      return int64_t{0};
+    const long hz = ::sysconf(_SC_CLK_TCK);
+    if (hz <= 0) return int64_t{0};
+    // Rounded down, as the kernel rounds; comparisons allow one tick.
+    const long double ticks = (static_cast<long double>(seconds) +
+                               static_cast<long double>(nanoseconds) / 1e9L) * hz;
+    return static_cast<int64_t>(std::floor(ticks));
+  }();
+  return offset;
+}
+
+StatResult read_stat(int64_t pid, StatFields& out) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%lld/stat", static_cast<long long>(pid));
+  return read_stat_file(path, out);
+}
+
+uint64_t pid_namespace_of(const char* ns_link) {
+  struct stat st;
+  if (::stat(ns_link, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+bool is_gone(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+Identity read_self() {
+  Identity id;
+  id.pid = static_cast<int64_t>(::getpid());
+  // /proc/self, not /proc/<getpid()>: /proc may belong to a parent PID
+  // namespace, which numbers this process differently.
+  StatFields st;
+  if (read_stat_file("/proc/self/stat", st) == StatResult::Read) id.start_ticks = st.start_ticks;
+  id.pid_namespace = pid_namespace_of("/proc/self/ns/pid");
+  return id;
+}
+
+// The rules of liveness() for a process of this PID namespace (or one whose
+// namespace is unknown).
+Liveness in_this_namespace(const Identity& who) {
+  if (::kill(static_cast<pid_t>(who.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
+  StatFields st;
+  switch (read_stat(who.pid, st)) {
+    case StatResult::Missing:
+      return Liveness::Dead;  // it exited between the two looks
+    case StatResult::Unreadable:
+      return Liveness::Unknown;
+    case StatResult::Read:
+      break;
+  }
+  if (is_gone(st.state)) return Liveness::Dead;
+  if (!same_start(who.start_ticks, st.start_ticks)) return Liveness::Dead;  // the PID was reused
+  return Liveness::Alive;
+}
+
+}  // namespace
+
+namespace {
+
+const Identity& first_identity() {
+  static const Identity self = read_self();
+  return self;
+}
+
+Identity identity_of(int64_t pid) {
+  Identity id;
+  id.pid = pid;
+  StatFields st;
+  if (read_stat(pid, st) == StatResult::Read) id.start_ticks = st.start_ticks;
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/%lld/ns/pid", static_cast<long long>(pid));
+  id.pid_namespace = pid_namespace_of(link);
+  return id;
 }
 
 }  // namespace
 
 Identity current() {
-  static const Identity self = [] {
-    Identity id;
-    id.pid = static_cast<int64_t>(::getpid());
-    id.start_ticks = read_stat(id.pid).start_ticks;
-    return id;
-  }();
+  const Identity& self = first_identity();
   // A forked child has a new PID; recompute rather than report the parent.
   if (self.pid == static_cast<int64_t>(::getpid())) return self;
-  Identity id;
-  id.pid = static_cast<int64_t>(::getpid());
-  id.start_ticks = read_stat(id.pid).start_ticks;
-  return id;
+  return read_self();
 }
 
-bool is_alive(const Identity& who) {
-  if (who.pid <= 0) return false;
-  StatFields st = read_stat(who.pid);
-  if (!st.found) return false;
-  if (st.state == 'Z' || st.state == 'X') return false;
-  if (who.start_ticks != 0 && st.start_ticks != who.start_ticks) return false;
-  return true;
+Identity fork_parent() {
+  if (first_identity().pid == static_cast<int64_t>(::getpid())) return {};
+  Identity parent = identity_of(static_cast<int64_t>(::getppid()));
+  if (parent.pid <= 1 || parent.start_ticks == 0) return {};
+  return parent;
+}
+
+Liveness Census::find_anywhere(const Identity& who) {
+  take();
+  const uint64_t first = who.start_ticks > 0 ? who.start_ticks - 1 : 0;
+  if (!complete_ || current().pid_namespace != kInitialPidNamespace || who.start_ticks == 0)
+    return Liveness::Unknown;
+  for (const auto& seen : seen_)
+    if (same_start(seen.second, who.start_ticks)) return Liveness::Unknown;
+  auto unplaced = unplaced_.lower_bound(first);
+  if (unplaced != unplaced_.end() && same_start(*unplaced, who.start_ticks))
+    return Liveness::Unknown;
+  return Liveness::Dead;
+}
+
+void Census::take() {
+  if (!taken_) {
+    taken_ = true;
+    complete_ = true;
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+    if (!proc) {
+      complete_ = false;
+    } else {
+      while (struct dirent* entry = ::readdir(proc.get())) {
+        char* end = nullptr;
+        long long pid = std::strtoll(entry->d_name, &end, 10);
+        if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+        StatFields st;
+        StatResult read = read_stat(pid, st);
+        if (read == StatResult::Missing || (read == StatResult::Read && is_gone(st.state))) continue;
+        char link[64];
+        std::snprintf(link, sizeof link, "/proc/%lld/ns/pid", pid);
+        uint64_t ns = pid_namespace_of(link);
+        if (read == StatResult::Unreadable) {
+          // Gone in the meantime, or out of reach (no descriptor left): the
+          // census cannot rule anyone out.
+          if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) complete_ = false;
+          continue;
+        }
+        // A process whose namespace is out of reach (a container's init, for
+        // one) may be anyone who started when it did.
+        if (ns == 0)
+          unplaced_.insert(st.start_ticks);
+        else
+          seen_.insert({ns, st.start_ticks});
+      }
+    }
+  }
+}
+
+Liveness Census::find(const Identity& who) {
+  take();
+  // Start times may differ by one tick (see boottime_offset_ticks()).
+  const uint64_t first = who.start_ticks > 0 ? who.start_ticks - 1 : 0;
+  auto seen = seen_.lower_bound({who.pid_namespace, first});
+  if (seen != seen_.end() && seen->first == who.pid_namespace &&
+      same_start(seen->second, who.start_ticks))
+    return Liveness::Alive;
+  // Only the initial namespace sees every process.
+  auto unplaced = unplaced_.lower_bound(first);
+  if (complete_ && current().pid_namespace == kInitialPidNamespace && who.start_ticks != 0 &&
+      (unplaced == unplaced_.end() || !same_start(*unplaced, who.start_ticks)))
+    return Liveness::Dead;
+  return Liveness::Unknown;
+}
+
+Liveness liveness(const Identity& who, Census& census) {
+  if (who.pid <= 0 || who.pid > INT_MAX) return Liveness::Dead;
+  const Identity self = current();
+  if (who.pid_namespace != 0 && self.pid_namespace != 0 && who.pid_namespace != self.pid_namespace)
+    return census.find(who);
+  const Liveness here = in_this_namespace(who);
+  if (here != Liveness::Dead || (who.pid_namespace != 0 && self.pid_namespace != 0) ||
+      who.start_ticks == 0)
+    return here;
+  // A namespace not recorded (a region of format version 1) or not known
+  // here: the PID may be another namespace's. Dead only when no process
+  // anywhere started when it did. (A PID alone, as in the name of a
+  // half-written temporary file, is judged in this namespace.)
+  return census.find_anywhere(who);
+}
+
+Liveness liveness(const Identity& who) {
+  Census census;
+  return liveness(who, census);
+}
+
+bool is_alive(const Identity& who) { return liveness(who) == Liveness::Alive; }
+
+bool same_start(uint64_t a, uint64_t b) {
+  if (a == 0 || b == 0) return true;
+  return (a > b ? a - b : b - a) <= 1;
 }
 
 }  // namespace shmr::process

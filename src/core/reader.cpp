@@ -39,7 +39,7 @@ RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::st
     corrupt("its header size is wrong");
   if (size_ < header_.header_size) corrupt("it is shorter than its header");
   if (header_.format_version >= 2) {
-    std::memcpy(&replica_, base_ + sizeof header_, sizeof replica_);
+    std::memcpy(&replica_, bytes_at(sizeof header_, sizeof replica_), sizeof replica_);
     if (header_.flags & format::kFlagReplica) {
       if (replica_.keeper_pid <= 0) corrupt("its replica record names no keeper");
       if (strnlen(replica_.origin_host, sizeof replica_.origin_host) == 0 ||
@@ -84,6 +84,8 @@ NodeView RegionReader::node(uint64_t index) const {
               bytes_at(header_.node_table_offset + index * sizeof(format::NodeRecord),
                        sizeof(format::NodeRecord)),
               sizeof(format::NodeRecord));
+  // Flags a version did not define are ignored, not trusted.
+  if (header_.format_version < 2) view.record_.flags &= format::kNodeFlagsV1;
   const format::NodeRecord& rec = view.record_;
   if (rec.kind > format::kMaxNodeKind)
     corrupt("node " + std::to_string(index) + " has unknown kind " + std::to_string(rec.kind));
@@ -111,10 +113,31 @@ NodeView RegionReader::node(uint64_t index) const {
       break;
     }
     case NodeKind::String:
-      if (rec.length > size_ / (sizeof(uint64_t) + 1)) corrupt(where + " has too many strings");
-      check_range(rec.index_offset, rec.length * sizeof(uint64_t), 8, "string index");
-      check_range(rec.meta_offset, rec.length, 1, "string metadata");
-      check_range(rec.data_offset, rec.data_size, 1, "string bytes");
+      if (rec.flags & format::kNodeDictionary) {
+        const uint64_t width = rec.code_width;
+        if (width != 1 && width != 2 && width != 4) corrupt(where + " has an invalid code width");
+        if (rec.length > size_ / width || rec.data_size != rec.length * width)
+          corrupt(where + " has a length that does not match its codes");
+        check_range(rec.data_offset, rec.data_size, width, "string codes");
+        if (rec.index_offset >= index) corrupt(where + " refers to an invalid dictionary node");
+        // Checked before it is opened, so a chain of dictionaries never recurses.
+        format::NodeRecord entry;
+        std::memcpy(&entry, base_ + header_.node_table_offset + rec.index_offset * sizeof entry,
+                    sizeof entry);
+        if (entry.kind != static_cast<uint32_t>(NodeKind::String) ||
+            (entry.flags & format::kNodeDictionary) != 0)
+          corrupt(where + " has a dictionary that is not a packed string node");
+        NodeView dictionary = node(rec.index_offset);
+        view.strings_ = dictionary.strings_;
+        view.codes_ = base_ + rec.data_offset;
+      } else {
+        if (rec.length > size_ / (sizeof(uint64_t) + 1)) corrupt(where + " has too many strings");
+        check_range(rec.index_offset, rec.length * sizeof(uint64_t), 8, "string index");
+        check_range(rec.meta_offset, rec.length, 1, "string metadata");
+        check_range(rec.data_offset, rec.data_size, 1, "string bytes");
+        view.strings_ = {rec.length, rec.index_offset, rec.meta_offset, rec.data_offset,
+                         rec.data_size};
+      }
       break;
     case NodeKind::List:
       if (rec.length > size_ / sizeof(uint64_t) || rec.data_size != rec.length * sizeof(uint64_t))
@@ -147,17 +170,86 @@ uint64_t NodeView::child(uint64_t i) const {
 
 StringRef NodeView::string_at(uint64_t i) const {
   if (i >= record_.length) corrupt("string index out of range");
-  auto meta = static_cast<format::StringEncoding>(base_[record_.meta_offset + i]);
+  return packed_string(codes_ == nullptr ? i : code(i));
+}
+
+uint64_t NodeView::code(uint64_t i) const {
+  if (i >= record_.length || codes_ == nullptr) corrupt("string code index out of range");
+  uint32_t code = 0;
+  // Little-endian (FORMAT.md 2): the low bytes come first.
+  std::memcpy(&code, codes_ + i * record_.code_width, record_.code_width);
+  if (code >= strings_.count)
+    corrupt("string node " + std::to_string(index_) + " has a code outside its dictionary");
+  return code;
+}
+
+StringRef NodeView::dictionary_entry(uint64_t k) const {
+  if (codes_ == nullptr || k >= strings_.count) corrupt("dictionary entry out of range");
+  return packed_string(k);
+}
+
+bool NodeView::try_code(uint64_t i, uint64_t& out) const noexcept {
+  if (i >= record_.length || codes_ == nullptr) return false;
+  uint32_t code = 0;
+  // Little-endian (FORMAT.md 2): the low bytes come first.
+  switch (record_.code_width) {
+    case 1:
+      code = codes_[i];
+      break;
+    case 2: {
+      uint16_t c;
+      std::memcpy(&c, codes_ + 2 * i, 2);
+      code = c;
+      break;
+    }
+    default:
+      std::memcpy(&code, codes_ + 4 * i, 4);
+  }
+  out = code;
+  return code < strings_.count;
+}
+
+bool NodeView::try_packed_string(uint64_t i, StringRef& out) const noexcept {
+  auto meta = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
+  if (meta == format::StringEncoding::Missing) {
+    out = {nullptr, 0, meta};
+    return true;
+  }
+  if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes)) return false;
+  uint64_t start = 0, end = 0;
+  const unsigned char* ends = base_ + strings_.ends_offset;
+  if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
+  std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
+  if (start > end || end > strings_.bytes_size) return false;
+  const char* bytes = reinterpret_cast<const char*>(base_ + strings_.bytes_offset) + start;
+  if (std::memchr(bytes, '\0', end - start) != nullptr) return false;
+  out = {bytes, end - start, meta};
+  return true;
+}
+
+bool NodeView::try_string_at(uint64_t i, StringRef& out) const noexcept {
+  if (i >= record_.length) return false;
+  uint64_t k = i;
+  if (codes_ != nullptr && !try_code(i, k)) return false;
+  return try_packed_string(k, out);
+}
+
+bool NodeView::try_dictionary_entry(uint64_t k, StringRef& out) const noexcept {
+  return codes_ != nullptr && k < strings_.count && try_packed_string(k, out);
+}
+
+StringRef NodeView::packed_string(uint64_t i) const {
+  auto meta = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
   if (meta == format::StringEncoding::Missing) return {nullptr, 0, meta};
   if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes))
     corrupt("string node " + std::to_string(index_) + " has an unknown encoding byte");
   uint64_t start = 0, end = 0;
-  const unsigned char* ends = base_ + record_.index_offset;
+  const unsigned char* ends = base_ + strings_.ends_offset;
   if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
   std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
-  if (start > end || end > record_.data_size)
+  if (start > end || end > strings_.bytes_size)
     corrupt("string node " + std::to_string(index_) + " has an element outside its bytes");
-  const char* bytes = static_cast<const char*>(data_) + start;
+  const char* bytes = reinterpret_cast<const char*>(base_ + strings_.bytes_offset) + start;
   // R strings never hold a NUL (R would refuse to make the element).
   if (std::memchr(bytes, '\0', end - start) != nullptr)
     corrupt("string node " + std::to_string(index_) + " has an element with a NUL byte");

@@ -22,6 +22,7 @@ class RegionReader;
 class NodeView {
  public:
   format::NodeKind kind() const noexcept { return kind_; }
+  // The node flags this format version defines (others read as 0).
   uint32_t flags() const noexcept { return record_.flags; }
   uint64_t index() const noexcept { return index_; }
   uint64_t length() const noexcept { return record_.length; }
@@ -33,6 +34,20 @@ class NodeView {
   // String: element `i`; encoding Missing for NA. Never holds a NUL byte.
   StringRef string_at(uint64_t i) const;
 
+  // String in the dictionary layout (FORMAT.md 2.4): element i is entry
+  // code(i) of a dictionary of dictionary_size() strings.
+  bool is_dictionary() const noexcept { return codes_ != nullptr; }
+  uint64_t dictionary_size() const noexcept { return strings_.count; }
+  // Throws Corrupt for a code outside the dictionary.
+  uint64_t code(uint64_t i) const;
+  StringRef dictionary_entry(uint64_t k) const;
+
+  // The same checks without exceptions, for per-element paths: false when
+  // the element is invalid (the throwing versions then say why).
+  bool try_string_at(uint64_t i, StringRef& out) const noexcept;
+  bool try_code(uint64_t i, uint64_t& out) const noexcept;
+  bool try_dictionary_entry(uint64_t k, StringRef& out) const noexcept;
+
   uint32_t attribute_count() const noexcept { return record_.attr_count; }
   std::string attribute_name(uint32_t i) const;
   uint64_t attribute_value(uint32_t i) const;
@@ -40,6 +55,17 @@ class NodeView {
  private:
   friend class RegionReader;
   [[noreturn]] void corrupt(const std::string& what) const;
+  StringRef packed_string(uint64_t k) const;
+  bool try_packed_string(uint64_t k, StringRef& out) const noexcept;
+
+  // The packed strings a String node reads: its own, or its dictionary's.
+  struct PackedStrings {
+    uint64_t count = 0;
+    uint64_t ends_offset = 0;
+    uint64_t meta_offset = 0;
+    uint64_t bytes_offset = 0;
+    uint64_t bytes_size = 0;
+  };
 
   std::shared_ptr<const std::string> region_name_;  // for error messages
   const unsigned char* base_ = nullptr;
@@ -48,6 +74,8 @@ class NodeView {
   uint64_t index_ = 0;
   format::NodeRecord record_{};
   const void* data_ = nullptr;
+  PackedStrings strings_{};
+  const unsigned char* codes_ = nullptr;  // dictionary layout only
 };
 
 class RegionReader {

@@ -98,7 +98,11 @@ std::string temporary_name(int64_t pid, const std::string& name) {
 
 PendingRegion::PendingRegion(const std::string& directory, const std::string& name,
                              uint64_t size, bool populate)
-    : directory_(directory), name_(name) {
+    : PendingRegion(directory, name, size, Writing::Mapped, populate) {}
+
+PendingRegion::PendingRegion(const std::string& directory, const std::string& name,
+                             uint64_t size, Writing writing, bool populate)
+    : directory_(directory), name_(name), size_(size) {
   if (!names::is_valid_region_name(name))
     throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
   // The random part of a fresh name keeps temporary names unique too.
@@ -115,6 +119,16 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
   // The destructor does not run when the constructor throws: remove the
   // temporary file here.
   try {
+    if (writing == Writing::ByDescriptor) {
+      if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+        int err = errno;
+        if (err == EFBIG)
+          throw Error(ErrorKind::NoSpace, "not enough space in " + directory + " for a region of " +
+                                              std::to_string(size) + " bytes");
+        throw_system_error("cannot size a region in " + directory, err);
+      }
+      return;
+    }
     int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
     if (rc != 0) {
       if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT)
@@ -122,7 +136,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
                                             std::to_string(size) + " bytes");
       throw_system_error("cannot reserve " + std::to_string(size) + " bytes in " + directory, rc);
     }
-    map_ = MemoryMap::shared_writable(fd, size, populate);
+    if (writing == Writing::Mapped) map_ = MemoryMap::shared_writable(fd, size, populate);
   } catch (...) {
     ::unlink(temp_path_.c_str());
     throw;

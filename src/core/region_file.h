@@ -81,15 +81,24 @@ std::string region_path(const std::string& directory, const std::string& name);
 // reached the destructor unlinks the temporary file.
 class PendingRegion {
  public:
-  // `populate`: the caller will write every byte (see MemoryMap).
+  // How the file gets its bytes: through data(), a writable mapping of
+  // space reserved up front (`populate`: the caller will write every byte,
+  // see MemoryMap); or by write calls on descriptor() (nothing mapped),
+  // with the space reserved up front or taken as it is written (a full
+  // file system then fails the write, never a later access).
+  enum class Writing { Mapped, ByDescriptor, ByDescriptorReserved };
+
   PendingRegion(const std::string& directory, const std::string& name, uint64_t size,
                 bool populate = false);
+  PendingRegion(const std::string& directory, const std::string& name, uint64_t size,
+                Writing writing, bool populate = false);
   PendingRegion(const PendingRegion&) = delete;
   PendingRegion& operator=(const PendingRegion&) = delete;
   ~PendingRegion();
 
   void* data() const noexcept { return map_.data(); }
-  uint64_t size() const noexcept { return map_.size(); }
+  uint64_t size() const noexcept { return size_; }
+  int descriptor() const noexcept { return fd_.get(); }
 
   // Returns the open descriptor of the now-visible region. Throws
   // AlreadyExists when the final name was taken meanwhile.
@@ -99,6 +108,7 @@ class PendingRegion {
   std::string directory_;
   std::string name_;
   std::string temp_path_;
+  uint64_t size_ = 0;
   FileDescriptor fd_;
   MemoryMap map_;
   bool published_ = false;

@@ -167,6 +167,7 @@ void ReplicaBuilder::publish() {
   process::Identity self = process::current();
   record.keeper_pid = self.pid;
   record.keeper_start_ticks = self.start_ticks;
+  record.keeper_pid_namespace = self.pid_namespace;
   record.copied_unix_ms = now_unix_ms();
   std::strncpy(record.origin_host, origin_.host.c_str(), sizeof record.origin_host - 1);
   std::memcpy(base + sizeof(format::RegionHeader), &record, sizeof record);

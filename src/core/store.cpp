@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 
+#include "creator.h"
 #include "error.h"
 #include "locator.h"
 #include "names.h"
@@ -132,10 +133,18 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   std::optional<PublishedLocator> locator;
   if (backing == Backing::File) locator.emplace(location, Locator{location.data_path(), self, flags});
 
+  // Written by write calls, never through a mapping (region_sink.h says
+  // why). Space is taken as it is written, except where it must be held up
+  // front: a segment's zero-filled payload is written later by its users,
+  // and a disk file system may report a full disk only at writeback.
+  const bool reserve = writer.has_zero_filled_nodes() || backing == Backing::File;
   PendingRegion pending(location.data_directory, location.name, writer.total_size(),
-                        !writer.has_zero_filled_nodes());
-  writer.write(pending.data(), pending.size(), self.pid, self.start_ticks, now_unix_ms());
-  static_cast<format::RegionHeader*>(pending.data())->flags = flags;
+                        reserve ? PendingRegion::Writing::ByDescriptorReserved
+                                : PendingRegion::Writing::ByDescriptor);
+  {
+    FileSink sink(pending.descriptor(), pending.size(), location.data_directory);
+    writer.write(sink, self.pid, self.start_ticks, now_unix_ms(), flags, self.pid_namespace);
+  }
   FileDescriptor fd = pending.publish();
   if (locator) locator->commit();
 
@@ -257,7 +266,16 @@ std::shared_ptr<MappedRegion> map_with_first_bytes(RegionFile region,
     throw Error(ErrorKind::InvalidArgument,
                 "writable shared region '" + name + "' cannot be opened for writing by this process");
   MemoryMap map = map_with(access, region.file.fd.get(), region.file.size);
-  auto owner = owner_of(region.location.name_path());
+  // The claim of this process, or a new one when the header names it as
+  // creator (a region a forked child or a pool worker made for it).
+  std::shared_ptr<RegionOwner> owner;
+  if (first_bytes.size() >= sizeof(format::RegionHeader)) {
+    format::RegionHeader header;
+    std::memcpy(&header, first_bytes.data(), sizeof header);
+    owner = claim_for_mapping(region.location, header);
+  } else {
+    owner = owner_of(region.location.name_path());
+  }
   return std::make_shared<MappedRegion>(std::move(region.location), access, std::move(map),
                                         std::move(owner), region.file.stamp,
                                         std::move(first_bytes));

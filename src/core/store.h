@@ -55,6 +55,11 @@ class MappedRegion {
   void close(Removal removal = Removal::AsOwner);
   // Makes this process's pages of the region read-only (writes fault).
   void protect();
+  // Before the region is sent from a forked child to its parent: see
+  // RegionOwner::hand_to_fork_parent().
+  void hand_to_fork_parent() noexcept {
+    if (owner_) owner_->hand_to_fork_parent();
+  }
 
  private:
   RegionLocation location_;

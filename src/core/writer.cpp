@@ -1,9 +1,12 @@
 #include "writer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
+#include "creator.h"
 #include "error.h"
+#include "value_scan.h"
 
 namespace shmr {
 
@@ -79,17 +82,41 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
       case NodeKind::Complex:
       case NodeKind::Raw:
         rec.data_size = checked_mul(spec.length, format::element_size(spec.kind));
-        if (rec.data_size > 0 && spec.bytes == nullptr && !spec.zero_filled)
+        if (rec.data_size > 0 && spec.bytes == nullptr && spec.source == nullptr &&
+            !spec.zero_filled)
           throw Error(ErrorKind::InvalidArgument, "vector node without data");
         rec.data_offset = reserve(cursor, rec.data_size);
         break;
       case NodeKind::String: {
+        if (spec.dictionary != format::kNoNode) {
+          if (spec.dictionary >= i || nodes[spec.dictionary].kind != NodeKind::String ||
+              nodes[spec.dictionary].dictionary != format::kNoNode)
+            throw Error(ErrorKind::InvalidArgument,
+                        "a string dictionary must be an earlier string node in the packed layout");
+          if (spec.code_width != 1 && spec.code_width != 2 && spec.code_width != 4)
+            throw Error(ErrorKind::InvalidArgument, "string codes must be 1, 2 or 4 bytes wide");
+          if (spec.length > 0 && spec.codes == nullptr)
+            throw Error(ErrorKind::InvalidArgument, "dictionary string node without codes");
+          rec.flags |= format::kNodeDictionary;
+          rec.code_width = spec.code_width;
+          rec.index_offset = spec.dictionary;
+          rec.data_size = checked_mul(spec.length, spec.code_width);
+          rec.data_offset = reserve(cursor, rec.data_size);
+          // Codes name dictionary entries only: no NA in the dictionary, none here.
+          rec.flags |= records_[spec.dictionary].flags &
+                       (format::kNodeValuesScanned | format::kNodeNoMissing);
+          break;
+        }
         if (spec.strings == nullptr && spec.length > 0)
           throw Error(ErrorKind::InvalidArgument, "string node without a source");
         uint64_t bytes = 0;
+        bool missing = false;
         for (uint64_t k = 0; k < spec.length; ++k) {
           StringRef s = spec.strings->at(k);
-          if (s.encoding == format::StringEncoding::Missing) continue;
+          if (s.encoding == format::StringEncoding::Missing) {
+            missing = true;
+            continue;
+          }
           // The reader refuses NUL bytes (FORMAT.md 2.4); R never makes them.
           if (s.size > 0 && std::memchr(s.data, '\0', s.size) != nullptr)
             throw Error(ErrorKind::InvalidArgument, "a string element contains a NUL byte");
@@ -99,6 +126,7 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
         rec.meta_offset = reserve(cursor, spec.length);
         rec.data_size = bytes;
         rec.data_offset = reserve(cursor, bytes);
+        rec.flags |= format::kNodeValuesScanned | (missing ? 0 : format::kNodeNoMissing);
         break;
       }
       case NodeKind::List:
@@ -125,22 +153,85 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
 void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
                          uint64_t creator_start_ticks, int64_t created_unix_ms) const {
   if (size != total_size_) throw Error(ErrorKind::InvalidArgument, "region size mismatch");
-  auto* bytes = static_cast<unsigned char*>(base);
+  MemorySink sink(base, size);
+  write(sink, creator_pid, creator_start_ticks, created_unix_ms, description_.flags);
+}
+
+namespace {
+
+// A String node's three arrays (end offsets, encodings, bytes), written a
+// block of elements at a time: the sink gets long runs, not one put per
+// element, and the block's arrays stay small.
+void write_strings(RegionSink& sink, const NodeSpec& spec, const format::NodeRecord& rec) {
+  constexpr uint64_t kBlock = 16384;
+  std::vector<uint64_t> ends;
+  std::vector<uint8_t> meta;
+  uint64_t end = 0;
+  for (uint64_t first = 0; first < spec.length; first += kBlock) {
+    const uint64_t count = std::min(kBlock, spec.length - first);
+    ends.resize(count);
+    meta.resize(count);
+    for (uint64_t k = 0; k < count; ++k) {
+      StringRef s = spec.strings->at(first + k);
+      meta[k] = static_cast<uint8_t>(s.encoding);
+      if (s.encoding != format::StringEncoding::Missing) {
+        if (s.size > rec.data_size - end)
+          throw Error(ErrorKind::InvalidArgument, "character vector changed while sharing");
+        sink.put(rec.data_offset + end, s.data, s.size);
+        end += s.size;
+      }
+      ends[k] = end;
+    }
+    sink.put(rec.index_offset + first * sizeof(uint64_t), ends.data(), count * sizeof(uint64_t));
+    sink.put(rec.meta_offset + first, meta.data(), count);
+  }
+}
+
+// A fixed-width node whose values a VectorSource makes (a compact
+// sequence), a block at a time, summarised as they are made.
+ValueSummary write_generated(RegionSink& sink, const NodeSpec& spec, const format::NodeRecord& rec) {
+  constexpr uint64_t kBlock = uint64_t{1} << 16;  // elements
+  const uint64_t width = format::element_size(spec.kind);
+  std::vector<unsigned char> block(std::min(kBlock, spec.length) * width);
+  ValueSummary summary;
+  for (uint64_t first = 0; first < spec.length; first += kBlock) {
+    const uint64_t count = std::min(kBlock, spec.length - first);
+    spec.source->copy_to(block.data(), first, count);
+    if (has_value_summary(spec.kind))
+      summary = merge_summaries(summary, summarize_values(spec.kind, block.data(), count));
+    sink.put(rec.data_offset + first * width, block.data(), count * width);
+  }
+  return summary;
+}
+
+}  // namespace
+
+void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator_start_ticks,
+                         int64_t created_unix_ms, uint64_t header_flags,
+                         uint64_t creator_pid_namespace) const {
   const auto& nodes = description_.nodes;
+  // Value flags are learnt while copying.
+  std::vector<format::NodeRecord> records = records_;
 
   size_t name_index = 0;
+  std::vector<format::AttributeEntry> entries;
   for (uint64_t i = 0; i < nodes.size(); ++i) {
     const NodeSpec& spec = nodes[i];
-    const format::NodeRecord& rec = records_[i];
+    format::NodeRecord& rec = records[i];
 
-    for (uint32_t a = 0; a < rec.attr_count; ++a) {
-      const auto& attribute = spec.attributes[a];
-      format::AttributeEntry entry{};
-      entry.name_offset = attribute_name_offsets_[name_index++];
-      entry.name_length = static_cast<uint32_t>(attribute.first.size());
-      entry.value_node = attribute.second;
-      std::memcpy(bytes + entry.name_offset, attribute.first.data(), attribute.first.size());
-      std::memcpy(bytes + rec.attr_offset + a * sizeof entry, &entry, sizeof entry);
+    if (rec.attr_count > 0) {
+      entries.assign(rec.attr_count, format::AttributeEntry{});
+      const size_t first_name = name_index;
+      for (uint32_t a = 0; a < rec.attr_count; ++a) {
+        entries[a].name_offset = attribute_name_offsets_[name_index++];
+        entries[a].name_length = static_cast<uint32_t>(spec.attributes[a].first.size());
+        entries[a].value_node = spec.attributes[a].second;
+      }
+      sink.put(rec.attr_offset, entries.data(), entries.size() * sizeof(format::AttributeEntry));
+      for (uint32_t a = 0; a < rec.attr_count; ++a) {
+        const std::string& name = spec.attributes[a].first;
+        sink.put(attribute_name_offsets_[first_name + a], name.data(), name.size());
+      }
     }
 
     switch (spec.kind) {
@@ -151,47 +242,59 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
       case NodeKind::Raw:
       case NodeKind::Serialized:
         // A fresh region reads as zeros, so a zero-filled node needs no write.
-        if (rec.data_size > 0 && !spec.zero_filled)
-          std::memcpy(bytes + rec.data_offset, spec.bytes, rec.data_size);
-        break;
-      case NodeKind::String: {
-        auto* ends = reinterpret_cast<uint64_t*>(bytes + rec.index_offset);
-        auto* meta = bytes + rec.meta_offset;
-        uint64_t end = 0;
-        for (uint64_t k = 0; k < spec.length; ++k) {
-          StringRef s = spec.strings->at(k);
-          meta[k] = static_cast<uint8_t>(s.encoding);
-          if (s.encoding != format::StringEncoding::Missing) {
-            if (end + s.size > rec.data_size)
-              throw Error(ErrorKind::InvalidArgument, "character vector changed while sharing");
-            std::memcpy(bytes + rec.data_offset + end, s.data, s.size);
-            end += s.size;
-          }
-          ends[k] = end;
+        if (spec.zero_filled) break;
+        if (spec.bytes == nullptr && spec.source != nullptr) {
+          const ValueSummary summary = write_generated(sink, spec, rec);
+          if (has_value_summary(spec.kind)) rec.flags |= summary_flags(spec.kind, summary);
+          break;
         }
+        if (has_value_summary(spec.kind)) {
+          // Read from the source: the sink may still be writing it (on its
+          // own thread) while this scans.
+          ValueSummary summary =
+              summarize_values(spec.kind, spec.bytes, rec.data_size / format::element_size(spec.kind));
+          rec.flags |= summary_flags(spec.kind, summary);
+        }
+        if (rec.data_size > 0) sink.put_lasting(rec.data_offset, spec.bytes, rec.data_size);
         break;
-      }
-      case NodeKind::List: {
-        auto* table = reinterpret_cast<uint64_t*>(bytes + rec.data_offset);
-        for (uint64_t k = 0; k < spec.length; ++k) table[k] = spec.children[k];
+      case NodeKind::String:
+        if (spec.dictionary != format::kNoNode) {
+          const uint64_t entries_count = nodes[spec.dictionary].length;
+          for (uint64_t k = 0; k < spec.length; ++k) {
+            uint32_t code = 0;
+            std::memcpy(reinterpret_cast<unsigned char*>(&code),
+                        static_cast<const unsigned char*>(spec.codes) + k * spec.code_width,
+                        spec.code_width);  // little-endian (FORMAT.md 2)
+            if (code >= entries_count)
+              throw Error(ErrorKind::InvalidArgument, "a string code is outside its dictionary");
+          }
+          if (rec.data_size > 0) sink.put(rec.data_offset, spec.codes, rec.data_size);
+          break;
+        }
+        write_strings(sink, spec, rec);
         break;
-      }
+      case NodeKind::List:
+        sink.put(rec.data_offset, spec.children.data(), spec.length * sizeof(uint64_t));
+        break;
       case NodeKind::Null:
         break;
     }
   }
-  std::memcpy(bytes + node_table_offset_, records_.data(),
-              records_.size() * sizeof(format::NodeRecord));
+  sink.put(node_table_offset_, records.data(), records.size() * sizeof(format::NodeRecord));
   // An empty replica record: only a process that copies the region from
-  // another host fills it.
-  std::memset(bytes + sizeof(format::RegionHeader), 0, sizeof(format::ReplicaRecord));
+  // another host fills it. Put explicitly, as a sink's target need not read
+  // as zeros (MemorySink).
+  const format::ReplicaRecord no_replica{};
+  sink.put(sizeof(format::RegionHeader), &no_replica, sizeof no_replica);
+  // Everything else is in place before the header makes the region valid.
+  sink.finish();
 
   format::RegionHeader header{};
   std::memcpy(header.magic, format::kMagic, sizeof header.magic);
   header.format_version = format::kVersion;
   header.header_size = format::kHeaderSizeV2;
   header.total_size = total_size_;
-  header.flags = description_.flags;
+  header.flags = header_flags;
   header.creator_pid = creator_pid;
   header.creator_start_ticks = creator_start_ticks;
   header.created_unix_ms = created_unix_ms;
@@ -200,7 +303,9 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
   header.root_node = description_.root;
   std::strncpy(header.original_class, description_.original_class.c_str(),
                sizeof header.original_class - 1);
-  std::memcpy(bytes, &header, sizeof header);
+  format::set_creator(header, {creator_pid, creator_start_ticks, creator_pid_namespace});
+  sink.put(0, &header, sizeof header);
+  sink.finish();
 }
 
 }  // namespace shmr

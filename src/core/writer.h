@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "format.h"
+#include "region_sink.h"
 
 namespace shmr {
 
@@ -26,18 +27,41 @@ class StringSource {
  public:
   virtual ~StringSource() = default;
   virtual StringRef at(uint64_t i) const = 0;
+  // Something equal for two elements exactly when their strings are equal
+  // (R's one CHARSXP per string), or nullptr when the source has none.
+  virtual const void* identity(uint64_t) const { return nullptr; }
+};
+
+// Elements of a fixed-width vector that are not in memory (an R compact
+// sequence): computed straight into the region, so the vector is never
+// expanded outside it. Called once, in the thread that calls write(); may
+// throw.
+class VectorSource {
+ public:
+  virtual ~VectorSource() = default;
+  // Elements [first, first + count) to `destination`: the writer asks for
+  // blocks, so a long generated vector is never expanded whole.
+  virtual void copy_to(void* destination, uint64_t first, uint64_t count) const = 0;
 };
 
 struct NodeSpec {
   format::NodeKind kind = format::NodeKind::Null;
   uint32_t flags = 0;
   uint64_t length = 0;
-  // Fixed-width kinds: length * element_size bytes. Serialized: byte_count bytes.
+  // Fixed-width kinds: length * element_size bytes, from `bytes` or, when
+  // that is null, from `source`. Serialized: byte_count bytes.
   const void* bytes = nullptr;
+  const VectorSource* source = nullptr;
   // Fixed-width kinds: no source, the payload stays zero (segments).
   bool zero_filled = false;
   uint64_t byte_count = 0;
-  const StringSource* strings = nullptr;  // String
+  const StringSource* strings = nullptr;  // String (packed layout)
+  // String in the dictionary layout (FORMAT.md 2.4): the index of the
+  // dictionary's node (a String node in the packed layout, listed before
+  // this one) and one code per element, code_width (1, 2 or 4) bytes each.
+  uint64_t dictionary = format::kNoNode;
+  const void* codes = nullptr;
+  uint32_t code_width = 0;
   std::vector<uint64_t> children;         // List
   std::vector<std::pair<std::string, uint64_t>> attributes;
 };
@@ -62,9 +86,19 @@ class RegionWriter {
   // Fills `size` bytes at `base` (size must equal total_size()), which must
   // read as zeros (a fresh region does): zero-filled nodes are not written,
   // so a huge segment costs nothing until used. The header is written last
-  // so a reader never sees a valid magic over partial data.
+  // so a reader never sees a valid magic over partial data. The values of
+  // Logical, Integer and Double nodes are summarised while they are copied
+  // (node flags, FORMAT.md 2.2; readers of a writable region ignore them).
   void write(void* base, uint64_t size, int64_t creator_pid, uint64_t creator_start_ticks,
              int64_t created_unix_ms) const;
+  // The same into `sink`, a fresh file of total_size() bytes, with the
+  // header's flags set to `header_flags`. Payloads of fixed-width and
+  // serialized nodes are put as lasting data (RegionSink::put_lasting):
+  // the description's buffers must not change until this returns.
+  // `creator_pid_namespace`: header bytes 120..127 (creator.h; 0 unknown).
+  void write(RegionSink& sink, int64_t creator_pid, uint64_t creator_start_ticks,
+             int64_t created_unix_ms, uint64_t header_flags,
+             uint64_t creator_pid_namespace = 0) const;
 
  private:
   const RegionDescription& description_;

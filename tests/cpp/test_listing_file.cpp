@@ -42,7 +42,7 @@ TEST(ListingFile, LiveFileRegion) {
   EXPECT_TRUE(r.creator_alive);
   EXPECT_FALSE(r.persistent);
   EXPECT_FALSE(r.writable);
-  EXPECT_EQ(r.format_version, 2u);
+  EXPECT_EQ(r.format_version, shmr::format::kVersion);
   EXPECT_EQ(r.original_class, "numeric");
   EXPECT_EQ(r.created_unix_ms, created->reader().header().created_unix_ms);
   // The data directory itself lists the data file as an shm-style region.

@@ -257,3 +257,51 @@ TEST(ViewState, TheLastColonSeparatesTheNode) {
   // Region names never contain ':', so "a:b:1" has the invalid region "a:b".
   EXPECT_FALSE(shmr::names::parse_view_state("shmr_a:b:1").has_value());
 }
+
+TEST(CompactViewState, RoundTripWithoutPrefixOrNodeZero) {
+  using shmr::names::format_compact_view_state;
+  using shmr::names::parse_compact_view_state;
+  EXPECT_EQ(format_compact_view_state({"shmr_abc", 0}), "abc");
+  EXPECT_EQ(format_compact_view_state({"shmr_abc", 12}), "abc:12");
+  for (uint64_t node : {uint64_t{0}, uint64_t{1}, uint64_t{12}, uint64_t{9999999999999999999u}}) {
+    auto parsed = parse_compact_view_state(format_compact_view_state({"shmr_x.y-z_1", node}));
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(parsed->view.region, "shmr_x.y-z_1");
+    EXPECT_EQ(parsed->view.node, node);
+    EXPECT_EQ(parsed->fields, "");
+  }
+  // Fields a later version adds are handed back, for the reader to judge.
+  auto parsed = parse_compact_view_state("abc:3;origin=tcp://h:1;x=y");
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->view.node, 3u);
+  EXPECT_EQ(parsed->fields, "origin=tcp://h:1;x=y");
+}
+
+TEST(CompactViewState, HostileStatesAreRejected) {
+  const std::string hostile[] = {
+      "", ":", ":0", "abc:", "abc:-1", "abc: 1", "abc:1 ", "abc:0x1", "abc:99999999999999999999",
+      "../etc:0", "a/b", "/dev/shm/shmr_a", "a[1]", "a@names", "caf\xc3\xa9",
+      "abc;", "abc:1;", ";x=1", std::string("ab\0c", 4), std::string(196, 'x'),
+      std::string(100000, 'x'),
+  };
+  for (const std::string& text : hostile)
+    EXPECT_FALSE(shmr::names::parse_compact_view_state(text).has_value()) << text.substr(0, 60);
+}
+
+TEST(CompactViewState, FieldsAreKeyValuePairs) {
+  using shmr::names::parse_compact_fields;
+  auto one = parse_compact_fields("origin=tcp://127.0.0.1:5555 abc - h:0:1 256 7 8 r");
+  ASSERT_TRUE(one.has_value());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].first, "origin");
+  EXPECT_EQ((*one)[0].second, "tcp://127.0.0.1:5555 abc - h:0:1 256 7 8 r");
+  auto two = parse_compact_fields("origin=;later_key=a=b");
+  ASSERT_TRUE(two.has_value());
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ((*two)[0].second, "");
+  EXPECT_EQ((*two)[1].first, "later_key");
+  EXPECT_EQ((*two)[1].second, "a=b");
+  for (const std::string& bad : {"", "origin", "=x", "Origin=x", "or-igin=x", "origin=x;",
+                                 "origin=x;;y=1", "origin=x;origin=y", "a=1;b"})
+    EXPECT_FALSE(parse_compact_fields(bad).has_value()) << bad;
+}

@@ -1,4 +1,6 @@
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +12,8 @@
 using shmr::process::current;
 using shmr::process::Identity;
 using shmr::process::is_alive;
+using shmr::process::liveness;
+using shmr::process::Liveness;
 
 TEST(Process, CurrentIsThisProcessAndAlive) {
   Identity self = current();
@@ -22,7 +26,10 @@ TEST(Process, CurrentIsThisProcessAndAlive) {
 
 TEST(Process, WrongStartTimeMeansAnotherProcess) {
   Identity self = current();
-  Identity reused{self.pid, self.start_ticks + 1};
+  // One tick apart counts as the same start (a time namespace's boot-time
+  // offset may round either way); two apart is another process.
+  EXPECT_TRUE(is_alive(Identity{self.pid, self.start_ticks + 1}));
+  Identity reused{self.pid, self.start_ticks + 2};
   EXPECT_FALSE(is_alive(reused));
 }
 
@@ -92,4 +99,89 @@ TEST(Process, LiveChildIsAlive) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_FALSE(is_alive(Identity{pid, 0}));
+}
+
+TEST(Process, ItsOwnNamespaceIsKnown) {
+  Identity self = current();
+  EXPECT_NE(self.pid_namespace, 0u);
+  EXPECT_EQ(liveness(self), Liveness::Alive);
+}
+
+// A child PID namespace: its first process is PID 1 there. The parent
+// namespace sees it (under another PID); the child namespace does not see
+// the parent's processes, so it never takes them for dead.
+TEST(Process, OtherPidNamespacesAreJudgedOnlyWhereTheyAreSeen) {
+  int report[2], go[2];
+  ASSERT_EQ(::pipe(report), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  const Identity outside = current();
+  pid_t middle = ::fork();
+  ASSERT_GE(middle, 0);
+  if (middle == 0) {
+    // Only the test's end of `go` may stay open, or the reader never sees EOF.
+    ::close(go[1]);
+    ::close(report[0]);
+    if (::unshare(CLONE_NEWPID) != 0) std::_Exit(77);
+    pid_t inner = ::fork();
+    if (inner < 0) std::_Exit(1);
+    if (inner == 0) {
+      // Our own /proc is still the parent namespace's: read our identity
+      // through getpid() and the namespace link as a creator would.
+      Identity me = current();
+      struct {
+        Identity me;
+        int sees_outside;
+      } msg{me, liveness(outside) != Liveness::Dead};
+      if (::write(report[1], &msg, sizeof msg) != sizeof msg) std::_Exit(1);
+      char c;
+      (void)!::read(go[0], &c, 1);
+      std::_Exit(0);
+    }
+    int status = 0;
+    ::waitpid(inner, &status, 0);
+    std::_Exit(0);
+  }
+  ::close(report[1]);
+  ::close(go[0]);
+  struct {
+    Identity me;
+    int sees_outside;
+  } msg{};
+  ssize_t got = ::read(report[0], &msg, sizeof msg);
+  ::close(report[0]);
+  if (got != static_cast<ssize_t>(sizeof msg)) {
+    int status = 0;
+    ::waitpid(middle, &status, 0);
+    ::close(go[1]);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) GTEST_SKIP() << "no PID namespaces here";
+    FAIL() << "the child namespace did not report";
+  }
+  EXPECT_EQ(msg.me.pid, 1);
+  EXPECT_NE(msg.me.pid_namespace, outside.pid_namespace);
+  EXPECT_TRUE(msg.sees_outside) << "a process out of sight was taken for dead";
+  EXPECT_EQ(liveness(msg.me), Liveness::Alive);
+  // Without its namespace (a region of format version 1), PID 1 here is
+  // another process: that is no proof the creator is gone.
+  EXPECT_NE(liveness(Identity{msg.me.pid, msg.me.start_ticks, 0}), Liveness::Dead);
+  ::close(go[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(middle, &status, 0), middle);
+  // From the initial namespace every process is in sight.
+  if (outside.pid_namespace == 0xEFFFFFFCu) EXPECT_EQ(liveness(msg.me), Liveness::Dead);
+}
+
+TEST(Process, WithoutDescriptorsLeftNothingIsDeclaredDead) {
+  int code = shmr_test::run_in_child([] {
+    Identity parent{static_cast<int64_t>(::getppid()), 0, 0};
+    struct rlimit limit{0, 0};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1;
+    // Take every descriptor there is.
+    limit.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return 2;
+    while (::dup(0) >= 0) {
+    }
+    Liveness seen = liveness(parent);
+    return seen == Liveness::Dead ? 3 : 0;
+  });
+  EXPECT_EQ(code, 0);
 }

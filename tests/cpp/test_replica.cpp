@@ -15,6 +15,7 @@
 #include "listing.h"
 #include "origin.h"
 #include "reader.h"
+#include "creator.h"
 #include "replica.h"
 #include "sha256.h"
 #include "store.h"
@@ -221,6 +222,10 @@ TEST(Replica, BuiltFromChunksIsTheOriginsBytesPlusItsRecord) {
   const auto& reader = copy->reader();
   EXPECT_TRUE(reader.is_replica());
   EXPECT_EQ(reader.replica().keeper_pid, static_cast<int64_t>(::getpid()));
+  EXPECT_EQ(reader.replica().keeper_pid_namespace, shmr::process::current().pid_namespace);
+  // The creator's PID namespace (header bytes 120..127) stays the origin's.
+  EXPECT_EQ(shmr::format::creator_pid_namespace(reader.header()),
+            shmr::format::creator_pid_namespace(origin->reader().header()));
   EXPECT_STREQ(reader.replica().origin_host, "hostA:0:26");
   EXPECT_EQ(reader.header().creator_pid, origin->reader().header().creator_pid);
   const auto* data = static_cast<const unsigned char*>(copy->map().data());
@@ -312,6 +317,7 @@ TEST(Replica, ListedWithItsKeeperAndPrunedOnlyWhenTheKeeperIsDead) {
   EXPECT_TRUE(regions[0].replica);
   EXPECT_EQ(regions[0].origin_host, "hostA:0:26");
   EXPECT_EQ(regions[0].creator.pid, keeper);
+  EXPECT_EQ(regions[0].creator.pid_namespace, shmr::process::current().pid_namespace);
   EXPECT_TRUE(regions[0].creator_alive);
   EXPECT_TRUE(shmr::prune_regions(here.path()).empty());
   ::kill(keeper, SIGKILL);

@@ -356,7 +356,7 @@ TEST(Store, ListRegions) {
   EXPECT_EQ(r->creator.start_ticks, shmr::process::current().start_ticks);
   EXPECT_TRUE(r->creator_alive);
   EXPECT_FALSE(r->persistent);
-  EXPECT_EQ(r->format_version, 2u);
+  EXPECT_EQ(r->format_version, shmr::format::kVersion);
   EXPECT_EQ(r->original_class, "numeric");
   EXPECT_GE(r->created_unix_ms, before);
 

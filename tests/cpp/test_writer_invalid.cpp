@@ -74,6 +74,8 @@ TEST(WriterInvalid, AttributeForwardReference) {
 }
 
 TEST(WriterInvalid, AttributeNameLength) {
+  // Every attribute name R can make (R's MAXIDSIZE is 10,000 bytes) fits.
+  EXPECT_EQ(shmr::format::kMaxAttributeNameLength, 10000u);
   RegionDescription d = nulls(2);
   d.nodes[1].attributes = {{"", 0}};
   EXPECT_INVALID(RegionWriter{d});

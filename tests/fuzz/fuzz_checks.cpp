@@ -114,7 +114,11 @@ void check_node(const shmr::RegionReader& reader, uint64_t index, const unsigned
       shmr::StringRef s{nullptr, 0, shmr::format::StringEncoding::Missing};
       if (!run(problem, [&] { s = node.string_at(i); })) continue;
       if (s.encoding == shmr::format::StringEncoding::Missing) continue;
-      if (!inside(bytes, node.data_size(), s.data, s.size)) {
+      // A dictionary-coded node's strings are its dictionary's (checked as
+      // a node of its own): they need only lie inside the region.
+      const bool in_bounds = node.is_dictionary() ? inside(base, size, s.data, s.size)
+                                                  : inside(bytes, node.data_size(), s.data, s.size);
+      if (!in_bounds) {
         problem = where + "string element outside its bytes";
         return;
       }

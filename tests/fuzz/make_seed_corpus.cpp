@@ -73,7 +73,7 @@ NodeSpec list(std::vector<uint64_t> children) {
 
 // Writes a region the way create_region() does (flags included).
 void region(const std::string& name, RegionDescription description, bool writable = false,
-            bool persistent = false) {
+            bool persistent = false, uint32_t version = shmr::format::kVersion) {
   if (description.original_class.empty()) description.original_class = "list";
   shmr::RegionWriter writer(description);
   std::vector<unsigned char> bytes(writer.total_size(), 0);
@@ -82,6 +82,18 @@ void region(const std::string& name, RegionDescription description, bool writabl
   header->flags = writable ? header->flags & ~shmr::format::kFlagReadonly
                            : header->flags | shmr::format::kFlagReadonly;
   if (persistent) header->flags |= shmr::format::kFlagPersistent;
+  if (version == 1) {
+    // As format version 1 wrote it: no value flags, a 128-byte header (the
+    // bytes of the replica record left as zero padding before the node
+    // table, which version 1 allows).
+    header->format_version = 1;
+    header->header_size = shmr::format::kHeaderSizeV1;
+    for (uint64_t i = 0; i < header->node_count; ++i) {
+      auto* rec = reinterpret_cast<shmr::format::NodeRecord*>(
+          bytes.data() + header->node_table_offset + i * sizeof(shmr::format::NodeRecord));
+      rec->flags &= shmr::format::kNodeFlagsV1;
+    }
+  }
   write_file("region", name, bytes.data(), bytes.size());
 }
 
@@ -114,6 +126,11 @@ void regions() {
     d.nodes.push_back(vector(s.kind, s.bytes, s.length));
     region(std::string("vector-") + s.name, d);
   }
+  {
+    RegionDescription d;
+    d.nodes.push_back(vector(NodeKind::Double, longer.data(), longer.size()));
+    region("vector-double-600-version-1", d, false, false, 1);
+  }
 
   {
     RegionDescription d;
@@ -131,6 +148,24 @@ void regions() {
     d.nodes.push_back(strings(text));
     d.original_class = "character";
     region("strings-encodings", d);
+  }
+  // The dictionary layout (format version 2): 64 elements drawn from the
+  // entries of `text`, codes one byte wide.
+  {
+    std::vector<unsigned char> codes(64);
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<unsigned char>(i * 5 % 7);
+    RegionDescription d;
+    d.nodes.push_back(strings(text));
+    NodeSpec coded;
+    coded.kind = NodeKind::String;
+    coded.length = codes.size();
+    coded.dictionary = 0;
+    coded.codes = codes.data();
+    coded.code_width = 1;
+    d.nodes.push_back(coded);
+    d.root = 1;
+    d.original_class = "character";
+    region("strings-dictionary", d);
   }
   Strings empty_strings;
   {

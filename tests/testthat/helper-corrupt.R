@@ -78,6 +78,28 @@ replace_serialized_string <- function(stream, old_prefix, new_bytes) {
     stream[seq.int(at + old_length, length.out = length(stream) - (at + old_length) + 1)])
 }
 
+# `stream` with the origin of a view's compact state (FORMAT.md 4: a raw
+# vector ending in ";origin=<origin>") replaced by the string `new_origin`.
+replace_serialized_origin <- function(stream, origin, new_origin) {
+  old <- charToRaw(paste0(";origin=", origin))
+  starts <- which(stream == old[1])
+  at <- starts[vapply(starts, function(i) {
+    i + length(old) - 1 <= length(stream) && all(stream[i:(i + length(old) - 1)] == old)
+  }, logical(1))][1]
+  if (is.na(at)) stop("origin not found in the stream")
+  end <- at + length(old)  # the first byte after the state
+  # The state starts after its 4-byte length, somewhere before the field.
+  for (begin in seq.int(at, max(5, at - 256))) {
+    if (sum(as.numeric(stream[(begin - 4):(begin - 1)]) * 256^(3:0)) != end - begin) next
+    state <- c(stream[begin:(at - 1)], charToRaw(paste0(";origin=", new_origin)))
+    n <- length(state)
+    length_bytes <- as.raw(c(n %/% 256^3, (n %/% 256^2) %% 256, (n %/% 256) %% 256, n %% 256))
+    return(c(stream[seq_len(begin - 5)], length_bytes, state,
+             stream[seq.int(end, length.out = length(stream) - end + 1)]))
+  }
+  stop("no compact state holds the origin")
+}
+
 # Where things are in a region's bytes `b`.
 root_index <- function(b) u64(b, HEADER[["root"]])
 # The field `field` of the first node of `kind`.
@@ -125,8 +147,10 @@ corrupt_and_map <- function(mutations, via_unserialize = FALSE) {
     bytes <- readBin(path, "raw", file.size(path))
     target <- file.path(dir, "shmr_corrupted")
     double_node <- tools$find_node(bytes, tools$KIND[["double"]])
-    state <- charToRaw(paste0("shmr_corrupted:", double_node))
-    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL), shared_name(x), state)
+    # The compact state of x$a (FORMAT.md section 4), pointed at the copy.
+    state <- charToRaw(paste0("corrupted:", double_node))
+    view_stream <- tools$replace_serialized_string(serialize(x$a, NULL),
+                                                   sub("^shmr_", "", shared_name(x)), state)
     attempt <- function(expr, expected) {
       tryCatch({
         value <- fetch(expr())
@@ -158,3 +182,27 @@ expect_all_rejected <- function(results, pattern = "is corrupt|could not be rebu
   }
 }
 
+
+# serialize() of a view writes its state as a raw vector (inst/FORMAT.md,
+# section 4). The same stream as format version 1 of shmr wrote it: the raw
+# state `compact` (raw) replaced by the string `state` (raw bytes; NULL for
+# NA_character_). Self-contained: it runs in other processes.
+as_legacy_stream <- function(stream, compact, state) {
+  xdr_int <- function(n) {  # big-endian, as serialize() writes integers
+    if (n < 0) n <- n + 2^32
+    as.raw(c(n %/% 256^3, (n %/% 256^2) %% 256, (n %/% 256) %% 256, n %% 256))
+  }
+  pattern <- c(as.raw(c(0, 0, 0, 0x18)), xdr_int(length(compact)), compact)
+  starts <- which(stream == pattern[1])
+  at <- starts[vapply(starts, function(i) {
+    i + length(pattern) - 1 <= length(stream) && all(stream[i:(i + length(pattern) - 1)] == pattern)
+  }, logical(1))][1]
+  if (is.na(at)) stop("raw state not found in the stream")
+  chars <- if (is.null(state)) {
+    c(as.raw(c(0, 0, 0, 9)), xdr_int(-1))
+  } else {
+    c(as.raw(c(0, 0, 0, 9)), xdr_int(length(state)), state)
+  }
+  item <- c(as.raw(c(0, 0, 0, 0x10)), xdr_int(1), chars)
+  c(stream[seq_len(at - 1)], item, stream[seq.int(at + length(pattern), length(stream))])
+}

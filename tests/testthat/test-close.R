@@ -46,6 +46,20 @@ test_that("close() in the creator process releases the region for everyone", {
   expect_identical(sum(x), 55)
 })
 
-test_that("close() of an object that is not shared is base R's error", {
-  expect_error(close(1:3), "no applicable method")
+test_that("close() works on anything share() returned, doing nothing when nothing was shared", {
+  env <- new.env()
+  env$a <- 1:10
+  f <- function(x) x + 1
+  small <- list(a = 1:3, b = "x")
+  returned <- list(
+    share(env), share(f), share(NULL), share(quote(a + b)),
+    share(small, deep = TRUE, min_bytes = 1e6),  # nothing above min_bytes
+    share(1:3, deep = TRUE, min_bytes = 1e6)
+  )
+  for (r in returned) expect_false(close(r))
+  expect_identical(env$a, 1:10) # left as it was
+  expect_false(close(1:3))
+  # A connection keeps its own method.
+  con <- file(tempfile(), "w")
+  expect_silent(close(con))
 })

@@ -67,7 +67,7 @@ test_that("a vector copied in a child process is allocated in the parent, once",
   y <- allocate_from_shm(obj)
   expect_identical(y, c(x = 1, y = 2, z = 3))
   expect_identical(shm_files(), character())
-  expect_error(allocate_from_shm(obj), "cannot open the shared memory object '/from_child'")
+  expect_error(allocate_from_shm(obj), "'shm_open' failed for '/from_child'")
   expect_error(allocate_from_shm(unclass(obj)), "returned by copy2shm")
 })
 
@@ -158,4 +158,59 @@ test_that("long vectors are copied and allocated without a copy", {
   expect_identical(y[n], as.raw(7))
   expect_identical(y[n - 1], as.raw(0))
   close(y)
+})
+
+test_that("allocate_from_shm() checks the shm_obj against its object, as bettermc does", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  for (copy in c(TRUE, FALSE)) {
+    edits <- list(
+      list(field = "length", value = 11, error = "'alloc_from_shm' refuses the shm_obj: it says 11"),
+      list(field = "type", value = 0, error = "unsupported SEXP type 0"),
+      list(field = "type", value = 14L, error = "says type double, but '/bmc_edit' holds a vector of type integer"),
+      list(field = "size", value = 1024^2 + 1, error = "wrong size"),
+      list(field = "size", value = 100, error = "wrong size")
+    )
+    for (edit in edits) {
+      o <- copy2shm(1:10, "/bmc_edit", copy = copy)
+      o[[edit$field]] <- edit$value
+      expect_error(allocate_from_shm(o), edit$error, fixed = TRUE, info = edit$field)
+      # The name is gone all the same, as in bettermc: the name can be used again.
+      expect_identical(shm_files(), character())
+    }
+    # The attributes of the shm_obj are those the vector gets.
+    o <- copy2shm(c(a = 1, b = 2), "/bmc_edit", copy = copy)
+    o$attributes <- pairlist(names = c("x", "y"), unit = "cm")
+    expect_identical(allocate_from_shm(o), structure(c(x = 1, y = 2), unit = "cm"))
+    o <- copy2shm(c(a = 1, b = 2), "/bmc_edit", copy = copy)
+    o$attributes <- NULL
+    expect_identical(allocate_from_shm(o), c(1, 2))
+  }
+  expect_identical(shm_files(), character())
+})
+
+test_that("copy2shm() and allocate_from_shm() errors name shm_open, as bettermc's", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  o <- copy2shm(1:3, "/bmc_taken")
+  expect_error(copy2shm(1:3, "/bmc_taken"), "'shm_open' failed for '/bmc_taken': a shared memory object of that name exists")
+  expect_error(copy2shm(1:3, "/a/b"), "copy2shm(): 'shm_open' cannot use '/a/b'", fixed = TRUE)
+  o$name <- "/bmc_missing_test"
+  expect_error(allocate_from_shm(o), "'shm_open' failed for '/bmc_missing_test': no such shared memory object")
+  o$name <- "/bmc_taken"
+  expect_identical(allocate_from_shm(o), 1:3)
+  expect_error(copy2shm(list(1), "/bmc_list"), "unsupported SEXP type for 'x'")
+  expect_identical(shm_files(), character())
+})
+
+test_that("the bettermc page lists every bettermc function shmr does not provide", {
+  rd <- tools::Rd_db("shmr")[["compat-bettermc.Rd"]]
+  text <- paste(capture.output(tools::Rd2txt(rd, options = list(underline_titles = FALSE))),
+                collapse = " ")
+  bettermc_exports <- c("allocate_from_shm", "char_map", "compress_chars", "copy2shm",
+                        "crash_dumps", "etry", "map2char", "mclapply", "sem_close", "sem_open",
+                        "sem_post", "sem_unlink", "sem_wait", "semv_open", "semv_post",
+                        "semv_unlink", "semv_wait", "uncompress_chars")
+  missing <- setdiff(bettermc_exports, getNamespaceExports("shmr"))
+  for (f in missing) expect_match(text, paste0(f, "()"), fixed = TRUE, info = f)
 })

@@ -130,7 +130,7 @@ test_that("memshare's memApply, memLapply and memshare_gc examples give the docu
     MAX.CORES = 1,
     NAMESPACE = namespace
   )
-  expect_equal(unlist(res2), c(x = cor(x, y), x = cor(x, y), x = cor(x, y)))
+  expect_equal(unlist(res2), rep(cor(x, y), 3))
   shmr::releaseVariables(namespace, c("Data", "y"))
   expect_identical(pageList(), list())
   expect_identical(shm_files(), character())
@@ -206,8 +206,9 @@ test_that("memshare defects: MARGIN = 1, writes to views, views after release, e
   # memshare's MARGIN = 1 fails with "subscript out of bounds".
   rows <- memApply(m, 1, function(v, w) sum(v * w), NAMESPACE = "ns_rows", CLUSTER = cl,
                    VARS = list(w = 1:10))
-  expect_equal(unlist(rows), apply(m, 1, function(v) sum(v * 1:10)))
-  expect_identical(names(rows), rownames(m))
+  expect_equal(unlist(rows), unname(apply(m, 1, function(v) sum(v * 1:10))))
+  # memshare's results are unnamed, whatever the dimnames of X.
+  expect_null(names(rows))
 
   # memshare's views crash on writes; here they copy the written page.
   registerVariables("ns_write", list(m = m))
@@ -241,7 +242,7 @@ test_that("memshare defects: MARGIN = 1, writes to views, views after release, e
   expect_identical(pageList(), list())
   # The cluster keeps working.
   expect_identical(memLapply(list(a = 1, b = 2), fail, NAMESPACE = "ns_err", CLUSTER = cl,
-                             VARS = list(k = 2)), list(a = 2, b = 4))
+                             VARS = list(k = 2)), list(2, 4))
   expect_identical(parallel::clusterEvalQ(cl, viewList()), list(list(), list()))
   expect_identical(shm_files(), character())
 })
@@ -255,7 +256,7 @@ test_that("X and VARS by name, and FUN reaching the namespace it runs in", {
   registerVariables("ns_names", list(l = list(a = 1:3, b = 4:6), k = 10L))
   expect_identical(memLapply("l", function(el, k) el * k, NAMESPACE = "ns_names", CLUSTER = cl,
                              VARS = "k"),
-                   list(a = 1:3 * 10L, b = 4:6 * 10L))
+                   list(1:3 * 10L, 4:6 * 10L))
   # Without NAMESPACE, the namespace is the name of FUN; VARS given as
   # objects are registered there for the call.
   scale_by <- function(el, k) el * shmr::retrieveViews("scale_by", "k")$k
@@ -273,4 +274,119 @@ test_that("X and VARS by name, and FUN reaching the namespace it runs in", {
                          VARS = "v"), "no variable 'v' in namespace 'ns_other'")
   releaseVariables("ns_names", c("l", "k"))
   expect_identical(shm_files(), character())
+})
+
+test_that("memApply() warns and uses as.matrix() for a data frame; results are unnamed", {
+  skip_if_no_cluster()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  cl <- parallel::makeCluster(1)
+  on.exit(parallel::stopCluster(cl), add = TRUE)
+  df <- data.frame(a = c(1, 2, 3), b = c(10, 20, 30), row.names = c("x", "y", "z"))
+  expect_warning(cols <- memApply(df, 2, function(v) sum(v), NAMESPACE = "ns_df", CLUSTER = cl),
+                 "using as.matrix\\(X\\)")
+  expect_identical(cols, list(6, 60))
+  expect_warning(rows <- memApply(df, 1, function(v) v[["b"]] / v[["a"]], NAMESPACE = "ns_df",
+                                  CLUSTER = cl), "matrix")
+  expect_identical(rows, list(10, 10, 10))
+  named <- matrix(1:4 + 0, 2, dimnames = list(c("r1", "r2"), c("c1", "c2")))
+  expect_identical(memApply(named, 2, sum, NAMESPACE = "ns_df", CLUSTER = cl), list(3, 7))
+  expect_identical(memLapply(list(a = 1, b = 2), function(el) el + 1, NAMESPACE = "ns_df",
+                             CLUSTER = cl), list(2, 3))
+  expect_identical(pageList(), list())
+  expect_identical(shm_files(), character())
+})
+
+# mutualinfo(): memshare's values were computed with memshare 1.1.1 on R
+# 4.5.0 (see each test). Without ScatterDensity, memshare::mutualinfo()
+# warns "Please install package ScatterDensity." and returns NULL, in every
+# mode, useMPMI = TRUE included (checked with memshare 1.1.1 on R 4.5.0 in a
+# library holding memshare, Rcpp and mpmi only).
+test_that("mutualinfo() without its suggested packages warns and returns NULL, as memshare's", {
+  skip_without_callr()
+  lib <- tempfile("lib-")
+  dir.create(lib)
+  on.exit(unlink(lib, recursive = TRUE), add = TRUE)
+  # A library with shmr and what it imports, and nothing else.
+  for (pkg in c("shmr", "cli")) file.symlink(find.package(pkg), file.path(lib, pkg))
+  got <- callr::r(function(lib) {
+    .libPaths(c(lib, .Library))
+    calls <- list(
+      function() shmr::mutualinfo(1:10, 10:1, isXDiscrete = TRUE, isYDiscrete = TRUE),
+      function() shmr::mutualinfo(rnorm(10), rnorm(10)),
+      function() shmr::mutualinfo(rnorm(10), rep(1:2, 5), isYDiscrete = TRUE),
+      function() shmr::mutualinfo(rnorm(10), rnorm(10), useMPMI = TRUE)
+    )
+    lapply(calls, function(f) {
+      warning <- NULL
+      value <- withCallingHandlers(f(), warning = function(w) {
+        warning <<- conditionMessage(w)
+        invokeRestart("muffleWarning")
+      })
+      list(value = value, warning = warning)
+    })
+  }, args = list(lib = lib), libpath = lib)
+  for (g in got) {
+    expect_null(g$value)
+    expect_identical(g$warning, "Please install package ScatterDensity.")
+  }
+})
+
+# Reference values: memshare::mutualinfo() of memshare 1.1.1 on R 4.5.0 with
+# ScatterDensity 0.1.1, DataVisualizations 1.4.0 and mpmi from CRAN, on the
+# data below (set.seed(42); printed with sprintf("%.17g")).
+mutualinfo_data <- function() {
+  set.seed(42)
+  n <- 600
+  cls <- sample(1:3, n, replace = TRUE)
+  xc <- rnorm(n) + 2 * cls
+  yc <- xc + rnorm(n)
+  xd <- sample(1:4, n, replace = TRUE)
+  yd <- (xd + sample(0:1, n, replace = TRUE)) %% 4
+  list(cls = cls, xc = xc, yc = yc, xd = xd, yd = yd)
+}
+
+test_that("mutualinfo() of discrete variables is memshare's, NA and na.rm included", {
+  skip_if_not_installed("ScatterDensity")
+  skip_if_not_installed("DataVisualizations")
+  d <- mutualinfo_data()
+  quietly <- function(expr) suppressWarnings(expr) # ScatterDensity's "outside of bins"
+  expect_equal(quietly(mutualinfo(d$xd, d$yd, isXDiscrete = TRUE, isYDiscrete = TRUE)),
+               1.106262874219009, tolerance = 1e-8)
+  expect_warning(expect_warning(mutualinfo(d$xd, d$yd, isXDiscrete = TRUE, isYDiscrete = TRUE),
+                                "x counts outside of bins"), "y counts outside of bins")
+  # Missing values: left out of the table but counted (na.rm = FALSE), or
+  # dropped with their pairs (na.rm = TRUE); memshare's values for the
+  # vectors below.
+  set.seed(42)
+  invisible(rnorm(50))
+  k <- c(1, sample(1:2, 50, TRUE))
+  kd <- c(NA, sample(1:3, 50, TRUE))
+  expect_equal(quietly(mutualinfo(kd, k, TRUE, TRUE)), 0.48575532695719098, tolerance = 1e-8)
+  expect_equal(quietly(mutualinfo(kd, k, TRUE, TRUE, na.rm = TRUE)), 0.48004309131007827,
+               tolerance = 1e-8)
+  expect_identical(mutualinfo(c(1, 2), c(2, 1), TRUE, TRUE), 0)
+  expect_identical(mutualinfo(rep(1, 50), d$xd[1:50], TRUE, TRUE), 0)
+})
+
+test_that("mutualinfo(useMPMI = TRUE) is memshare's; continuous ones are symmetric estimates", {
+  skip_if_not_installed("ScatterDensity")
+  skip_if_not_installed("DataVisualizations")
+  d <- mutualinfo_data()
+  if (requireNamespace("mpmi", quietly = TRUE)) {
+    expect_equal(mutualinfo(d$xc, d$yc, useMPMI = TRUE), 0.69099969195150557, tolerance = 1e-8)
+    expect_equal(mutualinfo(d$xd, d$yd, TRUE, TRUE, useMPMI = TRUE), 0.69638116668843786,
+                 tolerance = 1e-8)
+    expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE, useMPMI = TRUE),
+                 0.56044693057769734, tolerance = 1e-8)
+  }
+  cc <- mutualinfo(d$xc, d$yc)
+  expect_true(is.finite(cc) && cc > 0.3 && cc < 1.5)
+  expect_equal(mutualinfo(d$yc, d$xc), cc, tolerance = 1e-8)
+  cd <- mutualinfo(d$xc, d$cls, isYDiscrete = TRUE)
+  expect_true(is.finite(cd) && cd > 0.3 && cd < log(3))
+  expect_identical(mutualinfo(d$cls, d$xc, isXDiscrete = TRUE), cd)
+  expect_equal(mutualinfo(c(NA, d$xc), c(1, d$yc), na.rm = TRUE), cc)
+  expect_error(mutualinfo(c(NA, d$xc), c(1, d$yc)), "na.rm = TRUE")
+  expect_identical(mutualinfo(rep(1, 50), rnorm(50)), 0)
 })

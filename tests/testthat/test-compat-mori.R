@@ -41,6 +41,7 @@ test_that("map_shared() gives NULL for malformed names and errors for missing re
     expect_null(map_shared(bad), label = deparse(bad))
   }
   expect_error(map_shared("shmr_noSuchRegionHere42"), "no shared region named")
+  expect_error(map_shared("shmr_noSuchRegionHere42[1]"), "no shared region named")
   lst <- share(list(a = 1:3, b = list(c = "x")))
   expect_error(map_shared(paste0(shared_name(lst), "[3]")), "past the end")
   expect_error(map_shared(paste0(shared_name(lst), "[1,1]")), "not a list")
@@ -88,4 +89,75 @@ test_that("a /dev/shm too small for the object is no crash (mori: bus error)", {
   expect_identical(got$sum, sum(as.double(1:1e6)))
   expect_identical(got$backing, "mmap")
   expect_match(got$strict, "not enough space")
+})
+
+test_that("a bare name is a shmr name only when its region exists (mori: NULL for junk)", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  # mori's own examples of names that are not names.
+  expect_null(map_shared("junk"))
+  expect_null(map_shared("not_a_mori_name"))
+  expect_null(map_shared("junk[1]"))
+  # The same bare name, once a region of that name exists, opens it.
+  x <- share(list(a = 1:3 + 0L, b = "z"), name = "junk")
+  expect_identical(map_shared("junk"), list(a = 1:3, b = "z"))
+  expect_identical(map_shared("junk[2]"), "z")
+  expect_error(map_shared("junk[3]"), "past the end")
+  # ... from another process too, and not after it is gone.
+  expect_identical(in_other_process(function() map_shared("junk")$b), "z")
+  close(x)
+  expect_null(map_shared("junk"))
+  expect_error(map_shared("shmr_junk"), "no shared region named 'shmr_junk'")
+})
+
+test_that("share(1:1e15) is refused with shmr's error, before anything is allocated", {
+  got <- in_other_process(function() {
+    before <- sum(gc(reset = TRUE)[, 2])
+    error <- tryCatch(share(1:1e15), error = conditionMessage)
+    strict <- tryCatch(share(1:1e15, backing = "shm"), error = conditionMessage)
+    list(error = error, strict = strict, grown_mb = sum(gc()[, 6]) - before,
+         left = list.files(file.path(tempdir(), "shmr"), all.files = TRUE, no.. = TRUE))
+  })
+  expect_match(got$error, "^shmr: not enough space .* for a region of 8000000000000[0-9]* bytes")
+  expect_match(got$strict, "^shmr: not enough space .* for a region of 8000000000000[0-9]* bytes")
+  # R's "cannot allocate vector of size 7450580.6 Gb" came from expanding it.
+  expect_lt(got$grown_mb, 50)
+  expect_identical(got$left, character())
+})
+
+test_that("a compact sequence is written into the region without being expanded first", {
+  got <- in_other_process(function() {
+    n <- 5e7 # 200 MB as integers, 400 MB as doubles
+    x <- 1:n                   # R's compact integer sequence
+    y <- 3e9:(3e9 + n - 1)     # past the integer range: a compact double sequence
+    before <- sum(gc(reset = TRUE)[, 2])
+    sx <- share(x)
+    sy <- share(y)
+    list(grown_mb = sum(gc()[, 6]) - before, sums = c(sum(sx), sum(sy)),
+         ends = c(sx[n], sy[n]), types = c(typeof(sx), typeof(sy)),
+         shared = c(is_shared(sx), is_shared(sy)), same = identical(fetch(sx[1:1000]), 1:1000))
+  })
+  # Expanding either would take 200 or 400 MB of R's heap.
+  expect_lt(got$grown_mb, 50)
+  expect_identical(got$sums, c(sum(as.double(1:5e7)), sum(3e9:(3e9 + 5e7 - 1))))
+  expect_identical(got$ends, c(5e7, 3e9 + 5e7 - 1))
+  expect_identical(got$types, c("integer", "double"))
+  expect_true(all(got$shared))
+  expect_true(got$same)
+})
+
+test_that("a shared list survives serialize(): its parts stay shared (mori's test-nested.R)", {
+  x <- share(list(outer = list(inner = 1:10 + 0L, s = letters)))
+  sub <- x$outer
+  buf <- serialize(sub, NULL)
+  expect_lt(length(buf), 1000)
+  got <- in_other_process(function(buf) {
+    y <- unserialize(buf)
+    list(inner = y$inner[], s = y$s, shared = c(is_shared(y$inner), is_shared(y$s)),
+         names = c(shared_name(y$inner), shared_name(y$s)))
+  }, list(buf = buf))
+  expect_identical(got$inner, 1:10)
+  expect_identical(got$s, letters)
+  expect_true(all(got$shared))
+  expect_identical(got$names, paste0(shared_name(x), c("[1,1]", "[1,2]")))
 })

@@ -177,3 +177,144 @@ test_that("shard defects: plain elements, every share reopened elsewhere, no rea
   expect_error(sum(x), "closed")
   expect_error(x[1], "closed")
 })
+
+test_that("close() works on whatever share() handed back (shard: no method for a list)", {
+  env <- new.env()
+  env$a <- 1:10
+  expect_false(close(share(env)))
+  small <- share(list(a = 1:3), deep = TRUE, min_bytes = 1e6)
+  expect_false(close(small))
+  # An object a hook rewrote into one without large vectors.
+  registerS3method("share_hook", "shrinks", function(x, ctx) {
+    list(rewrite = function(obj) list(n = length(obj$big)))
+  })
+  rewritten <- share(structure(list(big = runif(1e5)), class = "shrinks"), deep = TRUE,
+                     min_bytes = 1e4)
+  expect_identical(rewritten, list(n = 100000L))
+  expect_error(close(rewritten), NA)
+  expect_error(close(rewritten), NA)
+})
+
+test_that("segment functions take shard's argument names; protect makes $readonly TRUE", {
+  seg <- segment_create(64)
+  on.exit(segment_close(x = seg), add = TRUE)
+  expect_identical(segment_write(x = seg, data = as.raw(1:4), offset = 0), 4)
+  expect_identical(segment_read(x = seg, offset = 0, size = 4), as.raw(1:4))
+  expect_identical(segment_size(x = seg), 64)
+  expect_false(segment_info(x = seg)$readonly)
+  segment_protect(x = seg)
+  expect_true(segment_info(seg)$readonly)
+  expect_true(segment_info(seg)$protected)
+  expect_error(segment_write(seg, as.raw(1)), "protected")
+  other <- segment_open(path = segment_path(x = seg), backing = "mmap", readonly = TRUE)
+  expect_true(segment_info(other)$readonly)
+  expect_false(segment_info(other)$protected)
+  expect_identical(segment_read(other, 0, 4), as.raw(1:4))
+  segment_close(other, unlink = FALSE)
+})
+
+test_that("share(backing = 'mmap', name = <path>) puts the file where the path says", {
+  p <- tempfile("shard_named_")
+  x <- as.double(1:1000)
+  s <- share(x, backing = "mmap", name = p)
+  on.exit(close(s), add = TRUE)
+  info <- shared_info(s)
+  expect_identical(info$backing, "mmap")
+  expect_identical(dirname(info$path), normalizePath(dirname(p)))
+  expect_identical(info$name, paste0("shmr_", basename(p)))
+  # The path reopens it, here and in another process.
+  expect_identical(share_open(p), s)
+  got <- in_other_process(function(p) sum(share_open(p)), list(p = p))
+  expect_identical(got, sum(x))
+  expect_identical(map_shared(basename(p)), s)
+  expect_error(share(x, backing = "shm", name = p), "must be a name, not a path")
+  again <- share(x, name = tempfile("shard_named_"), path = tempdir(), backing = "mmap")
+  expect_identical(dirname(shared_info(again)$path), normalizePath(tempdir()))
+  close(again)
+  expect_error(share(x, name = file.path(tempdir(), "sub", "q"), path = "/", backing = "mmap"),
+               "is a path in")
+  expect_error(share(x, name = file.path(tempdir(), "no_such_dir", "q"), backing = "mmap"),
+               "not an existing directory")
+  # Only absolute paths: a relative one is a malformed name, never a file
+  # placed relative to the working directory.
+  expect_error(share(x, name = "sub/q", backing = "mmap"), "region name must be")
+})
+
+test_that("balanced mode records an error of a hook's rewrite and goes on; ctx is shard's", {
+  seen <- NULL
+  registerS3method("share_hook", "rewrite_fails", function(x, ctx) {
+    seen <<- ctx
+    list(rewrite = function(obj) stop("Rewrite failed!"), force_share_paths = paste0(ctx$path, "$v"))
+  })
+  obj <- structure(list(big = runif(1e5), v = 1:3), class = "rewrite_fails")
+  s <- share(obj, deep = TRUE, min_bytes = 1e4, mode = "balanced")
+  on.exit(close(s), add = TRUE)
+  expect_identical(fetch(s), obj)
+  expect_true(is_shared(s$big))
+  expect_true(is_shared(s$v)) # forced through a "<root>" path
+  skipped <- shared_info(s)$skipped
+  expect_identical(skipped$path, "obj")
+  expect_match(skipped$reason, "rewrite failed \\(Rewrite failed!\\)")
+  expect_identical(seen$path, "<root>")
+  expect_true(all(c("double", "integer", "logical", "raw", "complex") %in% seen$types))
+  expect_identical(seen[c("mode", "min_bytes", "deep")], list(mode = "balanced", min_bytes = 1e4,
+                                                             deep = TRUE))
+  expect_error(share(obj, deep = TRUE, min_bytes = 1e4, mode = "strict"),
+               "rewrite failed \\(Rewrite failed!\\) at obj")
+})
+
+test_that("methods of shard's hook generic, shard_share_hook(), steer deep sharing", {
+  expect_identical(shard_share_hook(list(a = 1), list(path = "<root>")), list())
+  assign("shard_share_hook.shard_style", function(x, ctx) list(skip_paths = paste0(ctx$path, "$cache")),
+         envir = globalenv())
+  on.exit(rm("shard_share_hook.shard_style", envir = globalenv()), add = TRUE)
+  obj <- structure(list(data = runif(1e5), cache = runif(1e5)), class = "shard_style")
+  s <- share(obj, deep = TRUE, min_bytes = 1e4)
+  on.exit(close(s), add = TRUE)
+  expect_true(is_shared(s$data))
+  expect_false(is_shared(s$cache))
+  expect_identical(shared_info(s)$skipped$path, "obj$cache")
+})
+
+test_that("shard's other functions that map onto shmr", {
+  x <- share(as.double(1:1000))
+  on.exit(close(x), add = TRUE)
+  expect_true(is_shared_vector(x))
+  expect_false(is_shared_vector(1:3))
+  expect_false(is_shared_vector(share(list(a = 1:3))))
+  expect_true(shared_advise(x, "sequential"))
+  expect_true(shared_advise(x, "willneed"))
+  expect_false(shared_advise(x, "dontneed")) # would drop this process's private pages
+  expect_error(shared_advise(1:3), "not a shared object")
+  a <- as_shared(1:10 + 0L)
+  expect_true(is_shared_vector(a))
+  expect_identical(fetch(a), 1:10)
+  expect_error(as_shared(list(1)), "atomic vector")
+  expect_identical(available_backings(), c("shm", "mmap"))
+  seg <- segment_create(128)
+  on.exit(segment_close(seg), add = TRUE)
+  report <- segment_report()
+  expect_identical(report$type, "segment")
+  expect_true(segment_info(seg)$name %in% vapply(report$segments, `[[`, "", "name"))
+  expect_gte(report$total_bytes, 128)
+})
+
+test_that("pool_dispatch() runs on one worker; pool_health_check() restarts a dead one", {
+  skip_on_cran()
+  skip_without_callr()
+  p <- pool_create(2)
+  on.exit(pool_stop(p), add = TRUE)
+  expect_identical(pool_dispatch(1, quote(1 + 1), pool = p), 2)
+  k <- 21
+  expect_identical(pool_dispatch(2, quote(k * 2), pool = p), 42)
+  pid <- pool_dispatch(1, quote(Sys.getpid()), pool = p)
+  expect_false(pid == Sys.getpid())
+  expect_identical(pid, pool_status(p)$pid[1])
+  tools::pskill(pid)
+  shmr:::wait_for_exit(pid, 10)
+  health <- pool_health_check(p)
+  expect_identical(vapply(health$worker_actions, `[[`, "", "action"), c("restart", "none"))
+  expect_identical(pool_status(p)$status, c("ok", "ok"))
+  expect_false(pool_status(p)$pid[1] == pid)
+  expect_error(pool_dispatch(3, quote(1), pool = p), "1 to 2")
+})

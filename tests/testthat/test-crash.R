@@ -41,14 +41,26 @@ kill_while_sharing <- function(runs, backing) {
     stats <- list(runs = 0, mapped = 0, not_found = 0, unfinished = 0, pruned = 0)
     problems <- character()
     for (run in seq_len(runs)) {
+      # The child keeps every third object alive (kept) and says when it has
+      # kept the first: the kill comes after that, so every run leaves a
+      # region however slowly the child runs on a busy machine.
+      first_kept <- tempfile("kept")
       job <- parallel::mcparallel({
         i <- 0
+        kept <- list()
         repeat {
           i <- i + 1
           x <- share(payloads[[i %% 6 + 1]], backing = backing, path = data)
-          if (i %% 3 != 0) close(x)
+          if (i %% 3 != 0) {
+            close(x)
+          } else {
+            kept[[length(kept) + 1L]] <- x
+            if (length(kept) == 1L) file.create(first_kept)
+          }
         }
       })
+      for (wait in 1:2400) if (file.exists(first_kept)) break else Sys.sleep(0.025)
+      unlink(first_kept)
       Sys.sleep(runif(1, 0.02, 0.4))
       suppressWarnings(kill_child(job))
       stats$runs <- stats$runs + 1

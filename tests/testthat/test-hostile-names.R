@@ -43,6 +43,18 @@ with_decoys <- function(probe) {
   }, list(probe = probe, replace_string = replace_serialized_string))
 }
 
+# The same, with env$legacy(state): env$stream as format version 1 of shmr
+# wrote it, its state the string `state` (raw bytes, NULL for NA).
+with_decoys_legacy <- function(probe) {
+  wrapped <- function(env) {
+    env$legacy <- function(state) legacy(env$stream, charToRaw("real"), state)
+    probe(env)
+  }
+  environment(wrapped) <- list2env(list(probe = probe, legacy = as_legacy_stream),
+                                   parent = globalenv())
+  with_decoys(wrapped)
+}
+
 test_that("hostile names given to map_shared() open nothing outside the namespace", {
   got <- with_decoys(function(env) {
     hostile <- c(
@@ -105,7 +117,9 @@ test_that("other programs' files in the real /dev/shm are never mapped", {
   file.copy(region_file(shared_name(x)), decoy)
   Sys.chmod(decoy, "0600")
   on.exit(unlink(decoy), add = TRUE)
-  expect_error(map_shared(basename(decoy)), "no shared region named 'shmr_shmr-test-decoy-")
+  expect_null(map_shared(basename(decoy)))
+  expect_error(map_shared(paste0("shmr_", basename(decoy))),
+               "no shared region named 'shmr_shmr-test-decoy-")
   expect_null(map_shared(decoy))
   expect_null(map_shared(paste0("../shm/", basename(decoy))))
   # Whatever else lives in /dev/shm (other programs, other users) is refused
@@ -118,9 +132,9 @@ test_that("other programs' files in the real /dev/shm are never mapped", {
   }
 })
 
-test_that("hostile serialized states open nothing outside the namespace", {
-  got <- with_decoys(function(env) {
-    edit <- function(new) env$replace_string(env$stream, paste0(env$name, ":"), new)
+test_that("hostile serialized states (version 1 streams) open nothing outside the namespace", {
+  got <- with_decoys_legacy(function(env) {
+    edit <- env$legacy
     try_unserialize <- function(stream) {
       tryCatch({
         y <- unserialize(stream)
@@ -145,10 +159,14 @@ test_that("hostile serialized states open nothing outside the namespace", {
     out$nul_after <- try_unserialize(edit(c(charToRaw("shmr_real:0"), as.raw(0))))
     out$latin1 <- try_unserialize(edit(c(charToRaw("shmr_r"), as.raw(0xe9), charToRaw("al:0"))))
     out$unedited <- try_unserialize(env$stream)
+    out$legacy <- try_unserialize(edit(charToRaw("shmr_real:0")))
     out
   })
   expect_identical(got$unedited, "mapped: 1,2,3")
+  # A stream written by format version 1 of shmr still reads.
+  expect_identical(got$legacy, "mapped: 1,2,3")
   got$unedited <- NULL
+  got$legacy <- NULL
   results <- unlist(got)
   expect_false(any(startsWith(results, "mapped:")), info = paste(names(results), results, collapse = "\n"))
   # Malformed states are refused before any file is touched; a well-formed
@@ -168,6 +186,70 @@ test_that("hostile serialized states open nothing outside the namespace", {
   expect_match(got$na, "malformed serialized shared object")
 })
 
+test_that("hostile compact serialized states open nothing outside the namespace", {
+  got <- with_decoys(function(env) {
+    # The compact state of the view of "shmr_real" (node 0) is "real".
+    edit <- function(new) env$replace_string(env$stream, "real", new)
+    try_unserialize <- function(stream) {
+      tryCatch({
+        y <- unserialize(stream)
+        paste("mapped:", paste(y[], collapse = ","))
+      }, error = function(e) paste("error:", conditionMessage(e)))
+    }
+    states <- c(
+      "../shmr_outside", "_../shmr_outside", "../outside", "/dev/shm/shmr_real",
+      paste0(env$dir, "/shmr_real"), paste0(env$parent, "/outside"), "up/shmr_outside",
+      "dir/shmr_real", "link", "link_to_real", "fifo", "dir", "shmr_real", "réal", "real:",
+      ":0", ":", "real:-1", "real:1e3", "real: 0", "real:0 ", "real:0x0",
+      "real:99999999999999999999", "real:18446744073709551615", "real:1000", "real[1]",
+      "real@dim", "real;origin=x", "real;colour=red", "real;origin", "real;origin=;origin=",
+      "real:0;", "real;", strrep("a", 196), strrep("x", 100000),
+      paste0(strrep("../", 1000), "shmr_outside")
+    )
+    out <- lapply(states, function(s) try_unserialize(edit(charToRaw(enc2utf8(s)))))
+    names(out) <- states
+    out$empty <- try_unserialize(edit(raw(0)))
+    out$nul <- try_unserialize(edit(c(charToRaw("real"), as.raw(0))))
+    out$latin1 <- try_unserialize(edit(c(charToRaw("r"), as.raw(0xe9), charToRaw("al"))))
+    out$unedited <- try_unserialize(env$stream)
+    out$node <- try_unserialize(edit(charToRaw("real:0")))
+    out
+  })
+  expect_identical(got$unedited, "mapped: 1,2,3")
+  expect_identical(got$node, "mapped: 1,2,3")
+  got$unedited <- NULL
+  got$node <- NULL
+  results <- unlist(got)
+  expect_false(any(startsWith(results, "mapped:")), info = paste(names(results), results, collapse = "\n"))
+  # The state is refused when the object is used: unserialize() itself
+  # never fails for a shared object (it comes back unavailable).
+  for (i in seq_along(got)) {
+    expect_match(got[[i]], paste0(
+      "^error: shmr: (shared region '[^']*' is not available here: )?",
+      "(serialized shared object (has an invalid (state|origin)|carries fields)|malformed ",
+      "serialized shared object|no shared region named|'shmr_[a-z_]+' is (a symbolic link|not ",
+      "a regular file)|shared region 'shmr_real' is corrupt: node 1000 does not)"),
+      label = names(got)[i])
+  }
+  expect_match(got[["real:1000"]], "node 1000 does not exist")
+  # The remote mode's field is known, and its value checked; other keys are
+  # refused as a newer version's.
+  expect_match(got[["real;origin=x"]], "has an invalid origin")
+  expect_match(got[["real;colour=red"]], "carries fields this version of shmr does not know")
+  expect_match(got[["real;origin"]], "has an invalid state")
+  expect_match(got[["real;origin=;origin="]], "has an invalid state")
+  expect_match(got$empty, "malformed serialized shared object")
+})
+
+test_that("a shared vector serializes to at most 130 bytes, whatever its length", {
+  for (x in list(runif(10), 1:1e6, c(TRUE, NA), as.raw(1:200), c("a", "b"))) {
+    s <- share(x)
+    expect_lte(length(serialize(s, NULL)), 130)
+    expect_identical(unserialize(serialize(s, NULL)), x)
+    close(s)
+  }
+})
+
 test_that("a state naming a node of another type is refused", {
   got <- in_other_process(function(replace_string) {
     dir <- tempfile("shm")
@@ -178,10 +260,11 @@ test_that("a state naming a node of another type is refused", {
     stream <- serialize(x$d, NULL)
     # The double view's state pointed at the character, integer and list
     # nodes; and its class name changed to the character view's.
+    id <- sub("^shmr_", "", name)
     at_node <- function(part) {
       node <- shared_info(x[[part]])$node
-      state <- charToRaw(paste0(name, ":", node))
-      unserialize(replace_string(stream, paste0(name, ":"), state))
+      state <- charToRaw(paste0(id, ":", node))
+      unserialize(replace_string(stream, id, state))
     }
     # Unserializing never fails; using the object does.
     attempt <- function(expr) tryCatch({ expr[]; "ok" }, error = function(e) conditionMessage(e))

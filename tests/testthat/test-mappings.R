@@ -202,3 +202,41 @@ test_that("attribute names as long as R allows are shared", {
   expect_identical(fetch(map_shared(shared_name(s))), x)
   close(s)
 })
+
+test_that("map_shared() opens a region with one open, one fstat, one mmap and no /proc read", {
+  skip_on_os(c("windows", "mac"))
+  skip_on_cran()
+  strace <- Sys.which("strace")
+  skip_if(strace == "", "strace is not installed")
+  x <- share(as.numeric(1:1e5))
+  on.exit(close(x), add = TRUE)
+  script <- tempfile(fileext = ".R")
+  trace <- tempfile(fileext = ".txt")
+  on.exit(unlink(c(script, trace)), add = TRUE)
+  writeLines(c(
+    "library(shmr)",
+    # Loading and a first share set up what every later call finds ready.
+    "z <- share(1:3 + 0); close(z); invisible(gc())",
+    "cat('MARK-BEGIN\\n', file = stderr())",
+    sprintf("y <- map_shared('%s')", shared_name(x)),
+    "cat('MARK-END\\n', file = stderr())",
+    "stopifnot(identical(y[1:3], c(1, 2, 3)))"
+  ), script)
+  status <- system2(strace, c("-f", "-e", "trace=%file,%desc,%memory", "-o", shQuote(trace),
+                              shQuote(file.path(R.home("bin"), "Rscript")), shQuote(script)),
+                    stdout = FALSE, stderr = FALSE)
+  lines <- if (file.exists(trace)) readLines(trace) else character()
+  begin <- grep("MARK-BEGIN", lines, fixed = TRUE)
+  end <- grep("MARK-END", lines, fixed = TRUE)
+  skip_if(length(begin) != 1 || length(end) != 1, "strace cannot trace here")
+  expect_identical(status, 0L)
+  calls <- lines[seq(begin + 1, end - 1)]
+  opens <- grep("open(at)?\\(", calls, value = TRUE)
+  expect_length(opens, 1)
+  expect_match(opens, shared_name(x), fixed = TRUE)
+  expect_length(grep("fstat|statx", calls), 1)
+  # File mappings only: R's own allocations may map anonymous memory.
+  file_maps <- grep("mmap\\(", calls, value = TRUE)
+  expect_length(grep("MAP_ANONYMOUS", file_maps, invert = TRUE), 1)
+  expect_length(grep("/proc", calls, fixed = TRUE), 0)
+})

@@ -16,8 +16,10 @@ test_that("malformed names give NULL", {
 
 test_that("a well-formed name whose region is missing is a clear error", {
   expect_error(map_shared("shmr_doesNotExist123"), "no shared region named 'shmr_doesNotExist123'")
-  # Names without the prefix are user-chosen names (share(name = )).
-  expect_error(map_shared("data"), "no shared region named 'shmr_data'")
+  # A name without the prefix is a user-chosen name (share(name = )) only
+  # when its region exists; otherwise it is no shmr name at all (mori's NULL).
+  expect_null(map_shared("data"))
+  expect_error(map_shared("shmr_data"), "no shared region named 'shmr_data'")
 })
 
 test_that("sub-object paths name parts and map_shared() opens them directly", {

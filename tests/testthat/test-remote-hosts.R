@@ -235,11 +235,11 @@ test_that("a missing region never kills a worker: gone, refused, unreachable", {
   stream <- serialize(kept, NULL)
   origin <- shmr:::remote_state$exports[[shared_name(kept)]]$origin
   fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
-  refused <- replace_serialized_string(stream, origin, charToRaw(paste(
-    replace(fields, 2, paste(rev(strsplit(fields[2], "")[[1]]), collapse = "")), collapse = " ")))
+  refused <- replace_serialized_origin(stream, origin, paste(
+    replace(fields, 2, paste(rev(strsplit(fields[2], "")[[1]]), collapse = "")), collapse = " "))
   # Unreachable: an origin on an address where no server listens.
-  unreachable <- replace_serialized_string(stream, origin, charToRaw(paste(
-    replace(fields, 1, sprintf("tcp://%s:9", sim_owner_address)), collapse = " ")))
+  unreachable <- replace_serialized_origin(stream, origin, paste(
+    replace(fields, 1, sprintf("tcp://%s:9", sim_owner_address)), collapse = " "))
   streams <- list(gone = gone_stream, refused = refused, unreachable = unreachable)
   expected <- c(gone = "gone: the object was closed", refused = "refused: no such region",
                 unreachable = "refused the connection")
@@ -286,8 +286,8 @@ test_that("timeouts: a black-holed origin and a held fetch lock fail within the 
   stream <- serialize(x, NULL)
   origin <- shmr:::remote_state$exports[[shared_name(x)]]$origin
   fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
-  holed <- replace_serialized_string(stream, origin, charToRaw(paste(
-    replace(fields, 1, sprintf("tcp://127.0.0.3:%d", 45000 + Sys.getpid() %% 1000)), collapse = " ")))
+  holed <- replace_serialized_origin(stream, origin, paste(
+    replace(fields, 1, sprintf("tcp://127.0.0.3:%d", 45000 + Sys.getpid() %% 1000)), collapse = " "))
   got <- sim_on_each(cluster, function(stream) {
     started <- Sys.time()
     d <- suppressWarnings(unserialize(stream))

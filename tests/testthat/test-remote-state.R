@@ -16,10 +16,13 @@ local_remote_mode <- function(envir = parent.frame()) {
   }), TRUE, FALSE), envir = envir)
 }
 
-# The text of serialize(x) in R's ascii format, where the strings of a
-# view's state can be read (spaces are written as \040 there).
+# The bytes of serialize(x) as text, where a view's compact state (a raw
+# vector, FORMAT.md 4) can be read: every byte that is not printable ASCII
+# becomes a newline.
 state_strings <- function(x) {
-  gsub("\\040", " ", rawToChar(serialize(x, NULL, ascii = TRUE)), fixed = TRUE)
+  bytes <- serialize(x, NULL)
+  bytes[bytes < as.raw(0x20) | bytes > as.raw(0x7e)] <- as.raw(0x0a)
+  rawToChar(bytes)
 }
 
 # Sends `message` to the region server at `url`, returns the raw reply.
@@ -49,7 +52,7 @@ test_that("remote mode on: the origin travels, under 400 bytes, and maps here", 
   expect_lt(length(stream), 400)
   expect_gt(length(stream), off)
   text <- state_strings(x)
-  expect_match(text, "tcp://127.0.0.1:[0-9]+ [A-Za-z0-9]{22} - ")
+  expect_match(text, ";origin=tcp://127.0.0.1:[0-9]+ [A-Za-z0-9]{22} - ")
   expect_match(text, shmr:::host_identity(), fixed = TRUE)
   status <- remote_status()
   expect_identical(status$exported, shared_name(x))
@@ -112,7 +115,7 @@ test_that("hand-edited origins give unavailable objects, never a crash or a wron
   origin <- shmr:::remote_state$exports[[shared_name(x)]]$origin
   fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
   edited <- function(new) {
-    suppressWarnings(unserialize(replace_serialized_string(stream, origin, charToRaw(new))))
+    suppressWarnings(unserialize(replace_serialized_origin(stream, origin, new)))
   }
   bad <- c("", "x", paste(fields[-1], collapse = " "), paste(c(fields, "extra"), collapse = " "),
            sub("^tcp", "udp", origin), sub(" r$", " q", origin),

@@ -97,7 +97,8 @@ test_that("a full data directory is a clear error and leaves no locator or file"
     "list(mmap = mmap, auto = auto, named = named, after = after, fits = shared_name(fits),",
     "     shm = list.files(Sys.getenv('SHMR_SHM_DIR'), all.files = TRUE, no.. = TRUE),",
     "     data = list.files(data, all.files = TRUE, no.. = TRUE),",
-    "     big = tryCatch(map_shared('big'), error = conditionMessage))"
+    "     big = tryCatch(map_shared('shmr_big'), error = conditionMessage),",
+    "     big_bare = map_shared('big'))"
   ))
   expect_match(got$mmap, "^shmr: not enough space in .* for a region of [0-9]+ bytes")
   expect_match(got$auto, "^shmr: not enough space in .* for a region of [0-9]+ bytes")
@@ -107,8 +108,10 @@ test_that("a full data directory is a clear error and leaves no locator or file"
   # the failed attempts took back their locators and temporary files.
   expect_identical(got$shm, got$fits)
   expect_identical(got$data, got$fits)
-  # The name of the failed named share is free again.
+  # The name of the failed named share is free again (a bare name with no
+  # region is not a shmr name, so NULL; with its prefix, an error).
   expect_match(got$big, "no shared region named 'shmr_big'")
+  expect_null(got$big_bare)
 })
 
 test_that("segments, buffers and writable shares in a full shm fail clearly or fall back", {

@@ -44,20 +44,102 @@ test_that("writes from two worker processes to disjoint parts all land", {
 })
 
 test_that("a write R would send to a private copy is an error", {
-  w <- share(as.numeric(1:5), readonly = FALSE)
-  alias <- w
-  expect_error(alias[1] <- 0, "would go to a private copy")
-  f <- function(v) {
-    v[1] <- 0
-    v
+  for (n in c(5, 500)) {
+    w <- share(as.numeric(seq_len(n)), readonly = FALSE)
+    alias <- w
+    expect_error(alias[1] <- 0, "another variable refers to the same object", info = n)
+    rm(alias)
+    # Reads that need a private copy still work: sort() copies deeply.
+    expect_identical(sort(w, decreasing = TRUE), as.numeric(n:1), info = n)
+    expect_identical(w[], as.numeric(seq_len(n)), info = n)
   }
-  expect_error(f(w), "would go to a private copy")
-  rm(alias)
-  # Reads that need a private copy still work: sort() copies deeply.
-  expect_identical(sort(w, decreasing = TRUE), as.numeric(5:1))
-  expect_identical(w[], as.numeric(1:5))
   s <- share(c("a", "b"), readonly = FALSE)
   expect_error(s[1] <- "z", "cannot be changed in place")
+})
+
+test_that("a function changing a writable share it was given is an error pointing to shared_buffer()", {
+  # User code, as a user writes it: a function of the global environment.
+  got <- in_other_process(function() {
+    f <- function(v) {
+      v[1] <- 0
+      v
+    }
+    lapply(c(5, 500), function(n) {
+      w <- share(as.numeric(seq_len(n)), readonly = FALSE)
+      list(error = tryCatch({
+        f(w)
+        "no error"
+      }, error = conditionMessage), first = map_shared(shared_name(w))[1])
+    })
+  })
+  for (case in got) {
+    expect_match(case$error, "inside a function.*shared_buffer\\(\\)")
+    expect_identical(case$first, 1)
+  }
+})
+
+test_that("reads of writable shares with a class are never refused and never change them", {
+  for (n in c(10, 1000)) {
+    days <- as.Date("2020-01-01") + seq_len(n)
+    dt <- share(days, readonly = FALSE)
+    fac <- share(factor(rep(c("a", "b"), n / 2)), readonly = FALSE)
+    named <- setNames(as.numeric(seq_len(n)), paste0("e", seq_len(n)))
+    w <- share(named, readonly = FALSE)
+    expect_identical(capture.output(print(dt)), capture.output(print(days)), info = n)
+    expect_identical(format(dt), format(days), info = n)
+    expect_identical(dt + 1, days + 1, info = n)
+    expect_identical(range(dt), range(days), info = n)
+    expect_identical(unclass(dt), unclass(days), info = n)
+    expect_identical(unclass(fac), unclass(factor(rep(c("a", "b"), n / 2))), info = n)
+    expect_identical(unname(w), unname(named), info = n)
+    expect_identical(setNames(w, NULL), setNames(named, NULL), info = n)
+    # R may write such a result into a temporary copy: never into the share.
+    expect_identical(unname(w) * 2, unname(named) * 2, info = n)
+    expect_identical(sqrt(unclass(dt)), sqrt(unclass(days)), info = n)
+    expect_identical(replace(w, 1, 0)[[1]], 0, info = n)
+    seen <- in_other_process(function(a, b) list(map_shared(a)[], map_shared(b)[]),
+                             list(a = shared_name(dt), b = shared_name(w)))
+    expect_identical(seen[[1]], days, info = n)
+    expect_identical(seen[[2]], named, info = n)
+  }
+})
+
+test_that("writable shares are changed in place when the code runs through source()", {
+  # source() (like knitr and an IDE's Source button) keeps the value of the
+  # last expression, so R copies the share before the first change.
+  script <- tempfile(fileext = ".R")
+  on.exit(unlink(script))
+  for (n in c(10, 1e5)) {
+    writeLines(c(
+      sprintf("w <- share(numeric(%d), readonly = FALSE)", n),
+      "w[3] <- 42",
+      "for (j in 4:6) w[j] <- j",
+      sprintf("m <- share(matrix(0, %d, 2), readonly = FALSE)", n),
+      "m[, 2] <- 1"
+    ), script)
+    env <- new.env()
+    source(script, local = env)
+    seen <- in_other_process(function(w, m) list(map_shared(w)[1:6], sum(map_shared(m)[, 2])),
+                             list(w = shared_name(env$w), m = shared_name(env$m)))
+    expect_identical(seen[[1]], c(0, 0, 42, 4, 5, 6), info = n)
+    expect_identical(seen[[2]], as.numeric(n), info = n)
+    expect_true(is_shared(env$w), info = n)
+    close(env$w)
+    close(env$m)
+  }
+  writeLines(c("w <- share(numeric(10), readonly = FALSE)", "alias <- w", "alias[1] <- 1"), script)
+  expect_error(source(script, local = new.env()), "another variable refers to the same object")
+  expect_error(capture.output(utils::example("share", package = "shmr", ask = FALSE)), NA)
+})
+
+test_that("share() of a writable share with readonly = TRUE makes a read-only copy", {
+  w <- share(as.numeric(1:5), readonly = FALSE)
+  r <- share(w, readonly = TRUE)
+  expect_true(shared_info(r)$readonly)
+  expect_false(identical(shared_name(r), shared_name(w)))
+  w[1] <- 100
+  expect_identical(r[1], 1)
+  expect_identical(share(r), r)
 })
 
 test_that("readonly shares never change on disk, for either backing", {

@@ -11,7 +11,7 @@
 # skipped. Each worker reads its own private memory (Anonymous) after a gc()
 # while it holds the data, against its reading before the run.
 run <- function(ctx) {
-  metric <- "several_machines"
+  metric <- "several_hosts"
   source("tests/testthat/helper-hosts.R", local = TRUE)
   reason <- sim_hosts_unavailable()
   if (!is.null(reason)) {
@@ -70,14 +70,14 @@ run <- function(ctx) {
     mark()
     t <- system.time(out <- via[[route]](shared))[["elapsed"]]
     served_after <- remote_status()$served
-    record_route(ctx, metric, sprintf("shmr (%s)", route), size, t, out, expected, hosts,
+    record_route(ctx, metric, "shmr", route, size, t, out, expected, hosts,
                  bytes = served_per_host(served_before, served_after, hosts))
     close(shared)
     # mirai by value: the data frame itself in every task's message.
     mark()
     t <- system.time(out <- via[[route]](df))[["elapsed"]]
     got <- vapply(out, `[[`, "", "host")
-    record_route(ctx, metric, sprintf("mirai by value (%s)", route), size, t, out, expected, hosts,
+    record_route(ctx, metric, "mirai by value", route, size, t, out, expected, hosts,
                  bytes = vapply(hosts, function(h) sum(got == h) * payload, 0))
   }
 }
@@ -89,14 +89,19 @@ served_per_host <- function(before, after, hosts) {
   vapply(hosts, function(h) total(after, h) - total(before, h), 0)
 }
 
-record_route <- function(ctx, metric, label, size, t, out, expected, hosts, bytes) {
-  ctx$record(metric, "time", label, size, t, "s")
-  ctx$record(metric, "bytes per host", label, size, mean(bytes) / 2^20, "MB")
+# Rows of metric "several_hosts" (bench/README.md): system "shmr" or the
+# baseline, each case naming the route.
+record_route <- function(ctx, metric, system, route, size, t, out, expected, hosts, bytes) {
+  case <- function(what) sprintf("%s (%s)", what, route)
+  ctx$record(metric, case("time, s"), system, size, t, "s")
+  ctx$record(metric, case("bytes per host"), system, size, mean(bytes) / 2^20, "MB")
   growth <- vapply(out, function(o) if (is.list(o)) o$growth else NA_real_, 0)
-  ctx$record(metric, "private memory growth per worker", label, size, mean(growth) / 2^20, "MB")
-  ctx$record(metric, "private memory growth, largest worker", label, size, max(growth) / 2^20, "MB")
+  ctx$record(metric, case("private memory growth per worker"), system, size,
+             mean(growth) / 2^20, "MB")
+  ctx$record(metric, case("private memory growth, largest worker"), system, size,
+             max(growth) / 2^20, "MB")
   values <- vapply(out, function(o) if (is.list(o)) o$value else NA_real_, 0)
   if (!isTRUE(all.equal(values, rep(expected, length(values))))) {
-    ctx$record(metric, "wrong result", label, size, NA, "")
+    ctx$record(metric, case("wrong result"), system, size, NA, "")
   }
 }

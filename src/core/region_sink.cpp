@@ -1,0 +1,234 @@
+#include "region_sink.h"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "error.h"
+#include "format.h"
+#include "region_file.h"
+
+namespace shmr {
+
+namespace {
+
+// A background job is written in pieces, so that a sink being destroyed
+// stops within one piece.
+constexpr uint64_t kPieceBytes = uint64_t{64} << 20;
+
+// Writes all of [data, data + size) at `offset`; returns 0 or an errno.
+int pwrite_all(int fd, uint64_t offset, const unsigned char* data, uint64_t size) noexcept {
+  while (size > 0) {
+    // pwrite() moves at most about 2 GB per call.
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(size, uint64_t{1} << 30));
+    ssize_t written = ::pwrite(fd, data, chunk, static_cast<off_t>(offset));
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (written == 0) return ENOSPC;  // no progress: the file system is full
+    data += written;
+    offset += static_cast<uint64_t>(written);
+    size -= static_cast<uint64_t>(written);
+  }
+  return 0;
+}
+
+class Pipe {
+ public:
+  Pipe() {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) return;
+    read_ = FileDescriptor(ends[0]);
+    write_ = FileDescriptor(ends[1]);
+    // A larger pipe means fewer calls; without the permission, 64 KB.
+    int size = ::fcntl(write_.get(), F_SETPIPE_SZ, 1 << 20);
+    capacity_ = size > 0 ? static_cast<uint64_t>(size) : uint64_t{65536};
+  }
+  bool ok() const noexcept { return read_.get() >= 0; }
+  int read_end() const noexcept { return read_.get(); }
+  int write_end() const noexcept { return write_.get(); }
+  uint64_t capacity() const noexcept { return capacity_; }
+
+ private:
+  FileDescriptor read_;
+  FileDescriptor write_;
+  uint64_t capacity_ = 0;
+};
+
+// Writes all of [data, data + size) at `offset` through a pipe: vmsplice()
+// hands the kernel the source's pages and splice() copies them into the
+// file. Unlike pwrite(), the kernel never reads the source through its user
+// address, which on some virtual machines costs a fault per page the first
+// time (the object being shared was usually just written by R). Where
+// splicing is not possible, the rest goes by pwrite(). Returns 0 or an errno.
+int splice_all(int fd, uint64_t offset, const unsigned char* data, uint64_t size) noexcept {
+  Pipe pipe;
+  if (!pipe.ok()) return pwrite_all(fd, offset, data, size);
+  uint64_t done = 0;
+  while (done < size) {
+    struct iovec source;
+    source.iov_base = const_cast<unsigned char*>(data + done);
+    source.iov_len = static_cast<size_t>(std::min(size - done, pipe.capacity()));
+    ssize_t handed = ::vmsplice(pipe.write_end(), &source, 1, 0);
+    if (handed < 0 && errno == EINTR) continue;
+    if (handed <= 0) break;  // not possible here: the rest by pwrite()
+    // What sits in the pipe goes into the file before anything else.
+    uint64_t left = static_cast<uint64_t>(handed);
+    while (left > 0) {
+      loff_t at = static_cast<loff_t>(offset + done);
+      ssize_t moved = ::splice(pipe.read_end(), nullptr, fd, &at, static_cast<size_t>(left), 0);
+      if (moved < 0 && errno == EINTR) continue;
+      if (moved < 0 && (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)) return errno;
+      if (moved <= 0) {
+        // The file system cannot splice: the pipe's bytes are still in the
+        // source, so pwrite() takes over from here.
+        return pwrite_all(fd, offset + done, data + done, size - done);
+      }
+      done += static_cast<uint64_t>(moved);
+      left -= static_cast<uint64_t>(moved);
+    }
+  }
+  return done < size ? pwrite_all(fd, offset + done, data + done, size - done) : 0;
+}
+
+int write_all(int fd, uint64_t offset, const unsigned char* data, uint64_t size) noexcept {
+  return size >= FileSink::kSpliceBytes ? splice_all(fd, offset, data, size)
+                              : pwrite_all(fd, offset, data, size);
+}
+
+}  // namespace
+
+void MemorySink::put(uint64_t offset, const void* data, uint64_t size) {
+  if (size == 0) return;
+  if (offset > size_ || size > size_ - offset)
+    throw Error(ErrorKind::InvalidArgument, "region write out of range");
+  std::memcpy(base_ + offset, data, size);
+}
+
+FileSink::FileSink(int fd, uint64_t size, std::string directory)
+    : fd_(fd), size_(size), directory_(std::move(directory)) {}
+
+FileSink::~FileSink() { stop_background(); }
+
+void FileSink::check_range(uint64_t offset, uint64_t size) const {
+  if (offset > size_ || size > size_ - offset)
+    throw Error(ErrorKind::InvalidArgument, "region write out of range");
+}
+
+void FileSink::fail(int errnum) const {
+  if (errnum == ENOSPC || errnum == EDQUOT || errnum == EFBIG)
+    throw Error(ErrorKind::NoSpace, "not enough space in " + directory_ + " for a region of " +
+                                        std::to_string(size_) + " bytes");
+  throw_system_error("cannot write a region in " + directory_, errnum);
+}
+
+void FileSink::write_now(uint64_t offset, const void* data, uint64_t size) {
+  int err = write_all(fd_, offset, static_cast<const unsigned char*>(data), size);
+  if (err != 0) fail(err);
+}
+
+void FileSink::flush_buffer() {
+  if (buffer_.empty()) return;
+  write_now(buffer_offset_, buffer_.data(), buffer_.size());
+  buffer_.clear();
+}
+
+void FileSink::put(uint64_t offset, const void* data, uint64_t size) {
+  if (size == 0) return;
+  check_range(offset, size);
+  const uint64_t end = buffer_offset_ + buffer_.size();
+  // The region's parts start at multiples of format::kAlignment: a shorter
+  // gap is padding no other put writes, so it joins the buffer as zeros.
+  const bool follows = !buffer_.empty() && offset >= end && offset - end < format::kAlignment;
+  if (follows && buffer_.size() + (offset - end) + size <= kBufferBytes) {
+    buffer_.resize(buffer_.size() + (offset - end), 0);
+  } else {
+    flush_buffer();
+    if (size >= kBufferBytes) {
+      write_now(offset, data, size);
+      return;
+    }
+    buffer_offset_ = offset;
+  }
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  buffer_.insert(buffer_.end(), bytes, bytes + size);
+}
+
+void FileSink::put_lasting(uint64_t offset, const void* data, uint64_t size) {
+  if (size < kBackgroundBytes) {
+    put(offset, data, size);
+    return;
+  }
+  check_range(offset, size);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!background_.joinable()) {
+    stopping_ = false;
+    background_ = std::thread([this] { run_background(); });
+  }
+  jobs_.push_back({offset, data, size});
+  wake_.notify_one();
+}
+
+void FileSink::run_background() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, with nothing left to write
+    const Job now = jobs_.front();
+    const uint64_t piece = std::min(now.size, kPieceBytes);
+    busy_ = true;
+    lock.unlock();
+    int err = background_error_ == 0
+                  ? write_all(fd_, now.offset, static_cast<const unsigned char*>(now.data), piece)
+                  : 0;
+    lock.lock();
+    busy_ = false;
+    if (err != 0 && background_error_ == 0) background_error_ = err;
+    // Only this thread removes jobs one by one, so the front is the same
+    // job, unless stop_background() dropped them all meanwhile.
+    if (!jobs_.empty()) {
+      Job& same = jobs_.front();
+      same.offset += piece;
+      same.data = static_cast<const unsigned char*>(same.data) + piece;
+      same.size -= piece;
+      // After an error the rest is not written: finish() reports it.
+      if (same.size == 0 || background_error_ != 0) jobs_.pop_front();
+    }
+    if (jobs_.empty()) idle_.notify_all();
+  }
+}
+
+void FileSink::stop_background() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!background_.joinable()) return;
+    // Stopped early (an error elsewhere): what is left need not be written.
+    jobs_.clear();
+    stopping_ = true;
+    wake_.notify_one();
+  }
+  background_.join();
+}
+
+void FileSink::finish() {
+  flush_buffer();
+  int err = 0;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (background_.joinable()) {
+      idle_.wait(lock, [this] { return jobs_.empty() && !busy_; });
+      stopping_ = true;
+      wake_.notify_one();
+    }
+    err = background_error_;
+  }
+  if (background_.joinable()) background_.join();
+  if (err != 0) fail(err);
+}
+
+}  // namespace shmr

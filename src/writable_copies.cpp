@@ -1,0 +1,187 @@
+#include "writable_copies.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "r_boundary.h"
+
+namespace shmr::glue {
+namespace {
+
+enum class Outcome { Shared, Private, RefuseSecondVariable, RefuseInFunction, RefuseUnknown };
+
+// The view under `value`, looking through R's wrapper (an ALTREP made to
+// change attributes without copying, whose data1 is the wrapped object).
+const ViewHandle* view_under(SEXP value) {
+  if (const ViewHandle* handle = view_handle(value)) return handle;
+  if (!ALTREP(value) || is_view(value)) return nullptr;
+  return view_handle(R_altrep_data1(value));
+}
+
+// True when `value` reads the same shared elements as `target` does.
+bool reads_same_node(SEXP value, const ViewHandle& target) {
+  const ViewHandle* other = view_under(value);
+  if (other == nullptr || other->writable_copy == WritableCopy::Private) return false;
+  return other->node.index() == target.node.index() &&
+         other->mapping->region().name() == target.mapping->region().name();
+}
+
+struct Bindings {
+  int targets = 0;  // variables R is assigning the copy to
+  int others = 0;   // other variables reading the same shared elements
+};
+
+// A copy R writes into right after making it (do_subassign, or byte code's
+// start of an assignment) is about to become the value of the variable that
+// holds the object it was copied from. A copy R writes into through one of
+// its wrappers belongs to the variable bound to that wrapper (a complex
+// assignment wraps large vectors first); a wrapper nobody is bound to is
+// scratch space.
+bool is_target(SEXP value, SEXP copy, const ViewHandle& handle, bool wrapped) {
+  if (wrapped) return ALTREP(value) && !is_view(value) && R_altrep_data1(value) == copy;
+  return static_cast<const void*>(value) == handle.copied_from;
+}
+
+Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
+  Bindings found;
+  // R's temporary variable of a complex assignment holds what is assigned.
+  SEXP temporary = Rf_install("*tmp*");
+  SEXP names = PROTECT(R_lsInternal3(env, TRUE, FALSE));
+  for (R_xlen_t i = 0; i < XLENGTH(names); ++i) {
+    SEXP symbol = Rf_installChar(STRING_ELT(names, i));
+    // Reading an active binding or a promise would run code.
+    if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
+    SEXP value = Rf_findVarInFrame3(env, symbol, TRUE);
+    if (value == R_UnboundValue || TYPEOF(value) == PROMSXP || value == copy) continue;
+    if (is_target(value, copy, handle, wrapped))
+      ++found.targets;
+    else if (reads_same_node(value, handle))
+      ++found.others;
+  }
+  UNPROTECT(1);
+  return found;
+}
+
+// shmr:::writer_environments(): the environments of the running code,
+// innermost first, and the kind of code that runs in each.
+SEXP writer_environments() {
+  static SEXP helper = nullptr;
+  if (helper == nullptr) {
+    SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("shmr")));
+    helper = Rf_findFun(Rf_install("writer_environments"), ns);
+    R_PreserveObject(helper);
+    UNPROTECT(1);
+  }
+  SEXP call = PROTECT(Rf_lang1(helper));
+  SEXP found = Rf_eval(call, R_GlobalEnv);
+  UNPROTECT(1);
+  return found;
+}
+
+bool is_buffer(const ViewHandle& handle) {
+  const auto& header = handle.mapping->reader().header();
+  return std::strncmp(header.original_class, "shmr_buffer", sizeof header.original_class) == 0;
+}
+
+Outcome decide(SEXP copy, const ViewHandle& handle) {
+  // A buffer changes only through its `[<-` method, which writes to the
+  // region whatever object it is given: anything else is R's own business.
+  if (is_buffer(handle)) return Outcome::Private;
+  // The copy holds one reference to itself: a second one is R's wrapper or
+  // a variable, and R writes into such a copy only through a wrapper.
+  const bool wrapped = MAYBE_SHARED(copy);
+  SEXP found = PROTECT(writer_environments());
+  SEXP envs = VECTOR_ELT(found, 0);
+  SEXP kinds = VECTOR_ELT(found, 1);
+  Outcome outcome = wrapped ? Outcome::Private : Outcome::RefuseUnknown;
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    Bindings bindings = scan(VECTOR_ELT(envs, i), copy, handle, wrapped);
+    if (bindings.targets == 0) continue;
+    const char* kind = CHAR(STRING_ELT(kinds, i));
+    if (std::strcmp(kind, "package") == 0)
+      outcome = Outcome::Private;  // a function computing a new value
+    else if (std::strcmp(kind, "function") == 0)
+      outcome = Outcome::RefuseInFunction;
+    else
+      outcome = bindings.targets == 1 && bindings.others == 0 ? Outcome::Shared
+                                                               : Outcome::RefuseSecondVariable;
+    break;
+  }
+  UNPROTECT(1);
+  return outcome;
+}
+
+[[noreturn]] void refuse(const ViewHandle& handle, Outcome outcome) {
+  const char* reason =
+      outcome == Outcome::RefuseInFunction
+          ? "inside a function, R changes a copy of an argument or of a variable referenced "
+            "elsewhere. For output that functions (and pool workers) write into, use "
+            "shared_buffer(); for a private copy, use fetch()."
+      : outcome == Outcome::RefuseSecondVariable
+          ? "another variable refers to the same object, and R copies an object before "
+            "changing it when it is referenced from more than one place. Change it through a "
+            "single variable, or use fetch() for a private copy."
+          : "R copies an object before changing it when it is referenced from more than one "
+            "place (a list, another variable, a function argument). Change it through a single "
+            "variable, use shared_buffer() for output written from functions, or fetch() for a "
+            "private copy.";
+  ErrorMessage message;
+  std::snprintf(message.text, sizeof message.text,
+                "shmr: this change to the writable shared object '%s' would go to a private "
+                "copy, not to shared memory: %s",
+                handle.mapping->region().name().c_str(), reason);
+  raise_r_error(message);
+}
+
+void* writable_pointer(SEXP x) {
+  switch (TYPEOF(x)) {
+    case LGLSXP: return LOGICAL(x);
+    case INTSXP: return INTEGER(x);
+    case REALSXP: return REAL(x);
+    case CPLXSXP: return COMPLEX(x);
+    case RAWSXP: return RAW(x);
+    default: return nullptr;
+  }
+}
+
+SEXP private_copy(SEXP x, const ViewHandle& handle) {
+  SEXP copy = Rf_allocVector(TYPEOF(x), static_cast<R_xlen_t>(handle.length()));
+  if (handle.data_size() != 0) std::memcpy(writable_pointer(copy), handle.data(), handle.data_size());
+  return copy;
+}
+
+}  // namespace
+
+SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
+  if (handle.writable_copy == WritableCopy::Private) return nullptr;
+  // sort(), rev() and their kind copy deeply: an ordinary private vector.
+  if (deep) return private_copy(x, handle);
+  SEXP copy = PROTECT(make_view(handle.mapping, handle.node));
+  ViewHandle* copied = view_handle(copy);
+  copied->writable_copy = WritableCopy::Pending;
+  copied->copied_from = x;
+  // A reference R counts, so R never takes the copy for unreferenced
+  // scratch space (nor writes into it before asking for a copy of it).
+  R_set_altrep_data2(copy, copy);
+  UNPROTECT(1);
+  return copy;
+}
+
+void* settle_writable_copy(SEXP x, ViewHandle& handle) {
+  Outcome outcome = decide(x, handle);
+  if (outcome == Outcome::Shared) {
+    handle.writable_copy = WritableCopy::Shared;
+    R_set_altrep_data2(x, R_NilValue);  // from now on it is the share itself
+    return const_cast<void*>(handle.data());
+  }
+  if (outcome != Outcome::Private) refuse(handle, outcome);
+  SEXP data = PROTECT(private_copy(x, handle));
+  R_set_altrep_data2(x, data);
+  void* pointer = writable_pointer(data);
+  handle.use_private_data(pointer);
+  handle.writable_copy = WritableCopy::Private;
+  UNPROTECT(1);
+  return pointer;
+}
+
+}  // namespace shmr::glue

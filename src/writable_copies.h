@@ -1,0 +1,36 @@
+// Copies R makes of writable shares.
+//
+// R copies an object before changing it whenever the object may be referenced
+// from more than one place, and it also copies for its own reasons: to change
+// attributes (unclass(), names<-), or to get scratch space for a result
+// (arithmetic may write its result into a temporary copy). An ALTREP class
+// sees all of these as the same calls (Duplicate, then a writable data
+// pointer), so a copy of a writable share starts out Pending: it reads the
+// shared memory in place, and R may not reuse it as scratch space (the copy
+// holds a reference to itself, so R never thinks it unreferenced). Only when
+// R asks for a writable pointer does the copy find out what it is for, by
+// looking for the variable R is assigning to (writable_copies.cpp):
+// - the share's own variable in a script, with no other variable referring
+//   to it: the copy becomes the share's new value and writes through;
+// - a variable of package code (a function computing a new value), or no
+//   variable at all (scratch space): an ordinary private copy;
+// - a second variable, or a variable of a user's function (an argument): an
+//   error, since the change would silently miss the shared memory.
+#pragma once
+
+#include "r_api.h"
+
+#include "view.h"
+
+namespace shmr::glue {
+
+// Duplicate method of a view that writes through (a writable share, or a
+// copy of one). Returns nullptr when R's own copy will do.
+SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep);
+
+// Dataptr(writable = TRUE) of a Pending copy: settles what the copy is and
+// returns its data pointer, or raises the R error for a change that would
+// miss shared memory. Call only from a frame that owns no C++ object.
+void* settle_writable_copy(SEXP x, ViewHandle& handle);
+
+}  // namespace shmr::glue

@@ -1,0 +1,282 @@
+# The ALTREP methods R consults before reading a shared vector element by
+# element: x[i] (Extract_subset), sortedness and NA-freedom recorded by the
+# writer (Is_sorted, No_NA), conversions (Coerce). Results must be those of
+# ordinary vectors, whatever the data and whatever R does to the object.
+
+special_doubles <- c(3.5, NA, -0, 0, NaN, Inf, -Inf, 1e-300, -2, 7)
+
+# Every index form R turns into positions before Extract_subset is called.
+index_forms <- function(n) {
+  list(
+    integer = c(2L, 1L, n, 3L), repeated = rep(2L, 5), na_integer = c(1L, NA, 3L),
+    out_of_range = c(n + 1L, 1L, 1000000L), double = c(1.9, 2, 0.5, n + 0.5),
+    na_double = c(NA, NaN, Inf, -Inf, 1), zero = c(0L, 2L, 0L), negative = c(-1L, -n),
+    logical = rep(c(TRUE, FALSE, NA), length.out = n), recycled = c(TRUE, FALSE),
+    empty = integer(0), all = seq_len(n), reversed = rev(seq_len(n)), range = 2:(n - 1),
+    big_double = c(2^31 + 1, 3), compact = 1:3
+  )
+}
+
+test_that("x[i] of every kind and index form is identical to an ordinary vector's", {
+  vectors <- list(
+    logical = c(TRUE, NA, FALSE, TRUE, FALSE, NA, TRUE, TRUE, FALSE, FALSE),
+    integer = c(5L, NA, -3L, .Machine$integer.max, -.Machine$integer.max, 0L, 1L, 2L, 3L, 4L),
+    double = special_doubles,
+    complex = complex(real = special_doubles, imaginary = rev(special_doubles)),
+    raw = as.raw(c(0, 1, 255, 7, 8, 9, 10, 11, 12, 13)),
+    character = c("a", NA, "", "caf\u00e9", "\u65e5\u672c", "b", "a", NA, "zz", "y")
+  )
+  for (kind in names(vectors)) {
+    x <- vectors[[kind]]
+    s <- share(x)
+    for (form in names(index_forms(length(x)))) {
+      i <- index_forms(length(x))[[form]]
+      expect_identical(s[i], x[i], info = paste(kind, form))
+    }
+    named <- share(setNames(x, letters[seq_along(x)]))
+    expect_identical(named[c("b", "zz", "a")], setNames(x, letters[seq_along(x)])[c("b", "zz", "a")],
+                     info = kind)
+    expect_identical(s[[3]], x[[3]], info = kind)
+    close(s)
+    close(named)
+  }
+})
+
+test_that("x[i] on a character vector makes each string once and keeps it alive", {
+  x <- c(paste0("s", 1:500), NA, "")
+  s <- share(x)
+  i <- sample(length(x), 2000, TRUE)
+  expect_identical(s[i], x[i])
+  expect_identical(s[rev(i)], x[rev(i)])
+  expect_identical(sort(s, method = "radix"), sort(x, method = "radix"))
+  expect_identical(s[c(2.7, NA, 503)], x[c(2.7, NA, 503)])
+})
+
+test_that("a large contiguous x[a:b] is a zero-copy view whose writes stay its own", {
+  n <- 4e6  # 32 MB
+  x <- as.numeric(seq_len(n))
+  s <- share(x)
+  # R expands the index (12 MB) for both; an ordinary vector copies 24 MB more.
+  growth <- function(v) {
+    gc()
+    before <- anonymous_bytes()
+    kept <- v[100001:3100000]
+    anonymous_bytes() - before
+  }
+  expect_lt(growth(s), growth(x) - 16e6)
+  y <- s[100001:3100000]  # 24 MB
+  z <- s[seq(100001, 3100000)]
+  expect_identical(y, x[100001:3100000])
+  expect_identical(z, y)
+  # Sub-ranges of a slice, and of those.
+  expect_identical(y[2000001:2900000], x[2100001:3000000])
+  expect_identical(y[2000001:2900000][5:200000], x[2100005:2300000])
+  # A write to one slice reaches neither the shared vector, nor another
+  # slice of it, nor the region.
+  y[1] <- -1
+  z[2] <- -2
+  expect_identical(c(y[1:2], z[1:2]), c(-1, 100002, 100001, -2))
+  expect_identical(s[100001:100002], c(100001, 100002))
+  got <- in_other_process(function(name) map_shared(name)[100001:100002],
+                          list(name = shared_name(s)))
+  expect_identical(got, c(100001, 100002))
+  # A slice travels by value, and comes back equal.
+  expect_identical(unserialize(serialize(y, NULL)), y)
+})
+
+test_that("data-frame row subsetting is identical to an ordinary data frame's", {
+  n <- 3e5
+  df <- data.frame(a = runif(n), b = sample(c(letters, NA), n, TRUE), c = seq_len(n),
+                   d = sample(c(TRUE, FALSE, NA), n, TRUE), stringsAsFactors = FALSE)
+  df$f <- factor(sample(c("u", "v"), n, TRUE))
+  s <- share(df)
+  rows <- list(sample(n, 1e4), 1:2e5, c(5, 1, NA), df$a > 0.5, -(1:10))
+  for (r in rows) expect_identical(s[r, ], df[r, ])
+  expect_identical(s[order(s$a), c("a", "c")], df[order(df$a), c("a", "c")])
+})
+
+test_that("sortedness and NA-freedom come from the writer's flags: sort() of sorted data is free", {
+  n <- 5e6
+  x <- as.numeric(seq_len(n))  # 40 MB, sorted, no NA
+  s <- share(x)
+  gc()
+  before <- anonymous_bytes()
+  y <- sort(s)
+  expect_false(is.unsorted(s))
+  expect_false(anyNA(s))
+  # An ordinary vector is sorted again (a 40 MB copy); the view is returned.
+  expect_lt(anonymous_bytes() - before, 8e6)
+  expect_identical(y, x)
+  expect_identical(sort(s, decreasing = TRUE), sort(x, decreasing = TRUE))
+  d <- share(rev(x))
+  expect_identical(sort(d), x)
+  expect_true(is.unsorted(d))
+})
+
+test_that("sort(), order(), unique() and friends agree with ordinary vectors on NA, NaN and -0", {
+  cases <- list(
+    sorted = c(-Inf, -2, -0, 0, 0, 1.5, Inf), decreasing = c(3, 2, 2, 0, -0, -1),
+    constant = rep(2, 6), with_na = c(1, 2, NA, 4), with_nan = c(NaN, 1, 2),
+    na_only = c(NA_real_, NA_real_), unsorted = c(2, 1, 3), empty = numeric(0), one = 5,
+    int_sorted = c(-3L, 0L, 0L, 9L), int_na = c(1L, NA, 2L), int_decreasing = 5:1,
+    logical = c(FALSE, TRUE, TRUE), logical_na = c(TRUE, NA)
+  )
+  for (name in names(cases)) {
+    x <- cases[[name]]
+    s <- share(x)
+    for (decreasing in c(FALSE, TRUE)) {
+      for (na.last in list(NA, TRUE, FALSE)) {
+        expect_identical(sort(s, decreasing = decreasing, na.last = na.last),
+                         sort(x, decreasing = decreasing, na.last = na.last),
+                         info = paste(name, decreasing, format(na.last)))
+        expect_identical(order(s, decreasing = decreasing, na.last = na.last),
+                         order(x, decreasing = decreasing, na.last = na.last), info = name)
+      }
+    }
+    expect_identical(is.unsorted(s), is.unsorted(x), info = name)
+    expect_identical(is.unsorted(s, strictly = TRUE), is.unsorted(x, strictly = TRUE), info = name)
+    expect_identical(is.unsorted(s, na.rm = TRUE), is.unsorted(x, na.rm = TRUE), info = name)
+    expect_identical(anyNA(s), anyNA(x), info = name)
+    expect_identical(unique(s), unique(x), info = name)
+    expect_identical(duplicated(s), duplicated(x), info = name)
+    expect_identical(anyDuplicated(s), anyDuplicated(x), info = name)
+    expect_identical(rev(s), rev(x), info = name)
+    expect_identical(1 / sort(s), 1 / sort(x), info = name)  # -0 stays -0
+    close(s)
+  }
+})
+
+test_that("after a private write the flags are no longer trusted", {
+  x <- as.numeric(1:1e5)
+  s <- share(x)
+  expect_false(is.unsorted(s))
+  s[50000] <- NA  # a private page: the region and its flags no longer describe s
+  x[50000] <- NA
+  expect_true(anyNA(s))
+  expect_identical(sort(s), sort(x))
+  expect_identical(is.unsorted(s, na.rm = TRUE), FALSE)
+  s[2] <- 1e9
+  x[2] <- 1e9
+  expect_identical(sort(s), sort(x))
+  expect_true(is.unsorted(s[-50000]))
+  expect_identical(duplicated(s), duplicated(x))
+  # In another process, the same: its own write, its own copy of the page.
+  fresh <- share(as.numeric(1:1e5))
+  got <- in_other_process(function(name) {
+    y <- map_shared(name)
+    before <- c(is.unsorted(y), anyNA(y))
+    y[3] <- -5
+    list(before = before, sorted = identical(sort(y), sort(c(1, 2, -5, 4:1e5))),
+         unsorted = is.unsorted(y))
+  }, list(name = shared_name(fresh)))
+  expect_identical(got$before, c(FALSE, FALSE))
+  expect_true(got$sorted)
+  expect_true(got$unsorted)
+})
+
+test_that("writable shares never answer from the flags", {
+  w <- share(as.numeric(1:1000), readonly = FALSE)
+  w[10] <- -1
+  w[20] <- NA
+  expect_true(is.unsorted(w, na.rm = TRUE))
+  expect_true(anyNA(w))
+  expect_identical(sort(w), sort(c(1:9, -1, 11:19, NA, 21:1000)))
+  close(w)
+})
+
+test_that("a consumer sorts, dedups and checks a mapped vector like an ordinary one", {
+  x <- c(as.numeric(1:2e5), NA)
+  y <- as.numeric(1:2e5)
+  s <- share(list(with_na = x, sorted = y, ints = 2e5:1))
+  got <- in_other_process(function(name) {
+    v <- map_shared(name)
+    list(sort = sort(v$with_na), order = order(v$with_na, decreasing = TRUE),
+         sorted = sort(v$sorted), unsorted = c(is.unsorted(v$sorted), is.unsorted(v$ints)),
+         na = c(anyNA(v$with_na), anyNA(v$sorted)), sort_int = sort(v$ints),
+         dup = anyDuplicated(v$sorted))
+  }, list(name = shared_name(s)))
+  expect_identical(got$sort, sort(x))
+  expect_identical(got$order, order(x, decreasing = TRUE))
+  expect_identical(got$sorted, y)
+  expect_identical(got$unsorted, c(FALSE, TRUE))
+  expect_identical(got$na, c(TRUE, FALSE))
+  expect_identical(got$sort_int, 1:2e5)
+  expect_identical(got$dup, 0L)
+})
+
+test_that("as.numeric(), as.integer() and as.logical() agree with ordinary vectors", {
+  ints <- c(1L, NA, -5L, 0L, .Machine$integer.max)
+  dbls <- c(1.9, -1.9, NA, NaN, -0, 1e9, Inf)
+  lgls <- c(TRUE, NA, FALSE)
+  for (x in list(ints, dbls, lgls, setNames(ints, letters[1:5]))) {
+    s <- share(x)
+    for (f in list(as.numeric, as.integer, as.logical, as.character, as.complex)) {
+      expect_identical(suppressWarnings(f(s)), suppressWarnings(f(x)))
+    }
+    expect_identical(storage.mode(s) <- "double", storage.mode(x) <- "double")
+  }
+  # Values outside the integer range warn exactly as R does.
+  big <- c(1, 3e9, NA)
+  expect_identical(tryCatch(as.integer(share(big)), warning = conditionMessage),
+                   tryCatch(as.integer(big), warning = conditionMessage))
+  # Classed vectors keep R's own conversions.
+  f <- factor(c("b", "a", "b"))
+  sf <- share(f)
+  expect_identical(as.character(sf), as.character(f))
+  expect_identical(as.integer(sf), as.integer(f))
+  d <- as.Date("2024-01-01") + 0:2
+  expect_identical(as.character(share(d)), as.character(d))
+})
+
+test_that("as.numeric() and as.integer() of a shared character vector agree with R's", {
+  texts <- c("1", " 2.5 ", "-3e2", "0x1A", "Inf", "-Inf", "NA", " NA ", "NaN", "", "   ", NA,
+             "1e400", "3000000000", "1.9", "-1.9", "12abc", "caf\u00e9", "+7", "\t8\n")
+  # Each alone (every path: silent, NA, warning, R's way), in the packed
+  # layout and repeated (the dictionary layout), with names.
+  cases <- c(as.list(texts), list(texts[c(1:6, 10:12, 15:16)], rep(c("1", "2", "", NA), 50),
+                                  rep(texts, 20), setNames(c("4", "5"), c("a", "b"))))
+  for (x in cases) {
+    s <- share(x)
+    for (f in list(as.numeric, as.integer, as.double)) {
+      expect_identical(tryCatch(f(s), warning = function(w) conditionMessage(w)),
+                       tryCatch(f(x), warning = function(w) conditionMessage(w)))
+      expect_identical(suppressWarnings(f(s)), suppressWarnings(f(x)))
+    }
+    expect_identical(suppressWarnings(storage.mode(s) <- "integer"),
+                     suppressWarnings(storage.mode(x) <- "integer"))
+  }
+  # A view that R wrote to converts what R holds, not the region.
+  s <- share(c("1", "2", "3"))
+  s[2] <- "20"
+  expect_identical(as.numeric(s), c(1, 20, 3))
+})
+
+test_that("as.numeric() of a mapped character vector makes no R string per element", {
+  x <- sprintf("%d.25", seq_len(2e5))
+  s <- share(x)
+  r <- callr::r(function(name) {
+    library(shmr)
+    y <- map_shared(name)
+    used <- function() { g <- gc(full = TRUE); sum(g[, 2]) }
+    before <- used()
+    z <- as.numeric(y)
+    grown <- used() - before
+    list(z = z, grown = grown, size = as.numeric(object.size(z)) / 2^20)
+  }, list(shared_name(s)))
+  expect_identical(r$z, as.numeric(x))
+  # R's own coercion would first make and keep 2e5 strings (about 11 MB);
+  # the result itself is 1.5 MB.
+  expect_lt(r$grown, r$size + 2)
+})
+
+test_that("Length, Dataptr and Elt still refuse a closed view", {
+  s <- share(as.numeric(1:10))
+  t <- s[1:5]
+  close(s)
+  expect_error(s[2:3], "was closed")
+  expect_error(c(s), "was closed")
+  expect_error(range(s), "was closed")
+  expect_error(sort(s), "was closed")
+  expect_error(as.integer(s), "was closed")
+  expect_identical(t, as.numeric(1:5))
+})

@@ -1,0 +1,131 @@
+# shared_buffer(): writes by subscript go to shared memory whatever object R
+# hands the replacement method, nothing else ever changes the buffer, and a
+# write costs no temporary memory of the size of what it writes.
+
+test_that("a buffer written inside a function and returned is still the buffer", {
+  for (rows in c(10, 1000)) {
+    b <- shared_buffer("double", c(rows, 2), init = 0)
+    fill_first <- function(buffer) {
+      buffer[, 1] <- 1
+      buffer
+    }
+    returned <- fill_first(b)
+    expect_true(is_shared(returned), info = rows)
+    expect_identical(shared_name(returned), shared_name(b), info = rows)
+    expect_identical(sum(b[, 1]), as.numeric(rows), info = rows)
+    seen <- in_other_process(function(name) sum(map_shared(name)), list(name = shared_name(b)))
+    expect_identical(seen, as.numeric(rows), info = rows)
+    # Setting dimnames makes R copy or wrap the buffer: it is still the buffer.
+    dimnames(returned) <- list(NULL, c("a", "b"))
+    returned[, "b"] <- 2
+    expect_true(is_shared(returned), info = rows)
+    expect_identical(sum(b[, 2]), 2 * rows, info = rows)
+    expect_invisible(close(returned))
+    expect_error(b[1], "was closed", info = rows)
+  }
+})
+
+test_that("a pool takes a buffer returned by a function, and its workers write into it", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  # Large enough to travel by name (above shmr.share_threshold).
+  b <- shared_buffer("integer", c(1e5, 4), init = 0L)
+  prepare <- function(buffer) {
+    buffer[1, ] <- -1L
+    buffer
+  }
+  out <- prepare(b)
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool), add = TRUE)
+  invisible(pool_lapply(1:4, function(j, out) {
+    out[2:3, j] <- c(j, j * 10L)
+    NULL
+  }, out = out, pool = pool))
+  expect_identical(b[1:4, ], rbind(rep(-1L, 4), 1:4, 1:4 * 10L, 0L))
+  close(out)
+})
+
+test_that("R's temporary copies of a buffer never change it", {
+  for (n in c(10, 1000)) {
+    b <- shared_buffer("double", n, init = 1)
+    doubled <- unclass(b) * 2
+    expect_identical(doubled, rep(2, n), info = n)
+    expect_identical(sqrt(unclass(b) * 4), rep(2, n), info = n)
+    expect_identical(-unclass(b), rep(-1, n), info = n)
+    expect_identical(b[], rep(1, n), info = n)
+    copy <- unclass(b)
+    copy[1] <- 5
+    expect_identical(copy[1], 5, info = n)
+    expect_identical(b[1], 1, info = n)
+  }
+})
+
+test_that("subscripts follow R's rules for `[<-`", {
+  a <- shared_buffer("integer", c(3, 4, 2), init = 0L)
+  ref <- array(0L, c(3, 4, 2))
+  a[2, , 2] <- 1:4
+  ref[2, , 2] <- 1:4
+  a[cbind(1, 1, 1)] <- 9L
+  ref[cbind(1, 1, 1)] <- 9L
+  a[-1, 1, 1] <- 7L
+  ref[-1, 1, 1] <- 7L
+  a[c(TRUE, FALSE), 4, ] <- c(5L, 6L)
+  ref[c(TRUE, FALSE), 4, ] <- c(5L, 6L)
+  a[20:21] <- 3L
+  ref[20:21] <- 3L
+  expect_identical(fetch(a), ref)
+  m <- shared_buffer("double", c(2, 2), init = 0)
+  dimnames(m) <- list(c("x", "y"), c("p", "q"))
+  m["y", "q"] <- 4
+  m[["x", "p"]] <- 1
+  expect_identical(fetch(m), matrix(c(1, 0, 0, 4), 2, dimnames = list(c("x", "y"), c("p", "q"))))
+  expect_error(m[, 3] <- 1, "subscript out of bounds")
+  expect_error(m[1:3] <- 1:2, "not a multiple of replacement length")
+  expect_error(m[1, 1, 1] <- 1, "incorrect number of subscripts")
+  expect_error(m[[1:2]] <- 1:2, "more elements supplied")
+})
+
+test_that("writing a column costs no temporary memory the size of the column", {
+  skip_on_cran()
+  # About 40 MB per column; R's own `[<-` with positions built in R used
+  # several times that.
+  got <- in_other_process(function() {
+    b <- shared_buffer("double", c(5e6, 2), init = 0)
+    invisible(gc())
+    before <- shmr:::process_memory()[["anonymous"]]
+    b[, 1] <- 1
+    b[seq_len(5e6), 2] <- 2
+    after <- shmr:::process_memory()[["anonymous"]]
+    list(added = after - before, sums = c(sum(b[, 1]), sum(b[, 2])))
+  })
+  expect_identical(got$sums, c(5e6, 1e7))
+  expect_lt(got$added, 8e6)
+})
+
+test_that("buffer sizes beyond R's limits are clear errors; long vectors are fine", {
+  expect_error(shared_buffer("double", c(2^31, 2)), "at most 2147483647")
+  expect_error(shared_buffer("double", 2^53), "at most 2\\^52")
+  expect_error(shared_buffer("double", -1), "non-negative whole numbers")
+  skip_on_cran()
+  # A sparse 2 GiB raw vector: no page is touched.
+  long <- expect_silent(shared_buffer("raw", 2^31 + 1))
+  expect_identical(length(long), 2^31 + 1)
+  long[2^31 + 1] <- as.raw(7)
+  expect_identical(long[2^31 + 1], as.raw(7))
+  close(long)
+})
+
+test_that("closing twice does nothing the second time", {
+  x <- share(as.numeric(1:10))
+  expect_identical(close(x), TRUE)
+  expect_identical(close(x), FALSE)
+  b <- shared_buffer("integer", 3)
+  close(b)
+  expect_invisible(close(b))
+  df <- share(data.frame(a = as.numeric(1:3), b = c("x", "y", "z")))
+  close(df)
+  expect_identical(close(df), FALSE)
+  # share() may hand back what it did not share (below the threshold, say):
+  # closing that is harmless too.
+  expect_identical(close(1:3), FALSE)
+})

@@ -1,0 +1,56 @@
+# Regions shared in forked children (parallel::mclapply()). A child ends
+# with _exit(), so nothing of it can release anything: a region it sends to
+# its parent becomes the parent's (creator and owner), and the rest stay
+# the child's, removed by prune_shared() once the child is gone.
+
+test_that("regions a forked child returns belong to the parent", {
+  skip_on_cran()
+  skip_on_os("windows")
+  res <- parallel::mclapply(1:2, function(i) share(as.numeric(seq_len(1e5)) + i), mc.cores = 2)
+  names <- vapply(res, shared_name, "")
+  listed <- shared_regions()
+  expect_identical(listed$creator_pid[match(names, listed$name)], rep(Sys.getpid(), 2))
+  expect_true(all(vapply(res, function(x) shared_info(x)$owner, TRUE)))
+  # Pruning keeps them, so they still travel by name.
+  expect_false(any(names %in% prune_shared()))
+  seen <- in_other_process(function(n) vapply(n, function(x) sum(map_shared(x)), 1), list(n = names))
+  expect_identical(unname(seen), vapply(1:2, function(i) sum(as.numeric(seq_len(1e5)) + i), 1))
+  # And they go with the parent's objects.
+  rm(res)
+  invisible(gc())
+  expect_false(any(vapply(names, region_exists, TRUE)))
+})
+
+test_that("nothing a forked child shared outlives the processes, but for prune_shared()", {
+  skip_on_cran()
+  skip_on_os("windows")
+  kept <- tempfile()
+  got <- in_other_process(function(kept) {
+    res <- parallel::mclapply(1:2, function(i) {
+      scratch <- share(as.numeric(seq_len(1e4)) * i) # the child's own, never sent
+      cat(shared_name(scratch), "\n", file = kept, append = TRUE)
+      share(as.numeric(seq_len(1e5)) + i)
+    }, mc.cores = 2)
+    vapply(res, shared_name, "")
+  }, list(kept = kept))
+  # The parent has exited: what it received went with it.
+  expect_false(any(vapply(got, region_exists, TRUE)))
+  scratch <- trimws(readLines(kept))
+  expect_length(scratch, 2L)
+  # The children's own regions name them (gone) as creators.
+  pruned <- prune_shared()
+  expect_true(all(scratch %in% pruned))
+  expect_false(any(vapply(scratch, region_exists, TRUE)))
+})
+
+test_that("a forked child still releases what it closes itself", {
+  skip_on_cran()
+  skip_on_os("windows")
+  name <- parallel::mccollect(parallel::mcparallel({
+    x <- share(as.numeric(1:1000))
+    n <- shared_name(x)
+    close(x)
+    n
+  }))[[1]]
+  expect_false(region_exists(name))
+})

@@ -1,0 +1,106 @@
+# Large pool results come back through shared memory. The region a worker
+# writes is the caller's from the start: it names the caller as its creator
+# (prune_shared() judges it by the caller's life) and, when it falls back to
+# a file, that file is in the caller's directory. One the caller never
+# adopts is removed at the end of the call or, at the latest, when the
+# caller exits.
+
+test_that("a handed-off result is the caller's and outlives the workers", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  old <- options(shmr.share_threshold = 1000)
+  on.exit(options(old), add = TRUE)
+  for (capacity in c("", "4096")) {
+    # With a tiny capacity the workers' regions fall back to files.
+    Sys.setenv(SHMR_SHM_CAPACITY = capacity)
+    pool <- pool_create(2)
+    Sys.unsetenv("SHMR_SHM_CAPACITY")
+    res <- pool_lapply(1:2, function(i) as.numeric(seq_len(1e5)) + i)
+    info <- shared_info(res[[2]])
+    expect_identical(info$creator_pid, as.numeric(Sys.getpid()), info = capacity)
+    expect_true(info$owner, info = capacity)
+    expect_identical(info$backing, if (nzchar(capacity)) "mmap" else "shm", info = capacity)
+    if (nzchar(capacity)) {
+      expect_identical(dirname(info$path), normalizePath(file.path(tempdir(), "shmr")),
+                       info = capacity)
+    }
+    pool_stop(pool)
+    expect_false(shared_name(res[[2]]) %in% prune_shared(), info = capacity)
+    seen <- in_other_process(function(name) sum(map_shared(name)), list(name = shared_name(res[[2]])))
+    expect_identical(seen, sum(as.numeric(seq_len(1e5)) + 2), info = capacity)
+    name <- shared_name(res[[2]])
+    rm(res)
+    invisible(gc())
+    expect_false(region_exists(name), info = capacity)
+  }
+})
+
+test_that("a result never adopted is removed by the caller", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  target <- shmr:::handoff_target()
+  # A worker hands a result off and exits; the reply never reaches the caller.
+  name <- callr::r(function(target) {
+    unclass(shmr:::maybe_hand_off(as.numeric(seq_len(1e5)), 0, target))$name
+  }, list(target = target))
+  expect_true(startsWith(name, target$prefix))
+  expect_true(region_exists(name))
+  listed <- shared_regions()
+  expect_identical(listed$creator_pid[listed$name == name], Sys.getpid())
+  expect_false(name %in% prune_shared())
+  expect_identical(shmr:::discard_handoffs(target), 1L)
+  expect_false(region_exists(name))
+
+  # Nor does it outlive a caller that exits without adopting it.
+  got <- in_other_process(function() {
+    target <- shmr:::handoff_target()
+    name <- callr::r(function(target) {
+      unclass(shmr:::maybe_hand_off(as.numeric(seq_len(1e5)), 0, target))$name
+    }, list(target = target))
+    list(name = name, there = file.exists(file.path(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), name)))
+  })
+  expect_true(got$there)
+  expect_false(region_exists(got$name))
+})
+
+test_that("a result handed off to a call that has stopped is removed, not leaked", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  old <- options(shmr.share_threshold = 1000)
+  on.exit(options(old), add = TRUE)
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool), add = TRUE)
+  written <- function() {
+    listed <- shared_regions()
+    listed$name[listed$complete]
+  }
+  # Element 1 warns at once; the caller's handler waits until element 2's
+  # large result is written to shared memory (its reply still unread) and
+  # then stops the call: that result is lost in flight.
+  seen <- character()
+  stopped <- tryCatch(withCallingHandlers(
+    pool_lapply(1:2, function(i) {
+      if (i == 1) {
+        warning("first")
+        return(0)
+      }
+      Sys.sleep(0.5)
+      as.numeric(seq_len(1e5))
+    }, pool = pool, chunk_size = 1),
+    warning = function(w) {
+      deadline <- Sys.time() + 60
+      while (!length(seen <<- written()) && Sys.time() < deadline) Sys.sleep(0.05)
+      stop("the caller gave up")
+    }
+  ), error = conditionMessage)
+  expect_identical(stopped, "the caller gave up")
+  expect_length(seen, 1L)
+  invisible(gc())
+  expect_identical(written(), character())
+  expect_false(any(file.exists(file.path(Sys.getenv("SHMR_SHM_DIR"), seen))))
+  # The pool still works, and its results are the caller's.
+  res <- pool_lapply(1:2, function(i) as.numeric(seq_len(1e5)) + i, pool = pool)
+  expect_identical(sum(res[[2]]), sum(as.numeric(seq_len(1e5)) + 2))
+})

@@ -1,0 +1,79 @@
+# share() of objects without data of their own: NULL, functions,
+# environments, formulas, calls, and S4 objects that are not vectors.
+
+test_that("a named or persistent share of something without data is an error", {
+  cases <- list(NULL = NULL, fun = function(x) x + 1, env = new.env(), formula = y ~ x,
+                call = quote(f(x)))
+  for (label in names(cases)) {
+    name <- paste0("nondata_", label, "_", Sys.getpid())
+    expect_error(share(cases[[label]], name = name), "holds no data", info = label)
+    expect_error(share(cases[[label]], persist = TRUE), "share a list that holds it", info = label)
+    expect_false(region_exists(paste0("shmr_", name)), info = label)
+    expect_error(map_shared(name), "no shared region", info = label)
+    # Without a name it comes back as it is.
+    expect_identical(share(cases[[label]]), cases[[label]], info = label)
+  }
+  # Inside a list it is shared, and maps by name in another process.
+  name <- paste0("nondata_list_", Sys.getpid())
+  held <- share(list(f = function(x) x + 1, v = as.numeric(1:3)), name = name)
+  got <- in_other_process(function(name) map_shared(name)$f(1), list(name = name))
+  expect_identical(got, 2)
+  close(held)
+})
+
+test_that("an S4 object shares its data; a small one comes back as it is", {
+  setClass("ShmrTestHolder", representation(values = "numeric", label = "character"),
+           where = globalenv())
+  on.exit(removeClass("ShmrTestHolder", where = globalenv()), add = TRUE)
+  big <- new("ShmrTestHolder", values = as.numeric(seq_len(1e5)), label = "big")
+  shared <- share(big, min_bytes = 1000)
+  expect_silent(validObject(shared))
+  expect_true(is_shared(shared))
+  expect_false(is.null(shared_name(shared@values)))
+  expect_identical(shared@values, big@values)
+  expect_identical(shared@label, "big")
+  expect_identical(shared_info(shared)$n_regions, 1L)
+  got <- in_other_process(function(x) sum(x@values), list(x = shared))
+  expect_identical(got, sum(as.numeric(seq_len(1e5))))
+  close(shared)
+
+  small <- new("ShmrTestHolder", values = 1:3 + 0, label = "small")
+  same <- share(small, min_bytes = 1000)
+  expect_identical(same, small)
+  expect_false(is_shared(same))
+  expect_error(share(big, name = paste0("s4_", Sys.getpid())), "an S4 object cannot be shared")
+})
+
+test_that("an S4 object that is a vector is shared, by name too, and stays S4", {
+  setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"),
+           where = globalenv())
+  on.exit(removeClass("ShmrTestNum", where = globalenv()), add = TRUE)
+  x <- new("ShmrTestNum", as.numeric(seq_len(1e5)), unit = "m")
+  name <- paste0("s4num_", Sys.getpid())
+  for (given in list(NULL, name)) {
+    shared <- share(x, name = given)
+    expect_true(is_shared(shared))
+    expect_true(isS4(shared))
+    expect_identical(shared, x)
+    expect_identical(shared@unit, "m")
+    expect_silent(validObject(shared))
+    expect_lt(length(serialize(shared, NULL)), 1000)
+    got <- in_other_process(function(x, name) {
+      library(methods)
+      setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"))
+      mapped <- map_shared(name)
+      list(sent = c(isS4(x), is_shared(x), sum(x)), unit = x@unit,
+           mapped = c(isS4(mapped), sum(mapped)), mapped_unit = mapped@unit)
+    }, list(x = shared, name = shared_name(shared)))
+    expect_identical(got$sent, c(1, 1, sum(x@.Data)))
+    expect_identical(got$unit, "m")
+    expect_identical(got$mapped, c(1, sum(x@.Data)))
+    expect_identical(got$mapped_unit, "m")
+    close(shared)
+  }
+  deep <- share(list(a = x), deep = TRUE, min_bytes = 1000)
+  expect_true(is_shared(deep$a))
+  expect_true(isS4(deep$a))
+  expect_identical(deep$a, x)
+  close(deep)
+})
