@@ -10,7 +10,7 @@
 #' host map the region itself.
 #'
 #' @section Remote mode:
-#' A shared object serializes as its region's name (about 150 bytes). That
+#' A shared object serializes as its region's name (about 130 bytes). That
 #' name means nothing on another host, so in *remote mode* the object also
 #' carries its origin: the address of its owner's region server, a token
 #' that is different for every region, a fingerprint of the server's TLS

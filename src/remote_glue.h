@@ -18,7 +18,7 @@ bool& peer_is_remote();
 // This host's identity for the current shm directory.
 std::string local_host();
 
-// The origin (FORMAT.md "Remote state") an object of region `name` created
+// The origin (FORMAT.md 4, the "origin" field) an object of region `name` created
 // by `pid` at `created_ms` arrived with, so the same origin travels on when
 // the object is sent again.
 std::string origin_key(const std::string& name, int64_t pid, int64_t created_ms);

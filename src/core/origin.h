@@ -1,7 +1,8 @@
 // Where a shared object comes from, in remote mode: the extra part of its
-// serialized state that lets a worker on another host get the region's bytes
-// (inst/FORMAT.md, "Remote state"). Like the rest of a state it arrives
-// through unserialize(), which anyone can write: it is parsed strictly.
+// serialized state that lets a worker on another host get the region's
+// bytes (inst/FORMAT.md 4, the compact state's "origin" field). Like the
+// rest of a state it arrives through unserialize(), which anyone can write:
+// it is parsed strictly.
 #pragma once
 
 #include <cstdint>
