@@ -372,3 +372,24 @@ TEST(FormatVersion, VersionOneRegionsStillRead) {
   v1.put(0, header);
   EXPECT_CORRUPT(shmr::RegionReader(v1.data(), v1.size(), "shmr_v1"));
 }
+
+TEST(Replica, MappingACopyNeverClaimsIt) {
+  // The copy's header names the origin's creator, here this very process
+  // (on a real other host, an unrelated one that may share its PID): mapping
+  // the copy must not make this process its owner, which would remove it
+  // once the mapping is gone.
+  TempDir origin_dir, here;
+  auto origin = make_region(origin_dir, "shmr_mapped_copy");
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  {
+    ReplicaBuilder builder(here.path(), "shmr_mapped_copy", identity_of(*origin, "hostA:0:26"));
+    builder.write(0, bytes.data(), bytes.size());
+    builder.publish();
+  }
+  {
+    auto copy = shmr::open_mapped_region(here.path(), "shmr_mapped_copy");
+    EXPECT_TRUE(copy->reader().is_replica());
+  }
+  shmr::release_all_owned_regions();
+  EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_mapped_copy"});
+}
