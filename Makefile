@@ -4,7 +4,7 @@
 R ?= R
 RSCRIPT ?= Rscript
 
-.PHONY: all deps install demo test test-cpp test-r check docs clean bench bench-quick \
+.PHONY: all deps install demo test test-cpp test-r check docs clean distclean bench bench-quick \
         fuzz fuzz-corpus test-asan peer-tests
 
 CXX ?= g++
@@ -23,22 +23,28 @@ install: deps
 demo: install
 	@$(RSCRIPT) --vanilla inst/examples/share-with-workers.R
 
-test: install
+# The C++ suite, then the R suite on this machine's R and on R 4.5 when
+# ../shared/tools/r45.sh provides it (tools/run-r-suites.sh: shmr is built
+# into build/r-lib/<version>, R 4.5's packages go into .r-library/).
+test: deps
 	@mkdir -p build
 	@bash tools/run-cpp-tests.sh build/cpp-counts; true
-	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts || echo "0 1" > build/r-counts
-	@read cp cf < build/cpp-counts; read rp rf < build/r-counts; \
-	  echo "C++ tests: $$cp passed, $$cf failed; R tests: $$rp passed, $$rf failed"; \
-	  echo "$$((cp + rp)) passed, $$((cf + rf)) failed"; \
-	  [ $$((cf + rf)) -eq 0 ]
+	@R=$(R) bash tools/run-r-suites.sh build/r-suites; true
+	@read cp cf < build/cpp-counts; line="C++ tests: $$cp passed, $$cf failed"; \
+	  tp=$$cp; tf=$$cf; \
+	  while read label p f; do \
+	    if [ "$$p" = skipped ]; then line="$$line; $$label tests: skipped"; continue; fi; \
+	    line="$$line; $$label tests: $$p passed, $$f failed"; tp=$$((tp + p)); tf=$$((tf + f)); \
+	  done < build/r-suites; \
+	  echo "$$line"; echo "$$tp passed, $$tf failed"; [ $$tf -eq 0 ]
 
 test-cpp: deps
 	@mkdir -p build
 	@bash tools/run-cpp-tests.sh build/cpp-counts
 
-test-r: install
+test-r: deps
 	@mkdir -p build
-	@$(RSCRIPT) --vanilla tools/run-r-tests.R build/r-counts; cat build/r-counts
+	@R=$(R) bash tools/run-r-suites.sh build/r-suites; cat build/r-suites
 
 # The R test suite against shmr built with AddressSanitizer and UBSan, in its
 # own library (build/asan-lib); see tools/run-asan-tests.sh.
@@ -87,3 +93,7 @@ clean:
 #   make peer-tests R=/path/to/R-4.5/bin/R RSCRIPT=/path/to/R-4.5/bin/Rscript
 peer-tests: install
 	@$(RSCRIPT) tools/peer-suites.R $(PEER_ARGS)
+
+# Also the project's own library of R 4.5 packages (.r-library).
+distclean: clean
+	@rm -rf .r-library

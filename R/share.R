@@ -6,16 +6,24 @@
 #'
 #' Atomic vectors (logical, integer, double, complex, raw) and character
 #' vectors become ALTREP views of the region, with every attribute kept.
-#' Lists and data frames become lists of such views, nested to any depth.
-#' Anything else found inside (functions, environments, formulas, S4
-#' objects, language objects) is stored serialized and comes back equal. The
-#' same object referenced twice inside `x` is stored once.
+#' Lists and data frames, nested to any depth, hold such views: on R 4.3 and
+#' later each list is itself one ALTREP list whose elements are read from the
+#' region when first used; on R 4.2 it is an ordinary list. Pairlists come
+#' back as pairlists. Anything else found inside (functions, environments,
+#' formulas, S4 objects, language objects) is stored serialized and comes
+#' back equal. The same object referenced twice inside `x` is stored once.
 #'
-#' A shared object serializes as its region name (about 150 bytes for a
-#' vector, whatever its length), so sending it to a worker of `parallel`,
-#' `mirai`, `future` or `callr` moves only the name; the worker maps the same
-#' region. Workers on other hosts (mirai's remote daemons) get one copy per
-#' host: see [remote].
+#' A shared object serializes as its region name (about 130 bytes for a
+#' vector, whatever its length; on R 4.3 and later about 100 bytes plus its
+#' attributes for a list or data frame, whatever its size), so sending it to
+#' a worker of `parallel`, `mirai`, `future` or `callr` moves only the name;
+#' the worker maps the same region, and what it receives is shared there
+#' too. Changing a shared list (`x$a <- 1`) makes a private list that
+#' travels by value; the region never changes. On R 4.2 a list travels
+#' element by element (its views by name; in a list of 64 elements or more,
+#' elements of at most 56 bytes by value) and arrives as an ordinary list.
+#' Workers on other hosts (mirai's remote daemons) get one copy per host:
+#' see [remote].
 #'
 #' @section Saving shared objects:
 #' `saveRDS()`, `save()`, `save.image()` (and so `q("yes")`) write a shared

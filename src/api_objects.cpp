@@ -17,6 +17,7 @@
 #include "encode.h"
 #include "fetch.h"
 #include "list_registry.h"
+#include "list_view.h"
 #include "r_api.h"
 #include "view.h"
 
@@ -54,9 +55,15 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
     EncodedObject encoded;
     describe_object(x, encoded);
     encoded.description.original_class = as_string(original_class);
-    auto mapping = std::make_shared<Mapping>(create_region(encoded.description,
-                                                           create_options(options)));
-    return decode_object(mapping, mapping->reader().root());
+    CreateOptions create = create_options(options);
+    auto mapping = std::make_shared<Mapping>(create_region(encoded.description, create));
+    SEXP shared = decode_object(mapping, mapping->reader().root());
+    // Without ALTREP lists (R < 4.3) nothing can follow a list that holds no
+    // view: a region the user named stays published until exit.
+    if (!have_list_views() && TYPEOF(shared) == VECSXP && mapping.use_count() == 1 &&
+        !create.name.empty())
+      keep_until_exit(mapping);
+    return shared;
   });
   END_CPP11
 }

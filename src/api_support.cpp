@@ -7,6 +7,7 @@
 #include "core/names.h"
 #include "core/store.h"
 #include "list_registry.h"
+#include "list_view.h"
 #include "view.h"
 
 namespace shmr::glue {
@@ -19,6 +20,11 @@ Origin origin_of(SEXP x) {
         view->writable_copy == WritableCopy::Private)
       return {};
     return {view->mapping, view->node.index()};
+  }
+  if (ListHandle* list = list_view_handle(x)) {
+    // A list changed in this process no longer reads its region.
+    if (list->written || list->mapping->is_closed()) return {};
+    return {list->mapping, list->node.index()};
   }
   ListOrigin list = find_list(x);
   return {list.mapping, list.node};

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.h"
@@ -25,13 +26,34 @@ using format::NodeKind;
 // a name and the object's serialized size does not grow with its attributes.
 constexpr uint64_t kPlainAttributeBytes = 64;
 
+// Without list views a shared list is an ordinary list, and serialize()
+// writes each element: a view costs R's wrapper and its name (about 64
+// bytes), so in a long list an element whose data is smaller travels
+// cheaper as a copy. A list of a million small elements then serializes
+// like the plain list, not 8 times larger, and decoding it makes no views.
+// A list view copies the same elements when they are read, for the same
+// reason: making and holding a view costs more than such data, and reading
+// a million of them costs about what the plain list would. Short lists keep
+// every element a view, as a vector is one however small.
+constexpr uint64_t kPlainElementBytes = 56;
+constexpr uint64_t kPlainElementsFrom = 64;
+
 enum class Role { Element, Attribute };
+
+// What the decoder makes of lists and small elements on this R.
+struct Rules {
+  bool list_views;            // element lists become list views (R >= 4.3)
+  bool plain_small_elements;  // small list elements are copied (older R)
+};
+
+constexpr Rules kRules{have_list_views(), !have_list_views()};
 
 struct Slot {
   NodeView node;
   Role role;
-  bool plain = false;     // copied rather than viewed
-  bool has_view = false;  // this object or a part of it is a view
+  bool expanded = false;  // a list built here with its elements
+  bool plain = false;     // a vector copied rather than viewed
+  bool witnessed = false;  // an expanded list holding a view (see list_registry.h)
   std::vector<size_t> children;
   std::vector<std::pair<std::string, size_t>> attributes;
   std::vector<StringRef> strings;  // plain String slots: validated elements
@@ -46,12 +68,24 @@ bool is_viewable(NodeKind kind) {
   return kind != NodeKind::Null && kind != NodeKind::List && kind != NodeKind::Serialized;
 }
 
+bool is_pairlist(const NodeView& node) {
+  return node.kind() == NodeKind::List && (node.flags() & format::kNodeFromPairlist) != 0;
+}
+
 class Planner {
  public:
   explicit Planner(const RegionReader& reader) : reader_(reader) {}
 
-  // Collects every slot reachable from `start`; returns them children first.
+  // Collects every slot `start` needs; returns them children first, so the
+  // last one is `start`'s. A list that becomes a list view needs only its
+  // attributes: its elements are decoded when read.
   std::vector<Slot> plan(uint64_t start) {
+    start_ = start;
+    // Without list views the plan of the root holds about every node.
+    if (!kRules.list_views && start == reader_.root()) {
+      slots_.reserve(static_cast<size_t>(std::min<uint64_t>(reader_.node_count(), 1u << 24)));
+      slot_of_.reserve(slots_.capacity());
+    }
     std::vector<std::pair<uint64_t, Role>> pending{{start, Role::Element}};
     while (!pending.empty()) {
       auto [index, role] = pending.back();
@@ -60,9 +94,16 @@ class Planner {
       Slot slot{reader_.node(index), role};
       for (uint32_t a = 0; a < slot.node.attribute_count(); ++a)
         pending.push_back({slot.node.attribute_value(a), Role::Attribute});
-      if (slot.node.kind() == NodeKind::List)
-        for (uint64_t i = 0; i < slot.node.length(); ++i)
-          pending.push_back({slot.node.child(i), role});
+      if (slot.node.kind() == NodeKind::List) {
+        slot.expanded = !kRules.list_views || role == Role::Attribute || is_pairlist(slot.node);
+        bool long_list = slot.node.length() >= kPlainElementsFrom;
+        if (slot.expanded)
+          for (uint64_t i = 0; i < slot.node.length(); ++i) {
+            uint64_t child = slot.node.child(i);
+            if (long_list && role == Role::Element) in_long_list_.insert(child);
+            pending.push_back({child, role});
+          }
+      }
       slot_of_[key(index, role)] = slots_.size();
       slots_.push_back(std::move(slot));
     }
@@ -72,7 +113,12 @@ class Planner {
     std::vector<size_t> order(slots_.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return slots_[a].node.index() < slots_[b].node.index();
+      const Slot& x = slots_[a];
+      const Slot& y = slots_[b];
+      if (x.node.index() != y.node.index()) return x.node.index() < y.node.index();
+      // The start node is also reached as an attribute only through a
+      // corrupt region; keep its element slot last all the same.
+      return x.role == Role::Attribute && y.role == Role::Element;
     });
     std::vector<size_t> position(slots_.size());
     for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
@@ -91,7 +137,6 @@ class Planner {
 
   void link(Slot& slot, const std::vector<size_t>& position, const std::vector<Slot>& sorted) {
     const NodeView& node = slot.node;
-    Role child_role = slot.role;
     for (uint32_t a = 0; a < node.attribute_count(); ++a) {
       size_t at = position[slot_of_.at(key(node.attribute_value(a), Role::Attribute))];
       slot.attributes.emplace_back(node.attribute_name(a), at);
@@ -99,32 +144,51 @@ class Planner {
     // dim must be set before dimnames (setting dim drops dimnames).
     std::stable_sort(slot.attributes.begin(), slot.attributes.end(),
                      [](const auto& a, const auto& b) { return a.first == "dim" && b.first != "dim"; });
-    if (node.kind() == NodeKind::List)
+    if (slot.expanded)
       for (uint64_t i = 0; i < node.length(); ++i)
-        slot.children.push_back(position[slot_of_.at(key(node.child(i), child_role))]);
+        slot.children.push_back(position[slot_of_.at(key(node.child(i), slot.role))]);
 
-    slot.plain = is_viewable(node.kind()) && slot.role == Role::Attribute &&
-                 payload_bytes(node) <= kPlainAttributeBytes;
+    bool is_start = node.index() == start_ && slot.role == Role::Element;
+    uint64_t bytes = payload_bytes(node);
+    slot.plain = is_viewable(node.kind()) &&
+                 (slot.role == Role::Attribute
+                      ? bytes <= kPlainAttributeBytes
+                      : kRules.plain_small_elements && !is_start && bytes <= kPlainElementBytes &&
+                            in_long_list_.count(node.index()) != 0);
     if (slot.plain && node.kind() == NodeKind::String)
       for (uint64_t i = 0; i < node.length(); ++i) slot.strings.push_back(node.string_at(i));
 
-    slot.has_view = is_viewable(node.kind()) && !slot.plain;
-    for (size_t c : slot.children) slot.has_view = slot.has_view || sorted[c].has_view;
-    for (const auto& a : slot.attributes) slot.has_view = slot.has_view || sorted[a.second].has_view;
+    for (size_t c : slot.children) {
+      const Slot& child = sorted[c];
+      bool is_view = is_viewable(child.node.kind()) && !child.plain;
+      slot.witnessed = slot.witnessed || is_view || (child.witnessed && !is_pairlist(child.node));
+    }
   }
 
   const RegionReader& reader_;
+  uint64_t start_ = 0;
   std::vector<Slot> slots_;
   std::unordered_map<uint64_t, size_t> slot_of_;
+  std::unordered_set<uint64_t> in_long_list_;  // element nodes of lists of kPlainElementsFrom or more
 };
 
-SEXP plain_copy(const Slot& slot) {
-  const NodeView& node = slot.node;
+// Plans `node` and checks what R cannot take.
+std::vector<Slot> plan_object(const RegionReader& reader, uint64_t node) {
+  std::vector<Slot> slots = Planner(reader).plan(node);
+  for (const Slot& slot : slots)
+    for (const StringRef& s : slot.strings)
+      if (s.size > 0x7fffffff) throw Error(ErrorKind::Corrupt, "string element longer than R allows");
+  return slots;
+}
+
+// A copy of `node`'s vector; `strings` are its validated elements when it is
+// a String node.
+SEXP plain_copy(const NodeView& node, const std::vector<StringRef>& strings) {
   R_xlen_t n = static_cast<R_xlen_t>(node.length());
   SEXP out = PROTECT(Rf_allocVector(r_type(node.kind()), n));
   if (node.kind() == NodeKind::String) {
     for (R_xlen_t i = 0; i < n; ++i) {
-      const StringRef& s = slot.strings[static_cast<size_t>(i)];
+      const StringRef& s = strings[static_cast<size_t>(i)];
       SET_STRING_ELT(out, i,
                      s.encoding == format::StringEncoding::Missing
                          ? NA_STRING
@@ -146,6 +210,14 @@ SEXP unserialized(const NodeView& node) {
   return value;
 }
 
+// The ordinary lists of older R that are objects in their own right (not
+// pairlists, not attribute values) and hold a view: they are registered as
+// shared. One without a view is an ordinary copy, and keeps nothing alive.
+bool is_registered_list(const Slot& slot) {
+  return !kRules.list_views && slot.expanded && slot.role == Role::Element &&
+         !is_pairlist(slot.node) && slot.witnessed;
+}
+
 // Builds the R objects for `slots` in order; only R API calls, so it runs
 // inside one unwind_protect.
 void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mapping,
@@ -153,21 +225,23 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
   for (size_t i = 0; i < slots.size(); ++i) {
     const Slot& slot = slots[i];
     const NodeView& node = slot.node;
+    R_xlen_t at = static_cast<R_xlen_t>(i);
     SEXP obj = R_NilValue;
     switch (node.kind()) {
       case NodeKind::Null:
         break;
       case NodeKind::List:
-        obj = Rf_allocVector(VECSXP, static_cast<R_xlen_t>(node.length()));
+        obj = slot.expanded ? Rf_allocVector(VECSXP, static_cast<R_xlen_t>(node.length()))
+                            : make_list_view(mapping, node);
         break;
       case NodeKind::Serialized:
         obj = unserialized(node);
         break;
       default:
-        obj = slot.plain ? plain_copy(slot) : make_view(mapping, node);
+        obj = slot.plain ? plain_copy(node, slot.strings) : make_view(mapping, node);
         break;
     }
-    SET_VECTOR_ELT(objects, static_cast<R_xlen_t>(i), obj);
+    SET_VECTOR_ELT(objects, at, obj);
     if (node.kind() == NodeKind::Null || node.kind() == NodeKind::Serialized) continue;
     for (size_t c = 0; c < slot.children.size(); ++c)
       SET_VECTOR_ELT(obj, static_cast<R_xlen_t>(c),
@@ -175,6 +249,7 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
     for (const auto& attribute : slot.attributes)
       Rf_setAttrib(obj, Rf_install(attribute.first.c_str()),
                    VECTOR_ELT(objects, static_cast<R_xlen_t>(attribute.second)));
+    if (is_pairlist(node) && slot.expanded) SET_VECTOR_ELT(objects, at, Rf_VectorToPairList(obj));
   }
 }
 
@@ -204,14 +279,7 @@ SEXP explain_build_error(SEXP condition, void* data) {
                message);
 }
 
-}  // namespace
-
-SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
-  std::vector<Slot> slots = Planner(mapping->reader()).plan(node);
-  for (const Slot& slot : slots)
-    for (const StringRef& s : slot.strings)
-      if (s.size > 0x7fffffff) throw Error(ErrorKind::Corrupt, "string element longer than R allows");
-
+SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mapping) {
   cpp11::sexp objects(cpp11::safe[Rf_allocVector](VECSXP, static_cast<R_xlen_t>(slots.size())));
   BuildJob job{&slots, &mapping, objects};
   const std::string& region = mapping->region().name();
@@ -220,13 +288,9 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
                               const_cast<char*>(region.c_str()));
   });
 
-  for (size_t i = 0; i < slots.size(); ++i) {
-    const Slot& slot = slots[i];
-    if (slot.node.kind() == NodeKind::List && slot.role == Role::Element)
-      remember_list(VECTOR_ELT(objects, static_cast<R_xlen_t>(i)), mapping, slot.node.index(),
-                    !slot.has_view);
-  }
-  remember_mapping(mapping);
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (is_registered_list(slots[i]))
+      remember_list(VECTOR_ELT(objects, static_cast<R_xlen_t>(i)), mapping, slots[i].node.index());
   // The slots list would otherwise count as a second reference to every
   // object until it is collected, and R would copy the result before its
   // first change (fatal for writable shares). Nothing below allocates.
@@ -234,6 +298,65 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
   for (R_xlen_t i = 0; i < static_cast<R_xlen_t>(slots.size()); ++i)
     SET_VECTOR_ELT(objects, i, R_NilValue);
   return result;
+}
+
+// A mapping of `list`'s region on which none of the nodes that `slots` make
+// views of has a live view: the list's own mapping when possible.
+std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::vector<Slot>& slots) {
+  auto is_free = [&](const Mapping& mapping) {
+    for (const Slot& slot : slots)
+      if (is_viewable(slot.node.kind()) && !slot.plain && mapping.has_live_view(slot.node.index()))
+        return false;
+    return true;
+  };
+  if (is_free(*list.mapping)) return list.mapping;
+  const std::string& name = list.mapping->region().name();
+  try {
+    std::shared_ptr<Mapping> other = mapping_for_node(name, slots.back().node.index());
+    if (is_free(*other)) return other;
+    return open_mapping(name);
+  } catch (const Error&) {
+    // The region's name is gone (its creator removed it): the list's own
+    // mapping is all there is. Its elements are never changed in place (R
+    // marks what an ALTREP list returns as not mutable).
+    return list.mapping;
+  }
+}
+
+}  // namespace
+
+SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
+  std::vector<Slot> slots = plan_object(mapping->reader(), node);
+  SEXP result = build(slots, mapping);
+  remember_mapping(mapping);
+  return result;
+}
+
+SEXP decode_list_element(const ListHandle& list, uint64_t position) {
+  uint64_t node = list.node.child(position);
+  // The common elements (a column, a vector without attributes, NULL) need
+  // no plan: lapply() over a million of them makes a million of these.
+  NodeView child = list.mapping->reader().node(node);
+  if (child.attribute_count() == 0) {
+    if (child.kind() == NodeKind::Null) return R_NilValue;
+    // In a long list a small element is copied, as on older R (see
+    // kPlainElementBytes): a view would cost more to make and to hold than
+    // its data, and the list travels as one object anyway.
+    if (is_viewable(child.kind()) && list.node.length() >= kPlainElementsFrom &&
+        payload_bytes(child) <= kPlainElementBytes) {
+      std::vector<StringRef> strings;
+      if (child.kind() == NodeKind::String)
+        for (uint64_t i = 0; i < child.length(); ++i) strings.push_back(child.string_at(i));
+      return cpp11::unwind_protect([&] { return plain_copy(child, strings); });
+    }
+    if (is_viewable(child.kind()) && !list.mapping->has_live_view(node))
+      return cpp11::unwind_protect([&] { return make_view(list.mapping, child); });
+  }
+  std::vector<Slot> slots = plan_object(list.mapping->reader(), node);
+  std::shared_ptr<Mapping> mapping = mapping_for_views(list, slots);
+  if (mapping == list.mapping) return build(slots, mapping);
+  // Another mapping reads the same bytes; plan on it so the views point there.
+  return decode_object(mapping, node);
 }
 
 }  // namespace shmr::glue

@@ -1,6 +1,7 @@
 #include "r_api.h"
 
 #include "core/process.h"
+#include "list_view.h"
 #include "mapping.h"
 #include "view.h"
 
@@ -152,6 +153,7 @@ void R_init_shmr(DllInfo* dll) {
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);
+  shmr::glue::init_list_view_class(dll);
   shmr::glue::watch_idle_mappings();
 }
 }

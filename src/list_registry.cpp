@@ -1,19 +1,29 @@
 #include "list_registry.h"
 
+#include <cstring>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "mapping.h"
+#include "r_types.h"
+#include "view.h"
 
 namespace shmr::glue {
 namespace {
 
+using format::NodeKind;
+
 struct Entry {
   std::weak_ptr<Mapping> mapping;
-  std::shared_ptr<Mapping> anchor;
   const Mapping* owner = nullptr;
-  uint64_t node = 0;
-  std::vector<SEXP> elements;  // compared by address only, never dereferenced
+  NodeView node;  // read only while `mapping` can be locked
+  // The elements as decoded, compared by address; each comparison is backed
+  // by a check against the region (holds_decoded), since an element's
+  // address can be reused once the list no longer holds it.
+  std::vector<SEXP> elements;
 };
 
 struct Registry {
@@ -22,58 +32,134 @@ struct Registry {
   std::unordered_map<const Mapping*, std::vector<SEXP>> by_owner;
 };
 
+// Never destroyed, so no static destructor runs after R has gone.
 Registry& registry() {
-  static Registry instance;
-  return instance;
+  static auto* instance = new Registry();
+  return *instance;
+}
+
+bool same_bytes(SEXP element, const NodeView& node) {
+  if (ALTREP(element) || TYPEOF(element) != r_type(node.kind()) ||
+      static_cast<uint64_t>(XLENGTH(element)) != node.length())
+    return false;
+  if (node.kind() != NodeKind::String)
+    return node.data_size() == 0 ||
+           std::memcmp(DATAPTR_RO(element), node.data(), node.data_size()) == 0;
+  for (uint64_t i = 0; i < node.length(); ++i) {
+    SEXP ch = STRING_ELT(element, static_cast<R_xlen_t>(i));
+    StringRef s = node.string_at(i);
+    if (s.encoding == format::StringEncoding::Missing) {
+      if (ch != NA_STRING) return false;
+    } else if (ch == NA_STRING || static_cast<uint64_t>(LENGTH(ch)) != s.size ||
+               (s.size > 0 && std::memcmp(CHAR(ch), s.data, s.size) != 0)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The entry of `x` when its mapping lives and its region is open.
+const Entry* live_entry(SEXP x, std::shared_ptr<Mapping>& mapping) {
+  if (TYPEOF(x) != VECSXP || ALTREP(x)) return nullptr;
+  auto found = registry().by_list.find(x);
+  if (found == registry().by_list.end()) return nullptr;
+  mapping = found->second.mapping.lock();
+  if (!mapping || mapping.get() != found->second.owner || mapping->is_closed()) return nullptr;
+  if (static_cast<size_t>(XLENGTH(x)) != found->second.elements.size()) return nullptr;
+  return &found->second;
+}
+
+// True when `element` is still what the decoder put at `position`: the
+// same object and, so that a new object at a reused address is never taken
+// for it, the view of that node, the shared list of that node (queued in
+// `nested` for the same check), or a copy with the node's bytes.
+bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position, SEXP element,
+                   std::vector<SEXP>& nested) {
+  if (element != entry.elements[position]) return false;
+  NodeView child = mapping.reader().node(entry.node.child(position));
+  switch (child.kind()) {
+    case NodeKind::Null:
+      return element == R_NilValue;
+    case NodeKind::Serialized:
+      return true;
+    case NodeKind::List: {
+      if (TYPEOF(element) == LISTSXP) return true;  // a pairlist is never registered
+      std::shared_ptr<Mapping> owner;
+      const Entry* inner = live_entry(element, owner);
+      if (inner == nullptr) {
+        // A nested list without views is an ordinary copy.
+        return TYPEOF(element) == VECSXP && !ALTREP(element) &&
+               static_cast<uint64_t>(XLENGTH(element)) == child.length() &&
+               registry().by_list.count(element) == 0;
+      }
+      if (owner.get() != &mapping || inner->node.index() != child.index()) return false;
+      nested.push_back(element);
+      return true;
+    }
+    default:
+      if (ViewHandle* view = view_handle(element))
+        return view->mapping.get() == &mapping && view->node.index() == child.index() &&
+               !view->is_slice();
+      return same_bytes(element, child);
+  }
 }
 
 }  // namespace
 
-void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t node,
-                   bool anchor) {
+void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t node) {
   Entry entry;
   entry.mapping = mapping;
   entry.owner = mapping.get();
-  if (anchor) entry.anchor = mapping;
-  entry.node = node;
+  entry.node = mapping->reader().node(node);
   R_xlen_t n = XLENGTH(list);
   entry.elements.reserve(static_cast<size_t>(n));
   for (R_xlen_t i = 0; i < n; ++i) entry.elements.push_back(VECTOR_ELT(list, i));
   Registry& r = registry();
   r.by_owner[mapping.get()].push_back(list);
-  // An address reused after the previous list there was collected replaces
-  // the stale entry; forget_lists_of() checks the owner before erasing.
+  // A stale entry (its list was collected; R reused the address) is
+  // replaced; forget_lists_of() checks the owner before erasing.
   r.by_list[list] = std::move(entry);
 }
 
 ListOrigin find_list(SEXP x) {
-  if (TYPEOF(x) != VECSXP) return {};
-  auto found = registry().by_list.find(x);
-  if (found == registry().by_list.end()) return {};
-  const Entry& entry = found->second;
-  std::shared_ptr<Mapping> mapping = entry.mapping.lock();
-  if (!mapping || mapping->is_closed()) return {};
-  if (static_cast<size_t>(XLENGTH(x)) != entry.elements.size()) return {};
-  for (size_t i = 0; i < entry.elements.size(); ++i)
-    if (VECTOR_ELT(x, static_cast<R_xlen_t>(i)) != entry.elements[i]) return {};
-  return {mapping, entry.node};
+  try {
+    std::shared_ptr<Mapping> mapping;
+    const Entry* root = live_entry(x, mapping);
+    if (root == nullptr) return {};
+    uint64_t node = root->node.index();
+    std::vector<SEXP> pending{x};
+    std::unordered_set<SEXP> checked;
+    while (!pending.empty()) {
+      SEXP list = pending.back();
+      pending.pop_back();
+      if (!checked.insert(list).second) continue;
+      std::shared_ptr<Mapping> owner;
+      const Entry* entry = live_entry(list, owner);
+      if (entry == nullptr || owner != mapping) return {};
+      for (size_t i = 0; i < entry->elements.size(); ++i)
+        if (!holds_decoded(*entry, *mapping, i, VECTOR_ELT(list, static_cast<R_xlen_t>(i)), pending))
+          return {};
+    }
+    return {mapping, node};
+  } catch (const std::exception&) {
+    return {};
+  }
 }
 
-void forget_lists_of(const Mapping* mapping) {
+void keep_until_exit(std::shared_ptr<Mapping> mapping) {
+  static auto* kept = new std::vector<std::shared_ptr<Mapping>>();
+  kept->push_back(std::move(mapping));
+}
+
+void forget_lists_of(const Mapping* mapping) noexcept {
   Registry& r = registry();
   auto owned = r.by_owner.find(mapping);
   if (owned == r.by_owner.end()) return;
-  std::vector<SEXP> lists = std::move(owned->second);
-  r.by_owner.erase(owned);
-  // Anchors are dropped only after the loop: dropping the last one destroys
-  // the mapping, whose destructor calls back here.
-  std::vector<std::shared_ptr<Mapping>> anchors;
-  for (SEXP list : lists) {
+  for (SEXP list : owned->second) {
     auto found = r.by_list.find(list);
-    if (found == r.by_list.end() || found->second.owner != mapping) continue;
-    if (found->second.anchor) anchors.push_back(std::move(found->second.anchor));
-    r.by_list.erase(found);
+    if (found != r.by_list.end() && found->second.owner == mapping) r.by_list.erase(found);
   }
+  r.by_owner.erase(owned);
 }
 
 }  // namespace shmr::glue

@@ -15,6 +15,12 @@ int& scope_depth();
 // value, since their names mean nothing there.
 bool& peer_is_remote();
 
+// True in remote mode (the option, or a pool call's scope) and once
+// peer_is_remote(): a shared object's name alone may then mean nothing
+// where it goes. (A list travels by value then; its elements' views carry
+// their origins.)
+bool names_may_not_travel();
+
 // This host's identity for the current shm directory.
 std::string local_host();
 

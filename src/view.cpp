@@ -157,6 +157,50 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
       message);
 }
 
+SEXP serialized_state_of(const std::string& region, uint64_t node) {
+  // The compact text of FORMAT.md 4 in a raw vector (R's header for it is 8
+  // bytes where a string's costs 16), formatted into a fixed buffer so that
+  // no C++ object is live when R allocates.
+  char text[256];
+  size_t size = 0;
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    std::string state = names::format_compact_view_state({region, node});
+    if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "view state too long");
+    size = state.size();
+    std::memcpy(text, state.data(), size);
+  });
+  if (message.set()) raise_r_error(message);
+  SEXP state = Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(size));
+  std::memcpy(RAW(state), text, size);
+  return state;
+}
+
+StateBytes state_bytes(SEXP state) {
+  if (TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= 1024)
+    return {RAW(state), static_cast<size_t>(XLENGTH(state)), true};
+  if (TYPEOF(state) == STRSXP && XLENGTH(state) == 1 && STRING_ELT(state, 0) != NA_STRING) {
+    SEXP text = STRING_ELT(state, 0);
+    return {reinterpret_cast<const unsigned char*>(CHAR(text)), static_cast<size_t>(LENGTH(text)),
+            false};
+  }
+  return {};
+}
+
+std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes,
+                                                       std::string* unknown_fields) {
+  const std::string text(reinterpret_cast<const char*>(bytes.data), bytes.size);
+  if (!bytes.compact) return names::parse_view_state(text);
+  if (bytes.size == 0 || bytes.size > 1024) return std::nullopt;
+  auto parsed = names::parse_compact_view_state(text);
+  if (!parsed) return std::nullopt;
+  if (!parsed->fields.empty()) {
+    if (unknown_fields != nullptr) *unknown_fields = parsed->fields;
+    return std::nullopt;
+  }
+  return parsed->view;
+}
+
 SEXP fresh_view_of(const ViewHandle& handle) {
   const ViewHandle* original = &handle;
   return view_on_found_node(

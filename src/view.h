@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
+#include "core/names.h"
 #include "core/reader.h"
 #include "mapping.h"
 #include "r_boundary.h"
@@ -132,6 +135,26 @@ SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t cou
 // True when the node's value flags (FORMAT.md 2.2) describe the view's
 // values: a read-only view, open, that this process has not written to.
 bool view_values_trusted(ViewHandle& handle);
+
+// The ALTREP state of a shared object (vector or list): a raw vector in the
+// compact form of FORMAT.md section 4. May raise an R error (allocation).
+SEXP serialized_state_of(const std::string& region, uint64_t node);
+
+// The bytes of a state as R read it: the compact raw form, or the string
+// "<region>:<node>" that earlier versions wrote. data is null for anything
+// else. Never raises.
+struct StateBytes {
+  const unsigned char* data = nullptr;
+  size_t size = 0;
+  bool compact = false;
+};
+StateBytes state_bytes(SEXP state);
+
+// Parses those untrusted bytes; nullopt when malformed, or when the state
+// carries fields this build does not know (then copied to `unknown_fields`
+// when given). Never throws.
+std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes,
+                                                       std::string* unknown_fields = nullptr);
 
 // Used by the view classes' Serialized_state and Unserialize methods
 // (view_state.cpp). The state is the compact state of FORMAT.md 4, with the

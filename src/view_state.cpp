@@ -158,6 +158,10 @@ void check_identity(const RegionReader& reader, const IncomingState& in, const s
 
 }  // namespace
 
+bool remote::names_may_not_travel() {
+  return remote::scope_depth() > 0 || remote::peer_is_remote() || remote_option_on();
+}
+
 bool is_unavailable(SEXP x) { return view_class_of(x) != nullptr && unavailable_info(x) != nullptr; }
 
 void raise_unavailable(SEXP x) {

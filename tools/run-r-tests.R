@@ -7,7 +7,7 @@ library(testthat)
 library(shmr)
 results <- testthat::test_dir(
   "tests/testthat", package = "shmr", load_package = "installed",
-  reporter = testthat::ProgressReporter$new(show_praise = FALSE),
+  reporter = testthat::ProgressReporter$new(show_praise = FALSE, max_failures = Inf),
   stop_on_failure = FALSE
 )
 df <- as.data.frame(results)

@@ -136,8 +136,10 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   // Written by write calls, never through a mapping (region_sink.h says
   // why). Space is taken as it is written, except where it must be held up
   // front: a segment's zero-filled payload is written later by its users,
-  // and a disk file system may report a full disk only at writeback.
-  const bool reserve = writer.has_zero_filled_nodes() || backing == Backing::File;
+  // a disk file system may report a full disk only at writeback, and a
+  // generated vector (share(1:1e15)) is refused before any of it is made.
+  const bool reserve = writer.has_zero_filled_nodes() || writer.has_generated_nodes() ||
+                       backing == Backing::File;
   PendingRegion pending(location.data_directory, location.name, writer.total_size(),
                         reserve ? PendingRegion::Writing::ByDescriptorReserved
                                 : PendingRegion::Writing::ByDescriptor);

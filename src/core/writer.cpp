@@ -57,6 +57,7 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
     rec.flags = spec.flags;
     rec.length = spec.length;
     has_zero_filled_ = has_zero_filled_ || spec.zero_filled;
+    has_generated_ = has_generated_ || (spec.bytes == nullptr && spec.source != nullptr);
 
     for (const auto& attribute : spec.attributes) {
       if (attribute.second >= i)

@@ -82,6 +82,9 @@ class RegionWriter {
   uint64_t total_size() const noexcept { return total_size_; }
   // True when some payload is left zero rather than written (a segment).
   bool has_zero_filled_nodes() const noexcept { return has_zero_filled_; }
+  // True when a node's values are made while writing (a VectorSource): its
+  // size is not backed by memory the caller already holds.
+  bool has_generated_nodes() const noexcept { return has_generated_; }
 
   // Fills `size` bytes at `base` (size must equal total_size()), which must
   // read as zeros (a fresh region does): zero-filled nodes are not written,
@@ -107,6 +110,7 @@ class RegionWriter {
   uint64_t node_table_offset_ = 0;
   uint64_t total_size_ = 0;
   bool has_zero_filled_ = false;
+  bool has_generated_ = false;
 };
 
 }  // namespace shmr

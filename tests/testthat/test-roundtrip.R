@@ -84,6 +84,9 @@ test_that("every supported object round-trips in another process by name", {
   cases$functions_inside <- NULL
   cases$s4_inside <- NULL
   cases$null <- NULL
+  # Without ALTREP lists (R < 4.3) a list holding no vector is an ordinary
+  # copy, with no name to map (README, "What it does not guarantee").
+  if (getRversion() < "4.3.0") cases$empty_list <- NULL
   shared <- lapply(cases, share)
   names_by_case <- vapply(shared, shared_name, "")
   result <- in_other_process(function(names_by_case) {
@@ -103,9 +106,9 @@ test_that("the same object referenced twice is stored once", {
   expect_identical(two$a, two$b)
 })
 
-test_that("pairlists come back as lists", {
+test_that("pairlists come back as pairlists", {
   shared <- share(pairlist(a = 1, b = "x"))
-  expect_identical(shared, list(a = 1, b = "x"))
+  expect_identical(shared, pairlist(a = 1, b = "x"))
 })
 
 test_that("vectors longer than 2^31 elements round-trip", {

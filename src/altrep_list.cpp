@@ -1,0 +1,243 @@
+// ALTREP list views (R >= 4.3). data1 is an external pointer to a
+// ListHandle; data2 holds the elements decoded so far: NULL until the first
+// read, then a list of the node's length in which NULL means "not decoded
+// yet" (a NULL element is simply decoded again, which costs nothing). Once
+// the list is changed (Set_elt), data2 holds every element and is the
+// list's own; the region never changes.
+//
+// R marks every element it takes from an ALTREP list as not mutable, so a
+// change to an element (x$a[1] <- 0) always works on a copy.
+#include "list_view.h"
+#include "remote_glue.h"
+
+#include <cpp11/protect.hpp>
+
+#include "core/error.h"
+#include "core/names.h"
+#include "decode.h"
+#include "r_boundary.h"
+#include "view.h"
+
+namespace shmr::glue {
+
+#if SHMR_HAVE_ALTLIST
+
+namespace {
+
+R_altrep_class_t list_cls;
+
+void finalize_handle(SEXP pointer) {
+  auto* handle = static_cast<ListHandle*>(R_ExternalPtrAddr(pointer));
+  R_ClearExternalPtr(pointer);
+  try {
+    delete handle;
+  } catch (...) {
+    // Releasing the mapping only unmaps and unlinks: nothing to report here.
+  }
+}
+
+ListHandle* own_handle(SEXP x) {
+  return static_cast<ListHandle*>(R_ExternalPtrAddr(R_altrep_data1(x)));
+}
+
+// The handle of a list whose region can still be read; raises an R error
+// otherwise. Call only from a frame that owns no C++ object.
+ListHandle& open_handle(SEXP x) {
+  ListHandle* handle = own_handle(x);
+  if (handle == nullptr) Rf_error("shmr: this shared list has been released");
+  if (handle->mapping->is_closed())
+    Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
+             handle->mapping->region().name().c_str());
+  return *handle;
+}
+
+// Runs `body` (C++ that may throw, and R calls inside unwind_protect), then,
+// from this frame, which owns no C++ object, continues an R error or raises
+// the C++ error's message.
+template <typename Body>
+SEXP run_guarded(Body&& body) {
+  SEXP value = R_NilValue;
+  SEXP unwind_token = nullptr;
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    try {
+      value = body();
+    } catch (const cpp11::unwind_exception& e) {
+      unwind_token = e.token;
+    }
+  });
+  if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
+  if (message.set()) raise_r_error(message);
+  return value;
+}
+
+SEXP decoded_element(SEXP x, R_xlen_t i) {
+  ListHandle& handle = open_handle(x);
+  return run_guarded([&] { return decode_list_element(handle, static_cast<uint64_t>(i)); });
+}
+
+SEXP element_cache(SEXP x) {
+  SEXP cache = R_altrep_data2(x);
+  if (cache != R_NilValue) return cache;
+  cache = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(open_handle(x).node.length())));
+  R_set_altrep_data2(x, cache);
+  UNPROTECT(1);
+  return cache;
+}
+
+R_xlen_t list_length(SEXP x) {
+  ListHandle* handle = own_handle(x);
+  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->node.length());
+}
+
+// R calls Elt with the garbage collector off: what is decoded here is safe
+// until it is stored in the cache.
+SEXP list_elt(SEXP x, R_xlen_t i) {
+  SEXP cache = R_altrep_data2(x);
+  if (cache != R_NilValue) {
+    SEXP value = VECTOR_ELT(cache, i);
+    if (value != R_NilValue || own_handle(x)->written) return value;
+  }
+  cache = element_cache(x);
+  SEXP value = decoded_element(x, i);
+  SET_VECTOR_ELT(cache, i, value);
+  return value;
+}
+
+// Every element, decoded into the cache (once the list is written, the
+// cache is complete already).
+SEXP materialized(SEXP x) {
+  ListHandle* handle = own_handle(x);
+  if (handle != nullptr && handle->written) return R_altrep_data2(x);
+  SEXP cache = element_cache(x);
+  R_xlen_t n = XLENGTH(cache);
+  for (R_xlen_t i = 0; i < n; ++i)
+    if (VECTOR_ELT(cache, i) == R_NilValue) SET_VECTOR_ELT(cache, i, decoded_element(x, i));
+  return cache;
+}
+
+void list_set_elt(SEXP x, R_xlen_t i, SEXP value) {
+  SEXP cache = materialized(x);
+  own_handle(x)->written = true;
+  SET_VECTOR_ELT(cache, i, value);
+}
+
+// R asks for a pointer to the elements only to read them (it refuses a
+// writable one for ALTREP lists itself); C code such as data.table's does.
+void* list_dataptr(SEXP x, Rboolean) { return const_cast<void*>(DATAPTR_RO(materialized(x))); }
+
+const void* list_dataptr_or_null(SEXP x) {
+  ListHandle* handle = own_handle(x);
+  if (handle == nullptr || !handle->written) return nullptr;
+  return DATAPTR_RO(R_altrep_data2(x));
+}
+
+// An unchanged list travels as its region's name and node (the same state
+// as a vector view); a changed one travels by value, element by element, and
+// so does any list in remote mode (its state has no origin field: its
+// elements' views carry theirs).
+SEXP list_state(SEXP x) {
+  ListHandle& handle = open_handle(x);
+  if (handle.written || handle.mapping->is_detached()) return nullptr;
+  if (remote::names_may_not_travel()) return nullptr;
+  return serialized_state_of(handle.mapping->region().name(), handle.node.index());
+}
+
+SEXP list_unserialize(SEXP, SEXP state) {
+  StateBytes bytes = state_bytes(state);
+  if (bytes.data == nullptr) Rf_error("shmr: malformed serialized shared list");
+  return run_guarded([&] {
+    // Anyone can write serialize() output: the state is untrusted.
+    auto parsed = parse_serialized_state(bytes);
+    if (!parsed) throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
+    auto mapping = mapping_for_unserialize(parsed->region);
+    NodeView node = mapping->reader().node(parsed->node);
+    if (node.kind() != format::NodeKind::List || (node.flags() & format::kNodeFromPairlist) != 0)
+      throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");
+    SEXP list = cpp11::unwind_protect([&] { return make_list_view(mapping, node); });
+    remember_mapping(mapping);
+    return list;
+  });
+}
+
+// A copy of an unchanged list is another view of the same node, holding the
+// elements decoded so far (a shallow copy shares them, as R's own would); a
+// changed list is copied by R into an ordinary list.
+SEXP list_duplicate(SEXP x, Rboolean deep) {
+  ListHandle& handle = open_handle(x);
+  if (handle.written) return nullptr;
+  SEXP copy = PROTECT(run_guarded([&] {
+    return cpp11::unwind_protect([&] { return make_list_view(handle.mapping, handle.node); });
+  }));
+  SEXP cache = R_altrep_data2(x);
+  if (!deep && cache != R_NilValue) R_set_altrep_data2(copy, Rf_shallow_duplicate(cache));
+  UNPROTECT(1);
+  return copy;
+}
+
+Rboolean list_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
+  ListHandle* handle = own_handle(x);
+  if (handle == nullptr) {
+    Rprintf(" shmr list (released)\n");
+  } else {
+    Rprintf(" shmr list of %s node %llu%s%s\n", handle->mapping->region().name().c_str(),
+            static_cast<unsigned long long>(handle->node.index()),
+            handle->written ? " (changed)" : "", handle->mapping->is_closed() ? " (closed)" : "");
+  }
+  return TRUE;
+}
+
+}  // namespace
+
+void init_list_view_class(DllInfo* dll) {
+  // Named like the package: R writes a class's name and its package's into
+  // every serialized object, and the second time the same symbol costs 4
+  // bytes instead of 16.
+  list_cls = R_make_altlist_class("shmr", "shmr", dll);
+  R_set_altrep_Length_method(list_cls, list_length);
+  R_set_altrep_Inspect_method(list_cls, list_inspect);
+  R_set_altrep_Serialized_state_method(list_cls, list_state);
+  R_set_altrep_Unserialize_method(list_cls, list_unserialize);
+  R_set_altrep_Duplicate_method(list_cls, list_duplicate);
+  R_set_altvec_Dataptr_method(list_cls, list_dataptr);
+  R_set_altvec_Dataptr_or_null_method(list_cls, list_dataptr_or_null);
+  R_set_altlist_Elt_method(list_cls, list_elt);
+  R_set_altlist_Set_elt_method(list_cls, list_set_elt);
+}
+
+SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
+  SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
+  R_RegisterCFinalizerEx(pointer, finalize_handle, TRUE);
+  ListHandle* handle = nullptr;
+  try {
+    handle = new ListHandle{mapping, node};
+  } catch (...) {
+    handle = nullptr;
+  }
+  if (handle == nullptr) Rf_error("shmr: out of memory creating a shared list");
+  R_SetExternalPtrAddr(pointer, handle);
+  SEXP list = R_new_altrep(list_cls, pointer, R_NilValue);
+  UNPROTECT(1);
+  return list;
+}
+
+ListHandle* list_view_handle(SEXP x) {
+  if (!ALTREP(x) || TYPEOF(x) != VECSXP || !R_altrep_inherits(x, list_cls)) return nullptr;
+  SEXP pointer = R_altrep_data1(x);
+  if (TYPEOF(pointer) != EXTPTRSXP) return nullptr;
+  return static_cast<ListHandle*>(R_ExternalPtrAddr(pointer));
+}
+
+#else  // R without ALTLIST: shared lists are ordinary lists (list_registry.h).
+
+void init_list_view_class(DllInfo*) {}
+
+SEXP make_list_view(const std::shared_ptr<Mapping>&, const NodeView&) {
+  Rf_error("shmr: internal error: no ALTREP lists in this R");
+}
+
+ListHandle* list_view_handle(SEXP) { return nullptr; }
+
+#endif
+
+}  // namespace shmr::glue

@@ -1,0 +1,49 @@
+// A shared list as one ALTREP object, on R >= 4.3 (the first R with
+// ALTLIST). Its elements are decoded from the region when first read and
+// kept; it serializes as its region's name and node, like a vector view, so
+// a data frame travels as one name however many columns it has, and comes
+// back shared in any process. Its handle holds the mapping: the region lives
+// as long as the list or any part of it, like a vector's.
+//
+// On older R a shared list is an ordinary list (see list_registry.h).
+#pragma once
+
+#include "r_api.h"
+
+#include <cstdint>
+#include <memory>
+
+#include "core/reader.h"
+#include "mapping.h"
+
+#if R_VERSION >= R_Version(4, 3, 0)
+#define SHMR_HAVE_ALTLIST 1
+#else
+#define SHMR_HAVE_ALTLIST 0
+#endif
+
+namespace shmr::glue {
+
+struct ListHandle {
+  std::shared_ptr<Mapping> mapping;
+  NodeView node;
+  // Set by the first change made to the list in this process: from then on
+  // it is a private list (it holds every element itself, is not shared, and
+  // serializes by value). The region never changes.
+  bool written = false;
+};
+
+// True when this build of shmr has the ALTREP list class.
+constexpr bool have_list_views() { return SHMR_HAVE_ALTLIST != 0; }
+
+// Registers the class (nothing without ALTLIST).
+void init_list_view_class(DllInfo* dll);
+
+// A list view of the List node `node`, without attributes. May raise an R
+// error (allocation): call only inside cpp11::unwind_protect.
+SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node);
+
+// The handle of a list view, or nullptr for anything else (never throws).
+ListHandle* list_view_handle(SEXP x);
+
+}  // namespace shmr::glue

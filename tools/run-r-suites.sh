@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs the R test suite on the machine's R and, when ../shared/tools/r45.sh
+# can provide it, on R 4.5 too (ALTREP lists exist only from R 4.3 on).
+#
+# For each R: shmr is built and installed into a library of the project's own
+# under build/r-lib/<version> (never R's library), and R_LIBS is exported so
+# that every worker the tests start (callr, PSOCK, mirai) loads that build.
+# R 4.5's packages (cpp11, cli, testthat, callr, mirai, ...) go into
+# .r-library/<version> in this directory, installed once from the repository
+# R is configured with; the machine's R uses the libraries it has.
+#
+# Writes one line "<label> <passed> <failed>" per R to the file named by
+# argument 1 (a leg that cannot run counts as one failure, a leg without R
+# 4.5 at hand is reported as skipped).
+set -uo pipefail
+out=$1
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+: > "$out"
+
+# run_leg <label> <R binary> <extra library or ""> <deps library or "">
+run_leg() {
+  local label=$1 r=$2 extra_lib=$3 deps_lib=$4
+  local rscript version lib log counts
+  rscript="$(dirname "$r")/Rscript"
+  version=$("$rscript" --vanilla -e 'cat(as.character(getRversion()))' 2>/dev/null) || {
+    echo "$label 0 1" >> "$out"; return; }
+  lib="$here/build/r-lib/R-$version"
+  log="$here/build/install-R-$version.log"
+  rm -rf "$lib" && mkdir -p "$lib"
+  local libs="$lib${extra_lib:+:$extra_lib}"
+  if [ -n "$deps_lib" ]; then
+    echo "R $version: packages for the tests in $deps_lib"
+    R_LIBS="$deps_lib" R_LIBS_USER="$deps_lib" USE_BUNDLED_LIBUV=1 RSCRIPT="$rscript" \
+      bash tools/install-deps.sh || { echo "R $version: could not install the packages the tests need"; echo "$label-$version 0 1" >> "$out"; return; }
+  fi
+  echo "R $version: building shmr into $lib"
+  if ! env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
+       "$r" CMD INSTALL --preclean --no-multiarch -l "$lib" . > "$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "$label-$version 0 1" >> "$out"
+    return
+  fi
+  counts="$here/build/r-counts-$version"
+  rm -f "$counts"
+  echo "R $version: running the test suite"
+  env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
+    "$rscript" --vanilla tools/run-r-tests.R "$counts" || true
+  if [ -s "$counts" ]; then
+    echo "$label-$version $(cat "$counts")" >> "$out"
+  else
+    echo "$label-$version 0 1" >> "$out"
+  fi
+}
+
+# The machine's R, with the libraries the caller has (R_LIBS, user, site).
+run_leg "R" "$(command -v "${R:-R}")" "${R_LIBS:-}" ""
+
+# R 4.5, with a library of the project's own and nothing of the caller's.
+r45=""
+if [ -f ../shared/tools/r45.sh ]; then
+  r45=$(bash ../shared/tools/r45.sh) || r45=""
+fi
+if [ -n "$r45" ] && [ -x "$r45" ]; then
+  deps="$here/.r-library/$("$(dirname "$r45")/Rscript" --vanilla -e 'cat(as.character(getRversion()))')"
+  mkdir -p "$deps"
+  run_leg "R" "$r45" "$deps" "$deps"
+else
+  echo "R 4.5: not available here (../shared/tools/r45.sh), skipped"
+  echo "R-4.5 skipped" >> "$out"
+fi
