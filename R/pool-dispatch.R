@@ -20,7 +20,8 @@ describe_positions <- function(positions) {
 }
 
 chunk_done <- function(pool, t, reply, on_done) {
-  w <- match(reply$pid, pool$pids)
+  w <- if (is.null(reply$host)) match(reply$pid, pool$pids) else
+    match(paste(reply$host, reply$pid), paste(pool$hosts, pool$pids))
   if (!is.na(w)) pool$tasks_done[w] <- pool$tasks_done[w] + length(reply$values)
   on_done(t, reply)
 }
@@ -135,36 +136,5 @@ replace_abandoned_workers <- function(pool) {
       tools::pskill(pool$pids[w], tools::SIGKILL)
       replace_psock_worker(pool, w)
     }
-  }
-}
-
-dispatch_mirai <- function(pool, tasks, on_done) {
-  attempts <- integer(length(tasks))
-  submit <- function(t) {
-    mirai::mirai(run(task), run = run_chunk, task = tasks[[t]], .compute = pool$profile)
-  }
-  pending <- lapply(seq_along(tasks), submit)
-  open <- seq_along(tasks)
-  while (length(open)) {
-    done <- open[!vapply(pending[open], mirai::unresolved, TRUE)]
-    for (t in done) {
-      value <- pending[[t]]$data
-      if (mirai::is_error_value(value)) {
-        if (inherits(value, "errorValue")) {
-          # The daemon went away (connection reset): start another, retry once.
-          attempts[t] <- attempts[t] + 1L
-          if (attempts[t] > 1L) worker_died_error(tasks[[t]])
-          with_worker_libs(mirai::launch_local(1, .compute = pool$profile))
-          pending[[t]] <- submit(t)
-          next
-        }
-        stop(sprintf("a worker could not run elements %s: %s",
-                     describe_positions(tasks[[t]]$positions), conditionMessage(value)),
-             call. = FALSE)
-      }
-      open <- setdiff(open, t)
-      chunk_done(pool, t, value, on_done)
-    }
-    if (length(open)) Sys.sleep(0.001)
   }
 }

@@ -140,7 +140,10 @@ share_threshold <- function() {
 # shared so it can be released afterwards.
 share_for_call <- function(x, threshold, created) {
   if (is_shared(x) || is.null(x) || !(is.atomic(x) || is.list(x)) || is.environment(x)) return(x)
-  if (as.numeric(utils::object.size(x)) <= threshold) return(x)
+  # An object whose region could not be had (a loaded workspace's) goes as
+  # it is: the task that uses it fails, the worker does not.
+  size <- tryCatch(as.numeric(utils::object.size(x)), shmr_region_unavailable = function(e) NA)
+  if (is.na(size) || size <= threshold) return(x)
   shared <- share(x)
   created$objects <- c(created$objects, list(shared))
   shared

@@ -16,7 +16,13 @@ run_chunk <- function(task) {
     capture
   )
   values <- applied$values
-  handoffs <- .Call(shmr_results_over, values, task$threshold)
+  # Through shared memory only to a caller on this host; to one on another
+  # host by value.
+  handoffs <- if (caller_on_this_host(task)) {
+    .Call(shmr_results_over, values, task$threshold)
+  } else {
+    integer()
+  }
   if (length(handoffs)) {
     handoffs <- setdiff(handoffs, applied$failed)
     for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold, task$handoff))
@@ -74,6 +80,10 @@ apply_elements <- function(..., .shmr_task, .shmr_capture) {
     })
   }
   list(values = values, failed = failed)
+}
+
+caller_on_this_host <- function(task) {
+  is.null(task$caller_host) || identical(task$caller_host, host_identity())
 }
 
 select_element <- function(X, position, margin) {

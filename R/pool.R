@@ -20,6 +20,17 @@
 #' @param timeout Seconds `pool_stop()` waits at most for the workers to
 #'   exit.
 #' @param backend `"psock"` (default) or `"mirai"`.
+#' @param compute For `backend = "mirai"`: the name of a mirai compute
+#'   profile whose connected daemons, on this host or others, the pool uses
+#'   (`"default"` for the profile of [mirai::daemons()] without `.compute`).
+#'   Give `n` or `compute`, not both. Without either, the pool uses the
+#'   daemons connected to mirai's default profile when there are any, else
+#'   starts its own daemons on this host. A pool does not stop daemons it did
+#'   not start, and does not replace them when they die: a dead daemon on
+#'   another host is not replaced by one on this host (`pool_status()` shows
+#'   it as `"dead"`). Daemons the pool started itself are replaced, on this
+#'   host. A pool whose workers are not all on this host sends shared
+#'   objects in remote mode (see [remote]).
 #' @param packages Character vector of packages to attach on every worker.
 #' @param init `NULL`, a function of no arguments, or a quoted expression,
 #'   run on every worker after `packages` are attached (also on workers that
@@ -35,7 +46,8 @@
 #'   `pool_get()`: the default pool, or `NULL` when there is none.
 #'   `pool_stop()`: `NULL`, invisibly, once the workers have exited (or
 #'   `timeout` passed). `pool_status()`: a data frame with one row per
-#'   worker: `worker`, `pid`, `status` (`"ok"`, or `"dead"` for a worker
+#'   worker: `worker`, `host` (the host identity of its host, see
+#'   [remote]), `pid` (on that host), `status` (`"ok"`, or `"dead"` for a worker
 #'   that is no longer running), `tasks_done` (elements computed),
 #'   `recycled` (times the worker was replaced for exceeding `rss_limit`),
 #'   `rss` (resident bytes), `uss` (unique set size: bytes mapped by this
@@ -62,13 +74,14 @@ pools <- new.env(parent = emptyenv())
 #' @rdname pools
 #' @export
 pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL,
-                        rss_limit = NULL) {
+                        rss_limit = NULL, compute = NULL) {
   backend <- match.arg(backend)
   rss_limit <- parse_bytes(rss_limit)
   if (!is.null(rss_limit) && backend != "psock") {
     stop("`rss_limit` needs backend = \"psock\"", call. = FALSE)
   }
-  pool <- start_pool(n, backend, packages, init)
+  compute <- mirai_compute(backend, n, compute)
+  pool <- start_pool(n, backend, packages, init, compute)
   pool$rss_limit <- rss_limit
   pools$default <- pool
   invisible(pool)
@@ -100,7 +113,7 @@ pool_get <- function() {
 }
 
 # A started pool that is not made the default.
-start_pool <- function(n, backend, packages, init) {
+start_pool <- function(n, backend, packages, init, compute = NULL) {
   n <- if (is.null(n)) usable_cores() else n
   if (!is.numeric(n) || length(n) != 1L || is.na(n) || n < 1 || n != round(n)) {
     stop("`n` must be a whole number of workers >= 1", call. = FALSE)
@@ -112,8 +125,31 @@ start_pool <- function(n, backend, packages, init) {
     stop("`init` must be NULL, a function or a quoted expression", call. = FALSE)
   }
   pool <- new_pool_object(backend, n, packages, init)
-  if (backend == "psock") start_psock(pool) else start_mirai(pool)
+  if (backend == "psock") start_psock(pool) else start_mirai(pool, compute)
   pool
+}
+
+# The compute profile whose connected daemons a mirai pool uses, or NULL for
+# a pool that starts its own `n` daemons on this host: `compute` when given;
+# with neither `n` nor `compute`, mirai's default profile when daemons are
+# connected to it.
+mirai_compute <- function(backend, n, compute) {
+  if (!is.null(compute)) {
+    if (backend != "mirai") stop("`compute` needs backend = \"mirai\"", call. = FALSE)
+    if (!is.character(compute) || length(compute) != 1L || is.na(compute)) {
+      stop("`compute` must be the name of a mirai compute profile", call. = FALSE)
+    }
+    if (!is.null(n)) {
+      stop("give `n` (the pool starts n daemons on this host) or `compute` (the pool uses the ",
+           "daemons connected to that profile), not both", call. = FALSE)
+    }
+    return(compute)
+  }
+  if (backend == "mirai" && is.null(n) && requireNamespace("mirai", quietly = TRUE) &&
+      isTRUE(tryCatch(mirai::status()$connections > 0, error = function(e) FALSE))) {
+    return("default")
+  }
+  NULL
 }
 
 new_pool_object <- function(backend, n, packages, init) {
@@ -167,7 +203,7 @@ pool_stop <- function(pool = NULL, timeout = 5) {
       try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
     }
   } else {
-    try(mirai::daemons(0, .compute = pool$profile), silent = TRUE)
+    stop_mirai(pool)
   }
   pool$stopped <- TRUE
   if (identical(pools$default, pool)) pools$default <- NULL
@@ -187,13 +223,14 @@ pool_status <- function(pool = NULL) {
   pool <- pool %||% pools$default
   if (is.null(pool)) stop("there is no pool; create one with pool_create()", call. = FALSE)
   check_pool(pool, running = TRUE)
+  if (pool$backend == "mirai") return(mirai_status(pool))
   memory <- lapply(pool$pids, function(pid) {
     m <- process_memory(pid)
     c(rss = m[["rss"]], uss = m[["private"]], anonymous = m[["anonymous"]],
       shared = region_bytes_mapped(pid))
   })
   data.frame(
-    worker = seq_along(pool$pids), pid = as.integer(pool$pids),
+    worker = seq_along(pool$pids), host = host_identity(), pid = as.integer(pool$pids),
     status = ifelse(vapply(pool$pids, process_alive, TRUE), "ok", "dead"),
     tasks_done = pool$tasks_done, recycled = pool$recycled,
     rss = vapply(memory, `[[`, 0, "rss"), uss = vapply(memory, `[[`, 0, "uss"),
@@ -296,36 +333,4 @@ replace_psock_worker <- function(pool, w) {
     pool$pids[w] <- pid
     pool$in_flight[w] <- 0L
   })
-}
-
-# --- mirai ---------------------------------------------------------------
-
-start_mirai <- function(pool) {
-  if (!requireNamespace("mirai", quietly = TRUE)) {
-    stop("backend = \"mirai\" needs the mirai package", call. = FALSE)
-  }
-  pool$profile <- paste0("shmr_", paste(sample(c(letters, 0:9), 12, TRUE), collapse = ""))
-  with_worker_libs(mirai::daemons(pool$n, .compute = pool$profile))
-  pid_dir <- tempfile("shmr-pids")
-  dir.create(pid_dir, mode = "0700")
-  on.exit(unlink(pid_dir, recursive = TRUE))
-  setup <- worker_setup_function()
-  libs <- .libPaths()
-  mirai::everywhere(
-    {
-      setup(packages, init, libs)
-      file.create(file.path(pid_dir, Sys.getpid()))
-    },
-    setup = setup, packages = pool$packages, init = pool$init, libs = libs,
-    pid_dir = pid_dir,
-    .compute = pool$profile
-  )
-  deadline <- Sys.time() + 60
-  repeat {
-    pids <- as.integer(list.files(pid_dir))
-    if (length(pids) >= pool$n) break
-    if (Sys.time() > deadline) stop("mirai daemons did not start in time", call. = FALSE)
-    Sys.sleep(0.02)
-  }
-  pool$pids <- pids
 }

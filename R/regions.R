@@ -7,11 +7,15 @@
 #'   whether a region exists, and `$bytes` gives its size.
 #' @return A data frame with one row per shmr region on this machine that
 #'   belongs to the current user: `name`, `backing` (`"shm"` or `"mmap"`),
-#'   `path` (the file holding the data), `bytes`, `creator_pid` (as its
-#'   own PID namespace numbers it), `creator_alive` (`NA` when this process
-#'   cannot tell, as for a creator in another PID namespace out of sight),
-#'   `persistent`, `writable`, `complete` (`FALSE` while a region is still
-#'   being written), and `created` (a `POSIXct`).
+#'   `path` (the file holding the data), `bytes`, `creator_pid` (the process
+#'   whose exit releases the region: its creator, or for a replica its
+#'   keeper; as its own PID namespace numbers it), `creator_alive` (`NA`
+#'   when this process cannot tell, as for a creator in another PID
+#'   namespace out of sight), `persistent`, `writable`, `complete` (`FALSE`
+#'   while a region is still being written), `created` (a `POSIXct`),
+#'   `host` (this host's identity, see [remote]), `replica` (`TRUE` for a
+#'   copy of a region of another host) and `origin` (for a replica, the
+#'   host identity of its origin; `NA` otherwise).
 #' @export
 #' @examples
 #' x <- share(1:10 + 0)
@@ -33,6 +37,9 @@ shared_regions <- function(name = NULL) {
     stringsAsFactors = FALSE
   )
   out$created <- as.POSIXct(r$created, origin = "1970-01-01")
+  out$host <- rep(host_identity(), nrow(out))
+  out$replica <- r$replica
+  out$origin <- r$origin_host
   out[order(out$name), , drop = FALSE]
 }
 
@@ -47,7 +54,10 @@ shared_regions <- function(name = NULL) {
 #' namespace (a container sharing `/dev/shm`) that this one does not see,
 #' or any creator when no file descriptor is left to read `/proc` with.
 #' From the machine's initial PID namespace, which sees every process, the
-#' regions of dead processes of every container are removed.
+#' regions of dead processes of every container are removed. A replica (a
+#' copy of a region of another host, see [remote]) is removed only when its
+#' keeper, the local process that fetched it, is dead; so are copies a
+#' killed fetcher left half-written, and fetch locks nobody holds.
 #'
 #' @return The names of the removed regions, or `NULL` when none was
 #'   removed, invisibly.

@@ -22,6 +22,21 @@
 #' travels by value; the region never changes. On R 4.2 a list travels
 #' element by element (its views by name; in a list of 64 elements or more,
 #' elements of at most 56 bytes by value) and arrives as an ordinary list.
+#' Workers on other hosts (mirai's remote daemons) get one copy per host:
+#' see [remote].
+#'
+#' @section Saving shared objects:
+#' `saveRDS()`, `save()`, `save.image()` (and so `q("yes")`) write a shared
+#' object as what it serializes to: a reference to its region (its name, and
+#' in remote mode its origin), **not its data**. Loaded while the region
+#' exists, on this host, it maps the region again. Loaded after the region is
+#' gone (its creator exited, it was closed), loading still succeeds, every
+#' other object in the file comes back, and a warning names the region; the
+#' shared object itself raises an error of class `shmr_region_unavailable`
+#' when it is used. To save the data itself, save a copy made with
+#' [fetch()]: `saveRDS(fetch(x), "x.rds")`. For long-lived data shared
+#' between sessions, use `share(x, name = , persist = TRUE)` and
+#' [map_shared()].
 #'
 #' @section Backings:
 #' * `"shm"`: POSIX shared memory (`/dev/shm`).
@@ -403,10 +418,13 @@ fetch <- function(x, ...) {
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
-  if (.Call(shmr_close, con) || close_deep_share(con)) return(invisible(TRUE))
+  # Served to other hosts: stop serving it, and have pools release copies.
+  region <- if (length(remote_state$exports)) region_of_path(shared_name(con) %||% "")
   # share() hands back what it does not share, and closing twice is
   # harmless (as for a file closed already): nothing to do.
-  invisible(FALSE)
+  if (!.Call(shmr_close, con) && !close_deep_share(con)) return(invisible(FALSE))
+  if (length(region) && nzchar(region)) remote_closed(region)
+  invisible(TRUE)
 }
 
 #' Details of a shared object

@@ -20,4 +20,4 @@
 exit_hook <- new.env(parent = emptyenv())
 
 # Variables of the expressions sent to mirai daemons, supplied there by name.
-utils::globalVariables(c("run", "task", "packages", "init"))
+utils::globalVariables(c("run", "task", "packages", "init", "setup", "release", "regions"))

@@ -295,6 +295,7 @@ baseline_measures <- list(
                            mb_label(fit_size)), "deep_share", "lm fit time"), "ordinary"),
   baseline(measure("lm fit: bytes a worker receives", "deep_share", "lm fit bytes sent",
                    kind = "size"), "ordinary"),
+  # 15-several-machines.R: 2 simulated hosts x 2 mirai daemons.
   several_hosts_measures()
 )
 baseline_measures <- flatten_measures(baseline_measures)

@@ -8,6 +8,7 @@
 // R marks every element it takes from an ALTREP list as not mutable, so a
 // change to an element (x$a[1] <- 0) always works on a copy.
 #include "list_view.h"
+#include "remote_glue.h"
 
 #include <cpp11/protect.hpp>
 
@@ -132,10 +133,13 @@ const void* list_dataptr_or_null(SEXP x) {
 }
 
 // An unchanged list travels as its region's name and node (the same state
-// as a vector view); a changed one travels by value, element by element.
+// as a vector view); a changed one travels by value, element by element, and
+// so does any list in remote mode (its state has no origin field: its
+// elements' views carry theirs).
 SEXP list_state(SEXP x) {
   ListHandle& handle = open_handle(x);
   if (handle.written || handle.mapping->is_detached()) return nullptr;
+  if (remote::names_may_not_travel()) return nullptr;
   return serialized_state_of(handle.mapping->region().name(), handle.node.index());
 }
 

@@ -210,6 +210,7 @@ SEXP materialized(SEXP x, ViewHandle& handle) {
 
 R_xlen_t string_length(SEXP x) {
   ViewHandle* handle = own_handle(x);
+  if (handle == nullptr && is_unavailable(x)) raise_unavailable(x);
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
 }
 
@@ -254,6 +255,7 @@ Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 }
 
 SEXP string_state(SEXP x) {
+  if (is_unavailable(x)) return unavailable_state(x);
   ViewHandle& handle = open_view_handle(x);
   if (handle.cache_written || handle.mapping->is_detached()) return nullptr;
   return view_serialized_state(handle);

@@ -32,6 +32,7 @@ inline const T* typed_data(SEXP x) {
 
 R_xlen_t view_length(SEXP x) {
   const ViewHandle* handle = own_handle(x);
+  if (handle == nullptr && is_unavailable(x)) raise_unavailable(x);
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->count);
 }
 
@@ -70,6 +71,8 @@ Rboolean view_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 }
 
 SEXP view_state(SEXP x) {
+  // Saved again, an object whose region could not be had keeps its reference.
+  if (is_unavailable(x)) return unavailable_state(x);
   ViewHandle& handle = open_view_handle(x);
   // A slice has no name of its own: it travels by value.
   if (handle.is_slice()) return nullptr;

@@ -10,6 +10,7 @@
 
 #include "api_support.h"
 #include "core/listing.h"
+#include "core/replica.h"
 #include "core/ownership.h"
 #include "core/store.h"
 #include "r_api.h"
@@ -24,7 +25,8 @@ SEXP region_table(const std::vector<RegionSummary>& regions) {
   using namespace cpp11::literals;
   cpp11::writable::strings name, backing, path;
   cpp11::writable::doubles bytes, pid, created;
-  cpp11::writable::logicals alive, persistent, complete, writable;
+  cpp11::writable::logicals alive, persistent, complete, writable, replica;
+  cpp11::writable::strings origin_host;
   for (const RegionSummary& r : regions) {
     bool known = r.valid || r.temporary;
     name.push_back(r.name);
@@ -39,6 +41,8 @@ SEXP region_table(const std::vector<RegionSummary>& regions) {
     persistent.push_back(cpp11::r_bool(r.persistent));
     complete.push_back(cpp11::r_bool(r.complete && !r.temporary));
     writable.push_back(cpp11::r_bool(r.writable));
+    replica.push_back(cpp11::r_bool(r.replica));
+    origin_host.push_back(r.replica ? cpp11::r_string(r.origin_host) : cpp11::r_string(NA_STRING));
     created.push_back(r.valid && r.created_unix_ms != 0 ? static_cast<double>(r.created_unix_ms) / 1000.0
                                                         : NA_REAL);
   }
@@ -46,7 +50,8 @@ SEXP region_table(const std::vector<RegionSummary>& regions) {
                                 "bytes"_nm = bytes, "creator_pid"_nm = pid,
                                 "creator_alive"_nm = alive, "persistent"_nm = persistent,
                                 "writable"_nm = writable, "complete"_nm = complete,
-                                "created"_nm = created});
+                                "created"_nm = created, "replica"_nm = replica,
+                                "origin_host"_nm = origin_host});
 }
 
 }  // namespace
@@ -77,6 +82,8 @@ extern "C" SEXP shmr_regions_named(SEXP names) {
 extern "C" SEXP shmr_prune() {
   BEGIN_CPP11
   auto removed = prune_regions(shm_directory());
+  // Fetch locks whose holder died before removing them hold nothing.
+  prune_fetch_locks(shm_directory());
   cpp11::writable::strings out;
   for (const std::string& name : removed) out.push_back(name);
   return out;

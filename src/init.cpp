@@ -53,6 +53,28 @@ SEXP shmr_process_running(SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
 SEXP shmr_mapping_stats();
 
+SEXP shmr_host_identity();
+SEXP shmr_remote_scope(SEXP);
+SEXP shmr_remote_peer(SEXP);
+SEXP shmr_region_identity(SEXP);
+SEXP shmr_parse_origin(SEXP);
+SEXP shmr_format_origin(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_random_token();
+SEXP shmr_sha256(SEXP);
+SEXP shmr_process_alive(SEXP, SEXP);
+SEXP shmr_process_start();
+SEXP shmr_fetch_lock(SEXP);
+SEXP shmr_fetch_unlock(SEXP);
+SEXP shmr_local_copy(SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_replica_begin(SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_replica_write(SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_replica_publish(SEXP, SEXP);
+SEXP shmr_replica_abort(SEXP);
+SEXP shmr_release_replicas(SEXP);
+SEXP shmr_serve_open(SEXP);
+SEXP shmr_serve_chunk(SEXP, SEXP, SEXP);
+SEXP shmr_serve_close(SEXP);
+
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
     {"shmr_map", (DL_FUNC)&shmr_map, 1},
@@ -100,6 +122,27 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 1},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
     {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
+    {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
+    {"shmr_remote_scope", (DL_FUNC)&shmr_remote_scope, 1},
+    {"shmr_remote_peer", (DL_FUNC)&shmr_remote_peer, 1},
+    {"shmr_region_identity", (DL_FUNC)&shmr_region_identity, 1},
+    {"shmr_parse_origin", (DL_FUNC)&shmr_parse_origin, 1},
+    {"shmr_format_origin", (DL_FUNC)&shmr_format_origin, 8},
+    {"shmr_random_token", (DL_FUNC)&shmr_random_token, 0},
+    {"shmr_sha256", (DL_FUNC)&shmr_sha256, 1},
+    {"shmr_process_alive", (DL_FUNC)&shmr_process_alive, 2},
+    {"shmr_process_start", (DL_FUNC)&shmr_process_start, 0},
+    {"shmr_fetch_lock", (DL_FUNC)&shmr_fetch_lock, 1},
+    {"shmr_fetch_unlock", (DL_FUNC)&shmr_fetch_unlock, 1},
+    {"shmr_local_copy", (DL_FUNC)&shmr_local_copy, 5},
+    {"shmr_replica_begin", (DL_FUNC)&shmr_replica_begin, 5},
+    {"shmr_replica_write", (DL_FUNC)&shmr_replica_write, 4},
+    {"shmr_replica_publish", (DL_FUNC)&shmr_replica_publish, 2},
+    {"shmr_replica_abort", (DL_FUNC)&shmr_replica_abort, 1},
+    {"shmr_release_replicas", (DL_FUNC)&shmr_release_replicas, 1},
+    {"shmr_serve_open", (DL_FUNC)&shmr_serve_open, 1},
+    {"shmr_serve_chunk", (DL_FUNC)&shmr_serve_chunk, 3},
+    {"shmr_serve_close", (DL_FUNC)&shmr_serve_close, 1},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {

@@ -70,24 +70,32 @@ void delete_found_node(SEXP holder) {
   R_ClearExternalPtr(holder);
 }
 
-// Makes the view of the node that `find` (which may throw) returns. With
-// `errors_are_fatal`, a failed lookup is an R error; otherwise nullptr.
+// Makes the view of the node that `find` (which may throw) returns;
+// nullptr, with the message in `message`, when it throws.
 template <typename Find>
-SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
+SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();
   SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
   R_RegisterCFinalizer(holder, delete_found_node);
-  ErrorMessage message;
   capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
   if (message.set()) {
     UNPROTECT(1);
-    if (errors_are_fatal) raise_r_error(message);
     return nullptr;
   }
   const FoundNode& found = *static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
   SEXP view = new_view(found.mapping, found.node);
   delete_found_node(holder);
   UNPROTECT(1);
+  return view;
+}
+
+// The same; with `errors_are_fatal`, a failed lookup is an R error,
+// otherwise nullptr.
+template <typename Find>
+SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
+  ErrorMessage message;
+  SEXP view = view_on_found_node(std::forward<Find>(find), message);
+  if (view == nullptr && errors_are_fatal) raise_r_error(message);
   return view;
 }
 
@@ -128,11 +136,25 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
 
 ViewHandle& open_view_handle(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr) Rf_error("shmr: this shared object has been released");
+  if (handle == nullptr) {
+    if (is_unavailable(x)) raise_unavailable(x);
+    Rf_error("shmr: this shared object has been released");
+  }
   if (handle->mapping->is_closed())
     Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
              handle->mapping->region().name().c_str());
   return *handle;
+}
+
+SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& find,
+                     ErrorMessage& message) {
+  return view_on_found_node(
+      [&] {
+        NodeView node;
+        auto mapping = find(node);
+        return FoundNode{std::move(mapping), node};
+      },
+      message);
 }
 
 SEXP serialized_state_of(const std::string& region, uint64_t node) {
@@ -212,45 +234,6 @@ bool view_values_trusted(ViewHandle& handle) {
   }
   handle.pointer_given = false;
   return true;
-}
-
-// A region a forked child made and sends this way becomes its parent's
-// (parallel::mclapply() results): the child ends without releasing anything.
-SEXP view_serialized_state(const ViewHandle& handle) {
-  handle.mapping->region().hand_to_fork_parent();
-  return serialized_state_of(handle.mapping->region().name(), handle.node.index());
-}
-
-SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  StateBytes bytes = state_bytes(state);
-  if (bytes.data == nullptr) Rf_error("shmr: malformed serialized shared object");
-  return view_on_found_node(
-      [bytes, cls] {
-        // Anyone can write serialize() output: the state is untrusted.
-        std::string unknown_fields;
-        auto parsed = parse_serialized_state(bytes, &unknown_fields);
-        if (!unknown_fields.empty())
-          throw Error(ErrorKind::InvalidArgument,
-                      "serialized shared object carries fields this version of shmr does not "
-                      "know (written by a newer version?): " + unknown_fields.substr(0, 80));
-        if (!parsed)
-          throw Error(ErrorKind::InvalidArgument,
-                      "serialized shared object has an invalid state (not \"<name>[:<node>]\")");
-        auto mapping = mapping_for_unserialize(parsed->region);
-        NodeView node = mapping->reader().node(parsed->node);
-        const R_altrep_class_t* node_class = view_class_for(node.kind());
-        if (node_class == nullptr)
-          throw Error(ErrorKind::Corrupt,
-                      "serialized shared object refers to a node that is not a vector");
-        // The node must be of the type the stream says (an edited stream
-        // could otherwise turn a double vector into a character vector).
-        if (R_SEXP(*node_class) != cls)
-          throw Error(ErrorKind::Corrupt,
-                      "serialized shared object refers to a node of another type");
-        mapping = mapping_for_view(mapping, node.index(), format::element_size(node.kind()) != 0);
-        return FoundNode{mapping, mapping->reader().node(parsed->node)};
-      },
-      true);
 }
 
 bool view_writes_through(const ViewHandle& handle) {

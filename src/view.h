@@ -5,6 +5,7 @@
 #include "r_api.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "core/names.h"
 #include "core/reader.h"
 #include "mapping.h"
+#include "r_boundary.h"
 
 namespace shmr::glue {
 
@@ -154,11 +156,32 @@ StateBytes state_bytes(SEXP state);
 std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes,
                                                        std::string* unknown_fields = nullptr);
 
-// Used by the view classes' Serialized_state and Unserialize methods.
+// Used by the view classes' Serialized_state and Unserialize methods
+// (view_state.cpp). The state is the compact state of FORMAT.md 4, with the
+// origin as its field in remote mode; nullptr means "serialize the data".
 SEXP view_serialized_state(const ViewHandle& handle);
 // `cls` is the class R found in the stream (the Unserialize method's first
-// argument); the state must name a node of that class.
+// argument); the state must name a node of that class. Never raises an error
+// for a region that cannot be had: the result is then an unavailable object.
 SEXP view_from_serialized_state(SEXP cls, SEXP state);
+
+// An unavailable object: what unserializing a view gives when its region
+// cannot be had (absent, unreachable, refused). Its data1 is an external
+// pointer with no handle whose protected value holds the region, the reason
+// and the original state. Any use raises a classed R error; serializing it
+// again writes the original state.
+bool is_unavailable(SEXP x);
+// Raises the classed error (shmr_region_unavailable). Call from a frame
+// that owns no C++ object.
+[[noreturn]] void raise_unavailable(SEXP x);
+SEXP unavailable_state(SEXP x);
+
+// Makes the view of the node on the mapping `find(node)` returns (it may
+// throw); nullptr, with the message in `message`, when it throws. The
+// mapping is held by an external pointer while the view is allocated, so an
+// allocation error cannot leak it.
+SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& find,
+                     ErrorMessage& message);
 
 // True when writes through the view reach the region (a writable share).
 bool view_writes_through(const ViewHandle& handle);

@@ -36,4 +36,10 @@ const R_altrep_class_t* view_class_of(SEXP x) {
   return nullptr;
 }
 
+const R_altrep_class_t* view_class_from_object(SEXP cls) {
+  for (const Slot& slot : slots())
+    if (slot.set && R_SEXP(slot.cls) == cls) return &slot.cls;
+  return nullptr;
+}
+
 }  // namespace shmr::glue

@@ -12,5 +12,8 @@ void register_view_class(format::NodeKind kind, R_altrep_class_t cls);
 const R_altrep_class_t* view_class_for(format::NodeKind kind);
 // The class of `x` when it is a shmr view, else nullptr.
 const R_altrep_class_t* view_class_of(SEXP x);
+// The view class whose class object is `cls` (what an Unserialize method
+// receives), else nullptr.
+const R_altrep_class_t* view_class_from_object(SEXP cls);
 
 }  // namespace shmr::glue

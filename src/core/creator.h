@@ -37,4 +37,9 @@ inline process::Identity creator_of(const RegionHeader& header) {
   return {header.creator_pid, header.creator_start_ticks, creator_pid_namespace(header)};
 }
 
+// The local process that keeps a copy of a region from another host.
+inline process::Identity keeper_of(const ReplicaRecord& record) {
+  return {record.keeper_pid, record.keeper_start_ticks, record.keeper_pid_namespace};
+}
+
 }  // namespace shmr::format

@@ -11,8 +11,8 @@ namespace shmr::format {
 inline constexpr char kMagic[8] = {'\x89', 'S', 'H', 'M', 'R', '\r', '\n', '\x1a'};
 inline constexpr uint32_t kVersion = 2;
 // The oldest version this build reads. Version 1 regions have no value
-// flags and no dictionary strings; a reader sees only kNodeFlagsV1 of their
-// node flags.
+// flags, no dictionary strings and no replica record (their header is 128
+// bytes); a reader sees only kNodeFlagsV1 of their node flags.
 inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr uint64_t kAlignment = 64;
 inline constexpr uint64_t kNoNode = UINT64_MAX;
@@ -33,6 +33,9 @@ inline constexpr uint32_t kMaxNodeKind = 8;
 // Header flags.
 inline constexpr uint64_t kFlagReadonly = 1u << 0;
 inline constexpr uint64_t kFlagPersistent = 1u << 1;
+// The region is a copy of a region on another host (a replica); its replica
+// record says of which and which local process keeps it.
+inline constexpr uint64_t kFlagReplica = 1u << 2;
 
 // Per-string metadata byte in a String node.
 enum class StringEncoding : uint8_t {
@@ -72,6 +75,29 @@ struct RegionHeader {
   char original_class[48];  // NUL-padded, informational only
 };
 static_assert(sizeof(RegionHeader) == 128, "header is 128 bytes");
+
+// Bytes 128..255 of a version 2 header (bytes 0..127 are RegionHeader,
+// whose last 8 hold the creator's PID namespace: creator.h). Zero in a
+// region written by its creator; filled by the process that copies the
+// region from another host, after the copied bytes are validated (the rest
+// of the header is the origin's, unchanged: its size, creator and creation
+// time identify it).
+inline constexpr size_t kOriginHostSize = 96;
+struct ReplicaRecord {
+  int64_t keeper_pid;            // the local process that keeps the copy
+  uint64_t keeper_start_ticks;   // as creator_start_ticks
+  int64_t copied_unix_ms;        // when the copy was completed
+  uint64_t keeper_pid_namespace; // as the creator's (creator.h); 0 when unknown
+  char origin_host[kOriginHostSize];  // host identity of the origin, NUL-padded
+};
+static_assert(sizeof(ReplicaRecord) == 128, "replica record is 128 bytes");
+
+// header_size of each version.
+inline constexpr uint32_t kHeaderSizeV1 = sizeof(RegionHeader);
+inline constexpr uint32_t kHeaderSizeV2 = sizeof(RegionHeader) + sizeof(ReplicaRecord);
+inline constexpr uint32_t header_size_of(uint32_t version) {
+  return version == 1 ? kHeaderSizeV1 : version == 2 ? kHeaderSizeV2 : 0;
+}
 
 struct NodeRecord {
   uint32_t kind;

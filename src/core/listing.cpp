@@ -55,6 +55,13 @@ void fill_from_header(int fd, RegionSummary& summary, process::Census& census) {
   summary.valid = true;
   summary.complete = true;
   summary.creator = format::creator_of(header);
+  format::ReplicaRecord record;
+  if (read_replica_record(fd, header, record)) {
+    // The creator lives on another host; what counts here is the keeper.
+    summary.replica = true;
+    summary.origin_host = record.origin_host;
+    summary.creator = format::keeper_of(record);
+  }
   judge_creator(summary, census);
   summary.persistent = (header.flags & format::kFlagPersistent) != 0;
   summary.writable = (header.flags & format::kFlagReadonly) == 0;

@@ -26,6 +26,10 @@ struct RegionSummary {
   bool writable = false;
   int64_t created_unix_ms = 0;
   uint32_t format_version = 0;
+  // A copy of a region on another host: `creator` is then its keeper, the
+  // local process whose exit releases it.
+  bool replica = false;
+  std::string origin_host;
   std::string original_class;
 };
 

@@ -169,5 +169,25 @@ std::optional<CompactViewState> parse_compact_view_state(const std::string& text
   return out;
 }
 
+std::optional<std::vector<CompactField>> parse_compact_fields(const std::string& fields) {
+  std::vector<CompactField> out;
+  size_t start = 0;
+  while (start <= fields.size()) {
+    size_t end = fields.find(';', start);
+    if (end == std::string::npos) end = fields.size();
+    const std::string field = fields.substr(start, end - start);
+    const size_t equals = field.find('=');
+    if (equals == std::string::npos || equals == 0) return std::nullopt;
+    CompactField parsed{field.substr(0, equals), field.substr(equals + 1)};
+    for (char c : parsed.first)
+      if (!((c >= 'a' && c <= 'z') || c == '_')) return std::nullopt;
+    for (const CompactField& seen : out)
+      if (seen.first == parsed.first) return std::nullopt;
+    out.push_back(std::move(parsed));
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace names
 }  // namespace shmr

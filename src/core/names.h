@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace shmr::names {
@@ -65,5 +66,12 @@ struct CompactViewState {
 // nullopt unless the part before any ';' is a valid name without its prefix
 // and, optionally, ':' and 1 to 19 decimal digits. Never throws.
 std::optional<CompactViewState> parse_compact_view_state(const std::string& text);
+
+// The fields of a compact state (CompactViewState::fields), in order, as
+// (key, value): nullopt when one has no '=', a key that is empty or not of
+// [a-z_], or a key seen before. Values are left for their readers to check.
+// Never throws.
+using CompactField = std::pair<std::string, std::string>;
+std::optional<std::vector<CompactField>> parse_compact_fields(const std::string& fields);
 
 }  // namespace shmr::names

@@ -172,7 +172,9 @@ std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
   if (auto owner = owner_of(location.name_path())) return owner;
   const process::Identity self = process::current();
   const process::Identity creator = format::creator_of(header);
-  if ((header.flags & format::kFlagPersistent) != 0 || creator.pid != self.pid ||
+  // A replica's header names its creator on another host, never this process.
+  if ((header.flags & (format::kFlagPersistent | format::kFlagReplica)) != 0 ||
+      creator.pid != self.pid ||
       (creator.start_ticks == 0) != (self.start_ticks == 0) ||
       !process::same_start(creator.start_ticks, self.start_ticks) ||
       (creator.pid_namespace != 0 && creator.pid_namespace != self.pid_namespace))

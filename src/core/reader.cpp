@@ -35,7 +35,20 @@ RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::st
             ", this build of shmr reads versions " +
             std::to_string(format::kOldestReadableVersion) + " to " +
             std::to_string(format::kVersion));
-  if (header_.header_size != sizeof(format::RegionHeader)) corrupt("its header size is wrong");
+  if (header_.header_size != format::header_size_of(header_.format_version))
+    corrupt("its header size is wrong");
+  if (size_ < header_.header_size) corrupt("it is shorter than its header");
+  if (header_.format_version >= 2) {
+    std::memcpy(&replica_, bytes_at(sizeof header_, sizeof replica_), sizeof replica_);
+    if (header_.flags & format::kFlagReplica) {
+      if (replica_.keeper_pid <= 0) corrupt("its replica record names no keeper");
+      if (strnlen(replica_.origin_host, sizeof replica_.origin_host) == 0 ||
+          strnlen(replica_.origin_host, sizeof replica_.origin_host) == sizeof replica_.origin_host)
+        corrupt("its replica record has no valid origin host");
+    }
+  } else if (header_.flags & format::kFlagReplica) {
+    corrupt("a version 1 region cannot be a replica");
+  }
   if (header_.total_size != size_)
     corrupt("it is " + std::to_string(size_) + " bytes but its header says " +
             std::to_string(header_.total_size) + " (truncated?)");
@@ -43,6 +56,7 @@ RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::st
   if (header_.node_count > size_ / sizeof(format::NodeRecord)) corrupt("its node count is too large");
   check_range(header_.node_table_offset, header_.node_count * sizeof(format::NodeRecord), 8,
               "node table");
+  if (header_.node_table_offset < header_.header_size) corrupt("its node table overlaps its header");
   if (header_.root_node >= header_.node_count) corrupt("its root node is out of range");
 }
 
@@ -264,6 +278,15 @@ uint64_t NodeView::attribute_value(uint32_t i) const {
 bool read_region_header(int fd, format::RegionHeader& out) {
   ssize_t got = ::pread(fd, &out, sizeof out, 0);
   return got == static_cast<ssize_t>(sizeof out) && header_is_plausible(out);
+}
+
+bool read_replica_record(int fd, const format::RegionHeader& header, format::ReplicaRecord& out) {
+  std::memset(&out, 0, sizeof out);
+  if (header.format_version < 2 || (header.flags & format::kFlagReplica) == 0) return false;
+  ssize_t got = ::pread(fd, &out, sizeof out, sizeof header);
+  if (got != static_cast<ssize_t>(sizeof out)) return false;
+  out.origin_host[sizeof out.origin_host - 1] = '\0';
+  return out.keeper_pid > 0;
 }
 
 }  // namespace shmr

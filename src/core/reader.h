@@ -90,6 +90,9 @@ class RegionReader {
                const void* first_bytes = nullptr, uint64_t first_size = 0);
 
   const format::RegionHeader& header() const noexcept { return header_; }
+  // All zero unless the header's kFlagReplica is set (version 2).
+  const format::ReplicaRecord& replica() const noexcept { return replica_; }
+  bool is_replica() const noexcept { return (header_.flags & format::kFlagReplica) != 0; }
   uint64_t node_count() const noexcept { return header_.node_count; }
   uint64_t root() const noexcept { return header_.root_node; }
 
@@ -111,10 +114,15 @@ class RegionReader {
   uint64_t size_;
   std::shared_ptr<const std::string> name_;
   format::RegionHeader header_;
+  format::ReplicaRecord replica_{};
 };
 
 // Reads and checks only the header of a region file (for listings), without
 // mapping it. Returns false when the file is too short or not a region.
 bool read_region_header(int fd, format::RegionHeader& out);
+
+// Reads the replica record of a region whose header is `header`; false (and
+// `out` zeroed) when the region is not a replica or the record is unusable.
+bool read_replica_record(int fd, const format::RegionHeader& header, format::ReplicaRecord& out);
 
 }  // namespace shmr

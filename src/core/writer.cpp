@@ -45,7 +45,7 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
   if (nodes.empty() || description.root >= nodes.size())
     throw Error(ErrorKind::InvalidArgument, "region description has no root node");
 
-  uint64_t cursor = sizeof(format::RegionHeader);
+  uint64_t cursor = format::kHeaderSizeV2;
   node_table_offset_ = reserve(cursor, checked_mul(nodes.size(), sizeof(format::NodeRecord)));
   records_.resize(nodes.size());
 
@@ -282,13 +282,18 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
     }
   }
   sink.put(node_table_offset_, records.data(), records.size() * sizeof(format::NodeRecord));
+  // An empty replica record: only a process that copies the region from
+  // another host fills it. Put explicitly, as a sink's target need not read
+  // as zeros (MemorySink).
+  const format::ReplicaRecord no_replica{};
+  sink.put(sizeof(format::RegionHeader), &no_replica, sizeof no_replica);
   // Everything else is in place before the header makes the region valid.
   sink.finish();
 
   format::RegionHeader header{};
   std::memcpy(header.magic, format::kMagic, sizeof header.magic);
   header.format_version = format::kVersion;
-  header.header_size = sizeof(format::RegionHeader);
+  header.header_size = format::kHeaderSizeV2;
   header.total_size = total_size_;
   header.flags = header_flags;
   header.creator_pid = creator_pid;

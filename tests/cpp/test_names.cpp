@@ -287,3 +287,21 @@ TEST(CompactViewState, HostileStatesAreRejected) {
   for (const std::string& text : hostile)
     EXPECT_FALSE(shmr::names::parse_compact_view_state(text).has_value()) << text.substr(0, 60);
 }
+
+TEST(CompactViewState, FieldsAreKeyValuePairs) {
+  using shmr::names::parse_compact_fields;
+  auto one = parse_compact_fields("origin=tcp://127.0.0.1:5555 abc - h:0:1 256 7 8 r");
+  ASSERT_TRUE(one.has_value());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].first, "origin");
+  EXPECT_EQ((*one)[0].second, "tcp://127.0.0.1:5555 abc - h:0:1 256 7 8 r");
+  auto two = parse_compact_fields("origin=;later_key=a=b");
+  ASSERT_TRUE(two.has_value());
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ((*two)[0].second, "");
+  EXPECT_EQ((*two)[1].first, "later_key");
+  EXPECT_EQ((*two)[1].second, "a=b");
+  for (const std::string& bad : {"", "origin", "=x", "Origin=x", "or-igin=x", "origin=x;",
+                                 "origin=x;;y=1", "origin=x;origin=y", "a=1;b"})
+    EXPECT_FALSE(parse_compact_fields(bad).has_value()) << bad;
+}

@@ -273,7 +273,7 @@ TEST(ReaderHostile, WrongVersion) {
 
 TEST(ReaderHostile, WrongHeaderSize) {
   Small s;
-  for (uint32_t size : {0u, 64u, 127u, 129u, 192u, UINT32_MAX}) {
+  for (uint32_t size : {0u, 64u, 127u, 128u, 129u, 192u, 255u, 257u, UINT32_MAX}) {
     Guarded g(s.with<uint32_t>(HEADER_FIELD(header_size), size));
     EXPECT_CORRUPT(open_reader(g));
   }

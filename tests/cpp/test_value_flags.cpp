@@ -134,6 +134,7 @@ TEST(ValueFlags, VersionOneRegionsHaveNoValueFlags) {
   d.nodes.push_back(vector_node(NodeKind::Double, up.data(), up.size()));
   Buffer region = write_region(d);
   region.put<uint32_t>(offsetof(RegionHeader, format_version), 1);
+  region.put<uint32_t>(offsetof(RegionHeader, header_size), f::kHeaderSizeV1);
   const uint64_t flags_at = node_record_offset(region, 0) + offsetof(NodeRecord, flags);
   region.put<uint32_t>(flags_at, 0xFFFFFFFFu & ~f::kNodeDictionary);
   RegionReader reader(region.data(), region.size(), "shmr_test");
@@ -283,6 +284,7 @@ TEST(DictionaryStrings, HostileRecordsAreRefused) {
   {
     Buffer copy = region;
     copy.put<uint32_t>(offsetof(RegionHeader, format_version), 1);
+    copy.put<uint32_t>(offsetof(RegionHeader, header_size), f::kHeaderSizeV1);
     RegionReader reader(copy.data(), copy.size(), "shmr_test");
     EXPECT_CORRUPT({
       NodeView node = reader.node(1);

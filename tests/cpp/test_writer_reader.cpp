@@ -114,7 +114,7 @@ TEST(WriterReader, HeaderFields) {
   const RegionHeader& h = reader.header();
   EXPECT_EQ(std::memcmp(h.magic, shmr::format::kMagic, 8), 0);
   EXPECT_EQ(h.format_version, shmr::format::kVersion);
-  EXPECT_EQ(h.header_size, 128u);
+  EXPECT_EQ(h.header_size, 256u);
   EXPECT_EQ(h.total_size, writer.total_size());
   EXPECT_EQ(h.total_size, region.size());
   EXPECT_EQ(h.total_size % 64, 0u);
@@ -129,8 +129,11 @@ TEST(WriterReader, HeaderFields) {
   EXPECT_EQ(h.node_table_offset % 64, 0u);
   EXPECT_GE(h.node_table_offset, sizeof(RegionHeader));
   EXPECT_STREQ(h.original_class, "my_class");
-  // The header is the first 128 bytes, bit for bit.
+  // The header is the first 128 bytes, bit for bit; then the replica
+  // record, all zero in a region written by its creator.
   EXPECT_EQ(std::memcmp(&h, region.data(), sizeof h), 0);
+  EXPECT_FALSE(reader.is_replica());
+  for (size_t i = sizeof h; i < 256; ++i) EXPECT_EQ(region.data()[i], 0) << "byte " << i;
 }
 
 TEST(WriterReader, EveryOffsetIsAligned) {
@@ -338,7 +341,7 @@ TEST(WriterReader, MinimalRegions) {
   RegionDescription only_null;
   only_null.nodes.push_back(NodeSpec{});
   RegionWriter writer(only_null);
-  EXPECT_EQ(writer.total_size(), 192u);  // header + one record
+  EXPECT_EQ(writer.total_size(), 320u);  // header (with the replica record) + one record
   Buffer region = write_region(only_null);
   RegionReader reader(region.data(), region.size(), "shmr_min");
   EXPECT_EQ(reader.node_count(), 1u);

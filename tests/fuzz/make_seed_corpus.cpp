@@ -83,8 +83,11 @@ void region(const std::string& name, RegionDescription description, bool writabl
                            : header->flags | shmr::format::kFlagReadonly;
   if (persistent) header->flags |= shmr::format::kFlagPersistent;
   if (version == 1) {
-    // As format version 1 wrote it: no value flags.
+    // As format version 1 wrote it: no value flags, a 128-byte header (the
+    // bytes of the replica record left as zero padding before the node
+    // table, which version 1 allows).
     header->format_version = 1;
+    header->header_size = shmr::format::kHeaderSizeV1;
     for (uint64_t i = 0; i < header->node_count; ++i) {
       auto* rec = reinterpret_cast<shmr::format::NodeRecord*>(
           bytes.data() + header->node_table_offset + i * sizeof(shmr::format::NodeRecord));

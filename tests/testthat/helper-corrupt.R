@@ -78,6 +78,28 @@ replace_serialized_string <- function(stream, old_prefix, new_bytes) {
     stream[seq.int(at + old_length, length.out = length(stream) - (at + old_length) + 1)])
 }
 
+# `stream` with the origin of a view's compact state (FORMAT.md 4: a raw
+# vector ending in ";origin=<origin>") replaced by the string `new_origin`.
+replace_serialized_origin <- function(stream, origin, new_origin) {
+  old <- charToRaw(paste0(";origin=", origin))
+  starts <- which(stream == old[1])
+  at <- starts[vapply(starts, function(i) {
+    i + length(old) - 1 <= length(stream) && all(stream[i:(i + length(old) - 1)] == old)
+  }, logical(1))][1]
+  if (is.na(at)) stop("origin not found in the stream")
+  end <- at + length(old)  # the first byte after the state
+  # The state starts after its 4-byte length, somewhere before the field.
+  for (begin in seq.int(at, max(5, at - 256))) {
+    if (sum(as.numeric(stream[(begin - 4):(begin - 1)]) * 256^(3:0)) != end - begin) next
+    state <- c(stream[begin:(at - 1)], charToRaw(paste0(";origin=", new_origin)))
+    n <- length(state)
+    length_bytes <- as.raw(c(n %/% 256^3, (n %/% 256^2) %% 256, (n %/% 256) %% 256, n %% 256))
+    return(c(stream[seq_len(begin - 5)], length_bytes, state,
+             stream[seq.int(end, length.out = length(stream) - end + 1)]))
+  }
+  stop("no compact state holds the origin")
+}
+
 # Where things are in a region's bytes `b`.
 root_index <- function(b) u64(b, HEADER[["root"]])
 # The field `field` of the first node of `kind`.

@@ -45,12 +45,20 @@ test_that("flipped header fields are rejected, or harmless", {
     created = quote(put_u64(b, HEADER[["created"]], 2^52)),
     class_garbage = quote({ b[HEADER[["class"]] + 1:48] <- as.raw(0xff); b }),
     flags_writable = quote({ b[HEADER[["flags"]] + 1] <- as.raw(0); b }),
-    flags_all = quote({ b[HEADER[["flags"]] + 1:8] <- as.raw(0xff); b })
+    # Every flag but "replica" (bit 2), which says a replica record follows.
+    flags_all = quote({ b[HEADER[["flags"]] + 1:8] <- as.raw(0xff); b[HEADER[["flags"]] + 1] <- as.raw(0xfb); b })
   ))
   for (label in names(harmless)) {
     expect_true(harmless[[label]]$ok, label = label)
     expect_true(harmless[[label]]$same, label = label)
   }
+})
+
+test_that("a replica flag without a replica record is rejected", {
+  got <- corrupt_and_map(list(
+    replica_flag = quote({ b[HEADER[["flags"]] + 1] <- as.raw(as.integer(b[HEADER[["flags"]] + 1]) + 4L); b })
+  ))
+  expect_all_rejected(got, "replica record")
 })
 
 test_that("truncated and extended files are rejected", {

@@ -58,3 +58,45 @@ test_that("two interrupts during a map never hand its results to the next map", 
     expect_true(all(results[[round]]$pids_alive))
   }
 })
+
+test_that("an interrupted map on a mirai pool cancels its chunks; the next map gets its own results", {
+  skip_on_cran()
+  skip_without_callr()
+  skip_if_not_installed("mirai")
+  markers <- tempfile("interrupts")
+  dir.create(markers)
+  on.exit(unlink(markers, recursive = TRUE), add = TRUE)
+  child <- callr::r_bg(function(markers) {
+    library(shmr)
+    pool <- pool_create(2, backend = "mirai")
+    on.exit(pool_stop(pool))
+    interrupted <- tryCatch({
+      pool_lapply(1:4, function(i, markers) {
+        file.create(file.path(markers, paste0("running-", i)))
+        Sys.sleep(4)
+        file.create(file.path(markers, paste0("finished-", i)))
+        i
+      }, markers = markers, chunk_size = 1)
+      FALSE
+    }, interrupt = function(e) TRUE)
+    next_map <- unlist(pool_lapply(1:4, function(i) -i, chunk_size = 1))
+    # Long enough for a chunk that was not cancelled to finish.
+    Sys.sleep(6)
+    list(interrupted = interrupted, next_map = next_map,
+         status = pool_status(pool)$status)
+  }, args = list(markers = markers))
+  on.exit(child$kill(), add = TRUE)
+  deadline <- Sys.time() + 60
+  while (!length(list.files(markers, "^running-")) && child$is_alive() && Sys.time() < deadline) {
+    Sys.sleep(0.02)
+  }
+  expect_gt(length(list.files(markers, "^running-")), 0L)
+  Sys.sleep(0.2)
+  tools::pskill(child$get_pid(), tools::SIGINT)
+  child$wait(120000)
+  result <- child$get_result()
+  expect_true(result$interrupted)
+  expect_identical(result$next_map, -(1:4))
+  expect_identical(list.files(markers, "^finished-"), character())
+  expect_true(all(result$status == "ok"))
+})

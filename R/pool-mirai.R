@@ -1,0 +1,278 @@
+# The mirai backend of pools: daemons started by the pool on this host, or
+# daemons already connected to a compute profile (on this host or others).
+#
+# mirai cannot address one daemon, so a pool knows its workers by surveying
+# them (everywhere(): each connected daemon answers once with its host and
+# process id), and every task sets its daemon up on first use (packages,
+# init, whether the caller is on another host). A pool whose workers are not
+# all on this host serializes its tasks in remote mode (see ?remote).
+
+mirai_profiles <- local({
+  n <- 0L
+  # A profile name from a counter, not from the caller's random numbers.
+  function() {
+    n <<- n + 1L
+    sprintf("shmr_%d_%d", Sys.getpid(), n)
+  }
+})
+
+# Pools running on mirai, so that closing an object can release its copies.
+mirai_pools <- new.env(parent = emptyenv())
+
+# Evaluates `expr` and puts the caller's random number state back as it was:
+# mirai draws from it when it starts daemons.
+keeping_rng <- function(expr) {
+  had <- exists(".Random.seed", envir = globalenv(), inherits = FALSE)
+  seed <- if (had) get(".Random.seed", envir = globalenv(), inherits = FALSE)
+  on.exit({
+    if (had) {
+      assign(".Random.seed", seed, envir = globalenv())
+    } else if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+      rm(".Random.seed", envir = globalenv())
+    }
+  })
+  expr
+}
+
+start_mirai <- function(pool, compute = NULL) {
+  if (!requireNamespace("mirai", quietly = TRUE)) {
+    stop("backend = \"mirai\" needs the mirai package", call. = FALSE)
+  }
+  pool$local_host <- host_identity()
+  pool$setup <- list(id = mirai_profiles(), packages = pool$packages, init = pool$init,
+                     libs = .libPaths(), caller_host = pool$local_host)
+  if (is.null(compute)) {
+    pool$profile <- pool$setup$id
+    keeping_rng(with_worker_libs(mirai::daemons(pool$n, .compute = pool$profile)))
+    pool$borrowed <- FALSE
+  } else {
+    pool$profile <- compute
+    pool$borrowed <- TRUE
+    connected <- mirai_connections(pool)
+    if (connected < 1L) {
+      stop(sprintf("no mirai daemons are connected to compute profile \"%s\"", compute),
+           call. = FALSE)
+    }
+    pool$n <- connected
+  }
+  survey_mirai_workers(pool, expected = pool$n)
+  pool$tasks_done <- integer(length(pool$pids))
+  pool$recycled <- integer(length(pool$pids))
+  assign(pool$setup$id, pool, envir = mirai_pools)
+  pool
+}
+
+mirai_connections <- function(pool) {
+  status <- tryCatch(mirai::status(.compute = pool$profile), error = function(e) NULL)
+  as.integer(status$connections %||% 0L)
+}
+
+# What a daemon runs for a pool: sets itself up once for this pool, then
+# runs `task` (a chunk), or only reports itself when `task` is NULL.
+mirai_worker_run <- function(task, setup) {
+  if (!identical(worker_state$pool, setup$id)) {
+    worker_setup(setup$packages, setup$init, setup$libs)
+    # Shares made here mean nothing to a caller on another host: they travel
+    # back as data.
+    if (!identical(setup$caller_host, host_identity())) .Call(shmr_remote_peer, TRUE)
+    worker_state$pool <- setup$id
+  }
+  if (is.null(task)) {
+    memory <- tryCatch(suppressWarnings(process_memory()), error = function(e) NULL)
+    return(list(pid = Sys.getpid(), host = host_identity(), memory = memory,
+                shared = region_bytes_mapped(Sys.getpid())))
+  }
+  reply <- run_chunk(task)
+  reply$host <- host_identity()
+  reply
+}
+
+worker_state <- new.env(parent = emptyenv())
+
+# What a message to a daemon names to run: a few hundred bytes rather than
+# mirai_worker_run()'s code, enclosed by the global environment so that a
+# daemon puts the caller's library paths first before it loads shmr (a
+# daemon on another host keeps those of its own that exist there).
+mirai_runner <- function() {
+  run <- function(task, setup) {
+    .libPaths(unique(c(setup$libs, .libPaths())))
+    asNamespace("shmr")$mirai_worker_run(task, setup)
+  }
+  environment(run) <- globalenv()
+  run
+}
+
+# Asks every connected daemon who it is; sets pool$pids, pool$hosts and
+# pool$remote, and returns the answers.
+survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
+  deadline <- Sys.time() + timeout
+  if (!is.null(expected)) {
+    while (mirai_connections(pool) < expected && Sys.time() < deadline) Sys.sleep(0.02)
+    if (mirai_connections(pool) < expected) {
+      stop("mirai daemons did not connect in time", call. = FALSE)
+    }
+  }
+  run <- mirai_runner()
+  calls <- mirai::everywhere(run(NULL, setup), run = run, setup = pool$setup,
+                             .compute = pool$profile)
+  answers <- mirai::collect_mirai(calls)
+  answers <- Filter(function(a) is.list(a) && !is.null(a$pid), answers)
+  keys <- vapply(answers, function(a) paste(a$host, a$pid), "")
+  answers <- answers[!duplicated(keys)]
+  old_keys <- paste(pool$hosts, pool$pids)
+  new_keys <- vapply(answers, function(a) paste(a$host, a$pid), "")
+  if (length(pool$pids)) {
+    # Workers keep their place; newcomers take the places of the departed.
+    alive <- old_keys %in% new_keys
+    fresh <- answers[!new_keys %in% old_keys]
+    for (w in which(!alive)) {
+      if (!length(fresh)) break
+      pool$pids[w] <- as.integer(fresh[[1L]]$pid)
+      pool$hosts[w] <- fresh[[1L]]$host
+      pool$tasks_done[w] <- 0L
+      fresh <- fresh[-1L]
+    }
+    for (a in fresh) {
+      pool$pids <- c(pool$pids, as.integer(a$pid))
+      pool$hosts <- c(pool$hosts, a$host)
+      pool$tasks_done <- c(pool$tasks_done, 0L)
+      pool$recycled <- c(pool$recycled, 0L)
+    }
+  } else {
+    pool$pids <- vapply(answers, function(a) as.integer(a$pid), 0L)
+    pool$hosts <- vapply(answers, function(a) a$host, "")
+  }
+  pool$alive <- paste(pool$hosts, pool$pids) %in% new_keys
+  pool$remote <- any(pool$hosts != pool$local_host)
+  invisible(answers)
+}
+
+# Before a call: a pool that started its own daemons replaces those that
+# died (locally, where it started them); a pool over someone else's daemons
+# never starts any (a dead remote daemon is not replaced by a local one).
+ensure_mirai_workers <- function(pool) {
+  connected <- mirai_connections(pool)
+  if (!pool$borrowed && connected < pool$n) {
+    keeping_rng(with_worker_libs(
+      mirai::launch_local(pool$n - connected, .compute = pool$profile)
+    ))
+    survey_mirai_workers(pool, expected = pool$n)
+  } else if (connected != sum(pool$alive)) {
+    survey_mirai_workers(pool)
+  }
+  if (mirai_connections(pool) < 1L) {
+    stop(sprintf("no mirai daemons are connected to compute profile \"%s\"", pool$profile),
+         call. = FALSE)
+  }
+}
+
+dispatch_mirai <- function(pool, tasks, on_done) {
+  ensure_mirai_workers(pool)
+  for (t in seq_along(tasks)) tasks[[t]]$caller_host <- pool$local_host
+  if (pool$remote) {
+    # Start the region server on the daemons' interface and export what the
+    # tasks share before mirai serializes them.
+    region_server(pool$profile)
+    with_remote_mode(invisible(serialize(tasks, NULL)))
+  }
+  attempts <- integer(length(tasks))
+  run <- mirai_runner()
+  submit <- function(t) {
+    send <- function() {
+      mirai::mirai(run(task, setup), run = run, task = tasks[[t]], setup = pool$setup,
+                   .compute = pool$profile)
+    }
+    if (pool$remote) with_remote_mode(send()) else send()
+  }
+  # A call that ends early (an error, an interrupt) cancels its chunks still
+  # queued or running, so that the daemons are free for the next call.
+  pending <- list()
+  on.exit(suspendInterrupts(cancel_mirai(pending)))
+  for (t in seq_along(tasks)) pending[[t]] <- submit(t)
+  open <- seq_along(tasks)
+  while (length(open)) {
+    done <- open[!vapply(pending[open], mirai::unresolved, TRUE)]
+    for (t in done) {
+      value <- pending[[t]]$data
+      if (mirai::is_error_value(value)) {
+        if (inherits(value, "errorValue")) {
+          # The daemon went away (connection reset): replace it when it was
+          # ours, and retry the chunk once on the workers left.
+          attempts[t] <- attempts[t] + 1L
+          if (attempts[t] > 1L) worker_died_error(tasks[[t]])
+          ensure_mirai_workers(pool)
+          pending[[t]] <- submit(t)
+          next
+        }
+        stop(sprintf("a worker could not run elements %s: %s",
+                     describe_positions(tasks[[t]]$positions), conditionMessage(value)),
+             call. = FALSE)
+      }
+      open <- setdiff(open, t)
+      chunk_done(pool, t, value, on_done)
+    }
+    if (length(open)) Sys.sleep(0.001)
+  }
+}
+
+cancel_mirai <- function(pending) {
+  running <- Filter(function(m) inherits(m, "mirai") && mirai::unresolved(m), pending)
+  if (length(running)) try(mirai::stop_mirai(running), silent = TRUE)
+  invisible()
+}
+
+# pool_status() of a mirai pool: each daemon reports its own memory (those
+# on other hosts cannot be read from here).
+mirai_status <- function(pool) {
+  answers <- survey_mirai_workers(pool)
+  by_key <- answers
+  names(by_key) <- vapply(answers, function(a) paste(a$host, a$pid), "")
+  keys <- paste(pool$hosts, pool$pids)
+  field <- function(name) {
+    vapply(keys, function(k) {
+      m <- by_key[[k]]$memory
+      if (is.null(m)) NA_real_ else unname(m[[name]])
+    }, 0, USE.NAMES = FALSE)
+  }
+  data.frame(
+    worker = seq_along(pool$pids), host = pool$hosts, pid = as.integer(pool$pids),
+    status = ifelse(keys %in% names(by_key), "ok", "dead"),
+    tasks_done = pool$tasks_done, recycled = pool$recycled,
+    rss = field("rss"), uss = field("private"), anonymous = field("anonymous"),
+    shared_mapped = vapply(keys, function(k) by_key[[k]]$shared %||% NA_real_, 0,
+                           USE.NAMES = FALSE),
+    stringsAsFactors = FALSE
+  )
+}
+
+# Sends the release of `regions` to the workers of every running mirai pool
+# over other hosts, without waiting (the owner closed them).
+release_on_pools <- function(regions) {
+  for (id in ls(mirai_pools)) {
+    pool <- mirai_pools[[id]]
+    if (isTRUE(pool$stopped) || !isTRUE(pool$remote)) next
+    release <- release_replicas
+    try(mirai::everywhere(release(regions), release = release, regions = regions,
+                          .compute = pool$profile), silent = TRUE)
+  }
+  invisible()
+}
+
+stop_mirai <- function(pool) {
+  if (exists(pool$setup$id, envir = mirai_pools, inherits = FALSE)) {
+    rm(list = pool$setup$id, envir = mirai_pools)
+  }
+  if (pool$borrowed) {
+    # The daemons are not ours: leave them running, without this owner's
+    # copies.
+    if (pool$remote && length(remote_state$exports)) {
+      release <- release_replicas
+      calls <- try(mirai::everywhere(release(regions), release = release,
+                                     regions = names(remote_state$exports),
+                                     .compute = pool$profile), silent = TRUE)
+      if (!inherits(calls, "try-error")) try(mirai::collect_mirai(calls), silent = TRUE)
+    }
+  } else {
+    try(mirai::daemons(0, .compute = pool$profile), silent = TRUE)
+  }
+}

@@ -1,0 +1,147 @@
+# The worker side of several machines: getting a local copy (a replica) of a
+# region whose origin is on another host.
+#
+# Called from the C++ glue while an object is unserialized (view_state.cpp),
+# so it never raises an error: it returns NULL when the region can now be
+# mapped here, or the reason it cannot. Exactly one process per host fetches
+# (the fetch lock, released by the kernel if that process dies); the others
+# wait for it and map its copy. Bytes are written straight into the copy's
+# mapping, chunk by chunk, so the fetching process's own memory stays small.
+
+remote_obtain <- function(region, origin) {
+  tryCatch({
+    obtain_replica(region, .Call(shmr_parse_origin, origin))
+    NULL
+  }, error = function(e) conditionMessage(e))
+}
+
+obtain_replica <- function(region, origin) {
+  if (is.null(origin)) stop("malformed origin")
+  deadline <- Sys.time() + remote_timeout()
+  local_copy <- function() {
+    .Call(shmr_local_copy, region, origin$host, origin$size, origin$creator_pid, origin$created)
+  }
+  lock <- NULL
+  waits <- 0L
+  repeat {
+    if (local_copy() != "absent") return(invisible())
+    lock <- .Call(shmr_fetch_lock, region)
+    if (!is.null(lock)) break
+    if (Sys.time() > deadline) {
+      stop(sprintf("timed out after %g s waiting for another process of this host to copy it",
+                   remote_timeout()))
+    }
+    Sys.sleep(0.02)
+    # A wait can last as long as a copy: collect its small garbage as it
+    # goes rather than let it pile up in the heap until R's next collection.
+    waits <- waits + 1L
+    if (waits %% 25L == 0L) gc(verbose = FALSE, full = FALSE)
+  }
+  on.exit(.Call(shmr_fetch_unlock, lock))
+  # Another process may have finished the copy while this one waited.
+  if (local_copy() != "absent") return(invisible())
+  need_nanonext()
+  fetch_replica(region, origin, deadline)
+  invisible()
+}
+
+fetch_replica <- function(region, origin, deadline) {
+  builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
+                   origin$created)
+  on.exit(.Call(shmr_replica_abort, builder))
+  sock <- origin_socket(origin, deadline)
+  on.exit(close(sock), add = TRUE)
+  host <- .Call(shmr_host_identity)
+  chunk <- remote_chunk_size()
+  offset <- 0
+  while (offset < origin$size) {
+    n <- min(chunk, origin$size - offset)
+    request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
+    reply <- origin_request(sock, origin$address, deadline, request)
+    check_reply(reply, origin$address)
+    if (length(reply) != n + 1) stop("the region server at ", origin$address, " sent a short chunk")
+    .Call(shmr_replica_write, builder, offset, reply, 1)
+    offset <- offset + n
+    # Each chunk arrives as a new R vector: collect them as they go, so
+    # this process's memory stays small whatever the region's size.
+    rm(reply)
+    gc(verbose = FALSE, full = FALSE)
+  }
+  .Call(shmr_replica_publish, builder, region)
+}
+
+check_reply <- function(reply, address) {
+  status <- as.integer(reply[1L])
+  if (status == server_status[["ok"]]) return(invisible())
+  text <- rawToChar(reply[-1L])
+  what <- switch(as.character(status), "1" = "gone: ", "2" = "refused: ", "")
+  stop(sprintf("the region server at %s answered %s%s", address, what, text))
+}
+
+trusted_certificates <- new.env(parent = emptyenv())
+
+# A req socket connected to the origin's region server. With TLS, the
+# server's certificate is first fetched over an unauthenticated connection
+# and checked against the fingerprint the object carries; only then is a
+# verified connection opened, and only that one carries the token.
+origin_socket <- function(origin, deadline) {
+  if (!nzchar(origin$fingerprint)) return(dial_origin(origin$address, NULL))
+  cert <- trusted_certificates[[origin$address]]
+  if (is.null(cert) || !identical(.Call(shmr_sha256, cert), origin$fingerprint)) {
+    probe <- dial_origin(origin$address, nanonext::tls_config(auth = FALSE))
+    reply <- tryCatch(origin_request(probe, origin$address, deadline, "CERT"),
+                      finally = close(probe))
+    check_reply(reply, origin$address)
+    cert <- rawToChar(reply[-1L])
+    if (!identical(.Call(shmr_sha256, cert), origin$fingerprint)) {
+      stop("the region server at ", origin$address, " presented a certificate that does not ",
+           "match the object's fingerprint")
+    }
+    trusted_certificates[[origin$address]] <- cert
+  }
+  dial_origin(origin$address, nanonext::tls_config(client = c(cert, "")))
+}
+
+dial_origin <- function(address, tls) {
+  sock <- nanonext::socket("req")
+  nanonext::dial(sock, url = address, tls = tls, autostart = TRUE)
+  sock
+}
+
+# Sends `message` and waits for the reply until `deadline`; fails early when
+# the connection is refused or TLS authentication fails.
+origin_request <- function(sock, address, deadline, message) {
+  remaining <- max(0, as.numeric(deadline - Sys.time(), units = "secs"))
+  cv <- nanonext::cv()
+  aio <- nanonext::request(nanonext::context(sock), message, send_mode = "raw",
+                           recv_mode = "raw", timeout = remaining * 1000, cv = cv)
+  started <- Sys.time()
+  while (nanonext::unresolved(aio)) {
+    nanonext::until(cv, 100)
+    if (!nanonext::unresolved(aio)) break
+    dialer <- sock$dialer[[1L]]
+    if (nanonext::stat(sock, "pipes") == 0) {
+      if (nanonext::stat(dialer, "auth") > 0) {
+        nanonext::stop_aio(aio)
+        stop("TLS authentication with the region server at ", address, " failed")
+      }
+      if (nanonext::stat(dialer, "refused") >= 3 && Sys.time() - started > 0.5) {
+        nanonext::stop_aio(aio)
+        stop("the region server at ", address, " refused the connection (has the owner ",
+             "exited? is the port open?)")
+      }
+    }
+  }
+  value <- aio$data
+  if (nanonext::is_error_value(value)) {
+    stop(sprintf("no answer from the region server at %s within %g s (%s)", address,
+                 remote_timeout(), nanonext::nng_error(value)))
+  }
+  value
+}
+
+# Removes the replicas this process keeps among `regions` (all when NULL);
+# sent to workers by pools when their owner closes an object.
+release_replicas <- function(regions = NULL) {
+  .Call(shmr_release_replicas, if (!is.null(regions)) as.character(regions))
+}

@@ -1,0 +1,297 @@
+# The region server: a separate R process per owner that serves the owner's
+# exported regions to workers on other hosts, over nanonext sockets.
+#
+# It runs outside the owner's R thread (the owner is usually blocked
+# collecting results), maps each exported region itself (read-only, so its
+# own memory stays flat), answers only requests that carry the region's
+# token, in chunks of at most `shmr.remote_chunk` bytes, answers "gone" once
+# the region's name no longer leads to the file it mapped (the owner closed
+# or released it), and exits when the owner does.
+#
+# Two sockets: a control socket (ipc:// in the owner's private temporary
+# directory: only the owner's user reaches it) and the public one, bound to
+# the interface of the daemons' URL, with TLS when that URL uses TLS. No
+# message from the network is ever unserialized: requests are short text
+# lines, replies one status byte and the payload.
+
+# Status bytes of the public protocol.
+server_status <- c(ok = 0L, gone = 1L, refused = 2L, bad = 3L)
+
+region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max) {
+  ctl <- nanonext::socket("rep", listen = control)
+  cert <- if (tls) nanonext::write_cert(cn = url_host(listen))
+  pub <- nanonext::socket("rep")
+  nanonext::listen(pub, url = listen, fail = "error",
+                   tls = if (tls) nanonext::tls_config(server = cert$server))
+  bound <- attr(pub$listener[[1L]], "url")
+  state <- new.env(parent = emptyenv())
+  state$exports <- list()     # name -> list(token, handle)
+  state$served <- list()      # host -> c(bytes, requests)
+  state$stop <- FALSE
+  state$bound <- bound
+  state$cert <- if (tls) cert$client[[1L]] else ""
+  state$chunk_max <- chunk_max
+
+  cv <- nanonext::cv()
+  ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = cv)
+  pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
+  repeat {
+    nanonext::until(cv, 500)
+    if (!nanonext::unresolved(ctl_aio)) {
+      reply <- tryCatch(control_reply(state, ctl_aio$data), error = function(e) {
+        paste("ERR", conditionMessage(e))
+      })
+      nanonext::send(ctl, reply, mode = "raw", block = 1000)
+      if (state$stop) break
+      ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = cv)
+    }
+    if (!nanonext::unresolved(pub_aio)) {
+      reply <- tryCatch(public_reply(state, pub_aio$data), error = function(e) {
+        status_reply("bad", conditionMessage(e))
+      })
+      nanonext::send(pub, reply, mode = "raw", block = 5000)
+      pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
+      # Chunks sent are garbage: collect them as they go, so memory stays
+      # flat while hosts fetch.
+      if (length(reply) > 65536L) {
+        reply <- NULL
+        gc(verbose = FALSE, full = FALSE)
+      }
+    }
+    if (!.Call(shmr_process_alive, owner_pid, owner_ticks)) break
+  }
+  for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
+  close(pub)
+  close(ctl)
+  invisible()
+}
+
+status_reply <- function(status, text = "") {
+  c(as.raw(server_status[[status]]), charToRaw(enc2utf8(text)))
+}
+
+# Requests from the owner: "HELLO", "EXPORT <name> <token>", "UNEXPORT
+# <name>", "STATS", "STOP".
+control_reply <- function(state, message) {
+  if (!is.character(message) || length(message) != 1L) stop("bad request")
+  words <- strsplit(message, " ", fixed = TRUE)[[1L]]
+  switch(words[1L],
+    HELLO = paste(Sys.getpid(), state$bound,
+                  if (nzchar(state$cert)) .Call(shmr_sha256, state$cert) else "-", sep = "\n"),
+    EXPORT = {
+      name <- words[2L]
+      old <- state$exports[[name]]
+      if (!is.null(old$handle)) .Call(shmr_serve_close, old$handle)
+      state$exports[[name]] <- list(token = words[3L], handle = .Call(shmr_serve_open, name))
+      "OK"
+    },
+    UNEXPORT = {
+      old <- state$exports[[words[2L]]]
+      if (!is.null(old)) {
+        .Call(shmr_serve_close, old$handle)
+        # Remembered as gone, so a request with its token learns why.
+        state$exports[[words[2L]]] <- list(token = old$token, handle = NULL)
+      }
+      "OK"
+    },
+    STATS = paste(vapply(names(state$served), function(host) {
+      sprintf("%s %.0f %.0f", host, state$served[[host]][1L], state$served[[host]][2L])
+    }, ""), collapse = "\n"),
+    STOP = {
+      state$stop <- TRUE
+      "OK"
+    },
+    stop("unknown request")
+  )
+}
+
+# Requests from workers: "CERT" (the server's certificate, public, so a
+# worker can check it against the fingerprint its object carries before it
+# sends a token), "GET <name> <token> <offset> <length> <host>".
+public_reply <- function(state, message) {
+  if (!is.character(message) || length(message) != 1L || nchar(message, "bytes") > 600L) {
+    return(status_reply("bad", "malformed request"))
+  }
+  words <- strsplit(message, " ", fixed = TRUE)[[1L]]
+  if (identical(words, "CERT")) return(status_reply("ok", state$cert))
+  if (length(words) != 6L || words[1L] != "GET") return(status_reply("bad", "malformed request"))
+  export <- state$exports[[words[2L]]]
+  # The same answer for an unknown name and a wrong token: a request learns
+  # nothing without the token.
+  if (is.null(export) || !identical(export$token, words[3L])) {
+    return(status_reply("refused", "no such region is served, or the token is wrong"))
+  }
+  offset <- suppressWarnings(as.numeric(words[4L]))
+  length <- suppressWarnings(as.numeric(words[5L]))
+  if (is.na(offset) || is.na(length) || length < 1 || length > state$chunk_max) {
+    return(status_reply("bad", "bad chunk"))
+  }
+  chunk <- if (!is.null(export$handle)) .Call(shmr_serve_chunk, export$handle, offset, length)
+  if (is.null(chunk)) {
+    if (!is.null(export$handle)) .Call(shmr_serve_close, export$handle)
+    state$exports[[words[2L]]] <- list(token = export$token, handle = NULL)
+    return(status_reply("gone", "the object was closed by its owner"))
+  }
+  host <- substr(words[6L], 1L, 100L)
+  count <- state$served[[host]] %||% c(0, 0)
+  state$served[[host]] <- count + c(length, 1)
+  chunk
+}
+
+url_host <- function(url) {
+  sub("^\\[(.*)\\]$", "\\1", sub(":[0-9]+$", "", sub("^[a-z+]+://", "", url)))
+}
+
+# --- owner side ------------------------------------------------------------
+
+remote_state <- new.env(parent = emptyenv())
+
+server_counter <- local({
+  n <- 0L
+  function() {
+    n <<- n + 1L
+    n
+  }
+})
+
+need_nanonext <- function() {
+  if (!requireNamespace("nanonext", quietly = TRUE)) {
+    stop("shmr's remote mode needs the nanonext package", call. = FALSE)
+  }
+}
+
+# The address the region server listens on: the option shmr.remote_url, else
+# the scheme and interface of the daemons' URL of mirai's compute profile
+# `compute`, else this host's first address (plain TCP), on any free port.
+remote_listen_url <- function(compute = NULL) {
+  url <- getOption("shmr.remote_url")
+  if (!is.null(url)) {
+    if (!is.character(url) || length(url) != 1L || !grepl("^(tcp|tls\\+tcp)://.+:[0-9]+$", url)) {
+      stop("option shmr.remote_url must be a URL such as \"tcp://10.0.0.5:0\" or ",
+           "\"tls+tcp://10.0.0.5:5555\"", call. = FALSE)
+    }
+    return(url)
+  }
+  daemons_url <- if (requireNamespace("mirai", quietly = TRUE)) {
+    tryCatch(mirai::status(.compute = compute)$daemons, error = function(e) NULL)
+  }
+  if (is.character(daemons_url) && length(daemons_url) == 1L &&
+      grepl("^(tcp|tls\\+tcp)://", daemons_url)) {
+    return(sub(":[0-9]+$", ":0", daemons_url))
+  }
+  ip <- nanonext::ip_addr()
+  ip <- ip[nzchar(ip)]
+  sprintf("tcp://%s:0", if (length(ip)) ip[[1L]] else "127.0.0.1")
+}
+
+server_running <- function() {
+  s <- remote_state$server
+  !is.null(s) && .Call(shmr_process_alive, s$pid, 0)
+}
+
+# The running region server, started when needed.
+region_server <- function(compute = NULL) {
+  if (server_running()) return(remote_state$server)
+  need_nanonext()
+  listen <- remote_listen_url(compute)
+  tls <- startsWith(listen, "tls+tcp://")
+  dir <- file.path(tempdir(), "shmr-remote")
+  if (!dir.exists(dir)) dir.create(dir, mode = "0700")
+  control <- sprintf("ipc://%s/server-%d-%d", dir, Sys.getpid(), server_counter())
+  self <- .Call(shmr_process_start)
+  expr <- sprintf(
+    ".libPaths(%s); shmr:::region_server_main(%s, %s, %.0f, %.0f, %s, %.0f)",
+    paste(deparse(.libPaths()), collapse = ""), deparse(control), deparse(listen),
+    self[1L], self[2L], tls, remote_chunk_size()
+  )
+  log <- file.path(dir, sprintf("server-%d.log", Sys.getpid()))
+  # A fixed mmap threshold: the chunk buffers it sends go back to the system
+  # as soon as they are freed, so its memory stays flat however much it
+  # serves.
+  system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", "-e", shQuote(expr)),
+          wait = FALSE, stdout = log, stderr = log, env = "MALLOC_MMAP_THRESHOLD_=131072")
+  sock <- nanonext::socket("req")
+  nanonext::dial(sock, url = control, autostart = TRUE)
+  hello <- control_request(sock, "HELLO", timeout = max(30, remote_timeout()))
+  if (!is.character(hello)) {
+    close(sock)
+    text <- if (file.exists(log)) {
+      paste(utils::tail(readLines(log, warn = FALSE), 5), collapse = "\n")
+    }
+    stop("shmr: the region server did not start: ", text, call. = FALSE)
+  }
+  parts <- strsplit(hello, "\n", fixed = TRUE)[[1L]]
+  server <- list(
+    pid = as.integer(parts[1L]), url = parts[2L], control = sock, tls = tls,
+    fingerprint = if (tls) parts[3L] else ""
+  )
+  remote_state$server <- server
+  remote_state$exports <- list()
+  server
+}
+
+control_request <- function(sock, message, timeout = 10) {
+  aio <- nanonext::request(nanonext::context(sock), message, send_mode = "raw",
+                           recv_mode = "string", timeout = timeout * 1000)
+  value <- nanonext::call_aio(aio)$data
+  if (nanonext::is_error_value(value)) NULL else value
+}
+
+# Stops the region server (for tests and pool_stop()); it also exits on its
+# own when this process does.
+stop_region_server <- function() {
+  s <- remote_state$server
+  if (is.null(s)) return(invisible(FALSE))
+  if (server_running()) control_request(s$control, "STOP", timeout = 5)
+  try(close(s$control), silent = TRUE)
+  deadline <- Sys.time() + 5
+  while (.Call(shmr_process_alive, s$pid, 0) && Sys.time() < deadline) Sys.sleep(0.01)
+  remote_state$server <- NULL
+  remote_state$exports <- list()
+  invisible(TRUE)
+}
+
+# The origin of region `region` (called by the C++ glue when a view is
+# serialized in remote mode): exports it to the region server first.
+remote_origin_for <- function(region, size, pid, created, writable) {
+  host <- .Call(shmr_host_identity)
+  if (isTRUE(writable)) {
+    # A writable share is never served; the origin only tells other hosts
+    # to refuse it (same-host workers still map it).
+    return(.Call(shmr_format_origin, "tcp://127.0.0.1:9", .Call(shmr_random_token), "", host,
+                 size, pid, created, TRUE))
+  }
+  known <- remote_state$exports[[region]]
+  if (!is.null(known) && known$created == created && known$pid == pid && server_running()) {
+    return(known$origin)
+  }
+  server <- region_server()
+  token <- .Call(shmr_random_token)
+  answer <- control_request(server$control, paste("EXPORT", region, token))
+  if (!identical(answer, "OK")) {
+    stop("shmr: the region server could not export '", region, "': ",
+         if (is.null(answer)) "no answer" else answer, call. = FALSE)
+  }
+  origin <- .Call(shmr_format_origin, server$url, token, server$fingerprint, host, size, pid,
+                  created, FALSE)
+  remote_state$exports[[region]] <- list(origin = origin, created = created, pid = pid)
+  origin
+}
+
+# Tells the region server that `regions` are no longer served (close()).
+remote_unexport <- function(regions) {
+  regions <- intersect(regions, names(remote_state$exports))
+  if (!length(regions)) return(invisible())
+  if (server_running()) {
+    for (r in regions) control_request(remote_state$server$control, paste("UNEXPORT", r), 5)
+  }
+  remote_state$exports[regions] <- NULL
+  invisible()
+}
+
+# An exported region was closed by its owner: the server stops serving it,
+# and pools over other hosts release their copies.
+remote_closed <- function(regions) {
+  remote_unexport(regions)
+  release_on_pools(regions)
+}

@@ -1,0 +1,157 @@
+#' Shared objects on several machines
+#'
+#' Shared memory ends at the machine's edge. With mirai daemons on other
+#' hosts (started with [mirai::daemons()] and `ssh_config()`,
+#' `cluster_config()` or by hand), shmr sends each shared object across the
+#' network **once per host**, not once per worker: the first worker of a host
+#' that meets the object fetches the region's bytes from its owner and writes
+#' them into that host's shared memory under the same name; every other
+#' worker of that host maps that copy, zero-copy, as workers on the owner's
+#' host map the region itself.
+#'
+#' @section Remote mode:
+#' A shared object serializes as its region's name (about 130 bytes). That
+#' name means nothing on another host, so in *remote mode* the object also
+#' carries its origin: the address of its owner's region server, a token
+#' that is different for every region, a fingerprint of the server's TLS
+#' certificate when TLS is used, and the region's identity (host, size,
+#' creator, creation time); about 350 bytes for a vector. Remote mode is on
+#'
+#' * for this process, with `options(shmr.remote = TRUE)` (for example
+#'   before [mirai::mirai_map()] with shared objects in `.args`);
+#' * for the calls of a pool whose workers are not all on this host
+#'   ([pool_create()] with `backend = "mirai"`), on its own.
+#'
+#' Off, nothing changes: no server, no extra bytes.
+#'
+#' @section The region server:
+#' The first object serialized in remote mode starts the owner's region
+#' server: a separate R process (so it answers while the owner is busy)
+#' that maps the owner's exported regions itself and sends them in chunks of
+#' at most `getOption("shmr.remote_chunk", 4 MiB)` bytes, so neither the
+#' owner's nor the server's private memory grows with the object. It
+#' listens on the interface of the daemons' URL (of mirai's default compute
+#' profile, or of the pool's), on a free port, with TLS when that URL uses
+#' TLS (`tls+tcp://`; the certificate is made with [nanonext::write_cert()]);
+#' or on `getOption("shmr.remote_url")`, such as `"tls+tcp://10.0.0.5:5555"`
+#' for a fixed port a firewall lets through. It serves only exported regions,
+#' only to requests with the region's token, answers "gone" once the object
+#' is closed, and exits when the owner exits.
+#'
+#' @section Copies on other hosts (replicas):
+#' A copy is built under a hidden temporary name, its space reserved first,
+#' checked like any region (header, every node) and against the origin's
+#' identity, then published under the region's name. It records that it is
+#' a replica, of which origin, and which local process keeps it (the worker
+#' that fetched it): [shared_regions()] shows `host`, `replica` and `origin`.
+#' The copy is removed when its keeper exits, when the pool that sent it
+#' releases it after its owner closed the object, or by [prune_shared()]
+#' once its keeper is dead. One process per host fetches: the others wait on
+#' a lock the kernel releases if that process dies (another one then
+#' completes the copy). A region of the same name on that host that is not
+#' a copy of that origin is an error naming both, never mapped.
+#'
+#' @section When a region cannot be had:
+#' An object whose region is gone, unreachable, refused, or not fetched
+#' within `getOption("shmr.remote_timeout", 60)` seconds (on daemons, whose
+#' options mirai resets after each task, set the environment variable
+#' `SHMR_REMOTE_TIMEOUT` instead, for example with
+#' `mirai::everywhere(Sys.setenv(SHMR_REMOTE_TIMEOUT = 30))`; the same wait
+#' applies to a worker waiting for another one of its host to finish a copy)
+#' still unserializes:
+#' the worker stays connected, and using the object raises an error of class
+#' `shmr_region_unavailable` naming the region and the reason.
+#'
+#' @section Security: what the token protects:
+#' A region server answers only requests that name an exported region with
+#' its token, 131 random bits generated for that region. Someone who can
+#' reach the port but never received a shared object learns nothing. The
+#' token travels inside every serialized object: anyone who can read those
+#' (the daemons, anyone on the network path without TLS) can fetch that
+#' region while it is exported. With TLS, a worker checks the server's
+#' certificate against the fingerprint its object carries before it sends
+#' the token, so a machine in the middle can neither read the data nor
+#' obtain tokens. The token does not authenticate workers: trust the hosts
+#' your daemons run on.
+#'
+#' @section Firewalls and SSH tunnels:
+#' The region server needs its own port, besides the daemons' one: fix it
+#' with `options(shmr.remote_url = "tcp://<ip>:<port>")` and open it to the
+#' workers' hosts. Through SSH, forward it as mirai forwards the daemons'
+#' port: `options(shmr.remote_url = "tcp://127.0.0.1:5556")` and add
+#' `-R 5556:127.0.0.1:5556` to the ssh command (for example in
+#' `ssh_config(..., command = "ssh")` arguments or `~/.ssh/config`
+#' `RemoteForward`), so workers reach `127.0.0.1:5556` on their host.
+#'
+#' @section Limits:
+#' Writable shares (`readonly = FALSE`, [shared_buffer()]) stay on their
+#' host: on another host they are unavailable objects, since writes could
+#' not reach the owner. Copies go to the shm directory of each host, which
+#' must have room for them. All hosts need the same shmr version (format
+#' version 2). mirai cannot address one daemon, so a pool releases copies by
+#' sending its release to every daemon.
+#'
+#' @param pool For `remote_status()`, unused.
+#' @return `remote_status()`: `NULL` when no region server runs, else a list
+#'   with `pid`, `url` (where it listens), `tls`, `exported` (the names of
+#'   the exported regions) and `served`, a data frame of `host`, `bytes` and
+#'   `requests` (what each host fetched).
+#' @name remote
+#' @aliases several-machines
+#' @examples
+#' \donttest{
+#' if (requireNamespace("nanonext", quietly = TRUE)) {
+#'   old <- options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
+#'   x <- share(rnorm(1e5))
+#'   length(serialize(x, NULL))   # the name and the origin
+#'   remote_status()$exported
+#'   close(x)
+#'   options(old)
+#' }
+#' }
+NULL
+
+#' @rdname remote
+#' @export
+remote_status <- function() {
+  if (!server_running()) return(NULL)
+  s <- remote_state$server
+  stats <- control_request(s$control, "STATS", timeout = 10)
+  lines <- if (is.character(stats) && nzchar(stats)) strsplit(stats, "\n", fixed = TRUE)[[1L]]
+  fields <- strsplit(lines %||% character(), " ", fixed = TRUE)
+  served <- data.frame(
+    host = vapply(fields, `[`, "", 1L),
+    bytes = as.numeric(vapply(fields, `[`, "", 2L)),
+    requests = as.numeric(vapply(fields, `[`, "", 3L)),
+    stringsAsFactors = FALSE
+  )
+  list(pid = s$pid, url = s$url, tls = s$tls, exported = names(remote_state$exports),
+       served = served)
+}
+
+# This host's identity: host name and the device of the shm directory.
+host_identity <- function() .Call(shmr_host_identity)
+
+# A setting from the option `option`, else the environment variable `env`
+# (daemons reset options after each task; a variable set once with
+# mirai::everywhere(Sys.setenv(...)) stays), else `default`.
+remote_setting <- function(option, env, default) {
+  value <- getOption(option)
+  if (is.null(value)) value <- Sys.getenv(env, "")
+  value <- suppressWarnings(as.numeric(value))
+  if (length(value) != 1L || is.na(value) || value <= 0) default else value
+}
+
+remote_timeout <- function() remote_setting("shmr.remote_timeout", "SHMR_REMOTE_TIMEOUT", 60)
+
+remote_chunk_size <- function() {
+  n <- remote_setting("shmr.remote_chunk", "SHMR_REMOTE_CHUNK", 4 * 1024^2)
+  min(max(n, 4096), 256 * 1024^2)
+}
+
+# Evaluates `expr` with remote mode on (a pool over other hosts' daemons).
+with_remote_mode <- function(expr) {
+  .Call(shmr_remote_scope, TRUE)
+  on.exit(.Call(shmr_remote_scope, FALSE))
+  expr
+}

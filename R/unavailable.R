@@ -1,0 +1,28 @@
+# Shared objects whose region cannot be had.
+#
+# Unserializing a shared object never fails: when its region is gone (a
+# saved workspace loaded after its session ended, a released region) or
+# cannot be fetched from another host, the object comes back unavailable.
+# Using it raises an error of class "shmr_region_unavailable" naming the
+# region and the reason; loading it warns once per region and process. A
+# worker that receives one therefore stays alive, and the task that uses it
+# fails with that error. These two functions are called from the C++ glue
+# (view_state.cpp).
+
+stop_unavailable <- function(region, reason) {
+  stop(structure(
+    class = c("shmr_region_unavailable", "shmr_error", "error", "condition"),
+    list(message = sprintf("shmr: shared region '%s' is not available here: %s", region, reason),
+         call = NULL, region = region, reason = reason)
+  ))
+}
+
+warn_unavailable <- function(region, reason) {
+  warning(structure(
+    class = c("shmr_region_unavailable_warning", "warning", "condition"),
+    list(message = sprintf(paste0(
+      "shmr: shared region '%s' is not available here: %s\nObjects that read it raise an ",
+      "error of class \"shmr_region_unavailable\" when used."), region, reason),
+      call = NULL, region = region, reason = reason)
+  ))
+}

@@ -1,0 +1,90 @@
+// Copies of regions from other hosts (replicas): building one from bytes
+// that arrive in chunks, the per-host lock that makes one process fetch while
+// the others wait, and the local process that keeps each copy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "origin.h"
+#include "process.h"
+#include "region_file.h"
+
+namespace shmr {
+
+// This host's identity: its host name and the device of the shm directory,
+// "<host name>:<major>:<minor>". Two hosts that share a boot id (containers,
+// simulated hosts) still differ in their shm directory's device.
+std::string host_identity(const std::string& shm_directory);
+
+// A lock on fetching region `name` into `directory`, held by one process of
+// the host at a time: flock(2) on ".shmr_lock_<name>" in the directory, which
+// the kernel releases when its holder dies. The holder removes the file when
+// it lets go.
+class FetchLock {
+ public:
+  // The lock, or nullopt when another process holds it.
+  static std::optional<FetchLock> try_acquire(const std::string& directory, const std::string& name);
+  FetchLock(FetchLock&& other) noexcept : path_(std::move(other.path_)), fd_(std::move(other.fd_)) {}
+  FetchLock(const FetchLock&) = delete;
+  FetchLock& operator=(const FetchLock&) = delete;
+  ~FetchLock();
+
+ private:
+  FetchLock(std::string path, FileDescriptor fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  FileDescriptor fd_;
+};
+
+// Prefix of the lock files in the shm directory.
+inline constexpr const char* kFetchLockPrefix = ".shmr_lock_";
+
+// Removes lock files no process holds (their holder died before removing
+// them). Returns their region names.
+std::vector<std::string> prune_fetch_locks(const std::string& directory);
+
+// A replica being built under the hidden temporary name, its full size
+// reserved up front. If publish() is never reached, nothing is left behind.
+class ReplicaBuilder {
+ public:
+  ReplicaBuilder(const std::string& directory, const std::string& name, const RegionIdentity& origin);
+
+  uint64_t size() const noexcept { return origin_.size; }
+  // Copies `size` bytes to `offset` (bounds checked).
+  void write(uint64_t offset, const void* bytes, uint64_t size);
+  // Validates the bytes as a region (header, every node) that is the
+  // origin's (size, creator, creation time), records this process as its
+  // keeper, and publishes it under its name. Throws Corrupt (nothing is
+  // left), or AlreadyExists when the name was taken meanwhile.
+  void publish();
+
+ private:
+  std::string name_;
+  RegionIdentity origin_;
+  PendingRegion pending_;
+};
+
+enum class LocalCopy {
+  Absent,   // no region of that name here
+  Origin,   // the region itself (this host is its origin host)
+  Replica,  // a complete copy of it
+};
+
+// What a region named `name` in `directory` is to the region `origin`.
+// Throws Mismatch-like Corrupt errors naming both when it is another region
+// of the same name (user-chosen names can collide across hosts).
+LocalCopy find_local_copy(const std::string& directory, const std::string& name,
+                          const RegionIdentity& origin, const std::string& local_host);
+
+// The replica `name` is kept by this process until release_replica() or the
+// process's exit (then it is removed, unless another process removed it).
+void keep_replica(const std::string& directory, const std::string& name);
+
+// Removes the replicas this process keeps among `names` (all when empty);
+// returns the names removed.
+std::vector<std::string> release_replicas(const std::vector<std::string>& names);
+
+}  // namespace shmr

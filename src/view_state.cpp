@@ -1,0 +1,338 @@
+// What a view serializes as, and what unserializing one gives.
+//
+// The state is the compact state of FORMAT.md 4: a raw vector
+// "<name>[:<node>]". In remote mode (options(shmr.remote = TRUE), or a pool
+// call over daemons on other hosts) it has the field ";origin=<origin>": the
+// region server's address, the region's token, and the region's identity
+// (FORMAT.md 4 and 7). Streams of format version 1 hold the string
+// "<region>:<node>", still read. Unserializing never fails for a region
+// that cannot be had: the result is an unavailable object that raises a
+// classed error when used, so a worker that receives one stays alive.
+#include <cpp11/protect.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "core/error.h"
+#include "core/names.h"
+#include "core/origin.h"
+#include "r_boundary.h"
+#include "remote_glue.h"
+#include "view.h"
+#include "view_classes.h"
+
+namespace shmr::glue {
+namespace {
+
+constexpr size_t kTextSize = 640;
+// The longest compact state read: a name, a node and an origin (at most
+// 512 bytes) fit with room to spare.
+constexpr R_xlen_t kMaxStateSize = 1024;
+// The compact state's field that carries the origin (FORMAT.md 4).
+constexpr const char* kOriginField = "origin";
+
+void copy_text(char* out, size_t size, const std::string& text) {
+  std::snprintf(out, size, "%s", text.c_str());
+}
+
+SEXP shmr_namespace() {
+  SEXP name = PROTECT(Rf_mkString("shmr"));
+  SEXP ns = R_FindNamespace(name);
+  UNPROTECT(1);
+  return ns;
+}
+
+// Calls shmr:::<fun>(args...) in the package namespace. R errors propagate.
+SEXP call_shmr(const char* fun, SEXP a, SEXP b = nullptr, SEXP c = nullptr, SEXP d = nullptr,
+               SEXP e = nullptr) {
+  SEXP call;
+  if (b == nullptr) {
+    call = PROTECT(Rf_lang2(Rf_install(fun), a));
+  } else if (c == nullptr) {
+    call = PROTECT(Rf_lang3(Rf_install(fun), a, b));
+  } else {
+    call = PROTECT(Rf_lang6(Rf_install(fun), a, b, c, d, e));
+  }
+  SEXP value = Rf_eval(call, shmr_namespace());
+  UNPROTECT(1);
+  return value;
+}
+
+bool remote_option_on() {
+  SEXP value = Rf_GetOption1(Rf_install("shmr.remote"));
+  return TYPEOF(value) == LGLSXP && XLENGTH(value) == 1 && LOGICAL(value)[0] == TRUE;
+}
+
+// The compact state `text`, plus the origin field when `origin` is given,
+// as the raw vector R writes.
+SEXP compact_state(const char* text, const char* origin) {
+  const size_t size = std::strlen(text);
+  const size_t origin_size = origin == nullptr ? 0 : std::strlen(origin);
+  const size_t field_size = origin == nullptr ? 0 : 1 + std::strlen(kOriginField) + 1 + origin_size;
+  SEXP out = PROTECT(Rf_allocVector(RAWSXP, static_cast<R_xlen_t>(size + field_size)));
+  unsigned char* at = RAW(out);
+  std::memcpy(at, text, size);
+  if (origin != nullptr) {
+    at += size;
+    *at++ = ';';
+    std::memcpy(at, kOriginField, std::strlen(kOriginField));
+    at += std::strlen(kOriginField);
+    *at++ = '=';
+    std::memcpy(at, origin, origin_size);
+  }
+  UNPROTECT(1);
+  return out;
+}
+
+// Plain data gathered in C++ before any R call (r_boundary.h).
+struct OutgoingState {
+  char local[kTextSize];
+  char region[kTextSize];
+  char recorded_origin[kTextSize];
+  bool writable;
+  double size, pid, created;
+};
+
+struct IncomingState {
+  bool parsed;
+  char region[kTextSize];
+  uint64_t node;
+  bool remote;
+  char origin_text[kTextSize];
+  bool other_host;
+  bool writable;
+  char origin_host[kTextSize];
+  uint64_t size;
+  int64_t pid, created;
+};
+
+// "shmr: <reason>" -> "<reason>": the classed error adds its own prefix.
+const char* bare(const char* message) {
+  return std::strncmp(message, "shmr: ", 6) == 0 ? message + 6 : message;
+}
+
+SEXP make_unavailable(SEXP cls, SEXP state, const char* region, const char* reason) {
+  const R_altrep_class_t* view_class = view_class_from_object(cls);
+  if (view_class == nullptr) Rf_error("shmr: malformed serialized shared object (unknown class)");
+  SEXP info = PROTECT(Rf_allocVector(VECSXP, 3));
+  SET_VECTOR_ELT(info, 0, Rf_mkString(region[0] != '\0' ? region : "?"));
+  SET_VECTOR_ELT(info, 1, Rf_mkString(bare(reason)));
+  SET_VECTOR_ELT(info, 2, state);
+  SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, info));
+  SEXP object = PROTECT(R_new_altrep(*view_class, pointer, R_NilValue));
+  // One warning per region and process: a data frame's columns all name it.
+  bool first = false;
+  ErrorMessage ignored;
+  capture_exception(ignored, [&] {
+    static std::set<std::string> warned;
+    first = warned.insert(region).second;
+  });
+  if (first) call_shmr("warn_unavailable", VECTOR_ELT(info, 0), VECTOR_ELT(info, 1));
+  UNPROTECT(3);
+  return object;
+}
+
+SEXP unavailable_info(SEXP x) {
+  if (!ALTREP(x)) return nullptr;
+  SEXP pointer = R_altrep_data1(x);
+  if (TYPEOF(pointer) != EXTPTRSXP || R_ExternalPtrAddr(pointer) != nullptr) return nullptr;
+  SEXP info = R_ExternalPtrProtected(pointer);
+  return TYPEOF(info) == VECSXP && XLENGTH(info) == 3 ? info : nullptr;
+}
+
+// Throws unless the mapped region is the one the origin names: the region
+// itself on its own host, a copy of it elsewhere.
+void check_identity(const RegionReader& reader, const IncomingState& in, const std::string& name) {
+  const format::RegionHeader& h = reader.header();
+  std::string host = reader.is_replica() ? std::string(reader.replica().origin_host) : remote::local_host();
+  RegionIdentity here{host, h.total_size, h.creator_pid, h.created_unix_ms};
+  RegionIdentity wanted{in.origin_host, in.size, in.pid, in.created};
+  if (!(here == wanted))
+    throw Error(ErrorKind::Corrupt, "a region named '" + name + "' exists on this host but it is " +
+                                        (reader.is_replica() ? "a copy of the region on " : "the region on ") +
+                                        here.describe() + ", not the one the object refers to, on " +
+                                        wanted.describe());
+}
+
+}  // namespace
+
+bool remote::names_may_not_travel() {
+  return remote::scope_depth() > 0 || remote::peer_is_remote() || remote_option_on();
+}
+
+bool is_unavailable(SEXP x) { return view_class_of(x) != nullptr && unavailable_info(x) != nullptr; }
+
+void raise_unavailable(SEXP x) {
+  SEXP info = unavailable_info(x);
+  call_shmr("stop_unavailable", VECTOR_ELT(info, 0), VECTOR_ELT(info, 1));
+  Rf_error("shmr: shared region is not available");  // not reached
+}
+
+SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
+
+// The state is formatted into fixed buffers, so no C++ object is live when
+// R allocates. A region a forked child made and sends this way becomes its
+// parent's (parallel::mclapply() results): the child ends without releasing
+// anything.
+SEXP view_serialized_state(const ViewHandle& handle) {
+  handle.mapping->region().hand_to_fork_parent();
+  OutgoingState out{};
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    const MappedRegion& region = handle.mapping->region();
+    const std::string local =
+        names::format_compact_view_state({region.name(), handle.node.index()});
+    if (local.size() >= sizeof out.local)
+      throw Error(ErrorKind::InvalidArgument, "view state too long");
+    copy_text(out.local, sizeof out.local, local);
+    copy_text(out.region, sizeof out.region, region.name());
+    const format::RegionHeader& h = region.reader().header();
+    out.writable = region.access() == Access::SharedWritable;
+    out.size = static_cast<double>(h.total_size);
+    out.pid = static_cast<double>(h.creator_pid);
+    out.created = static_cast<double>(h.created_unix_ms);
+    if (remote::has_recorded_origins())
+      if (auto origin = remote::recorded_origin(remote::origin_key(region.name(), h.creator_pid,
+                                                                   h.created_unix_ms)))
+        copy_text(out.recorded_origin, sizeof out.recorded_origin, *origin);
+  });
+  if (message.set()) raise_r_error(message);
+  // An object that came from another host names its origin wherever it goes.
+  if (out.recorded_origin[0] != '\0') return compact_state(out.local, out.recorded_origin);
+  if (remote::scope_depth() > 0 || remote_option_on()) {
+    SEXP region = PROTECT(Rf_mkString(out.region));
+    SEXP size = PROTECT(Rf_ScalarReal(out.size));
+    SEXP pid = PROTECT(Rf_ScalarReal(out.pid));
+    SEXP created = PROTECT(Rf_ScalarReal(out.created));
+    SEXP writable = PROTECT(Rf_ScalarLogical(out.writable));
+    SEXP origin = PROTECT(call_shmr("remote_origin_for", region, size, pid, created, writable));
+    if (TYPEOF(origin) != STRSXP || XLENGTH(origin) != 1 || STRING_ELT(origin, 0) == NA_STRING)
+      Rf_error("shmr: internal error: no origin for region '%s'", out.region);
+    SEXP state = compact_state(out.local, CHAR(STRING_ELT(origin, 0)));
+    UNPROTECT(6);
+    return state;
+  }
+  // Its name means nothing to a caller on another host.
+  if (remote::peer_is_remote()) return nullptr;
+  return compact_state(out.local, nullptr);
+}
+
+SEXP view_from_serialized_state(SEXP cls, SEXP state) {
+  // Compact states (raw) since format version 2; "<region>:<node>" strings
+  // from streams written by version 1.
+  const bool compact =
+      TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
+  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
+                   STRING_ELT(state, 0) == NA_STRING))
+    return make_unavailable(cls, state, "", "malformed serialized shared object");
+  const char* text =
+      compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
+  const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
+
+  IncomingState in{};
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    // Anyone can write serialize() output: the state is untrusted.
+    names::ViewState wanted;
+    std::string origin_text;
+    bool has_origin = false;
+    if (compact) {
+      auto parsed = names::parse_compact_view_state(std::string(text, text_size));
+      if (!parsed)
+        throw Error(ErrorKind::InvalidArgument,
+                    "serialized shared object has an invalid state (not \"<name>[:<node>]\")");
+      wanted = parsed->view;
+      if (!parsed->fields.empty()) {
+        auto fields = names::parse_compact_fields(parsed->fields);
+        if (!fields)
+          throw Error(ErrorKind::InvalidArgument,
+                      "serialized shared object has an invalid state (malformed fields)");
+        for (const names::CompactField& field : *fields) {
+          if (field.first != kOriginField)
+            throw Error(ErrorKind::InvalidArgument,
+                        "serialized shared object carries fields this version of shmr does not "
+                        "know (written by a newer version?): " + parsed->fields.substr(0, 80));
+          origin_text = field.second;
+          has_origin = true;
+        }
+      }
+    } else {
+      auto parsed = names::parse_view_state(std::string(text, text_size));
+      if (!parsed)
+        throw Error(ErrorKind::InvalidArgument,
+                    "serialized shared object has an invalid state (not \"<region>:<node>\")");
+      wanted = *parsed;
+    }
+    copy_text(in.region, sizeof in.region, wanted.region);
+    in.node = wanted.node;
+    if (has_origin) {
+      auto origin = parse_origin(origin_text);
+      if (!origin || origin_text.size() >= sizeof in.origin_text)
+        throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid origin");
+      in.remote = true;
+      copy_text(in.origin_text, sizeof in.origin_text, origin_text);
+      in.writable = origin->writable;
+      copy_text(in.origin_host, sizeof in.origin_host, origin->identity.host);
+      in.size = origin->identity.size;
+      in.pid = origin->identity.creator_pid;
+      in.created = origin->identity.created_unix_ms;
+      in.other_host = origin->identity.host != remote::local_host();
+    }
+    in.parsed = true;
+  });
+  if (!in.parsed) return make_unavailable(cls, state, in.region, message.text);
+
+  if (in.remote && in.other_host) {
+    remote::peer_is_remote() = true;
+    if (in.writable)
+      return make_unavailable(cls, state, in.region,
+                              "it is a writable share (readonly = FALSE) of another host: writes "
+                              "made here could not reach its owner");
+    SEXP region = PROTECT(Rf_mkString(in.region));
+    SEXP origin = PROTECT(Rf_mkString(in.origin_text));
+    SEXP reason = PROTECT(call_shmr("remote_obtain", region, origin));
+    if (reason != R_NilValue) {
+      const char* why = TYPEOF(reason) == STRSXP && XLENGTH(reason) == 1 && STRING_ELT(reason, 0) != NA_STRING
+                            ? CHAR(STRING_ELT(reason, 0))
+                            : "its bytes could not be fetched";
+      SEXP object = make_unavailable(cls, state, in.region, why);
+      UNPROTECT(3);
+      return object;
+    }
+    UNPROTECT(3);
+  }
+
+  SEXP view = view_on_mapping(
+      [&](NodeView& node) {
+        auto mapping = mapping_for_unserialize(in.region);
+        if (in.remote) check_identity(mapping->reader(), in, in.region);
+        NodeView found = mapping->reader().node(in.node);
+        const R_altrep_class_t* node_class = view_class_for(found.kind());
+        if (node_class == nullptr)
+          throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node that is not a vector");
+        // The node must be of the type the stream says (an edited stream
+        // could otherwise turn a double vector into a character vector).
+        if (R_SEXP(*node_class) != cls)
+          throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node of another type");
+        mapping = mapping_for_view(mapping, found.index(), format::element_size(found.kind()) != 0);
+        node = mapping->reader().node(in.node);
+        return mapping;
+      },
+      message);
+  if (view == nullptr) return make_unavailable(cls, state, in.region, message.text);
+  // A copy from another host names its origin wherever it is sent next (on
+  // the origin's own host the region itself is exported as usual).
+  if (in.remote && in.other_host) {
+    PROTECT(view);
+    ErrorMessage ignored;
+    capture_exception(ignored, [&] {
+      remote::record_origin(remote::origin_key(in.region, in.pid, in.created), in.origin_text);
+    });
+    UNPROTECT(1);
+  }
+  return view;
+}
+
+}  // namespace shmr::glue

@@ -1,0 +1,178 @@
+# Remote mode on one host: what a shared object carries, what the region
+# server answers, and how untrusted origins are treated. The tests with
+# several (simulated) hosts are in test-remote-hosts.R.
+
+skip_without_nanonext <- function() {
+  skip_on_cran()
+  skip_if_not_installed("nanonext")
+}
+
+# Remote mode for the calling test, with the region server on loopback.
+local_remote_mode <- function(envir = parent.frame()) {
+  old <- options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
+  do.call(base::on.exit, list(bquote({
+    options(.(old))
+    shmr:::stop_region_server()
+  }), TRUE, FALSE), envir = envir)
+}
+
+# The bytes of serialize(x) as text, where a view's compact state (a raw
+# vector, FORMAT.md 4) can be read: every byte that is not printable ASCII
+# becomes a newline.
+state_strings <- function(x) {
+  bytes <- serialize(x, NULL)
+  bytes[bytes < as.raw(0x20) | bytes > as.raw(0x7e)] <- as.raw(0x0a)
+  rawToChar(bytes)
+}
+
+# Sends `message` to the region server at `url`, returns the raw reply.
+ask_server <- function(url, message) {
+  sock <- nanonext::socket("req")
+  on.exit(close(sock))
+  nanonext::dial(sock, url = url, autostart = TRUE)
+  aio <- nanonext::request(nanonext::context(sock), message, send_mode = "raw",
+                           recv_mode = "raw", timeout = 10000)
+  nanonext::call_aio(aio)$data
+}
+
+test_that("remote mode off: a shared vector serializes as before, with no origin", {
+  x <- share(rnorm(1e6))
+  bytes <- length(serialize(x, NULL))
+  expect_lt(bytes, 200)
+  expect_false(grepl("tcp://", state_strings(x), fixed = TRUE))
+  expect_null(remote_status())
+})
+
+test_that("remote mode on: the origin travels, under 400 bytes, and maps here", {
+  skip_without_nanonext()
+  x <- share(rnorm(1e6))
+  off <- length(serialize(x, NULL))
+  local_remote_mode()
+  stream <- serialize(x, NULL)
+  expect_lt(length(stream), 400)
+  expect_gt(length(stream), off)
+  text <- state_strings(x)
+  expect_match(text, ";origin=tcp://127.0.0.1:[0-9]+ [A-Za-z0-9]{22} - ")
+  expect_match(text, shmr:::host_identity(), fixed = TRUE)
+  status <- remote_status()
+  expect_identical(status$exported, shared_name(x))
+  expect_match(status$url, "^tcp://127\\.0\\.0\\.1:[0-9]+$")
+  # Unserialized on its own host, the object maps the region itself.
+  y <- unserialize(stream)
+  expect_identical(y[], x[])
+  expect_true(is_shared(y))
+  # A data frame: every column carries the origin; sizes stay bounded.
+  df <- share(data.frame(a = 1:1e5, b = rnorm(1e5)))
+  expect_lt(length(serialize(df, NULL)), 1200)
+  expect_identical(unserialize(serialize(df, NULL))$b[], df$b[])
+})
+
+test_that("the region server answers only with the token, and 'gone' after close()", {
+  skip_without_nanonext()
+  local_remote_mode()
+  x <- share(as.numeric(1:1000))
+  invisible(serialize(x, NULL))
+  name <- shared_name(x)
+  url <- remote_status()$url
+  token <- shmr:::remote_state$exports[[name]]$origin
+  token <- strsplit(token, " ", fixed = TRUE)[[1]][2]
+  host <- shmr:::host_identity()
+  ok <- ask_server(url, sprintf("GET %s %s 0 64 %s", name, token, host))
+  expect_identical(as.integer(ok[1]), 0L)
+  expect_length(ok, 65L)
+  # The region's first bytes: the magic number.
+  expect_identical(ok[2:6], as.raw(c(0x89, 0x53, 0x48, 0x4d, 0x52)))
+  wrong <- paste(rev(strsplit(token, "")[[1]]), collapse = "")
+  # A region of this owner that was never sent in remote mode is not served,
+  # whatever the token.
+  private <- share(as.numeric(1:1000))
+  on.exit(close(private), add = TRUE)
+  for (request in c(sprintf("GET %s %s 0 64 %s", name, wrong, host),
+                    sprintf("GET shmr_unknown %s 0 64 %s", token, host),
+                    sprintf("GET %s %s 0 64 %s", shared_name(private), token, host))) {
+    reply <- ask_server(url, request)
+    expect_identical(as.integer(reply[1]), 2L, info = request)
+  }
+  for (request in c("HELLO", "GET", sprintf("GET %s %s -1 64 %s", name, token, host),
+                    sprintf("GET %s %s 0 1e12 %s", name, token, host), strrep("x", 5000))) {
+    reply <- ask_server(url, request)
+    expect_identical(as.integer(reply[1]), 3L, info = request)
+  }
+  # Bytes served are counted per requesting host.
+  expect_identical(remote_status()$served$bytes[remote_status()$served$host == host], 64)
+  close(x)
+  gone <- ask_server(url, sprintf("GET %s %s 0 64 %s", name, token, host))
+  expect_identical(as.integer(gone[1]), 1L)
+  expect_match(rawToChar(gone[-1]), "closed")
+  expect_length(remote_status()$exported, 0L)
+})
+
+test_that("hand-edited origins give unavailable objects, never a crash or a wrong region", {
+  skip_without_nanonext()
+  local_remote_mode()
+  x <- share(c(1, 2, 3))
+  stream <- serialize(x, NULL)
+  origin <- shmr:::remote_state$exports[[shared_name(x)]]$origin
+  fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
+  edited <- function(new) {
+    suppressWarnings(unserialize(replace_serialized_origin(stream, origin, new)))
+  }
+  bad <- c("", "x", paste(fields[-1], collapse = " "), paste(c(fields, "extra"), collapse = " "),
+           sub("^tcp", "udp", origin), sub(" r$", " q", origin),
+           paste(replace(fields, 2, "short"), collapse = " "),
+           paste(replace(fields, 4, "no/host:1:2"), collapse = " "))
+  for (b in bad) {
+    y <- edited(b)
+    err <- tryCatch(sum(y), error = function(e) e)
+    expect_s3_class(err, "shmr_region_unavailable")
+    expect_match(err$reason, "invalid origin", info = b)
+  }
+  # Well formed, but another region's identity: the region here is not
+  # the one the object names.
+  other <- paste(replace(fields, 7, as.character(as.numeric(fields[7]) + 1)), collapse = " ")
+  err <- tryCatch(sum(edited(other)), error = function(e) e)
+  expect_s3_class(err, "shmr_region_unavailable")
+  expect_match(err$reason, "not the one the object refers to")
+  # Unedited, it maps.
+  expect_identical(unserialize(stream)[], c(1, 2, 3))
+})
+
+test_that("a writable share in remote mode is never exported, and still maps on its host", {
+  skip_without_nanonext()
+  local_remote_mode()
+  w <- share(numeric(10), readonly = FALSE)
+  stream <- serialize(w, NULL)
+  expect_match(state_strings(w), " w\n", fixed = TRUE)
+  expect_null(remote_status())
+  w[2] <- 5
+  expect_identical(unserialize(stream)[2], 5)
+  close(w)
+})
+
+test_that("the region server exits when its owner does", {
+  skip_without_nanonext()
+  skip_without_callr()
+  owner <- callr::r_session$new()
+  on.exit(owner$kill())
+  pid <- owner$run(function() {
+    library(shmr)
+    options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
+    keep <<- share(rnorm(10))
+    invisible(serialize(keep, NULL))
+    remote_status()$pid
+  })
+  expect_true(shmr:::process_alive(pid))
+  owner$kill()
+  deadline <- Sys.time() + 20
+  while (shmr:::process_alive(pid) && Sys.time() < deadline) Sys.sleep(0.1)
+  expect_false(shmr:::process_alive(pid))
+})
+
+test_that("this host's identity is its name and the device of its shm directory", {
+  id <- shmr:::host_identity()
+  expect_match(id, "^[A-Za-z0-9._-]+:[0-9]+:[0-9]+$")
+  expect_true(startsWith(id, paste0(gsub("[^A-Za-z0-9.-]", "_", Sys.info()[["nodename"]]), ":")))
+  regions <- shared_regions()
+  if (nrow(regions)) expect_true(all(regions$host == id))
+  expect_true(all(c("host", "replica", "origin") %in% names(regions)))
+})

@@ -1,0 +1,143 @@
+# A shared object whose region cannot be had (a workspace saved in a session
+# that has ended, a released region) never makes unserialize() fail: it
+# comes back as an object that raises a classed error naming the region when
+# it is used, with one warning per region when it is loaded. The same rule
+# keeps pool workers and mirai daemons alive.
+
+# A shared data frame saved with saveRDS() in another process, which then
+# exits (so the region is gone); returns the file.
+saved_in_ended_session <- function() {
+  path <- tempfile(fileext = ".rds")
+  in_other_process(function(path) {
+    x <- share(data.frame(a = as.numeric(1:1000), b = rep(c("u", "v"), 500),
+                          c = seq(0.5, 500, by = 0.5)))
+    saveRDS(x, path)
+    shared_name(x)
+  }, list(path = path))
+  path
+}
+
+# An object whose region was released: what a worker receives when the
+# region is gone by the time the task's arguments are unserialized. (Made in
+# a function of its own: a closed object left in the test's environment
+# would travel with the test's closures, and cannot be serialized.)
+released_object <- function() {
+  x <- share(as.numeric(1:100))
+  bytes <- serialize(x, NULL)
+  name <- shared_name(x)
+  close(x)
+  structure(list(object = suppressWarnings(unserialize(bytes)), name = name))
+}
+
+collect_warnings <- function(expr) {
+  warnings <- list()
+  value <- withCallingHandlers(expr, warning = function(w) {
+    warnings[[length(warnings) + 1L]] <<- w
+    invokeRestart("muffleWarning")
+  })
+  list(value = value, warnings = warnings)
+}
+
+test_that("readRDS() of a shared object whose region is gone loads, warns once, errors at use", {
+  path <- saved_in_ended_session()
+  on.exit(unlink(path))
+  got <- collect_warnings(readRDS(path))
+  y <- got$value
+  # One warning, although three columns (and the names) name the region.
+  expect_length(got$warnings, 1L)
+  w <- got$warnings[[1L]]
+  expect_s3_class(w, "shmr_region_unavailable_warning")
+  expect_match(conditionMessage(w), "^shmr: shared region 'shmr_[A-Za-z0-9]+' is not available here")
+  region <- w$region
+  err <- tryCatch(sum(y$a), error = function(e) e)
+  expect_s3_class(err, "shmr_region_unavailable")
+  expect_identical(err$region, region)
+  expect_match(err$reason, "no shared region named")
+  expect_match(conditionMessage(err), region, fixed = TRUE)
+  expect_error(print(y), class = "shmr_region_unavailable")
+  expect_error(y$b[1], class = "shmr_region_unavailable")
+  expect_error(y$c + 1, class = "shmr_region_unavailable")
+})
+
+test_that("an unavailable object saved again keeps its reference", {
+  path <- saved_in_ended_session()
+  on.exit(unlink(path))
+  y <- suppressWarnings(readRDS(path))
+  again <- tempfile(fileext = ".rds")
+  on.exit(unlink(again), add = TRUE)
+  saveRDS(y, again)
+  # Small: the reference, not data.
+  expect_lt(file.size(again), 2000)
+  z <- suppressWarnings(readRDS(again))
+  err <- tryCatch(mean(z$a), error = function(e) e)
+  expect_s3_class(err, "shmr_region_unavailable")
+})
+
+test_that("a saved workspace with a shared object loads, and its other objects survive", {
+  path <- tempfile(fileext = ".RData")
+  on.exit(unlink(path))
+  in_other_process(function(path) {
+    plain <- list(numbers = 1:5, text = "kept")
+    shared <- share(rnorm(1e5))
+    also_plain <- matrix(1:4, 2)
+    save(plain, shared, also_plain, file = path)
+  }, list(path = path))
+  env <- new.env()
+  got <- collect_warnings(load(path, envir = env))
+  expect_setequal(got$value, c("plain", "shared", "also_plain"))
+  expect_length(got$warnings, 1L)
+  expect_identical(env$plain, list(numbers = 1:5, text = "kept"))
+  expect_identical(env$also_plain, matrix(1:4, 2))
+  expect_error(sum(env$shared), class = "shmr_region_unavailable")
+})
+
+test_that("saveRDS(fetch(x)) saves the data, which outlives the region", {
+  x <- share(data.frame(a = c(1.5, 2.5), b = c("p", "q")))
+  path <- tempfile(fileext = ".rds")
+  on.exit(unlink(path))
+  saveRDS(fetch(x), path)
+  original <- fetch(x)
+  close(x)
+  y <- readRDS(path)
+  expect_false(shmr:::contains_altrep(y))
+  expect_identical(y, original)
+})
+
+test_that("a released region in a task's arguments fails the task, not the PSOCK worker", {
+  u <- released_object()$object
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool))
+  pids <- pool_status(pool)$pid
+  got <- pool_lapply(1:4, function(i, d) {
+    tryCatch(sum(d), error = function(e) class(e)[1])
+  }, d = u, pool = pool)
+  expect_identical(unlist(got), rep("shmr_region_unavailable", 4))
+  # The same workers, none restarted.
+  expect_identical(pool_status(pool)$pid, pids)
+  # Not caught, the error stops the call with its class.
+  err <- tryCatch(pool_lapply(1:2, function(i, d) sum(d), d = u, pool = pool), error = function(e) e)
+  expect_s3_class(err, "shmr_region_unavailable")
+  expect_identical(unlist(pool_lapply(1:2, function(i) i * 2, pool = pool)), c(2, 4))
+})
+
+test_that("a released region in a mirai task's arguments leaves the daemon connected", {
+  skip_if_not_installed("mirai")
+  profile <- "shmr_test_unavailable"
+  mirai::daemons(2, .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile))
+  deadline <- Sys.time() + 30
+  while (mirai::status(.compute = profile)$connections < 2 && Sys.time() < deadline) Sys.sleep(0.05)
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  released <- released_object()
+  u <- released$object
+  name <- released$name
+  got <- mirai::mirai_map(1:4, function(i, d) {
+    tryCatch(sum(d), error = function(e) c(class(e)[1], e$region))
+  }, .args = list(d = u), .compute = profile)[]
+  for (g in got) expect_identical(g, c("shmr_region_unavailable", name))
+  m <- mirai::mirai(sum(d), d = u, .compute = profile)
+  value <- mirai::call_mirai(m)$data
+  expect_true(mirai::is_mirai_error(value))
+  expect_match(conditionMessage(value), "is not available here")
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+})
