@@ -91,7 +91,6 @@
 #' version 2). mirai cannot address one daemon, so a pool releases copies by
 #' sending its release to every daemon.
 #'
-#' @param pool For `remote_status()`, unused.
 #' @return `remote_status()`: `NULL` when no region server runs, else a list
 #'   with `pid`, `url` (where it listens), `tls`, `exported` (the names of
 #'   the exported regions) and `served`, a data frame of `host`, `bytes` and
