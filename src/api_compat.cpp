@@ -45,19 +45,13 @@ extern "C" SEXP shmr_advise(SEXP x, SEXP advice) {
   return with_messages([&]() -> SEXP {
     Origin origin = origin_of(x);
     if (!origin.mapping) throw Error(ErrorKind::InvalidArgument, "not a shared object");
-    const std::string name = as_string(advice);
-    const int flag = name == "normal"       ? MADV_NORMAL
-                     : name == "sequential" ? MADV_SEQUENTIAL
-                     : name == "random"     ? MADV_RANDOM
-                     : name == "willneed"   ? MADV_WILLNEED
-                     : name == "dontneed"   ? MADV_DONTNEED
-                                            : -1;
-    if (flag < 0) throw Error(ErrorKind::InvalidArgument, "unknown advice '" + name + "'");
+    const int flag = madvise_flag(as_string(advice));
     const MappedRegion& region = origin.mapping->region();
     if (flag == MADV_DONTNEED && region.access() == Access::CopyOnWrite)
-      return Rf_ScalarLogical(FALSE);
+      return cpp11::safe[Rf_ScalarLogical](FALSE);
     const MemoryMap& map = region.map();
-    return Rf_ScalarLogical(::madvise(map.data(), map.size(), flag) == 0);
+    const bool taken = ::madvise(map.data(), map.size(), flag) == 0;
+    return cpp11::safe[Rf_ScalarLogical](taken);
   });
   END_CPP11
 }

@@ -243,14 +243,7 @@ extern "C" SEXP shmr_segment_advise(SEXP seg, SEXP advice) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     Segment& segment = segment_of(seg);
-    std::string name = as_string(advice);
-    int flag = name == "normal"       ? MADV_NORMAL
-               : name == "sequential" ? MADV_SEQUENTIAL
-               : name == "random"     ? MADV_RANDOM
-               : name == "willneed"   ? MADV_WILLNEED
-               : name == "dontneed"   ? MADV_DONTNEED
-                                      : -1;
-    if (flag < 0) throw Error(ErrorKind::InvalidArgument, "unknown advice '" + name + "'");
+    const int flag = madvise_flag(as_string(advice));
     const MemoryMap& map = segment.region->map();
     const bool taken = ::madvise(map.data(), map.size(), flag) == 0;
     return cpp11::safe[Rf_ScalarLogical](taken);

@@ -2,6 +2,8 @@
 
 #include <cpp11/protect.hpp>
 
+#include <sys/mman.h>
+
 #include <cstring>
 
 #include "core/names.h"
@@ -54,6 +56,17 @@ SEXP list_field(SEXP list, const char* key) {
   for (R_xlen_t i = 0; i < XLENGTH(list); ++i)
     if (std::strcmp(CHAR(STRING_ELT(names, i)), key) == 0) return VECTOR_ELT(list, i);
   return R_NilValue;
+}
+
+int madvise_flag(const std::string& advice) {
+  const int flag = advice == "normal"       ? MADV_NORMAL
+                   : advice == "sequential" ? MADV_SEQUENTIAL
+                   : advice == "random"     ? MADV_RANDOM
+                   : advice == "willneed"   ? MADV_WILLNEED
+                   : advice == "dontneed"   ? MADV_DONTNEED
+                                            : -1;
+  if (flag < 0) throw Error(ErrorKind::InvalidArgument, "unknown advice '" + advice + "'");
+  return flag;
 }
 
 std::string region_name_for(const std::string& text) {

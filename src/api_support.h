@@ -38,6 +38,11 @@ SEXP list_field(SEXP list, const char* key);
 // name the region file "shmr_my_data".
 std::string region_name_for(const std::string& text);
 
+// The madvise() flag of an access-pattern hint as R names it ("normal",
+// "sequential", "random", "willneed", "dontneed"); throws InvalidArgument
+// for any other name.
+int madvise_flag(const std::string& advice);
+
 // CreateOptions from the list R's share() and segment_create() build:
 // backing, data_directory, name, readonly, persist, shm_capacity.
 CreateOptions create_options(SEXP options);
