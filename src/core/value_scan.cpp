@@ -1,7 +1,6 @@
 #include "value_scan.h"
 
 #include <climits>
-#include <cstring>
 
 namespace shmr {
 
@@ -92,27 +91,6 @@ uint32_t summary_flags(NodeKind kind, const ValueSummary& summary) noexcept {
   if (summary.increasing) flags |= format::kNodeIncreasing;
   if (summary.decreasing) flags |= format::kNodeDecreasing;
   return flags;
-}
-
-ValueSummary copy_and_summarize(NodeKind kind, void* to, const void* from, uint64_t bytes) noexcept {
-  const uint64_t width = format::element_size(kind);
-  ValueSummary s;
-  if (!has_value_summary(kind) || width == 0) {
-    if (bytes > 0) std::memcpy(to, from, bytes);
-    return summarize_values(kind, from, bytes);
-  }
-  // 256 KiB pieces: the copy brings them into the cache, the scan reads them
-  // from there.
-  constexpr uint64_t kPiece = 256 * 1024;
-  auto* out = static_cast<unsigned char*>(to);
-  const auto* in = static_cast<const unsigned char*>(from);
-  for (uint64_t at = 0; at < bytes; at += kPiece) {
-    const uint64_t n = bytes - at < kPiece ? bytes - at : kPiece;
-    std::memcpy(out + at, in + at, n);
-    // Once settled, further values change nothing (not even a merge).
-    if (!s.settled()) s = merge_summaries(s, summarize_values(kind, in + at, n / width));
-  }
-  return s;
 }
 
 }  // namespace shmr

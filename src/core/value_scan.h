@@ -37,9 +37,4 @@ ValueSummary merge_summaries(const ValueSummary& before, const ValueSummary& aft
 // Sortedness is recorded only for Integer and Double nodes without NA.
 uint32_t summary_flags(format::NodeKind kind, const ValueSummary& summary) noexcept;
 
-// memcpy of `bytes` bytes of `kind` values that also summarises them, in
-// pieces small enough to be read again from the cache.
-ValueSummary copy_and_summarize(format::NodeKind kind, void* to, const void* from,
-                                uint64_t bytes) noexcept;
-
 }  // namespace shmr
