@@ -12,6 +12,9 @@
 
 #include <cpp11/protect.hpp>
 
+#include <cstdio>
+#include <string>
+
 #include "core/error.h"
 #include "core/names.h"
 #include "decode.h"
@@ -44,7 +47,10 @@ ListHandle* own_handle(SEXP x) {
 // otherwise. Call only from a frame that owns no C++ object.
 ListHandle& open_handle(SEXP x) {
   ListHandle* handle = own_handle(x);
-  if (handle == nullptr) Rf_error("shmr: this shared list has been released");
+  if (handle == nullptr) {
+    if (unavailable_info(x) != nullptr) raise_unavailable(x);
+    Rf_error("shmr: this shared list has been released");
+  }
   if (handle->mapping->is_closed())
     Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
              handle->mapping->region().name().c_str());
@@ -85,9 +91,21 @@ SEXP element_cache(SEXP x) {
   return cache;
 }
 
+// An unavailable list keeps its length: its names' for a named list, the
+// one its state records for any other. It cannot raise the error
+// here: R reads the length of every list a function returns.
+R_xlen_t unavailable_length(SEXP x) {
+  SEXP recorded = R_ExternalPtrTag(R_altrep_data1(x));
+  if (TYPEOF(recorded) == REALSXP && XLENGTH(recorded) == 1)
+    return static_cast<R_xlen_t>(REAL(recorded)[0]);
+  SEXP names = Rf_getAttrib(x, R_NamesSymbol);
+  return TYPEOF(names) == STRSXP ? XLENGTH(names) : 0;
+}
+
 R_xlen_t list_length(SEXP x) {
   ListHandle* handle = own_handle(x);
-  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->node.length());
+  if (handle != nullptr) return static_cast<R_xlen_t>(handle->node.length());
+  return unavailable_info(x) != nullptr ? unavailable_length(x) : 0;
 }
 
 // R calls Elt with the garbage collector off: what is decoded here is safe
@@ -137,27 +155,64 @@ const void* list_dataptr_or_null(SEXP x) {
 // so does any list in remote mode (its state has no origin field: its
 // elements' views carry theirs).
 SEXP list_state(SEXP x) {
+  // Saved again, a list whose region could not be had keeps its reference.
+  if (own_handle(x) == nullptr && unavailable_info(x) != nullptr) return unavailable_state(x);
   ListHandle& handle = open_handle(x);
   if (handle.written || handle.mapping->is_detached()) return nullptr;
   if (remote::names_may_not_travel()) return nullptr;
-  return serialized_state_of(handle.mapping->region().name(), handle.node.index());
+  // A named list's length is its names' (which travel as its attribute): it
+  // needs no length field, and a data frame's state stays as short as a
+  // vector's.
+  const bool named = TYPEOF(Rf_getAttrib(x, R_NamesSymbol)) == STRSXP;
+  return list_state_of(handle.mapping->region().name(), handle.node.index(),
+                       named ? std::nullopt : std::optional<uint64_t>(handle.node.length()));
 }
 
+// Never raises for a region that cannot be had (or a state it cannot read):
+// the result is then an unavailable list, as for vectors (view_state.cpp),
+// so a saved workspace still loads and a worker given one stays alive.
 SEXP list_unserialize(SEXP, SEXP state) {
   StateBytes bytes = state_bytes(state);
-  if (bytes.data == nullptr) Rf_error("shmr: malformed serialized shared list");
-  return run_guarded([&] {
+  char region[256] = "";
+  double recorded_length = -1;
+  ErrorMessage message;
+  SEXP list = nullptr;
+  SEXP unwind_token = nullptr;
+  capture_exception(message, [&] {
+    if (bytes.data == nullptr) throw Error(ErrorKind::InvalidArgument, "malformed serialized shared list");
     // Anyone can write serialize() output: the state is untrusted.
-    auto parsed = parse_serialized_state(bytes);
-    if (!parsed) throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
-    auto mapping = mapping_for_unserialize(parsed->region);
-    NodeView node = mapping->reader().node(parsed->node);
+    std::string unknown_fields;
+    auto parsed = parse_list_state(bytes, &unknown_fields);
+    if (!parsed) {
+      if (!unknown_fields.empty())
+        throw Error(ErrorKind::InvalidArgument,
+                    "serialized shared list carries fields this version of shmr does not know "
+                    "(written by a newer version?): " + unknown_fields.substr(0, 80));
+      throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
+    }
+    std::snprintf(region, sizeof region, "%s", parsed->view.region.c_str());
+    if (parsed->length && *parsed->length <= static_cast<uint64_t>(R_XLEN_T_MAX))
+      recorded_length = static_cast<double>(*parsed->length);
+    auto mapping = mapping_for_unserialize(parsed->view.region);
+    NodeView node = mapping->reader().node(parsed->view.node);
     if (node.kind() != format::NodeKind::List || (node.flags() & format::kNodeFromPairlist) != 0)
       throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");
-    SEXP list = cpp11::unwind_protect([&] { return make_list_view(mapping, node); });
+    if (parsed->length && *parsed->length != node.length())
+      throw Error(ErrorKind::Corrupt, "serialized shared list's length is not its node's");
+    try {
+      list = cpp11::unwind_protect([&] { return make_list_view(mapping, node); });
+    } catch (const cpp11::unwind_exception& e) {
+      unwind_token = e.token;
+      return;
+    }
     remember_mapping(mapping);
-    return list;
   });
+  if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
+  if (list != nullptr) return list;
+  list = PROTECT(make_unavailable_object(list_cls, state, region, message.text));
+  if (recorded_length >= 0) R_SetExternalPtrTag(R_altrep_data1(list), Rf_ScalarReal(recorded_length));
+  UNPROTECT(1);
+  return list;
 }
 
 // A copy of an unchanged list is another view of the same node, holding the
@@ -178,7 +233,8 @@ SEXP list_duplicate(SEXP x, Rboolean deep) {
 Rboolean list_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
   ListHandle* handle = own_handle(x);
   if (handle == nullptr) {
-    Rprintf(" shmr list (released)\n");
+    Rprintf(unavailable_info(x) != nullptr ? " shmr list (region unavailable)\n"
+                                            : " shmr list (released)\n");
   } else {
     Rprintf(" shmr list of %s node %llu%s%s\n", handle->mapping->region().name().c_str(),
             static_cast<unsigned long long>(handle->node.index()),

@@ -15,6 +15,9 @@
 namespace shmr::glue {
 namespace {
 
+// The compact state's field that carries a list's length (FORMAT.md 4).
+constexpr const char* kListLengthField = "length";
+
 void finalize_handle(SEXP pointer) {
   auto* handle = static_cast<ViewHandle*>(R_ExternalPtrAddr(pointer));
   R_ClearExternalPtr(pointer);
@@ -157,16 +160,16 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
       message);
 }
 
-SEXP serialized_state_of(const std::string& region, uint64_t node) {
-  // The compact text of FORMAT.md 4 in a raw vector (R's header for it is 8
-  // bytes where a string's costs 16), formatted into a fixed buffer so that
-  // no C++ object is live when R allocates.
+SEXP list_state_of(const std::string& region, uint64_t node, std::optional<uint64_t> length) {
+  // Formatted into a fixed buffer, so that no C++ object is live when R
+  // allocates.
   char text[256];
   size_t size = 0;
   ErrorMessage message;
   capture_exception(message, [&] {
     std::string state = names::format_compact_view_state({region, node});
-    if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "view state too long");
+    if (length) state += std::string(";") + kListLengthField + "=" + std::to_string(*length);
+    if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "list state too long");
     size = state.size();
     std::memcpy(text, state.data(), size);
   });
@@ -187,18 +190,32 @@ StateBytes state_bytes(SEXP state) {
   return {};
 }
 
-std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes,
-                                                       std::string* unknown_fields) {
+std::optional<ListState> parse_list_state(const StateBytes& bytes, std::string* unknown_fields) {
   const std::string text(reinterpret_cast<const char*>(bytes.data), bytes.size);
-  if (!bytes.compact) return names::parse_view_state(text);
+  if (!bytes.compact) {
+    auto view = names::parse_view_state(text);
+    if (!view) return std::nullopt;
+    return ListState{*view, std::nullopt};
+  }
   if (bytes.size == 0 || bytes.size > 1024) return std::nullopt;
   auto parsed = names::parse_compact_view_state(text);
   if (!parsed) return std::nullopt;
-  if (!parsed->fields.empty()) {
-    if (unknown_fields != nullptr) *unknown_fields = parsed->fields;
-    return std::nullopt;
+  ListState state{parsed->view, std::nullopt};
+  if (parsed->fields.empty()) return state;
+  auto fields = names::parse_compact_fields(parsed->fields);
+  if (!fields) return std::nullopt;
+  for (const names::CompactField& field : *fields) {
+    if (field.first != kListLengthField) {
+      if (unknown_fields != nullptr) *unknown_fields = parsed->fields;
+      return std::nullopt;
+    }
+    const std::string& digits = field.second;
+    if (digits.empty() || digits.size() > 19 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    state.length = std::stoull(digits);
   }
-  return parsed->view;
+  return state;
 }
 
 SEXP fresh_view_of(const ViewHandle& handle) {

@@ -136,9 +136,11 @@ SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t cou
 // values: a read-only view, open, that this process has not written to.
 bool view_values_trusted(ViewHandle& handle);
 
-// The ALTREP state of a shared object (vector or list): a raw vector in the
-// compact form of FORMAT.md section 4. May raise an R error (allocation).
-SEXP serialized_state_of(const std::string& region, uint64_t node);
+// The ALTREP state of a shared list: a raw vector in the compact form of
+// FORMAT.md section 4, with the field "length" when `length` is given (the
+// element count of an unnamed list, which an unavailable list keeps). May
+// raise an R error (allocation).
+SEXP list_state_of(const std::string& region, uint64_t node, std::optional<uint64_t> length);
 
 // The bytes of a state as R read it: the compact raw form, or the string
 // "<region>:<node>" that earlier versions wrote. data is null for anything
@@ -150,11 +152,16 @@ struct StateBytes {
 };
 StateBytes state_bytes(SEXP state);
 
+struct ListState {
+  names::ViewState view;
+  // Absent in states written before the field existed.
+  std::optional<uint64_t> length;
+};
 // Parses those untrusted bytes; nullopt when malformed, or when the state
 // carries fields this build does not know (then copied to `unknown_fields`
 // when given). Never throws.
-std::optional<names::ViewState> parse_serialized_state(const StateBytes& bytes,
-                                                       std::string* unknown_fields = nullptr);
+std::optional<ListState> parse_list_state(const StateBytes& bytes,
+                                          std::string* unknown_fields = nullptr);
 
 // Used by the view classes' Serialized_state and Unserialize methods
 // (view_state.cpp). The state is the compact state of FORMAT.md 4, with the
@@ -171,6 +178,14 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state);
 // and the original state. Any use raises a classed R error; serializing it
 // again writes the original state.
 bool is_unavailable(SEXP x);
+// An unavailable object of the class `cls` (a view class, or the list
+// class); warns once per region and process. May raise an R error (the
+// warning, allocation): call from a frame that owns no C++ object.
+SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* region,
+                             const char* reason);
+// The region, reason and state of an object of one of shmr's classes made
+// by make_unavailable_object(), or nullptr. Check the class first.
+SEXP unavailable_info(SEXP x);
 // Raises the classed error (shmr_region_unavailable). Call from a frame
 // that owns no C++ object.
 [[noreturn]] void raise_unavailable(SEXP x);

@@ -116,12 +116,33 @@ const char* bare(const char* message) {
 SEXP make_unavailable(SEXP cls, SEXP state, const char* region, const char* reason) {
   const R_altrep_class_t* view_class = view_class_from_object(cls);
   if (view_class == nullptr) Rf_error("shmr: malformed serialized shared object (unknown class)");
+  return make_unavailable_object(*view_class, state, region, reason);
+}
+
+// Throws unless the mapped region is the one the origin names: the region
+// itself on its own host, a copy of it elsewhere.
+void check_identity(const RegionReader& reader, const IncomingState& in, const std::string& name) {
+  const format::RegionHeader& h = reader.header();
+  std::string host = reader.is_replica() ? std::string(reader.replica().origin_host) : remote::local_host();
+  RegionIdentity here{host, h.total_size, h.creator_pid, h.created_unix_ms};
+  RegionIdentity wanted{in.origin_host, in.size, in.pid, in.created};
+  if (!(here == wanted))
+    throw Error(ErrorKind::Corrupt, "a region named '" + name + "' exists on this host but it is " +
+                                        (reader.is_replica() ? "a copy of the region on " : "the region on ") +
+                                        here.describe() + ", not the one the object refers to, on " +
+                                        wanted.describe());
+}
+
+}  // namespace
+
+SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* region,
+                             const char* reason) {
   SEXP info = PROTECT(Rf_allocVector(VECSXP, 3));
   SET_VECTOR_ELT(info, 0, Rf_mkString(region[0] != '\0' ? region : "?"));
   SET_VECTOR_ELT(info, 1, Rf_mkString(bare(reason)));
   SET_VECTOR_ELT(info, 2, state);
   SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, info));
-  SEXP object = PROTECT(R_new_altrep(*view_class, pointer, R_NilValue));
+  SEXP object = PROTECT(R_new_altrep(cls, pointer, R_NilValue));
   // One warning per region and process: a data frame's columns all name it.
   bool first = false;
   ErrorMessage ignored;
@@ -141,22 +162,6 @@ SEXP unavailable_info(SEXP x) {
   SEXP info = R_ExternalPtrProtected(pointer);
   return TYPEOF(info) == VECSXP && XLENGTH(info) == 3 ? info : nullptr;
 }
-
-// Throws unless the mapped region is the one the origin names: the region
-// itself on its own host, a copy of it elsewhere.
-void check_identity(const RegionReader& reader, const IncomingState& in, const std::string& name) {
-  const format::RegionHeader& h = reader.header();
-  std::string host = reader.is_replica() ? std::string(reader.replica().origin_host) : remote::local_host();
-  RegionIdentity here{host, h.total_size, h.creator_pid, h.created_unix_ms};
-  RegionIdentity wanted{in.origin_host, in.size, in.pid, in.created};
-  if (!(here == wanted))
-    throw Error(ErrorKind::Corrupt, "a region named '" + name + "' exists on this host but it is " +
-                                        (reader.is_replica() ? "a copy of the region on " : "the region on ") +
-                                        here.describe() + ", not the one the object refers to, on " +
-                                        wanted.describe());
-}
-
-}  // namespace
 
 bool remote::names_may_not_travel() {
   return remote::scope_depth() > 0 || remote::peer_is_remote() || remote_option_on();

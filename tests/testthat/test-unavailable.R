@@ -21,8 +21,8 @@ saved_in_ended_session <- function() {
 # region is gone by the time the task's arguments are unserialized. (Made in
 # a function of its own: a closed object left in the test's environment
 # would travel with the test's closures, and cannot be serialized.)
-released_object <- function() {
-  x <- share(as.numeric(1:100))
+released_object <- function(value = as.numeric(1:100)) {
+  x <- share(value)
   bytes <- serialize(x, NULL)
   name <- shared_name(x)
   close(x)
@@ -39,10 +39,6 @@ collect_warnings <- function(expr) {
 }
 
 test_that("readRDS() of a shared object whose region is gone loads, warns once, errors at use", {
-  # Known gap: on R >= 4.3 a shared data frame is one ALTREP list, and its
-  # Unserialize method has no unavailable-object path yet (it raises). Open
-  # in issue #12 item 5 / #13 requirement 1; vectors are covered below.
-  skip_if(getRversion() >= "4.3.0", "lists on R >= 4.3: no unavailable-object path yet")
   path <- saved_in_ended_session()
   on.exit(unlink(path))
   got <- collect_warnings(readRDS(path))
@@ -64,10 +60,6 @@ test_that("readRDS() of a shared object whose region is gone loads, warns once, 
 })
 
 test_that("an unavailable object saved again keeps its reference", {
-  # Known gap: on R >= 4.3 a shared data frame is one ALTREP list, and its
-  # Unserialize method has no unavailable-object path yet (it raises). Open
-  # in issue #12 item 5 / #13 requirement 1; vectors are covered below.
-  skip_if(getRversion() >= "4.3.0", "lists on R >= 4.3: no unavailable-object path yet")
   path <- saved_in_ended_session()
   on.exit(unlink(path))
   y <- suppressWarnings(readRDS(path))
@@ -126,6 +118,53 @@ test_that("a released region in a task's arguments fails the task, not the PSOCK
   err <- tryCatch(pool_lapply(1:2, function(i, d) sum(d), d = u, pool = pool), error = function(e) e)
   expect_s3_class(err, "shmr_region_unavailable")
   expect_identical(unlist(pool_lapply(1:2, function(i) i * 2, pool = pool)), c(2, 4))
+})
+
+test_that("a released shared data frame in a task's arguments fails the task, not the worker", {
+  # On R >= 4.3 the data frame is one ALTREP list; before, a list of views.
+  released <- released_object(data.frame(a = as.numeric(1:50), b = rep(c("x", "y"), 25)))
+  u <- released$object
+  expect_s3_class(tryCatch(sum(u$a), error = function(e) e), "shmr_region_unavailable")
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool))
+  pids <- pool_status(pool)$pid
+  got <- pool_lapply(1:4, function(i, d) {
+    tryCatch(sum(d$a), error = function(e) c(class(e)[1], e$region))
+  }, d = u, pool = pool)
+  for (g in got) expect_identical(g, c("shmr_region_unavailable", released$name))
+  expect_identical(pool_status(pool)$pid, pids)
+  # Saved again, it is still the reference, not data.
+  expect_lt(length(serialize(u, NULL)), 2000)
+})
+
+test_that("an unavailable list keeps its length and names, and raises when an element is read", {
+  unnamed <- released_object(list(as.numeric(1:10), letters))$object
+  expect_length(unnamed, 2L)
+  expect_error(lapply(unnamed, sum), class = "shmr_region_unavailable")
+  expect_error(unnamed[[2]][1], class = "shmr_region_unavailable")
+  named <- released_object(list(p = as.numeric(1:10), q = as.numeric(1:5), r = 1:7))$object
+  expect_identical(names(named), c("p", "q", "r"))
+  expect_error(vapply(named, sum, numeric(1)), class = "shmr_region_unavailable")
+  # Returned from a function (R reads the length of every list a function
+  # returns) and saved again, it is still the same reference.
+  again <- (function() unserialize(serialize(unnamed, NULL)))()
+  expect_length(again, 2L)
+  expect_error(sum(again[[1]]), class = "shmr_region_unavailable")
+})
+
+test_that("a list state whose length is not its node's is refused as unavailable", {
+  skip_if(getRversion() < "4.3.0", "the length field is in the state of an ALTREP list")
+  x <- share(list(as.numeric(1:10), letters))
+  bytes <- serialize(x, NULL)
+  at <- grepRaw(";length=2", bytes, fixed = TRUE)
+  expect_length(at, 1L)
+  bytes[at + 8L] <- charToRaw("3")
+  got <- collect_warnings(unserialize(bytes))
+  expect_length(got$warnings, 1L)
+  expect_match(conditionMessage(got$warnings[[1]]), "length is not its node's")
+  expect_error(got$value[[1]], class = "shmr_region_unavailable")
+  # The original state is untouched by it.
+  expect_identical(fetch(unserialize(serialize(x, NULL))), list(as.numeric(1:10), letters))
 })
 
 test_that("a released region in a mirai task's arguments leaves the daemon connected", {
