@@ -187,4 +187,11 @@ test_that("a released region in a mirai task's arguments leaves the daemon conne
   expect_true(mirai::is_mirai_error(value))
   expect_match(conditionMessage(value), "is not available here")
   expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  # A data frame (one ALTREP list on R >= 4.3) likewise.
+  frame <- released_object(data.frame(a = as.numeric(1:20), b = letters[1:20]))
+  got <- mirai::mirai_map(1:2, function(i, d) {
+    tryCatch(sum(d$a), error = function(e) c(class(e)[1], e$region))
+  }, .args = list(d = frame$object), .compute = profile)[]
+  for (g in got) expect_identical(g, c("shmr_region_unavailable", frame$name))
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
 })
