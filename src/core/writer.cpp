@@ -162,29 +162,39 @@ namespace {
 
 // A String node's three arrays (end offsets, encodings, bytes), written a
 // block of elements at a time: the sink gets long runs, not one put per
-// element, and the block's arrays stay small.
+// element, and the block's arrays stay small. A node of one block is put in
+// the layout's order (ends, encodings, bytes), so that the many small string
+// nodes of a list reach the sink as one sequential run.
 void write_strings(RegionSink& sink, const NodeSpec& spec, const format::NodeRecord& rec) {
   constexpr uint64_t kBlock = 16384;
   std::vector<uint64_t> ends;
   std::vector<uint8_t> meta;
+  std::vector<const char*> bytes;
   uint64_t end = 0;
   for (uint64_t first = 0; first < spec.length; first += kBlock) {
     const uint64_t count = std::min(kBlock, spec.length - first);
     ends.resize(count);
     meta.resize(count);
+    bytes.resize(count);
+    const uint64_t block_start = end;
     for (uint64_t k = 0; k < count; ++k) {
       StringRef s = spec.strings->at(first + k);
       meta[k] = static_cast<uint8_t>(s.encoding);
+      bytes[k] = s.data;
       if (s.encoding != format::StringEncoding::Missing) {
         if (s.size > rec.data_size - end)
           throw Error(ErrorKind::InvalidArgument, "character vector changed while sharing");
-        sink.put(rec.data_offset + end, s.data, s.size);
         end += s.size;
       }
       ends[k] = end;
     }
     sink.put(rec.index_offset + first * sizeof(uint64_t), ends.data(), count * sizeof(uint64_t));
     sink.put(rec.meta_offset + first, meta.data(), count);
+    uint64_t at = block_start;
+    for (uint64_t k = 0; k < count; ++k) {
+      sink.put(rec.data_offset + at, bytes[k], ends[k] - at);
+      at = ends[k];
+    }
   }
 }
 
