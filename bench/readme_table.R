@@ -557,10 +557,19 @@ plot_links <- if (length(plots)) {
                                         file.path(dirname(csv), plots)), collapse = ", "), "."))
 }
 
+# When the figures were taken: the run's start, or the span of the rows'
+# dates when metrics run again on their own (`bench/run.R --only`) were
+# merged into the CSV.
+measured_when <- function(r) {
+  dates <- sort(unique(as.character(r$date)))
+  if (length(dates) == 1L) return(dates)
+  sprintf("%s to %s", dates[1L], dates[length(dates)])
+}
+
 section <- c(
   "<!-- bench:start -->",
-  sprintf("Measured by `make bench%s` on %s with R %s on 2 cores shared with other work:",
-          if (big < 2^30) "-quick" else "", r$date[1], r$r_version[1]),
+  sprintf("Measured by `make bench%s` %s with R %s on 2 cores shared with other work:",
+          if (big < 2^30) "-quick" else "", paste("on", measured_when(r)), r$r_version[1]),
   "medians of repeated runs, ratios of figures taken in the same run (absolute times on this",
   "machine are noisy; differences within about 10% are noise). Element access and the write",
   sprintf("are on a %s double vector, the whole-vector reads and `sum()` on a %s one, each",

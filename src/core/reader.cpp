@@ -90,7 +90,8 @@ NodeView RegionReader::node(uint64_t index) const {
   if (rec.kind > format::kMaxNodeKind)
     corrupt("node " + std::to_string(index) + " has unknown kind " + std::to_string(rec.kind));
   view.kind_ = static_cast<NodeKind>(rec.kind);
-  const std::string where = "node " + std::to_string(index);
+  // Formatted only for an error: this runs once per node decoded.
+  const auto where = [index] { return "node " + std::to_string(index); };
 
   if (rec.attr_count > 0) {
     check_range(rec.attr_offset, uint64_t{rec.attr_count} * sizeof(format::AttributeEntry), 8,
@@ -99,7 +100,7 @@ NodeView RegionReader::node(uint64_t index) const {
 
   switch (view.kind_) {
     case NodeKind::Null:
-      if (rec.length != 0) corrupt(where + " is NULL with a length");
+      if (rec.length != 0) corrupt(where() + " is NULL with a length");
       break;
     case NodeKind::Logical:
     case NodeKind::Integer:
@@ -108,30 +109,30 @@ NodeView RegionReader::node(uint64_t index) const {
     case NodeKind::Raw: {
       uint64_t width = format::element_size(view.kind_);
       if (rec.length > size_ / width || rec.data_size != rec.length * width)
-        corrupt(where + " has a length that does not match its data size");
+        corrupt(where() + " has a length that does not match its data size");
       check_range(rec.data_offset, rec.data_size, width > 8 ? 8 : width, "vector data");
       break;
     }
     case NodeKind::String:
       if (rec.flags & format::kNodeDictionary) {
         const uint64_t width = rec.code_width;
-        if (width != 1 && width != 2 && width != 4) corrupt(where + " has an invalid code width");
+        if (width != 1 && width != 2 && width != 4) corrupt(where() + " has an invalid code width");
         if (rec.length > size_ / width || rec.data_size != rec.length * width)
-          corrupt(where + " has a length that does not match its codes");
+          corrupt(where() + " has a length that does not match its codes");
         check_range(rec.data_offset, rec.data_size, width, "string codes");
-        if (rec.index_offset >= index) corrupt(where + " refers to an invalid dictionary node");
+        if (rec.index_offset >= index) corrupt(where() + " refers to an invalid dictionary node");
         // Checked before it is opened, so a chain of dictionaries never recurses.
         format::NodeRecord entry;
         std::memcpy(&entry, base_ + header_.node_table_offset + rec.index_offset * sizeof entry,
                     sizeof entry);
         if (entry.kind != static_cast<uint32_t>(NodeKind::String) ||
             (entry.flags & format::kNodeDictionary) != 0)
-          corrupt(where + " has a dictionary that is not a packed string node");
+          corrupt(where() + " has a dictionary that is not a packed string node");
         NodeView dictionary = node(rec.index_offset);
         view.strings_ = dictionary.strings_;
         view.codes_ = base_ + rec.data_offset;
       } else {
-        if (rec.length > size_ / (sizeof(uint64_t) + 1)) corrupt(where + " has too many strings");
+        if (rec.length > size_ / (sizeof(uint64_t) + 1)) corrupt(where() + " has too many strings");
         check_range(rec.index_offset, rec.length * sizeof(uint64_t), 8, "string index");
         check_range(rec.meta_offset, rec.length, 1, "string metadata");
         check_range(rec.data_offset, rec.data_size, 1, "string bytes");
@@ -141,11 +142,11 @@ NodeView RegionReader::node(uint64_t index) const {
       break;
     case NodeKind::List:
       if (rec.length > size_ / sizeof(uint64_t) || rec.data_size != rec.length * sizeof(uint64_t))
-        corrupt(where + " has a length that does not match its element table");
+        corrupt(where() + " has a length that does not match its element table");
       check_range(rec.data_offset, rec.data_size, 8, "list element table");
       break;
     case NodeKind::Serialized:
-      if (rec.length != rec.data_size) corrupt(where + " has inconsistent serialized size");
+      if (rec.length != rec.data_size) corrupt(where() + " has inconsistent serialized size");
       check_range(rec.data_offset, rec.data_size, 1, "serialized data");
       break;
   }
