@@ -65,6 +65,11 @@
 #'   use [fetch()] (mori suggests `rlang::duplicate()`).
 #' * On R 4.2, a shared list that went through `serialize()` is no longer
 #'   `is_shared()` itself (its elements are); see Lists above.
+#' * A pairlist comes back as a pairlist, identical to the original (mori
+#'   turns a top-level pairlist into a list). R cannot mark a pairlist as
+#'   shared, so `shared_name()` of one shared at the top level is `NULL`
+#'   (its elements have names): share `as.list(x)` to map the whole of it
+#'   in another process.
 #'
 #' @name compat-mori
 #' @examples
