@@ -51,7 +51,7 @@ Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
     SEXP symbol = Rf_installChar(STRING_ELT(names, i));
     // Reading an active binding or a promise would run code.
     if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
-    SEXP value = Rf_findVarInFrame3(env, symbol, TRUE);
+    SEXP value = Rf_findVarInFrame(env, symbol);
     if (value == R_UnboundValue || TYPEOF(value) == PROMSXP || value == copy) continue;
     if (is_target(value, copy, handle, wrapped))
       ++found.targets;
