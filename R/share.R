@@ -33,7 +33,8 @@
 #' gone (its creator exited, it was closed), loading still succeeds, every
 #' other object in the file comes back, and a warning names the region; the
 #' shared object itself raises an error of class `shmr_region_unavailable`
-#' when it is used. To save the data itself, save a copy made with
+#' when it is used (a list or data frame keeps its length and names, and
+#' raises it when an element is read). To save the data itself, save a copy made with
 #' [fetch()]: `saveRDS(fetch(x), "x.rds")`. For long-lived data shared
 #' between sessions, use `share(x, name = , persist = TRUE)` and
 #' [map_shared()].
