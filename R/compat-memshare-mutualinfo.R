@@ -12,28 +12,35 @@
 #'   variable falls outside the bins, with a warning from ScatterDensity,
 #'   and the frequencies are relative to all observations); with `na.rm =
 #'   FALSE` missing values are left out of the table but counted in `n`;
-#' * both continuous: in nats, from the smoothed two-dimensional density of
-#'   `ScatterDensity::SmoothedDensitiesXY()` on a 512 x 512 grid;
-#' * one of each: in nats, from the smoothed one-dimensional density of the
-#'   continuous variable within each class of the discrete one (Pareto
-#'   density estimation, `DataVisualizations::ParetoDensityEstimation()`),
-#'   on a common grid;
+#' * both continuous: in nats, from a joint density on a 512 x 512 grid
+#'   spanning each variable's range widened by its Pareto radius
+#'   (`DataVisualizations::ParetoRadius_fast()`). The density is
+#'   `ScatterDensity::SmoothedDensitiesXY()` on that grid, smoothed once
+#'   more with a Gaussian kernel whose standard deviations are the two
+#'   Pareto radii (zero beyond the grid). Cells whose smoothed density is
+#'   at most `2 * eps` are left out;
+#' * one of each: in nats, from the density of the continuous variable
+#'   within each class of the discrete one (`SmoothedDensitiesXY()` with a
+#'   discrete `Y`, on a 512-point grid built the same way), as the
+#'   weighted divergence of each class's density from their sum. Points
+#'   where a class's density is at most `eps` are left out;
 #' * `useMPMI = TRUE`: the estimators of the mpmi package (`mpmi::cmi()`,
 #'   `mpmi::dmi()`, `mpmi::mmi()`), as a baseline.
 #'
-#' Agreement with memshare 1.1.1: the discrete and the `useMPMI = TRUE`
-#' values are memshare's (to 1e-8, checked in shmr's tests); the continuous
-#' and mixed values are estimates of the same quantity from the same kind
-#' of smoothed densities, but not memshare's exact numbers (on 600 points
-#' of a three-class mixture: 0.768 against memshare's 0.403 for two
-#' continuous variables, 0.572 against 0.540 for a continuous variable and
-#' its classes; mpmi gives 0.691 and 0.560).
+#' Every value agrees with memshare 1.1.1's to 1e-8 (checked in shmr's
+#' tests against values computed with memshare itself). The estimators
+#' were reconstructed from memshare's documentation and by probing its
+#' results, not from its code. For many thousands of observations
+#' `ParetoRadius_fast()` estimates the radius from a random sample, so the
+#' continuous and mixed values then depend on the random seed, as
+#' memshare's do.
 #'
-#' Summands below `eps` are left out (their limit is 0, their logarithm is
-#' not). With `na.rm = TRUE` only complete pairs are used; with `na.rm =
+#' `eps` leaves out the summands whose limit is 0 but whose logarithm is
+#' not (for discrete variables, summands below `eps`). With `na.rm = TRUE` only complete pairs are used; with `na.rm =
 #' FALSE`, a missing value in a continuous variable or with `useMPMI = TRUE`
 #' is an error (memshare's is an error from `seq()`). Fewer than 3
-#' observations, or a constant variable, give 0.
+#' observations, or a variable whose standard deviation is below `eps`,
+#' give 0.
 #'
 #' Like memshare's, it needs the suggested packages ScatterDensity (>=
 #' 0.1.1) and DataVisualizations (>= 1.1.5), or mpmi for `useMPMI = TRUE`:
@@ -78,7 +85,9 @@ mutualinfo <- function(x, y, isXDiscrete = FALSE, isYDiscrete = FALSE,
   if (!both_discrete && (anyNA(x) || anyNA(y))) {
     stop("mutualinfo(): `x` or `y` holds missing values; use na.rm = TRUE", call. = FALSE)
   }
-  if (length(x) < 3L || length(unique(x)) < 2L || length(unique(y)) < 2L) return(0)
+  if (length(x) < 3L || below(stats::sd(x, na.rm = TRUE), eps) || below(stats::sd(y, na.rm = TRUE), eps)) {
+    return(0)
+  }
   if (useMPMI) return(mpmi_information(x, y, isXDiscrete, isYDiscrete))
   if (both_discrete) return(discrete_information(x, y, eps))
   if (!isXDiscrete && !isYDiscrete) return(continuous_information(x, y, eps))
@@ -98,34 +107,57 @@ discrete_information <- function(x, y, eps) {
   sum(terms[joint > 0 & abs(terms) > eps])
 }
 
-# In nats: sum p(x,y) log(p(x,y) / (p(x) p(y))) over a joint probability table.
-information_of <- function(joint, eps) {
-  joint <- joint / sum(joint)
-  independent <- outer(rowSums(joint), colSums(joint))
-  terms <- joint * log(joint / independent)
-  sum(terms[joint > 0 & abs(terms) > eps])
+below <- function(spread, eps) is.na(spread) || spread < eps
+
+# The grid memshare puts under a continuous variable: 512 points over its
+# range widened by its Pareto radius on each side.
+density_grid <- function(x) {
+  radius <- DataVisualizations::ParetoRadius_fast(x)
+  list(points = seq(min(x) - radius, max(x) + radius, length.out = 512L), radius = radius)
+}
+
+# A 512 x 512 grid convolved with the separable Gaussian kernel centred on
+# point 256 of each axis, zero outside the grid (a linear convolution done
+# with FFTs on a 1024 x 1024 padding).
+gaussian_smoothed <- function(density, gx, gy) {
+  bump <- function(g) exp(-(g$points - g$points[256L])^2 / (2 * g$radius^2))
+  kernel <- outer(bump(gx), bump(gy))
+  padded <- function(m) {
+    out <- matrix(0, 1024L, 1024L)
+    out[1:512, 1:512] <- m
+    out
+  }
+  product <- stats::fft(padded(density)) * stats::fft(padded(kernel / sum(kernel)))
+  convolved <- Re(stats::fft(product, inverse = TRUE)) / 1024^2
+  convolved[255L + 1:512, 255L + 1:512]
 }
 
 continuous_information <- function(x, y, eps) {
-  smoothed <- ScatterDensity::SmoothedDensitiesXY(x, y, nbins = 512)
-  joint <- smoothed$GridDensity
-  joint[!is.finite(joint) | joint < 0] <- 0
-  information_of(joint, eps)
+  gx <- density_grid(x)
+  gy <- density_grid(y)
+  raw <- ScatterDensity::SmoothedDensitiesXY(X = x, Y = y, lambda = 4, Xkernels = gx$points,
+                                             Ykernels = gy$points, Compute = "Parallel")
+  density <- gaussian_smoothed(raw$GridDensity, gx, gy)
+  joint <- density * diff(gx$points[1:2]) * diff(gy$points[1:2])
+  independent <- outer(rowSums(joint), colSums(joint))
+  kept <- density > 2 * eps
+  sum(joint[kept] * log(joint[kept] / independent[kept]))
 }
 
-# The continuous `x` against the classes `y`: the density of x within each
-# class, on one grid, weighted by the classes' frequencies.
+# The continuous `x` against the classes `y`: sum over classes k of
+# p(k) * KL(density of x in class k || density of x), where the density of
+# x is the sum of the per-class densities ScatterDensity gives.
 mixed_information <- function(x, y, eps) {
-  grid <- DataVisualizations::ParetoDensityEstimation(x, Silent = TRUE)$kernels
-  classes <- sort(unique(y))
-  conditional <- vapply(classes, function(k) {
-    DataVisualizations::ParetoDensityEstimation(x[y == k], kernels = grid,
-                                                Silent = TRUE)$paretoDensity
-  }, numeric(length(grid)))
-  conditional <- matrix(conditional, nrow = length(grid))
-  conditional <- sweep(conditional, 2, pmax(colSums(conditional), .Machine$double.xmin), "/")
-  weights <- as.vector(table(factor(y, levels = classes))) / length(y)
-  information_of(sweep(conditional, 2, weights, "*"), eps)
+  gx <- density_grid(x)
+  raw <- ScatterDensity::SmoothedDensitiesXY(X = x, Y = y, lambda = 4, Xkernels = gx$points,
+                                             isYDiscrete = TRUE, Compute = "Cpp")
+  density <- raw$GridDensity
+  joint <- density / sum(density)
+  class_weight <- colSums(joint)
+  within_class <- sweep(joint, 2L, class_weight * diff(gx$points[1:2]), "/")
+  overall <- rowSums(density)
+  kept <- within_class > eps
+  sum(joint[kept] * log((within_class / overall)[kept]))
 }
 
 mpmi_information <- function(x, y, isXDiscrete, isYDiscrete) {

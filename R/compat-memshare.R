@@ -75,11 +75,9 @@
 #' * Messages are shmr's (memshare's "Variable was already registered!" is
 #'   "variable 'x' is registered in namespace 'ns' already", its "not
 #'   previously allocated" is "is not registered in namespace").
-#' * [mutualinfo()] gives memshare's values for two discrete variables
-#'   and with `useMPMI = TRUE`; for continuous variables its values are
-#'   estimates of the same kind, not memshare's numbers (see
-#'   [mutualinfo()]). A missing value with `na.rm = FALSE` is a clear error
-#'   where memshare fails inside `seq()`.
+#' * [mutualinfo()] gives memshare's values in every mode (to 1e-8); a
+#'   missing value with `na.rm = FALSE` is a clear error where memshare
+#'   fails inside `seq()`.
 #' * memshare's namespaces are limited by the operating system (31
 #'   characters on macOS, a `Local\\` prefix on Windows); shmr runs on
 #'   Linux, where a region name (`memshare.<namespace>.<variable>`) may

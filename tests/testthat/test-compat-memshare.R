@@ -369,24 +369,47 @@ test_that("mutualinfo() of discrete variables is memshare's, NA and na.rm includ
   expect_identical(mutualinfo(rep(1, 50), d$xd[1:50], TRUE, TRUE), 0)
 })
 
-test_that("mutualinfo(useMPMI = TRUE) is memshare's; continuous ones are symmetric estimates", {
+test_that("mutualinfo() of continuous and of mixed variables is memshare's, eps included", {
   skip_if_not_installed("ScatterDensity")
   skip_if_not_installed("DataVisualizations")
   d <- mutualinfo_data()
-  if (requireNamespace("mpmi", quietly = TRUE)) {
-    expect_equal(mutualinfo(d$xc, d$yc, useMPMI = TRUE), 0.69099969195150557, tolerance = 1e-8)
-    expect_equal(mutualinfo(d$xd, d$yd, TRUE, TRUE, useMPMI = TRUE), 0.69638116668843786,
-                 tolerance = 1e-8)
-    expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE, useMPMI = TRUE),
-                 0.56044693057769734, tolerance = 1e-8)
-  }
-  cc <- mutualinfo(d$xc, d$yc)
-  expect_true(is.finite(cc) && cc > 0.3 && cc < 1.5)
-  expect_equal(mutualinfo(d$yc, d$xc), cc, tolerance = 1e-8)
-  cd <- mutualinfo(d$xc, d$cls, isYDiscrete = TRUE)
-  expect_true(is.finite(cd) && cd > 0.3 && cd < log(3))
-  expect_identical(mutualinfo(d$cls, d$xc, isXDiscrete = TRUE), cd)
-  expect_equal(mutualinfo(c(NA, d$xc), c(1, d$yc), na.rm = TRUE), cc)
-  expect_error(mutualinfo(c(NA, d$xc), c(1, d$yc)), "na.rm = TRUE")
+  expect_equal(mutualinfo(d$xc, d$yc), 0.40307339676107939, tolerance = 1e-8)
+  expect_equal(mutualinfo(d$yc, d$xc), 0.40307339676107939, tolerance = 1e-8)
+  expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE), 0.54013466774405328, tolerance = 1e-8)
+  expect_equal(mutualinfo(d$cls, d$xc, isXDiscrete = TRUE), 0.54013466774405328, tolerance = 1e-8)
+  # eps leaves out the cells of low density: memshare's values for the same
+  # data with eps = 1e-6 and 1e-3.
+  expect_equal(mutualinfo(d$xc, d$yc, eps = 1e-6), 0.4031222777605532, tolerance = 1e-8)
+  expect_equal(mutualinfo(d$xc, d$yc, eps = 1e-3), 0.41504206167056662, tolerance = 1e-8)
+  expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE, eps = 1e-6), 0.54013703627969079,
+               tolerance = 1e-8)
+  expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE, eps = 1e-3), 0.54152602847570908,
+               tolerance = 1e-8)
+  # A variable whose standard deviation is below eps carries no information
+  # (sd(xc) is 1.83): memshare gives 0 in every mode.
+  expect_identical(mutualinfo(d$xc, d$yc, eps = 1.9), 0)
   expect_identical(mutualinfo(rep(1, 50), rnorm(50)), 0)
+  # memshare's main example (memshare: 1.0201059359313873).
+  set.seed(3)
+  x <- c(rnorm(1000), rnorm(2000) + 8, rnorm(1000) * 2 - 8)
+  y <- c(rep(1, 1000), rep(2, 2000), rep(3, 1000))
+  expect_equal(mutualinfo(x, y, isXDiscrete = FALSE, isYDiscrete = TRUE), 1.0201059359313873,
+               tolerance = 1e-8)
+  # Complete pairs only with na.rm = TRUE; a clear error without it.
+  expect_equal(mutualinfo(c(NA, d$xc), c(1, d$yc), na.rm = TRUE), 0.40307339676107939,
+               tolerance = 1e-8)
+  expect_error(mutualinfo(c(NA, d$xc), c(1, d$yc)), "na.rm = TRUE")
+})
+
+test_that("mutualinfo(useMPMI = TRUE) is memshare's", {
+  skip_if_not_installed("ScatterDensity")
+  skip_if_not_installed("DataVisualizations")
+  skip_if_not_installed("mpmi")
+  d <- mutualinfo_data()
+  expect_equal(mutualinfo(d$xc, d$yc, useMPMI = TRUE), 0.69099969195150557, tolerance = 1e-8)
+  expect_equal(mutualinfo(d$xd, d$yd, TRUE, TRUE, useMPMI = TRUE), 0.69638116668843786,
+               tolerance = 1e-8)
+  expect_equal(mutualinfo(d$xc, d$cls, isYDiscrete = TRUE, useMPMI = TRUE),
+               0.56044693057769734, tolerance = 1e-8)
+  expect_identical(mutualinfo(d$xc, d$yc, useMPMI = TRUE, eps = 1.9), 0)
 })
