@@ -20,8 +20,9 @@ if [ ${#need_deb[@]} -gt 0 ]; then
 fi
 
 # Hard requirements first, then the optional ones used by tests and demos.
-# With --suggests, also every package in DESCRIPTION's Suggests (for
-# R CMD check and the benchmarks). Not --vanilla: the profiles are where R's
+# With --memshare-estimators, also the packages memshare's mutualinfo()
+# estimators come from. With --suggests, also every package in
+# DESCRIPTION's Suggests (for R CMD check and the benchmarks). Not --vanilla: the profiles are where R's
 # repositories are configured.
 "${RSCRIPT:-Rscript}" - "$@" <<'RS'
 # The repositories R is configured with; none is written here.
@@ -45,6 +46,11 @@ if (is.na(target)) {
 }
 required <- c("cpp11", "cli", "testthat", "callr")
 optional <- c("mirai", "future", "future.apply", "foreach", "doParallel", "R6")
+# memshare's mutualinfo() estimators, which shmr's tests compare with
+# memshare's values (R 4.5 leg of make test).
+if ("--memshare-estimators" %in% commandArgs(trailingOnly = TRUE)) {
+  optional <- c(optional, "ScatterDensity", "DataVisualizations", "mpmi")
+}
 if ("--suggests" %in% commandArgs(trailingOnly = TRUE)) {
   suggests <- read.dcf("DESCRIPTION", fields = "Suggests")[1, 1]
   suggests <- trimws(sub("\\(.*", "", strsplit(suggests, ",")[[1]]))

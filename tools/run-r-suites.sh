@@ -5,8 +5,9 @@
 # For each R: shmr is built and installed into a library of the project's own
 # under build/r-lib/<version> (never R's library), and R_LIBS is exported so
 # that every worker the tests start (callr, PSOCK, mirai) loads that build.
-# R 4.5's packages (cpp11, cli, testthat, callr, mirai, ...) go into
-# .r-library/<version> in this directory, installed once from the repository
+# R 4.5's packages (cpp11, cli, testthat, callr, mirai, ..., and those of
+# memshare's mutualinfo() estimators, whose reference values were taken on
+# R 4.5) go into .r-library/<version> in this directory, installed once from the repository
 # R is configured with; the machine's R uses the libraries it has.
 #
 # Writes one line "<label> <passed> <failed>" per R to the file named by
@@ -32,7 +33,7 @@ run_leg() {
   if [ -n "$deps_lib" ]; then
     echo "R $version: packages for the tests in $deps_lib"
     R_LIBS="$deps_lib" R_LIBS_USER="$deps_lib" USE_BUNDLED_LIBUV=1 RSCRIPT="$rscript" \
-      bash tools/install-deps.sh || { echo "R $version: could not install the packages the tests need"; echo "$label-$version 0 1" >> "$out"; return; }
+      bash tools/install-deps.sh --memshare-estimators || { echo "R $version: could not install the packages the tests need"; echo "$label-$version 0 1" >> "$out"; return; }
   fi
   echo "R $version: building shmr into $lib"
   if ! env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
