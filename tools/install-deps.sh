@@ -22,8 +22,8 @@ fi
 # Hard requirements first, then the optional ones used by tests and demos.
 # With --memshare-estimators, also the packages memshare's mutualinfo()
 # estimators come from. With --suggests, also every package in
-# DESCRIPTION's Suggests (for R CMD check and the benchmarks). Not --vanilla: the profiles are where R's
-# repositories are configured.
+# DESCRIPTION's Suggests (for R CMD check and the benchmarks). Not
+# --vanilla: the profiles are where R's repositories are configured.
 "${RSCRIPT:-Rscript}" - "$@" <<'RS'
 # The repositories R is configured with; none is written here.
 configured_repos <- function() {

@@ -7,8 +7,9 @@
 # that every worker the tests start (callr, PSOCK, mirai) loads that build.
 # R 4.5's packages (cpp11, cli, testthat, callr, mirai, ..., and those of
 # memshare's mutualinfo() estimators, whose reference values were taken on
-# R 4.5) go into .r-library/<version> in this directory, installed once from the repository
-# R is configured with; the machine's R uses the libraries it has.
+# R 4.5) go into .r-library/<version> in this directory, installed once
+# from the repository R is configured with; the machine's R uses the
+# libraries it has.
 #
 # Writes one line "<label> <passed> <failed>" per R to the file named by
 # argument 1 (a leg that cannot run counts as one failure, a leg without R
