@@ -9,7 +9,8 @@
 #' * `retrieveViews(namespace, variableNames)` returns a named list of the
 #'   variables, read in place (zero-copy), in any process of this user.
 #' * `releaseViews(namespace, variableNames)` lets go of the views this
-#'   process retrieved of those variables.
+#'   process retrieved of those variables (an error for a variable it holds
+#'   no view of, as in memshare).
 #' * `releaseVariables(namespace, variableNames)` removes variables this
 #'   process registered.
 #' * `retrieveMetadata(namespace, variableName)` describes variables:
@@ -48,9 +49,11 @@
 #' the region the master registered.
 #'
 #' @section Differences from memshare:
-#' * Any R object can be registered, with its attributes: integer, logical,
-#'   complex, raw and character vectors, factors, lists and data frames, not
-#'   only doubles; names and dimnames are kept.
+#' * A registered list may hold any R objects, with their attributes
+#'   (memshare: double vectors and matrices only). As in memshare, other
+#'   atomic vectors and matrices are converted to double with a warning
+#'   (names and dimnames kept), and a data frame is refused: [share()]
+#'   shares data frames whole.
 #' * `memApply(X, 1, FUN)` applies `FUN` to rows, correctly.
 #' * Views are copy-on-write: writing to a view (`v[1] <- 0`) changes only
 #'   the writing process's copy of the touched memory; it never crashes
@@ -65,13 +68,8 @@
 #'   (its class kept, the element named) instead of printing it and
 #'   returning `NA`; what the call registered is released either way. The
 #'   caller's cluster keeps running.
-#' * `retrieveMetadata()` does not leave a view behind; `releaseViews()` of
-#'   a variable without views does nothing (memshare: an error), and so
-#'   does `releaseViews()` of a variable that was never registered.
-#' * Matrices and vectors keep their type: an integer matrix given to
-#'   `memApply()`, or integer `VARS`, stay integer (memshare warns and
-#'   converts them to double), and `registerVariables()` takes a data frame
-#'   (memshare: "Unknown element type").
+#' * `retrieveMetadata()` holds no mapping: the view it lists (as memshare's
+#'   does, to be released with `releaseViews()`) costs nothing.
 #' * Messages are shmr's (memshare's "Variable was already registered!" is
 #'   "variable 'x' is registered in namespace 'ns' already", its "not
 #'   previously allocated" is "is not registered in namespace").
@@ -105,14 +103,14 @@
 #' @name compat-memshare
 #' @examples
 #' x <- matrix(as.double(1:6), 2, dimnames = list(c("a", "b"), NULL))
-#' registerVariables("example_ns", list(x = x, labels = c("p", "q")))
+#' registerVariables("example_ns", list(x = x, weights = c(0.5, 1.5)))
 #' pageList()
-#' views <- retrieveViews("example_ns", c("x", "labels"))
+#' views <- retrieveViews("example_ns", c("x", "weights"))
 #' views$x
 #' viewList()
 #' retrieveMetadata("example_ns", "x")
-#' releaseViews("example_ns", c("x", "labels"))
-#' releaseVariables("example_ns", c("x", "labels"))
+#' releaseViews("example_ns", c("x", "weights"))
+#' releaseVariables("example_ns", c("x", "weights"))
 #' \donttest{
 #' cl <- parallel::makeCluster(1)
 #' m <- matrix(rnorm(20), 4)
@@ -138,6 +136,13 @@ registerVariables <- function(namespace, variableList) {
       anyNA(variables) || any(!nzchar(variables)) || anyDuplicated(variables)) {
     stop("`variableList` must be a list with a unique name for every element", call. = FALSE)
   }
+  framed <- vapply(variableList, is.data.frame, TRUE)
+  if (any(framed)) {
+    stop(sprintf(paste("registerVariables(): unknown element type of variable '%s': a data frame",
+                       "(memshare registers matrices, vectors and lists; share() takes data frames)"),
+                 variables[framed][1L]), call. = FALSE)
+  }
+  variableList <- as_doubles(variableList, "registerVariables()")
   regions <- memshare_region(namespace, variables)
   taken <- regions[regions %in% names(memshare_state$pages)]
   if (length(taken)) {
@@ -185,7 +190,14 @@ retrieveViews <- function(namespace, variableNames) {
 releaseViews <- function(namespace, variableNames) {
   check_namespace(namespace)
   check_variable_names(variableNames)
-  for (variable in variableNames) release_views(memshare_region(namespace, variable))
+  regions <- memshare_region(namespace, variableNames)
+  unviewed <- !(regions %in% names(memshare_state$views))
+  if (any(unviewed)) {
+    stop(sprintf(paste("releaseViews(): variable '%s' of namespace '%s' was not previously",
+                       "allocated as a view in this R session"),
+                 variableNames[unviewed][1L], namespace), call. = FALSE)
+  }
+  for (region in regions) release_views(region)
   invisible(NULL)
 }
 
@@ -212,10 +224,18 @@ retrieveMetadata <- function(namespace, variableName) {
   described <- lapply(variableName, function(variable) {
     region <- memshare_region(namespace, variable)
     page <- memshare_state$pages[[region]]
-    if (!is.null(page)) return(describe_variable(page$object))
-    view <- map_variable(namespace, variable, region)
-    on.exit(unmap_shared(view))
-    describe_variable(view)
+    if (!is.null(page)) {
+      description <- describe_variable(page$object)
+    } else {
+      view <- map_variable(namespace, variable, region)
+      on.exit(unmap_shared(view))
+      description <- describe_variable(view)
+    }
+    # memshare's retrieveMetadata() retrieves a view that its callers then
+    # release: the entry (holding no mapping) keeps that releaseViews() valid.
+    memshare_state$views[[region]] <- memshare_state$views[[region]] %||%
+      list(label = memshare_label(namespace, variable), namespace = namespace, objects = list())
+    description
   })
   if (length(variableName) == 1L) return(described[[1L]])
   names(described) <- variableName
@@ -284,6 +304,7 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
             call. = FALSE)
     X <- as.matrix(X)
   }
+  if (!is.null(margin) && is.matrix(X)) X <- as_doubles(list(X), "memApply()")[[1L]]
   X <- map_input(X, namespace, call)
   if (!is.null(margin) && (!is.matrix(X) || !is.atomic(X))) {
     stop("memApply(): `X` must be a matrix of an atomic type, or the name of one", call. = FALSE)
@@ -439,6 +460,22 @@ describe_variable <- function(x) {
     list(type = "list", n = as.numeric(length(x)))
   }
   c(shape, list(mode = typeof(x)))
+}
+
+# memshare's engine holds doubles: other atomic vectors and matrices are
+# converted, with one warning, so that results are memshare's (integer
+# arithmetic would overflow where memshare's does not). A factor cannot be.
+as_doubles <- function(values, caller) {
+  converted <- vapply(values, function(v) is.atomic(v) && !is.null(v) && !is.double(v), TRUE)
+  if (!any(converted)) return(values)
+  warning(caller, ": non-double matrices or vectors are converted to double, as memshare does",
+          call. = FALSE)
+  values[converted] <- lapply(values[converted], function(v) {
+    if (is.factor(v)) stop(caller, ": a factor cannot be converted to double", call. = FALSE)
+    storage.mode(v) <- "double"
+    v
+  })
+  values
 }
 
 describe_type <- function(x) {

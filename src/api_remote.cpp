@@ -108,6 +108,15 @@ void delete_now(SEXP p) {
   R_ClearExternalPtr(p);
 }
 
+// The body of the entry points that close a handle before its finalizer would.
+template <typename T>
+SEXP release_handle(SEXP p) {
+  BEGIN_CPP11
+  delete_now<T>(p);
+  return R_NilValue;
+  END_CPP11
+}
+
 RegionIdentity identity_from(SEXP host, SEXP size, SEXP pid, SEXP created) {
   RegionIdentity id;
   id.host = as_string(host);
@@ -256,12 +265,7 @@ extern "C" SEXP shmr_fetch_lock(SEXP name) {
   END_CPP11
 }
 
-extern "C" SEXP shmr_fetch_unlock(SEXP lock) {
-  BEGIN_CPP11
-  delete_now<FetchLock>(lock);
-  return R_NilValue;
-  END_CPP11
-}
+extern "C" SEXP shmr_fetch_unlock(SEXP lock) { return release_handle<FetchLock>(lock); }
 
 // "absent", "origin" or "replica"; an error when another region has the name.
 extern "C" SEXP shmr_local_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
@@ -311,12 +315,7 @@ extern "C" SEXP shmr_replica_publish(SEXP builder, SEXP name) {
   END_CPP11
 }
 
-extern "C" SEXP shmr_replica_abort(SEXP builder) {
-  BEGIN_CPP11
-  delete_now<ReplicaBuilder>(builder);
-  return R_NilValue;
-  END_CPP11
-}
+extern "C" SEXP shmr_replica_abort(SEXP builder) { return release_handle<ReplicaBuilder>(builder); }
 
 // Releases the replicas this process keeps among `names` (all for NULL).
 extern "C" SEXP shmr_release_replicas(SEXP names) {
@@ -370,9 +369,4 @@ extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length) {
   END_CPP11
 }
 
-extern "C" SEXP shmr_serve_close(SEXP handle) {
-  BEGIN_CPP11
-  delete_now<ServedRegion>(handle);
-  return R_NilValue;
-  END_CPP11
-}
+extern "C" SEXP shmr_serve_close(SEXP handle) { return release_handle<ServedRegion>(handle); }

@@ -136,20 +136,20 @@ test_that("memshare's memApply, memLapply and memshare_gc examples give the docu
   expect_identical(shm_files(), character())
 })
 
-test_that("any type registers with its attributes and is retrieved in another process", {
+test_that("doubles and lists of anything register with their attributes, retrieved in another process", {
   skip_without_callr()
   restore <- use_private_shm()
   on.exit(restore(), add = TRUE)
   values <- list(
-    m = matrix(1:6, 2, dimnames = list(c("a", "b"), c("x", "y", "z"))),
-    flags = c(p = TRUE, q = NA), labels = c("one", NA, "three"),
-    f = factor(c("lo", "hi")), bytes = as.raw(1:3), z = complex(real = 1, imaginary = 2),
-    df = data.frame(id = 1:2, name = c("a", "b")), nested = list(a = 1, b = list(c = "d"))
+    m = matrix(as.double(1:6), 2, dimnames = list(c("a", "b"), c("x", "y", "z"))),
+    v = c(p = 1.5, q = NA),
+    nested = list(a = 1L, b = list(c = "d"), f = factor(c("lo", "hi")),
+                  df = data.frame(id = 1:2, name = c("a", "b")))
   )
   registerVariables("ns_types", values)
   got <- in_other_process(function(names) {
     views <- retrieveViews("ns_types", names)
-    meta <- retrieveMetadata("ns_types", c("m", "labels", "nested"))
+    meta <- retrieveMetadata("ns_types", c("m", "v", "nested"))
     copies <- lapply(views, fetch)
     shared <- vapply(views, function(v) is_shared(v) || is_shared(v[[1]]), TRUE)
     listed <- viewList()
@@ -158,12 +158,57 @@ test_that("any type registers with its attributes and is retrieved in another pr
   }, list(names = names(values)))
   expect_identical(got$copies, values)
   expect_true(all(got$shared))
-  expect_identical(got$meta$m, list(type = "matrix", nrow = 2, ncol = 3, mode = "integer"))
-  expect_identical(got$meta$labels, list(type = "vector", n = 3, mode = "character"))
-  expect_identical(got$meta$nested, list(type = "list", n = 2, mode = "list"))
+  expect_identical(got$meta$m, list(type = "matrix", nrow = 2, ncol = 3, mode = "double"))
+  expect_identical(got$meta$v, list(type = "vector", n = 2, mode = "double"))
+  expect_identical(got$meta$nested, list(type = "list", n = 4, mode = "list"))
   expect_identical(got$listed, as.list(paste0("ns_types.", names(values))))
   expect_identical(got$after, list())
   releaseVariables("ns_types", names(values))
+  expect_identical(shm_files(), character())
+})
+
+test_that("as memshare: other atomic types become doubles with a warning, a data frame is refused", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  int <- matrix(1:6, 2, dimnames = list(c("a", "b"), NULL))
+  expect_warning(registerVariables("ns_conv", list(int = int, flags = c(p = TRUE, q = FALSE))),
+                 "non-double")
+  views <- retrieveViews("ns_conv", c("int", "flags"))
+  expect_identical(views$int, matrix(as.double(1:6), 2, dimnames = list(c("a", "b"), NULL)))
+  expect_identical(views$flags, c(p = 1, q = 0))
+  # Integer arithmetic would overflow; memshare's doubles do not.
+  big <- .Machine$integer.max
+  expect_warning(registerVariables("ns_conv", list(big = c(big, big))), "non-double")
+  expect_identical(sum(retrieveViews("ns_conv", "big")$big), 2 * big)
+  expect_error(registerVariables("ns_conv", list(df = data.frame(a = 1:3))),
+               "unknown element type of variable 'df': a data frame")
+  expect_error(suppressWarnings(registerVariables("ns_conv", list(f = factor("a")))), "factor")
+  expect_identical(sort(unlist(pageList())), c("ns_conv.big", "ns_conv.flags", "ns_conv.int"))
+  # memApply() converts an integer matrix too, with memshare's warning.
+  expect_warning(cols <- memApply(int, 2, function(v) typeof(v), NAMESPACE = "ns_conv_apply",
+                                  MAX.CORES = 1), "non-double")
+  expect_identical(cols, list("double", "double", "double"))
+  releaseViews("ns_conv", c("int", "flags", "big"))
+  releaseVariables("ns_conv", c("int", "flags", "big"))
+  expect_identical(shm_files(), character())
+})
+
+test_that("releaseViews() of a variable this session holds no view of is an error, as memshare's", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  registerVariables("ns_rel", list(a = 1))
+  expect_error(releaseViews("ns_rel", "a"), "not previously allocated as a view")
+  expect_error(releaseViews("ns_rel", "never_registered"), "'never_registered'")
+  invisible(retrieveViews("ns_rel", "a"))
+  releaseViews("ns_rel", "a")
+  expect_error(releaseViews("ns_rel", "a"), "not previously allocated")
+  # retrieveMetadata() lists a view, as memshare's, which releaseViews()
+  # then releases (memshare's documented pattern).
+  expect_identical(retrieveMetadata("ns_rel", "a")$type, "vector")
+  expect_identical(viewList(), list("ns_rel.a"))
+  releaseViews("ns_rel", "a")
+  expect_identical(viewList(), list())
+  releaseVariables("ns_rel", "a")
   expect_identical(shm_files(), character())
 })
 
@@ -205,7 +250,7 @@ test_that("memshare defects: MARGIN = 1, writes to views, views after release, e
 
   # memshare's MARGIN = 1 fails with "subscript out of bounds".
   rows <- memApply(m, 1, function(v, w) sum(v * w), NAMESPACE = "ns_rows", CLUSTER = cl,
-                   VARS = list(w = 1:10))
+                   VARS = list(w = as.double(1:10)))
   expect_equal(unlist(rows), unname(apply(m, 1, function(v) sum(v * 1:10))))
   # memshare's results are unnamed, whatever the dimnames of X.
   expect_null(names(rows))
@@ -253,10 +298,10 @@ test_that("X and VARS by name, and FUN reaching the namespace it runs in", {
   on.exit(restore(), add = TRUE)
   cl <- parallel::makeCluster(1)
   on.exit(parallel::stopCluster(cl), add = TRUE)
-  registerVariables("ns_names", list(l = list(a = 1:3, b = 4:6), k = 10L))
+  registerVariables("ns_names", list(l = list(a = 1:3, b = 4:6), k = 10))
   expect_identical(memLapply("l", function(el, k) el * k, NAMESPACE = "ns_names", CLUSTER = cl,
                              VARS = "k"),
-                   list(1:3 * 10L, 4:6 * 10L))
+                   list(1:3 * 10, 4:6 * 10))
   # Without NAMESPACE, the namespace is the name of FUN; VARS given as
   # objects are registered there for the call.
   scale_by <- function(el, k) el * shmr::retrieveViews("scale_by", "k")$k
