@@ -66,10 +66,10 @@
 #' * On R 4.2, a shared list that went through `serialize()` is no longer
 #'   `is_shared()` itself (its elements are); see Lists above.
 #' * A pairlist comes back as a pairlist, identical to the original (mori
-#'   turns a top-level pairlist into a list). R cannot mark a pairlist as
-#'   shared, so `shared_name()` of one shared at the top level is `NULL`
-#'   (its elements have names): share `as.list(x)` to map the whole of it
-#'   in another process.
+#'   turns a top-level pairlist into a list). One shared at the top level
+#'   has a `shared_name()` while it holds the elements it was shared with
+#'   and at least one of them is shared; a pairlist inside a list does
+#'   not (its elements do).
 #'
 #' @name compat-mori
 #' @examples

@@ -160,7 +160,8 @@ class Planner {
 
     for (size_t c : slot.children) {
       const Slot& child = sorted[c];
-      bool is_view = is_viewable(child.node.kind()) && !child.plain;
+      bool is_view = (is_viewable(child.node.kind()) && !child.plain) ||
+                     (child.node.kind() == NodeKind::List && !child.expanded);
       slot.witnessed = slot.witnessed || is_view || (child.witnessed && !is_pairlist(child.node));
     }
   }
@@ -211,11 +212,13 @@ SEXP unserialized(const NodeView& node) {
 }
 
 // The ordinary lists of older R that are objects in their own right (not
-// pairlists, not attribute values) and hold a view: they are registered as
-// shared. One without a view is an ordinary copy, and keeps nothing alive.
-bool is_registered_list(const Slot& slot) {
-  return !kRules.list_views && slot.expanded && slot.role == Role::Element &&
-         !is_pairlist(slot.node) && slot.witnessed;
+// pairlists, not attribute values) and hold a view, and on any R the
+// pairlist that is the object decoded (R has no ALTREP pairlist): they are
+// registered as shared. One without a view is an ordinary copy, and keeps
+// nothing alive.
+bool is_registered_list(const Slot& slot, bool is_result) {
+  if (!slot.expanded || slot.role != Role::Element || !slot.witnessed) return false;
+  return is_pairlist(slot.node) ? is_result : !kRules.list_views;
 }
 
 // Builds the R objects for `slots` in order; only R API calls, so it runs
@@ -289,7 +292,7 @@ SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mappi
   });
 
   for (size_t i = 0; i < slots.size(); ++i)
-    if (is_registered_list(slots[i]))
+    if (is_registered_list(slots[i], i + 1 == slots.size()))
       remember_list(VECTOR_ELT(objects, static_cast<R_xlen_t>(i)), mapping, slots[i].node.index());
   // The slots list would otherwise count as a second reference to every
   // object until it is collected, and R would copy the result before its

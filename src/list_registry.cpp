@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "list_view.h"
 #include "mapping.h"
 #include "r_types.h"
 #include "view.h"
@@ -58,14 +59,31 @@ bool same_bytes(SEXP element, const NodeView& node) {
   return true;
 }
 
+bool is_ordinary_list(SEXP x) {
+  return (TYPEOF(x) == VECSXP || TYPEOF(x) == LISTSXP) && !ALTREP(x);
+}
+
+// The elements of an ordinary list or pairlist, in order.
+std::vector<SEXP> elements_of(SEXP list) {
+  std::vector<SEXP> out;
+  if (TYPEOF(list) == LISTSXP) {
+    for (SEXP cell = list; cell != R_NilValue; cell = CDR(cell)) out.push_back(CAR(cell));
+    return out;
+  }
+  R_xlen_t n = XLENGTH(list);
+  out.reserve(static_cast<size_t>(n));
+  for (R_xlen_t i = 0; i < n; ++i) out.push_back(VECTOR_ELT(list, i));
+  return out;
+}
+
 // The entry of `x` when its mapping lives and its region is open.
 const Entry* live_entry(SEXP x, std::shared_ptr<Mapping>& mapping) {
-  if (TYPEOF(x) != VECSXP || ALTREP(x)) return nullptr;
+  if (!is_ordinary_list(x)) return nullptr;
   auto found = registry().by_list.find(x);
   if (found == registry().by_list.end()) return nullptr;
   mapping = found->second.mapping.lock();
   if (!mapping || mapping.get() != found->second.owner || mapping->is_closed()) return nullptr;
-  if (static_cast<size_t>(XLENGTH(x)) != found->second.elements.size()) return nullptr;
+  if (static_cast<size_t>(Rf_xlength(x)) != found->second.elements.size()) return nullptr;
   return &found->second;
 }
 
@@ -83,7 +101,10 @@ bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position
     case NodeKind::Serialized:
       return true;
     case NodeKind::List: {
-      if (TYPEOF(element) == LISTSXP) return true;  // a pairlist is never registered
+      if (TYPEOF(element) == LISTSXP) return true;  // a nested pairlist is never registered
+      if (ListHandle* view = list_view_handle(element))
+        return view->mapping.get() == &mapping && view->node.index() == child.index() &&
+               !view->written;
       std::shared_ptr<Mapping> owner;
       const Entry* inner = live_entry(element, owner);
       if (inner == nullptr) {
@@ -111,9 +132,7 @@ void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t 
   entry.mapping = mapping;
   entry.owner = mapping.get();
   entry.node = mapping->reader().node(node);
-  R_xlen_t n = XLENGTH(list);
-  entry.elements.reserve(static_cast<size_t>(n));
-  for (R_xlen_t i = 0; i < n; ++i) entry.elements.push_back(VECTOR_ELT(list, i));
+  entry.elements = elements_of(list);
   Registry& r = registry();
   r.by_owner[mapping.get()].push_back(list);
   // A stale entry (its list was collected; R reused the address) is
@@ -136,9 +155,9 @@ ListOrigin find_list(SEXP x) {
       std::shared_ptr<Mapping> owner;
       const Entry* entry = live_entry(list, owner);
       if (entry == nullptr || owner != mapping) return {};
-      for (size_t i = 0; i < entry->elements.size(); ++i)
-        if (!holds_decoded(*entry, *mapping, i, VECTOR_ELT(list, static_cast<R_xlen_t>(i)), pending))
-          return {};
+      std::vector<SEXP> elements = elements_of(list);
+      for (size_t i = 0; i < elements.size(); ++i)
+        if (!holds_decoded(*entry, *mapping, i, elements[i], pending)) return {};
     }
     return {mapping, node};
   } catch (const std::exception&) {

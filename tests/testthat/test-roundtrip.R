@@ -106,9 +106,23 @@ test_that("the same object referenced twice is stored once", {
   expect_identical(two$a, two$b)
 })
 
-test_that("pairlists come back as pairlists", {
+test_that("pairlists come back as pairlists, and one shared whole has a name", {
   shared <- share(pairlist(a = 1, b = "x"))
   expect_identical(shared, pairlist(a = 1, b = "x"))
+  name <- shared_name(shared)
+  expect_match(name, "^shmr_")
+  expect_true(is_shared(shared))
+  expect_identical(map_shared(name), pairlist(a = 1, b = "x"))
+  # A pairlist that no longer holds what it was shared with is not shared.
+  changed <- shared
+  changed$a <- 2
+  expect_null(shared_name(changed))
+  expect_identical(shared_name(shared), name)
+  # Nothing shared inside: an ordinary copy, with no name.
+  expect_null(shared_name(share(pairlist(a = NULL))))
+  # In another process, by name.
+  skip_without_callr()
+  expect_identical(callr::r(function(name) shmr::map_shared(name)[["b"]], list(name = name)), "x")
 })
 
 test_that("vectors longer than 2^31 elements round-trip", {
