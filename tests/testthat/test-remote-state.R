@@ -154,13 +154,16 @@ test_that("the region server exits when its owner does", {
   skip_without_callr()
   owner <- callr::r_session$new()
   on.exit(owner$kill())
-  pid <- owner$run(function() {
+  started <- owner$run(function() {
     library(shmr)
     options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
     keep <<- share(rnorm(10))
     invisible(serialize(keep, NULL))
-    remote_status()$pid
+    list(pid = remote_status()$pid, region = shared_name(keep))
   })
+  pid <- started$pid
+  # The owner is killed before it can remove its region.
+  on.exit(remove_shared(started$region), add = TRUE)
   expect_true(shmr:::process_alive(pid))
   owner$kill()
   deadline <- Sys.time() + 20
