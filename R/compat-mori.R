@@ -66,10 +66,11 @@
 #' * On R 4.2, a shared list that went through `serialize()` is no longer
 #'   `is_shared()` itself (its elements are); see Lists above.
 #' * A pairlist comes back as a pairlist, identical to the original (mori
-#'   turns a top-level pairlist into a list). One shared at the top level
-#'   has a `shared_name()` while it holds the elements it was shared with
-#'   and at least one of them is shared; a pairlist inside a list does
-#'   not (its elements do).
+#'   turns a top-level pairlist into a list). A pairlist shared or mapped
+#'   whole, and on R >= 4.3 one read from a shared list, has a
+#'   `shared_name()` while it holds the elements it was decoded with and
+#'   at least one of them is shared; on R 4.2 a pairlist inside a shared
+#'   list has none (its elements do).
 #'
 #' @name compat-mori
 #' @examples

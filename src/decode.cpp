@@ -213,8 +213,8 @@ SEXP unserialized(const NodeView& node) {
 
 // The ordinary lists of older R that are objects in their own right (not
 // pairlists, not attribute values) and hold a view, and on any R the
-// pairlist that is the object decoded (R has no ALTREP pairlist): they are
-// registered as shared. One without a view is an ordinary copy, and keeps
+// pairlist that is the object decoded (whole, or as a list view's element;
+// R has no ALTREP pairlist): they are registered as shared. One without a view is an ordinary copy, and keeps
 // nothing alive.
 bool is_registered_list(const Slot& slot, bool is_result) {
   if (!slot.expanded || slot.role != Role::Element || !slot.witnessed) return false;

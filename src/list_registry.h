@@ -1,10 +1,10 @@
 // On R without ALTLIST (before 4.3) a list decoded from a region is an
 // ordinary R list, and on every R a pairlist is (there is no ALTREP
-// pairlist; only one decoded as the whole object is registered): it has no
-// mark of its own, and R can tell nobody when it
-// is collected (weak references and finalizers take only environments and
-// external pointers). What can be observed are its views: each is an
-// ALTREP object that holds the mapping and cannot be faked. So a list is a
+// pairlist; one is registered when it is the object decoded, whole or as
+// a list view's element): it has no mark of its own, and R can tell nobody
+// when it is collected (weak references and finalizers take only
+// environments and external pointers). What can be observed are its views:
+// each is an ALTREP object that holds the mapping and cannot be faked. So a list is a
 // shared object only when it holds at least one view (directly, or through
 // a nested shared list), and it is recognised only while it still holds
 // exactly the elements it was decoded with, each checked against the region
@@ -29,7 +29,8 @@ struct ListOrigin {
 };
 
 // Records `list`, an ordinary list or pairlist just decoded from the List
-// node `node` of `mapping` that holds a view (or a list view). Throws only std::bad_alloc.
+// node `node` of `mapping` that holds a view (or a list view). Throws only
+// std::bad_alloc.
 void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t node);
 
 // The origin of `x` when it is a registered list whose region is open and

@@ -120,6 +120,15 @@ test_that("pairlists come back as pairlists, and one shared whole has a name", {
   expect_identical(shared_name(shared), name)
   # Nothing shared inside: an ordinary copy, with no name.
   expect_null(shared_name(share(pairlist(a = NULL))))
+  # Inside a shared list: read from the list view on R >= 4.3, it has a
+  # name; on R 4.2 only its elements do.
+  holder <- share(list(p = pairlist(a = 1:3, b = "x"), w = 2))
+  if (getRversion() >= "4.3.0") {
+    expect_identical(map_shared(shared_name(holder$p)), pairlist(a = 1:3, b = "x"))
+  } else {
+    expect_null(shared_name(holder$p))
+    expect_match(shared_name(holder$p$a), "^shmr_")
+  }
   # In another process, by name.
   skip_without_callr()
   expect_identical(callr::r(function(name) shmr::map_shared(name)[["b"]], list(name = name)), "x")
