@@ -175,10 +175,7 @@ retrieveViews <- function(namespace, variableNames) {
   views <- lapply(variableNames, function(variable) {
     region <- memshare_region(namespace, variable)
     view <- map_variable(namespace, variable, region)
-    entry <- memshare_state$views[[region]] %||%
-      list(label = memshare_label(namespace, variable), namespace = namespace, objects = list())
-    entry$objects <- c(entry$objects, list(view))
-    memshare_state$views[[region]] <- entry
+    hold_view(namespace, variable, region, list(view))
     view
   })
   names(views) <- variableNames
@@ -233,8 +230,7 @@ retrieveMetadata <- function(namespace, variableName) {
     }
     # memshare's retrieveMetadata() retrieves a view that its callers then
     # release: the entry (holding no mapping) keeps that releaseViews() valid.
-    memshare_state$views[[region]] <- memshare_state$views[[region]] %||%
-      list(label = memshare_label(namespace, variable), namespace = namespace, objects = list())
+    hold_view(namespace, variable, region, list())
     description
   })
   if (length(variableName) == 1L) return(described[[1L]])
@@ -430,6 +426,15 @@ release_page <- function(region) {
   page <- memshare_state$pages[[region]]
   memshare_state$pages[[region]] <- NULL
   if (!is.null(page)) close(page$object)
+}
+
+# Records `objects` (views of `variable`) among this process's views; an
+# entry without objects is a view listed but holding no mapping.
+hold_view <- function(namespace, variable, region, objects) {
+  entry <- memshare_state$views[[region]] %||%
+    list(label = memshare_label(namespace, variable), namespace = namespace, objects = list())
+  entry$objects <- c(entry$objects, objects)
+  memshare_state$views[[region]] <- entry
 }
 
 release_views <- function(region) {
