@@ -63,17 +63,19 @@ bool is_ordinary_list(SEXP x) {
   return (TYPEOF(x) == VECSXP || TYPEOF(x) == LISTSXP) && !ALTREP(x);
 }
 
-// The elements of an ordinary list or pairlist, in order.
-std::vector<SEXP> elements_of(SEXP list) {
-  std::vector<SEXP> out;
+// Calls `visit(position, element)` for the elements of an ordinary list or
+// pairlist in order, while it returns true; false when one returned false.
+template <typename Visit>
+bool visit_elements(SEXP list, Visit visit) {
   if (TYPEOF(list) == LISTSXP) {
-    for (SEXP cell = list; cell != R_NilValue; cell = CDR(cell)) out.push_back(CAR(cell));
-    return out;
+    size_t position = 0;
+    for (SEXP cell = list; cell != R_NilValue; cell = CDR(cell))
+      if (!visit(position++, CAR(cell))) return false;
+    return true;
   }
-  R_xlen_t n = XLENGTH(list);
-  out.reserve(static_cast<size_t>(n));
-  for (R_xlen_t i = 0; i < n; ++i) out.push_back(VECTOR_ELT(list, i));
-  return out;
+  for (R_xlen_t i = 0; i < XLENGTH(list); ++i)
+    if (!visit(static_cast<size_t>(i), VECTOR_ELT(list, i))) return false;
+  return true;
 }
 
 // The entry of `x` when its mapping lives and its region is open.
@@ -132,7 +134,10 @@ void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t 
   entry.mapping = mapping;
   entry.owner = mapping.get();
   entry.node = mapping->reader().node(node);
-  entry.elements = elements_of(list);
+  visit_elements(list, [&](size_t, SEXP element) {
+    entry.elements.push_back(element);
+    return true;
+  });
   Registry& r = registry();
   r.by_owner[mapping.get()].push_back(list);
   // A stale entry (its list was collected; R reused the address) is
@@ -155,9 +160,10 @@ ListOrigin find_list(SEXP x) {
       std::shared_ptr<Mapping> owner;
       const Entry* entry = live_entry(list, owner);
       if (entry == nullptr || owner != mapping) return {};
-      std::vector<SEXP> elements = elements_of(list);
-      for (size_t i = 0; i < elements.size(); ++i)
-        if (!holds_decoded(*entry, *mapping, i, elements[i], pending)) return {};
+      bool intact = visit_elements(list, [&](size_t i, SEXP element) {
+        return holds_decoded(*entry, *mapping, i, element, pending);
+      });
+      if (!intact) return {};
     }
     return {mapping, node};
   } catch (const std::exception&) {
