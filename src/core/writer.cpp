@@ -259,14 +259,15 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
           if (has_value_summary(spec.kind)) rec.flags |= summary_flags(spec.kind, summary);
           break;
         }
+        if (rec.data_size > 0) sink.put_lasting(rec.data_offset, spec.bytes, rec.data_size);
         if (has_value_summary(spec.kind)) {
-          // Read from the source: the sink may still be writing it (on its
-          // own thread) while this scans.
+          // Scanned after the put, from the source: a large payload is being
+          // written by the sink's own thread meanwhile, so the scan costs no
+          // time of its own. The flags reach the region with the node table.
           ValueSummary summary =
               summarize_values(spec.kind, spec.bytes, rec.data_size / format::element_size(spec.kind));
           rec.flags |= summary_flags(spec.kind, summary);
         }
-        if (rec.data_size > 0) sink.put_lasting(rec.data_offset, spec.bytes, rec.data_size);
         break;
       case NodeKind::String:
         if (spec.dictionary != format::kNoNode) {

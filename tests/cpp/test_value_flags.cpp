@@ -97,6 +97,16 @@ TEST(ValueFlags, LongVectorsAcrossCopyPiecesAndScanBlocks) {
     broken[at] = kNA;
     EXPECT_EQ(flags_of(NodeKind::Double, broken), f::kNodeValuesScanned) << "NA at " << at;
   }
+  // Once the first block shows no order, later blocks are read for NA only:
+  // an NA far past that point is still seen.
+  std::vector<double> shuffled = up;
+  std::swap(shuffled[0], shuffled[10]);
+  EXPECT_EQ(flags_of(NodeKind::Double, shuffled), f::kNodeValuesScanned | f::kNodeNoMissing);
+  for (size_t at : {size_t{4096}, size_t{500000}, up.size() - 1}) {
+    std::vector<double> broken = shuffled;
+    broken[at] = kNA;
+    EXPECT_EQ(flags_of(NodeKind::Double, broken), f::kNodeValuesScanned) << "NA at " << at;
+  }
   std::vector<int32_t> down(300000);
   for (size_t i = 0; i < down.size(); ++i) down[i] = static_cast<int32_t>(down.size() - i) / 3;
   EXPECT_EQ(flags_of(NodeKind::Integer, down), kSortedDown);
