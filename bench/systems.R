@@ -32,6 +32,10 @@
 #              instead of reading shared memory in place (default none).
 #   max_maps   how many times one token can be mapped (default Inf);
 #              bettermc's token can be mapped once only.
+#   maps_reused TRUE when mapping a token again in a process that has not
+#              unmapped it returns the mapping it already has, pages
+#              already read included (default FALSE); memshare's views are.
+#              A first-call time is then taken on a share of its own.
 #   object     function(handle) -> the R object a user of this system hands
 #              to a worker, i.e. what serialize() should be measured on
 #              (default: the handle itself; mori: the shared vector, since
@@ -285,6 +289,7 @@ systems$memshare <- list(
     memshare::releaseVariables(handle$namespace, handle$variable)
     invisible(NULL)
   },
+  maps_reused = TRUE,
   supports = "double"
 )
 
@@ -335,6 +340,7 @@ complete_adapter <- function(adapter) {
   if (is.null(adapter$unmap)) adapter$unmap <- function(token, obj) invisible(NULL)
   if (is.null(adapter$copies)) adapter$copies <- character()
   if (is.null(adapter$max_maps)) adapter$max_maps <- Inf
+  if (is.null(adapter$maps_reused)) adapter$maps_reused <- FALSE
   if (is.null(adapter$object)) adapter$object <- function(handle) handle
   check <- adapter$available
   self <- adapter

@@ -38,8 +38,11 @@ measure_system <- function(ctx, s, plans) {
                  ctx$skip_reason(3 * size, "the vector, its shared copy and a consumer's copy"))
       next
     }
-    # A token that can be mapped once only (bettermc): a new share per probe.
-    groups <- if (is.finite(s$max_maps)) as.list(plan$probes) else list(plan$probes)
+    # A new share per probe for a token that can be mapped once only
+    # (bettermc), and for a system whose second map of a token is the first
+    # one again (memshare): each probe's first call is on a fresh mapping.
+    fresh_per_probe <- is.finite(s$max_maps) || s$maps_reused
+    groups <- if (fresh_per_probe) as.list(plan$probes) else list(plan$probes)
     for (group in groups) {
       handle <- s$share(ctx$vector(size))
       rows <- tryCatch(measure_consumer(worker, s$name, s$token(handle), group, ctx$reps),
