@@ -63,6 +63,26 @@ int64_t now_unix_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// The file's first bytes (at most a page): its header, and for a small
+// object all the records the reader needs. One pread costs less than the
+// first page fault of a new mapping (tens of microseconds on a virtual
+// machine), for the process that maps a region and for the one that made it.
+constexpr uint64_t kFirstBytes = 4096;
+
+std::vector<unsigned char> first_bytes_of(int fd, uint64_t file_size, const std::string& name) {
+  std::vector<unsigned char> bytes(std::min<uint64_t>(file_size, kFirstBytes));
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_system_error("cannot read region " + name, errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  bytes.resize(got);
+  return bytes;
+}
+
 MemoryMap map_with(Access access, int fd, uint64_t size) {
   switch (access) {
     case Access::CopyOnWrite:
@@ -156,8 +176,9 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   struct stat st;
   FileStamp stamp;
   if (::fstat(fd.get(), &st) == 0) stamp = FileStamp::of(st);
+  std::vector<unsigned char> first_bytes = first_bytes_of(fd.get(), writer.total_size(), location.name);
   return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
-                                        std::move(owner), stamp);
+                                        std::move(owner), stamp, std::move(first_bytes));
 }
 
 }  // namespace
@@ -237,24 +258,8 @@ RegionFile open_region_file(const std::string& shm_directory, const std::string&
 
 namespace {
 
-// The file's first bytes (at most a page): its header, and for a small
-// object all the records the reader needs. One pread costs less than the
-// first page fault of a new mapping.
-constexpr uint64_t kFirstBytes = 4096;
-
 std::vector<unsigned char> first_bytes_of(const RegionFile& region) {
-  std::vector<unsigned char> bytes(std::min<uint64_t>(region.file.size, kFirstBytes));
-  size_t got = 0;
-  while (got < bytes.size()) {
-    ssize_t n = ::pread(region.file.fd.get(), bytes.data() + got, bytes.size() - got,
-                        static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_system_error("cannot read region " + region.location.name, errno);
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  bytes.resize(got);
-  return bytes;
+  return first_bytes_of(region.file.fd.get(), region.file.size, region.location.name);
 }
 
 std::shared_ptr<MappedRegion> map_with_first_bytes(RegionFile region,
