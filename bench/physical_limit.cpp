@@ -19,6 +19,9 @@
 //   write_fresh_shm vmsplice: one thread, vmsplice() of the source into a
 //     pipe and splice() into the file (the kernel copies page by page
 //     without reading the source through its user address).
+// And reading a populated shm file: read_seq_shm, every page of a fresh
+// mapping, then again (warm); read_fault_shm, one byte of a fresh mapping
+// (the fault a first element access takes), in microseconds.
 // The write_fresh_shm cases copy from a source no kernel call has read yet,
 // as share() copies a vector R has just written (a fresh buffer for every
 // repeat after the first): on some virtual machines the kernel's first read
@@ -337,6 +340,19 @@ void run(size_t n, int repeats, const std::string& dir) {
     }
     rows("read_seq_shm", "first_touch", n, t);
     rows("read_seq_shm", "warm", n, warm);
+
+    // One byte read from a fresh mapping of the same pages, at a page far
+    // from the previous one: what a consumer's first x[i] cannot avoid.
+    std::vector<double> one(std::max(repeats, 101));
+    const size_t pages = n / 4096;
+    for (size_t r = 0; r < one.size(); ++r) {
+      Mapping m(n, PROT_READ, MAP_PRIVATE, f.fd);
+      const size_t page = (r * 7919) % pages;
+      auto t0 = Clock::now();
+      g_sink = m.bytes()[page * 4096];
+      one[r] = seconds_since(t0);
+    }
+    row("read_fault_shm", "one_page", n, median(one) * 1e6, "us");
   }
 }
 

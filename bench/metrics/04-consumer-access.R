@@ -6,6 +6,11 @@
 # in-memory vector in the same kind of process.
 element_probes <- c("x[5]", "x[[7]]", "x[1:10]", "x[1] <- 0")
 scan_probes <- c("range(x)", "x == 5", "identical(x, y)", "x[idx]", "sum(x)")
+# Probes whose first call is short enough to be noise-bound in one sample:
+# each runs ctx$reps times on fresh maps (fresh shares where the system
+# needs them), and the medians are recorded. The long first calls (whole-
+# vector reads of seconds) are taken once.
+repeated_probes <- c(element_probes, "sum(x)")
 
 run <- function(ctx) {
   # Each plan: a vector size and the probes run on it.
@@ -20,9 +25,33 @@ run <- function(ctx) {
   worker <- consumer("ordinary")
   on.exit(worker$close())
   for (plan in plans) {
-    record_rows(ctx, measure_consumer(worker, NULL, plan$size, plan$probes, ctx$reps),
-                "ordinary", plan$size)
+    rounds <- probe_rounds(plan$probes, ctx$reps, fresh_per_probe = FALSE)
+    rows <- lapply(rounds, function(group) {
+      measure_consumer(worker, NULL, plan$size, group, ctx$reps)
+    })
+    record_rows(ctx, median_rows(rows), "ordinary", plan$size)
   }
+}
+
+# The groups of probes to run, each on a fresh share: the repeated probes
+# `reps` times, the others once; one probe per group with `fresh_per_probe`.
+probe_rounds <- function(probes, reps, fresh_per_probe) {
+  split_up <- function(p) if (fresh_per_probe) as.list(p) else if (length(p)) list(p) else list()
+  repeated <- intersect(probes, repeated_probes)
+  c(split_up(setdiff(probes, repeated_probes)),
+    unlist(lapply(seq_len(reps), function(i) split_up(repeated)), recursive = FALSE))
+}
+
+# One row per metric, case and unit: the median of the values of the
+# rounds (a value of NA, such as an error, stays NA).
+median_rows <- function(rows) {
+  all <- do.call(rbind, rows)
+  keys <- unique(all[c("metric", "case", "unit")])
+  keys$value <- vapply(seq_len(nrow(keys)), function(i) {
+    same <- all$metric == keys$metric[i] & all$case == keys$case[i] & all$unit == keys$unit[i]
+    median(all$value[same])
+  }, 0)
+  keys
 }
 
 # The probes of one system, in one consumer process. At its peak this holds
@@ -42,17 +71,16 @@ measure_system <- function(ctx, s, plans) {
     # (bettermc), and for a system whose second map of a token is the first
     # one again (memshare): each probe's first call is on a fresh mapping.
     fresh_per_probe <- is.finite(s$max_maps) || s$maps_reused
-    groups <- if (fresh_per_probe) as.list(plan$probes) else list(plan$probes)
-    for (group in groups) {
+    rows <- lapply(probe_rounds(plan$probes, ctx$reps, fresh_per_probe), function(group) {
       handle <- s$share(ctx$vector(size))
-      rows <- tryCatch(measure_consumer(worker, s$name, s$token(handle), group, ctx$reps),
-                       finally = {
-                         s$release(handle)
-                         rm(handle)
-                         invisible(gc())
-                       })
-      record_rows(ctx, rows, s$name, size)
-    }
+      tryCatch(measure_consumer(worker, s$name, s$token(handle), group, ctx$reps),
+               finally = {
+                 s$release(handle)
+                 rm(handle)
+                 invisible(gc())
+               })
+    })
+    record_rows(ctx, median_rows(rows), s$name, size)
   }
 }
 
