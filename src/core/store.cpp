@@ -69,18 +69,31 @@ int64_t now_unix_ms() {
 // machine), for the process that maps a region and for the one that made it.
 constexpr uint64_t kFirstBytes = 4096;
 
+// Only the part the reader takes from the copy is kept (the header and the
+// node table, when the page holds them): every mapping keeps its copy, and a
+// page of heap per mapping is a page fault per map in a new process.
 std::vector<unsigned char> first_bytes_of(int fd, uint64_t file_size, const std::string& name) {
-  std::vector<unsigned char> bytes(std::min<uint64_t>(file_size, kFirstBytes));
+  unsigned char page[kFirstBytes];
+  const size_t wanted = static_cast<size_t>(std::min<uint64_t>(file_size, kFirstBytes));
   size_t got = 0;
-  while (got < bytes.size()) {
-    ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+  while (got < wanted) {
+    ssize_t n = ::pread(fd, page + got, wanted - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw_system_error("cannot read region " + name, errno);
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
-  bytes.resize(got);
-  return bytes;
+  size_t kept = got;
+  format::RegionHeader header;
+  if (got >= sizeof header) {
+    std::memcpy(&header, page, sizeof header);
+    const uint64_t table = header.node_table_offset;
+    const uint64_t records = header.node_count;
+    if (table <= got && records <= (got - table) / sizeof(format::NodeRecord))
+      kept = std::max<size_t>(sizeof header, static_cast<size_t>(table + records * sizeof(format::NodeRecord)));
+    kept = std::max<size_t>(kept, std::min<size_t>(got, format::kHeaderSizeV2));
+  }
+  return std::vector<unsigned char>(page, page + kept);
 }
 
 MemoryMap map_with(Access access, int fd, uint64_t size) {
