@@ -183,7 +183,10 @@ peer_measures <- list(
   measure("serialized size, 100-column data frame, bytes", "serialized_size",
           "data frame, 100 columns", kind = "size", size = "all"),
   measure(sprintf("strings (%s): share, s", mb_label(strings_size)), "strings", "share time"),
-  measure("strings: `x[12345]`, ms", "strings", "x[12345] time"),
+  measure("strings, fresh consumer: map, ms", "strings", "map time"),
+  measure("strings, fresh consumer: map, memory growth, MB", "strings", "map memory growth",
+          kind = "memory"),
+  measure("strings: `x[12345]` after the map, ms", "strings", "x[12345] time"),
   measure("strings: `x[12345]` memory growth, MB", "strings", "x[12345] memory growth",
           kind = "memory"),
   string_op_measures("time"),
@@ -208,6 +211,9 @@ alongside <- "ordinary copy, same process"
 # The machine's first sequential read of a fresh mapping of populated shm
 # pages (physical_limit.cpp), at the size of the vector summed.
 first_read <- "machine: first read of a fresh shm mapping"
+# One byte read from a fresh mapping of populated shm pages
+# (physical_limit.cpp, read_fault_shm), at the size of the vector read.
+first_fault <- "machine: one byte of a fresh shm mapping"
 baseline <- function(m, others, shmr = "shmr") {
   m$shmr <- shmr
   m$others <- others
@@ -234,6 +240,10 @@ baseline_value <- function(m, other) {
     d <- r[r$metric == "read_seq_shm" & r$case == "first_touch" & r$unit == "s" &
              r$size_bytes %in% scan, ]
     if (nrow(d)) d$value[1] * 1e3 else NA_real_
+  } else if (identical(other, first_fault)) {
+    d <- r[r$metric == "read_fault_shm" & r$case == "one_page" & r$unit == "us" &
+             r$size_bytes %in% big, ]
+    if (nrow(d)) d$value[1] / 1e3 else NA_real_
   } else {
     m$value(other)
   }
@@ -245,7 +255,7 @@ by_value <- "ordinary"
 baseline_measures <- list(
   baseline(measure(sprintf("share throughput, GB/s (%s)", mb_label(share_size)), "share_throughput",
                    "double vector", better = "higher", kind = "rate"), "serialize"),
-  baseline(measure("`x[5]`, ms", "element_access", "x[5] time"), "ordinary"),
+  baseline(measure("`x[5]`, ms", "element_access", "x[5] time"), c("ordinary", first_fault)),
   baseline(measure("`range(x)` first call, ms", "writable_pointer_read", "range(x) time"), "ordinary"),
   baseline(measure("`range(x)` warm, ms", "writable_pointer_read", "range(x) time, warm"),
            c(alongside, "ordinary")),
