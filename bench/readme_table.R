@@ -232,18 +232,20 @@ several_hosts_measures <- function() {
                      size = "all"), others)
   })
 }
+# A figure of physical_limit.cpp at `size`, in milliseconds (`to_ms` converts
+# from its unit).
+machine_ms <- function(metric, case, unit, size, to_ms) {
+  d <- r[r$metric == metric & r$case == case & r$unit == unit & r$size_bytes %in% size, ]
+  if (nrow(d)) d$value[1] * to_ms else NA_real_
+}
 # The figure of baseline `other` for measure m.
 baseline_value <- function(m, other) {
   if (identical(other, alongside)) {
     figure(m$metric, paste0(m$cases, ", ordinary copy alongside"), m$shmr)
   } else if (identical(other, first_read)) {
-    d <- r[r$metric == "read_seq_shm" & r$case == "first_touch" & r$unit == "s" &
-             r$size_bytes %in% scan, ]
-    if (nrow(d)) d$value[1] * 1e3 else NA_real_
+    machine_ms("read_seq_shm", "first_touch", "s", scan, 1e3)
   } else if (identical(other, first_fault)) {
-    d <- r[r$metric == "read_fault_shm" & r$case == "one_page" & r$unit == "us" &
-             r$size_bytes %in% big, ]
-    if (nrow(d)) d$value[1] / 1e3 else NA_real_
+    machine_ms("read_fault_shm", "one_page", "us", big, 1e-3)
   } else {
     m$value(other)
   }

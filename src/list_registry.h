@@ -4,12 +4,13 @@
 // a list view's element): it has no mark of its own, and R can tell nobody
 // when it is collected (weak references and finalizers take only
 // environments and external pointers). What can be observed are its views:
-// each is an ALTREP object that holds the mapping and cannot be faked. So a list is a
-// shared object only when it holds at least one view (directly, or through
-// a nested shared list), and it is recognised only while it still holds
-// exactly the elements it was decoded with, each checked against the region
-// (the view of that node, the shared list of that node, or a copy with the
-// node's bytes): a new list at an address R reused is never taken for it.
+// each is an ALTREP object that holds the mapping and cannot be faked. So a
+// list is a shared object only when it holds at least one view (directly,
+// or through a nested shared list), and it is recognised only while it
+// still holds exactly the elements it was decoded with, each checked
+// against the region (the view of that node, the shared list of that node,
+// or a copy with the node's bytes): a new list at an address R reused is
+// never taken for it.
 // The registry holds no mapping: the views do, so a region lives exactly as
 // long as its views, and a list holding none keeps nothing alive.
 #pragma once

@@ -90,8 +90,8 @@ std::vector<unsigned char> first_bytes_of(int fd, uint64_t file_size, const std:
     const uint64_t table = header.node_table_offset;
     const uint64_t records = header.node_count;
     if (table <= got && records <= (got - table) / sizeof(format::NodeRecord))
-      kept = std::max<size_t>(sizeof header, static_cast<size_t>(table + records * sizeof(format::NodeRecord)));
-    kept = std::max<size_t>(kept, std::min<size_t>(got, format::kHeaderSizeV2));
+      kept = std::max<size_t>(static_cast<size_t>(table + records * sizeof(format::NodeRecord)),
+                              std::min<size_t>(got, format::kHeaderSizeV2));
   }
   return std::vector<unsigned char>(page, page + kept);
 }
