@@ -88,7 +88,7 @@
 #' host: on another host they are unavailable objects, since writes could
 #' not reach the owner. Copies go to the shm directory of each host, which
 #' must have room for them. All hosts need the same shmr version (format
-#' version 2). mirai cannot address one daemon, so a pool releases copies by
+#' version 3). mirai cannot address one daemon, so a pool releases copies by
 #' sending its release to every daemon.
 #'
 #' @return `remote_status()`: `NULL` when no region server runs, else a list

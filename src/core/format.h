@@ -1,4 +1,4 @@
-// On-disk layout of a shmr region, format version 2. inst/FORMAT.md is the
+// On-disk layout of a shmr region, format version 3. inst/FORMAT.md is the
 // specification; these structs are its machine-readable half and must agree
 // with it field for field.
 #pragma once
@@ -9,7 +9,7 @@
 namespace shmr::format {
 
 inline constexpr char kMagic[8] = {'\x89', 'S', 'H', 'M', 'R', '\r', '\n', '\x1a'};
-inline constexpr uint32_t kVersion = 2;
+inline constexpr uint32_t kVersion = 3;
 // The oldest version this build reads. Version 1 regions have no value
 // flags, no dictionary strings and no replica record (their header is 128
 // bytes); a reader sees only kNodeFlagsV1 of their node flags.
@@ -37,7 +37,8 @@ inline constexpr uint64_t kFlagPersistent = 1u << 1;
 // record says of which and which local process keeps it.
 inline constexpr uint64_t kFlagReplica = 1u << 2;
 
-// Per-string metadata byte in a String node.
+// The encoding of a string element: before version 3 one byte per element
+// in its own array, since version 3 the top byte of the element's end offset.
 enum class StringEncoding : uint8_t {
   Native = 0,
   Utf8 = 1,
@@ -76,7 +77,7 @@ struct RegionHeader {
 };
 static_assert(sizeof(RegionHeader) == 128, "header is 128 bytes");
 
-// Bytes 128..255 of a version 2 header (bytes 0..127 are RegionHeader,
+// Bytes 128..255 of a header since version 2 (bytes 0..127 are RegionHeader,
 // whose last 8 hold the creator's PID namespace: creator.h). Zero in a
 // region written by its creator; filled by the process that copies the
 // region from another host, after the copied bytes are validated (the rest
@@ -96,7 +97,7 @@ static_assert(sizeof(ReplicaRecord) == 128, "replica record is 128 bytes");
 inline constexpr uint32_t kHeaderSizeV1 = sizeof(RegionHeader);
 inline constexpr uint32_t kHeaderSizeV2 = sizeof(RegionHeader) + sizeof(ReplicaRecord);
 inline constexpr uint32_t header_size_of(uint32_t version) {
-  return version == 1 ? kHeaderSizeV1 : version == 2 ? kHeaderSizeV2 : 0;
+  return version == 1 ? kHeaderSizeV1 : version == 2 || version == 3 ? kHeaderSizeV2 : 0;
 }
 
 struct NodeRecord {
@@ -105,14 +106,26 @@ struct NodeRecord {
   uint64_t length;        // element count
   uint64_t data_offset;   // payload / child table / string bytes / serialized bytes
   uint64_t data_size;     // bytes at data_offset
-  uint64_t index_offset;  // String: uint64 end offsets, one per element
+  uint64_t index_offset;  // String: uint64 end offsets, one per element; since version 3
+                          // each with the element's encoding in its top byte
                           // (dictionary layout: the dictionary's node index)
-  uint64_t meta_offset;   // String: one StringEncoding byte per element (dictionary layout: 0)
+  uint64_t meta_offset;   // String before version 3: one StringEncoding byte per element;
+                          // 0 in the dictionary layout and since version 3
   uint64_t attr_offset;   // AttributeEntry table
   uint32_t attr_count;
   uint32_t code_width;    // String, dictionary layout: bytes per code (1, 2 or 4); else 0
 };
 static_assert(sizeof(NodeRecord) == 64, "node record is 64 bytes");
+
+// Since version 3, an end offset word of a packed String node: the offset in
+// its low 56 bits, the element's StringEncoding in its top byte. An element
+// is read from one page of end offsets and its bytes, not a third page of
+// encodings.
+inline constexpr unsigned kEncodingShift = 56;
+inline constexpr uint64_t kEndOffsetMask = (uint64_t{1} << kEncodingShift) - 1;
+constexpr uint64_t end_word(uint64_t end, StringEncoding encoding) {
+  return end | uint64_t{static_cast<uint8_t>(encoding)} << kEncodingShift;
+}
 
 struct AttributeEntry {
   uint64_t name_offset;

@@ -132,12 +132,19 @@ NodeView RegionReader::node(uint64_t index) const {
         view.strings_ = dictionary.strings_;
         view.codes_ = base_ + rec.data_offset;
       } else {
-        if (rec.length > size_ / (sizeof(uint64_t) + 1)) corrupt(where() + " has too many strings");
+        // Since version 3 the encodings are in the end offset words.
+        const bool encodings_in_ends = header_.format_version >= 3;
+        const uint64_t per_element = sizeof(uint64_t) + (encodings_in_ends ? 0 : 1);
+        if (rec.length > size_ / per_element) corrupt(where() + " has too many strings");
         check_range(rec.index_offset, rec.length * sizeof(uint64_t), 8, "string index");
-        check_range(rec.meta_offset, rec.length, 1, "string metadata");
+        if (encodings_in_ends) {
+          if (rec.meta_offset != 0) corrupt(where() + " has an encoding array (version 3 has none)");
+        } else {
+          check_range(rec.meta_offset, rec.length, 1, "string metadata");
+        }
         check_range(rec.data_offset, rec.data_size, 1, "string bytes");
-        view.strings_ = {rec.length, rec.index_offset, rec.meta_offset, rec.data_offset,
-                         rec.data_size};
+        view.strings_ = {rec.length,         rec.index_offset, rec.meta_offset,
+                         rec.data_offset,    rec.data_size,    encodings_in_ends};
       }
       break;
     case NodeKind::List:
@@ -210,22 +217,38 @@ bool NodeView::try_code(uint64_t i, uint64_t& out) const noexcept {
   return code < strings_.count;
 }
 
-bool NodeView::try_packed_string(uint64_t i, StringRef& out) const noexcept {
-  auto meta = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
-  if (meta == format::StringEncoding::Missing) {
-    out = {nullptr, 0, meta};
-    return true;
-  }
-  if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes)) return false;
-  uint64_t start = 0, end = 0;
+NodeView::ElementProblem NodeView::read_packed_string(uint64_t i, StringRef& out) const noexcept {
   const unsigned char* ends = base_ + strings_.ends_offset;
-  if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
+  uint64_t end = 0;
   std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
-  if (start > end || end > strings_.bytes_size) return false;
+  format::StringEncoding encoding;
+  if (strings_.encodings_in_ends) {
+    encoding = static_cast<format::StringEncoding>(end >> format::kEncodingShift);
+    end &= format::kEndOffsetMask;
+  } else {
+    encoding = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
+  }
+  if (encoding == format::StringEncoding::Missing) {
+    out = {nullptr, 0, encoding};
+    return ElementProblem::None;
+  }
+  if (static_cast<uint8_t>(encoding) > static_cast<uint8_t>(format::StringEncoding::Bytes))
+    return ElementProblem::UnknownEncoding;
+  uint64_t start = 0;
+  if (i > 0) {
+    std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
+    if (strings_.encodings_in_ends) start &= format::kEndOffsetMask;
+  }
+  if (start > end || end > strings_.bytes_size) return ElementProblem::OutsideBytes;
   const char* bytes = reinterpret_cast<const char*>(base_ + strings_.bytes_offset) + start;
-  if (std::memchr(bytes, '\0', end - start) != nullptr) return false;
-  out = {bytes, end - start, meta};
-  return true;
+  // R strings never hold a NUL (R would refuse to make the element).
+  if (std::memchr(bytes, '\0', end - start) != nullptr) return ElementProblem::NulByte;
+  out = {bytes, end - start, encoding};
+  return ElementProblem::None;
+}
+
+bool NodeView::try_packed_string(uint64_t i, StringRef& out) const noexcept {
+  return read_packed_string(i, out) == ElementProblem::None;
 }
 
 bool NodeView::try_string_at(uint64_t i, StringRef& out) const noexcept {
@@ -240,21 +263,18 @@ bool NodeView::try_dictionary_entry(uint64_t k, StringRef& out) const noexcept {
 }
 
 StringRef NodeView::packed_string(uint64_t i) const {
-  auto meta = static_cast<format::StringEncoding>(base_[strings_.meta_offset + i]);
-  if (meta == format::StringEncoding::Missing) return {nullptr, 0, meta};
-  if (static_cast<uint8_t>(meta) > static_cast<uint8_t>(format::StringEncoding::Bytes))
-    corrupt("string node " + std::to_string(index_) + " has an unknown encoding byte");
-  uint64_t start = 0, end = 0;
-  const unsigned char* ends = base_ + strings_.ends_offset;
-  if (i > 0) std::memcpy(&start, ends + (i - 1) * sizeof(uint64_t), sizeof start);
-  std::memcpy(&end, ends + i * sizeof(uint64_t), sizeof end);
-  if (start > end || end > strings_.bytes_size)
-    corrupt("string node " + std::to_string(index_) + " has an element outside its bytes");
-  const char* bytes = reinterpret_cast<const char*>(base_ + strings_.bytes_offset) + start;
-  // R strings never hold a NUL (R would refuse to make the element).
-  if (std::memchr(bytes, '\0', end - start) != nullptr)
-    corrupt("string node " + std::to_string(index_) + " has an element with a NUL byte");
-  return {bytes, end - start, meta};
+  StringRef out{nullptr, 0, format::StringEncoding::Missing};
+  switch (read_packed_string(i, out)) {
+    case ElementProblem::None:
+      return out;
+    case ElementProblem::UnknownEncoding:
+      corrupt("string node " + std::to_string(index_) + " has an unknown encoding byte");
+    case ElementProblem::OutsideBytes:
+      corrupt("string node " + std::to_string(index_) + " has an element outside its bytes");
+    case ElementProblem::NulByte:
+      corrupt("string node " + std::to_string(index_) + " has an element with a NUL byte");
+  }
+  return out;
 }
 
 std::string NodeView::attribute_name(uint32_t i) const {

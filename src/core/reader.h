@@ -55,6 +55,11 @@ class NodeView {
  private:
   friend class RegionReader;
   [[noreturn]] void corrupt(const std::string& what) const;
+  enum class ElementProblem { None, UnknownEncoding, OutsideBytes, NulByte };
+  // Packed string `k`, checked (FORMAT.md 2.4); `out` is set only when
+  // there is no problem. packed_string() throws what try_packed_string()
+  // reports as false.
+  ElementProblem read_packed_string(uint64_t k, StringRef& out) const noexcept;
   StringRef packed_string(uint64_t k) const;
   bool try_packed_string(uint64_t k, StringRef& out) const noexcept;
 
@@ -62,9 +67,10 @@ class NodeView {
   struct PackedStrings {
     uint64_t count = 0;
     uint64_t ends_offset = 0;
-    uint64_t meta_offset = 0;
+    uint64_t meta_offset = 0;  // before version 3 only
     uint64_t bytes_offset = 0;
     uint64_t bytes_size = 0;
+    bool encodings_in_ends = false;  // version 3 and later
   };
 
   std::shared_ptr<const std::string> region_name_;  // for error messages

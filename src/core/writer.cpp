@@ -123,8 +123,10 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
             throw Error(ErrorKind::InvalidArgument, "a string element contains a NUL byte");
           bytes = checked_add(bytes, s.size);
         }
+        // An end offset shares its word with the encoding (FORMAT.md 2.4).
+        if (bytes > format::kEndOffsetMask)
+          throw Error(ErrorKind::InvalidArgument, "a character vector holds more than 2^56 bytes");
         rec.index_offset = reserve(cursor, checked_mul(spec.length, sizeof(uint64_t)));
-        rec.meta_offset = reserve(cursor, spec.length);
         rec.data_size = bytes;
         rec.data_offset = reserve(cursor, bytes);
         rec.flags |= format::kNodeValuesScanned | (missing ? 0 : format::kNodeNoMissing);
@@ -160,40 +162,37 @@ void RegionWriter::write(void* base, uint64_t size, int64_t creator_pid,
 
 namespace {
 
-// A String node's three arrays (end offsets, encodings, bytes), written a
-// block of elements at a time: the sink gets long runs, not one put per
-// element, and the block's arrays stay small. A node of one block is put in
-// the layout's order (ends, encodings, bytes), so that the many small string
-// nodes of a list reach the sink as one sequential run.
+// A String node's two arrays (end offset words, bytes), written a block of
+// elements at a time: the sink gets long runs, not one put per element, and
+// the block's arrays stay small. A node of one block is put in the layout's
+// order (ends, bytes), so that the many small string nodes of a list reach
+// the sink as one sequential run.
 void write_strings(RegionSink& sink, const NodeSpec& spec, const format::NodeRecord& rec) {
   constexpr uint64_t kBlock = 16384;
   std::vector<uint64_t> ends;
-  std::vector<uint8_t> meta;
   std::vector<const char*> bytes;
   uint64_t end = 0;
   for (uint64_t first = 0; first < spec.length; first += kBlock) {
     const uint64_t count = std::min(kBlock, spec.length - first);
     ends.resize(count);
-    meta.resize(count);
     bytes.resize(count);
     const uint64_t block_start = end;
     for (uint64_t k = 0; k < count; ++k) {
       StringRef s = spec.strings->at(first + k);
-      meta[k] = static_cast<uint8_t>(s.encoding);
       bytes[k] = s.data;
       if (s.encoding != format::StringEncoding::Missing) {
         if (s.size > rec.data_size - end)
           throw Error(ErrorKind::InvalidArgument, "character vector changed while sharing");
         end += s.size;
       }
-      ends[k] = end;
+      ends[k] = format::end_word(end, s.encoding);
     }
     sink.put(rec.index_offset + first * sizeof(uint64_t), ends.data(), count * sizeof(uint64_t));
-    sink.put(rec.meta_offset + first, meta.data(), count);
     uint64_t at = block_start;
     for (uint64_t k = 0; k < count; ++k) {
-      sink.put(rec.data_offset + at, bytes[k], ends[k] - at);
-      at = ends[k];
+      const uint64_t element_end = ends[k] & format::kEndOffsetMask;
+      sink.put(rec.data_offset + at, bytes[k], element_end - at);
+      at = element_end;
     }
   }
 }

@@ -112,7 +112,9 @@ test_that("offsets past the end of the region are rejected", {
   expect_all_rejected(got)
   expect_match(got$double_data$message, "vector data lies outside")
   expect_match(got$string_index$message, "string index lies outside")
-  expect_match(got$string_meta$message, "string metadata lies outside")
+  # Since format version 3 the encodings are in the end offsets: any
+  # encoding array is refused.
+  expect_match(got$string_meta$message, "has an encoding array")
   expect_match(got$string_bytes$message, "string bytes lies outside")
   expect_match(got$list_elements$message, "list element table lies outside")
   expect_match(got$serialized_data$message, "serialized data lies outside")
@@ -168,8 +170,9 @@ test_that("bad string offsets and encodings are an error when the element is rea
     end_past_bytes = quote(put_u64(b, u64(b, field_at(b, "string", "index_offset")), 1e9)),
     end_huge = quote(put_u64(b, u64(b, field_at(b, "string", "index_offset")), 2^63)),
     ends_decreasing = quote(put_u64(b, u64(b, field_at(b, "string", "index_offset")) + 8, 0)),
+    # The top byte of the first element's end offset word is its encoding.
     bad_encoding = quote({
-      b[u64(b, field_at(b, "string", "meta_offset")) + 1] <- as.raw(7)
+      b[u64(b, field_at(b, "string", "index_offset")) + 8] <- as.raw(7)
       b
     }),
     embedded_nul = quote({

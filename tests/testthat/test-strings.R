@@ -147,15 +147,15 @@ test_that("a region written by format version 1 still maps; an unknown version i
       Sys.chmod(path, "0600")
     }
     write_as(1, "shmr_v1")
-    write_as(3, "shmr_v3")
+    write_as(4, "shmr_v4")
     v1 <- map_shared("shmr_v1")
     # Plain copies: a view would travel by name, and this directory is private.
     list(v1 = fetch(v1), sorted_v1 = fetch(sort(v1)), info = shared_info(v1)$format_version,
-         v3 = tryCatch(map_shared("shmr_v3"), error = conditionMessage))
+         v4 = tryCatch(map_shared("shmr_v4"), error = conditionMessage))
   }, list(dir = dir))
   unlink(dir, recursive = TRUE)
   expect_identical(got$v1, as.numeric(1:1000))
   expect_identical(got$sorted_v1, as.numeric(1:1000))
   expect_identical(got$info, 1L)
-  expect_match(got$v3, "format version is 3, this build of shmr reads versions 1 to 2")
+  expect_match(got$v4, "format version is 4, this build of shmr reads versions 1 to 3")
 })
