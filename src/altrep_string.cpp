@@ -289,9 +289,27 @@ inline R_xlen_t position(double d, R_xlen_t n) {
   return R_FINITE(d) && d > 0 && d < static_cast<double>(n) + 1 ? static_cast<R_xlen_t>(d - 1) : -1;
 }
 
+// A subset this short, of a view that has made no string yet, makes its
+// strings straight into the result, which holds them: setting up the cache
+// (a table of chunks and a first chunk of kChunkSize strings, tens of
+// kilobytes in a long vector) would cost more than the strings.
+constexpr R_xlen_t kUncachedSubset = 16;
+
 template <typename I>
 void gather_strings(SEXP x, ViewHandle& handle, const I* p, R_xlen_t count, SEXP result) {
   const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
+  if (!handle.strings_cached && count <= kUncachedSubset) {
+    const bool dictionary = handle.node.is_dictionary();
+    for (R_xlen_t k = 0; k < count; ++k) {
+      const R_xlen_t at = position(p[k], n);
+      if (at < 0) {
+        SET_STRING_ELT(result, k, NA_STRING);
+        continue;
+      }
+      SET_STRING_ELT(result, k, string_from_region(handle, dictionary ? code_of(handle, at) : at));
+    }
+    return;
+  }
   for (R_xlen_t k = 0; k < count; ++k) {
     const R_xlen_t at = position(p[k], n);
     SET_STRING_ELT(result, k, at >= 0 ? element(x, handle, at) : NA_STRING);

@@ -58,6 +58,28 @@ test_that("string views pass their tests under gctorture()", {
   }
 })
 
+test_that("short subsets of a view that has read nothing yet agree with an ordinary vector", {
+  # Up to 16 elements of a fresh view are made straight into the result (no
+  # cache); longer subsets and later reads go through the view's cache.
+  packed <- c("a", NA, "", "caf\u00e9", "\u65e5\u672c", paste0("p", 1:200))
+  dictionary <- rep(c("red", "green", NA, "caf\u00e9"), 30)
+  indices <- list(5L, 2L, c(4, 2, 1), c(1L, NA, 3L), c(300, 2.9, 0.5, -0.5 + 4), c(NA_real_, 1e15),
+                  1:16, 1:17, c(3L, 3L, 3L))
+  for (x in list(packed, dictionary)) {
+    s <- share(x)
+    for (i in indices) {
+      y <- map_shared(shared_name(s))
+      gctorture(TRUE)
+      got <- y[i]
+      gctorture(FALSE)
+      expect_identical(got, x[i])
+      expect_identical(Encoding(got), Encoding(x[i]))
+      # The view still reads every element, now through its cache.
+      expect_identical(y[rev(seq_along(x))], rev(x))
+    }
+  }
+})
+
 test_that("a string view keeps what R reads and writes, as an ordinary vector would", {
   x <- paste0("w", 1:5000)
   s <- share(x)
