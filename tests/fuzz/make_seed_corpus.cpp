@@ -16,6 +16,7 @@
 #include "format.h"
 #include "locator.h"
 #include "names.h"
+#include "older_versions.h"
 #include "writer.h"
 
 using shmr::NodeSpec;
@@ -82,6 +83,8 @@ void region(const std::string& name, RegionDescription description, bool writabl
   header->flags = writable ? header->flags & ~shmr::format::kFlagReadonly
                            : header->flags | shmr::format::kFlagReadonly;
   if (persistent) header->flags |= shmr::format::kFlagPersistent;
+  if (version < 3) bytes = shmr_older::as_version2(bytes.data(), bytes.size());
+  header = reinterpret_cast<shmr::format::RegionHeader*>(bytes.data());
   if (version == 1) {
     // As format version 1 wrote it: no value flags, a 128-byte header (the
     // bytes of the replica record left as zero padding before the node
@@ -148,6 +151,7 @@ void regions() {
     d.nodes.push_back(strings(text));
     d.original_class = "character";
     region("strings-encodings", d);
+    region("strings-encodings-version-2", d, false, false, 2);
   }
   // The dictionary layout (format version 2): 64 elements drawn from the
   // entries of `text`, codes one byte wide.
@@ -166,6 +170,7 @@ void regions() {
     d.root = 1;
     d.original_class = "character";
     region("strings-dictionary", d);
+    region("strings-dictionary-version-2", d, false, false, 2);
   }
   Strings empty_strings;
   {
