@@ -298,21 +298,16 @@ constexpr R_xlen_t kUncachedSubset = 16;
 template <typename I>
 void gather_strings(SEXP x, ViewHandle& handle, const I* p, R_xlen_t count, SEXP result) {
   const R_xlen_t n = static_cast<R_xlen_t>(handle.length());
-  if (!handle.strings_cached && count <= kUncachedSubset) {
-    const bool dictionary = handle.node.is_dictionary();
-    for (R_xlen_t k = 0; k < count; ++k) {
-      const R_xlen_t at = position(p[k], n);
-      if (at < 0) {
-        SET_STRING_ELT(result, k, NA_STRING);
-        continue;
-      }
-      SET_STRING_ELT(result, k, string_from_region(handle, dictionary ? code_of(handle, at) : at));
-    }
-    return;
-  }
+  const bool uncached = !handle.strings_cached && count <= kUncachedSubset;
+  const bool dictionary = handle.node.is_dictionary();
   for (R_xlen_t k = 0; k < count; ++k) {
     const R_xlen_t at = position(p[k], n);
-    SET_STRING_ELT(result, k, at >= 0 ? element(x, handle, at) : NA_STRING);
+    if (at < 0)
+      SET_STRING_ELT(result, k, NA_STRING);
+    else if (uncached)
+      SET_STRING_ELT(result, k, string_from_region(handle, dictionary ? code_of(handle, at) : at));
+    else
+      SET_STRING_ELT(result, k, element(x, handle, at));
   }
 }
 
