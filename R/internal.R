@@ -16,10 +16,12 @@ process_memory <- function(pid = Sys.getpid()) {
   .Call(shmr_process_memory, check_pid(pid))
 }
 
-# FALSE once process `pid` is gone (or a zombie); TRUE while it runs or when
-# that cannot be told (unknown means alive).
-process_alive <- function(pid) {
-  !isFALSE(.Call(shmr_process_running, check_pid(pid)))
+# FALSE once process `pid` is gone (or a zombie, or the PID was reused by a
+# process started at another time than `start_ticks`, see
+# shmr_process_start); TRUE while it runs or when that cannot be told
+# (unknown means alive).
+process_alive <- function(pid, start_ticks = 0) {
+  !isFALSE(.Call(shmr_process_running, check_pid(pid), as.numeric(start_ticks)))
 }
 
 # Bytes of shmr regions process `pid` maps; NA when that cannot be read.

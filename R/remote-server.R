@@ -58,7 +58,7 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
         gc(verbose = FALSE, full = FALSE)
       }
     }
-    if (!.Call(shmr_process_alive, owner_pid, owner_ticks)) break
+    if (!process_alive(owner_pid, owner_ticks)) break
   }
   for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
   close(pub)
@@ -186,7 +186,7 @@ remote_listen_url <- function(compute = NULL) {
 
 server_running <- function() {
   s <- remote_state$server
-  !is.null(s) && .Call(shmr_process_alive, s$pid, 0)
+  !is.null(s) && process_alive(s$pid)
 }
 
 # The running region server, started when needed.
@@ -245,7 +245,7 @@ stop_region_server <- function() {
   if (server_running()) control_request(s$control, "STOP", timeout = 5)
   try(close(s$control), silent = TRUE)
   deadline <- Sys.time() + 5
-  while (.Call(shmr_process_alive, s$pid, 0) && Sys.time() < deadline) Sys.sleep(0.01)
+  while (process_alive(s$pid) && Sys.time() < deadline) Sys.sleep(0.01)
   remote_state$server <- NULL
   remote_state$exports <- list()
   invisible(TRUE)

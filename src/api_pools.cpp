@@ -8,12 +8,14 @@
 #include <optional>
 
 #include "core/names.h"
+#include "core/process.h"
 #include "core/process_stats.h"
 #include "core/region_file.h"
 #include "r_api.h"
 #include "r_boundary.h"
 
 namespace ps = shmr::process_stats;
+namespace process = shmr::process;
 
 namespace {
 
@@ -120,24 +122,21 @@ extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
   END_CPP11
 }
 
-// For each pid: TRUE while the process runs, FALSE once it is gone (or a
-// zombie), NA when that cannot be told.
-extern "C" SEXP shmr_process_running(SEXP pids) {
+// Whether process `pid` of this PID namespace, started at `start_ticks`
+// (0: whenever), runs: TRUE while it does, FALSE once it is gone (or a
+// zombie, or the PID now belongs to a process started at another time), NA
+// when that cannot be told.
+extern "C" SEXP shmr_process_running(SEXP pid, SEXP start_ticks) {
   BEGIN_CPP11
-  return cpp11::unwind_protect([&] {
-    SEXP values = PROTECT(Rf_coerceVector(pids, REALSXP));
-    R_xlen_t n = XLENGTH(values);
-    SEXP out = PROTECT(Rf_allocVector(LGLSXP, n));
-    for (R_xlen_t i = 0; i < n; ++i) {
-      double pid = REAL(values)[i];
-      ps::Liveness state = ISNAN(pid) ? ps::Liveness::Gone : ps::liveness(static_cast<int64_t>(pid));
-      LOGICAL(out)[i] = state == ps::Liveness::Running ? TRUE
-                        : state == ps::Liveness::Gone  ? FALSE
+  // Both arguments are numbers checked by the R caller (check_pid()).
+  const double ticks = Rf_asReal(start_ticks);
+  process::Identity who{as_pid(pid), ISNAN(ticks) || ticks < 0 ? 0 : static_cast<uint64_t>(ticks),
+                        process::current().pid_namespace};
+  const process::Liveness state = process::liveness(who);
+  const int value = state == process::Liveness::Alive  ? TRUE
+                    : state == process::Liveness::Dead ? FALSE
                                                        : NA_LOGICAL;
-    }
-    UNPROTECT(2);
-    return out;
-  });
+  return cpp11::safe[Rf_ScalarLogical](value);
   END_CPP11
 }
 

@@ -237,14 +237,6 @@ extern "C" SEXP shmr_sha256(SEXP text) {
   END_CPP11
 }
 
-extern "C" SEXP shmr_process_alive(SEXP pid, SEXP start_ticks) {
-  BEGIN_CPP11
-  process::Identity who{static_cast<int64_t>(Rf_asReal(pid)),
-                        static_cast<uint64_t>(Rf_asReal(start_ticks))};
-  return Rf_ScalarLogical(process::is_alive(who));
-  END_CPP11
-}
-
 // This process's PID and start ticks, as numbers (the region server
 // watches its owner with them).
 extern "C" SEXP shmr_process_start() {

@@ -49,7 +49,7 @@ SEXP shmr_advise(SEXP, SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
 SEXP shmr_process_memory(SEXP);
 SEXP shmr_region_bytes_mapped(SEXP);
-SEXP shmr_process_running(SEXP);
+SEXP shmr_process_running(SEXP, SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
 SEXP shmr_mapping_stats();
 
@@ -61,7 +61,6 @@ SEXP shmr_parse_origin(SEXP);
 SEXP shmr_format_origin(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_random_token();
 SEXP shmr_sha256(SEXP);
-SEXP shmr_process_alive(SEXP, SEXP);
 SEXP shmr_process_start();
 SEXP shmr_fetch_lock(SEXP);
 SEXP shmr_fetch_unlock(SEXP);
@@ -119,7 +118,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {"shmr_process_memory", (DL_FUNC)&shmr_process_memory, 1},
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
-    {"shmr_process_running", (DL_FUNC)&shmr_process_running, 1},
+    {"shmr_process_running", (DL_FUNC)&shmr_process_running, 2},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
     {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
     {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
@@ -130,7 +129,6 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_format_origin", (DL_FUNC)&shmr_format_origin, 8},
     {"shmr_random_token", (DL_FUNC)&shmr_random_token, 0},
     {"shmr_sha256", (DL_FUNC)&shmr_sha256, 1},
-    {"shmr_process_alive", (DL_FUNC)&shmr_process_alive, 2},
     {"shmr_process_start", (DL_FUNC)&shmr_process_start, 0},
     {"shmr_fetch_lock", (DL_FUNC)&shmr_fetch_lock, 1},
     {"shmr_fetch_unlock", (DL_FUNC)&shmr_fetch_unlock, 1},

@@ -1,8 +1,5 @@
 #include "process_stats.h"
 
-#include <signal.h>
-
-#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -31,16 +28,6 @@ void add_field(const std::string& line, const char* key, uint64_t& field) {
   char* end = nullptr;
   unsigned long long kb = std::strtoull(start, &end, 10);
   if (end != start) field += static_cast<uint64_t>(kb) * 1024;
-}
-
-// The state letter of /proc/<pid>/stat (field 3); the command name (field
-// 2) may hold spaces and ')', so it is found after the last ')'.
-std::optional<char> stat_state(int64_t pid) {
-  std::optional<std::string> stat = read_proc_file(pid, "stat");
-  if (!stat) return std::nullopt;
-  size_t close = stat->rfind(')');
-  if (close == std::string::npos || close + 2 >= stat->size()) return std::nullopt;
-  return (*stat)[close + 2];
 }
 
 }  // namespace
@@ -110,15 +97,6 @@ std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
   std::optional<std::string> text = read_proc_file(pid, "maps");
   if (!text) return std::nullopt;
   return parse_maps(*text, prefixes);
-}
-
-Liveness liveness(int64_t pid) {
-  // kill(0, ...) and kill(-1, ...) address groups of processes, not one.
-  if (pid <= 0 || pid > INT_MAX) return Liveness::Gone;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return Liveness::Gone;
-  std::optional<char> state = stat_state(pid);
-  if (!state) return Liveness::Unknown;
-  return (*state == 'Z' || *state == 'X') ? Liveness::Gone : Liveness::Running;
 }
 
 }  // namespace shmr::process_stats

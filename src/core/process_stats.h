@@ -1,6 +1,6 @@
 // What the kernel tells about another process (a pool's worker): its memory,
-// the bytes of shmr regions it maps, whether it is still running. Nothing
-// here throws; what cannot be read is reported as unknown.
+// the bytes of shmr regions it maps (whether it still runs: process.h).
+// Nothing here throws; what cannot be read is reported as unknown.
 #pragma once
 
 #include <cstdint>
@@ -27,13 +27,6 @@ std::optional<Memory> memory(int64_t pid);
 // that cannot be read.
 std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
                                               const std::vector<std::string>& prefixes);
-
-enum class Liveness { Running, Gone, Unknown };
-
-// Gone when no such process exists (ESRCH) or it is a zombie; Running when
-// it exists and is not a zombie; Unknown when it exists but its state
-// cannot be read (another PID namespace without /proc, no descriptors).
-Liveness liveness(int64_t pid);
 
 // Parses the text of a smaps_rollup or smaps file (fields in kB).
 Memory parse_smaps(const std::string& text);

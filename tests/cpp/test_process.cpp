@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
+
 #include <gtest/gtest.h>
 
 #include "process.h"
@@ -38,6 +40,7 @@ TEST(Process, NonPositivePidsAreNotAlive) {
   EXPECT_FALSE(is_alive(Identity{-1, 0}));
   EXPECT_FALSE(is_alive(Identity{INT64_MIN, 0}));
   EXPECT_FALSE(is_alive(Identity{INT64_MAX, 0}));
+  EXPECT_FALSE(is_alive(Identity{int64_t{INT_MAX} + 1, 0}));  // not a pid_t
 }
 
 TEST(Process, ForkedChildReportsItsOwnIdentity) {
@@ -167,7 +170,9 @@ TEST(Process, OtherPidNamespacesAreJudgedOnlyWhereTheyAreSeen) {
   int status = 0;
   ASSERT_EQ(::waitpid(middle, &status, 0), middle);
   // From the initial namespace every process is in sight.
-  if (outside.pid_namespace == 0xEFFFFFFCu) EXPECT_EQ(liveness(msg.me), Liveness::Dead);
+  if (outside.pid_namespace == 0xEFFFFFFCu) {
+    EXPECT_EQ(liveness(msg.me), Liveness::Dead);
+  }
 }
 
 TEST(Process, WithoutDescriptorsLeftNothingIsDeclaredDead) {

@@ -256,6 +256,12 @@ test_that("liveness and memory of a process that is gone are answers, not warnin
   expect_silent(mapped <- shmr:::region_bytes_mapped(pid))
   expect_true(is.na(mapped))
   expect_true(shmr:::process_alive(Sys.getpid()))
+  # With its start time, a PID that another process took since is gone.
+  self <- .Call(shmr:::shmr_process_start)
+  expect_identical(self[1], as.numeric(Sys.getpid()))
+  expect_true(shmr:::process_alive(self[1], self[2]))
+  expect_false(shmr:::process_alive(self[1], self[2] + 2))
+  expect_false(shmr:::process_alive(pid, self[2]))
   expect_gt(shmr:::process_memory()[["rss"]], 0)
   x <- share(rnorm(1e5))
   invisible(sum(x))
