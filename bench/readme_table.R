@@ -559,6 +559,16 @@ limit_rows <- lapply(sort(unique(r$size_bytes[r$metric == "share_throughput" & r
   c(mb_label(s), fmt(shmr), fmt(single), fmt(shmr / single, 2), fmt(threads_limit(s)),
     fmt(write_limit(s)), fmt(splice_limit(s)), fmt(shmr / splice_limit(s), 2), fmt(touched))
 })
+# Reading populated shm pages through a fresh mapping (physical_limit.cpp,
+# read_seq_shm and read_fault_shm): the first read, the same read after the
+# kernel filled the mapping's page tables (MADV_POPULATE_READ, timed apart),
+# a second read of the same mapping, and one byte of a fresh mapping.
+read_rows <- lapply(sort(unique(r$size_bytes[r$metric == "read_seq_shm"])), function(s) {
+  read_ms <- function(case) machine_ms("read_seq_shm", case, "s", s, 1e3)
+  c(mb_label(s), fmt(read_ms("first_touch")), fmt(read_ms("populate")),
+    fmt(read_ms("after_populate")), fmt(read_ms("warm")),
+    fmt(machine_ms("read_fault_shm", "one_page", "us", s, 1)))
+})
 skipped <- r[r$case == "skipped", ]
 skipped_lines <- unique(sprintf("- %s (%s): %s", skipped$system, skipped$metric, skipped$unit))
 
@@ -621,6 +631,17 @@ section <- c(
   table_lines(c("size", "shmr, GB/s", "one thread, mapped, GB/s", "shmr / one thread",
                 "threads, mapped, GB/s", "`write()`, GB/s", "`vmsplice()`, GB/s",
                 "shmr / `vmsplice()`", "memcpy into touched memory, GB/s"), limit_rows),
+  "",
+  "**Reading through a fresh mapping** (`bench/physical_limit.cpp`): every page of",
+  "populated shm pages, read once through a new mapping; the same after",
+  "`MADV_POPULATE_READ` filled the mapping's page tables (the advice timed apart);",
+  "a second read of the same mapping; one byte of a new mapping. What the",
+  "advice leaves is the cost of each page's first access by the process, which",
+  "prefaulting does not remove here: a consumer's first read of shared pages",
+  "pays it, whichever package mapped them.",
+  "",
+  table_lines(c("size", "first read, ms", "`MADV_POPULATE_READ`, ms",
+                "first read after it, ms", "second read, ms", "one byte, us"), read_rows),
   if (length(skipped_lines)) c("", "Not measured in this run:", "", skipped_lines),
   plot_links,
   "<!-- bench:end -->"
