@@ -108,12 +108,17 @@ measure <- function(label, metric, cases, better = "lower", kind = "time", size 
   list(label = label, metric = metric, cases = cases, better = better, kind = kind,
        value = function(system) figure(metric, cases, system, size))
 }
-# A warm time relative to the ordinary copy timed alongside it in the same
-# consumer (04-consumer-access.R): comparable between systems measured at
-# different moments of a drifting machine, unlike the times themselves.
-relative_measure <- function(label, metric, case) {
+# A warm time relative to an ordinary copy. Where 05-warm-side-by-side.R
+# timed `probe` for every system and one ordinary copy in turn in one
+# consumer, that ratio; else the ordinary copy timed alongside the system in
+# its own consumer (04-consumer-access.R), whose time moves with where that
+# copy's memory landed.
+relative_measure <- function(label, metric, case, probe = NULL) {
   m <- measure(label, metric, case)
+  side_by_side <- if (is.null(probe)) NA_character_ else paste(probe, "time, warm, side by side")
   m$value <- function(system) {
+    ordinary <- figure("warm_side_by_side", side_by_side, "ordinary")
+    if (!is.na(ordinary)) return(figure("warm_side_by_side", side_by_side, system) / ordinary)
     figure(metric, case, system) / figure(metric, paste0(case, ", ordinary copy alongside"), system)
   }
   m
@@ -155,23 +160,25 @@ peer_measures <- list(
           paste(c("x[5]", "x[[7]]", "x[1:10]"), "memory growth"), kind = "memory"),
   measure("`range(x)` first call, ms", "writable_pointer_read", "range(x) time"),
   relative_measure("`range(x)` warm, relative to an ordinary copy", "writable_pointer_read",
-                   "range(x) time, warm"),
+                   "range(x) time, warm", "range(x)"),
   measure("`range(x)` memory growth, MB", "writable_pointer_read", "range(x) memory growth",
           kind = "memory"),
   relative_measure("`x == 5` warm, relative to an ordinary copy", "writable_pointer_read",
-                   "x == 5 time, warm"),
+                   "x == 5 time, warm", "x == 5"),
   measure("`x == 5` memory growth, MB", "writable_pointer_read", "x == 5 memory growth",
           kind = "memory"),
   relative_measure("`identical(x, y)` warm, relative to an ordinary copy", "writable_pointer_read",
-                   "identical(x, y) time, warm"),
+                   "identical(x, y) time, warm", "identical(x, y)"),
   measure("`identical(x, y)` memory growth, MB", "writable_pointer_read",
           "identical(x, y) memory growth", kind = "memory"),
   measure("`x[1] <- 0`, ms", "one_write", "x[1] <- 0 time"),
   measure("`x[1] <- 0` memory growth, MB", "one_write", "x[1] <- 0 memory growth", kind = "memory"),
   measure("`sum(x)` first touch, ms", "full_scan", "sum(x) first touch"),
-  relative_measure("`sum(x)` warm, relative to an ordinary copy", "full_scan", "sum(x) warm"),
+  relative_measure("`sum(x)` warm, relative to an ordinary copy", "full_scan", "sum(x) warm",
+                   "sum(x)"),
   measure("`x[idx]` (random positions) first call, ms", "subset", "x[idx] time"),
-  relative_measure("`x[idx]` warm, relative to an ordinary copy", "subset", "x[idx] time, warm"),
+  relative_measure("`x[idx]` warm, relative to an ordinary copy", "subset", "x[idx] time, warm",
+                   "x[idx]"),
   measure(sprintf("data frame (%s): `df[idx, ]` first call, ms", mb_label(rows_size)),
           "dataframe_rows", "df[idx, ] time"),
   relative_measure("data frame: `df[idx, ]` warm, relative to an ordinary copy",

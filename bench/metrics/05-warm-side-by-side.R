@@ -1,0 +1,90 @@
+# Warm whole-vector reads (range, ==, identical, a gather at random
+# positions, sum) of every system's shared vector and of an ordinary copy,
+# all in one consumer and timed in turn, in a random order each round: the
+# ratios to the ordinary copy then compare the systems at the same moments
+# and against the same copy. (In 04-consumer-access.R each system has its
+# own consumer and its own copy, and where that copy's fresh memory lands
+# moves its time by up to 2x.) Recorded as "<probe> time, warm, side by
+# side", in ms, for each system and for "ordinary".
+side_by_side_probes <- c("range(x)", "x == 5", "identical(x, y)", "x[idx]", "sum(x)")
+
+run <- function(ctx) {
+  usable <- ctx$usable("warm_side_by_side")
+  size <- ctx$scan_size
+  # The vector, each system's share, and in the consumer an ordinary copy,
+  # its duplicate (for identical()) and a private copy a system may make.
+  need <- (4 + length(usable)) * size
+  if (!ctx$fits(need)) {
+    ctx$record("warm_side_by_side", "skipped", "all", size, NA,
+               ctx$skip_reason(need, "every system's share and three copies"))
+    return(invisible())
+  }
+  x <- ctx$vector(size)
+  handles <- lapply(usable, function(s) s$share(x))
+  on.exit(for (s in usable) s$release(handles[[s$name]]), add = TRUE)
+  tokens <- lapply(usable, function(s) s$token(handles[[s$name]]))
+  worker <- consumer(NULL)
+  on.exit(worker$close(), add = TRUE)
+  rows <- worker$run(function(tokens, probes, reps, seed) {
+    set.seed(seed)
+    objects <- list()
+    seconds_ms <- function(f) {
+      t0 <- Sys.time()
+      f()
+      as.numeric(Sys.time() - t0, units = "secs") * 1e3
+    }
+    skipped <- character()
+    for (name in names(tokens)) {
+      obj <- systems[[name]]$map(tokens[[name]])
+      if (is.numeric(obj)) objects[[name]] <- obj else skipped <- c(skipped, name)
+    }
+    first <- objects[[1L]]
+    objects$ordinary <- first + 0
+    # y of identical(x, y): a second map of the same share, or a copy.
+    second <- lapply(names(objects), function(name) {
+      if (name == "ordinary") return(objects$ordinary + 0)
+      s <- systems[[name]]
+      if (is.finite(s$max_maps)) NULL else s$map(tokens[[name]])
+    })
+    names(second) <- names(objects)
+    n <- length(first)
+    idx <- sample.int(n, if (n >= 5e7) 1e7 else n %/% 8L)
+    read <- function(name) if (name == "ordinary") function(obj, i) obj[i] else read_of(systems[[name]])
+    total <- function(name) if (name == "ordinary") sum else sum_of(systems[[name]])
+    call_of <- function(probe, name) {
+      obj <- objects[[name]]
+      switch(probe,
+             "range(x)" = function() range(obj),
+             "x == 5" = function() obj == 5,
+             "identical(x, y)" = if (is.null(second[[name]])) NULL else function() identical(obj, second[[name]]),
+             "x[idx]" = function() read(name)(obj, idx),
+             "sum(x)" = function() total(name)(obj))
+    }
+    out <- list()
+    for (probe in probes) {
+      calls <- Filter(Negate(is.null), lapply(setNames(names(objects), names(objects)),
+                                              function(name) call_of(probe, name)))
+      for (f in calls) invisible(f())  # warm: the first call is not timed here
+      times <- lapply(calls, function(f) numeric())
+      for (round in seq_len(reps)) {
+        for (name in sample(names(calls))) times[[name]] <- c(times[[name]], seconds_ms(calls[[name]]))
+      }
+      for (name in names(calls)) {
+        out[[length(out) + 1L]] <- data.frame(case = paste(probe, "time, warm, side by side"),
+                                              system = name, value = median(times[[name]]),
+                                              stringsAsFactors = FALSE)
+      }
+    }
+    list(rows = do.call(rbind, out), not_vectors = skipped)
+  }, list(tokens = tokens, probes = side_by_side_probes, reps = max(ctx$reps, 3L),
+          seed = 20162L))
+  for (i in seq_len(nrow(rows$rows))) {
+    ctx$record("warm_side_by_side", rows$rows$case[i], rows$rows$system[i], size,
+               rows$rows$value[i], "ms")
+  }
+  for (name in rows$not_vectors) {
+    ctx$record("warm_side_by_side", "range(x) time, warm, side by side", name, size, NA,
+               "not a vector")
+  }
+  invisible()
+}
