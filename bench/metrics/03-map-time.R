@@ -48,7 +48,8 @@ run <- function(ctx) {
         }
         out <- lapply(maps, function(n) numeric())
         for (round in seq_len(max(maps))) {
-          for (i in sample(which(maps >= round))) {
+          due <- which(maps >= round)
+          for (i in due[sample.int(length(due))]) {
             out[[i]] <- c(out[[i]], one_map(systems[[names[i]]], tokens[[i]]))
           }
         }
