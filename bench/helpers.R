@@ -77,6 +77,15 @@ seconds <- function(f) {
 
 median_seconds <- function(f, reps) median(vapply(seq_len(reps), function(i) seconds(f), 0))
 
+# The positions of the x[idx] probes (10 million, or an eighth of a shorter
+# vector), the same for every system and its ordinary copy; reseeds the
+# random number generator.
+random_positions <- function(v) {
+  set.seed(20160)
+  n <- NROW(v)  # a big.matrix (bigmemory) has rows, not a length
+  sample.int(n, if (n >= 5e7) 1e7 else n %/% 8L)
+}
+
 # A field of /proc/<pid>/smaps_rollup, in bytes. Workers that read their
 # own memory are sent it along with anonymous_bytes().
 smaps_bytes <- function(field, pid = Sys.getpid()) {

@@ -172,11 +172,6 @@ measure_consumer <- function(worker, name, token, probes, reps) {
           prepare = function(obj) if (is.null(s)) obj + 0 else s$map(token),
           prepare_plain = function(plain) plain + 0)
     # The same random positions for the shared vector and its ordinary copy.
-    random_positions <- function(v) {
-      set.seed(20160)
-      n <- NROW(v)  # a big.matrix (bigmemory) has rows, not a length
-      sample.int(n, if (n >= 5e7) 1e7 else n %/% 8L)
-    }
     probe("subset", "x[idx]", function(obj, idx) read(obj, idx), prepare = random_positions,
           alongside = TRUE, prepare_plain = random_positions)
     # One write, on a variable referenced once (as at the top level), so R

@@ -25,14 +25,8 @@ run <- function(ctx) {
   tokens <- lapply(usable, function(s) s$token(handles[[s$name]]))
   worker <- consumer(NULL)
   on.exit(worker$close(), add = TRUE)
-  rows <- worker$run(function(tokens, probes, reps, seed) {
-    set.seed(seed)
+  rows <- worker$run(function(tokens, probes, reps) {
     objects <- list()
-    seconds_ms <- function(f) {
-      t0 <- Sys.time()
-      f()
-      as.numeric(Sys.time() - t0, units = "secs") * 1e3
-    }
     skipped <- character()
     for (name in names(tokens)) {
       obj <- systems[[name]]$map(tokens[[name]])
@@ -47,18 +41,17 @@ run <- function(ctx) {
       if (is.finite(s$max_maps)) NULL else s$map(tokens[[name]])
     })
     names(second) <- names(objects)
-    n <- length(first)
-    idx <- sample.int(n, if (n >= 5e7) 1e7 else n %/% 8L)
-    read <- function(name) if (name == "ordinary") function(obj, i) obj[i] else read_of(systems[[name]])
-    total <- function(name) if (name == "ordinary") sum else sum_of(systems[[name]])
+    # Also seeds the order of the rounds below.
+    idx <- random_positions(first)
     call_of <- function(probe, name) {
       obj <- objects[[name]]
+      s <- systems[[name]]  # NULL for the ordinary copy: read_of() and sum_of() give R's own
       switch(probe,
              "range(x)" = function() range(obj),
              "x == 5" = function() obj == 5,
              "identical(x, y)" = if (is.null(second[[name]])) NULL else function() identical(obj, second[[name]]),
-             "x[idx]" = function() read(name)(obj, idx),
-             "sum(x)" = function() total(name)(obj))
+             "x[idx]" = function() read_of(s)(obj, idx),
+             "sum(x)" = function() sum_of(s)(obj))
     }
     out <- list()
     for (probe in probes) {
@@ -67,7 +60,7 @@ run <- function(ctx) {
       for (f in calls) invisible(f())  # warm: the first call is not timed here
       times <- lapply(calls, function(f) numeric())
       for (round in seq_len(reps)) {
-        for (name in sample(names(calls))) times[[name]] <- c(times[[name]], seconds_ms(calls[[name]]))
+        for (name in sample(names(calls))) times[[name]] <- c(times[[name]], seconds(calls[[name]]) * 1e3)
       }
       for (name in names(calls)) {
         out[[length(out) + 1L]] <- data.frame(case = paste(probe, "time, warm, side by side"),
@@ -76,8 +69,7 @@ run <- function(ctx) {
       }
     }
     list(rows = do.call(rbind, out), not_vectors = skipped)
-  }, list(tokens = tokens, probes = side_by_side_probes, reps = max(ctx$reps, 3L),
-          seed = 20162L))
+  }, list(tokens = tokens, probes = side_by_side_probes, reps = max(ctx$reps, 3L)))
   for (i in seq_len(nrow(rows$rows))) {
     ctx$record("warm_side_by_side", rows$rows$case[i], rows$rows$system[i], size,
                rows$rows$value[i], "ms")
