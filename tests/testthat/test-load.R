@@ -6,7 +6,7 @@
 
 # One worker: `cycles` cycles, then its own checks. Returns counts and the
 # problems it saw.
-load_worker <- function(id, cycles, shm, data, peers) {
+load_worker <- function(id, workers, cycles, shm, data, peers) {
   Sys.setenv(SHMR_SHM_DIR = shm)
   library(shmr)
   fds <- function() length(list.files("/proc/self/fd"))
@@ -60,7 +60,9 @@ load_worker <- function(id, cycles, shm, data, peers) {
   }
   peer_maps <- 0
   map_peers <- function() {
-    for (peer in setdiff(list.files(peers), id)) {
+    listed <- 0
+    mapped <- 0
+    for (peer in setdiff(list.files(peers, pattern = "^[0-9]+$"), id)) {
       for (name in readLines(file.path(peers, peer), warn = FALSE)) {
         # close() in a process that did not create the region only unmaps
         # it: the creator's check_kept() sees the region stay.
@@ -71,13 +73,31 @@ load_worker <- function(id, cycles, shm, data, peers) {
           if (ok) "ok" else "wrong values"
         }, error = function(e) conditionMessage(e))
         # The peer may have let go of it since it published the name.
+        listed <- listed + 1
         if (identical(result, "ok")) {
-          peer_maps <<- peer_maps + 1
+          mapped <- mapped + 1
         } else if (!grepl("^shmr: no shared region named", result)) {
           note("peer region ", name, ": ", result)
         }
       }
     }
+    peer_maps <<- peer_maps + mapped
+    c(listed = listed, mapped = mapped)
+  }
+  # Waits until every worker has left a marker named `step`: workers start
+  # and run at their own pace, and without this one could finish (and free
+  # its regions) before another looked at them.
+  meet <- function(step) {
+    file.create(file.path(peers, paste0(step, "-", id)))
+    deadline <- Sys.time() + 60
+    while (length(list.files(peers, pattern = paste0("^", step, "-"))) < workers) {
+      if (Sys.time() > deadline) {
+        note("peers did not all reach '", step, "' within 60 s")
+        return(invisible(FALSE))
+      }
+      Sys.sleep(0.05)
+    }
+    invisible(TRUE)
   }
 
   kept <- one_cycle(0, list())  # warm-up: first uses load code and caches
@@ -97,12 +117,18 @@ load_worker <- function(id, cycles, shm, data, peers) {
     }
   }
   check_kept(kept)
+  # Every worker's last regions are alive until all have mapped them.
+  publish_kept(kept)
+  meet("published")
+  final <- map_peers()
+  meet("mapped")
   rm(kept)
   invisible(gc())
   regions <- shared_regions()
   own <- regions$name[regions$creator_pid == Sys.getpid()]
   after <- c(fds = fds(), region_maps = region_maps(), all_maps = all_maps())
-  list(problems = problems, before = before, after = after, own = own, peer_maps = peer_maps)
+  list(problems = problems, before = before, after = after, own = own, peer_maps = peer_maps,
+       final = final)
 }
 
 test_that("processes sharing, mapping and closing at once leak nothing", {
@@ -119,8 +145,8 @@ test_that("processes sharing, mapping and closing at once leak nothing", {
   worker <- load_worker
   environment(worker) <- globalenv()
   procs <- lapply(seq_len(workers), function(id) {
-    callr::r_bg(worker, list(id = as.character(id), cycles = cycles, shm = shm, data = data,
-                             peers = peers))
+    callr::r_bg(worker, list(id = as.character(id), workers = workers, cycles = cycles,
+                             shm = shm, data = data, peers = peers))
   })
   timeout <- short_or_long(120, 3600) * 1000
   for (p in procs) p$wait(timeout)
@@ -141,8 +167,13 @@ test_that("processes sharing, mapping and closing at once leak nothing", {
     # R's own allocations come and go; thousands of regions must not stay.
     expect_lte(r$after[["all_maps"]], r$before[["all_maps"]] + 10)
   }
-  # The workers did map each other's regions.
-  expect_gt(sum(vapply(results, function(r) if (is.null(r$peer_maps)) 0 else r$peer_maps, 1)), 0)
+  # The workers did map each other's regions: at the end, every region the
+  # others still held (five each) and had published.
+  for (r in results) {
+    if (is.null(r$final)) next
+    expect_identical(r$final[["listed"]], 5 * (workers - 1))
+    expect_identical(r$final[["mapped"]], r$final[["listed"]])
+  }
   # After they exited, nothing is left anywhere.
   expect_identical(list.files(shm, all.files = TRUE, no.. = TRUE), character())
   expect_identical(list.files(data, all.files = TRUE, no.. = TRUE), character())
