@@ -86,6 +86,20 @@ random_positions <- function(v) {
   sample.int(n, if (n >= 5e7) 1e7 else n %/% 8L)
 }
 
+# An ordinary copy of a data frame, whatever backs its columns (ALTREP views
+# or not), with every attribute (levels, classes, row names) kept.
+plain_frame <- function(d) {
+  plain_column <- function(col) {
+    copy <- vector(typeof(col), length(col))
+    copy[] <- col
+    attributes(copy) <- attributes(col)
+    copy
+  }
+  out <- lapply(d, plain_column)
+  attributes(out) <- attributes(d)
+  out
+}
+
 # A field of /proc/<pid>/smaps_rollup, in bytes. Workers that read their
 # own memory are sent it along with anonymous_bytes().
 smaps_bytes <- function(field, pid = Sys.getpid()) {

@@ -108,18 +108,36 @@ measure <- function(label, metric, cases, better = "lower", kind = "time", size 
   list(label = label, metric = metric, cases = cases, better = better, kind = kind,
        value = function(system) figure(metric, cases, system, size))
 }
-# A warm time relative to an ordinary copy. Where 05-warm-side-by-side.R
-# timed `probe` for every system and one ordinary copy in turn in one
-# consumer, that ratio; else the ordinary copy timed alongside the system in
-# its own consumer (04-consumer-access.R), whose time moves with where that
-# copy's memory landed.
-relative_measure <- function(label, metric, case, probe = NULL) {
+# A warm time and the ordinary copy's it is compared with. Where every
+# system and one ordinary copy were timed in turn in one consumer
+# (05-warm-side-by-side.R for vectors, 13-dataframe-rows.R for frames: case
+# "<probe> time, warm, side by side"), those; else the system's figure in
+# its own consumer and the ordinary copy timed alongside it there, whose
+# time moves with where that copy's memory landed.
+warm_pair_of <- function(metric, case, system) {
+  probe <- sub(" (time, )?warm$", "", case)
+  side_metric <- if (metric == "dataframe_rows") metric else "warm_side_by_side"
+  side_case <- paste(probe, "time, warm, side by side")
+  ordinary <- figure(side_metric, side_case, "ordinary")
+  if (!is.na(ordinary)) return(c(system = figure(side_metric, side_case, system), ordinary = ordinary))
+  c(system = figure(metric, case, system),
+    ordinary = figure(metric, paste0(case, ", ordinary copy alongside"), system))
+}
+# A warm time, ms. "ordinary" stays the ordinary vector in a consumer of its
+# own (the baselines' "ordinary" column).
+warm_measure <- function(label, metric, case) {
   m <- measure(label, metric, case)
-  side_by_side <- if (is.null(probe)) NA_character_ else paste(probe, "time, warm, side by side")
   m$value <- function(system) {
-    ordinary <- figure("warm_side_by_side", side_by_side, "ordinary")
-    if (!is.na(ordinary)) return(figure("warm_side_by_side", side_by_side, system) / ordinary)
-    figure(metric, case, system) / figure(metric, paste0(case, ", ordinary copy alongside"), system)
+    if (system == "ordinary") figure(metric, case, system) else warm_pair_of(metric, case, system)[["system"]]
+  }
+  m
+}
+# A warm time relative to the ordinary copy it was timed with.
+relative_measure <- function(label, metric, case) {
+  m <- measure(label, metric, case)
+  m$value <- function(system) {
+    pair <- warm_pair_of(metric, case, system)
+    pair[["system"]] / pair[["ordinary"]]
   }
   m
 }
@@ -160,25 +178,23 @@ peer_measures <- list(
           paste(c("x[5]", "x[[7]]", "x[1:10]"), "memory growth"), kind = "memory"),
   measure("`range(x)` first call, ms", "writable_pointer_read", "range(x) time"),
   relative_measure("`range(x)` warm, relative to an ordinary copy", "writable_pointer_read",
-                   "range(x) time, warm", "range(x)"),
+                   "range(x) time, warm"),
   measure("`range(x)` memory growth, MB", "writable_pointer_read", "range(x) memory growth",
           kind = "memory"),
   relative_measure("`x == 5` warm, relative to an ordinary copy", "writable_pointer_read",
-                   "x == 5 time, warm", "x == 5"),
+                   "x == 5 time, warm"),
   measure("`x == 5` memory growth, MB", "writable_pointer_read", "x == 5 memory growth",
           kind = "memory"),
   relative_measure("`identical(x, y)` warm, relative to an ordinary copy", "writable_pointer_read",
-                   "identical(x, y) time, warm", "identical(x, y)"),
+                   "identical(x, y) time, warm"),
   measure("`identical(x, y)` memory growth, MB", "writable_pointer_read",
           "identical(x, y) memory growth", kind = "memory"),
   measure("`x[1] <- 0`, ms", "one_write", "x[1] <- 0 time"),
   measure("`x[1] <- 0` memory growth, MB", "one_write", "x[1] <- 0 memory growth", kind = "memory"),
   measure("`sum(x)` first touch, ms", "full_scan", "sum(x) first touch"),
-  relative_measure("`sum(x)` warm, relative to an ordinary copy", "full_scan", "sum(x) warm",
-                   "sum(x)"),
+  relative_measure("`sum(x)` warm, relative to an ordinary copy", "full_scan", "sum(x) warm"),
   measure("`x[idx]` (random positions) first call, ms", "subset", "x[idx] time"),
-  relative_measure("`x[idx]` warm, relative to an ordinary copy", "subset", "x[idx] time, warm",
-                   "x[idx]"),
+  relative_measure("`x[idx]` warm, relative to an ordinary copy", "subset", "x[idx] time, warm"),
   measure(sprintf("data frame (%s): `df[idx, ]` first call, ms", mb_label(rows_size)),
           "dataframe_rows", "df[idx, ] time"),
   relative_measure("data frame: `df[idx, ]` warm, relative to an ordinary copy",
@@ -212,8 +228,8 @@ peers <- setdiff(unique(r$system[r$metric %in% c("share_throughput", "map_time",
 
 # Baselines: measures where shmr is compared with base R or the machine.
 # `shmr` names shmr's system in that metric; `others` the baselines: system
-# names, or `alongside` for the ordinary copy timed in shmr's own consumer,
-# alternating with the shared vector (04-consumer-access.R).
+# names, or `alongside` for the ordinary copy timed in the same consumer
+# (see warm_pair_of()).
 alongside <- "ordinary copy, same process"
 # The machine's first sequential read of a fresh mapping of populated shm
 # pages (physical_limit.cpp), at the size of the vector summed.
@@ -248,7 +264,7 @@ machine_ms <- function(metric, case, unit, size, to_ms) {
 # The figure of baseline `other` for measure m.
 baseline_value <- function(m, other) {
   if (identical(other, alongside)) {
-    figure(m$metric, paste0(m$cases, ", ordinary copy alongside"), m$shmr)
+    warm_pair_of(m$metric, m$cases, m$shmr)[["ordinary"]]
   } else if (identical(other, first_read)) {
     machine_ms("read_seq_shm", "first_touch", "s", scan, 1e3)
   } else if (identical(other, first_fault)) {
@@ -266,19 +282,19 @@ baseline_measures <- list(
                    "double vector", better = "higher", kind = "rate"), "serialize"),
   baseline(measure("`x[5]`, ms", "element_access", "x[5] time"), c("ordinary", first_fault)),
   baseline(measure("`range(x)` first call, ms", "writable_pointer_read", "range(x) time"), "ordinary"),
-  baseline(measure("`range(x)` warm, ms", "writable_pointer_read", "range(x) time, warm"),
+  baseline(warm_measure("`range(x)` warm, ms", "writable_pointer_read", "range(x) time, warm"),
            c(alongside, "ordinary")),
-  baseline(measure("`x == 5` warm, ms", "writable_pointer_read", "x == 5 time, warm"),
+  baseline(warm_measure("`x == 5` warm, ms", "writable_pointer_read", "x == 5 time, warm"),
            c(alongside, "ordinary")),
-  baseline(measure("`identical(x, y)` warm, ms", "writable_pointer_read",
+  baseline(warm_measure("`identical(x, y)` warm, ms", "writable_pointer_read",
                    "identical(x, y) time, warm"), c(alongside, "ordinary")),
   baseline(measure("`x[1] <- 0`, ms", "one_write", "x[1] <- 0 time"), "ordinary"),
   baseline(measure("`sum(x)` first touch, ms", "full_scan", "sum(x) first touch"),
            c("ordinary", first_read)),
-  baseline(measure("`sum(x)` warm, ms", "full_scan", "sum(x) warm"), c(alongside, "ordinary")),
-  baseline(measure("`x[idx]` (random positions) warm, ms", "subset", "x[idx] time, warm"),
+  baseline(warm_measure("`sum(x)` warm, ms", "full_scan", "sum(x) warm"), c(alongside, "ordinary")),
+  baseline(warm_measure("`x[idx]` (random positions) warm, ms", "subset", "x[idx] time, warm"),
            c(alongside, "ordinary")),
-  baseline(measure("data frame: `df[idx, ]` warm, ms", "dataframe_rows", "df[idx, ] time, warm"),
+  baseline(warm_measure("data frame: `df[idx, ]` warm, ms", "dataframe_rows", "df[idx, ] time, warm"),
            c(alongside, "ordinary")),
   baseline(measure("data frame: `df[idx, ]` first call, ms", "dataframe_rows", "df[idx, ] time"),
            "ordinary"),
@@ -322,10 +338,10 @@ baseline_measures <- flatten_measures(baseline_measures)
 # --- the standing targets ----------------------------------------------------
 
 yes_no <- function(ok) if (is.na(ok)) "n/a" else if (ok) "yes" else "**no**"
-# shmr's warm time and that of the ordinary copy timed alongside it.
+# shmr's warm time and that of the ordinary copy timed with it.
 warm_pair <- function(metric, case) {
-  c(shmr = figure(metric, case, "shmr"),
-    ordinary = figure(metric, paste0(case, ", ordinary copy alongside"), "shmr"))
+  pair <- warm_pair_of(metric, case, "shmr")
+  c(shmr = pair[["system"]], ordinary = pair[["ordinary"]])
 }
 against_ordinary <- function(pair) {
   if (anyNA(pair)) return("not measured in this run")

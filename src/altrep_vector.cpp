@@ -16,29 +16,73 @@
 namespace shmr::glue {
 namespace {
 
-// The handle of a usable view. R calls Length, Elt and Dataptr once per
-// element in places (c(), and so range()), so the usual case is two accessor
-// calls and two loads; anything else goes the slow way, which raises.
+// The handle of a usable view: two accessor calls and two loads; anything
+// else goes the slow way, which raises.
 inline const ViewHandle& usable_handle(SEXP x) {
   const ViewHandle* handle = own_handle(x);
   if (__builtin_expect(handle == nullptr || *handle->closed, 0)) return open_view_handle(x);
   return *handle;
 }
 
+// The last view R asked about on this thread: R calls Length, Dataptr or
+// Elt once per element in places (c(), and so range()), and with this entry
+// the next call for the same view, under the same generation (view.h), costs
+// a comparison instead of two calls into R. Initial-exec thread-local
+// storage is read without a call, where the platform has it.
+struct LastView {
+  SEXP view = nullptr;
+  const void* begin = nullptr;
+  const bool* closed = nullptr;
+  R_xlen_t length = 0;
+  uint64_t generation = 0;
+  // This view handed R a writable pointer, with all that entails done
+  // (view_dataptr()), and nothing has changed since (a change advances the
+  // generation).
+  bool writable_given = false;
+};
+#if defined(__GLIBC__)
+thread_local LastView last_view __attribute__((tls_model("initial-exec")));
+#else
+thread_local LastView last_view;
+#endif
+
+inline const LastView* last_view_if(SEXP x, uint64_t now) {
+  const LastView& last = last_view;
+  return __builtin_expect(last.view == x && last.generation == now, 1) ? &last : nullptr;
+}
+
+inline void remember_view(SEXP x, const ViewHandle& handle, uint64_t now, bool writable_given) {
+  last_view = LastView{x, handle.begin, handle.closed, static_cast<R_xlen_t>(handle.count), now,
+                       writable_given};
+}
+
 template <typename T>
 inline const T* typed_data(SEXP x) {
-  return static_cast<const T*>(usable_handle(x).begin);
+  const uint64_t now = current_view_generation();
+  const LastView* last = last_view_if(x, now);
+  if (last != nullptr && !*last->closed) return static_cast<const T*>(last->begin);
+  const ViewHandle& handle = usable_handle(x);
+  remember_view(x, handle, now, false);
+  return static_cast<const T*>(handle.begin);
 }
 
 R_xlen_t view_length(SEXP x) {
+  const uint64_t now = current_view_generation();
+  if (const LastView* last = last_view_if(x, now)) return last->length;
   const ViewHandle* handle = own_handle(x);
   if (handle == nullptr && is_unavailable(x)) raise_unavailable(x);
-  return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->count);
+  if (handle == nullptr) return 0;
+  remember_view(x, *handle, now, false);
+  return static_cast<R_xlen_t>(handle->count);
 }
 
 // A writable pointer is how R writes: the value flags are checked again
 // (against the pages) after one was handed out.
 void* view_dataptr(SEXP x, Rboolean writable) {
+  const uint64_t now = current_view_generation();
+  const LastView* last = last_view_if(x, now);
+  if (last != nullptr && !*last->closed && (!writable || last->writable_given))
+    return const_cast<void*>(last->begin);
   ViewHandle* handle = own_handle(x);
   if (__builtin_expect(handle == nullptr || *handle->closed, 0)) handle = &open_view_handle(x);
   if (writable) {
@@ -49,10 +93,13 @@ void* view_dataptr(SEXP x, Rboolean writable) {
     handle->mapping->note_writable_pointer();
     if (handle->writable_copy == WritableCopy::Pending) return settle_writable_copy(x, *handle);
   }
+  remember_view(x, *handle, now, writable);
   return const_cast<void*>(handle->begin);
 }
 
 const void* view_dataptr_or_null(SEXP x) {
+  const LastView* last = last_view_if(x, current_view_generation());
+  if (last != nullptr && !*last->closed) return last->begin;
   const ViewHandle* handle = own_handle(x);
   if (handle == nullptr || *handle->closed) return nullptr;
   return handle->begin;

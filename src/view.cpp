@@ -13,6 +13,9 @@
 #include "view_classes.h"
 
 namespace shmr::glue {
+
+std::atomic<uint64_t> view_generation{0};
+
 namespace {
 
 // The compact state's field that carries a list's length (FORMAT.md 4).
@@ -56,6 +59,7 @@ SEXP new_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
   if (handle == nullptr) Rf_error("shmr: out of memory creating a view");
   R_SetExternalPtrAddr(pointer, handle);
   SEXP view = R_new_altrep(*cls, pointer, R_NilValue);
+  views_changed();
   UNPROTECT(1);
   return view;
 }
@@ -250,6 +254,8 @@ bool view_values_trusted(ViewHandle& handle) {
     return false;
   }
   handle.pointer_given = false;
+  // The next writable pointer must set it again.
+  views_changed();
   return true;
 }
 

@@ -4,6 +4,7 @@
 
 #include "r_api.h"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,6 +17,16 @@
 #include "r_boundary.h"
 
 namespace shmr::glue {
+
+// Advanced whenever a view object is made or a view starts reading other
+// memory (or its handle goes). A cache of "view -> first element" filled
+// under one generation is stale under the next: R may reuse a collected
+// view's address for a new object, but making one advances the generation.
+extern std::atomic<uint64_t> view_generation;
+inline void views_changed() noexcept { view_generation.fetch_add(1, std::memory_order_relaxed); }
+inline uint64_t current_view_generation() noexcept {
+  return view_generation.load(std::memory_order_relaxed);
+}
 
 // What a copy R made of a writable share reads and writes (a view of a
 // read-only region, or the writable share itself, is None).
@@ -63,7 +74,10 @@ struct ViewHandle {
         closed(mapping->region().closed_flag()) {
     mapping->add_view(node.index());
   }
-  ~ViewHandle() { mapping->remove_view(node.index(), data(), data_size()); }
+  ~ViewHandle() {
+    views_changed();
+    mapping->remove_view(node.index(), data(), data_size());
+  }
 
   bool is_slice() const noexcept { return first != 0 || count != node.length(); }
   uint64_t length() const noexcept { return count; }
@@ -71,12 +85,16 @@ struct ViewHandle {
   uint64_t data_size() const noexcept { return count * format::element_size(node.kind()); }
 
   // Makes the view read `data` (a private copy of its elements) from now on.
-  void use_private_data(const void* data) noexcept { begin = data; }
+  void use_private_data(const void* data) noexcept {
+    begin = data;
+    views_changed();
+  }
 
   void set_slice(uint64_t from, uint64_t n) noexcept {
     first = from;
     count = n;
     begin = static_cast<const unsigned char*>(node.data()) + first * format::element_size(node.kind());
+    views_changed();
   }
 
   // The first element's address, kept by set_slice(): data() is on the hot

@@ -143,6 +143,7 @@ SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* regio
   SET_VECTOR_ELT(info, 2, state);
   SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, info));
   SEXP object = PROTECT(R_new_altrep(cls, pointer, R_NilValue));
+  views_changed();
   // One warning per region and process: a data frame's columns all name it.
   bool first = false;
   ErrorMessage ignored;

@@ -60,7 +60,13 @@ run <- function(ctx) {
       for (f in calls) invisible(f())  # warm: the first call is not timed here
       times <- lapply(calls, function(f) numeric())
       for (round in seq_len(reps)) {
-        for (name in sample(names(calls))) times[[name]] <- c(times[[name]], seconds(calls[[name]]) * 1e3)
+        for (name in sample(names(calls))) {
+          # range(x) and x == 5 allocate hundreds of MB: without a
+          # collection first, which call pays for the garbage of the calls
+          # before it is chance.
+          invisible(gc())
+          times[[name]] <- c(times[[name]], seconds(calls[[name]]) * 1e3)
+        }
       }
       for (name in names(calls)) {
         out[[length(out) + 1L]] <- data.frame(case = paste(probe, "time, warm, side by side"),

@@ -6,6 +6,11 @@
 # same moment. An ordinary frame received by value in a consumer of its own
 # gives the first-call baseline.
 #
+# Then every system's share and one ordinary copy in a single consumer,
+# timed in turn in a random order each round ("df[idx, ] time, warm, side
+# by side"): each system's own copy above is fresh memory whose placement
+# moves its time by up to 3x, so ratios between systems come from here.
+#
 # The frame: 10 million rows (1 million quick) of a double, an integer, a
 # double, a factor and a logical, about 280 MB.
 run <- function(ctx) {
@@ -35,24 +40,43 @@ run <- function(ctx) {
   for (i in seq_len(nrow(got))) {
     ctx$record("dataframe_rows", got$case[i], "ordinary", size, got$value[i], got$unit[i])
   }
+  usable <- ctx$usable("dataframe_rows", kind = "data.frame")
+  handles <- lapply(usable, function(s) s$share(df))
+  on.exit(for (s in usable) s$release(handles[[s$name]]), add = TRUE)
+  tokens <- lapply(usable, function(s) s$token(handles[[s$name]]))
+  got <- in_consumer(rows_side_by_side, list(tokens = tokens, picks = picks,
+                                             reps = 2L * ctx$reps + 1L))
+  for (name in names(got)) {
+    ctx$record("dataframe_rows", "df[idx, ] time, warm, side by side", name, size,
+               got[[name]], "ms")
+  }
+}
+
+# In one consumer: warm df[idx, ] of each system's frame and of an ordinary
+# copy, in turn; the median ms of each.
+rows_side_by_side <- function(tokens, picks, reps) {
+  frames <- lapply(names(tokens), function(name) systems[[name]]$map(tokens[[name]]))
+  names(frames) <- names(tokens)
+  frames$ordinary <- plain_frame(frames[[1L]])
+  set.seed(2)
+  idx <- sample.int(nrow(frames[[1L]]), picks)
+  rows_of <- compiler::cmpfun(function(d, i) d[i, ])
+  for (d in frames) invisible(rows_of(d, idx))  # warm: the first call is not timed here
+  times <- lapply(frames, function(d) numeric())
+  for (round in seq_len(reps)) {
+    for (name in sample(names(frames))) {
+      # Each call allocates about 40 MB: without a collection first, which
+      # frame's call pays for the garbage of the calls before it is chance.
+      invisible(gc())
+      times[[name]] <- c(times[[name]], seconds(function() rows_of(frames[[name]], idx)) * 1e3)
+    }
+  }
+  lapply(times, median)
 }
 
 # In a consumer: `name` NULL means `token` is the ordinary frame itself.
 measure_rows <- function(name, token, picks, reps) {
   s <- if (is.null(name)) NULL else systems[[name]]
-  # An ordinary copy of a column, whatever backs it (an ALTREP view or
-  # not), with its attributes (levels, class) kept.
-  plain_column <- function(col) {
-    copy <- vector(typeof(col), length(col))
-    copy[] <- col
-    attributes(copy) <- attributes(col)
-    copy
-  }
-  plain_frame <- function(d) {
-    out <- lapply(d, plain_column)
-    attributes(out) <- attributes(d)
-    out
-  }
   invisible(gc())
   before <- anonymous_bytes()
   obj <- if (is.null(s)) token else s$map(token)

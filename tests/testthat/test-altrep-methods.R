@@ -280,3 +280,52 @@ test_that("Length, Dataptr and Elt still refuse a closed view", {
   expect_error(as.integer(s), "was closed")
   expect_identical(t, as.numeric(1:5))
 })
+
+# Length, Dataptr and Elt remember the last view they were asked about
+# (R calls them once per element inside c() and range()); the entry must
+# never answer for another object.
+test_that("the remembered last view never answers for another, a closed or a re-made view", {
+  # Sizes differ, so that a mapping made where another was is not read alike.
+  data_of <- function(k) as.numeric(seq_len(1000 + 37 * k)) * k
+  regions <- lapply(1:20, function(k) share(data_of(k)))
+  names <- vapply(regions, shared_name, "")
+  a <- map_shared(names[1])
+  b <- map_shared(names[2])
+  expect_identical(c(a, b), c(data_of(1), data_of(2)))
+  expect_identical(vapply(1:6, function(i) if (i %% 2) a[[i]] else b[[i]], 0),
+                   c(1, 4, 3, 8, 5, 12))
+  # New views, each read whole right after it is made, with the collector
+  # freeing the last one first: R puts the new object where the old one was.
+  addresses <- character()
+  set.seed(7)
+  for (i in 1:300) {
+    k <- sample.int(20, 1)
+    v <- map_shared(names[k])
+    if (capabilities("profmem")) {
+      addresses[i] <- tracemem(v)
+      untracemem(v)
+    }
+    expect_identical(c(v), data_of(k))
+    rm(v)
+    invisible(gc())
+  }
+  if (capabilities("profmem")) expect_lt(length(unique(addresses)), 100)
+  # A slice made from a view that was just read reads its own elements.
+  big <- map_shared(names[3])
+  expect_identical(range(big), c(3, 3 * 1111))
+  expect_identical(c(big[101:200]), data_of(3)[101:200])
+  # Read, then closed: refused, not answered from memory.
+  s <- share(as.numeric(1:10))
+  expect_identical(range(s), c(1, 10))
+  close(s)
+  expect_error(range(s), "was closed")
+  expect_error(c(s), "was closed")
+  # Read, then written: the write is the process's own and travels by value.
+  w <- map_shared(names[4])
+  expect_identical(sum(c(w)), sum(data_of(4)))
+  w[1] <- -1
+  expect_identical(c(w)[1:2], c(-1, 8))
+  expect_identical(unserialize(serialize(w, NULL))[1:2], c(-1, 8))
+  expect_identical(c(map_shared(names[4]))[1], 4)
+  for (r in regions) close(r)
+})
