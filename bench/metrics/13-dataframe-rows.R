@@ -21,7 +21,8 @@ run <- function(ctx) {
                    d = factor(sample(c("north", "south", "east", "west"), rows, TRUE)),
                    e = sample(c(TRUE, FALSE, NA), rows, TRUE))
   size <- as.numeric(object.size(df))
-  for (s in ctx$usable("dataframe_rows", kind = "data.frame")) {
+  usable <- ctx$usable("dataframe_rows", kind = "data.frame")
+  for (s in usable) {
     handle <- s$share(df)
     got <- tryCatch(
       in_consumer(measure_rows, list(name = s$name, token = s$token(handle), picks = picks,
@@ -40,7 +41,6 @@ run <- function(ctx) {
   for (i in seq_len(nrow(got))) {
     ctx$record("dataframe_rows", got$case[i], "ordinary", size, got$value[i], got$unit[i])
   }
-  usable <- ctx$usable("dataframe_rows", kind = "data.frame")
   handles <- lapply(usable, function(s) s$share(df))
   on.exit(for (s in usable) s$release(handles[[s$name]]), add = TRUE)
   tokens <- lapply(usable, function(s) s$token(handles[[s$name]]))
