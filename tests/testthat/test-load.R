@@ -58,7 +58,6 @@ load_worker <- function(id, workers, cycles, shm, data, peers) {
       }
     }
   }
-  peer_maps <- 0
   map_peers <- function() {
     listed <- 0
     mapped <- 0
@@ -81,7 +80,6 @@ load_worker <- function(id, workers, cycles, shm, data, peers) {
         }
       }
     }
-    peer_maps <<- peer_maps + mapped
     c(listed = listed, mapped = mapped)
   }
   # Waits until every worker has left a marker named `step`: workers start
@@ -127,8 +125,7 @@ load_worker <- function(id, workers, cycles, shm, data, peers) {
   regions <- shared_regions()
   own <- regions$name[regions$creator_pid == Sys.getpid()]
   after <- c(fds = fds(), region_maps = region_maps(), all_maps = all_maps())
-  list(problems = problems, before = before, after = after, own = own, peer_maps = peer_maps,
-       final = final)
+  list(problems = problems, before = before, after = after, own = own, final = final)
 }
 
 test_that("processes sharing, mapping and closing at once leak nothing", {
