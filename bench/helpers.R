@@ -77,6 +77,22 @@ seconds <- function(f) {
 
 median_seconds <- function(f, reps) median(vapply(seq_len(reps), function(i) seconds(f), 0))
 
+# Warm medians, in ms, of named calls timed in turn: each called once
+# untimed, then `reps` rounds in a random order, each call after a full
+# collection (calls that allocate hundreds of MB would otherwise pay, by
+# chance, for the garbage of the calls before them).
+medians_in_turn <- function(calls, reps) {
+  for (f in calls) invisible(f())
+  times <- lapply(calls, function(f) numeric())
+  for (round in seq_len(reps)) {
+    for (name in sample(names(calls))) {
+      invisible(gc())
+      times[[name]] <- c(times[[name]], seconds(calls[[name]]) * 1e3)
+    }
+  }
+  lapply(times, median)
+}
+
 # The positions of the x[idx] probes (10 million, or an eighth of a shorter
 # vector), the same for every system and its ordinary copy; reseeds the
 # random number generator.

@@ -57,20 +57,10 @@ run <- function(ctx) {
     for (probe in probes) {
       calls <- Filter(Negate(is.null), lapply(setNames(names(objects), names(objects)),
                                               function(name) call_of(probe, name)))
-      for (f in calls) invisible(f())  # warm: the first call is not timed here
-      times <- lapply(calls, function(f) numeric())
-      for (round in seq_len(reps)) {
-        for (name in sample(names(calls))) {
-          # range(x) and x == 5 allocate hundreds of MB: without a
-          # collection first, which call pays for the garbage of the calls
-          # before it is chance.
-          invisible(gc())
-          times[[name]] <- c(times[[name]], seconds(calls[[name]]) * 1e3)
-        }
-      }
+      medians <- medians_in_turn(calls, reps)
       for (name in names(calls)) {
         out[[length(out) + 1L]] <- data.frame(case = paste(probe, "time, warm, side by side"),
-                                              system = name, value = median(times[[name]]),
+                                              system = name, value = medians[[name]],
                                               stringsAsFactors = FALSE)
       }
     }

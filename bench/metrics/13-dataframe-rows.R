@@ -61,17 +61,7 @@ rows_side_by_side <- function(tokens, picks, reps) {
   set.seed(2)
   idx <- sample.int(nrow(frames[[1L]]), picks)
   rows_of <- compiler::cmpfun(function(d, i) d[i, ])
-  for (d in frames) invisible(rows_of(d, idx))  # warm: the first call is not timed here
-  times <- lapply(frames, function(d) numeric())
-  for (round in seq_len(reps)) {
-    for (name in sample(names(frames))) {
-      # Each call allocates about 40 MB: without a collection first, which
-      # frame's call pays for the garbage of the calls before it is chance.
-      invisible(gc())
-      times[[name]] <- c(times[[name]], seconds(function() rows_of(frames[[name]], idx)) * 1e3)
-    }
-  }
-  lapply(times, median)
+  medians_in_turn(lapply(frames, function(d) function() rows_of(d, idx)), reps)
 }
 
 # In a consumer: `name` NULL means `token` is the ordinary frame itself.
