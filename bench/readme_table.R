@@ -116,6 +116,8 @@ measure <- function(label, metric, cases, better = "lower", kind = "time", size 
 # time moves with where that copy's memory landed.
 warm_pair_of <- function(metric, case, system) {
   probe <- sub(" (time, )?warm$", "", case)
+  # Frames keep their metric: figure() takes a metric's largest size, and
+  # the frame (267 MB) is smaller than the vector (512 MB).
   side_metric <- if (metric == "dataframe_rows") metric else "warm_side_by_side"
   side_case <- paste(probe, "time, warm, side by side")
   ordinary <- figure(side_metric, side_case, "ordinary")
