@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -144,8 +146,23 @@ Liveness in_this_namespace(const Identity& who) {
 
 namespace {
 
+// Set in a child of fork() (a pthread_atfork() handler): until then the
+// identity read when the package was loaded is this process's, and
+// current() needs no system call (it is on the path of every map).
+std::atomic<bool> forked_since_first_identity{false};
+
+void note_fork_in_child() { forked_since_first_identity.store(true, std::memory_order_relaxed); }
+
+Identity read_first_identity() {
+  // Without the handler no fork can be seen: current() then asks getpid()
+  // each time.
+  if (::pthread_atfork(nullptr, nullptr, note_fork_in_child) != 0)
+    forked_since_first_identity.store(true, std::memory_order_relaxed);
+  return read_self();
+}
+
 const Identity& first_identity() {
-  static const Identity self = read_self();
+  static const Identity self = read_first_identity();
   return self;
 }
 
@@ -164,6 +181,7 @@ Identity identity_of(int64_t pid) {
 
 Identity current() {
   const Identity& self = first_identity();
+  if (!forked_since_first_identity.load(std::memory_order_relaxed)) return self;
   // A forked child has a new PID; recompute rather than report the parent.
   if (self.pid == static_cast<int64_t>(::getpid())) return self;
   return read_self();

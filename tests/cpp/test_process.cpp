@@ -56,6 +56,29 @@ TEST(Process, ForkedChildReportsItsOwnIdentity) {
   EXPECT_EQ(code, 0);
 }
 
+// current() answers from the identity read at load until a fork: the
+// child of a child, and the parent after its children, each report their own.
+TEST(Process, EveryGenerationOfForksReportsItsOwnIdentity) {
+  Identity parent = current();
+  int code = shmr_test::run_in_child([&] {
+    Identity child = current();
+    if (child.pid != static_cast<int64_t>(::getpid()) || child.pid == parent.pid) return 1;
+    int grandchild_code = shmr_test::run_in_child([&] {
+      Identity grandchild = current();
+      if (grandchild.pid != static_cast<int64_t>(::getpid())) return 1;
+      if (grandchild.pid == child.pid || grandchild.pid == parent.pid) return 2;
+      if (shmr::process::fork_parent().pid != child.pid) return 3;
+      return 0;
+    });
+    if (grandchild_code != 0) return 10 + grandchild_code;
+    if (current().pid != child.pid) return 2;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(current().pid, parent.pid);
+  EXPECT_EQ(current().pid, static_cast<int64_t>(::getpid()));
+}
+
 TEST(Process, ZombieAndReapedChildrenAreDead) {
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
