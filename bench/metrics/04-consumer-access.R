@@ -8,8 +8,8 @@ element_probes <- c("x[5]", "x[[7]]", "x[1:10]", "x[1] <- 0")
 scan_probes <- c("range(x)", "x == 5", "identical(x, y)", "x[idx]", "sum(x)")
 # Probes whose first call is short enough to be noise-bound in one sample:
 # each runs ctx$reps times on fresh maps (fresh shares where the system
-# needs them), and the medians are recorded. The long first calls (whole-
-# vector reads of seconds) are taken once.
+# needs them), the systems taking turns, and the medians are recorded. The
+# long first calls (whole-vector reads of seconds) are taken once.
 repeated_probes <- c(element_probes, "sum(x)")
 
 run <- function(ctx) {
@@ -20,26 +20,44 @@ run <- function(ctx) {
     list(list(size = ctx$big, probes = element_probes),
          list(size = ctx$scan_size, probes = scan_probes))
   }
-  for (s in ctx$usable("consumer_access")) measure_system(ctx, s, plans)
-  ctx$drop_vector()
-  worker <- consumer("ordinary")
-  on.exit(worker$close())
+  # One consumer per system, and one for the ordinary vector, for the whole
+  # run: each has loaded its package once.
+  takers <- c(lapply(ctx$usable("consumer_access"), function(s) system_taker(ctx, s)),
+              list(ordinary_taker(ctx)))
+  names(takers) <- vapply(takers, function(taker) taker$name, "")
+  on.exit(for (taker in takers) taker$worker$close())
   for (plan in plans) {
-    rounds <- probe_rounds(plan$probes, ctx$reps, fresh_per_probe = FALSE)
-    rows <- lapply(rounds, function(group) {
-      measure_consumer(worker, NULL, plan$size, group, ctx$reps)
-    })
-    record_rows(ctx, median_rows(rows), "ordinary", plan$size)
+    fitting <- Filter(function(taker) fits_plan(ctx, taker, plan$size), takers)
+    rows <- lapply(fitting, function(taker) list())
+    # The probes taken once (first calls of seconds): one system after another.
+    once <- setdiff(plan$probes, repeated_probes)
+    for (taker in fitting) {
+      for (group in probe_groups(once, taker$fresh_per_probe)) {
+        rows[[taker$name]] <- c(rows[[taker$name]], list(taker$round(plan$size, group)))
+      }
+    }
+    # The repeated probes (first calls of microseconds, which the machine's
+    # drift moves as much as the systems differ): round after round, every
+    # system once in each, in a random order, so that each system's median
+    # comes from the same moments as its peers'.
+    repeated <- intersect(plan$probes, repeated_probes)
+    for (round in seq_len(if (length(repeated)) ctx$reps else 0L)) {
+      for (name in sample(names(fitting))) {
+        taker <- fitting[[name]]
+        for (group in probe_groups(repeated, taker$fresh_per_probe)) {
+          rows[[name]] <- c(rows[[name]], list(taker$round(plan$size, group)))
+        }
+      }
+    }
+    for (name in names(fitting)) record_rows(ctx, median_rows(rows[[name]]), name, plan$size)
   }
+  ctx$drop_vector()
 }
 
-# The groups of probes to run, each on a fresh share: the repeated probes
-# `reps` times, the others once; one probe per group with `fresh_per_probe`.
-probe_rounds <- function(probes, reps, fresh_per_probe) {
-  split_up <- function(p) if (fresh_per_probe) as.list(p) else if (length(p)) list(p) else list()
-  repeated <- intersect(probes, repeated_probes)
-  c(split_up(setdiff(probes, repeated_probes)),
-    unlist(lapply(seq_len(reps), function(i) split_up(repeated)), recursive = FALSE))
+# The groups of probes to run, each on a fresh share: all of them at once,
+# or one probe per group with `fresh_per_probe`.
+probe_groups <- function(probes, fresh_per_probe) {
+  if (!length(probes)) list() else if (fresh_per_probe) as.list(probes) else list(probes)
 }
 
 # One row per metric, case and unit: the median of the values of the
@@ -54,34 +72,41 @@ median_rows <- function(rows) {
   keys
 }
 
-# The probes of one system, in one consumer process. At its peak this holds
-# the creator's vector, its shared copy and a private copy in the consumer
-# (mori copies the vector on first access).
-measure_system <- function(ctx, s, plans) {
+# A system's consumer process and how it runs one group of probes: each
+# group on a new share, released afterwards. A new share per probe for a
+# token that can be mapped once only (bettermc), and for a system whose
+# second map of a token is the first one again (memshare): each probe's
+# first call is then on a fresh mapping.
+system_taker <- function(ctx, s) {
   worker <- consumer(s$name)
-  on.exit(worker$close())
-  for (plan in plans) {
-    size <- plan$size
-    if (!ctx$fits(3 * size)) {
-      ctx$record("consumer_access", "skipped", s$name, size, NA,
-                 ctx$skip_reason(3 * size, "the vector, its shared copy and a consumer's copy"))
-      next
-    }
-    # A new share per probe for a token that can be mapped once only
-    # (bettermc), and for a system whose second map of a token is the first
-    # one again (memshare): each probe's first call is on a fresh mapping.
-    fresh_per_probe <- is.finite(s$max_maps) || s$maps_reused
-    rows <- lapply(probe_rounds(plan$probes, ctx$reps, fresh_per_probe), function(group) {
-      handle <- s$share(ctx$vector(size))
-      tryCatch(measure_consumer(worker, s$name, s$token(handle), group, ctx$reps),
-               finally = {
-                 s$release(handle)
-                 rm(handle)
-                 invisible(gc())
-               })
-    })
-    record_rows(ctx, median_rows(rows), s$name, size)
-  }
+  list(name = s$name, worker = worker, system = s,
+       fresh_per_probe = is.finite(s$max_maps) || s$maps_reused,
+       round = function(size, group) {
+         handle <- s$share(ctx$vector(size))
+         tryCatch(measure_consumer(worker, s$name, s$token(handle), group, ctx$reps),
+                  finally = {
+                    s$release(handle)
+                    rm(handle)
+                    invisible(gc())
+                  })
+       })
+}
+
+# The ordinary in-memory vector, made in its own consumer for each group.
+ordinary_taker <- function(ctx) {
+  worker <- consumer("ordinary")
+  list(name = "ordinary", worker = worker, system = NULL, fresh_per_probe = FALSE,
+       round = function(size, group) measure_consumer(worker, NULL, size, group, ctx$reps))
+}
+
+# At its peak a system's plan holds the creator's vector, its shared copy
+# and a private copy in the consumer (mori copies the vector on first
+# access); a system that does not fit is recorded as skipped.
+fits_plan <- function(ctx, taker, size) {
+  if (is.null(taker$system) || ctx$fits(3 * size)) return(TRUE)
+  ctx$record("consumer_access", "skipped", taker$name, size, NA,
+             ctx$skip_reason(3 * size, "the vector, its shared copy and a consumer's copy"))
+  FALSE
 }
 
 record_rows <- function(ctx, rows, system, size) {
