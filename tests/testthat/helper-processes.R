@@ -90,3 +90,10 @@ long_tests <- function() identical(Sys.getenv("SHMR_LONG_TESTS"), "1")
 
 # Runs `short` or, with SHMR_LONG_TESTS=1, `long` (counts, durations).
 short_or_long <- function(short, long) if (long_tests()) long else short
+
+# Skips a bound on memory growth under AddressSanitizer (`make test-asan`
+# preloads libasan), whose own bookkeeping grows with every allocation.
+skip_if_memory_is_sanitized <- function() {
+  testthat::skip_if(grepl("libasan", Sys.getenv("LD_PRELOAD"), fixed = TRUE),
+                    "memory growth includes AddressSanitizer's own")
+}
