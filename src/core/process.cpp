@@ -182,9 +182,14 @@ Identity identity_of(int64_t pid) {
 Identity current() {
   const Identity& self = first_identity();
   if (!forked_since_first_identity.load(std::memory_order_relaxed)) return self;
-  // A forked child has a new PID; recompute rather than report the parent.
-  if (self.pid == static_cast<int64_t>(::getpid())) return self;
-  return read_self();
+  const auto pid = static_cast<int64_t>(::getpid());
+  if (self.pid == pid) return self;
+  // A forked child has a new PID: its own identity, read from /proc once
+  // per thread rather than on every map (a child of the child, whose PID
+  // differs again, reads its own).
+  thread_local Identity forked_self;
+  if (forked_self.pid != pid) forked_self = read_self();
+  return forked_self;
 }
 
 Identity fork_parent() {
