@@ -1,5 +1,6 @@
 // Format version 2: the value flags a writer records while copying, the
 // dictionary layout of strings, and what a reader makes of version 1 regions.
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -111,6 +112,67 @@ TEST(ValueFlags, LongVectorsAcrossCopyPiecesAndScanBlocks) {
   std::vector<int32_t> down(300000);
   for (size_t i = 0; i < down.size(); ++i) down[i] = static_cast<int32_t>(down.size() - i) / 3;
   EXPECT_EQ(flags_of(NodeKind::Integer, down), kSortedDown);
+}
+
+// The scan reads several values at a time (value_scan.cpp): an NA, or a
+// break in the order, at every position of short vectors (each lane, each
+// step of the unrolled loop, the remainder) must be seen as a plain loop
+// over the values sees it.
+template <typename T>
+shmr::ValueSummary plain_summary(const std::vector<T>& v, bool (*missing)(T)) {
+  shmr::ValueSummary s;
+  s.empty = v.empty();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (missing(v[i])) s.no_missing = false;
+    if (i > 0 && !(v[i - 1] <= v[i])) s.increasing = false;
+    if (i > 0 && !(v[i - 1] >= v[i])) s.decreasing = false;
+  }
+  return s;
+}
+
+template <typename T>
+void expect_scan_matches(NodeKind kind, const std::vector<T>& v, bool (*missing)(T)) {
+  const shmr::ValueSummary want = plain_summary(v, missing);
+  const shmr::ValueSummary got = shmr::summarize_values(kind, v.data(), v.size());
+  const std::string where = "length " + std::to_string(v.size());
+  EXPECT_EQ(got.no_missing, want.no_missing) << where;
+  // Once an NA is seen the scan may stop: order is only vouched for without.
+  if (want.no_missing) {
+    EXPECT_EQ(got.increasing, want.increasing) << where;
+    EXPECT_EQ(got.decreasing, want.decreasing) << where;
+  }
+}
+
+TEST(ValueFlags, EveryPositionOfShortVectorsIsScanned) {
+  bool (*double_missing)(double) = [](double v) { return v != v; };
+  bool (*int_missing)(int32_t) = [](int32_t v) { return v == INT_MIN; };
+  for (size_t n = 1; n <= 40; ++n) {
+    std::vector<double> up(n);
+    std::vector<int32_t> iup(n);
+    for (size_t i = 0; i < n; ++i) {
+      up[i] = static_cast<double>(i) * 1.5;
+      iup[i] = static_cast<int32_t>(i) - 5;
+    }
+    expect_scan_matches(NodeKind::Double, up, double_missing);
+    expect_scan_matches(NodeKind::Integer, iup, int_missing);
+    for (size_t at = 0; at < n; ++at) {
+      for (double bad : {kNA, kNaN, -100.0}) {
+        std::vector<double> v = up;
+        v[at] = bad;
+        expect_scan_matches(NodeKind::Double, v, double_missing);
+        std::reverse(v.begin(), v.end());
+        expect_scan_matches(NodeKind::Double, v, double_missing);
+      }
+      for (int32_t bad : {INT_MIN, -100}) {
+        std::vector<int32_t> v = iup;
+        v[at] = bad;
+        expect_scan_matches(NodeKind::Integer, v, int_missing);
+        expect_scan_matches(NodeKind::Logical, v, int_missing);
+        std::reverse(v.begin(), v.end());
+        expect_scan_matches(NodeKind::Integer, v, int_missing);
+      }
+    }
+  }
 }
 
 TEST(ValueFlags, SummariesOfRangesMerge) {
