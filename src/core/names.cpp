@@ -18,6 +18,7 @@ namespace {
 
 constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 constexpr size_t kRandomChars = 22;
+constexpr size_t kSpareRandomBytes = 10;
 
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -29,21 +30,33 @@ bool is_attribute_char(char c) { return is_name_char(c); }
 }  // namespace
 
 std::string generate() {
-  unsigned char bytes[kRandomChars];
+  // With spare bytes for the rejections below, one getrandom() call almost
+  // always suffices (it is one of the few system calls of a small share).
+  unsigned char bytes[kRandomChars + kSpareRandomBytes];
   size_t filled = 0;
-  while (filled < sizeof bytes) {
-    ssize_t got = getrandom(bytes + filled, sizeof bytes - filled, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      throw_system_error("getrandom", errno);
+  auto fill = [&bytes, &filled]() {
+    filled = 0;
+    while (filled < sizeof bytes) {
+      ssize_t got = getrandom(bytes + filled, sizeof bytes - filled, 0);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw_system_error("getrandom", errno);
+      }
+      filled += static_cast<size_t>(got);
     }
-    filled += static_cast<size_t>(got);
-  }
+  };
+  fill();
+  size_t spare = kRandomChars;
   std::string name = kPrefix;
   // 62 * 4 = 248: rejecting bytes >= 248 keeps every character uniform.
-  for (unsigned char b : bytes) {
+  for (size_t i = 0; i < kRandomChars; ++i) {
+    unsigned char b = bytes[i];
     while (b >= 248) {
-      if (getrandom(&b, 1, 0) != 1) throw_system_error("getrandom", errno);
+      if (spare == sizeof bytes) {
+        fill();  // the characters already taken are kept; only spares are read
+        spare = kRandomChars;
+      }
+      b = bytes[spare++];
     }
     name.push_back(kAlphabet[b % 62]);
   }

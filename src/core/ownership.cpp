@@ -75,9 +75,11 @@ bool is_our_locator(const std::string& path, const FileIdentity& expected, const
 RegionOwner::RegionOwner(RegionLocation location, bool persistent)
     : location_(std::move(location)),
       data_file_(FileIdentity::of(location_.data_path())),
-      name_file_(FileIdentity::of(location_.name_path())),
+      // A shm region's name is its data file: one lookup for both.
+      name_file_(location_.name_path() == location_.data_path() ? data_file_
+                                                                : FileIdentity::of(location_.name_path())),
       persistent_(persistent),
-      creator_pid_(static_cast<int64_t>(::getpid())) {}
+      creator_pid_(process::current().pid) {}
 
 RegionOwner::~RegionOwner() {
   {

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "names.h"
+#include "process.h"
 
 namespace shmr {
 
@@ -106,7 +107,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
   if (!names::is_valid_region_name(name))
     throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
   // The random part of a fresh name keeps temporary names unique too.
-  temp_path_ = region_path(directory, temporary_name(::getpid(), name));
+  temp_path_ = region_path(directory, temporary_name(process::current().pid, name));
   int fd = ::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     int err = errno;

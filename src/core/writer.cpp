@@ -291,12 +291,13 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
         break;
     }
   }
-  sink.put(node_table_offset_, records.data(), records.size() * sizeof(format::NodeRecord));
   // An empty replica record: only a process that copies the region from
   // another host fills it. Put explicitly, as a sink's target need not read
-  // as zeros (MemorySink).
+  // as zeros (MemorySink). Put before the node table, which follows it: a
+  // file sink then writes the two with one call.
   const format::ReplicaRecord no_replica{};
   sink.put(sizeof(format::RegionHeader), &no_replica, sizeof no_replica);
+  sink.put(node_table_offset_, records.data(), records.size() * sizeof(format::NodeRecord));
   // Everything else is in place before the header makes the region valid.
   sink.finish();
 
