@@ -73,9 +73,12 @@ bool is_our_locator(const std::string& path, const FileIdentity& expected, const
 }  // namespace
 
 RegionOwner::RegionOwner(RegionLocation location, bool persistent)
+    : RegionOwner(location, persistent, FileIdentity::of(location.data_path())) {}
+
+RegionOwner::RegionOwner(RegionLocation location, bool persistent, FileIdentity data_file)
     : location_(std::move(location)),
-      data_file_(FileIdentity::of(location_.data_path())),
-      // A shm region's name is its data file: one lookup for both.
+      data_file_(data_file),
+      // A shm region's name is its data file: no second lookup.
       name_file_(location_.name_path() == location_.data_path() ? data_file_
                                                                 : FileIdentity::of(location_.name_path())),
       persistent_(persistent),
@@ -156,11 +159,23 @@ void assign_creator(const RegionLocation& location, const process::Identity& cre
   });
 }
 
-std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent) {
-  auto owner = std::make_shared<RegionOwner>(location, persistent);
+namespace {
+
+std::shared_ptr<RegionOwner> record_claim(std::shared_ptr<RegionOwner> owner) {
   std::lock_guard<std::mutex> lock(owners_mutex);
-  owners_by_path()[location.name_path()] = owner;
+  owners_by_path()[owner->location().name_path()] = owner;
   return owner;
+}
+
+}  // namespace
+
+std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent) {
+  return record_claim(std::make_shared<RegionOwner>(location, persistent));
+}
+
+std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent,
+                                          FileIdentity data_file) {
+  return record_claim(std::make_shared<RegionOwner>(location, persistent, data_file));
 }
 
 std::shared_ptr<RegionOwner> owner_of(const std::string& name_path) {

@@ -48,6 +48,9 @@ struct FileIdentity {
 class RegionOwner {
  public:
   RegionOwner(RegionLocation location, bool persistent);
+  // The same, for a data file whose identity the caller has (from fstat()
+  // of its descriptor).
+  RegionOwner(RegionLocation location, bool persistent, FileIdentity data_file);
   RegionOwner(const RegionOwner&) = delete;
   RegionOwner& operator=(const RegionOwner&) = delete;
   ~RegionOwner();
@@ -83,6 +86,9 @@ void assign_creator(const RegionLocation& location, const process::Identity& cre
 
 // Registers this process as the creator of the region at `location`.
 std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent);
+// The same, for a region just created, whose data file is `data_file`.
+std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool persistent,
+                                          FileIdentity data_file);
 
 // This process's live claim on the region whose name is at `name_path`, if any.
 std::shared_ptr<RegionOwner> owner_of(const std::string& name_path);

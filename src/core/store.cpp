@@ -183,12 +183,20 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   FileDescriptor fd = pending.publish();
   if (locator) locator->commit();
 
-  auto owner = claim_region(location, options.persistent);
-  Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
-  MemoryMap map = map_with(access, fd.get(), writer.total_size());
+  // The published name is a link to this descriptor's file: its fstat()
+  // gives the owner the file's identity without a lookup by name.
   struct stat st;
   FileStamp stamp;
-  if (::fstat(fd.get(), &st) == 0) stamp = FileStamp::of(st);
+  std::shared_ptr<RegionOwner> owner;
+  if (::fstat(fd.get(), &st) == 0) {
+    stamp = FileStamp::of(st);
+    owner = claim_region(location, options.persistent,
+                         FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)});
+  } else {
+    owner = claim_region(location, options.persistent);
+  }
+  Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
+  MemoryMap map = map_with(access, fd.get(), writer.total_size());
   std::vector<unsigned char> first_bytes = first_bytes_of(fd.get(), writer.total_size(), location.name);
   return std::make_shared<MappedRegion>(std::move(location), access, std::move(map),
                                         std::move(owner), stamp, std::move(first_bytes));
