@@ -81,7 +81,7 @@ sim_host_start <- function(name, shm_size = "2g") {
   host <- list(name = name, unshare = unshare_pid, pid = NA_integer_)
   deadline <- Sys.time() + 10
   repeat {
-    child <- suppressWarnings(system2("pgrep", c("-P", unshare_pid), stdout = TRUE))
+    child <- suppressWarnings(run_tool("pgrep", c("-P", unshare_pid), stdout = TRUE))
     if (length(child) == 1L) {
       seen <- suppressWarnings(system2("nsenter", c("-t", child, "--uts", "hostname"),
                                        stdout = TRUE, stderr = FALSE))
@@ -109,6 +109,17 @@ sim_host_stop <- function(host) {
     Sys.sleep(0.05)
   }
   invisible()
+}
+
+# Runs a system tool (not R) without the sanitizer library that
+# `make test-asan` preloads into every process: pgrep, for one, never returns
+# with libasan preloaded (it waits on a lock forever).
+run_tool <- function(command, args, ...) {
+  if (grepl("libasan", Sys.getenv("LD_PRELOAD"), fixed = TRUE)) {
+    args <- c("-u", "LD_PRELOAD", command, args)
+    command <- "env"
+  }
+  system2(command, args, ...)
 }
 
 sim_process_exists <- function(pid) {
@@ -221,6 +232,6 @@ sim_cluster_stop <- function(cluster) {
 # unshare processes of simulated hosts still running (there should be none
 # once a test is over).
 sim_leftover_hosts <- function() {
-  out <- suppressWarnings(system2("pgrep", c("-f", shQuote("[u]nshare .*shmr-sim-")), stdout = TRUE))
+  out <- suppressWarnings(run_tool("pgrep", c("-f", shQuote("[u]nshare .*shmr-sim-")), stdout = TRUE))
   as.integer(out)
 }
