@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <complex>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -81,7 +82,7 @@ TEST(ValueFlags, IntegersLogicalsAndEdgeLengths) {
   EXPECT_EQ(flags_of(NodeKind::Logical, std::vector<int32_t>{0, INT_MIN}), f::kNodeValuesScanned);
   // Kinds without a summary.
   EXPECT_EQ(flags_of(NodeKind::Raw, std::vector<unsigned char>{1, 2, 3}), 0u);
-  EXPECT_EQ(flags_of(NodeKind::Complex, std::vector<double>{1, 2}), 0u);
+  EXPECT_EQ(flags_of(NodeKind::Complex, std::vector<std::complex<double>>{{1, 2}, {3, 4}}), 0u);
 }
 
 TEST(ValueFlags, LongVectorsAcrossCopyPiecesAndScanBlocks) {
