@@ -53,7 +53,9 @@ std::string generate() {
     unsigned char b = bytes[i];
     while (b >= 248) {
       if (spare == sizeof bytes) {
-        fill();  // the characters already taken are kept; only spares are read
+        // Rare (ten bytes >= 248 in one call): a whole new buffer, equally
+        // random, serves the characters still to come and the spares.
+        fill();
         spare = kRandomChars;
       }
       b = bytes[spare++];
