@@ -106,11 +106,11 @@ struct Mapping {
   unsigned char* bytes() const { return static_cast<unsigned char*>(p); }
 };
 
-// Anonymous private memory: page-aligned like the shm mappings, and written
-// through once so later measurements never see zero-page or fault effects.
 // What the vmsplice_after_free case writes and frees before each fill.
 constexpr size_t kFreedBytes = size_t{64} << 20;
 
+// Anonymous private memory: page-aligned like the shm mappings, and written
+// through once so later measurements never see zero-page or fault effects.
 struct Buffer : Mapping {
   explicit Buffer(size_t n) : Mapping(n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1) {}
 };
