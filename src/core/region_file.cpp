@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <utility>
 
@@ -97,6 +98,22 @@ std::string temporary_name(int64_t pid, const std::string& name) {
   return std::string(kTemporaryPrefix) + std::to_string(pid) + "_" + name;
 }
 
+namespace {
+
+// rename() that fails with EEXIST where the new name is taken; 0 or an
+// errno, EINVAL (or ENOSYS) where the system or file system cannot.
+int rename_without_replacing(const std::string& from, const std::string& to) noexcept {
+#if defined(RENAME_NOREPLACE)
+  return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0 ? 0 : errno;
+#else
+  (void)from;
+  (void)to;
+  return ENOSYS;
+#endif
+}
+
+}  // namespace
+
 PendingRegion::PendingRegion(const std::string& directory, const std::string& name,
                              uint64_t size, bool populate)
     : PendingRegion(directory, name, size, Writing::Mapped, populate) {}
@@ -151,17 +168,22 @@ PendingRegion::~PendingRegion() {
 FileDescriptor PendingRegion::publish() {
   map_ = MemoryMap();
   std::string final_path = region_path(directory_, name_);
-  // link() never replaces an existing name, so a taken name fails cleanly.
-  if (::link(temp_path_.c_str(), final_path.c_str()) != 0) {
-    int err = errno;
+  // Neither call replaces an existing name, so a taken name fails cleanly.
+  // The rename is one call where link() and unlink() are two; link() is for
+  // file systems that cannot rename without replacing.
+  int err = rename_without_replacing(temp_path_, final_path);
+  const bool renamed = err == 0;
+  if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP)
+    err = ::link(temp_path_.c_str(), final_path.c_str()) == 0 ? 0 : errno;
+  if (err != 0) {
     if (err == EEXIST)
       throw Error(ErrorKind::AlreadyExists, "a shared region named '" + name_ + "' already exists");
-    // tmpfs counts every name as an inode: a full one refuses the link too.
+    // tmpfs counts every name as an inode: a full one refuses a link.
     if (err == ENOSPC || err == EDQUOT)
       throw Error(ErrorKind::NoSpace, "not enough space in " + directory_ + " to publish region " + name_);
     throw_system_error("cannot publish region " + name_, err);
   }
-  ::unlink(temp_path_.c_str());
+  if (!renamed) ::unlink(temp_path_.c_str());
   published_ = true;
   return std::move(fd_);
 }

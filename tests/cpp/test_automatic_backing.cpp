@@ -286,27 +286,51 @@ TEST(AutomaticBacking, FallsBackToTheFileBackingWhenShmIsFull) {
   EXPECT_EQ(data.entries(), std::vector<std::string>{name});
 }
 
-TEST(AutomaticBacking, NoInodeForPublishingIsNoSpaceAndFallsBack) {
-  // Regression: tmpfs counts each name as an inode, so with one inode left
-  // the temporary file is created but publishing it (link) fails with
-  // ENOSPC. That is NoSpace, nothing is left behind, and automatic mode
-  // falls back to the file backing... whose locator needs the same kind of
-  // inode, so here it fails as NoSpace too, with nothing left anywhere.
+TEST(AutomaticBacking, PublishingNeedsNoInodeOfItsOwn) {
+  // tmpfs counts each name as an inode. A region is published by renaming
+  // its temporary file, which takes no inode: with one inode left, the
+  // temporary file takes it and the region is published. (Publishing by
+  // link(), as before, failed there with ENOSPC.)
   TempDir shm, data;
   int code = shmr_test::run_in_child([&] {
     // The root directory takes one inode, the temporary file the second.
     if (!mount_private_tmpfs(shm.path(), "size=64m,nr_inodes=2,mode=0700")) return kCannotMount;
     Sample sample;
     try {
-      shmr::create_region(sample.description, shm_options(shm, "shmr_no_link"));
+      auto region = shmr::create_region(sample.description, shm_options(shm, "shmr_one_inode"));
+      if (region->location().backing != shmr::Backing::Shm) return 10;
+      // While it lives (its owner removes it when it goes).
+      if (shm.entries() != std::vector<std::string>{"shmr_one_inode"}) return 12;
+    } catch (const shmr::Error&) {
+      return 11;
+    }
+    return 0;
+  });
+  if (code == kCannotMount) GTEST_SKIP() << "cannot mount a private tmpfs here";
+  EXPECT_EQ(code, 0) << "10: not shm, 11: not created, 12: not exactly the region's name";
+}
+
+TEST(AutomaticBacking, NoInodeForTheRegionIsNoSpaceAndFallsBack) {
+  // With no inode left, not even the temporary file can be made: that is
+  // NoSpace, nothing is left behind, and automatic mode falls back to the
+  // file backing... whose locator needs an inode there too, so here it fails
+  // as NoSpace too, with nothing left anywhere.
+  TempDir shm, data;
+  int code = shmr_test::run_in_child([&] {
+    // The root directory takes the only inode.
+    if (!mount_private_tmpfs(shm.path(), "size=64m,nr_inodes=1,mode=0700")) return kCannotMount;
+    Sample sample;
+    try {
+      shmr::create_region(sample.description, shm_options(shm, "shmr_no_inode"));
       return 10;
     } catch (const shmr::Error& e) {
       if (e.kind() != shmr::ErrorKind::NoSpace) return 11;
-      if (std::string(e.what()).find("to publish region shmr_no_link") == std::string::npos) return 12;
+      if (std::string(e.what()).find("not enough space in " + shm.path()) == std::string::npos)
+        return 12;
     }
     if (!shm.entries().empty()) return 13;
     try {
-      shmr::create_region(sample.description, automatic(shm, data, 0, "shmr_no_link"));
+      shmr::create_region(sample.description, automatic(shm, data, 0, "shmr_no_inode"));
       return 14;
     } catch (const shmr::Error& e) {
       if (e.kind() != shmr::ErrorKind::NoSpace) return 15;
@@ -315,5 +339,5 @@ TEST(AutomaticBacking, NoInodeForPublishingIsNoSpaceAndFallsBack) {
     return 0;
   });
   if (code == kCannotMount) GTEST_SKIP() << "cannot mount a private tmpfs here";
-  EXPECT_EQ(code, 0) << "10/14: created, 11/15: not NoSpace, 12: message, 16: files left behind";
+  EXPECT_EQ(code, 0) << "10/14: created, 11/15: not NoSpace, 12: message, 13/16: files left behind";
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -230,6 +231,122 @@ TEST(FileSink, AFullFileSystemIsNoSpaceFromEitherThread) {
     });
     EXPECT_EQ(status, 0) << (lasting ? "background write" : "direct write");
   }
+}
+
+namespace {
+
+// Writes `data` (its first `size` bytes) at offset 0 of a new file at
+// `path` through a FileSink on the calling thread; 0, or which step failed.
+int write_file_through_sink(const std::string& path, const std::string& directory,
+                            const unsigned char* data, uint64_t size) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return 1;
+  int code = 0;
+  try {
+    FileSink sink(fd, size, directory);
+    sink.put(0, data, size);
+    sink.finish();
+  } catch (const shmr::Error&) {
+    code = 2;
+  }
+  ::close(fd);
+  return code;
+}
+
+// 0 when the file at `path` holds exactly the first `size` bytes of `data`.
+int compare_file(const std::string& path, const unsigned char* data, uint64_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 3;
+  std::vector<unsigned char> got(size + 1);
+  uint64_t done = 0;
+  for (;;) {
+    ssize_t n = ::pread(fd, got.data() + done, got.size() - done, static_cast<off_t>(done));
+    if (n <= 0) break;
+    done += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  if (done != size) return 4;
+  return std::memcmp(got.data(), data, size) == 0 ? 0 : 5;
+}
+
+}  // namespace
+
+TEST(FileSink, AForkedChildAndItsParentWriteAtOnceWithoutMixing) {
+  // Each thread keeps its pipe between writes. A forked child must not
+  // splice through its parent's: here both write at once, many times,
+  // unaligned runs just long enough to go through the pipe, each into its
+  // own file (through one pipe, one process's splice() soon takes bytes the
+  // other handed to it).
+  TempDir dir("/dev/shm");
+  const uint64_t size = FileSink::kSpliceBytes + 3;
+  std::vector<unsigned char> parent_data = pattern(size + 16, 21);
+  std::vector<unsigned char> child_data = pattern(size + 16, 22);
+  // The parent's pipe exists before the fork.
+  ASSERT_EQ(write_file_through_sink(dir.file("warm"), dir.path(), parent_data.data() + 5, size), 0);
+  // Both start at once: the child waits for the parent's byte.
+  int start[2];
+  ASSERT_EQ(::pipe(start), 0);
+  std::fflush(nullptr);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  const int rounds = 1000;
+  if (child == 0) {
+    ::alarm(60);
+    char go = 0;
+    if (::read(start[0], &go, 1) != 1) std::_Exit(1);
+    int code = 0;
+    for (int i = 0; i < rounds && code == 0; ++i) {
+      std::string path = dir.file("child");
+      code = write_file_through_sink(path, dir.path(), child_data.data() + 7, size);
+      if (code == 0) code = compare_file(path, child_data.data() + 7, size);
+      if (code != 0) code += 10 * (i + 1);
+    }
+    std::_Exit(code);
+  }
+  ASSERT_EQ(::write(start[1], "g", 1), 1);
+  ::close(start[0]);
+  ::close(start[1]);
+  int parent_code = 0;
+  for (int i = 0; i < rounds && parent_code == 0; ++i) {
+    std::string path = dir.file("parent");
+    parent_code = write_file_through_sink(path, dir.path(), parent_data.data() + 5, size);
+    if (parent_code == 0) parent_code = compare_file(path, parent_data.data() + 5, size);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  EXPECT_EQ(parent_code, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's write (step % 10) failed in round / 10";
+  for (const char* name : {"warm", "parent", "child"}) ::unlink(dir.file(name).c_str());
+}
+
+TEST(FileSink, AWriteAfterOneThatFailedHalfwayIsExact) {
+  // A write that fails with bytes still in the thread's pipe must not hand
+  // them to the next write. RLIMIT_FSIZE fails the first write part way
+  // through a full pipe (as a full file system would); the limit is then
+  // lifted and another file is written on the same thread.
+  TempDir dir("/dev/shm");
+  const uint64_t size = 3 * (uint64_t{1} << 20) + 5;
+  int status = shmr_test::run_in_child([&]() -> int {
+    ::signal(SIGXFSZ, SIG_IGN);
+    std::vector<unsigned char> first = pattern(size, 31);
+    std::vector<unsigned char> second = pattern(size, 32);
+    struct rlimit limit;
+    if (::getrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+    const rlim_t unlimited = limit.rlim_cur;
+    limit.rlim_cur = (uint64_t{1} << 20) + 12345;
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 11;
+    if (write_file_through_sink(dir.file("failed"), dir.path(), first.data(), size) != 2) return 12;
+    limit.rlim_cur = unlimited;
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 13;
+    int code = write_file_through_sink(dir.file("next"), dir.path(), second.data(), size);
+    if (code == 0) code = compare_file(dir.file("next"), second.data(), size);
+    ::unlink(dir.file("failed").c_str());
+    ::unlink(dir.file("next").c_str());
+    return code == 0 ? 0 : 20 + code;
+  });
+  EXPECT_EQ(status, 0) << "12: the limited write did not fail; 2x: the next write was wrong";
 }
 
 TEST(FileSink, DestroyedWithBackgroundWorkPendingStopsCleanly) {

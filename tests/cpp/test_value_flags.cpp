@@ -266,8 +266,9 @@ void expect_same_strings(const VectorStrings& source, const Buffer& region) {
     shmr::StringRef got = node.string_at(i);
     const TestString& want = source.items[i];
     ASSERT_EQ(got.encoding, want.encoding) << i;
-    if (want.encoding != StringEncoding::Missing)
+    if (want.encoding != StringEncoding::Missing) {
       ASSERT_EQ(std::string(got.data, got.size), want.bytes) << i;
+    }
   }
 }
 
