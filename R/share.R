@@ -215,7 +215,7 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   if (!deep && isS4(x) && is.atomic(x)) {
     # An S4 object that is a vector (setClass(contains = "numeric")): the
     # region holds the vector with its slots as attributes (the S4 bit is not
-    # stored, see restore_s4()), and the shared view gets the bit back.
+    # stored, see map_shared()), and the shared view gets the bit back.
     shared <- share(asS3(x, complete = FALSE), backing = backing, readonly = readonly,
                     name = name, path = path, persist = persist)
     return(asS4(shared))
@@ -333,12 +333,11 @@ map_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     return(NULL)
   }
-  restore_s4(.Call(shmr_map, name))
-}
-
-# A vector whose class attribute names its package was an S4 object when it
-# was shared (see share()): it is one again.
-restore_s4 <- function(x) {
+  x <- .Call(shmr_map, name)
+  # A vector whose class attribute names its package was an S4 object when
+  # it was shared (see share()): it is one again. Checked here rather than
+  # in a function of its own: the first map in a new process would also
+  # load that function from the package's lazy-load database.
   if (is.atomic(x) && !isS4(x) && !is.null(attr(attr(x, "class", exact = TRUE), "package"))) {
     asS4(x)
   } else {
