@@ -160,6 +160,9 @@ SEXP list_state(SEXP x) {
   ListHandle& handle = open_handle(x);
   if (handle.written || handle.mapping->is_detached()) return nullptr;
   if (remote::names_may_not_travel()) return nullptr;
+  // Sent by name from a forked child, the region becomes the parent's, as a
+  // vector view's does (view_serialized_state()).
+  handle.mapping->region().hand_to_fork_parent();
   // A named list's length is its names' (which travel as its attribute): it
   // needs no length field, and a data frame's state stays as short as a
   // vector's.

@@ -21,6 +21,29 @@ test_that("regions a forked child returns belong to the parent", {
   expect_false(any(vapply(names, region_exists, TRUE)))
 })
 
+test_that("a list or data frame a forked child returns belongs to the parent", {
+  skip_on_cran()
+  skip_on_os("windows")
+  # On R >= 4.3 a shared list is one object that travels by its region's
+  # name, as a vector does; on R 4.2 its elements travel one by one.
+  res <- parallel::mclapply(1:2, function(i) {
+    if (i == 1) {
+      share(data.frame(z = as.numeric(seq_len(1e4)) + i, w = "a"))
+    } else {
+      share(list(a = as.numeric(seq_len(1e4)) * i, b = "x"))
+    }
+  }, mc.cores = 2)
+  regions <- vapply(res, function(x) sub("\\[.*$", "", shared_name(x[[1]])), "")
+  listed <- shared_regions()
+  expect_identical(listed$creator_pid[match(regions, listed$name)], rep(Sys.getpid(), 2))
+  expect_false(any(regions %in% prune_shared()))
+  expect_identical(res[[1]]$z, as.numeric(seq_len(1e4)) + 1)
+  expect_identical(res[[2]]$a, as.numeric(seq_len(1e4)) * 2)
+  rm(res)
+  invisible(gc())
+  expect_false(any(vapply(regions, region_exists, TRUE)))
+})
+
 test_that("nothing a forked child shared outlives the processes, but for prune_shared()", {
   skip_on_cran()
   skip_on_os("windows")
