@@ -158,7 +158,7 @@ SEXP list_state(SEXP x) {
   // Saved again, a list whose region could not be had keeps its reference.
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr) return unavailable_state(x);
   ListHandle& handle = open_handle(x);
-  if (handle.written || handle.mapping->is_detached()) return nullptr;
+  if (handle.written || !handle.mapping->name_still_leads_here()) return nullptr;
   if (remote::names_may_not_travel()) return nullptr;
   // Sent by name from a forked child, the region becomes the parent's, as a
   // vector view's does (view_serialized_state()).

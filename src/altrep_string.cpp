@@ -257,7 +257,7 @@ Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 SEXP string_state(SEXP x) {
   if (is_unavailable(x)) return unavailable_state(x);
   ViewHandle& handle = open_view_handle(x);
-  if (handle.cache_written || handle.mapping->is_detached()) return nullptr;
+  if (handle.cache_written || !handle.mapping->name_still_leads_here()) return nullptr;
   return view_serialized_state(handle);
 }
 

@@ -125,7 +125,7 @@ SEXP view_state(SEXP x) {
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
   if (handle.writable_copy == WritableCopy::Private || view_has_private_pages(handle)) return nullptr;
-  if (handle.mapping->is_detached()) return nullptr;
+  if (!handle.mapping->name_still_leads_here()) return nullptr;
   return view_serialized_state(handle);
 }
 

@@ -331,6 +331,10 @@ void Mapping::detach() noexcept {
   MappingRegistry::get().detach(*this);
 }
 
+bool Mapping::name_still_leads_here() const noexcept {
+  return !detached_ && !name_leads_elsewhere(region_->location(), region_->stamp());
+}
+
 void Mapping::remove_view(uint64_t node, const void* data, uint64_t size) noexcept {
   auto found = live_views_.find(node);
   if (found == live_views_.end() || --found->second != 0) return;

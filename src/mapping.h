@@ -66,6 +66,11 @@ class Mapping {
   bool is_detached() const noexcept { return detached_; }
   void detach() noexcept;
 
+  // Whether its views may travel by their region's name: not when it is
+  // detached, nor when the name now leads to another region (removed, then
+  // taken again), whose data a receiver would map instead of theirs.
+  bool name_still_leads_here() const noexcept;
+
   bool has_live_view(uint64_t node) const { return live_views_.count(node) != 0; }
   void add_view(uint64_t node) { ++live_views_[node]; }
   // `data` and `size`: the bytes the view read (empty for a string view),

@@ -277,6 +277,21 @@ RegionFile open_region_file(const std::string& shm_directory, const std::string&
   return region;
 }
 
+bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept {
+  if (stamp.device == 0 && stamp.inode == 0) return false;
+  try {
+    if (location.backing == Backing::Shm) {
+      // The name is the data file itself: no need to open it.
+      struct stat st;
+      if (::lstat(location.name_path().c_str(), &st) != 0) return false;
+      return !FileStamp::of(st).same_file(stamp);
+    }
+    return !open_region_file(location.shm_directory, location.name).file.stamp.same_file(stamp);
+  } catch (...) {
+    return false;
+  }
+}
+
 namespace {
 
 std::vector<unsigned char> first_bytes_of(const RegionFile& region) {

@@ -110,6 +110,12 @@ struct RegionFile {
 };
 RegionFile open_region_file(const std::string& shm_directory, const std::string& name);
 
+// True when the name of `location` now leads to a file other than the one
+// `stamp` identifies: that region was removed and its name taken again, so
+// the name no longer means its data. False while the name leads to it, and
+// when it leads nowhere, the stamp is unknown or nothing can be checked.
+bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept;
+
 // Maps `region`: copy-on-write when its header says read-only, shared and
 // writable otherwise, unless `access` says. The file's first page is read
 // (pread) for the header and given to the reader, so mapping touches none of

@@ -301,7 +301,7 @@ TEST(CompactViewState, FieldsAreKeyValuePairs) {
   EXPECT_EQ((*two)[0].second, "");
   EXPECT_EQ((*two)[1].first, "later_key");
   EXPECT_EQ((*two)[1].second, "a=b");
-  for (const std::string& bad : {"", "origin", "=x", "Origin=x", "or-igin=x", "origin=x;",
-                                 "origin=x;;y=1", "origin=x;origin=y", "a=1;b"})
+  for (const char* bad : {"", "origin", "=x", "Origin=x", "or-igin=x", "origin=x;",
+                           "origin=x;;y=1", "origin=x;origin=y", "a=1;b"})
     EXPECT_FALSE(parse_compact_fields(bad).has_value()) << bad;
 }

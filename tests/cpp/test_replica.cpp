@@ -151,7 +151,9 @@ TEST(HostIdentity, NameAndDeviceOfTheShmDirectory) {
   struct stat a, b;
   ASSERT_EQ(::stat(dir.path().c_str(), &a), 0);
   ASSERT_EQ(::stat(shm.path().c_str(), &b), 0);
-  if (a.st_dev != b.st_dev) EXPECT_NE(id, shmr::host_identity(shm.path()));
+  if (a.st_dev != b.st_dev) {
+    EXPECT_NE(id, shmr::host_identity(shm.path()));
+  }
 }
 
 TEST(FetchLock, OneHolderAtATimeAndNothingLeft) {

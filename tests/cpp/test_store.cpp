@@ -153,6 +153,23 @@ TEST(Store, ExplicitNames) {
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"shmr_explicit"});
 }
 
+TEST(Store, ANameTakenAgainLeadsElsewhere) {
+  TempDir dir;
+  Sample sample;
+  auto first = shmr::create_region(sample.description, options(dir, "shmr_again", true));
+  EXPECT_FALSE(shmr::name_leads_elsewhere(first->location(), first->stamp()));
+  ASSERT_TRUE(shmr::remove_region_files(first->location()));
+  // A name that leads nowhere does not lead elsewhere: whoever opens it
+  // finds nothing rather than other data.
+  EXPECT_FALSE(shmr::name_leads_elsewhere(first->location(), first->stamp()));
+  auto second = shmr::create_region(sample.description, options(dir, "shmr_again", true));
+  EXPECT_TRUE(shmr::name_leads_elsewhere(first->location(), first->stamp()));
+  EXPECT_FALSE(shmr::name_leads_elsewhere(second->location(), second->stamp()));
+  // An unknown identity is never called elsewhere.
+  EXPECT_FALSE(shmr::name_leads_elsewhere(first->location(), shmr::FileStamp{}));
+  EXPECT_TRUE(shmr::remove_region_files(second->location()));
+}
+
 TEST(Store, InvalidDescriptionCreatesNothing) {
   TempDir dir;
   RegionDescription bad;

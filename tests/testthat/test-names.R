@@ -66,3 +66,22 @@ test_that("shared_info() and shared_regions() describe a region", {
   expect_false(row$persistent)
   expect_s3_class(row$created, "POSIXct")
 })
+
+test_that("an object whose name a newer region took travels by value, not by that name", {
+  skip_on_cran()
+  name <- paste0("taken_again_", Sys.getpid())
+  on.exit(try(remove_shared(name), silent = TRUE), add = TRUE)
+  objects <- list(c(1, 2, 3), c("a", NA, "c"), data.frame(u = c(1.5, 2.5), v = c("x", "y")))
+  for (value in objects) {
+    old <- share(value, name = name, persist = TRUE)
+    expect_true(remove_shared(name))
+    newer <- share(rev(value), name = name, persist = TRUE)
+    # Sent by name, the old object would arrive as the newer one's data.
+    expect_identical(unserialize(serialize(old, NULL)), value)
+    expect_identical(in_other_process(function(x) x, list(x = old)), value)
+    # The newer object is still sent by its name, which leads to it.
+    expect_lt(length(serialize(newer, NULL)), 400)
+    expect_identical(in_other_process(function(x) x, list(x = newer)), rev(value))
+    expect_true(remove_shared(name))
+  }
+})
