@@ -53,8 +53,18 @@ dispatch_psock <- function(pool, tasks, on_done) {
     pool$in_flight[w] <- pool$in_flight[w] + 1L
     message <- list(type = "EXEC", data = list(fun = chunk_runner, args = list(tasks[[t]]),
                                                return = TRUE, tag = tag(t)))
+    # Serialized before anything is sent: a chunk that cannot be (a closed
+    # shared object among its data, a failing serialization hook) is an
+    # error of the call, and the worker, which got no byte of it, is fine.
+    bytes <- tryCatch(serialize(message, NULL, xdr = FALSE), error = function(e) e)
+    if (inherits(bytes, "error")) {
+      outstanding[[w]] <<- outstanding[[w]][-length(outstanding[[w]])]
+      pool$in_flight[w] <- pool$in_flight[w] - 1L
+      stop(sprintf("cannot send elements %s to a worker: %s",
+                   describe_positions(tasks[[t]]$positions), conditionMessage(bytes)), call. = FALSE)
+    }
     ok <- tryCatch({
-      serialize(message, pool$cluster[[w]]$con, xdr = FALSE)
+      writeBin(bytes, pool$cluster[[w]]$con)
       TRUE
     }, error = function(e) FALSE)
     if (!ok) lost(w)

@@ -96,6 +96,26 @@ test_that("a worker killed mid-call is replaced; a second death is an error, nev
   })
 })
 
+test_that("a chunk that cannot be serialized is an error of the call, and no worker is replaced", {
+  skip_if_no_pool()
+  with_pool(2, {
+    before <- pool_status()$pid
+    # A closed shared object where FUN was made: R sends FUN's environment.
+    f <- local({
+      x <- share(as.numeric(seq_len(1e4)))
+      close(x)
+      function(i) i * 2
+    })
+    err <- tryCatch(pool_lapply(1:2, f), error = conditionMessage)
+    expect_match(err, "cannot send elements .* to a worker: .*closed")
+    expect_false(grepl("died", err))
+    expect_identical(pool_status()$pid, before)
+    # Gone from this environment, which the next FUN carries along.
+    rm(f)
+    expect_identical(pool_sapply(1:2, function(i) i * 2), c(2, 4))
+  })
+})
+
 test_that("disjoint buffer writes from two workers all land in shared memory", {
   skip_if_no_pool()
   with_pool(2, {
