@@ -39,6 +39,11 @@ bool needs_copy(SEXP value) {
   }
 }
 
+// An S4 object that is not a vector keeps its slots as attributes, and a
+// pairlist its elements in cells: neither is a vector to fill, so each is
+// copied cell by cell and its parts fetched one by one (fetch_parts()).
+bool has_parts(SEXP value) { return TYPEOF(value) == S4SXP || TYPEOF(value) == LISTSXP; }
+
 // Lists are copied top-down: a list's copy is attached to its parent's copy
 // (or is the result) before its elements are copied, so all that is
 // allocated is reachable from the protected result. What is left to copy
@@ -70,12 +75,12 @@ void push(PendingCopies& pending, SEXP source, SEXP copy) {
 // fetch_copy() turns its depth into an R error.
 void fetch_attributes(SEXP copy) {
   R_xlen_t count = 0;
-  for_each_attribute(copy, [&](SEXP, SEXP value) { count += needs_copy(value) ? 1 : 0; });
+  for_each_attribute(copy, [&](SEXP, SEXP value) { count += needs_copy(value) || has_parts(value) ? 1 : 0; });
   if (count == 0) return;
   SEXP pending = PROTECT(Rf_allocVector(VECSXP, 2 * count));
   R_xlen_t at = 0;
   for_each_attribute(copy, [&](SEXP tag, SEXP value) {
-    if (!needs_copy(value)) return;
+    if (!needs_copy(value) && !has_parts(value)) return;
     SET_VECTOR_ELT(pending, at++, tag);
     SET_VECTOR_ELT(pending, at++, value);
   });
@@ -99,7 +104,9 @@ void fill(SEXP source, SEXP copy, PendingCopies& pending) {
     for (R_xlen_t i = 0; i < n; ++i) {
       // An ALTREP list may make its element on demand: keep it protected.
       SEXP element = PROTECT(VECTOR_ELT(source, i));
-      if (needs_copy(element)) {
+      if (has_parts(element)) {
+        SET_VECTOR_ELT(copy, i, fetch_copy(element));
+      } else if (needs_copy(element)) {
         SEXP element_copy = Rf_allocVector(TYPEOF(element), XLENGTH(element));
         SET_VECTOR_ELT(copy, i, element_copy);
         push(pending, element, element_copy);
@@ -115,9 +122,24 @@ void fill(SEXP source, SEXP copy, PendingCopies& pending) {
   fetch_attributes(copy);
 }
 
+// The rare case that recurses (an S4 object in a slot, a pairlist in a
+// pairlist): R_CheckStack() in fetch_copy() turns its depth into an R error.
+SEXP fetch_parts(SEXP x) {
+  SEXP copy = PROTECT(Rf_shallow_duplicate(x));
+  if (TYPEOF(copy) == LISTSXP)
+    for (SEXP cell = copy; cell != R_NilValue; cell = CDR(cell)) SETCAR(cell, fetch_copy(CAR(cell)));
+  fetch_attributes(copy);
+  UNPROTECT(1);
+  return copy;
+}
+
 }  // namespace
 
 SEXP fetch_copy(SEXP x) {
+  if (has_parts(x)) {
+    R_CheckStack();
+    return fetch_parts(x);
+  }
   if (!needs_copy(x)) return x;
   R_CheckStack();
   SEXP result = PROTECT(Rf_allocVector(TYPEOF(x), XLENGTH(x)));

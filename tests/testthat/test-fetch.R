@@ -20,3 +20,19 @@ test_that("fetch() of an ordinary object is a copy of it", {
   expect_identical(fetch(x), x)
   expect_false(shmr:::contains_altrep(fetch(1:10)))
 })
+
+test_that("fetch() copies an S4 object's slots and a pairlist's cells: usable after close()", {
+  setClass("shmrFetchSlots", representation(x = "numeric", inner = "list"), where = globalenv())
+  on.exit(removeClass("shmrFetchSlots", where = globalenv()), add = TRUE)
+  s4 <- new("shmrFetchSlots", x = as.numeric(seq_len(2e4)), inner = list(y = as.numeric(seq_len(2e4)) * 2))
+  cells <- pairlist(a = as.numeric(seq_len(1e4)), b = "x", c = pairlist(d = as.numeric(seq_len(1e4)) + 1))
+  for (value in list(s4, cells, list(s4 = s4, cells = cells))) {
+    shared <- share(value)
+    copy <- fetch(shared)
+    expect_false(shmr:::contains_altrep(copy))
+    close(shared)
+    # Before, these still read the closed region ("was closed").
+    expect_identical(copy, value)
+    expect_identical(unserialize(serialize(copy, NULL)), value)
+  }
+})
