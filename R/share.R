@@ -379,8 +379,10 @@ is_shared <- function(x) {
 #' @param x An R object, shared or not.
 #' @param ... Ignored (accepted for code written for shard).
 #' @return An ordinary deep copy of `x` that owns its memory: no ALTREP
-#'   vector is left anywhere inside it, and it stays usable after the region
-#'   is closed.
+#'   vector is left in its vectors, lists, attributes, S4 slots or
+#'   pairlists, and it stays usable after the region is closed. Environments
+#'   (and so closures and reference objects from a deep share) are not
+#'   copied: they keep reading the region.
 #' @export
 #' @examples
 #' x <- share(c(a = 1, b = 2))
