@@ -48,21 +48,19 @@ dispatch_psock <- function(pool, tasks, on_done) {
   tag <- function(t) c(tasks[[t]]$call, tasks[[t]]$chunk)
   send <- function(w) {
     t <- queue[1L]
-    queue <<- queue[-1L]
-    outstanding[[w]] <<- c(outstanding[[w]], t)
-    pool$in_flight[w] <- pool$in_flight[w] + 1L
     message <- list(type = "EXEC", data = list(fun = chunk_runner, args = list(tasks[[t]]),
                                                return = TRUE, tag = tag(t)))
-    # Serialized before anything is sent: a chunk that cannot be (a closed
-    # shared object among its data, a failing serialization hook) is an
-    # error of the call, and the worker, which got no byte of it, is fine.
+    # Serialized before it is counted or sent: a chunk that cannot be (a
+    # closed shared object among its data, a failing serialization hook) is
+    # an error of the call, and the worker, which got no byte of it, is fine.
     bytes <- tryCatch(serialize(message, NULL, xdr = FALSE), error = function(e) e)
     if (inherits(bytes, "error")) {
-      outstanding[[w]] <<- outstanding[[w]][-length(outstanding[[w]])]
-      pool$in_flight[w] <- pool$in_flight[w] - 1L
       stop(sprintf("cannot send elements %s to a worker: %s",
                    describe_positions(tasks[[t]]$positions), conditionMessage(bytes)), call. = FALSE)
     }
+    queue <<- queue[-1L]
+    outstanding[[w]] <<- c(outstanding[[w]], t)
+    pool$in_flight[w] <- pool$in_flight[w] + 1L
     ok <- tryCatch({
       writeBin(bytes, pool$cluster[[w]]$con)
       TRUE

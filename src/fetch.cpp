@@ -44,6 +44,9 @@ bool needs_copy(SEXP value) {
 // copied cell by cell and its parts fetched one by one (fetch_parts()).
 bool has_parts(SEXP value) { return TYPEOF(value) == S4SXP || TYPEOF(value) == LISTSXP; }
 
+// What fetch_copy() copies: anything that may hold a view.
+bool holds_views(SEXP value) { return needs_copy(value) || has_parts(value); }
+
 // Lists are copied top-down: a list's copy is attached to its parent's copy
 // (or is the result) before its elements are copied, so all that is
 // allocated is reachable from the protected result. What is left to copy
@@ -75,12 +78,12 @@ void push(PendingCopies& pending, SEXP source, SEXP copy) {
 // fetch_copy() turns its depth into an R error.
 void fetch_attributes(SEXP copy) {
   R_xlen_t count = 0;
-  for_each_attribute(copy, [&](SEXP, SEXP value) { count += needs_copy(value) || has_parts(value) ? 1 : 0; });
+  for_each_attribute(copy, [&](SEXP, SEXP value) { count += holds_views(value) ? 1 : 0; });
   if (count == 0) return;
   SEXP pending = PROTECT(Rf_allocVector(VECSXP, 2 * count));
   R_xlen_t at = 0;
   for_each_attribute(copy, [&](SEXP tag, SEXP value) {
-    if (!needs_copy(value) && !has_parts(value)) return;
+    if (!holds_views(value)) return;
     SET_VECTOR_ELT(pending, at++, tag);
     SET_VECTOR_ELT(pending, at++, value);
   });
@@ -136,12 +139,9 @@ SEXP fetch_parts(SEXP x) {
 }  // namespace
 
 SEXP fetch_copy(SEXP x) {
-  if (has_parts(x)) {
-    R_CheckStack();
-    return fetch_parts(x);
-  }
-  if (!needs_copy(x)) return x;
+  if (!holds_views(x)) return x;
   R_CheckStack();
+  if (has_parts(x)) return fetch_parts(x);
   SEXP result = PROTECT(Rf_allocVector(TYPEOF(x), XLENGTH(x)));
   PendingCopies pending;
   PROTECT_WITH_INDEX(pending.items = Rf_allocVector(VECSXP, 64), &pending.index);
