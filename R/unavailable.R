@@ -26,3 +26,17 @@ warn_unavailable <- function(region, reason) {
       call = NULL, region = region, reason = reason)
   ))
 }
+
+# TRUE while mirai's error report for a task runs in this process (see
+# unavailable_read_for_mirai_report() in src/view.h). That report is
+# recognised by its function, mirai:::mk_mirai_error, among the running
+# frames; any other caller, or a mirai without that function, gets FALSE.
+reading_for_mirai_error_report <- function() {
+  if (!isNamespaceLoaded("mirai")) return(FALSE)
+  report <- get0("mk_mirai_error", envir = asNamespace("mirai"), inherits = FALSE)
+  if (!is.function(report)) return(FALSE)
+  for (k in seq_len(sys.nframe())) {
+    if (identical(sys.function(k), report)) return(TRUE)
+  }
+  FALSE
+}

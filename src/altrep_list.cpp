@@ -111,6 +111,9 @@ R_xlen_t list_length(SEXP x) {
 // R calls Elt with the garbage collector off: what is decoded here is safe
 // until it is stored in the cache.
 SEXP list_elt(SEXP x, R_xlen_t i) {
+  if (own_handle(x) == nullptr && unavailable_info(x) != nullptr &&
+      unavailable_read_for_mirai_report())
+    return R_NilValue;
   SEXP cache = R_altrep_data2(x);
   if (cache != R_NilValue) {
     SEXP value = VECTOR_ELT(cache, i);

@@ -207,6 +207,13 @@ SEXP unavailable_info(SEXP x);
 // Raises the classed error (shmr_region_unavailable). Call from a frame
 // that owns no C++ object.
 [[noreturn]] void raise_unavailable(SEXP x);
+// True while mirai formats the report of a task's error: it deparses every
+// call on the daemon's stack, and mirai_map() puts its arguments into those
+// calls. An unavailable object that raised the task's error would raise
+// again there, outside any handler, and the daemon would exit; instead it
+// reads as empty (length 0, or NULL elements) to that report only. May
+// allocate and run R code: call only where the object would otherwise raise.
+bool unavailable_read_for_mirai_report();
 SEXP unavailable_state(SEXP x);
 
 // Makes the view of the node on the mapping `find(node)` returns (it may

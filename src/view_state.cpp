@@ -176,6 +176,13 @@ void raise_unavailable(SEXP x) {
   Rf_error("shmr: shared region is not available");  // not reached
 }
 
+bool unavailable_read_for_mirai_report() {
+  SEXP call = PROTECT(Rf_lang1(Rf_install("reading_for_mirai_error_report")));
+  SEXP answer = Rf_eval(call, shmr_namespace());
+  UNPROTECT(1);
+  return TYPEOF(answer) == LGLSXP && XLENGTH(answer) == 1 && LOGICAL(answer)[0] == TRUE;
+}
+
 SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 
 // The state is formatted into fixed buffers, so no C++ object is live when

@@ -195,3 +195,43 @@ test_that("a released region in a mirai task's arguments leaves the daemon conne
   for (g in got) expect_identical(g, c("shmr_region_unavailable", frame$name))
   expect_identical(mirai::status(.compute = profile)$connections, 2L)
 })
+
+test_that("mirai_map() with an unavailable object in its arguments fails the task, not the daemon", {
+  skip_if_not_installed("mirai")
+  profile <- "shmr_test_unavailable_map"
+  mirai::daemons(2, .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile))
+  deadline <- Sys.time() + 30
+  while (mirai::status(.compute = profile)$connections < 2 && Sys.time() < deadline) Sys.sleep(0.05)
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  # mirai_map() writes .args and the elements of .x into each task's call,
+  # and mirai deparses that call when the task raises an error it does not
+  # catch: the unavailable object is read a second time there.
+  objects <- list(
+    double = released_object(),
+    character = released_object(rep(c("u", "v"), 50)),
+    frame = released_object(data.frame(a = as.numeric(1:20), b = letters[1:20]))
+  )
+  expect_task_failed_here <- function(results, name) {
+    for (r in results) {
+      expect_true(mirai::is_mirai_error(r))
+      expect_match(conditionMessage(r), sprintf("shared region '%s' is not available here", name),
+                   fixed = TRUE)
+    }
+  }
+  for (o in objects) {
+    by_args <- mirai::mirai_map(1:2, function(i, d) length(unlist(d)) + i,
+                                .args = list(d = o$object), .compute = profile)[]
+    expect_task_failed_here(by_args, o$name)
+    by_element <- mirai::mirai_map(list(o$object, o$object), function(d) length(unlist(d)),
+                                   .compute = profile)[]
+    expect_task_failed_here(by_element, o$name)
+    expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  }
+  # A task that fails for another reason with one in its call, too.
+  other <- mirai::mirai_map(1:2, function(i, d) stop("task's own error"),
+                            .args = list(d = objects$double$object), .compute = profile)[]
+  for (r in other) expect_match(conditionMessage(r), "task's own error")
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  expect_identical(unlist(mirai::mirai_map(1:2, function(i) i * 2, .compute = profile)[]), c(2, 4))
+})
