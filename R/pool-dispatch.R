@@ -14,6 +14,15 @@ worker_died_error <- function(task) {
   ), call. = FALSE)
 }
 
+# The caller's own code runs during a call (handlers of relayed messages
+# and warnings, progress): it may stop the pool, and the call then ends
+# rather than start new workers for a pool that is no more.
+stop_if_pool_stopped <- function(pool) {
+  if (isTRUE(pool$stopped)) {
+    stop("the pool was stopped with pool_stop() while this call was running", call. = FALSE)
+  }
+}
+
 describe_positions <- function(positions) {
   if (length(positions) == 1L) return(as.character(positions))
   sprintf("%d to %d", min(positions), max(positions))
@@ -74,6 +83,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
   # The chunk worker w was computing counts as tried; those behind it go
   # back to the queue as they were.
   lost <- function(w) {
+    stop_if_pool_stopped(pool)
     mine <- outstanding[[w]]
     outstanding[w] <<- list(integer())
     attempts[mine[1L]] <<- attempts[mine[1L]] + 1L
@@ -103,6 +113,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
                        describe_positions(tasks[[t]]$positions), reply$value), call. = FALSE)
         }
         chunk_done(pool, t, reply$value, on_done)
+        stop_if_pool_stopped(pool)
         recycle_if_grown(pool, w)
       }
       fill(w)
@@ -121,6 +132,8 @@ dispatch_psock <- function(pool, tasks, on_done) {
 # replaced, here or, after another interrupt, when the pool is next used.
 abandon_chunks <- function(pool) {
   if (!any(pool$in_flight > 0L)) return(invisible())
+  # pool_stop() ran during the call and stopped the workers itself.
+  if (isTRUE(pool$stopped)) return(replace_abandoned_workers(pool))
   if (!isTRUE(pool$borrowed)) {
     suspendInterrupts(for (w in which(pool$in_flight > 0L)) {
       tools::pskill(pool$pids[w], tools::SIGKILL)
@@ -134,6 +147,10 @@ abandon_chunks <- function(pool) {
 # A borrowed cluster's workers are not ours to stop: their replies are read
 # and dropped instead.
 replace_abandoned_workers <- function(pool) {
+  if (isTRUE(pool$stopped) && !isTRUE(pool$borrowed)) {
+    pool$in_flight[] <- 0L  # pool_stop() stopped them
+    return(invisible())
+  }
   for (w in which(pool$in_flight > 0L)) {
     if (isTRUE(pool$borrowed)) {
       while (pool$in_flight[w] > 0L) {

@@ -195,6 +195,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     for (t in done) {
       value <- pending[[t]]$data
       if (mirai::is_error_value(value)) {
+        stop_if_pool_stopped(pool)
         if (inherits(value, "errorValue")) {
           # The daemon went away (connection reset): replace it when it was
           # ours, and retry the chunk once on the workers left.
@@ -210,6 +211,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
       }
       open <- setdiff(open, t)
       chunk_done(pool, t, value, on_done)
+      stop_if_pool_stopped(pool)
     }
     if (length(open)) Sys.sleep(0.001)
   }

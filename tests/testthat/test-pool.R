@@ -170,6 +170,40 @@ test_that("large results come back through shared memory, owned by the caller", 
   })
 })
 
+test_that("pool_stop() during a map ends the call and starts no worker", {
+  skip_if_no_pool()
+  backends <- c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")
+  for (backend in backends) {
+    pool <- pool_create(2, backend = backend)
+    workers <- pool$pids
+    stopped <- FALSE
+    # A relayed message's handler is code of the caller's that runs while
+    # the call waits for its workers.
+    err <- tryCatch(withCallingHandlers(
+      pool_lapply(1:40, function(i) {
+        message("element ", i)
+        Sys.sleep(0.05)
+        i
+      }, pool = pool, chunk_size = 1),
+      message = function(m) {
+        if (!stopped) {
+          stopped <<- TRUE
+          pool_stop(pool)
+        }
+        invokeRestart("muffleMessage")
+      }), error = conditionMessage)
+    expect_identical(err, "the pool was stopped with pool_stop() while this call was running",
+                     label = backend)
+    expect_identical(pool$pids, workers, label = backend)
+    deadline <- Sys.time() + 10
+    while (any(vapply(workers, shmr:::process_alive, TRUE)) && Sys.time() < deadline) {
+      Sys.sleep(0.05)
+    }
+    expect_false(any(vapply(workers, shmr:::process_alive, TRUE)), label = backend)
+    expect_error(pool_lapply(1:2, identity, pool = pool), "stopped", label = backend)
+  }
+})
+
 test_that("the mirai backend runs maps and keeps seeds", {
   skip_if_no_pool()
   skip_if_not_installed("mirai")
