@@ -23,6 +23,22 @@ test_that("writes to a writable share are seen by another process, both ways", {
   }
 })
 
+test_that("writes by name: [[ writes through, [ with a name makes R's own new vector", {
+  w <- share(c(a = 1, b = 2, c = 3), readonly = FALSE)
+  name <- shared_name(w)
+  region <- map_shared(name)  # keeps the region once `w` no longer reads it
+  w[["b"]] <- 22
+  seen <- function() in_other_process(function(name) map_shared(name)[], list(name = name))
+  expect_identical(seen(), c(a = 1, b = 22, c = 3))
+  # As the documentation says: R allocates a new vector for a character
+  # index, which is no longer the share.
+  w["c"] <- 33
+  expect_identical(w, c(a = 1, b = 22, c = 33))
+  expect_false(is_shared(w))
+  expect_identical(seen(), c(a = 1, b = 22, c = 3))
+  expect_identical(region[], c(a = 1, b = 22, c = 3))
+})
+
 test_that("writes from two worker processes to disjoint parts all land", {
   w <- share(numeric(2e5), readonly = FALSE)
   name <- shared_name(w)
