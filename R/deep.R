@@ -371,7 +371,9 @@ address <- function(x) .Call(shmr_address, x)
 
 same_object <- function(a, b) identical(address(a), address(b))
 
-shared_region <- function(view) region_of_path(shared_name(view))
+# The region a view reads (shared_name() is NULL for a view whose attributes
+# were changed since, which still reads it).
+shared_region <- function(view) .Call(shmr_info, view)$name
 
 # Reads a shmr region itself (is_shared() also answers TRUE for the result
 # of a deep share).

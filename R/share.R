@@ -352,7 +352,10 @@ map_shared <- function(name) {
 #' @param x An R object.
 #' @return The name that [map_shared()] opens, or `NULL` when `x` is not
 #'   shared. For a part of a shared object the name includes its path, such
-#'   as `"shmr_...[2]"`.
+#'   as `"shmr_...[2]"`. Also `NULL` when an attribute of `x` was changed
+#'   after it was shared (`names(x) <- `, `dimnames<-`, `class<-`): the
+#'   region still holds the old ones, so its name would not give `x` back;
+#'   `share(x)` then shares `x` as it is now, in a new region.
 #' @export
 #' @examples
 #' x <- share(list(a = 1:10, b = letters))
@@ -423,7 +426,7 @@ fetch <- function(x, ...) {
 #' try(sum(x))
 close.default <- function(con, ...) {
   # Served to other hosts: stop serving it, and have pools release copies.
-  region <- if (length(remote_state$exports)) region_of_path(shared_name(con) %||% "")
+  region <- if (length(remote_state$exports)) .Call(shmr_info, con)$name
   # share() hands back what it does not share, and closing twice is
   # harmless (as for a file closed already): nothing to do.
   if (!.Call(shmr_close, con) && !close_deep_share(con)) return(invisible(FALSE))

@@ -42,6 +42,42 @@ bool contains_altrep(SEXP root) {
   return false;
 }
 
+bool is_buffer_region(const RegionReader& reader) {
+  const auto& header = reader.header();
+  return std::strncmp(header.original_class, "shmr_buffer", sizeof header.original_class) == 0;
+}
+
+// True when x's attributes are the ones its node holds, so that map_shared()
+// of its name gives x back. Changing an attribute of a shared object in
+// place (names<-, dimnames<-, class<-) changes only this process's object.
+// An attribute that is itself a view of the stored value is compared by
+// node; any other is decoded and compared as identical() would.
+bool attributes_as_shared(SEXP x, const Origin& origin) {
+  const RegionReader& reader = origin.mapping->reader();
+  // A buffer gets its class in the process that made it; a pairlist keeps
+  // its names as tags, not as an attribute.
+  if (is_buffer_region(reader) || !Rf_isVector(x)) return true;
+  NodeView node = reader.node(origin.node);
+  std::vector<std::pair<SEXP, SEXP>> own;
+  for_each_attribute(x, [&](SEXP tag, SEXP value) { own.emplace_back(tag, value); });
+  if (own.size() != node.attribute_count()) return false;
+  for (const auto& [tag, value] : own) {
+    const std::string name = CHAR(PRINTNAME(tag));
+    uint32_t a = 0;
+    while (a < node.attribute_count() && node.attribute_name(a) != name) ++a;
+    if (a == node.attribute_count()) return false;
+    const uint64_t stored = node.attribute_value(a);
+    Origin held = origin_of(value);
+    if (held.mapping && held.node == stored &&
+        held.mapping->region().name() == origin.mapping->region().name())
+      continue;
+    cpp11::sexp decoded(decode_object(origin.mapping, stored));
+    // identical()'s defaults; a shared string vector may raise when read.
+    if (!cpp11::safe[R_compute_identical](value, decoded, 16)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
@@ -50,7 +86,9 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
     // A writable share asked for as read-only gets a read-only region of its own.
     if (as_logical(list_field(options, "reuse")) == TRUE) {
       Origin origin = origin_of(x);
-      if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable) return x;
+      if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable &&
+          attributes_as_shared(x, origin))
+        return x;
     }
     EncodedObject encoded;
     describe_object(x, encoded);
@@ -104,7 +142,7 @@ extern "C" SEXP shmr_name(SEXP x) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     Origin origin = origin_of(x);
-    if (!origin.mapping) return R_NilValue;
+    if (!origin.mapping || !attributes_as_shared(x, origin)) return R_NilValue;
     names::ObjectPath path;
     path.region = origin.mapping->region().name();
     auto steps = find_object_path(origin.mapping->reader(), origin.node);

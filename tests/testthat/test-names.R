@@ -85,3 +85,33 @@ test_that("an object whose name a newer region took travels by value, not by tha
     expect_true(remove_shared(name))
   }
 })
+
+test_that("after an attribute changes, shared_name() is NULL and share() shares the object as it is", {
+  m <- share(matrix(as.numeric(1:6), 2))
+  before <- shared_name(m)
+  expect_identical(shared_name(share(m)), before)  # unchanged: the same region
+  dimnames(m) <- list(c("a", "b"), NULL)
+  expect_true(is_shared(m))
+  expect_null(shared_name(m))
+  again <- share(m)
+  expect_false(identical(shared_name(again), before))
+  v <- share(c(a = 1, b = 2, c = 3))
+  names(v) <- c("p", "q", "r")
+  expect_null(shared_name(v))
+  f <- share(data.frame(a = as.numeric(1:3), b = c("u", "v", "w")))
+  expect_false(is.null(shared_name(f$b)))
+  class(f) <- c("tbl", "data.frame")
+  expect_null(shared_name(f))
+  # What another process maps by each new name is the object as it is now.
+  names <- list(m = shared_name(again), v = shared_name(share(v)), f = shared_name(share(f)))
+  got <- in_other_process(function(names) lapply(names, function(n) shmr::fetch(shmr::map_shared(n))),
+                          list(names = names))
+  expect_identical(got$m, fetch(m))
+  expect_identical(got$v, c(p = 1, q = 2, r = 3))
+  expect_identical(got$f, fetch(f))
+  # The old region is still the one the changed object reads, and close() finds it.
+  region <- shared_info(m)$name
+  expect_identical(region, sub("\\[.*$", "", before))
+  close(m)
+  expect_false(is_shared(m))
+})
