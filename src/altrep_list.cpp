@@ -170,7 +170,8 @@ SEXP list_state(SEXP x) {
   // needs no length field, and a data frame's state stays as short as a
   // vector's.
   const bool named = TYPEOF(Rf_getAttrib(x, R_NamesSymbol)) == STRSXP;
-  return list_state_of(handle.mapping->region().name(), handle.node.index(),
+  return list_state_of(handle.mapping->region().name(), made_of(handle.mapping->region()),
+                       handle.node.index(),
                        named ? std::nullopt : std::optional<uint64_t>(handle.node.length()));
 }
 
@@ -200,6 +201,7 @@ SEXP list_unserialize(SEXP, SEXP state) {
     if (parsed->length && *parsed->length <= static_cast<uint64_t>(R_XLEN_T_MAX))
       recorded_length = static_cast<double>(*parsed->length);
     auto mapping = mapping_for_unserialize(parsed->view.region);
+    if (parsed->made) check_region_made(mapping->region(), *parsed->made);
     NodeView node = mapping->reader().node(parsed->view.node);
     if (node.kind() != format::NodeKind::List || (node.flags() & format::kNodeFromPairlist) != 0)
       throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");

@@ -164,14 +164,15 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
       message);
 }
 
-SEXP list_state_of(const std::string& region, uint64_t node, std::optional<uint64_t> length) {
+SEXP list_state_of(const std::string& region, const names::RegionMade& made, uint64_t node,
+                   std::optional<uint64_t> length) {
   // Formatted into a fixed buffer, so that no C++ object is live when R
   // allocates.
   char text[256];
   size_t size = 0;
   ErrorMessage message;
   capture_exception(message, [&] {
-    std::string state = names::format_compact_view_state({region, node});
+    std::string state = names::format_compact_view_state({region, node}, made);
     if (length) state += std::string(";") + kListLengthField + "=" + std::to_string(*length);
     if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "list state too long");
     size = state.size();
@@ -209,6 +210,11 @@ std::optional<ListState> parse_list_state(const StateBytes& bytes, std::string* 
   auto fields = names::parse_compact_fields(parsed->fields);
   if (!fields) return std::nullopt;
   for (const names::CompactField& field : *fields) {
+    if (field.first == names::kMadeField) {
+      state.made = names::parse_made(field.second);
+      if (!state.made) return std::nullopt;
+      continue;
+    }
     if (field.first != kListLengthField) {
       if (unknown_fields != nullptr) *unknown_fields = parsed->fields;
       return std::nullopt;

@@ -155,10 +155,12 @@ SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t cou
 bool view_values_trusted(ViewHandle& handle);
 
 // The ALTREP state of a shared list: a raw vector in the compact form of
-// FORMAT.md section 4, with the field "length" when `length` is given (the
-// element count of an unnamed list, which an unavailable list keeps). May
-// raise an R error (allocation).
-SEXP list_state_of(const std::string& region, uint64_t node, std::optional<uint64_t> length);
+// FORMAT.md section 4, with the field "made" when the region's name can be
+// reused, and "length" when `length` is given (the element count of an
+// unnamed list, which an unavailable list keeps). May raise an R error
+// (allocation).
+SEXP list_state_of(const std::string& region, const names::RegionMade& made, uint64_t node,
+                   std::optional<uint64_t> length);
 
 // The bytes of a state as R read it: the compact raw form, or the string
 // "<region>:<node>" that earlier versions wrote. data is null for anything
@@ -174,6 +176,8 @@ struct ListState {
   names::ViewState view;
   // Absent in states written before the field existed.
   std::optional<uint64_t> length;
+  // Absent for a region of a generated name, and in earlier states.
+  std::optional<names::RegionMade> made;
 };
 // Parses those untrusted bytes; nullopt when malformed, or when the state
 // carries fields this build does not know (then copied to `unknown_fields`

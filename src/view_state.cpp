@@ -106,6 +106,8 @@ struct IncomingState {
   char origin_host[kTextSize];
   uint64_t size;
   int64_t pid, created;
+  bool has_made;
+  names::RegionMade made;
 };
 
 // "shmr: <reason>" -> "<reason>": the classed error adds its own prefix.
@@ -195,13 +197,13 @@ SEXP view_serialized_state(const ViewHandle& handle) {
   ErrorMessage message;
   capture_exception(message, [&] {
     const MappedRegion& region = handle.mapping->region();
+    const format::RegionHeader& h = region.reader().header();
     const std::string local =
-        names::format_compact_view_state({region.name(), handle.node.index()});
+        names::format_compact_view_state({region.name(), handle.node.index()}, made_of(region));
     if (local.size() >= sizeof out.local)
       throw Error(ErrorKind::InvalidArgument, "view state too long");
     copy_text(out.local, sizeof out.local, local);
     copy_text(out.region, sizeof out.region, region.name());
-    const format::RegionHeader& h = region.reader().header();
     out.writable = region.access() == Access::SharedWritable;
     out.size = static_cast<double>(h.total_size);
     out.pid = static_cast<double>(h.creator_pid);
@@ -263,6 +265,15 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
           throw Error(ErrorKind::InvalidArgument,
                       "serialized shared object has an invalid state (malformed fields)");
         for (const names::CompactField& field : *fields) {
+          if (field.first == names::kMadeField) {
+            auto made = names::parse_made(field.second);
+            if (!made)
+              throw Error(ErrorKind::InvalidArgument,
+                          "serialized shared object has an invalid state (malformed made field)");
+            in.has_made = true;
+            in.made = *made;
+            continue;
+          }
           if (field.first != kOriginField)
             throw Error(ErrorKind::InvalidArgument,
                         "serialized shared object carries fields this version of shmr does not "
@@ -321,6 +332,8 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
       [&](NodeView& node) {
         auto mapping = mapping_for_unserialize(in.region);
         if (in.remote) check_identity(mapping->reader(), in, in.region);
+        if (in.has_made && !in.remote)
+          check_region_made(mapping->region(), in.made);
         NodeView found = mapping->reader().node(in.node);
         const R_altrep_class_t* node_class = view_class_for(found.kind());
         if (node_class == nullptr)

@@ -65,6 +65,40 @@ std::string generate() {
   return name;
 }
 
+bool has_generated_form(const std::string& name) {
+  const size_t prefix = std::strlen(kPrefix);
+  if (name.size() != prefix + kRandomChars || name.compare(0, prefix, kPrefix) != 0) return false;
+  for (size_t i = prefix; i < name.size(); ++i)
+    if (std::strchr(kAlphabet, name[i]) == nullptr || name[i] == '\0') return false;
+  return true;
+}
+
+std::string format_made(const RegionMade& made) {
+  return std::to_string(made.creator_pid) + "." + std::to_string(made.created_unix_ms) + "." +
+         std::to_string(made.inode);
+}
+
+std::optional<RegionMade> parse_made(const std::string& value) {
+  auto number = [](const std::string& digits, size_t most) -> std::optional<uint64_t> {
+    if (digits.empty() || digits.size() > most) return std::nullopt;
+    uint64_t n = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return n;
+  };
+  const size_t first = value.find('.');
+  const size_t second = first == std::string::npos ? first : value.find('.', first + 1);
+  if (second == std::string::npos) return std::nullopt;
+  // 18 digits always fit a signed 64-bit number, 19 an unsigned one.
+  auto pid = number(value.substr(0, first), 18);
+  auto created = number(value.substr(first + 1, second - first - 1), 18);
+  auto inode = number(value.substr(second + 1), 19);
+  if (!pid || !created || !inode) return std::nullopt;
+  return RegionMade{static_cast<int64_t>(*pid), static_cast<int64_t>(*created), *inode};
+}
+
 bool is_valid_region_name(const std::string& name) {
   const size_t prefix = std::strlen(kPrefix);
   if (name.size() <= prefix || name.size() > kMaxNameLength) return false;
@@ -163,6 +197,12 @@ std::optional<ViewState> parse_view_state(const std::string& text) {
 std::string format_compact_view_state(const ViewState& state) {
   std::string out = state.region.compare(0, 5, kPrefix) == 0 ? state.region.substr(5) : state.region;
   if (state.node != 0) out += ":" + std::to_string(state.node);
+  return out;
+}
+
+std::string format_compact_view_state(const ViewState& state, const RegionMade& made) {
+  std::string out = format_compact_view_state(state);
+  if (!has_generated_form(state.region)) out += std::string(";") + kMadeField + "=" + format_made(made);
   return out;
 }
 

@@ -20,6 +20,28 @@ std::string generate();
 // [A-Za-z0-9._-], not "." or "..".
 bool is_valid_region_name(const std::string& name);
 
+// True when `name` has the form generate() gives: the prefix and 22 base-62
+// characters. A region of such a name is the only one that ever has it; a
+// name of the user's choosing can lead to a newer region once the first is
+// removed.
+bool has_generated_form(const std::string& name);
+
+// Which region of a reusable name an object was read from (FORMAT.md 4,
+// the state's "made" field): its header's creator PID and creation time,
+// and its file's inode number (0: unknown), which tells apart two regions
+// one process made within a millisecond.
+struct RegionMade {
+  int64_t creator_pid = 0;
+  int64_t created_unix_ms = 0;
+  uint64_t inode = 0;
+};
+inline constexpr const char* kMadeField = "made";
+// "<creator_pid>.<created_unix_ms>.<inode>", each decimal.
+std::string format_made(const RegionMade& made);
+// nullopt unless three numbers of 1 to 18 decimal digits (19 for the
+// inode) joined by '.'. Never throws.
+std::optional<RegionMade> parse_made(const std::string& value);
+
 // One step from an object to a part of it.
 struct PathStep {
   enum class Kind { Element, Attribute } kind;
@@ -55,6 +77,9 @@ std::optional<ViewState> parse_view_state(const std::string& text);
 // region name without its "shmr_" prefix, then ":<node>" unless the node is
 // 0, then any number of fields ";<key>=<value>" that later versions may add.
 std::string format_compact_view_state(const ViewState& state);
+// The same, followed by the field ";made=..." when the region's name does
+// not have the generated form (RegionMade above): what objects write.
+std::string format_compact_view_state(const ViewState& state, const RegionMade& made);
 
 struct CompactViewState {
   ViewState view;

@@ -277,6 +277,25 @@ RegionFile open_region_file(const std::string& shm_directory, const std::string&
   return region;
 }
 
+names::RegionMade made_of(const MappedRegion& region) {
+  const format::RegionHeader& header = region.reader().header();
+  return {header.creator_pid, header.created_unix_ms, region.stamp().inode};
+}
+
+void check_region_made(const MappedRegion& region, const names::RegionMade& made) {
+  const names::RegionMade here = made_of(region);
+  const bool same_inode = made.inode == 0 || here.inode == 0 || made.inode == here.inode;
+  if (here.creator_pid == made.creator_pid && here.created_unix_ms == made.created_unix_ms &&
+      same_inode)
+    return;
+  throw Error(ErrorKind::NotFound,
+              "the region this object was read from (made by process " +
+                  std::to_string(made.creator_pid) + " at " + std::to_string(made.created_unix_ms) +
+                  " ms) was removed, and its name now leads to a newer region (process " +
+                  std::to_string(here.creator_pid) + ", " + std::to_string(here.created_unix_ms) +
+                  " ms), which is not read in its place");
+}
+
 bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept {
   if (stamp.device == 0 && stamp.inode == 0) return false;
   try {

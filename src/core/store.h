@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "names.h"
 #include "ownership.h"
 #include "reader.h"
 #include "region_file.h"
@@ -115,6 +116,15 @@ RegionFile open_region_file(const std::string& shm_directory, const std::string&
 // the name no longer means its data. False while the name leads to it, and
 // when it leads nowhere, the stamp is unknown or nothing can be checked.
 bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept;
+
+// What `region` writes as the "made" field of its objects' states.
+names::RegionMade made_of(const MappedRegion& region);
+
+// Throws Error(NotFound) unless `region` is the one `made` names: a stream
+// that recorded it may be read after its name was taken again by a newer
+// region (FORMAT.md 4, the "made" field), whose data it must not take for
+// its own. Inode numbers are compared when both are known.
+void check_region_made(const MappedRegion& region, const names::RegionMade& made);
 
 // Maps `region`: copy-on-write when its header says read-only, shared and
 // writable otherwise, unless `access` says. The file's first page is read

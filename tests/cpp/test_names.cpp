@@ -305,3 +305,35 @@ TEST(CompactViewState, FieldsAreKeyValuePairs) {
                            "origin=x;;y=1", "origin=x;origin=y", "a=1;b"})
     EXPECT_FALSE(parse_compact_fields(bad).has_value()) << bad;
 }
+
+TEST(CompactViewState, OnlyAReusableNameRecordsWhichRegionItWas) {
+  using shmr::names::format_compact_view_state;
+  const shmr::names::RegionMade made{4321, 1796300000123, 77};
+  const std::string generated = shmr::names::generate();
+  EXPECT_TRUE(shmr::names::has_generated_form(generated));
+  EXPECT_EQ(format_compact_view_state({generated, 3}, made), generated.substr(5) + ":3");
+  for (const char* chosen : {"shmr_my_data", "shmr_a", "shmr_0123456789012345678901x",
+                             "shmr_012345678901234567890", "shmr_01234567890123456789.1"}) {
+    EXPECT_FALSE(shmr::names::has_generated_form(chosen)) << chosen;
+    auto parsed = shmr::names::parse_compact_view_state(format_compact_view_state({chosen, 3}, made));
+    ASSERT_TRUE(parsed.has_value()) << chosen;
+    EXPECT_EQ(parsed->fields, "made=4321.1796300000123.77");
+  }
+}
+
+TEST(CompactViewState, MadeFieldRoundTripsAndRejectsHostileValues) {
+  using shmr::names::format_made;
+  using shmr::names::parse_made;
+  for (const shmr::names::RegionMade& made :
+       {shmr::names::RegionMade{1, 0, 0}, shmr::names::RegionMade{4194304, 1796300000123, 9},
+        shmr::names::RegionMade{999999999999999999, 999999999999999999, 9999999999999999999u}}) {
+    auto parsed = parse_made(format_made(made));
+    ASSERT_TRUE(parsed.has_value()) << format_made(made);
+    EXPECT_EQ(parsed->creator_pid, made.creator_pid);
+    EXPECT_EQ(parsed->created_unix_ms, made.created_unix_ms);
+    EXPECT_EQ(parsed->inode, made.inode);
+  }
+  for (const char* bad : {"", "1", "1.2", "1.2.", ".1.2", "1..2", "1.2.3.4", "-1.2.3", "1.2.+3",
+                          "1.2.3 ", "1.2.0x3", "1000000000000000000.2.3", "1.2.99999999999999999999"})
+    EXPECT_FALSE(parse_made(bad).has_value()) << bad;
+}

@@ -170,6 +170,34 @@ TEST(Store, ANameTakenAgainLeadsElsewhere) {
   EXPECT_TRUE(shmr::remove_region_files(second->location()));
 }
 
+TEST(Store, AStateRecordsWhichRegionOfAReusableNameItWasReadFrom) {
+  TempDir dir;
+  Sample sample;
+  auto region = shmr::create_region(sample.description, options(dir, "shmr_made", true));
+  auto mapped = shmr::open_mapped_region(dir.path(), region->name());
+  const shmr::names::RegionMade made = shmr::made_of(*mapped);
+  EXPECT_EQ(made.creator_pid, mapped->reader().header().creator_pid);
+  EXPECT_NE(made.inode, 0u);
+  EXPECT_NO_THROW(shmr::check_region_made(*mapped, made));
+  // An unknown inode (0) is not compared.
+  EXPECT_NO_THROW(shmr::check_region_made(*mapped, {made.creator_pid, made.created_unix_ms, 0}));
+  // Another creator, creation time or file is another region: a newer one
+  // under the name, never read in place of the one recorded.
+  for (const shmr::names::RegionMade& other :
+       {shmr::names::RegionMade{made.creator_pid + 1, made.created_unix_ms, made.inode},
+        shmr::names::RegionMade{made.creator_pid, made.created_unix_ms - 1, made.inode},
+        shmr::names::RegionMade{made.creator_pid, made.created_unix_ms, made.inode + 1}}) {
+    try {
+      shmr::check_region_made(*mapped, other);
+      ADD_FAILURE() << "a region with another identity was accepted";
+    } catch (const shmr::Error& e) {
+      EXPECT_EQ(e.kind(), shmr::ErrorKind::NotFound);
+      EXPECT_NE(std::string(e.what()).find("newer region"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(shmr::remove_region_files(region->location()));
+}
+
 TEST(Store, InvalidDescriptionCreatesNothing) {
   TempDir dir;
   RegionDescription bad;
