@@ -67,28 +67,12 @@ test_that("shared_info() and shared_regions() describe a region", {
   expect_s3_class(row$created, "POSIXct")
 })
 
-test_that("an object whose name a newer region took travels by value, not by that name", {
-  skip_on_cran()
+# For a vector, a character vector and a data frame: shares the value under
+# a name of the test's choosing and serializes it, then removes that region
+# and shares the value reversed under the same name, and calls
+# check(value, old, stream, newer, name).
+each_name_taken_again <- function(check) {
   name <- paste0("taken_again_", Sys.getpid())
-  on.exit(try(remove_shared(name), silent = TRUE), add = TRUE)
-  objects <- list(c(1, 2, 3), c("a", NA, "c"), data.frame(u = c(1.5, 2.5), v = c("x", "y")))
-  for (value in objects) {
-    old <- share(value, name = name, persist = TRUE)
-    expect_true(remove_shared(name))
-    newer <- share(rev(value), name = name, persist = TRUE)
-    # Sent by name, the old object would arrive as the newer one's data.
-    expect_identical(unserialize(serialize(old, NULL)), value)
-    expect_identical(in_other_process(function(x) x, list(x = old)), value)
-    # The newer object is still sent by its name, which leads to it.
-    expect_gt(length(grepRaw(name, serialize(newer, NULL), fixed = TRUE)), 0)
-    expect_identical(in_other_process(function(x) x, list(x = newer)), rev(value))
-    expect_true(remove_shared(name))
-  }
-})
-
-test_that("a stream written before a name was taken again does not read the newer region", {
-  skip_on_cran()
-  name <- paste0("stream_then_taken_", Sys.getpid())
   on.exit(try(remove_shared(name), silent = TRUE), add = TRUE)
   objects <- list(c(1, 2, 3), c("a", NA, "c"), data.frame(u = c(1.5, 2.5), v = c("x", "y")))
   for (value in objects) {
@@ -97,6 +81,26 @@ test_that("a stream written before a name was taken again does not read the newe
     expect_identical(unserialize(stream), value)
     expect_true(remove_shared(name))
     newer <- share(rev(value), name = name, persist = TRUE)
+    check(value, old, stream, newer, name)
+    expect_true(remove_shared(name))
+  }
+}
+
+test_that("an object whose name a newer region took travels by value, not by that name", {
+  skip_on_cran()
+  each_name_taken_again(function(value, old, stream, newer, name) {
+    # Sent by name, the old object would arrive as the newer one's data.
+    expect_identical(unserialize(serialize(old, NULL)), value)
+    expect_identical(in_other_process(function(x) x, list(x = old)), value)
+    # The newer object is still sent by its name, which leads to it.
+    expect_gt(length(grepRaw(name, serialize(newer, NULL), fixed = TRUE)), 0)
+    expect_identical(in_other_process(function(x) x, list(x = newer)), rev(value))
+  })
+})
+
+test_that("a stream written before a name was taken again does not read the newer region", {
+  skip_on_cran()
+  each_name_taken_again(function(value, old, stream, newer, name) {
     # Read afterwards, here and in another process, the stream names a
     # region that is gone: unavailable, never the newer region's data.
     here <- suppressWarnings(unserialize(stream))
@@ -109,8 +113,7 @@ test_that("a stream written before a name was taken again does not read the newe
     expect_match(elsewhere[2], "newer region")
     # The newer object's own stream reads it.
     expect_identical(unserialize(serialize(newer, NULL)), rev(value))
-    expect_true(remove_shared(name))
-  }
+  })
   # Generated names are never reused: their states carry no such record.
   expect_lte(length(serialize(share(c(1, 2, 3)), NULL)), 128)
 })

@@ -29,6 +29,14 @@ released_object <- function(value = as.numeric(1:100)) {
   structure(list(object = suppressWarnings(unserialize(bytes)), name = name))
 }
 
+# Two local mirai daemons of compute profile `profile`, once both connected.
+start_two_daemons <- function(profile) {
+  mirai::daemons(2, .compute = profile)
+  deadline <- Sys.time() + 30
+  while (mirai::status(.compute = profile)$connections < 2 && Sys.time() < deadline) Sys.sleep(0.05)
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+}
+
 collect_warnings <- function(expr) {
   warnings <- list()
   value <- withCallingHandlers(expr, warning = function(w) {
@@ -170,11 +178,8 @@ test_that("a list state whose length is not its node's is refused as unavailable
 test_that("a released region in a mirai task's arguments leaves the daemon connected", {
   skip_if_not_installed("mirai")
   profile <- "shmr_test_unavailable"
-  mirai::daemons(2, .compute = profile)
+  start_two_daemons(profile)
   on.exit(mirai::daemons(0, .compute = profile))
-  deadline <- Sys.time() + 30
-  while (mirai::status(.compute = profile)$connections < 2 && Sys.time() < deadline) Sys.sleep(0.05)
-  expect_identical(mirai::status(.compute = profile)$connections, 2L)
   released <- released_object()
   u <- released$object
   name <- released$name
@@ -199,11 +204,8 @@ test_that("a released region in a mirai task's arguments leaves the daemon conne
 test_that("mirai_map() with an unavailable object in its arguments fails the task, not the daemon", {
   skip_if_not_installed("mirai")
   profile <- "shmr_test_unavailable_map"
-  mirai::daemons(2, .compute = profile)
+  start_two_daemons(profile)
   on.exit(mirai::daemons(0, .compute = profile))
-  deadline <- Sys.time() + 30
-  while (mirai::status(.compute = profile)$connections < 2 && Sys.time() < deadline) Sys.sleep(0.05)
-  expect_identical(mirai::status(.compute = profile)$connections, 2L)
   # mirai_map() writes .args and the elements of .x into each task's call,
   # and mirai deparses that call when the task raises an error it does not
   # catch: the unavailable object is read a second time there.
