@@ -185,19 +185,25 @@ expect_all_rejected <- function(results, pattern = "is corrupt|could not be rebu
 
 # serialize() of a view writes its state as a raw vector (inst/FORMAT.md,
 # section 4). The same stream as format version 1 of shmr wrote it: the raw
-# state `compact` (raw) replaced by the string `state` (raw bytes; NULL for
+# state that starts with `compact` (raw: the name without its prefix; any
+# fields follow it) replaced by the string `state` (raw bytes; NULL for
 # NA_character_). Self-contained: it runs in other processes.
 as_legacy_stream <- function(stream, compact, state) {
   xdr_int <- function(n) {  # big-endian, as serialize() writes integers
     if (n < 0) n <- n + 2^32
     as.raw(c(n %/% 256^3, (n %/% 256^2) %% 256, (n %/% 256) %% 256, n %% 256))
   }
-  pattern <- c(as.raw(c(0, 0, 0, 0x18)), xdr_int(length(compact)), compact)
-  starts <- which(stream == pattern[1])
+  # A raw vector (type 0x18) whose bytes start with `compact`.
+  starts <- which(stream == compact[1])
   at <- starts[vapply(starts, function(i) {
-    i + length(pattern) - 1 <= length(stream) && all(stream[i:(i + length(pattern) - 1)] == pattern)
+    i > 8 && i + length(compact) - 1 <= length(stream) &&
+      all(stream[i:(i + length(compact) - 1)] == compact) &&
+      all(stream[(i - 8):(i - 5)] == as.raw(c(0, 0, 0, 0x18)))
   }, logical(1))][1]
   if (is.na(at)) stop("raw state not found in the stream")
+  size <- sum(as.numeric(stream[(at - 4):(at - 1)]) * 256^(3:0))
+  at <- at - 8
+  pattern <- stream[at:(at + 8 + size - 1)]
   chars <- if (is.null(state)) {
     c(as.raw(c(0, 0, 0, 9)), xdr_int(-1))
   } else {

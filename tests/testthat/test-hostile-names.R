@@ -203,6 +203,8 @@ test_that("hostile compact serialized states open nothing outside the namespace"
       ":0", ":", "real:-1", "real:1e3", "real: 0", "real:0 ", "real:0x0",
       "real:99999999999999999999", "real:18446744073709551615", "real:1000", "real[1]",
       "real@dim", "real;origin=x", "real;colour=red", "real;origin", "real;origin=;origin=",
+      "real;made=1.2", "real;made=x.y.z", "real;made=1.2.3.4", "real;made=-1.2.3",
+      "real;made=1.2.3;made=1.2.3", "real;made=1.2.3",
       "real:0;", "real;", strrep("a", 196), strrep("x", 100000),
       paste0(strrep("../", 1000), "shmr_outside")
     )
@@ -228,7 +230,8 @@ test_that("hostile compact serialized states open nothing outside the namespace"
       "^error: shmr: (shared region '[^']*' is not available here: )?",
       "(serialized shared object (has an invalid (state|origin)|carries fields)|malformed ",
       "serialized shared object|no shared region named|'shmr_[a-z_]+' is (a symbolic link|not ",
-      "a regular file)|shared region 'shmr_real' is corrupt: node 1000 does not)"),
+      "a regular file)|shared region 'shmr_real' is corrupt: node 1000 does not|",
+      "the region this object was read from)"),
       label = names(got)[i])
   }
   expect_match(got[["real:1000"]], "node 1000 does not exist")
@@ -239,6 +242,11 @@ test_that("hostile compact serialized states open nothing outside the namespace"
   expect_match(got[["real;origin"]], "has an invalid state")
   expect_match(got[["real;origin=;origin="]], "has an invalid state")
   expect_match(got$empty, "malformed serialized shared object")
+  # Which region of a name of the user's choosing the object was read from:
+  # checked, and another region of that name is never read in its place.
+  expect_match(got[["real;made=1.2"]], "malformed made field")
+  expect_match(got[["real;made=1.2.3;made=1.2.3"]], "has an invalid state")
+  expect_match(got[["real;made=1.2.3"]], "the region this object was read from .* newer region")
 })
 
 test_that("a shared vector serializes to at most 130 bytes, whatever its length", {
