@@ -45,7 +45,9 @@
 #' @return `pool_create()`: the pool (class `shmr_pool`), invisibly.
 #'   `pool_get()`: the default pool, or `NULL` when there is none.
 #'   `pool_stop()`: `NULL`, invisibly, once the workers have exited (or
-#'   `timeout` passed). `pool_status()`: a data frame with one row per
+#'   `timeout` passed); a map running on the pool meanwhile (`pool_stop()`
+#'   called from a handler of a message it relayed) ends with an error, and
+#'   no worker is started for it. `pool_status()`: a data frame with one row per
 #'   worker: `worker`, `host` (the host identity of its host, see
 #'   [remote]), `pid` (on that host), `status` (`"ok"`, or `"dead"` for a worker
 #'   that is no longer running), `tasks_done` (elements computed),
