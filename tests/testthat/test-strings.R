@@ -181,3 +181,27 @@ test_that("a region written by format version 1 still maps; an unknown version i
   expect_identical(got$info, 1L)
   expect_match(got$v4, "format version is 4, this build of shmr reads versions 1 to 3")
 })
+
+test_that("an ALTREP character vector keeps its attributes when shared", {
+  # R's deferred strings (as.character() of numbers) hold their attributes on
+  # the ALTREP object; so does the wrapper R puts around a vector of 64 or
+  # more elements to change its attributes without copying it.
+  view <- share(sprintf("v%d", 1:64))
+  wrapped <- view
+  attr(wrapped, "foo") <- "bar"
+  objects <- list(
+    deferred = setNames(as.character(1:3), c("a", "b", "c")),
+    deferred_double = structure(as.character(c(1.5, 2.5)), foo = "bar"),
+    wrapped_view = wrapped,
+    in_list = list(a = setNames(as.character(1:3), c("a", "b", "c")))
+  )
+  for (name in names(objects)) {
+    shared <- share(objects[[name]])
+    expect_identical(shared, objects[[name]], label = name)
+    expect_identical(map_shared(shared_name(shared)), objects[[name]], label = name)
+  }
+  names <- lapply(objects, function(o) shared_name(share(o)))
+  got <- in_other_process(function(names) lapply(names, function(n) shmr::fetch(shmr::map_shared(n))),
+                          list(names = names))
+  expect_identical(got, objects)
+})
