@@ -304,7 +304,8 @@ SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mappi
 }
 
 // A mapping of `list`'s region on which none of the nodes that `slots` make
-// views of has a live view: the list's own mapping when possible.
+// views of has a live view: the list's own mapping when possible; nullptr
+// when no other mapping of its file can be had.
 std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::vector<Slot>& slots) {
   auto is_free = [&](const Mapping& mapping) {
     for (const Slot& slot : slots)
@@ -313,16 +314,16 @@ std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::ve
     return true;
   };
   if (is_free(*list.mapping)) return list.mapping;
-  const std::string& name = list.mapping->region().name();
+  // Another mapping of the list's own file: its name may lead to a newer
+  // region by now, whose nodes are other data.
   try {
-    std::shared_ptr<Mapping> other = mapping_for_node(name, slots.back().node.index());
+    std::shared_ptr<Mapping> other = other_mapping_of_file(list.mapping, slots.back().node.index(), false);
     if (is_free(*other)) return other;
-    return open_mapping(name);
+    return other_mapping_of_file(list.mapping, 0, true);
   } catch (const Error&) {
-    // The region's name is gone (its creator removed it): the list's own
-    // mapping is all there is. Its elements are never changed in place (R
-    // marks what an ALTREP list returns as not mutable).
-    return list.mapping;
+    // The region's name is gone, or leads to another file: no other mapping
+    // of this file can be had.
+    return nullptr;
   }
 }
 
@@ -357,6 +358,18 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
   }
   std::vector<Slot> slots = plan_object(list.mapping->reader(), node);
   std::shared_ptr<Mapping> mapping = mapping_for_views(list, slots);
+  if (mapping == nullptr) {
+    // Only the list's own mapping reads this file: what another object
+    // views there already is copied (two objects never share private pages).
+    for (Slot& slot : slots) {
+      if (!is_viewable(slot.node.kind()) || slot.plain || !list.mapping->has_live_view(slot.node.index()))
+        continue;
+      slot.plain = true;
+      if (slot.node.kind() == NodeKind::String)
+        for (uint64_t i = 0; i < slot.node.length(); ++i) slot.strings.push_back(slot.node.string_at(i));
+    }
+    return build(slots, list.mapping);
+  }
   if (mapping == list.mapping) return build(slots, mapping);
   // Another mapping reads the same bytes; plan on it so the views point there.
   return decode_object(mapping, node);

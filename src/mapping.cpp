@@ -97,8 +97,16 @@ class MappingRegistry {
     if (!group) throw Error(ErrorKind::System, "cannot identify the file of shared region '" + name + "'");
     if (auto reused = first_reusable(*group, preferred.get(), node, Want::FreeForNode)) return reused;
     if (group->idle && group->indexed) return adopt_idle(group);
-    // A new mapping of the same file, through its name: if the name now
-    // leads elsewhere, this file can no longer be mapped.
+    return new_of_same_file(preferred);
+  }
+
+  // A new mapping of the file `mapped` maps, through its name: if the name
+  // now leads elsewhere, this file can no longer be mapped.
+  std::shared_ptr<Mapping> new_of_same_file(const std::shared_ptr<Mapping>& mapped) {
+    const std::string& name = mapped->region().name();
+    remember(mapped);
+    std::shared_ptr<RegionGroup> group = mapped->group_;
+    if (!group) throw Error(ErrorKind::System, "cannot identify the file of shared region '" + name + "'");
     RegionFile file = open_region_file(group->location.shm_directory, group->location.name);
     if (file.file.stamp != group->stamp)
       throw Error(ErrorKind::NotFound,
@@ -379,6 +387,12 @@ std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& prefer
                                           bool fixed_width) {
   if (!fixed_width || !preferred->refuses_new_view_of(node)) return preferred;
   return MappingRegistry::get().other_for_view(preferred, node);
+}
+
+std::shared_ptr<Mapping> other_mapping_of_file(const std::shared_ptr<Mapping>& mapped, uint64_t node,
+                                               bool fresh) {
+  if (fresh) return MappingRegistry::get().new_of_same_file(mapped);
+  return MappingRegistry::get().other_for_view(mapped, node);
 }
 
 void remember_mapping(const std::shared_ptr<Mapping>& mapping) {

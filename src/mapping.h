@@ -122,6 +122,13 @@ std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node
 std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& preferred, uint64_t node,
                                           bool fixed_width);
 
+// Another mapping of the very file `mapped` maps, never of a newer region
+// that took its name: one free for a new view of `node` (reused or new), or
+// with `fresh` always a new one. Throws NotFound when a new mapping is
+// needed and the file is no longer under its name.
+std::shared_ptr<Mapping> other_mapping_of_file(const std::shared_ptr<Mapping>& mapped, uint64_t node,
+                                               bool fresh);
+
 // Makes a mapping made elsewhere (share(), buffers) findable for reuse.
 // Idempotent; O(1).
 void remember_mapping(const std::shared_ptr<Mapping>& mapping);

@@ -296,3 +296,21 @@ test_that("a closed shared list refuses its data with an error", {
   if (has_list_views()) expect_error(s$b, "closed")
   expect_false(is_shared(s))
 })
+
+test_that("a list's elements read its own region after its name was taken by a newer one", {
+  name <- paste0("list_then_taken_", Sys.getpid())
+  on.exit(try(remove_shared(name), silent = TRUE), add = TRUE)
+  value <- data.frame(u = c(1.5, 2.5), v = c("x", "y"))
+  old <- share(value, name = name, persist = TRUE)
+  # Another object views the same columns in this process, so reading them
+  # through `old` needs another mapping of the region's file.
+  other <- unserialize(serialize(old, NULL))
+  expect_identical(list(other$u, other$v), list(value$u, value$v))
+  expect_true(remove_shared(name))
+  newer <- share(data.frame(u = c("p", "q"), v = c(7, 8)), name = name, persist = TRUE)
+  expect_identical(old$u, value$u)
+  expect_identical(old$v, value$v)
+  expect_identical(fetch(old), value)
+  expect_identical(unserialize(serialize(old, NULL)), value)
+  expect_identical(fetch(newer), data.frame(u = c("p", "q"), v = c(7, 8)))
+})
