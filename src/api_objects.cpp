@@ -42,11 +42,6 @@ bool contains_altrep(SEXP root) {
   return false;
 }
 
-bool is_buffer_region(const RegionReader& reader) {
-  const auto& header = reader.header();
-  return std::strncmp(header.original_class, "shmr_buffer", sizeof header.original_class) == 0;
-}
-
 // True when x's attributes are the ones its node holds, so that map_shared()
 // of its name gives x back. Changing an attribute of a shared object in
 // place (names<-, dimnames<-, class<-) changes only this process's object.

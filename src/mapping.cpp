@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -393,6 +394,11 @@ std::shared_ptr<Mapping> other_mapping_of_file(const std::shared_ptr<Mapping>& m
                                                bool fresh) {
   if (fresh) return MappingRegistry::get().new_of_same_file(mapped);
   return MappingRegistry::get().other_for_view(mapped, node);
+}
+
+bool is_buffer_region(const RegionReader& reader) {
+  const auto& header = reader.header();
+  return std::strncmp(header.original_class, "shmr_buffer", sizeof header.original_class) == 0;
 }
 
 void remember_mapping(const std::shared_ptr<Mapping>& mapping) {

@@ -129,6 +129,9 @@ std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& prefer
 std::shared_ptr<Mapping> other_mapping_of_file(const std::shared_ptr<Mapping>& mapped, uint64_t node,
                                                bool fresh);
 
+// True when the region holds a shared_buffer() (its header's class).
+bool is_buffer_region(const RegionReader& reader);
+
 // Makes a mapping made elsewhere (share(), buffers) findable for reuse.
 // Idempotent; O(1).
 void remember_mapping(const std::shared_ptr<Mapping>& mapping);

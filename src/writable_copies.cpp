@@ -78,15 +78,11 @@ SEXP writer_environments() {
   return found;
 }
 
-bool is_buffer(const ViewHandle& handle) {
-  const auto& header = handle.mapping->reader().header();
-  return std::strncmp(header.original_class, "shmr_buffer", sizeof header.original_class) == 0;
-}
 
 Outcome decide(SEXP copy, const ViewHandle& handle) {
   // A buffer changes only through its `[<-` method, which writes to the
   // region whatever object it is given: anything else is R's own business.
-  if (is_buffer(handle)) return Outcome::Private;
+  if (is_buffer_region(handle.mapping->reader())) return Outcome::Private;
   // The copy holds one reference to itself: a second one is R's wrapper or
   // a variable, and R writes into such a copy only through a wrapper.
   const bool wrapped = MAYBE_SHARED(copy);
