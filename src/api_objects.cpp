@@ -62,9 +62,11 @@ bool attributes_as_shared(SEXP x, const Origin& origin) {
     while (a < node.attribute_count() && node.attribute_name(a) != name) ++a;
     if (a == node.attribute_count()) return false;
     const uint64_t stored = node.attribute_value(a);
+    // The same node of the same file (a name may have been taken again).
     Origin held = origin_of(value);
-    if (held.mapping && held.node == stored &&
-        held.mapping->region().name() == origin.mapping->region().name())
+    const FileStamp& file = origin.mapping->region().stamp();
+    if (held.mapping && held.node == stored && file.inode != 0 &&
+        held.mapping->region().stamp().same_file(file))
       continue;
     cpp11::sexp decoded(decode_object(origin.mapping, stored));
     // identical()'s defaults; a shared string vector may raise when read.
