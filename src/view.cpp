@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/decimal.h"
 #include "core/error.h"
 #include "core/names.h"
 #include "core/pages.h"
@@ -219,11 +220,9 @@ std::optional<ListState> parse_list_state(const StateBytes& bytes, std::string* 
       if (unknown_fields != nullptr) *unknown_fields = parsed->fields;
       return std::nullopt;
     }
-    const std::string& digits = field.second;
-    if (digits.empty() || digits.size() > 19 ||
-        digits.find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    state.length = std::stoull(digits);
+    auto length = parse_decimal(field.second);
+    if (!length) return std::nullopt;
+    state.length = *length;
   }
   return state;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "creator.h"
+#include "decimal.h"
 #include "error.h"
 #include "format.h"
 #include "locator.h"
@@ -26,12 +27,8 @@ int64_t temporary_owner_pid(const std::string& file) {
   if (file.compare(0, prefix, kTemporaryPrefix) != 0) return 0;
   size_t underscore = file.find('_', prefix);
   if (underscore == std::string::npos || underscore == prefix) return 0;
-  int64_t pid = 0;
-  for (size_t i = prefix; i < underscore; ++i) {
-    if (file[i] < '0' || file[i] > '9' || pid > 1000000000) return 0;
-    pid = pid * 10 + (file[i] - '0');
-  }
-  return pid;
+  auto pid = parse_decimal(std::string_view(file).substr(prefix, underscore - prefix), 10);
+  return pid ? static_cast<int64_t>(*pid) : 0;
 }
 
 // An open regular file of this user, or an invalid descriptor.

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "decimal.h"
 #include "error.h"
 
 namespace shmr {
@@ -79,22 +80,13 @@ std::string format_made(const RegionMade& made) {
 }
 
 std::optional<RegionMade> parse_made(const std::string& value) {
-  auto number = [](const std::string& digits, size_t most) -> std::optional<uint64_t> {
-    if (digits.empty() || digits.size() > most) return std::nullopt;
-    uint64_t n = 0;
-    for (char c : digits) {
-      if (c < '0' || c > '9') return std::nullopt;
-      n = n * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return n;
-  };
   const size_t first = value.find('.');
   const size_t second = first == std::string::npos ? first : value.find('.', first + 1);
   if (second == std::string::npos) return std::nullopt;
-  // 18 digits always fit a signed 64-bit number, 19 an unsigned one.
-  auto pid = number(value.substr(0, first), 18);
-  auto created = number(value.substr(first + 1, second - first - 1), 18);
-  auto inode = number(value.substr(second + 1), 19);
+  const std::string_view text(value);
+  auto pid = parse_decimal(text.substr(0, first), kMaxSignedDigits);
+  auto created = parse_decimal(text.substr(first + 1, second - first - 1), kMaxSignedDigits);
+  auto inode = parse_decimal(text.substr(second + 1));
   if (!pid || !created || !inode) return std::nullopt;
   return RegionMade{static_cast<int64_t>(*pid), static_cast<int64_t>(*created), *inode};
 }
@@ -121,16 +113,11 @@ std::optional<ObjectPath> parse_path(const std::string& text) {
     if (text[i] == '[') {
       ++i;
       for (;;) {
-        uint64_t value = 0;
-        size_t digits = 0;
-        while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-          if (digits == 18) return std::nullopt;
-          value = value * 10 + static_cast<uint64_t>(text[i] - '0');
-          ++digits;
-          ++i;
-        }
-        if (digits == 0 || value == 0) return std::nullopt;
-        path.steps.push_back({PathStep::Kind::Element, value, {}});
+        const size_t start = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+        auto index = parse_decimal(std::string_view(text).substr(start, i - start), kMaxSignedDigits);
+        if (!index || *index == 0) return std::nullopt;
+        path.steps.push_back({PathStep::Kind::Element, *index, {}});
         if (i < text.size() && text[i] == ',') {
           ++i;
           continue;
@@ -185,12 +172,9 @@ std::optional<ViewState> parse_view_state(const std::string& text) {
   ViewState state;
   state.region = text.substr(0, colon);
   if (!is_valid_region_name(state.region)) return std::nullopt;
-  const size_t digits = text.size() - colon - 1;
-  if (digits == 0 || digits > 19) return std::nullopt;  // 19 digits always fit 64 bits
-  for (size_t i = colon + 1; i < text.size(); ++i) {
-    if (text[i] < '0' || text[i] > '9') return std::nullopt;
-    state.node = state.node * 10 + static_cast<uint64_t>(text[i] - '0');
-  }
+  auto node = parse_decimal(std::string_view(text).substr(colon + 1));
+  if (!node) return std::nullopt;
+  state.node = *node;
   return state;
 }
 

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <vector>
 
+#include "decimal.h"
 #include "format.h"
 
 namespace shmr {
@@ -15,19 +16,11 @@ bool all_of(const std::string& s, const char* allowed) {
   return true;
 }
 
-constexpr const char* kDigits = "0123456789";
 constexpr const char* kHex = "0123456789abcdef";
 constexpr const char* kBase62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 constexpr const char* kHostChars =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-_";
 
-// A decimal number of 1 to 19 digits (no sign, no leading '+').
-std::optional<uint64_t> parse_count(const std::string& s) {
-  if (s.empty() || s.size() > 19 || !all_of(s, kDigits)) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : s) value = value * 10 + static_cast<uint64_t>(c - '0');
-  return value;
-}
 
 std::vector<std::string> split_spaces(const std::string& text) {
   std::vector<std::string> fields;
@@ -57,8 +50,8 @@ bool is_valid_host_identity(const std::string& host) {
   size_t first = host.rfind(':', second - 1);
   if (first == std::string::npos || first == 0) return false;
   std::string name = host.substr(0, first);
-  return all_of(name, kHostChars) && parse_count(host.substr(first + 1, second - first - 1)) &&
-         parse_count(host.substr(second + 1));
+  return all_of(name, kHostChars) && parse_decimal(host.substr(first + 1, second - first - 1)) &&
+         parse_decimal(host.substr(second + 1));
 }
 
 bool is_valid_server_address(const std::string& address) {
@@ -74,7 +67,7 @@ bool is_valid_server_address(const std::string& address) {
   size_t colon = rest.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   std::string host = rest.substr(0, colon);
-  auto port = parse_count(rest.substr(colon + 1));
+  auto port = parse_decimal(rest.substr(colon + 1));
   if (!port || *port == 0 || *port > 65535) return false;
   if (host.front() == '[')
     return host.size() > 2 && host.back() == ']' &&
@@ -110,9 +103,9 @@ std::optional<RemoteOrigin> parse_origin(const std::string& text) {
   if (tls == origin.fingerprint.empty()) return std::nullopt;
   if (!is_valid_host_identity(f[3])) return std::nullopt;
   origin.identity.host = f[3];
-  auto size = parse_count(f[4]);
-  auto pid = parse_count(f[5]);
-  auto created = parse_count(f[6]);
+  auto size = parse_decimal(f[4]);
+  auto pid = parse_decimal(f[5]);
+  auto created = parse_decimal(f[6]);
   if (!size || !pid || !created || *size == 0 || *pid == 0 || *pid > INT64_MAX ||
       *created > INT64_MAX)
     return std::nullopt;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "decimal.h"
 #include "names.h"
 
 using shmr::names::format_path;
@@ -336,4 +337,22 @@ TEST(CompactViewState, MadeFieldRoundTripsAndRejectsHostileValues) {
   for (const char* bad : {"", "1", "1.2", "1.2.", ".1.2", "1..2", "1.2.3.4", "-1.2.3", "1.2.+3",
                           "1.2.3 ", "1.2.0x3", "1000000000000000000.2.3", "1.2.99999999999999999999"})
     EXPECT_FALSE(parse_made(bad).has_value()) << bad;
+}
+
+TEST(Decimal, ReadsDigitsUpToTheLimit) {
+  EXPECT_EQ(shmr::parse_decimal("0"), 0u);
+  EXPECT_EQ(shmr::parse_decimal("007"), 7u);
+  EXPECT_EQ(shmr::parse_decimal("18446744073709551615", 20), std::nullopt);  // 20 digits
+  EXPECT_EQ(shmr::parse_decimal("9999999999999999999"), 9999999999999999999ull);
+  EXPECT_EQ(shmr::parse_decimal("999999999999999999", shmr::kMaxSignedDigits),
+            999999999999999999ull);
+  EXPECT_EQ(shmr::parse_decimal("1000000000000000000", shmr::kMaxSignedDigits), std::nullopt);
+  EXPECT_EQ(shmr::parse_decimal("12345", 4), std::nullopt);
+}
+
+TEST(Decimal, RefusesAnythingButDigits) {
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1a", "0x10", "1.5", "１"}) {
+    EXPECT_EQ(shmr::parse_decimal(bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(shmr::parse_decimal(std::string_view("12\0" "3", 4)), std::nullopt);
 }
