@@ -1,7 +1,5 @@
 #include "mapping.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -256,9 +254,7 @@ class MappingRegistry {
 
   // True while the region's name still leads to this file.
   static bool still_named(const RegionGroup& group) noexcept {
-    struct stat st;
-    if (::stat(group.location.data_path().c_str(), &st) != 0) return false;
-    return FileStamp::of(st).same_file(group.stamp);
+    return where_name_leads(group.location, group.stamp) == NameLeads::Here;
   }
 
   // Only pages nobody wrote, of a region that exists, in a process that

@@ -296,18 +296,25 @@ void check_region_made(const MappedRegion& region, const names::RegionMade& made
                   " ms), which is not read in its place");
 }
 
-bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept {
-  if (stamp.device == 0 && stamp.inode == 0) return false;
+NameLeads where_name_leads(const RegionLocation& location, const FileStamp& stamp) noexcept {
+  if (stamp.device == 0 && stamp.inode == 0) return NameLeads::Unknown;
+  auto leads = [&stamp](const FileStamp& now) {
+    return now.same_file(stamp) ? NameLeads::Here : NameLeads::Elsewhere;
+  };
   try {
     if (location.backing == Backing::Shm) {
       // The name is the data file itself: no need to open it.
       struct stat st;
-      if (::lstat(location.name_path().c_str(), &st) != 0) return false;
-      return !FileStamp::of(st).same_file(stamp);
+      if (::lstat(location.name_path().c_str(), &st) != 0) {
+        return errno == ENOENT ? NameLeads::Nowhere : NameLeads::Unknown;
+      }
+      return leads(FileStamp::of(st));
     }
-    return !open_region_file(location.shm_directory, location.name).file.stamp.same_file(stamp);
+    return leads(open_region_file(location.shm_directory, location.name).file.stamp);
+  } catch (const Error& e) {
+    return e.kind() == ErrorKind::NotFound ? NameLeads::Nowhere : NameLeads::Unknown;
   } catch (...) {
-    return false;
+    return NameLeads::Unknown;
   }
 }
 

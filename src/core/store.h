@@ -111,11 +111,16 @@ struct RegionFile {
 };
 RegionFile open_region_file(const std::string& shm_directory, const std::string& name);
 
-// True when the name of `location` now leads to a file other than the one
-// `stamp` identifies: that region was removed and its name taken again, so
-// the name no longer means its data. False while the name leads to it, and
-// when it leads nowhere, the stamp is unknown or nothing can be checked.
-bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept;
+// Where the name of `location` leads now, for the region whose data file
+// `stamp` identifies: to that file; to another one (the region was removed
+// and its name taken again, so the name no longer means its data); to
+// nothing; or Unknown (the stamp is unknown or nothing could be checked).
+enum class NameLeads { Here, Elsewhere, Nowhere, Unknown };
+NameLeads where_name_leads(const RegionLocation& location, const FileStamp& stamp) noexcept;
+
+inline bool name_leads_elsewhere(const RegionLocation& location, const FileStamp& stamp) noexcept {
+  return where_name_leads(location, stamp) == NameLeads::Elsewhere;
+}
 
 // What `region` writes as the "made" field of its objects' states.
 names::RegionMade made_of(const MappedRegion& region);

@@ -170,6 +170,27 @@ TEST(Store, ANameTakenAgainLeadsElsewhere) {
   EXPECT_TRUE(shmr::remove_region_files(second->location()));
 }
 
+TEST(Store, WhereANameLeadsTellsHereElsewhereAndNowhereApartForBothBackings) {
+  using shmr::NameLeads;
+  for (shmr::Backing backing : {shmr::Backing::Shm, shmr::Backing::File}) {
+    TempDir dir;
+    TempDir data;
+    Sample sample;
+    CreateOptions o = options(dir, "shmr_where", true);
+    o.backing = backing;
+    o.data_directory = data.path();
+    auto first = shmr::create_region(sample.description, o);
+    EXPECT_EQ(shmr::where_name_leads(first->location(), first->stamp()), NameLeads::Here);
+    EXPECT_EQ(shmr::where_name_leads(first->location(), shmr::FileStamp{}), NameLeads::Unknown);
+    ASSERT_TRUE(shmr::remove_region_files(first->location()));
+    EXPECT_EQ(shmr::where_name_leads(first->location(), first->stamp()), NameLeads::Nowhere);
+    auto second = shmr::create_region(sample.description, o);
+    EXPECT_EQ(shmr::where_name_leads(first->location(), first->stamp()), NameLeads::Elsewhere);
+    EXPECT_EQ(shmr::where_name_leads(second->location(), second->stamp()), NameLeads::Here);
+    EXPECT_TRUE(shmr::remove_region_files(second->location()));
+  }
+}
+
 TEST(Store, AStateRecordsWhichRegionOfAReusableNameItWasReadFrom) {
   TempDir dir;
   Sample sample;
