@@ -379,28 +379,6 @@ is_shared <- function(x) {
   .Call(shmr_is_shared, x) || !is.null(deep_share_report(x))
 }
 
-#' Copy a shared object into ordinary memory
-#'
-#' @param x An R object, shared or not.
-#' @param ... Ignored (accepted for code written for shard).
-#' @return An ordinary deep copy of `x` that owns its memory: no ALTREP
-#'   vector is left in its vectors, lists, attributes, S4 slots or
-#'   pairlists, and it stays usable after the region is closed. Environments
-#'   (and so closures and reference objects from a deep share) are not
-#'   copied: they keep reading the region.
-#' @export
-#' @examples
-#' x <- share(c(a = 1, b = 2))
-#' y <- fetch(x)
-#' is_shared(y)
-#' identical(x, y)
-fetch <- function(x, ...) {
-  copy <- .Call(shmr_fetch, x)
-  # A buffer's copy is an ordinary private vector, not a buffer.
-  if (inherits(copy, "shmr_buffer")) oldClass(copy) <- NULL
-  copy
-}
-
 #' Release a shared object now
 #'
 #' Unmaps the object's region in this process; in the process that created

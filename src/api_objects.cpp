@@ -196,9 +196,32 @@ extern "C" SEXP shmr_close(SEXP x) {
   END_CPP11
 }
 
-extern "C" SEXP shmr_fetch(SEXP x) {
+// The copy, and the environments and closures it holds: list(copy,
+// references). R/fetch.R decides which of those to copy.
+extern "C" SEXP shmr_fetch_first(SEXP x) {
   BEGIN_CPP11
-  return cpp11::unwind_protect([&] { return fetch_copy(x); });
+  return cpp11::unwind_protect([&] { return fetch_copy_and_references(x); });
+  END_CPP11
+}
+
+// `from` and `to`: the environments and closures to replace (two lists of
+// equal length; R/fetch.R makes the copies).
+extern "C" SEXP shmr_fetch(SEXP x, SEXP from, SEXP to) {
+  BEGIN_CPP11
+  return cpp11::unwind_protect([&] {
+    SEXP storage = R_NilValue;
+    Replacements replacements = replacements_of(from, to, &storage);
+    PROTECT(storage);
+    SEXP copy = fetch_copy(x, replacements);
+    UNPROTECT(1);
+    return copy;
+  });
+  END_CPP11
+}
+
+extern "C" SEXP shmr_fetch_reach(SEXP x) {
+  BEGIN_CPP11
+  return cpp11::unwind_protect([&] { return fetch_reach(x); });
   END_CPP11
 }
 

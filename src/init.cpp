@@ -13,7 +13,9 @@ SEXP shmr_name(SEXP);
 SEXP shmr_info(SEXP);
 SEXP shmr_backing(SEXP);
 SEXP shmr_close(SEXP);
-SEXP shmr_fetch(SEXP);
+SEXP shmr_fetch(SEXP, SEXP, SEXP);
+SEXP shmr_fetch_reach(SEXP);
+SEXP shmr_fetch_first(SEXP);
 SEXP shmr_regions();
 SEXP shmr_regions_named(SEXP);
 SEXP shmr_prune();
@@ -82,7 +84,9 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_info", (DL_FUNC)&shmr_info, 1},
     {"shmr_backing", (DL_FUNC)&shmr_backing, 1},
     {"shmr_close", (DL_FUNC)&shmr_close, 1},
-    {"shmr_fetch", (DL_FUNC)&shmr_fetch, 1},
+    {"shmr_fetch", (DL_FUNC)&shmr_fetch, 3},
+    {"shmr_fetch_reach", (DL_FUNC)&shmr_fetch_reach, 1},
+    {"shmr_fetch_first", (DL_FUNC)&shmr_fetch_first, 1},
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},
     {"shmr_regions_named", (DL_FUNC)&shmr_regions_named, 1},
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},

@@ -36,3 +36,92 @@ test_that("fetch() copies an S4 object's slots and a pairlist's cells: usable af
     expect_identical(unserialize(serialize(copy, NULL)), value)
   }
 })
+
+test_that("fetch() copies the environments a shared object is reached through: an R6-style object outlives close()", {
+  # As R6 builds its objects: fields in one environment, methods in another
+  # that binds `self`, an active binding and a locked one.
+  make_store <- function(values) {
+    self <- new.env(parent = emptyenv())
+    methods <- new.env(parent = globalenv())
+    methods$self <- self
+    self$values <- values
+    self$total <- eval(quote(function() sum(self$values)), methods)
+    makeActiveBinding("size", eval(quote(function() length(self$values)), methods), self)
+    lockBinding("total", self)
+    class(self) <- "store"
+    self
+  }
+  values <- runif(5e4)
+  s <- share(make_store(values), deep = TRUE, min_bytes = 1e4, cycle = "skip")
+  expect_true(is_shared(s$values))
+  copy <- fetch(s)
+  expect_false(identical(copy, s))
+  close(s)
+  # Before, the copy's environments were the shared object's: "was closed".
+  expect_error(s$total(), "was closed")
+  expect_false(shmr:::contains_altrep(copy$values))
+  expect_identical(copy$values, values)
+  expect_equal(copy$total(), sum(values))
+  expect_equal(copy$size, 5e4)
+  expect_true(bindingIsActive("size", copy))
+  expect_true(bindingIsLocked("total", copy))
+  expect_s3_class(copy, "store")
+  # The copy's methods read the copy: `self` is the copy, a cycle kept.
+  expect_identical(environment(copy$total)$self, copy)
+  copy$values <- c(1, 2, 3)
+  expect_equal(copy$total(), 6)
+  expect_equal(copy$size, 3)
+})
+
+test_that("fetch() copies a closure's enclosing frames that hold shared data, and keeps other environments", {
+  # The shared vector is an argument of the frame enclosing the closure's
+  # own (empty) frame, not yet evaluated.
+  outer <- local(function(v) {
+    inner <- function() function() sum(v)
+    inner()
+  }, envir = new.env(parent = globalenv()))
+  values <- as.numeric(seq_len(1e5))
+  f <- outer(share(values))
+  # Its parent is this test's frame, which holds shared data: an
+  # environment that is data, not a closure's scope, is not followed there.
+  plain <- new.env()
+  plain$a <- 1
+  g <- local(function() 1, envir = new.env(parent = globalenv()))
+  x <- list(f = f, plain = plain, g = g, v = share(values))
+  copy <- fetch(x)
+  close(get("v", envir = parent.env(environment(f))))
+  close(x$v)
+  expect_equal(copy$f(), sum(values))
+  expect_identical(copy$v, values)
+  expect_false(identical(environment(copy$f), environment(f)))
+  # Environments that lead to no shared object are the same objects, as in
+  # any copy of an R value; so is the global environment.
+  expect_identical(copy$plain, plain)
+  expect_identical(environment(copy$g), environment(g))
+  expect_identical(parent.env(parent.env(environment(copy$f))), environment(outer))
+})
+
+test_that("fetch() of a formula whose environment holds shared data, and of a Reference Class object", {
+  make_formula <- function(w) {
+    force(w)
+    y ~ x
+  }
+  weights <- runif(1e4)
+  shared_weights <- share(weights)
+  fo <- make_formula(shared_weights)
+  copy <- fetch(fo)
+  close(shared_weights)
+  expect_identical(environment(copy)$w, weights)
+  expect_s3_class(copy, "formula")
+
+  Account <- setRefClass("ShmrFetchAccount", fields = list(values = "numeric"), where = globalenv(),
+                         methods = list(total = function() sum(values)))
+  on.exit(removeClass("ShmrFetchAccount", where = globalenv()))
+  amounts <- runif(1e5)
+  s <- share(Account$new(values = amounts), deep = TRUE, min_bytes = 1e4, cycle = "skip")
+  account <- fetch(s)
+  close(s)
+  expect_equal(account$total(), sum(amounts))
+  expect_identical(account$values, amounts)
+  expect_true(validObject(account))
+})
