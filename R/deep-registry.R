@@ -61,7 +61,7 @@ shared_views_in <- function(x) {
   seen <- new.env(hash = TRUE, parent = emptyenv())
   search_envs <- search_environments()
   collect <- function(x) {
-    if (is.environment(x)) {
+    if (typeof(x) == "environment") {
       key <- address(x)
       if (exists(key, envir = seen, inherits = FALSE) || is_stop_environment(x, search_envs)) {
         return()

@@ -183,6 +183,21 @@ test_that("a Reference Class object is shared deep and its methods use the share
   expect_false(is_shared(s$values))
 })
 
+test_that("close() of a deep-shared Reference Class object removes its regions", {
+  Account <- setRefClass("ShmrClosedAccount", fields = list(values = "numeric"), where = globalenv(),
+                         methods = list(total = function() sum(values)))
+  on.exit(removeClass("ShmrClosedAccount", where = globalenv()))
+  s <- share(Account$new(values = runif(1e5)), deep = TRUE, min_bytes = 1e4, cycle = "skip")
+  regions <- shared_info(s)$regions
+  expect_length(regions, 1L)
+  expect_true(regions %in% shared_regions()$name)
+  # The object is an S4 object whose environment is its .xData slot: close()
+  # raised "internal error: not an environment" and removed nothing.
+  expect_true(close(s))
+  expect_false(regions %in% shared_regions()$name)
+  expect_error(s$total(), "was closed")
+})
+
 test_that("a fitted lm shared deep predicts in a worker as it does locally", {
   data <- data.frame(x1 = runif(5e4), x2 = runif(5e4), g = factor(sample(letters[1:3], 5e4, TRUE)))
   data$y <- 2 * data$x1 - data$x2 + as.integer(data$g) + rnorm(5e4)
