@@ -75,6 +75,12 @@ bool attributes_as_shared(SEXP x, const Origin& origin) {
   return true;
 }
 
+// True when map_shared() of x's region and node gives x back.
+bool reads_as_shared(SEXP x, const Origin& origin) {
+  ViewHandle* handle = view_handle(x);
+  return (handle == nullptr || !view_holds_own_writes(*handle)) && attributes_as_shared(x, origin);
+}
+
 }  // namespace
 
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
@@ -84,7 +90,7 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
     if (as_logical(list_field(options, "reuse")) == TRUE) {
       Origin origin = origin_of(x);
       if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable &&
-          attributes_as_shared(x, origin))
+          reads_as_shared(x, origin))
         return x;
     }
     EncodedObject encoded;
@@ -139,7 +145,7 @@ extern "C" SEXP shmr_name(SEXP x) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     Origin origin = origin_of(x);
-    if (!origin.mapping || !attributes_as_shared(x, origin)) return R_NilValue;
+    if (!origin.mapping || !reads_as_shared(x, origin)) return R_NilValue;
     names::ObjectPath path;
     path.region = origin.mapping->region().name();
     auto steps = find_object_path(origin.mapping->reader(), origin.node);

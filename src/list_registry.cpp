@@ -122,7 +122,7 @@ bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position
     default:
       if (ViewHandle* view = view_handle(element))
         return view->mapping.get() == &mapping && view->node.index() == child.index() &&
-               !view->is_slice();
+               !view->is_slice() && !view_holds_own_writes(*view);
       return same_bytes(element, child);
   }
 }

@@ -242,6 +242,8 @@ SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t cou
   if (format::element_size(handle.node.kind()) == 0 || first > handle.count ||
       count > handle.count - first)
     return nullptr;
+  // A fresh view of the region would not see this process's writes.
+  if (view_holds_own_writes(handle)) return nullptr;
   SEXP slice = fresh_view_of(handle);
   if (slice == nullptr) return nullptr;
   view_handle(slice)->set_slice(handle.first + first, count);
@@ -266,6 +268,11 @@ bool view_values_trusted(ViewHandle& handle) {
 
 bool view_writes_through(const ViewHandle& handle) {
   return handle.mapping->region().access() == Access::SharedWritable;
+}
+
+bool view_holds_own_writes(const ViewHandle& handle) {
+  if (view_writes_through(handle)) return false;
+  return handle.known_written || handle.cache_written || view_has_private_pages(handle);
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {

@@ -230,6 +230,11 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
 // True when writes through the view reach the region (a writable share).
 bool view_writes_through(const ViewHandle& handle);
 
+// True when this process wrote to the data of a view of a read-only region:
+// its own pages (copy-on-write pages, a string view's changed elements) hold
+// what the region does not, so the region's name no longer gives it back.
+bool view_holds_own_writes(const ViewHandle& handle);
+
 // True when the process holds private (copy-on-write) copies of any page of
 // the view's data, i.e. it has written to it. Free unless R was ever handed
 // a writable pointer into the view's mapping.

@@ -84,6 +84,25 @@ test_that("a large contiguous x[a:b] is a zero-copy view whose writes stay its o
   expect_identical(unserialize(serialize(y, NULL)), y)
 })
 
+test_that("a large x[a:b] of a vector this process wrote to shows the write", {
+  x <- share(as.numeric(1:1e6))
+  x[5] <- -1
+  # Before, the zero-copy slice read the region afresh: the write was gone.
+  expect_identical(x[1:500000][5], -1)
+  expect_identical(head(x[1:200000]), c(1, 2, 3, 4, -1, 6))
+  m <- share(matrix(as.numeric(1:2e6), ncol = 2))
+  m[3, 2] <- -7
+  expect_identical(m[, 2][3], -7)
+  df <- share(data.frame(a = as.numeric(1:1e6)))
+  df$a[5] <- -1
+  expect_identical(df[1:500000, "a"][5], -1)
+  expect_identical(head(df, 5)$a, c(1, 2, 3, 4, -1))
+  # An unwritten vector still slices zero-copy (an ALTREP view).
+  y <- share(as.numeric(1:1e6))
+  expect_true(shmr:::contains_altrep(y[1:500000]))
+  expect_false(shmr:::contains_altrep(x[1:500000]))
+})
+
 test_that("data-frame row subsetting is identical to an ordinary data frame's", {
   n <- 3e5
   df <- data.frame(a = runif(n), b = sample(c(letters, NA), n, TRUE), c = seq_len(n),

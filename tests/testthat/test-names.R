@@ -147,3 +147,30 @@ test_that("after an attribute changes, shared_name() is NULL and share() shares 
   close(m)
   expect_false(is_shared(m))
 })
+
+test_that("after this process writes to a shared vector, shared_name() is NULL and share() shares what it holds now", {
+  v <- share(as.numeric(1:10))
+  before <- shared_name(v)
+  v[1] <- 0
+  s <- share(letters[1:5])
+  s[2] <- "Z"
+  l <- share(list(a = as.numeric(1:10), b = "x"))
+  l$a[1] <- 0
+  # Before, each kept its region's name, and share() handed it back as it
+  # was: another process mapping that name got the old values.
+  expect_null(shared_name(v))
+  expect_null(shared_name(s))
+  expect_null(shared_name(l))
+  again <- share(v)
+  expect_false(identical(shared_name(again), before))
+  names <- list(v = shared_name(again), s = shared_name(share(s)), l = shared_name(share(l)))
+  expect_false(any(vapply(names, is.null, logical(1))))
+  got <- in_other_process(function(names) lapply(names, function(n) shmr::fetch(shmr::map_shared(n))),
+                          list(names = names))
+  expect_identical(got$v, c(0, 2:10))
+  expect_identical(got$s, c("a", "Z", "c", "d", "e"))
+  expect_identical(got$l, list(a = c(0, 2:10), b = "x"))
+  # An unwritten vector keeps its name.
+  w <- share(as.numeric(1:10))
+  expect_identical(shared_name(share(w)), shared_name(w))
+})
