@@ -184,9 +184,11 @@ remote_listen_url <- function(compute = NULL) {
   sprintf("tcp://%s:0", if (length(ip)) ip[[1L]] else "127.0.0.1")
 }
 
+# A forked child inherits the record of its parent's server, whose control
+# socket is not its own to use.
 server_running <- function() {
   s <- remote_state$server
-  !is.null(s) && process_alive(s$pid)
+  !is.null(s) && identical(s$owner, Sys.getpid()) && process_alive(s$pid)
 }
 
 # The running region server, started when needed.
@@ -222,7 +224,7 @@ region_server <- function(compute = NULL) {
   }
   parts <- strsplit(hello, "\n", fixed = TRUE)[[1L]]
   server <- list(
-    pid = as.integer(parts[1L]), url = parts[2L], control = sock, tls = tls,
+    pid = as.integer(parts[1L]), owner = Sys.getpid(), url = parts[2L], control = sock, tls = tls,
     fingerprint = if (tls) parts[3L] else ""
   )
   remote_state$server <- server
@@ -242,6 +244,12 @@ control_request <- function(sock, message, timeout = 10) {
 stop_region_server <- function() {
   s <- remote_state$server
   if (is.null(s)) return(invisible(FALSE))
+  if (!identical(s$owner, Sys.getpid())) {
+    # A forked child's record of its parent's server: only forgotten.
+    remote_state$server <- NULL
+    remote_state$exports <- list()
+    return(invisible(FALSE))
+  }
   if (server_running()) control_request(s$control, "STOP", timeout = 5)
   try(close(s$control), silent = TRUE)
   deadline <- Sys.time() + 5

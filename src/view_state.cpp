@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/names.h"
 #include "core/origin.h"
+#include "core/process.h"
 #include "r_boundary.h"
 #include "remote_glue.h"
 #include "view.h"
@@ -60,7 +61,11 @@ SEXP call_shmr(const char* fun, SEXP a, SEXP b = nullptr, SEXP c = nullptr, SEXP
   return value;
 }
 
+// A forked child (parallel::mclapply()) sends its objects to its parent, on
+// this host: the option, inherited from the parent, does not apply there,
+// and the parent's region server is not the child's to use.
 bool remote_option_on() {
+  if (process::is_forked_child()) return false;
   SEXP value = Rf_GetOption1(Rf_install("shmr.remote"));
   return TYPEOF(value) == LGLSXP && XLENGTH(value) == 1 && LOGICAL(value)[0] == TRUE;
 }

@@ -192,8 +192,10 @@ Identity current() {
   return forked_self;
 }
 
+bool is_forked_child() { return first_identity().pid != static_cast<int64_t>(::getpid()); }
+
 Identity fork_parent() {
-  if (first_identity().pid == static_cast<int64_t>(::getpid())) return {};
+  if (!is_forked_child()) return {};
   Identity parent = identity_of(static_cast<int64_t>(::getppid()));
   if (parent.pid <= 1 || parent.start_ticks == 0) return {};
   return parent;

@@ -23,6 +23,9 @@ Identity current();
 // have been called once before the fork (the package does so when loaded).
 Identity fork_parent();
 
+// True in a child of fork() made after the package was loaded.
+bool is_forked_child();
+
 enum class Liveness { Alive, Dead, Unknown };
 
 // What this process can tell about `who`. Dead only when known: in this

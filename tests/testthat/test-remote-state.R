@@ -67,6 +67,28 @@ test_that("remote mode on: the origin travels, under 400 bytes, and maps here", 
   expect_identical(unserialize(serialize(df, NULL))$b[], df$b[])
 })
 
+test_that("forked children in remote mode share and return objects; the parent's server is untouched", {
+  skip_without_nanonext()
+  skip_on_os("windows")
+  local_remote_mode()
+  x <- share(as.numeric(1:1e5))
+  invisible(serialize(x, NULL))  # starts the region server, exports x
+  server <- remote_status()$pid
+  # Before, each child used the parent's control socket and died (SIGILL);
+  # without a server yet, each started its own and the parent got
+  # unavailable objects.
+  made <- parallel::mclapply(1:2, function(i) share(as.numeric(1:100) + i), mc.cores = 2)
+  expect_identical(lapply(made, function(v) v[]), lapply(1:2, function(i) as.numeric(1:100) + i))
+  expect_true(all(vapply(made, is_shared, logical(1))))
+  used <- parallel::mclapply(1:2, function(i) sum(x) + i, mc.cores = 2)
+  expect_identical(unlist(used), sum(as.numeric(1:1e5)) + 1:2)
+  status <- remote_status()
+  expect_identical(status$pid, server)
+  expect_identical(status$exported, shared_name(x))
+  # The children's objects serialize with an origin here, as the parent's do.
+  expect_match(state_strings(made[[1]]), ";origin=tcp://127.0.0.1:", fixed = TRUE)
+})
+
 test_that("the region server answers only with the token, and 'gone' after close()", {
   skip_without_nanonext()
   local_remote_mode()
