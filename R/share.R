@@ -285,6 +285,12 @@ place_named_file <- function(name, backing, path) {
     stop("share(): with backing = \"shm\", `name` must be a name, not a path ('", name, "')",
          call. = FALSE)
   }
+  # dirname() and basename() drop a trailing "/": "<dir>/" would name a
+  # file beside <dir>, not in it.
+  if (endsWith(name, "/")) {
+    stop("share(): `name` is a path that ends with '/' ('", name, "'); give the file's name too",
+         call. = FALSE)
+  }
   directory <- dirname(name)
   if (!dir.exists(directory)) {
     stop("share(): `name` is a path in '", directory, "', which is not an existing directory",

@@ -235,6 +235,11 @@ test_that("share(backing = 'mmap', name = <path>) puts the file where the path s
                "is a path in")
   expect_error(share(x, name = file.path(tempdir(), "no_such_dir", "q"), backing = "mmap"),
                "not an existing directory")
+  # A path ending in "/" names no file: before, "<dir>/" put the file
+  # beside <dir> (and "/tmp/" in the root directory).
+  dir.create(inside <- tempfile("shard_dir_"))
+  expect_error(share(x, name = paste0(inside, "/"), backing = "mmap"), "ends with '/'")
+  expect_false(file.exists(file.path(dirname(inside), paste0("shmr_", basename(inside)))))
   # Only absolute paths: a relative one is a malformed name, never a file
   # placed relative to the working directory.
   expect_error(share(x, name = "sub/q", backing = "mmap"), "region name must be")
