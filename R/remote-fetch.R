@@ -59,9 +59,14 @@ fetch_replica <- function(region, origin, deadline) {
     request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
     reply <- origin_request(sock, origin$address, deadline, request)
     check_reply(reply, origin$address)
-    if (length(reply) != n + 1) stop("the region server at ", origin$address, " sent a short chunk")
+    # The server sends at most its own chunk size, which may be smaller.
+    got <- length(reply) - 1
+    if (got < 1 || got > n) {
+      stop("the region server at ", origin$address, " sent a chunk of ", got,
+           " bytes where at most ", format(n, scientific = FALSE), " were asked for")
+    }
     .Call(shmr_replica_write, builder, offset, reply, 1)
-    offset <- offset + n
+    offset <- offset + got
     # Each chunk arrives as a new R vector: collect them as they go, so
     # this process's memory stays small whatever the region's size.
     rm(reply)

@@ -123,9 +123,13 @@ public_reply <- function(state, message) {
   }
   offset <- suppressWarnings(as.numeric(words[4L]))
   length <- suppressWarnings(as.numeric(words[5L]))
-  if (is.na(offset) || is.na(length) || length < 1 || length > state$chunk_max) {
+  if (is.na(offset) || is.na(length) || offset < 0 || length < 1 || offset != floor(offset) ||
+      length != floor(length)) {
     return(status_reply("bad", "bad chunk"))
   }
+  # A fetcher may ask for more than this server sends at once (its own
+  # chunk size): it gets at most chunk_max bytes and asks again.
+  length <- min(length, state$chunk_max)
   chunk <- if (!is.null(export$handle)) .Call(shmr_serve_chunk, export$handle, offset, length)
   if (is.null(chunk)) {
     if (!is.null(export$handle)) .Call(shmr_serve_close, export$handle)

@@ -145,7 +145,7 @@ remote_timeout <- function() remote_setting("shmr.remote_timeout", "SHMR_REMOTE_
 
 remote_chunk_size <- function() {
   n <- remote_setting("shmr.remote_chunk", "SHMR_REMOTE_CHUNK", 4 * 1024^2)
-  min(max(n, 4096), 256 * 1024^2)
+  floor(min(max(n, 4096), 256 * 1024^2))
 }
 
 # Evaluates `expr` with remote mode on (a pool over other hosts' daemons).

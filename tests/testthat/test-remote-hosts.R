@@ -402,6 +402,33 @@ test_that("copies end when the owner closes the object (the pool releases them)"
   expect_length(left, 0L)
 })
 
+test_that("the owner's chunk size and the workers' need not agree", {
+  local_remote_mode()
+  # The region server takes its chunk size when it starts.
+  shmr:::stop_region_server()
+  old <- options(shmr.remote_chunk = 1e5)
+  on.exit({
+    options(old)
+    shmr:::stop_region_server()
+  }, add = TRUE)
+  # Workers asking for more than the server sends at once (a huge value is
+  # capped at 256 MiB), and for a fractional size. Before, every fetch of
+  # an object over one chunk failed: "bad chunk" or "a short chunk".
+  sim_on_each(cluster, function() Sys.setenv(SHMR_REMOTE_CHUNK = "1e12"))
+  on.exit(sim_on_each(cluster, function() Sys.unsetenv("SHMR_REMOTE_CHUNK")), add = TRUE)
+  x <- share(rnorm(1e6))
+  on.exit(close(x), add = TRUE)
+  sums <- mirai::collect_mirai(mirai::everywhere(sum(d), .args = list(d = x), .compute = cluster$profile))
+  expect_true(all(vapply(sums, function(v) isTRUE(all.equal(v, sum(x))), NA)))
+  sim_on_each(cluster, function() Sys.setenv(SHMR_REMOTE_CHUNK = "70000.5"))
+  y <- share(rnorm(1e6))
+  on.exit(close(y), add = TRUE)
+  sums <- mirai::collect_mirai(mirai::everywhere(sum(d), .args = list(d = y), .compute = cluster$profile))
+  expect_true(all(vapply(sums, function(v) isTRUE(all.equal(v, sum(y))), NA)))
+  # Once per host for each object (its region: the data and a header).
+  for (host in sim_hosts) expect_true(served(host) >= 16e6 && served(host) < 24e6, label = host)
+})
+
 test_that("one fetch per host: a fetcher killed midway is replaced by a waiting worker", {
   local_remote_mode()
   # Small chunks make the copy slow enough to be caught midway.
