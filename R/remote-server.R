@@ -218,7 +218,14 @@ region_server <- function(compute = NULL) {
           wait = FALSE, stdout = log, stderr = log, env = "MALLOC_MMAP_THRESHOLD_=131072")
   sock <- nanonext::socket("req")
   nanonext::dial(sock, url = control, autostart = TRUE)
-  hello <- control_request(sock, "HELLO", timeout = max(30, remote_timeout()))
+  # Asked again every half second until it answers, or until it has
+  # stopped (a listen address it cannot bind: R's "Execution halted" in its
+  # log), rather than waiting out the whole timeout.
+  deadline <- Sys.time() + max(30, remote_timeout())
+  repeat {
+    hello <- control_request(sock, "HELLO", timeout = 0.5)
+    if (is.character(hello) || Sys.time() > deadline || server_halted(log)) break
+  }
   if (!is.character(hello)) {
     close(sock)
     text <- if (file.exists(log)) {
@@ -234,6 +241,10 @@ region_server <- function(compute = NULL) {
   remote_state$server <- server
   remote_state$exports <- list()
   server
+}
+
+server_halted <- function(log) {
+  file.exists(log) && any(grepl("Execution halted", readLines(log, warn = FALSE), fixed = TRUE))
 }
 
 control_request <- function(sock, message, timeout = 10) {

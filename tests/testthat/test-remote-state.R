@@ -89,6 +89,19 @@ test_that("forked children in remote mode share and return objects; the parent's
   expect_match(state_strings(made[[1]]), ";origin=tcp://127.0.0.1:", fixed = TRUE)
 })
 
+test_that("a region server that cannot listen is reported at once, not after the timeout", {
+  skip_without_nanonext()
+  local_remote_mode()
+  options(shmr.remote_url = "tcp://127.0.0.1:99999")
+  x <- share(as.numeric(1:10))
+  started <- Sys.time()
+  # Before, serialize() waited 60 s (the remote timeout) for a server that
+  # had already stopped.
+  expect_error(serialize(x, NULL), "region server did not start")
+  expect_lt(as.numeric(Sys.time() - started, units = "secs"), 20)
+  expect_null(remote_status())
+})
+
 test_that("the region server answers only with the token, and 'gone' after close()", {
   skip_without_nanonext()
   local_remote_mode()
