@@ -31,6 +31,7 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
   state$bound <- bound
   state$cert <- if (tls) cert$client[[1L]] else ""
   state$chunk_max <- chunk_max
+  state$next_sweep <- Sys.time()
 
   cv <- nanonext::cv()
   ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = cv)
@@ -59,11 +60,26 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
       }
     }
     if (!process_alive(owner_pid, owner_ticks)) break
+    if (Sys.time() >= state$next_sweep) release_gone_regions(state)
   }
   for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
   close(pub)
   close(ctl)
   invisible()
+}
+
+# An exported object its owner dropped without close() (collected, or its
+# region removed) loses its region's name: the server's mapping would keep
+# the region's memory until the owner exits. Looked for every 2 seconds.
+release_gone_regions <- function(state) {
+  for (name in names(state$exports)) {
+    export <- state$exports[[name]]
+    if (!is.null(export$handle) && isTRUE(.Call(shmr_serve_gone, export$handle))) {
+      .Call(shmr_serve_close, export$handle)
+      state$exports[[name]] <- list(token = export$token, handle = NULL)
+    }
+  }
+  state$next_sweep <- Sys.time() + 2
 }
 
 status_reply <- function(status, text = "") {

@@ -362,3 +362,14 @@ extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length) {
 }
 
 extern "C" SEXP shmr_serve_close(SEXP handle) { return release_handle<ServedRegion>(handle); }
+
+// TRUE once the served region's name no longer leads to it (its owner
+// dropped or removed it): the server then lets its mapping go.
+extern "C" SEXP shmr_serve_gone(SEXP handle) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    auto* served = pointer_of<ServedRegion>(handle, "the served region");
+    return cpp11::safe[Rf_ScalarLogical](served->gone());
+  });
+  END_CPP11
+}

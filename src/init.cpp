@@ -75,6 +75,7 @@ SEXP shmr_release_replicas(SEXP);
 SEXP shmr_serve_open(SEXP);
 SEXP shmr_serve_chunk(SEXP, SEXP, SEXP);
 SEXP shmr_serve_close(SEXP);
+SEXP shmr_serve_gone(SEXP);
 
 static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
@@ -145,6 +146,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_serve_open", (DL_FUNC)&shmr_serve_open, 1},
     {"shmr_serve_chunk", (DL_FUNC)&shmr_serve_chunk, 3},
     {"shmr_serve_close", (DL_FUNC)&shmr_serve_close, 1},
+    {"shmr_serve_gone", (DL_FUNC)&shmr_serve_gone, 1},
     {NULL, NULL, 0}};
 
 void R_init_shmr(DllInfo* dll) {

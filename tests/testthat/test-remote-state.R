@@ -102,6 +102,26 @@ test_that("a region server that cannot listen is reported at once, not after the
   expect_null(remote_status())
 })
 
+test_that("the region server lets go of an exported object its owner dropped without close()", {
+  skip_without_nanonext()
+  local_remote_mode()
+  x <- share(rnorm(4e6))  # 32 MB
+  invisible(serialize(x, NULL))
+  server <- remote_status()$pid
+  expect_gte(shmr:::region_bytes_mapped(server), 32e6)
+  rm(x)
+  invisible(gc())
+  # Before, the server kept the removed region mapped, and its memory,
+  # until the owner exited.
+  deadline <- Sys.time() + 15
+  while (shmr:::region_bytes_mapped(server) >= 32e6 && Sys.time() < deadline) Sys.sleep(0.2)
+  expect_lt(shmr:::region_bytes_mapped(server), 32e6)
+  # The server goes on serving.
+  y <- share(rnorm(10))
+  expect_identical(unserialize(serialize(y, NULL))[], y[])
+  expect_identical(remote_status()$pid, server)
+})
+
 test_that("the region server answers only with the token, and 'gone' after close()", {
   skip_without_nanonext()
   local_remote_mode()
