@@ -142,11 +142,20 @@ share_for_call <- function(x, threshold, created) {
   if (is_shared(x) || is.null(x) || !(is.atomic(x) || is.list(x)) || is.environment(x)) return(x)
   # An object whose region could not be had (a loaded workspace's) goes as
   # it is: the task that uses it fails, the worker does not.
-  size <- tryCatch(as.numeric(utils::object.size(x)), shmr_region_unavailable = function(e) NA)
+  size <- tryCatch(unshared_bytes(x), shmr_region_unavailable = function(e) NA)
   if (is.na(size) || size <= threshold) return(x)
   shared <- share(x)
   created$objects <- c(created$objects, list(shared))
   shared
+}
+
+# About the bytes of `x` a worker would receive by value: its shared parts
+# travel as names. (A list of shared objects is sent as it is, not shared
+# again, which would copy them into a new region at every call.)
+unshared_bytes <- function(x) {
+  if (is_shared(x)) return(0)
+  if (!is.list(x) || !contains_altrep(x)) return(as.numeric(utils::object.size(x)))
+  sum(vapply(unclass(x), unshared_bytes, 0)) + 64 * length(x)
 }
 
 element_seeds <- function(seed, n) {

@@ -154,6 +154,22 @@ test_that("a large input is not copied into the workers", {
   })
 })
 
+test_that("a list of shared objects goes to the workers as it is, not shared again", {
+  a <- share(rnorm(2e5))
+  b <- share(rnorm(2e5))
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool))
+  # Before, the list (3.2 MB by object.size()) was copied into a new region
+  # at every call, and remote hosts fetched it again each time.
+  got <- pool_lapply(1:2, function(i, d) c(shmr::shared_name(d$a), shmr::shared_name(d$b)),
+                     d = list(a = a, b = b), pool = pool)
+  expect_identical(got, rep(list(c(shared_name(a), shared_name(b))), 2))
+  # A list with a large part that is not shared is still shared for the call.
+  c_plain <- rnorm(2e5)
+  got <- pool_lapply(1:2, function(i, d) shmr::is_shared(d$c), d = list(a = a, c = c_plain), pool = pool)
+  expect_identical(got, list(TRUE, TRUE))
+})
+
 test_that("large results come back through shared memory, owned by the caller", {
   skip_if_no_pool()
   with_pool(2, {
