@@ -19,7 +19,9 @@
 #' @param type `"double"`, `"integer"`, `"logical"`, `"raw"` or `"complex"`.
 #' @param dim A length (a vector, up to 2^52 elements), or the dimensions of
 #'   a matrix or array (each at most 2^31 - 1, as R allows).
-#' @param init The initial value of every element (`NA`; for raw, `00`).
+#' @param init The initial value of every element (`NA`; for raw, `00`). A
+#'   value the type cannot hold (`"abc"` or `3e9` for an integer buffer) is an
+#'   error.
 #' @return A shared buffer: a writable shared vector (class `shmr_buffer`)
 #'   with `dim` set when `dim` has more than one element.
 #' @export
@@ -50,7 +52,14 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   }
   if (prod(dim) > 2^52) stop("a buffer can hold at most 2^52 elements", call. = FALSE)
   if (length(init) != 1L) stop("`init` must be a single value", call. = FALSE)
-  init <- if (type == "raw" && is.na(init)) as.raw(0) else suppressWarnings(as.vector(init, type))
+  init <- if (type == "raw" && is.na(init)) as.raw(0) else {
+    # A value the type cannot hold ("abc" or 3e9 for an integer buffer, 300
+    # for a raw one) is an error, not a buffer of NA or 00.
+    tryCatch(as.vector(init, type), warning = function(w) {
+      stop(sprintf("`init` (%s) cannot be stored in a buffer of type %s: %s",
+                   paste(format(init), collapse = ""), type, conditionMessage(w)), call. = FALSE)
+    })
+  }
   options <- list(backing = "auto", readonly = FALSE, data_directory = data_directory(NULL, FALSE),
                   shm_capacity = shm_capacity())
   .Call(shmr_buffer_create, type, as.numeric(dim), init, options)

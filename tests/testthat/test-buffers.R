@@ -107,6 +107,12 @@ test_that("buffer sizes beyond R's limits are clear errors; long vectors are fin
   expect_error(shared_buffer("double", c(2^31, 2)), "at most 2147483647")
   expect_error(shared_buffer("double", 2^53), "at most 2\\^52")
   expect_error(shared_buffer("double", -1), "non-negative whole numbers")
+  # An `init` the type cannot hold: before, a buffer of NA or 00, silently.
+  expect_error(shared_buffer("double", 3, init = "abc"), "cannot be stored in a buffer of type double")
+  expect_error(shared_buffer("integer", 3, init = 3e9), "cannot be stored in a buffer of type integer")
+  expect_error(shared_buffer("raw", 3, init = 300), "cannot be stored in a buffer of type raw")
+  expect_identical(shared_buffer("integer", 2, init = NA)[], c(NA_integer_, NA_integer_))
+  expect_identical(shared_buffer("double", 2, init = TRUE)[], c(1, 1))
   skip_on_cran()
   # A sparse 2 GiB raw vector: no page is touched.
   long <- expect_silent(shared_buffer("raw", 2^31 + 1))
