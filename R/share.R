@@ -74,11 +74,15 @@
 #' write through a second variable (`y <- w; y[1] <- 0`), or inside a
 #' function you wrote that changes an argument (R gives the function its own
 #' copy; for output that functions and pool workers write into, use
-#' [shared_buffer()]). Three cases R handles without asking shmr still copy
+#' [shared_buffer()]). Four cases R handles without asking shmr still copy
 #' privately: assigning a value of a wider type (a double into an integer
-#' vector), growing the vector, and `[<-` with names (`w["b"] <- 2`: R
+#' vector), growing the vector, `[<-` with names (`w["b"] <- 2`: R
 #' builds a new vector for a character index even when the names exist;
-#' `w[["b"]] <- 2` and `w[2] <- 2` write through). Character vectors of a writable share
+#' `w[["b"]] <- 2` and `w[2] <- 2` write through), and replacement
+#' functions written in R (`diag(w) <- 0`, `is.na(w) <- 2`): they change
+#' their own copy, which then takes the share's place in `w`
+#' (`is_shared(w)` turns `FALSE`); an index does the same in place
+#' (`w[cbind(i, i)] <- 0`). Character vectors of a writable share
 #' cannot be changed. Concurrent writers are your responsibility: shmr does
 #' no locking, so have processes write disjoint parts, or synchronise them
 #' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a

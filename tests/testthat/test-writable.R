@@ -39,6 +39,22 @@ test_that("writes by name: [[ writes through, [ with a name makes R's own new ve
   expect_identical(region[], c(a = 1, b = 22, c = 3))
 })
 
+test_that("a replacement function written in R changes its own copy; an index writes through", {
+  w <- share(matrix(as.numeric(1:9), 3), readonly = FALSE)
+  name <- shared_name(w)
+  region <- map_shared(name)
+  w[cbind(1:3, 1:3)] <- 0
+  seen <- function() in_other_process(function(name) map_shared(name)[], list(name = name))
+  expect_identical(diag(seen()), c(0, 0, 0))
+  # As the documentation says: diag<- (R code) changes a copy of its own,
+  # which then takes the share's place in `w`.
+  diag(w) <- 5
+  expect_identical(diag(w), c(5, 5, 5))
+  expect_false(is_shared(w))
+  expect_identical(diag(seen()), c(0, 0, 0))
+  expect_identical(diag(region[]), c(0, 0, 0))
+})
+
 test_that("writes from two worker processes to disjoint parts all land", {
   w <- share(numeric(2e5), readonly = FALSE)
   name <- shared_name(w)
