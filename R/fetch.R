@@ -24,8 +24,8 @@
 #'   closures in the copy enclose the copied environments. Other
 #'   environments are not copied: they are the same objects in the copy,
 #'   as they would be in any copy of an R value. Bindings that are not
-#'   evaluated yet (promises) in a copied environment are evaluated, as
-#'   their first use would.
+#'   evaluated yet (promises) in the environments it looks through are
+#'   evaluated, as their first use would.
 #' @export
 #' @examples
 #' x <- share(c(a = 1, b = 2))
