@@ -40,6 +40,11 @@ obtain_replica <- function(region, origin) {
   on.exit(.Call(shmr_fetch_unlock, lock))
   # Another process may have finished the copy while this one waited.
   if (local_copy() != "absent") return(invisible())
+  # Or failed at the end of the time this one had.
+  if (Sys.time() > deadline) {
+    stop(sprintf("timed out after %g s waiting for another process of this host to copy it",
+                 remote_timeout()))
+  }
   need_nanonext()
   fetch_replica(region, origin, deadline)
   invisible()
@@ -57,7 +62,19 @@ fetch_replica <- function(region, origin, deadline) {
   while (offset < origin$size) {
     n <- min(chunk, origin$size - offset)
     request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
-    reply <- origin_request(sock, origin$address, deadline, request)
+    reply <- tryCatch(origin_request(sock, origin$address, deadline, request), error = function(e) {
+      # The timeout covers the whole copy: say so, rather than that the
+      # server did not answer, once part of it came.
+      if (offset > 0 && Sys.time() >= deadline) {
+        stop(sprintf(paste0(
+          "the copy did not complete within %g s (%s of %s bytes copied): a larger object or ",
+          "a slower network needs a longer timeout (SHMR_REMOTE_TIMEOUT on workers, ",
+          "options(shmr.remote_timeout) elsewhere)"), remote_timeout(),
+          format(offset, big.mark = ",", scientific = FALSE),
+          format(origin$size, big.mark = ",", scientific = FALSE)), call. = FALSE)
+      }
+      stop(e)
+    })
     check_reply(reply, origin$address)
     # The server sends at most its own chunk size, which may be smaller.
     got <- length(reply) - 1

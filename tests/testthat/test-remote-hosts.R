@@ -429,6 +429,26 @@ test_that("the owner's chunk size and the workers' need not agree", {
   for (host in sim_hosts) expect_true(served(host) >= 16e6 && served(host) < 24e6, label = host)
 })
 
+test_that("a copy that outlasts the timeout says so, and the daemon stays", {
+  local_remote_mode()
+  # 4 KiB chunks of 64 MB: about 16,000 requests, far more than 1 s.
+  sim_on_each(cluster, function() Sys.setenv(SHMR_REMOTE_CHUNK = "4096", SHMR_REMOTE_TIMEOUT = "1"))
+  on.exit(sim_on_each(cluster, function() Sys.unsetenv(c("SHMR_REMOTE_CHUNK", "SHMR_REMOTE_TIMEOUT"))),
+          add = TRUE)
+  x <- share(rnorm(8e6))
+  on.exit(close(x), add = TRUE)
+  got <- mirai::collect_mirai(mirai::everywhere(
+    tryCatch(sum(d), error = function(e) conditionMessage(e)), .args = list(d = x),
+    .compute = cluster$profile))
+  messages <- unlist(Filter(is.character, got))
+  # The fetcher of each host; before, it said "no answer from the region
+  # server ... within 1 s" after thousands of answers. (The other daemon of
+  # its host gives up waiting for it.)
+  expect_gte(sum(grepl("the copy did not complete within 1 s \\([0-9,]+ of [0-9,]+ bytes", messages)),
+             length(sim_hosts))
+  expect_identical(sim_connections(cluster), cluster$expected)
+})
+
 test_that("one fetch per host: a fetcher killed midway is replaced by a waiting worker", {
   local_remote_mode()
   # Small chunks make the copy slow enough to be caught midway.
