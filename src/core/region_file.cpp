@@ -53,7 +53,17 @@ void MemoryMap::reset() noexcept {
 static void* map_or_throw(int fd, uint64_t size, int prot, int flags) {
   if (size == 0) throw Error(ErrorKind::InvalidArgument, "cannot map an empty region");
   void* p = ::mmap(nullptr, size, prot, flags, fd, 0);
-  if (p == MAP_FAILED) throw_system_error("mmap of " + std::to_string(size) + " bytes", errno);
+  if (p == MAP_FAILED) {
+    const int error = errno;
+    // ENOMEM for a mapping this small is the process's limit on the number
+    // of mappings, not memory: say so.
+    std::string what = "mmap of " + std::to_string(size) + " bytes";
+    if (error == ENOMEM && size <= (uint64_t{1} << 20))
+      what += " (the process may have reached its limit on the number of mappings, "
+              "vm.max_map_count: close() shared objects no longer needed, or share them "
+              "together in one list)";
+    throw_system_error(what, error);
+  }
   return p;
 }
 
