@@ -82,21 +82,7 @@ test_that("min_bytes is inclusive: a vector of exactly min_bytes bytes is shared
 })
 
 test_that("an R6-style object keeps working through its methods in another process", {
-  # As R6 builds its objects: fields in one environment, methods in another
-  # that binds `self`, whose parent is where the class was defined.
-  make_store <- function(values) {
-    self <- new.env(parent = emptyenv())
-    methods <- new.env(parent = globalenv())
-    methods$self <- self
-    self$values <- values
-    self$total <- eval(quote(function() sum(self$values)), methods)
-    self$scaled <- eval(quote(function(k) self$values[1:5] * k), methods)
-    makeActiveBinding("size", eval(quote(function() length(self$values)), methods), self)
-    lockBinding("total", self)
-    class(self) <- "store"
-    self
-  }
-  store <- make_store(runif(5e5))
+  store <- make_r6_style_store(runif(5e5))
   expect_error(share(store, deep = TRUE, min_bytes = 1e4),
                "store\\$scaled<env>\\$self refers back to the environment at store")
   s <- share(store, deep = TRUE, min_bytes = 1e4, cycle = "skip")

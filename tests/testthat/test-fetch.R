@@ -38,21 +38,8 @@ test_that("fetch() copies an S4 object's slots and a pairlist's cells: usable af
 })
 
 test_that("fetch() copies the environments a shared object is reached through: an R6-style object outlives close()", {
-  # As R6 builds its objects: fields in one environment, methods in another
-  # that binds `self`, an active binding and a locked one.
-  make_store <- function(values) {
-    self <- new.env(parent = emptyenv())
-    methods <- new.env(parent = globalenv())
-    methods$self <- self
-    self$values <- values
-    self$total <- eval(quote(function() sum(self$values)), methods)
-    makeActiveBinding("size", eval(quote(function() length(self$values)), methods), self)
-    lockBinding("total", self)
-    class(self) <- "store"
-    self
-  }
   values <- runif(5e4)
-  s <- share(make_store(values), deep = TRUE, min_bytes = 1e4, cycle = "skip")
+  s <- share(make_r6_style_store(values), deep = TRUE, min_bytes = 1e4, cycle = "skip")
   expect_true(is_shared(s$values))
   copy <- fetch(s)
   expect_false(identical(copy, s))
