@@ -45,9 +45,11 @@ bool needs_copy(SEXP value) {
 }
 
 // An S4 object that is not a vector keeps its slots as attributes, and a
-// pairlist or a call (a formula, with its environment) its elements in
-// cells: none is a vector to fill, so each is copied cell by cell and its
-// parts fetched one by one (fetch_parts()).
+// pairlist its elements in cells: neither is a vector to fill, so each is
+// copied cell by cell and its parts fetched one by one (fetch_parts()). A
+// call is copied for its attributes (a formula's environment) only: its
+// cells hold code, and a call nested thousands deep (a formula of many
+// terms) must not cost as many C frames.
 bool has_parts(SEXP value) {
   return TYPEOF(value) == S4SXP || TYPEOF(value) == LISTSXP || TYPEOF(value) == LANGSXP;
 }
@@ -184,7 +186,7 @@ void fill(SEXP source, SEXP copy, PendingCopies& pending, const Pass& pass) {
 // pairlist): R_CheckStack() in copy_value() turns its depth into an R error.
 SEXP fetch_parts(SEXP x, const Pass& pass) {
   SEXP copy = PROTECT(Rf_shallow_duplicate(x));
-  if (TYPEOF(copy) == LISTSXP || TYPEOF(copy) == LANGSXP)
+  if (TYPEOF(copy) == LISTSXP)
     for (SEXP cell = copy; cell != R_NilValue; cell = CDR(cell))
       SETCAR(cell, copy_value(CAR(cell), pass));
   fetch_attributes(copy, pass);
@@ -274,7 +276,7 @@ SEXP fetch_reach(SEXP x) {
     if (!view && reads_a_region(value)) view = true;
     bool has_attributes = false;
     for_each_attribute(value, [&](SEXP, SEXP) { has_attributes = true; });
-    if (has_attributes || TYPEOF(value) == VECSXP || TYPEOF(value) == LISTSXP || TYPEOF(value) == LANGSXP)
+    if (has_attributes || TYPEOF(value) == VECSXP || TYPEOF(value) == LISTSXP)
       append(pending, value);
   };
   meet(x);
@@ -289,7 +291,7 @@ SEXP fetch_reach(SEXP x) {
         meet(element);
         UNPROTECT(1);
       }
-    } else if (TYPEOF(value) == LISTSXP || TYPEOF(value) == LANGSXP) {
+    } else if (TYPEOF(value) == LISTSXP) {
       for (SEXP cell = value; cell != R_NilValue; cell = CDR(cell)) meet(CAR(cell));
     }
     R_xlen_t attributes = 0;

@@ -28,7 +28,8 @@ struct Replacements {
 Replacements replacements_of(SEXP from, SEXP to, SEXP* storage);
 
 // The copy of `x`, with every environment or closure of `replacements`
-// replaced, wherever a list, attribute, slot, pairlist or call holds it.
+// replaced, wherever a list, attribute, slot or pairlist holds it (and a
+// call's attributes: a formula's environment).
 SEXP fetch_copy(SEXP x, const Replacements& replacements);
 
 // The copy of `x` with no replacement, and the environments and closures
