@@ -41,11 +41,16 @@
 #' local_total()
 fetch <- function(x, ...) {
   first <- .Call(shmr_fetch_first, x)
-  copy <- first[[1L]]
   replacements <- environment_copies(first[[2L]])
-  # Copied again with the environments replaced: rare, and small next to
-  # the data of the objects such environments belong to.
-  if (length(replacements$from)) copy <- .Call(shmr_fetch, x, replacements$from, replacements$to)
+  if (length(replacements$from)) {
+    # Copied again with those environments replaced. Only objects that hold
+    # such environments pay this; the first copy is dropped before, so it
+    # can be collected while the second is made.
+    first <- NULL
+    copy <- .Call(shmr_fetch, x, replacements$from, replacements$to)
+  } else {
+    copy <- first[[1L]]
+  }
   # A buffer's copy is an ordinary private vector, not a buffer.
   if (inherits(copy, "shmr_buffer")) oldClass(copy) <- NULL
   copy
