@@ -36,7 +36,15 @@
 #' or on `getOption("shmr.remote_url")`, such as `"tls+tcp://10.0.0.5:5555"`
 #' for a fixed port a firewall lets through. It serves only exported regions,
 #' only to requests with the region's token, answers "gone" once the object
-#' is closed, and exits when the owner exits.
+#' is closed (and, within 2 seconds, once its owner dropped it without
+#' `close()`), and exits when the owner exits. A worker may ask for chunks
+#' of another size (`SHMR_REMOTE_CHUNK`): it gets at most the server's.
+#'
+#' An owner runs one region server, started by the first use that needs
+#' it, with TLS or without as that use's URL says: a pool over `tls+tcp://`
+#' daemons created after remote mode was used over `tcp://` is served
+#' without TLS. To have TLS for every use, set
+#' `options(shmr.remote_url = "tls+tcp://<address>:0")` before the first.
 #'
 #' @section Copies on other hosts (replicas):
 #' A copy is built under a hidden temporary name, its space reserved first,
