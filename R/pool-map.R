@@ -154,7 +154,9 @@ share_for_call <- function(x, threshold, created) {
 # again, which would copy them into a new region at every call.)
 unshared_bytes <- function(x) {
   if (is_shared(x)) return(0)
-  if (!is.list(x) || !contains_altrep(x)) return(as.numeric(utils::object.size(x)))
+  # Walked element by element only when a shared object is inside (a list
+  # of R's own compact sequences is not).
+  if (!is.list(x) || !.Call(shmr_fetch_reach, x)$view) return(as.numeric(utils::object.size(x)))
   sum(vapply(unclass(x), unshared_bytes, 0)) + 64 * length(x)
 }
 
