@@ -132,9 +132,9 @@ RegionIdentity identity_from(SEXP host, SEXP size, SEXP pid, SEXP created) {
 // once its name no longer leads to the file that was mapped.
 struct ServedRegion {
   std::shared_ptr<MappedRegion> region;
-  std::string name_path;
-  FileIdentity name_file;
-  bool gone() const { return !(FileIdentity::of(name_path) == name_file); }
+  bool gone() const {
+    return where_name_leads(region->location(), region->stamp()) != NameLeads::Here;
+  }
 };
 
 }  // namespace
@@ -330,9 +330,6 @@ extern "C" SEXP shmr_serve_open(SEXP name) {
   return with_messages([&]() -> SEXP {
     std::string region = region_name_for(as_string(name));
     auto served = std::make_unique<ServedRegion>();
-    RegionLocation location = locate_region(shm_directory(), region);
-    served->name_path = location.name_path();
-    served->name_file = FileIdentity::of(served->name_path);
     served->region = open_mapped_region(shm_directory(), region, Access::SharedReadOnly);
     if (served->gone()) throw Error(ErrorKind::NotFound, "region '" + region + "' is gone");
     return cpp11::safe[wrap_pointer<ServedRegion>](served.release());
