@@ -125,7 +125,7 @@ SEXP view_state(SEXP x) {
   // A slice has no name of its own: it travels by value.
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
-  if (handle.writable_copy == WritableCopy::Private || view_has_private_pages(handle)) return nullptr;
+  if (handle.writable_copy == WritableCopy::Private || view_holds_own_writes(handle)) return nullptr;
   if (!handle.mapping->name_still_leads_here()) return nullptr;
   return view_serialized_state(handle);
 }
@@ -139,7 +139,7 @@ SEXP view_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
   if (handle.is_slice()) return nullptr;
   if (view_writes_through(handle)) return duplicate_writable_view(x, handle, deep);
-  if (view_has_private_pages(handle)) return nullptr;
+  if (view_holds_own_writes(handle)) return nullptr;
   return fresh_view_of(handle);
 }
 
