@@ -73,6 +73,13 @@ void append(GrowingList& list, SEXP value) {
   SET_VECTOR_ELT(list.items, list.count++, value);
 }
 
+// A new list of the items appended so far.
+SEXP items_of(const GrowingList& list) {
+  SEXP out = Rf_allocVector(VECSXP, list.count);
+  for (R_xlen_t i = 0; i < list.count; ++i) SET_VECTOR_ELT(out, i, VECTOR_ELT(list.items, i));
+  return out;
+}
+
 // What a copy does with environments and closures: replace those of
 // `replacements`, and, when `met` is set, record each one it meets.
 struct Pass {
@@ -107,25 +114,12 @@ SEXP copy_value(SEXP x, const Pass& pass);
 // Lists are copied top-down: a list's copy is attached to its parent's copy
 // (or is the result) before its elements are copied, so all that is
 // allocated is reachable from the protected result. What is left to copy
-// waits on this stack of (source, copy) pairs, an R list: a nested list
+// waits on a stack of (source, copy) pairs, a GrowingList: a nested list
 // costs heap, never C stack, and these frames hold plain data only (an R
 // error here skips no destructor).
-struct PendingCopies {
-  SEXP items;
-  PROTECT_INDEX index;
-  R_xlen_t count;
-};
-
-void push(PendingCopies& pending, SEXP source, SEXP copy) {
-  R_xlen_t capacity = XLENGTH(pending.items);
-  if (2 * pending.count + 2 > capacity) {
-    SEXP bigger = Rf_allocVector(VECSXP, 2 * capacity);
-    for (R_xlen_t i = 0; i < 2 * pending.count; ++i) SET_VECTOR_ELT(bigger, i, VECTOR_ELT(pending.items, i));
-    REPROTECT(pending.items = bigger, pending.index);
-  }
-  SET_VECTOR_ELT(pending.items, 2 * pending.count, source);
-  SET_VECTOR_ELT(pending.items, 2 * pending.count + 1, copy);
-  ++pending.count;
+void push(GrowingList& pending, SEXP source, SEXP copy) {
+  append(pending, source);
+  append(pending, copy);
 }
 
 // Replaces attribute values that may hold views with their fetched copies.
@@ -155,7 +149,7 @@ void fetch_attributes(SEXP copy, const Pass& pass) {
 
 // Fills `copy` (allocated with the type and length of `source`); list
 // elements to copy are allocated, attached, and left on `pending`.
-void fill(SEXP source, SEXP copy, PendingCopies& pending, const Pass& pass) {
+void fill(SEXP source, SEXP copy, GrowingList& pending, const Pass& pass) {
   SEXPTYPE type = TYPEOF(source);
   R_xlen_t n = XLENGTH(source);
   if (type == STRSXP) {
@@ -200,14 +194,13 @@ SEXP copy_value(SEXP x, const Pass& pass) {
   R_CheckStack();
   if (has_parts(x)) return fetch_parts(x, pass);
   SEXP result = PROTECT(Rf_allocVector(TYPEOF(x), XLENGTH(x)));
-  PendingCopies pending;
+  GrowingList pending;
   PROTECT_WITH_INDEX(pending.items = Rf_allocVector(VECSXP, 64), &pending.index);
-  pending.count = 0;
   fill(x, result, pending, pass);
   while (pending.count > 0) {
-    --pending.count;
-    SEXP source = PROTECT(VECTOR_ELT(pending.items, 2 * pending.count));
-    SEXP copy = VECTOR_ELT(pending.items, 2 * pending.count + 1);  // reachable from result
+    pending.count -= 2;
+    SEXP source = PROTECT(VECTOR_ELT(pending.items, pending.count));
+    SEXP copy = VECTOR_ELT(pending.items, pending.count + 1);  // reachable from result
     fill(source, copy, pending, pass);
     UNPROTECT(1);
   }
@@ -226,8 +219,7 @@ SEXP fetch_copy_and_references(SEXP x) {
   PROTECT_WITH_INDEX(met.items = Rf_allocVector(VECSXP, 16), &met.index);
   const Replacements none;
   SEXP copy = PROTECT(copy_value(x, Pass{none, &met}));
-  SEXP references = PROTECT(Rf_allocVector(VECSXP, met.count));
-  for (R_xlen_t i = 0; i < met.count; ++i) SET_VECTOR_ELT(references, i, VECTOR_ELT(met.items, i));
+  SEXP references = PROTECT(items_of(met));
   SEXP out = PROTECT(Rf_allocVector(VECSXP, 2));
   SET_VECTOR_ELT(out, 0, copy);
   SET_VECTOR_ELT(out, 1, references);
@@ -305,8 +297,7 @@ SEXP fetch_reach(SEXP x) {
     }
     UNPROTECT(1);
   }
-  SEXP found = PROTECT(Rf_allocVector(VECSXP, references.count));
-  for (R_xlen_t i = 0; i < references.count; ++i) SET_VECTOR_ELT(found, i, VECTOR_ELT(references.items, i));
+  SEXP found = PROTECT(items_of(references));
   SEXP out = PROTECT(Rf_allocVector(VECSXP, 2));
   SET_VECTOR_ELT(out, 0, Rf_ScalarLogical(view));
   SET_VECTOR_ELT(out, 1, found);
