@@ -122,7 +122,7 @@ environment_graph <- function(references) {
     queue[[1L]] <- NULL
     view <- FALSE
     out <- character()
-    for (value in c(binding_values(env), .Call(shmr_stored_attributes, env))) {
+    for (value in c(bindings_of(env)$values, .Call(shmr_stored_attributes, env))) {
       reach <- .Call(shmr_fetch_reach, value)
       view <- view || reach$view
       out <- union(out, note(reach$references))
@@ -136,23 +136,26 @@ environment_graph <- function(references) {
   list(nodes = nodes, closures = closures)
 }
 
-# The values bound in `env` that a copy would read: values (a promise is
-# evaluated, as its first use would; one that fails is left out) and the
-# functions of active bindings.
-binding_values <- function(env) {
-  labels <- ls(env, all.names = TRUE, sorted = FALSE)
+# The bindings of `env` as a copy reads them: `labels`, `kinds` ("value",
+# "active", "unevaluated" (a missing argument, `...`) or "failed": a
+# promise whose evaluation failed) and `values` (an active binding's
+# function; NULL where there is none). A promise is evaluated, as its first
+# use would.
+bindings_of <- function(env) {
+  labels <- ls(env, all.names = TRUE, sorted = TRUE)
   kinds <- .Call(shmr_binding_kinds, env, labels)
-  values <- list()
+  kinds[kinds == "promise"] <- "value"
+  values <- vector("list", length(labels))
   for (i in seq_along(labels)) {
-    if (kinds[i] == "unevaluated") next
-    value <- if (kinds[i] == "active") {
-      activeBindingFunction(labels[i], env)
-    } else {
-      tryCatch(get(labels[i], envir = env, inherits = FALSE), error = function(e) NULL)
+    if (kinds[i] == "active") {
+      values[i] <- list(activeBindingFunction(labels[i], env))
+    } else if (kinds[i] == "value") {
+      failed <- FALSE
+      value <- tryCatch(get(labels[i], envir = env, inherits = FALSE), error = function(e) failed <<- TRUE)
+      if (failed) kinds[i] <- "failed" else values[i] <- list(value)
     }
-    if (!is.null(value)) values[[length(values) + 1L]] <- value
   }
-  values
+  list(labels = labels, kinds = kinds, values = values)
 }
 
 # The keys of the environments from which a shared object can be reached.
@@ -186,22 +189,14 @@ fetch_environment <- function(node, copies, replacements) {
     tryCatch(.Call(shmr_fetch, value, replacements$from, replacements$to),
              error = function(e) value)
   }
-  labels <- ls(env, all.names = TRUE, sorted = TRUE)
-  kinds <- .Call(shmr_binding_kinds, env, labels)
-  for (i in seq_along(labels)) {
-    label <- labels[i]
-    if (kinds[i] == "active") {
-      makeActiveBinding(label, fetched(activeBindingFunction(label, env)), copy)
-    } else {
-      failure <- NULL
-      value <- if (kinds[i] == "unevaluated") NULL else
-        tryCatch(get(label, envir = env, inherits = FALSE), error = function(e) failure <<- e)
-      if (kinds[i] == "unevaluated" || !is.null(failure)) {
-        .Call(shmr_copy_binding, env, copy, label)
-      } else {
-        assign(label, fetched(value), envir = copy)
-      }
-    }
+  bindings <- bindings_of(env)
+  for (i in seq_along(bindings$labels)) {
+    label <- bindings$labels[i]
+    switch(bindings$kinds[i],
+      active = makeActiveBinding(label, fetched(bindings$values[[i]]), copy),
+      value = assign(label, fetched(bindings$values[[i]]), envir = copy),
+      .Call(shmr_copy_binding, env, copy, label)
+    )
     if (bindingIsLocked(label, env)) lockBinding(label, copy)
   }
   stored <- .Call(shmr_stored_attributes, env)
