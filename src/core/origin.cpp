@@ -21,7 +21,6 @@ constexpr const char* kBase62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 constexpr const char* kHostChars =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-_";
 
-
 std::vector<std::string> split_spaces(const std::string& text) {
   std::vector<std::string> fields;
   size_t start = 0;
