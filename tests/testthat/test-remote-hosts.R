@@ -431,21 +431,33 @@ test_that("the owner's chunk size and the workers' need not agree", {
 
 test_that("a copy that outlasts the timeout says so, and the daemon stays", {
   local_remote_mode()
-  # 4 KiB chunks of 64 MB: about 16,000 requests, far more than 1 s.
-  sim_on_each(cluster, function() Sys.setenv(SHMR_REMOTE_CHUNK = "4096", SHMR_REMOTE_TIMEOUT = "1"))
+  # Small chunks: many requests, so the copy is caught midway below.
+  sim_on_each(cluster, function() Sys.setenv(SHMR_REMOTE_CHUNK = "4096", SHMR_REMOTE_TIMEOUT = "2"))
   on.exit(sim_on_each(cluster, function() Sys.unsetenv(c("SHMR_REMOTE_CHUNK", "SHMR_REMOTE_TIMEOUT"))),
           add = TRUE)
   x <- share(rnorm(8e6))
   on.exit(close(x), add = TRUE)
-  got <- mirai::collect_mirai(mirai::everywhere(
+  calls <- mirai::everywhere(
     tryCatch(sum(d), error = function(e) conditionMessage(e)), .args = list(d = x),
-    .compute = cluster$profile))
+    .compute = cluster$profile)
+  # Once part of the copy has reached every host, the region server is
+  # paused past the workers' timeout, so no copy can complete, however fast
+  # the machine (an unpaused copy finished within the timeout on a CI run).
+  deadline <- Sys.time() + 60
+  while (!all(vapply(sim_hosts, served, 0) > 0) && Sys.time() < deadline) Sys.sleep(0.005)
+  before <- vapply(sim_hosts, served, 0)
+  server <- remote_status()$pid
+  tools::pskill(server, tools::SIGSTOP)
+  Sys.sleep(3)
+  tools::pskill(server, tools::SIGCONT)
+  got <- mirai::collect_mirai(calls)
+  expect_true(all(before > 0 & before < 64e6), label = paste(before, collapse = " "))
   messages <- unlist(Filter(is.character, got))
   # The fetcher of each host; before, it said "no answer from the region
-  # server ... within 1 s" after thousands of answers. (The other daemon of
+  # server ... within 2 s" after thousands of answers. (The other daemon of
   # its host gives up waiting for it.)
-  expect_gte(sum(grepl("the copy did not complete within 1 s \\([0-9,]+ of [0-9,]+ bytes", messages)),
-             length(sim_hosts))
+  expect_gte(sum(grepl("the copy did not complete within 2 s \\([0-9,]+ of [0-9,]+ bytes", messages)),
+             length(sim_hosts), label = paste(messages, collapse = " | "))
   expect_identical(sim_connections(cluster), cluster$expected)
 })
 
