@@ -173,7 +173,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     # Start the region server on the daemons' interface and export what the
     # tasks share before mirai serializes them.
     region_server(pool$profile)
-    with_remote_mode(invisible(serialize(tasks, NULL)))
+    with_remote_mode(invisible(serialize(tasks, NULL)), pool$profile)
   }
   attempts <- integer(length(tasks))
   run <- mirai_runner()
@@ -182,7 +182,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
       mirai::mirai(run(task, setup), run = run, task = tasks[[t]], setup = pool$setup,
                    .compute = pool$profile)
     }
-    if (pool$remote) with_remote_mode(send()) else send()
+    if (pool$remote) with_remote_mode(send(), pool$profile) else send()
   }
   # A call that ends early (an error, an interrupt) cancels its chunks still
   # queued or running, so that the daemons are free for the next call.

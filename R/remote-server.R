@@ -165,6 +165,8 @@ url_host <- function(url) {
 # --- owner side ------------------------------------------------------------
 
 remote_state <- new.env(parent = emptyenv())
+remote_state$servers <- list()  # listen URL -> the server's record
+remote_state$exports <- list()  # region -> its origin on each server
 
 server_counter <- local({
   n <- 0L
@@ -204,29 +206,62 @@ remote_listen_url <- function(compute = NULL) {
   sprintf("tcp://%s:0", if (length(ip)) ip[[1L]] else "127.0.0.1")
 }
 
-# A forked child inherits the record of its parent's server, whose control
-# socket is not its own to use.
-server_running <- function() {
-  s <- remote_state$server
-  !is.null(s) && identical(s$owner, Sys.getpid()) && process_alive(s$pid)
+# The compute profile the mirai call in progress sends to: the `.compute`
+# argument of the innermost mirai(), mirai_map() or everywhere() on the
+# stack, so that an object sent to TLS daemons is served with TLS whatever
+# the default profile. NULL (mirai's default profile) outside such a call.
+mirai_compute_in_progress <- function() {
+  if (!isNamespaceLoaded("mirai")) return(NULL)
+  frames <- sys.frames()
+  mirai_ns <- asNamespace("mirai")
+  for (i in rev(seq_along(frames))) {
+    if (exists(".compute", envir = frames[[i]], inherits = FALSE) &&
+        identical(topenv(environment(sys.function(i))), mirai_ns)) {
+      return(get(".compute", envir = frames[[i]], inherits = FALSE))
+    }
+  }
+  NULL
 }
 
-# The running region server, started when needed.
-region_server <- function(compute = NULL) {
-  if (server_running()) return(remote_state$server)
+# Where an object serialized now is served from: a pool's calls name their
+# own profile (with_remote_mode()); other uses, the mirai call in progress.
+listen_url_in_use <- function() {
+  # Found here, not lazily inside mirai::status(), whose own `.compute` it
+  # would find.
+  compute <- remote_state$scope_compute %||% mirai_compute_in_progress()
+  remote_listen_url(compute)
+}
+
+# An owner runs one region server per listen address: TLS and plain-TCP
+# daemons, or daemons on two networks, each get a server on their own
+# interface, with TLS when theirs uses it. A forked child inherits the
+# record of its parent's servers, whose control sockets are not its own.
+server_running <- function(server) {
+  !is.null(server) && identical(server$owner, Sys.getpid()) && process_alive(server$pid)
+}
+
+running_servers <- function() Filter(server_running, remote_state$servers)
+
+# The region server listening on `listen`, started when needed; `compute`
+# names the mirai profile whose daemons' interface it listens on.
+region_server <- function(compute = NULL) region_server_at(remote_listen_url(compute))
+
+region_server_at <- function(listen) {
+  server <- remote_state$servers[[listen]]
+  if (server_running(server)) return(server)
   need_nanonext()
-  listen <- remote_listen_url(compute)
   tls <- startsWith(listen, "tls+tcp://")
   dir <- file.path(tempdir(), "shmr-remote")
   if (!dir.exists(dir)) dir.create(dir, mode = "0700")
-  control <- sprintf("ipc://%s/server-%d-%d", dir, Sys.getpid(), server_counter())
+  id <- server_counter()
+  control <- sprintf("ipc://%s/server-%d-%d", dir, Sys.getpid(), id)
   self <- .Call(shmr_process_start)
   expr <- sprintf(
     ".libPaths(%s); shmr:::region_server_main(%s, %s, %.0f, %.0f, %s, %.0f)",
     paste(deparse(.libPaths()), collapse = ""), deparse(control), deparse(listen),
     self[1L], self[2L], tls, remote_chunk_size()
   )
-  log <- file.path(dir, sprintf("server-%d.log", Sys.getpid()))
+  log <- file.path(dir, sprintf("server-%d-%d.log", Sys.getpid(), id))
   # A fixed mmap threshold: the chunk buffers it sends go back to the system
   # as soon as they are freed, so its memory stays flat however much it
   # serves.
@@ -251,12 +286,26 @@ region_server <- function(compute = NULL) {
   }
   parts <- strsplit(hello, "\n", fixed = TRUE)[[1L]]
   server <- list(
-    pid = as.integer(parts[1L]), owner = Sys.getpid(), url = parts[2L], control = sock, tls = tls,
-    fingerprint = if (tls) parts[3L] else ""
+    pid = as.integer(parts[1L]), owner = Sys.getpid(), listen = listen, url = parts[2L],
+    control = sock, tls = tls, fingerprint = if (tls) parts[3L] else ""
   )
-  remote_state$server <- server
-  remote_state$exports <- list()
+  forget_servers_of_parent()
+  # Origins handed out by an earlier server at this address are no longer
+  # served: exported again when next sent.
+  for (region in names(remote_state$exports)) {
+    remote_state$exports[[region]]$origins[[listen]] <- NULL
+  }
+  remote_state$servers[[listen]] <- server
   server
+}
+
+# In a forked child, the records inherited from the parent.
+forget_servers_of_parent <- function() {
+  inherited <- vapply(remote_state$servers, function(s) !identical(s$owner, Sys.getpid()), NA)
+  if (any(inherited)) {
+    remote_state$servers[inherited] <- NULL
+    remote_state$exports <- list()
+  }
 }
 
 server_halted <- function(log) {
@@ -270,28 +319,28 @@ control_request <- function(sock, message, timeout = 10) {
   if (nanonext::is_error_value(value)) NULL else value
 }
 
-# Stops the region server (for tests and pool_stop()); it also exits on its
-# own when this process does.
+# Stops the region servers (for tests and pool_stop()); they also exit on
+# their own when this process does.
 stop_region_server <- function() {
-  s <- remote_state$server
-  if (is.null(s)) return(invisible(FALSE))
-  if (!identical(s$owner, Sys.getpid())) {
-    # A forked child's record of its parent's server: only forgotten.
-    remote_state$server <- NULL
-    remote_state$exports <- list()
-    return(invisible(FALSE))
-  }
-  if (server_running()) control_request(s$control, "STOP", timeout = 5)
-  try(close(s$control), silent = TRUE)
-  deadline <- Sys.time() + 5
-  while (process_alive(s$pid) && Sys.time() < deadline) Sys.sleep(0.01)
-  remote_state$server <- NULL
+  servers <- remote_state$servers
+  remote_state$servers <- list()
   remote_state$exports <- list()
-  invisible(TRUE)
+  stopped <- FALSE
+  for (s in servers) {
+    # A forked child's records of its parent's servers are only forgotten.
+    if (!identical(s$owner, Sys.getpid())) next
+    if (server_running(s)) control_request(s$control, "STOP", timeout = 5)
+    try(close(s$control), silent = TRUE)
+    deadline <- Sys.time() + 5
+    while (process_alive(s$pid) && Sys.time() < deadline) Sys.sleep(0.01)
+    stopped <- TRUE
+  }
+  invisible(stopped)
 }
 
 # The origin of region `region` (called by the C++ glue when a view is
-# serialized in remote mode): exports it to the region server first.
+# serialized in remote mode): exports it to the region server of the
+# daemons it is sent to first.
 remote_origin_for <- function(region, size, pid, created, writable) {
   host <- .Call(shmr_host_identity)
   if (isTRUE(writable)) {
@@ -300,11 +349,12 @@ remote_origin_for <- function(region, size, pid, created, writable) {
     return(.Call(shmr_format_origin, "tcp://127.0.0.1:9", .Call(shmr_random_token), "", host,
                  size, pid, created, TRUE))
   }
+  listen <- listen_url_in_use()
   known <- remote_state$exports[[region]]
-  if (!is.null(known) && known$created == created && known$pid == pid && server_running()) {
-    return(known$origin)
-  }
-  server <- region_server()
+  if (!is.null(known) && (known$created != created || known$pid != pid)) known <- NULL
+  origin <- known$origins[[listen]]
+  if (!is.null(origin) && server_running(remote_state$servers[[listen]])) return(origin)
+  server <- region_server_at(listen)
   token <- .Call(shmr_random_token)
   answer <- control_request(server$control, paste("EXPORT", region, token))
   if (!identical(answer, "OK")) {
@@ -313,16 +363,22 @@ remote_origin_for <- function(region, size, pid, created, writable) {
   }
   origin <- .Call(shmr_format_origin, server$url, token, server$fingerprint, host, size, pid,
                   created, FALSE)
-  remote_state$exports[[region]] <- list(origin = origin, created = created, pid = pid)
+  origins <- known$origins %||% list()
+  origins[[listen]] <- origin
+  remote_state$exports[[region]] <- list(origin = origin, origins = origins, created = created,
+                                         pid = pid)
   origin
 }
 
-# Tells the region server that `regions` are no longer served (close()).
+# Tells the region servers that `regions` are no longer served (close()).
 remote_unexport <- function(regions) {
   regions <- intersect(regions, names(remote_state$exports))
   if (!length(regions)) return(invisible())
-  if (server_running()) {
-    for (r in regions) control_request(remote_state$server$control, paste("UNEXPORT", r), 5)
+  for (r in regions) {
+    for (listen in names(remote_state$exports[[r]]$origins)) {
+      server <- remote_state$servers[[listen]]
+      if (server_running(server)) control_request(server$control, paste("UNEXPORT", r), 5)
+    }
   }
   remote_state$exports[regions] <- NULL
   invisible()

@@ -30,8 +30,8 @@
 #' that maps the owner's exported regions itself and sends them in chunks of
 #' at most `getOption("shmr.remote_chunk", 4 MiB)` bytes, so neither the
 #' owner's nor the server's private memory grows with the object. It
-#' listens on the interface of the daemons' URL (of mirai's default compute
-#' profile, or of the pool's), on a free port, with TLS when that URL uses
+#' listens on the interface of the daemons' URL (see below for which
+#' daemons), on a free port, with TLS when that URL uses
 #' TLS (`tls+tcp://`; the certificate is made with [nanonext::write_cert()]);
 #' or on `getOption("shmr.remote_url")`, such as `"tls+tcp://10.0.0.5:5555"`
 #' for a fixed port a firewall lets through. It serves only exported regions,
@@ -40,11 +40,14 @@
 #' `close()`), and exits when the owner exits. A worker may ask for chunks
 #' of another size (`SHMR_REMOTE_CHUNK`): it gets at most the server's.
 #'
-#' An owner runs one region server, started by the first use that needs
-#' it, with TLS or without as that use's URL says: a pool over `tls+tcp://`
-#' daemons created after remote mode was used over `tcp://` is served
-#' without TLS. To have TLS for every use, set
-#' `options(shmr.remote_url = "tls+tcp://<address>:0")` before the first.
+#' An owner runs one region server per address its daemons use, started
+#' by the first object sent there: an object sent to `tls+tcp://` daemons is
+#' served with TLS even when a plain-TCP server already runs for other
+#' daemons. The daemons are those of the pool, or of the `.compute` profile
+#' of the [mirai::mirai()], [mirai::mirai_map()] or [mirai::everywhere()]
+#' call that sends the object; outside such a call (a bare `serialize()`),
+#' those of mirai's default profile. `getOption("shmr.remote_url")` puts
+#' every object on one server at that address.
 #'
 #' @section Copies on other hosts (replicas):
 #' A copy is built under a hidden temporary name, its space reserved first,
@@ -100,9 +103,10 @@
 #' sending its release to every daemon.
 #'
 #' @return `remote_status()`: `NULL` when no region server runs, else a list
-#'   with `pid`, `url` (where it listens), `tls`, `exported` (the names of
-#'   the exported regions) and `served`, a data frame of `host`, `bytes` and
-#'   `requests` (what each host fetched).
+#'   with `pid`, `url` (where it listens) and `tls`, one element for each
+#'   running server, `exported` (the names of the exported regions) and
+#'   `served`, a data frame of `host`, `bytes`, `requests` (what each host
+#'   fetched) and `server` (from which server's `url`).
 #' @name remote
 #' @aliases several-machines
 #' @examples
@@ -121,19 +125,24 @@ NULL
 #' @rdname remote
 #' @export
 remote_status <- function() {
-  if (!server_running()) return(NULL)
-  s <- remote_state$server
-  stats <- control_request(s$control, "STATS", timeout = 10)
-  lines <- if (is.character(stats) && nzchar(stats)) strsplit(stats, "\n", fixed = TRUE)[[1L]]
-  fields <- strsplit(lines %||% character(), " ", fixed = TRUE)
-  served <- data.frame(
-    host = vapply(fields, `[`, "", 1L),
-    bytes = as.numeric(vapply(fields, `[`, "", 2L)),
-    requests = as.numeric(vapply(fields, `[`, "", 3L)),
-    stringsAsFactors = FALSE
-  )
-  list(pid = s$pid, url = s$url, tls = s$tls, exported = names(remote_state$exports),
-       served = served)
+  servers <- running_servers()
+  if (!length(servers)) return(NULL)
+  served <- do.call(rbind, lapply(servers, function(s) {
+    stats <- control_request(s$control, "STATS", timeout = 10)
+    lines <- if (is.character(stats) && nzchar(stats)) strsplit(stats, "\n", fixed = TRUE)[[1L]]
+    fields <- strsplit(lines %||% character(), " ", fixed = TRUE)
+    data.frame(
+      host = vapply(fields, `[`, "", 1L),
+      bytes = as.numeric(vapply(fields, `[`, "", 2L)),
+      requests = as.numeric(vapply(fields, `[`, "", 3L)),
+      server = rep(s$url, length(fields)),
+      stringsAsFactors = FALSE
+    )
+  }))
+  rownames(served) <- NULL
+  field <- function(name, type) unname(vapply(servers, `[[`, type, name))
+  list(pid = field("pid", 0L), url = field("url", ""), tls = field("tls", NA),
+       exported = names(remote_state$exports), served = served)
 }
 
 # This host's identity: host name and the device of the shm directory.
@@ -156,9 +165,15 @@ remote_chunk_size <- function() {
   floor(min(max(n, 4096), 256 * 1024^2))
 }
 
-# Evaluates `expr` with remote mode on (a pool over other hosts' daemons).
-with_remote_mode <- function(expr) {
+# Evaluates `expr` with remote mode on, for a pool over other hosts' daemons
+# of mirai compute profile `compute`.
+with_remote_mode <- function(expr, compute) {
   .Call(shmr_remote_scope, TRUE)
-  on.exit(.Call(shmr_remote_scope, FALSE))
+  old <- remote_state$scope_compute
+  remote_state$scope_compute <- compute
+  on.exit({
+    remote_state$scope_compute <- old
+    .Call(shmr_remote_scope, FALSE)
+  })
   expr
 }

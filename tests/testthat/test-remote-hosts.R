@@ -536,29 +536,57 @@ test_that("a dead remote daemon is not replaced by a local one", {
 test_that("the same over tls+tcp:// (certificates from nanonext)", {
   tls <- sim_cluster(c("simD", "simE"), per_host = 2L, local = 1L, tls = TRUE)
   expect_match(tls$url, "^tls\\+tcp://127\\.0\\.0\\.2:")
-  old <- options(shmr.remote = TRUE, shmr.remote_url = sub(":[0-9]+$", ":0", tls$url))
-  on.exit(options(old), add = TRUE)
-  shmr:::stop_region_server()
+  # A plain-TCP region server already runs, for the daemons of `cluster`.
+  local_remote_mode()
+  plain <- share(as.numeric(1:10))
+  on.exit(close(plain), add = TRUE)
+  invisible(serialize(plain, NULL))
+  expect_identical(remote_status()$tls, FALSE)
+  # Without shmr.remote_url, the compute profile of each call chooses the
+  # server: these daemons use TLS, so their objects travel with TLS. Before,
+  # they went through the plain server (or, with none running, through a
+  # plain one started for mirai's default profile).
+  options(shmr.remote_url = NULL)
   res <- mirai::mirai_map(1:12, detached(function(i, d) {
     Sys.sleep(0.2)
     c(sum(d$x), shmr::is_shared(d$x))
   }), .args = list(d = big), .compute = tls$profile)[]
   for (r in res) expect_equal(r, c(expected_x, 1))
   status <- remote_status()
-  expect_true(status$tls)
-  # With TLS the origin carries the certificate's fingerprint too.
-  expect_lt(length(serialize(big$x, NULL)), 400)
-  expect_match(status$url, "^tls\\+tcp://127\\.0\\.0\\.2:")
-  for (h in vapply(tls$hosts, `[[`, "", "name")) {
-    fetched <- sum(status$served$bytes[startsWith(status$served$host, paste0(h, ":"))])
-    expect_gte(fetched, big_size)
-    expect_lte(fetched, 1.05 * big_size)
+  expect_identical(sort(status$tls), c(FALSE, TRUE))
+  tls_url <- status$url[status$tls]
+  expect_match(tls_url, "^tls\\+tcp://127\\.0\\.0\\.2:")
+  # With TLS the origin carries the certificate's fingerprint too (here the
+  # URL names the server: outside a mirai call, the default profile would).
+  withr::with_options(list(shmr.remote_url = sub(":[0-9]+$", ":0", tls$url)),
+                      expect_lt(length(serialize(big$x, NULL)), 400))
+  tls_hosts <- vapply(tls$hosts, `[[`, "", "name")
+  names(tls_hosts) <- tls_hosts
+  fetched_by <- function(h, server) {
+    served <- remote_status()$served
+    sum(served$bytes[startsWith(served$host, paste0(h, ":")) & served$server %in% server])
   }
+  for (h in tls_hosts) {
+    expect_gte(fetched_by(h, tls_url), big_size)
+    expect_lte(fetched_by(h, tls_url), 1.05 * big_size)
+    expect_identical(fetched_by(h, status$url[!status$tls]), 0)
+  }
+  # A pool over the TLS daemons, with the plain server still running, and
+  # an object no host has yet.
   options(shmr.remote = FALSE)
   pool <- pool_create(backend = "mirai", compute = tls$profile)
   on.exit(pool_stop(pool), add = TRUE)
-  got <- pool_lapply(1:10, function(i) sum(big$y), pool = pool)
-  expect_equal(unlist(got), rep(sum(big$y), 10))
+  before <- vapply(tls_hosts, fetched_by, 0, server = tls_url)
+  z <- share(rnorm(1e5))
+  on.exit(close(z), add = TRUE)
+  got <- pool_lapply(1:10, detached(function(i, z) sum(z)), z = z, pool = pool)
+  expect_equal(unlist(got), rep(sum(z), 10))
+  status <- remote_status()
+  expect_identical(sort(status$tls), c(FALSE, TRUE))
+  for (h in tls_hosts) {
+    expect_gte(fetched_by(h, tls_url) - before[[h]], 8e5)
+    expect_identical(fetched_by(h, status$url[!status$tls]), 0)
+  }
 })
 
 test_that("after daemons(0) no host keeps a copy, and no simulated host is left", {

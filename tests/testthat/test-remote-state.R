@@ -162,6 +162,32 @@ test_that("the region server answers only with the token, and 'gone' after close
   expect_length(remote_status()$exported, 0L)
 })
 
+test_that("a region server that died is replaced, and what it served is exported again", {
+  skip_without_nanonext()
+  local_remote_mode()
+  x <- share(as.numeric(1:1000))
+  y <- share(as.numeric(1:2000))
+  invisible(serialize(list(x, y), NULL))
+  first <- remote_status()
+  tools::pskill(first$pid, tools::SIGKILL)
+  deadline <- Sys.time() + 10
+  while (shmr:::process_alive(first$pid) && Sys.time() < deadline) Sys.sleep(0.05)
+  # x starts the new server; y, sent after, must not keep its old origin.
+  invisible(serialize(x, NULL))
+  invisible(serialize(y, NULL))
+  second <- remote_status()
+  expect_length(second$pid, 1L)
+  expect_false(identical(second$pid, first$pid))
+  for (object in list(x, y)) {
+    fields <- strsplit(shmr:::remote_state$exports[[shared_name(object)]]$origin, " ",
+                       fixed = TRUE)[[1]]
+    expect_identical(fields[1], second$url)
+    reply <- ask_server(second$url, sprintf("GET %s %s 0 64 %s", shared_name(object), fields[2],
+                                            shmr:::host_identity()))
+    expect_identical(as.integer(reply[1]), 0L)
+  }
+})
+
 test_that("hand-edited origins give unavailable objects, never a crash or a wrong region", {
   skip_without_nanonext()
   local_remote_mode()
