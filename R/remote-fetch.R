@@ -126,6 +126,10 @@ origin_socket <- function(origin, deadline) {
 
 dial_origin <- function(address, tls) {
   sock <- nanonext::socket("req")
+  # No reply is larger than a chunk, its status byte and the protocol's
+  # header (which counts): a larger one is dropped before it is read into
+  # memory.
+  nanonext::opt(sock, "recv-size-max") <- remote_chunk_size() + 1024
   nanonext::dial(sock, url = address, tls = tls, autostart = TRUE)
   sock
 }

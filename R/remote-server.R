@@ -17,10 +17,19 @@
 # Status bytes of the public protocol.
 server_status <- c(ok = 0L, gone = 1L, refused = 2L, bad = 3L)
 
+# The longest request either socket reads; the longest valid one, a GET,
+# is under 600 bytes.
+max_request_bytes <- 4096
+
 region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max) {
   ctl <- nanonext::socket("rep", listen = control)
   cert <- if (tls) nanonext::write_cert(cn = url_host(listen))
   pub <- nanonext::socket("rep")
+  # Requests are short lines: a larger message is dropped, with its
+  # connection, before it is read into memory (a peer without a token could
+  # otherwise make this process as large as it likes).
+  nanonext::opt(ctl, "recv-size-max") <- max_request_bytes
+  nanonext::opt(pub, "recv-size-max") <- max_request_bytes
   nanonext::listen(pub, url = listen, fail = "error",
                    tls = if (tls) nanonext::tls_config(server = cert$server))
   bound <- attr(pub$listener[[1L]], "url")

@@ -229,9 +229,10 @@ sim_cluster_stop <- function(cluster) {
   invisible()
 }
 
-# unshare processes of simulated hosts still running (there should be none
-# once a test is over).
+# unshare processes of this process's simulated hosts still running (there
+# should be none once a test is over); another test run's hosts are its own.
 sim_leftover_hosts <- function() {
-  out <- suppressWarnings(run_tool("pgrep", c("-f", shQuote("[u]nshare .*shmr-sim-")), stdout = TRUE))
+  pattern <- sprintf("[u]nshare .*shmr-sim-[^ ]*-%d ", Sys.getpid())
+  out <- suppressWarnings(run_tool("pgrep", c("-f", shQuote(pattern)), stdout = TRUE))
   as.integer(out)
 }

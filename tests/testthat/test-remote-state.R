@@ -149,7 +149,7 @@ test_that("the region server answers only with the token, and 'gone' after close
     expect_identical(as.integer(reply[1]), 2L, info = request)
   }
   for (request in c("HELLO", "GET", sprintf("GET %s %s -1 64 %s", name, token, host),
-                    sprintf("GET %s %s 0 1e12 %s", name, token, host), strrep("x", 5000))) {
+                    sprintf("GET %s %s 0 1e12 %s", name, token, host), strrep("x", 3000))) {
     reply <- ask_server(url, request)
     expect_identical(as.integer(reply[1]), 3L, info = request)
   }
@@ -186,6 +186,31 @@ test_that("a region server that died is replaced, and what it served is exported
                                             shmr:::host_identity()))
     expect_identical(as.integer(reply[1]), 0L)
   }
+})
+
+test_that("the region server does not read a request larger than any valid one", {
+  skip_without_nanonext()
+  local_remote_mode()
+  x <- share(as.numeric(1:1000))
+  invisible(serialize(x, NULL))
+  status <- remote_status()
+  before <- shmr:::process_memory(status$pid)[["anonymous"]]
+  # 100 MB from a peer without a token: before, the server read all of it
+  # (its memory grew by that much) and answered "malformed request".
+  sock <- nanonext::socket("req")
+  on.exit(close(sock), add = TRUE)
+  nanonext::dial(sock, url = status$url, autostart = TRUE)
+  aio <- nanonext::request(nanonext::context(sock), strrep("A", 1e8), send_mode = "raw",
+                           recv_mode = "raw", timeout = 5000)
+  reply <- nanonext::call_aio(aio)$data
+  expect_true(nanonext::is_error_value(reply))
+  expect_lt(shmr:::process_memory(status$pid)[["anonymous"]] - before, 20e6)
+  # It goes on serving.
+  fields <- strsplit(shmr:::remote_state$exports[[shared_name(x)]]$origin, " ", fixed = TRUE)[[1]]
+  ok <- ask_server(status$url, sprintf("GET %s %s 0 64 %s", shared_name(x), fields[2],
+                                       shmr:::host_identity()))
+  expect_identical(as.integer(ok[1]), 0L)
+  expect_identical(remote_status()$pid, status$pid)
 })
 
 test_that("hand-edited origins give unavailable objects, never a crash or a wrong region", {
