@@ -100,7 +100,13 @@
 #' not reach the owner. Copies go to the shm directory of each host, which
 #' must have room for them. All hosts need the same shmr version (format
 #' version 3). mirai cannot address one daemon, so a pool releases copies by
-#' sending its release to every daemon.
+#' sending its release to every daemon. A share made on a worker on another
+#' host comes back as data when the worker knows its caller is elsewhere: a
+#' pool tells its workers; a plain mirai daemon knows from the address it
+#' dials (another host's address or name), or once it received a shared
+#' object from another host. One that dials a loopback address (an SSH
+#' tunnel) cannot tell, and its shares arrive unavailable: return plain data
+#' there, or use a pool.
 #'
 #' @return `remote_status()`: `NULL` when no region server runs, else a list
 #'   with `pid`, `url` (where it listens) and `tls`, one element for each

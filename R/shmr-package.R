@@ -15,6 +15,8 @@
     .Call(shmr_release_all)
     discard_own_handoffs()
   }, onexit = TRUE)
+  # Never a reason not to load.
+  try(note_remote_caller(), silent = TRUE)
 }
 
 exit_hook <- new.env(parent = emptyenv())

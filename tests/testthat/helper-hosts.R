@@ -156,18 +156,19 @@ sim_counter <- local({
 
 # A cluster: simulated hosts `hosts`, each with `per_host` mirai daemons,
 # plus `local` daemons on this (the owner's) host, all connected to a new
-# compute profile whose URL is on 127.0.0.2 (tls+tcp with `tls`). Returns an
+# compute profile whose URL is on `address`, 127.0.0.2 by default (tls+tcp
+# with `tls`). Returns an
 # environment with `profile`, `url`, `tls` and `hosts`. Everything (daemons,
 # hosts, and this process's region server) is removed when the frame
 # `envir` exits (a test's, by default), also when it fails.
 sim_cluster <- function(hosts = c("simB", "simC"), per_host = 2L, local = 1L, tls = FALSE,
-                        shm_size = "2g", envir = parent.frame()) {
+                        shm_size = "2g", envir = parent.frame(), address = sim_owner_address) {
   cluster <- new.env(parent = emptyenv())
   cluster$profile <- sprintf("shmr_sim_%d_%d", Sys.getpid(), sim_counter())
   cluster$hosts <- list()
   cluster$tls <- tls
   sim_defer(bquote(sim_cluster_stop(.(cluster))), envir)
-  url <- sprintf("%s://%s:0", if (tls) "tls+tcp" else "tcp", sim_owner_address)
+  url <- sprintf("%s://%s:0", if (tls) "tls+tcp" else "tcp", address)
   mirai::daemons(url = url, dispatcher = TRUE, .compute = cluster$profile)
   cluster$url <- mirai::status(.compute = cluster$profile)$daemons
   for (name in hosts) {

@@ -533,6 +533,28 @@ test_that("a dead remote daemon is not replaced by a local one", {
   expect_identical(sim_connections(cluster), connections - 1L)
 })
 
+test_that("a plain mirai daemon on another host returns its shares as data", {
+  # Daemons that dial this host by its name, which must resolve to a
+  # loopback address here (the simulated hosts share this host's network).
+  name <- Sys.info()[["nodename"]]
+  resolved <- suppressWarnings(system2("getent", c("hosts", name), stdout = TRUE))
+  skip_if(!length(resolved) || !startsWith(resolved[1L], "127."),
+          "this host's name does not resolve to a loopback address")
+  named <- sim_cluster("simF", per_host = 1L, local = 0L, address = name)
+  expect_match(named$url, name, fixed = TRUE)
+  # No remote mode here, no pool, and no shared object sent first: the
+  # daemon knows its caller is elsewhere only from the name it dialed.
+  # Before, the share came back by name and was unavailable: the data was
+  # lost.
+  made <- mirai::mirai({
+    v <- as.numeric(1:1e5) * 2
+    list(host = Sys.info()[["nodename"]], made = shmr::share(v))
+  }, .compute = named$profile)[]
+  expect_match(made$host, "^simF-")
+  expect_equal(sum(made$made), sum(as.numeric(1:1e5) * 2))
+  expect_false(is_shared(made$made))
+})
+
 test_that("the same over tls+tcp:// (certificates from nanonext)", {
   tls <- sim_cluster(c("simD", "simE"), per_host = 2L, local = 1L, tls = TRUE)
   expect_match(tls$url, "^tls\\+tcp://127\\.0\\.0\\.2:")

@@ -213,6 +213,23 @@ test_that("the region server does not read a request larger than any valid one",
   expect_identical(remote_status()$pid, status$pid)
 })
 
+test_that("a daemon reads from the URL it dials whether its caller is on another host", {
+  kind <- function(url) shmr:::dialed_host_kind(url, c(eth0 = "192.0.2.2"))
+  node <- Sys.info()[["nodename"]]
+  expect_identical(kind("abstract://a1b2"), "this")
+  expect_identical(kind("ipc:///tmp/mirai-1"), "this")
+  expect_identical(kind("tcp://192.0.2.2:5555"), "this")
+  expect_identical(kind(sprintf("tcp://%s:5555", toupper(node))), "this")
+  expect_identical(kind(sprintf("tls+tcp://%s.example.org:5555", node)), "this")
+  # Loopback: this host, or another one through an SSH tunnel.
+  for (url in c("tcp://127.0.0.1:5555", "tcp://127.0.0.2:1", "tcp://localhost:1", "tcp://[::1]:1")) {
+    expect_identical(kind(url), "unknown", info = url)
+  }
+  expect_identical(kind("tcp://10.0.0.5:5555"), "other")
+  expect_identical(kind("tls+tcp://headnode.cluster:5555"), "other")
+  expect_identical(kind(sprintf("tcp://%s-other:1", node)), "other")
+})
+
 test_that("hand-edited origins give unavailable objects, never a crash or a wrong region", {
   skip_without_nanonext()
   local_remote_mode()
