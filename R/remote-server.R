@@ -379,6 +379,23 @@ remote_origin_for <- function(region, size, pid, created, writable) {
   origin
 }
 
+# Forgets the exports whose region is gone: an object its owner dropped
+# without close() (collected, or its region removed), which the servers
+# stopped serving on their own (release_gone_regions()).
+forget_dropped_exports <- function() {
+  exported <- names(remote_state$exports)
+  if (!length(exported)) return(invisible())
+  regions <- .Call(shmr_regions_named, exported)
+  same <- vapply(exported, function(region) {
+    at <- match(region, regions$name)
+    export <- remote_state$exports[[region]]
+    !is.na(at) && isTRUE(regions$creator_pid[at] == export$pid) &&
+      isTRUE(abs(regions$created[at] * 1000 - export$created) < 1)
+  }, NA)
+  remote_state$exports[exported[!same]] <- NULL
+  invisible()
+}
+
 # Tells the region servers that `regions` are no longer served (close()).
 remote_unexport <- function(regions) {
   regions <- intersect(regions, names(remote_state$exports))

@@ -146,6 +146,7 @@ remote_status <- function() {
     )
   }))
   rownames(served) <- NULL
+  forget_dropped_exports()
   field <- function(name, type) unname(vapply(servers, `[[`, type, name))
   list(pid = field("pid", 0L), url = field("url", ""), tls = field("tls", NA),
        exported = names(remote_state$exports), served = served)

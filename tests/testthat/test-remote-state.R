@@ -120,6 +120,9 @@ test_that("the region server lets go of an exported object its owner dropped wit
   y <- share(rnorm(10))
   expect_identical(unserialize(serialize(y, NULL))[], y[])
   expect_identical(remote_status()$pid, server)
+  # And the owner's record no longer lists the dropped object (before, it
+  # did until the owner exited).
+  expect_identical(remote_status()$exported, shared_name(y))
 })
 
 test_that("the region server answers only with the token, and 'gone' after close()", {
