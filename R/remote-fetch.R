@@ -46,6 +46,9 @@ obtain_replica <- function(region, origin) {
                  remote_timeout()))
   }
   need_nanonext()
+  # What killed processes of this host left (copies, unfinished files) goes
+  # now rather than piling up until someone runs prune_shared().
+  .Call(shmr_prune_remote_copies)
   fetch_replica(region, origin, deadline)
   invisible()
 }

@@ -56,8 +56,9 @@
 #' a replica, of which origin, and which local process keeps it (the worker
 #' that fetched it): [shared_regions()] shows `host`, `replica` and `origin`.
 #' The copy is removed when its keeper exits, when the pool that sent it
-#' releases it after its owner closed the object, or by [prune_shared()]
-#' once its keeper is dead. One process per host fetches: the others wait on
+#' releases it after its owner closed the object, or, once its keeper is
+#' dead (a daemon that `daemons(0)` killed while busy), at that host's next
+#' fetch or by [prune_shared()]. One process per host fetches: the others wait on
 #' a lock the kernel releases if that process dies (another one then
 #' completes the copy). A region of the same name on that host that is not
 #' a copy of that origin is an error naming both, never mapped.

@@ -90,6 +90,18 @@ extern "C" SEXP shmr_prune() {
   END_CPP11
 }
 
+// Before a fetch: the copies, unfinished files and fetch locks that
+// processes of this host killed by a signal (daemons(0) ends busy daemons
+// so) left behind, which would otherwise stay until prune_shared().
+extern "C" SEXP shmr_prune_remote_copies() {
+  BEGIN_CPP11
+  const std::string directory = shm_directory();
+  const auto removed = prune_regions(directory, PruneScope::CopiesAndUnfinished);
+  prune_fetch_locks(directory);
+  return Rf_ScalarInteger(static_cast<int>(removed.size()));
+  END_CPP11
+}
+
 extern "C" SEXP shmr_remove(SEXP name) {
   BEGIN_CPP11
   std::string region = region_name_for(as_string(name));

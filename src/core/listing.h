@@ -42,11 +42,16 @@ std::vector<RegionSummary> list_regions(const std::string& directory, process::C
 // reading the rest of the directory; nullopt when there is none.
 std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name);
 
+// What prune_regions() looks at: every region, or only copies of other
+// hosts' regions (replicas) and unfinished temporary files.
+enum class PruneScope { AllRegions, CopiesAndUnfinished };
+
 // Removes regions (and unfinished temporary files, and locators whose data
-// file is gone) whose creator is known to be gone (process::liveness()).
-// Never touches persistent regions, nor those of live processes or of
-// processes it cannot tell about.
-std::vector<std::string> prune_regions(const std::string& directory);
+// file is gone) whose creator (a replica's keeper) is known to be gone
+// (process::liveness()). Never touches persistent regions, nor those of live
+// processes or of processes it cannot tell about.
+std::vector<std::string> prune_regions(const std::string& directory,
+                                       PruneScope scope = PruneScope::AllRegions);
 
 // Removes the region called `name` whatever its creator or persistence
 // (remove_shared()). Returns false when there was no such region.

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backing_test_util.h"
 #include "listing.h"
 #include "origin.h"
 #include "reader.h"
@@ -328,6 +329,34 @@ TEST(Replica, ListedWithItsKeeperAndPrunedOnlyWhenTheKeeperIsDead) {
   EXPECT_TRUE(here.entries().empty());
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+// The prune a fetch runs first: copies whose keeper died go; another dead
+// process's own region stays for prune_shared() to judge.
+TEST(Replica, PruningCopiesLeavesOtherRegionsOfTheDead) {
+  TempDir origin_dir, here;
+  auto origin = make_region(origin_dir, "shmr_copy");
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  RegionIdentity id = identity_of(*origin, "hostA:0:26");
+  // run_and_reap_child() ends the child with _Exit(): no destructor runs,
+  // so the copy stays, as after SIGKILL.
+  int code = -1;
+  pid_t keeper = run_and_reap_child(
+      [&] {
+        ReplicaBuilder builder(here.path(), "shmr_copy", id);
+        builder.write(0, bytes.data(), bytes.size());
+        builder.publish();
+        return 0;
+      },
+      &code);
+  ASSERT_EQ(code, 0);
+  ASSERT_GT(keeper, 0);
+  shmr_backing_test::create_in_dead_child(shmr_backing_test::shm_options(here, "shmr_own"));
+  ASSERT_EQ(here.entries().size(), 2u);
+  EXPECT_EQ(shmr::prune_regions(here.path(), shmr::PruneScope::CopiesAndUnfinished),
+            std::vector<std::string>{"shmr_copy"});
+  EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_own"});
+  EXPECT_EQ(shmr::prune_regions(here.path()), std::vector<std::string>{"shmr_own"});
 }
 
 TEST(Replica, KeptUntilReleased) {

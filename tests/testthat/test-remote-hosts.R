@@ -533,6 +533,32 @@ test_that("a dead remote daemon is not replaced by a local one", {
   expect_identical(sim_connections(cluster), connections - 1L)
 })
 
+test_that("copies left by killed daemons go at their host's next fetch", {
+  local_remote_mode()
+  own <- sim_cluster("simG", per_host = 2L, local = 0L)
+  host <- own$hosts[[1]]
+  files <- function() sim_host_run(host, "ls -A /dev/shm")
+  x <- share(rnorm(1e5))
+  on.exit(close(x), add = TRUE)
+  invisible(mirai::collect_mirai(mirai::everywhere(sum(d), .args = list(d = x),
+                                                   .compute = own$profile)))
+  expect_true(shared_name(x) %in% files())
+  # As daemons(0) ends busy daemons: SIGTERM, so no R code of theirs runs.
+  sim_host_run(host, "pkill -TERM -f '[m]irai::daemon'")
+  deadline <- Sys.time() + 20
+  while (sim_connections(own) > 0 && Sys.time() < deadline) Sys.sleep(0.1)
+  mirai::launch_remote(2L, remote = sim_remote_config(host), .compute = own$profile)
+  sim_wait_connections(own, 2L)
+  expect_true(shared_name(x) %in% files())
+  # Before, the dead keeper's copy stayed until someone ran prune_shared().
+  y <- share(rnorm(1e5))
+  on.exit(close(y), add = TRUE)
+  invisible(mirai::collect_mirai(mirai::everywhere(sum(d), .args = list(d = y),
+                                                   .compute = own$profile)))
+  expect_false(shared_name(x) %in% files())
+  expect_true(shared_name(y) %in% files())
+})
+
 test_that("a plain mirai daemon on another host returns its shares as data", {
   # Daemons that dial this host by its name, which must resolve to a
   # loopback address here (the simulated hosts share this host's network).
