@@ -67,8 +67,9 @@ fetch_replica <- function(region, origin, deadline) {
     request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
     reply <- tryCatch(origin_request(sock, origin$address, deadline, request), error = function(e) {
       # The timeout covers the whole copy: say so, rather than that the
-      # server did not answer, once part of it came.
-      if (offset > 0 && Sys.time() >= deadline) {
+      # server did not answer, once part of it came. (A request waits until
+      # the deadline, but its timer may fire a moment before it.)
+      if (offset > 0 && inherits(e, "shmr_deadline_reached")) {
         stop(sprintf(paste0(
           "the copy did not complete within %g s (%s of %s bytes copied): a larger object or ",
           "a slower network needs a longer timeout (SHMR_REMOTE_TIMEOUT on workers, ",
@@ -163,8 +164,12 @@ origin_request <- function(sock, address, deadline, message) {
   }
   value <- aio$data
   if (nanonext::is_error_value(value)) {
-    stop(sprintf("no answer from the region server at %s within %g s (%s)", address,
-                 remote_timeout(), nanonext::nng_error(value)))
+    message <- sprintf("no answer from the region server at %s within %g s (%s)", address,
+                       remote_timeout(), nanonext::nng_error(value))
+    # Each request waits for what is left of the deadline: a timeout means
+    # it is reached.
+    class <- c(if (value == 5L) "shmr_deadline_reached", "error", "condition")
+    stop(structure(class = class, list(message = message, call = NULL)))
   }
   value
 }
