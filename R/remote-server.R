@@ -232,12 +232,14 @@ mirai_compute_in_progress <- function() {
   NULL
 }
 
-# Where an object serialized now is served from: a pool's calls name their
-# own profile (with_remote_mode()); other uses, the mirai call in progress.
+# Where an object serialized now is served from: for a pool's calls, its
+# daemons' address (with_remote_mode()); for other uses, that of the mirai
+# call in progress.
 listen_url_in_use <- function() {
+  if (!is.null(remote_state$scope_listen)) return(remote_state$scope_listen)
   # Found here, not lazily inside mirai::status(), whose own `.compute` it
   # would find.
-  compute <- remote_state$scope_compute %||% mirai_compute_in_progress()
+  compute <- mirai_compute_in_progress()
   remote_listen_url(compute)
 }
 

@@ -176,11 +176,11 @@ remote_chunk_size <- function() {
 # Evaluates `expr` with remote mode on, for a pool over other hosts' daemons
 # of mirai compute profile `compute`.
 with_remote_mode <- function(expr, compute) {
+  old <- remote_state$scope_listen
+  remote_state$scope_listen <- remote_listen_url(compute)
   .Call(shmr_remote_scope, TRUE)
-  old <- remote_state$scope_compute
-  remote_state$scope_compute <- compute
   on.exit({
-    remote_state$scope_compute <- old
+    remote_state$scope_listen <- old
     .Call(shmr_remote_scope, FALSE)
   })
   expr
