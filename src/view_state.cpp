@@ -133,7 +133,7 @@ void check_identity(const RegionReader& reader, const IncomingState& in, const s
   std::string host = reader.is_replica() ? std::string(reader.replica().origin_host) : remote::local_host();
   RegionIdentity here{host, h.total_size, h.creator_pid, h.created_unix_ms};
   RegionIdentity wanted{in.origin_host, in.size, in.pid, in.created};
-  if (!(here == wanted))
+  if (!is_wanted_region(here, reader.is_replica(), wanted))
     throw Error(ErrorKind::Corrupt, "a region named '" + name + "' exists on this host but it is " +
                                         (reader.is_replica() ? "a copy of the region on " : "the region on ") +
                                         here.describe() + ", not the one the object refers to, on " +

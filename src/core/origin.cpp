@@ -35,6 +35,13 @@ std::vector<std::string> split_spaces(const std::string& text) {
 
 }  // namespace
 
+bool is_wanted_region(const RegionIdentity& found, bool found_is_replica,
+                      const RegionIdentity& wanted) {
+  if (found == wanted) return true;
+  return !found_is_replica && found.size == wanted.size &&
+         found.creator_pid == wanted.creator_pid && found.created_unix_ms == wanted.created_unix_ms;
+}
+
 std::string RegionIdentity::describe() const {
   std::ostringstream out;
   out << "host " << host << ", created by process " << creator_pid << " at " << created_unix_ms

@@ -28,6 +28,15 @@ struct RegionIdentity {
   std::string describe() const;
 };
 
+// Whether a region of this host, whose identity is `found` (a replica's
+// names its origin's host), is the region `wanted` names: equal identities;
+// or, for a region that is not a replica, equal but for the host name. That
+// is the origin itself seen under another host name, from a container that
+// shares its host's shm directory (--ipc=host): name, creator, creation time
+// and size all agree, which no other region's would.
+bool is_wanted_region(const RegionIdentity& found, bool found_is_replica,
+                      const RegionIdentity& wanted);
+
 struct RemoteOrigin {
   std::string address;      // the region server: "tcp://<ip>:<port>" or "tls+tcp://..."
   std::string token;        // 22 base-62 characters, per region

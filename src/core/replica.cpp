@@ -197,7 +197,7 @@ LocalCopy find_local_copy(const std::string& directory, const std::string& name,
   bool replica = read_replica_record(opened.fd.get(), header, record);
   RegionIdentity here{replica ? std::string(record.origin_host) : local_host, header.total_size,
                       header.creator_pid, header.created_unix_ms};
-  if (here == origin) return replica ? LocalCopy::Replica : LocalCopy::Origin;
+  if (is_wanted_region(here, replica, origin)) return replica ? LocalCopy::Replica : LocalCopy::Origin;
   throw Error(ErrorKind::Corrupt,
               "a region named '" + name + "' exists on this host (" + local_host + ") but it is " +
                   (replica ? "a copy of the region on " : "the region on ") + here.describe() +

@@ -129,6 +129,27 @@ TEST(Origin, ServerAddresses) {
   EXPECT_FALSE(shmr::is_valid_server_address("tcp://[zz]:5555"));
 }
 
+TEST(Origin, WantedRegionIsTheSameIdentityOrTheOriginUnderAnotherHostName) {
+  RegionIdentity wanted{"hostA:0:26", 4096, 100, 1700000000000};
+  RegionIdentity other_name = wanted;
+  other_name.host = "container:0:26";
+  EXPECT_TRUE(shmr::is_wanted_region(wanted, false, wanted));
+  EXPECT_TRUE(shmr::is_wanted_region(wanted, true, wanted));
+  // The origin seen from a container sharing its shm directory.
+  EXPECT_TRUE(shmr::is_wanted_region(other_name, false, wanted));
+  // A copy of another host's region of the same numbers is not this one.
+  EXPECT_FALSE(shmr::is_wanted_region(other_name, true, wanted));
+  for (auto change : {+1, -1}) {
+    RegionIdentity size = wanted, pid = wanted, created = wanted;
+    size.size += change;
+    pid.creator_pid += change;
+    created.created_unix_ms += change;
+    EXPECT_FALSE(shmr::is_wanted_region(size, false, wanted));
+    EXPECT_FALSE(shmr::is_wanted_region(pid, false, wanted));
+    EXPECT_FALSE(shmr::is_wanted_region(created, false, wanted));
+  }
+}
+
 TEST(Sha256, KnownDigests) {
   EXPECT_EQ(shmr::sha256::hex_digest("", 0),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -278,7 +299,10 @@ TEST(Replica, ANameTakenByAnotherRegionIsAnErrorNamingBoth) {
   TempDir origin_dir, here;
   auto origin = make_region(origin_dir, "shmr_same_name");
   auto local = make_region(here, "shmr_same_name");
+  // Made in this process in the same millisecond as `local`: another
+  // host's origin has its own creator.
   RegionIdentity id = identity_of(*origin, "hostA:0:26");
+  id.creator_pid += 1;
   try {
     shmr::find_local_copy(here.path(), "shmr_same_name", id, "hostB:0:41");
     ADD_FAILURE() << "no error";
@@ -287,8 +311,13 @@ TEST(Replica, ANameTakenByAnotherRegionIsAnErrorNamingBoth) {
     EXPECT_NE(what.find("hostB:0:41"), std::string::npos) << what;
     EXPECT_NE(what.find("hostA:0:26"), std::string::npos) << what;
   }
-  // On its own host the region is the origin itself.
+  // On its own host the region is the origin itself; so it is under
+  // another host name, seen through a shared shm directory (a container
+  // started with --ipc=host): name, creator, creation time and size agree.
   EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_same_name", identity_of(*local, "hostB:0:41"),
+                                  "hostB:0:41"),
+            LocalCopy::Origin);
+  EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_same_name", identity_of(*local, "hostA:0:41"),
                                   "hostB:0:41"),
             LocalCopy::Origin);
   EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_absent", id, "hostB:0:41"), LocalCopy::Absent);

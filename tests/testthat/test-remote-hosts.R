@@ -557,6 +557,46 @@ test_that("copies left by killed daemons go at their host's next fetch", {
   expect_true(shared_name(y) %in% files())
 })
 
+test_that("a daemon under another host name that shares this shm directory maps the region", {
+  # A container started with --ipc=host: a host name of its own (a UTS
+  # namespace), this host's shm directory. Before, the region itself was
+  # refused there as "not the one the object refers to".
+  name <- sprintf("simU-%d", Sys.getpid())
+  outer <- sprintf("setsid unshare --uts --fork sh -c 'hostname %s && exec sleep infinity' </dev/null >/dev/null 2>&1 & echo $!", name)
+  parent <- as.integer(system2("sh", c("-c", shQuote(outer)), stdout = TRUE))
+  on.exit(tools::pskill(parent, tools::SIGKILL), add = TRUE)
+  child <- integer()
+  deadline <- Sys.time() + 10
+  while (!length(child) && Sys.time() < deadline) {
+    child <- suppressWarnings(as.integer(run_tool("pgrep", c("-P", parent), stdout = TRUE)))
+  }
+  expect_length(child, 1L)
+  on.exit(tools::pskill(child, tools::SIGKILL), add = TRUE)
+  launcher <- tempfile(fileext = ".sh")
+  writeLines(c("#!/bin/sh", "pid=\"$1\"; shift", "exec nsenter -t \"$pid\" --uts -- sh -c \"exec $1\""),
+             launcher)
+  Sys.chmod(launcher, "0700")
+  profile <- sprintf("shmr_uts_%d", Sys.getpid())
+  mirai::daemons(url = sprintf("tcp://%s:0", sim_owner_address), dispatcher = TRUE, .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile), add = TRUE)
+  mirai::launch_remote(1L, remote = mirai::remote_config(
+    command = launcher, args = c(child, "."), quote = TRUE,
+    rscript = file.path(R.home("bin"), "Rscript")), .compute = profile)
+  deadline <- Sys.time() + 30
+  while (mirai::status(.compute = profile)$connections < 1L && Sys.time() < deadline) Sys.sleep(0.05)
+  local_remote_mode()
+  x <- share(rnorm(1e6))
+  on.exit(close(x), add = TRUE)
+  before <- sum(remote_status()$served$bytes)
+  got <- mirai::mirai(list(host = Sys.info()[["nodename"]],
+                           sum = tryCatch(sum(d), error = function(e) conditionMessage(e))),
+                      d = x, .compute = profile)[]
+  expect_identical(got$host, name)
+  expect_equal(got$sum, sum(x))
+  # Mapped, not copied: nothing was fetched.
+  expect_equal(sum(remote_status()$served$bytes), before)
+})
+
 test_that("a plain mirai daemon on another host returns its shares as data", {
   # Daemons that dial this host by its name, which must resolve to a
   # loopback address here (the simulated hosts share this host's network).
