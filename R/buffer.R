@@ -75,6 +75,11 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
 #' @export
 `[[<-.shmr_buffer` <- function(x, ..., value) {
   if (length(value) != 1L) stop("more elements supplied than there are to replace", call. = FALSE)
+  # As for any vector, `[[<-` selects one element: b[[c(1, 2)]] is an error.
+  if (...length() == 0L || any(lengths(list(...)) != 1L)) {
+    stop("attempt to select more than one element: `[[<-` takes one subscript of length 1 ",
+         "per dimension", call. = FALSE)
+  }
   `[<-.shmr_buffer`(x, ..., value = value)
 }
 

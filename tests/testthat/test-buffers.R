@@ -83,6 +83,15 @@ test_that("subscripts follow R's rules for `[<-`", {
   expect_error(m[1:3] <- 1:2, "not a multiple of replacement length")
   expect_error(m[1, 1, 1] <- 1, "incorrect number of subscripts")
   expect_error(m[[1:2]] <- 1:2, "more elements supplied")
+  # `[[<-` selects one element, as for any vector; before, b[[c(1, 2)]]
+  # wrote two.
+  b <- shared_buffer("double", 5, init = 0)
+  expect_error(b[[c(1, 2)]] <- 1, "more than one element")
+  expect_error(m[[1, 1:2]] <- 1, "more than one element")
+  expect_identical(fetch(b), rep(0, 5))
+  expect_identical(fetch(m)[1, ], c(p = 1, q = 0))
+  b[[2]] <- 8
+  expect_identical(fetch(b), c(0, 8, 0, 0, 0))
 })
 
 test_that("writing a column costs no temporary memory the size of the column", {
