@@ -115,16 +115,40 @@ pool_apply <- function(X, MARGIN, FUN, ..., pool = NULL, chunk_size = NULL, seed
   MARGIN <- as.integer(MARGIN)
   answer <- pool_map(X, FUN, list(...), margin = MARGIN, pool = pool, chunk_size = chunk_size,
                      seed = seed, progress = progress, on_error = on_error)
-  names(answer) <- dimnames(X)[[MARGIN]]
-  lengths <- unique(lengths(answer))
-  if (length(answer) && length(lengths) == 1L && lengths >= 1L &&
-      all(vapply(answer, is.atomic, TRUE))) {
-    if (lengths == 1L) return(unlist(answer))
-    result <- simplify2array(answer, higher = FALSE)
-    dimnames(result) <- list(names(answer[[1L]]), dimnames(X)[[MARGIN]])
-    return(result)
+  apply_result(answer, X, MARGIN)
+}
+
+# The results of FUN on each row (MARGIN 1) or column (2) of matrix X, put
+# together as apply() does: a vector, a matrix, or a list, with the same
+# names and dimnames.
+apply_result <- function(answer, X, MARGIN) {
+  d2 <- length(answer)
+  if (!d2) return(answer)
+  dn_ans <- dimnames(X)[MARGIN]
+  dn_call <- dimnames(X)[-MARGIN]
+  answer <- unname(answer)
+  first_names <- names(answer[[1L]])
+  as_list <- is.recursive(answer[[1L]]) || any(lengths(answer) != length(answer[[1L]]))
+  if (!as_list && length(first_names) &&
+      !all(vapply(answer, function(a) identical(names(a), first_names), NA))) {
+    first_names <- NULL
   }
-  answer
+  flat <- if (as_list) answer else unlist(answer, recursive = FALSE)
+  if (length(flat) == d2 || as_list) {
+    names(flat) <- if (length(dn_ans[[1L]])) dn_ans[[1L]]
+    return(flat)
+  }
+  if (!length(flat) || length(flat) %% d2 != 0L) return(flat)
+  if (is.null(dn_ans)) dn_ans <- list(NULL)
+  row_names <- list(first_names)
+  call_name <- names(dn_call[1])
+  if (length(dn_call) && !is.null(call_name) && nzchar(call_name) &&
+      length(first_names) == length(dn_call[[1L]])) {
+    names(row_names) <- call_name
+  }
+  dn_ans <- c(row_names, dn_ans)
+  array(flat, c(length(flat) %/% d2, d2),
+        if (!is.null(names(dn_ans)) || !all(vapply(dn_ans, is.null, NA))) dn_ans)
 }
 
 share_threshold <- function() {

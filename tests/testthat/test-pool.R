@@ -35,6 +35,23 @@ test_that("maps equal lapply, sapply and apply", {
       }
     }
     expect_identical(pool_lapply(list(), identity), list())
+    # Put together as apply() does, whatever FUN returns: with and without
+    # dimnames, vectors, NULL, lists and results of different lengths.
+    # Before, a matrix without dimnames came back with them, and NULLs as a
+    # list.
+    named <- matrix(1:6, 2, dimnames = list(c("a", "b"), c("x", "y", "z")))
+    axes <- matrix(1:6, 2, dimnames = list(rows = c("a", "b"), cols = c("x", "y", "z")))
+    funs <- list(identity = function(v) v, null = function(v) NULL, list = function(v) list(v),
+                 ragged = function(v) seq_len(v[1]), named = function(v) c(lo = min(v), hi = max(v)),
+                 empty = function(v) integer(), one = function(v) sum(v))
+    for (mat in list(matrix(1:6, 2), named, axes)) {
+      for (margin in 1:2) {
+        for (f in names(funs)) {
+          expect_identical(pool_apply(mat, margin, funs[[f]]), apply(mat, margin, funs[[f]]),
+                           info = paste(f, margin, !is.null(dimnames(mat))))
+        }
+      }
+    }
   })
 })
 
