@@ -29,14 +29,9 @@ dialed_host_kind <- function(url, local_addresses) {
 daemon_dialed_url <- function() {
   if (!isNamespaceLoaded("mirai")) return(NULL)
   daemon <- get("daemon", envir = asNamespace("mirai"))
-  frames <- sys.frames()
-  for (i in rev(seq_along(frames))) {
-    if (identical(sys.function(i), daemon)) {
-      url <- get0("url", envir = frames[[i]], inherits = FALSE)
-      return(if (is.character(url) && length(url) == 1L) url)
-    }
-  }
-  NULL
+  frame <- innermost_frame(function(frame, i) identical(sys.function(i), daemon))
+  url <- if (!is.null(frame)) get0("url", envir = frame, inherits = FALSE)
+  if (is.character(url) && length(url) == 1L) url
 }
 
 # Called when shmr is loaded: on a daemon whose caller is on another host,

@@ -221,15 +221,12 @@ remote_listen_url <- function(compute = NULL) {
 # the default profile. NULL (mirai's default profile) outside such a call.
 mirai_compute_in_progress <- function() {
   if (!isNamespaceLoaded("mirai")) return(NULL)
-  frames <- sys.frames()
   mirai_ns <- asNamespace("mirai")
-  for (i in rev(seq_along(frames))) {
-    if (exists(".compute", envir = frames[[i]], inherits = FALSE) &&
-        identical(topenv(environment(sys.function(i))), mirai_ns)) {
-      return(get(".compute", envir = frames[[i]], inherits = FALSE))
-    }
-  }
-  NULL
+  frame <- innermost_frame(function(frame, i) {
+    exists(".compute", envir = frame, inherits = FALSE) &&
+      identical(topenv(environment(sys.function(i))), mirai_ns)
+  })
+  if (!is.null(frame)) get(".compute", envir = frame, inherits = FALSE)
 }
 
 # Where an object serialized now is served from: for a pool's calls, its

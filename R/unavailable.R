@@ -35,8 +35,5 @@ reading_for_mirai_error_report <- function() {
   if (!isNamespaceLoaded("mirai")) return(FALSE)
   report <- get0("mk_mirai_error", envir = asNamespace("mirai"), inherits = FALSE)
   if (!is.function(report)) return(FALSE)
-  for (k in seq_len(sys.nframe())) {
-    if (identical(sys.function(k), report)) return(TRUE)
-  }
-  FALSE
+  !is.null(innermost_frame(function(frame, i) identical(sys.function(i), report)))
 }
