@@ -373,8 +373,7 @@ remote_origin_for <- function(region, size, pid, created, writable) {
                   created, FALSE)
   origins <- known$origins %||% list()
   origins[[listen]] <- origin
-  remote_state$exports[[region]] <- list(origin = origin, origins = origins, created = created,
-                                         pid = pid)
+  remote_state$exports[[region]] <- list(origins = origins, created = created, pid = pid)
   origin
 }
 

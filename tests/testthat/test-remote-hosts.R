@@ -237,7 +237,7 @@ test_that("a missing region never kills a worker: gone, refused, unreachable", {
   # Refused: a token that is not the region's.
   kept <- share(rnorm(1000))
   stream <- serialize(kept, NULL)
-  origin <- shmr:::remote_state$exports[[shared_name(kept)]]$origin
+  origin <- shmr:::remote_state$exports[[shared_name(kept)]]$origins[[1]]
   fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
   refused <- replace_serialized_origin(stream, origin, paste(
     replace(fields, 2, paste(rev(strsplit(fields[2], "")[[1]]), collapse = "")), collapse = " "))
@@ -288,7 +288,7 @@ test_that("timeouts: a black-holed origin and a held fetch lock fail within the 
   x <- share(rnorm(1000))
   on.exit(close(x), add = TRUE)
   stream <- serialize(x, NULL)
-  origin <- shmr:::remote_state$exports[[shared_name(x)]]$origin
+  origin <- shmr:::remote_state$exports[[shared_name(x)]]$origins[[1]]
   fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
   holed <- replace_serialized_origin(stream, origin, paste(
     replace(fields, 1, sprintf("tcp://127.0.0.3:%d", 45000 + Sys.getpid() %% 1000)), collapse = " "))

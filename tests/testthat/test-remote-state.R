@@ -132,7 +132,7 @@ test_that("the region server answers only with the token, and 'gone' after close
   invisible(serialize(x, NULL))
   name <- shared_name(x)
   url <- remote_status()$url
-  token <- shmr:::remote_state$exports[[name]]$origin
+  token <- shmr:::remote_state$exports[[name]]$origins[[1]]
   token <- strsplit(token, " ", fixed = TRUE)[[1]][2]
   host <- shmr:::host_identity()
   ok <- ask_server(url, sprintf("GET %s %s 0 64 %s", name, token, host))
@@ -182,7 +182,7 @@ test_that("a region server that died is replaced, and what it served is exported
   expect_length(second$pid, 1L)
   expect_false(identical(second$pid, first$pid))
   for (object in list(x, y)) {
-    fields <- strsplit(shmr:::remote_state$exports[[shared_name(object)]]$origin, " ",
+    fields <- strsplit(shmr:::remote_state$exports[[shared_name(object)]]$origins[[1]], " ",
                        fixed = TRUE)[[1]]
     expect_identical(fields[1], second$url)
     reply <- ask_server(second$url, sprintf("GET %s %s 0 64 %s", shared_name(object), fields[2],
@@ -209,7 +209,7 @@ test_that("the region server does not read a request larger than any valid one",
   expect_true(nanonext::is_error_value(reply))
   expect_lt(shmr:::process_memory(status$pid)[["anonymous"]] - before, 20e6)
   # It goes on serving.
-  fields <- strsplit(shmr:::remote_state$exports[[shared_name(x)]]$origin, " ", fixed = TRUE)[[1]]
+  fields <- strsplit(shmr:::remote_state$exports[[shared_name(x)]]$origins[[1]], " ", fixed = TRUE)[[1]]
   ok <- ask_server(status$url, sprintf("GET %s %s 0 64 %s", shared_name(x), fields[2],
                                        shmr:::host_identity()))
   expect_identical(as.integer(ok[1]), 0L)
@@ -238,7 +238,7 @@ test_that("hand-edited origins give unavailable objects, never a crash or a wron
   local_remote_mode()
   x <- share(c(1, 2, 3))
   stream <- serialize(x, NULL)
-  origin <- shmr:::remote_state$exports[[shared_name(x)]]$origin
+  origin <- shmr:::remote_state$exports[[shared_name(x)]]$origins[[1]]
   fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
   edited <- function(new) {
     suppressWarnings(unserialize(replace_serialized_origin(stream, origin, new)))
