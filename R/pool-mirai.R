@@ -172,8 +172,8 @@ dispatch_mirai <- function(pool, tasks, on_done) {
   if (pool$remote) {
     # Start the region server on the daemons' interface and export what the
     # tasks share before mirai serializes them.
-    region_server(pool$profile)
-    with_remote_mode(invisible(serialize(tasks, NULL)), pool$profile)
+    listen <- region_server(pool$profile)$listen
+    with_remote_mode(invisible(serialize(tasks, NULL)), listen)
   }
   attempts <- integer(length(tasks))
   run <- mirai_runner()
@@ -182,7 +182,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
       mirai::mirai(run(task, setup), run = run, task = tasks[[t]], setup = pool$setup,
                    .compute = pool$profile)
     }
-    if (pool$remote) with_remote_mode(send(), pool$profile) else send()
+    if (pool$remote) with_remote_mode(send(), listen) else send()
   }
   # A call that ends early (an error, an interrupt) cancels its chunks still
   # queued or running, so that the daemons are free for the next call.

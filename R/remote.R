@@ -173,11 +173,11 @@ remote_chunk_size <- function() {
   floor(min(max(n, 4096), 256 * 1024^2))
 }
 
-# Evaluates `expr` with remote mode on, for a pool over other hosts' daemons
-# of mirai compute profile `compute`.
-with_remote_mode <- function(expr, compute) {
+# Evaluates `expr` with remote mode on, for a pool over other hosts' daemons,
+# whose objects are served from the region server listening on `listen`.
+with_remote_mode <- function(expr, listen) {
   old <- remote_state$scope_listen
-  remote_state$scope_listen <- remote_listen_url(compute)
+  remote_state$scope_listen <- listen
   .Call(shmr_remote_scope, TRUE)
   on.exit({
     remote_state$scope_listen <- old
