@@ -6,7 +6,9 @@
 // list's own; the region never changes.
 //
 // R marks every element it takes from an ALTREP list as not mutable, so a
-// change to an element (x$a[1] <- 0) always works on a copy.
+// change to an element (x$a[1] <- 0) always works on a copy. C code can
+// still write into an element in place: list_view_unchanged() looks for
+// that before the list travels or is named as its region's.
 #include "list_view.h"
 #include "remote_glue.h"
 
@@ -18,6 +20,7 @@
 #include "core/error.h"
 #include "core/names.h"
 #include "decode.h"
+#include "decoded_check.h"
 #include "r_boundary.h"
 #include "view.h"
 
@@ -161,7 +164,7 @@ SEXP list_state(SEXP x) {
   // Saved again, a list whose region could not be had keeps its reference.
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr) return unavailable_state(x);
   ListHandle& handle = open_handle(x);
-  if (handle.written || !handle.mapping->name_still_leads_here()) return nullptr;
+  if (!list_view_unchanged(x) || !handle.mapping->name_still_leads_here()) return nullptr;
   if (remote::names_may_not_travel()) return nullptr;
   // Sent by name from a forked child, the region becomes the parent's, as a
   // vector view's does (view_serialized_state()).
@@ -225,10 +228,11 @@ SEXP list_unserialize(SEXP, SEXP state) {
 
 // A copy of an unchanged list is another view of the same node, holding the
 // elements decoded so far (a shallow copy shares them, as R's own would); a
-// changed list is copied by R into an ordinary list.
+// changed list is copied by R into an ordinary list, and so is a deep copy
+// of a list whose elements C code wrote into (it would decode them afresh).
 SEXP list_duplicate(SEXP x, Rboolean deep) {
   ListHandle& handle = open_handle(x);
-  if (handle.written) return nullptr;
+  if (handle.written || (deep && !list_view_unchanged(x))) return nullptr;
   SEXP copy = PROTECT(run_guarded([&] {
     return cpp11::unwind_protect([&] { return make_list_view(handle.mapping, handle.node); });
   }));
@@ -292,6 +296,8 @@ ListHandle* list_view_handle(SEXP x) {
   return static_cast<ListHandle*>(R_ExternalPtrAddr(pointer));
 }
 
+SEXP list_view_decoded_elements(SEXP x) { return R_altrep_data2(x); }
+
 #else  // R without ALTLIST: shared lists are ordinary lists (list_registry.h).
 
 void init_list_view_class(DllInfo*) {}
@@ -301,6 +307,8 @@ SEXP make_list_view(const std::shared_ptr<Mapping>&, const NodeView&) {
 }
 
 ListHandle* list_view_handle(SEXP) { return nullptr; }
+
+SEXP list_view_decoded_elements(SEXP) { return R_NilValue; }
 
 #endif
 

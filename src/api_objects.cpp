@@ -14,6 +14,7 @@
 #include "core/object_paths.h"
 #include "core/store.h"
 #include "decode.h"
+#include "decoded_check.h"
 #include "encode.h"
 #include "fetch.h"
 #include "list_registry.h"
@@ -78,7 +79,9 @@ bool attributes_as_shared(SEXP x, const Origin& origin) {
 // True when map_shared() of x's region and node gives x back.
 bool reads_as_shared(SEXP x, const Origin& origin) {
   ViewHandle* handle = view_handle(x);
-  return (handle == nullptr || !view_holds_own_writes(*handle)) && attributes_as_shared(x, origin);
+  if (handle != nullptr && view_holds_own_writes(*handle)) return false;
+  if (list_view_handle(x) != nullptr && !list_view_unchanged(x)) return false;
+  return attributes_as_shared(x, origin);
 }
 
 }  // namespace

@@ -1,15 +1,14 @@
 #include "list_registry.h"
 
-#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "core/error.h"
+#include "decoded_check.h"
 #include "list_view.h"
 #include "mapping.h"
-#include "r_types.h"
 #include "view.h"
 
 namespace shmr::glue {
@@ -37,26 +36,6 @@ struct Registry {
 Registry& registry() {
   static auto* instance = new Registry();
   return *instance;
-}
-
-bool same_bytes(SEXP element, const NodeView& node) {
-  if (ALTREP(element) || TYPEOF(element) != r_type(node.kind()) ||
-      static_cast<uint64_t>(XLENGTH(element)) != node.length())
-    return false;
-  if (node.kind() != NodeKind::String)
-    return node.data_size() == 0 ||
-           std::memcmp(DATAPTR_RO(element), node.data(), node.data_size()) == 0;
-  for (uint64_t i = 0; i < node.length(); ++i) {
-    SEXP ch = STRING_ELT(element, static_cast<R_xlen_t>(i));
-    StringRef s = node.string_at(i);
-    if (s.encoding == format::StringEncoding::Missing) {
-      if (ch != NA_STRING) return false;
-    } else if (ch == NA_STRING || static_cast<uint64_t>(LENGTH(ch)) != s.size ||
-               (s.size > 0 && std::memcmp(CHAR(ch), s.data, s.size) != 0)) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool is_ordinary_list(SEXP x) {
@@ -106,7 +85,7 @@ bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position
       if (TYPEOF(element) == LISTSXP) return true;  // a nested pairlist is never registered
       if (ListHandle* view = list_view_handle(element))
         return view->mapping.get() == &mapping && view->node.index() == child.index() &&
-               !view->written;
+               list_view_unchanged(element);
       std::shared_ptr<Mapping> owner;
       const Entry* inner = live_entry(element, owner);
       if (inner == nullptr) {

@@ -46,4 +46,8 @@ SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& nod
 // The handle of a list view, or nullptr for anything else (never throws).
 ListHandle* list_view_handle(SEXP x);
 
+// The elements the list view `x` has decoded so far: a list of the node's
+// length in which NULL means "not decoded yet", or R_NilValue when none was.
+SEXP list_view_decoded_elements(SEXP x);
+
 }  // namespace shmr::glue

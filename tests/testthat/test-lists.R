@@ -314,3 +314,58 @@ test_that("a list's elements read its own region after its name was taken by a n
   expect_identical(unserialize(serialize(old, NULL)), value)
   expect_identical(fetch(newer), data.frame(u = c("p", "q"), v = c(7, 8)))
 })
+
+test_that("a column written in place by C code travels with its new values, and unnamed", {
+  write <- in_place_writers()
+  # Columns of many pages, written in the middle: a write is seen a page at
+  # a time, and a column that shares the written page with another counts
+  # as written too.
+  n <- 1e5
+  at <- n / 2
+  df <- share(data.frame(a = as.numeric(seq_len(n)), b = as.numeric(seq_len(n)) + n))
+  name <- shared_name(df)
+  # Reads that ask R for a writable pointer to a column write nothing: the
+  # data frame still travels by name.
+  invisible(list(sum(df$a), df$a == 2, range(df$b)))
+  expect_identical(shared_name(df), name)
+  if (has_list_views()) expect_lt(serialized_size(df), 250)
+
+  write$double(df$a, at, 333)
+  written <- replace(as.numeric(seq_len(n)), at, 333)
+  expect_equal(df$a, written)
+  expect_null(shared_name(df))
+  back <- unserialize(serialize(df, NULL))
+  expect_equal(back$a, written)
+  expect_equal(back$b, as.numeric(seq_len(n)) + n)
+  # A deep copy C code makes keeps the write.
+  expect_equal(write$deep_copy(df)$a, written)
+  # The column nobody wrote still travels as the region's.
+  expect_true(is_shared(back$b))
+  # A worker given the data frame sees the write; the region is unchanged.
+  seen <- in_other_process(function(d, name) list(d$a, map_shared(name)$a),
+                           list(df, name))
+  expect_equal(seen[[1]], written)
+  expect_equal(seen[[2]], as.numeric(seq_len(n)))
+  # share() makes a new region of it instead of handing out the old one.
+  again <- share(df)
+  expect_false(identical(shared_name(again), name))
+  expect_equal(in_other_process(function(name) map_shared(name)$a, list(shared_name(again))),
+               written)
+})
+
+test_that("a write by C code deep in a shared list, or into its strings, travels too", {
+  write <- in_place_writers()
+  l <- share(list(inner = list(v = as.numeric(1:3), w = as.numeric(4:6)), s = c("x", "y")))
+  write$double(l$inner$v, 2, -1)
+  back <- unserialize(serialize(l, NULL))
+  expect_equal(back$inner$v, c(1, -1, 3))
+  expect_equal(back$inner$w, as.numeric(4:6))
+  write$string(l$s, 1, "changed")
+  expect_identical(in_other_process(function(x) x$s, list(l)), c("changed", "y"))
+  expect_null(shared_name(l))
+  # A list whose elements were only read keeps its name.
+  m <- share(list(inner = list(v = as.numeric(1:3)), s = c("x", "y")))
+  invisible(list(sum(m$inner$v), nchar(m$s)))
+  expect_false(is.null(shared_name(m)))
+  expect_identical(unserialize(serialize(m, NULL))$inner$v, as.numeric(1:3))
+})
