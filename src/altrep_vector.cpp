@@ -90,7 +90,6 @@ void* view_dataptr(SEXP x, Rboolean writable) {
     // Until R holds a writable pointer, no page of the mapping can have been
     // written, and the page checks (Duplicate, Serialized_state, value
     // flags) are skipped.
-    handle->pointer_given = true;
     handle->mapping->note_writable_pointer();
     if (handle->writable_copy == WritableCopy::Pending) return settle_writable_copy(x, *handle);
   }
@@ -231,7 +230,7 @@ void gather(const T* data, R_xlen_t n, SEXP index, T* out, T na) {
 
 template <typename T>
 SEXP extract_subset(SEXP x, SEXP index, T na) {
-  const ViewHandle* handle = own_handle(x);
+  ViewHandle* handle = own_handle(x);
   // A released or closed view: R's own path raises the error.
   if (handle == nullptr || *handle->closed) return nullptr;
   if (TYPEOF(index) != INTSXP && TYPEOF(index) != REALSXP) return nullptr;

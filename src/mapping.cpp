@@ -346,7 +346,7 @@ void Mapping::remove_view(uint64_t node, const void* data, uint64_t size) noexce
   live_views_.erase(found);
   // Pages written through the view stay in this mapping after it: the node
   // must not be viewed here again.
-  if (writable_pointer_given_ && size > 0 && region_->access() == Access::CopyOnWrite &&
+  if (writable_pointers_ != 0 && size > 0 && region_->access() == Access::CopyOnWrite &&
       !region_->is_closed() && pages::has_private_copies(data, size)) {
     try {
       written_nodes_.insert(node);

@@ -78,9 +78,11 @@ class Mapping {
   void remove_view(uint64_t node, const void* data, uint64_t size) noexcept;
 
   // R was handed a writable pointer into this mapping: its pages may have
-  // been written. Until then none can have been, and no page check is needed.
-  void note_writable_pointer() noexcept { writable_pointer_given_ = true; }
-  bool writable_pointer_given() const noexcept { return writable_pointer_given_; }
+  // been written. Until then none can have been, and no page check is needed;
+  // a view checked since the last one was handed out needs none either.
+  void note_writable_pointer() noexcept { ++writable_pointers_; }
+  bool writable_pointer_given() const noexcept { return writable_pointers_ != 0; }
+  uint64_t writable_pointers() const noexcept { return writable_pointers_; }
 
   // True when a new view of the fixed-width node `node` must not read this
   // mapping (the rule above).
@@ -93,7 +95,7 @@ class Mapping {
   std::unordered_set<uint64_t> written_nodes_;         // their views wrote pages, and are gone
   std::shared_ptr<RegionGroup> group_;
   bool detached_ = false;
-  bool writable_pointer_given_ = false;
+  uint64_t writable_pointers_ = 0;
 };
 
 // A mapping of the region now called `name` for a new object (map_shared()):

@@ -238,7 +238,7 @@ SEXP fresh_view_of(const ViewHandle& handle) {
       false);
 }
 
-SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t count) {
+SEXP slice_on_own_mapping(ViewHandle& handle, uint64_t first, uint64_t count) {
   if (format::element_size(handle.node.kind()) == 0 || first > handle.count ||
       count > handle.count - first)
     return nullptr;
@@ -251,28 +251,29 @@ SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t cou
 }
 
 bool view_values_trusted(ViewHandle& handle) {
-  if (handle.known_written || handle.mapping->is_closed() || view_writes_through(handle))
-    return false;
-  if (format::element_size(handle.node.kind()) == 0) return !handle.cache_written;
-  if (!handle.pointer_given) return true;
-  // Private pages stay private: once written, always written.
-  if (view_has_private_pages(handle)) {
-    handle.known_written = true;
-    return false;
-  }
-  handle.pointer_given = false;
-  // The next writable pointer must set it again.
-  views_changed();
-  return true;
+  if (handle.mapping->is_closed() || view_writes_through(handle)) return false;
+  return !view_holds_own_writes(handle);
 }
 
 bool view_writes_through(const ViewHandle& handle) {
   return handle.mapping->region().access() == Access::SharedWritable;
 }
 
-bool view_holds_own_writes(const ViewHandle& handle) {
+bool view_holds_own_writes(ViewHandle& handle) {
   if (view_writes_through(handle)) return false;
-  return handle.known_written || handle.cache_written || view_has_private_pages(handle);
+  if (handle.known_written || handle.cache_written) return true;
+  const uint64_t pointers = handle.mapping->writable_pointers();
+  if (handle.clean_at_pointers == pointers) return false;
+  // Private pages stay private: once written, always written.
+  if (view_has_private_pages(handle)) {
+    handle.known_written = true;
+    return true;
+  }
+  handle.clean_at_pointers = pointers;
+  // A view keeps its writable pointer in the last-view cache
+  // (altrep_vector.cpp), where asking again would not be counted.
+  views_changed();
+  return false;
 }
 
 bool view_has_private_pages(const ViewHandle& handle) {

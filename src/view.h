@@ -49,10 +49,11 @@ struct ViewHandle {
   // Set once the view was found to hold private (written) pages: from then
   // on its node's value flags are not trusted.
   bool known_written = false;
-  // Set when R was handed a writable data pointer since the view was last
-  // found free of private pages (R writes only through such pointers), so
-  // the page check runs again only then.
-  bool pointer_given = true;
+  // The mapping's count of writable pointers handed out (Mapping) when the
+  // view was last found free of private pages: R writes only through such
+  // pointers, so the page check runs again only once the count has moved.
+  uint64_t clean_at_pointers = kNeverChecked;
+  static constexpr uint64_t kNeverChecked = ~uint64_t{0};
 
   // String views: the strings made so far, inside the R vectors data2 holds
   // (R's collector never moves objects), so reading one costs no R call.
@@ -148,7 +149,7 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
 // to it), on a mapping where the node has no other view, so that writes to
 // it stay its own; nullptr when no such mapping can be had. May raise an R
 // error (allocation): call only from an ALTREP method or unwind_protect.
-SEXP slice_on_own_mapping(const ViewHandle& handle, uint64_t first, uint64_t count);
+SEXP slice_on_own_mapping(ViewHandle& handle, uint64_t first, uint64_t count);
 
 // True when the node's value flags (FORMAT.md 2.2) describe the view's
 // values: a read-only view, open, that this process has not written to.
@@ -233,7 +234,10 @@ bool view_writes_through(const ViewHandle& handle);
 // True when this process wrote to the data of a view of a read-only region:
 // its own pages (copy-on-write pages, a string view's changed elements) hold
 // what the region does not, so the region's name no longer gives it back.
-bool view_holds_own_writes(const ViewHandle& handle);
+// The page check (a read of the kernel's page map, a cost per page of the
+// view) runs only when R was handed a writable pointer into the view since
+// the last check found no written page.
+bool view_holds_own_writes(ViewHandle& handle);
 
 // True when the process holds private (copy-on-write) copies of any page of
 // the view's data, i.e. it has written to it. Free unless R was ever handed

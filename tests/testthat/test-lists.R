@@ -369,3 +369,25 @@ test_that("a write by C code deep in a shared list, or into its strings, travels
   expect_false(is.null(shared_name(m)))
   expect_identical(unserialize(serialize(m, NULL))$inner$v, as.numeric(1:3))
 })
+
+test_that("a write after a check that found none is seen as well", {
+  write <- in_place_writers()
+  n <- 1e5
+  at <- n / 2
+  x <- share(as.numeric(seq_len(n)))
+  invisible(x == 5)
+  expect_false(is.null(shared_name(x)))
+  write$double(x, at, -1)
+  expect_null(shared_name(x))
+  expect_identical(unserialize(serialize(x, NULL))[at], -1)
+  # A column R was just handed a writable pointer to, checked (nothing
+  # written), then written through a pointer asked for again.
+  df <- share(data.frame(a = as.numeric(seq_len(n)), b = as.numeric(seq_len(n))))
+  column <- df$a
+  invisible(column == 5)
+  expect_false(is.null(shared_name(df)))
+  write$double(column, at, -1)
+  expect_null(shared_name(df))
+  expect_identical(unserialize(serialize(df, NULL))$a[at], -1)
+  expect_identical(in_other_process(function(d, at) d$a[at], list(df, at)), -1)
+})

@@ -163,7 +163,9 @@ test_that("after this process writes to a shared vector, shared_name() is NULL a
   expect_null(shared_name(l))
   again <- share(v)
   expect_false(identical(shared_name(again), before))
-  names <- list(v = shared_name(again), s = shared_name(share(s)), l = shared_name(share(l)))
+  # The new shares are kept: a region lives as long as an object of it.
+  shares <- list(v = again, s = share(s), l = share(l))
+  names <- lapply(shares, shared_name)
   expect_false(any(vapply(names, is.null, logical(1))))
   got <- in_other_process(function(names) lapply(names, function(n) shmr::fetch(shmr::map_shared(n))),
                           list(names = names))
