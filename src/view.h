@@ -235,8 +235,8 @@ bool view_writes_through(const ViewHandle& handle);
 // its own pages (copy-on-write pages, a string view's changed elements) hold
 // what the region does not, so the region's name no longer gives it back.
 // The page check (a read of the kernel's page map, a cost per page of the
-// view) runs only when R was handed a writable pointer into the view since
-// the last check found no written page.
+// view) runs only when R was handed a writable pointer into the view's
+// mapping since the last check found no written page.
 bool view_holds_own_writes(ViewHandle& handle);
 
 // True when the process holds private (copy-on-write) copies of any page of
