@@ -26,24 +26,29 @@ struct Pending {
   NodeView node;
 };
 
-// Compares `item` itself, and queues the elements of a list: lists may be
-// nested far deeper than the C stack allows recursion (test-nesting.R).
-bool matches_node(const Pending& item, std::vector<Pending>& pending) {
-  const NodeView& node = item.node;
-  SEXP object = item.object;
+// Compares `object` with `node`, of any kind but List.
+bool leaf_matches(SEXP object, const Mapping& mapping, const NodeView& node) {
   switch (node.kind()) {
     case NodeKind::Null:
       return object == R_NilValue;
     case NodeKind::Serialized:
       return true;
-    case NodeKind::List:
-      break;
     default:
       if (ViewHandle* view = view_handle(object))
-        return view->node.index() == node.index() && same_file(*view->mapping, *item.mapping) &&
+        return view->node.index() == node.index() && same_file(*view->mapping, mapping) &&
                !view->is_slice() && !view_holds_own_writes(*view);
       return same_bytes(object, node);
   }
+}
+
+// Compares `item` itself, its elements of other kinds at once, and queues
+// those that are lists: lists may be nested far deeper than the C stack
+// allows recursion (test-nesting.R), and a long list's other elements are
+// not queued one by one.
+bool matches_node(const Pending& item, std::vector<Pending>& pending) {
+  const NodeView& node = item.node;
+  if (node.kind() != NodeKind::List) return leaf_matches(item.object, *item.mapping, node);
+  SEXP object = item.object;
   const Mapping* mapping = item.mapping;
   if (ListHandle* list = list_view_handle(object)) {
     if (list->written || list->node.index() != node.index() || !same_file(*list->mapping, *mapping))
@@ -57,19 +62,21 @@ bool matches_node(const Pending& item, std::vector<Pending>& pending) {
     return false;
   }
   const bool decoded_so_far = object != item.object;
-  auto queue = [&](uint64_t position, SEXP element) {
+  auto element_matches = [&](uint64_t position, SEXP element) {
     if (position >= node.length()) return false;
     if (decoded_so_far && element == R_NilValue) return true;
-    pending.push_back(Pending{element, mapping, mapping->reader().node(node.child(position))});
+    NodeView child = mapping->reader().node(node.child(position));
+    if (child.kind() != NodeKind::List) return leaf_matches(element, *mapping, child);
+    pending.push_back(Pending{element, mapping, std::move(child)});
     return true;
   };
   uint64_t position = 0;
   if (TYPEOF(object) == LISTSXP) {
     for (SEXP cell = object; cell != R_NilValue; cell = CDR(cell))
-      if (!queue(position++, CAR(cell))) return false;
+      if (!element_matches(position++, CAR(cell))) return false;
   } else if (TYPEOF(object) == VECSXP) {
     for (R_xlen_t i = 0; i < XLENGTH(object); ++i)
-      if (!queue(position++, VECTOR_ELT(object, i))) return false;
+      if (!element_matches(position++, VECTOR_ELT(object, i))) return false;
   } else {
     return false;
   }

@@ -363,6 +363,14 @@ test_that("a write by C code deep in a shared list, or into its strings, travels
   write$string(l$s, 1, "changed")
   expect_identical(in_other_process(function(x) x$s, list(l)), c("changed", "y"))
   expect_null(shared_name(l))
+  # In a long list a small element is a copy, compared with its bytes (on
+  # R < 4.3 such a list, holding no view, is an ordinary list with no name).
+  long <- share(lapply(1:100, function(i) c(i, i + 0.5)))
+  invisible(lapply(long, sum))
+  if (has_list_views()) expect_false(is.null(shared_name(long)))
+  write$double(long[[10]], 2, -1)
+  expect_null(shared_name(long))
+  expect_identical(unserialize(serialize(long, NULL))[[10]], c(10, -1))
   # A list whose elements were only read keeps its name.
   m <- share(list(inner = list(v = as.numeric(1:3)), s = c("x", "y")))
   invisible(list(sum(m$inner$v), nchar(m$s)))
