@@ -83,6 +83,25 @@ bool matches_node(const Pending& item, std::vector<Pending>& pending) {
   return position == node.length();
 }
 
+// True when `element`, decoded from `node` of `mapping`'s region (or from
+// the same node through another mapping of its file), still holds that
+// node's values (list_view_unchanged() says which).
+bool still_reads_as_node(SEXP element, const Mapping& mapping, const NodeView& node) noexcept {
+  try {
+    std::vector<Pending> pending{Pending{element, &mapping, node}};
+    while (!pending.empty()) {
+      Pending item = pending.back();
+      pending.pop_back();
+      if (!matches_node(item, pending)) return false;
+    }
+    return true;
+  } catch (...) {
+    // A node the reader refuses, or no memory for the queue: the element
+    // cannot be shown to be unchanged.
+    return false;
+  }
+}
+
 }  // namespace
 
 bool same_bytes(SEXP element, const NodeView& node) {
@@ -103,22 +122,6 @@ bool same_bytes(SEXP element, const NodeView& node) {
     }
   }
   return true;
-}
-
-bool still_reads_as_node(SEXP element, const Mapping& mapping, const NodeView& node) noexcept {
-  try {
-    std::vector<Pending> pending{Pending{element, &mapping, node}};
-    while (!pending.empty()) {
-      Pending item = pending.back();
-      pending.pop_back();
-      if (!matches_node(item, pending)) return false;
-    }
-    return true;
-  } catch (...) {
-    // A node the reader refuses, or no memory for the queue: the element
-    // cannot be shown to be unchanged.
-    return false;
-  }
 }
 
 bool list_view_unchanged(SEXP x) noexcept {

@@ -12,23 +12,17 @@
 
 namespace shmr::glue {
 
-class Mapping;
-
 // True when `element`, an ordinary (not ALTREP) vector, has the type, the
 // length and the values of the fixed-width or String node `node`.
 bool same_bytes(SEXP element, const NodeView& node);
 
-// True when `element`, decoded from `node` of `mapping`'s region (or from
-// the same node through another mapping of its file), still holds that
-// node's values: the view of that node, written nowhere by this process; a
-// list of such elements; or a copy with the node's bytes. An unserialized
-// element (a function, an environment) cannot be compared and counts as
-// unchanged. Attributes are not compared. Never raises an R error; answers
-// false when it cannot tell.
-bool still_reads_as_node(SEXP element, const Mapping& mapping, const NodeView& node) noexcept;
-
 // True when the list view `x` still reads as its node: it was not changed
-// (Set_elt), and no element it has decoded was written in place.
+// (Set_elt), and each element it has decoded still holds its node's values:
+// the view of that node, written nowhere by this process; a list of such
+// elements; or a copy with the node's bytes. An unserialized element (a
+// function, an environment) cannot be compared and counts as unchanged.
+// Attributes are not compared. Never raises an R error; answers false when
+// it cannot tell.
 bool list_view_unchanged(SEXP x) noexcept;
 
 }  // namespace shmr::glue

@@ -1,7 +1,7 @@
-# C functions that write into a vector in place (and R's deep copy), as other packages' C code
-# does (data.table's set(), a .Call that fills a buffer): R copies a list
-# element before changing it, so only C code can write into an element of a
-# shared list. Compiled once per R session with R CMD SHLIB; a machine that
+# C functions that write into a vector in place, as other packages' C code
+# does (data.table's set(), a .Call that fills a buffer), and R's deep copy:
+# R copies a list element before changing it, so only C code can write into
+# an element of a shared list. Compiled once per R session with R CMD SHLIB; a machine that
 # builds shmr from source has the compiler.
 in_place_writers <- local({
   writers <- NULL
