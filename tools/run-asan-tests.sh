@@ -43,7 +43,7 @@ grep -q -- "-fsanitize=address" "$asan/install.log" || {
 # reports go to files, one per process, so workers' reports are kept too.
 export ASAN_OPTIONS="detect_leaks=0:log_path=$PWD/$asan/report:allow_user_segv_handler=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$asan/report"
-LD_PRELOAD="$libasan" ${RSCRIPT:-Rscript} --vanilla tools/run-r-tests.R "$out" \
+SHMR_TEST_FILE_SECONDS=${SHMR_TEST_FILE_SECONDS:-3600} bash tools/run-r-tests.sh "$out" env LD_PRELOAD="$libasan" ${RSCRIPT:-Rscript} \
   > "$asan/tests.log" 2>&1 || echo "0 1" > "$out"
 tail -n 25 "$asan/tests.log"
 

@@ -47,7 +47,7 @@ run_leg() {
   rm -f "$counts"
   echo "R $version: running the test suite"
   env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
-    "$rscript" --vanilla tools/run-r-tests.R "$counts" || true
+    bash tools/run-r-tests.sh "$counts" "$rscript" || true
   if [ -s "$counts" ]; then
     echo "$label-$version $(cat "$counts")" >> "$out"
   else
