@@ -48,6 +48,7 @@ chunk_done <- function(pool, t, reply, on_done) {
 # also name their call and chunk, and one that does not match is dropped.
 dispatch_psock <- function(pool, tasks, on_done) {
   replace_abandoned_workers(pool)
+  replace_disconnected_workers(pool)
   workers <- length(pool$cluster)
   # Recycling replaces a worker after a chunk: nothing may wait for it.
   depth <- if (is.null(pool$rss_limit)) 2L else 1L
@@ -137,7 +138,7 @@ abandon_chunks <- function(pool) {
   if (!isTRUE(pool$borrowed)) {
     suspendInterrupts(for (w in which(pool$in_flight > 0L)) {
       tools::pskill(pool$pids[w], tools::SIGKILL)
-      try(close(pool$cluster[[w]]$con), silent = TRUE)
+      close_worker_connection(pool$cluster[[w]])
     })
   }
   # A call's temporary pool is stopped next: no need for new workers.
@@ -154,12 +155,28 @@ replace_abandoned_workers <- function(pool) {
   for (w in which(pool$in_flight > 0L)) {
     if (isTRUE(pool$borrowed)) {
       while (pool$in_flight[w] > 0L) {
-        try(unserialize(pool$cluster[[w]]$con), silent = TRUE)
+        if (worker_connection_open(pool$cluster[[w]])) {
+          try(unserialize(pool$cluster[[w]]$con), silent = TRUE)
+        }
         pool$in_flight[w] <- pool$in_flight[w] - 1L
       }
     } else {
       tools::pskill(pool$pids[w], tools::SIGKILL)
       replace_psock_worker(pool, w)
     }
+  }
+}
+
+# A worker whose connection was closed outside the pool (closeAllConnections()
+# in the caller's code) has seen its end and exits; it is replaced. A
+# borrowed cluster's cannot be.
+replace_disconnected_workers <- function(pool) {
+  for (w in seq_along(pool$cluster)) {
+    if (worker_connection_open(pool$cluster[[w]])) next
+    if (isTRUE(pool$borrowed)) {
+      stop(sprintf("the connection to worker %d of `CLUSTER` was closed; make a new cluster", w),
+           call. = FALSE)
+    }
+    replace_psock_worker(pool, w)
   }
 }

@@ -202,7 +202,10 @@ pool_stop <- function(pool = NULL, timeout = 5) {
     # interrupted call) must not keep the others running.
     for (w in seq_along(pool$cluster)) {
       if (pool$in_flight[w] > 0L) tools::pskill(pool$pids[w], tools::SIGKILL)
-      try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
+      # A worker whose connection is closed has seen its end and exits.
+      if (worker_connection_open(pool$cluster[[w]])) {
+        try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
+      }
     }
   } else {
     stop_mirai(pool)
@@ -305,6 +308,24 @@ new_psock_nodes <- function(n) {
   )
 }
 
+# R gives a closed connection's number to the next connection it opens, and
+# close(), readBin() and writeBin() on an old connection object act on
+# whatever connection now has its number. A worker's connection is used
+# only while it is still the one the worker was given, or a second close
+# would close another worker's (the pool then waits for it forever) or the
+# caller's own.
+worker_connection_open <- function(node) {
+  con <- node$con
+  if (!inherits(con, "connection")) return(FALSE)
+  current <- tryCatch(getConnection(as.integer(con)), error = function(e) NULL)
+  !is.null(current) && identical(attr(current, "conn_id"), attr(con, "conn_id"))
+}
+
+close_worker_connection <- function(node) {
+  if (worker_connection_open(node)) try(close(node$con), silent = TRUE)
+  invisible()
+}
+
 start_psock <- function(pool) {
   pool$cluster <- new_psock_nodes(pool$n)
   pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup_function(),
@@ -326,7 +347,7 @@ recycle_if_grown <- function(pool, w) {
 # one. The pool changes only once the new worker is ready, in one step that
 # an interrupt cannot split.
 replace_psock_worker <- function(pool, w) {
-  try(close(pool$cluster[[w]]$con), silent = TRUE)
+  close_worker_connection(pool$cluster[[w]])
   node <- new_psock_nodes(1)
   pid <- parallel::clusterCall(node, worker_setup_function(), pool$packages, pool$init,
                                .libPaths())[[1]]

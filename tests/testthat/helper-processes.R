@@ -7,13 +7,13 @@ skip_without_callr <- function() {
 # Runs `fun(...)` in a fresh R process with shmr loaded and returns its value.
 # `fun` travels without its enclosing environment: everything it needs comes
 # through `args`, so no test object is sent by accident.
-in_other_process <- function(fun, args = list()) {
+in_other_process <- function(fun, args = list(), timeout = Inf) {
   skip_without_callr()
   environment(fun) <- globalenv()
   callr::r(function(fun, args) {
     library(shmr)
     do.call(fun, args)
-  }, args = list(fun = fun, args = args))
+  }, args = list(fun = fun, args = args), timeout = timeout)
 }
 
 # A persistent worker process, for tests that need state across calls.

@@ -113,6 +113,69 @@ test_that("a worker killed mid-call is replaced; a second death is an error, nev
   })
 })
 
+test_that("a map that stops with both workers busy leaves each worker a connection of its own", {
+  skip_if_no_pool()
+  # R gives a closed connection's number to the next one it opens. Here the
+  # second worker's connection gets a lower number than the first's (a file
+  # is closed, then the second worker dies and is replaced): stopping both
+  # afterwards once closed the first replacement's connection through the
+  # second's old number, and the next map waited forever, in another
+  # process here so that it ends as a failure.
+  out <- in_other_process(function() {
+    held <- file(tempfile(), "w")
+    pool <- pool_create(2)
+    close(held)
+    flag <- tempfile()
+    killed <- pool_lapply(1:4, function(i, flag) {
+      if (i == 3 && !file.exists(flag)) {
+        file.create(flag)
+        tools::pskill(Sys.getpid(), tools::SIGKILL)
+      }
+      i
+    }, flag = flag, chunk_size = 1, pool = pool)
+    rounds <- lapply(1:3, function(round) {
+      err <- tryCatch(pool_lapply(1:6, function(i) {
+        if (i == 1) stop("first element fails")
+        Sys.sleep(0.5)
+        i
+      }, chunk_size = 1, pool = pool), error = conditionMessage)
+      list(err = err, squares = pool_sapply(1:6, function(i) i^2, pool = pool))
+    })
+    pids <- pool_status(pool)$pid
+    alive <- vapply(pids, shmr:::process_alive, TRUE)
+    pool_stop(pool)
+    list(killed = unlist(killed), rounds = rounds, pids = pids, alive = alive)
+  }, timeout = 120)
+  expect_identical(out$killed, 1:4)
+  for (round in out$rounds) {
+    expect_match(round$err, "in element 1: first element fails")
+    expect_identical(round$squares, (1:6)^2)
+  }
+  expect_identical(length(unique(out$pids)), 2L)
+  expect_true(all(out$alive))
+})
+
+test_that("after closeAllConnections() a pool replaces its workers and leaves the caller's files alone", {
+  skip_if_no_pool()
+  out <- in_other_process(function() {
+    pool <- pool_create(2)
+    old_pids <- pool_status(pool)$pid
+    closeAllConnections()
+    path <- tempfile()
+    log <- file(path, "w")
+    squares <- pool_sapply(1:6, function(i) i^2, pool = pool)
+    writeLines("still mine", log)
+    pool_stop(pool)
+    writeLines("after pool_stop", log)
+    close(log)
+    list(squares = squares, lines = readLines(path), old_pids = old_pids,
+         old_alive = vapply(old_pids, shmr:::process_alive, TRUE))
+  }, timeout = 120)
+  expect_identical(out$squares, (1:6)^2)
+  expect_identical(out$lines, c("still mine", "after pool_stop"))
+  expect_false(any(out$old_alive))
+})
+
 test_that("a chunk that cannot be serialized is an error of the call, and no worker is replaced", {
   skip_if_no_pool()
   with_pool(2, {
