@@ -137,7 +137,7 @@ abandon_chunks <- function(pool) {
   if (isTRUE(pool$stopped)) return(replace_abandoned_workers(pool))
   if (!isTRUE(pool$borrowed)) {
     suspendInterrupts(for (w in which(pool$in_flight > 0L)) {
-      tools::pskill(pool$pids[w], tools::SIGKILL)
+      kill_worker(pool, w)
       close_worker_connection(pool$cluster[[w]])
     })
   }
@@ -161,7 +161,7 @@ replace_abandoned_workers <- function(pool) {
         pool$in_flight[w] <- pool$in_flight[w] - 1L
       }
     } else {
-      tools::pskill(pool$pids[w], tools::SIGKILL)
+      kill_worker(pool, w)
       replace_psock_worker(pool, w)
     }
   }

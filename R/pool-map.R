@@ -48,7 +48,9 @@
 #' that ends early (an error, or an interrupt such as Ctrl-C, even a second
 #' one during the clean-up) stops the workers still computing for it and
 #' replaces them, at once or when the pool is next used: a later call never
-#' receives its results.
+#' receives its results. R removes a session's temporary directory only when
+#' it exits: the pool removes those of the PSOCK workers that died or that it
+#' stopped this way, once they are gone.
 #'
 #' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
 #'   of any atomic type (`pool_apply()`).

@@ -166,6 +166,9 @@ new_pool_object <- function(backend, n, packages, init) {
   # PSOCK: chunks sent to each worker whose replies have not been read
   # (see dispatch_psock()).
   pool$in_flight <- integer(n)
+  # PSOCK: each worker's session directory (tempdir()), which the pool
+  # removes when the worker dies without R's exit (see kill_worker()).
+  pool$tempdirs <- rep(NA_character_, n)
   pool$stopped <- FALSE
   pool
 }
@@ -181,8 +184,8 @@ pool_on_cluster <- function(cluster) {
   pool <- new_pool_object("psock", length(cluster), NULL, NULL)
   pool$cluster <- cluster
   pool$borrowed <- TRUE
-  pool$pids <- unlist(parallel::clusterCall(cluster, worker_setup_function(), NULL, NULL,
-                                            .libPaths()))
+  record_workers(pool, parallel::clusterCall(cluster, worker_setup_function(), NULL, NULL,
+                                             .libPaths()))
   pool
 }
 
@@ -212,7 +215,11 @@ pool_stop <- function(pool = NULL, timeout = 5) {
   }
   pool$stopped <- TRUE
   if (identical(pools$default, pool)) pools$default <- NULL
-  if (!isTRUE(pool$borrowed)) wait_for_exit(pool$pids, timeout)
+  if (!isTRUE(pool$borrowed)) {
+    wait_for_exit(pool$pids, timeout)
+    # Those killed above, once gone; the others removed their own.
+    for (w in seq_along(pool$pids)) remove_session_directory(pool, w)
+  }
   invisible(NULL)
 }
 
@@ -276,7 +283,38 @@ worker_setup <- function(packages, init, libs) {
   suppressPackageStartupMessages(library(shmr))
   for (p in packages) suppressPackageStartupMessages(library(p, character.only = TRUE))
   if (is.function(init)) init() else if (!is.null(init)) eval(init, globalenv())
-  Sys.getpid()
+  list(pid = Sys.getpid(), tempdir = tempdir())
+}
+
+# Workers `w` of the pool are those that answered worker_setup() with
+# `answers`.
+record_workers <- function(pool, answers, w = seq_along(answers)) {
+  pool$pids[w] <- vapply(answers, function(a) as.integer(a$pid), 0L)
+  pool$tempdirs[w] <- vapply(answers, function(a) a$tempdir, "")
+}
+
+# Stops worker `w` of a pool of the package's own at once.
+kill_worker <- function(pool, w) {
+  tools::pskill(pool$pids[w], tools::SIGKILL)
+  wait_for_exit(pool$pids[w], 2)
+  remove_session_directory(pool, w)
+}
+
+# R removes its session directory (tempdir()) when it exits, not when it is
+# killed or dies: a pool removes those of its own workers that ended so,
+# once the process is gone. Never a borrowed cluster's (a fork cluster's
+# workers share the caller's), never this process's.
+remove_session_directory <- function(pool, w) {
+  dir <- pool$tempdirs[w]
+  if (isTRUE(pool$borrowed) || length(dir) != 1L || is.na(dir) ||
+      !grepl("^Rtmp", basename(dir)) || process_alive(pool$pids[w])) {
+    return(invisible(FALSE))
+  }
+  pool$tempdirs[w] <- NA_character_
+  if (identical(normalizePath(dir, mustWork = FALSE), normalizePath(tempdir(), mustWork = FALSE))) {
+    return(invisible(FALSE))
+  }
+  invisible(unlink(dir, recursive = TRUE) == 0L)
 }
 
 # worker_setup(), to be called on a worker with the caller's .libPaths() as
@@ -328,8 +366,8 @@ close_worker_connection <- function(node) {
 
 start_psock <- function(pool) {
   pool$cluster <- new_psock_nodes(pool$n)
-  pool$pids <- unlist(parallel::clusterCall(pool$cluster, worker_setup_function(),
-                                            pool$packages, pool$init, .libPaths()))
+  record_workers(pool, parallel::clusterCall(pool$cluster, worker_setup_function(),
+                                             pool$packages, pool$init, .libPaths()))
 }
 
 # Replaces worker `w` with a fresh one after a chunk when its resident
@@ -348,12 +386,14 @@ recycle_if_grown <- function(pool, w) {
 # an interrupt cannot split.
 replace_psock_worker <- function(pool, w) {
   close_worker_connection(pool$cluster[[w]])
+  # A worker that died (a recycled one is still alive, and exits as usual).
+  remove_session_directory(pool, w)
   node <- new_psock_nodes(1)
-  pid <- parallel::clusterCall(node, worker_setup_function(), pool$packages, pool$init,
-                               .libPaths())[[1]]
+  answers <- parallel::clusterCall(node, worker_setup_function(), pool$packages, pool$init,
+                                   .libPaths())
   suspendInterrupts({
     pool$cluster[[w]] <- node[[1]]
-    pool$pids[w] <- pid
+    record_workers(pool, answers, w)
     pool$in_flight[w] <- 0L
   })
 }

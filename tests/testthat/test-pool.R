@@ -155,6 +155,69 @@ test_that("a map that stops with both workers busy leaves each worker a connecti
   expect_true(all(out$alive))
 })
 
+test_that("workers that die or are killed leave no session directory behind", {
+  skip_if_no_pool()
+  # R removes its tempdir() when it exits, never when it is killed: each
+  # dead or killed worker left one in /tmp, for good.
+  out <- in_other_process(function() {
+    pool <- pool_create(2)
+    session_dirs <- function() {
+      seen <- pool_lapply(1:20, function(i) {
+        Sys.sleep(0.02)
+        tempdir()
+      }, chunk_size = 1, pool = pool)
+      sort(unique(unlist(seen)))
+    }
+    at_start <- session_dirs()
+    flag <- tempfile()
+    pool_lapply(1:4, function(i, flag) {
+      if (i == 3 && !file.exists(flag)) {
+        file.create(flag)
+        tools::pskill(Sys.getpid(), tools::SIGKILL)
+      }
+      i
+    }, flag = flag, chunk_size = 1, pool = pool)
+    after_death <- session_dirs()
+    # Element 2's worker is still busy when element 1's error ends the
+    # call: the pool kills it.
+    err <- tryCatch(pool_lapply(1:2, function(i) {
+      if (i == 1) stop("element 1 fails")
+      Sys.sleep(60)
+      i
+    }, chunk_size = 1, pool = pool), error = conditionMessage)
+    after_kill <- session_dirs()
+    # A map stopped by pool_stop() with both workers busy.
+    stopped <- FALSE
+    try(withCallingHandlers(
+      pool_lapply(1:4, function(i) {
+        message("started")
+        Sys.sleep(60)
+      }, chunk_size = 1, pool = pool),
+      message = function(m) {
+        if (!stopped) {
+          stopped <<- TRUE
+          pool_stop(pool)
+        }
+        invokeRestart("muffleMessage")
+      }), silent = TRUE)
+    list(at_start = at_start, after_death = after_death, after_kill = after_kill, err = err,
+         exist = lapply(list(at_start = at_start, after_death = after_death,
+                             after_kill = after_kill), dir.exists),
+         own = tempdir(), own_exists = dir.exists(tempdir()))
+  }, timeout = 180)
+  expect_length(out$at_start, 2L)
+  expect_match(out$err, "element 1 fails")
+  dead <- setdiff(out$at_start, out$after_death)
+  killed <- setdiff(out$after_death, out$after_kill)
+  expect_length(dead, 1L)
+  expect_length(killed, 1L)
+  expect_false(any(dir.exists(c(dead, killed))))
+  # The last workers, killed by pool_stop() in the middle of their chunks.
+  expect_false(any(dir.exists(out$after_kill)))
+  expect_true(out$own_exists)
+  expect_false(out$own %in% c(out$at_start, out$after_death, out$after_kill))
+})
+
 test_that("after closeAllConnections() a pool replaces its workers and leaves the caller's files alone", {
   skip_if_no_pool()
   out <- in_other_process(function() {
