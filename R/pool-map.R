@@ -49,8 +49,9 @@
 #' one during the clean-up) stops the workers still computing for it and
 #' replaces them, at once or when the pool is next used: a later call never
 #' receives its results. R removes a session's temporary directory only when
-#' it exits: the pool removes those of the PSOCK workers that died or that it
-#' stopped this way, once they are gone.
+#' it exits: the pool removes those of its workers that died or that it
+#' stopped this way (PSOCK workers, and mirai daemons it started itself),
+#' once they are gone.
 #'
 #' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
 #'   of any atomic type (`pool_apply()`).

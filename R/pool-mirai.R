@@ -79,8 +79,8 @@ mirai_worker_run <- function(task, setup) {
   }
   if (is.null(task)) {
     memory <- tryCatch(suppressWarnings(process_memory()), error = function(e) NULL)
-    return(list(pid = Sys.getpid(), host = host_identity(), memory = memory,
-                shared = region_bytes_mapped(Sys.getpid())))
+    return(list(pid = Sys.getpid(), host = host_identity(), tempdir = tempdir(),
+                memory = memory, shared = region_bytes_mapped(Sys.getpid())))
   }
   reply <- run_chunk(task)
   reply$host <- host_identity()
@@ -125,22 +125,26 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
     # Workers keep their place; newcomers take the places of the departed.
     alive <- old_keys %in% new_keys
     fresh <- answers[!new_keys %in% old_keys]
+    for (w in which(!alive & pool$hosts == pool$local_host)) remove_session_directory(pool, w)
     for (w in which(!alive)) {
       if (!length(fresh)) break
       pool$pids[w] <- as.integer(fresh[[1L]]$pid)
       pool$hosts[w] <- fresh[[1L]]$host
+      pool$tempdirs[w] <- fresh[[1L]]$tempdir %||% NA_character_
       pool$tasks_done[w] <- 0L
       fresh <- fresh[-1L]
     }
     for (a in fresh) {
       pool$pids <- c(pool$pids, as.integer(a$pid))
       pool$hosts <- c(pool$hosts, a$host)
+      pool$tempdirs <- c(pool$tempdirs, a$tempdir %||% NA_character_)
       pool$tasks_done <- c(pool$tasks_done, 0L)
       pool$recycled <- c(pool$recycled, 0L)
     }
   } else {
     pool$pids <- vapply(answers, function(a) as.integer(a$pid), 0L)
     pool$hosts <- vapply(answers, function(a) a$host, "")
+    pool$tempdirs <- vapply(answers, function(a) a$tempdir %||% NA_character_, "")
   }
   pool$alive <- paste(pool$hosts, pool$pids) %in% new_keys
   pool$remote <- any(pool$hosts != pool$local_host)

@@ -35,9 +35,25 @@ test_that("a mirai pool replaces a daemon that died between calls, and one that 
   on.exit(pool_stop(pool))
   before <- pool_status(pool)
   expect_identical(before$status, c("ok", "ok"))
+  # Each daemon's session directory, by pid.
+  session_dirs <- function() {
+    seen <- pool_lapply(1:20, function(i) {
+      Sys.sleep(0.05)
+      list(pid = Sys.getpid(), dir = tempdir())
+    }, pool = pool, chunk_size = 1)
+    dirs <- vapply(seen, function(s) s$dir, "")
+    names(dirs) <- vapply(seen, function(s) as.character(s$pid), "")
+    dirs[!duplicated(dirs)]
+  }
+  dirs <- session_dirs()
+  expect_setequal(names(dirs), as.character(before$pid))
   tools::pskill(before$pid[1], tools::SIGKILL)
   expect_identical(wait_connections(pool$profile, 1L), 1L)
   got <- pool_lapply(1:20, function(i) { Sys.sleep(0.05); Sys.getpid() }, pool = pool)
+  # R leaves a killed session's directory behind; the pool that started the
+  # daemon removes it.
+  expect_false(dir.exists(dirs[[as.character(before$pid[1])]]))
+  expect_true(dir.exists(dirs[[as.character(before$pid[2])]]))
   after <- pool_status(pool)
   expect_identical(after$status, c("ok", "ok"))
   expect_false(before$pid[1] %in% after$pid)
