@@ -46,8 +46,13 @@ run_leg() {
   counts="$here/build/r-counts-$version"
   rm -f "$counts"
   echo "R $version: running the test suite"
-  env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
+  # The session directories of the leg's R processes go here, removed
+  # afterwards: R leaves a killed process's behind, and tests kill some.
+  local tmp
+  tmp=$(mktemp -d /tmp/shmr-tests.XXXXXX)
+  env TMPDIR="$tmp" R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
     bash tools/run-r-tests.sh "$counts" "$rscript" || true
+  rm -rf "$tmp"
   if [ -s "$counts" ]; then
     echo "$label-$version $(cat "$counts")" >> "$out"
   else
