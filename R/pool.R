@@ -166,8 +166,8 @@ new_pool_object <- function(backend, n, packages, init) {
   # PSOCK: chunks sent to each worker whose replies have not been read
   # (see dispatch_psock()).
   pool$in_flight <- integer(n)
-  # PSOCK: each worker's session directory (tempdir()), which the pool
-  # removes when the worker dies without R's exit (see kill_worker()).
+  # Each worker's session directory (tempdir()), which the pool removes
+  # when the worker ends without R's exit (see remove_session_directory()).
   pool$tempdirs <- rep(NA_character_, n)
   pool$stopped <- FALSE
   pool
@@ -293,7 +293,8 @@ record_workers <- function(pool, answers, w = seq_along(answers)) {
   pool$tempdirs[w] <- vapply(answers, function(a) a$tempdir, "")
 }
 
-# Stops worker `w` of a pool of the package's own at once.
+# Stops worker `w` of a pool of the package's own at once, and removes its
+# session directory.
 kill_worker <- function(pool, w) {
   tools::pskill(pool$pids[w], tools::SIGKILL)
   wait_for_exit(pool$pids[w], 2)
