@@ -128,23 +128,22 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
     for (w in which(!alive & pool$hosts == pool$local_host)) remove_session_directory(pool, w)
     for (w in which(!alive)) {
       if (!length(fresh)) break
-      pool$pids[w] <- as.integer(fresh[[1L]]$pid)
+      record_workers(pool, fresh[1L], w)
       pool$hosts[w] <- fresh[[1L]]$host
-      pool$tempdirs[w] <- fresh[[1L]]$tempdir %||% NA_character_
       pool$tasks_done[w] <- 0L
       fresh <- fresh[-1L]
     }
     for (a in fresh) {
-      pool$pids <- c(pool$pids, as.integer(a$pid))
+      record_workers(pool, list(a), length(pool$pids) + 1L)
       pool$hosts <- c(pool$hosts, a$host)
-      pool$tempdirs <- c(pool$tempdirs, a$tempdir %||% NA_character_)
       pool$tasks_done <- c(pool$tasks_done, 0L)
       pool$recycled <- c(pool$recycled, 0L)
     }
   } else {
-    pool$pids <- vapply(answers, function(a) as.integer(a$pid), 0L)
+    pool$pids <- integer(0)
+    pool$tempdirs <- character(0)
+    record_workers(pool, answers)
     pool$hosts <- vapply(answers, function(a) a$host, "")
-    pool$tempdirs <- vapply(answers, function(a) a$tempdir %||% NA_character_, "")
   }
   pool$alive <- paste(pool$hosts, pool$pids) %in% new_keys
   pool$remote <- any(pool$hosts != pool$local_host)

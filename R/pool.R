@@ -286,11 +286,12 @@ worker_setup <- function(packages, init, libs) {
   list(pid = Sys.getpid(), tempdir = tempdir())
 }
 
-# Workers `w` of the pool are those that answered worker_setup() with
-# `answers`.
+# Workers `w` of the pool are those that answered worker_setup() (or a
+# mirai daemon's survey) with `answers`. A daemon on another host may run
+# a shmr that does not report its session directory.
 record_workers <- function(pool, answers, w = seq_along(answers)) {
   pool$pids[w] <- vapply(answers, function(a) as.integer(a$pid), 0L)
-  pool$tempdirs[w] <- vapply(answers, function(a) a$tempdir, "")
+  pool$tempdirs[w] <- vapply(answers, function(a) a$tempdir %||% NA_character_, "")
 }
 
 # Stops worker `w` of a pool of the package's own at once, and removes its
