@@ -30,13 +30,7 @@ test: deps
 	@mkdir -p build
 	@bash tools/run-cpp-tests.sh build/cpp-counts; true
 	@R=$(R) bash tools/run-r-suites.sh build/r-suites; true
-	@read cp cf < build/cpp-counts; line="C++ tests: $$cp passed, $$cf failed"; \
-	  tp=$$cp; tf=$$cf; \
-	  while read label p f; do \
-	    if [ "$$p" = skipped ]; then line="$$line; $$label tests: skipped"; continue; fi; \
-	    line="$$line; $$label tests: $$p passed, $$f failed"; tp=$$((tp + p)); tf=$$((tf + f)); \
-	  done < build/r-suites; \
-	  echo "$$line"; echo "$$tp passed, $$tf failed"; [ $$tf -eq 0 ]
+	@bash tools/summarize-tests.sh build/cpp-counts build/r-suites build/cpp/results.txt
 
 test-cpp: deps
 	@mkdir -p build

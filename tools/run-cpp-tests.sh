@@ -4,6 +4,7 @@
 set -uo pipefail
 out=$1
 build=build/cpp
+rm -f "$build/results.txt"
 cmake -S tests/cpp -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$build.log" 2>&1 &&
   cmake --build "$build" -j2 >> "$build.log" 2>&1
 if [ $? -ne 0 ]; then

@@ -13,12 +13,14 @@
 #
 # Writes one line "<label> <passed> <failed>" per R to the file named by
 # argument 1 (a leg that cannot run counts as one failure, a leg without R
-# 4.5 at hand is reported as skipped).
+# 4.5 at hand is reported as skipped), and each failure, named with its R, to
+# that name followed by .failures.
 set -uo pipefail
 out=$1
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 : > "$out"
+: > "$out.failures"
 
 # run_leg <label> <R binary> <extra library or ""> <deps library or "">
 run_leg() {
@@ -26,7 +28,7 @@ run_leg() {
   local rscript version lib log counts
   rscript="$(dirname "$r")/Rscript"
   version=$("$rscript" --vanilla -e 'cat(as.character(getRversion()))' 2>/dev/null) || {
-    echo "$label 0 1" >> "$out"; return; }
+    echo "$label 0 1" >> "$out"; echo "$label: $r cannot run" >> "$out.failures"; return; }
   lib="$here/build/r-lib/R-$version"
   log="$here/build/install-R-$version.log"
   rm -rf "$lib" && mkdir -p "$lib"
@@ -34,13 +36,18 @@ run_leg() {
   if [ -n "$deps_lib" ]; then
     echo "R $version: packages for the tests in $deps_lib"
     R_LIBS="$deps_lib" R_LIBS_USER="$deps_lib" USE_BUNDLED_LIBUV=1 RSCRIPT="$rscript" \
-      bash tools/install-deps.sh --memshare-estimators || { echo "R $version: could not install the packages the tests need"; echo "$label-$version 0 1" >> "$out"; return; }
+      bash tools/install-deps.sh --memshare-estimators || {
+      echo "R $version: could not install the packages the tests need"
+      echo "$label-$version 0 1" >> "$out"
+      echo "$label-$version: could not install the packages the tests need" >> "$out.failures"
+      return; }
   fi
   echo "R $version: building shmr into $lib"
   if ! env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
        "$r" CMD INSTALL --preclean --no-multiarch -l "$lib" . > "$log" 2>&1; then
     tail -n 40 "$log"
     echo "$label-$version 0 1" >> "$out"
+    echo "$label-$version: shmr did not build (see $log)" >> "$out.failures"
     return
   fi
   counts="$here/build/r-counts-$version"
@@ -55,8 +62,10 @@ run_leg() {
   rm -rf "$tmp"
   if [ -s "$counts" ]; then
     echo "$label-$version $(cat "$counts")" >> "$out"
+    sed "s/^/$label-$version: /" "$counts.failures" >> "$out.failures" 2>/dev/null
   else
     echo "$label-$version 0 1" >> "$out"
+    echo "$label-$version: the test suite did not report its counts" >> "$out.failures"
   fi
 }
 

@@ -10,6 +10,8 @@
 #                   any test) so far
 #   test <name>     the test running, or "(none)"
 #   at <file:line>  where its last expectation was
+#   failure <text>  one line per failing expectation so far: its test, where
+#                   it is and the first line of its message
 #   complete        written last, once the file has run to its end
 args <- commandArgs(trailingOnly = TRUE)
 test_file_path <- args[1]
@@ -21,7 +23,7 @@ library(shmr)
 StatusReporter <- R6::R6Class("StatusReporter", inherit = testthat::Reporter,
   public = list(
     path = NULL, passed = 0L, failed = 0L, test = NULL, location = "", outcome = "passed",
-    complete = FALSE,
+    failures = character(), complete = FALSE,
     initialize = function(path) {
       super$initialize()
       self$path <- path
@@ -39,6 +41,11 @@ StatusReporter <- R6::R6Class("StatusReporter", inherit = testthat::Reporter,
         self$location <- sprintf("%s:%d", basename(attr(ref, "srcfile")$filename), ref[[1L]])
       }
       failing <- inherits(result, c("expectation_failure", "expectation_error"))
+      if (failing) {
+        first_line <- strsplit(conditionMessage(result), "\n", fixed = TRUE)[[1L]][1L]
+        self$failures <- c(self$failures, sprintf("%s (%s): %s", self$test %||% "(outside any test)",
+                                                  self$location, first_line))
+      }
       if (is.null(self$test)) {
         if (failing) self$failed <- self$failed + 1L
       } else if (failing) {
@@ -61,6 +68,7 @@ StatusReporter <- R6::R6Class("StatusReporter", inherit = testthat::Reporter,
     write = function() {
       lines <- c(sprintf("passed %d", self$passed), sprintf("failed %d", self$failed),
                  sprintf("test %s", self$test %||% "(none)"), sprintf("at %s", self$location),
+                 if (length(self$failures)) paste("failure", self$failures),
                  if (self$complete) "complete")
       # Written whole, then renamed: a reader never sees half a file.
       partial <- paste0(self$path, ".partial")

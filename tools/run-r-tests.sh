@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the testthat suite against the installed package, one file at a time,
 # and writes "<passed> <failed>" (counted per test) to the file named by
-# argument 1. The rest of the arguments are the command that runs Rscript
+# argument 1, and one line per failure (file, test, where, first line of the
+# message) to that name followed by .failures. The rest of the arguments are the command that runs Rscript
 # (for example `Rscript`, or `env LD_PRELOAD=... Rscript`).
 #
 # Each file runs in an R process of its own, in a session of its own, so that
@@ -71,6 +72,8 @@ end_leftovers() {
 
 passed=0
 failed=0
+failures="$out.failures"
+: > "$failures"
 for path in tests/testthat/test-*.R; do
   name=$(basename "$path")
   [[ -n "$only" && ! "$name" =~ $only ]] && continue
@@ -102,9 +105,16 @@ for path in tests/testthat/test-*.R; do
   file_failed=$(awk '$1 == "failed" { print $2 }' "$status" 2>/dev/null)
   passed=$((passed + ${file_passed:-0}))
   failed=$((failed + ${file_failed:-0}))
+  sed -n "s/^failure /$name: /p" "$status" 2>/dev/null >> "$failures"
   if ! grep -qx complete "$status" 2>/dev/null; then
     failed=$((failed + 1))
     $hung || echo "!! $name ended before its end (exit status $rc); counted as one failure"
+    where=$(sed -n 's/^test //p' "$status" 2>/dev/null)
+    if $hung; then
+      echo "$name: stopped after $limit s, in test ${where:-(unknown)}" >> "$failures"
+    else
+      echo "$name: ended before its end (exit status $rc), in test ${where:-(unknown)}" >> "$failures"
+    fi
   fi
 done
 echo "$passed $failed" > "$out"
