@@ -4,6 +4,10 @@
 # counted for the worker that did it.
 
 dispatch <- function(pool, tasks, on_done) {
+  # Departed workers' session directories, before and after: some workers
+  # are only just gone.
+  sweep_departed(pool)
+  on.exit(sweep_departed(pool))
   if (pool$backend == "psock") dispatch_psock(pool, tasks, on_done) else dispatch_mirai(pool, tasks, on_done)
 }
 

@@ -51,7 +51,7 @@
 #' receives its results. R removes a session's temporary directory only when
 #' it exits: the pool removes those of its workers that died or that it
 #' stopped this way (PSOCK workers, and mirai daemons it started itself),
-#' once they are gone.
+#' once they are gone: at the latest at its next map or at `pool_stop()`.
 #'
 #' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
 #'   of any atomic type (`pool_apply()`).

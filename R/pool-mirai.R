@@ -125,7 +125,8 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
     # Workers keep their place; newcomers take the places of the departed.
     alive <- old_keys %in% new_keys
     fresh <- answers[!new_keys %in% old_keys]
-    for (w in which(!alive & pool$hosts == pool$local_host)) remove_session_directory(pool, w)
+    for (w in which(!alive)) forget_worker(pool, w)
+    sweep_departed(pool)
     for (w in which(!alive)) {
       if (!length(fresh)) break
       record_workers(pool, fresh[1L], w)

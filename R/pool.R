@@ -167,8 +167,9 @@ new_pool_object <- function(backend, n, packages, init) {
   # (see dispatch_psock()).
   pool$in_flight <- integer(n)
   # Each worker's session directory (tempdir()), which the pool removes
-  # when the worker ends without R's exit (see remove_session_directory()).
+  # when the worker ends without R's exit (see forget_worker()).
   pool$tempdirs <- rep(NA_character_, n)
+  pool$departed <- data.frame(pid = integer(), dir = character())
   pool$stopped <- FALSE
   pool
 }
@@ -216,9 +217,10 @@ pool_stop <- function(pool = NULL, timeout = 5) {
   pool$stopped <- TRUE
   if (identical(pools$default, pool)) pools$default <- NULL
   if (!isTRUE(pool$borrowed)) {
+    # Those killed above, once gone; the others remove their own.
+    for (w in seq_along(pool$pids)) forget_worker(pool, w)
     wait_for_exit(pool$pids, timeout)
-    # Those killed above, once gone; the others removed their own.
-    for (w in seq_along(pool$pids)) remove_session_directory(pool, w)
+    sweep_departed(pool)
   }
   invisible(NULL)
 }
@@ -295,28 +297,48 @@ record_workers <- function(pool, answers, w = seq_along(answers)) {
 }
 
 # Stops worker `w` of a pool of the package's own at once, and removes its
-# session directory.
+# session directory once it is gone.
 kill_worker <- function(pool, w) {
   tools::pskill(pool$pids[w], tools::SIGKILL)
-  wait_for_exit(pool$pids[w], 2)
-  remove_session_directory(pool, w)
+  forget_worker(pool, w)
+  sweep_departed(pool, wait = 2)
 }
 
 # R removes its session directory (tempdir()) when it exits, not when it is
-# killed or dies: a pool removes those of its own workers that ended so,
-# once the process is gone. Never a borrowed cluster's (a fork cluster's
-# workers share the caller's), never this process's.
-remove_session_directory <- function(pool, w) {
+# killed or dies. Worker `w` has ended or is ending: its directory goes on
+# the pool's list of departed workers, and sweep_departed() removes it once
+# the process is gone. A worker that dies closes its connection before the
+# system has taken its process down, so the pool cannot remove the
+# directory at the moment it notices; nor can it wait for every worker it
+# replaces (a recycled one is still running, and removes its own).
+# Never a borrowed cluster's (a fork cluster's workers share the caller's),
+# never one on another host, never this process's.
+forget_worker <- function(pool, w) {
   dir <- pool$tempdirs[w]
-  if (isTRUE(pool$borrowed) || length(dir) != 1L || is.na(dir) ||
-      !grepl("^Rtmp", basename(dir)) || process_alive(pool$pids[w])) {
-    return(invisible(FALSE))
-  }
   pool$tempdirs[w] <- NA_character_
-  if (identical(normalizePath(dir, mustWork = FALSE), normalizePath(tempdir(), mustWork = FALSE))) {
-    return(invisible(FALSE))
+  elsewhere <- !is.null(pool$local_host) && length(pool$hosts) >= w &&
+    !identical(pool$hosts[w], pool$local_host)
+  if (isTRUE(pool$borrowed) || elsewhere || length(dir) != 1L || is.na(dir) ||
+      !grepl("^Rtmp", basename(dir)) ||
+      identical(normalizePath(dir, mustWork = FALSE), normalizePath(tempdir(), mustWork = FALSE))) {
+    return(invisible())
   }
-  invisible(unlink(dir, recursive = TRUE) == 0L)
+  pool$departed <- rbind(pool$departed, data.frame(pid = pool$pids[w], dir = dir))
+  invisible()
+}
+
+# Removes the session directories of the departed workers whose processes
+# are gone, after waiting at most `wait` seconds for them; the others stay
+# listed for the next sweep (at each map and at pool_stop()).
+sweep_departed <- function(pool, wait = 0) {
+  departed <- pool$departed
+  if (!NROW(departed)) return(invisible())
+  wait_for_exit(departed$pid, wait)
+  gone <- !vapply(departed$pid, process_alive, TRUE)
+  unlink(departed$dir[gone], recursive = TRUE)
+  # A directory already gone (its worker exited as usual) needs no sweep.
+  pool$departed <- departed[!gone & dir.exists(departed$dir), , drop = FALSE]
+  invisible()
 }
 
 # worker_setup(), to be called on a worker with the caller's .libPaths() as
@@ -388,8 +410,7 @@ recycle_if_grown <- function(pool, w) {
 # an interrupt cannot split.
 replace_psock_worker <- function(pool, w) {
   close_worker_connection(pool$cluster[[w]])
-  # A worker that died (a recycled one is still alive, and exits as usual).
-  remove_session_directory(pool, w)
+  forget_worker(pool, w)
   node <- new_psock_nodes(1)
   answers <- parallel::clusterCall(node, worker_setup_function(), pool$packages, pool$init,
                                    .libPaths())

@@ -218,6 +218,41 @@ test_that("workers that die or are killed leave no session directory behind", {
   expect_false(out$own %in% c(out$at_start, out$after_death, out$after_kill))
 })
 
+test_that("a departed worker's session directory is removed once its process is gone, never before", {
+  skip_if_no_pool()
+  # A worker that dies closes its connection before the system has taken
+  # its process down: the pool notices it while the process still exists.
+  worker <- callr::r_bg(function() Sys.sleep(120))
+  on.exit(worker$kill(), add = TRUE)
+  dir <- file.path(tempdir(), "Rtmp_departed_worker")
+  dir.create(dir)
+  writeLines("scratch", file.path(dir, "file"))
+  pool <- shmr:::new_pool_object("psock", 1L, NULL, NULL)
+  pool$pids <- worker$get_pid()
+  pool$tempdirs <- dir
+  shmr:::forget_worker(pool, 1L)
+  expect_true(is.na(pool$tempdirs[1L]))
+  shmr:::sweep_departed(pool)
+  expect_true(dir.exists(dir))
+  expect_identical(nrow(pool$departed), 1L)
+  worker$kill()
+  shmr:::sweep_departed(pool, wait = 10)
+  expect_false(dir.exists(dir))
+  expect_identical(nrow(pool$departed), 0L)
+  # Never the caller's own directory, nor one not named as R names them.
+  pool$pids <- worker$get_pid()
+  pool$tempdirs <- tempdir()
+  shmr:::forget_worker(pool, 1L)
+  other <- file.path(tempdir(), "not_a_session")
+  dir.create(other)
+  pool$tempdirs <- other
+  shmr:::forget_worker(pool, 1L)
+  shmr:::sweep_departed(pool)
+  expect_identical(nrow(pool$departed), 0L)
+  expect_true(dir.exists(tempdir()))
+  expect_true(dir.exists(other))
+})
+
 test_that("after closeAllConnections() a pool replaces its workers and leaves the caller's files alone", {
   skip_if_no_pool()
   out <- in_other_process(function() {
