@@ -300,8 +300,9 @@ record_workers <- function(pool, answers, w = seq_along(answers)) {
 # session directory once it is gone.
 kill_worker <- function(pool, w) {
   tools::pskill(pool$pids[w], tools::SIGKILL)
+  wait_for_exit(pool$pids[w], 2)
   forget_worker(pool, w)
-  sweep_departed(pool, wait = 2)
+  sweep_departed(pool)
 }
 
 # R removes its session directory (tempdir()) when it exits, not when it is

@@ -11,7 +11,7 @@
 #   test <name>     the test running, or "(none)"
 #   at <file:line>  where its last expectation was
 #   failure <text>  one line per failing expectation so far: its test, where
-#                   it is and the first line of its message
+#                   it is and its message on one line (200 characters at most)
 #   complete        written last, once the file has run to its end
 args <- commandArgs(trailingOnly = TRUE)
 test_file_path <- args[1]
@@ -42,9 +42,10 @@ StatusReporter <- R6::R6Class("StatusReporter", inherit = testthat::Reporter,
       }
       failing <- inherits(result, c("expectation_failure", "expectation_error"))
       if (failing) {
-        first_line <- strsplit(conditionMessage(result), "\n", fixed = TRUE)[[1L]][1L]
+        what <- gsub("\\s+", " ", trimws(conditionMessage(result)))
+        if (nchar(what) > 200L) what <- paste0(substr(what, 1L, 197L), "...")
         self$failures <- c(self$failures, sprintf("%s (%s): %s", self$test %||% "(outside any test)",
-                                                  self$location, first_line))
+                                                  self$location, what))
       }
       if (is.null(self$test)) {
         if (failing) self$failed <- self$failed + 1L
