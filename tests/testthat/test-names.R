@@ -135,7 +135,11 @@ test_that("after an attribute changes, shared_name() is NULL and share() shares 
   class(f) <- c("tbl", "data.frame")
   expect_null(shared_name(f))
   # What another process maps by each new name is the object as it is now.
-  names <- list(m = shared_name(again), v = shared_name(share(v)), f = shared_name(share(f)))
+  # The new shares are kept until it has: a region lives as long as an
+  # object of it, and a collection in between would remove it.
+  shared_v <- share(v)
+  shared_f <- share(f)
+  names <- list(m = shared_name(again), v = shared_name(shared_v), f = shared_name(shared_f))
   got <- in_other_process(function(names) lapply(names, function(n) shmr::fetch(shmr::map_shared(n))),
                           list(names = names))
   expect_identical(got$m, fetch(m))

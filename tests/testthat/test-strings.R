@@ -49,7 +49,9 @@ test_that("string views pass their tests under gctorture()", {
   expect_identical(got$all, x)
   # Numbers read from the region (packed and dictionary layouts).
   for (nums in list(c("1.5", NA, " 2 ", "", "-3"), rep(c("4", "5", NA), 30))) {
-    v <- map_shared(shared_name(share(nums)))
+    # The share is kept: a region lives as long as an object of it.
+    shared_nums <- share(nums)
+    v <- map_shared(shared_name(shared_nums))
     gctorture(TRUE)
     got <- list(numeric = as.numeric(v), integer = as.integer(v))
     gctorture(FALSE)
@@ -200,7 +202,10 @@ test_that("an ALTREP character vector keeps its attributes when shared", {
     expect_identical(shared, objects[[name]], label = name)
     expect_identical(map_shared(shared_name(shared)), objects[[name]], label = name)
   }
-  names <- lapply(objects, function(o) shared_name(share(o)))
+  # Kept until the other process has mapped them (a collection in between
+  # would remove their regions).
+  shared <- lapply(objects, share)
+  names <- lapply(shared, shared_name)
   got <- in_other_process(function(names) lapply(names, function(n) shmr::fetch(shmr::map_shared(n))),
                           list(names = names))
   expect_identical(got, objects)
