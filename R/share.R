@@ -366,6 +366,11 @@ map_shared <- function(name) {
 #'   after it was shared (`names(x) <- `, `dimnames<-`, `class<-`): the
 #'   region still holds the old ones, so its name would not give `x` back;
 #'   `share(x)` then shares `x` as it is now, in a new region.
+#' @details A name opens its region only while the region lives: keep the
+#'   shared object referenced until the other processes have mapped it.
+#'   `shared_name(share(y))` alone keeps nothing, and the new region is
+#'   removed at the next garbage collection (unless it was shared with
+#'   `persist = TRUE`).
 #' @export
 #' @examples
 #' x <- share(list(a = 1:10, b = letters))
