@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the testthat suite against the installed package, one file at a time,
 # and writes "<passed> <failed>" (counted per test) to the file named by
-# argument 1, and one line per failure (file, test, where, first line of the
-# message) to that name followed by .failures. The rest of the arguments are the command that runs Rscript
-# (for example `Rscript`, or `env LD_PRELOAD=... Rscript`).
+# argument 1, and one line per failure (file, test, where, the message) to
+# that name followed by .failures. The rest of the arguments are the command
+# that runs Rscript (for example `Rscript`, or `env LD_PRELOAD=... Rscript`).
 #
 # Each file runs in an R process of its own, in a session of its own, so that
 # a file that hangs or crashes costs one failure and its own time, never the
