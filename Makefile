@@ -30,7 +30,7 @@ test: deps
 	@mkdir -p build
 	@bash tools/run-cpp-tests.sh build/cpp-counts; true
 	@R=$(R) bash tools/run-r-suites.sh build/r-suites; true
-	@bash tools/summarize-tests.sh build/cpp-counts build/r-suites build/cpp/results.txt
+	@bash tools/summarize-tests.sh build/cpp-counts build/r-suites
 
 test-cpp: deps
 	@mkdir -p build

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The end of `make test`: names each failure (C++ from GoogleTest's list, R
-# from tools/run-r-suites.sh), then prints the counts of each suite and the
-# one line "N passed, N failed". Exits non-zero when anything failed.
+# The end of `make test`: names each failure (from the .failures files that
+# tools/run-cpp-tests.sh and tools/run-r-suites.sh write beside their
+# counts), then prints the counts of each suite and the one line
+# "N passed, N failed". Exits non-zero when anything failed.
 #
-#   tools/summarize-tests.sh <C++ counts> <R suites> <GoogleTest results>
+#   tools/summarize-tests.sh <C++ counts> <R suites>
 set -uo pipefail
-cpp_counts=$1 r_suites=$2 cpp_results=$3
+cpp_counts=$1 r_suites=$2
 read -r cpp_passed cpp_failed < "$cpp_counts" || { cpp_passed=0; cpp_failed=1; }
 line="C++ tests: $cpp_passed passed, $cpp_failed failed"
 total_passed=$cpp_passed
@@ -21,8 +22,7 @@ while read -r label passed failed; do
 done < "$r_suites"
 if [ "$total_failed" -ne 0 ]; then
   echo "Failed:"
-  grep -E '^\[  FAILED  \] [A-Za-z_]' "$cpp_results" 2>/dev/null | sed -e 's/^\[  FAILED  \] /  C++: /' -e 's/ ([0-9]* ms)$//' | sort -u
-  [ "$cpp_failed" -ne 0 ] && [ ! -s "$cpp_results" ] && echo "  C++: the suite did not build or run (see build/cpp.log)"
+  sed 's/^/  C++: /' "$cpp_counts.failures" 2>/dev/null
   sed 's/^/  /' "$r_suites.failures" 2>/dev/null
 fi
 echo "$line"
