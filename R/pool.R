@@ -166,6 +166,8 @@ new_pool_object <- function(backend, n, packages, init) {
   # PSOCK: chunks sent to each worker whose replies have not been read
   # (see dispatch_psock()).
   pool$in_flight <- integer(n)
+  # Workers killed and not yet replaced (see kill_worker()).
+  pool$killed <- logical(n)
   # Each worker's session directory (tempdir()), which the pool removes
   # when the worker ends without R's exit (see forget_worker()).
   pool$tempdirs <- rep(NA_character_, n)
@@ -205,7 +207,7 @@ pool_stop <- function(pool = NULL, timeout = 5) {
     # Node by node: one whose connection is gone (a worker abandoned by an
     # interrupted call) must not keep the others running.
     for (w in seq_along(pool$cluster)) {
-      if (pool$in_flight[w] > 0L) tools::pskill(pool$pids[w], tools::SIGKILL)
+      if (pool$in_flight[w] > 0L && !isTRUE(pool$killed[w])) tools::pskill(pool$pids[w], tools::SIGKILL)
       # A worker whose connection is closed has seen its end and exits.
       if (worker_connection_open(pool$cluster[[w]])) {
         try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
@@ -293,13 +295,18 @@ worker_setup <- function(packages, init, libs) {
 # a shmr that does not report its session directory.
 record_workers <- function(pool, answers, w = seq_along(answers)) {
   pool$pids[w] <- vapply(answers, function(a) as.integer(a$pid), 0L)
+  pool$killed[w] <- FALSE
   pool$tempdirs[w] <- vapply(answers, function(a) a$tempdir %||% NA_character_, "")
 }
 
 # Stops worker `w` of a pool of the package's own at once, and removes its
-# session directory once it is gone.
+# session directory once it is gone. Once only: after the kill its pid may
+# name another process, so a second call before the worker is replaced
+# (abandon_chunks() and then replace_abandoned_workers()) sends nothing.
 kill_worker <- function(pool, w) {
+  if (isTRUE(pool$killed[w])) return(invisible())
   tools::pskill(pool$pids[w], tools::SIGKILL)
+  pool$killed[w] <- TRUE
   wait_for_exit(pool$pids[w], 2)
   forget_worker(pool, w)
   sweep_departed(pool)

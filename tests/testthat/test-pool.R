@@ -155,6 +155,50 @@ test_that("a map that stops with both workers busy leaves each worker a connecti
   expect_true(all(out$alive))
 })
 
+test_that("a worker abandoned by a call is killed once: its old pid is never signalled again", {
+  skip_if_no_pool()
+  # The call fails on element 1 while the other worker sleeps in element 2:
+  # that worker is killed and replaced. Its pid may name another process
+  # once it is gone, so it must get one signal, not one per clean-up step.
+  out <- in_other_process(function() {
+    # The tracer runs in tools' namespace, which reaches the global
+    # environment of this process.
+    assign("signalled", integer(), globalenv())
+    trace("pskill", where = asNamespace("tools"), print = FALSE,
+          tracer = quote(signalled <<- c(signalled, as.integer(pid))))
+    pool <- pool_create(2)
+    before <- pool_status(pool)$pid
+    err <- tryCatch(pool_lapply(1:2, function(i) {
+      if (i == 1) stop("first element fails")
+      Sys.sleep(30)
+      i
+    }, chunk_size = 1, pool = pool), error = conditionMessage)
+    after <- pool_status(pool)$pid
+    squares <- pool_sapply(1:4, function(i) i^2, pool = pool)
+    pool_stop(pool)
+    untrace("pskill", where = asNamespace("tools"))
+    list(err = err, signalled = get("signalled", globalenv()), before = before, after = after, squares = squares)
+  }, timeout = 120)
+  expect_match(out$err, "first element fails")
+  replaced <- setdiff(out$before, out$after)
+  expect_length(replaced, 1L)
+  expect_identical(sum(out$signalled == replaced), 1L)
+  expect_identical(out$squares, (1:4)^2)
+
+  # Called again before the worker is replaced, kill_worker() leaves
+  # whatever process the old pid names now alone.
+  worker <- callr::r_bg(function() Sys.sleep(120))
+  bystander <- callr::r_bg(function() Sys.sleep(120))
+  on.exit(bystander$kill(), add = TRUE)
+  pool <- shmr:::new_pool_object("psock", 1L, NULL, NULL)
+  pool$pids <- worker$get_pid()
+  shmr:::kill_worker(pool, 1L)
+  expect_false(worker$is_alive())
+  pool$pids <- bystander$get_pid()
+  shmr:::kill_worker(pool, 1L)
+  expect_true(bystander$is_alive())
+})
+
 test_that("workers that die or are killed leave no session directory behind", {
   skip_if_no_pool()
   # R removes its tempdir() when it exits, never when it is killed: each
