@@ -44,7 +44,10 @@
 #' naming the element. With `on_error = "continue"` the error conditions are
 #' returned in place of the failed elements. A worker that dies (killed, or
 #' crashed) is replaced and its chunk is run once more; if it dies again the
-#' call stops with an error. A call never hangs on a dead worker. A call
+#' call stops with an error. A call never hangs on a dead worker. A worker
+#' interrupted while it runs `FUN` (sent SIGINT, to stop a runaway task)
+#' stays in the pool: that element and those after it in its chunk fail
+#' with the error "the worker was interrupted". A call
 #' that ends early (an error, or an interrupt such as Ctrl-C, even a second
 #' one during the clean-up) stops the workers still computing for it and
 #' replaces them, at once or when the pool is next used: a later call never

@@ -77,6 +77,16 @@ apply_elements <- function(..., .shmr_task, .shmr_capture) {
       values[i] <<- list(e)
       failed <<- c(failed, i)
       start <<- i + 1L
+    }, interrupt = function(e) {
+      # A worker interrupted in FUN (SIGINT, as a user stops a runaway task,
+      # or mirai cancelling the chunk) ends the chunk with a reply: that
+      # element and those not yet run fail. Left alone, the interrupt would
+      # end the chunk without one, and a PSOCK caller would wait forever.
+      capture_output(.shmr_capture)
+      rest <- i:count
+      values[rest] <<- rep(list(simpleError("the worker was interrupted")), length(rest))
+      failed <<- c(failed, rest)
+      start <<- count + 1L
     })
   }
   list(values = values, failed = failed)

@@ -397,9 +397,27 @@ close_worker_connection <- function(node) {
 }
 
 start_psock <- function(pool) {
-  pool$cluster <- new_psock_nodes(pool$n)
-  record_workers(pool, parallel::clusterCall(pool$cluster, worker_setup_function(),
-                                             pool$packages, pool$init, .libPaths()))
+  started <- set_up_psock_nodes(pool, pool$n)
+  pool$cluster <- started$nodes
+  record_workers(pool, started$answers)
+}
+
+# `n` new PSOCK workers, set up for the pool, and their answers. Workers
+# whose set-up fails (an error in `init`, a missing package) are stopped
+# before the error is raised: nothing else would stop them, and they would
+# wait until their connections were collected.
+set_up_psock_nodes <- function(pool, n) {
+  nodes <- new_psock_nodes(n)
+  answers <- tryCatch(
+    parallel::clusterCall(nodes, worker_setup_function(), pool$packages, pool$init, .libPaths()),
+    error = function(e) {
+      try(parallel::stopCluster(nodes), silent = TRUE)
+      # stopCluster() leaves the connections to the garbage collector, which
+      # warns as it closes each one.
+      for (node in nodes) close_worker_connection(node)
+      stop(e)
+    })
+  list(nodes = nodes, answers = answers)
 }
 
 # Replaces worker `w` with a fresh one after a chunk when its resident
@@ -419,12 +437,10 @@ recycle_if_grown <- function(pool, w) {
 replace_psock_worker <- function(pool, w) {
   close_worker_connection(pool$cluster[[w]])
   forget_worker(pool, w)
-  node <- new_psock_nodes(1)
-  answers <- parallel::clusterCall(node, worker_setup_function(), pool$packages, pool$init,
-                                   .libPaths())
+  started <- set_up_psock_nodes(pool, 1L)
   suspendInterrupts({
-    pool$cluster[[w]] <- node[[1]]
-    record_workers(pool, answers, w)
+    pool$cluster[[w]] <- started$nodes[[1]]
+    record_workers(pool, started$answers, w)
     pool$in_flight[w] <- 0L
   })
 }

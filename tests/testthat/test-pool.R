@@ -155,6 +155,80 @@ test_that("a map that stops with both workers busy leaves each worker a connecti
   expect_true(all(out$alive))
 })
 
+test_that("a worker interrupted in FUN fails that element; the call does not hang", {
+  skip_if_no_pool()
+  # SIGINT is how a user stops a runaway task in one worker. It once ended
+  # the chunk without a reply, and the caller waited for it forever.
+  out <- in_other_process(function() {
+    pool <- pool_create(2)
+    err <- tryCatch(pool_lapply(1:2, function(i) {
+      if (i == 1) {
+        tools::pskill(Sys.getpid(), tools::SIGINT)
+        Sys.sleep(5)
+      }
+      i
+    }, chunk_size = 1, pool = pool), error = conditionMessage)
+    in_place <- pool_lapply(1:3, function(i) {
+      if (i == 2) {
+        tools::pskill(Sys.getpid(), tools::SIGINT)
+        Sys.sleep(5)
+      }
+      i
+    }, chunk_size = 3, on_error = "continue", pool = pool)
+    squares <- pool_sapply(1:4, function(i) i^2, pool = pool)
+    pool_stop(pool)
+    list(err = err, in_place = in_place, squares = squares)
+  }, timeout = 60)
+  expect_match(out$err, "in element 1: the worker was interrupted")
+  # The element interrupted and those after it in its chunk fail; those
+  # before it keep their values.
+  expect_identical(out$in_place[[1]], 1L)
+  for (k in 2:3) {
+    expect_s3_class(out$in_place[[k]], "error")
+    expect_match(conditionMessage(out$in_place[[k]]), "the worker was interrupted")
+  }
+  expect_identical(out$squares, (1:4)^2)
+})
+
+test_that("workers whose set-up fails are stopped with the error, not left waiting", {
+  skip_if_no_pool()
+  out <- in_other_process(function() {
+    # PSOCK workers are detached from this process: they are found by a
+    # variable of their environment, which they inherit from it.
+    mark <- paste0("shmr_setup_test_", Sys.getpid())
+    Sys.setenv(SHMR_TEST_MARK = mark)
+    counts <- function() {
+      environs <- Sys.glob("/proc/[0-9]*/environ")
+      marked <- vapply(environs, function(f) {
+        env <- tryCatch(suppressWarnings(readBin(f, "raw", 65536L)), error = function(e) raw())
+        length(env) > 0L && grepl(mark, rawToChar(env[env != as.raw(0L)]), fixed = TRUE)
+      }, TRUE)
+      # Not this process: /proc shows the environment it started with.
+      sum(marked)
+    }
+    # Workers left running keep their connections here open, until a
+    # collection closes them (with a warning each) and they exit.
+    before <- getAllConnections()
+    errors <- vapply(1:2, function(k) tryCatch({
+      pool_create(2, init = function() stop("typo in init"))
+      "no error"
+    }, error = conditionMessage), "")
+    missing <- tryCatch({
+      pool_create(1, packages = "shmrNoSuchPackage")
+      "no error"
+    }, error = conditionMessage)
+    still_open <- length(setdiff(getAllConnections(), before))
+    # Stopped workers exit once they read their end: give them a moment.
+    deadline <- Sys.time() + 10
+    while (counts() > 0L && Sys.time() < deadline) Sys.sleep(0.1)
+    list(errors = errors, missing = missing, still_open = still_open, left = counts())
+  }, timeout = 90)
+  expect_match(out$errors, "typo in init")
+  expect_match(out$missing, "shmrNoSuchPackage")
+  expect_identical(out$still_open, 0L)
+  expect_identical(out$left, 0L)
+})
+
 test_that("a worker abandoned by a call is killed once: its old pid is never signalled again", {
   skip_if_no_pool()
   # The call fails on element 1 while the other worker sleeps in element 2:
