@@ -27,6 +27,10 @@ process_alive <- function(pid, start_ticks = 0) {
 # Bytes of shmr regions process `pid` maps; NA when that cannot be read.
 region_bytes_mapped <- function(pid) .Call(shmr_region_bytes_mapped, check_pid(pid))
 
+# Removes the regions process `pid`, now gone, left behind: a worker the
+# pool killed could not remove its own. Returns their names.
+prune_regions_of <- function(pid) .Call(shmr_prune_creator, check_pid(pid))
+
 check_pid <- function(pid) {
   if (!is.numeric(pid) || length(pid) != 1L || is.na(pid)) {
     stop("`pid` must be one process id", call. = FALSE)

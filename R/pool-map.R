@@ -52,9 +52,11 @@
 #' one during the clean-up) stops the workers still computing for it and
 #' replaces them, at once or when the pool is next used: a later call never
 #' receives its results. R removes a session's temporary directory only when
-#' it exits: the pool removes those of its workers that died or that it
-#' stopped this way (PSOCK workers, and mirai daemons it started itself),
-#' once they are gone: at the latest at its next map or at `pool_stop()`.
+#' it exits, and a killed process cannot remove its regions either: the
+#' pool removes the directories, and the regions that were not `persist`ed,
+#' of its workers that died or that it stopped this way (PSOCK workers,
+#' and mirai daemons it started itself), once they are gone: at
+#' the latest at its next map or at `pool_stop()`.
 #'
 #' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
 #'   of any atomic type (`pool_apply()`).

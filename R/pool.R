@@ -336,13 +336,16 @@ forget_worker <- function(pool, w) {
 }
 
 # Removes the session directories of the departed workers whose processes
-# are gone, after waiting at most `wait` seconds for them; the others stay
+# are gone, and the regions they left (a killed or crashed worker removes
+# neither), after waiting at most `wait` seconds for them; the others stay
 # listed for the next sweep (at each map and at pool_stop()).
 sweep_departed <- function(pool, wait = 0) {
   departed <- pool$departed
   if (!NROW(departed)) return(invisible())
   wait_for_exit(departed$pid, wait)
   gone <- !vapply(departed$pid, process_alive, TRUE)
+  # The regions first: a file-backed one keeps its data in the directory.
+  for (pid in departed$pid[gone]) prune_regions_of(pid)
   unlink(departed$dir[gone], recursive = TRUE)
   # A directory already gone (its worker exited as usual) needs no sweep.
   pool$departed <- departed[!gone & dir.exists(departed$dir), , drop = FALSE]

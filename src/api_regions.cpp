@@ -90,6 +90,22 @@ extern "C" SEXP shmr_prune() {
   END_CPP11
 }
 
+// The regions a pool's worker that it killed left behind (killed, it could
+// not remove them), once that process `pid` is gone.
+extern "C" SEXP shmr_prune_creator(SEXP pid) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    const double value = as_real(pid);
+    if (ISNAN(value) || value < 1) throw Error(ErrorKind::InvalidArgument, "`pid` must be a process id");
+    const auto removed = prune_regions(shm_directory(), PruneScope::AllRegions,
+                                       static_cast<int64_t>(value));
+    cpp11::writable::strings out;
+    for (const std::string& name : removed) out.push_back(name);
+    return out;
+  });
+  END_CPP11
+}
+
 // Before a fetch: the copies, unfinished files and fetch locks that
 // processes of this host killed by a signal (daemons(0) ends busy daemons
 // so) left behind, which would otherwise stay until prune_shared().

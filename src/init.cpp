@@ -19,6 +19,7 @@ SEXP shmr_fetch_first(SEXP);
 SEXP shmr_regions();
 SEXP shmr_regions_named(SEXP);
 SEXP shmr_prune();
+SEXP shmr_prune_creator(SEXP);
 SEXP shmr_prune_remote_copies();
 SEXP shmr_release_all();
 SEXP shmr_contains_altrep(SEXP);
@@ -92,6 +93,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},
     {"shmr_regions_named", (DL_FUNC)&shmr_regions_named, 1},
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},
+    {"shmr_prune_creator", (DL_FUNC)&shmr_prune_creator, 1},
     {"shmr_prune_remote_copies", (DL_FUNC)&shmr_prune_remote_copies, 0},
     {"shmr_release_all", (DL_FUNC)&shmr_release_all, 0},
     {"shmr_contains_altrep", (DL_FUNC)&shmr_contains_altrep, 1},

@@ -49,9 +49,11 @@ enum class PruneScope { AllRegions, CopiesAndUnfinished };
 // Removes regions (and unfinished temporary files, and locators whose data
 // file is gone) whose creator (a replica's keeper) is known to be gone
 // (process::liveness()). Never touches persistent regions, nor those of live
-// processes or of processes it cannot tell about.
+// processes or of processes it cannot tell about. With `creator_pid`, only
+// the regions of the gone process(es) that had that process ID.
 std::vector<std::string> prune_regions(const std::string& directory,
-                                       PruneScope scope = PruneScope::AllRegions);
+                                       PruneScope scope = PruneScope::AllRegions,
+                                       std::optional<int64_t> creator_pid = std::nullopt);
 
 // Removes the region called `name` whatever its creator or persistence
 // (remove_shared()). Returns false when there was no such region.

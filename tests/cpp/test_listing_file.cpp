@@ -90,6 +90,17 @@ TEST(ListingFile, PruneMixesBackings) {
   EXPECT_EQ(read_values(*live), sample.values);
 }
 
+TEST(ListingFile, PruneOfOneCreatorLeavesOtherDeadCreatorsRegions) {
+  TempDir shm, data;
+  const pid_t first = create_in_dead_child(shm_options(shm, "shmr_dead_first"));
+  create_in_dead_child(file_options(shm, data, "shmr_dead_second"));
+  EXPECT_TRUE(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions, ::getpid()).empty());
+  EXPECT_EQ(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions, first),
+            std::vector<std::string>{"shmr_dead_first"});
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_dead_second"});
+  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_dead_second"});
+}
+
 TEST(ListingFile, DanglingLocatorOfADeadCreatorIsPruned) {
   TempDir shm, data;
   const pid_t child = create_in_dead_child(file_options(shm, data, "shmr_dangling"));

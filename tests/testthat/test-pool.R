@@ -336,6 +336,39 @@ test_that("workers that die or are killed leave no session directory behind", {
   expect_false(out$own %in% c(out$at_start, out$after_death, out$after_kill))
 })
 
+test_that("a worker the pool kills leaves no region behind; results it handed over stay", {
+  skip_if_no_pool()
+  out <- in_other_process(function() {
+    pool <- pool_create(1)
+    # The worker keeps a region of its own, and hands a large result over.
+    kept <- pool_sapply(1, function(i) {
+      assign("keep", shmr::share(rnorm(1e5)), globalenv())
+      shmr::shared_name(keep)
+    }, pool = pool)
+    big <- pool_lapply(1, function(i) as.numeric(seq_len(2e6)), pool = pool)[[1]]
+    before <- kept %in% shared_regions()$name
+    # Element 1 fails while element 2 is in flight to the same worker: the
+    # call kills that worker.
+    killed <- pool_status(pool)$pid
+    err <- tryCatch(pool_lapply(1:2, function(i) if (i == 1) stop("fail fast") else Sys.sleep(30),
+                                chunk_size = 1, pool = pool), error = conditionMessage)
+    alive <- shmr:::process_alive(killed)
+    after <- kept %in% shared_regions()$name
+    big_name <- shared_name(big)
+    elsewhere <- callr::r(function(name) sum(shmr::map_shared(name)), list(name = big_name))
+    pool_stop(pool)
+    list(before = before, err = err, alive = alive, after = after,
+         big_shared = is_shared(big), big_sum = sum(big), elsewhere = elsewhere)
+  }, timeout = 120)
+  expect_true(out$before)
+  expect_match(out$err, "fail fast")
+  expect_false(out$alive)
+  expect_false(out$after)
+  expect_true(out$big_shared)
+  expect_identical(out$big_sum, sum(as.numeric(seq_len(2e6))))
+  expect_identical(out$elsewhere, out$big_sum)
+})
+
 test_that("a departed worker's session directory is removed once its process is gone, never before", {
   skip_if_no_pool()
   # A worker that dies closes its connection before the system has taken
