@@ -8,7 +8,8 @@
 #' worker's `FUN` can simply assign into the buffer it receives.
 #'
 #' Indexing follows R's rules for `[<-` with positive, negative, logical or
-#' character (dimnames) indices and matrices of subscripts; the value is
+#' character (dimnames) indices and matrices of subscripts, NA and zero
+#' positions included; the value is
 #' recycled and converted to the buffer's type. A write builds no vector of
 #' positions: `buf[, j] <- v` costs no memory beyond `v`. Only `[<-` and
 #' `[[<-` change a buffer: copies R makes for its own purposes (`unclass()`,
@@ -68,6 +69,12 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
 #' @export
 `[<-.shmr_buffer` <- function(x, ..., value) {
   subscripts <- buffer_subscripts(x, substitute(list(...)), ...)
+  # As in R, NA subscripts select nothing when one value is given, and are
+  # an error otherwise (which element would get which value is unclear).
+  if (any(vapply(subscripts, anyNA, TRUE))) {
+    if (length(value) > 1L) stop("NAs are not allowed in subscripted assignments", call. = FALSE)
+    subscripts <- lapply(subscripts, function(s) if (is.null(s)) s else s[!is.na(s)])
+  }
   value <- as.vector(value, typeof(x))
   .Call(shmr_buffer_write, x, subscripts, value)
 }
@@ -79,6 +86,13 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   if (...length() == 0L || any(lengths(list(...)) != 1L)) {
     stop("attempt to select more than one element: `[[<-` takes one subscript of length 1 ",
          "per dimension", call. = FALSE)
+  }
+  for (k in seq_len(...length())) {
+    index <- ...elt(k)
+    if (is.na(index)) stop("`[[<-` takes a subscript that is not NA", call. = FALSE)
+    if (is.numeric(index) && index < 1) {
+      stop("attempt to select less than one element: `[[<-` takes a position >= 1", call. = FALSE)
+    }
   }
   `[<-.shmr_buffer`(x, ..., value = value)
 }
@@ -118,21 +132,37 @@ buffer_subscripts <- function(x, given, ...) {
 }
 
 # Positions along one dimension of extent n, as R's `[<-` reads `index`:
-# positive numbers are passed on as they are (the engine checks them).
+# positive numbers are passed on as they are (the engine checks them). An
+# NA in a numeric or logical index stays NA (see `[<-.shmr_buffer`); a name
+# that is not among the labels is out of bounds.
 positions_along <- function(index, n, labels) {
   if (is.numeric(index) && !is.object(index) && !anyNA(index) &&
       (!length(index) || min(index) >= 1)) {
     return(index)
   }
-  positions <- if (is.character(index)) match(index, labels) else seq_len(n)[index]
-  if (anyNA(positions) || any(positions > n)) stop("subscript out of bounds", call. = FALSE)
-  positions
+  out_of_bounds <- function() stop("subscript out of bounds", call. = FALSE)
+  if (is.character(index)) {
+    positions <- match(index, labels)
+    if (anyNA(positions)) out_of_bounds()
+    return(positions)
+  }
+  # A logical index longer than the extent would make R lengthen a vector.
+  if (is.logical(index)) {
+    if (length(index) > n) out_of_bounds()
+    return(seq_len(n)[index])
+  }
+  missing <- is.na(index)
+  positions <- seq_len(n)[index[!missing]]
+  if (anyNA(positions)) out_of_bounds()
+  if (any(missing)) c(positions, NA_integer_) else positions
 }
 
 # Linear positions of the rows of a matrix subscript (one column per
-# dimension), as x[m] <- value uses them.
+# dimension), as x[m] <- value uses them; NA for a row with an NA.
 matrix_positions <- function(index, d) {
-  if (anyNA(index) || any(index < 1) || any(t(index) > d)) stop("subscript out of bounds", call. = FALSE)
+  if (any(index < 1, na.rm = TRUE) || any(t(index) > d, na.rm = TRUE)) {
+    stop("subscript out of bounds", call. = FALSE)
+  }
   strides <- c(1, cumprod(d)[-length(d)])
   as.vector((trunc(index) - 1) %*% strides) + 1
 }

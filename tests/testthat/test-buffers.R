@@ -94,6 +94,43 @@ test_that("subscripts follow R's rules for `[<-`", {
   expect_identical(fetch(b), c(0, 8, 0, 0, 0))
 })
 
+test_that("NA and zero subscripts follow R's rules for `[<-` and `[[<-`", {
+  b <- shared_buffer("double", 4, init = 0)
+  v <- numeric(4)
+  # One value: NA positions select nothing, zeros are dropped.
+  b[c(1, NA)] <- 5
+  v[c(1, NA)] <- 5
+  expect_identical(b[], v)
+  b[NA] <- 1
+  v[NA] <- 1
+  expect_identical(b[], v)
+  b[c(0, NA, 2)] <- 9
+  v[c(0, NA, 2)] <- 9
+  expect_identical(b[], v)
+  b[0] <- 7
+  expect_identical(b[], v)
+  # Several values with an NA position: which goes where is unclear.
+  expect_error(b[c(1, NA)] <- c(7, 8), "NAs are not allowed in subscripted assignments")
+  expect_identical(b[], v)
+  expect_error(b[[0]] <- 3, "less than one element")
+  expect_error(b[[NA]] <- 3, "not NA")
+  expect_error(b[5] <- 1, "out of bounds")
+  expect_error(b[rep(TRUE, 5)] <- 1, "out of bounds")
+  expect_identical(b[], v)
+
+  m <- shared_buffer("double", c(2, 2), init = 0)
+  plain <- matrix(0, 2, 2)
+  m[cbind(c(1, NA), c(1, 2))] <- 4
+  plain[cbind(c(1, NA), c(1, 2))] <- 4
+  expect_identical(m[], plain)
+  m[c(1, NA), 2] <- 6
+  plain[c(1, NA), 2] <- 6
+  expect_identical(m[], plain)
+  expect_error(m[cbind(c(1, NA), c(1, 2))] <- c(4, 5), "NAs are not allowed")
+  expect_error(m[c(1, NA), 1] <- c(5, 6), "NAs are not allowed")
+  expect_identical(m[], plain)
+})
+
 test_that("writing a column costs no temporary memory the size of the column", {
   skip_on_cran()
   # About 40 MB per column; R's own `[<-` with positions built in R used
