@@ -83,7 +83,9 @@ apply_elements <- function(..., .shmr_task, .shmr_capture) {
       # element and those not yet run fail. Left alone, the interrupt would
       # end the chunk without one, and a PSOCK caller would wait forever.
       capture_output(.shmr_capture)
-      rest <- i:count
+      # From `start`: an interrupt before the loop has set `i` again would
+      # otherwise fail an element twice, or one that succeeded.
+      rest <- max(i, start):count
       values[rest] <<- rep(list(simpleError("the worker was interrupted")), length(rest))
       failed <<- c(failed, rest)
       start <<- count + 1L
