@@ -239,9 +239,10 @@ test_that("workers whose set-up fails are stopped with the error, not left waiti
 
 test_that("a worker abandoned by a call is killed once: its old pid is never signalled again", {
   skip_if_no_pool()
-  # The call fails on element 1 while the other worker sleeps in element 2:
-  # that worker is killed and replaced. Its pid may name another process
-  # once it is gone, so it must get one signal, not one per clean-up step.
+  # The call fails on element 1 while element 2 waits for the same worker
+  # (a worker gets up to two chunks at once): that worker is killed and
+  # replaced. Its pid may name another process once it is gone, so it must
+  # get one signal, not one per clean-up step.
   out <- in_other_process(function() {
     # The tracer runs in tools' namespace, which reaches the global
     # environment of this process.
