@@ -142,6 +142,13 @@ registerVariables <- function(namespace, variableList) {
                        "(memshare registers matrices, vectors and lists; share() takes data frames)"),
                  variables[framed][1L]), call. = FALSE)
   }
+  unregistrable <- vapply(variableList, function(v) is.null(v) || !(is.atomic(v) || is.list(v)), TRUE)
+  if (any(unregistrable)) {
+    first <- which(unregistrable)[1L]
+    stop(sprintf(paste("registerVariables(): variable '%s' is %s; memshare registers matrices,",
+                       "vectors and lists"),
+                 variables[first], describe_type(variableList[[first]])), call. = FALSE)
+  }
   variableList <- as_doubles(variableList, "registerVariables()")
   regions <- memshare_region(namespace, variables)
   taken <- regions[regions %in% names(memshare_state$pages)]
@@ -153,11 +160,9 @@ registerVariables <- function(namespace, variableList) {
   # All or nothing: a variable that cannot be shared releases the others.
   on.exit(for (region in done) release_page(region))
   for (k in seq_along(variables)) {
+    # (An empty list is not a shared object on R < 4.3, but its region is
+    # there for retrieveViews().)
     shared <- share(variableList[[k]], name = regions[[k]])
-    if (!is_shared(shared)) {
-      stop(sprintf("variable '%s' cannot be shared (it is %s, not a vector, list or data frame)",
-                   variables[[k]], describe_type(variableList[[k]])), call. = FALSE)
-    }
     memshare_state$pages[[regions[[k]]]] <- list(
       label = memshare_label(namespace, variables[[k]]), namespace = namespace, object = shared
     )
@@ -425,7 +430,11 @@ map_variable <- function(namespace, variable, region) {
 release_page <- function(region) {
   page <- memshare_state$pages[[region]]
   memshare_state$pages[[region]] <- NULL
-  if (!is.null(page)) close(page$object)
+  if (is.null(page)) return(invisible())
+  # An empty list is no shared object on R < 4.3 (close() finds no region
+  # in it): its region goes by name.
+  if (is_shared(page$object)) close(page$object) else remove_shared(region)
+  invisible()
 }
 
 # Records `objects` (views of `variable`) among this process's views; an
@@ -484,6 +493,6 @@ as_doubles <- function(values, caller) {
 }
 
 describe_type <- function(x) {
-  if (is.function(x)) "a function" else if (is.environment(x)) "an environment" else
-    paste("of type", typeof(x))
+  if (is.null(x)) "NULL" else if (is.function(x)) "a function" else
+    if (is.environment(x)) "an environment" else paste("of type", typeof(x))
 }

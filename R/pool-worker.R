@@ -8,6 +8,9 @@
 # handed off through shared memory, and the relayed output and conditions.
 
 run_chunk <- function(task) {
+  # Shared objects sent from now on stay this worker's until this chunk's
+  # reply (see below).
+  .Call(shmr_set_reply_recipient, NULL)
   attach_packages(task$packages)
   capture <- new_capture()
   applied <- capture_relay(
@@ -16,20 +19,32 @@ run_chunk <- function(task) {
     capture
   )
   values <- applied$values
+  failed <- applied$failed
+  # A closed shared object would stop serialize() halfway through the reply,
+  # and with it the worker: it fails its element instead.
+  unreadable <- .Call(shmr_unreadable_results, values)
+  if (length(unreadable)) {
+    values[unreadable] <- list(simpleError(paste(
+      "FUN returned a shared object that was closed (close() was called on it in the worker),",
+      "which cannot be sent back; return it before closing it, or a copy of its values")))
+    failed <- sort(c(failed, unreadable))
+  }
+  on_this_host <- caller_on_this_host(task)
   # Through shared memory only to a caller on this host; to one on another
   # host by value.
-  handoffs <- if (caller_on_this_host(task)) {
-    .Call(shmr_results_over, values, task$threshold)
-  } else {
-    integer()
-  }
+  handoffs <- if (on_this_host) .Call(shmr_results_over, values, task$threshold) else integer()
   if (length(handoffs)) {
-    handoffs <- setdiff(handoffs, applied$failed)
+    handoffs <- setdiff(handoffs, failed)
     for (k in handoffs) values[k] <- list(maybe_hand_off(values[[k]], task$threshold, task$handoff))
     handoffs <- handoffs[vapply(values[handoffs], inherits, TRUE, "shmr_handoff")]
   }
+  # Shared objects FUN made here and returns become the caller's as the
+  # reply is written: this worker may collect them, or end, once it is sent.
+  if (on_this_host && !is.null(task$handoff)) {
+    .Call(shmr_set_reply_recipient, task$handoff$owner)
+  }
   list(call = task$call, chunk = task$chunk, pid = Sys.getpid(), values = values,
-       failed = applied$failed, handoffs = handoffs, relay = capture$records)
+       failed = failed, handoffs = handoffs, relay = capture$records)
 }
 
 # What a message to a worker names to run a chunk: its code travels with
@@ -121,6 +136,9 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
       is.null(value)) {
     return(value)
   }
+  # A shared object that reads as its region goes by its name (one of this
+  # worker's own becomes the caller's as the reply is written): no copy.
+  if (!is.null(.Call(shmr_name, value))) return(value)
   if (as.numeric(utils::object.size(value)) <= threshold) return(value)
   options <- list(backing = "auto", readonly = TRUE, data_directory = target$data_directory,
                   shm_capacity = shm_capacity())

@@ -16,7 +16,10 @@
 #' @param n Number of workers. By default the number of usable cores: the
 #'   option `mc.cores` when set, else [parallel::detectCores()], at most 2
 #'   when the environment variable `_R_CHECK_LIMIT_CORES_` is set (as under
-#'   `R CMD check`).
+#'   `R CMD check`). A number the machine cannot start is an error before
+#'   any worker starts: more workers than its memory holds at 32 MB each,
+#'   or PSOCK workers beyond the R session's free connections (128 in all;
+#'   on R >= 4.4, as many as `--max-connections` sets).
 #' @param timeout Seconds `pool_stop()` waits at most for the workers to
 #'   exit.
 #' @param backend `"psock"` (default) or `"mirai"`.
@@ -120,6 +123,7 @@ start_pool <- function(n, backend, packages, init, compute = NULL) {
   if (!is.numeric(n) || length(n) != 1L || is.na(n) || n < 1 || n != round(n)) {
     stop("`n` must be a whole number of workers >= 1", call. = FALSE)
   }
+  check_workers_fit(n, backend)
   if (!is.null(packages) && !is.character(packages)) {
     stop("`packages` must be a character vector", call. = FALSE)
   }
@@ -129,6 +133,53 @@ start_pool <- function(n, backend, packages, init, compute = NULL) {
   pool <- new_pool_object(backend, n, packages, init)
   if (backend == "psock") start_psock(pool) else start_mirai(pool, compute)
   pool
+}
+
+# Refuses a number of workers this machine cannot start, before any is
+# started: each is an R process (with shmr loaded, some 40 MB of memory of
+# its own, counted here as at least worker_bytes), and a PSOCK worker also
+# takes one of R's connections, of which there are 128 in all (R >= 4.4:
+# --max-connections), while makePSOCKcluster() starts every worker before it
+# finds that none is left.
+check_workers_fit <- function(n, backend) {
+  memory <- .Call(shmr_physical_memory)
+  if (!is.na(memory) && n * worker_bytes > memory) {
+    stop(sprintf(paste("`n` = %s workers cannot fit in this machine's %s of memory: each is an R",
+                       "process that needs at least %s (at most %d here)"),
+                 format(n, scientific = FALSE, big.mark = ","), format_bytes(memory),
+                 format_bytes(worker_bytes), as.integer(memory %/% worker_bytes)), call. = FALSE)
+  }
+  if (backend == "psock") {
+    # One more for the socket makePSOCKcluster() listens on.
+    free <- connection_table_size() - nrow(showConnections(all = TRUE)) - 1L
+    if (n > free) {
+      stop(sprintf(paste("`n` = %s PSOCK workers need a connection each, and this R session has",
+                         "%d free (R allows %d in all%s); use fewer workers, or backend = \"mirai\""),
+                   format(n, scientific = FALSE, big.mark = ","), max(free, 0L),
+                   connection_table_size(),
+                   if (getRversion() >= "4.4.0") ", more when started with --max-connections" else ""),
+           call. = FALSE)
+    }
+  }
+  invisible()
+}
+
+worker_bytes <- 32 * 1024^2
+
+format_bytes <- function(bytes) {
+  format(structure(bytes, class = "object_size"), units = "auto", standard = "IEC")
+}
+
+# The size of R's connection table: 128, or on R >= 4.4 what
+# --max-connections set (R ignores values outside 128..4096).
+connection_table_size <- function() {
+  given <- grep("^--max-connections=", commandArgs(), value = TRUE)
+  size <- suppressWarnings(as.integer(sub("^--max-connections=", "", given[length(given)])))
+  if (getRversion() >= "4.4.0" && length(size) && !is.na(size) && size >= 128L && size <= 4096L) {
+    size
+  } else {
+    128L
+  }
 }
 
 # The compute profile whose connected daemons a mirai pool uses, or NULL for

@@ -64,14 +64,18 @@
 #' shared region and are seen by every process that mapped it, also when
 #' the code runs through [source()], knitr or an IDE's Source button (R then
 #' copies the object before its first change; that copy becomes the share's
-#' new value and writes through). Reading never fails: copies R makes for
+#' new value and writes through). So do writes to such columns of a
+#' writable data frame and elements of a writable list (`d$a[i] <- v`,
+#' `d[i, "a"] <- v`, `d[["a"]][i] <- v`), though R copies the column on the
+#' way. Reading never fails: copies R makes for
 #' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
 #' function changing its argument, as [replace()] does) read the shared
 #' memory in place and become ordinary private copies if R writes into them;
 #' they never change the share.
 #'
 #' A change that would reach only a private copy is an error instead: a
-#' write through a second variable (`y <- w; y[1] <- 0`), or inside a
+#' write through a second variable (`y <- w; y[1] <- 0`; for a data frame
+#' or list, while a second variable holds it or the column), or inside a
 #' function you wrote that changes an argument (R gives the function its own
 #' copy; for output that functions and pool workers write into, use
 #' [shared_buffer()]). Four cases R handles without asking shmr still copy

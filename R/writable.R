@@ -5,19 +5,24 @@
 
 # The environments of the code running now, innermost first (this
 # function's own frame left out), each with the kind of code that runs
-# there, and the global environment last.
+# there, and the global environment last; and whether each is the frame of
+# a replacement function that a complex assignment called (`x[i, j] <- v`
+# calls `[<-`(`*tmp*`, i, j, value = v), `*tmp*` holding the value of x).
 writer_environments <- function() {
   n <- sys.nframe() - 1L
   envs <- vector("list", n + 1L)
   kinds <- character(n + 1L)
+  replacing <- logical(n + 1L)
   for (i in seq_len(n)) {
     k <- n + 1L - i
     envs[[i]] <- sys.frame(k)
     kinds[i] <- code_kind(sys.function(k), envs[[i]])
+    call <- sys.call(k)
+    replacing[i] <- length(call) >= 2L && identical(call[[2L]], quote(`*tmp*`))
   }
   envs[[n + 1L]] <- globalenv()
   kinds[n + 1L] <- "script"
-  list(envs, kinds)
+  list(envs, kinds, replacing)
 }
 
 # "script": code evaluated as given, in the global environment or wherever

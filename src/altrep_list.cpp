@@ -140,7 +140,34 @@ SEXP materialized(SEXP x) {
   return cache;
 }
 
+// True when `value`, set as element `i` of the unchanged list view `handle`
+// is of, is that element as its region holds it: a view that writes through
+// to the element's node of a writable share, with the attributes of the
+// element read before (`l$v[2] <- 0` puts R's copy of l$v back, whose
+// write reached the region).
+bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
+  const ViewHandle* view = view_handle(value);
+  if (view == nullptr || view->is_slice() || view->writable_copy == WritableCopy::Pending ||
+      view->writable_copy == WritableCopy::Private ||
+      view->mapping->region().access() != Access::SharedWritable ||
+      view->mapping->region().name() != handle.mapping->region().name())
+    return false;
+  SEXP before = cache == R_NilValue ? R_NilValue : VECTOR_ELT(cache, i);
+  if (before == R_NilValue || !R_compute_identical(ATTRIB(before), ATTRIB(value), 16)) return false;
+  try {
+    return handle.node.child(static_cast<uint64_t>(i)) == view->node.index();
+  } catch (...) {
+    return false;
+  }
+}
+
 void list_set_elt(SEXP x, R_xlen_t i, SEXP value) {
+  ListHandle* handle = own_handle(x);
+  if (handle != nullptr && !handle->written &&
+      is_element_as_shared(*handle, R_altrep_data2(x), i, value)) {
+    SET_VECTOR_ELT(R_altrep_data2(x), i, value);
+    return;
+  }
   SEXP cache = materialized(x);
   own_handle(x)->written = true;
   SET_VECTOR_ELT(cache, i, value);
@@ -166,9 +193,10 @@ SEXP list_state(SEXP x) {
   ListHandle& handle = open_handle(x);
   if (!list_view_unchanged(x) || !handle.mapping->name_still_leads_here()) return nullptr;
   if (remote::names_may_not_travel()) return nullptr;
-  // Sent by name from a forked child, the region becomes the parent's, as a
-  // vector view's does (view_serialized_state()).
-  handle.mapping->region().hand_to_fork_parent();
+  // Sent by name to a forked child's parent or a pool worker's caller, the
+  // region becomes the receiver's, as a vector view's does
+  // (view_serialized_state()).
+  handle.mapping->region().hand_over_for_sending();
   // A named list's length is its names' (which travel as its attribute): it
   // needs no length field, and a data frame's state stays as short as a
   // vector's.

@@ -110,6 +110,15 @@ extern "C" SEXP shmr_process_memory(SEXP pid) {
   END_CPP11
 }
 
+// The machine's physical memory in bytes (NA when unknown).
+extern "C" SEXP shmr_physical_memory() {
+  BEGIN_CPP11
+  const std::optional<uint64_t> bytes = ps::physical_memory();
+  const double value = bytes ? static_cast<double>(*bytes) : NA_REAL;
+  return cpp11::safe[Rf_ScalarReal](value);
+  END_CPP11
+}
+
 // Bytes of shmr regions process `pid` maps (NA when that cannot be read):
 // regions by name, and those it created under their temporary name.
 extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {

@@ -4,14 +4,19 @@
 // the result crosses as a name and is removed with the caller's object.
 // Hand-off regions carry a name prefix per call, so those the caller never
 // adopted (it was interrupted, or the reply was lost) are found and removed.
+// Shared objects a worker made itself and returns become the caller's as the
+// reply is written (shmr_set_reply_recipient()); those it closed are found
+// before the reply is written, which they would break.
 #include <cpp11/sexp.hpp>
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api_support.h"
 #include "core/listing.h"
@@ -21,7 +26,9 @@
 #include "core/store.h"
 #include "decode.h"
 #include "encode.h"
+#include "list_view.h"
 #include "r_api.h"
+#include "view.h"
 
 using namespace shmr;
 using namespace shmr::glue;
@@ -68,6 +75,39 @@ SEXP create_unkept(SEXP x, SEXP original_class, const CreateOptions& options,
   return cpp11::as_sexp(name);
 }
 
+// Deeper than this, a value is not looked into (R's serialize() recurses
+// as deep, but results that deep are not seen in practice).
+constexpr int kMaxResultDepth = 64;
+
+// True when `x` holds a shared object that can no longer be read (closed,
+// or released), which serialize() would stop at with an error: in a pool
+// worker's reply, that error would break the reply stream and end the
+// worker. Looks into lists and attributes, not into environments.
+bool holds_unreadable_object(SEXP x, int depth) {
+  if (depth > kMaxResultDepth) return false;
+  if (ALTREP(x)) {
+    if (is_view(x)) {
+      ViewHandle* view = view_handle(x);
+      return view == nullptr ? !is_unavailable(x) : view->mapping->is_closed();
+    }
+    if (ListHandle* list = list_view_handle(x)) {
+      if (list->mapping->is_closed()) return true;
+      // A list changed here travels by value, with the elements it holds.
+      SEXP decoded = list_view_decoded_elements(x);
+      if (!list->written || TYPEOF(decoded) != VECSXP) return false;
+      for (R_xlen_t i = 0; i < XLENGTH(decoded); ++i)
+        if (holds_unreadable_object(VECTOR_ELT(decoded, i), depth + 1)) return true;
+      return false;
+    }
+  } else if (TYPEOF(x) == VECSXP || TYPEOF(x) == EXPRSXP) {
+    for (R_xlen_t i = 0; i < XLENGTH(x); ++i)
+      if (holds_unreadable_object(VECTOR_ELT(x, i), depth + 1)) return true;
+  }
+  for (SEXP a = ATTRIB(x); a != R_NilValue; a = CDR(a))
+    if (holds_unreadable_object(CAR(a), depth + 1)) return true;
+  return false;
+}
+
 }  // namespace
 
 // A region nobody owns (bettermc's copy2shm() makes persistent ones).
@@ -97,6 +137,35 @@ extern "C" SEXP shmr_hand_off(SEXP x, SEXP original_class, SEXP options, SEXP ta
     if (!names::is_valid_region_name(create.name))
       throw Error(ErrorKind::InvalidArgument, "invalid hand-off name '" + create.name + "'");
     return create_unkept(x, original_class, create, &owner);
+  });
+  END_CPP11
+}
+
+// The caller a pool worker replies to, as an identity from
+// shmr_process_identity(), or NULL for none: shared objects this worker made
+// and sends by name from now on become that caller's (hand_over_for_sending()).
+extern "C" SEXP shmr_set_reply_recipient(SEXP identity) {
+  BEGIN_CPP11
+  set_reply_recipient(identity == R_NilValue ? process::Identity{}
+                                             : parse_identity(as_string(identity)));
+  return R_NilValue;
+  END_CPP11
+}
+
+// Positions (1-based) of the elements of the list `results` that hold a
+// shared object that was closed or released.
+extern "C" SEXP shmr_unreadable_results(SEXP results) {
+  BEGIN_CPP11
+  // The walk reads, and calls nothing of R's that can raise.
+  std::vector<int> positions;
+  const R_xlen_t n = TYPEOF(results) == VECSXP && !ALTREP(results) ? XLENGTH(results) : 0;
+  for (R_xlen_t i = 0; i < n; ++i)
+    if (holds_unreadable_object(VECTOR_ELT(results, i), 0))
+      positions.push_back(static_cast<int>(i + 1));
+  return cpp11::unwind_protect([&] {
+    SEXP out = Rf_allocVector(INTSXP, static_cast<R_xlen_t>(positions.size()));
+    std::copy(positions.begin(), positions.end(), INTEGER(out));
+    return out;
   });
   END_CPP11
 }

@@ -52,9 +52,12 @@ SEXP shmr_detach(SEXP);
 SEXP shmr_advise(SEXP, SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
 SEXP shmr_process_memory(SEXP);
+SEXP shmr_physical_memory();
 SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP, SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
+SEXP shmr_set_reply_recipient(SEXP);
+SEXP shmr_unreadable_results(SEXP);
 SEXP shmr_mapping_stats();
 
 SEXP shmr_host_identity();
@@ -126,9 +129,12 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_advise", (DL_FUNC)&shmr_advise, 2},
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {"shmr_process_memory", (DL_FUNC)&shmr_process_memory, 1},
+    {"shmr_physical_memory", (DL_FUNC)&shmr_physical_memory, 0},
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 2},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
+    {"shmr_set_reply_recipient", (DL_FUNC)&shmr_set_reply_recipient, 1},
+    {"shmr_unreadable_results", (DL_FUNC)&shmr_unreadable_results, 1},
     {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
     {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
     {"shmr_remote_scope", (DL_FUNC)&shmr_remote_scope, 1},

@@ -193,11 +193,11 @@ bool unavailable_read_for_mirai_report() {
 SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 
 // The state is formatted into fixed buffers, so no C++ object is live when
-// R allocates. A region a forked child made and sends this way becomes its
-// parent's (parallel::mclapply() results): the child ends without releasing
-// anything.
+// R allocates. A region this process made and sends this way becomes the
+// receiver's when it is a forked child's parent (parallel::mclapply()
+// results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
 SEXP view_serialized_state(const ViewHandle& handle) {
-  handle.mapping->region().hand_to_fork_parent();
+  if (!remote::names_may_not_travel()) handle.mapping->region().hand_over_for_sending();
   OutgoingState out{};
   ErrorMessage message;
   capture_exception(message, [&] {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "list_view.h"
 #include "r_boundary.h"
 
 namespace shmr::glue {
@@ -24,6 +25,33 @@ bool reads_same_node(SEXP value, const ViewHandle& target) {
   if (other == nullptr || other->writable_copy == WritableCopy::Private) return false;
   return other->node.index() == target.node.index() &&
          other->mapping->region().name() == target.mapping->region().name();
+}
+
+// True when `list` holds the shared elements `copy` reads: an ordinary list
+// with an element that reads them, or a list view of the list node that has
+// them among its elements (whichever objects stand for them: a view of a
+// list makes its elements' views anew when it is copied).
+bool list_holds(SEXP list, const ViewHandle& copy) {
+  if (ListHandle* view = list_view_handle(list)) {
+    if (!view->written) {
+      if (view->mapping->region().name() != copy.mapping->region().name()) return false;
+      for (uint64_t i = 0; i < view->node.length(); ++i) {
+        uint64_t child = 0;
+        try {
+          child = view->node.child(i);
+        } catch (...) {
+          return false;  // a corrupt region: no element of it is this one
+        }
+        if (child == copy.node.index()) return true;
+      }
+      return false;
+    }
+    list = list_view_decoded_elements(list);
+  }
+  if (TYPEOF(list) != VECSXP || ALTREP(list)) return false;
+  for (R_xlen_t i = 0; i < XLENGTH(list); ++i)
+    if (reads_same_node(VECTOR_ELT(list, i), copy)) return true;
+  return false;
 }
 
 struct Bindings {
@@ -55,7 +83,7 @@ Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
     if (value == R_UnboundValue || TYPEOF(value) == PROMSXP || value == copy) continue;
     if (is_target(value, copy, handle, wrapped))
       ++found.targets;
-    else if (reads_same_node(value, handle))
+    else if (reads_same_node(value, handle) || list_holds(value, handle))
       ++found.others;
   }
   UNPROTECT(1);
@@ -79,6 +107,43 @@ SEXP writer_environments() {
 }
 
 
+// A copy of an element of a list (a data frame's column) that no variable
+// holds: R changes an element in a complex assignment to the list
+// (`d$a[i] <- v`, `d[i, "a"] <- v` through `[<-.data.frame`), whose result
+// becomes the value of the list's variable. The copy then belongs to that
+// variable, as a vector's copy does to its own. The assignment is the
+// innermost one whose `*tmp*` holds the list (or, nested, as in
+// `d[["a"]][i] <- v`, the element itself), past those that replacement
+// functions it called make of their own (`x[[j]][i] <- v` in
+// `[<-.data.frame`). In a script, the copy writes through when the list's
+// variable is the only one holding the element; in a function, the outcome
+// is a vector's (a package's copy is private, a user function's refused).
+// RefuseUnknown when no assignment holds the element.
+Outcome list_element_outcome(SEXP envs, SEXP kinds, SEXP replacing, const ViewHandle& handle) {
+  auto holds = [&](SEXP value) {
+    return value != R_UnboundValue && TYPEOF(value) != PROMSXP &&
+           (reads_same_node(value, handle) || list_holds(value, handle));
+  };
+  SEXP temporary = Rf_install("*tmp*");
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    SEXP env = VECTOR_ELT(envs, i);
+    if (!holds(Rf_findVarInFrame(env, temporary)) || LOGICAL(replacing)[i] == TRUE) continue;
+    const char* kind = CHAR(STRING_ELT(kinds, i));
+    if (std::strcmp(kind, "package") == 0) return Outcome::Private;
+    if (std::strcmp(kind, "function") == 0) return Outcome::RefuseInFunction;
+    int holders = 0;
+    SEXP names = PROTECT(R_lsInternal3(env, TRUE, FALSE));
+    for (R_xlen_t k = 0; k < XLENGTH(names); ++k) {
+      SEXP symbol = Rf_installChar(STRING_ELT(names, k));
+      if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
+      if (holds(Rf_findVarInFrame(env, symbol))) ++holders;
+    }
+    UNPROTECT(1);
+    return holders == 1 ? Outcome::Shared : Outcome::RefuseSecondVariable;
+  }
+  return Outcome::RefuseUnknown;
+}
+
 Outcome decide(SEXP copy, const ViewHandle& handle) {
   // A buffer changes only through its `[<-` method, which writes to the
   // region whatever object it is given: anything else is R's own business.
@@ -90,9 +155,11 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
   SEXP envs = VECTOR_ELT(found, 0);
   SEXP kinds = VECTOR_ELT(found, 1);
   Outcome outcome = wrapped ? Outcome::Private : Outcome::RefuseUnknown;
+  bool targeted = false;
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     Bindings bindings = scan(VECTOR_ELT(envs, i), copy, handle, wrapped);
     if (bindings.targets == 0) continue;
+    targeted = true;
     const char* kind = CHAR(STRING_ELT(kinds, i));
     if (std::strcmp(kind, "package") == 0)
       outcome = Outcome::Private;  // a function computing a new value
@@ -103,6 +170,8 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
                                                                : Outcome::RefuseSecondVariable;
     break;
   }
+  if (!targeted && !wrapped)
+    outcome = list_element_outcome(envs, kinds, VECTOR_ELT(found, 2), handle);
   UNPROTECT(1);
   return outcome;
 }

@@ -11,7 +11,10 @@
 // R asks for a writable pointer does the copy find out what it is for, by
 // looking for the variable R is assigning to (writable_copies.cpp):
 // - the share's own variable in a script, with no other variable referring
-//   to it: the copy becomes the share's new value and writes through;
+//   to it: the copy becomes the share's new value and writes through; so
+//   does the copy of an element of a list (a data frame's column) that a
+//   script's complex assignment changes (`d$a[i] <- v`, `d[i, "a"] <- v`),
+//   when only the list's variable holds the element;
 // - a variable of package code (a function computing a new value), or no
 //   variable at all (scratch space): an ordinary private copy;
 // - a second variable, or a variable of a user's function (an argument): an

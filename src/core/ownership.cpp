@@ -112,15 +112,34 @@ void RegionOwner::release() {
 
 void RegionOwner::keep() { kept_ = true; }
 
-void RegionOwner::hand_to_fork_parent() noexcept {
+namespace {
+
+std::mutex recipient_mutex;
+process::Identity reply_recipient;
+
+process::Identity receiver_of_sent_regions() {
+  if (process::is_forked_child()) return process::fork_parent();
+  std::lock_guard<std::mutex> lock(recipient_mutex);
+  return reply_recipient;
+}
+
+}  // namespace
+
+void set_reply_recipient(const process::Identity& recipient) noexcept {
+  std::lock_guard<std::mutex> lock(recipient_mutex);
+  reply_recipient = recipient;
+}
+
+void RegionOwner::hand_over_for_sending() noexcept {
   if (kept_ || persistent_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
-  const process::Identity parent = process::fork_parent();
-  if (parent.pid == 0) return;
+  const process::Identity receiver = receiver_of_sent_regions();
+  if (receiver.pid == 0 || receiver.pid == creator_pid_) return;
   try {
-    assign_creator(location_, parent);
+    assign_creator(location_, receiver);
     kept_ = true;
+    receiver_pid_ = receiver.pid;
   } catch (...) {
-    // The region stays the child's: pruned once the child is gone.
+    // The region stays this process's: pruned once it is gone.
   }
 }
 

@@ -61,11 +61,18 @@ class RegionOwner {
   void release();
   // Gives up the claim: the region stays until someone removes it.
   void keep();
-  // In a forked child about to send the region to its parent: makes the
-  // parent its creator (the child ends with _exit() and could never release
-  // it) and gives up the child's claim. The parent claims it when it maps
-  // it (claim_for_mapping()). Does nothing elsewhere. Never throws.
-  void hand_to_fork_parent() noexcept;
+  // Before the region is sent by name to the process that will own it: in a
+  // forked child, its parent (the child ends with _exit() and could never
+  // release it); in a pool worker writing its reply, the caller named by
+  // set_reply_recipient() (the worker may collect the object, or end, once
+  // the reply is sent). Makes that process the creator and gives up this
+  // process's claim; the receiver claims the region when it maps it
+  // (claim_for_mapping()). Does nothing elsewhere, nor for a persistent
+  // region or one another process created. Never throws.
+  void hand_over_for_sending() noexcept;
+  // The PID of the process the region was handed to, 0 while it was not:
+  // the header this process read still names itself.
+  int64_t receiver_pid() const noexcept { return receiver_pid_; }
 
  private:
   RegionLocation location_;
@@ -74,6 +81,7 @@ class RegionOwner {
   bool persistent_;
   bool kept_ = false;
   int64_t creator_pid_;
+  int64_t receiver_pid_ = 0;
   std::once_flag released_;
 };
 
@@ -99,6 +107,11 @@ std::shared_ptr<RegionOwner> owner_of(const std::string& name_path);
 // a forked child or a pool worker made for this process); else none.
 std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
                                                const format::RegionHeader& header);
+
+// The process that receives the regions this process created when they are
+// sent by name from now on (RegionOwner::hand_over_for_sending()); pid 0 for
+// none. A pool worker names its caller while its reply is written.
+void set_reply_recipient(const process::Identity& recipient) noexcept;
 
 // Releases every region this process still owns (clean exit).
 void release_all_owned_regions();

@@ -1,5 +1,7 @@
 #include "process_stats.h"
 
+#include <unistd.h>
+
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -46,6 +48,13 @@ Memory parse_smaps(const std::string& text) {
   }
   m.private_bytes = private_clean + private_dirty;
   return m;
+}
+
+std::optional<uint64_t> physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return std::nullopt;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
 }
 
 std::optional<Memory> memory(int64_t pid) {

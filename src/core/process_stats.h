@@ -28,6 +28,9 @@ std::optional<Memory> memory(int64_t pid);
 std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
                                               const std::vector<std::string>& prefixes);
 
+// The machine's physical memory in bytes; nullopt when it cannot be told.
+std::optional<uint64_t> physical_memory();
+
 // Parses the text of a smaps_rollup or smaps file (fields in kB).
 Memory parse_smaps(const std::string& text);
 

@@ -279,7 +279,7 @@ RegionFile open_region_file(const std::string& shm_directory, const std::string&
 
 names::RegionMade made_of(const MappedRegion& region) {
   const format::RegionHeader& header = region.reader().header();
-  return {header.creator_pid, header.created_unix_ms, region.stamp().inode};
+  return {region.creator_pid(), header.created_unix_ms, region.stamp().inode};
 }
 
 void check_region_made(const MappedRegion& region, const names::RegionMade& made) {

@@ -56,10 +56,16 @@ class MappedRegion {
   void close(Removal removal = Removal::AsOwner);
   // Makes this process's pages of the region read-only (writes fault).
   void protect();
-  // Before the region is sent from a forked child to its parent: see
-  // RegionOwner::hand_to_fork_parent().
-  void hand_to_fork_parent() noexcept {
-    if (owner_) owner_->hand_to_fork_parent();
+  // Before the region is sent by name: see RegionOwner::hand_over_for_sending().
+  // A replica is this host's copy of another host's region, kept by the
+  // host's store: never handed on.
+  void hand_over_for_sending() noexcept {
+    if (owner_ && !reader_.is_replica()) owner_->hand_over_for_sending();
+  }
+  // The creator's PID: the header's, or the process the region was handed to.
+  int64_t creator_pid() const noexcept {
+    return owner_ && owner_->receiver_pid() != 0 ? owner_->receiver_pid()
+                                                 : reader_.header().creator_pid;
   }
 
  private:

@@ -198,3 +198,36 @@ TEST(OwnerIdentity, ForeignFilesUnderTheOldNamesStay) {
   EXPECT_EQ(shm.read_file(name), "someone else's locator");
   EXPECT_EQ(data.read_file(name), "someone else's data");
 }
+
+// A pool worker's reply names its caller: a region the worker made and
+// sends by name becomes the caller's, and the worker no longer removes it.
+TEST(OwnerHandOver, RegionSentToTheReplyRecipientBecomesItsOwn) {
+  TempDir shm;
+  Sample sample;
+  shmr::process::Identity receiver = shmr::process::current();
+  receiver.pid = static_cast<int64_t>(::getppid());
+  auto handed = shmr::create_region(sample.description, shm_options(shm, "shmr_handed"));
+  auto kept = shmr::create_region(sample.description, shm_options(shm, "shmr_kept_here"));
+  auto persistent =
+      shmr::create_region(sample.description, shm_options(shm, "shmr_persistent_here", true));
+  kept->hand_over_for_sending();  // no recipient yet
+  shmr::set_reply_recipient(receiver);
+  handed->hand_over_for_sending();
+  persistent->hand_over_for_sending();
+  shmr::set_reply_recipient(shmr::process::Identity{});
+
+  EXPECT_EQ(creator_of(shm, "shmr_handed"), receiver.pid);
+  EXPECT_EQ(handed->creator_pid(), receiver.pid) << "the state it writes names the new creator";
+  EXPECT_EQ(shmr::made_of(*handed).creator_pid, receiver.pid);
+  EXPECT_EQ(creator_of(shm, "shmr_kept_here"), ::getpid());
+  EXPECT_EQ(kept->creator_pid(), ::getpid());
+  EXPECT_EQ(creator_of(shm, "shmr_persistent_here"), ::getpid());
+
+  handed.reset();
+  kept.reset();
+  persistent.reset();
+  shmr::release_all_owned_regions();
+  EXPECT_EQ(sorted(shm.entries()),
+            (std::vector<std::string>{"shmr_handed", "shmr_persistent_here"}))
+      << "the handed region is the receiver's to remove; the other is removed by its creator";
+}

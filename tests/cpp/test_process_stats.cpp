@@ -6,6 +6,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -139,4 +141,16 @@ TEST(ProcessStats, MemoryOfAChildUntilItIsReaped) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_FALSE(ps::memory(pid).has_value());
+}
+
+TEST(ProcessStats, PhysicalMemoryIsTheKernelsMemTotal) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key && key != "MemTotal:") meminfo.ignore(1 << 10, '\n');
+  ASSERT_EQ(key, "MemTotal:");
+  meminfo >> kib;
+  const std::optional<uint64_t> bytes = ps::physical_memory();
+  ASSERT_TRUE(bytes.has_value());
+  EXPECT_EQ(*bytes, kib * 1024);
 }

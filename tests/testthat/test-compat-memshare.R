@@ -215,8 +215,21 @@ test_that("releaseViews() of a variable this session holds no view of is an erro
 test_that("registering is all or nothing, with clear errors", {
   restore <- use_private_shm()
   on.exit(restore(), add = TRUE)
-  expect_error(registerVariables("ns_bad", list(a = 1, f = function() 1)), "cannot be shared")
+  expect_error(registerVariables("ns_bad", list(a = 1, f = function() 1)),
+               "variable 'f' is a function; memshare registers matrices, vectors and lists")
+  # The error is about registerVariables()'s variables, not share()'s arguments.
+  for (bad in list(NULL, new.env(), quote(x + 1))) {
+    err <- tryCatch(registerVariables("ns_bad", list(a = 1, b = bad)), error = conditionMessage)
+    expect_match(err, "^registerVariables\\(\\): variable 'b' is ")
+    expect_false(grepl("share(", err, fixed = TRUE))
+  }
   expect_identical(pageList(), list())
+  expect_identical(shm_files(), character())
+  # An empty list registers (on R < 4.3 it is no shared object of its own).
+  registerVariables("ns_empty", list(e = list()))
+  expect_identical(unname(retrieveViews("ns_empty", "e")), list(list()))
+  releaseViews("ns_empty", "e")
+  releaseVariables("ns_empty", "e")
   expect_identical(shm_files(), character())
   expect_error(registerVariables("ns_bad", list(1, 2)), "unique name")
   expect_error(registerVariables("", list(a = 1)), "namespace")

@@ -21,6 +21,24 @@ test_that("regions a forked child returns belong to the parent", {
   expect_false(any(vapply(names, region_exists, TRUE)))
 })
 
+test_that("a region a forked child shares under a name of the user's is the parent's too", {
+  skip_on_cran()
+  skip_on_os("windows")
+  # The state the child writes records the region's creator for a name of
+  # the user's; it must be the parent, whom the header names once it is
+  # handed over (before, the parent found "a newer region" and refused it).
+  parent <- Sys.getpid()
+  res <- parallel::mclapply(1:2, function(i) {
+    share(as.numeric(1:10) * i, name = sprintf("forked_named_%d_%d", parent, i))
+  }, mc.cores = 2)
+  expect_identical(lapply(res, function(x) x[]), lapply(1:2, function(i) as.numeric(1:10) * i))
+  expect_true(all(vapply(res, function(x) shared_info(x)$owner, TRUE)))
+  paths <- vapply(res, function(x) shared_info(x)$path, "")
+  rm(res)
+  invisible(gc())
+  expect_false(any(file.exists(paths)))
+})
+
 test_that("a list or data frame a forked child returns belongs to the parent", {
   skip_on_cran()
   skip_on_os("windows")

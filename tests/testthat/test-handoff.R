@@ -104,3 +104,62 @@ test_that("a result handed off to a call that has stopped is removed, not leaked
   res <- pool_lapply(1:2, function(i) as.numeric(seq_len(1e5)) + i, pool = pool)
   expect_identical(sum(res[[2]]), sum(as.numeric(seq_len(1e5)) + 2))
 })
+
+test_that("shared objects FUN makes and returns become the caller's and outlive the workers", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool), add = TRUE)
+  made <- function(i, tag) {
+    list(vector = shmr::share(as.numeric(1:1000) + i),
+         named = shmr::share(as.numeric(1:10) * i, name = sprintf("handed_%s_%d", tag, i)),
+         frame = shmr::share(data.frame(a = 1:5 + i, b = letters[1:5])))
+  }
+  res <- pool_lapply(1:2, made, tag = Sys.getpid(), pool = pool)
+  # (On R < 4.3 a data frame arrives as an ordinary list of shared columns.)
+  parts <- function(k) list(res[[k]]$vector, res[[k]]$named, res[[k]]$frame$a)
+  objects <- c(parts(1), parts(2))
+  names <- vapply(objects, shared_name, "")
+  paths <- unique(vapply(objects, function(x) shared_info(x)$path, ""))
+  for (x in objects) {
+    expect_identical(shared_info(x)$creator_pid, as.numeric(Sys.getpid()))
+    expect_true(shared_info(x)$owner)
+  }
+  # The workers collect their own copies and exit: before, that removed the
+  # regions (another process then found no region under those names).
+  invisible(pool_lapply(1:4, function(i) { gc(); NULL }, pool = pool))
+  pool_stop(pool)
+  seen <- in_other_process(function(names) {
+    vapply(names, function(name) sum(shmr::map_shared(name)), 0, USE.NAMES = FALSE)
+  }, list(names = names))
+  expect_identical(seen, c(sum(as.numeric(1:1000) + 1), sum(as.numeric(1:10)), 20,
+                           sum(as.numeric(1:1000) + 2), sum(as.numeric(1:10) * 2), 25))
+  # The caller removes them with its objects, as it does its own shares.
+  expect_true(all(file.exists(paths)))
+  rm(res, objects, x)
+  invisible(gc())
+  expect_false(any(file.exists(paths)))
+})
+
+test_that("a closed shared object FUN returns fails its element; the worker stays", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  pool <- pool_create(1)
+  on.exit(pool_stop(pool), add = TRUE)
+  pid <- pool_status(pool)$pid
+  closed <- function(i) {
+    x <- shmr::share(as.numeric(1:10) + i)
+    if (i == 2) close(x)
+    list(x)
+  }
+  expect_error(pool_lapply(2, closed, pool = pool),
+               "in element 1: FUN returned a shared object that was closed")
+  res <- pool_lapply(1:3, closed, pool = pool, on_error = "continue")
+  expect_s3_class(res[[2]], "error")
+  expect_match(conditionMessage(res[[2]]), "shared object that was closed", fixed = TRUE)
+  expect_identical(sum(res[[1]][[1]]), sum(as.numeric(1:10) + 1))
+  expect_identical(sum(res[[3]][[1]]), sum(as.numeric(1:10) + 3))
+  # Before, the reply broke off mid-stream and the worker died with it.
+  expect_identical(pool_status(pool)$pid, pid)
+  expect_identical(pool_sapply(1:2, function(i) i * 2, pool = pool), c(2, 4))
+})

@@ -587,6 +587,28 @@ test_that("pool_create() respects mc.cores and _R_CHECK_LIMIT_CORES_; bad input 
   expect_error(pool_apply(matrix(1:4, 2), 3, sum), "MARGIN")
 })
 
+test_that("pool_create() refuses more workers than the machine can start, before starting any", {
+  skip_if_no_pool()
+  # Before, these started workers until memory or R's connections ran out.
+  for (backend in c("psock", "mirai")) {
+    expect_error(pool_create(1e6, backend = backend),
+                 "`n` = 1,000,000 workers cannot fit in this machine's .* of memory")
+  }
+  # Leave 3 connections free: a PSOCK pool of 5 cannot have its sockets.
+  held <- list()
+  on.exit(for (con in held) close(con), add = TRUE)
+  free <- function() shmr:::connection_table_size() - nrow(showConnections(all = TRUE)) - 1L
+  while (free() > 3L) held[[length(held) + 1L]] <- textConnection("x")
+  expect_error(pool_create(5), "5 PSOCK workers need a connection each, and this R session has 3 free")
+  expect_identical(free(), 3L)
+  for (con in held) close(con)
+  held <- list()
+  # A mirai pool takes no R connection.
+  skip_if_not_installed("mirai")
+  with_pool(1, expect_identical(pool_sapply(1:2, function(i) i, pool = pool_get()), 1:2),
+            backend = "mirai")
+})
+
 test_that("shared objects reach parallel, mirai, future.apply and foreach workers as names", {
   skip_if_no_pool()
   x <- share(rnorm(2e6))

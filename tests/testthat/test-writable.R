@@ -89,6 +89,59 @@ test_that("a write R would send to a private copy is an error", {
   expect_error(s[1] <- "z", "cannot be changed in place")
 })
 
+test_that("columns of a writable data frame or list change in place, as a user writes it", {
+  d <- share(data.frame(a = 1:5, b = as.numeric(1:5)), readonly = FALSE)
+  name <- shared_name(d)
+  # Before, each of these was refused (`[<-.data.frame` and R's nested
+  # assignments copy the column); on R >= 4.3 even d$a[3] <- 0L.
+  d$a[3] <- 0L
+  d[2, "b"] <- 9
+  d[["a"]][1] <- 7L
+  d[4, 1] <- 40L
+  d[d$b > 4, "b"] <- -1
+  expected <- list(a = c(7L, 2L, 0L, 40L, 5L), b = c(1, -1, 3, 4, -1))
+  expect_identical(as.list(d), expected)
+  seen <- in_other_process(function(name) {
+    x <- map_shared(name)
+    list(a = x$a[], b = x$b[])
+  }, list(name = name))
+  expect_identical(seen, expected)
+  expect_true(is_shared(d$a) && is_shared(d$b))
+  # Another variable holding the data frame or the column, or a function
+  # changing its argument, is still an error, never a silent private copy.
+  alias <- d
+  expect_error(alias$a[1] <- 0L, "another variable refers to the same object")
+  expect_error(d[1, "a"] <- 0L, "another variable refers to the same object")
+  rm(alias)
+  column <- d$b
+  expect_error(d$b[1] <- 0, "another variable refers to the same object")
+  rm(column)
+  # A user's function, as a user writes it: one of the global environment.
+  got <- in_other_process(function() {
+    d <- share(data.frame(a = 1:3), readonly = FALSE)
+    change <- function(x) {
+      x$a[1] <- 0L
+      x
+    }
+    list(error = tryCatch({
+      change(d)
+      "no error"
+    }, error = conditionMessage), a = d$a[])
+  })
+  expect_match(got$error, "would go to a private copy, not to shared memory: inside a function")
+  expect_identical(got$a, 1:3)
+
+  l <- share(list(v = as.numeric(1:3), w = 1:2), readonly = FALSE)
+  name <- shared_name(l)
+  l$v[2] <- 20
+  l[["w"]][1] <- 10L
+  seen <- in_other_process(function(name) lapply(map_shared(name), `[`), list(name = name))
+  expect_identical(seen, list(v = c(1, 20, 3), w = c(10L, 2L)))
+  # The list still reads as its region (R >= 4.3: it is one shared object).
+  expect_identical(shared_name(l), name)
+  expect_lt(length(serialize(l, NULL)), 400)
+})
+
 test_that("a function changing a writable share it was given is an error pointing to shared_buffer()", {
   # User code, as a user writes it: a function of the global environment.
   got <- in_other_process(function() {
