@@ -87,14 +87,17 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
     stop("attempt to select more than one element: `[[<-` takes one subscript of length 1 ",
          "per dimension", call. = FALSE)
   }
-  for (k in seq_len(...length())) {
-    index <- ...elt(k)
+  indices <- lapply(list(...), function(index) {
     if (is.na(index)) stop("`[[<-` takes a subscript that is not NA", call. = FALSE)
+    # As R does, TRUE is position 1 and FALSE position 0 (to `[<-`, TRUE
+    # would be every element).
+    if (is.logical(index)) index <- as.integer(index)
     if (is.numeric(index) && index < 1) {
       stop("attempt to select less than one element: `[[<-` takes a position >= 1", call. = FALSE)
     }
-  }
-  `[<-.shmr_buffer`(x, ..., value = value)
+    index
+  })
+  do.call(`[<-.shmr_buffer`, c(list(x), indices, list(value = value)))
 }
 
 #' @export

@@ -114,12 +114,24 @@ test_that("NA and zero subscripts follow R's rules for `[<-` and `[[<-`", {
   expect_identical(b[], v)
   expect_error(b[[0]] <- 3, "less than one element")
   expect_error(b[[NA]] <- 3, "not NA")
+  # A logical subscript of `[[<-` is a position, as R takes it: TRUE is 1
+  # (before, b[[TRUE]] <- v set every element), FALSE selects nothing.
+  b[[TRUE]] <- 6
+  v[[TRUE]] <- 6
+  expect_identical(b[], v)
+  expect_error(b[[FALSE]] <- 3, "less than one element")
+  b[[2.7]] <- 8
+  v[[2.7]] <- 8
+  expect_identical(b[], v)
   expect_error(b[5] <- 1, "out of bounds")
   expect_error(b[rep(TRUE, 5)] <- 1, "out of bounds")
   expect_identical(b[], v)
 
   m <- shared_buffer("double", c(2, 2), init = 0)
   plain <- matrix(0, 2, 2)
+  m[[TRUE, 2]] <- 3
+  plain[[TRUE, 2]] <- 3
+  expect_identical(m[], plain)
   m[cbind(c(1, NA), c(1, 2))] <- 4
   plain[cbind(c(1, NA), c(1, 2))] <- 4
   expect_identical(m[], plain)
