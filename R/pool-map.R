@@ -22,7 +22,10 @@
 #' its positions, never a copy of the data. A result larger than the
 #' threshold comes back through shared memory: the worker writes it to a
 #' region whose ownership passes to the caller, which maps it instead of
-#' reading it through a socket.
+#' reading it through a socket. So does a shared object that `FUN` makes
+#' with [share()] and returns (on this host: it stays readable, and keeps its
+#' name, after the worker collects it or exits); one that `FUN` closed before
+#' returning it is an error of its element.
 #'
 #' @section Output and conditions:
 #' What `FUN` prints, and the messages, warnings and other conditions it
