@@ -197,7 +197,7 @@ SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 // receiver's when it is a forked child's parent (parallel::mclapply()
 // results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
 SEXP view_serialized_state(const ViewHandle& handle) {
-  if (!remote::names_may_not_travel()) handle.mapping->region().hand_over_for_sending();
+  handle.mapping->region().hand_over_for_sending();
   OutgoingState out{};
   ErrorMessage message;
   capture_exception(message, [&] {
