@@ -150,13 +150,13 @@ check_workers_fit <- function(n, backend) {
                  format_bytes(worker_bytes), as.integer(memory %/% worker_bytes)), call. = FALSE)
   }
   if (backend == "psock") {
+    table_size <- connection_table_size()
     # One more for the socket makePSOCKcluster() listens on.
-    free <- connection_table_size() - nrow(showConnections(all = TRUE)) - 1L
+    free <- table_size - nrow(showConnections(all = TRUE)) - 1L
     if (n > free) {
       stop(sprintf(paste("`n` = %s PSOCK workers need a connection each, and this R session has",
                          "%d free (R allows %d in all%s); use fewer workers, or backend = \"mirai\""),
-                   format(n, scientific = FALSE, big.mark = ","), max(free, 0L),
-                   connection_table_size(),
+                   format(n, scientific = FALSE, big.mark = ","), max(free, 0L), table_size,
                    if (getRversion() >= "4.4.0") ", more when started with --max-connections" else ""),
            call. = FALSE)
     }

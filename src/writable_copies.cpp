@@ -107,6 +107,16 @@ SEXP writer_environments() {
 }
 
 
+// What a copy settles as when it is for a variable of code of `kind`: in
+// package code (a function computing a new value), a private copy; in a
+// user's function, a refusal; in a script, the share's new value when that
+// variable is the only one holding the shared elements.
+Outcome outcome_for(const char* kind, bool only_holder) {
+  if (std::strcmp(kind, "package") == 0) return Outcome::Private;
+  if (std::strcmp(kind, "function") == 0) return Outcome::RefuseInFunction;
+  return only_holder ? Outcome::Shared : Outcome::RefuseSecondVariable;
+}
+
 // A copy of an element of a list (a data frame's column) that no variable
 // holds: R changes an element in a complex assignment to the list
 // (`d$a[i] <- v`, `d[i, "a"] <- v` through `[<-.data.frame`), whose result
@@ -115,31 +125,21 @@ SEXP writer_environments() {
 // innermost one whose `*tmp*` holds the list (or, nested, as in
 // `d[["a"]][i] <- v`, the element itself), past those that replacement
 // functions it called make of their own (`x[[j]][i] <- v` in
-// `[<-.data.frame`). In a script, the copy writes through when the list's
-// variable is the only one holding the element; in a function, the outcome
-// is a vector's (a package's copy is private, a user function's refused).
-// RefuseUnknown when no assignment holds the element.
-Outcome list_element_outcome(SEXP envs, SEXP kinds, SEXP replacing, const ViewHandle& handle) {
-  auto holds = [&](SEXP value) {
-    return value != R_UnboundValue && TYPEOF(value) != PROMSXP &&
-           (reads_same_node(value, handle) || list_holds(value, handle));
-  };
+// `[<-.data.frame`). RefuseUnknown when no assignment holds the element.
+Outcome list_element_outcome(SEXP copy, const ViewHandle& handle, SEXP envs, SEXP kinds,
+                             SEXP replacing) {
   SEXP temporary = Rf_install("*tmp*");
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     SEXP env = VECTOR_ELT(envs, i);
-    if (!holds(Rf_findVarInFrame(env, temporary)) || LOGICAL(replacing)[i] == TRUE) continue;
-    const char* kind = CHAR(STRING_ELT(kinds, i));
-    if (std::strcmp(kind, "package") == 0) return Outcome::Private;
-    if (std::strcmp(kind, "function") == 0) return Outcome::RefuseInFunction;
-    int holders = 0;
-    SEXP names = PROTECT(R_lsInternal3(env, TRUE, FALSE));
-    for (R_xlen_t k = 0; k < XLENGTH(names); ++k) {
-      SEXP symbol = Rf_installChar(STRING_ELT(names, k));
-      if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
-      if (holds(Rf_findVarInFrame(env, symbol))) ++holders;
-    }
-    UNPROTECT(1);
-    return holders == 1 ? Outcome::Shared : Outcome::RefuseSecondVariable;
+    SEXP assigned = Rf_findVarInFrame(env, temporary);
+    if (assigned == R_UnboundValue || TYPEOF(assigned) == PROMSXP ||
+        !(reads_same_node(assigned, handle) || list_holds(assigned, handle)) ||
+        LOGICAL(replacing)[i] == TRUE)
+      continue;
+    // No variable is bound to the copy's source (decide() found no target
+    // anywhere): every variable holding the element counts as another.
+    const Bindings bindings = scan(env, copy, handle, false);
+    return outcome_for(CHAR(STRING_ELT(kinds, i)), bindings.others == 1);
   }
   return Outcome::RefuseUnknown;
 }
@@ -160,18 +160,12 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
     Bindings bindings = scan(VECTOR_ELT(envs, i), copy, handle, wrapped);
     if (bindings.targets == 0) continue;
     targeted = true;
-    const char* kind = CHAR(STRING_ELT(kinds, i));
-    if (std::strcmp(kind, "package") == 0)
-      outcome = Outcome::Private;  // a function computing a new value
-    else if (std::strcmp(kind, "function") == 0)
-      outcome = Outcome::RefuseInFunction;
-    else
-      outcome = bindings.targets == 1 && bindings.others == 0 ? Outcome::Shared
-                                                               : Outcome::RefuseSecondVariable;
+    outcome = outcome_for(CHAR(STRING_ELT(kinds, i)),
+                          bindings.targets == 1 && bindings.others == 0);
     break;
   }
   if (!targeted && !wrapped)
-    outcome = list_element_outcome(envs, kinds, VECTOR_ELT(found, 2), handle);
+    outcome = list_element_outcome(copy, handle, envs, kinds, VECTOR_ELT(found, 2));
   UNPROTECT(1);
   return outcome;
 }
