@@ -90,6 +90,28 @@ Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
   return found;
 }
 
+// Whether a variable of user code (a script or a user's function) in an
+// environment other than `chosen` holds the shared elements: a write through
+// the share would change its value too. local() and within() assign in an
+// environment of their own, which gets a copy of the outer variable's value
+// (R's EnsureLocal(), or the columns of within()'s data frame); package code
+// keeps values for itself (source() its last one) and is not asked.
+bool held_elsewhere(SEXP envs, SEXP kinds, R_xlen_t chosen, SEXP copy, const ViewHandle& handle,
+                    bool wrapped) {
+  SEXP chosen_env = VECTOR_ELT(envs, chosen);
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    SEXP env = VECTOR_ELT(envs, i);
+    // eval() in the global environment lists that environment twice.
+    if (env == chosen_env || std::strcmp(CHAR(STRING_ELT(kinds, i)), "package") == 0) continue;
+    bool seen_before = false;
+    for (R_xlen_t j = 0; j < i && !seen_before; ++j) seen_before = VECTOR_ELT(envs, j) == env;
+    if (seen_before) continue;
+    const Bindings bindings = scan(env, copy, handle, wrapped);
+    if (bindings.targets + bindings.others > 0) return true;
+  }
+  return false;
+}
+
 // shmr:::writer_environments(): the environments of the running code,
 // innermost first, and the kind of code that runs in each.
 SEXP writer_environments() {
@@ -117,6 +139,16 @@ Outcome outcome_for(const char* kind, bool only_holder) {
   return only_holder ? Outcome::Shared : Outcome::RefuseSecondVariable;
 }
 
+// outcome_for() the copy's variable in environment `chosen`, where it is the
+// only holder there, checked against the other environments' variables.
+Outcome outcome_in(SEXP envs, SEXP kinds, R_xlen_t chosen, bool only_holder, SEXP copy,
+                   const ViewHandle& handle, bool wrapped) {
+  Outcome outcome = outcome_for(CHAR(STRING_ELT(kinds, chosen)), only_holder);
+  if (outcome == Outcome::Shared && held_elsewhere(envs, kinds, chosen, copy, handle, wrapped))
+    return Outcome::RefuseSecondVariable;
+  return outcome;
+}
+
 // A copy of an element of a list (a data frame's column) that no variable
 // holds: R changes an element in a complex assignment to the list
 // (`d$a[i] <- v`, `d[i, "a"] <- v` through `[<-.data.frame`), whose result
@@ -139,7 +171,7 @@ Outcome list_element_outcome(SEXP copy, const ViewHandle& handle, SEXP envs, SEX
     // No variable is bound to the copy's source (decide() found no target
     // anywhere): every variable holding the element counts as another.
     const Bindings bindings = scan(env, copy, handle, false);
-    return outcome_for(CHAR(STRING_ELT(kinds, i)), bindings.others == 1);
+    return outcome_in(envs, kinds, i, bindings.others == 1, copy, handle, false);
   }
   return Outcome::RefuseUnknown;
 }
@@ -160,8 +192,8 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
     Bindings bindings = scan(VECTOR_ELT(envs, i), copy, handle, wrapped);
     if (bindings.targets == 0) continue;
     targeted = true;
-    outcome = outcome_for(CHAR(STRING_ELT(kinds, i)),
-                          bindings.targets == 1 && bindings.others == 0);
+    outcome = outcome_in(envs, kinds, i, bindings.targets == 1 && bindings.others == 0, copy,
+                         handle, wrapped);
     break;
   }
   if (!targeted && !wrapped)
@@ -177,9 +209,10 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
             "elsewhere. For output that functions (and pool workers) write into, use "
             "shared_buffer(); for a private copy, use fetch()."
       : outcome == Outcome::RefuseSecondVariable
-          ? "another variable refers to the same object, and R copies an object before "
-            "changing it when it is referenced from more than one place. Change it through a "
-            "single variable, or use fetch() for a private copy."
+          ? "another variable refers to the same object (here, or outside the local() or "
+            "within() that changes it), and R copies an object before changing it when it is "
+            "referenced from more than one place. Change it through a single variable, or use "
+            "fetch() for a private copy."
           : "R copies an object before changing it when it is referenced from more than one "
             "place (a list, another variable, a function argument). Change it through a single "
             "variable, use shared_buffer() for output written from functions, or fetch() for a "

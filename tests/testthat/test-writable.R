@@ -142,6 +142,38 @@ test_that("columns of a writable data frame or list change in place, as a user w
   expect_lt(length(serialize(l, NULL)), 400)
 })
 
+test_that("local() and within() never write their own copy through to a writable share", {
+  # R gives the variable that local() or within() changes a copy of the
+  # outer value: writing it through would change the outer variable, the
+  # data frame within() returns a new version of, and every process.
+  for (n in c(10, 1e5)) {
+    w <- share(as.numeric(seq_len(n)), readonly = FALSE)
+    d <- share(data.frame(a = seq_len(n), b = as.numeric(seq_len(n))), readonly = FALSE)
+    expect_error(local(w[2] <- 0), "another variable refers to the same object", info = n)
+    expect_error(local(d$a[2] <- 0L), "another variable refers to the same object", info = n)
+    expect_error(within(d, a[2] <- 0L), "another variable refers to the same object", info = n)
+    expect_error(within(d, b[d$a > 1] <- 0), "another variable refers to the same object",
+                 info = n)
+    seen <- in_other_process(function(w, d) {
+      d <- map_shared(d)
+      list(w = map_shared(w)[1:3], a = d$a[1:3], b = d$b[1:3])
+    }, list(w = shared_name(w), d = shared_name(d)))
+    expect_identical(seen, list(w = c(1, 2, 3), a = 1:3, b = c(1, 2, 3)), info = n)
+    expect_identical(w[2], 2, info = n)
+    expect_identical(d$a[2], 2L, info = n)
+    # A share local() makes and changes itself is its own to change.
+    made <- local({
+      v <- share(numeric(n), readonly = FALSE)
+      v[2] <- 5
+      v
+    })
+    expect_identical(map_shared(shared_name(made))[2], 5, info = n)
+    # The outer variable alone still writes through.
+    w[2] <- -2
+    expect_identical(map_shared(shared_name(w))[2], -2, info = n)
+  }
+})
+
 test_that("a function changing a writable share it was given is an error pointing to shared_buffer()", {
   # User code, as a user writes it: a function of the global environment.
   got <- in_other_process(function() {
