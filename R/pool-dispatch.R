@@ -140,6 +140,7 @@ abandon_chunks <- function(pool) {
   # pool_stop() ran during the call and stopped the workers itself.
   if (isTRUE(pool$stopped)) return(replace_abandoned_workers(pool))
   if (!isTRUE(pool$borrowed)) {
+    for (w in which(pool$in_flight > 0L)) read_arrived_replies(pool, w)
     suspendInterrupts(for (w in which(pool$in_flight > 0L)) {
       kill_worker(pool, w)
       close_worker_connection(pool$cluster[[w]])
@@ -147,6 +148,21 @@ abandon_chunks <- function(pool) {
   }
   # A call's temporary pool is stopped next: no need for new workers.
   if (!isTRUE(pool$temporary)) replace_abandoned_workers(pool)
+}
+
+# Reads and drops the replies of worker `w` that have begun to arrive. A
+# reply may hold shared objects its worker made and handed to this process;
+# read, they are this process's and go with the reply, where a reply killed
+# with its worker would leave their regions until this process exits. A
+# worker with nothing left in flight is kept.
+read_arrived_replies <- function(pool, w) {
+  node <- pool$cluster[[w]]
+  while (pool$in_flight[w] > 0L && worker_connection_open(node) &&
+         isTRUE(socketSelect(list(node$con), timeout = 0))) {
+    if (inherits(tryCatch(unserialize(node$con), error = function(e) e), "error")) break
+    pool$in_flight[w] <- pool$in_flight[w] - 1L
+  }
+  invisible()
 }
 
 # A borrowed cluster's workers are not ours to stop: their replies are read

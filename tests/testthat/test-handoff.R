@@ -141,6 +141,53 @@ test_that("shared objects FUN makes and returns become the caller's and outlive 
   expect_false(any(file.exists(paths)))
 })
 
+test_that("a shared object FUN made, in a reply a stopped call never read, is removed", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  mine <- function() {
+    listed <- shared_regions()
+    listed$name[listed$complete & listed$creator_pid == Sys.getpid()]
+  }
+  backends <- c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")
+  for (backend in backends) {
+    pool <- pool_create(2, backend = backend)
+    before <- mine()
+    # Element 1 warns at once; the caller's handler waits until the share
+    # element 2 makes names the caller (the worker hands it over as it
+    # writes the reply), lets the reply arrive, and stops the call.
+    seen <- character()
+    stopped <- tryCatch(withCallingHandlers(
+      pool_lapply(1:2, function(i) {
+        if (i == 1) {
+          warning("first")
+          return(0)
+        }
+        Sys.sleep(0.5)
+        shmr::share(as.numeric(seq_len(1e5)) + i)
+      }, pool = pool, chunk_size = 1),
+      warning = function(w) {
+        deadline <- Sys.time() + 60
+        while (!length(seen <<- setdiff(mine(), before)) && Sys.time() < deadline) {
+          Sys.sleep(0.05)
+        }
+        Sys.sleep(0.5)
+        stop("the caller gave up")
+      }
+    ), error = conditionMessage)
+    expect_identical(stopped, "the caller gave up", info = backend)
+    expect_length(seen, 1L)
+    invisible(gc())
+    expect_false(any(seen %in% shared_regions()$name), info = backend)
+    # The pool still works, and what FUN shares is still the caller's.
+    res <- pool_lapply(1:2, function(i) shmr::share(as.numeric(1:10) * i), pool = pool)
+    expect_identical(res[[2]][], as.numeric(1:10) * 2, info = backend)
+    expect_true(shared_info(res[[2]])$owner, info = backend)
+    pool_stop(pool)
+  }
+})
+
 test_that("a closed shared object FUN returns fails its element; the worker stays", {
   skip_on_cran()
   skip_if_not_installed("callr")
