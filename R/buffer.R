@@ -56,6 +56,11 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   init <- if (type == "raw" && is.na(init)) as.raw(0) else {
     # A value the type cannot hold ("abc" or 3e9 for an integer buffer, 300
     # for a raw one) is an error, not a buffer of NA or 00.
+    if (type %in% c("integer", "raw") && is.numeric(init) && is.finite(init) &&
+        init != trunc(init)) {
+      stop(sprintf("`init` (%s) cannot be stored in a buffer of type %s: it is not a whole number",
+                   format(init), type), call. = FALSE)
+    }
     tryCatch(as.vector(init, type), warning = function(w) {
       stop(sprintf("`init` (%s) cannot be stored in a buffer of type %s: %s",
                    paste(format(init), collapse = ""), type, conditionMessage(w)), call. = FALSE)
@@ -76,6 +81,18 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
     subscripts <- lapply(subscripts, function(s) if (is.null(s)) s else s[!is.na(s)])
   }
   value <- as.vector(value, typeof(x))
+  d <- dim(x) %||% length(x)
+  if (length(subscripts) == 1L) d <- prod(d)
+  selected <- prod(vapply(seq_along(subscripts), function(k) {
+    if (is.null(subscripts[[k]])) as.numeric(d[k]) else as.numeric(length(subscripts[[k]]))
+  }, 0))
+  # As R does: along the whole vector a warning (the values recycle), with a
+  # subscript per dimension an error.
+  if (selected > 0 && length(value) > 0 && selected %% length(value) != 0) {
+    message <- "number of items to replace is not a multiple of replacement length"
+    if (length(subscripts) > 1L) stop(message, call. = FALSE)
+    warning(message, call. = FALSE)
+  }
   .Call(shmr_buffer_write, x, subscripts, value)
 }
 
@@ -140,7 +157,7 @@ buffer_subscripts <- function(x, given, ...) {
 # that is not among the labels is out of bounds.
 positions_along <- function(index, n, labels) {
   if (is.numeric(index) && !is.object(index) && !anyNA(index) &&
-      (!length(index) || min(index) >= 1)) {
+      (!length(index) || (min(index) >= 1 && max(index) < Inf))) {
     return(index)
   }
   out_of_bounds <- function() stop("subscript out of bounds", call. = FALSE)
@@ -154,18 +171,23 @@ positions_along <- function(index, n, labels) {
     if (length(index) > n) out_of_bounds()
     return(seq_len(n)[index])
   }
-  missing <- is.na(index)
+  # R takes an infinite position as it takes NA.
+  missing <- is.na(index) | (is.numeric(index) & is.infinite(index))
   positions <- seq_len(n)[index[!missing]]
   if (anyNA(positions)) out_of_bounds()
   if (any(missing)) c(positions, NA_integer_) else positions
 }
 
 # Linear positions of the rows of a matrix subscript (one column per
-# dimension), as x[m] <- value uses them; NA for a row with an NA.
+# dimension), as x[m] <- value uses them: a row with a zero selects nothing,
+# one with an NA is NA.
 matrix_positions <- function(index, d) {
-  if (any(index < 1, na.rm = TRUE) || any(t(index) > d, na.rm = TRUE)) {
-    stop("subscript out of bounds", call. = FALSE)
+  if (any(index < 0, na.rm = TRUE)) {
+    stop("negative values are not allowed in a matrix subscript", call. = FALSE)
   }
+  index <- trunc(index)
+  index <- index[!apply(index == 0, 1L, any, na.rm = TRUE), , drop = FALSE]
+  if (any(t(index) > d, na.rm = TRUE)) stop("subscript out of bounds", call. = FALSE)
   strides <- c(1, cumprod(d)[-length(d)])
-  as.vector((trunc(index) - 1) %*% strides) + 1
+  as.vector((index - 1) %*% strides) + 1
 }

@@ -267,7 +267,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   on.exit(suspendInterrupts(discard_handoffs(handoff)), add = TRUE)
 
   created <- new.env(parent = emptyenv())
-  on.exit(suspendInterrupts(for (obj in created$objects) close(obj)), add = TRUE)
+  on.exit(suspendInterrupts(release_call_shares(created)), add = TRUE)
   # Names of the caller's X: those of the copy shared for the call would
   # read a region that is released when the call returns.
   result_names <- if (is.null(margin)) names(X)
@@ -325,7 +325,19 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   if (!is.null(bar)) cli::cli_progress_done(id = bar)
   if (!is.null(first_error)) signal_element_error(first_error$condition, first_error$position)
   if (is.null(margin)) names(results) <- result_names
+  created$results <- results
   results
+}
+
+# Closes what a call shared of its arguments, except the regions its
+# results read (FUN returned an element or a part of one unchanged): those
+# stay, as the caller's, while the results use them.
+release_call_shares <- function(created) {
+  if (!length(created$objects)) return(invisible())
+  kept <- if (is.null(created$results)) logical(length(created$objects)) else
+    .Call(shmr_regions_read_by, created$results, created$objects)
+  for (obj in created$objects[!kept]) close(obj)
+  invisible()
 }
 
 next_call_id <- function(pool) {

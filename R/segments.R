@@ -109,14 +109,25 @@ segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TR
 #' @rdname segments
 #' @export
 segment_write <- function(x, data, offset = 0) {
-  invisible(.Call(shmr_segment_write, x, data, as.numeric(offset)))
+  invisible(.Call(shmr_segment_write, x, data, byte_offset(offset)))
 }
 
 #' @rdname segments
 #' @export
 segment_read <- function(x, offset = 0, size = NULL) {
+  if (!is.null(size) && (!is.numeric(size) || length(size) != 1L)) {
+    stop("`size` must be a single number of bytes", call. = FALSE)
+  }
   if (!is.null(size)) size <- as.numeric(size)
-  .Call(shmr_segment_read, x, as.numeric(offset), size)
+  .Call(shmr_segment_read, x, byte_offset(offset), size)
+}
+
+# The engine takes the first element of whatever it is given.
+byte_offset <- function(offset) {
+  if (!is.numeric(offset) || length(offset) != 1L) {
+    stop("`offset` must be a single number of bytes", call. = FALSE)
+  }
+  as.numeric(offset)
 }
 
 #' @rdname segments

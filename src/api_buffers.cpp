@@ -247,10 +247,8 @@ extern "C" SEXP shmr_buffer_write(SEXP x, SEXP subscripts, SEXP value) {
     }
     const uint64_t m = static_cast<uint64_t>(XLENGTH(value));
     if (n > 0) {
+      // As in R, a length that is not a divisor recycles (the R method warns).
       if (m == 0) throw Error(ErrorKind::InvalidArgument, "replacement has length zero");
-      if (n % m != 0)
-        throw Error(ErrorKind::InvalidArgument,
-                    "number of items to replace is not a multiple of replacement length");
       // An ALTREP value runs its class's code, which may raise.
       const auto* in = static_cast<const unsigned char*>(
           ALTREP(value) ? cpp11::safe[DATAPTR_RO](value) : DATAPTR_RO(value));

@@ -78,7 +78,7 @@ bool attributes_as_shared(SEXP x, const Origin& origin) {
 
 // True when map_shared() of x's region and node gives x back.
 bool reads_as_shared(SEXP x, const Origin& origin) {
-  ViewHandle* handle = view_handle(x);
+  ViewHandle* handle = view_handle(unwrapped(x));
   if (handle != nullptr && view_holds_own_writes(*handle)) return false;
   if (list_view_handle(x) != nullptr && !list_view_unchanged(x)) return false;
   return attributes_as_shared(x, origin);

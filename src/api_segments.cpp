@@ -63,6 +63,13 @@ void attach_root(Segment& segment) {
   segment.size = root.length();
 }
 
+// A byte count or offset as a user would write it: 10, 1e+20, Inf.
+std::string byte_figure(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, x == std::floor(x) && x < 1e15 ? "%.0f" : "%g", x);
+  return std::isinf(x) ? "Inf" : text;
+}
+
 // offset + count must lie within the segment, with overflow-safe checks.
 void check_range(const Segment& segment, double offset, double count, const char* what) {
   if (ISNAN(offset) || offset < 0 || offset != std::floor(offset))
@@ -70,8 +77,8 @@ void check_range(const Segment& segment, double offset, double count, const char
   const double size = static_cast<double>(segment.size);
   if (offset > size || count > size - offset)
     throw Error(ErrorKind::InvalidArgument,
-                std::string(what) + " of " + std::to_string(count) + " bytes at offset " +
-                    std::to_string(offset) + " is outside the segment of " +
+                std::string(what) + " of " + byte_figure(count) + " bytes at offset " +
+                    byte_figure(offset) + " is outside the segment of " +
                     std::to_string(segment.size) + " bytes");
   // Both fit in the segment now, so the integer check below is exact.
   uint64_t at = static_cast<uint64_t>(offset);

@@ -15,6 +15,7 @@
 namespace shmr::glue {
 
 Origin origin_of(SEXP x) {
+  x = unwrapped(x);
   if (ViewHandle* view = view_handle(x)) {
     // A slice is part of a node, not an object of the region; a private
     // copy of a writable share no longer reads the region.

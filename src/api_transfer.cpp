@@ -79,33 +79,44 @@ SEXP create_unkept(SEXP x, SEXP original_class, const CreateOptions& options,
 // as deep, but results that deep are not seen in practice).
 constexpr int kMaxResultDepth = 64;
 
-// True when `x` holds a shared object that can no longer be read (closed,
-// or released), which serialize() would stop at with an error: in a pool
-// worker's reply, that error would break the reply stream and end the
-// worker. Looks into lists and attributes, not into environments.
-bool holds_unreadable_object(SEXP x, int depth) {
+// Calls visit(object, mapping) for each shared object in `x`, looking into
+// lists, attributes and through R's wrapper, not into environments; the
+// mapping is nullptr for a view that was released. Stops at, and returns,
+// the first true answer.
+template <typename Visit>
+bool any_shared_in(SEXP x, int depth, const Visit& visit) {
   if (depth > kMaxResultDepth) return false;
-  if (ALTREP(x)) {
-    if (is_view(x)) {
-      ViewHandle* view = view_handle(x);
-      return view == nullptr ? !is_unavailable(x) : view->mapping->is_closed();
-    }
-    if (ListHandle* list = list_view_handle(x)) {
-      if (list->mapping->is_closed()) return true;
+  SEXP inner = unwrapped(x);
+  if (ALTREP(inner)) {
+    if (is_view(inner)) {
+      ViewHandle* view = view_handle(inner);
+      if (visit(inner, view == nullptr ? nullptr : view->mapping.get())) return true;
+    } else if (ListHandle* list = list_view_handle(inner)) {
+      if (visit(inner, list->mapping.get())) return true;
       // A list changed here travels by value, with the elements it holds.
-      SEXP decoded = list_view_decoded_elements(x);
-      if (!list->written || TYPEOF(decoded) != VECSXP) return false;
-      for (R_xlen_t i = 0; i < XLENGTH(decoded); ++i)
-        if (holds_unreadable_object(VECTOR_ELT(decoded, i), depth + 1)) return true;
-      return false;
+      SEXP decoded = list_view_decoded_elements(inner);
+      if (list->written && TYPEOF(decoded) == VECSXP) {
+        for (R_xlen_t i = 0; i < XLENGTH(decoded); ++i)
+          if (any_shared_in(VECTOR_ELT(decoded, i), depth + 1, visit)) return true;
+      }
     }
   } else if (TYPEOF(x) == VECSXP || TYPEOF(x) == EXPRSXP) {
     for (R_xlen_t i = 0; i < XLENGTH(x); ++i)
-      if (holds_unreadable_object(VECTOR_ELT(x, i), depth + 1)) return true;
+      if (any_shared_in(VECTOR_ELT(x, i), depth + 1, visit)) return true;
   }
   for (SEXP a = ATTRIB(x); a != R_NilValue; a = CDR(a))
-    if (holds_unreadable_object(CAR(a), depth + 1)) return true;
+    if (any_shared_in(CAR(a), depth + 1, visit)) return true;
   return false;
+}
+
+// True when `x` holds a shared object that can no longer be read (closed,
+// or released), which serialize() would stop at with an error: in a pool
+// worker's reply, that error would break the reply stream and end the
+// worker.
+bool holds_unreadable_object(SEXP x) {
+  return any_shared_in(x, 0, [](SEXP object, const Mapping* mapping) {
+    return mapping == nullptr ? !is_unavailable(object) : mapping->is_closed();
+  });
 }
 
 }  // namespace
@@ -160,11 +171,40 @@ extern "C" SEXP shmr_unreadable_results(SEXP results) {
   std::vector<int> positions;
   const R_xlen_t n = TYPEOF(results) == VECSXP && !ALTREP(results) ? XLENGTH(results) : 0;
   for (R_xlen_t i = 0; i < n; ++i)
-    if (holds_unreadable_object(VECTOR_ELT(results, i), 0))
+    if (holds_unreadable_object(VECTOR_ELT(results, i)))
       positions.push_back(static_cast<int>(i + 1));
   return cpp11::unwind_protect([&] {
     SEXP out = Rf_allocVector(INTSXP, static_cast<R_xlen_t>(positions.size()));
     std::copy(positions.begin(), positions.end(), INTEGER(out));
+    return out;
+  });
+  END_CPP11
+}
+
+// For each shared object in the list `objects`, whether a shared object in
+// `values` reads its region: a pool call keeps the regions it made for its
+// arguments that its results still read (FUN returned a part unchanged).
+extern "C" SEXP shmr_regions_read_by(SEXP values, SEXP objects) {
+  BEGIN_CPP11
+  std::vector<std::string> names;
+  const R_xlen_t n = TYPEOF(objects) == VECSXP && !ALTREP(objects) ? XLENGTH(objects) : 0;
+  for (R_xlen_t i = 0; i < n; ++i) {
+    Origin origin = origin_of(VECTOR_ELT(objects, i));
+    names.push_back(origin.mapping && !origin.mapping->is_closed()
+                        ? origin.mapping->region().name() : std::string());
+  }
+  std::vector<int> read(names.size(), 0);
+  // The walk reads, and calls nothing of R's that can raise.
+  any_shared_in(values, 0, [&](SEXP, const Mapping* mapping) {
+    if (mapping == nullptr || mapping->is_closed()) return false;
+    const std::string& name = mapping->region().name();
+    for (size_t i = 0; i < names.size(); ++i)
+      if (!names[i].empty() && names[i] == name) read[i] = 1;
+    return false;
+  });
+  return cpp11::unwind_protect([&] {
+    SEXP out = Rf_allocVector(LGLSXP, static_cast<R_xlen_t>(read.size()));
+    std::copy(read.begin(), read.end(), LOGICAL(out));
     return out;
   });
   END_CPP11

@@ -58,6 +58,7 @@ SEXP shmr_process_running(SEXP, SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
 SEXP shmr_set_reply_recipient(SEXP);
 SEXP shmr_unreadable_results(SEXP);
+SEXP shmr_regions_read_by(SEXP, SEXP);
 SEXP shmr_mapping_stats();
 
 SEXP shmr_host_identity();
@@ -135,6 +136,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
     {"shmr_set_reply_recipient", (DL_FUNC)&shmr_set_reply_recipient, 1},
     {"shmr_unreadable_results", (DL_FUNC)&shmr_unreadable_results, 1},
+    {"shmr_regions_read_by", (DL_FUNC)&shmr_regions_read_by, 2},
     {"shmr_mapping_stats", (DL_FUNC)&shmr_mapping_stats, 0},
     {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
     {"shmr_remote_scope", (DL_FUNC)&shmr_remote_scope, 1},

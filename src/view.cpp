@@ -17,6 +17,20 @@ namespace shmr::glue {
 
 std::atomic<uint64_t> view_generation{0};
 
+SEXP unwrapped(SEXP x) {
+  // R's wrapper (altclasses.c): data1 the wrapped object, of the same type;
+  // data2 two integers (sortedness, no NA). R wraps wrappers only a few deep.
+  for (int depth = 0; depth < 8 && ALTREP(x) && !is_view(x); ++depth) {
+    SEXP inner = R_altrep_data1(x);
+    SEXP meta = R_altrep_data2(x);
+    if (TYPEOF(inner) != TYPEOF(x) || TYPEOF(meta) != INTSXP || ALTREP(meta) ||
+        XLENGTH(meta) != 2)
+      break;
+    x = inner;
+  }
+  return x;
+}
+
 namespace {
 
 // The compact state's field that carries a list's length (FORMAT.md 4).

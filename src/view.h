@@ -117,6 +117,12 @@ bool is_view(SEXP x);
 // The handle of a view, or nullptr for anything else (never throws).
 ViewHandle* view_handle(SEXP x);
 
+// The object R's wrapper class wraps, or `x` itself when it is no wrapper.
+// R wraps a large vector instead of copying it to give it other attributes
+// (`structure(x, a = 1)`) or to write into it (a complex assignment keeps
+// the wrapper when the write fails): such a wrapper still reads the view.
+SEXP unwrapped(SEXP x);
+
 // Makes a view of `node` (read through `mapping`). A fixed-width node that
 // already has a view there, or whose pages were written there, gets a
 // mapping of its own instead (mapping.h). May raise an R error (allocation,

@@ -11,17 +11,9 @@ namespace {
 
 enum class Outcome { Shared, Private, RefuseSecondVariable, RefuseInFunction, RefuseUnknown };
 
-// The view under `value`, looking through R's wrapper (an ALTREP made to
-// change attributes without copying, whose data1 is the wrapped object).
-const ViewHandle* view_under(SEXP value) {
-  if (const ViewHandle* handle = view_handle(value)) return handle;
-  if (!ALTREP(value) || is_view(value)) return nullptr;
-  return view_handle(R_altrep_data1(value));
-}
-
 // True when `value` reads the same shared elements as `target` does.
 bool reads_same_node(SEXP value, const ViewHandle& target) {
-  const ViewHandle* other = view_under(value);
+  const ViewHandle* other = view_handle(unwrapped(value));
   if (other == nullptr || other->writable_copy == WritableCopy::Private) return false;
   return other->node.index() == target.node.index() &&
          other->mapping->region().name() == target.mapping->region().name();

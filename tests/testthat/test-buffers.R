@@ -80,7 +80,10 @@ test_that("subscripts follow R's rules for `[<-`", {
   m[["x", "p"]] <- 1
   expect_identical(fetch(m), matrix(c(1, 0, 0, 4), 2, dimnames = list(c("x", "y"), c("p", "q"))))
   expect_error(m[, 3] <- 1, "subscript out of bounds")
-  expect_error(m[1:3] <- 1:2, "not a multiple of replacement length")
+  # As for a matrix: along the whole vector R warns, with a subscript per
+  # dimension it refuses.
+  expect_warning(m[1:3] <- 1:2, "not a multiple of replacement length")
+  expect_error(m[1:2, 1] <- 1:3, "not a multiple of replacement length")
   expect_error(m[1, 1, 1] <- 1, "incorrect number of subscripts")
   expect_error(m[[1:2]] <- 1:2, "more elements supplied")
   # `[[<-` selects one element, as for any vector; before, b[[c(1, 2)]]
@@ -89,7 +92,7 @@ test_that("subscripts follow R's rules for `[<-`", {
   expect_error(b[[c(1, 2)]] <- 1, "more than one element")
   expect_error(m[[1, 1:2]] <- 1, "more than one element")
   expect_identical(fetch(b), rep(0, 5))
-  expect_identical(fetch(m)[1, ], c(p = 1, q = 0))
+  expect_identical(fetch(m)[1, ], c(p = 1, q = 1))
   b[[2]] <- 8
   expect_identical(fetch(b), c(0, 8, 0, 0, 0))
 })
@@ -141,6 +144,59 @@ test_that("NA and zero subscripts follow R's rules for `[<-` and `[[<-`", {
   expect_error(m[cbind(c(1, NA), c(1, 2))] <- c(4, 5), "NAs are not allowed")
   expect_error(m[c(1, NA), 1] <- c(5, 6), "NAs are not allowed")
   expect_identical(m[], plain)
+  # A row of a subscript matrix with a zero selects nothing; a negative
+  # value is R's error, not "out of bounds".
+  m[cbind(c(0, 2), c(1, 1))] <- 9
+  plain[cbind(c(0, 2), c(1, 1))] <- 9
+  m[cbind(0, 1)] <- 10
+  plain[cbind(0, 1)] <- 10
+  expect_identical(m[], plain)
+  expect_error(m[cbind(-1, 1)] <- 1, "negative values are not allowed in a matrix subscript")
+  # An infinite position is taken as NA, as R takes it.
+  b[-Inf] <- 1
+  b[Inf] <- 1
+  expect_identical(b[], v)
+  expect_error(b[c(1, Inf)] <- c(1, 2), "NAs are not allowed")
+})
+
+test_that("a length that is not a multiple recycles with R's warning", {
+  b <- shared_buffer("double", 12, init = 0)
+  v <- numeric(12)
+  expect_warning(b[1:2] <- 1:3, "not a multiple of replacement length")
+  suppressWarnings(v[1:2] <- 1:3)
+  expect_warning(b[] <- 1:5, "not a multiple of replacement length")
+  suppressWarnings(v[] <- 1:5)
+  expect_identical(b[], v)
+  m <- shared_buffer("integer", c(3, 4), init = 0L)
+  expect_error(m[, 2:3] <- 1:4, "not a multiple")
+  expect_identical(m[], matrix(0L, 3, 4))
+  expect_error(shared_buffer("integer", 3, init = 1.5), "not a whole number")
+  expect_error(shared_buffer("raw", 3, init = 2.5), "not a whole number")
+})
+
+test_that("a buffer stays the shared buffer after an assignment that failed", {
+  for (n in c(10, 100, 1e5)) {
+    b <- shared_buffer("double", n, init = 0)
+    name <- shared_name(b)
+    # R wraps a large vector for a complex assignment; a failed one left the
+    # wrapper in `b`, which then read as no shared object at all.
+    expect_error(b[n + 1] <- 1, "out of bounds")
+    expect_error(b[["zz"]] <- 1)
+    expect_true(is_shared(b), info = n)
+    expect_identical(shared_name(b), name, info = n)
+    expect_identical(shared_info(b)$name, name, info = n)
+    b[2] <- 5
+    expect_identical(map_shared(name)[2], 5, info = n)
+    expect_true(close(b), info = n)
+    expect_false(region_exists(name), info = n)
+  }
+  # Other attributes on a large shared vector: R's wrapper, still shared.
+  s <- share(as.numeric(1:100))
+  tagged <- structure(s, note = "a")
+  expect_true(is_shared(tagged))
+  expect_null(shared_name(tagged))  # its name would give back `s`, not `tagged`
+  expect_identical(shared_name(structure(tagged, note = NULL)), shared_name(s))
+  expect_false(is_shared(as.character(s)))
 })
 
 test_that("writing a column costs no temporary memory the size of the column", {

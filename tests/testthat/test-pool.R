@@ -524,6 +524,45 @@ test_that("large results come back through shared memory, owned by the caller", 
   })
 })
 
+test_that("an argument FUN returns unchanged stays usable after the call, then is removed", {
+  skip_if_no_pool()
+  backends <- c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")
+  for (backend in backends) {
+    pool <- pool_create(2, backend = backend)
+    s <- sample(letters, 2e5, TRUE)
+    x <- as.numeric(seq_len(2e5))
+    d <- data.frame(id = seq_len(2e5), s = sample(c("x", "y"), 2e5, TRUE))
+    # X, an argument and a global, each above the threshold and shared for
+    # the call: before, the results read regions the call closed as it
+    # returned ("was closed"), or whose names were gone.
+    results <- list(
+      strings = pool_lapply(list(s), function(v) v, pool = pool),
+      numbers = pool_lapply(list(x), function(v) v, pool = pool),
+      argument = pool_lapply(1:2, function(i, v) v, v = s, pool = pool),
+      global = pool_lapply(1:2, function(i) s, pool = pool),
+      columns = pool_lapply(d, function(column) column, pool = pool)
+    )
+    expect_identical(results$strings, list(s), info = backend)
+    expect_identical(results$numbers, list(x), info = backend)
+    expect_identical(results$argument, list(s, s), info = backend)
+    expect_identical(results$global, list(s, s), info = backend)
+    expect_identical(results$columns, as.list(d), info = backend)
+    # They go to another call, and to another process, by their names.
+    expect_identical(pool_sapply(results$strings, function(v) sum(nchar(v)), pool = pool),
+                     as.integer(sum(nchar(s))), info = backend)
+    expect_identical(pool_sapply(results$numbers, sum, pool = pool), sum(x), info = backend)
+    names <- unique(sub("\\[.*", "", unlist(lapply(unlist(results, recursive = FALSE),
+                                                   shared_name))))
+    expect_true(length(names) >= 1L, info = backend)
+    expect_true(all(vapply(names, region_exists, TRUE)), info = backend)
+    # The caller owns them, and they go with the results.
+    rm(results)
+    invisible(gc())
+    expect_false(any(vapply(names, region_exists, TRUE)), info = backend)
+    pool_stop(pool)
+  }
+})
+
 test_that("pool_stop() during a map ends the call and starts no worker", {
   skip_if_no_pool()
   backends <- c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")
