@@ -264,10 +264,28 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
   }
   worker_id <- as.integer(worker_id)
   if (!process_alive(pool$pids[worker_id])) replace_psock_worker(pool, worker_id)
-  names <- all.vars(expr)
-  found <- names[vapply(names, exists, TRUE, envir = envir)]
-  variables <- mget(found, envir = envir)
-  parallel::clusterCall(pool$cluster[worker_id], eval_with, expr, variables)[[1L]]
+  parallel::clusterCall(pool$cluster[worker_id], eval_with, expr,
+                        variables_for(all.vars(expr), envir))[[1L]]
+}
+
+# The values of `names` as `expr` finds them from `envir`: in it or in an
+# environment it encloses, the global one included. Those of packages and
+# of base R (`pi`, `sum`) the worker finds itself.
+variables_for <- function(names, envir) {
+  search_envs <- search_environments()
+  variables <- list()
+  for (name in names) {
+    home <- envir
+    while (!identical(home, emptyenv()) && !exists(name, envir = home, inherits = FALSE)) {
+      home <- parent.env(home)
+    }
+    if (identical(home, emptyenv()) ||
+        (!identical(home, globalenv()) && is_stop_environment(home, search_envs))) {
+      next
+    }
+    variables[name] <- list(get(name, envir = home, inherits = FALSE))
+  }
+  variables
 }
 
 # Runs on a worker (a namespace function: it travels as a reference).

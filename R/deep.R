@@ -55,8 +55,15 @@ new_walk <- function(min_bytes, cycle, mode, share_vector) {
   walk$skip_paths <- character()
   walk$force_paths <- character()
   walk$keepalive <- list()
+  walk$rewrites <- 0L
   walk
 }
+
+# More share_hook() rewrites than this, one inside the other, are taken for
+# a rewrite that nests without end (one returning an object of the same
+# class that holds its input, rewritten again at every level): R's stack
+# would end first.
+max_nested_rewrites <- 100L
 
 # Attributes R reads directly in C and expects to be ordinary vectors.
 structural_attributes <- c("class", "dim", "tsp", "srcref", "srcfile", "wholeSrcref")
@@ -67,6 +74,16 @@ visit <- function(walk, x, path, force = FALSE) {
   hook <- list(skip = character(), force = character())
   if (is.object(x)) {
     hook <- apply_hook(walk, x, path)
+    if (hook$rewritten) {
+      walk$rewrites <- walk$rewrites + 1L
+      on.exit(walk$rewrites <- walk$rewrites - 1L)
+      if (walk$rewrites > max_nested_rewrites) {
+        stop(sprintf(paste0(
+          "share(deep = TRUE): more than %d share_hook() rewrites one inside the other, at %s: ",
+          "a rewrite that returns an object of the same class holding its input is rewritten ",
+          "again at every level"), max_nested_rewrites, path), call. = FALSE)
+      }
+    }
     x <- hook$x
   }
   if (inherits(x, "connection")) return(unshareable(walk, x, path, "a connection"))
@@ -282,9 +299,11 @@ apply_hook <- function(walk, x, path) {
       walk$keepalive <- c(walk$keepalive, list(x))
     }
   }
+  rewritten <- !is.null(answer$rewrite) && !inherits(rewritten, "error")
   walk$skip_paths <- c(walk$skip_paths, walk_paths(walk, answer$skip_paths))
   walk$force_paths <- c(walk$force_paths, walk_paths(walk, answer$force_share_paths))
-  list(x = x, skip = c(answer$skip, answer$skip_slots), force = answer$force)
+  list(x = x, skip = c(answer$skip, answer$skip_slots), force = answer$force,
+       rewritten = rewritten)
 }
 
 # The vector types deep sharing shares (a hook's ctx$types, as shard's).

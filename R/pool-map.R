@@ -124,6 +124,9 @@ pool_apply <- function(X, MARGIN, FUN, ..., pool = NULL, chunk_size = NULL, seed
     stop("`MARGIN` must be 1 (rows) or 2 (columns)", call. = FALSE)
   }
   MARGIN <- as.integer(MARGIN)
+  # No row or column: apply() calls FUN once on an empty one to learn the
+  # type of the empty result; that needs no worker.
+  if (dim(X)[MARGIN] == 0L) return(apply(X, MARGIN, FUN, ...))
   answer <- pool_map(X, FUN, list(...), margin = MARGIN, pool = pool, chunk_size = chunk_size,
                      seed = seed, progress = progress, on_error = on_error)
   apply_result(answer, X, MARGIN)
@@ -249,7 +252,8 @@ map_pool_for <- function(pool) {
 pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_error) {
   n <- if (is.null(margin)) length(X) else dim(X)[margin]
   check_map_pool(pool)
-  if (n == 0L) return(list())
+  # As lapply() does: an empty list, with X's names (none) when it has them.
+  if (n == 0L) return(if (is.null(margin)) structure(list(), names = names(X)) else list())
   if (!is.null(chunk_size) && (!is.numeric(chunk_size) || length(chunk_size) != 1L ||
                                is.na(chunk_size) || chunk_size < 1)) {
     stop("`chunk_size` must be a whole number >= 1", call. = FALSE)
@@ -257,10 +261,12 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   threshold <- share_threshold()
   chosen <- map_pool_for(pool)
   pool <- chosen$pool
+  check_pool_process(pool)
   # Clean-up that an interrupt must not cut short.
   if (chosen$temporary) on.exit(suspendInterrupts(pool_stop(pool)), add = TRUE)
   workers <- length(pool$pids)
-  chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else ceiling(chunk_size)
+  chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else
+    min(ceiling(chunk_size), n)
   # Large results come back in regions made for this process; those never
   # adopted (an interrupt, a reply lost) are removed when the call ends.
   handoff <- handoff_target()

@@ -209,6 +209,8 @@ new_pool_object <- function(backend, n, packages, init) {
   pool <- new.env(parent = emptyenv())
   class(pool) <- "shmr_pool"
   pool$backend <- backend
+  # Only this process reads its workers' replies (see check_pool_process()).
+  pool$owner_pid <- Sys.getpid()
   pool$n <- as.integer(n)
   pool$packages <- packages
   pool$init <- init
@@ -317,7 +319,19 @@ print.shmr_pool <- function(x, ...) {
 
 check_pool <- function(pool, running = FALSE) {
   if (!inherits(pool, "shmr_pool")) stop("`pool` must be a pool from pool_create()", call. = FALSE)
+  check_pool_process(pool)
   if (running && isTRUE(pool$stopped)) stop("the pool was stopped", call. = FALSE)
+}
+
+# A forked child (mclapply()) inherits the pool's connections: children
+# using them at once would read each other's replies and wait forever.
+check_pool_process <- function(pool) {
+  owner <- pool$owner_pid
+  if (is.null(owner) || identical(owner, Sys.getpid())) return(invisible())
+  stop(sprintf(paste0(
+    "this pool belongs to process %d, which created it: a forked child of it ",
+    "(parallel::mclapply(), mcparallel()) cannot use its workers. Run the map in process %d, ",
+    "or create a pool in the child"), owner, owner), call. = FALSE)
 }
 
 usable_cores <- function() {

@@ -268,6 +268,26 @@ test_that("balanced mode records an error of a hook's rewrite and goes on; ctx i
                "rewrite failed \\(Rewrite failed!\\) at obj")
 })
 
+test_that("a rewrite that nests its input without end is a clear error, not a stack overflow", {
+  registerS3method("share_hook", "rewraps", function(x, ctx) {
+    list(rewrite = function(y) structure(list(inner = y), class = "rewraps"))
+  })
+  obj <- structure(list(a = 1), class = "rewraps")
+  for (mode in c("balanced", "strict")) {
+    expect_error(share(obj, deep = TRUE, mode = mode),
+                 "more than 100 share_hook\\(\\) rewrites one inside the other", info = mode)
+  }
+  # A rewrite that does end is walked as before, however deep the object.
+  registerS3method("share_hook", "rewrites_once", function(x, ctx) {
+    list(rewrite = function(y) unclass(y))
+  })
+  deep <- list(1)
+  for (i in 1:150) deep <- list(deep)
+  s <- share(structure(list(v = runif(1e5), deep = deep), class = "rewrites_once"), deep = TRUE)
+  expect_identical(fetch(s), list(v = fetch(s$v), deep = deep))
+  close(s)
+})
+
 test_that("methods of shard's hook generic, shard_share_hook(), steer deep sharing", {
   expect_identical(shard_share_hook(list(a = 1), list(path = "<root>")), list())
   assign("shard_share_hook.shard_style", function(x, ctx) list(skip_paths = paste0(ctx$path, "$cache")),
@@ -312,6 +332,15 @@ test_that("pool_dispatch() runs on one worker; pool_health_check() restarts a de
   expect_identical(pool_dispatch(1, quote(1 + 1), pool = p), 2)
   k <- 21
   expect_identical(pool_dispatch(2, quote(k * 2), pool = p), 42)
+  # Variables found through enclosing environments are sent; base R's and
+  # packages' the worker finds itself (before, both were "not found").
+  expect_identical(pool_dispatch(1, quote(pi * 2), pool = p), pi * 2)
+  outer_value <- 5
+  f <- function() {
+    inner <- 1
+    pool_dispatch(2, quote(outer_value + inner + sqrt(4)), pool = p)
+  }
+  expect_identical(f(), 8)
   pid <- pool_dispatch(1, quote(Sys.getpid()), pool = p)
   expect_false(pid == Sys.getpid())
   expect_identical(pid, pool_status(p)$pid[1])

@@ -563,6 +563,44 @@ test_that("an argument FUN returns unchanged stays usable after the call, then i
   }
 })
 
+test_that("empty inputs and a chunk size beyond the input give what base R gives", {
+  skip_if_no_pool()
+  with_pool(2, {
+    expect_identical(pool_lapply(setNames(list(), character()), identity),
+                     lapply(setNames(list(), character()), identity))
+    expect_identical(pool_lapply(list(), identity), list())
+    expect_identical(pool_sapply(character(), nchar), sapply(character(), nchar))
+    empty_rows <- matrix(numeric(), 0, 3)
+    expect_identical(pool_apply(empty_rows, 1, sum), apply(empty_rows, 1, sum))
+    expect_identical(pool_apply(empty_rows, 2, sum), apply(empty_rows, 2, sum))
+    # Before: "NAs introduced by coercion to integer range", then NA/NaN.
+    for (size in list(Inf, 1e10, 6)) {
+      expect_identical(pool_sapply(1:5, function(i) i * 2, chunk_size = size), (1:5) * 2)
+    }
+  })
+})
+
+test_that("a forked child cannot use its parent's pool: a clear error, never a hang", {
+  skip_if_no_pool()
+  skip_on_os("windows")
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool))
+  # Two children reading the same workers' replies took each other's and
+  # waited forever; the mirai backend crashed the children.
+  job <- parallel::mcparallel(list(
+    explicit = tryCatch(pool_sapply(1:4, function(i) i, pool = pool), error = conditionMessage),
+    default = tryCatch(pool_sapply(1:4, function(i) i), error = conditionMessage),
+    stop = tryCatch(pool_stop(pool), error = conditionMessage)
+  ))
+  got <- parallel::mccollect(job, wait = TRUE)[[1]]
+  for (case in names(got)) {
+    expect_match(got[[case]], "belongs to process [0-9]+, which created it: a forked child",
+                 info = case)
+  }
+  # The parent's pool is untouched.
+  expect_identical(pool_sapply(1:4, function(i) i * 2, pool = pool), c(2, 4, 6, 8))
+})
+
 test_that("pool_stop() during a map ends the call and starts no worker", {
   skip_if_no_pool()
   backends <- c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")
