@@ -222,8 +222,13 @@ dispatch_mirai <- function(pool, tasks, on_done) {
 }
 
 cancel_mirai <- function(pending) {
-  running <- Filter(function(m) inherits(m, "mirai") && mirai::unresolved(m), pending)
+  calls <- Filter(function(m) inherits(m, "mirai"), pending)
+  running <- Filter(mirai::unresolved, calls)
   if (length(running)) try(mirai::stop_mirai(running), silent = TRUE)
+  # A reply that arrived unread may hold shared objects its daemon made and
+  # handed to this process: read, they are this process's and go with the
+  # reply, where an unread one would leave their regions until it exits.
+  for (m in calls) if (!mirai::unresolved(m)) try(m$data, silent = TRUE)
   invisible()
 }
 

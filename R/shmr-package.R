@@ -14,6 +14,9 @@
   reg.finalizer(exit_hook, function(e) {
     .Call(shmr_release_all)
     discard_own_handoffs()
+    # Objects pool workers handed to a call of this process in replies it
+    # never read (the call stopped first).
+    if (identical(handoffs$pid, Sys.getpid())) .Call(shmr_remove_untaken)
   }, onexit = TRUE)
   # Never a reason not to load.
   try(note_remote_caller(), silent = TRUE)

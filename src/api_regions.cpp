@@ -135,6 +135,15 @@ extern "C" SEXP shmr_release_all() {
   END_CPP11
 }
 
+// At exit, after shmr_release_all(): the regions handed to this process
+// that it never took. Returns how many.
+extern "C" SEXP shmr_remove_untaken() {
+  BEGIN_CPP11
+  const auto removed = remove_regions_created_by(shm_directory(), process::current());
+  return Rf_ScalarInteger(static_cast<int>(removed.size()));
+  END_CPP11
+}
+
 extern "C" SEXP shmr_shm_directory() {
   BEGIN_CPP11
   return cpp11::as_sexp(shm_directory());

@@ -22,6 +22,7 @@ SEXP shmr_prune();
 SEXP shmr_prune_creator(SEXP);
 SEXP shmr_prune_remote_copies();
 SEXP shmr_release_all();
+SEXP shmr_remove_untaken();
 SEXP shmr_contains_altrep(SEXP);
 SEXP shmr_remove(SEXP);
 SEXP shmr_shm_directory();
@@ -100,6 +101,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_prune_creator", (DL_FUNC)&shmr_prune_creator, 1},
     {"shmr_prune_remote_copies", (DL_FUNC)&shmr_prune_remote_copies, 0},
     {"shmr_release_all", (DL_FUNC)&shmr_release_all, 0},
+    {"shmr_remove_untaken", (DL_FUNC)&shmr_remove_untaken, 0},
     {"shmr_contains_altrep", (DL_FUNC)&shmr_contains_altrep, 1},
     {"shmr_remove", (DL_FUNC)&shmr_remove, 1},
     {"shmr_shm_directory", (DL_FUNC)&shmr_shm_directory, 0},

@@ -206,6 +206,21 @@ std::vector<std::string> prune_regions(const std::string& directory, PruneScope 
   return removed;
 }
 
+std::vector<std::string> remove_regions_created_by(const std::string& directory,
+                                                   const process::Identity& creator) {
+  std::vector<std::string> removed;
+  for (const RegionSummary& region : list_regions(directory)) {
+    // A segment closed with segment_close(unlink = FALSE) is kept for
+    // other processes on purpose.
+    if (!region.valid || region.temporary || region.persistent || region.replica ||
+        region.original_class == "segment" || !process::names_process(region.creator, creator))
+      continue;
+    if (!is_own_regular_file(region_path(directory, region.name))) continue;
+    if (remove_region_files(location_of(directory, region))) removed.push_back(region.name);
+  }
+  return removed;
+}
+
 bool remove_region(const std::string& directory, const std::string& name) {
   if (!names::is_valid_region_name(name)) return false;
   process::Census census;

@@ -55,6 +55,14 @@ std::vector<std::string> prune_regions(const std::string& directory,
                                        PruneScope scope = PruneScope::AllRegions,
                                        std::optional<int64_t> creator_pid = std::nullopt);
 
+// Removes the regions in `directory` whose header names `creator` as their
+// creator, except persistent ones, replicas and segments (segment_close(
+// unlink = FALSE) keeps one for other processes): at that process's exit, those
+// it was handed but never took (a pool reply it did not read), which no
+// mapping of its own removes. Returns their names.
+std::vector<std::string> remove_regions_created_by(const std::string& directory,
+                                                   const process::Identity& creator);
+
 // Removes the region called `name` whatever its creator or persistence
 // (remove_shared()). Returns false when there was no such region.
 bool remove_region(const std::string& directory, const std::string& name);

@@ -210,10 +210,7 @@ std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
   const process::Identity creator = format::creator_of(header);
   // A replica's header names its creator on another host, never this process.
   if ((header.flags & (format::kFlagPersistent | format::kFlagReplica)) != 0 ||
-      creator.pid != self.pid ||
-      (creator.start_ticks == 0) != (self.start_ticks == 0) ||
-      !process::same_start(creator.start_ticks, self.start_ticks) ||
-      (creator.pid_namespace != 0 && creator.pid_namespace != self.pid_namespace))
+      !process::names_process(creator, self))
     return nullptr;
   return claim_region(location, false);
 }

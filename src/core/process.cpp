@@ -293,4 +293,10 @@ bool same_start(uint64_t a, uint64_t b) {
   return (a > b ? a - b : b - a) <= 1;
 }
 
+bool names_process(const Identity& recorded, const Identity& self) {
+  return recorded.pid == self.pid && (recorded.start_ticks == 0) == (self.start_ticks == 0) &&
+         same_start(recorded.start_ticks, self.start_ticks) &&
+         (recorded.pid_namespace == 0 || recorded.pid_namespace == self.pid_namespace);
+}
+
 }  // namespace shmr::process

@@ -64,6 +64,10 @@ Liveness liveness(const Identity& who, Census& census);
 // rounding of a boot-time offset can add; an unknown (0) never rules one out.
 bool same_start(uint64_t a, uint64_t b);
 
+// Whether `recorded` (a creator written in a header) names the process
+// `self`: the same PID, start time and, when recorded, PID namespace.
+bool names_process(const Identity& recorded, const Identity& self);
+
 // liveness() == Alive.
 bool is_alive(const Identity& who);
 

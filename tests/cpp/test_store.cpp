@@ -610,3 +610,43 @@ TEST(Store, AccessComesFromTheHeader) {
   static_cast<double*>(const_cast<void*>(shared->reader().node(1).data()))[0] = 42;
   EXPECT_EQ(read_values(*writable)[0], 42);
 }
+
+// What a process removes at exit besides its own mappings' regions: those
+// that name it as their creator (handed to it, never taken), never the
+// persistent ones, segments, or other processes' regions.
+TEST(Store, RemoveRegionsCreatedByTakesOnlyThatCreatorsOrdinaryRegions) {
+  TempDir dir;
+  Sample sample;
+  shmr::create_region(sample.description, options(dir, "shmr_untaken"))->close(shmr::Removal::Keep);
+  shmr::create_region(sample.description, options(dir, "shmr_kept", true))->close(shmr::Removal::Keep);
+  Sample segment;
+  segment.description.original_class = "segment";
+  shmr::create_region(segment.description, options(dir, "shmr_segment"))->close(shmr::Removal::Keep);
+  create_in_dead_child(dir, "shmr_childs", false);
+
+  shmr::process::Identity other = shmr::process::current();
+  other.pid += 1;
+  EXPECT_TRUE(shmr::remove_regions_created_by(dir.path(), other).empty());
+  EXPECT_EQ(shmr::remove_regions_created_by(dir.path(), shmr::process::current()),
+            std::vector<std::string>{"shmr_untaken"});
+  std::vector<std::string> names;
+  for (const auto& s : shmr::list_regions(dir.path())) names.push_back(s.name);
+  EXPECT_EQ(sorted(names), sorted({"shmr_kept", "shmr_segment", "shmr_childs"}));
+}
+
+TEST(Process, NamesProcessComparesPidStartAndNamespace) {
+  const shmr::process::Identity self = shmr::process::current();
+  EXPECT_TRUE(shmr::process::names_process(self, self));
+  shmr::process::Identity recorded = self;
+  recorded.pid_namespace = 0;  // not recorded: not a reason to differ
+  EXPECT_TRUE(shmr::process::names_process(recorded, self));
+  recorded = self;
+  recorded.pid += 1;
+  EXPECT_FALSE(shmr::process::names_process(recorded, self));
+  recorded = self;
+  recorded.start_ticks += 100;
+  EXPECT_FALSE(shmr::process::names_process(recorded, self));
+  recorded = self;
+  recorded.pid_namespace += 1;
+  EXPECT_FALSE(shmr::process::names_process(recorded, self));
+}

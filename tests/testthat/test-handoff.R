@@ -188,6 +188,34 @@ test_that("a shared object FUN made, in a reply a stopped call never read, is re
   }
 })
 
+test_that("a region handed to a caller that never reads the reply goes when the caller exits", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  # The caller ran a pool call; a worker's reply, with a shared object it
+  # made, was handed over to it and never read (a call stopped as the reply
+  # came). Before, the region stayed until a prune after the caller's exit.
+  got <- in_other_process(function() {
+    target <- shmr:::handoff_target()
+    name <- callr::r(function(owner) {
+      x <- shmr::share(as.numeric(1:1000))
+      .Call(shmr:::shmr_set_reply_recipient, owner)
+      invisible(serialize(x, NULL))
+      sub("\\[.*", "", shmr::shared_name(x))
+    }, list(owner = target$owner))
+    kept <- shmr::segment_create(8)
+    segment <- shmr::segment_info(kept)$name
+    shmr::segment_close(kept, unlink = FALSE)
+    listed <- shmr::shared_regions()
+    list(name = name, mine = listed$creator_pid[listed$name == name] == Sys.getpid(),
+         segment = segment)
+  })
+  expect_true(got$mine)
+  expect_false(region_exists(got$name))
+  # A segment kept on purpose stays (until a prune after its creator's exit).
+  expect_true(region_exists(got$segment))
+  expect_true(got$segment %in% prune_shared())
+})
+
 test_that("a closed shared object FUN returns fails its element; the worker stays", {
   skip_on_cran()
   skip_if_not_installed("callr")
