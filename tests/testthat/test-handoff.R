@@ -5,6 +5,32 @@
 # adopts is removed at the end of the call or, at the latest, when the
 # caller exits.
 
+# Runs a map whose element 2 result (a large one handed off, or a shared
+# object FUN makes) reaches shared memory while element 1's warning holds
+# the caller: the handler waits until `written()` lists it, lets the reply
+# arrive for `settle` seconds and stops the call, which never reads it.
+stop_with_reply_in_flight <- function(pool, shared, written, settle = 0) {
+  seen <- character()
+  stopped <- tryCatch(withCallingHandlers(
+    pool_lapply(1:2, function(i, shared) {
+      if (i == 1) {
+        warning("first")
+        return(0)
+      }
+      Sys.sleep(0.5)
+      value <- as.numeric(seq_len(1e5)) + i
+      if (shared) shmr::share(value) else value
+    }, shared = shared, pool = pool, chunk_size = 1),
+    warning = function(w) {
+      deadline <- Sys.time() + 60
+      while (!length(seen <<- written()) && Sys.time() < deadline) Sys.sleep(0.05)
+      Sys.sleep(settle)
+      stop("the caller gave up")
+    }
+  ), error = conditionMessage)
+  list(stopped = stopped, seen = seen)
+}
+
 test_that("a handed-off result is the caller's and outlives the workers", {
   skip_on_cran()
   skip_if_not_installed("callr")
@@ -76,25 +102,10 @@ test_that("a result handed off to a call that has stopped is removed, not leaked
     listed <- shared_regions()
     listed$name[listed$complete]
   }
-  # Element 1 warns at once; the caller's handler waits until element 2's
-  # large result is written to shared memory (its reply still unread) and
-  # then stops the call: that result is lost in flight.
-  seen <- character()
-  stopped <- tryCatch(withCallingHandlers(
-    pool_lapply(1:2, function(i) {
-      if (i == 1) {
-        warning("first")
-        return(0)
-      }
-      Sys.sleep(0.5)
-      as.numeric(seq_len(1e5))
-    }, pool = pool, chunk_size = 1),
-    warning = function(w) {
-      deadline <- Sys.time() + 60
-      while (!length(seen <<- written()) && Sys.time() < deadline) Sys.sleep(0.05)
-      stop("the caller gave up")
-    }
-  ), error = conditionMessage)
+  # The large result is lost in flight.
+  got <- stop_with_reply_in_flight(pool, shared = FALSE, written = written)
+  stopped <- got$stopped
+  seen <- got$seen
   expect_identical(stopped, "the caller gave up")
   expect_length(seen, 1L)
   invisible(gc())
@@ -154,28 +165,12 @@ test_that("a shared object FUN made, in a reply a stopped call never read, is re
   for (backend in backends) {
     pool <- pool_create(2, backend = backend)
     before <- mine()
-    # Element 1 warns at once; the caller's handler waits until the share
-    # element 2 makes names the caller (the worker hands it over as it
-    # writes the reply), lets the reply arrive, and stops the call.
-    seen <- character()
-    stopped <- tryCatch(withCallingHandlers(
-      pool_lapply(1:2, function(i) {
-        if (i == 1) {
-          warning("first")
-          return(0)
-        }
-        Sys.sleep(0.5)
-        shmr::share(as.numeric(seq_len(1e5)) + i)
-      }, pool = pool, chunk_size = 1),
-      warning = function(w) {
-        deadline <- Sys.time() + 60
-        while (!length(seen <<- setdiff(mine(), before)) && Sys.time() < deadline) {
-          Sys.sleep(0.05)
-        }
-        Sys.sleep(0.5)
-        stop("the caller gave up")
-      }
-    ), error = conditionMessage)
+    # The share element 2 makes names the caller once the worker hands it
+    # over, as it writes the reply; the reply is let arrive, never read.
+    got <- stop_with_reply_in_flight(pool, shared = TRUE,
+                                     written = function() setdiff(mine(), before), settle = 0.5)
+    stopped <- got$stopped
+    seen <- got$seen
     expect_identical(stopped, "the caller gave up", info = backend)
     expect_length(seen, 1L)
     invisible(gc())
