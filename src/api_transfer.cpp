@@ -100,9 +100,9 @@ bool any_shared_in(SEXP x, int depth, const Visit& visit) {
           if (any_shared_in(VECTOR_ELT(decoded, i), depth + 1, visit)) return true;
       }
     }
-  } else if (TYPEOF(x) == VECSXP || TYPEOF(x) == EXPRSXP) {
-    for (R_xlen_t i = 0; i < XLENGTH(x); ++i)
-      if (any_shared_in(VECTOR_ELT(x, i), depth + 1, visit)) return true;
+  } else if (TYPEOF(inner) == VECSXP || TYPEOF(inner) == EXPRSXP) {
+    for (R_xlen_t i = 0; i < XLENGTH(inner); ++i)
+      if (any_shared_in(VECTOR_ELT(inner, i), depth + 1, visit)) return true;
   }
   for (SEXP a = ATTRIB(x); a != R_NilValue; a = CDR(a))
     if (any_shared_in(CAR(a), depth + 1, visit)) return true;
