@@ -17,7 +17,9 @@
 #' `FUN` takes along that is larger than
 #' `getOption("shmr.share_threshold", 1024^2)` bytes (a number of bytes;
 #' `Inf` shares nothing) is shared once for the
-#' call (or used as it is when already shared) and released afterwards. A
+#' call (or used as it is when already shared) and released afterwards,
+#' unless a result still reads it (`FUN` returned an element unchanged):
+#' then it is released with the results. A
 #' task receives its own elements of a shared list, or the shared `X` and
 #' its positions, never a copy of the data. A result larger than the
 #' threshold comes back through shared memory: the worker writes it to a

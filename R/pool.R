@@ -11,7 +11,10 @@
 #' the pool the default for the `pool_*()` maps; `pool_get()` returns the
 #' default pool. PSOCK sockets use the
 #' `"no-delay"` option at both ends, so a message does not wait for the
-#' operating system's small-packet delay.
+#' operating system's small-packet delay. A pool is for the process that
+#' created it: a forked child of that process (`parallel::mclapply()`,
+#' `mcparallel()`) that uses it gets an error (it would read the replies
+#' meant for its parent); create a pool in the child instead.
 #'
 #' @param n Number of workers. By default the number of usable cores: the
 #'   option `mc.cores` when set, else [parallel::detectCores()], at most 2
