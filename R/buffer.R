@@ -186,7 +186,7 @@ matrix_positions <- function(index, d) {
     stop("negative values are not allowed in a matrix subscript", call. = FALSE)
   }
   index <- trunc(index)
-  index <- index[!apply(index == 0, 1L, any, na.rm = TRUE), , drop = FALSE]
+  index <- index[rowSums(index == 0, na.rm = TRUE) == 0, , drop = FALSE]
   if (any(t(index) > d, na.rm = TRUE)) stop("subscript out of bounds", call. = FALSE)
   strides <- c(1, cumprod(d)[-length(d)])
   as.vector((index - 1) %*% strides) + 1

@@ -80,7 +80,7 @@ NULL
 #' @export
 segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL, path = NULL) {
   backing <- match.arg(backing)
-  if (!is.numeric(size) || length(size) != 1L || is.na(size)) {
+  if (is.na(bytes_argument(size, "size"))) {
     stop("`size` must be a single number of bytes", call. = FALSE)
   }
   if (!is.null(name)) check_region_name(name)
@@ -109,25 +109,23 @@ segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TR
 #' @rdname segments
 #' @export
 segment_write <- function(x, data, offset = 0) {
-  invisible(.Call(shmr_segment_write, x, data, byte_offset(offset)))
+  invisible(.Call(shmr_segment_write, x, data, bytes_argument(offset, "offset")))
 }
 
 #' @rdname segments
 #' @export
 segment_read <- function(x, offset = 0, size = NULL) {
-  if (!is.null(size) && (!is.numeric(size) || length(size) != 1L)) {
-    stop("`size` must be a single number of bytes", call. = FALSE)
-  }
-  if (!is.null(size)) size <- as.numeric(size)
-  .Call(shmr_segment_read, x, byte_offset(offset), size)
+  if (!is.null(size)) size <- bytes_argument(size, "size")
+  .Call(shmr_segment_read, x, bytes_argument(offset, "offset"), size)
 }
 
-# The engine takes the first element of whatever it is given.
-byte_offset <- function(offset) {
-  if (!is.numeric(offset) || length(offset) != 1L) {
-    stop("`offset` must be a single number of bytes", call. = FALSE)
+# The argument `arg` as one number of bytes (the engine checks its value): it
+# would take the first element of whatever it is given.
+bytes_argument <- function(value, arg) {
+  if (!is.numeric(value) || length(value) != 1L) {
+    stop(sprintf("`%s` must be a single number of bytes", arg), call. = FALSE)
   }
-  as.numeric(offset)
+  as.numeric(value)
 }
 
 #' @rdname segments
