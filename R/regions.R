@@ -45,8 +45,11 @@ shared_regions <- function(name = NULL) {
 
 #' Remove regions left behind by processes that died
 #'
-#' A region normally disappears when its creator releases it or exits. A
-#' creator killed by a signal cannot clean up; `prune_shared()` removes the
+#' A region normally disappears when its creator releases it or exits, also
+#' when `SIGTERM`, `SIGHUP` or `SIGQUIT` ends the creator (shmr removes its
+#' regions first, unless another handler of that signal was installed or
+#' the signal is ignored). A creator killed by `SIGKILL` (the kernel's
+#' out-of-memory killer too) cannot clean up; `prune_shared()` removes the
 #' regions (and half-written temporary files) whose creating process is
 #' known to be gone: it no longer runs, or its process ID now belongs to a
 #' process that started later. Regions of live processes are never touched,

@@ -1,6 +1,7 @@
 #include "r_api.h"
 
 #include "core/process.h"
+#include "core/termination.h"
 #include "list_view.h"
 #include "mapping.h"
 #include "view.h"
@@ -168,6 +169,9 @@ void R_init_shmr(DllInfo* dll) {
   R_useDynamicSymbols(dll, FALSE);
   // A forked child tells itself from its parent by this first identity.
   shmr::process::current();
+  // R runs no exit code on SIGTERM, SIGHUP or SIGQUIT: the regions this
+  // process owns are removed before such a signal ends it.
+  shmr::termination::install_handlers();
   R_forceSymbols(dll, TRUE);
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);

@@ -12,6 +12,7 @@
 #include "creator.h"
 #include "error.h"
 #include "locator.h"
+#include "termination.h"
 
 namespace shmr {
 namespace {
@@ -82,7 +83,21 @@ RegionOwner::RegionOwner(RegionLocation location, bool persistent, FileIdentity 
       name_file_(location_.name_path() == location_.data_path() ? data_file_
                                                                 : FileIdentity::of(location_.name_path())),
       persistent_(persistent),
-      creator_pid_(process::current().pid) {}
+      creator_pid_(process::current().pid) {
+  if (!persistent_) remove_at_termination();
+}
+
+void RegionOwner::remove_at_termination() {
+  termination::FileToRemove data{location_.data_path(), data_file_.device, data_file_.inode};
+  termination::FileToRemove name;
+  if (location_.backing == Backing::File)
+    name = {location_.name_path(), name_file_.device, name_file_.inode};
+  termination_ticket_ = termination::remove_at_termination(data, name);
+}
+
+void RegionOwner::cancel_removal_at_termination() noexcept {
+  termination::cancel(termination_ticket_.exchange(0));
+}
 
 RegionOwner::~RegionOwner() {
   {
@@ -108,9 +123,14 @@ void RegionOwner::release() {
         is_our_locator(location_.name_path(), name_file_, location_.name, location_.data_path()))
       ::unlink(location_.name_path().c_str());
   });
+  // After the removal: a signal before it still finds the entry.
+  cancel_removal_at_termination();
 }
 
-void RegionOwner::keep() { kept_ = true; }
+void RegionOwner::keep() {
+  kept_ = true;
+  cancel_removal_at_termination();
+}
 
 namespace {
 
@@ -134,12 +154,20 @@ void RegionOwner::hand_over_for_sending() noexcept {
   if (kept_ || persistent_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
   const process::Identity receiver = receiver_of_sent_regions();
   if (receiver.pid == 0 || receiver.pid == creator_pid_) return;
+  // Before the header names the receiver: from then on a signal ending this
+  // process must leave the region to it.
+  cancel_removal_at_termination();
   try {
     assign_creator(location_, receiver);
     kept_ = true;
     receiver_pid_ = receiver.pid;
   } catch (...) {
-    // The region stays this process's: pruned once it is gone.
+    // The region stays this process's.
+    try {
+      remove_at_termination();
+    } catch (...) {
+      // Then a prune_shared() removes it once this process is gone.
+    }
   }
 }
 

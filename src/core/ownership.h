@@ -2,6 +2,7 @@
 // of the region goes (or at exit), unless the region is persistent.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,12 @@ class RegionOwner {
   bool kept_ = false;
   int64_t creator_pid_;
   int64_t receiver_pid_ = 0;
+  // The entry that removes the region if a termination signal ends this
+  // process first (0: none).
+  std::atomic<uint64_t> termination_ticket_{0};
+
+  void remove_at_termination();
+  void cancel_removal_at_termination() noexcept;
   std::once_flag released_;
 };
 

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "names.h"
 #include "process.h"
+#include "termination.h"
 
 namespace shmr {
 
@@ -144,6 +145,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
     throw_system_error("cannot create a region in " + directory, err);
   }
   fd_ = FileDescriptor(fd);
+  remove_at_termination();
   // The destructor does not run when the constructor throws: remove the
   // temporary file here.
   try {
@@ -167,12 +169,25 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
     if (writing == Writing::Mapped) map_ = MemoryMap::shared_writable(fd, size, populate);
   } catch (...) {
     ::unlink(temp_path_.c_str());
+    termination::cancel(termination_ticket_);
     throw;
+  }
+}
+
+void PendingRegion::remove_at_termination() noexcept {
+  struct stat st;
+  if (::fstat(fd_.get(), &st) != 0) return;
+  try {
+    termination_ticket_ = termination::remove_at_termination(
+        {temp_path_, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, {});
+  } catch (...) {
+    // Then a prune_shared() removes the file if a signal ends the process.
   }
 }
 
 PendingRegion::~PendingRegion() {
   if (!published_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+  termination::cancel(termination_ticket_);
 }
 
 FileDescriptor PendingRegion::publish() {
@@ -195,6 +210,9 @@ FileDescriptor PendingRegion::publish() {
   }
   if (!renamed) ::unlink(temp_path_.c_str());
   published_ = true;
+  // The temporary name is gone; the region's owner takes over from here.
+  termination::cancel(termination_ticket_);
+  termination_ticket_ = 0;
   return std::move(fd_);
 }
 

@@ -112,6 +112,11 @@ class PendingRegion {
   FileDescriptor fd_;
   MemoryMap map_;
   bool published_ = false;
+  // Removes the temporary file if a termination signal ends the process
+  // while the region is written (see termination.h).
+  uint64_t termination_ticket_ = 0;
+
+  void remove_at_termination() noexcept;
 };
 
 // Which file a descriptor has open, and which incarnation of it. Device and

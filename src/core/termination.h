@@ -1,0 +1,45 @@
+// Regions removed when a termination signal ends the process.
+//
+// R runs no exit code when SIGTERM (kill, timeout, Slurm's scancel), SIGHUP
+// (a closed terminal or SSH session) or SIGQUIT ends it, so the regions a
+// process owns would stay in shared memory, using it, until a
+// prune_shared(). The handler installed here removes them first, then lets
+// the signal end the process as it would have.
+//
+// A signal handler may only call async-signal-safe functions: no malloc,
+// no locks, no C++ exceptions. So the files to remove are kept in slots of
+// fixed memory that the handler reads without a lock; each slot has a
+// sequence number, odd while its entry is live, that tells the handler
+// whether the entry changed while it was read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace shmr::termination {
+
+// A file to remove, and the identity (device and inode) it had when
+// recorded: the handler never removes another file that took its name.
+struct FileToRemove {
+  std::string path;
+  uint64_t device = 0;
+  uint64_t inode = 0;
+};
+
+// Records files that this process removes if a termination signal ends it:
+// `data`, and `name` too (a locator) when it is not empty. The name is
+// removed only if the data file was still this entry's or gone. Returns a
+// ticket for cancel(); 0 when no slot is left (then a prune_shared()
+// removes the files, as before).
+uint64_t remove_at_termination(const FileToRemove& data, const FileToRemove& name);
+
+// Forgets the entry of `ticket` (0 is ignored). After it returns, the
+// handler no longer removes those files.
+void cancel(uint64_t ticket) noexcept;
+
+// Installs the handler for SIGTERM, SIGHUP and SIGQUIT where their
+// disposition is the default one (never over a handler someone else
+// installed, nor over an ignored signal). Idempotent.
+void install_handlers() noexcept;
+
+}  // namespace shmr::termination

@@ -1,0 +1,153 @@
+// A termination signal (SIGTERM, SIGHUP, SIGQUIT) ends a process without
+// its exit code: the handler must remove the regions the process owns, and
+// only those, then let the signal end the process as it would have.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backing_test_util.h"
+#include "ownership.h"
+#include "region_file.h"
+#include "store.h"
+#include "termination.h"
+
+using shmr_test::TempDir;
+using namespace shmr_backing_test;
+
+namespace {
+
+// Runs `body` in a child with the handlers installed, then sends the child
+// `signal_number`; returns the child's wait status, -1 when the body
+// failed (it ends the child with _Exit()).
+int status_after_signal(const std::function<void()>& body, int signal_number) {
+  std::fflush(nullptr);
+  int ready[2];
+  if (::pipe(ready) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    ::alarm(20);
+    ::close(ready[0]);
+    shmr::termination::install_handlers();
+    try {
+      body();
+    } catch (...) {
+      std::_Exit(98);
+    }
+    const char byte = 1;
+    if (::write(ready[1], &byte, 1) != 1) std::_Exit(97);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  const bool body_done = ::read(ready[0], &byte, 1) == 1;
+  ::close(ready[0]);
+  ::kill(pid, body_done ? signal_number : SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return body_done ? status : -1;
+}
+
+bool ended_by(int status, int signal_number) {
+  return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == signal_number;
+}
+
+}  // namespace
+
+TEST(Termination, SignalRemovesOwnedRegionsOnly) {
+  for (int signal_number : {SIGTERM, SIGHUP, SIGQUIT}) {
+    TempDir shm, data;
+    Sample sample;
+    // The parent's own region: a child's signal must leave it.
+    auto parents = shmr::create_region(sample.description, shm_options(shm, "shmr_parents"));
+    const int status = status_after_signal(
+        [&] {
+          static std::vector<std::shared_ptr<shmr::MappedRegion>> held;
+          held.push_back(shmr::create_region(sample.description, shm_options(shm, "shmr_owned")));
+          held.push_back(shmr::create_region(sample.description,
+                                             file_options(shm, data, "shmr_file_owned")));
+          held.push_back(shmr::create_region(sample.description,
+                                             shm_options(shm, "shmr_persistent", true)));
+          auto kept = shmr::create_region(sample.description, shm_options(shm, "shmr_kept"));
+          kept->close(shmr::Removal::Keep);
+          held.push_back(kept);
+          // Released, then its name taken by a region of another process:
+          // the old entry must not remove the new file.
+          auto retaken = shmr::create_region(sample.description, shm_options(shm, "shmr_retaken"));
+          retaken->close(shmr::Removal::AsOwner);
+          create_in_dead_child(shm_options(shm, "shmr_retaken", true));
+        },
+        signal_number);
+    ASSERT_TRUE(ended_by(status, signal_number)) << "signal " << signal_number;
+    EXPECT_EQ(sorted(shm.entries()),
+              sorted({"shmr_kept", "shmr_parents", "shmr_persistent", "shmr_retaken"}))
+        << "signal " << signal_number;
+    EXPECT_TRUE(data.entries().empty()) << "the file backing's data file";
+    parents->close();
+  }
+}
+
+TEST(Termination, CancelledEntryIsLeft) {
+  TempDir dir;
+  dir.write_file("cancelled", "x");
+  dir.write_file("recorded", "x");
+  const int status = status_after_signal(
+      [&] {
+        auto entry = [&](const std::string& file) {
+          shmr::FileIdentity id = shmr::FileIdentity::of(dir.file(file));
+          return shmr::termination::remove_at_termination({dir.file(file), id.device, id.inode},
+                                                          {});
+        };
+        const uint64_t cancelled = entry("cancelled");
+        if (cancelled == 0) std::_Exit(96);
+        shmr::termination::cancel(cancelled);
+        // Cancelling again after the slot was reused leaves the new entry.
+        if (entry("recorded") == 0) std::_Exit(96);
+        shmr::termination::cancel(cancelled);
+      },
+      SIGTERM);
+  ASSERT_TRUE(ended_by(status, SIGTERM));
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"cancelled"});
+}
+
+TEST(Termination, ManyEntries) {
+  TempDir dir;
+  const int count = 300;  // several chunks of slots
+  for (int i = 0; i < count; ++i) dir.write_file("f" + std::to_string(i), "x");
+  const int status = status_after_signal(
+      [&] {
+        for (int i = 0; i < count; ++i) {
+          const std::string path = dir.file("f" + std::to_string(i));
+          shmr::FileIdentity id = shmr::FileIdentity::of(path);
+          const uint64_t ticket = shmr::termination::remove_at_termination(
+              {path, id.device, id.inode}, {});
+          if (ticket == 0) std::_Exit(96);
+          if (i % 3 == 0) shmr::termination::cancel(ticket);
+        }
+      },
+      SIGTERM);
+  ASSERT_TRUE(ended_by(status, SIGTERM));
+  EXPECT_EQ(dir.entries().size(), static_cast<size_t>((count + 2) / 3));
+}
+
+TEST(Termination, RegionBeingWrittenIsRemoved) {
+  TempDir shm;
+  const int status = status_after_signal(
+      [&] {
+        static std::unique_ptr<shmr::PendingRegion> pending;
+        pending = std::make_unique<shmr::PendingRegion>(shm.path(), "shmr_unfinished", 4096);
+        if (shm.entries().size() != 1) std::_Exit(96);
+      },
+      SIGTERM);
+  ASSERT_TRUE(ended_by(status, SIGTERM));
+  EXPECT_TRUE(shm.entries().empty());
+}

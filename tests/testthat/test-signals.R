@@ -1,0 +1,132 @@
+# R runs no exit code when SIGTERM (kill, timeout, Slurm's scancel) or
+# SIGHUP (a closed terminal or SSH session) ends it: shmr's handler removes
+# the regions the process owns first, then the signal ends the process as it
+# would have. Each test runs real R processes (Rscript) in a private shm
+# directory and data directory.
+
+# Starts `script` (R code) in Rscript under `wrapper` (a shell command with
+# %s for the Rscript command line), with SHMR_SHM_DIR set to `shm`. The
+# script writes its lines of output to `report`; returns once the report is
+# complete (its last line "ready"), with the report's lines and the file in
+# which the shell writes the exit status of Rscript.
+start_script <- function(script, shm, wrapper = "%s") {
+  dir <- tempfile("signals")
+  dir.create(dir)
+  code <- file.path(dir, "script.R")
+  report <- file.path(dir, "report")
+  status <- file.path(dir, "status")
+  writeLines(c("library(shmr)", sprintf("report <- %s", deparse(report)), script), code)
+  rscript <- sprintf("%s --vanilla %s", shQuote(file.path(R.home("bin"), "Rscript")), shQuote(code))
+  shell <- sprintf("%s; echo $? > %s", sprintf(wrapper, rscript), shQuote(status))
+  system2("env", c(paste0("SHMR_SHM_DIR=", shQuote(shm)), "bash", "-c", shQuote(shell)),
+          wait = FALSE, stdout = file.path(dir, "out"), stderr = file.path(dir, "out"))
+  for (i in 1:1200) {
+    lines <- if (file.exists(report)) readLines(report, warn = FALSE) else character()
+    if (identical(utils::tail(lines, 1), "ready")) break
+    Sys.sleep(0.05)
+  }
+  expect_identical(utils::tail(lines, 1), "ready",
+                   info = paste(readLines(file.path(dir, "out"), warn = FALSE), collapse = "\n"))
+  list(lines = lines, status = status)
+}
+
+# The exit status the shell recorded, once Rscript has ended.
+exit_status <- function(started) {
+  for (i in 1:600) {
+    if (file.exists(started$status) && length(readLines(started$status, warn = FALSE))) break
+    Sys.sleep(0.05)
+  }
+  as.integer(readLines(started$status, warn = FALSE))
+}
+
+private_dirs <- function() {
+  shm <- tempfile("shm")
+  data <- tempfile("data")
+  dir.create(shm, mode = "0700")
+  dir.create(data, mode = "0700")
+  list(shm = shm, data = data)
+}
+
+everything_in <- function(dir) sort(list.files(dir, all.files = TRUE, no.. = TRUE))
+
+# Shares one region of each kind and reports the PID, then waits.
+owner_script <- function(data) {
+  c(sprintf("data <- %s", deparse(data)),
+    "x <- share(rnorm(1e5))",
+    "f <- share(rnorm(1e5), backing = 'mmap', path = data)",
+    "p <- share(rnorm(1e5), persist = TRUE)",
+    "writeLines(c(Sys.getpid(), shared_name(p), 'ready'), report)",
+    "Sys.sleep(120)")
+}
+
+test_that("SIGTERM and SIGHUP remove the regions a process owns, then end it", {
+  skip_on_os(c("windows", "mac", "solaris"))
+  for (signal in c(TERM = tools::SIGTERM, HUP = tools::SIGHUP)) {
+    dirs <- private_dirs()
+    started <- start_script(owner_script(dirs$data), dirs$shm)
+    pid <- as.integer(started$lines[1])
+    persistent <- started$lines[2]
+    expect_length(everything_in(dirs$shm), 3)
+    expect_length(everything_in(dirs$data), 1)
+    tools::pskill(pid, signal)
+    # Ended by the signal (128 + its number), not by an exit of its own.
+    expect_identical(exit_status(started), 128L + as.integer(signal))
+    expect_identical(everything_in(dirs$shm), persistent)
+    expect_identical(everything_in(dirs$data), character())
+    unlink(c(dirs$shm, dirs$data), recursive = TRUE)
+  }
+})
+
+test_that("a signal the process ignores stays ignored", {
+  skip_on_os(c("windows", "mac", "solaris"))
+  dirs <- private_dirs()
+  # As under nohup: SIGHUP ignored from the start.
+  started <- start_script(owner_script(dirs$data), dirs$shm, wrapper = "trap '' HUP; %s")
+  pid <- as.integer(started$lines[1])
+  tools::pskill(pid, tools::SIGHUP)
+  Sys.sleep(1)
+  expect_false(file.exists(started$status) && length(readLines(started$status, warn = FALSE)) > 0)
+  expect_length(everything_in(dirs$shm), 3)
+  tools::pskill(pid, tools::SIGTERM)
+  expect_identical(exit_status(started), 128L + tools::SIGTERM)
+  expect_length(everything_in(dirs$shm), 1)
+  unlink(c(dirs$shm, dirs$data), recursive = TRUE)
+})
+
+test_that("a pool's workers and their caller ended by one signal to their group leave no region", {
+  skip_on_os(c("windows", "mac", "solaris"))
+  skip_if_not(nzchar(Sys.which("setsid")), "needs setsid")
+  backends <- c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")
+  for (backend in backends) {
+    dirs <- private_dirs()
+    # Each worker keeps a share of its own; each also returns one, which the
+    # caller then owns; and the caller shares one itself.
+    script <- c(
+      sprintf("pool <- pool_create(2, backend = %s)", deparse(backend)),
+      "names <- pool_lapply(1:4, function(i) {",
+      "  kept <<- c(if (exists('kept')) kept, list(share(rnorm(1e5))))",
+      "  list(pid = Sys.getpid(), kept = shared_name(kept[[length(kept)]]),",
+      "       returned = share(rnorm(1e5) + i))",
+      "}, pool = pool, chunk_size = 1)",
+      "own <- share(rnorm(1e5))",
+      "workers <- unique(vapply(names, function(r) r$pid, 0))",
+      "writeLines(c(Sys.getpid(), workers, 'ready'), report)",
+      "Sys.sleep(120)")
+    # setsid: the caller leads a process group of its own, which its workers join.
+    started <- start_script(script, dirs$shm, wrapper = "setsid %s")
+    pids <- as.integer(utils::head(started$lines, -1))
+    expect_gte(length(pids), 2)
+    # 4 kept by workers, 4 returned to the caller, 1 the caller's own.
+    expect_length(grep("^shmr_", everything_in(dirs$shm)), 9)
+    # tools::pskill() signals single processes only; bash's kill a group.
+    system2("bash", c("-c", shQuote(sprintf("kill -TERM -- -%d", pids[1]))))
+    expect_identical(exit_status(started), 128L + tools::SIGTERM, info = backend)
+    for (i in 1:200) {
+      if (!any(file.exists(file.path("/proc", pids)))) break
+      Sys.sleep(0.05)
+    }
+    expect_false(any(file.exists(file.path("/proc", pids))), info = backend)
+    expect_identical(everything_in(dirs$shm), character(), info = backend)
+    unlink(c(dirs$shm, dirs$data), recursive = TRUE)
+  }
+})
