@@ -46,7 +46,7 @@ shared_regions <- function(name = NULL) {
 #' Remove regions left behind by processes that died
 #'
 #' A region normally disappears when its creator releases it or exits, also
-#' when `SIGTERM`, `SIGHUP` or `SIGQUIT` ends the creator (shmr removes its
+#' when `SIGTERM`, `SIGHUP`, `SIGQUIT` or `SIGABRT` ends the creator (shmr removes its
 #' regions first, unless another handler of that signal was installed or
 #' the signal is ignored). A creator killed by `SIGKILL` (the kernel's
 #' out-of-memory killer too) cannot clean up; `prune_shared()` removes the

@@ -169,7 +169,7 @@ void R_init_shmr(DllInfo* dll) {
   R_useDynamicSymbols(dll, FALSE);
   // A forked child tells itself from its parent by this first identity.
   shmr::process::current();
-  // R runs no exit code on SIGTERM, SIGHUP or SIGQUIT: the regions this
+  // R runs no exit code on SIGTERM, SIGHUP, SIGQUIT or SIGABRT: the regions this
   // process owns are removed before such a signal ends it.
   shmr::termination::install_handlers();
   R_forceSymbols(dll, TRUE);

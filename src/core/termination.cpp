@@ -149,7 +149,7 @@ void remove_entry(const Slot& slot, int64_t self) {
   if (have_name && data_outcome != Outcome::Other) remove_if_same(name);
 }
 
-constexpr int kSignals[] = {SIGTERM, SIGHUP, SIGQUIT};
+constexpr int kSignals[] = {SIGTERM, SIGHUP, SIGQUIT, SIGABRT};
 
 void on_termination_signal(int signal_number) {
   const int64_t self = static_cast<int64_t>(::getpid());

@@ -1,8 +1,9 @@
 // Regions removed when a termination signal ends the process.
 //
 // R runs no exit code when SIGTERM (kill, timeout, Slurm's scancel), SIGHUP
-// (a closed terminal or SSH session) or SIGQUIT ends it, so the regions a
-// process owns would stay in shared memory, using it, until a
+// (a closed terminal or SSH session), SIGQUIT or SIGABRT (abort(): a failed
+// assertion, a corrupted heap glibc detects) ends it, so the
+// regions a process owns would stay in shared memory, using it, until a
 // prune_shared(). The handler installed here removes them first, then lets
 // the signal end the process as it would have.
 //
@@ -37,7 +38,7 @@ uint64_t remove_at_termination(const FileToRemove& data, const FileToRemove& nam
 // handler no longer removes those files.
 void cancel(uint64_t ticket) noexcept;
 
-// Installs the handler for SIGTERM, SIGHUP and SIGQUIT where their
+// Installs the handler for SIGTERM, SIGHUP, SIGQUIT and SIGABRT where their
 // disposition is the default one (never over a handler someone else
 // installed, nor over an ignored signal). Idempotent.
 void install_handlers() noexcept;

@@ -1,4 +1,4 @@
-// A termination signal (SIGTERM, SIGHUP, SIGQUIT) ends a process without
+// A termination signal (SIGTERM, SIGHUP, SIGQUIT, SIGABRT) ends a process without
 // its exit code: the handler must remove the regions the process owns, and
 // only those, then let the signal end the process as it would have.
 #include <signal.h>
@@ -64,7 +64,7 @@ bool ended_by(int status, int signal_number) {
 }  // namespace
 
 TEST(Termination, SignalRemovesOwnedRegionsOnly) {
-  for (int signal_number : {SIGTERM, SIGHUP, SIGQUIT}) {
+  for (int signal_number : {SIGTERM, SIGHUP, SIGQUIT, SIGABRT}) {
     TempDir shm, data;
     Sample sample;
     // The parent's own region: a child's signal must leave it.

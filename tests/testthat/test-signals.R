@@ -1,5 +1,5 @@
-# R runs no exit code when SIGTERM (kill, timeout, Slurm's scancel) or
-# SIGHUP (a closed terminal or SSH session) ends it: shmr's handler removes
+# R runs no exit code when SIGTERM (kill, timeout, Slurm's scancel), SIGHUP
+# (a closed terminal or SSH session) or SIGABRT (abort()) ends it: shmr's handler removes
 # the regions the process owns first, then the signal ends the process as it
 # would have. Each test runs real R processes (Rscript) in a private shm
 # directory and data directory.
@@ -59,11 +59,12 @@ owner_script <- function(data) {
     "Sys.sleep(120)")
 }
 
-test_that("SIGTERM and SIGHUP remove the regions a process owns, then end it", {
+test_that("SIGTERM, SIGHUP and SIGABRT remove the regions a process owns, then end it", {
   skip_on_os(c("windows", "mac", "solaris"))
-  for (signal in c(TERM = tools::SIGTERM, HUP = tools::SIGHUP)) {
+  for (signal in c(TERM = tools::SIGTERM, HUP = tools::SIGHUP, ABRT = 6L)) {
     dirs <- private_dirs()
-    started <- start_script(owner_script(dirs$data), dirs$shm)
+    # No core file from SIGABRT.
+    started <- start_script(owner_script(dirs$data), dirs$shm, wrapper = "ulimit -c 0; %s")
     pid <- as.integer(started$lines[1])
     persistent <- started$lines[2]
     expect_length(everything_in(dirs$shm), 3)
@@ -129,4 +130,31 @@ test_that("a pool's workers and their caller ended by one signal to their group 
     expect_identical(everything_in(dirs$shm), character(), info = backend)
     unlink(c(dirs$shm, dirs$data), recursive = TRUE)
   }
+})
+
+test_that("a forked child ended by SIGTERM removes its own regions, never its parent's", {
+  skip_on_os(c("windows", "mac", "solaris"))
+  dirs <- private_dirs()
+  script <- c(
+    "x <- share(rnorm(1e5))",
+    "job <- parallel::mcparallel({",
+    "  y <- share(rnorm(1e5))",
+    "  writeLines(c(shared_name(y), 'ready'), paste0(report, '.child'))",
+    "  Sys.sleep(120)",
+    "})",
+    "for (i in 1:1200) if (file.exists(paste0(report, '.child'))) break else Sys.sleep(0.05)",
+    "child <- readLines(paste0(report, '.child'))[1]",
+    "writeLines(c(Sys.getpid(), job$pid, shared_name(x), child, 'ready'), report)",
+    "Sys.sleep(120)")
+  started <- start_script(script, dirs$shm)
+  pids <- as.integer(started$lines[1:2])
+  parents <- started$lines[3]
+  expect_identical(everything_in(dirs$shm), sort(started$lines[3:4]))
+  tools::pskill(pids[2], tools::SIGTERM)
+  for (i in 1:200) if (length(everything_in(dirs$shm)) < 2) break else Sys.sleep(0.05)
+  expect_identical(everything_in(dirs$shm), parents)
+  tools::pskill(pids[1], tools::SIGTERM)
+  expect_identical(exit_status(started), 128L + tools::SIGTERM)
+  expect_identical(everything_in(dirs$shm), character())
+  unlink(c(dirs$shm, dirs$data), recursive = TRUE)
 })
