@@ -279,7 +279,9 @@ int view_is_sorted(SEXP x) {
   if ((flags & kKnown) != kKnown || !view_values_trusted(*handle)) return UNKNOWN_SORTEDNESS;
   if (flags & format::kNodeIncreasing) return SORTED_INCR;
   if (flags & format::kNodeDecreasing) return SORTED_DECR;
-  return KNOWN_UNSORTED;
+  // The flags describe the whole node: a part of an unsorted node (x[a:b],
+  // a matrix column) may well be sorted.
+  return handle->is_slice() ? UNKNOWN_SORTEDNESS : KNOWN_UNSORTED;
 }
 
 int view_no_na(SEXP x) {

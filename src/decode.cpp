@@ -211,6 +211,16 @@ SEXP unserialized(const NodeView& node) {
   return value;
 }
 
+// A TRUE, FALSE or NA attribute value (POSIXlt's "balanced"): R's own code
+// sets such attributes to its shared constants and some of it compares them
+// by address, so a fresh vector would read as a different value there.
+bool is_flag_attribute(const Slot& slot) {
+  return slot.role == Role::Attribute && slot.plain && slot.node.kind() == NodeKind::Logical &&
+         slot.node.length() == 1 && slot.attributes.empty();
+}
+
+SEXP shared_logical_constant(SEXP flag) { return Rf_ScalarLogical(LOGICAL(flag)[0]); }
+
 // The ordinary lists of older R that are objects in their own right (not
 // pairlists, not attribute values) and hold a view, and on any R the
 // pairlist that is the object decoded (whole, or as a list view's element;
@@ -244,6 +254,7 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
         obj = slot.plain ? plain_copy(node, slot.strings) : make_view(mapping, node);
         break;
     }
+    if (is_flag_attribute(slot)) obj = shared_logical_constant(obj);
     SET_VECTOR_ELT(objects, at, obj);
     if (node.kind() == NodeKind::Null || node.kind() == NodeKind::Serialized) continue;
     for (size_t c = 0; c < slot.children.size(); ++c)

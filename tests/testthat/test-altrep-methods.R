@@ -132,6 +132,24 @@ test_that("sortedness and NA-freedom come from the writer's flags: sort() of sor
   expect_true(is.unsorted(d))
 })
 
+test_that("a part of an unsorted shared vector is never called unsorted for the whole's sake", {
+  # Unsorted only by its last element, no NA: the flags say "unsorted".
+  x <- c(seq_len(3e5) + 0.5, 1)
+  s <- share(x)
+  expect_true(is.unsorted(s))
+  part <- s[1:299000]  # a zero-copy slice (over 1 MB)
+  expect_false(is.unsorted(part))
+  expect_identical(findInterval(10, part), findInterval(10, x[1:299000]))
+  expect_false(is.unsorted(part[10:290000]))
+  expect_true(is.unsorted(s[299000:300001]))
+  # A matrix column handed to a pool worker is such a slice too.
+  m <- matrix(c(5, seq_len(4e5 - 1)), ncol = 2)
+  pool <- pool_create(1)
+  on.exit(pool_stop(pool))
+  expect_identical(pool_apply(m, 2, is.unsorted, pool = pool, progress = FALSE),
+                   apply(m, 2, is.unsorted))
+})
+
 test_that("sort(), order(), unique() and friends agree with ordinary vectors on NA, NaN and -0", {
   cases <- list(
     sorted = c(-Inf, -2, -0, 0, 0, 1.5, Inf), decreasing = c(3, 2, 2, 0, -0, -1),

@@ -106,6 +106,30 @@ test_that("the same object referenced twice is stored once", {
   expect_identical(two$a, two$b)
 })
 
+test_that("the empty symbol (formals(), alist()) is shared like any language object", {
+  for (x in list(list(formals(function(a, b = 2) NULL)), alist(a = , b = 1),
+                 list(quote(expr = ), 1:3))) {
+    expect_identical(share(x), x)
+    expect_identical(unserialize(serialize(share(x), NULL)), x)
+  }
+})
+
+test_that("TRUE, FALSE and NA attributes are R's own constants (POSIXlt's balanced)", {
+  x <- as.POSIXlt(c("2021-03-28 01:30:00", NA), tz = "Europe/Berlin")
+  s <- share(x)
+  expect_identical(s, x)
+  # R compares the "balanced" attribute with its TRUE by address: a copy of
+  # TRUE would make it balance the object again and mark it NA.
+  replaced <- function(x) {
+    x[1] <- x[2]
+    x
+  }
+  expect_identical(replaced(s), replaced(x))
+  expect_identical(attr(replaced(s), "balanced"), attr(replaced(x), "balanced"))
+  flags <- share(structure(as.numeric(1:10), yes = TRUE, no = FALSE, unknown = NA))
+  expect_identical(attributes(flags), list(yes = TRUE, no = FALSE, unknown = NA))
+})
+
 test_that("pairlists come back as pairlists, and one shared whole has a name", {
   shared <- share(pairlist(a = 1, b = "x"))
   expect_identical(shared, pairlist(a = 1, b = "x"))
