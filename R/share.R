@@ -404,7 +404,9 @@ is_shared <- function(x) {
 #' it, also removes the region's name so no new process can map it.
 #' Processes that already mapped it keep their data. Any later use of the
 #' data of `con` (or of a part extracted from it) is an R error, never a
-#' crash.
+#' crash. So is the use of what R derives from it lazily, reading it only
+#' when needed: `as.character()` of a numeric vector is such a result.
+#' Subsets and other copies made before the close stay valid.
 #'
 #' shmr registers this as the default method of [base::close()], so
 #' `close(x)` works for any shared object. It also works, doing nothing, for
