@@ -48,7 +48,9 @@ shared_regions <- function(name = NULL) {
 #' A region normally disappears when its creator releases it or exits, also
 #' when `SIGTERM`, `SIGHUP`, `SIGQUIT` or `SIGABRT` ends the creator (shmr removes its
 #' regions first, unless another handler of that signal was installed or
-#' the signal is ignored). A creator killed by `SIGKILL` (the kernel's
+#' the signal is ignored). A share that finds no room in shared memory
+#' runs `prune_shared()` itself (at most once a second) before it gives up
+#' or falls back to a file. A creator killed by `SIGKILL` (the kernel's
 #' out-of-memory killer too) cannot clean up; `prune_shared()` removes the
 #' regions (and half-written temporary files) whose creating process is
 #' known to be gone: it no longer runs, or its process ID now belongs to a

@@ -9,10 +9,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <optional>
 
 #include "creator.h"
 #include "error.h"
+#include "listing.h"
 #include "locator.h"
 #include "names.h"
 #include "process.h"
@@ -217,16 +219,63 @@ bool has_room(const std::string& directory, uint64_t size, uint64_t capacity) {
   return size <= free && free - size >= margin;
 }
 
+namespace {
+
+// Regions whose creator was killed by SIGKILL (the out-of-memory killer
+// among others) hold their space until someone prunes them: a region that
+// finds no room removes them first, once, and tries again. True when it
+// removed something. At most once a second per process: with shm full and
+// nothing to remove, every automatic share falls back to a file, and would
+// otherwise read every region's header each time.
+bool reclaimed_space_of_dead_creators(const std::string& directory) {
+  static std::mutex mutex;
+  static std::chrono::steady_clock::time_point last{};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::seconds(1))
+      return false;
+    last = now;
+  }
+  try {
+    return !prune_regions(directory, PruneScope::AllRegions).empty();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<MappedRegion> create_region(const RegionDescription& description,
                                             const CreateOptions& options) {
   RegionWriter writer(description);
-  if (!options.automatic) return create_with_backing(writer, description, options, options.backing);
-  if (has_room(options.directory, writer.total_size(), options.shm_capacity)) {
-    try {
-      return create_with_backing(writer, description, options, Backing::Shm);
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::NoSpace) throw;
+  bool pruned = false;
+  const auto prune_once = [&] {
+    if (pruned) return false;
+    pruned = true;
+    return reclaimed_space_of_dead_creators(options.directory);
+  };
+  // With the backing chosen for it, or in shm when it is `automatic`: the
+  // region, or nullptr when the backing is full (then once more after
+  // pruning).
+  const auto create_in = [&](Backing backing) -> std::shared_ptr<MappedRegion> {
+    for (;;) {
+      try {
+        return create_with_backing(writer, description, options, backing);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::NoSpace) throw;
+        if (!prune_once()) {
+          if (options.automatic) return nullptr;
+          throw;
+        }
+      }
     }
+  };
+  if (!options.automatic) return create_in(options.backing);
+  const uint64_t size = writer.total_size();
+  if (has_room(options.directory, size, options.shm_capacity) ||
+      (prune_once() && has_room(options.directory, size, options.shm_capacity))) {
+    if (auto region = create_in(Backing::Shm)) return region;
   }
   return create_with_backing(writer, description, options, Backing::File);
 }

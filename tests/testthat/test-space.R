@@ -83,6 +83,48 @@ test_that("auto keeps sharing into file mappings once shm is full", {
   expect_identical(got$left_data, character())
 })
 
+test_that("a share that finds shm full first removes the regions of killed creators", {
+  skip_without_small_tmpfs()
+  skip_on_os(c("windows", "mac", "solaris"))
+  # 8 MB of shm; a child shares 4.8 MB and is killed with SIGKILL, which no
+  # code can see coming: its region stays until something prunes it.
+  got <- in_small_shm(size = "8m", code = c(
+    "library(shmr)",
+    "dir <- Sys.getenv('SHMR_SHM_DIR')",
+    "killed_share <- function() {",
+    "  flag <- tempfile()",
+    "  job <- parallel::mcparallel({",
+    "    x <- share(numeric(6e5), backing = 'shm')",
+    "    file.create(flag)",
+    "    Sys.sleep(60)",
+    "  })",
+    "  for (i in 1:1200) if (file.exists(flag)) break else Sys.sleep(0.05)",
+    "  tools::pskill(job$pid, tools::SIGKILL)",
+    "  parallel::mccollect(job, wait = TRUE)",
+    "  list.files(dir)",
+    "}",
+    "left_by_killed <- killed_share()",
+    # An explicit shm share: no room until the killed child's region goes.
+    "y <- share(numeric(6e5) + 1, backing = 'shm')",
+    "after_explicit <- list.files(dir)",
+    "y_name <- shared_name(y)",
+    "close(y)",
+    # The automatic backing: shm rather than a file once it is pruned. A
+    # second after the first pruning (at most one a second).
+    "left_by_second <- killed_share()",
+    "Sys.sleep(1.1)",
+    "z <- share(numeric(6e5) + 2)",
+    "list(left_by_killed = length(left_by_killed), after_explicit = after_explicit,",
+    "     y_name = y_name, left_by_second = length(left_by_second),",
+    "     z_backing = shared_info(z)$backing, z_sum = sum(z))"
+  ))
+  expect_identical(got$left_by_killed, 1L)
+  expect_identical(got$after_explicit, got$y_name)
+  expect_identical(got$left_by_second, 1L)
+  expect_identical(got$z_backing, "shm")
+  expect_identical(got$z_sum, 2 * 6e5)
+})
+
 test_that("a full data directory is a clear error and leaves no locator or file", {
   skip_without_small_tmpfs()
   got <- in_small_shm(data_size = "1m", code = c(
