@@ -154,8 +154,8 @@ void RegionOwner::hand_over_for_sending() noexcept {
   if (kept_ || persistent_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
   const process::Identity receiver = receiver_of_sent_regions();
   if (receiver.pid == 0 || receiver.pid == creator_pid_) return;
-  // Before the header names the receiver: from then on a signal ending this
-  // process must leave the region to it.
+  // A signal waits until the region names its receiver or stays ours.
+  termination::DeferredSignals defer;
   cancel_removal_at_termination();
   try {
     assign_creator(location_, receiver);

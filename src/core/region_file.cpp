@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <utility>
 
 #include "error.h"
@@ -136,6 +137,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
     throw Error(ErrorKind::InvalidArgument, "invalid region name '" + name + "'");
   // The random part of a fresh name keeps temporary names unique too.
   temp_path_ = region_path(directory, temporary_name(process::current().pid, name));
+  std::optional<termination::DeferredSignals> defer(std::in_place);
   int fd = ::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     int err = errno;
@@ -146,6 +148,7 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
   }
   fd_ = FileDescriptor(fd);
   remove_at_termination();
+  defer.reset();
   // The destructor does not run when the constructor throws: remove the
   // temporary file here.
   try {

@@ -18,6 +18,7 @@
 #include "locator.h"
 #include "names.h"
 #include "process.h"
+#include "termination.h"
 
 namespace shmr {
 
@@ -128,20 +129,29 @@ uint64_t header_flags(uint64_t description_flags, const CreateOptions& options) 
 class PublishedLocator {
  public:
   PublishedLocator(const RegionLocation& location, const Locator& locator) : path_(location.name_path()) {
+    termination::DeferredSignals defer;
     publish_locator(location.shm_directory, location.name, locator);
     identity_ = FileIdentity::of(path_);
+    termination_ticket_ = termination::remove_at_termination({path_, identity_.device, identity_.inode}, {});
   }
   PublishedLocator(const PublishedLocator&) = delete;
   PublishedLocator& operator=(const PublishedLocator&) = delete;
   ~PublishedLocator() {
     if (!committed_ && FileIdentity::of(path_) == identity_) ::unlink(path_.c_str());
+    termination::cancel(termination_ticket_);
   }
-  void commit() { committed_ = true; }
+  // Once the region's owner (if any) has its own entry for the locator.
+  void commit() {
+    committed_ = true;
+    termination::cancel(termination_ticket_);
+    termination_ticket_ = 0;
+  }
 
  private:
   std::string path_;
   FileIdentity identity_;
   bool committed_ = false;
+  uint64_t termination_ticket_ = 0;
 };
 
 std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
@@ -182,8 +192,10 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
     FileSink sink(pending.descriptor(), pending.size(), location.data_directory);
     writer.write(sink, self.pid, self.start_ticks, now_unix_ms(), flags, self.pid_namespace);
   }
+  // From the region's publication to its owner's claim, a termination
+  // signal waits: its handler then finds the owner's entry.
+  std::optional<termination::DeferredSignals> defer(std::in_place);
   FileDescriptor fd = pending.publish();
-  if (locator) locator->commit();
 
   // The published name is a link to this descriptor's file: its fstat()
   // gives the owner the file's identity without a lookup by name.
@@ -197,6 +209,8 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   } else {
     owner = claim_region(location, options.persistent);
   }
+  if (locator) locator->commit();
+  defer.reset();
   Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
   MemoryMap map = map_with(access, fd.get(), writer.total_size());
   std::vector<unsigned char> first_bytes = first_bytes_of(fd.get(), writer.total_size(), location.name);

@@ -1,5 +1,6 @@
 #include "termination.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -145,13 +146,31 @@ void remove_entry(const Slot& slot, int64_t self) {
   std::atomic_thread_fence(std::memory_order_acquire);
   if (slot.version.load(std::memory_order_relaxed) != before || !have_data) return;
   const Outcome data_outcome = remove_if_same(data);
-  // A locator whose data file is now another region's belongs to that one.
-  if (have_name && data_outcome != Outcome::Other) remove_if_same(name);
+  // Only after removing the data file, which shows that the name is still
+  // this region's: once a removal elsewhere freed the locator's inode, a
+  // disk file system gives its number to the next file, which may take the
+  // same name.
+  if (have_name && data_outcome == Outcome::Removed) remove_if_same(name);
 }
 
 constexpr int kSignals[] = {SIGTERM, SIGHUP, SIGQUIT, SIGABRT};
 
+sigset_t termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int signal_number : kSignals) sigaddset(&set, signal_number);
+  return set;
+}
+
+std::atomic<bool> terminating{false};
+
 void on_termination_signal(int signal_number) {
+  // A second signal, on another thread while the first is handled, waits
+  // for the first to end the process: by its own number, with its removals
+  // done.
+  if (terminating.exchange(true)) {
+    for (;;) ::pause();
+  }
   const int64_t self = static_cast<int64_t>(::getpid());
   const size_t in_use = chunks_in_use.load(std::memory_order_acquire);
   for (size_t c = 0; c < in_use; ++c) {
@@ -159,14 +178,19 @@ void on_termination_signal(int signal_number) {
     if (chunk == nullptr) continue;
     for (const Slot& slot : chunk->slots) remove_entry(slot, self);
   }
-  // The signal is blocked while this handler runs: with the default action
-  // back, it ends the process as soon as the handler returns.
+  // With the default action back, the signal raised again ends the process
+  // as soon as it is unblocked here, before any other termination signal
+  // that arrived meanwhile (and stays blocked) could end it by its number.
   struct sigaction default_action;
   std::memset(&default_action, 0, sizeof default_action);
   default_action.sa_handler = SIG_DFL;
   sigemptyset(&default_action.sa_mask);
   ::sigaction(signal_number, &default_action, nullptr);
   ::raise(signal_number);
+  sigset_t this_signal;
+  sigemptyset(&this_signal);
+  sigaddset(&this_signal, signal_number);
+  ::pthread_sigmask(SIG_UNBLOCK, &this_signal, nullptr);
 }
 
 }  // namespace
@@ -206,6 +230,15 @@ void cancel(uint64_t ticket) noexcept {
   }
 }
 
+DeferredSignals::DeferredSignals() noexcept {
+  const sigset_t set = termination_signals();
+  blocked_ = ::pthread_sigmask(SIG_BLOCK, &set, &previous_) == 0;
+}
+
+DeferredSignals::~DeferredSignals() {
+  if (blocked_) ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+}
+
 void install_handlers() noexcept {
   static std::atomic<bool> installed{false};
   if (installed.exchange(true)) return;
@@ -213,8 +246,7 @@ void install_handlers() noexcept {
   std::memset(&action, 0, sizeof action);
   action.sa_handler = on_termination_signal;
   // One termination signal at a time: the handler never runs nested.
-  sigemptyset(&action.sa_mask);
-  for (int signal_number : kSignals) sigaddset(&action.sa_mask, signal_number);
+  action.sa_mask = termination_signals();
   for (int signal_number : kSignals) {
     struct sigaction current;
     if (::sigaction(signal_number, nullptr, &current) != 0) continue;

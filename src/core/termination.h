@@ -14,6 +14,8 @@
 // whether the entry changed while it was read.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 #include <string>
 
@@ -37,6 +39,22 @@ uint64_t remove_at_termination(const FileToRemove& data, const FileToRemove& nam
 // Forgets the entry of `ticket` (0 is ignored). After it returns, the
 // handler no longer removes those files.
 void cancel(uint64_t ticket) noexcept;
+
+// While it lives, the termination signals wait (blocked in this thread):
+// around the steps that create a file and record it here, or publish a
+// region and hand its entry on, so that the handler never runs between
+// them and misses the file.
+class DeferredSignals {
+ public:
+  DeferredSignals() noexcept;
+  DeferredSignals(const DeferredSignals&) = delete;
+  DeferredSignals& operator=(const DeferredSignals&) = delete;
+  ~DeferredSignals();
+
+ private:
+  sigset_t previous_;
+  bool blocked_ = false;
+};
 
 // Installs the handler for SIGTERM, SIGHUP, SIGQUIT and SIGABRT where their
 // disposition is the default one (never over a handler someone else

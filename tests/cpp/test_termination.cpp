@@ -151,3 +151,20 @@ TEST(Termination, RegionBeingWrittenIsRemoved) {
   ASSERT_TRUE(ended_by(status, SIGTERM));
   EXPECT_TRUE(shm.entries().empty());
 }
+
+TEST(Termination, NameOfAGoneDataFileIsLeft) {
+  // As after a removal elsewhere: the data file is gone and a new file took
+  // the name (on a disk file system, possibly with the old inode number).
+  TempDir dir;
+  dir.write_file("name", "someone else's");
+  const int status = status_after_signal(
+      [&] {
+        shmr::FileIdentity name = shmr::FileIdentity::of(dir.file("name"));
+        if (shmr::termination::remove_at_termination({dir.file("data"), 1, 2},
+                                                      {dir.file("name"), name.device, name.inode}) == 0)
+          std::_Exit(96);
+      },
+      SIGTERM);
+  ASSERT_TRUE(ended_by(status, SIGTERM));
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"name"});
+}
