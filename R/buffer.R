@@ -10,7 +10,11 @@
 #' Indexing follows R's rules for `[<-` with positive, negative, logical or
 #' character (dimnames) indices and matrices of subscripts, NA and zero
 #' positions included; the value is
-#' recycled and converted to the buffer's type. A write builds no vector of
+#' recycled (with R's warning when its length does not divide the selection's
+#' along the whole vector, and R's error with a subscript per dimension) and
+#' converted to the buffer's type; a value the type cannot hold (1.5 for an
+#' integer or raw buffer, 300 for a raw one, `"a"` for a number) is an
+#' error, as it is for `init`. A write builds no vector of
 #' positions: `buf[, j] <- v` costs no memory beyond `v`. Only `[<-` and
 #' `[[<-` change a buffer: copies R makes for its own purposes (`unclass()`,
 #' arithmetic) are private. A buffer changed inside a function and returned
@@ -53,18 +57,10 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   }
   if (prod(dim) > 2^52) stop("a buffer can hold at most 2^52 elements", call. = FALSE)
   if (length(init) != 1L) stop("`init` must be a single value", call. = FALSE)
-  init <- if (type == "raw" && is.na(init)) as.raw(0) else {
-    # A value the type cannot hold ("abc" or 3e9 for an integer buffer, 300
-    # for a raw one) is an error, not a buffer of NA or 00.
-    if (type %in% c("integer", "raw") && is.numeric(init) && is.finite(init) &&
-        init != trunc(init)) {
-      stop(sprintf("`init` (%s) cannot be stored in a buffer of type %s: it is not a whole number",
-                   format(init), type), call. = FALSE)
-    }
-    tryCatch(as.vector(init, type), warning = function(w) {
-      stop(sprintf("`init` (%s) cannot be stored in a buffer of type %s: %s",
-                   paste(format(init), collapse = ""), type, conditionMessage(w)), call. = FALSE)
-    })
+  init <- if (type == "raw" && is.na(init)) {
+    as.raw(0)
+  } else {
+    stored_values(init, type, sprintf("`init` (%s)", paste(format(init), collapse = "")))
   }
   options <- list(backing = "auto", readonly = FALSE, data_directory = data_directory(NULL, FALSE),
                   shm_capacity = shm_capacity())
@@ -80,7 +76,7 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
     if (length(value) > 1L) stop("NAs are not allowed in subscripted assignments", call. = FALSE)
     subscripts <- lapply(subscripts, function(s) if (is.null(s)) s else s[!is.na(s)])
   }
-  value <- as.vector(value, typeof(x))
+  value <- stored_values(value, typeof(x), "a value assigned")
   d <- dim(x) %||% length(x)
   if (length(subscripts) == 1L) d <- prod(d)
   selected <- prod(vapply(seq_along(subscripts), function(k) {
@@ -155,6 +151,24 @@ buffer_subscripts <- function(x, given, ...) {
 # positive numbers are passed on as they are (the engine checks them). An
 # NA in a numeric or logical index stays NA (see `[<-.shmr_buffer`); a name
 # that is not among the labels is out of bounds.
+# `values` as a buffer of `type` stores them. A value the type cannot hold
+# ("abc" or 3e9 for an integer buffer, 1.5 for an integer or raw one, 300
+# for a raw one) is an error, where as.vector() would store NA, 00 or a
+# truncated number; `what` names the values in the message.
+stored_values <- function(values, type, what) {
+  if (type %in% c("integer", "raw") && is.double(values)) {
+    finite <- values[is.finite(values)]
+    if (any(finite != trunc(finite))) {
+      stop(sprintf("%s cannot be stored in a buffer of type %s: it is not a whole number", what,
+                   type), call. = FALSE)
+    }
+  }
+  tryCatch(as.vector(values, type), warning = function(w) {
+    stop(sprintf("%s cannot be stored in a buffer of type %s: %s", what, type,
+                 conditionMessage(w)), call. = FALSE)
+  })
+}
+
 positions_along <- function(index, n, labels) {
   if (is.numeric(index) && !is.object(index) && !anyNA(index) &&
       (!length(index) || (min(index) >= 1 && max(index) < Inf))) {
@@ -173,6 +187,9 @@ positions_along <- function(index, n, labels) {
   }
   # R takes an infinite position as it takes NA.
   missing <- is.na(index) | (is.numeric(index) & is.infinite(index))
+  if (any(missing) && any(index[!missing] < 0)) {
+    stop("only 0's may be mixed with negative subscripts", call. = FALSE)
+  }
   positions <- seq_len(n)[index[!missing]]
   if (anyNA(positions)) out_of_bounds()
   if (any(missing)) c(positions, NA_integer_) else positions

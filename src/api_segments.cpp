@@ -96,7 +96,10 @@ extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     double bytes = as_real(size);
-    if (ISNAN(bytes) || bytes < 1 || bytes > 9.0e15 || bytes != static_cast<double>(static_cast<uint64_t>(bytes)))
+    // 2^53: the largest size a double holds exactly, far beyond any memory.
+    if (!ISNAN(bytes) && bytes > 9007199254740992.0)
+      throw Error(ErrorKind::InvalidArgument, "size must be at most 2^53 bytes");
+    if (ISNAN(bytes) || bytes < 1 || bytes != static_cast<double>(static_cast<uint64_t>(bytes)))
       throw Error(ErrorKind::InvalidArgument, "size must be a whole number of bytes >= 1");
     RegionDescription description;
     NodeSpec raw;

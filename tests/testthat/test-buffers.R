@@ -217,6 +217,33 @@ test_that("writing a column costs no temporary memory the size of the column", {
   expect_lt(got$added, 8e6)
 })
 
+test_that("a value the buffer's type cannot hold is an error, as for `init`", {
+  b <- shared_buffer("integer", 3, init = 0L)
+  expect_error(b[1] <- 1.5, "a value assigned cannot be stored in a buffer of type integer")
+  expect_error(b[1] <- 3e9, "cannot be stored in a buffer of type integer")
+  expect_error(b[1] <- "a", "cannot be stored in a buffer of type integer")
+  r <- shared_buffer("raw", 3)
+  expect_error(r[2] <- 2.5, "not a whole number")
+  expect_error(r[2] <- 300, "cannot be stored in a buffer of type raw")
+  # Nothing was written by the refused assignments.
+  expect_identical(b[], c(0L, 0L, 0L))
+  expect_identical(r[], as.raw(c(0, 0, 0)))
+  # What the type holds is converted, as documented.
+  b[1:2] <- c(2, NaN)
+  r[3] <- 7
+  expect_identical(b[], c(2L, NA, 0L))
+  expect_identical(r[], as.raw(c(0, 0, 7)))
+})
+
+test_that("negative subscripts mixed with NA are R's error, and write nothing", {
+  b <- shared_buffer("double", 5, init = 0)
+  x <- numeric(5)
+  expect_error(x[c(-1, NA)] <- 3, "only 0's may be mixed with negative subscripts")
+  expect_error(b[c(-1, NA)] <- 3, "only 0's may be mixed with negative subscripts")
+  expect_error(b[c(-1, Inf)] <- 3, "only 0's may be mixed with negative subscripts")
+  expect_identical(b[], x)
+})
+
 test_that("buffer sizes beyond R's limits are clear errors; long vectors are fine", {
   expect_error(shared_buffer("double", c(2^31, 2)), "at most 2147483647")
   expect_error(shared_buffer("double", 2^53), "at most 2\\^52")

@@ -31,6 +31,8 @@ test_that("a segment is written in one process and read in another", {
 })
 
 test_that("out-of-range offsets, protected and closed segments are clear errors", {
+  expect_error(segment_create(2^62), "size must be at most 2\\^53 bytes")
+  expect_error(segment_create(0.5), "whole number of bytes >= 1")
   seg <- segment_create(16, backing = "shm")
   expect_error(segment_write(seg, as.raw(1:4), offset = 13), "outside the segment of 16 bytes")
   expect_error(segment_write(seg, 1, offset = -1), "offset must be")
