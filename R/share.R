@@ -71,7 +71,15 @@
 #' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
 #' function changing its argument, as [replace()] does) read the shared
 #' memory in place and become ordinary private copies if R writes into them;
-#' they never change the share.
+#' they never change the share. Such a copy bound to a variable of your own
+#' (`y <- unclass(w)`) is refused when you write into it, as a second
+#' variable is: make it with [fetch()] instead.
+#'
+#' One change gives wrong values instead of an error: an assignment whose
+#' value reads the share it changes (`w[o] <- w`, `m[4:1, ] <- m`,
+#' `d$a[o] <- d$a`). R reads the value while the shared elements are being
+#' written, so some are overwritten before they are read. Assign a private
+#' copy of it: `w[o] <- fetch(w)`.
 #'
 #' A change that would reach only a private copy is an error instead: a
 #' write through a second variable (`y <- w; y[1] <- 0`; for a data frame

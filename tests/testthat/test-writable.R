@@ -301,3 +301,16 @@ test_that("a writable share that falls back to a file mapping can be changed in 
   expect_identical(got$changed, "changed")
   expect_identical(got$seen, 42)
 })
+
+test_that("a permutation of a writable share by a private copy of it writes through correctly", {
+  # The documented way around the known defect of w[o] <- w (?share).
+  x <- as.numeric(1:6)
+  o <- c(3, 1, 2, 6, 5, 4)
+  w <- share(x, readonly = FALSE)
+  w[o] <- fetch(w)
+  x[o] <- x
+  expect_identical(w[], x)
+  expect_true(is_shared(w))
+  skip_without_callr()
+  expect_identical(callr::r(function(name) shmr::map_shared(name)[], list(shared_name(w))), x)
+})
