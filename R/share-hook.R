@@ -39,7 +39,9 @@
 #'   a hook, or in its `rewrite` function, stops `share()` when `mode =
 #'   "strict"`; with `mode = "balanced"` the object is walked as it is (as
 #'   if it had no hook, or without the rewrite) and the error is listed
-#'   among the skipped parts.
+#'   among the skipped parts. An answer not of the form above (not a list,
+#'   a field of the wrong type) is a mistake in the hook's code rather than
+#'   in the data: an error in either mode.
 #' @export
 #' @examples
 #' share_hook.fitted_cache <- function(x, ctx) {
