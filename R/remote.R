@@ -55,9 +55,10 @@
 #' identity, then published under the region's name. It records that it is
 #' a replica, of which origin, and which local process keeps it (the worker
 #' that fetched it): [shared_regions()] shows `host`, `replica` and `origin`.
-#' The copy is removed when its keeper exits, when the pool that sent it
+#' The copy is removed when its keeper exits (also when SIGTERM ends it, as
+#' `daemons(0)` ends a busy daemon), when the pool that sent it
 #' releases it after its owner closed the object, or, once its keeper is
-#' dead (a daemon that `daemons(0)` killed while busy), at that host's next
+#' dead without cleaning up (killed by SIGKILL), at that host's next
 #' fetch or by [prune_shared()]. One process per host fetches: the others wait on
 #' a lock the kernel releases if that process dies (another one then
 #' completes the copy). A region of the same name on that host that is not

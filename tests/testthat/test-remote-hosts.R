@@ -542,8 +542,9 @@ test_that("copies left by killed daemons go at their host's next fetch", {
   invisible(mirai::collect_mirai(mirai::everywhere(sum(d), .args = list(d = x),
                                                    .compute = own$profile)))
   expect_true(shared_name(x) %in% files())
-  # As daemons(0) ends busy daemons: SIGTERM, so no R code of theirs runs.
-  sim_host_run(host, "pkill -TERM -f '[m]irai::daemon'")
+  # Killed with SIGKILL, so no code of theirs runs. (SIGTERM, as daemons(0)
+  # ends busy daemons, runs shmr's handler, which removes the copy at once.)
+  sim_host_run(host, "pkill -KILL -f '[m]irai::daemon'")
   deadline <- Sys.time() + 20
   while (sim_connections(own) > 0 && Sys.time() < deadline) Sys.sleep(0.1)
   mirai::launch_remote(2L, remote = sim_remote_config(host), .compute = own$profile)
