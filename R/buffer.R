@@ -147,10 +147,6 @@ buffer_subscripts <- function(x, given, ...) {
   })
 }
 
-# Positions along one dimension of extent n, as R's `[<-` reads `index`:
-# positive numbers are passed on as they are (the engine checks them). An
-# NA in a numeric or logical index stays NA (see `[<-.shmr_buffer`); a name
-# that is not among the labels is out of bounds.
 # `values` as a buffer of `type` stores them. A value the type cannot hold
 # ("abc" or 3e9 for an integer buffer, 1.5 for an integer or raw one, 300
 # for a raw one) is an error, where as.vector() would store NA, 00 or a
@@ -169,6 +165,10 @@ stored_values <- function(values, type, what) {
   })
 }
 
+# Positions along one dimension of extent n, as R's `[<-` reads `index`:
+# positive numbers are passed on as they are (the engine checks them). An
+# NA in a numeric or logical index stays NA (see `[<-.shmr_buffer`); a name
+# that is not among the labels is out of bounds.
 positions_along <- function(index, n, labels) {
   if (is.numeric(index) && !is.object(index) && !anyNA(index) &&
       (!length(index) || (min(index) >= 1 && max(index) < Inf))) {

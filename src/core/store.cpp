@@ -140,9 +140,9 @@ class PublishedLocator {
     if (!committed_ && FileIdentity::of(path_) == identity_) ::unlink(path_.c_str());
     termination::cancel(termination_ticket_);
   }
+  void commit() { committed_ = true; }
   // Once the region's owner (if any) has its own entry for the locator.
-  void commit() {
-    committed_ = true;
+  void drop_termination_entry() {
     termination::cancel(termination_ticket_);
     termination_ticket_ = 0;
   }
@@ -196,6 +196,7 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   // signal waits: its handler then finds the owner's entry.
   std::optional<termination::DeferredSignals> defer(std::in_place);
   FileDescriptor fd = pending.publish();
+  if (locator) locator->commit();
 
   // The published name is a link to this descriptor's file: its fstat()
   // gives the owner the file's identity without a lookup by name.
@@ -209,7 +210,7 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   } else {
     owner = claim_region(location, options.persistent);
   }
-  if (locator) locator->commit();
+  if (locator) locator->drop_termination_entry();
   defer.reset();
   Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;
   MemoryMap map = map_with(access, fd.get(), writer.total_size());
