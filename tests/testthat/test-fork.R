@@ -79,17 +79,18 @@ test_that("nothing a forked child shared outlives the processes, but for prune_s
   scratch <- trimws(readLines(kept))
   expect_length(scratch, 2L)
   # The children's own regions name them as creators: pruned once the
-  # children are gone. A child can outlive the parent that forked it by a
+  # children are gone, unless a child removed its own first (mclapply()
+  # ends a child still running with SIGTERM, which shmr's handler turns
+  # into a cleanup). A child can outlive the parent that forked it by a
   # moment (it still exits after its result was read), so pruning is tried
   # until then.
   pruned <- character()
   deadline <- Sys.time() + 10
   repeat {
     pruned <- c(pruned, prune_shared())
-    if (all(scratch %in% pruned) || Sys.time() > deadline) break
+    if (!any(vapply(scratch, region_exists, TRUE)) || Sys.time() > deadline) break
     Sys.sleep(0.05)
   }
-  expect_true(all(scratch %in% pruned))
   expect_false(any(vapply(scratch, region_exists, TRUE)))
 })
 
