@@ -219,7 +219,11 @@ bool is_flag_attribute(const Slot& slot) {
          slot.node.length() == 1 && slot.attributes.empty();
 }
 
-SEXP shared_logical_constant(SEXP flag) { return Rf_ScalarLogical(LOGICAL(flag)[0]); }
+SEXP shared_logical_constant(const NodeView& node) {
+  int value = 0;
+  std::memcpy(&value, node.data(), sizeof value);
+  return Rf_ScalarLogical(value);
+}
 
 // The ordinary lists of older R that are objects in their own right (not
 // pairlists, not attribute values) and hold a view, and on any R the
@@ -251,10 +255,11 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
         obj = unserialized(node);
         break;
       default:
-        obj = slot.plain ? plain_copy(node, slot.strings) : make_view(mapping, node);
+        obj = is_flag_attribute(slot) ? shared_logical_constant(node)
+              : slot.plain            ? plain_copy(node, slot.strings)
+                                      : make_view(mapping, node);
         break;
     }
-    if (is_flag_attribute(slot)) obj = shared_logical_constant(obj);
     SET_VECTOR_ELT(objects, at, obj);
     if (node.kind() == NodeKind::Null || node.kind() == NodeKind::Serialized) continue;
     for (size_t c = 0; c < slot.children.size(); ++c)
