@@ -75,11 +75,11 @@
 #' (`y <- unclass(w)`) is refused when you write into it, as a second
 #' variable is: make it with [fetch()] instead.
 #'
-#' One change gives wrong values instead of an error: an assignment whose
-#' value reads the share it changes (`w[o] <- w`, `m[4:1, ] <- m`,
-#' `d$a[o] <- d$a`). R reads the value while the shared elements are being
-#' written, so some are overwritten before they are read. Assign a private
-#' copy of it: `w[o] <- fetch(w)`.
+#' An assignment whose value reads the share it changes (`w[o] <- w`,
+#' `m[4:1, ] <- m`, `d$a[o] <- d$a`) gives R's values and writes through:
+#' R reads the value while the shared elements are being written, so the
+#' objects it reads become private copies of the old elements before the
+#' first one is written.
 #'
 #' A change that would reach only a private copy is an error instead: a
 #' write through a second variable (`y <- w; y[1] <- 0`; for a data frame

@@ -148,7 +148,7 @@ SEXP materialized(SEXP x) {
 bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
   const ViewHandle* view = view_handle(value);
   if (view == nullptr || view->is_slice() || view->writable_copy == WritableCopy::Pending ||
-      view->writable_copy == WritableCopy::Private ||
+      view->holds_private_values() ||
       view->mapping->region().access() != Access::SharedWritable ||
       view->mapping->region().name() != handle.mapping->region().name())
     return false;

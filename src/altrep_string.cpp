@@ -44,7 +44,7 @@ constexpr R_xlen_t kChunkSize = R_xlen_t{1} << kChunkShift;
 // The handle of a usable view; the checks cost two loads when it is usable.
 inline ViewHandle& usable_handle(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) return open_view_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->slow_path, 0)) return open_view_handle(x);
   return *handle;
 }
 
@@ -238,7 +238,7 @@ void* string_dataptr(SEXP x, Rboolean writable) {
 
 const void* string_dataptr_or_null(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->closed) return nullptr;
+  if (handle == nullptr || *handle->slow_path) return nullptr;
   return handle->strings_full;
 }
 
@@ -315,7 +315,7 @@ void gather_strings(SEXP x, ViewHandle& handle, const I* p, R_xlen_t count, SEXP
 // x[i]: the elements from the cache (made once), never one method call each.
 SEXP string_extract_subset(SEXP x, SEXP index, SEXP) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->closed) return nullptr;
+  if (handle == nullptr || *handle->slow_path) return nullptr;
   if (TYPEOF(index) != INTSXP && TYPEOF(index) != REALSXP) return nullptr;
   const R_xlen_t count = XLENGTH(index);
   SEXP result = PROTECT(Rf_allocVector(STRSXP, count));
@@ -390,7 +390,7 @@ bool element_number(const ViewHandle& handle, uint64_t i, bool for_integer, doub
 // about, or treat differently, goes R's way (nullptr).
 SEXP string_coerce(SEXP x, int type) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->closed || handle->cache_written || Rf_isObject(x) ||
+  if (handle == nullptr || *handle->slow_path || handle->cache_written || Rf_isObject(x) ||
       (type != REALSXP && type != INTSXP))
     return nullptr;
   const R_xlen_t n = static_cast<R_xlen_t>(handle->length());

@@ -20,7 +20,7 @@ namespace {
 // else goes the slow way, which raises.
 inline const ViewHandle& usable_handle(SEXP x) {
   const ViewHandle* handle = own_handle(x);
-  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) return open_view_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->slow_path, 0)) return open_view_handle(x);
   return *handle;
 }
 
@@ -32,7 +32,7 @@ inline const ViewHandle& usable_handle(SEXP x) {
 struct LastView {
   SEXP view = nullptr;
   const void* begin = nullptr;
-  const bool* closed = nullptr;
+  const bool* slow_path = nullptr;
   R_xlen_t length = 0;
   uint64_t generation = 0;
   // This view handed R a writable pointer, with all that entails done
@@ -52,7 +52,7 @@ inline const LastView* last_view_if(SEXP x, uint64_t now) {
 }
 
 inline void remember_view(SEXP x, const ViewHandle& handle, uint64_t now, bool writable_given) {
-  last_view = LastView{x, handle.begin, handle.closed, static_cast<R_xlen_t>(handle.count), now,
+  last_view = LastView{x, handle.begin, handle.slow_path, static_cast<R_xlen_t>(handle.count), now,
                        writable_given};
 }
 
@@ -60,7 +60,7 @@ template <typename T>
 inline const T* typed_data(SEXP x) {
   const uint64_t now = current_view_generation();
   const LastView* last = last_view_if(x, now);
-  if (last != nullptr && !*last->closed) return static_cast<const T*>(last->begin);
+  if (last != nullptr && !*last->slow_path) return static_cast<const T*>(last->begin);
   const ViewHandle& handle = usable_handle(x);
   remember_view(x, handle, now, false);
   return static_cast<const T*>(handle.begin);
@@ -82,10 +82,10 @@ R_xlen_t view_length(SEXP x) {
 void* view_dataptr(SEXP x, Rboolean writable) {
   const uint64_t now = current_view_generation();
   const LastView* last = last_view_if(x, now);
-  if (last != nullptr && !*last->closed && (!writable || last->writable_given))
+  if (last != nullptr && !*last->slow_path && (!writable || last->writable_given))
     return const_cast<void*>(last->begin);
   ViewHandle* handle = own_handle(x);
-  if (__builtin_expect(handle == nullptr || *handle->closed, 0)) handle = &open_view_handle(x);
+  if (__builtin_expect(handle == nullptr || *handle->slow_path, 0)) handle = &open_view_handle(x);
   if (writable) {
     // Until R holds a writable pointer, no page of the mapping can have been
     // written, and the page checks (Duplicate, Serialized_state, value
@@ -99,9 +99,9 @@ void* view_dataptr(SEXP x, Rboolean writable) {
 
 const void* view_dataptr_or_null(SEXP x) {
   const LastView* last = last_view_if(x, current_view_generation());
-  if (last != nullptr && !*last->closed) return last->begin;
+  if (last != nullptr && !*last->slow_path) return last->begin;
   const ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->closed) return nullptr;
+  if (handle == nullptr || *handle->slow_path) return nullptr;
   return handle->begin;
 }
 
@@ -124,7 +124,7 @@ SEXP view_state(SEXP x) {
   // A slice has no name of its own: it travels by value.
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
-  if (handle.writable_copy == WritableCopy::Private || view_holds_own_writes(handle)) return nullptr;
+  if (handle.holds_private_values() || view_holds_own_writes(handle)) return nullptr;
   if (!handle.mapping->name_still_leads_here()) return nullptr;
   return view_serialized_state(handle);
 }
@@ -231,8 +231,9 @@ void gather(const T* data, R_xlen_t n, SEXP index, T* out, T na) {
 template <typename T>
 SEXP extract_subset(SEXP x, SEXP index, T na) {
   ViewHandle* handle = own_handle(x);
-  // A released or closed view: R's own path raises the error.
-  if (handle == nullptr || *handle->closed) return nullptr;
+  // A released or closed view (R's own path raises the error), or one that
+  // must first become a private copy (R's own path makes it one).
+  if (handle == nullptr || *handle->slow_path) return nullptr;
   if (TYPEOF(index) != INTSXP && TYPEOF(index) != REALSXP) return nullptr;
   const R_xlen_t n = static_cast<R_xlen_t>(handle->count);
   const R_xlen_t count = XLENGTH(index);
@@ -310,7 +311,7 @@ SEXP converted(const ViewHandle& handle, SEXP x, SEXPTYPE type, Convert convert)
 
 SEXP view_coerce(SEXP x, int type) {
   const ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->closed || Rf_isObject(x)) return nullptr;
+  if (handle == nullptr || *handle->slow_path || Rf_isObject(x)) return nullptr;
   const ViewHandle& h = *handle;
   switch (TYPEOF(x)) {
     case INTSXP:

@@ -258,7 +258,7 @@ extern "C" SEXP shmr_buffer_write(SEXP x, SEXP subscripts, SEXP value) {
     // A view that reads the region is the buffer already; anything else (one
     // of R's wrappers, a private copy) becomes a view of the buffer again,
     // with the attributes it has.
-    if (view_handle(x) == handle && handle->writable_copy != WritableCopy::Private) return x;
+    if (view_handle(x) == handle && !handle->holds_private_values()) return x;
     return cpp11::unwind_protect([&] {
       SEXP buffer = PROTECT(make_view(handle->mapping, handle->node));
       SHALLOW_DUPLICATE_ATTRIB(buffer, x);

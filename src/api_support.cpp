@@ -19,8 +19,7 @@ Origin origin_of(SEXP x) {
   if (ViewHandle* view = view_handle(x)) {
     // A slice is part of a node, not an object of the region; a private
     // copy of a writable share no longer reads the region.
-    if (view->mapping->is_closed() || view->is_slice() ||
-        view->writable_copy == WritableCopy::Private)
+    if (view->mapping->is_closed() || view->is_slice() || view->holds_private_values())
       return {};
     return {view->mapping, view->node.index()};
   }

@@ -12,6 +12,7 @@
 #include "core/pages.h"
 #include "r_boundary.h"
 #include "view_classes.h"
+#include "writable_copies.h"
 
 namespace shmr::glue {
 
@@ -145,7 +146,7 @@ SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
   ViewHandle* whole = view_handle(x);
   if (whole == nullptr || whole->mapping->is_closed() || whole->is_slice() ||
-      whole->writable_copy == WritableCopy::Private ||
+      whole->holds_private_values() ||
       format::element_size(whole->node.kind()) == 0 || first > whole->node.length() ||
       count > whole->node.length() - first)
     return nullptr;
@@ -165,6 +166,7 @@ ViewHandle& open_view_handle(SEXP x) {
   if (handle->mapping->is_closed())
     Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
              handle->mapping->region().name().c_str());
+  if (handle->snapshot_due) take_snapshot(x, *handle);
   return *handle;
 }
 

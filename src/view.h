@@ -37,6 +37,17 @@ enum class WritableCopy : unsigned char {
   Private,   // an ordinary private copy, in memory R owns
 };
 
+struct ViewHandle;
+inline uint64_t next_view_serial() noexcept {
+  static uint64_t last = 0;  // R's main thread only, as every view
+  return ++last;
+}
+// Every view of a writable region is known, so that the start of a write
+// can find the objects that must keep their values (writable_copies.cpp).
+// O(1) each.
+void track_writable_view(ViewHandle& handle);
+void untrack_writable_view(ViewHandle& handle) noexcept;
+
 struct ViewHandle {
   std::shared_ptr<Mapping> mapping;
   NodeView node;
@@ -66,18 +77,39 @@ struct ViewHandle {
   // and the object it was copied from (compared by address only).
   WritableCopy writable_copy = WritableCopy::None;
   const void* copied_from = nullptr;
+  // Never reused within the process, unlike an object's address: a copy
+  // finds its source by it (0: none), which may be gone by then.
+  const uint64_t serial = next_view_serial();
+  uint64_t copied_from_serial = 0;
+  // Set when a copy made from this view became the share's new value: this
+  // one stands for the old value, and becomes a private copy of the
+  // elements at its next use, before R writes them (writable_copies.h).
+  bool snapshot_due = false;
+  // Its position among the views of writable regions (writable_copies.cpp).
+  size_t tracked_at = kUntracked;
+  static constexpr size_t kUntracked = ~size_t{0};
 
-  // The region's closed flag, read directly by the per-element methods.
-  const bool* closed = nullptr;
+  // Read directly by the per-element methods: true when they must go
+  // open_view_handle()'s way instead of reading `begin`. It is the region's
+  // closed flag, or a flag that is always true while a snapshot is due.
+  const bool* slow_path = nullptr;
 
   ViewHandle(std::shared_ptr<Mapping> m, NodeView n)
       : mapping(std::move(m)), node(n), count(node.length()),
-        closed(mapping->region().closed_flag()) {
+        slow_path(mapping->region().closed_flag()) {
     mapping->add_view(node.index());
+    if (mapping->region().access() == Access::SharedWritable) track_writable_view(*this);
   }
   ~ViewHandle() {
+    untrack_writable_view(*this);
     views_changed();
     mapping->remove_view(node.index(), data(), data_size());
+  }
+
+  // True when the view no longer reads (or must no longer read) the region's
+  // elements: a private copy of a writable share, or one about to become one.
+  bool holds_private_values() const noexcept {
+    return writable_copy == WritableCopy::Private || snapshot_due;
   }
 
   bool is_slice() const noexcept { return first != 0 || count != node.length(); }

@@ -2,11 +2,77 @@
 
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "list_view.h"
 #include "r_boundary.h"
 
 namespace shmr::glue {
+namespace {
+
+// The live views of writable regions (each knows its position).
+std::vector<ViewHandle*> writable_views;
+
+bool same_node(const ViewHandle& a, const ViewHandle& b) {
+  return a.node.index() == b.node.index() &&
+         a.mapping->region().name() == b.mapping->region().name();
+}
+
+// Always true: the slow-path flag of a view whose snapshot is due.
+const bool kSnapshotDue = true;
+
+void mark_for_snapshot(ViewHandle& handle) noexcept {
+  handle.snapshot_due = true;
+  handle.slow_path = &kSnapshotDue;
+}
+
+ViewHandle* tracked_view(uint64_t serial) {
+  for (ViewHandle* view : writable_views)
+    if (view->serial == serial) return view;
+  return nullptr;
+}
+
+// R was handed a writable pointer into the shared elements for `writer`, a
+// copy settled as the share's new value. The objects it was copied from
+// stand for values of their own, which R may still read while it writes:
+// `w[o] <- w` reads the old w element by element after asking for the
+// pointer. They are marked to become private copies at their next use,
+// before R's first write (ViewHandle::snapshot_due). Any other object of
+// the node (one map_shared() made, say) is the shared object and keeps
+// reading it. Never raises.
+void freeze_sources(ViewHandle& writer) {
+  bool marked = false;
+  // The objects the writer was copied from, newest first (V -> C1 -> C2 for
+  // a matrix): R reads the oldest as the assigned value. Each step is a live
+  // view, so the walk ends within the number of views.
+  uint64_t source = writer.copied_from_serial;
+  for (size_t steps = 0; source != 0 && steps < writable_views.size(); ++steps) {
+    ViewHandle* view = tracked_view(source);
+    if (view == nullptr || view->holds_private_values() || !same_node(*view, writer)) break;
+    mark_for_snapshot(*view);
+    marked = true;
+    source = view->copied_from_serial;
+  }
+  // The last-view cache (altrep_vector.cpp) must not answer for them.
+  if (marked) views_changed();
+}
+
+}  // namespace
+
+void track_writable_view(ViewHandle& handle) {
+  writable_views.push_back(&handle);
+  handle.tracked_at = writable_views.size() - 1;
+}
+
+void untrack_writable_view(ViewHandle& handle) noexcept {
+  if (handle.tracked_at == ViewHandle::kUntracked) return;
+  ViewHandle* last = writable_views.back();
+  writable_views[handle.tracked_at] = last;
+  last->tracked_at = handle.tracked_at;
+  writable_views.pop_back();
+  handle.tracked_at = ViewHandle::kUntracked;
+}
+
 namespace {
 
 enum class Outcome { Shared, Private, RefuseSecondVariable, RefuseInFunction, RefuseUnknown };
@@ -49,6 +115,7 @@ bool list_holds(SEXP list, const ViewHandle& copy) {
 struct Bindings {
   int targets = 0;  // variables R is assigning the copy to
   int others = 0;   // other variables reading the same shared elements
+  int selves = 0;   // variables whose value is the copy itself
 };
 
 // A copy R writes into right after making it (do_subassign, or byte code's
@@ -72,8 +139,10 @@ Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
     // Reading an active binding or a promise would run code.
     if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
     SEXP value = Rf_findVarInFrame(env, symbol);
-    if (value == R_UnboundValue || TYPEOF(value) == PROMSXP || value == copy) continue;
-    if (is_target(value, copy, handle, wrapped))
+    if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) continue;
+    if (value == copy)
+      ++found.selves;
+    else if (is_target(value, copy, handle, wrapped))
       ++found.targets;
     else if (reads_same_node(value, handle) || list_holds(value, handle))
       ++found.others;
@@ -180,15 +249,32 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
   SEXP kinds = VECTOR_ELT(found, 1);
   Outcome outcome = wrapped ? Outcome::Private : Outcome::RefuseUnknown;
   bool targeted = false;
+  R_xlen_t bound_at = -1;  // the innermost script environment with a variable bound to the copy
+  Bindings bound;
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     Bindings bindings = scan(VECTOR_ELT(envs, i), copy, handle, wrapped);
-    if (bindings.targets == 0) continue;
+    if (bindings.targets == 0) {
+      if (bound_at < 0 && bindings.selves > 0 &&
+          std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0) {
+        bound_at = i;
+        bound = bindings;
+      }
+      continue;
+    }
     targeted = true;
     outcome = outcome_in(envs, kinds, i, bindings.targets == 1 && bindings.others == 0, copy,
                          handle, wrapped);
     break;
   }
-  if (!targeted && !wrapped)
+  // R copied the share for a reason of its own (`class<-` at the end of a
+  // Date's `[<-` method) and the copy became a script variable's value
+  // unchanged: it is the share's value there. Settling it as a private copy
+  // at its first read (format() asks for a writable pointer) would make
+  // every later write miss the shared memory.
+  if (!targeted && bound_at >= 0 && bound.others == 0 &&
+      !held_elsewhere(envs, kinds, bound_at, copy, handle, wrapped))
+    outcome = Outcome::Shared;
+  else if (!targeted && !wrapped)
     outcome = list_element_outcome(copy, handle, envs, kinds, VECTOR_ELT(found, 2));
   UNPROTECT(1);
   return outcome;
@@ -234,6 +320,18 @@ SEXP private_copy(SEXP x, const ViewHandle& handle) {
   return copy;
 }
 
+// Makes the view read a private copy of its elements, kept in data2;
+// returns the copy's data pointer.
+void* make_private(SEXP x, ViewHandle& handle) {
+  SEXP data = PROTECT(private_copy(x, handle));
+  R_set_altrep_data2(x, data);
+  void* pointer = writable_pointer(data);
+  handle.use_private_data(pointer);
+  handle.writable_copy = WritableCopy::Private;
+  UNPROTECT(1);
+  return pointer;
+}
+
 }  // namespace
 
 SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
@@ -244,6 +342,7 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
   ViewHandle* copied = view_handle(copy);
   copied->writable_copy = WritableCopy::Pending;
   copied->copied_from = x;
+  copied->copied_from_serial = handle.serial;
   // A reference R counts, so R never takes the copy for unreferenced
   // scratch space (nor writes into it before asking for a copy of it).
   R_set_altrep_data2(copy, copy);
@@ -256,16 +355,20 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle) {
   if (outcome == Outcome::Shared) {
     handle.writable_copy = WritableCopy::Shared;
     R_set_altrep_data2(x, R_NilValue);  // from now on it is the share itself
+    freeze_sources(handle);
+    // The objects before it are values of their own from now on.
+    handle.copied_from = nullptr;
+    handle.copied_from_serial = 0;
     return const_cast<void*>(handle.data());
   }
   if (outcome != Outcome::Private) refuse(handle, outcome);
-  SEXP data = PROTECT(private_copy(x, handle));
-  R_set_altrep_data2(x, data);
-  void* pointer = writable_pointer(data);
-  handle.use_private_data(pointer);
-  handle.writable_copy = WritableCopy::Private;
-  UNPROTECT(1);
-  return pointer;
+  return make_private(x, handle);
+}
+
+void take_snapshot(SEXP x, ViewHandle& handle) {
+  make_private(x, handle);
+  handle.snapshot_due = false;
+  handle.slow_path = handle.mapping->region().closed_flag();
 }
 
 }  // namespace shmr::glue

@@ -19,6 +19,15 @@
 //   variable at all (scratch space): an ordinary private copy;
 // - a second variable, or a variable of a user's function (an argument): an
 //   error, since the change would silently miss the shared memory.
+// A copy that became a script variable's value unchanged (R copies a Date
+// share to set its class at the end of its `[<-` method) is the share's
+// value there too: the first read that asks for a writable pointer settles
+// it as the share, not as a private copy.
+//
+// Once a copy is the share's new value, the objects it was copied from
+// still stand for the old value, and R may read them while it writes
+// (`w[o] <- w`, `m[4:1, ] <- m`): they become private copies at their next
+// use, which comes before R's first write (ViewHandle::snapshot_due).
 #pragma once
 
 #include "r_api.h"
@@ -35,5 +44,10 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep);
 // returns its data pointer, or raises the R error for a change that would
 // miss shared memory. Call only from a frame that owns no C++ object.
 void* settle_writable_copy(SEXP x, ViewHandle& handle);
+
+// Makes a view whose snapshot is due a private copy of the elements it
+// reads. Call only from a view class's method, from a frame that owns no
+// C++ object (it allocates).
+void take_snapshot(SEXP x, ViewHandle& handle);
 
 }  // namespace shmr::glue
