@@ -200,11 +200,17 @@ unshared_bytes <- function(x) {
   sum(vapply(unclass(x), unshared_bytes, 0)) + 64 * length(x)
 }
 
+check_seed <- function(seed) {
+  # set.seed() would drop a fraction silently, and two seeds would then give
+  # the same streams.
+  if (!is.null(seed) && (!is.numeric(seed) || length(seed) != 1L || !is.finite(seed) ||
+                         seed != round(seed) || abs(seed) > .Machine$integer.max)) {
+    stop("`seed` must be NULL or a whole number (an integer seed)", call. = FALSE)
+  }
+}
+
 element_seeds <- function(seed, n) {
   if (is.null(seed)) return(NULL)
-  if (!is.numeric(seed) || length(seed) != 1L || is.na(seed)) {
-    stop("`seed` must be NULL or a single number", call. = FALSE)
-  }
   had_seed <- exists(".Random.seed", envir = globalenv(), inherits = FALSE)
   old_seed <- if (had_seed) get(".Random.seed", envir = globalenv(), inherits = FALSE)
   old_kind <- RNGkind()
@@ -260,6 +266,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
                                is.na(chunk_size) || chunk_size < 1)) {
     stop("`chunk_size` must be a whole number >= 1", call. = FALSE)
   }
+  check_seed(seed)
   threshold <- share_threshold()
   chosen <- map_pool_for(pool)
   pool <- chosen$pool

@@ -125,19 +125,26 @@ std::vector<std::string> prune_fetch_locks(const std::string& directory) {
 
 ReplicaBuilder::ReplicaBuilder(const std::string& directory, const std::string& name,
                                const RegionIdentity& origin)
-    : name_(name),
-      origin_(origin),
-      pending_(without_own_stale_temporary(directory, name), name, origin.size) {}
+    : name_(name), origin_(origin) {
+  const std::string& checked = without_own_stale_temporary(directory, name);
+  try {
+    pending_.emplace(checked, name, origin.size);
+  } catch (const Error& e) {
+    // Copies and regions of processes killed with SIGKILL may fill the host.
+    if (e.kind() != ErrorKind::NoSpace || !reclaimed_space_of_dead_creators(directory)) throw;
+    pending_.emplace(checked, name, origin.size);
+  }
+}
 
 void ReplicaBuilder::write(uint64_t offset, const void* bytes, uint64_t size) {
   if (offset > origin_.size || size > origin_.size - offset)
     throw Error(ErrorKind::Corrupt, "the origin of region '" + name_ +
                                         "' sent bytes beyond the region's size");
-  if (size > 0) std::memcpy(static_cast<unsigned char*>(pending_.data()) + offset, bytes, size);
+  if (size > 0) std::memcpy(static_cast<unsigned char*>(pending_->data()) + offset, bytes, size);
 }
 
 void ReplicaBuilder::publish() {
-  auto* base = static_cast<unsigned char*>(pending_.data());
+  auto* base = static_cast<unsigned char*>(pending_->data());
   {
     RegionReader reader(base, origin_.size, name_);
     const format::RegionHeader& h = reader.header();
@@ -171,7 +178,7 @@ void ReplicaBuilder::publish() {
   record.copied_unix_ms = now_unix_ms();
   std::strncpy(record.origin_host, origin_.host.c_str(), sizeof record.origin_host - 1);
   std::memcpy(base + sizeof(format::RegionHeader), &record, sizeof record);
-  pending_.publish();
+  pending_->publish();
 }
 
 LocalCopy find_local_copy(const std::string& directory, const std::string& name,

@@ -64,7 +64,7 @@ class ReplicaBuilder {
  private:
   std::string name_;
   RegionIdentity origin_;
-  PendingRegion pending_;
+  std::optional<PendingRegion> pending_;  // always set once constructed
 };
 
 enum class LocalCopy {

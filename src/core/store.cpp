@@ -234,15 +234,7 @@ bool has_room(const std::string& directory, uint64_t size, uint64_t capacity) {
   return size <= free && free - size >= margin;
 }
 
-namespace {
-
-// Regions whose creator was killed by SIGKILL (the out-of-memory killer
-// among others) hold their space until someone prunes them: a region that
-// finds no room removes them first, once, and tries again. True when it
-// removed something. At most once a second per process: with shm full and
-// nothing to remove, every automatic share falls back to a file, and would
-// otherwise read every region's header each time.
-bool reclaimed_space_of_dead_creators(const std::string& directory) {
+bool reclaimed_space_of_dead_creators(const std::string& directory) noexcept {
   static std::mutex mutex;
   static std::chrono::steady_clock::time_point last{};
   {
@@ -254,12 +246,10 @@ bool reclaimed_space_of_dead_creators(const std::string& directory) {
   }
   try {
     return !prune_regions(directory, PruneScope::AllRegions).empty();
-  } catch (const Error&) {
+  } catch (...) {
     return false;
   }
 }
-
-}  // namespace
 
 std::shared_ptr<MappedRegion> create_region(const RegionDescription& description,
                                             const CreateOptions& options) {

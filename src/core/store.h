@@ -97,6 +97,15 @@ struct CreateOptions {
 // free when capacity is not 0.
 bool has_room(const std::string& directory, uint64_t size, uint64_t capacity);
 
+// Regions whose creator (a copy's keeper) was killed by SIGKILL (the
+// out-of-memory killer among others) hold their space until someone prunes
+// them: a region or copy that finds no room in `directory` removes them
+// first and tries again. True when this removed something. At most once a
+// second per process: with shm full and nothing to remove, every automatic
+// share falls back to a file, and would otherwise read every region's
+// header each time. Never throws.
+bool reclaimed_space_of_dead_creators(const std::string& directory) noexcept;
+
 // Writes `description` into a new region, publishes it, and returns the
 // creator's own mapping of it (which owns the region). Throws AlreadyExists
 // when a chosen name is taken, NoSpace when the file system is full.

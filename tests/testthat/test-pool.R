@@ -660,6 +660,8 @@ test_that("pool_create() respects mc.cores and _R_CHECK_LIMIT_CORES_; bad input 
   expect_identical(shmr:::usable_cores(), 2L)
   expect_error(pool_create(0), "whole number")
   expect_error(pool_create(1.5), "whole number")
+  for (seed in list(1.5, Inf, NA_real_, 2^40, "1", 1:2))
+    expect_error(pool_lapply(1:2, identity, seed = seed), "`seed` must be NULL or a whole number")
   expect_error(pool_apply(1:3, 1, sum), "must be a matrix")
   expect_error(pool_apply(matrix(1:4, 2), 3, sum), "MARGIN")
 })

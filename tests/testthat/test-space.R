@@ -125,6 +125,44 @@ test_that("a share that finds shm full first removes the regions of killed creat
   expect_identical(got$z_sum, 2 * 6e5)
 })
 
+test_that("a copy from another host that finds shm full first removes the regions of killed creators", {
+  skip_without_small_tmpfs()
+  skip_on_os(c("windows", "mac", "solaris"))
+  skip_if_not_installed("nanonext")
+  # This process is the origin; the process in its own 8 MB tmpfs is another
+  # host (its shm directory is another device) and copies the 4 MB region.
+  old <- options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
+  on.exit({
+    options(old)
+    shmr:::stop_region_server()
+  }, add = TRUE)
+  x <- share(as.numeric(seq_len(5e5)))
+  stream <- tempfile()
+  on.exit(unlink(stream), add = TRUE)
+  writeBin(serialize(x, NULL), stream)
+  got <- in_small_shm(size = "8m", code = c(
+    "library(shmr)",
+    "dir <- Sys.getenv('SHMR_SHM_DIR')",
+    "flag <- tempfile()",
+    "job <- parallel::mcparallel({",
+    "  x <- share(numeric(6e5), backing = 'shm')",
+    "  file.create(flag)",
+    "  Sys.sleep(60)",
+    "})",
+    "for (i in 1:1200) if (file.exists(flag)) break else Sys.sleep(0.05)",
+    "tools::pskill(job$pid, tools::SIGKILL)",
+    "parallel::mccollect(job, wait = TRUE)",
+    "left_by_killed <- length(list.files(dir))",
+    sprintf("y <- unserialize(readBin(%s, 'raw', 1e6))", deparse(stream)),
+    "list(left_by_killed = left_by_killed,",
+    "     sum = tryCatch(sum(y), error = function(e) conditionMessage(e)),",
+    "     copy = isTRUE(shared_regions(shared_name(y))$replica))"
+  ))
+  expect_identical(got$left_by_killed, 1L)
+  expect_identical(got$sum, sum(as.numeric(seq_len(5e5))))
+  expect_true(got$copy)
+})
+
 test_that("a full data directory is a clear error and leaves no locator or file", {
   skip_without_small_tmpfs()
   got <- in_small_shm(data_size = "1m", code = c(
