@@ -87,16 +87,17 @@ RegionOwner::RegionOwner(RegionLocation location, bool persistent, FileIdentity 
   if (!persistent_) remove_at_termination();
 }
 
-void RegionOwner::remove_at_termination() {
-  termination::FileToRemove data{location_.data_path(), data_file_.device, data_file_.inode};
-  termination::FileToRemove name;
-  if (location_.backing == Backing::File)
-    name = {location_.name_path(), name_file_.device, name_file_.inode};
-  termination_ticket_ = termination::remove_at_termination(data, name);
-}
-
-void RegionOwner::cancel_removal_at_termination() noexcept {
-  termination::cancel(termination_ticket_.exchange(0));
+void RegionOwner::remove_at_termination() noexcept {
+  try {
+    termination::FileToRemove data{location_.data_path(), data_file_.device, data_file_.inode};
+    termination::FileToRemove name;
+    if (location_.backing == Backing::File)
+      name = {location_.name_path(), name_file_.device, name_file_.inode};
+    removal_at_termination_ = termination::Entry(data, name);
+  } catch (...) {
+    // No memory for the paths: a prune_shared() removes the region if a
+    // signal ends the process.
+  }
 }
 
 RegionOwner::~RegionOwner() {
@@ -124,12 +125,12 @@ void RegionOwner::release() {
       ::unlink(location_.name_path().c_str());
   });
   // After the removal: a signal before it still finds the entry.
-  cancel_removal_at_termination();
+  removal_at_termination_.reset();
 }
 
 void RegionOwner::keep() {
   kept_ = true;
-  cancel_removal_at_termination();
+  removal_at_termination_.reset();
 }
 
 namespace {
@@ -156,18 +157,13 @@ void RegionOwner::hand_over_for_sending() noexcept {
   if (receiver.pid == 0 || receiver.pid == creator_pid_) return;
   // A signal waits until the region names its receiver or stays ours.
   termination::DeferredSignals defer;
-  cancel_removal_at_termination();
+  removal_at_termination_.reset();
   try {
     assign_creator(location_, receiver);
     kept_ = true;
     receiver_pid_ = receiver.pid;
   } catch (...) {
-    // The region stays this process's.
-    try {
-      remove_at_termination();
-    } catch (...) {
-      // Then a prune_shared() removes it once this process is gone.
-    }
+    remove_at_termination();  // the region stays this process's
   }
 }
 

@@ -83,12 +83,10 @@ class RegionOwner {
   bool kept_ = false;
   int64_t creator_pid_;
   int64_t receiver_pid_ = 0;
-  // The entry that removes the region if a termination signal ends this
-  // process first (0: none).
-  std::atomic<uint64_t> termination_ticket_{0};
+  // Removes the region if a termination signal ends this process first.
+  termination::Entry removal_at_termination_;
 
-  void remove_at_termination();
-  void cancel_removal_at_termination() noexcept;
+  void remove_at_termination() noexcept;
   std::once_flag released_;
 };
 

@@ -171,8 +171,8 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
     }
     if (writing == Writing::Mapped) map_ = MemoryMap::shared_writable(fd, size, populate);
   } catch (...) {
+    // The entry goes with the members, after the file.
     ::unlink(temp_path_.c_str());
-    termination::cancel(termination_ticket_);
     throw;
   }
 }
@@ -181,16 +181,17 @@ void PendingRegion::remove_at_termination() noexcept {
   struct stat st;
   if (::fstat(fd_.get(), &st) != 0) return;
   try {
-    termination_ticket_ = termination::remove_at_termination(
+    removal_at_termination_ = termination::Entry(
         {temp_path_, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, {});
   } catch (...) {
-    // Then a prune_shared() removes the file if a signal ends the process.
+    // No memory for the path: a prune_shared() removes the file if a signal
+    // ends the process.
   }
 }
 
 PendingRegion::~PendingRegion() {
+  // The entry goes with the members, after the file.
   if (!published_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
-  termination::cancel(termination_ticket_);
 }
 
 FileDescriptor PendingRegion::publish() {
@@ -214,8 +215,7 @@ FileDescriptor PendingRegion::publish() {
   if (!renamed) ::unlink(temp_path_.c_str());
   published_ = true;
   // The temporary name is gone; the region's owner takes over from here.
-  termination::cancel(termination_ticket_);
-  termination_ticket_ = 0;
+  removal_at_termination_.reset();
   return std::move(fd_);
 }
 

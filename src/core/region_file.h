@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "termination.h"
+
 struct stat;
 
 namespace shmr {
@@ -114,7 +116,7 @@ class PendingRegion {
   bool published_ = false;
   // Removes the temporary file if a termination signal ends the process
   // while the region is written (see termination.h).
-  uint64_t termination_ticket_ = 0;
+  termination::Entry removal_at_termination_;
 
   void remove_at_termination() noexcept;
 };

@@ -132,26 +132,23 @@ class PublishedLocator {
     termination::DeferredSignals defer;
     publish_locator(location.shm_directory, location.name, locator);
     identity_ = FileIdentity::of(path_);
-    termination_ticket_ = termination::remove_at_termination({path_, identity_.device, identity_.inode}, {});
+    removal_at_termination_ = termination::Entry({path_, identity_.device, identity_.inode}, {});
   }
   PublishedLocator(const PublishedLocator&) = delete;
   PublishedLocator& operator=(const PublishedLocator&) = delete;
   ~PublishedLocator() {
+    // The entry goes with the members, after the file.
     if (!committed_ && FileIdentity::of(path_) == identity_) ::unlink(path_.c_str());
-    termination::cancel(termination_ticket_);
   }
   void commit() { committed_ = true; }
   // Once the region's owner (if any) has its own entry for the locator.
-  void drop_termination_entry() {
-    termination::cancel(termination_ticket_);
-    termination_ticket_ = 0;
-  }
+  void drop_termination_entry() { removal_at_termination_.reset(); }
 
  private:
   std::string path_;
   FileIdentity identity_;
   bool committed_ = false;
-  uint64_t termination_ticket_ = 0;
+  termination::Entry removal_at_termination_;
 };
 
 std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,

@@ -230,6 +230,22 @@ void cancel(uint64_t ticket) noexcept {
   }
 }
 
+Entry::Entry(const FileToRemove& data, const FileToRemove& name) noexcept {
+  try {
+    ticket_ = remove_at_termination(data, name);
+  } catch (...) {
+    // No memory for the list of free slots: no entry.
+  }
+}
+
+Entry& Entry::operator=(Entry&& other) noexcept {
+  if (this != &other) {
+    reset();
+    ticket_ = other.ticket_.exchange(0);
+  }
+  return *this;
+}
+
 DeferredSignals::DeferredSignals() noexcept {
   const sigset_t set = termination_signals();
   blocked_ = ::pthread_sigmask(SIG_BLOCK, &set, &previous_) == 0;

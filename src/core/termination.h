@@ -16,6 +16,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -39,6 +40,26 @@ uint64_t remove_at_termination(const FileToRemove& data, const FileToRemove& nam
 // Forgets the entry of `ticket` (0 is ignored). After it returns, the
 // handler no longer removes those files.
 void cancel(uint64_t ticket) noexcept;
+
+// An entry owned by an object: recorded by the constructor, forgotten by
+// reset() or the destructor, whichever comes first. Without a slot or
+// memory left there is no entry (a prune_shared() then removes the files,
+// as before). reset() may race with itself on two threads.
+class Entry {
+ public:
+  Entry() noexcept = default;
+  Entry(const FileToRemove& data, const FileToRemove& name) noexcept;
+  Entry(Entry&& other) noexcept : ticket_(other.ticket_.exchange(0)) {}
+  Entry& operator=(Entry&& other) noexcept;
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
+  ~Entry() { reset(); }
+
+  void reset() noexcept { cancel(ticket_.exchange(0)); }
+
+ private:
+  std::atomic<uint64_t> ticket_{0};
+};
 
 // While it lives, the termination signals wait (blocked in this thread):
 // around the steps that create a file and record it here, or publish a
