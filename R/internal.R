@@ -29,7 +29,11 @@ region_bytes_mapped <- function(pid) .Call(shmr_region_bytes_mapped, check_pid(p
 
 # Removes the regions process `pid`, now gone, left behind: a worker the
 # pool killed could not remove its own. Returns their names.
-prune_regions_of <- function(pid) .Call(shmr_prune_creator, check_pid(pid))
+# One listing of the shm directory for all of `pids`.
+prune_regions_of <- function(pids) {
+  if (!is.numeric(pids) || anyNA(pids)) stop("`pids` must be process ids", call. = FALSE)
+  .Call(shmr_prune_creator, as.numeric(pids))
+}
 
 check_pid <- function(pid) {
   if (!is.numeric(pid) || length(pid) != 1L || is.na(pid)) {

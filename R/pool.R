@@ -413,7 +413,7 @@ sweep_departed <- function(pool, wait = 0) {
   wait_for_exit(departed$pid, wait)
   gone <- !vapply(departed$pid, process_alive, TRUE)
   # The regions first: a file-backed one keeps its data in the directory.
-  for (pid in departed$pid[gone]) prune_regions_of(pid)
+  if (any(gone)) prune_regions_of(departed$pid[gone])
   unlink(departed$dir[gone], recursive = TRUE)
   # A directory already gone (its worker exited as usual) needs no sweep.
   pool$departed <- departed[!gone & dir.exists(departed$dir), , drop = FALSE]

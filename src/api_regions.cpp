@@ -5,6 +5,8 @@
 #include <cpp11/logicals.hpp>
 #include <cpp11/strings.hpp>
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,15 +92,20 @@ extern "C" SEXP shmr_prune() {
   END_CPP11
 }
 
-// The regions a pool's worker that it killed left behind (killed, it could
-// not remove them), once that process `pid` is gone.
-extern "C" SEXP shmr_prune_creator(SEXP pid) {
+// The regions that workers of a pool left behind (killed, they could not
+// remove them), once those processes `pids` are gone.
+extern "C" SEXP shmr_prune_creator(SEXP pids) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
-    const double value = as_real(pid);
-    if (ISNAN(value) || value < 1) throw Error(ErrorKind::InvalidArgument, "`pid` must be a process id");
-    const auto removed = prune_regions(shm_directory(), PruneScope::AllRegions,
-                                       static_cast<int64_t>(value));
+    if (TYPEOF(pids) != REALSXP) throw Error(ErrorKind::InvalidArgument, "`pids` must be process ids");
+    std::set<int64_t> creators;
+    for (R_xlen_t i = 0; i < XLENGTH(pids); ++i) {
+      const double value = REAL(pids)[i];
+      if (ISNAN(value) || value < 1 || value > INT64_MAX / 2)
+        throw Error(ErrorKind::InvalidArgument, "`pids` must be process ids");
+      creators.insert(static_cast<int64_t>(value));
+    }
+    const auto removed = prune_regions(shm_directory(), PruneScope::AllRegions, creators);
     cpp11::writable::strings out;
     for (const std::string& name : removed) out.push_back(name);
     return out;

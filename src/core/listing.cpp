@@ -175,12 +175,12 @@ bool remove_unfinished_data_file(const RegionSummary& region) {
 }  // namespace
 
 std::vector<std::string> prune_regions(const std::string& directory, PruneScope scope,
-                                       std::optional<int64_t> creator_pid) {
+                                       const std::optional<std::set<int64_t>>& creator_pids) {
   std::vector<std::string> removed;
   process::Census census;
   for (const RegionSummary& region : list_regions(directory, census)) {
     if (region.creator_state != process::Liveness::Dead) continue;
-    if (creator_pid && region.creator.pid != *creator_pid) continue;
+    if (creator_pids && creator_pids->count(region.creator.pid) == 0) continue;
     if (scope == PruneScope::CopiesAndUnfinished && !region.replica && !region.temporary) continue;
     // Even a persistent region goes when it was never finished.
     const bool unfinished = remove_unfinished_data_file(region);

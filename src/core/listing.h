@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,11 +50,12 @@ enum class PruneScope { AllRegions, CopiesAndUnfinished };
 // Removes regions (and unfinished temporary files, and locators whose data
 // file is gone) whose creator (a replica's keeper) is known to be gone
 // (process::liveness()). Never touches persistent regions, nor those of live
-// processes or of processes it cannot tell about. With `creator_pid`, only
-// the regions of the gone process(es) that had that process ID.
+// processes or of processes it cannot tell about. With `creator_pids`, only
+// the regions of the gone processes that had one of those process IDs (one
+// listing of the directory for all of them).
 std::vector<std::string> prune_regions(const std::string& directory,
                                        PruneScope scope = PruneScope::AllRegions,
-                                       std::optional<int64_t> creator_pid = std::nullopt);
+                                       const std::optional<std::set<int64_t>>& creator_pids = std::nullopt);
 
 // Removes the regions in `directory` whose header names `creator` as their
 // creator, except persistent ones, replicas and segments (segment_close(

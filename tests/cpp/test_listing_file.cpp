@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -93,12 +94,18 @@ TEST(ListingFile, PruneMixesBackings) {
 TEST(ListingFile, PruneOfOneCreatorLeavesOtherDeadCreatorsRegions) {
   TempDir shm, data;
   const pid_t first = create_in_dead_child(shm_options(shm, "shmr_dead_first"));
-  create_in_dead_child(file_options(shm, data, "shmr_dead_second"));
-  EXPECT_TRUE(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions, ::getpid()).empty());
-  EXPECT_EQ(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions, first),
+  const pid_t second = create_in_dead_child(file_options(shm, data, "shmr_dead_second"));
+  const pid_t third = create_in_dead_child(shm_options(shm, "shmr_dead_third"));
+  using Pids = std::set<int64_t>;
+  EXPECT_TRUE(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions, Pids{::getpid()}).empty());
+  EXPECT_EQ(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions, Pids{first}),
             std::vector<std::string>{"shmr_dead_first"});
-  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_dead_second"});
-  EXPECT_EQ(shmr::prune_regions(shm.path()), std::vector<std::string>{"shmr_dead_second"});
+  EXPECT_EQ(shm.entries(), sorted({"shmr_dead_second", "shmr_dead_third"}));
+  // Several creators in one listing.
+  EXPECT_EQ(sorted(shmr::prune_regions(shm.path(), shmr::PruneScope::AllRegions,
+                                       Pids{second, third, ::getpid()})),
+            sorted({"shmr_dead_second", "shmr_dead_third"}));
+  EXPECT_TRUE(shm.entries().empty());
 }
 
 TEST(ListingFile, DanglingLocatorOfADeadCreatorIsPruned) {
