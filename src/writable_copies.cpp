@@ -1,5 +1,6 @@
 #include "writable_copies.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -33,28 +34,36 @@ ViewHandle* tracked_view(uint64_t serial) {
 }
 
 // R was handed a writable pointer into the shared elements for `writer`, a
-// copy settled as the share's new value. The objects it was copied from
-// stand for values of their own, which R may still read while it writes:
-// `w[o] <- w` reads the old w element by element after asking for the
-// pointer. They are marked to become private copies at their next use,
-// before R's first write (ViewHandle::snapshot_due). Any other object of
-// the node (one map_shared() made, say) is the shared object and keeps
-// reading it. Never raises.
+// copy settled as the share's new value. The objects it was copied from,
+// and R's other copies of those not yet settled, stand for the old value,
+// and R may read them while it writes: `w[o] <- w` reads the old w element
+// by element after asking for the pointer, and a Date's `[<-` method first
+// unclasses the value (a copy). They are marked to become private copies at
+// their next use, before R's first write (ViewHandle::snapshot_due). Any
+// other object of the node (one map_shared() made, say) is the shared
+// object and keeps reading it. Never raises.
 void freeze_sources(ViewHandle& writer) {
-  bool marked = false;
   // The objects the writer was copied from, newest first (V -> C1 -> C2 for
   // a matrix): R reads the oldest as the assigned value. Each step is a live
   // view, so the walk ends within the number of views.
+  std::vector<uint64_t> sources;
   uint64_t source = writer.copied_from_serial;
   for (size_t steps = 0; source != 0 && steps < writable_views.size(); ++steps) {
     ViewHandle* view = tracked_view(source);
     if (view == nullptr || view->holds_private_values() || !same_node(*view, writer)) break;
     mark_for_snapshot(*view);
-    marked = true;
+    sources.push_back(source);
     source = view->copied_from_serial;
   }
+  if (sources.empty()) return;
+  for (ViewHandle* view : writable_views) {
+    if (view == &writer || view->writable_copy != WritableCopy::Pending || view->snapshot_due ||
+        std::find(sources.begin(), sources.end(), view->copied_from_serial) == sources.end())
+      continue;
+    mark_for_snapshot(*view);
+  }
   // The last-view cache (altrep_vector.cpp) must not answer for them.
-  if (marked) views_changed();
+  views_changed();
 }
 
 }  // namespace
@@ -124,12 +133,40 @@ struct Bindings {
 // its wrappers belongs to the variable bound to that wrapper (a complex
 // assignment wraps large vectors first); a wrapper nobody is bound to is
 // scratch space.
-bool is_target(SEXP value, SEXP copy, const ViewHandle& handle, bool wrapped) {
-  if (wrapped) return ALTREP(value) && !is_view(value) && R_altrep_data1(value) == copy;
-  return static_cast<const void*>(value) == handle.copied_from;
+// Plain data only: R errors may be raised while it lives.
+struct Copy {
+  SEXP object;
+  const ViewHandle& handle;
+  bool wrapped;
+  // The objects it was copied from, through R's copies not yet settled:
+  // byte code copies a shared value at the start of an assignment, and a
+  // replacement method (`[<-.Date`) then has R copy that copy again.
+  static constexpr int kMaxSources = 8;
+  const void* sources[kMaxSources] = {};
+  int source_count = 0;
+
+  Copy(SEXP x, const ViewHandle& h, bool w) : object(x), handle(h), wrapped(w) {
+    const ViewHandle* step = &handle;
+    while (step != nullptr && step->copied_from != nullptr && source_count < kMaxSources) {
+      sources[source_count++] = step->copied_from;
+      step = step->copied_from_serial == 0 ? nullptr : tracked_view(step->copied_from_serial);
+      if (step != nullptr && step->writable_copy != WritableCopy::Pending) break;
+    }
+  }
+  bool is_source(SEXP value) const {
+    for (int i = 0; i < source_count; ++i)
+      if (static_cast<const void*>(value) == sources[i]) return true;
+    return false;
+  }
+};
+
+bool is_target(SEXP value, const Copy& copy) {
+  if (copy.wrapped) return ALTREP(value) && !is_view(value) && R_altrep_data1(value) == copy.object;
+  return copy.is_source(value);
 }
 
-Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
+Bindings scan(SEXP env, const Copy& copy) {
+  const ViewHandle& handle = copy.handle;
   Bindings found;
   // R's temporary variable of a complex assignment holds what is assigned.
   SEXP temporary = Rf_install("*tmp*");
@@ -140,9 +177,9 @@ Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
     if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
     SEXP value = Rf_findVarInFrame(env, symbol);
     if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) continue;
-    if (value == copy)
+    if (value == copy.object)
       ++found.selves;
-    else if (is_target(value, copy, handle, wrapped))
+    else if (is_target(value, copy))
       ++found.targets;
     else if (reads_same_node(value, handle) || list_holds(value, handle))
       ++found.others;
@@ -157,8 +194,7 @@ Bindings scan(SEXP env, SEXP copy, const ViewHandle& handle, bool wrapped) {
 // environment of their own, which gets a copy of the outer variable's value
 // (R's EnsureLocal(), or the columns of within()'s data frame); package code
 // keeps values for itself (source() its last one) and is not asked.
-bool held_elsewhere(SEXP envs, SEXP kinds, R_xlen_t chosen, SEXP copy, const ViewHandle& handle,
-                    bool wrapped) {
+bool held_elsewhere(SEXP envs, SEXP kinds, R_xlen_t chosen, const Copy& copy) {
   SEXP chosen_env = VECTOR_ELT(envs, chosen);
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     SEXP env = VECTOR_ELT(envs, i);
@@ -167,7 +203,7 @@ bool held_elsewhere(SEXP envs, SEXP kinds, R_xlen_t chosen, SEXP copy, const Vie
     bool seen_before = false;
     for (R_xlen_t j = 0; j < i && !seen_before; ++j) seen_before = VECTOR_ELT(envs, j) == env;
     if (seen_before) continue;
-    const Bindings bindings = scan(env, copy, handle, wrapped);
+    const Bindings bindings = scan(env, copy);
     if (bindings.targets + bindings.others > 0) return true;
   }
   return false;
@@ -202,10 +238,9 @@ Outcome outcome_for(const char* kind, bool only_holder) {
 
 // outcome_for() the copy's variable in environment `chosen`, where it is the
 // only holder there, checked against the other environments' variables.
-Outcome outcome_in(SEXP envs, SEXP kinds, R_xlen_t chosen, bool only_holder, SEXP copy,
-                   const ViewHandle& handle, bool wrapped) {
+Outcome outcome_in(SEXP envs, SEXP kinds, R_xlen_t chosen, bool only_holder, const Copy& copy) {
   Outcome outcome = outcome_for(CHAR(STRING_ELT(kinds, chosen)), only_holder);
-  if (outcome == Outcome::Shared && held_elsewhere(envs, kinds, chosen, copy, handle, wrapped))
+  if (outcome == Outcome::Shared && held_elsewhere(envs, kinds, chosen, copy))
     return Outcome::RefuseSecondVariable;
   return outcome;
 }
@@ -218,9 +253,11 @@ Outcome outcome_in(SEXP envs, SEXP kinds, R_xlen_t chosen, bool only_holder, SEX
 // innermost one whose `*tmp*` holds the list (or, nested, as in
 // `d[["a"]][i] <- v`, the element itself), past those that replacement
 // functions it called make of their own (`x[[j]][i] <- v` in
-// `[<-.data.frame`). RefuseUnknown when no assignment holds the element.
-Outcome list_element_outcome(SEXP copy, const ViewHandle& handle, SEXP envs, SEXP kinds,
-                             SEXP replacing) {
+// `[<-.data.frame`). Byte code (a loop at top level) keeps no `*tmp*`: then
+// the script's variable that alone holds the element is the one assigned.
+// RefuseUnknown when no assignment or script variable holds the element.
+Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP replacing) {
+  const ViewHandle& handle = copy.handle;
   SEXP temporary = Rf_install("*tmp*");
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     SEXP env = VECTOR_ELT(envs, i);
@@ -231,8 +268,15 @@ Outcome list_element_outcome(SEXP copy, const ViewHandle& handle, SEXP envs, SEX
       continue;
     // No variable is bound to the copy's source (decide() found no target
     // anywhere): every variable holding the element counts as another.
-    const Bindings bindings = scan(env, copy, handle, false);
-    return outcome_in(envs, kinds, i, bindings.others == 1, copy, handle, false);
+    const Bindings bindings = scan(env, copy);
+    return outcome_in(envs, kinds, i, bindings.others == 1, copy);
+  }
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    if (std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") != 0) continue;
+    const Bindings bindings = scan(VECTOR_ELT(envs, i), copy);
+    if (bindings.others == 0) continue;
+    if (bindings.others > 1) return Outcome::RefuseSecondVariable;
+    return outcome_in(envs, kinds, i, true, copy);
   }
   return Outcome::RefuseUnknown;
 }
@@ -244,38 +288,42 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
   // The copy holds one reference to itself: a second one is R's wrapper or
   // a variable, and R writes into such a copy only through a wrapper.
   const bool wrapped = MAYBE_SHARED(copy);
+  const Copy context(copy, handle, wrapped);
   SEXP found = PROTECT(writer_environments());
   SEXP envs = VECTOR_ELT(found, 0);
   SEXP kinds = VECTOR_ELT(found, 1);
   Outcome outcome = wrapped ? Outcome::Private : Outcome::RefuseUnknown;
   bool targeted = false;
-  R_xlen_t bound_at = -1;  // the innermost script environment with a variable bound to the copy
-  Bindings bound;
+  bool bound_in_script = false;  // a script's variable is bound to the copy itself
+  SEXP replacing = VECTOR_ELT(found, 2);
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
-    Bindings bindings = scan(VECTOR_ELT(envs, i), copy, handle, wrapped);
+    Bindings bindings = scan(VECTOR_ELT(envs, i), context);
+    // A replacement function that a complex assignment called on a list
+    // holding the element (`[<-.data.frame` for `d[o, "a"] <- d$a`) binds
+    // the source as the value it assigns, not as what it changes: the copy
+    // is the list's element, decided as such below.
+    if (bindings.targets > 0 && !wrapped && LOGICAL(replacing)[i] == TRUE && bindings.others > 0)
+      continue;
     if (bindings.targets == 0) {
-      if (bound_at < 0 && bindings.selves > 0 &&
-          std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0) {
-        bound_at = i;
-        bound = bindings;
-      }
+      bound_in_script = bound_in_script ||
+                        (bindings.selves > 0 && std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0);
       continue;
     }
     targeted = true;
-    outcome = outcome_in(envs, kinds, i, bindings.targets == 1 && bindings.others == 0, copy,
-                         handle, wrapped);
+    outcome = outcome_in(envs, kinds, i, bindings.targets == 1 && bindings.others == 0, context);
     break;
   }
   // R copied the share for a reason of its own (`class<-` at the end of a
   // Date's `[<-` method) and the copy became a script variable's value
   // unchanged: it is the share's value there. Settling it as a private copy
   // at its first read (format() asks for a writable pointer) would make
-  // every later write miss the shared memory.
-  if (!targeted && bound_at >= 0 && bound.others == 0 &&
-      !held_elsewhere(envs, kinds, bound_at, copy, handle, wrapped))
+  // every later write miss the shared memory. The request is a read: R
+  // writes into a copy bound to a variable only after copying it again
+  // (the copy references itself), and that copy is decided on its own.
+  if (!targeted && bound_in_script)
     outcome = Outcome::Shared;
   else if (!targeted && !wrapped)
-    outcome = list_element_outcome(copy, handle, envs, kinds, VECTOR_ELT(found, 2));
+    outcome = list_element_outcome(context, envs, kinds, replacing);
   UNPROTECT(1);
   return outcome;
 }

@@ -375,4 +375,79 @@ test_that("a Date writable share stays the share after a read, so later writes g
   expect_identical(w[], days)
   got <- in_other_process(function(name) shmr::map_shared(name)[], list(name = name))
   expect_identical(got, days)
+  # Read while a list holds it too; and permuted by itself, which `[<-.Date`
+  # reads through a copy of its own (unclass()).
+  l <- list(w)
+  invisible(format(l[[1]]))
+  rm(l)
+  w[5] <- as.Date("2024-01-01")
+  days[5] <- as.Date("2024-01-01")
+  o <- c(5, 2, 4, 1, 3)
+  w[o] <- w
+  days[o] <- days
+  expect_true(is_shared(w))
+  expect_identical(w[], days)
+  got <- in_other_process(function(name) shmr::map_shared(name)[], list(name = name))
+  expect_identical(got, days)
+})
+
+test_that("loops at top level (byte code) write through as plain statements do", {
+  # Byte code copies a shared value at the start of an assignment and keeps
+  # no `*tmp*` variable. Code evaluated at top level is what eval() in the
+  # global environment runs.
+  run <- function(code) eval(parse(text = code), globalenv())
+  on.exit(rm(list = intersect(c("lw", "ld", "ld2", "ll", "lx", "lo"), ls(globalenv())),
+             envir = globalenv()), add = TRUE)
+  run("lw <- share(as.Date('2020-01-01') + 0:4, readonly = FALSE)")
+  run("ld <- share(data.frame(a = numeric(5), b = 5:1), readonly = FALSE)")
+  run("ll <- share(list(x = as.numeric(1:5)), readonly = FALSE)")
+  run("lo <- c(5, 2, 4, 1, 3)")
+  names <- list(w = shared_name(globalenv()$lw), d = shared_name(globalenv()$ld),
+                l = shared_name(globalenv()$ll))
+  run("for (i in 1:3) lw[i] <- lw[5]")
+  run("for (i in 1:3) ld$a[i] <- i")
+  run("for (i in 4:5) ld[i, 'a'] <- 10 * i")
+  run("for (k in 1) ld$b[lo] <- ld$b")
+  run("for (k in 1) ll$x[lo] <- ll$x")
+  days <- as.Date("2020-01-01") + c(4, 4, 4, 3, 4)
+  b <- 5:1
+  b[c(5, 2, 4, 1, 3)] <- b
+  x <- as.numeric(1:5)
+  x[c(5, 2, 4, 1, 3)] <- x
+  expect_identical(globalenv()$lw[], days)
+  expect_identical(globalenv()$ld$a[], c(1, 2, 3, 40, 50))
+  expect_identical(globalenv()$ld$b[], b)
+  got <- in_other_process(function(w, d, l) {
+    list(w = shmr::map_shared(w)[], a = shmr::map_shared(d)$a[], b = shmr::map_shared(d)$b[],
+         x = shmr::map_shared(l)$x[])
+  }, names)
+  expect_identical(got, list(w = days, a = c(1, 2, 3, 40, 50), b = b, x = x))
+  # A second variable holding the data frame or the column is still refused.
+  run("ld2 <- ld")
+  expect_error(run("for (i in 1:2) ld$a[i] <- 0"), "would go to a private copy")
+  run("rm(ld2); lx <- ld$a")
+  expect_error(run("for (i in 1:2) ld$a[i] <- 0"), "would go to a private copy")
+  expect_identical(in_other_process(function(d) shmr::map_shared(d)$a[], list(names$d)),
+                   c(1, 2, 3, 40, 50))
+})
+
+test_that("a self-assignment through a data frame's `[<-` method writes through", {
+  o <- c(5, 2, 4, 1, 3)
+  d <- share(data.frame(a = as.numeric(1:5), b = 5:1), readonly = FALSE)
+  e <- share(data.frame(a = as.numeric(1:5), b = 5:1), readonly = FALSE)
+  names <- list(d = shared_name(d), e = shared_name(e))
+  plain <- data.frame(a = as.numeric(1:5), b = 5:1)
+  d[o, "a"] <- d$a
+  plain_d <- plain
+  plain_d[o, "a"] <- plain_d$a
+  e[o, ] <- e
+  plain_e <- plain
+  plain_e[o, ] <- plain_e
+  expect_identical(d[, ], plain_d)
+  expect_identical(e[, ], plain_e)
+  d$a[1] <- -1
+  plain_d$a[1] <- -1
+  got <- in_other_process(function(d, e) list(d = shmr::map_shared(d)[, ], e = shmr::map_shared(e)[, ]),
+                          names)
+  expect_identical(got, list(d = plain_d, e = plain_e))
 })
