@@ -258,9 +258,14 @@ SEXP list_unserialize(SEXP, SEXP state) {
 // elements decoded so far (a shallow copy shares them, as R's own would); a
 // changed list is copied by R into an ordinary list, and so is a deep copy
 // of a list whose elements C code wrote into (it would decode them afresh).
+// A writable share's list decodes every element first: the copy and the
+// list then share each element object, so that a copy R makes of one of
+// them to write knows what it was copied from, and what R may still read
+// (`d[o, ] <- d`, writable_copies.h).
 SEXP list_duplicate(SEXP x, Rboolean deep) {
   ListHandle& handle = open_handle(x);
   if (handle.written || (deep && !list_view_unchanged(x))) return nullptr;
+  if (!deep && handle.mapping->region().access() == Access::SharedWritable) materialized(x);
   SEXP copy = PROTECT(run_guarded([&] {
     return cpp11::unwind_protect([&] { return make_list_view(handle.mapping, handle.node); });
   }));
