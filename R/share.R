@@ -86,7 +86,10 @@
 #' or list, while a second variable holds it or the column), or inside a
 #' function you wrote that changes an argument (R gives the function its own
 #' copy; for output that functions and pool workers write into, use
-#' [shared_buffer()]). Four cases R handles without asking shmr still copy
+#' [shared_buffer()]). shmr finds those variables in the frames of the
+#' running code and in the lists they hold; an object kept out of their
+#' sight (in an environment, a closure, a list inside a list) is not
+#' found, and may change with the share. Four cases R handles without asking shmr still copy
 #' privately: assigning a value of a wider type (a double into an integer
 #' vector), growing the vector, `[<-` with names (`w["b"] <- 2`: R
 #' builds a new vector for a character index even when the names exist;
