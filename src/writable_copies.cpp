@@ -127,13 +127,8 @@ struct Bindings {
   int selves = 0;   // variables whose value is the copy itself
 };
 
-// A copy R writes into right after making it (do_subassign, or byte code's
-// start of an assignment) is about to become the value of the variable that
-// holds the object it was copied from. A copy R writes into through one of
-// its wrappers belongs to the variable bound to that wrapper (a complex
-// assignment wraps large vectors first); a wrapper nobody is bound to is
-// scratch space.
-// Plain data only: R errors may be raised while it lives.
+// The copy being decided. Plain data only: R errors may be raised while it
+// lives.
 struct Copy {
   SEXP object;
   const ViewHandle& handle;
@@ -160,6 +155,12 @@ struct Copy {
   }
 };
 
+// A copy R writes into right after making it (do_subassign, or byte code's
+// start of an assignment) is about to become the value of the variable that
+// holds the object it was copied from. A copy R writes into through one of
+// its wrappers belongs to the variable bound to that wrapper (a complex
+// assignment wraps large vectors first); a wrapper nobody is bound to is
+// scratch space.
 bool is_target(SEXP value, const Copy& copy) {
   if (copy.wrapped) return ALTREP(value) && !is_view(value) && R_altrep_data1(value) == copy.object;
   return copy.is_source(value);
