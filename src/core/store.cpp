@@ -234,14 +234,14 @@ bool has_room(const std::string& directory, uint64_t size, uint64_t capacity) {
 bool reclaimed_space_of_dead_creators(const std::string& directory) noexcept {
   static std::mutex mutex;
   static std::chrono::steady_clock::time_point last{};
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    const auto now = std::chrono::steady_clock::now();
-    if (last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::seconds(1))
-      return false;
-    last = now;
-  }
   try {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      const auto now = std::chrono::steady_clock::now();
+      if (last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::seconds(1))
+        return false;
+      last = now;
+    }
     return !prune_regions(directory, PruneScope::AllRegions).empty();
   } catch (...) {
     return false;
