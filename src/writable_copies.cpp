@@ -94,31 +94,55 @@ bool reads_same_node(SEXP value, const ViewHandle& target) {
          other->mapping->region().name() == target.mapping->region().name();
 }
 
-// True when `list` holds the shared elements `copy` reads: an ordinary list
-// with an element that reads them, or a list view of the list node that has
-// them among its elements (whichever objects stand for them: a view of a
-// list makes its elements' views anew when it is copied).
-bool list_holds(SEXP list, const ViewHandle& copy) {
+// How deep, and over how many elements at most, a variable's list is
+// searched for the shared elements: nested lists can be large.
+constexpr int kListDepth = 8;
+constexpr uint64_t kListElements = uint64_t{1} << 16;
+
+// True when the List node `list` of `reader`, or a list inside it, has the
+// node `wanted` among its elements. Throws Corrupt for a corrupt region.
+bool node_holds(const RegionReader& reader, const NodeView& list, uint64_t wanted, int depth,
+                uint64_t& budget) {
+  for (uint64_t i = 0; i < list.length() && budget > 0; ++i, --budget) {
+    const uint64_t child = list.child(i);
+    if (child == wanted) return true;
+    if (depth == 0) continue;
+    const NodeView node = reader.node(child);
+    if (node.kind() == format::NodeKind::List && node_holds(reader, node, wanted, depth - 1, budget))
+      return true;
+  }
+  return false;
+}
+
+bool holds(SEXP list, const ViewHandle& copy, int depth, uint64_t& budget) {
   if (ListHandle* view = list_view_handle(list)) {
     if (!view->written) {
       if (view->mapping->region().name() != copy.mapping->region().name()) return false;
-      for (uint64_t i = 0; i < view->node.length(); ++i) {
-        uint64_t child = 0;
-        try {
-          child = view->node.child(i);
-        } catch (...) {
-          return false;  // a corrupt region: no element of it is this one
-        }
-        if (child == copy.node.index()) return true;
+      try {
+        return node_holds(view->mapping->reader(), view->node, copy.node.index(), depth, budget);
+      } catch (...) {
+        return false;  // a corrupt region: no element of it is this one
       }
-      return false;
     }
     list = list_view_decoded_elements(list);
   }
   if (TYPEOF(list) != VECSXP || ALTREP(list)) return false;
-  for (R_xlen_t i = 0; i < XLENGTH(list); ++i)
-    if (reads_same_node(VECTOR_ELT(list, i), copy)) return true;
+  for (R_xlen_t i = 0; i < XLENGTH(list) && budget > 0; ++i, --budget) {
+    SEXP element = VECTOR_ELT(list, i);
+    if (reads_same_node(element, copy)) return true;
+    if (depth > 0 && TYPEOF(element) == VECSXP && holds(element, copy, depth - 1, budget)) return true;
+  }
   return false;
+}
+
+// True when `list` holds the shared elements `copy` reads, itself or in a
+// list inside it: an ordinary list with an element that reads them, or a
+// list view of a list node that has them among its elements (whichever
+// objects stand for them: a view of a list makes its elements' views anew
+// when it is copied).
+bool list_holds(SEXP list, const ViewHandle& copy) {
+  uint64_t budget = kListElements;
+  return holds(list, copy, kListDepth, budget);
 }
 
 struct Bindings {

@@ -451,3 +451,25 @@ test_that("a self-assignment through a data frame's `[<-` method writes through"
                           names)
   expect_identical(got, list(d = plain_d, e = plain_e))
 })
+
+test_that("lists inside lists: a change writes through, and a list holding a column is a second variable", {
+  o <- c(5, 2, 4, 1, 3)
+  l <- share(list(x = list(y = as.numeric(1:5))), readonly = FALSE)
+  name <- shared_name(l)
+  l$x$y[1] <- 0
+  l$x$y[o] <- l$x$y
+  y <- c(0, 2:5)
+  y[o] <- y
+  expect_identical(l$x$y[], y)
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$x$y[], list(name = name)), y)
+  # A list that keeps the column one level down would change with the share.
+  d <- share(data.frame(a = as.numeric(1:5)), readonly = FALSE)
+  dname <- shared_name(d)
+  keep <- list(inner = list(col = d$a))
+  expect_error(d$a[1] <- 0, "would go to a private copy")
+  expect_identical(keep$inner$col[], as.numeric(1:5))
+  rm(keep)
+  d$a[1] <- 0
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$a[], list(dname)),
+                   c(0, 2:5))
+})
