@@ -89,9 +89,8 @@ enum class Outcome { Shared, Private, RefuseSecondVariable, RefuseInFunction, Re
 // True when `value` reads the same shared elements as `target` does.
 bool reads_same_node(SEXP value, const ViewHandle& target) {
   const ViewHandle* other = view_handle(unwrapped(value));
-  if (other == nullptr || other->writable_copy == WritableCopy::Private) return false;
-  return other->node.index() == target.node.index() &&
-         other->mapping->region().name() == target.mapping->region().name();
+  return other != nullptr && other->writable_copy != WritableCopy::Private &&
+         same_node(*other, target);
 }
 
 // How deep, and over how many elements at most, a variable's list is
