@@ -83,10 +83,13 @@
 #'
 #' A change that would reach only a private copy is an error instead: a
 #' write through a second variable (`y <- w; y[1] <- 0`; for a data frame
-#' or list, while a second variable holds it or the column), or inside a
-#' function you wrote that changes an argument (R gives the function its own
-#' copy; for output that functions and pool workers write into, use
-#' [shared_buffer()]). shmr finds those variables in the frames of the
+#' or list, while a second variable holds it or the column), a change inside
+#' `local()` or `within()` to a variable of the code around it (R gives
+#' them a copy of its value: `local(w[1] <- 0)`), or a change R makes to a
+#' copy inside a function you wrote: of an argument (R gives the function
+#' its own copy) or, as shmr cannot tell the two apart, of a variable of the
+#' function's own (`v[4:1] <- v`; for output that functions and pool workers
+#' write into, use [shared_buffer()]). shmr finds those variables in the frames of the
 #' running code and in the lists they hold; an object kept out of their
 #' sight (in an environment, a closure, a list more than 8 levels deep) is not
 #' found, and may change with the share. Four cases R handles without asking shmr still copy

@@ -355,8 +355,10 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
 [[noreturn]] void refuse(const ViewHandle& handle, Outcome outcome) {
   const char* reason =
       outcome == Outcome::RefuseInFunction
-          ? "inside a function, R changes a copy of an argument or of a variable referenced "
-            "elsewhere. For output that functions (and pool workers) write into, use "
+          ? "inside a function you wrote, a copy R changes may be of an argument or of a "
+            "variable referenced elsewhere, which must keep its value, so shmr writes no copy "
+            "through there (a variable of the function's own included). Make such a change at "
+            "top level; for output that functions (and pool workers) write into, use "
             "shared_buffer(); for a private copy, use fetch()."
       : outcome == Outcome::RefuseSecondVariable
           ? "another variable refers to the same object (here, or outside the local() or "

@@ -130,6 +130,22 @@ test_that("columns of a writable data frame or list change in place, as a user w
   })
   expect_match(got$error, "would go to a private copy, not to shared memory: inside a function")
   expect_identical(got$a, 1:3)
+  # A variable of the function's own is refused too, and the message says so
+  # rather than calling it an argument.
+  got <- in_other_process(function() {
+    w <- share(as.numeric(1:4), readonly = FALSE)
+    reverse <- function(name) {
+      v <- map_shared(name)
+      v[4:1] <- v
+      v
+    }
+    list(error = tryCatch({
+      reverse(shared_name(w))
+      "no error"
+    }, error = conditionMessage), w = w[])
+  })
+  expect_match(got$error, "inside a function you wrote.*a variable of the function's own included")
+  expect_identical(got$w, as.numeric(1:4))
 
   l <- share(list(v = as.numeric(1:3), w = 1:2), readonly = FALSE)
   name <- shared_name(l)
