@@ -25,8 +25,8 @@
 #' @param dim A length (a vector, up to 2^52 elements), or the dimensions of
 #'   a matrix or array (each at most 2^31 - 1, as R allows).
 #' @param init The initial value of every element (`NA`; for raw, `00`). A
-#'   value the type cannot hold (`"abc"` or `3e9` for an integer buffer) is an
-#'   error.
+#'   value the type cannot hold (`"abc"`, `3e9` or `1.5` for an integer buffer) is
+#'   an error.
 #' @return A shared buffer: a writable shared vector (class `shmr_buffer`)
 #'   with `dim` set when `dim` has more than one element.
 #' @export
