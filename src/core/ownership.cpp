@@ -45,10 +45,6 @@ FileIdentity FileIdentity::of(const std::string& path) {
 
 namespace {
 
-void unlink_if_same(const std::string& path, const FileIdentity& expected) {
-  if (FileIdentity::of(path) == expected) ::unlink(path.c_str());
-}
-
 // True when the file at `path` is the locator we published (same identity)
 // and still leads to `data_path`. The identity alone does not tell: once the
 // locator was removed, its inode number is free for whatever file takes the
@@ -112,16 +108,17 @@ RegionOwner::~RegionOwner() {
 void RegionOwner::release() {
   std::call_once(released_, [this] {
     // A forked child shares the parent's objects but not its ownership.
-    if (persistent_ || kept_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
+    if (persistent_ || kept_ || creator_pid_ != process::current().pid) return;
     // Only the files this owner created: the name may have been removed and
     // taken by another region since.
-    const FileIdentity data_now = FileIdentity::of(location_.data_path());
-    unlink_if_same(location_.data_path(), data_file_);
+    const std::string data_path = location_.data_path();
+    const FileIdentity data_now = FileIdentity::of(data_path);
+    if (data_now == data_file_) ::unlink(data_path.c_str());
     // The locator too, unless a new data file took our data file's place
     // (then the locator there is the new region's).
     if (location_.backing == Backing::File &&
         (data_now == data_file_ || data_now == FileIdentity{}) &&
-        is_our_locator(location_.name_path(), name_file_, location_.name, location_.data_path()))
+        is_our_locator(location_.name_path(), name_file_, location_.name, data_path))
       ::unlink(location_.name_path().c_str());
   });
   // After the removal: a signal before it still finds the entry.
@@ -152,7 +149,7 @@ void set_reply_recipient(const process::Identity& recipient) noexcept {
 }
 
 void RegionOwner::hand_over_for_sending() noexcept {
-  if (kept_ || persistent_ || creator_pid_ != static_cast<int64_t>(::getpid())) return;
+  if (kept_ || persistent_ || creator_pid_ != process::current().pid) return;
   const process::Identity receiver = receiver_of_sent_regions();
   if (receiver.pid == 0 || receiver.pid == creator_pid_) return;
   // A signal waits until the region names its receiver or stays ours.
