@@ -68,7 +68,7 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
 }
 
 #' @export
-`[<-.shmr_buffer` <- function(x, ..., value) {
+`[<-.shmr_buffer` <- function(x, ..., value) without_call({
   subscripts <- buffer_subscripts(x, substitute(list(...)), ...)
   # As in R, NA subscripts select nothing when one value is given, and are
   # an error otherwise (which element would get which value is unclear).
@@ -90,10 +90,20 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
     warning(message, call. = FALSE)
   }
   .Call(shmr_buffer_write, x, subscripts, value)
+})
+
+# R puts the assigned value itself into a replacement method's call, and
+# reports an error with its call: a value that cannot be read (a closed
+# shared object) would raise again while the error is printed, past try().
+without_call <- function(expr) {
+  tryCatch(expr, error = function(e) {
+    e$call <- NULL
+    stop(e)
+  })
 }
 
 #' @export
-`[[<-.shmr_buffer` <- function(x, ..., value) {
+`[[<-.shmr_buffer` <- function(x, ..., value) without_call({
   if (length(value) != 1L) stop("more elements supplied than there are to replace", call. = FALSE)
   # As for any vector, `[[<-` selects one element: b[[c(1, 2)]] is an error.
   if (...length() == 0L || any(lengths(list(...)) != 1L)) {
@@ -111,7 +121,7 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
     index
   })
   do.call(`[<-.shmr_buffer`, c(list(x), indices, list(value = value)))
-}
+})
 
 #' @export
 print.shmr_buffer <- function(x, ...) {

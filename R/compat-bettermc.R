@@ -114,7 +114,7 @@ copy2shm <- function(x, name, overwrite = FALSE, copy = TRUE) {
     }
   )
   size <- shared_info(shared)$size
-  close(shared)
+  close.default(shared)
   structure(list(
     name = name, type = sexp_types[[typeof(x)]], length = as.numeric(length(x)),
     size = size, attributes = as.pairlist(attributes(x)), copy = copy

@@ -363,7 +363,7 @@ call_variable <- function(variable, namespace, call) {
 end_call <- function(call, namespace) {
   if (length(call$registered)) releaseVariables(namespace, call$registered)
   for (object in call$mapped) unmap_shared(object)
-  for (object in call$shared) close(object)
+  for (object in call$shared) close.default(object)
 }
 
 map_pool <- function(cluster, max_cores) {
@@ -433,7 +433,7 @@ release_page <- function(region) {
   if (is.null(page)) return(invisible())
   # An empty list is no shared object on R < 4.3 (close() finds no region
   # in it): its region goes by name.
-  if (is_shared(page$object)) close(page$object) else remove_shared(region)
+  if (is_shared(page$object)) close.default(page$object) else remove_shared(region)
   invisible()
 }
 

@@ -359,7 +359,7 @@ discard_views <- function(walk) {
   regions <- walk$regions$values()
   for (i in seq_along(views)) {
     persistent <- isTRUE(shared_info(views[[i]])$persistent)
-    try(close(views[[i]]), silent = TRUE)
+    try(close.default(views[[i]]), silent = TRUE)
     if (persistent) try(remove_shared(regions[i]), silent = TRUE)
   }
 }

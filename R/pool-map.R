@@ -351,7 +351,7 @@ release_call_shares <- function(created) {
   if (!length(created$objects)) return(invisible())
   kept <- if (is.null(created$results)) logical(length(created$objects)) else
     .Call(shmr_regions_read_by, created$results, created$objects)
-  for (obj in created$objects[!kept]) close(obj)
+  for (obj in created$objects[!kept]) close.default(obj)
   invisible()
 }
 

@@ -257,9 +257,12 @@ pool_stop <- function(pool = NULL, timeout = 5) {
   if (!is.numeric(timeout) || length(timeout) != 1L || is.na(timeout) || timeout < 0) {
     stop("`timeout` must be a number of seconds >= 0", call. = FALSE)
   }
-  if (isTRUE(pool$borrowed)) {
+  if (pool$backend == "mirai") {
+    # Daemons it did not start keep running, without this owner's copies.
+    stop_mirai(pool)
+  } else if (isTRUE(pool$borrowed)) {
     # Not ours to stop.
-  } else if (pool$backend == "psock") {
+  } else {
     # Node by node: one whose connection is gone (a worker abandoned by an
     # interrupted call) must not keep the others running.
     for (w in seq_along(pool$cluster)) {
@@ -269,8 +272,6 @@ pool_stop <- function(pool = NULL, timeout = 5) {
         try(parallel::stopCluster(pool$cluster[w]), silent = TRUE)
       }
     }
-  } else {
-    stop_mirai(pool)
   }
   pool$stopped <- TRUE
   if (identical(pools$default, pool)) pools$default <- NULL

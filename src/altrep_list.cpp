@@ -16,6 +16,8 @@
 
 #include <cstdio>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "core/error.h"
 #include "core/names.h"
@@ -85,6 +87,57 @@ SEXP decoded_element(SEXP x, R_xlen_t i) {
   return run_guarded([&] { return decode_list_element(handle, static_cast<uint64_t>(i)); });
 }
 
+// Whether element `child` of the list may be one node met in several places
+// (rep(list(v), n), the pieces of split() sharing their levels, one
+// environment held twice): a list or a serialized object, or a vector whose
+// node has a live view on the list's mapping already.
+bool may_repeat(const ListHandle& handle, const NodeView& child) {
+  switch (child.kind()) {
+    case format::NodeKind::List:
+    case format::NodeKind::Serialized:
+      return true;
+    case format::NodeKind::Null:
+      return false;
+    default:
+      return format::element_size(child.kind()) != 0 && handle.mapping->refuses_new_view_of(child.index());
+  }
+}
+
+// The element decoded before from the node of element `i`, at another
+// position, or nullptr. One node decodes to one object, as R's own list
+// held one object there: another view of a vector would need a mapping of
+// its own (a process has at most 65,530), another unserialize() of an
+// environment would be another environment. R marks what it takes from an
+// ALTREP list as not mutable, so the places never change each other.
+SEXP earlier_element(ListHandle& handle, SEXP cache, R_xlen_t i) noexcept {
+  if (cache == R_NilValue || handle.mapping->is_closed()) return nullptr;
+  try {
+    const uint64_t node = handle.node.child(static_cast<uint64_t>(i));
+    if (!handle.positions) {
+      if (!may_repeat(handle, handle.mapping->reader().node(node))) return nullptr;
+      auto positions = std::make_unique<std::unordered_map<uint64_t, R_xlen_t>>();
+      for (R_xlen_t j = 0; j < XLENGTH(cache); ++j)
+        if (VECTOR_ELT(cache, j) != R_NilValue) positions->emplace(handle.node.child(static_cast<uint64_t>(j)), j);
+      handle.positions = std::move(positions);
+    }
+    auto found = handle.positions->find(node);
+    if (found == handle.positions->end()) return nullptr;
+    SEXP earlier = VECTOR_ELT(cache, found->second);
+    return earlier == R_NilValue ? nullptr : earlier;
+  } catch (...) {
+    return nullptr;  // a corrupt node, or no memory: decoded as usual
+  }
+}
+
+void note_position(ListHandle& handle, R_xlen_t i) noexcept {
+  if (!handle.positions) return;
+  try {
+    handle.positions->emplace(handle.node.child(static_cast<uint64_t>(i)), i);
+  } catch (...) {
+    // Not remembered: a later place of the same node decodes it again.
+  }
+}
+
 SEXP element_cache(SEXP x) {
   SEXP cache = R_altrep_data2(x);
   if (cache != R_NilValue) return cache;
@@ -92,6 +145,17 @@ SEXP element_cache(SEXP x) {
   R_set_altrep_data2(x, cache);
   UNPROTECT(1);
   return cache;
+}
+
+// Element `i` decoded, or the object an earlier place of its node holds,
+// stored in the cache.
+SEXP decode_into_cache(SEXP x, SEXP cache, R_xlen_t i) {
+  ListHandle* handle = own_handle(x);
+  SEXP value = handle != nullptr ? earlier_element(*handle, cache, i) : nullptr;
+  if (value == nullptr) value = decoded_element(x, i);
+  SET_VECTOR_ELT(cache, i, value);
+  if (handle != nullptr) note_position(*handle, i);
+  return value;
 }
 
 // An unavailable list keeps its length: its names' for a named list, the
@@ -113,7 +177,18 @@ R_xlen_t list_length(SEXP x) {
 
 // R calls Elt with the garbage collector off: what is decoded here is safe
 // until it is stored in the cache.
+// R indexes a list by its names without checking them against its length,
+// and a list view takes the names its serialized stream carries: an edited
+// stream can give it more names than elements.
+void check_element_index(SEXP x, R_xlen_t i) {
+  if (i >= 0 && i < list_length(x)) return;
+  Rf_error("shmr: element %lld of a shared list of length %lld: its names are longer than the list "
+           "(a damaged or edited serialized object)",
+           static_cast<long long>(i) + 1, static_cast<long long>(list_length(x)));
+}
+
 SEXP list_elt(SEXP x, R_xlen_t i) {
+  check_element_index(x, i);
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr &&
       unavailable_read_for_mirai_report())
     return R_NilValue;
@@ -122,10 +197,7 @@ SEXP list_elt(SEXP x, R_xlen_t i) {
     SEXP value = VECTOR_ELT(cache, i);
     if (value != R_NilValue || own_handle(x)->written) return value;
   }
-  cache = element_cache(x);
-  SEXP value = decoded_element(x, i);
-  SET_VECTOR_ELT(cache, i, value);
-  return value;
+  return decode_into_cache(x, element_cache(x), i);
 }
 
 // Every element, decoded into the cache (once the list is written, the
@@ -136,7 +208,7 @@ SEXP materialized(SEXP x) {
   SEXP cache = element_cache(x);
   R_xlen_t n = XLENGTH(cache);
   for (R_xlen_t i = 0; i < n; ++i)
-    if (VECTOR_ELT(cache, i) == R_NilValue) SET_VECTOR_ELT(cache, i, decoded_element(x, i));
+    if (VECTOR_ELT(cache, i) == R_NilValue) decode_into_cache(x, cache, i);
   return cache;
 }
 
@@ -162,6 +234,7 @@ bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP
 }
 
 void list_set_elt(SEXP x, R_xlen_t i, SEXP value) {
+  check_element_index(x, i);
   ListHandle* handle = own_handle(x);
   if (handle != nullptr && !handle->written &&
       is_element_as_shared(*handle, R_altrep_data2(x), i, value)) {
@@ -262,9 +335,41 @@ SEXP list_unserialize(SEXP, SEXP state) {
 // list then share each element object, so that a copy R makes of one of
 // them to write knows what it was copied from, and what R may still read
 // (`d[o, ] <- d`, writable_copies.h).
+// Whether the list node holds, at any depth (elements and attributes), an
+// object stored serialized (an environment, a function). True as well when
+// more than kMostNodesSearched nodes would have to be looked at, or on a
+// corrupt node: the caller then takes the slower way that is always right.
+bool holds_serialized(const ListHandle& handle) noexcept {
+  constexpr uint64_t kMostNodesSearched = uint64_t{1} << 16;
+  try {
+    const RegionReader& reader = handle.mapping->reader();
+    std::vector<uint64_t> pending{handle.node.index()};
+    std::unordered_set<uint64_t> seen{handle.node.index()};
+    while (!pending.empty()) {
+      if (seen.size() > kMostNodesSearched) return true;
+      const NodeView node = reader.node(pending.back());
+      pending.pop_back();
+      if (node.kind() == format::NodeKind::Serialized) return true;
+      auto visit = [&](uint64_t index) {
+        if (seen.insert(index).second) pending.push_back(index);
+      };
+      for (uint32_t a = 0; a < node.attribute_count(); ++a) visit(node.attribute_value(a));
+      if (node.kind() == format::NodeKind::List)
+        for (uint64_t i = 0; i < node.length(); ++i) visit(node.child(i));
+    }
+    return false;
+  } catch (...) {
+    return true;
+  }
+}
+
 SEXP list_duplicate(SEXP x, Rboolean deep) {
   ListHandle& handle = open_handle(x);
   if (handle.written || (deep && !list_view_unchanged(x))) return nullptr;
+  // R's deep copy keeps an environment the list holds (the same object in
+  // both lists); a new view would unserialize it anew, into another one.
+  // R's own copy reads every element from this list instead.
+  if (deep && holds_serialized(handle)) return nullptr;
   if (!deep && handle.mapping->region().access() == Access::SharedWritable) materialized(x);
   SEXP copy = PROTECT(run_guarded([&] {
     return cpp11::unwind_protect([&] { return make_list_view(handle.mapping, handle.node); });

@@ -96,10 +96,10 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
           reads_as_shared(x, origin))
         return x;
     }
-    EncodedObject encoded;
-    describe_object(x, encoded);
-    encoded.description.original_class = as_string(original_class);
     CreateOptions create = create_options(options);
+    EncodedObject encoded;
+    describe_object(x, encoded, create.writable);
+    encoded.description.original_class = as_string(original_class);
     auto mapping = std::make_shared<Mapping>(create_region(encoded.description, create));
     SEXP shared = decode_object(mapping, mapping->reader().root());
     // Without ALTREP lists (R < 4.3) nothing can follow a list that holds no

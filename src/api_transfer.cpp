@@ -58,7 +58,7 @@ process::Identity parse_identity(const std::string& text) {
 SEXP create_unkept(SEXP x, SEXP original_class, const CreateOptions& options,
                    const process::Identity* owner) {
   EncodedObject encoded;
-  describe_object(x, encoded);
+  describe_object(x, encoded, options.writable);
   encoded.description.original_class = as_string(original_class);
   auto region = create_region(encoded.description, options);
   std::string name = region->name();

@@ -68,6 +68,14 @@ bool is_viewable(NodeKind kind) {
   return kind != NodeKind::Null && kind != NodeKind::List && kind != NodeKind::Serialized;
 }
 
+// True when a new view of `node` cannot read `mapping` (make_view() would
+// take another mapping): a fixed-width node that a live view may write to
+// there. Strings are never written in place, so their views share one.
+bool refuses_view(const Mapping& mapping, const NodeView& node) {
+  return is_viewable(node.kind()) && format::element_size(node.kind()) != 0 &&
+         mapping.refuses_new_view_of(node.index());
+}
+
 bool is_pairlist(const NodeView& node) {
   return node.kind() == NodeKind::List && (node.flags() & format::kNodeFromPairlist) != 0;
 }
@@ -325,7 +333,7 @@ SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mappi
 std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::vector<Slot>& slots) {
   auto is_free = [&](const Mapping& mapping) {
     for (const Slot& slot : slots)
-      if (is_viewable(slot.node.kind()) && !slot.plain && mapping.has_live_view(slot.node.index()))
+      if (!slot.plain && refuses_view(mapping, slot.node))
         return false;
     return true;
   };
@@ -369,7 +377,7 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
         for (uint64_t i = 0; i < child.length(); ++i) strings.push_back(child.string_at(i));
       return cpp11::unwind_protect([&] { return plain_copy(child, strings); });
     }
-    if (is_viewable(child.kind()) && !list.mapping->has_live_view(node))
+    if (is_viewable(child.kind()) && !refuses_view(*list.mapping, child))
       return cpp11::unwind_protect([&] { return make_view(list.mapping, child); });
   }
   std::vector<Slot> slots = plan_object(list.mapping->reader(), node);
@@ -378,7 +386,7 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
     // Only the list's own mapping reads this file: what another object
     // views there already is copied (two objects never share private pages).
     for (Slot& slot : slots) {
-      if (!is_viewable(slot.node.kind()) || slot.plain || !list.mapping->has_live_view(slot.node.index()))
+      if (slot.plain || !refuses_view(*list.mapping, slot.node))
         continue;
       slot.plain = true;
       if (slot.node.kind() == NodeKind::String)

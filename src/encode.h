@@ -26,7 +26,9 @@ struct EncodedObject {
 
 // Describes `x`. Objects that are not vectors, lists or NULL (functions,
 // environments, language, S4, ...) become serialized nodes. The same SEXP
-// reached twice becomes one node. Throws on failure.
-void describe_object(SEXP x, EncodedObject& out);
+// reached twice becomes one node, except, for a `writable` region, a data
+// vector or list reached twice through list elements: each place gets its
+// own. Throws on failure.
+void describe_object(SEXP x, EncodedObject& out, bool writable = false);
 
 }  // namespace shmr::glue

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 
 #include "core/reader.h"
 #include "mapping.h"
@@ -31,6 +32,9 @@ struct ListHandle {
   // it is a private list (it holds every element itself, is not shared, and
   // serializes by value). The region never changes.
   bool written = false;
+  // Node -> a position whose element was decoded from it, kept once one
+  // node may stand in several places (altrep_list.cpp, earlier_element()).
+  std::unique_ptr<std::unordered_map<uint64_t, R_xlen_t>> positions;
 };
 
 // True when this build of shmr has the ALTREP list class.

@@ -1,7 +1,9 @@
 #include "mapping.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -24,6 +26,22 @@ constexpr uint64_t kCheckIdleEvery = 8;
 // (the kernel allows 65,530 mappings per process by default, and R's own
 // large allocations need some of them).
 constexpr uint64_t kCollectAtMappings = 1000;
+
+// Live mappings past which no further mapping of a file already mapped is
+// made (the objects that would need one copy their data instead): half of
+// what the kernel allows a process, the rest left to R and the libraries.
+uint64_t second_mapping_limit() {
+  static const uint64_t limit = [] {
+    uint64_t allowed = 65530;
+    if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      unsigned long long value = 0;
+      if (std::fscanf(f, "%llu", &value) == 1 && value > 0) allowed = value;
+      std::fclose(f);
+    }
+    return std::max<uint64_t>(allowed / 2, 256);
+  }();
+  return limit;
+}
 
 struct FileKey {
   uint64_t device;
@@ -103,6 +121,11 @@ class MappingRegistry {
   // now leads elsewhere, this file can no longer be mapped.
   std::shared_ptr<Mapping> new_of_same_file(const std::shared_ptr<Mapping>& mapped) {
     const std::string& name = mapped->region().name();
+    if (live_ >= second_mapping_limit())
+      throw MappingLimitReached(ErrorKind::NoSpace,
+                                "this process has " + std::to_string(live_) +
+                                    " mappings of shared regions: no other mapping of '" + name +
+                                    "' is made");
     remember(mapped);
     std::shared_ptr<RegionGroup> group = mapped->group_;
     if (!group) throw Error(ErrorKind::System, "cannot identify the file of shared region '" + name + "'");

@@ -43,6 +43,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/error.h"
 #include "core/store.h"
 
 namespace shmr::glue {
@@ -71,7 +72,6 @@ class Mapping {
   // taken again), whose data a receiver would map instead of theirs.
   bool name_still_leads_here() const noexcept;
 
-  bool has_live_view(uint64_t node) const { return live_views_.count(node) != 0; }
   void add_view(uint64_t node) { ++live_views_[node]; }
   // `data` and `size`: the bytes the view read (empty for a string view),
   // checked for pages written through it.
@@ -117,10 +117,20 @@ std::shared_ptr<Mapping> mapping_for_unserialize(const std::string& name);
 // mapping_for_unserialize(), then mapping_for_view() of a fixed-width node.
 std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node);
 
+// Thrown when a new mapping is needed for another object of a file this
+// process maps already, and half the mappings the kernel allows a process
+// are live (a list holding one vector in 50,000 places, 50,000 results that
+// each carry the same column): that object copies its data instead.
+class MappingLimitReached : public Error {
+ public:
+  using Error::Error;
+};
+
 // `preferred` when a new view of `node` may read it, else another mapping of
 // the same file (reused or new). `fixed_width`: the node is a logical,
 // integer, double, complex or raw vector. Throws NotFound when a new mapping
-// is needed and the file is no longer under its name.
+// is needed and the file is no longer under its name, MappingLimitReached
+// when there are too many.
 std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& preferred, uint64_t node,
                                           bool fixed_width);
 

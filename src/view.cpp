@@ -11,6 +11,7 @@
 #include "core/names.h"
 #include "core/pages.h"
 #include "r_boundary.h"
+#include "r_types.h"
 #include "view_classes.h"
 #include "writable_copies.h"
 
@@ -86,7 +87,19 @@ SEXP new_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
 struct FoundNode {
   std::shared_ptr<Mapping> mapping;
   NodeView node;
+  // No mapping may be made for a view of it (MappingLimitReached): an
+  // ordinary vector with a copy of its data stands for the view.
+  bool copy = false;
 };
+
+// An ordinary vector holding the fixed-width node's data. May raise an R
+// error (allocation).
+SEXP data_copy(const NodeView& node) {
+  SEXP out = PROTECT(Rf_allocVector(r_type(node.kind()), static_cast<R_xlen_t>(node.length())));
+  if (node.data_size() > 0) std::memcpy(writable_data(out), node.data(), node.data_size());
+  UNPROTECT(1);
+  return out;
+}
 
 void delete_found_node(SEXP holder) {
   delete static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
@@ -95,6 +108,19 @@ void delete_found_node(SEXP holder) {
 
 // Makes the view of the node that `find` (which may throw) returns;
 // nullptr, with the message in `message`, when it throws.
+// `node` of `preferred`'s file, on the mapping a new view of it may read, or
+// to be copied when no other mapping may be made. Throws like
+// mapping_for_view() otherwise.
+FoundNode found_for_view(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
+  const bool fixed_width = format::element_size(node.kind()) != 0;
+  try {
+    auto mapping = mapping_for_view(preferred, node.index(), fixed_width);
+    return FoundNode{mapping, mapping->reader().node(node.index())};
+  } catch (const MappingLimitReached&) {
+    return FoundNode{preferred, node, true};
+  }
+}
+
 template <typename Find>
 SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();
@@ -106,7 +132,7 @@ SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
     return nullptr;
   }
   const FoundNode& found = *static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
-  SEXP view = new_view(found.mapping, found.node);
+  SEXP view = found.copy ? data_copy(found.node) : new_view(found.mapping, found.node);
   delete_found_node(holder);
   UNPROTECT(1);
   return view;
@@ -125,12 +151,7 @@ SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
 // A view of `node` on a mapping of the same file that `preferred` refuses
 // it on (mapping.h): a duplicate, or a second decode of the same object.
 SEXP view_on_other_mapping(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
-  return view_on_found_node(
-      [&] {
-        auto mapping = mapping_for_view(preferred, node.index(), true);
-        return FoundNode{mapping, mapping->reader().node(node.index())};
-      },
-      true);
+  return view_on_found_node([&] { return found_for_view(preferred, node); }, true);
 }
 
 }  // namespace
@@ -175,8 +196,8 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
   return view_on_found_node(
       [&] {
         NodeView node;
-        auto mapping = find(node);
-        return FoundNode{std::move(mapping), node};
+        auto preferred = find(node);
+        return found_for_view(preferred, node);
       },
       message);
 }

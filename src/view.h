@@ -259,8 +259,10 @@ SEXP unavailable_info(SEXP x);
 bool unavailable_read_for_mirai_report();
 SEXP unavailable_state(SEXP x);
 
-// Makes the view of the node on the mapping `find(node)` returns (it may
-// throw); nullptr, with the message in `message`, when it throws. The
+// Makes the view of the node `find(node)` finds, on the mapping it returns
+// when a new view of the node may read that one (else on another mapping
+// of the same file, or as a copy of its data when no other may be made);
+// nullptr, with the message in `message`, when it throws. The
 // mapping is held by an external pointer while the view is allocated, so an
 // allocation error cannot leak it.
 SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& find,

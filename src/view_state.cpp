@@ -347,8 +347,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
         // could otherwise turn a double vector into a character vector).
         if (R_SEXP(*node_class) != cls)
           throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node of another type");
-        mapping = mapping_for_view(mapping, found.index(), format::element_size(found.kind()) != 0);
-        node = mapping->reader().node(in.node);
+        node = found;
         return mapping;
       },
       message);

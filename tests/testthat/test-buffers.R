@@ -277,3 +277,16 @@ test_that("closing twice does nothing the second time", {
   # closing that is harmless too.
   expect_identical(close(1:3), FALSE)
 })
+
+test_that("assigning a closed shared object into a buffer is an error try() catches", {
+  b <- shared_buffer("double", 4, 0)
+  s <- share(as.numeric(4:1))
+  close(s)
+  got <- try(b[] <- s, silent = TRUE)
+  expect_s3_class(got, "try-error")
+  expect_match(conditionMessage(attr(got, "condition")), "was closed")
+  got <- try(b[[1]] <- s, silent = TRUE)
+  expect_s3_class(got, "try-error")
+  b[2] <- 5
+  expect_identical(b[], c(0, 5, 0, 0))
+})

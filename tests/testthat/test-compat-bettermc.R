@@ -214,3 +214,16 @@ test_that("the bettermc page lists every bettermc function shmr does not provide
   missing <- setdiff(bettermc_exports, getNamespaceExports("shmr"))
   for (f in missing) expect_match(text, paste0(f, "()"), fixed = TRUE, info = f)
 })
+
+test_that("an object with a close() method of its own (a connection) is left alone", {
+  path <- tempfile()
+  con <- file(path, "w")
+  on.exit(close(con))
+  name <- paste0("/shmr_test_conn_", Sys.getpid())
+  obj <- copy2shm(con, name)
+  on.exit(try(allocate_from_shm(obj), silent = TRUE), add = TRUE)
+  expect_true(isOpen(con))
+  writeLines("still writable", con)
+  flush(con)
+  expect_identical(readLines(path), "still writable")
+})

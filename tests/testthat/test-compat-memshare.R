@@ -471,3 +471,12 @@ test_that("mutualinfo(useMPMI = TRUE) is memshare's", {
                0.56044693057769734, tolerance = 1e-8)
   expect_identical(mutualinfo(d$xc, d$yc, useMPMI = TRUE, eps = 1.9), 0)
 })
+
+test_that("releasing a variable with a close() method of its own (a connection) leaves it open", {
+  con <- file(tempfile(), "w")
+  on.exit(close(con))
+  namespace <- paste0("conn", Sys.getpid())
+  registerVariables(namespace, list(a = con))
+  releaseVariables(namespace, "a")
+  expect_true(isOpen(con))
+})

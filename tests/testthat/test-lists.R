@@ -399,3 +399,57 @@ test_that("a write after a check that found none is seen as well", {
   expect_identical(unserialize(serialize(df, NULL))$a[at], -1)
   expect_identical(in_other_process(function(d, at) d$a[at], list(df, at)), -1)
 })
+
+test_that("one vector in many places of a list is one object, not a mapping per place", {
+  live <- function() shmr:::mapping_stats()[["live"]]
+  v <- runif(100)
+  s <- share(rep(list(v), 3000))
+  before <- live()
+  total <- 0
+  for (i in seq_along(s)) total <- total + s[[i]][1]
+  expect_equal(total, 3000 * v[1])
+  expect_lte(live() - before, 2)
+  expect_identical(s[[1]], s[[3000]])
+  # split() pieces share their factor's levels (a character vector).
+  n <- 3000
+  df <- data.frame(g = seq_len(n), f = factor(sample(paste0("level_", 1:50), n, TRUE),
+                                             levels = paste0("level_", 1:50)))
+  pieces <- share(split(df, df$g))
+  before <- live()
+  levels_seen <- 0
+  for (i in seq_along(pieces)) levels_seen <- levels_seen + nlevels(pieces[[i]]$f)
+  expect_identical(levels_seen, 50 * n)
+  expect_lte(live() - before, 2)
+  expect_identical(as.character(pieces[[7]]$f), as.character(df$f[7]))
+  # One environment held twice is one environment, as in the list shared.
+  e <- new.env()
+  l <- share(list(a = e, b = e, v = 1:3))
+  expect_identical(l$a, l$b)
+})
+
+test_that("a deep copy of a shared list keeps the environments it holds (R >= 4.3)", {
+  skip_without_list_views()
+  skip_if_not_installed("rlang")
+  e <- new.env()
+  s <- share(list(e = e, v = as.numeric(1:3)))
+  assign("x", 1, envir = s$e)
+  copy <- rlang::duplicate(s, shallow = FALSE)
+  expect_identical(copy$e, s$e)
+  expect_identical(get("x", envir = copy$e), 1)
+  expect_identical(copy$v[], as.numeric(1:3))
+})
+
+test_that("names longer than the list in an edited stream are an error, not a crash (R >= 4.3)", {
+  skip_without_list_views()
+  s3 <- share(list(a = 1, b = "x", c = 3L))
+  s2 <- share(list(list(1, 2), 5))
+  hex <- function(s) paste(as.character(charToRaw(s)), collapse = "")
+  stream <- paste(as.character(serialize(s3, NULL)), collapse = "")
+  stream <- gsub(hex(sub("^shmr_", "", shared_name(s3))), hex(sub("^shmr_", "", shared_name(s2))),
+                 stream)
+  edited <- as.raw(strtoi(substring(stream, seq(1, nchar(stream), 2), seq(2, nchar(stream), 2)), 16L))
+  x <- unserialize(edited)
+  expect_length(x, 2L)
+  invisible(x[[1]])
+  expect_error(x$c, "names are longer than the list")
+})

@@ -240,3 +240,19 @@ test_that("map_shared() opens a region with one open, one fstat, one mmap and no
   expect_length(grep("MAP_ANONYMOUS", file_maps, invert = TRUE), 1)
   expect_length(grep("/proc", calls, fixed = TRUE), 0)
 })
+
+test_that("past half the mappings the kernel allows, more objects of one vector copy their data", {
+  allowed <- as.numeric(readLines("/proc/sys/vm/max_map_count"))
+  skip_if(allowed > 70000, "the kernel allows too many mappings to reach half of them quickly")
+  s <- share(runif(1000))
+  stream <- serialize(s, NULL)
+  n <- ceiling(allowed / 2) + 2000
+  got <- lapply(seq_len(n), function(i) unserialize(stream))
+  views <- sum(vapply(got, is_shared, TRUE))
+  expect_lt(views, n)                   # the last ones are copies
+  expect_gt(views, allowed / 2 - 1000)  # the first ones views
+  expect_true(all(vapply(got[c(1, n)], function(v) identical(v[], s[]), TRUE)))
+  rm(got)
+  invisible(gc())
+  expect_lt(shmr:::mapping_stats()[["live"]], 1000)
+})

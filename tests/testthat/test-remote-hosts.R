@@ -403,6 +403,30 @@ test_that("copies end when the owner closes the object (the pool releases them)"
   expect_length(left, 0L)
 })
 
+test_that("pool_stop() of a pool over daemons it did not start takes this owner's copies with it", {
+  pool <- pool_create(backend = "mirai", compute = cluster$profile)
+  x <- share(rnorm(1e6))
+  on.exit(close(x))
+  name <- shared_name(x)
+  got <- pool_lapply(1:20, function(i, x) { Sys.sleep(0.05); sum(x) }, x = x, pool = pool)
+  expect_equal(unlist(got), rep(sum(x), 20))
+  for (host in names(cluster$hosts)) expect_true(name %in% shm_files(host), label = host)
+  pool_stop(pool)
+  deadline <- Sys.time() + 30
+  repeat {
+    left <- unlist(lapply(names(cluster$hosts), function(h) grep(name, shm_files(h), value = TRUE)))
+    if (!length(left) || Sys.time() > deadline) break
+    Sys.sleep(0.2)
+  }
+  expect_length(left, 0L)
+  # The daemons are not the pool's: they still run, and still reach x.
+  old <- options(shmr.remote = TRUE)
+  on.exit(options(old), add = TRUE)
+  again <- mirai::mirai_map(1:4, function(i, x) sum(x), .args = list(x = x),
+                            .compute = cluster$profile)[]
+  expect_equal(unlist(again), rep(sum(x), 4))
+})
+
 test_that("the owner's chunk size and the workers' need not agree", {
   local_remote_mode()
   # The region server takes its chunk size when it starts.

@@ -489,3 +489,34 @@ test_that("lists inside lists: a change writes through, and a list holding a col
   expect_identical(in_other_process(function(name) shmr::map_shared(name)$a[], list(dname)),
                    c(0, 2:5))
 })
+
+test_that("one vector held in two places of a writable share gets two nodes: a change to one leaves the other", {
+  d <- data.frame(x = c(1, 2, 3))
+  d$y <- d$x  # one object in R until either column changes
+  w <- share(d, readonly = FALSE)
+  name <- shared_name(w)
+  w$x[1] <- 100
+  expect_identical(w$y[], c(1, 2, 3))
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)[, ], list(name)),
+                   data.frame(x = c(100, 2, 3), y = c(1, 2, 3)))
+  expect_identical(d, data.frame(x = c(1, 2, 3), y = c(1, 2, 3)))  # the caller's object unchanged
+
+  v <- c(5, 6)
+  inner <- list(p = v)
+  l <- share(list(a = v, b = v, i = inner, j = inner), readonly = FALSE)
+  lname <- shared_name(l)
+  l$a[1] <- 0
+  l$i$p[2] <- 0
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)[], list(lname)),
+                   list(a = c(0, 6), b = c(5, 6), i = list(p = c(5, 0)), j = list(p = c(5, 6))))
+  expect_identical(inner, list(p = c(5, 6)))
+  # Read-only shares still store such a vector once.
+  r <- share(list(a = v, b = v))
+  expect_true(identical(shared_name(r$a), shared_name(r$b)))
+
+  # A list held in places that hold it twice, many levels down, would be
+  # copied without end: an error, not a hang.
+  x <- list(1)
+  for (k in 1:40) x <- list(x, x)
+  expect_error(share(x, readonly = FALSE), "same lists in too many places")
+})
