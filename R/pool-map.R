@@ -104,6 +104,7 @@ pool_lapply <- function(X, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL
 pool_sapply <- function(X, FUN, ..., simplify = TRUE, USE.NAMES = TRUE, pool = NULL,
                         chunk_size = NULL, seed = NULL, progress = interactive(),
                         on_error = c("stop", "continue")) {
+  FUN <- match.fun(FUN)
   answer <- pool_lapply(X, FUN, ..., pool = pool, chunk_size = chunk_size, seed = seed,
                         progress = progress, on_error = on_error)
   if (USE.NAMES && is.character(X) && is.null(names(answer))) names(answer) <- X

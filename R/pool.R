@@ -252,8 +252,9 @@ pool_on_cluster <- function(cluster) {
 #' @export
 pool_stop <- function(pool = NULL, timeout = 5) {
   pool <- pool %||% pools$default
-  if (is.null(pool) || isTRUE(pool$stopped)) return(invisible(NULL))
+  if (is.null(pool)) return(invisible(NULL))
   check_pool(pool)
+  if (isTRUE(pool$stopped)) return(invisible(NULL))
   if (!is.numeric(timeout) || length(timeout) != 1L || is.na(timeout) || timeout < 0) {
     stop("`timeout` must be a number of seconds >= 0", call. = FALSE)
   }

@@ -28,7 +28,7 @@ shared_regions <- function(name = NULL) {
     .Call(shmr_regions)
   } else {
     if (!is.character(name)) stop("`name` must be NULL or a character vector", call. = FALSE)
-    .Call(shmr_regions_named, region_of_path(name))
+    .Call(shmr_regions_named, region_of_path(region_of_file_path(name)))
   }
   out <- data.frame(
     name = r$name, backing = r$backing, path = r$path, bytes = r$bytes,
@@ -94,7 +94,23 @@ remove_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     stop("`name` must be a single string", call. = FALSE)
   }
-  invisible(.Call(shmr_remove, region_of_path(name)))
+  invisible(.Call(shmr_remove, region_of_path(region_of_file_path(name))))
+}
+
+# A path given to share(name = "/dir/data") stands for its region ("data")
+# when that region's file is in that directory ("/dir/shmr_data"); a path
+# that leads elsewhere stands for no region (""). Other names are kept.
+region_of_file_path <- function(name) {
+  paths <- !is.na(name) & startsWith(name, "/")
+  for (i in which(paths)) {
+    region <- basename(name[i])
+    found <- .Call(shmr_regions_named, region)$path
+    here <- length(found) == 1L &&
+      identical(normalizePath(dirname(found), mustWork = FALSE),
+                normalizePath(dirname(name[i]), mustWork = FALSE))
+    name[i] <- if (here) region else ""
+  }
+  name
 }
 
 # The region part of an object's name: "shmr_x[2]@names" -> "shmr_x".

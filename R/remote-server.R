@@ -250,6 +250,27 @@ server_running <- function(server) {
 
 running_servers <- function() Filter(server_running, remote_state$servers)
 
+# The private directory of the control sockets and the servers' logs: in
+# the session's temporary directory, or, when that path is too long for a
+# socket's name (108 bytes on Linux; batch systems can set long TMPDIRs),
+# a directory of this process's own under /tmp, removed when R exits.
+control_directory <- function() {
+  dir <- file.path(tempdir(), "shmr-remote")
+  if (nchar(dir, type = "bytes") > 80) {
+    if (is.null(remote_state$short_dir) || !identical(remote_state$short_dir_pid, Sys.getpid())) {
+      remote_state$short_dir <- tempfile("shmr-remote-", tmpdir = "/tmp")
+      remote_state$short_dir_pid <- Sys.getpid()
+      dir.create(remote_state$short_dir, mode = "0700")
+      reg.finalizer(remote_state, function(e) {
+        if (identical(e$short_dir_pid, Sys.getpid())) unlink(e$short_dir, recursive = TRUE)
+      }, onexit = TRUE)
+    }
+    dir <- remote_state$short_dir
+  }
+  if (!dir.exists(dir)) dir.create(dir, mode = "0700")
+  dir
+}
+
 # The region server listening on `listen`, started when needed; `compute`
 # names the mirai profile whose daemons' interface it listens on.
 region_server <- function(compute = NULL) region_server_at(remote_listen_url(compute))
@@ -259,8 +280,7 @@ region_server_at <- function(listen) {
   if (server_running(server)) return(server)
   need_nanonext()
   tls <- startsWith(listen, "tls+tcp://")
-  dir <- file.path(tempdir(), "shmr-remote")
-  if (!dir.exists(dir)) dir.create(dir, mode = "0700")
+  dir <- control_directory()
   id <- server_counter()
   control <- sprintf("ipc://%s/server-%d-%d", dir, Sys.getpid(), id)
   self <- .Call(shmr_process_start)

@@ -11,7 +11,13 @@
 #' region when first used; on R 4.2 it is an ordinary list. Pairlists come
 #' back as pairlists. Anything else found inside (functions, environments,
 #' formulas, S4 objects, language objects) is stored serialized and comes
-#' back equal. The same object referenced twice inside `x` is stored once.
+#' back equal, each such object on its own: two of them that share an
+#' environment (two closures of one function factory, formulas made in one
+#' function) come back with an environment each (`deep = TRUE` keeps it
+#' one). The same object referenced twice inside `x` is stored once and
+#' comes back as one object; in a writable share (`readonly = FALSE`) each
+#' place of a vector or list gets its own copy, as R would make at the
+#' first change.
 #'
 #' A shared object serializes as its region name (about 130 bytes for a
 #' vector, whatever its length; on R 4.3 and later about 100 bytes plus its
@@ -91,7 +97,8 @@
 #' function's own (`v[4:1] <- v`; for output that functions and pool workers
 #' write into, use [shared_buffer()]). shmr finds those variables in the frames of the
 #' running code and in the lists they hold; an object kept out of their
-#' sight (in an environment, a closure, a list more than 8 levels deep) is not
+#' sight (in an environment, a closure, an attribute or S4 slot, a pairlist,
+#' a list more than 8 levels deep or past its first 65,536 elements) is not
 #' found, and may change with the share. Four cases R handles without asking shmr still copy
 #' privately: assigning a value of a wider type (a double into an integer
 #' vector), growing the vector, `[<-` with names (`w["b"] <- 2`: R
@@ -346,7 +353,8 @@ describe_not_data <- function(x) {
 #' name may point inside an object: `"<name>[2,3]"` is element 3 of element
 #' 2, and `"<name>@names"` is an attribute.
 #'
-#' @param name The name of a shared object, a single string.
+#' @param name The name of a shared object, or the path given to
+#'   `share(name = )`, a single string.
 #' @return The shared object. `NULL` when `name` is not the name of a shmr
 #'   object: not a single string, `NA`, a bad path, or a name without the
 #'   `shmr_` prefix (a name of your choosing, as given to `share(name = )`)
@@ -364,6 +372,11 @@ map_shared <- function(name) {
     return(NULL)
   }
   x <- .Call(shmr_map, name)
+  # A path given to share(name = ): its region, when its file is there.
+  if (is.null(x) && startsWith(name, "/")) {
+    region <- region_of_file_path(name)
+    if (nzchar(region)) x <- .Call(shmr_map, region)
+  }
   # A vector whose class attribute names its package was an S4 object when
   # it was shared (see share()): it is one again. Checked here rather than
   # in a function of its own: the first map in a new process would also

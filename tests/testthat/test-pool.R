@@ -792,3 +792,10 @@ test_that("pool_status() and pool_stop() report a killed worker without warnings
   expect_true(is.na(status$rss[1]))
   expect_silent(pool_stop(pool))
 })
+
+test_that("a wrong pool or FUN is named in the error, as base R names it", {
+  expect_error(pool_stop(pool = 1), "`pool` must be a pool from pool_create()", fixed = TRUE)
+  expect_error(pool_stop(pool = "x"), "`pool` must be a pool from pool_create()", fixed = TRUE)
+  expect_error(pool_sapply(1:3, NULL), "'NULL' is not a function, character or symbol", fixed = TRUE)
+  expect_error(pool_sapply(1:3, 42), "'42' is not a function, character or symbol", fixed = TRUE)
+})

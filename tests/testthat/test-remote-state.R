@@ -297,6 +297,25 @@ test_that("the region server exits when its owner does", {
   expect_false(shmr:::process_alive(pid))
 })
 
+test_that("a temporary directory too long for a socket's name still starts the region server", {
+  skip_without_nanonext()
+  long <- file.path(tempfile("a-long-temporary-directory-"), strrep("b", 60))
+  dir.create(long, recursive = TRUE)
+  on.exit(unlink(dirname(long), recursive = TRUE))
+  skip_without_callr()
+  got <- callr::r(function() {
+    library(shmr)
+    options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
+    x <- share(rnorm(10))
+    invisible(serialize(x, NULL))
+    status <- remote_status()
+    list(tempdir = tempdir(), url = status$url, exported = identical(status$exported, shared_name(x)))
+  }, env = c(callr::rcmd_safe_env(), TMPDIR = long))
+  expect_gt(nchar(got$tempdir, type = "bytes"), 108)
+  expect_match(got$url, "^tcp://127\\.0\\.0\\.1:[0-9]+$")
+  expect_true(got$exported)
+})
+
 test_that("this host's identity is its name and the device of its shm directory", {
   id <- shmr:::host_identity()
   expect_match(id, "^[A-Za-z0-9._-]+:[0-9]+:[0-9]+$")
