@@ -169,10 +169,16 @@ stored_values <- function(values, type, what) {
                    type), call. = FALSE)
     }
   }
-  tryCatch(as.vector(values, type), warning = function(w) {
+  stored <- tryCatch(as.vector(values, type), warning = function(w) {
     stop(sprintf("%s cannot be stored in a buffer of type %s: %s", what, type,
                  conditionMessage(w)), call. = FALSE)
   })
+  # as.vector() turns "" (and "NA") into NA without a warning.
+  if (is.character(values) && type != "character" && any(is.na(stored) & !is.na(values))) {
+    stop(sprintf("%s cannot be stored in a buffer of type %s: a string that is not a number",
+                 what, type), call. = FALSE)
+  }
+  stored
 }
 
 # Positions along one dimension of extent n, as R's `[<-` reads `index`:

@@ -127,7 +127,9 @@ allocate_from_shm <- function(obj, copy = obj$copy) {
   if (!inherits(obj, "shm_obj")) stop("`obj` must be an object returned by copy2shm()", call. = FALSE)
   check_flag(copy, "copy")
   region <- shm_obj_region(obj$name, "allocate_from_shm")
-  x <- tryCatch(map_shared(paste0("shmr_", region)), error = function(e) {
+  # share(name = ) does not prefix a name that starts with "shmr_" again.
+  prefixed <- if (startsWith(region, "shmr_")) region else paste0("shmr_", region)
+  x <- tryCatch(map_shared(prefixed), error = function(e) {
     stop(sprintf(paste0("allocate_from_shm(): 'shm_open' failed for '%s': no such shared ",
                         "memory object (it was allocated already, removed, or never created)"),
                  obj$name), call. = FALSE)

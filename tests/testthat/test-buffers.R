@@ -250,6 +250,12 @@ test_that("buffer sizes beyond R's limits are clear errors; long vectors are fin
   expect_error(shared_buffer("double", -1), "non-negative whole numbers")
   # An `init` the type cannot hold: before, a buffer of NA or 00, silently.
   expect_error(shared_buffer("double", 3, init = "abc"), "cannot be stored in a buffer of type double")
+  # R turns "" into NA without a warning: refused as well, here and in `[<-`.
+  expect_error(shared_buffer("double", 3, init = ""), "a string that is not a number")
+  b <- shared_buffer("double", 2, init = 1)
+  expect_error(b[1] <- "", "a string that is not a number")
+  b[2] <- "2.5"
+  expect_identical(b[], c(1, 2.5))
   expect_error(shared_buffer("integer", 3, init = 3e9), "cannot be stored in a buffer of type integer")
   expect_error(shared_buffer("raw", 3, init = 300), "cannot be stored in a buffer of type raw")
   expect_identical(shared_buffer("integer", 2, init = NA)[], c(NA_integer_, NA_integer_))
