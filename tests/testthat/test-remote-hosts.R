@@ -385,15 +385,18 @@ test_that("writable shares stay on their host; results come back by value from o
   if (length(local)) expect_true(is_shared(local[[1]]$result))
 })
 
-test_that("copies end when the owner closes the object (the pool releases them)", {
+# A pool over the cluster's daemons (which it did not start) that has made
+# every host copy x for a map.
+pool_with_copies_of <- function(x) {
   pool <- pool_create(backend = "mirai", compute = cluster$profile)
-  on.exit(pool_stop(pool))
-  x <- share(rnorm(1e6))
-  name <- shared_name(x)
   got <- pool_lapply(1:20, function(i, x) { Sys.sleep(0.05); sum(x) }, x = x, pool = pool)
   expect_equal(unlist(got), rep(sum(x), 20))
-  for (host in names(cluster$hosts)) expect_true(name %in% shm_files(host), label = host)
-  close(x)
+  for (host in names(cluster$hosts)) expect_true(shared_name(x) %in% shm_files(host), label = host)
+  pool
+}
+
+# Waits up to 30 s for every host's copy of region `name` to go.
+expect_copies_released <- function(name) {
   deadline <- Sys.time() + 30
   repeat {
     left <- unlist(lapply(names(cluster$hosts), function(h) grep(name, shm_files(h), value = TRUE)))
@@ -401,24 +404,23 @@ test_that("copies end when the owner closes the object (the pool releases them)"
     Sys.sleep(0.2)
   }
   expect_length(left, 0L)
+}
+
+test_that("copies end when the owner closes the object (the pool releases them)", {
+  x <- share(rnorm(1e6))
+  name <- shared_name(x)
+  pool <- pool_with_copies_of(x)
+  on.exit(pool_stop(pool))
+  close(x)
+  expect_copies_released(name)
 })
 
 test_that("pool_stop() of a pool over daemons it did not start takes this owner's copies with it", {
-  pool <- pool_create(backend = "mirai", compute = cluster$profile)
   x <- share(rnorm(1e6))
   on.exit(close(x))
-  name <- shared_name(x)
-  got <- pool_lapply(1:20, function(i, x) { Sys.sleep(0.05); sum(x) }, x = x, pool = pool)
-  expect_equal(unlist(got), rep(sum(x), 20))
-  for (host in names(cluster$hosts)) expect_true(name %in% shm_files(host), label = host)
+  pool <- pool_with_copies_of(x)
   pool_stop(pool)
-  deadline <- Sys.time() + 30
-  repeat {
-    left <- unlist(lapply(names(cluster$hosts), function(h) grep(name, shm_files(h), value = TRUE)))
-    if (!length(left) || Sys.time() > deadline) break
-    Sys.sleep(0.2)
-  }
-  expect_length(left, 0L)
+  expect_copies_released(shared_name(x))
   # The daemons are not the pool's: they still run, and still reach x.
   old <- options(shmr.remote = TRUE)
   on.exit(options(old), add = TRUE)
