@@ -175,8 +175,6 @@ R_xlen_t list_length(SEXP x) {
   return unavailable_info(x) != nullptr ? unavailable_length(x) : 0;
 }
 
-// R calls Elt with the garbage collector off: what is decoded here is safe
-// until it is stored in the cache.
 // R indexes a list by its names without checking them against its length,
 // and a list view takes the names its serialized stream carries: an edited
 // stream can give it more names than elements.
@@ -187,6 +185,8 @@ void check_element_index(SEXP x, R_xlen_t i) {
            static_cast<long long>(i) + 1, static_cast<long long>(list_length(x)));
 }
 
+// R calls Elt with the garbage collector off: what is decoded here is safe
+// until it is stored in the cache.
 SEXP list_elt(SEXP x, R_xlen_t i) {
   check_element_index(x, i);
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr &&
@@ -327,14 +327,6 @@ SEXP list_unserialize(SEXP, SEXP state) {
   return list;
 }
 
-// A copy of an unchanged list is another view of the same node, holding the
-// elements decoded so far (a shallow copy shares them, as R's own would); a
-// changed list is copied by R into an ordinary list, and so is a deep copy
-// of a list whose elements C code wrote into (it would decode them afresh).
-// A writable share's list decodes every element first: the copy and the
-// list then share each element object, so that a copy R makes of one of
-// them to write knows what it was copied from, and what R may still read
-// (`d[o, ] <- d`, writable_copies.h).
 // Whether the list node holds, at any depth (elements and attributes), an
 // object stored serialized (an environment, a function). True as well when
 // more than kMostNodesSearched nodes would have to be looked at, or on a
@@ -363,6 +355,14 @@ bool holds_serialized(const ListHandle& handle) noexcept {
   }
 }
 
+// A copy of an unchanged list is another view of the same node, holding the
+// elements decoded so far (a shallow copy shares them, as R's own would); a
+// changed list is copied by R into an ordinary list, and so is a deep copy
+// of a list whose elements C code wrote into (it would decode them afresh).
+// A writable share's list decodes every element first: the copy and the
+// list then share each element object, so that a copy R makes of one of
+// them to write knows what it was copied from, and what R may still read
+// (`d[o, ] <- d`, writable_copies.h).
 SEXP list_duplicate(SEXP x, Rboolean deep) {
   ListHandle& handle = open_handle(x);
   if (handle.written || (deep && !list_view_unchanged(x))) return nullptr;

@@ -385,13 +385,9 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
   if (mapping == nullptr) {
     // Only the list's own mapping reads this file: what another object
     // views there already is copied (two objects never share private pages).
-    for (Slot& slot : slots) {
-      if (slot.plain || !refuses_view(*list.mapping, slot.node))
-        continue;
-      slot.plain = true;
-      if (slot.node.kind() == NodeKind::String)
-        for (uint64_t i = 0; i < slot.node.length(); ++i) slot.strings.push_back(slot.node.string_at(i));
-    }
+    // Only fixed-width nodes are refused, so no slot needs its strings read.
+    for (Slot& slot : slots)
+      if (!slot.plain && refuses_view(*list.mapping, slot.node)) slot.plain = true;
     return build(slots, list.mapping);
   }
   if (mapping == list.mapping) return build(slots, mapping);

@@ -119,8 +119,8 @@ std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node
 
 // Thrown when a new mapping is needed for another object of a file this
 // process maps already, and half the mappings the kernel allows a process
-// are live (a list holding one vector in 50,000 places, 50,000 results that
-// each carry the same column): that object copies its data instead.
+// are live (50,000 results unserialized one by one that each carry the same
+// column): that object copies its data instead.
 class MappingLimitReached : public Error {
  public:
   using Error::Error;
