@@ -98,16 +98,17 @@ remove_shared <- function(name) {
 }
 
 # A path given to share(name = "/dir/data") stands for its region ("data")
-# when that region's file is in that directory ("/dir/shmr_data"); a path
-# that leads elsewhere stands for no region (""). Other names are kept.
+# when that region is file-backed and its file is that path's
+# ("/dir/shmr_data"); any other path stands for no region (""), so no path
+# reaches a region in shared memory. Other names are kept.
 region_of_file_path <- function(name) {
   paths <- !is.na(name) & startsWith(name, "/")
   for (i in which(paths)) {
     region <- basename(name[i])
-    found <- .Call(shmr_regions_named, region)$path
-    here <- length(found) == 1L &&
-      identical(normalizePath(dirname(found), mustWork = FALSE),
-                normalizePath(dirname(name[i]), mustWork = FALSE))
+    found <- .Call(shmr_regions_named, region)
+    file <- file.path(dirname(name[i]), if (startsWith(region, "shmr_")) region else paste0("shmr_", region))
+    here <- length(found$path) == 1L && !identical(found$backing, "shm") &&
+      identical(normalizePath(found$path, mustWork = FALSE), normalizePath(file, mustWork = FALSE))
     name[i] <- if (here) region else ""
   }
   name

@@ -353,8 +353,7 @@ describe_not_data <- function(x) {
 #' name may point inside an object: `"<name>[2,3]"` is element 3 of element
 #' 2, and `"<name>@names"` is an attribute.
 #'
-#' @param name The name of a shared object, or the path given to
-#'   `share(name = )`, a single string.
+#' @param name The name of a shared object, a single string.
 #' @return The shared object. `NULL` when `name` is not the name of a shmr
 #'   object: not a single string, `NA`, a bad path, or a name without the
 #'   `shmr_` prefix (a name of your choosing, as given to `share(name = )`)
@@ -372,11 +371,6 @@ map_shared <- function(name) {
     return(NULL)
   }
   x <- .Call(shmr_map, name)
-  # A path given to share(name = ): its region, when its file is there.
-  if (is.null(x) && startsWith(name, "/")) {
-    region <- region_of_file_path(name)
-    if (nzchar(region)) x <- .Call(shmr_map, region)
-  }
   # A vector whose class attribute names its package was an S4 object when
   # it was shared (see share()): it is one again. Checked here rather than
   # in a function of its own: the first map in a new process would also
