@@ -321,6 +321,7 @@ SEXP list_unserialize(SEXP, SEXP state) {
   });
   if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
   if (list != nullptr) return list;
+  add_remote_mode_hint(message);
   list = PROTECT(make_unavailable_object(list_cls, state, region, message.text));
   if (recorded_length >= 0) R_SetExternalPtrTag(R_altrep_data1(list), Rf_ScalarReal(recorded_length));
   UNPROTECT(1);

@@ -258,6 +258,10 @@ SEXP unavailable_info(SEXP x);
 // allocate and run R code: call only where the object would otherwise raise.
 bool unavailable_read_for_mirai_report();
 SEXP unavailable_state(SEXP x);
+// Adds to a "no shared region named ..." reason of an object that came by
+// name (no origin) the likeliest cause on a daemon of another host: the
+// owner did not turn on remote mode.
+void add_remote_mode_hint(ErrorMessage& message) noexcept;
 
 // Makes the view of the node `find(node)` finds, on the mapping it returns
 // when a new view of the node may read that one (else on another mapping

@@ -142,6 +142,15 @@ void check_identity(const RegionReader& reader, const IncomingState& in, const s
 
 }  // namespace
 
+void add_remote_mode_hint(ErrorMessage& message) noexcept {
+  static const char kMissing[] = "no shared region named";
+  if (std::strncmp(bare(message.text), kMissing, sizeof kMissing - 1) != 0) return;
+  const size_t used = std::strlen(message.text);
+  std::snprintf(message.text + used, sizeof message.text - used, "%s",
+                "; sent to another host, a shared object needs remote mode where it is "
+                "shared (options(shmr.remote = TRUE), or a pool; see ?remote)");
+}
+
 SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* region,
                              const char* reason) {
   SEXP info = PROTECT(Rf_allocVector(VECSXP, 3));
@@ -351,7 +360,10 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
         return mapping;
       },
       message);
-  if (view == nullptr) return make_unavailable(cls, state, in.region, message.text);
+  if (view == nullptr) {
+    if (!in.remote) add_remote_mode_hint(message);
+    return make_unavailable(cls, state, in.region, message.text);
+  }
   // A copy from another host names its origin wherever it is sent next (on
   // the origin's own host the region itself is exported as usual).
   if (in.remote && in.other_host) {
