@@ -193,18 +193,15 @@ std::vector<Slot> plan_object(const RegionReader& reader, uint64_t node) {
 // A copy of `node`'s vector; `strings` are its validated elements when it is
 // a String node.
 SEXP plain_copy(const NodeView& node, const std::vector<StringRef>& strings) {
+  if (node.kind() != NodeKind::String) return data_copy(node);
   R_xlen_t n = static_cast<R_xlen_t>(node.length());
-  SEXP out = PROTECT(Rf_allocVector(r_type(node.kind()), n));
-  if (node.kind() == NodeKind::String) {
-    for (R_xlen_t i = 0; i < n; ++i) {
-      const StringRef& s = strings[static_cast<size_t>(i)];
-      SET_STRING_ELT(out, i,
-                     s.encoding == format::StringEncoding::Missing
-                         ? NA_STRING
-                         : Rf_mkCharLenCE(s.data, static_cast<int>(s.size), r_encoding(s.encoding)));
-    }
-  } else if (node.data_size() > 0) {
-    std::memcpy(writable_data(out), node.data(), node.data_size());
+  SEXP out = PROTECT(Rf_allocVector(STRSXP, n));
+  for (R_xlen_t i = 0; i < n; ++i) {
+    const StringRef& s = strings[static_cast<size_t>(i)];
+    SET_STRING_ELT(out, i,
+                   s.encoding == format::StringEncoding::Missing
+                       ? NA_STRING
+                       : Rf_mkCharLenCE(s.data, static_cast<int>(s.size), r_encoding(s.encoding)));
   }
   UNPROTECT(1);
   return out;

@@ -92,8 +92,8 @@ struct FoundNode {
   bool copy = false;
 };
 
-// An ordinary vector holding the fixed-width node's data. May raise an R
-// error (allocation).
+}  // namespace
+
 SEXP data_copy(const NodeView& node) {
   SEXP out = PROTECT(Rf_allocVector(r_type(node.kind()), static_cast<R_xlen_t>(node.length())));
   if (node.data_size() > 0) std::memcpy(writable_data(out), node.data(), node.data_size());
@@ -101,13 +101,13 @@ SEXP data_copy(const NodeView& node) {
   return out;
 }
 
+namespace {
+
 void delete_found_node(SEXP holder) {
   delete static_cast<FoundNode*>(R_ExternalPtrAddr(holder));
   R_ClearExternalPtr(holder);
 }
 
-// Makes the view of the node that `find` (which may throw) returns;
-// nullptr, with the message in `message`, when it throws.
 // `node` of `preferred`'s file, on the mapping a new view of it may read, or
 // to be copied when no other mapping may be made. Throws like
 // mapping_for_view() otherwise.
@@ -121,6 +121,8 @@ FoundNode found_for_view(const std::shared_ptr<Mapping>& preferred, const NodeVi
   }
 }
 
+// Makes the view of the node that `find` (which may throw) returns;
+// nullptr, with the message in `message`, when it throws.
 template <typename Find>
 SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();

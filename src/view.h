@@ -163,6 +163,10 @@ SEXP unwrapped(SEXP x);
 // and String nodes only.
 SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node);
 
+// An ordinary vector holding the fixed-width node's data. May raise an R
+// error (allocation).
+SEXP data_copy(const NodeView& node);
+
 // The handle of `x` inside a view class's own method, where `x` is known to
 // be a view: no class lookup, since Elt methods run once per element.
 inline ViewHandle* own_handle(SEXP x) {
