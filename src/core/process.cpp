@@ -30,8 +30,13 @@ int64_t boottime_offset_ticks();
 
 struct StatFields {
   char state = '?';
+  uint64_t flags = 0;  // the kernel's PF_* flags of the task
   uint64_t start_ticks = 0;
 };
+
+// Set from the first step of exit(), before the kernel closes the process's
+// files (and so releases its locks); the process is a zombie only later.
+constexpr uint64_t kTaskExiting = 0x4;  // PF_EXITING
 
 // Reads /proc/<pid>/stat with plain system calls (no allocation, one
 // descriptor). Missing: no such process; Unreadable: anything else (no
@@ -56,6 +61,7 @@ StatResult read_stat_file(const char* path, StatFields& out) {
     while (*p == ' ') ++p;
     if (*p == '\0') return StatResult::Unreadable;
     if (field == 3) out.state = *p;
+    if (field == 9) out.flags = std::strtoull(p, nullptr, 10);
     if (field == 22) {
       out.start_ticks = std::strtoull(p, nullptr, 10);
       const int64_t offset = boottime_offset_ticks();
@@ -111,7 +117,9 @@ uint64_t pid_namespace_of(const char* ns_link) {
   return static_cast<uint64_t>(st.st_ino);
 }
 
-bool is_gone(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+bool is_gone(const StatFields& st) {
+  return st.state == 'Z' || st.state == 'X' || st.state == 'x' || (st.flags & kTaskExiting) != 0;
+}
 
 Identity read_self() {
   Identity id;
@@ -137,7 +145,7 @@ Liveness in_this_namespace(const Identity& who) {
     case StatResult::Read:
       break;
   }
-  if (is_gone(st.state)) return Liveness::Dead;
+  if (is_gone(st)) return Liveness::Dead;
   if (!same_start(who.start_ticks, st.start_ticks)) return Liveness::Dead;  // the PID was reused
   return Liveness::Alive;
 }
@@ -228,7 +236,7 @@ void Census::take() {
         if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
         StatFields st;
         StatResult read = read_stat(pid, st);
-        if (read == StatResult::Missing || (read == StatResult::Read && is_gone(st.state))) continue;
+        if (read == StatResult::Missing || (read == StatResult::Read && is_gone(st))) continue;
         char link[64];
         std::snprintf(link, sizeof link, "/proc/%lld/ns/pid", pid);
         uint64_t ns = pid_namespace_of(link);

@@ -29,7 +29,8 @@ bool is_forked_child();
 enum class Liveness { Alive, Dead, Unknown };
 
 // What this process can tell about `who`. Dead only when known: in this
-// PID namespace, kill(pid, 0) finds no process, or /proc shows a zombie or
+// PID namespace, kill(pid, 0) finds no process, or /proc shows a zombie, a
+// process already exiting (its files, and so its locks, are being let go) or
 // a process that started at another time (in an unknown namespace, that
 // and no process anywhere started when it did); in
 // another namespace, the process is not among those this namespace sees

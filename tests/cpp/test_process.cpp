@@ -1,4 +1,6 @@
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -106,6 +108,43 @@ TEST(Process, ZombieAndReapedChildrenAreDead) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_FALSE(is_alive(child));
   EXPECT_FALSE(is_alive(Identity{child.pid, 0}));
+}
+
+// The kernel releases a killed process's file locks while it exits, before
+// it is a zombie: whoever then takes the lock must already see it dead, or
+// it keeps files the killed process was writing (a fetch taken over).
+TEST(Process, KilledProcessIsDeadOnceItsLockIsReleased) {
+  shmr_test::TempDir dir;
+  const std::string path = dir.file("lock");
+  int dead_in_time = 0;
+  const int rounds = 60;
+  for (int round = 0; round < rounds; ++round) {
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(ready[0]);
+      int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
+      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) std::_Exit(1);
+      Identity me = current();
+      if (::write(ready[1], &me, sizeof me) != sizeof me) std::_Exit(1);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    Identity child{};
+    ASSERT_EQ(::read(ready[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+    ::close(ready[0]);
+    int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    if (!is_alive(child)) ++dead_in_time;
+    ::close(fd);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  }
+  EXPECT_EQ(dead_in_time, rounds);
 }
 
 TEST(Process, LiveChildIsAlive) {
