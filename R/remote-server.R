@@ -21,9 +21,10 @@ server_status <- c(ok = 0L, gone = 1L, refused = 2L, bad = 3L)
 # is under 600 bytes.
 max_request_bytes <- 4096
 
-region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max) {
+region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max,
+                               cn = url_host(listen)) {
   ctl <- nanonext::socket("rep", listen = control)
-  cert <- if (tls) nanonext::write_cert(cn = url_host(listen))
+  cert <- if (tls) nanonext::write_cert(cn = cn)
   pub <- nanonext::socket("rep")
   # Requests are short lines: a larger message is dropped, with its
   # connection, before it is read into memory (a peer without a token could
@@ -203,16 +204,46 @@ remote_listen_url <- function(compute = NULL) {
     }
     return(url)
   }
-  daemons_url <- if (requireNamespace("mirai", quietly = TRUE)) {
+  daemons_url <- daemons_tcp_url(compute)
+  if (!is.null(daemons_url)) return(sub(":[0-9]+$", ":0", daemons_url))
+  sprintf("tcp://%s:0", first_address() %||% "127.0.0.1")
+}
+
+# The TCP or TLS URL the daemons of mirai's profile `compute` dial, or NULL.
+daemons_tcp_url <- function(compute = NULL) {
+  url <- if (requireNamespace("mirai", quietly = TRUE)) {
     tryCatch(mirai::status(.compute = compute)$daemons, error = function(e) NULL)
   }
-  if (is.character(daemons_url) && length(daemons_url) == 1L &&
-      grepl("^(tcp|tls\\+tcp)://", daemons_url)) {
-    return(sub(":[0-9]+$", ":0", daemons_url))
-  }
+  if (is.character(url) && length(url) == 1L && grepl("^(tcp|tls\\+tcp)://", url)) url
+}
+
+first_address <- function() {
   ip <- nanonext::ip_addr()
   ip <- ip[nzchar(ip)]
-  sprintf("tcp://%s:0", if (length(ip)) ip[[1L]] else "127.0.0.1")
+  if (length(ip)) ip[[1L]]
+}
+
+is_wildcard_host <- function(host) host %in% c("0.0.0.0", "::", "*", "")
+
+# The host workers are told to dial for a server listening on `listen`. A
+# wildcard (every interface, as a firewall rule may want) cannot be dialed:
+# a worker would reach itself. Workers then get the interface of the
+# daemons' URL, which they reach already, else this host's first address.
+advertised_host <- function(listen) {
+  host <- url_host(listen)
+  if (!is_wildcard_host(host)) return(host)
+  # Found here, not lazily inside mirai::status(), whose own `.compute` it
+  # would find.
+  compute <- mirai_compute_in_progress()
+  daemons_host <- url_host(daemons_tcp_url(compute) %||% "")
+  if (!is_wildcard_host(daemons_host)) return(daemons_host)
+  first_address() %||% Sys.info()[["nodename"]]
+}
+
+# `bound` (a URL the server reported) with `host` in place of its host.
+with_url_host <- function(bound, host) {
+  if (grepl(":", host, fixed = TRUE)) host <- paste0("[", host, "]")
+  sub("^([a-z+]+://).*(:[0-9]+)$", paste0("\\1", host, "\\2"), bound)
 }
 
 # The compute profile the mirai call in progress sends to: the `.compute`
@@ -284,10 +315,11 @@ region_server_at <- function(listen) {
   id <- server_counter()
   control <- sprintf("ipc://%s/server-%d-%d", dir, Sys.getpid(), id)
   self <- .Call(shmr_process_start)
+  host <- advertised_host(listen)
   expr <- sprintf(
-    ".libPaths(%s); shmr:::region_server_main(%s, %s, %.0f, %.0f, %s, %.0f)",
+    ".libPaths(%s); shmr:::region_server_main(%s, %s, %.0f, %.0f, %s, %.0f, %s)",
     paste(deparse(.libPaths()), collapse = ""), deparse(control), deparse(listen),
-    self[1L], self[2L], tls, remote_chunk_size()
+    self[1L], self[2L], tls, remote_chunk_size(), deparse(host)
   )
   log <- file.path(dir, sprintf("server-%d-%d.log", Sys.getpid(), id))
   # A fixed mmap threshold: the chunk buffers it sends go back to the system
@@ -314,7 +346,8 @@ region_server_at <- function(listen) {
   }
   parts <- strsplit(hello, "\n", fixed = TRUE)[[1L]]
   server <- list(
-    pid = as.integer(parts[1L]), owner = Sys.getpid(), listen = listen, url = parts[2L],
+    pid = as.integer(parts[1L]), owner = Sys.getpid(), listen = listen,
+    url = with_url_host(parts[2L], host),
     control = sock, tls = tls, fingerprint = if (tls) parts[3L] else ""
   )
   forget_servers_of_parent()

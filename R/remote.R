@@ -34,7 +34,10 @@
 #' daemons), on a free port, with TLS when that URL uses
 #' TLS (`tls+tcp://`; the certificate is made with [nanonext::write_cert()]);
 #' or on `getOption("shmr.remote_url")`, such as `"tls+tcp://10.0.0.5:5555"`
-#' for a fixed port a firewall lets through. It serves only exported regions,
+#' for a fixed port a firewall lets through. A wildcard address
+#' (`"tcp://0.0.0.0:5555"`) listens on every interface; workers, who cannot
+#' dial a wildcard, are given the interface of the daemons' URL instead, else
+#' this host's first address ([nanonext::ip_addr()]). It serves only exported regions,
 #' only to requests with the region's token, answers "gone" once the object
 #' is closed (and, within 2 seconds, once its owner dropped it without
 #' `close()`), and exits when the owner exits. A worker may ask for chunks
@@ -111,7 +114,7 @@
 #' there, or use a pool.
 #'
 #' @return `remote_status()`: `NULL` when no region server runs, else a list
-#'   with `pid`, `url` (where it listens) and `tls`, one element for each
+#'   with `pid`, `url` (the address workers dial) and `tls`, one element for each
 #'   running server, `exported` (the names of the exported regions) and
 #'   `served`, a data frame of `host`, `bytes`, `requests` (what each host
 #'   fetched) and `server` (from which server's `url`).

@@ -324,3 +324,48 @@ test_that("this host's identity is its name and the device of its shm directory"
   if (nrow(regions)) expect_true(all(regions$host == id))
   expect_true(all(c("host", "replica", "origin") %in% names(regions)))
 })
+
+test_that("a wildcard shmr.remote_url listens everywhere but gives workers an address they can dial", {
+  skip_without_nanonext()
+  skip_if_not_installed("mirai")
+  on.exit(shmr:::stop_region_server())
+  for (scheme in c("tcp", "tls+tcp")) {
+    old <- options(shmr.remote = TRUE, shmr.remote_url = sprintf("%s://0.0.0.0:0", scheme))
+    mirai::daemons(url = sprintf("%s://127.0.0.7:0", scheme))
+    x <- share(as.numeric(1:1000))
+    invisible(serialize(x, NULL))
+    origin <- shmr:::remote_state$exports[[shared_name(x)]]$origins[[1]]
+    origin <- .Call(shmr:::shmr_parse_origin, origin)
+    # The daemons' interface, which workers reach already; never 0.0.0.0,
+    # which a worker would dial as itself.
+    expect_match(origin$address, sprintf("^%s://127\\.0\\.0\\.7:[0-9]+$", sub("+", "\\+", scheme, fixed = TRUE)))
+    expect_identical(remote_status()$url, origin$address)
+    # A worker's own path to the bytes; with TLS, the certificate is checked
+    # against the address dialed.
+    deadline <- Sys.time() + 10
+    sock <- shmr:::origin_socket(origin, deadline)
+    request <- sprintf("GET %s %s 0 64 %s", shared_name(x), origin$token, shmr:::host_identity())
+    reply <- shmr:::origin_request(sock, origin$address, deadline, request)
+    close(sock)
+    expect_identical(reply[2:6], as.raw(c(0x89, 0x53, 0x48, 0x4d, 0x52)))
+    if (scheme == "tcp") {
+      # Every interface is listened on.
+      port <- sub("^.*:", "", origin$address)
+      expect_identical(as.integer(ask_server(sprintf("tcp://127.0.0.1:%s", port), request)[1]), 0L)
+    }
+    mirai::daemons(0)
+    shmr:::stop_region_server()
+    close(x)
+    options(old)
+  }
+  # Without daemons, workers are given this host's first address.
+  old <- options(shmr.remote = TRUE, shmr.remote_url = "tcp://0.0.0.0:0")
+  on.exit(options(old), add = TRUE)
+  x <- share(as.numeric(1:10))
+  invisible(serialize(x, NULL))
+  first <- nanonext::ip_addr()
+  first <- first[nzchar(first)]
+  expected <- if (length(first)) first[[1]] else Sys.info()[["nodename"]]
+  expect_identical(sub(":[0-9]+$", "", remote_status()$url), paste0("tcp://", expected))
+  close(x)
+})
