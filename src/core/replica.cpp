@@ -91,10 +91,15 @@ std::optional<FetchLock> FetchLock::try_acquire(const std::string& directory, co
       if (errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
       throw_system_error("cannot lock " + path, errno);
     }
-    if (same_file(fd, path)) return FetchLock(path, std::move(guard));
+    if (same_file(fd, path)) return FetchLock(path, std::move(guard), st);
   }
   return std::nullopt;
 }
+
+FetchLock::FetchLock(std::string path, FileDescriptor fd, const struct stat& st)
+    : path_(std::move(path)),
+      fd_(std::move(fd)),
+      removal_at_termination_({path_, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, {}) {}
 
 FetchLock::~FetchLock() {
   if (fd_.get() >= 0 && same_file(fd_.get(), path_)) ::unlink(path_.c_str());

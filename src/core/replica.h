@@ -3,6 +3,8 @@
 // the others wait, and the local process that keeps each copy.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +14,7 @@
 #include "origin.h"
 #include "process.h"
 #include "region_file.h"
+#include "termination.h"
 
 namespace shmr {
 
@@ -23,20 +26,25 @@ std::string host_identity(const std::string& shm_directory);
 // A lock on fetching region `name` into `directory`, held by one process of
 // the host at a time: flock(2) on ".shmr_lock_<name>" in the directory, which
 // the kernel releases when its holder dies. The holder removes the file when
-// it lets go.
+// it lets go, or when a termination signal ends it.
 class FetchLock {
  public:
   // The lock, or nullopt when another process holds it.
   static std::optional<FetchLock> try_acquire(const std::string& directory, const std::string& name);
-  FetchLock(FetchLock&& other) noexcept : path_(std::move(other.path_)), fd_(std::move(other.fd_)) {}
+  FetchLock(FetchLock&& other) noexcept
+      : path_(std::move(other.path_)),
+        fd_(std::move(other.fd_)),
+        removal_at_termination_(std::move(other.removal_at_termination_)) {}
   FetchLock(const FetchLock&) = delete;
   FetchLock& operator=(const FetchLock&) = delete;
   ~FetchLock();
 
  private:
-  FetchLock(std::string path, FileDescriptor fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  FetchLock(std::string path, FileDescriptor fd, const struct stat& st);
   std::string path_;
   FileDescriptor fd_;
+  // daemons(0) ends a busy daemon with SIGTERM: its lock file goes too.
+  termination::Entry removal_at_termination_;
 };
 
 // Prefix of the lock files in the shm directory.

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "ownership.h"
 #include "region_file.h"
 #include "store.h"
+#include "replica.h"
 #include "termination.h"
 
 using shmr_test::TempDir;
@@ -167,4 +169,19 @@ TEST(Termination, NameOfAGoneDataFileIsLeft) {
       SIGTERM);
   ASSERT_TRUE(ended_by(status, SIGTERM));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"name"});
+}
+
+TEST(Termination, HeldFetchLockFileIsRemoved) {
+  // daemons(0) ends a daemon in the middle of a fetch with SIGTERM.
+  TempDir shm;
+  const int status = status_after_signal(
+      [&] {
+        // Held until the signal: the child never returns from the body's caller.
+        static const auto* lock =
+            new std::optional<shmr::FetchLock>(shmr::FetchLock::try_acquire(shm.path(), "shmr_fetching"));
+        if (!lock->has_value() || shm.entries().size() != 1) std::_Exit(96);
+      },
+      SIGTERM);
+  ASSERT_TRUE(ended_by(status, SIGTERM));
+  EXPECT_TRUE(shm.entries().empty());
 }
