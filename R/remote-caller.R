@@ -34,6 +34,11 @@ daemon_dialed_url <- function() {
   if (is.character(url) && length(url) == 1L) url
 }
 
+# Whether this process runs as a mirai daemon (its task is being read or run).
+running_as_mirai_daemon <- function() {
+  tryCatch(!is.null(daemon_dialed_url()), error = function(e) FALSE)
+}
+
 # Called when shmr is loaded: on a daemon whose caller is on another host,
 # shares made here travel back as data, as they do for a pool's workers.
 note_remote_caller <- function() {

@@ -199,6 +199,16 @@ bool unavailable_read_for_mirai_report() {
   return TYPEOF(answer) == LGLSXP && XLENGTH(answer) == 1 && LOGICAL(answer)[0] == TRUE;
 }
 
+// A foreign object tells a mirai daemon that its caller is on another host.
+// Any other process (a session reading results or a file from elsewhere)
+// keeps sending its own shares by name to the workers of its host.
+bool running_as_mirai_daemon() {
+  SEXP call = PROTECT(Rf_lang1(Rf_install("running_as_mirai_daemon")));
+  SEXP answer = Rf_eval(call, shmr_namespace());
+  UNPROTECT(1);
+  return TYPEOF(answer) == LGLSXP && XLENGTH(answer) == 1 && LOGICAL(answer)[0] == TRUE;
+}
+
 SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 
 // The state is formatted into fixed buffers, so no C++ object is live when
@@ -323,7 +333,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   if (!in.parsed) return make_unavailable(cls, state, in.region, message.text);
 
   if (in.remote && in.other_host) {
-    remote::peer_is_remote() = true;
+    if (!remote::peer_is_remote() && running_as_mirai_daemon()) remote::peer_is_remote() = true;
     if (in.writable)
       return make_unavailable(cls, state, in.region,
                               "it is a writable share (readonly = FALSE) of another host: writes "

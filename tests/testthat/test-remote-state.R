@@ -369,3 +369,32 @@ test_that("a wildcard shmr.remote_url listens everywhere but gives workers an ad
   expect_identical(sub(":[0-9]+$", "", remote_status()$url), paste0("tcp://", expected))
   close(x)
 })
+
+test_that("a session that reads an object from another host still shares by name with its own workers", {
+  skip_without_nanonext()
+  skip_without_callr()
+  # In a process of its own: what the session learns lasts its lifetime.
+  got <- callr::r(function() {
+    library(shmr)
+    local <- share(rnorm(1e5))
+    before <- length(serialize(local, NULL))
+    # An object as a daemon of another host sends it: its origin names
+    # another host (the host field edited to another name of equal length).
+    old <- options(shmr.remote = TRUE, shmr.remote_url = "tcp://127.0.0.1:0")
+    x <- share(rnorm(10))
+    bytes <- serialize(x, NULL)
+    options(old)
+    me <- charToRaw(shmr:::host_identity())
+    at <- grepRaw(me, bytes, fixed = TRUE)
+    bytes[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+    foreign <- unserialize(bytes)
+    list(before = before, after = length(serialize(local, NULL)),
+         new_share = length(serialize(share(rnorm(1e5)), NULL)),
+         foreign = identical(foreign[], x[]))
+  })
+  expect_true(got$foreign)
+  expect_lt(got$before, 200)
+  # Not by value: this session is no daemon whose caller is elsewhere.
+  expect_identical(got$after, got$before)
+  expect_lt(got$new_share, 200)
+})
