@@ -21,10 +21,11 @@ obtain_replica <- function(region, origin) {
   local_copy <- function() {
     .Call(shmr_local_copy, region, origin$host, origin$size, origin$creator_pid, origin$created)
   }
+  here <- c("origin", "replica")
   lock <- NULL
   waits <- 0L
   repeat {
-    if (local_copy() != "absent") return(invisible())
+    if (local_copy() %in% here) return(invisible())
     lock <- .Call(shmr_fetch_lock, region)
     if (!is.null(lock)) break
     if (Sys.time() > deadline) {
@@ -39,7 +40,14 @@ obtain_replica <- function(region, origin) {
   }
   on.exit(.Call(shmr_fetch_unlock, lock))
   # Another process may have finished the copy while this one waited.
-  if (local_copy() != "absent") return(invisible())
+  found <- local_copy()
+  if (found %in% here) return(invisible())
+  # A copy of the region its owner shared before under this name (closed
+  # since) makes way: the owner's host no longer has that region.
+  if (found == "superseded") {
+    .Call(shmr_remove_superseded_copy, region, origin$host, origin$size, origin$creator_pid,
+          origin$created)
+  }
   # Or failed at the end of the time this one had.
   if (Sys.time() > deadline) {
     stop(sprintf("timed out after %g s waiting for another process of this host to copy it",

@@ -65,7 +65,9 @@
 #' fetch or by [prune_shared()]. One process per host fetches: the others wait on
 #' a lock the kernel releases if that process dies (another one then
 #' completes the copy). A region of the same name on that host that is not
-#' a copy of that origin is an error naming both, never mapped.
+#' a copy of that origin is an error naming both, never mapped; but a copy
+#' of a region its owner shared earlier under that name (closed since)
+#' makes way for the new one.
 #'
 #' @section When a region cannot be had:
 #' An object whose region is gone, unreachable, refused, or not fetched

@@ -265,7 +265,25 @@ extern "C" SEXP shmr_local_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP 
   return with_messages([&]() -> SEXP {
     LocalCopy copy = find_local_copy(shm_directory(), region_name_for(as_string(name)),
                                      identity_from(host, size, pid, created), remote::local_host());
-    return cpp11::as_sexp(copy == LocalCopy::Absent ? "absent" : copy == LocalCopy::Origin ? "origin" : "replica");
+    switch (copy) {
+      case LocalCopy::Absent: return cpp11::as_sexp("absent");
+      case LocalCopy::Origin: return cpp11::as_sexp("origin");
+      case LocalCopy::Replica: return cpp11::as_sexp("replica");
+      case LocalCopy::Superseded: break;
+    }
+    return cpp11::as_sexp("superseded");
+  });
+  END_CPP11
+}
+
+// Removes this host's copy of an earlier region of that name (under the
+// fetch lock); returns whether one was removed.
+extern "C" SEXP shmr_remove_superseded_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
+  BEGIN_CPP11
+  return with_messages([&]() -> SEXP {
+    return cpp11::as_sexp(remove_superseded_copy(shm_directory(), region_name_for(as_string(name)),
+                                                 identity_from(host, size, pid, created),
+                                                 remote::local_host()));
   });
   END_CPP11
 }

@@ -66,6 +66,7 @@ SEXP shmr_mapping_stats();
 SEXP shmr_host_identity();
 SEXP shmr_remote_scope(SEXP);
 SEXP shmr_remote_peer(SEXP);
+SEXP shmr_remove_superseded_copy(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_region_identity(SEXP);
 SEXP shmr_parse_origin(SEXP);
 SEXP shmr_format_origin(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
@@ -144,6 +145,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_host_identity", (DL_FUNC)&shmr_host_identity, 0},
     {"shmr_remote_scope", (DL_FUNC)&shmr_remote_scope, 1},
     {"shmr_remote_peer", (DL_FUNC)&shmr_remote_peer, 1},
+    {"shmr_remove_superseded_copy", (DL_FUNC)&shmr_remove_superseded_copy, 5},
     {"shmr_region_identity", (DL_FUNC)&shmr_region_identity, 1},
     {"shmr_parse_origin", (DL_FUNC)&shmr_parse_origin, 1},
     {"shmr_format_origin", (DL_FUNC)&shmr_format_origin, 8},

@@ -186,34 +186,63 @@ void ReplicaBuilder::publish() {
   pending_->publish();
 }
 
-LocalCopy find_local_copy(const std::string& directory, const std::string& name,
-                          const RegionIdentity& origin, const std::string& local_host) {
-  RegionLocation location;
+namespace {
+
+// The region of that name here, opened; nullopt when there is none.
+std::optional<OpenedRegion> open_local(const std::string& directory, const std::string& name,
+                                       RegionLocation& location) {
   try {
     location = locate_region(directory, name);
+    return open_region(location.data_directory, name, false);
   } catch (const Error& e) {
-    if (e.kind() == ErrorKind::NotFound) return LocalCopy::Absent;
+    if (e.kind() == ErrorKind::NotFound) return std::nullopt;
     throw;
   }
-  OpenedRegion opened;
-  try {
-    opened = open_region(location.data_directory, name, false);
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::NotFound) return LocalCopy::Absent;
-    throw;
-  }
+}
+
+// The origin host holds one region per name: a copy of one it created
+// before the wanted one is of a region gone there (a name shared again after
+// close()). An older wanted one (a stale object) supersedes nothing.
+bool is_superseded_copy(const RegionIdentity& copy, const RegionIdentity& wanted) {
+  return copy.host == wanted.host && copy.created_unix_ms < wanted.created_unix_ms;
+}
+
+LocalCopy classify(int fd, const std::string& name, const RegionIdentity& origin,
+                   const std::string& local_host) {
   format::RegionHeader header;
-  if (!read_region_header(opened.fd.get(), header))
+  if (!read_region_header(fd, header))
     throw Error(ErrorKind::Corrupt, "'" + name + "' on this host is not a readable shmr region");
   format::ReplicaRecord record;
-  bool replica = read_replica_record(opened.fd.get(), header, record);
+  bool replica = read_replica_record(fd, header, record);
   RegionIdentity here{replica ? std::string(record.origin_host) : local_host, header.total_size,
                       header.creator_pid, header.created_unix_ms};
   if (is_wanted_region(here, replica, origin)) return replica ? LocalCopy::Replica : LocalCopy::Origin;
+  if (replica && is_superseded_copy(here, origin)) return LocalCopy::Superseded;
   throw Error(ErrorKind::Corrupt,
               "a region named '" + name + "' exists on this host (" + local_host + ") but it is " +
                   (replica ? "a copy of the region on " : "the region on ") + here.describe() +
                   ", not the one the object refers to, on " + origin.describe());
+}
+
+}  // namespace
+
+LocalCopy find_local_copy(const std::string& directory, const std::string& name,
+                          const RegionIdentity& origin, const std::string& local_host) {
+  RegionLocation location;
+  std::optional<OpenedRegion> opened = open_local(directory, name, location);
+  if (!opened) return LocalCopy::Absent;
+  return classify(opened->fd.get(), name, origin, local_host);
+}
+
+bool remove_superseded_copy(const std::string& directory, const std::string& name,
+                            const RegionIdentity& origin, const std::string& local_host) {
+  RegionLocation location;
+  std::optional<OpenedRegion> opened = open_local(directory, name, location);
+  // Copies are built in the shm directory itself, never behind a locator.
+  if (!opened || location.backing != Backing::Shm) return false;
+  if (classify(opened->fd.get(), name, origin, local_host) != LocalCopy::Superseded) return false;
+  const std::string path = region_path(directory, name);
+  return same_file(opened->fd.get(), path) && ::unlink(path.c_str()) == 0;
 }
 
 void keep_replica(const std::string& directory, const std::string& name) {

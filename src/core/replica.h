@@ -76,9 +76,10 @@ class ReplicaBuilder {
 };
 
 enum class LocalCopy {
-  Absent,   // no region of that name here
-  Origin,   // the region itself (this host is its origin host)
-  Replica,  // a complete copy of it
+  Absent,      // no region of that name here
+  Origin,      // the region itself (this host is its origin host)
+  Replica,     // a complete copy of it
+  Superseded,  // a copy of an earlier region of that name on the same origin host
 };
 
 // What a region named `name` in `directory` is to the region `origin`.
@@ -86,6 +87,13 @@ enum class LocalCopy {
 // of the same name (user-chosen names can collide across hosts).
 LocalCopy find_local_copy(const std::string& directory, const std::string& name,
                           const RegionIdentity& origin, const std::string& local_host);
+
+// Removes the copy named `name` if it is still Superseded by `origin`; call
+// it under the fetch lock. Its processes keep their mappings; its keeper
+// later finds the name taken by another file and leaves that alone.
+// Returns whether it removed one; throws as find_local_copy() does.
+bool remove_superseded_copy(const std::string& directory, const std::string& name,
+                            const RegionIdentity& origin, const std::string& local_host);
 
 // The replica `name` is kept by this process until release_replica() or the
 // process's exit (then it is removed, unless another process removed it).

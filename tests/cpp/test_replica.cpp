@@ -323,6 +323,44 @@ TEST(Replica, ANameTakenByAnotherRegionIsAnErrorNamingBoth) {
   EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_absent", id, "hostB:0:41"), LocalCopy::Absent);
 }
 
+TEST(Replica, ACopyOfAnEarlierRegionOfTheNameMakesWayForTheNewOne) {
+  TempDir origin_dir, here;
+  auto origin = make_region(origin_dir, "shmr_daily");
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  RegionIdentity earlier = identity_of(*origin, "hostA:0:26");
+  {
+    ReplicaBuilder builder(here.path(), "shmr_daily", earlier);
+    builder.write(0, bytes.data(), bytes.size());
+    builder.publish();
+  }
+  // The owner closed it and shared again under the name.
+  RegionIdentity later = earlier;
+  later.created_unix_ms += 5000;
+  EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_daily", later, "hostB:0:41"), LocalCopy::Superseded);
+  // A stale object (older than the copy) supersedes nothing; nor does a
+  // later region of another host that happens to use the name.
+  RegionIdentity older = earlier;
+  older.created_unix_ms -= 5000;
+  EXPECT_CORRUPT(shmr::find_local_copy(here.path(), "shmr_daily", older, "hostB:0:41"));
+  EXPECT_CORRUPT(shmr::remove_superseded_copy(here.path(), "shmr_daily", older, "hostB:0:41"));
+  RegionIdentity elsewhere = later;
+  elsewhere.host = "hostC:0:26";
+  EXPECT_CORRUPT(shmr::find_local_copy(here.path(), "shmr_daily", elsewhere, "hostB:0:41"));
+  EXPECT_CORRUPT(shmr::remove_superseded_copy(here.path(), "shmr_daily", elsewhere, "hostB:0:41"));
+  EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_daily"});
+
+  EXPECT_TRUE(shmr::remove_superseded_copy(here.path(), "shmr_daily", later, "hostB:0:41"));
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_daily", later, "hostB:0:41"), LocalCopy::Absent);
+  EXPECT_FALSE(shmr::remove_superseded_copy(here.path(), "shmr_daily", later, "hostB:0:41"));
+  // A region of this host's own is never a superseded copy.
+  auto local = make_region(here, "shmr_daily");
+  RegionIdentity after_local = identity_of(*local, "hostB:0:41");
+  after_local.created_unix_ms += 5000;
+  EXPECT_CORRUPT(shmr::remove_superseded_copy(here.path(), "shmr_daily", after_local, "hostB:0:41"));
+  EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_daily"});
+}
+
 TEST(Replica, ListedWithItsKeeperAndPrunedOnlyWhenTheKeeperIsDead) {
   TempDir origin_dir, here;
   auto origin = make_region(origin_dir, "shmr_kept");

@@ -204,10 +204,12 @@ test_that("a pool over the connected daemons, local and remote (remote mode on b
   expect_true(all(after$tasks_done >= 0))
   expect_gt(sum(after$tasks_done[sub(":.*$", "", after$host) %in% sim_hosts]), 0)
   expect_true(all(after$status == "ok"))
-  # Private memory of every worker: no copy of the 200 MB object anywhere.
+  # Private memory of every worker: no copy of the 200 MB object anywhere,
+  # nor of a tenth of one column. (R's heap varies by about 2 MB between
+  # rounds on a busy machine.)
   growth <- memory_growth()
   if (!memory_is_sanitized())
-    for (w in names(growth)) expect_lt(growth[[w]], 0.01 * big_size, label = w)
+    for (w in names(growth)) expect_lt(growth[[w]], 0.05 * big_size, label = w)
   # A new object is fetched through the pool's own remote mode (the option
   # is off), once per host.
   v <- share(rnorm(2e6))
@@ -427,6 +429,32 @@ test_that("pool_stop() of a pool over daemons it did not start takes this owner'
   again <- mirai::mirai_map(1:4, function(i, x) sum(x), .args = list(x = x),
                             .compute = cluster$profile)[]
   expect_equal(unlist(again), rep(sum(x), 4))
+})
+
+test_that("a name shared again after close() reaches the hosts that copied the earlier region", {
+  local_remote_mode()
+  sum_everywhere <- function(d) {
+    calls <- mirai::everywhere(sum(d), .args = list(d = d), .compute = cluster$profile)
+    unlist(lapply(mirai::collect_mirai(calls), function(v) if (is.numeric(v)) v else NA))
+  }
+  first <- share(as.numeric(1:1e5), name = "daily_again")
+  expect_equal(sum_everywhere(first), rep(sum(first), cluster$expected))
+  close(first)
+  # Plain mirai: the daemons still keep their copies of the closed region.
+  again <- share(as.numeric(1:1e5) * 2, name = "daily_again")
+  on.exit(close(again))
+  expect_equal(sum_everywhere(again), rep(sum(again), cluster$expected))
+  # One copy per host, of the new region.
+  created_at <- function(regions) {
+    format(as.numeric(regions$created[regions$name == "shmr_daily_again"]), digits = 15)
+  }
+  for (host in names(cluster$hosts)) {
+    expect_identical(shm_files(host, "daily_again"), "shmr_daily_again")
+    copy <- sim_host_r(cluster$hosts[[host]], paste0(
+      "r <- shmr::shared_regions(); ",
+      "cat(format(as.numeric(r$created[r$name == 'shmr_daily_again']), digits = 15))"))
+    expect_identical(copy, created_at(shared_regions()))
+  }
 })
 
 test_that("the owner's chunk size and the workers' need not agree", {
@@ -705,10 +733,15 @@ test_that("the same over tls+tcp:// (certificates from nanonext)", {
 
 test_that("after daemons(0) no host keeps a copy, and no simulated host is left", {
   # Copies whose keeper was killed above are pruned; the others are kept by
-  # live daemons until they exit.
+  # live daemons until they exit. (Which daemons fetched, and which of them
+  # were killed, is chance: one more copy on each host makes sure some are.)
+  local_remote_mode()
+  last <- share(rnorm(1e5))
+  on.exit(close(last))
+  invisible(mirai::collect_mirai(mirai::everywhere(sum(d), .args = list(d = last),
+                                                   .compute = cluster$profile)))
   for (host in cluster$hosts) sim_host_r(host, "invisible(shmr::prune_shared())")
-  kept <- unlist(lapply(names(cluster$hosts), function(h) shm_files(h, "^shmr_")))
-  expect_gt(length(kept), 0L)
+  for (h in names(cluster$hosts)) expect_true(shared_name(last) %in% shm_files(h))
   mirai::daemons(0, .compute = cluster$profile)
   deadline <- Sys.time() + 20
   repeat {
