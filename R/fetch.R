@@ -25,7 +25,9 @@
 #'   environments are not copied: they are the same objects in the copy,
 #'   as they would be in any copy of an R value. Bindings that are not
 #'   evaluated yet (promises) in the environments it looks through are
-#'   evaluated, as their first use would.
+#'   evaluated, as their first use would. A promise whose evaluation fails
+#'   stops `fetch()` with an error (class `shmr_promise_error`) that
+#'   names the variable and keeps the promise's own error as its `parent`.
 #' @export
 #' @examples
 #' x <- share(c(a = 1, b = 2))
@@ -137,10 +139,12 @@ environment_graph <- function(references) {
 }
 
 # The bindings of `env` as a copy reads them: `labels`, `kinds` ("value",
-# "active", "unevaluated" (a missing argument, `...`) or "failed": a
-# promise whose evaluation failed) and `values` (an active binding's
-# function; NULL where there is none). A promise is evaluated, as its first
-# use would.
+# "active" or "unevaluated" (a missing argument, `...`)) and `values` (an
+# active binding's function; NULL where there is none). A promise is
+# evaluated, as its first use would; one whose evaluation fails stops the
+# fetch, since a copy cannot hold the promise without evaluating it again
+# (R would then warn "restarting interrupted promise evaluation") and
+# leaving it out would lose the binding.
 bindings_of <- function(env) {
   labels <- ls(env, all.names = TRUE, sorted = TRUE)
   kinds <- .Call(shmr_binding_kinds, env, labels)
@@ -150,12 +154,22 @@ bindings_of <- function(env) {
     if (kinds[i] == "active") {
       values[i] <- list(activeBindingFunction(labels[i], env))
     } else if (kinds[i] == "value") {
-      failed <- FALSE
-      value <- tryCatch(get(labels[i], envir = env, inherits = FALSE), error = function(e) failed <<- TRUE)
-      if (failed) kinds[i] <- "failed" else values[i] <- list(value)
+      values[i] <- list(binding_value(labels[i], env))
     }
   }
   list(labels = labels, kinds = kinds, values = values)
+}
+
+# The value bound to `label` in `env`; the error of a promise that fails
+# names the variable and keeps the original error as its `parent`.
+binding_value <- function(label, env) {
+  tryCatch(get(label, envir = env, inherits = FALSE), error = function(e) {
+    stop(errorCondition(
+      sprintf("fetch(): evaluating the promise of `%s` failed: %s", shorten(label),
+              conditionMessage(e)),
+      class = "shmr_promise_error", parent = e, call = NULL
+    ))
+  })
 }
 
 # The keys of the environments from which a shared object can be reached.

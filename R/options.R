@@ -6,6 +6,16 @@ check_flag <- function(value, arg) {
   }
 }
 
+# A name the user gave, cut for a message: a name of thousands of
+# characters would bury the message itself.
+shorten <- function(text, width = 60L) {
+  text <- enc2utf8(as.character(text))
+  long <- !is.na(text) & nchar(text, type = "chars", allowNA = TRUE) > width
+  long[is.na(long)] <- FALSE
+  text[long] <- paste0(substr(text[long], 1L, width - 3L), "...")
+  text
+}
+
 check_region_name <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
       !grepl("^[A-Za-z0-9._-]{1,100}$", name) || name %in% c(".", "..")) {

@@ -112,3 +112,29 @@ test_that("fetch() of a formula whose environment holds shared data, and of a Re
   expect_identical(account$values, amounts)
   expect_true(validObject(account))
 })
+
+test_that("fetch() stops with the error of a promise that fails, naming its variable", {
+  e <- new.env()
+  delayedAssign("p", stop("boom"), assign.env = e)
+  e$x <- share(as.numeric(1:10))
+  # The error comes once, as the first use of `p` would raise it: no
+  # "restarting interrupted promise evaluation" warning from a second try.
+  expect_no_warning(err <- tryCatch(fetch(e), error = function(e) e))
+  expect_s3_class(err, "shmr_promise_error")
+  expect_match(conditionMessage(err), "`p`.*boom")
+  expect_identical(conditionMessage(err$parent), "boom")
+
+  long <- strrep("v", 500)
+  delayedAssign(long, stop("late"), assign.env = e)
+  rm("p", envir = e)
+  err <- tryCatch(fetch(e), error = function(e) e)
+  expect_lt(nchar(conditionMessage(err)), 200)
+  expect_match(conditionMessage(err), "late")
+
+  # A promise that evaluates is copied with its value, as before.
+  rm(list = long, envir = e)
+  delayedAssign("q", 1 + 1, assign.env = e)
+  copy <- fetch(e)
+  expect_identical(copy$q, 2)
+  expect_identical(copy$x, as.numeric(1:10))
+})
