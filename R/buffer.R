@@ -17,7 +17,9 @@
 #' error, as it is for `init`. A write builds no vector of
 #' positions: `buf[, j] <- v` costs no memory beyond `v`. Only `[<-` and
 #' `[[<-` change a buffer: copies R makes for its own purposes (`unclass()`,
-#' arithmetic) are private. A buffer changed inside a function and returned
+#' arithmetic) are private, and the results of arithmetic, comparisons,
+#' Math and Complex functions, [t()] and [diff()] are ordinary vectors
+#' without the class `shmr_buffer`. A buffer changed inside a function and returned
 #' is the same buffer. Writes from several processes to the same elements
 #' race: give each worker its own part.
 #'
@@ -122,6 +124,30 @@ without_call <- function(expr) {
   })
   do.call(`[<-.shmr_buffer`, c(list(x), indices, list(value = value)))
 })
+
+# R's arithmetic, Math functions, t() and diff() keep the class of their
+# argument on the new vector they return; that vector is private, and as a
+# "shmr_buffer" it would refuse assignments ("not a shared buffer"). The
+# rare result that is the buffer itself (`+b`) keeps its class.
+private_result <- function(value) {
+  if (inherits(value, "shmr_buffer") && !is_view(value)) oldClass(value) <- NULL
+  value
+}
+
+#' @export
+Ops.shmr_buffer <- function(e1, e2) private_result(NextMethod())
+
+#' @export
+Math.shmr_buffer <- function(x, ...) private_result(NextMethod())
+
+#' @export
+Complex.shmr_buffer <- function(z) private_result(NextMethod())
+
+#' @export
+t.shmr_buffer <- function(x) private_result(NextMethod())
+
+#' @export
+diff.shmr_buffer <- function(x, ...) private_result(NextMethod())
 
 #' @export
 print.shmr_buffer <- function(x, ...) {

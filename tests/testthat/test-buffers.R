@@ -60,6 +60,29 @@ test_that("R's temporary copies of a buffer never change it", {
   }
 })
 
+test_that("arithmetic and Math results are ordinary vectors, not buffers", {
+  b <- shared_buffer("double", c(2, 2), init = 1)
+  results <- list(times = b * 2, minus = -b, compare = b == 1, sqrt = sqrt(b),
+                  round = round(b), cumsum = cumsum(b), conj = Conj(b), t = t(b),
+                  diff = diff(b))
+  for (what in names(results)) {
+    y <- results[[what]]
+    expect_false(inherits(y, "shmr_buffer"), label = what)
+    expect_false(is_shared(y), label = what)
+    # An ordinary vector takes assignments; as a "buffer" it refused them.
+    y[1] <- 0
+    expect_equal(y[1], 0, label = what)
+  }
+  expect_identical(results$times, matrix(2, 2, 2))
+  expect_identical(results$t, matrix(1, 2, 2))
+  expect_identical(b[], matrix(1, 2, 2))
+  # `+b` is the buffer itself, as `+x` is x: it stays the buffer.
+  same <- +b
+  expect_true(is_shared(same))
+  same[1] <- 5
+  expect_identical(b[1], 5)
+})
+
 test_that("subscripts follow R's rules for `[<-`", {
   a <- shared_buffer("integer", c(3, 4, 2), init = 0L)
   ref <- array(0L, c(3, 4, 2))
