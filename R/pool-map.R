@@ -68,10 +68,10 @@
 #' @param FUN The function to apply.
 #' @param ... Further arguments to `FUN`.
 #' @param pool A pool, or `NULL` for the default (or a temporary) pool.
-#' @param chunk_size Elements per task; by default the elements are split
-#'   into four tasks per worker.
+#' @param chunk_size Elements per task, a whole number >= 1; by default the
+#'   elements are split into four tasks per worker.
 #' @param seed `NULL`, or an integer seed for reproducible random numbers.
-#' @param progress Show a progress bar (cli).
+#' @param progress Show a progress bar (cli): `TRUE` or `FALSE`.
 #' @param on_error `"stop"` or `"continue"`.
 #' @param simplify,USE.NAMES As for [sapply()].
 #' @param MARGIN `1` for rows, `2` for columns.
@@ -264,10 +264,12 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   # As lapply() does: an empty list, with X's names (none) when it has them.
   if (n == 0L) return(if (is.null(margin)) structure(list(), names = names(X)) else list())
   if (!is.null(chunk_size) && (!is.numeric(chunk_size) || length(chunk_size) != 1L ||
-                               is.na(chunk_size) || chunk_size < 1)) {
+                               is.na(chunk_size) || chunk_size < 1 ||
+                               chunk_size != floor(chunk_size))) {
     stop("`chunk_size` must be a whole number >= 1", call. = FALSE)
   }
   check_seed(seed)
+  check_flag(progress, "progress")
   threshold <- share_threshold()
   chosen <- map_pool_for(pool)
   pool <- chosen$pool
@@ -276,7 +278,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   if (chosen$temporary) on.exit(suspendInterrupts(pool_stop(pool)), add = TRUE)
   workers <- length(pool$pids)
   chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else
-    min(ceiling(chunk_size), n)
+    min(chunk_size, n)
   # Large results come back in regions made for this process; those never
   # adopted (an interrupt, a reply lost) are removed when the call ends.
   handoff <- handoff_target()

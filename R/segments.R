@@ -31,7 +31,8 @@
 #' [map_shared()] returns its bytes as a raw vector that reads the segment in
 #' place (writes to that vector reach the segment).
 #'
-#' @param size Number of bytes (`segment_create()`), or of bytes to read.
+#' @param size Number of bytes (`segment_create()`), or of bytes to read: a
+#'   whole number.
 #' @param backing,name As for [share()]. `segment_open()` finds the backing
 #'   of the segment itself: its `backing` is accepted for code written for
 #'   shard and otherwise ignored.
@@ -42,7 +43,7 @@
 #' @param readonly Open for reading only (`TRUE`, the default) or also for
 #'   writing.
 #' @param data A raw, logical, integer or double vector.
-#' @param offset Byte offset into the segment, from 0.
+#' @param offset Byte offset into the segment, from 0: a whole number.
 #' @param advice `"normal"`, `"sequential"`, `"random"`, `"willneed"` or
 #'   `"dontneed"`.
 #' @param unlink Remove the segment for every process (`TRUE`), keep it
@@ -80,9 +81,7 @@ NULL
 #' @export
 segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL, path = NULL) {
   backing <- match.arg(backing)
-  if (is.na(bytes_argument(size, "size"))) {
-    stop("`size` must be a single number of bytes", call. = FALSE)
-  }
+  bytes_argument(size, "size", minimum = 1)
   if (!is.null(name)) check_region_name(name)
   options <- list(
     backing = backing, name = name,
@@ -119,13 +118,18 @@ segment_read <- function(x, offset = 0, size = NULL) {
   .Call(shmr_segment_read, x, bytes_argument(offset, "offset"), size)
 }
 
-# The argument `arg` as one number of bytes (the engine checks its value): it
-# would take the first element of whatever it is given.
-bytes_argument <- function(value, arg) {
+# The argument `arg` as one whole number of bytes (the engine checks that it
+# fits the segment): the engine would take the first element of whatever it
+# is given, and truncate a fraction.
+bytes_argument <- function(value, arg, minimum = 0) {
   if (!is.numeric(value) || length(value) != 1L) {
     stop(sprintf("`%s` must be a single number of bytes", arg), call. = FALSE)
   }
-  as.numeric(value)
+  value <- as.numeric(value)
+  if (is.na(value) || value < minimum || value != floor(value)) {
+    stop(sprintf("%s must be a whole number of bytes >= %d", arg, minimum), call. = FALSE)
+  }
+  value
 }
 
 #' @rdname segments

@@ -662,6 +662,15 @@ test_that("pool_create() respects mc.cores and _R_CHECK_LIMIT_CORES_; bad input 
   expect_error(pool_create(1.5), "whole number")
   for (seed in list(1.5, Inf, NA_real_, 2^40, "1", 1:2))
     expect_error(pool_lapply(1:2, identity, seed = seed), "`seed` must be NULL or a whole number")
+  # chunk_size = 1.5 was taken as 2, and any `progress` as no bar.
+  for (chunk_size in list(1.5, 0, NA, "2", 1:2)) {
+    expect_error(pool_lapply(1:3, identity, chunk_size = chunk_size),
+                 "`chunk_size` must be a whole number >= 1", info = format(chunk_size))
+  }
+  for (progress in list("yes please", NA, 1, c(TRUE, FALSE), NULL)) {
+    expect_error(pool_lapply(1:3, identity, progress = progress), "`progress` must be TRUE or FALSE",
+                 info = format(progress))
+  }
   expect_error(pool_apply(1:3, 1, sum), "must be a matrix")
   expect_error(pool_apply(matrix(1:4, 2), 3, sum), "MARGIN")
 })

@@ -42,6 +42,17 @@ test_that("out-of-range offsets, protected and closed segments are clear errors"
   expect_error(segment_write(seg, as.raw(1), offset = c(1, 2)), "`offset` must be a single")
   expect_error(segment_read(seg, "1"), "`offset` must be a single")
   expect_error(segment_read(seg, 0, c(1, 2)), "`size` must be a single")
+  # A fractional size is refused as a fractional offset is; before, 1.5
+  # read 1 byte and 2.999 read 2.
+  segment_write(seg, as.raw(1:16))
+  for (size in c(1.5, 2.999, -1, NA)) {
+    expect_error(segment_read(seg, 0, size), "size must be a whole number of bytes >= 0",
+                 info = format(size))
+  }
+  expect_error(segment_read(seg, 1.5, 1), "offset must be a whole number")
+  expect_error(segment_write(seg, as.raw(1), offset = 0.5), "offset must be a whole number")
+  expect_identical(segment_read(seg, 0, 2), as.raw(1:2))
+  segment_write(seg, raw(16))
   expect_error(segment_read(seg, 17), "outside the segment")
   expect_error(segment_write(seg, "text"), "raw, logical, integer or double")
   expect_identical(segment_read(seg, 16), raw(0))
