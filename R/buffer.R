@@ -8,8 +8,9 @@
 #' worker's `FUN` can simply assign into the buffer it receives.
 #'
 #' Indexing follows R's rules for `[<-` with positive, negative, logical or
-#' character (dimnames) indices and matrices of subscripts, NA and zero
-#' positions included; the value is
+#' character (dimnames) indices and numeric or character (dimnames)
+#' matrices of subscripts, NA and zero positions included (`drop`, which
+#' `[<-` does not take, is an error); the value is
 #' recycled (with R's warning when its length does not divide the selection's
 #' along the whole vector, and R's error with a subscript per dimension) and
 #' converted to the buffer's type; a value the type cannot hold (1.5 for an
@@ -165,14 +166,21 @@ print.shmr_buffer <- function(x, ...) {
 # beyond the write.
 buffer_subscripts <- function(x, given, ...) {
   given <- as.list(given)[-1L]
+  # R's `[<-` has no `drop` (it would count as one more subscript, "incorrect
+  # number of subscripts"): an assignment never drops dimensions.
+  if ("drop" %in% names(given)) {
+    stop("`drop` is not an argument of `[<-`: an assignment keeps the buffer's dimensions, ",
+         "so leave `drop` out", call. = FALSE)
+  }
   d <- dim(x) %||% length(x)
   is_empty <- vapply(given, function(a) identical(a, quote(expr = )), TRUE)
   if (length(given) == 0L) return(list(NULL))
   if (length(given) == 1L) {
     if (is_empty[1L]) return(list(NULL))
     index <- ..1
-    if (is.matrix(index) && is.numeric(index) && length(d) > 1L && ncol(index) == length(d)) {
-      return(list(matrix_positions(index, d)))
+    if (is.matrix(index) && length(d) > 1L && ncol(index) == length(d)) {
+      if (is.numeric(index)) return(list(matrix_positions(index, d)))
+      if (is.character(index)) return(list(matrix_positions(named_positions(index, dimnames(x)), d)))
     }
     return(list(positions_along(index, prod(d), names(x))))
   }
@@ -216,6 +224,9 @@ positions_along <- function(index, n, labels) {
       (!length(index) || (min(index) >= 1 && max(index) < Inf))) {
     return(index)
   }
+  if (!typeof(index) %in% c("double", "integer", "logical", "character", "NULL")) {
+    stop(sprintf("invalid subscript type '%s'", typeof(index)), call. = FALSE)
+  }
   out_of_bounds <- function() stop("subscript out of bounds", call. = FALSE)
   if (is.character(index)) {
     positions <- match(index, labels)
@@ -235,6 +246,18 @@ positions_along <- function(index, n, labels) {
   positions <- seq_len(n)[index[!missing]]
   if (anyNA(positions)) out_of_bounds()
   if (any(missing)) c(positions, NA_integer_) else positions
+}
+
+# A character matrix subscript (one column of dimnames per dimension) as
+# the numeric one R makes of it: an NA name stays NA, an unknown one is out
+# of bounds.
+named_positions <- function(index, dn) {
+  if (is.null(dn)) stop("no 'dimnames' attribute for array", call. = FALSE)
+  positions <- vapply(seq_len(ncol(index)), function(k) match(index[, k], dn[[k]]),
+                      integer(nrow(index)))
+  positions <- matrix(positions, nrow(index), ncol(index))
+  if (any(is.na(positions) & !is.na(index))) stop("subscript out of bounds", call. = FALSE)
+  positions
 }
 
 # Linear positions of the rows of a matrix subscript (one column per

@@ -120,6 +120,37 @@ test_that("subscripts follow R's rules for `[<-`", {
   expect_identical(fetch(b), c(0, 8, 0, 0, 0))
 })
 
+test_that("a character matrix subscript selects by dimnames, as for a matrix", {
+  labels <- list(c("a", "b"), c("x", "y"))
+  bm <- shared_buffer("double", c(2, 2), init = 0)
+  dimnames(bm) <- labels
+  m <- matrix(0, 2, 2, dimnames = labels)
+  bm[cbind("b", "y")] <- 7
+  m[cbind("b", "y")] <- 7
+  bm[cbind(c("a", "a"), c("x", "y"))] <- c(1, 2)
+  m[cbind(c("a", "a"), c("x", "y"))] <- c(1, 2)
+  # A row with an NA name selects nothing when one value is given.
+  bm[cbind("b", NA)] <- 9
+  m[cbind("b", NA)] <- 9
+  expect_identical(fetch(bm), m)
+  expect_error(bm[cbind("b", "z")] <- 1, "subscript out of bounds")
+  expect_error(bm[cbind(c("a", NA), "x")] <- 1:2, "NAs are not allowed")
+  plain <- shared_buffer("double", c(2, 2), init = 0)
+  expect_error(plain[cbind("b", "y")] <- 1, "no 'dimnames' attribute for array")
+  expect_identical(fetch(bm), m)
+
+  # `[<-` takes no `drop`: base R's error counts it as a subscript, the
+  # buffer's says what is wrong; nothing is written.
+  expect_error(bm[1, , drop = FALSE] <- 5, "`drop` is not an argument of `\\[<-`")
+  expect_error(bm[1, 1, drop = TRUE] <- 5, "`drop`")
+  expect_identical(fetch(bm), m)
+  # A subscript of a type R refuses is R's error, not an internal one.
+  b <- shared_buffer("double", 4, init = 0)
+  expect_error(b[list(1)] <- 1, "invalid subscript type 'list'")
+  b[factor("b", levels = c("a", "b"))] <- 3
+  expect_identical(fetch(b), c(0, 3, 0, 0))
+})
+
 test_that("NA and zero subscripts follow R's rules for `[<-` and `[[<-`", {
   b <- shared_buffer("double", 4, init = 0)
   v <- numeric(4)
