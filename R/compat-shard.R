@@ -168,20 +168,23 @@ share_open <- function(path, backing = c("mmap", "shm"), size = NULL) {
          call. = FALSE)
   }
   info <- shared_info(x)
-  if (grepl("/", path, fixed = TRUE)) {
-    # The region's file, or the path given to share(name = ) for it.
-    given <- file.path(dirname(info$path), sub("^shmr_", "", basename(info$path)))
-    file <- file.path(normalizePath(dirname(path), mustWork = FALSE), basename(path))
-    if (!file %in% c(info$path, given)) {
-      stop(sprintf("'%s' is not the file of share '%s' (%s)", path, info$name, info$path),
-           call. = FALSE)
-    }
+  if (grepl("/", path, fixed = TRUE) && !is_region_file(path, info$path)) {
+    stop(sprintf("'%s' is not the file of share '%s' (%s)", shorten(path), info$name, info$path),
+         call. = FALSE)
   }
   if (!is.null(size) && !isTRUE(all.equal(as.numeric(size), info$size))) {
     stop(sprintf("share '%s' has %s bytes, not %s", info$name, format(info$size), format(size)),
          call. = FALSE)
   }
   x
+}
+
+# Whether `path` names the region whose file is `file`: that file, or the
+# path given to share(name = ) for it (the file's name without "shmr_").
+is_region_file <- function(path, file) {
+  directory <- function(p) normalizePath(dirname(p), mustWork = FALSE)
+  identical(directory(path), directory(file)) &&
+    basename(path) %in% c(basename(file), sub("^shmr_", "", basename(file)))
 }
 
 #' @rdname compat-shard

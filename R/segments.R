@@ -38,7 +38,8 @@
 #'   shard and otherwise ignored.
 #' @param path `segment_create()`: as for [share()], the directory of a
 #'   file-backed segment. `segment_open()`: the path of the segment's file
-#'   ([segment_path()]) or the segment's name.
+#'   ([segment_path()]) or the segment's name. As for [share_open()], a
+#'   path in another directory than the segment's file is an error.
 #' @param x,seg A segment (the argument names are shard's).
 #' @param readonly Open for reading only (`TRUE`, the default) or also for
 #'   writing.
@@ -97,12 +98,23 @@ segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TR
   match.arg(backing)
   name <- path
   # A path (segment_path(), shared_info()$path) names the region by its file.
-  if (is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)) {
-    name <- basename(name)
-  }
+  is_path <- is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)
+  if (is_path) name <- basename(name)
   check_region_name(name)
   check_flag(readonly, "readonly")
-  .Call(shmr_segment_open, name, readonly)
+  seg <- .Call(shmr_segment_open, name, readonly)
+  # A region is found by its name wherever its file is: a path in another
+  # directory names some other file, and opening this one instead would
+  # read the wrong data.
+  if (is_path) {
+    file <- segment_path(seg)
+    if (!is_region_file(path, file)) {
+      segment_close(seg, unlink = FALSE)
+      stop(sprintf("'%s' is not the file of segment '%s' (%s)", shorten(path), name, file),
+           call. = FALSE)
+    }
+  }
+  seg
 }
 
 #' @rdname segments

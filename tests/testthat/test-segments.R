@@ -91,3 +91,26 @@ test_that("a file-backed segment and map_shared() of a segment", {
   expect_identical(length(bytes), 32L)
   segment_close(seg)
 })
+
+test_that("segment_open() of a path in another directory is an error, as for share_open()", {
+  for (backing in c("shm", "mmap")) {
+    seg <- segment_create(16, backing = backing)
+    segment_write(seg, as.raw(1:4))
+    file <- segment_path(seg)
+    elsewhere <- file.path(tempfile("not_here"), basename(file))
+    # Before, the directory was dropped and the segment opened anyway.
+    expect_error(segment_open(elsewhere), "is not the file of segment", info = backing)
+    long <- file.path(paste0("/", strrep("d", 3000)), basename(file))
+    err <- tryCatch(segment_open(long), error = conditionMessage)
+    expect_match(err, "is not the file of segment", info = backing)
+    expect_lt(nchar(err), 400)
+    # Its own file and its name still open it.
+    other <- segment_open(file)
+    expect_identical(segment_read(other, 0, 4), as.raw(1:4), info = backing)
+    segment_close(other)
+    by_name <- segment_open(segment_info(seg)$name)
+    expect_identical(segment_read(by_name, 0, 4), as.raw(1:4), info = backing)
+    segment_close(by_name)
+    segment_close(seg)
+  }
+})
