@@ -37,8 +37,10 @@
 #' * `is_shared_vector(x)` is `TRUE` for a shared atomic vector;
 #'   `as_shared(x)` shares an atomic vector (`path` is its name);
 #'   `shared_advise(x, advice)` advises the kernel about this
-#'   process's mapping of it (`"dontneed"` is not applied to a read-only
-#'   share, whose private pages it would drop: `FALSE`).
+#'   process's mapping of it, or for a deep share (`share(x, deep = TRUE)`)
+#'   about each region its shared vectors are in (`"dontneed"` is not
+#'   applied to a read-only share, whose private pages it would drop:
+#'   `FALSE`).
 #' * `available_backings()` is `c("shm", "mmap")`; `segment_report()` lists
 #'   the regions this process created.
 #' * `pool_dispatch(worker_id, expr)` evaluates `expr` on one worker of a
@@ -124,7 +126,8 @@
 #'   `as_shared()`, an atomic vector).
 #' @return `share_open()`, `as_shared()`: the shared object.
 #'   `materialize()`: an ordinary copy of `x` (see [fetch()]).
-#'   `is_shared_vector()`: `TRUE` or `FALSE`. `shared_advise()`: `TRUE` when the kernel took the advice.
+#'   `is_shared_vector()`: `TRUE` or `FALSE`. `shared_advise()`: `TRUE` when the kernel took the advice
+#'   (for a deep share, for every region).
 #'   `available_backings()`: a character vector. `segment_report()`: a list
 #'   (class `shmr_report`) with `type`, `timestamp`, `n_segments`,
 #'   `total_bytes` and `segments` (rows of [shared_regions()]).
@@ -216,8 +219,14 @@ as_shared <- function(x, readonly = TRUE, backing = "auto", cow = NULL, path = N
 #' @export
 shared_advise <- function(x, advice = c("normal", "sequential", "random", "willneed",
                                         "dontneed")) {
-  if (!is_view(x)) stop("shared_advise(): `x` is not a shared object", call. = FALSE)
-  advise_shared(x, match.arg(advice))
+  advice <- match.arg(advice)
+  if (is_view(x)) return(advise_shared(x, advice))
+  # A deep share is an ordinary list or environment whose vectors are in
+  # regions of their own: those are what the kernel is told about.
+  if (is.null(deep_share_report(x))) {
+    stop("shared_advise(): `x` is not a shared object", call. = FALSE)
+  }
+  all(vapply(shared_views_in(x), advise_shared, TRUE, advice = advice))
 }
 
 #' @rdname compat-shard

@@ -311,6 +311,21 @@ test_that("shard's other functions that map onto shmr", {
   expect_true(shared_advise(x, "willneed"))
   expect_false(shared_advise(x, "dontneed")) # would drop this process's private pages
   expect_error(shared_advise(1:3), "not a shared object")
+  # A deep share (is_shared() is TRUE for it) is advised region by region;
+  # before, it was "not a shared object".
+  d <- share(list(a = as.numeric(1:1000), b = list(c = as.numeric(1:2000))), deep = TRUE,
+             min_bytes = 0)
+  on.exit(close(d), add = TRUE)
+  expect_true(is_shared(d))
+  advised <- new.env()
+  trace("advise_shared", where = asNamespace("shmr"), print = FALSE,
+        tracer = bquote(assign("names", c(.(advised)$names, shared_name(x)), envir = .(advised))))
+  on.exit(untrace("advise_shared", where = asNamespace("shmr")), add = TRUE)
+  expect_true(shared_advise(d, "willneed"))
+  expect_setequal(advised$names, shared_info(d)$regions)
+  expect_true(all(c(shared_name(d$a), shared_name(d$b$c)) %in% advised$names))
+  expect_false(shared_advise(d, "dontneed"))
+  expect_error(shared_advise(list(a = 1), "willneed"), "not a shared object")
   a <- as_shared(1:10 + 0L)
   expect_true(is_shared_vector(a))
   expect_identical(fetch(a), 1:10)
