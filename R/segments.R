@@ -188,7 +188,7 @@ segment_close <- function(x, unlink = NULL) {
 print.shmr_segment <- function(x, ...) {
   info <- tryCatch(segment_info(x), error = function(e) NULL)
   if (is.null(info)) {
-    cat("<shmr segment (released)>\n")
+    cat("<shmr segment from another process: not open here>\n")
   } else {
     state <- c(if (info$closed) "closed", if (info$readonly) "read-only",
                if (info$protected) "protected")

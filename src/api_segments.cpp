@@ -36,20 +36,38 @@ void finalize_segment(SEXP pointer) {
 }
 
 SEXP wrap(std::unique_ptr<Segment> segment) {
-  SEXP pointer = PROTECT(cpp11::safe[R_MakeExternalPtr](nullptr, R_NilValue, R_NilValue));
+  // The region's name goes in the tag, which serialization keeps while it
+  // drops the pointer: a handle sent to another process can then say what
+  // to open there.
+  SEXP tag = PROTECT(cpp11::safe[Rf_mkString](segment->region->name().c_str()));
+  SEXP pointer = PROTECT(cpp11::safe[R_MakeExternalPtr](nullptr, tag, R_NilValue));
   cpp11::safe[R_RegisterCFinalizerEx](pointer, finalize_segment, TRUE);
   R_SetExternalPtrAddr(pointer, segment.release());
   SEXP cls = PROTECT(cpp11::safe[Rf_mkString]("shmr_segment"));
   cpp11::safe[Rf_setAttrib](pointer, R_ClassSymbol, cls);
-  UNPROTECT(2);
+  UNPROTECT(3);
   return pointer;
+}
+
+// Closing keeps a handle's Segment (marked closed), and its finalizer runs
+// only once the handle is unreachable: a handle without one was serialized
+// (sent to a worker, saved) and read back in a process that never opened it.
+std::string foreign_handle_message(SEXP x) {
+  SEXP tag = R_ExternalPtrTag(x);
+  const std::string how =
+      TYPEOF(tag) == STRSXP && XLENGTH(tag) == 1 && STRING_ELT(tag, 0) != NA_STRING
+          ? "segment_open(\"" + std::string(CHAR(STRING_ELT(tag, 0))) + "\")"
+          : "segment_open() and its name or path";
+  return "this segment handle comes from another R process (a handle is valid only in the "
+         "process that created or opened it); open the segment here with " + how;
 }
 
 Segment& segment_of(SEXP x) {
   if (TYPEOF(x) != EXTPTRSXP || !Rf_inherits(x, "shmr_segment"))
     throw Error(ErrorKind::InvalidArgument, "not a segment (see segment_create())");
   auto* segment = static_cast<Segment*>(R_ExternalPtrAddr(x));
-  if (segment == nullptr || segment->region->is_closed())
+  if (segment == nullptr) throw Error(ErrorKind::Closed, foreign_handle_message(x));
+  if (segment->region->is_closed())
     throw Error(ErrorKind::Closed, "the segment was closed");
   return *segment;
 }
@@ -213,7 +231,7 @@ extern "C" SEXP shmr_segment_info(SEXP seg) {
   if (TYPEOF(seg) != EXTPTRSXP || !Rf_inherits(seg, "shmr_segment"))
     throw std::runtime_error("shmr: not a segment (see segment_create())");
   auto* segment = static_cast<Segment*>(R_ExternalPtrAddr(seg));
-  if (segment == nullptr) throw std::runtime_error("shmr: the segment was released");
+  if (segment == nullptr) throw std::runtime_error("shmr: " + foreign_handle_message(seg));
   const MappedRegion& region = *segment->region;
   return cpp11::writable::list({
       "name"_nm = region.name(),

@@ -70,6 +70,22 @@ test_that("out-of-range offsets, protected and closed segments are clear errors"
   expect_error(segment_open("shmr_noSuchSegment"), "no shared region")
 })
 
+test_that("a segment handle from another process says so, and what to open", {
+  seg <- segment_create(16)
+  on.exit(segment_close(seg))
+  # What a worker receives when FUN captures a handle; it said "the segment
+  # was closed", which the caller never did.
+  moved <- unserialize(serialize(seg, NULL))
+  expected <- sprintf("comes from another R process.*segment_open\\(\"%s\"\\)",
+                      segment_info(seg)$name)
+  expect_error(segment_read(moved), expected)
+  expect_error(segment_info(moved), expected)
+  expect_output(print(moved), "from another process")
+  expect_length(segment_read(seg, 0, 4), 4L)
+  segment_close(seg)
+  expect_error(segment_read(seg), "the segment was closed")
+})
+
 test_that("segment_close(unlink = ) decides who removes a segment", {
   seg <- segment_create(8, name = "test_segment_keep")
   segment_close(seg, unlink = FALSE)
