@@ -276,8 +276,14 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
   }
   worker_id <- as.integer(worker_id)
   if (!process_alive(pool$pids[worker_id])) replace_psock_worker(pool, worker_id)
-  parallel::clusterCall(pool$cluster[worker_id], eval_with, expr,
-                        variables_for(all.vars(expr), envir))[[1L]]
+  tryCatch(
+    parallel::clusterCall(pool$cluster[worker_id], eval_with, expr,
+                          variables_for(all.vars(expr), envir))[[1L]],
+    error = function(e) {
+      stop(worker_failure(e, sprintf("while it evaluated `expr` (worker %d)", worker_id),
+                          "; the next pool_dispatch() to it starts a new one"))
+    }
+  )
 }
 
 # The values of `names` as `expr` finds them from `envir`: in it or in an

@@ -63,8 +63,9 @@
 #' and mirai daemons it started itself), once they are gone: at
 #' the latest at its next map or at `pool_stop()`.
 #'
-#' @param X A vector or list (`pool_lapply()`, `pool_sapply()`), or a matrix
-#'   of any atomic type (`pool_apply()`).
+#' @param X A vector, list or environment (`pool_lapply()`, `pool_sapply()`;
+#'   as for [lapply()], an environment's values are the elements), or a
+#'   matrix of any atomic type (`pool_apply()`).
 #' @param FUN The function to apply.
 #' @param ... Further arguments to `FUN`.
 #' @param pool A pool, or `NULL` for the default (or a temporary) pool.
@@ -95,6 +96,8 @@ pool_lapply <- function(X, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL
                         progress = interactive(), on_error = c("stop", "continue")) {
   on_error <- match.arg(on_error)
   FUN <- match.fun(FUN)
+  # As lapply() does: an environment's bindings are the elements.
+  if (is.environment(X)) X <- as.list(X)
   pool_map(X, FUN, list(...), margin = NULL, pool = pool, chunk_size = chunk_size,
            seed = seed, progress = progress, on_error = on_error)
 }
@@ -237,9 +240,10 @@ element_seeds <- function(seed, n) {
 # `pool` as a map accepts it: NULL, or a pool that is running.
 check_map_pool <- function(pool) {
   if (is.null(pool)) return(invisible())
-  if (!inherits(pool, "shmr_pool")) {
-    stop("`pool` must be NULL or a pool from pool_create(), not ",
-         if (is.object(pool)) class(pool)[1L] else typeof(pool), call. = FALSE)
+  if (!is_pool(pool)) {
+    what <- if (inherits(pool, "shmr_pool")) "an object of class shmr_pool that pool_create() did not make" else
+      if (is.object(pool)) class(pool)[1L] else typeof(pool)
+    stop("`pool` must be NULL or a pool from pool_create(), not ", what, call. = FALSE)
   }
   if (isTRUE(pool$stopped)) {
     stop("`pool` was stopped with pool_stop(); create another with pool_create()",

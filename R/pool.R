@@ -38,6 +38,8 @@
 #'   host. A pool whose workers are not all on this host sends shared
 #'   objects in remote mode (see [remote]).
 #' @param packages Character vector of packages to attach on every worker.
+#'   Workers started by the pool use this session's library paths: a
+#'   package not installed there is an error before any worker starts.
 #' @param init `NULL`, a function of no arguments, or a quoted expression,
 #'   run on every worker after `packages` are attached (also on workers that
 #'   replace one that died or was recycled).
@@ -101,7 +103,8 @@ parse_bytes <- function(size) {
   if (is.null(size)) return(NULL)
   units <- c(B = 0, KB = 1, MB = 2, GB = 3, TB = 4)
   if (is.character(size) && length(size) == 1L && !is.na(size)) {
-    upper <- toupper(size)
+    # toupper() of a string that is not valid text is an error of its own.
+    upper <- tryCatch(toupper(size), error = function(e) "")
     parts <- regmatches(upper, regexec("^\\s*([0-9.]+)\\s*([KMGT]?B)?\\s*$", upper))[[1]]
     if (length(parts) == 3L && !is.na(suppressWarnings(as.numeric(parts[2])))) {
       unit <- if (nzchar(parts[3])) parts[3] else "B"
@@ -127,15 +130,30 @@ start_pool <- function(n, backend, packages, init, compute = NULL) {
     stop("`n` must be a whole number of workers >= 1", call. = FALSE)
   }
   check_workers_fit(n, backend)
-  if (!is.null(packages) && !is.character(packages)) {
-    stop("`packages` must be a character vector", call. = FALSE)
-  }
+  check_packages(packages, local = is.null(compute))
   if (!is.null(init) && !is.function(init) && !is.language(init)) {
     stop("`init` must be NULL, a function or a quoted expression", call. = FALSE)
   }
   pool <- new_pool_object(backend, n, packages, init)
   if (backend == "psock") start_psock(pool) else start_mirai(pool, compute)
   pool
+}
+
+# Workers started here load `packages` from this session's library paths: a
+# package missing here is missing there, and is refused before any worker
+# starts. Daemons of a compute profile (`local` FALSE) may be elsewhere.
+check_packages <- function(packages, local) {
+  if (is.null(packages)) return(invisible())
+  if (!is.character(packages) || anyNA(packages) || !all(nzchar(packages))) {
+    stop("`packages` must be a character vector of package names", call. = FALSE)
+  }
+  for (package in if (local) packages) {
+    if (!length(find.package(package, quiet = TRUE))) {
+      stop(sprintf("`packages`: there is no package called '%s'", shorten(package)),
+           call. = FALSE)
+    }
+  }
+  invisible()
 }
 
 # Refuses a number of workers this machine cannot start, before any is
@@ -240,6 +258,7 @@ pool_on_cluster <- function(cluster) {
       !all(vapply(cluster, function(node) inherits(node$con, "connection"), TRUE))) {
     stop("`CLUSTER` must be a socket cluster from parallel::makeCluster()", call. = FALSE)
   }
+  check_cluster_running(cluster, "CLUSTER")
   pool <- new_pool_object("psock", length(cluster), NULL, NULL)
   pool$cluster <- cluster
   pool$borrowed <- TRUE
@@ -323,9 +342,16 @@ print.shmr_pool <- function(x, ...) {
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
 check_pool <- function(pool, running = FALSE) {
-  if (!inherits(pool, "shmr_pool")) stop("`pool` must be a pool from pool_create()", call. = FALSE)
+  if (!is_pool(pool)) stop("`pool` must be a pool from pool_create()", call. = FALSE)
   check_pool_process(pool)
   if (running && isTRUE(pool$stopped)) stop("the pool was stopped", call. = FALSE)
+}
+
+# A pool that new_pool_object() made: an object given the class by hand
+# would fail later, inside the code that uses its fields.
+is_pool <- function(pool) {
+  inherits(pool, "shmr_pool") && is.environment(pool) && is.character(pool$backend) &&
+    length(pool$backend) == 1L && is.numeric(pool$n)
 }
 
 # A forked child (mclapply()) inherits the pool's connections: children
@@ -451,6 +477,17 @@ new_psock_nodes <- function(n) {
   )
 }
 
+# A socket cluster given to stopCluster() keeps its nodes, whose
+# connections are closed: parallel's own error would be "invalid
+# connection". Nodes of other kinds (a mirai cluster's) have no connection.
+check_cluster_running <- function(cluster, arg) {
+  sockets <- Filter(function(node) inherits(node$con, "connection"), cluster)
+  if (!all(vapply(sockets, worker_connection_open, TRUE))) {
+    stop(sprintf("`%s` was stopped (parallel::stopCluster()): its workers cannot be reached", arg),
+         call. = FALSE)
+  }
+}
+
 # R gives a closed connection's number to the next connection it opens, and
 # close(), readBin() and writeBin() on an old connection object act on
 # whatever connection now has its number. A worker's connection is used
@@ -488,9 +525,23 @@ set_up_psock_nodes <- function(pool, n) {
       # stopCluster() leaves the connections to the garbage collector, which
       # warns as it closes each one.
       for (node in nodes) close_worker_connection(node)
-      stop(e)
+      stop(worker_failure(e, "while it was set up (`init` or loading `packages`)"))
     })
   list(nodes = nodes, answers = answers)
+}
+
+# The error of a call to PSOCK workers as the user can act on it: parallel
+# reports a worker that exited as "error reading from connection" in its
+# own unserialize() call, and a worker's error with "one node produced an
+# error: " and its own checkForRemoteErrors() call.
+worker_failure <- function(e, when, exit_note = "") {
+  message <- conditionMessage(e)
+  message <- if (grepl("error reading from connection", message, fixed = TRUE)) {
+    sprintf("a worker exited %s%s", when, exit_note)
+  } else {
+    sprintf("error on a worker %s: %s", when, sub("^one node produced an error: ", "", message))
+  }
+  errorCondition(message, class = "shmr_worker_error", call = NULL)
 }
 
 # Replaces worker `w` with a fresh one after a chunk when its resident

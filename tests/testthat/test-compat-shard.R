@@ -366,4 +366,16 @@ test_that("pool_dispatch() runs on one worker; pool_health_check() restarts a de
   expect_identical(pool_status(p)$status, c("ok", "ok"))
   expect_false(pool_status(p)$pid[1] == pid)
   expect_error(pool_dispatch(3, quote(1), pool = p), "1 to 2")
+
+  # A worker's error and a worker's exit are said as such; before, they
+  # were parallel's "one node produced an error" and "error reading from
+  # connection" in its unserialize(node$con) call.
+  err <- tryCatch(pool_dispatch(1, quote(stop("inner")), pool = p), error = function(e) e)
+  expect_identical(conditionMessage(err), "error on a worker while it evaluated `expr` (worker 1): inner")
+  expect_null(conditionCall(err))
+  err <- tryCatch(pool_dispatch(2, quote(quit(save = "no")), pool = p), error = function(e) e)
+  expect_match(conditionMessage(err), "^a worker exited while it evaluated `expr` \\(worker 2\\)")
+  expect_null(conditionCall(err))
+  # The next dispatch to it runs on a new worker.
+  expect_identical(pool_dispatch(2, quote(3 * 3), pool = p), 9)
 })

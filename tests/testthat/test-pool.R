@@ -802,6 +802,39 @@ test_that("pool_status() and pool_stop() report a killed worker without warnings
   expect_silent(pool_stop(pool))
 })
 
+test_that("malformed pools, packages and rss_limit are clear errors, not internal ones", {
+  fake <- structure(list(), class = "shmr_pool")
+  # Before: "NA/NaN argument" in starts[t]:ends[t], and "argument is of
+  # length zero" in pool_status()'s own code.
+  expect_error(pool_sapply(1:2, identity, pool = fake, progress = FALSE),
+               "`pool` must be NULL or a pool from pool_create\\(\\), not an object of class shmr_pool")
+  expect_error(pool_status(fake), "`pool` must be a pool from pool_create()", fixed = TRUE)
+  expect_error(pool_stop(fake), "`pool` must be a pool from pool_create()", fixed = TRUE)
+  # toupper()'s "invalid multibyte string" before.
+  expect_error(pool_create(1, rss_limit = rawToChar(as.raw(c(0xff, 0xfe)))),
+               "`rss_limit` must be NULL, a number of bytes")
+  # Refused before any worker starts; a long name is cut.
+  expect_error(pool_create(1, packages = NA_character_), "`packages` must be a character vector of package names")
+  err <- tryCatch(pool_create(1, packages = strrep("p", 5000)), error = conditionMessage)
+  expect_match(err, "^`packages`: there is no package called 'ppp")
+  expect_lt(nchar(err), 200)
+})
+
+test_that("a pool maps over an environment as lapply() does; a worker that exits in init is said so", {
+  skip_if_no_pool()
+  e <- new.env()
+  e$a <- 1
+  e$b <- 2
+  # Before: "object of type 'environment' is not subsettable" in X[p].
+  got <- pool_lapply(e, function(v) v * 10, progress = FALSE)
+  expect_identical(got[order(names(got))], list(a = 10, b = 20))
+  # Before: parallel's "error reading from connection" in unserialize(node$con).
+  err <- tryCatch(pool_create(1, init = function() quit(save = "no")), error = function(e) e)
+  expect_identical(conditionMessage(err),
+                   "a worker exited while it was set up (`init` or loading `packages`)")
+  expect_null(conditionCall(err))
+})
+
 test_that("a wrong pool or FUN is named in the error, as base R names it", {
   expect_error(pool_stop(pool = 1), "`pool` must be a pool from pool_create()", fixed = TRUE)
   expect_error(pool_stop(pool = "x"), "`pool` must be a pool from pool_create()", fixed = TRUE)
