@@ -63,7 +63,7 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   init <- if (type == "raw" && is.na(init)) {
     as.raw(0)
   } else {
-    stored_values(init, type, sprintf("`init` (%s)", paste(format(init), collapse = "")))
+    stored_values(init, type, sprintf("`init` (%s)", shorten(paste(format(init), collapse = ""))))
   }
   options <- list(backing = "auto", readonly = FALSE, data_directory = data_directory(NULL, FALSE),
                   shm_capacity = shm_capacity())
@@ -203,10 +203,13 @@ stored_values <- function(values, type, what) {
                    type), call. = FALSE)
     }
   }
-  stored <- tryCatch(as.vector(values, type), warning = function(w) {
+  # A value as.vector() refuses (a function) is the same mistake as one it
+  # warns about: said here, not as an error of as.vector()'s call.
+  refused <- function(condition) {
     stop(sprintf("%s cannot be stored in a buffer of type %s: %s", what, type,
-                 conditionMessage(w)), call. = FALSE)
-  })
+                 conditionMessage(condition)), call. = FALSE)
+  }
+  stored <- tryCatch(as.vector(values, type), warning = refused, error = refused)
   # as.vector() turns "" (and "NA") into NA without a warning.
   if (is.character(values) && type != "character" && any(is.na(stored) & !is.na(values))) {
     stop(sprintf("%s cannot be stored in a buffer of type %s: a string that is not a number",

@@ -125,6 +125,12 @@ copy2shm <- function(x, name, overwrite = FALSE, copy = TRUE) {
 #' @export
 allocate_from_shm <- function(obj, copy = obj$copy) {
   if (!inherits(obj, "shm_obj")) stop("`obj` must be an object returned by copy2shm()", call. = FALSE)
+  # `copy` defaults to a field of `obj`: a hand-made shm_obj without it is
+  # the user's mistake in `obj`, not in an argument they never gave.
+  if (missing(copy) && !(is.logical(obj$copy) && length(obj$copy) == 1L && !is.na(obj$copy))) {
+    stop("`obj` must be an object returned by copy2shm(): its `copy` is not TRUE or FALSE",
+         call. = FALSE)
+  }
   check_flag(copy, "copy")
   region <- shm_obj_region(obj$name, "allocate_from_shm")
   # share(name = ) does not prefix a name that starts with "shmr_" again.
@@ -161,7 +167,7 @@ shm_obj_region <- function(name, caller) {
       !grepl("^/?[A-Za-z0-9._-]{1,100}$", name) || sub("^/", "", name) %in% c(".", "..")) {
     stop(sprintf(paste0("%s(): 'shm_open' cannot use %s: a shared memory name must be '/' ",
                         "followed by 1 to 100 letters, digits, '.', '_' or '-'"),
-                 caller, if (is.character(name) && length(name) == 1L) sprintf("'%s'", name)
+                 caller, if (is.character(name) && length(name) == 1L) sprintf("'%s'", shorten(name))
                  else "that name"), call. = FALSE)
   }
   sub("^/", "", name)

@@ -261,6 +261,7 @@ memshare_gc <- function(namespace, cluster = NULL) {
   check_namespace(namespace)
   if (!is.null(cluster)) {
     if (!inherits(cluster, "cluster")) stop("`cluster` must be NULL or a cluster", call. = FALSE)
+    check_cluster_running(cluster, "cluster")
     parallel::clusterCall(cluster, release_namespace, namespace)
   }
   release_namespace(namespace)
@@ -398,7 +399,7 @@ memshare_region <- function(namespace, variables) {
     region <- paste("memshare", escape_name(namespace), escape_name(variable), sep = ".")
     if (nchar(region) > 100L) {
       stop(sprintf("namespace '%s' with variable '%s' makes a region name longer than 100 ",
-                   namespace, variable), "characters", call. = FALSE)
+                   shorten(namespace), shorten(variable)), "characters", call. = FALSE)
     }
     region
   }, "", USE.NAMES = FALSE)
@@ -422,7 +423,7 @@ namespace_of <- function(fun_expression) {
 map_variable <- function(namespace, variable, region) {
   # The prefixed name: a missing region is an error, not NULL.
   tryCatch(map_shared(paste0("shmr_", region)), error = function(e) {
-    stop(sprintf("no variable '%s' in namespace '%s' (%s)", variable, namespace,
+    stop(sprintf("no variable '%s' in namespace '%s' (%s)", shorten(variable), shorten(namespace),
                  conditionMessage(e)), call. = FALSE)
   })
 }

@@ -162,11 +162,12 @@ share_open <- function(path, backing = c("mmap", "shm"), size = NULL) {
   if (!is.character(path) || length(path) != 1L || is.na(path)) {
     stop("`path` must be a single string", call. = FALSE)
   }
+  check_path_length(path, "`path`")
   name <- basename(path)
   region <- if (startsWith(name, "shmr_")) name else paste0("shmr_", name)
   x <- tryCatch(map_shared(region), error = function(e) e)
   if (is.null(x) || inherits(x, "error")) {
-    stop(sprintf("'%s' is not the path of a shmr share%s", path,
+    stop(sprintf("'%s' is not the path of a shmr share%s", shorten(path),
                  if (inherits(x, "error")) paste0(" (", conditionMessage(x), ")") else ""),
          call. = FALSE)
   }

@@ -16,6 +16,15 @@ shorten <- function(text, width = 60L) {
   text
 }
 
+# R's file functions refuse a path longer than its buffer (4096 bytes) with
+# an error that quotes 1000 characters of it.
+check_path_length <- function(path, what) {
+  if (nchar(path, type = "bytes") >= 4096L) {
+    stop(sprintf("%s is a path of %d bytes, longer than a path can be ('%s')", what,
+                 nchar(path, type = "bytes"), shorten(path)), call. = FALSE)
+  }
+}
+
 check_region_name <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
       !grepl("^[A-Za-z0-9._-]{1,100}$", name) || name %in% c(".", "..")) {

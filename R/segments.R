@@ -99,7 +99,10 @@ segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TR
   name <- path
   # A path (segment_path(), shared_info()$path) names the region by its file.
   is_path <- is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)
-  if (is_path) name <- basename(name)
+  if (is_path) {
+    check_path_length(path, "`path`")
+    name <- basename(name)
+  }
   check_region_name(name)
   check_flag(readonly, "readonly")
   seg <- .Call(shmr_segment_open, name, readonly)

@@ -311,24 +311,25 @@ is_file_path_name <- function(name) {
 # "/some/dir/shmr_data"), file-backed in "/some/dir".
 place_named_file <- function(name, backing, path) {
   if (backing == "shm") {
-    stop("share(): with backing = \"shm\", `name` must be a name, not a path ('", name, "')",
-         call. = FALSE)
+    stop("share(): with backing = \"shm\", `name` must be a name, not a path ('", shorten(name),
+         "')", call. = FALSE)
   }
+  check_path_length(name, "share(): `name`")
   # dirname() and basename() drop a trailing "/": "<dir>/" would name a
   # file beside <dir>, not in it.
   if (endsWith(name, "/")) {
-    stop("share(): `name` is a path that ends with '/' ('", name, "'); give the file's name too",
-         call. = FALSE)
+    stop("share(): `name` is a path that ends with '/' ('", shorten(name),
+         "'); give the file's name too", call. = FALSE)
   }
   directory <- dirname(name)
   if (!dir.exists(directory)) {
-    stop("share(): `name` is a path in '", directory, "', which is not an existing directory",
-         call. = FALSE)
+    stop("share(): `name` is a path in '", shorten(directory),
+         "', which is not an existing directory", call. = FALSE)
   }
   if (!is.null(path) && !identical(normalizePath(path, mustWork = FALSE),
                                    normalizePath(directory, mustWork = FALSE))) {
-    stop("share(): `name` is a path in '", directory, "' but `path` is '", path, "'",
-         call. = FALSE)
+    stop("share(): `name` is a path in '", shorten(directory), "' but `path` is '", shorten(path),
+         "'", call. = FALSE)
   }
   list(name = basename(name), path = directory)
 }

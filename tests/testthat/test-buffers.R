@@ -287,6 +287,10 @@ test_that("a value the buffer's type cannot hold is an error, as for `init`", {
   r[3] <- 7
   expect_identical(b[], c(2L, NA, 0L))
   expect_identical(r[], as.raw(c(0, 0, 7)))
+  # A value as.vector() refuses is said as the buffer's, not as.vector()'s.
+  err <- tryCatch(shared_buffer("double", 2, init = function() 1), error = function(e) e)
+  expect_match(conditionMessage(err), "^`init` \\(function.*\\) cannot be stored in a buffer of type double")
+  expect_null(conditionCall(err))
 })
 
 test_that("negative subscripts mixed with NA are R's error, and write nothing", {

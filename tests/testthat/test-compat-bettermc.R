@@ -200,6 +200,15 @@ test_that("copy2shm() and allocate_from_shm() errors name shm_open, as bettermc'
   o$name <- "/bmc_taken"
   expect_identical(allocate_from_shm(o), 1:3)
   expect_error(copy2shm(list(1), "/bmc_list"), "unsupported SEXP type for 'x'")
+  # A long name is cut in the message; it was quoted whole.
+  err <- tryCatch(copy2shm(1:3, paste0("/", strrep("n", 5000))), error = conditionMessage)
+  expect_match(err, "copy2shm(): 'shm_open' cannot use '/nnn", fixed = TRUE)
+  expect_lt(nchar(err), 300)
+  # A hand-made shm_obj without `copy` is a mistake in `obj`; before, the
+  # error was about the argument `copy`, which the caller never gave.
+  err <- tryCatch(allocate_from_shm(structure(list(name = "/x"), class = "shm_obj")),
+                  error = conditionMessage)
+  expect_identical(err, "`obj` must be an object returned by copy2shm(): its `copy` is not TRUE or FALSE")
   expect_identical(shm_files(), character())
 })
 

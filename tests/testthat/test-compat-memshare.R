@@ -234,6 +234,20 @@ test_that("registering is all or nothing, with clear errors", {
   expect_error(registerVariables("ns_bad", list(1, 2)), "unique name")
   expect_error(registerVariables("", list(a = 1)), "namespace")
   expect_error(registerVariables(strrep("n", 100), list(a = 1)), "longer than 100 characters")
+  # Long names are cut in the message; they were quoted whole.
+  for (err in list(tryCatch(registerVariables(strrep("n", 5000), list(a = 1)), error = conditionMessage),
+                   tryCatch(retrieveViews("ns_bad", strrep("v", 5000)), error = conditionMessage))) {
+    expect_match(err, "longer than 100 characters")
+    expect_lt(nchar(err), 200)
+  }
+  # A stopped cluster is said to be stopped, not parallel's "invalid
+  # connection" of summary.connection().
+  stopped <- parallel::makeCluster(1)
+  parallel::stopCluster(stopped)
+  expect_error(memshare_gc("ns_bad", cluster = stopped),
+               "`cluster` was stopped \\(parallel::stopCluster\\(\\)\\)")
+  expect_error(memLapply(list(1), identity, CLUSTER = stopped),
+               "`CLUSTER` was stopped \\(parallel::stopCluster\\(\\)\\)")
   registerVariables("ns_bad", list(a = 1))
   expect_error(registerVariables("ns_bad", list(b = 2, a = 3)), "'a' is registered")
   expect_identical(pageList(), list("ns_bad.a"))

@@ -326,6 +326,15 @@ test_that("shard's other functions that map onto shmr", {
   expect_true(all(c(shared_name(d$a), shared_name(d$b$c)) %in% advised$names))
   expect_false(shared_advise(d, "dontneed"))
   expect_error(shared_advise(list(a = 1), "willneed"), "not a shared object")
+  # A path too long for R's file functions: said so, with the path cut
+  # (R's own error quoted 1,000 characters of it).
+  long <- file.path("/tmp", strrep("p", 5000))
+  err <- tryCatch(share_open(long), error = conditionMessage)
+  expect_match(err, "`path` is a path of 5005 bytes, longer than a path can be")
+  expect_lt(nchar(err), 200)
+  err <- tryCatch(share(1, backing = "mmap", name = long), error = conditionMessage)
+  expect_match(err, "`name` is a path of 5005 bytes")
+  expect_lt(nchar(err), 200)
   a <- as_shared(1:10 + 0L)
   expect_true(is_shared_vector(a))
   expect_identical(fetch(a), 1:10)
