@@ -28,7 +28,7 @@ test_that("close() in a consumer process leaves the region to its creator", {
     y <- map_shared(name)
     close(y)
     list(error = tryCatch(sum(y), error = conditionMessage),
-         still_there = file.exists(file.path("/dev/shm", name)))
+         still_there = file.exists(file.path(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), name)))
   }, list(name = shared_name(x)))
   expect_match(got$error, "was closed")
   expect_true(got$still_there)
