@@ -23,7 +23,7 @@
 #' * `share(x, backing = "mmap", name = tempfile())`: a path as the name
 #'   makes a file-backed share whose file is in that path's directory
 #'   (named `shmr_` and the path's last part); the path reopens it with
-#'   `share_open()` and [segment_open()].
+#'   `share_open()` ([segment_open()] opens only segments).
 #' * [close()] works on anything [share()] returned; when nothing was
 #'   shared (an environment, a deep share that found nothing above
 #'   `min_bytes`) it does nothing.
