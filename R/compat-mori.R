@@ -71,6 +71,10 @@
 #'   `shared_name()` while it holds the elements it was decoded with and
 #'   at least one of them is shared; on R 4.2 a pairlist inside a shared
 #'   list has none (its elements do).
+#' * A shared vector this process wrote to (`x[1] <- 99`) holds its own copy
+#'   of the data: `shared_name(x)` is `NULL`, where mori keeps the name,
+#'   under which another process would map the old values. `share(x)`
+#'   shares the new ones.
 #'
 #' @name compat-mori
 #' @examples
