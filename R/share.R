@@ -108,7 +108,12 @@
 #' their own copy, which then takes the share's place in `w`
 #' (`is_shared(w)` turns `FALSE`); an index does the same in place
 #' (`w[cbind(i, i)] <- 0`). Character vectors of a writable share
-#' cannot be changed. Concurrent writers are your responsibility: shmr does
+#' cannot be changed. A data frame's `[<-` (`w[i, ] <- v`) changes the
+#' columns one after another: when one of them cannot be written through
+#' (a character or list column, or a factor, whose `[<-` method changes a
+#' copy of its own), the whole change is an error raised before any column
+#' reaches shared memory; `w[i, c("a", "b")] <- v` changes the others.
+#' Concurrent writers are your responsibility: shmr does
 #' no locking, so have processes write disjoint parts, or synchronise them
 #' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a
 #' read-only copy of it in a new region.

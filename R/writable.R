@@ -34,3 +34,87 @@ code_kind <- function(fun, env) {
   if (is.primitive(fun)) return("script")
   if (identical(topenv(environment(fun)), globalenv())) "function" else "package"
 }
+
+# NULL, or which column makes a change that writes through a partial one:
+# a column of a writable share that a data frame's `[<-` method, running
+# now, changes as well but cannot write to shared memory. The method changes
+# the columns one after another, and the engine asks this at the first write
+# to shared memory, while nothing has changed yet; `assigned` is the object
+# the assignment changes, as it was before (NULL when unknown).
+partial_change_refusal <- function(assigned) {
+  for (k in rev(seq_len(sys.nframe() - 1L))) {
+    if (!identical(sys.function(k), base::`[<-.data.frame`)) next
+    frame <- sys.frame(k)
+    why <- column_refusal(original_columns(frame, assigned), changed_columns(frame))
+    if (!is.null(why)) return(why)
+  }
+  NULL
+}
+
+# The columns of the data frame the method in `frame` changes, as they were
+# before: its own `x` holds the changed ones in place of those it changed
+# already (a factor's private copy, say), so they are taken from the object
+# assigned, or the list inside it, that has the column being changed now.
+original_columns <- function(frame, assigned) {
+  x <- frame$x
+  at <- if (exists("thisvar", envir = frame, inherits = FALSE)) frame$v else frame$jj
+  now <- .subset2(x, at)
+  pending <- list(assigned)
+  for (depth in 1:8) {
+    deeper <- list()
+    for (candidate in pending) {
+      if (!is.list(candidate)) next
+      if (length(candidate) >= at &&
+          .Call(shmr_same_writable_part, .subset2(candidate, at), now)) return(candidate)
+      deeper <- c(deeper, Filter(is.list, unclass(candidate)))
+    }
+    pending <- deeper
+  }
+  x
+}
+
+# Why one of the columns `columns` of `x` stays behind, or NULL.
+column_refusal <- function(x, columns) {
+  for (j in columns[columns <= length(x)]) {
+    why <- part_refusal(.subset2(x, j))
+    if (!is.null(why)) return(sprintf("column '%s' (%s)", names(x)[j], why))
+  }
+  NULL
+}
+
+# The columns `[<-.data.frame` changes element by element: those of `jseq`
+# (`x[i, j] <- v`, computed before its first change), or for a logical
+# matrix index (`x[m] <- v`) those the matrix selects. Replacing a whole
+# column (`x[j] <- v`) writes nothing through and asks nothing.
+changed_columns <- function(frame) {
+  columns <- if (exists("thisvar", envir = frame, inherits = FALSE)) {
+    which(colSums(frame$i, na.rm = TRUE) > 0)
+  } else {
+    frame$jseq
+  }
+  columns <- seq_along(frame$x)[columns]
+  columns[!is.na(columns)]
+}
+
+# Why R's `[<-` would not write the column `x` to shared memory, or NULL.
+part_refusal <- function(x) {
+  switch(.Call(shmr_writable_part, x),
+    strings = "a character vector, which cannot be changed in place",
+    list = "a list, which R changes as a list of its own",
+    through = copying_method(x)
+  )
+}
+
+# The `[<-` methods of base R classes hand the change on to R's own `[<-`
+# on the share (NextMethod()), which writes through; any other method
+# (`[<-.factor` unclasses its argument first) changes a copy of its own.
+copying_method <- function(x) {
+  passing_on <- list(base::`[<-.Date`, base::`[<-.POSIXct`, base::`[<-.difftime`)
+  for (cls in oldClass(x)) {
+    method <- utils::getS3method("[<-", cls, optional = TRUE, envir = globalenv())
+    if (is.null(method)) next
+    if (any(vapply(passing_on, identical, TRUE, method))) return(NULL)
+    return(sprintf("a %s, whose `[<-` method changes a copy of its own", cls))
+  }
+  NULL
+}

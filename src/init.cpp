@@ -10,6 +10,8 @@ extern "C" {
 SEXP shmr_share(SEXP, SEXP, SEXP);
 SEXP shmr_map(SEXP);
 SEXP shmr_is_shared(SEXP);
+SEXP shmr_writable_part(SEXP);
+SEXP shmr_same_writable_part(SEXP, SEXP);
 SEXP shmr_name(SEXP);
 SEXP shmr_info(SEXP);
 SEXP shmr_backing(SEXP);
@@ -90,6 +92,8 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_share", (DL_FUNC)&shmr_share, 3},
     {"shmr_map", (DL_FUNC)&shmr_map, 1},
     {"shmr_is_shared", (DL_FUNC)&shmr_is_shared, 1},
+    {"shmr_writable_part", (DL_FUNC)&shmr_writable_part, 1},
+    {"shmr_same_writable_part", (DL_FUNC)&shmr_same_writable_part, 2},
     {"shmr_name", (DL_FUNC)&shmr_name, 1},
     {"shmr_info", (DL_FUNC)&shmr_info, 1},
     {"shmr_backing", (DL_FUNC)&shmr_backing, 1},

@@ -148,6 +148,7 @@ struct Bindings {
   int targets = 0;  // variables R is assigning the copy to
   int others = 0;   // other variables reading the same shared elements
   int selves = 0;   // variables whose value is the copy itself
+  SEXP other = nullptr;  // the value of the last of those others
 };
 
 // The copy being decided. Plain data only: R errors may be raised while it
@@ -201,12 +202,14 @@ Bindings scan(SEXP env, const Copy& copy) {
     if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
     SEXP value = Rf_findVarInFrame(env, symbol);
     if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) continue;
-    if (value == copy.object)
+    if (value == copy.object) {
       ++found.selves;
-    else if (is_target(value, copy))
+    } else if (is_target(value, copy)) {
       ++found.targets;
-    else if (reads_same_node(value, handle) || list_holds(value, handle))
+    } else if (reads_same_node(value, handle) || list_holds(value, handle)) {
       ++found.others;
+      found.other = value;
+    }
   }
   UNPROTECT(1);
   return found;
@@ -233,20 +236,27 @@ bool held_elsewhere(SEXP envs, SEXP kinds, R_xlen_t chosen, const Copy& copy) {
   return false;
 }
 
+// The value of shmr:::<name>(argument) (R/writable.R), or of
+// shmr:::<name>() without `argument`; `helper` keeps the function found the
+// first time.
+SEXP call_helper(const char* name, SEXP& helper, SEXP argument = nullptr) {
+  if (helper == nullptr) {
+    SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("shmr")));
+    helper = Rf_findFun(Rf_install(name), ns);
+    R_PreserveObject(helper);
+    UNPROTECT(1);
+  }
+  SEXP call = PROTECT(argument == nullptr ? Rf_lang1(helper) : Rf_lang2(helper, argument));
+  SEXP found = Rf_eval(call, R_GlobalEnv);
+  UNPROTECT(1);
+  return found;
+}
+
 // shmr:::writer_environments(): the environments of the running code,
 // innermost first, and the kind of code that runs in each.
 SEXP writer_environments() {
   static SEXP helper = nullptr;
-  if (helper == nullptr) {
-    SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("shmr")));
-    helper = Rf_findFun(Rf_install("writer_environments"), ns);
-    R_PreserveObject(helper);
-    UNPROTECT(1);
-  }
-  SEXP call = PROTECT(Rf_lang1(helper));
-  SEXP found = Rf_eval(call, R_GlobalEnv);
-  UNPROTECT(1);
-  return found;
+  return call_helper("writer_environments", helper);
 }
 
 
@@ -280,7 +290,10 @@ Outcome outcome_in(SEXP envs, SEXP kinds, R_xlen_t chosen, bool only_holder, con
 // `[<-.data.frame`). Byte code (a loop at top level) keeps no `*tmp*`: then
 // the script's variable that alone holds the element is the one assigned.
 // RefuseUnknown when no assignment or script variable holds the element.
-Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP replacing) {
+// `holder` is set to the value assigned: the list (or the element) before
+// the change.
+Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP replacing,
+                             SEXP& holder) {
   const ViewHandle& handle = copy.handle;
   SEXP temporary = Rf_install("*tmp*");
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
@@ -292,6 +305,7 @@ Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP repla
       continue;
     // No variable is bound to the copy's source (decide() found no target
     // anywhere): every variable holding the element counts as another.
+    holder = assigned;
     const Bindings bindings = scan(env, copy);
     return outcome_in(envs, kinds, i, bindings.others == 1, copy);
   }
@@ -300,12 +314,15 @@ Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP repla
     const Bindings bindings = scan(VECTOR_ELT(envs, i), copy);
     if (bindings.others == 0) continue;
     if (bindings.others > 1) return Outcome::RefuseSecondVariable;
+    holder = bindings.other;
     return outcome_in(envs, kinds, i, true, copy);
   }
   return Outcome::RefuseUnknown;
 }
 
-Outcome decide(SEXP copy, const ViewHandle& handle) {
+// What the copy `copy` settles as; `holder` is set as list_element_outcome()
+// sets it, when that decides.
+Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder) {
   // A buffer changes only through its `[<-` method, which writes to the
   // region whatever object it is given: anything else is R's own business.
   if (is_buffer_region(handle.mapping->reader())) return Outcome::Private;
@@ -347,7 +364,7 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
   if (!targeted && bound_in_script)
     outcome = Outcome::Shared;
   else if (!targeted && !wrapped)
-    outcome = list_element_outcome(context, envs, kinds, replacing);
+    outcome = list_element_outcome(context, envs, kinds, replacing, holder);
   UNPROTECT(1);
   return outcome;
 }
@@ -374,6 +391,32 @@ Outcome decide(SEXP copy, const ViewHandle& handle) {
                 "shmr: this change to the writable shared object '%s' would go to a private "
                 "copy, not to shared memory: %s",
                 handle.mapping->region().name().c_str(), reason);
+  raise_r_error(message);
+}
+
+// A data frame's `[<-` method changes the columns it is given one after
+// another, so a column that cannot change in place (a character vector) or
+// that its class changes in a copy of its own (a factor) would fail or go
+// private only after the columns before it reached shared memory. The first
+// write through is the last moment at which nothing has changed yet: the
+// whole change is refused there (shmr:::partial_change_refusal(), given
+// the object assigned before the change, where the columns' first values
+// are, or NULL).
+void refuse_partial_change(const ViewHandle& handle, SEXP holder) {
+  static SEXP helper = nullptr;
+  SEXP why = PROTECT(call_helper("partial_change_refusal", helper, holder));
+  if (TYPEOF(why) != STRSXP || XLENGTH(why) != 1) {
+    UNPROTECT(1);
+    return;
+  }
+  ErrorMessage message;
+  std::snprintf(message.text, sizeof message.text,
+                "shmr: this change to the writable shared object '%s' would reach shared memory "
+                "for some of the columns it changes and not for %s, so nothing was changed. "
+                "Change the other columns on their own (w[i, c(\"a\", \"b\")] <- v), or use "
+                "fetch() for a private copy.",
+                handle.mapping->region().name().c_str(), CHAR(STRING_ELT(why, 0)));
+  UNPROTECT(1);
   raise_r_error(message);
 }
 
@@ -425,8 +468,10 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
 }
 
 void* settle_writable_copy(SEXP x, ViewHandle& handle) {
-  Outcome outcome = decide(x, handle);
+  SEXP holder = R_NilValue;
+  Outcome outcome = decide(x, handle, holder);
   if (outcome == Outcome::Shared) {
+    refuse_partial_change(handle, holder);
     handle.writable_copy = WritableCopy::Shared;
     R_set_altrep_data2(x, R_NilValue);  // from now on it is the share itself
     freeze_sources(handle);
@@ -446,3 +491,37 @@ void take_snapshot(SEXP x, ViewHandle& handle) {
 }
 
 }  // namespace shmr::glue
+
+// What R's `[<-` does to `x` when it is part of a writable share: "through"
+// (a vector of fixed-width elements that writes to shared memory), "strings"
+// (a character vector, which cannot change in place), "list" (a list, which
+// R changes as a list of its own: a list view, or on R < 4.3 a list of views
+// of the share), or "" (not part of a writable share). No C++ object lives
+// while R allocates the answer.
+extern "C" SEXP shmr_writable_part(SEXP x) {
+  using namespace shmr::glue;
+  auto writes_through = [](SEXP value) {
+    const ViewHandle* view = view_handle(unwrapped(value));
+    return view != nullptr && view_writes_through(*view) && !view->holds_private_values();
+  };
+  const char* part = "";
+  if (writes_through(x)) {
+    part = TYPEOF(x) == STRSXP ? "strings" : "through";
+  } else if (TYPEOF(x) == VECSXP) {
+    if (const ListHandle* list = list_view_handle(x)) {
+      if (list->mapping->region().access() == shmr::Access::SharedWritable) part = "list";
+    } else if (!ALTREP(x)) {
+      for (R_xlen_t i = 0; i < XLENGTH(x) && *part == '\0'; ++i)
+        if (writes_through(VECTOR_ELT(x, i))) part = "list";
+    }
+  }
+  return Rf_mkString(part);
+}
+
+// Whether `a` and `b` read the same elements of a writable share.
+extern "C" SEXP shmr_same_writable_part(SEXP a, SEXP b) {
+  using namespace shmr::glue;
+  const ViewHandle* view = view_handle(unwrapped(a));
+  const bool same = view != nullptr && view_writes_through(*view) && reads_same_node(b, *view);
+  return Rf_ScalarLogical(same);
+}

@@ -520,3 +520,53 @@ test_that("one vector held in two places of a writable share gets two nodes: a c
   for (k in 1:40) x <- list(x, x)
   expect_error(share(x, readonly = FALSE), "same lists in too many places")
 })
+
+# `[<-.data.frame` changes the columns one after another; a character or
+# list column cannot change in place and a factor's `[<-` method changes a
+# copy of its own. Other processes must never see the columns written
+# before such a column, and the share must stay the share.
+refused_frames <- list(
+  character = data.frame(a = c(5, 3, 1), b = 1:3, s = c("five", "three", "one")),
+  factor = data.frame(a = c(5, 3, 1), b = 1:3, f = factor(c("x", "y", "z"))),
+  list = data.frame(a = c(5, 3, 1), b = 1:3, l = I(list(1, 2, 3))),
+  # The factor comes first: its private change must not be kept either.
+  "factor first" = data.frame(f = factor(c("x", "y", "z")), a = c(5, 3, 1), b = 1:3)
+)
+for (case in names(refused_frames)) {
+  test_that(sprintf("a data frame row change with a %s column is refused before any column is written", case), {
+    original <- refused_frames[[case]]
+    seen <- function(name) {
+      in_other_process(function(name) {
+        x <- shmr::map_shared(name)
+        list(a = x$a[], b = x$b[])
+      }, list(name = name))
+    }
+    w <- share(original, readonly = FALSE)
+    name <- shared_name(w)
+    column <- setdiff(names(original), c("a", "b"))
+    refusal <- sprintf("not for column '%s'.*nothing was changed", column)
+    expect_error(w[2:3, ] <- w[3:2, ], refusal)
+    expect_error(w[c(3, 1, 2), ] <- w, refusal)
+    expect_identical(seen(name), list(a = c(5, 3, 1), b = 1:3))
+    expect_identical(as.list(fetch(w)), as.list(original))
+    # The share still writes through, and a second variable is still refused.
+    w$a[1] <- 7
+    w[2:3, c("a", "b")] <- w[3:2, c("a", "b")]
+    expect_identical(seen(name), list(a = c(7, 1, 3), b = c(1L, 3L, 2L)))
+    expect_true(is_shared(w$a) && is_shared(w$b))
+    v <- w
+    expect_error(v$b[1] <- -1L, "another variable refers to the same object")
+  })
+}
+
+test_that("data frame columns whose `[<-` method hands the change on to R's own write through", {
+  d <- data.frame(a = c(1, 2, 3), D = as.Date("2020-01-01") + 0:2,
+                  t = as.POSIXct("2020-01-01", tz = "UTC") + 0:2, k = as.difftime(1:3, units = "secs"))
+  w <- share(d, readonly = FALSE)
+  name <- shared_name(w)
+  o <- c(3, 1, 2)
+  w[o, ] <- w
+  d[o, ] <- d
+  expect_identical(in_other_process(function(name) as.list(shmr::map_shared(name)[, ]), list(name)),
+                   as.list(d))
+})
