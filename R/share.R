@@ -72,8 +72,8 @@
 #' copies the object before its first change; that copy becomes the share's
 #' new value and writes through). So do writes to such columns of a
 #' writable data frame and elements of a writable list (`d$a[i] <- v`,
-#' `d[i, "a"] <- v`, `d[["a"]][i] <- v`), though R copies the column on the
-#' way. Reading never fails: copies R makes for
+#' `d[i, "a"] <- v`, `d[["a"]][i] <- v`, `l[[c(1, 2)]] <- v`), though R
+#' copies the column on the way. Reading never fails: copies R makes for
 #' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
 #' function changing its argument, as [replace()] does) read the shared
 #' memory in place and become ordinary private copies if R writes into them;

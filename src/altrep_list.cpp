@@ -25,6 +25,7 @@
 #include "decoded_check.h"
 #include "r_boundary.h"
 #include "view.h"
+#include "writable_copies.h"
 
 namespace shmr::glue {
 
@@ -217,10 +218,9 @@ SEXP materialized(SEXP x) {
 // to the element's node of a writable share, with the attributes of the
 // element read before (`l$v[2] <- 0` puts R's copy of l$v back, whose
 // write reached the region).
-bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
+bool is_element_of_node(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
   const ViewHandle* view = view_handle(value);
-  if (view == nullptr || view->is_slice() || view->writable_copy == WritableCopy::Pending ||
-      view->holds_private_values() ||
+  if (view == nullptr || view->is_slice() || view->holds_private_values() ||
       view->mapping->region().access() != Access::SharedWritable ||
       view->mapping->region().name() != handle.mapping->region().name())
     return false;
@@ -233,13 +233,28 @@ bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP
   }
 }
 
+bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
+  return is_element_of_node(handle, cache, i, value) &&
+         view_handle(value)->writable_copy != WritableCopy::Pending;
+}
+
 void list_set_elt(SEXP x, R_xlen_t i, SEXP value) {
   check_element_index(x, i);
   ListHandle* handle = own_handle(x);
-  if (handle != nullptr && !handle->written &&
-      is_element_as_shared(*handle, R_altrep_data2(x), i, value)) {
-    SET_VECTOR_ELT(R_altrep_data2(x), i, value);
-    return;
+  if (handle != nullptr && !handle->written) {
+    // R's recursive `[[<-` (`l[[c(1, 2)]] <- v`) puts its copy of the
+    // element in its place before it writes into it. Decided only then, the
+    // copy would be one a list holds, which R writes into only as scratch
+    // space (a private copy); decided now, while this list still holds just
+    // the share's elements, it writes through or is refused as the copy of
+    // `l[[1]][2] <- v` is.
+    if (is_element_of_node(*handle, R_altrep_data2(x), i, value) &&
+        view_handle(value)->writable_copy == WritableCopy::Pending)
+      settle_writable_copy(value, *view_handle(value));
+    if (is_element_as_shared(*handle, R_altrep_data2(x), i, value)) {
+      SET_VECTOR_ELT(R_altrep_data2(x), i, value);
+      return;
+    }
   }
   SEXP cache = materialized(x);
   own_handle(x)->written = true;

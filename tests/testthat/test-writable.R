@@ -570,3 +570,24 @@ test_that("data frame columns whose `[<-` method hands the change on to R's own 
   expect_identical(in_other_process(function(name) as.list(shmr::map_shared(name)[, ]), list(name)),
                    as.list(d))
 })
+
+test_that("a recursive index writes a writable list's element through, or is refused", {
+  l <- share(list(v = c(1, 2, 3), u = c(4, 5, 6)), readonly = FALSE)
+  name <- shared_name(l)
+  l[[c(1, 2)]] <- 50
+  l[[c(2, 3)]] <- 60
+  for (i in 1) l[[c(2, 1)]] <- 40
+  expected <- list(v = c(1, 50, 3), u = c(40, 5, 60))
+  expect_identical(lapply(l, `[`), expected)
+  expect_true(is_shared(l))
+  expect_identical(in_other_process(function(name) lapply(shmr::map_shared(name), `[`), list(name)),
+                   expected)
+  # On R >= 4.3 the list is shmr's own object and sees R put its copy of
+  # the element in place. On R 4.2 R puts it in a plain list (its copy of
+  # the list held twice), where shmr takes it for scratch space: a known gap.
+  skip_if(getRversion() < "4.3.0")
+  alias <- l
+  expect_error(l[[c(1, 1)]] <- 0, "another variable refers to the same object")
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$v[], list(name)),
+                   c(1, 50, 3))
+})
