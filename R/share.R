@@ -73,7 +73,8 @@
 #' new value and writes through). So do writes to such columns of a
 #' writable data frame and elements of a writable list (`d$a[i] <- v`,
 #' `d[i, "a"] <- v`, `d[["a"]][i] <- v`, `l[[c(1, 2)]] <- v`), though R
-#' copies the column on the way. Reading never fails: copies R makes for
+#' copies the column on the way, and a function's `l$v[i] <<- v` to a
+#' variable of the script. Reading never fails: copies R makes for
 #' its own purposes (`unclass()`, `names<-`, `print()`, arithmetic, a package
 #' function changing its argument, as [replace()] does) read the shared
 #' memory in place and become ordinary private copies if R writes into them;

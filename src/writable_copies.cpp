@@ -279,6 +279,31 @@ Outcome outcome_in(SEXP envs, SEXP kinds, R_xlen_t chosen, bool only_holder, con
   return outcome;
 }
 
+// ENCLOS() is not part of R's API from R 4.5 on.
+SEXP enclosing(SEXP env) {
+#if R_VERSION >= R_Version(4, 5, 0)
+  return R_ParentEnv(env);
+#else
+  return ENCLOS(env);
+#endif
+}
+
+// `l$v[i] <<- x` keeps its `*tmp*` in the frame it runs in, and assigns
+// the variable of the nearest enclosing environment that has one. Returns
+// the position in `envs` of the enclosing environment of `env` whose
+// variable holds the copy's shared elements, or -1 when none of the running
+// code's environments does.
+R_xlen_t superassigned_in(SEXP envs, SEXP env, const Copy& copy) {
+  for (SEXP outer = enclosing(env); outer != R_EmptyEnv; outer = enclosing(outer)) {
+    for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+      if (VECTOR_ELT(envs, i) != outer) continue;
+      if (scan(outer, copy).others > 0) return i;
+      break;
+    }
+  }
+  return -1;
+}
+
 // A copy of an element of a list (a data frame's column) that no variable
 // holds: R changes an element in a complex assignment to the list
 // (`d$a[i] <- v`, `d[i, "a"] <- v` through `[<-.data.frame`), whose result
@@ -307,6 +332,11 @@ Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP repla
     // anywhere): every variable holding the element counts as another.
     holder = assigned;
     const Bindings bindings = scan(env, copy);
+    if (bindings.others == 0) {
+      const R_xlen_t outer = superassigned_in(envs, env, copy);
+      if (outer >= 0)
+        return outcome_in(envs, kinds, outer, scan(VECTOR_ELT(envs, outer), copy).others == 1, copy);
+    }
     return outcome_in(envs, kinds, i, bindings.others == 1, copy);
   }
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {

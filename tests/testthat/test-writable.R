@@ -591,3 +591,33 @@ test_that("a recursive index writes a writable list's element through, or is ref
   expect_identical(in_other_process(function(name) shmr::map_shared(name)$v[], list(name)),
                    c(1, 50, 3))
 })
+
+test_that("a function's superassignment to a writable list of the script writes through", {
+  # `l$v[i] <<- x` keeps R's `*tmp*` in the function's frame and changes
+  # the script's variable, the share's only one.
+  script <- tempfile(fileext = ".R")
+  on.exit(unlink(script))
+  writeLines(c(
+    "l <- share(list(v = numeric(4)), readonly = FALSE)",
+    "name <- shared_name(l)",
+    "g <- function(i) l$v[i] <<- i",
+    "g(2)",
+    "for (i in 3:4) g(i)"
+  ), script)
+  env <- new.env(parent = globalenv())
+  source(script, local = env)
+  expect_identical(env$l$v[], c(0, 2, 3, 4))
+  expect_true(is_shared(env$l$v))
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$v[], list(env$name)),
+                   c(0, 2, 3, 4))
+  # A second variable of the script is still refused.
+  writeLines(c(
+    "l <- share(list(v = numeric(4)), readonly = FALSE)",
+    "alias <- l",
+    "g <- function(i) l$v[i] <<- i",
+    "g(2)"
+  ), script)
+  env <- new.env(parent = globalenv())
+  expect_error(source(script, local = env), "another variable refers to the same object")
+  expect_identical(env$alias$v[], numeric(4))
+})
