@@ -45,8 +45,12 @@ partial_change_refusal <- function(assigned) {
   for (k in rev(seq_len(sys.nframe() - 1L))) {
     if (!identical(sys.function(k), base::`[<-.data.frame`)) next
     frame <- sys.frame(k)
+    # Its columns were all found fit at its first write: asked again at each
+    # column's, the method would take time quadratic in their number.
+    if (exists(".shmr_columns_fit", envir = frame, inherits = FALSE)) next
     why <- column_refusal(original_columns(frame, assigned), changed_columns(frame))
     if (!is.null(why)) return(why)
+    assign(".shmr_columns_fit", TRUE, envir = frame)
   }
   NULL
 }
