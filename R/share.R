@@ -111,9 +111,9 @@
 #' (`w[cbind(i, i)] <- 0`). Character vectors of a writable share
 #' cannot be changed. A data frame's `[<-` (`w[i, ] <- v`) changes the
 #' columns one after another: when one of them cannot be written through
-#' (a character or list column, or a factor, whose `[<-` method changes a
-#' copy of its own), the whole change is an error raised before any column
-#' reaches shared memory; `w[i, c("a", "b")] <- v` changes the others.
+#' (a character or list column, a factor, whose `[<-` method changes a
+#' copy of its own, or a column given values of a wider type), the whole
+#' change is an error raised before any column reaches shared memory; `w[i, c("a", "b")] <- v` changes the others.
 #' Concurrent writers are your responsibility: shmr does
 #' no locking, so have processes write disjoint parts, or synchronise them
 #' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a

@@ -48,7 +48,8 @@ partial_change_refusal <- function(assigned) {
     # Its columns were all found fit at its first write: asked again at each
     # column's, the method would take time quadratic in their number.
     if (exists(".shmr_columns_fit", envir = frame, inherits = FALSE)) next
-    why <- column_refusal(original_columns(frame, assigned), changed_columns(frame))
+    why <- column_refusal(original_columns(frame, assigned), changed_columns(frame),
+                          assigned_values(frame))
     if (!is.null(why)) return(why)
     assign(".shmr_columns_fit", TRUE, envir = frame)
   }
@@ -77,10 +78,13 @@ original_columns <- function(frame, assigned) {
   x
 }
 
-# Why one of the columns `columns` of `x` stays behind, or NULL.
-column_refusal <- function(x, columns) {
-  for (j in columns[columns <= length(x)]) {
-    why <- part_refusal(.subset2(x, j))
+# Why one of the columns `columns` of `x`, given the values `values` (one
+# for each column), stays behind, or NULL.
+column_refusal <- function(x, columns, values) {
+  for (k in seq_along(columns)) {
+    j <- columns[k]
+    if (is.na(j) || j > length(x)) next  # a new column is no part of the share
+    why <- part_refusal(.subset2(x, j), values[[k]])
     if (!is.null(why)) return(sprintf("column '%s' (%s)", names(x)[j], why))
   }
   NULL
@@ -89,30 +93,41 @@ column_refusal <- function(x, columns) {
 # The columns `[<-.data.frame` changes element by element: those of `jseq`
 # (`x[i, j] <- v`, computed before its first change), or for a logical
 # matrix index (`x[m] <- v`) those the matrix selects. Replacing a whole
-# column (`x[j] <- v`) writes nothing through and asks nothing.
+# column (`x[j] <- v`) writes nothing through and asks nothing. Positions
+# past the data frame's are new columns.
 changed_columns <- function(frame) {
-  columns <- if (exists("thisvar", envir = frame, inherits = FALSE)) {
+  if (exists("thisvar", envir = frame, inherits = FALSE)) {
     which(colSums(frame$i, na.rm = TRUE) > 0)
   } else {
     frame$jseq
   }
-  columns <- seq_along(frame$x)[columns]
-  columns[!is.na(columns)]
 }
 
-# Why R's `[<-` would not write the column `x` to shared memory, or NULL.
-part_refusal <- function(x) {
+# The value the method in `frame` assigns to each of changed_columns(): a
+# logical matrix index assigns `value` to each; otherwise the method made
+# `value` a list of columns and `jvseq` says which goes where.
+assigned_values <- function(frame) {
+  if (exists("thisvar", envir = frame, inherits = FALSE)) {
+    return(rep(list(frame$value), length(changed_columns(frame))))
+  }
+  lapply(frame$jvseq, function(k) .subset2(frame$value, k))
+}
+
+# Why R's `[<-` would not write `value` into the column `x` in shared
+# memory, or NULL.
+part_refusal <- function(x, value) {
   switch(.Call(shmr_writable_part, x),
     strings = "a character vector, which cannot be changed in place",
     list = "a list, which R changes as a list of its own",
-    through = copying_method(x)
+    through = class_refusal(x) %||% widening(x, value)
   )
 }
 
 # The `[<-` methods of base R classes hand the change on to R's own `[<-`
 # on the share (NextMethod()), which writes through; any other method
 # (`[<-.factor` unclasses its argument first) changes a copy of its own.
-copying_method <- function(x) {
+# NULL, or why the class of `x` keeps its change from shared memory.
+class_refusal <- function(x) {
   passing_on <- list(base::`[<-.Date`, base::`[<-.POSIXct`, base::`[<-.difftime`)
   for (cls in oldClass(x)) {
     method <- utils::getS3method("[<-", cls, optional = TRUE, envir = globalenv())
@@ -121,4 +136,19 @@ copying_method <- function(x) {
     return(sprintf("a %s, whose `[<-` method changes a copy of its own", cls))
   }
   NULL
+}
+
+# R's `[<-` puts values of a wider type (a double into an integer vector)
+# in a new vector of that type, a private one, and refuses values a raw
+# vector cannot take; both only once the columns before were written.
+# (A Date or POSIXct column's method first makes the value a double.)
+widening <- function(x, value) {
+  if (inherits(x, c("Date", "POSIXct"))) value <- double()
+  types <- c("logical", "integer", "double", "complex", "character", "list")
+  to <- match(typeof(x), types)
+  from <- match(typeof(value), types)
+  fits <- if (is.na(to)) identical(typeof(value), typeof(x)) else !is.na(from) && from <= to
+  if (fits) return(NULL)
+  sprintf("of type %s, given values of type %s, which R puts in a new vector", typeof(x),
+          typeof(value))
 }

@@ -559,6 +559,25 @@ for (case in names(refused_frames)) {
   })
 }
 
+test_that("a data frame row change that would widen a column's type is refused before any column is written", {
+  # R puts a double into an integer column by making a new (private) vector,
+  # and refuses a double for a raw column: both after the columns before it
+  # were written.
+  w <- share(data.frame(a = c(1, 2, 3), b = 1:3, r = as.raw(1:3)), readonly = FALSE)
+  name <- shared_name(w)
+  seen <- function() {
+    in_other_process(function(name) as.list(shmr::map_shared(name)[, ]), list(name))
+  }
+  before <- as.list(fetch(w))
+  expect_error(w[1, ] <- list(10, 2.5, as.raw(9)),
+               "not for column 'b' \\(of type integer, given values of type double.*nothing was changed")
+  expect_error(w[1, c("a", "r")] <- list(10, 9), "not for column 'r'.*nothing was changed")
+  expect_identical(seen(), before)
+  # Narrower values fit, and write through.
+  w[1, ] <- list(10L, NA, as.raw(9))
+  expect_identical(seen(), list(a = c(10, 2, 3), b = c(NA, 2L, 3L), r = as.raw(c(9, 2, 3))))
+})
+
 test_that("data frame columns whose `[<-` method hands the change on to R's own write through", {
   d <- data.frame(a = c(1, 2, 3), D = as.Date("2020-01-01") + 0:2,
                   t = as.POSIXct("2020-01-01", tz = "UTC") + 0:2, k = as.difftime(1:3, units = "secs"))
