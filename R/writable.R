@@ -42,6 +42,12 @@ code_kind <- function(fun, env) {
 # to shared memory, while nothing has changed yet; `assigned` is the object
 # the assignment changes, as it was before (NULL when unknown).
 partial_change_refusal <- function(assigned) {
+  # It reads the method's own variables: a base R whose `[<-.data.frame`
+  # keeps others gets the behaviour from before the check, not an error.
+  tryCatch(method_change_refusal(assigned), error = function(e) NULL)
+}
+
+method_change_refusal <- function(assigned) {
   for (k in rev(seq_len(sys.nframe() - 1L))) {
     if (!identical(sys.function(k), base::`[<-.data.frame`)) next
     frame <- sys.frame(k)
