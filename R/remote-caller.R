@@ -34,9 +34,15 @@ daemon_dialed_url <- function() {
   if (is.character(url) && length(url) == 1L) url
 }
 
-# Whether this process runs as a mirai daemon (its task is being read or run).
-running_as_mirai_daemon <- function() {
-  tryCatch(!is.null(daemon_dialed_url()), error = function(e) FALSE)
+# Whether this process runs as a worker whose task is being read or run: a
+# mirai daemon, or a worker of a parallel (PSOCK) cluster, which may run on
+# another host too.
+running_as_worker <- function() {
+  tryCatch({
+    if (!is.null(daemon_dialed_url())) return(TRUE)
+    work_loop <- get("workLoop", envir = asNamespace("parallel"))
+    !is.null(innermost_frame(function(frame, i) identical(sys.function(i), work_loop)))
+  }, error = function(e) FALSE)
 }
 
 # Called when shmr is loaded: on a daemon whose caller is on another host,

@@ -10,9 +10,10 @@ namespace shmr::glue::remote {
 // > 0 while a pool call over daemons on other hosts serializes its tasks.
 int& scope_depth();
 
-// Set once this mirai daemon has received an object from another host (or a
-// pool told it that its caller is on another host): its own shares then
-// travel by value, since their names mean nothing there.
+// Set once this worker (a mirai daemon, a parallel worker) has received an
+// object from another host, or a pool told it that its caller is on another
+// host: its own shares then travel by value, since their names mean nothing
+// there.
 bool& peer_is_remote();
 
 // True in remote mode (the option, or a pool call's scope) and once

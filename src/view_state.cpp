@@ -199,11 +199,12 @@ bool unavailable_read_for_mirai_report() {
   return TYPEOF(answer) == LGLSXP && XLENGTH(answer) == 1 && LOGICAL(answer)[0] == TRUE;
 }
 
-// A foreign object tells a mirai daemon that its caller is on another host.
-// Any other process (a session reading results or a file from elsewhere)
-// keeps sending its own shares by name to the workers of its host.
-bool running_as_mirai_daemon() {
-  SEXP call = PROTECT(Rf_lang1(Rf_install("running_as_mirai_daemon")));
+// A foreign object tells a worker (a mirai daemon, a parallel worker) that
+// its caller is on another host. Any other process (a session reading
+// results or a file from elsewhere) keeps sending its own shares by name to
+// the workers of its host.
+bool running_as_worker() {
+  SEXP call = PROTECT(Rf_lang1(Rf_install("running_as_worker")));
   SEXP answer = Rf_eval(call, shmr_namespace());
   UNPROTECT(1);
   return TYPEOF(answer) == LGLSXP && XLENGTH(answer) == 1 && LOGICAL(answer)[0] == TRUE;
@@ -333,7 +334,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   if (!in.parsed) return make_unavailable(cls, state, in.region, message.text);
 
   if (in.remote && in.other_host) {
-    if (!remote::peer_is_remote() && running_as_mirai_daemon()) remote::peer_is_remote() = true;
+    if (!remote::peer_is_remote() && running_as_worker()) remote::peer_is_remote() = true;
     if (in.writable)
       return make_unavailable(cls, state, in.region,
                               "it is a writable share (readonly = FALSE) of another host: writes "

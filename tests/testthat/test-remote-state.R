@@ -370,6 +370,34 @@ test_that("a wildcard shmr.remote_url listens everywhere but gives workers an ad
   close(x)
 })
 
+# serialize(x) as a daemon of another host sends it: its origin's host field
+# edited to another name of the same length. (x must be exported: remote
+# mode on.)
+other_host_bytes <- function(x) {
+  bytes <- serialize(x, NULL)
+  me <- charToRaw(shmr:::host_identity())
+  at <- grepRaw(me, bytes, fixed = TRUE)
+  bytes[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+  bytes
+}
+
+test_that("a parallel worker that reads an object from another host returns its shares by value", {
+  skip_without_nanonext()
+  local_remote_mode()
+  x <- share(rnorm(10))
+  bytes <- other_host_bytes(x)
+  cl <- parallel::makeCluster(1)
+  on.exit(parallel::stopCluster(cl), add = TRUE)
+  got <- parallel::clusterCall(cl, function(bytes) {
+    foreign <- unserialize(bytes)
+    list(sum = sum(foreign), made = shmr::share(as.numeric(1:1e5)))
+  }, bytes)[[1]]
+  expect_equal(got$sum, sum(x))
+  # Its caller may be on another host, where the name means nothing.
+  expect_false(is_shared(got$made))
+  expect_identical(got$made, as.numeric(1:1e5))
+})
+
 test_that("a session that reads an object from another host still shares by name with its own workers", {
   skip_without_nanonext()
   skip_without_callr()
