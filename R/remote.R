@@ -113,7 +113,9 @@
 #' dials (another host's address or name), or once it received a shared
 #' object from another host. One that dials a loopback address (an SSH
 #' tunnel) cannot tell, and its shares arrive unavailable: return plain data
-#' there, or use a pool.
+#' there, or use a pool. A session that is not a worker (reading results, or
+#' a file saved on another host) goes on sharing by name with its host's
+#' workers.
 #'
 #' @return `remote_status()`: `NULL` when no region server runs, else a list
 #'   with `pid`, `url` (the address workers dial) and `tls`, one element for each
