@@ -276,6 +276,10 @@ test_that("a worker abandoned by a call is killed once: its old pid is never sig
   pool <- shmr:::new_pool_object("psock", 1L, NULL, NULL)
   pool$pids <- worker$get_pid()
   shmr:::kill_worker(pool, 1L)
+  # kill_worker() returns once the process is exiting; its parent (this
+  # process) can reap it a moment later.
+  deadline <- Sys.time() + 5
+  while (worker$is_alive() && Sys.time() < deadline) Sys.sleep(0.02)
   expect_false(worker$is_alive())
   pool$pids <- bystander$get_pid()
   shmr:::kill_worker(pool, 1L)
