@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <functional>
 
 #include <gtest/gtest.h>
 
@@ -18,6 +19,38 @@ using shmr::process::Identity;
 using shmr::process::is_alive;
 using shmr::process::liveness;
 using shmr::process::Liveness;
+
+namespace {
+
+struct ReportingChild {
+  pid_t pid = -1;
+  Identity identity{};  // as the child read it; pid 0 when it sent none
+};
+
+// Forks a child that runs `prepare`, sends the parent its identity, then runs
+// `then`; the child ends there if `then` returns.
+ReportingChild fork_reporting(const std::function<void()>& prepare,
+                              const std::function<void()>& then) {
+  ReportingChild child;
+  int ready[2];
+  if (::pipe(ready) != 0) return child;
+  child.pid = ::fork();
+  if (child.pid == 0) {
+    ::close(ready[0]);
+    prepare();
+    Identity me = current();
+    if (::write(ready[1], &me, sizeof me) != sizeof me) std::_Exit(1);
+    then();
+    std::_Exit(0);
+  }
+  ::close(ready[1]);
+  if (child.pid > 0 && ::read(ready[0], &child.identity, sizeof child.identity) != sizeof child.identity)
+    child.identity = Identity{};
+  ::close(ready[0]);
+  return child;
+}
+
+}  // namespace
 
 TEST(Process, CurrentIsThisProcessAndAlive) {
   Identity self = current();
@@ -82,20 +115,10 @@ TEST(Process, EveryGenerationOfForksReportsItsOwnIdentity) {
 }
 
 TEST(Process, ZombieAndReapedChildrenAreDead) {
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(ready[0]);
-    Identity me = current();
-    if (::write(ready[1], &me, sizeof me) != sizeof me) std::_Exit(1);
-    std::_Exit(0);
-  }
-  ::close(ready[1]);
-  Identity child{};
-  ASSERT_EQ(::read(ready[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
-  ::close(ready[0]);
+  const ReportingChild reporting = fork_reporting([] {}, [] {});
+  const pid_t pid = reporting.pid;
+  ASSERT_GT(pid, 0);
+  const Identity child = reporting.identity;
   EXPECT_EQ(child.pid, static_cast<int64_t>(pid));
 
   // Wait (without reaping) until the child has exited: it is then a zombie.
@@ -119,22 +142,18 @@ TEST(Process, KilledProcessIsDeadOnceItsLockIsReleased) {
   int dead_in_time = 0;
   const int rounds = 60;
   for (int round = 0; round < rounds; ++round) {
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(ready[0]);
-      int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
-      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) std::_Exit(1);
-      Identity me = current();
-      if (::write(ready[1], &me, sizeof me) != sizeof me) std::_Exit(1);
-      for (;;) ::pause();
-    }
-    ::close(ready[1]);
-    Identity child{};
-    ASSERT_EQ(::read(ready[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
-    ::close(ready[0]);
+    const ReportingChild reporting = fork_reporting(
+        [&] {
+          int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
+          if (fd < 0 || ::flock(fd, LOCK_EX) != 0) std::_Exit(1);
+        },
+        [] {
+          for (;;) ::pause();
+        });
+    const pid_t pid = reporting.pid;
+    ASSERT_GT(pid, 0);
+    const Identity child = reporting.identity;
+    ASSERT_EQ(child.pid, static_cast<int64_t>(pid));
     int fd = ::open(path.c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
