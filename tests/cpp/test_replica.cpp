@@ -67,6 +67,14 @@ RegionIdentity identity_of(const shmr::MappedRegion& region, const std::string& 
   return {host, h.total_size, h.creator_pid, h.created_unix_ms};
 }
 
+// A complete copy of `bytes`, the region of `origin`, published in `dir`.
+void publish_copy(const TempDir& dir, const std::string& name, const RegionIdentity& origin,
+                  const std::vector<unsigned char>& bytes) {
+  ReplicaBuilder builder(dir.path(), name, origin);
+  builder.write(0, bytes.data(), bytes.size());
+  builder.publish();
+}
+
 bool has_entry(const TempDir& dir, const std::string& prefix) {
   for (const auto& e : dir.entries())
     if (e.compare(0, prefix.size(), prefix) == 0) return true;
@@ -328,11 +336,7 @@ TEST(Replica, ACopyOfAnEarlierRegionOfTheNameMakesWayForTheNewOne) {
   auto origin = make_region(origin_dir, "shmr_daily");
   std::vector<unsigned char> bytes = bytes_of(*origin);
   RegionIdentity earlier = identity_of(*origin, "hostA:0:26");
-  {
-    ReplicaBuilder builder(here.path(), "shmr_daily", earlier);
-    builder.write(0, bytes.data(), bytes.size());
-    builder.publish();
-  }
+  publish_copy(here, "shmr_daily", earlier, bytes);
   // The owner closed it and shared again under the name.
   RegionIdentity later = earlier;
   later.created_unix_ms += 5000;
@@ -372,9 +376,7 @@ TEST(Replica, ListedWithItsKeeperAndPrunedOnlyWhenTheKeeperIsDead) {
   ASSERT_EQ(::pipe(ready), 0);
   pid_t keeper = ::fork();
   if (keeper == 0) {
-    ReplicaBuilder builder(here.path(), "shmr_kept", id);
-    builder.write(0, bytes.data(), bytes.size());
-    builder.publish();
+    publish_copy(here, "shmr_kept", id, bytes);
     char c = 1;
     if (::write(ready[1], &c, 1) != 1) ::_exit(2);
     ::pause();
@@ -410,9 +412,7 @@ TEST(Replica, PruningCopiesLeavesOtherRegionsOfTheDead) {
   int code = -1;
   pid_t keeper = run_and_reap_child(
       [&] {
-        ReplicaBuilder builder(here.path(), "shmr_copy", id);
-        builder.write(0, bytes.data(), bytes.size());
-        builder.publish();
+        publish_copy(here, "shmr_copy", id, bytes);
         return 0;
       },
       &code);
@@ -430,11 +430,7 @@ TEST(Replica, KeptUntilReleased) {
   TempDir origin_dir, here;
   auto origin = make_region(origin_dir, "shmr_released");
   std::vector<unsigned char> bytes = bytes_of(*origin);
-  {
-    ReplicaBuilder builder(here.path(), "shmr_released", identity_of(*origin, "hostA:0:26"));
-    builder.write(0, bytes.data(), bytes.size());
-    builder.publish();
-  }
+  publish_copy(here, "shmr_released", identity_of(*origin, "hostA:0:26"), bytes);
   shmr::keep_replica(here.path(), "shmr_released");
   EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_released"});
   EXPECT_TRUE(shmr::release_replicas({"shmr_other"}).empty());
@@ -479,11 +475,7 @@ TEST(Replica, MappingACopyNeverClaimsIt) {
   TempDir origin_dir, here;
   auto origin = make_region(origin_dir, "shmr_mapped_copy");
   std::vector<unsigned char> bytes = bytes_of(*origin);
-  {
-    ReplicaBuilder builder(here.path(), "shmr_mapped_copy", identity_of(*origin, "hostA:0:26"));
-    builder.write(0, bytes.data(), bytes.size());
-    builder.publish();
-  }
+  publish_copy(here, "shmr_mapped_copy", identity_of(*origin, "hostA:0:26"), bytes);
   {
     auto copy = shmr::open_mapped_region(here.path(), "shmr_mapped_copy");
     EXPECT_TRUE(copy->reader().is_replica());
