@@ -32,6 +32,26 @@ int& scope_depth() {
   return depth;
 }
 
+namespace {
+std::map<std::string, std::string>& scope_origins() {
+  static std::map<std::string, std::string> table;
+  return table;
+}
+}  // namespace
+
+std::optional<std::string> origin_in_scope(const std::string& key) {
+  if (scope_depth() == 0) return std::nullopt;
+  auto found = scope_origins().find(key);
+  if (found == scope_origins().end()) return std::nullopt;
+  return found->second;
+}
+
+void remember_origin_in_scope(const std::string& key, const std::string& origin) {
+  if (scope_depth() > 0) scope_origins()[key] = origin;
+}
+
+void forget_origins_in_scope() { scope_origins().clear(); }
+
 bool& peer_is_remote() {
   static bool peer = false;
   return peer;
@@ -149,6 +169,7 @@ extern "C" SEXP shmr_host_identity() {
 extern "C" SEXP shmr_remote_scope(SEXP enter) {
   BEGIN_CPP11
   int& depth = remote::scope_depth();
+  remote::forget_origins_in_scope();
   if (Rf_asLogical(enter) == TRUE) {
     ++depth;
   } else if (depth > 0) {

@@ -10,6 +10,14 @@ namespace shmr::glue::remote {
 // > 0 while a pool call over daemons on other hosts serializes its tasks.
 int& scope_depth();
 
+// Within one scope, every view of a region is sent with the same origin: a
+// data frame's columns ask R for it once, not once per column. Entering or
+// leaving a scope forgets them (a nested scope may serve from another
+// server).
+std::optional<std::string> origin_in_scope(const std::string& key);
+void remember_origin_in_scope(const std::string& key, const std::string& origin);
+void forget_origins_in_scope();
+
 // Set once this worker (a mirai daemon, a parallel worker) has received an
 // object from another host, or a pool told it that its caller is on another
 // host: its own shares then travel by value, since their names mean nothing

@@ -19,6 +19,9 @@
 #include "core/names.h"
 #include "core/origin.h"
 #include "core/process.h"
+#include "core/replica.h"
+#include "api_support.h"
+#include "mapping.h"
 #include "r_boundary.h"
 #include "remote_glue.h"
 #include "view.h"
@@ -96,6 +99,7 @@ struct OutgoingState {
   char local[kTextSize];
   char region[kTextSize];
   char recorded_origin[kTextSize];
+  char scope_origin[kTextSize];
   bool writable;
   double size, pid, created;
 };
@@ -107,6 +111,7 @@ struct IncomingState {
   bool remote;
   char origin_text[kTextSize];
   bool other_host;
+  bool copy_here;
   bool writable;
   char origin_host[kTextSize];
   uint64_t size;
@@ -138,6 +143,20 @@ void check_identity(const RegionReader& reader, const IncomingState& in, const s
                                         (reader.is_replica() ? "a copy of the region on " : "the region on ") +
                                         here.describe() + ", not the one the object refers to, on " +
                                         wanted.describe());
+}
+
+// Whether this host already has the region or a complete copy of it, as
+// remote_obtain() would find first: then the object maps it without asking R
+// (a data frame's columns, each a view of one region, would otherwise ask
+// once per column). Anything unusual goes to remote_obtain(), which says why.
+bool copy_already_here(const std::string& region, const RegionIdentity& origin) noexcept {
+  try {
+    LocalCopy copy =
+        find_local_copy(shm_directory(), region_name_for(region), origin, remote::local_host());
+    return copy == LocalCopy::Origin || copy == LocalCopy::Replica;
+  } catch (...) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -233,14 +252,17 @@ SEXP view_serialized_state(const ViewHandle& handle) {
     out.size = static_cast<double>(h.total_size);
     out.pid = static_cast<double>(h.creator_pid);
     out.created = static_cast<double>(h.created_unix_ms);
+    const std::string key = remote::origin_key(region.name(), h.creator_pid, h.created_unix_ms);
     if (remote::has_recorded_origins())
-      if (auto origin = remote::recorded_origin(remote::origin_key(region.name(), h.creator_pid,
-                                                                   h.created_unix_ms)))
+      if (auto origin = remote::recorded_origin(key))
         copy_text(out.recorded_origin, sizeof out.recorded_origin, *origin);
+    if (auto origin = remote::origin_in_scope(key))
+      copy_text(out.scope_origin, sizeof out.scope_origin, *origin);
   });
   if (message.set()) raise_r_error(message);
   // An object that came from another host names its origin wherever it goes.
   if (out.recorded_origin[0] != '\0') return compact_state(out.local, out.recorded_origin);
+  if (out.scope_origin[0] != '\0') return compact_state(out.local, out.scope_origin);
   if (remote::scope_depth() > 0 || remote_option_on()) {
     SEXP region = PROTECT(Rf_mkString(out.region));
     SEXP size = PROTECT(Rf_ScalarReal(out.size));
@@ -250,7 +272,15 @@ SEXP view_serialized_state(const ViewHandle& handle) {
     SEXP origin = PROTECT(call_shmr("remote_origin_for", region, size, pid, created, writable));
     if (TYPEOF(origin) != STRSXP || XLENGTH(origin) != 1 || STRING_ELT(origin, 0) == NA_STRING)
       Rf_error("shmr: internal error: no origin for region '%s'", out.region);
-    SEXP state = compact_state(out.local, CHAR(STRING_ELT(origin, 0)));
+    const char* text = CHAR(STRING_ELT(origin, 0));
+    ErrorMessage ignored;  // not remembered: the next view asks R again
+    capture_exception(ignored, [&] {
+      remote::remember_origin_in_scope(
+          remote::origin_key(out.region, static_cast<int64_t>(out.pid),
+                             static_cast<int64_t>(out.created)),
+          text);
+    });
+    SEXP state = compact_state(out.local, text);
     UNPROTECT(6);
     return state;
   }
@@ -328,6 +358,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
       in.pid = origin->identity.creator_pid;
       in.created = origin->identity.created_unix_ms;
       in.other_host = origin->identity.host != remote::local_host();
+      if (in.other_host && !in.writable) in.copy_here = copy_already_here(in.region, origin->identity);
     }
     in.parsed = true;
   });
@@ -339,6 +370,8 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
       return make_unavailable(cls, state, in.region,
                               "it is a writable share (readonly = FALSE) of another host: writes "
                               "made here could not reach its owner");
+  }
+  if (in.remote && in.other_host && !in.copy_here) {
     SEXP region = PROTECT(Rf_mkString(in.region));
     SEXP origin = PROTECT(Rf_mkString(in.origin_text));
     SEXP reason = PROTECT(call_shmr("remote_obtain", region, origin));

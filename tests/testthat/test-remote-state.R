@@ -426,3 +426,75 @@ test_that("a session that reads an object from another host still shares by name
   expect_identical(got$after, got$before)
   expect_lt(got$new_share, 200)
 })
+
+# Counts the calls of shmr:::<fun> made while `expr` runs (the C++ glue
+# calls it by name in the namespace, so the traced function is the one run).
+calls_of <- function(fun, expr) {
+  count <- new.env()
+  count$n <- 0L
+  tracer <- bquote(assign("n", get("n", envir = .(count)) + 1L, envir = .(count)))
+  suppressMessages(trace(fun, tracer, where = asNamespace("shmr"), print = FALSE))
+  on.exit(suppressMessages(untrace(fun, where = asNamespace("shmr"))))
+  force(expr)
+  count$n
+}
+
+test_that("a pool call's scope asks R for each region's origin once, not once per column", {
+  skip_without_nanonext()
+  df <- share(as.data.frame(matrix(as.numeric(1:4000), ncol = 40)))
+  on.exit(shmr:::stop_region_server(), add = TRUE)
+  listen <- "tcp://127.0.0.1:0"
+  first <- NULL
+  asked <- calls_of("remote_origin_for", {
+    first <- shmr:::with_remote_mode(serialize(df, NULL), listen)
+  })
+  expect_identical(asked, 1L)
+  # Every column still carries the origin, and the same one.
+  text <- rawToChar(replace(first, first < as.raw(0x20) | first > as.raw(0x7e), as.raw(0x0a)))
+  origins <- regmatches(text, gregexpr(";origin=[^\n]+", text))[[1]]
+  expect_gte(length(origins), 40L)
+  expect_length(unique(origins), 1L)
+  expect_identical(unserialize(first)[[40]], df[[40]][])
+  # Outside the scope nothing is remembered: a server replaced between two
+  # calls gives the second call its new origin.
+  server <- remote_status()
+  tools::pskill(server$pid, tools::SIGKILL)
+  deadline <- Sys.time() + 10
+  while (shmr:::process_alive(server$pid) && Sys.time() < deadline) Sys.sleep(0.05)
+  second <- shmr:::with_remote_mode(serialize(df, NULL), listen)
+  replaced <- remote_status()
+  expect_false(identical(replaced$pid, server$pid))
+  text <- rawToChar(replace(second, second < as.raw(0x20) | second > as.raw(0x7e), as.raw(0x0a)))
+  expect_match(text, paste0(";origin=", replaced$url, " "), fixed = TRUE)
+  expect_false(grepl(paste0(";origin=", server$url, " "), text, fixed = TRUE))
+})
+
+test_that("columns of an object from another host whose region is here already map without asking R", {
+  skip_without_nanonext()
+  local_remote_mode()
+  df <- share(as.data.frame(matrix(as.numeric(1:4000), ncol = 40)))
+  bytes <- serialize(df, NULL)
+  # As sent by a daemon of another host: every column's origin names
+  # another host (its host field edited to a name of equal length). The
+  # region itself is on this host, so nothing needs fetching.
+  me <- charToRaw(shmr:::host_identity())
+  at <- grepRaw(me, bytes, fixed = TRUE, all = TRUE)
+  expect_gte(length(at), 40L)
+  bytes[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+  foreign <- NULL
+  asked <- calls_of("remote_obtain", foreign <- unserialize(bytes))
+  expect_identical(asked, 0L)
+  expect_true(is_shared(foreign[[40]]))
+  expect_identical(foreign[[40]][], df[[40]][])
+  # A region not here (closed) still goes to remote_obtain(), once per
+  # column, and gives unavailable columns, not an error.
+  other <- share(data.frame(a = as.numeric(1:10), b = as.numeric(11:20)))
+  gone <- serialize(other, NULL)
+  at <- grepRaw(me, gone, fixed = TRUE, all = TRUE)
+  gone[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+  close(other)
+  lost <- NULL
+  asked <- calls_of("remote_obtain", lost <- unserialize(gone))
+  expect_identical(asked, 2L)
+  expect_error(sum(lost$a), class = "shmr_region_unavailable")
+})
