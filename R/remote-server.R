@@ -265,6 +265,9 @@ mirai_compute_in_progress <- function() {
 # call in progress.
 listen_url_in_use <- function() {
   if (!is.null(remote_state$scope_listen)) return(remote_state$scope_listen)
+  # A fixed address does not depend on the daemons: no search of the stack
+  # (this runs once per column of a data frame).
+  if (!is.null(getOption("shmr.remote_url"))) return(remote_listen_url())
   # Found here, not lazily inside mirai::status(), whose own `.compute` it
   # would find.
   compute <- mirai_compute_in_progress()
