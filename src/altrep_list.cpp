@@ -272,15 +272,18 @@ const void* list_dataptr_or_null(SEXP x) {
 }
 
 // An unchanged list travels as its region's name and node (the same state
-// as a vector view); a changed one travels by value, element by element, and
-// so does any list in remote mode (its state has no origin field: its
-// elements' views carry theirs).
+// as a vector view), with its origin in remote mode as a view does: a data
+// frame's columns then need no origin each. A changed one travels by value,
+// element by element, and so does a list a worker whose caller is on
+// another host made (its name means nothing there).
 SEXP list_state(SEXP x) {
   // Saved again, a list whose region could not be had keeps its reference.
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr) return unavailable_state(x);
   ListHandle& handle = open_handle(x);
   if (!list_view_unchanged(x) || !handle.mapping->name_still_leads_here()) return nullptr;
-  if (remote::names_may_not_travel()) return nullptr;
+  char origin[kOriginTextSize];
+  origin_for_sending(handle.mapping->region(), origin, sizeof origin);
+  if (origin[0] == '\0' && remote::names_may_not_travel()) return nullptr;
   // Sent by name to a forked child's parent or a pool worker's caller, the
   // region becomes the receiver's, as a vector view's does
   // (view_serialized_state()).
@@ -291,7 +294,8 @@ SEXP list_state(SEXP x) {
   const bool named = TYPEOF(Rf_getAttrib(x, R_NamesSymbol)) == STRSXP;
   return list_state_of(handle.mapping->region().name(), made_of(handle.mapping->region()),
                        handle.node.index(),
-                       named ? std::nullopt : std::optional<uint64_t>(handle.node.length()));
+                       named ? std::nullopt : std::optional<uint64_t>(handle.node.length()),
+                       origin);
 }
 
 // Never raises for a region that cannot be had (or a state it cannot read):
@@ -299,7 +303,18 @@ SEXP list_state(SEXP x) {
 // so a saved workspace still loads and a worker given one stays alive.
 SEXP list_unserialize(SEXP, SEXP state) {
   StateBytes bytes = state_bytes(state);
-  char region[256] = "";
+  // What the state says, as plain data: fetching the region of another
+  // host runs R code.
+  struct Wanted {
+    bool parsed;
+    char region[kOriginTextSize];
+    uint64_t node;
+    bool has_length;
+    uint64_t length;
+    bool has_made;
+    names::RegionMade made;
+    IncomingOrigin origin;
+  } wanted{};
   double recorded_length = -1;
   ErrorMessage message;
   SEXP list = nullptr;
@@ -316,15 +331,37 @@ SEXP list_unserialize(SEXP, SEXP state) {
                     "(written by a newer version?): " + unknown_fields.substr(0, 80));
       throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
     }
-    std::snprintf(region, sizeof region, "%s", parsed->view.region.c_str());
-    if (parsed->length && *parsed->length <= static_cast<uint64_t>(R_XLEN_T_MAX))
-      recorded_length = static_cast<double>(*parsed->length);
-    auto mapping = mapping_for_unserialize(parsed->view.region);
-    if (parsed->made) check_region_made(mapping->region(), *parsed->made);
-    NodeView node = mapping->reader().node(parsed->view.node);
+    if (parsed->view.region.size() >= sizeof wanted.region)
+      throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
+    std::snprintf(wanted.region, sizeof wanted.region, "%s", parsed->view.region.c_str());
+    wanted.node = parsed->view.node;
+    if (parsed->length) {
+      wanted.has_length = true;
+      wanted.length = *parsed->length;
+      if (*parsed->length <= static_cast<uint64_t>(R_XLEN_T_MAX))
+        recorded_length = static_cast<double>(*parsed->length);
+    }
+    if (parsed->made) {
+      wanted.has_made = true;
+      wanted.made = *parsed->made;
+    }
+    if (parsed->origin) read_incoming_origin(parsed->view.region, *parsed->origin, wanted.origin);
+    wanted.parsed = true;
+  });
+  char reason[kMessageSize] = "";
+  if (wanted.parsed && foreign_region_unavailable(wanted.origin, reason, sizeof reason))
+    message.assign(reason);
+  if (wanted.parsed && !message.set()) capture_exception(message, [&] {
+    auto mapping = mapping_for_unserialize(wanted.region);
+    if (wanted.origin.remote) {
+      check_origin_identity(mapping->reader(), wanted.origin, wanted.region);
+    } else if (wanted.has_made) {
+      check_region_made(mapping->region(), wanted.made);
+    }
+    NodeView node = mapping->reader().node(wanted.node);
     if (node.kind() != format::NodeKind::List || (node.flags() & format::kNodeFromPairlist) != 0)
       throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");
-    if (parsed->length && *parsed->length != node.length())
+    if (wanted.has_length && wanted.length != node.length())
       throw Error(ErrorKind::Corrupt, "serialized shared list's length is not its node's");
     try {
       list = cpp11::unwind_protect([&] { return make_list_view(mapping, node); });
@@ -335,9 +372,12 @@ SEXP list_unserialize(SEXP, SEXP state) {
     remember_mapping(mapping);
   });
   if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
-  if (list != nullptr) return list;
-  add_remote_mode_hint(message);
-  list = PROTECT(make_unavailable_object(list_cls, state, region, message.text));
+  if (list != nullptr) {
+    record_foreign_origin(wanted.origin);
+    return list;
+  }
+  if (!wanted.origin.remote) add_remote_mode_hint(message);
+  list = PROTECT(make_unavailable_object(list_cls, state, wanted.region, message.text));
   if (recorded_length >= 0) R_SetExternalPtrTag(R_altrep_data1(list), Rf_ScalarReal(recorded_length));
   UNPROTECT(1);
   return list;

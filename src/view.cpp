@@ -205,15 +205,16 @@ SEXP view_on_mapping(const std::function<std::shared_ptr<Mapping>(NodeView&)>& f
 }
 
 SEXP list_state_of(const std::string& region, const names::RegionMade& made, uint64_t node,
-                   std::optional<uint64_t> length) {
+                   std::optional<uint64_t> length, const char* origin) {
   // Formatted into a fixed buffer, so that no C++ object is live when R
   // allocates.
-  char text[256];
+  char text[1024];
   size_t size = 0;
   ErrorMessage message;
   capture_exception(message, [&] {
     std::string state = names::format_compact_view_state({region, node}, made);
     if (length) state += std::string(";") + kListLengthField + "=" + std::to_string(*length);
+    if (origin != nullptr && origin[0] != '\0') state += std::string(";") + kOriginField + "=" + origin;
     if (state.size() > sizeof text) throw Error(ErrorKind::InvalidArgument, "list state too long");
     size = state.size();
     std::memcpy(text, state.data(), size);
@@ -253,6 +254,10 @@ std::optional<ListState> parse_list_state(const StateBytes& bytes, std::string* 
     if (field.first == names::kMadeField) {
       state.made = names::parse_made(field.second);
       if (!state.made) return std::nullopt;
+      continue;
+    }
+    if (field.first == kOriginField) {
+      state.origin = field.second;
       continue;
     }
     if (field.first != kListLengthField) {

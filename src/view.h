@@ -199,11 +199,12 @@ bool view_values_trusted(ViewHandle& handle);
 
 // The ALTREP state of a shared list: a raw vector in the compact form of
 // FORMAT.md section 4, with the field "made" when the region's name can be
-// reused, and "length" when `length` is given (the element count of an
-// unnamed list, which an unavailable list keeps). May raise an R error
+// reused, "length" when `length` is given (the element count of an
+// unnamed list, which an unavailable list keeps), and "origin" when
+// `origin` is not empty (origin_for_sending()). May raise an R error
 // (allocation).
 SEXP list_state_of(const std::string& region, const names::RegionMade& made, uint64_t node,
-                   std::optional<uint64_t> length);
+                   std::optional<uint64_t> length, const char* origin = nullptr);
 
 // The bytes of a state as R read it: the compact raw form, or the string
 // "<region>:<node>" that earlier versions wrote. data is null for anything
@@ -221,12 +222,57 @@ struct ListState {
   std::optional<uint64_t> length;
   // Absent for a region of a generated name, and in earlier states.
   std::optional<names::RegionMade> made;
+  // In remote mode (FORMAT.md 4), unparsed.
+  std::optional<std::string> origin;
 };
 // Parses those untrusted bytes; nullopt when malformed, or when the state
 // carries fields this build does not know (then copied to `unknown_fields`
 // when given). Never throws.
 std::optional<ListState> parse_list_state(const StateBytes& bytes,
                                           std::string* unknown_fields = nullptr);
+
+// The compact state's field that carries the origin (FORMAT.md 4), in a
+// view's state and in a list's.
+inline constexpr const char* kOriginField = "origin";
+// Room for an origin's text (at most 512 bytes, FORMAT.md 4) and a region's
+// name.
+inline constexpr size_t kOriginTextSize = 640;
+
+// The origin field a shared object of `region` carries when serialized now:
+// the one it arrived with from another host; else, in remote mode, its
+// owner's region server's (asked of R once per region in a pool call's
+// scope); else none (empty). Written into `origin` (kOriginTextSize bytes).
+// May raise an R error: call from a frame that owns no C++ object.
+void origin_for_sending(const MappedRegion& region, char* origin, size_t size);
+
+// What an incoming state's origin field says, as plain data, so that it can
+// be held across the R calls that fetch the region.
+struct IncomingOrigin {
+  bool remote;      // the state has an origin field
+  bool other_host;  // of a region of another host
+  bool copy_here;   // which, or a complete copy of it, is on this host now
+  bool writable;
+  char region[kOriginTextSize];
+  char origin_text[kOriginTextSize];
+  char origin_host[kOriginTextSize];
+  uint64_t size;
+  int64_t pid, created;
+};
+// Fills `in` from the untrusted origin text of region `region`'s state;
+// throws InvalidArgument when it is malformed.
+void read_incoming_origin(const std::string& region, const std::string& text, IncomingOrigin& in);
+// For an origin of another host: makes its region available on this host
+// (remote_obtain() fetches a copy unless one is here) and returns false; or
+// returns true with the reason it cannot be (in `reason`). May run R code:
+// call from a frame that owns no C++ object.
+bool foreign_region_unavailable(const IncomingOrigin& in, char* reason, size_t size);
+// Throws unless the mapped region is the one the origin names: the region
+// itself on its own host, a copy of it elsewhere.
+void check_origin_identity(const RegionReader& reader, const IncomingOrigin& in,
+                           const std::string& name);
+// Remembers the origin of an object from another host, which it then names
+// wherever it is sent next.
+void record_foreign_origin(const IncomingOrigin& in) noexcept;
 
 // Used by the view classes' Serialized_state and Unserialize methods
 // (view_state.cpp). The state is the compact state of FORMAT.md 4, with the

@@ -30,12 +30,10 @@
 namespace shmr::glue {
 namespace {
 
-constexpr size_t kTextSize = 640;
+constexpr size_t kTextSize = kOriginTextSize;
 // The longest compact state read: a name, a node and an origin (at most
 // 512 bytes) fit with room to spare.
 constexpr R_xlen_t kMaxStateSize = 1024;
-// The compact state's field that carries the origin (FORMAT.md 4).
-constexpr const char* kOriginField = "origin";
 
 void copy_text(char* out, size_t size, const std::string& text) {
   std::snprintf(out, size, "%s", text.c_str());
@@ -96,7 +94,6 @@ SEXP compact_state(const char* text, const char* origin) {
 
 // Plain data gathered in C++ before any R call (r_boundary.h).
 struct OutgoingState {
-  char local[kTextSize];
   char region[kTextSize];
   char recorded_origin[kTextSize];
   char scope_origin[kTextSize];
@@ -108,14 +105,7 @@ struct IncomingState {
   bool parsed;
   char region[kTextSize];
   uint64_t node;
-  bool remote;
-  char origin_text[kTextSize];
-  bool other_host;
-  bool copy_here;
-  bool writable;
-  char origin_host[kTextSize];
-  uint64_t size;
-  int64_t pid, created;
+  IncomingOrigin origin;
   bool has_made;
   names::RegionMade made;
 };
@@ -131,9 +121,10 @@ SEXP make_unavailable(SEXP cls, SEXP state, const char* region, const char* reas
   return make_unavailable_object(*view_class, state, region, reason);
 }
 
-// Throws unless the mapped region is the one the origin names: the region
-// itself on its own host, a copy of it elsewhere.
-void check_identity(const RegionReader& reader, const IncomingState& in, const std::string& name) {
+}  // namespace
+
+void check_origin_identity(const RegionReader& reader, const IncomingOrigin& in,
+                           const std::string& name) {
   const format::RegionHeader& h = reader.header();
   std::string host = reader.is_replica() ? std::string(reader.replica().origin_host) : remote::local_host();
   RegionIdentity here{host, h.total_size, h.creator_pid, h.created_unix_ms};
@@ -144,6 +135,8 @@ void check_identity(const RegionReader& reader, const IncomingState& in, const s
                                         here.describe() + ", not the one the object refers to, on " +
                                         wanted.describe());
 }
+
+namespace {
 
 // Whether this host already has the region or a complete copy of it, as
 // remote_obtain() would find first: then the object maps it without asking R
@@ -231,22 +224,13 @@ bool running_as_worker() {
 
 SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 
-// The state is formatted into fixed buffers, so no C++ object is live when
-// R allocates. A region this process made and sends this way becomes the
-// receiver's when it is a forked child's parent (parallel::mclapply()
-// results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
-SEXP view_serialized_state(const ViewHandle& handle) {
-  handle.mapping->region().hand_over_for_sending();
+
+void origin_for_sending(const MappedRegion& region, char* origin, size_t size) {
+  origin[0] = '\0';
   OutgoingState out{};
   ErrorMessage message;
   capture_exception(message, [&] {
-    const MappedRegion& region = handle.mapping->region();
     const format::RegionHeader& h = region.reader().header();
-    const std::string local =
-        names::format_compact_view_state({region.name(), handle.node.index()}, made_of(region));
-    if (local.size() >= sizeof out.local)
-      throw Error(ErrorKind::InvalidArgument, "view state too long");
-    copy_text(out.local, sizeof out.local, local);
     copy_text(out.region, sizeof out.region, region.name());
     out.writable = region.access() == Access::SharedWritable;
     out.size = static_cast<double>(h.total_size);
@@ -254,39 +238,112 @@ SEXP view_serialized_state(const ViewHandle& handle) {
     out.created = static_cast<double>(h.created_unix_ms);
     const std::string key = remote::origin_key(region.name(), h.creator_pid, h.created_unix_ms);
     if (remote::has_recorded_origins())
-      if (auto origin = remote::recorded_origin(key))
-        copy_text(out.recorded_origin, sizeof out.recorded_origin, *origin);
-    if (auto origin = remote::origin_in_scope(key))
-      copy_text(out.scope_origin, sizeof out.scope_origin, *origin);
+      if (auto recorded = remote::recorded_origin(key))
+        copy_text(out.recorded_origin, sizeof out.recorded_origin, *recorded);
+    if (auto known = remote::origin_in_scope(key))
+      copy_text(out.scope_origin, sizeof out.scope_origin, *known);
   });
   if (message.set()) raise_r_error(message);
   // An object that came from another host names its origin wherever it goes.
-  if (out.recorded_origin[0] != '\0') return compact_state(out.local, out.recorded_origin);
-  if (out.scope_origin[0] != '\0') return compact_state(out.local, out.scope_origin);
-  if (remote::scope_depth() > 0 || remote_option_on()) {
-    SEXP region = PROTECT(Rf_mkString(out.region));
-    SEXP size = PROTECT(Rf_ScalarReal(out.size));
-    SEXP pid = PROTECT(Rf_ScalarReal(out.pid));
-    SEXP created = PROTECT(Rf_ScalarReal(out.created));
-    SEXP writable = PROTECT(Rf_ScalarLogical(out.writable));
-    SEXP origin = PROTECT(call_shmr("remote_origin_for", region, size, pid, created, writable));
-    if (TYPEOF(origin) != STRSXP || XLENGTH(origin) != 1 || STRING_ELT(origin, 0) == NA_STRING)
-      Rf_error("shmr: internal error: no origin for region '%s'", out.region);
-    const char* text = CHAR(STRING_ELT(origin, 0));
-    ErrorMessage ignored;  // not remembered: the next view asks R again
-    capture_exception(ignored, [&] {
-      remote::remember_origin_in_scope(
-          remote::origin_key(out.region, static_cast<int64_t>(out.pid),
-                             static_cast<int64_t>(out.created)),
-          text);
-    });
-    SEXP state = compact_state(out.local, text);
-    UNPROTECT(6);
-    return state;
+  if (out.recorded_origin[0] != '\0') {
+    std::snprintf(origin, size, "%s", out.recorded_origin);
+    return;
   }
+  if (out.scope_origin[0] != '\0') {
+    std::snprintf(origin, size, "%s", out.scope_origin);
+    return;
+  }
+  if (remote::scope_depth() == 0 && !remote_option_on()) return;
+  SEXP name = PROTECT(Rf_mkString(out.region));
+  SEXP total = PROTECT(Rf_ScalarReal(out.size));
+  SEXP pid = PROTECT(Rf_ScalarReal(out.pid));
+  SEXP created = PROTECT(Rf_ScalarReal(out.created));
+  SEXP writable = PROTECT(Rf_ScalarLogical(out.writable));
+  SEXP answer = PROTECT(call_shmr("remote_origin_for", name, total, pid, created, writable));
+  if (TYPEOF(answer) != STRSXP || XLENGTH(answer) != 1 || STRING_ELT(answer, 0) == NA_STRING ||
+      static_cast<size_t>(LENGTH(STRING_ELT(answer, 0))) >= size)
+    Rf_error("shmr: internal error: no origin for region '%s'", out.region);
+  std::snprintf(origin, size, "%s", CHAR(STRING_ELT(answer, 0)));
+  UNPROTECT(6);
+  ErrorMessage ignored;  // not remembered: the next view asks R again
+  capture_exception(ignored, [&] {
+    remote::remember_origin_in_scope(
+        remote::origin_key(out.region, static_cast<int64_t>(out.pid),
+                           static_cast<int64_t>(out.created)),
+        origin);
+  });
+}
+
+void read_incoming_origin(const std::string& region, const std::string& text, IncomingOrigin& in) {
+  auto origin = parse_origin(text);
+  if (!origin || text.size() >= sizeof in.origin_text || region.size() >= sizeof in.region)
+    throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid origin");
+  in.remote = true;
+  copy_text(in.region, sizeof in.region, region);
+  copy_text(in.origin_text, sizeof in.origin_text, text);
+  in.writable = origin->writable;
+  copy_text(in.origin_host, sizeof in.origin_host, origin->identity.host);
+  in.size = origin->identity.size;
+  in.pid = origin->identity.creator_pid;
+  in.created = origin->identity.created_unix_ms;
+  in.other_host = origin->identity.host != remote::local_host();
+  if (in.other_host && !in.writable) in.copy_here = copy_already_here(region, origin->identity);
+}
+
+bool foreign_region_unavailable(const IncomingOrigin& in, char* reason, size_t size) {
+  if (!in.remote || !in.other_host) return false;
+  if (!remote::peer_is_remote() && running_as_worker()) remote::peer_is_remote() = true;
+  if (in.writable) {
+    std::snprintf(reason, size, "%s",
+                  "it is a writable share (readonly = FALSE) of another host: writes made here "
+                  "could not reach its owner");
+    return true;
+  }
+  if (in.copy_here) return false;
+  SEXP region = PROTECT(Rf_mkString(in.region));
+  SEXP origin = PROTECT(Rf_mkString(in.origin_text));
+  SEXP answer = PROTECT(call_shmr("remote_obtain", region, origin));
+  const bool failed = answer != R_NilValue;
+  if (failed) {
+    const bool given = TYPEOF(answer) == STRSXP && XLENGTH(answer) == 1 &&
+                       STRING_ELT(answer, 0) != NA_STRING;
+    std::snprintf(reason, size, "%s",
+                  given ? CHAR(STRING_ELT(answer, 0)) : "its bytes could not be fetched");
+  }
+  UNPROTECT(3);
+  return failed;
+}
+
+void record_foreign_origin(const IncomingOrigin& in) noexcept {
+  if (!in.remote || !in.other_host) return;
+  ErrorMessage ignored;
+  capture_exception(ignored, [&] {
+    remote::record_origin(remote::origin_key(in.region, in.pid, in.created), in.origin_text);
+  });
+}
+
+// The state is formatted into fixed buffers, so no C++ object is live when
+// R allocates. A region this process made and sends this way becomes the
+// receiver's when it is a forked child's parent (parallel::mclapply()
+// results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
+SEXP view_serialized_state(const ViewHandle& handle) {
+  handle.mapping->region().hand_over_for_sending();
+  char local[kTextSize] = "";
+  ErrorMessage message;
+  capture_exception(message, [&] {
+    const MappedRegion& region = handle.mapping->region();
+    const std::string text =
+        names::format_compact_view_state({region.name(), handle.node.index()}, made_of(region));
+    if (text.size() >= sizeof local) throw Error(ErrorKind::InvalidArgument, "view state too long");
+    copy_text(local, sizeof local, text);
+  });
+  if (message.set()) raise_r_error(message);
+  char origin[kOriginTextSize];
+  origin_for_sending(handle.mapping->region(), origin, sizeof origin);
+  if (origin[0] != '\0') return compact_state(local, origin);
   // Its name means nothing to a caller on another host.
   if (remote::peer_is_remote()) return nullptr;
-  return compact_state(out.local, nullptr);
+  return compact_state(local, nullptr);
 }
 
 SEXP view_from_serialized_state(SEXP cls, SEXP state) {
@@ -346,51 +403,20 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
     }
     copy_text(in.region, sizeof in.region, wanted.region);
     in.node = wanted.node;
-    if (has_origin) {
-      auto origin = parse_origin(origin_text);
-      if (!origin || origin_text.size() >= sizeof in.origin_text)
-        throw Error(ErrorKind::InvalidArgument, "serialized shared object has an invalid origin");
-      in.remote = true;
-      copy_text(in.origin_text, sizeof in.origin_text, origin_text);
-      in.writable = origin->writable;
-      copy_text(in.origin_host, sizeof in.origin_host, origin->identity.host);
-      in.size = origin->identity.size;
-      in.pid = origin->identity.creator_pid;
-      in.created = origin->identity.created_unix_ms;
-      in.other_host = origin->identity.host != remote::local_host();
-      if (in.other_host && !in.writable) in.copy_here = copy_already_here(in.region, origin->identity);
-    }
+    if (has_origin) read_incoming_origin(wanted.region, origin_text, in.origin);
     in.parsed = true;
   });
   if (!in.parsed) return make_unavailable(cls, state, in.region, message.text);
 
-  if (in.remote && in.other_host) {
-    if (!remote::peer_is_remote() && running_as_worker()) remote::peer_is_remote() = true;
-    if (in.writable)
-      return make_unavailable(cls, state, in.region,
-                              "it is a writable share (readonly = FALSE) of another host: writes "
-                              "made here could not reach its owner");
-  }
-  if (in.remote && in.other_host && !in.copy_here) {
-    SEXP region = PROTECT(Rf_mkString(in.region));
-    SEXP origin = PROTECT(Rf_mkString(in.origin_text));
-    SEXP reason = PROTECT(call_shmr("remote_obtain", region, origin));
-    if (reason != R_NilValue) {
-      const char* why = TYPEOF(reason) == STRSXP && XLENGTH(reason) == 1 && STRING_ELT(reason, 0) != NA_STRING
-                            ? CHAR(STRING_ELT(reason, 0))
-                            : "its bytes could not be fetched";
-      SEXP object = make_unavailable(cls, state, in.region, why);
-      UNPROTECT(3);
-      return object;
-    }
-    UNPROTECT(3);
-  }
+  char reason[kMessageSize] = "";
+  if (foreign_region_unavailable(in.origin, reason, sizeof reason))
+    return make_unavailable(cls, state, in.region, reason);
 
   SEXP view = view_on_mapping(
       [&](NodeView& node) {
         auto mapping = mapping_for_unserialize(in.region);
-        if (in.remote) check_identity(mapping->reader(), in, in.region);
-        if (in.has_made && !in.remote)
+        if (in.origin.remote) check_origin_identity(mapping->reader(), in.origin, in.region);
+        if (in.has_made && !in.origin.remote)
           check_region_made(mapping->region(), in.made);
         NodeView found = mapping->reader().node(in.node);
         const R_altrep_class_t* node_class = view_class_for(found.kind());
@@ -405,19 +431,12 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
       },
       message);
   if (view == nullptr) {
-    if (!in.remote) add_remote_mode_hint(message);
+    if (!in.origin.remote) add_remote_mode_hint(message);
     return make_unavailable(cls, state, in.region, message.text);
   }
   // A copy from another host names its origin wherever it is sent next (on
   // the origin's own host the region itself is exported as usual).
-  if (in.remote && in.other_host) {
-    PROTECT(view);
-    ErrorMessage ignored;
-    capture_exception(ignored, [&] {
-      remote::record_origin(remote::origin_key(in.region, in.pid, in.created), in.origin_text);
-    });
-    UNPROTECT(1);
-  }
+  record_foreign_origin(in.origin);
   return view;
 }
 

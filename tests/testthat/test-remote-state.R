@@ -439,20 +439,36 @@ calls_of <- function(fun, expr) {
   count$n
 }
 
+# As sent by a daemon of another host: every origin in `bytes` names
+# another host (its host field edited to a name of equal length).
+as_from_other_host <- function(bytes) {
+  me <- charToRaw(shmr:::host_identity())
+  at <- grepRaw(me, bytes, fixed = TRUE, all = TRUE)
+  bytes[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+  bytes
+}
+
+origins_in <- function(bytes) {
+  text <- rawToChar(replace(bytes, bytes < as.raw(0x20) | bytes > as.raw(0x7e), as.raw(0x0a)))
+  regmatches(text, gregexpr(";origin=[^\n]+", text))[[1]]
+}
+
 test_that("a pool call's scope asks R for each region's origin once, not once per column", {
   skip_without_nanonext()
   df <- share(as.data.frame(matrix(as.numeric(1:4000), ncol = 40)))
+  # An ordinary list of 40 views of one region (a data frame's columns on
+  # R < 4.3, where a list is not one shared object).
+  columns <- lapply(seq_len(40), function(i) df[[i]])
   on.exit(shmr:::stop_region_server(), add = TRUE)
   listen <- "tcp://127.0.0.1:0"
   first <- NULL
   asked <- calls_of("remote_origin_for", {
-    first <- shmr:::with_remote_mode(serialize(df, NULL), listen)
+    first <- shmr:::with_remote_mode(serialize(columns, NULL), listen)
   })
   expect_identical(asked, 1L)
   # Every column still carries the origin, and the same one.
-  text <- rawToChar(replace(first, first < as.raw(0x20) | first > as.raw(0x7e), as.raw(0x0a)))
-  origins <- regmatches(text, gregexpr(";origin=[^\n]+", text))[[1]]
-  expect_gte(length(origins), 40L)
+  origins <- origins_in(first)
+  expect_length(origins, 40L)
   expect_length(unique(origins), 1L)
   expect_identical(unserialize(first)[[40]], df[[40]][])
   # Outside the scope nothing is remembered: a server replaced between two
@@ -461,40 +477,62 @@ test_that("a pool call's scope asks R for each region's origin once, not once pe
   tools::pskill(server$pid, tools::SIGKILL)
   deadline <- Sys.time() + 10
   while (shmr:::process_alive(server$pid) && Sys.time() < deadline) Sys.sleep(0.05)
-  second <- shmr:::with_remote_mode(serialize(df, NULL), listen)
+  second <- shmr:::with_remote_mode(serialize(columns, NULL), listen)
   replaced <- remote_status()
   expect_false(identical(replaced$pid, server$pid))
-  text <- rawToChar(replace(second, second < as.raw(0x20) | second > as.raw(0x7e), as.raw(0x0a)))
-  expect_match(text, paste0(";origin=", replaced$url, " "), fixed = TRUE)
-  expect_false(grepl(paste0(";origin=", server$url, " "), text, fixed = TRUE))
+  origins <- origins_in(second)
+  expect_length(origins, 40L)
+  expect_true(all(startsWith(origins, paste0(";origin=", replaced$url, " "))))
 })
 
 test_that("columns of an object from another host whose region is here already map without asking R", {
   skip_without_nanonext()
   local_remote_mode()
   df <- share(as.data.frame(matrix(as.numeric(1:4000), ncol = 40)))
-  bytes <- serialize(df, NULL)
-  # As sent by a daemon of another host: every column's origin names
-  # another host (its host field edited to a name of equal length). The
-  # region itself is on this host, so nothing needs fetching.
-  me <- charToRaw(shmr:::host_identity())
-  at <- grepRaw(me, bytes, fixed = TRUE, all = TRUE)
-  expect_gte(length(at), 40L)
-  bytes[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+  columns <- lapply(seq_len(40), function(i) df[[i]])
+  bytes <- serialize(columns, NULL)
+  expect_length(origins_in(bytes), 40L)
+  # The region itself is on this host, so nothing needs fetching.
   foreign <- NULL
-  asked <- calls_of("remote_obtain", foreign <- unserialize(bytes))
+  asked <- calls_of("remote_obtain", foreign <- unserialize(as_from_other_host(bytes)))
   expect_identical(asked, 0L)
   expect_true(is_shared(foreign[[40]]))
   expect_identical(foreign[[40]][], df[[40]][])
   # A region not here (closed) still goes to remote_obtain(), once per
   # column, and gives unavailable columns, not an error.
   other <- share(data.frame(a = as.numeric(1:10), b = as.numeric(11:20)))
-  gone <- serialize(other, NULL)
-  at <- grepRaw(me, gone, fixed = TRUE, all = TRUE)
-  gone[at] <- if (me[1] == charToRaw("Z")) charToRaw("Y") else charToRaw("Z")
+  gone <- as_from_other_host(serialize(list(other$a, other$b), NULL))
   close(other)
   lost <- NULL
   asked <- calls_of("remote_obtain", lost <- unserialize(gone))
   expect_identical(asked, 2L)
-  expect_error(sum(lost$a), class = "shmr_region_unavailable")
+  expect_error(sum(lost[[1]]), class = "shmr_region_unavailable")
+})
+
+test_that("in remote mode a shared data frame on R >= 4.3 is one object with one origin, whatever its width", {
+  skip_without_nanonext()
+  skip_if(getRversion() < "4.3", "a list is one shared object on R >= 4.3 only")
+  local_remote_mode()
+  wide <- share(as.data.frame(matrix(as.numeric(1:20000), ncol = 200)))
+  bytes <- serialize(wide, NULL)
+  # The list's origin, and its names' (a shared character vector).
+  expect_lte(length(origins_in(bytes)), 2L)
+  expect_lt(length(bytes), 1200)
+  # From another host, with its region here: the same shared data frame.
+  foreign <- unserialize(as_from_other_host(bytes))
+  expect_true(is_shared(foreign))
+  expect_identical(shared_name(foreign), shared_name(wide))
+  expect_identical(foreign$V200[], wide$V200[])
+  # Sent on from there, it names the same origin (a daemon passing it on).
+  expect_identical(origins_in(serialize(foreign, NULL))[1], origins_in(as_from_other_host(bytes))[1])
+  # Closed by its owner: an unavailable list, whose use is a classed error.
+  other <- share(data.frame(a = as.numeric(1:10), b = as.numeric(11:20)))
+  gone <- as_from_other_host(serialize(other, NULL))
+  close(other)
+  lost <- suppressWarnings(unserialize(gone))
+  expect_error(lost$a, class = "shmr_region_unavailable")
+  # A writable data frame of another host is never mapped there.
+  w <- share(data.frame(a = as.numeric(1:10)), readonly = FALSE)
+  theirs <- suppressWarnings(unserialize(as_from_other_host(serialize(w, NULL))))
+  expect_error(theirs$a, "writable share", class = "shmr_region_unavailable")
 })
