@@ -319,8 +319,11 @@ test_that("timeouts: a black-holed origin and a held fetch lock fail within the 
   y <- share(rnorm(1000))
   on.exit(close(y), add = TRUE)
   lock <- sprintf("/dev/shm/.shmr_lock_%s", shared_name(y))
-  holder <- sim_host_run(cluster$hosts[[1]], sprintf(
-    "touch %s && (flock %s sleep 60 </dev/null >/dev/null 2>&1 & echo $!)", lock, lock))
+  # Returns once the lock is held (flock -n fails), not when the holder has
+  # merely started: a worker could otherwise take the lock first.
+  holder <- sim_host_run(cluster$hosts[[1]], sprintf(paste(
+    "touch %s && (flock %s sleep 60 </dev/null >/dev/null 2>&1 & echo $!) &&",
+    "while flock -n %s true; do sleep 0.01; done"), lock, lock, lock))
   on.exit(sim_host_run(cluster$hosts[[1]], sprintf("kill %s; rm -f %s", holder, lock)), add = TRUE)
   got <- sim_on_each(cluster, function(d) {
     tryCatch({ sum(d); "ok" }, error = function(e) e$reason)
