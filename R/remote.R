@@ -24,13 +24,14 @@
 #'
 #' Off, nothing changes: no server, no extra bytes.
 #'
-#' Each column of a data frame (each element of a list) is a view that
-#' carries the origin. A pool's call finds each region's origin once; with
-#' the option, it is found again for every column each time the object is
-#' serialized (35 to 65 us a column on the 2-core machine of the README's
-#' figures, so a 2,000-column data frame adds 70 to 130 ms to each
-#' [mirai::mirai()] that sends it): send wide data frames to many tasks
-#' through a pool.
+#' On R 4.3 and later an unchanged shared data frame (or list) is one object
+#' and carries one origin, whatever its width. On older R, and for a list
+#' that was changed, each column is a view that carries the origin. A pool's
+#' call then finds each region's origin once; with the option, it is found
+#' again for every column each time the object is serialized (35 to 65 us a
+#' column on the 2-core machine of the README's figures, so a 2,000-column
+#' data frame adds 70 to 130 ms to each [mirai::mirai()] that sends it):
+#' there, send wide data frames to many tasks through a pool.
 #'
 #' @section The region server:
 #' The first object serialized in remote mode starts the owner's region
