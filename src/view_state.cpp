@@ -224,7 +224,6 @@ bool running_as_worker() {
 
 SEXP unavailable_state(SEXP x) { return VECTOR_ELT(unavailable_info(x), 2); }
 
-
 void origin_for_sending(const MappedRegion& region, char* origin, size_t size) {
   origin[0] = '\0';
   OutgoingState out{};
@@ -236,10 +235,11 @@ void origin_for_sending(const MappedRegion& region, char* origin, size_t size) {
     out.size = static_cast<double>(h.total_size);
     out.pid = static_cast<double>(h.creator_pid);
     out.created = static_cast<double>(h.created_unix_ms);
+    // The usual, local case builds no key.
+    if (!remote::has_recorded_origins() && remote::scope_depth() == 0) return;
     const std::string key = remote::origin_key(region.name(), h.creator_pid, h.created_unix_ms);
-    if (remote::has_recorded_origins())
-      if (auto recorded = remote::recorded_origin(key))
-        copy_text(out.recorded_origin, sizeof out.recorded_origin, *recorded);
+    if (auto recorded = remote::recorded_origin(key))
+      copy_text(out.recorded_origin, sizeof out.recorded_origin, *recorded);
     if (auto known = remote::origin_in_scope(key))
       copy_text(out.scope_origin, sizeof out.scope_origin, *known);
   });

@@ -531,6 +531,16 @@ test_that("in remote mode a shared data frame on R >= 4.3 is one object with one
   close(other)
   lost <- suppressWarnings(unserialize(gone))
   expect_error(lost$a, class = "shmr_region_unavailable")
+  # An origin whose identity is not the region's of that name here (its
+  # size edited): never mapped.
+  stream <- serialize(wide, NULL)
+  origin <- sub("^;origin=", "", origins_in(stream)[1])
+  fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
+  fields[5] <- format(as.numeric(fields[5]) + 8, scientific = FALSE)
+  edited <- replace_serialized_origin(stream, origin, paste(fields, collapse = " "))
+  other_size <- suppressWarnings(unserialize(as_from_other_host(edited)))
+  expect_error(other_size$V1, "not the one the object refers to",
+               class = "shmr_region_unavailable")
   # A writable data frame of another host is never mapped there.
   w <- share(data.frame(a = as.numeric(1:10)), readonly = FALSE)
   theirs <- suppressWarnings(unserialize(as_from_other_host(serialize(w, NULL))))
