@@ -95,6 +95,7 @@ NULL
 pool_lapply <- function(X, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL,
                         progress = interactive(), on_error = c("stop", "continue")) {
   on_error <- match.arg(on_error)
+  check_map_fun(FUN)
   FUN <- match.fun(FUN)
   # As lapply() does: an environment's bindings are the elements.
   if (is.environment(X)) X <- as.list(X)
@@ -107,6 +108,7 @@ pool_lapply <- function(X, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL
 pool_sapply <- function(X, FUN, ..., simplify = TRUE, USE.NAMES = TRUE, pool = NULL,
                         chunk_size = NULL, seed = NULL, progress = interactive(),
                         on_error = c("stop", "continue")) {
+  check_map_fun(FUN)
   FUN <- match.fun(FUN)
   answer <- pool_lapply(X, FUN, ..., pool = pool, chunk_size = chunk_size, seed = seed,
                         progress = progress, on_error = on_error)
@@ -123,6 +125,7 @@ pool_sapply <- function(X, FUN, ..., simplify = TRUE, USE.NAMES = TRUE, pool = N
 pool_apply <- function(X, MARGIN, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL,
                        progress = interactive(), on_error = c("stop", "continue")) {
   on_error <- match.arg(on_error)
+  check_map_fun(FUN)
   FUN <- match.fun(FUN)
   if (!is.matrix(X) || !is.atomic(X)) stop("`X` must be a matrix of an atomic type", call. = FALSE)
   if (!(identical(MARGIN, 1) || identical(MARGIN, 2) || identical(MARGIN, 1L) ||
@@ -235,6 +238,21 @@ element_seeds <- function(seed, n) {
     current <- parallel::nextRNGStream(current)
   }
   seeds
+}
+
+# `FUN` as a map accepts it: a function, or a name that match.fun() then
+# looks up where the map was called (it stays in the map's own frame for
+# that: match.fun() searches its caller's caller). Checked here so that
+# the error names the argument, as the other checks of a map's arguments do,
+# instead of match.fun()'s "'NULL' is not a function, character or symbol".
+check_map_fun <- function(FUN) {
+  if (is.function(FUN) || is.symbol(FUN) || (is.character(FUN) && length(FUN) == 1L && !is.na(FUN))) {
+    return(invisible())
+  }
+  what <- if (is.null(FUN)) "NULL" else if (is.object(FUN)) class(FUN)[1L] else
+    if (is.character(FUN) && length(FUN) == 1L) "NA" else
+    if (is.character(FUN)) sprintf("a character vector of length %d", length(FUN)) else typeof(FUN)
+  stop("`FUN` must be a function or the name of one, not ", what, call. = FALSE)
 }
 
 # `pool` as a map accepts it: NULL, or a pool that is running.

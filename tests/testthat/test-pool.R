@@ -839,9 +839,20 @@ test_that("a pool maps over an environment as lapply() does; a worker that exits
   expect_null(conditionCall(err))
 })
 
-test_that("a wrong pool or FUN is named in the error, as base R names it", {
+test_that("a wrong pool or FUN is named in the error", {
   expect_error(pool_stop(pool = 1), "`pool` must be a pool from pool_create()", fixed = TRUE)
   expect_error(pool_stop(pool = "x"), "`pool` must be a pool from pool_create()", fixed = TRUE)
-  expect_error(pool_sapply(1:3, NULL), "'NULL' is not a function, character or symbol", fixed = TRUE)
-  expect_error(pool_sapply(1:3, 42), "'42' is not a function, character or symbol", fixed = TRUE)
+  # Before: match.fun()'s "'NULL' is not a function, character or symbol",
+  # which does not say which argument.
+  expect_error(pool_sapply(1:3, NULL), "`FUN` must be a function or the name of one, not NULL",
+               fixed = TRUE)
+  expect_error(pool_lapply(1:3, 42), "`FUN` must be a function or the name of one, not double",
+               fixed = TRUE)
+  expect_error(pool_apply(matrix(1:4, 2), 2, NA_character_),
+               "`FUN` must be a function or the name of one, not NA", fixed = TRUE)
+  expect_error(pool_sapply(1:3, c("sum", "max")),
+               "`FUN` must be a function or the name of one, not a character vector of length 2",
+               fixed = TRUE)
+  err <- tryCatch(pool_sapply(1:3, list()), error = function(e) e)
+  expect_null(conditionCall(err))
 })
