@@ -42,10 +42,11 @@
 #' observations, or a variable whose standard deviation is below `eps`,
 #' give 0.
 #'
-#' Like memshare's, it needs the suggested packages ScatterDensity (>=
-#' 0.1.1) and DataVisualizations (>= 1.1.5), or mpmi for `useMPMI = TRUE`:
-#' when one is missing it warns ("Please install package ...") and returns
-#' `NULL`.
+#' It needs the suggested packages ScatterDensity (>= 0.1.1) and
+#' DataVisualizations (>= 1.1.5), or mpmi for `useMPMI = TRUE`: when one is
+#' missing it stops with an error naming the package to install (memshare's
+#' warns "Please install package ..." and returns `NULL`, which a caller
+#' such as `memApply()` would take for a result).
 #'
 #' @param x,y Numeric vectors of the same length.
 #' @param isXDiscrete,isYDiscrete Whether `x` (`y`) holds discrete values
@@ -54,8 +55,7 @@
 #'   out.
 #' @param useMPMI Use the mpmi package's estimators.
 #' @param na.rm Use complete pairs only.
-#' @return The mutual information, a number; `NULL` (with a warning) when a
-#'   package it needs is missing.
+#' @return The mutual information, a number.
 #' @seealso [memApply()] and the other functions of [compat-memshare].
 #' @export
 #' @examples
@@ -67,12 +67,7 @@
 #' }
 mutualinfo <- function(x, y, isXDiscrete = FALSE, isYDiscrete = FALSE,
                        eps = .Machine$double.eps * 1000, useMPMI = FALSE, na.rm = FALSE) {
-  for (pkg in c("ScatterDensity", "DataVisualizations")) {
-    if (!requireNamespace(pkg, quietly = TRUE)) {
-      warning(sprintf("Please install package %s.", pkg), call. = FALSE)
-      return(NULL)
-    }
-  }
+  for (pkg in if (useMPMI) "mpmi" else c("ScatterDensity", "DataVisualizations")) need_package(pkg)
   x <- as.numeric(x)
   y <- as.numeric(y)
   if (length(x) != length(y)) stop("mutualinfo(): `x` and `y` must have the same length", call. = FALSE)
@@ -160,11 +155,16 @@ mixed_information <- function(x, y, eps) {
   sum(joint[kept] * log((within_class / overall)[kept]))
 }
 
-mpmi_information <- function(x, y, isXDiscrete, isYDiscrete) {
-  if (!requireNamespace("mpmi", quietly = TRUE)) {
-    warning("Please install package mpmi.", call. = FALSE)
-    return(NULL)
+# Stops, naming the package to install, when the suggested package `pkg`
+# is not installed.
+need_package <- function(pkg) {
+  if (!requireNamespace(pkg, quietly = TRUE)) {
+    stop(sprintf("mutualinfo() needs the %s package: install it with install.packages(\"%s\")",
+                 pkg, pkg), call. = FALSE)
   }
+}
+
+mpmi_information <- function(x, y, isXDiscrete, isYDiscrete) {
   if (isXDiscrete && isYDiscrete) {
     return(mpmi::dmi(cbind(x, y))$mi[1L, 2L])
   }

@@ -75,7 +75,8 @@
 #'   previously allocated" is "is not registered in namespace").
 #' * [mutualinfo()] gives memshare's values in every mode (to 1e-8); a
 #'   missing value with `na.rm = FALSE` is a clear error where memshare
-#'   fails inside `seq()`.
+#'   fails inside `seq()`, and so is a missing suggested package (which
+#'   memshare's answers with a warning and `NULL`).
 #' * memshare's namespaces are limited by the operating system (31
 #'   characters on macOS, a `Local\\` prefix on Windows); shmr runs on
 #'   Linux, where a region name (`memshare.<namespace>.<variable>`) may

@@ -371,10 +371,10 @@ test_that("memApply() warns and uses as.matrix() for a data frame; results are u
 
 # mutualinfo(): memshare's values were computed with memshare 1.1.1 on R
 # 4.5.0 (see each test). Without ScatterDensity, memshare::mutualinfo()
-# warns "Please install package ScatterDensity." and returns NULL, in every
-# mode, useMPMI = TRUE included (checked with memshare 1.1.1 on R 4.5.0 in a
-# library holding memshare, Rcpp and mpmi only).
-test_that("mutualinfo() without its suggested packages warns and returns NULL, as memshare's", {
+# warns "Please install package ScatterDensity." and returns NULL, which a
+# caller (memApply()) takes for a value; shmr's stops and says what to
+# install.
+test_that("mutualinfo() without its suggested packages stops, naming the package to install", {
   skip_without_callr()
   lib <- tempfile("lib-")
   dir.create(lib)
@@ -390,18 +390,24 @@ test_that("mutualinfo() without its suggested packages warns and returns NULL, a
       function() shmr::mutualinfo(rnorm(10), rnorm(10), useMPMI = TRUE)
     )
     lapply(calls, function(f) {
-      warning <- NULL
-      value <- withCallingHandlers(f(), warning = function(w) {
-        warning <<- conditionMessage(w)
+      warnings <- character()
+      value <- withCallingHandlers(tryCatch(f(), error = function(e) e), warning = function(w) {
+        warnings <<- c(warnings, conditionMessage(w))
         invokeRestart("muffleWarning")
       })
-      list(value = value, warning = warning)
+      list(error = if (inherits(value, "error")) conditionMessage(value),
+           call = if (inherits(value, "error")) conditionCall(value), warnings = warnings)
     })
   }, args = list(lib = lib), libpath = lib)
-  for (g in got) {
-    expect_null(g$value)
-    expect_identical(g$warning, "Please install package ScatterDensity.")
+  needs <- function(pkg) sprintf("mutualinfo() needs the %s package: install it with install.packages(\"%s\")",
+                                 pkg, pkg)
+  for (g in got[1:3]) {
+    expect_identical(g$error, needs("ScatterDensity"))
+    expect_null(g$call)
+    expect_identical(g$warnings, character())
   }
+  # mpmi's estimators need mpmi only.
+  expect_identical(got[[4]]$error, needs("mpmi"))
 })
 
 # Reference values: memshare::mutualinfo() of memshare 1.1.1 on R 4.5.0 with
