@@ -17,6 +17,7 @@
 #include "r_types.h"
 #include "view.h"
 #include "view_classes.h"
+#include "writable_copies.h"
 
 namespace shmr::glue {
 namespace {
@@ -217,12 +218,19 @@ R_xlen_t string_length(SEXP x) {
 
 SEXP string_elt(SEXP x, R_xlen_t i) { return element(x, usable_handle(x), i); }
 
+// A string view of a writable share changes only as a private copy: its
+// strings cannot change in the region. A copy that package code changes
+// (rbind() of a data frame, replace()) becomes one, as a copy of a
+// fixed-width vector does there; a change meant for the share is an error.
 void string_set_elt(SEXP x, R_xlen_t i, SEXP value) {
   ViewHandle& handle = usable_handle(x);
-  if (view_writes_through(handle))
-    Rf_error("shmr: character vectors of a writable share cannot be changed in place; "
-             "only logical, integer, double, complex and raw vectors can");
   PROTECT(value);
+  if (view_writes_through(handle) && handle.writable_copy != WritableCopy::Private) {
+    if (!string_change_is_private(x, handle))
+      Rf_error("shmr: character vectors of a writable share cannot be changed in place; "
+               "only logical, integer, double, complex and raw vectors can");
+    handle.writable_copy = WritableCopy::Private;
+  }
   SEXP full = materialized(x, handle);
   handle.cache_written = true;
   SET_STRING_ELT(full, i, value);
@@ -273,9 +281,18 @@ SEXP string_duplicate(SEXP x, Rboolean) {
   if (handle.cache_written) return nullptr;
   SEXP copy = fresh_view_of(handle);
   if (copy == nullptr) return nullptr;
-  SEXP full = full_vector(x);
-  if (full == R_NilValue) return copy;
   PROTECT(copy);
+  if (view_writes_through(handle)) {
+    // What it was copied from, for string_change_is_private() to find.
+    ViewHandle* copied = own_handle(copy);
+    copied->copied_from = x;
+    copied->copied_from_serial = handle.serial;
+  }
+  SEXP full = full_vector(x);
+  if (full == R_NilValue) {
+    UNPROTECT(1);
+    return copy;
+  }
   SEXP copied = PROTECT(Rf_duplicate(full));
   set_full(copy, *own_handle(copy), copied);
   UNPROTECT(2);

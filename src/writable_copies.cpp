@@ -514,6 +514,11 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle) {
   return make_private(x, handle);
 }
 
+bool string_change_is_private(SEXP x, ViewHandle& handle) {
+  SEXP holder = R_NilValue;
+  return decide(x, handle, holder) == Outcome::Private;
+}
+
 void take_snapshot(SEXP x, ViewHandle& handle) {
   make_private(x, handle);
   handle.snapshot_due = false;

@@ -45,6 +45,15 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep);
 // miss shared memory. Call only from a frame that owns no C++ object.
 void* settle_writable_copy(SEXP x, ViewHandle& handle);
 
+// Set_elt of a string view of a writable share, whose strings never change
+// in the region: true when the change is one that package code (base R's
+// rbind(), replace(), `is.na<-`) makes to a copy of its own, which then
+// becomes an ordinary private vector, as a fixed-width copy would; false
+// when it would be taken for a change to the share (a script's variable, a
+// user's function), which cannot reach shared memory. Decided as a Pending
+// copy's first write is. Call only from a frame that owns no C++ object.
+bool string_change_is_private(SEXP x, ViewHandle& handle);
+
 // Makes a view whose snapshot is due a private copy of the elements it
 // reads. Call only from a view class's method, from a frame that owns no
 // C++ object (it allocates).

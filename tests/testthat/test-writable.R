@@ -89,6 +89,33 @@ test_that("a write R would send to a private copy is an error", {
   expect_error(s[1] <- "z", "cannot be changed in place")
 })
 
+test_that("package code changes its own copy of a writable share's character column: rbind()", {
+  # Before: rbind.data.frame() writes the rows of the other frames into its
+  # copy of the first frame's columns, and the copy of a character column
+  # raised "character vectors of a writable share cannot be changed in
+  # place": reading a writable data frame with a character column failed.
+  original <- data.frame(a = c(5, 3, 1), s = c("five", NA, "one"), stringsAsFactors = FALSE)
+  more <- data.frame(a = 0, s = "zero", stringsAsFactors = FALSE)
+  d <- share(original, readonly = FALSE)
+  expect_identical(rbind(d, d), rbind(original, original))
+  expect_identical(rbind(d, more), rbind(original, more))
+  # The share keeps its values, and is still the share.
+  expect_identical(as.list(fetch(d)), as.list(original))
+  expect_true(is_shared(d$s))
+  # A change meant for the share still cannot be made.
+  expect_error(d[1, "s"] <- "z", "cannot be changed in place")
+  s <- share(c("a", "b"), readonly = FALSE)
+  alias <- s
+  expect_error(alias[1] <- "z", "cannot be changed in place")
+  rm(alias)
+  f <- function(v) {
+    v[1] <- "z"
+    v
+  }
+  expect_error(f(s), "cannot be changed in place")
+  expect_identical(s[], c("a", "b"))
+})
+
 test_that("columns of a writable data frame or list change in place, as a user writes it", {
   d <- share(data.frame(a = 1:5, b = as.numeric(1:5)), readonly = FALSE)
   name <- shared_name(d)
