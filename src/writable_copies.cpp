@@ -515,6 +515,24 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle) {
 }
 
 bool string_change_is_private(SEXP x, ViewHandle& handle) {
+  // A copy that a variable of package code holds itself (R's EnsureLocal()
+  // gave replace()'s or `is.na<-`'s `x` the copy, which it then changes):
+  // that function computes a new value. A fixed-width copy is copied once
+  // more there (it references itself) and so decided below; a string copy
+  // is not.
+  const Copy context(x, handle, false);
+  SEXP found = PROTECT(writer_environments());
+  SEXP envs = VECTOR_ELT(found, 0);
+  SEXP kinds = VECTOR_ELT(found, 1);
+  bool own = false;
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    const Bindings bindings = scan(VECTOR_ELT(envs, i), context);
+    if (bindings.selves == 0 && bindings.targets == 0) continue;
+    own = bindings.selves > 0 && std::strcmp(CHAR(STRING_ELT(kinds, i)), "package") == 0;
+    break;
+  }
+  UNPROTECT(1);
+  if (own) return true;
   SEXP holder = R_NilValue;
   return decide(x, handle, holder) == Outcome::Private;
 }

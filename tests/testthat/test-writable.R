@@ -89,7 +89,7 @@ test_that("a write R would send to a private copy is an error", {
   expect_error(s[1] <- "z", "cannot be changed in place")
 })
 
-test_that("package code changes its own copy of a writable share's character column: rbind()", {
+test_that("package code changes its own copy of a writable share's character vector: rbind(), replace()", {
   # Before: rbind.data.frame() writes the rows of the other frames into its
   # copy of the first frame's columns, and the copy of a character column
   # raised "character vectors of a writable share cannot be changed in
@@ -99,6 +99,9 @@ test_that("package code changes its own copy of a writable share's character col
   d <- share(original, readonly = FALSE)
   expect_identical(rbind(d, d), rbind(original, original))
   expect_identical(rbind(d, more), rbind(original, more))
+  # So do replace() and `is.na<-`, which change the copy R gives their `x`.
+  expect_identical(replace(d$s, 2, "two"), c("five", "two", "one"))
+  expect_identical(`is.na<-`(d$s, 1), c(NA, NA, "one"))
   # The share keeps its values, and is still the share.
   expect_identical(as.list(fetch(d)), as.list(original))
   expect_true(is_shared(d$s))
@@ -108,12 +111,22 @@ test_that("package code changes its own copy of a writable share's character col
   alias <- s
   expect_error(alias[1] <- "z", "cannot be changed in place")
   rm(alias)
-  f <- function(v) {
-    v[1] <- "z"
-    v
-  }
-  expect_error(f(s), "cannot be changed in place")
   expect_identical(s[], c("a", "b"))
+  # And so is a change inside a function you wrote (one of the global
+  # environment: a test's functions count as package code).
+  got <- in_other_process(function() {
+    s <- share(c("a", "b"), readonly = FALSE)
+    change <- function(v) {
+      v[1] <- "z"
+      v
+    }
+    list(error = tryCatch({
+      change(s)
+      "no error"
+    }, error = conditionMessage), s = fetch(s))
+  })
+  expect_match(got$error, "cannot be changed in place")
+  expect_identical(got$s, c("a", "b"))
 })
 
 test_that("columns of a writable data frame or list change in place, as a user writes it", {
