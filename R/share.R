@@ -27,7 +27,8 @@
 #' too. Changing a shared list (`x$a <- 1`) makes a private list that
 #' travels by value; the region never changes. On R 4.2 a list travels
 #' element by element (its views by name; in a list of 64 elements or more,
-#' elements of at most 56 bytes by value) and arrives as an ordinary list.
+#' elements of at most 56 bytes by value, except in a writable share) and
+#' arrives as an ordinary list.
 #' Workers on other hosts (mirai's remote daemons) get one copy per host:
 #' see [remote].
 #'

@@ -80,9 +80,17 @@ bool is_pairlist(const NodeView& node) {
   return node.kind() == NodeKind::List && (node.flags() & format::kNodeFromPairlist) != 0;
 }
 
+// True for a region written in place (a writable share, a buffer): each of
+// its elements must read it, since a copy would take writes that the
+// region and every other process never see.
+bool written_in_place(const RegionReader& reader) {
+  return (reader.header().flags & format::kFlagReadonly) == 0;
+}
+
 class Planner {
  public:
-  explicit Planner(const RegionReader& reader) : reader_(reader) {}
+  explicit Planner(const RegionReader& reader)
+      : reader_(reader), small_elements_copied_(kRules.plain_small_elements && !written_in_place(reader)) {}
 
   // Collects every slot `start` needs; returns them children first, so the
   // last one is `start`'s. A list that becomes a list view needs only its
@@ -161,7 +169,7 @@ class Planner {
     slot.plain = is_viewable(node.kind()) &&
                  (slot.role == Role::Attribute
                       ? bytes <= kPlainAttributeBytes
-                      : kRules.plain_small_elements && !is_start && bytes <= kPlainElementBytes &&
+                      : small_elements_copied_ && !is_start && bytes <= kPlainElementBytes &&
                             in_long_list_.count(node.index()) != 0);
     if (slot.plain && node.kind() == NodeKind::String)
       for (uint64_t i = 0; i < node.length(); ++i) slot.strings.push_back(node.string_at(i));
@@ -175,6 +183,7 @@ class Planner {
   }
 
   const RegionReader& reader_;
+  const bool small_elements_copied_;
   uint64_t start_ = 0;
   std::vector<Slot> slots_;
   std::unordered_map<uint64_t, size_t> slot_of_;
@@ -366,8 +375,10 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
     if (child.kind() == NodeKind::Null) return R_NilValue;
     // In a long list a small element is copied, as on older R (see
     // kPlainElementBytes): a view would cost more to make and to hold than
-    // its data, and the list travels as one object anyway.
+    // its data, and the list travels as one object anyway. Not in a region
+    // written in place, where a copy would keep the writes to itself.
     if (is_viewable(child.kind()) && list.node.length() >= kPlainElementsFrom &&
+        !written_in_place(list.mapping->reader()) &&
         payload_bytes(child) <= kPlainElementBytes) {
       std::vector<StringRef> strings;
       if (child.kind() == NodeKind::String)

@@ -114,6 +114,9 @@ bool node_holds(const RegionReader& reader, const NodeView& list, uint64_t wante
 }
 
 bool holds(SEXP list, const ViewHandle& copy, int depth, uint64_t& budget) {
+  // R wraps a list of 64 elements or more instead of copying it to change
+  // its attributes (R >= 4.3): `[<-.data.frame`'s class(x) <- NULL.
+  list = unwrapped(list);
   if (ListHandle* view = list_view_handle(list)) {
     if (!view->written) {
       if (view->mapping->region().name() != copy.mapping->region().name()) return false;
@@ -561,6 +564,7 @@ extern "C" SEXP shmr_writable_part(SEXP x) {
   if (writes_through(x)) {
     part = TYPEOF(x) == STRSXP ? "strings" : "through";
   } else if (TYPEOF(x) == VECSXP) {
+    x = unwrapped(x);
     if (const ListHandle* list = list_view_handle(x)) {
       if (list->mapping->region().access() == shmr::Access::SharedWritable) part = "list";
     } else if (!ALTREP(x)) {

@@ -680,3 +680,21 @@ test_that("a function's superassignment to a writable list of the script writes 
   expect_error(source(script, local = env), "another variable refers to the same object")
   expect_identical(env$alias$v[], numeric(4))
 })
+
+test_that("a wide writable data frame (64 columns or more) writes row changes through", {
+  # R wraps a list of 64 elements or more instead of copying it (R >= 4.3),
+  # and copied the small elements of such a list (R < 4.3, and on reading).
+  for (rows in c(3, 10)) {
+    d <- as.data.frame(matrix(as.numeric(seq_len(rows * 80)), rows))
+    w <- share(d, readonly = FALSE)
+    name <- shared_name(w)
+    w[1:2, ] <- w[2:1, ]
+    d[1:2, ] <- d[2:1, ]
+    w$V80[rows] <- -1
+    d$V80[rows] <- -1
+    expect_true(is_shared(w$V1) && is_shared(w$V80), info = rows)
+    expect_identical(in_other_process(function(name) as.list(shmr::map_shared(name)[, ]), list(name)),
+                     as.list(d), info = rows)
+    expect_identical(as.list(w[, ]), as.list(d), info = rows)
+  }
+})
