@@ -1,5 +1,7 @@
 #include "list_registry.h"
 
+#include <algorithm>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -24,13 +26,59 @@ struct Entry {
   // by a check against the region (holds_decoded), since an element's
   // address can be reused once the list no longer holds it.
   std::vector<SEXP> elements;
+  // For a list of a writable share: its key in Registry::by_first_view.
+  bool indexed = false;
+  size_t first_view_key = 0;
 };
 
 struct Registry {
   std::unordered_map<SEXP, Entry> by_list;
   // The lists each mapping registered, so a dying mapping forgets only its own.
   std::unordered_map<const Mapping*, std::vector<SEXP>> by_owner;
+  // The lists of writable shares, by their first view's region and node
+  // (first_view_key()): R's copies of them are found from there.
+  std::unordered_multimap<size_t, SEXP> by_first_view;
 };
+
+// How many elements a list's first view is looked for in.
+constexpr R_xlen_t kFirstViewWithin = 16;
+
+size_t first_view_key(const std::string& region, uint64_t node) {
+  return std::hash<std::string>()(region) * 31 + std::hash<uint64_t>()(node);
+}
+
+const Entry* live_entry(SEXP x, std::shared_ptr<Mapping>& mapping);
+
+// The region and node of the first part of a writable share among the
+// first elements of `list` (a view, or a shared list inside it), with its
+// position; false when there is none. `adopt`: a list inside is found as
+// find_list() finds it, R's copies included; otherwise only registered.
+bool first_writable_part(SEXP list, bool adopt, R_xlen_t& position, std::string& region,
+                         uint64_t& node) {
+  const R_xlen_t n = std::min<R_xlen_t>(XLENGTH(list), kFirstViewWithin);
+  for (position = 0; position < n; ++position) {
+    SEXP element = VECTOR_ELT(list, position);
+    std::shared_ptr<Mapping> mapping;
+    if (const ViewHandle* view = view_handle(element)) {
+      if (view->is_slice()) continue;
+      mapping = view->mapping;
+      node = view->node.index();
+    } else if (TYPEOF(element) == VECSXP && !ALTREP(element)) {
+      if (adopt) {
+        ListOrigin inner = find_list(element);
+        mapping = inner.mapping;
+        node = inner.node;
+      } else if (const Entry* inner = live_entry(element, mapping)) {
+        node = inner->node.index();
+      }
+    }
+    if (mapping != nullptr && mapping->region().access() == Access::SharedWritable) {
+      region = mapping->region().name();
+      return true;
+    }
+  }
+  return false;
+}
 
 // Never destroyed, so no static destructor runs after R has gone.
 Registry& registry() {
@@ -56,6 +104,22 @@ bool visit_elements(SEXP list, Visit visit) {
     if (!visit(static_cast<size_t>(i), VECTOR_ELT(list, i))) return false;
   return true;
 }
+
+// Removes `list`'s entry `entry` from by_first_view.
+void unindex(Registry& r, SEXP list, const Entry& entry) noexcept {
+  if (!entry.indexed) return;
+  auto range = r.by_first_view.equal_range(entry.first_view_key);
+  for (auto it = range.first; it != range.second; ++it)
+    if (it->second == list) {
+      r.by_first_view.erase(it);
+      return;
+    }
+}
+
+// How deep lists inside R's copy of a list are looked at as copies too.
+constexpr int kAdoptedDepth = 8;
+
+ListOrigin adopted_list(SEXP x, int depth);
 
 // The entry of `x` when its mapping lives and its region is open.
 const Entry* live_entry(SEXP x, std::shared_ptr<Mapping>& mapping) {
@@ -106,6 +170,57 @@ bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position
   }
 }
 
+// True when `element`, at `position` of a list R made of the registered
+// list `entry` describes (a writable share's data frame after `[<-` or `$<-`
+// changed a column: R's own copy of the list), reads what the decoded
+// element read: that element itself, or a view of the same node that
+// writes through to it (the copy a change settled as the share's value, or
+// R's copy of it not yet written, such as `[<-.Date`'s class<- makes).
+bool reads_as_decoded(const Entry& entry, const Mapping& mapping, uint64_t position, SEXP element,
+                      int depth) {
+  if (element == entry.elements[position]) {
+    std::vector<SEXP> nested;
+    if (!holds_decoded(entry, mapping, position, element, nested)) return false;
+    for (SEXP list : nested)
+      if (find_list(list).mapping == nullptr) return false;
+    return true;
+  }
+  const uint64_t node = entry.node.child(position);
+  if (const ViewHandle* view = view_handle(element))
+    return view->node.index() == node && !view->is_slice() && !view->holds_private_values() &&
+           view->mapping->region().name() == mapping.region().name();
+  if (depth > 0 && is_ordinary_list(element) && TYPEOF(element) == VECSXP) {
+    ListOrigin inner = find_list(element);
+    return inner.mapping != nullptr && inner.node == node &&
+           inner.mapping->region().name() == mapping.region().name();
+  }
+  return false;
+}
+
+// The origin of `x`, an ordinary list that is not registered, when it is
+// R's copy of a registered list of a writable share, holding the same
+// elements or views that write through to the same nodes.
+ListOrigin adopted_list(SEXP x, int depth) {
+  if (TYPEOF(x) != VECSXP || ALTREP(x) || registry().by_list.count(x) != 0) return {};
+  R_xlen_t at = 0;
+  std::string region;
+  uint64_t part = 0;
+  if (!first_writable_part(x, true, at, region, part)) return {};
+  auto range = registry().by_first_view.equal_range(first_view_key(region, part));
+  for (auto it = range.first; it != range.second; ++it) {
+    std::shared_ptr<Mapping> mapping;
+    const Entry* entry = live_entry(it->second, mapping);
+    if (entry == nullptr || entry->elements.size() != static_cast<size_t>(XLENGTH(x)) ||
+        mapping->region().name() != region || entry->node.child(static_cast<uint64_t>(at)) != part)
+      continue;
+    bool same = true;
+    for (R_xlen_t i = 0; i < XLENGTH(x) && same; ++i)
+      same = reads_as_decoded(*entry, *mapping, static_cast<uint64_t>(i), VECTOR_ELT(x, i), depth - 1);
+    if (same) return {mapping, entry->node.index()};
+  }
+  return {};
+}
+
 }  // namespace
 
 void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t node) {
@@ -118,6 +233,18 @@ void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t 
     return true;
   });
   Registry& r = registry();
+  if (TYPEOF(list) == VECSXP && mapping->region().access() == Access::SharedWritable) {
+    R_xlen_t at = 0;
+    std::string region;
+    uint64_t part = 0;
+    if (first_writable_part(list, false, at, region, part)) {
+      entry.indexed = true;
+      entry.first_view_key = first_view_key(region, part);
+      r.by_first_view.emplace(entry.first_view_key, list);
+    }
+  }
+  auto stale = r.by_list.find(list);
+  if (stale != r.by_list.end()) unindex(r, list, stale->second);
   r.by_owner[mapping.get()].push_back(list);
   // A stale entry (its list was collected; R reused the address) is
   // replaced; forget_lists_of() checks the owner before erasing.
@@ -128,7 +255,7 @@ ListOrigin find_list(SEXP x) {
   try {
     std::shared_ptr<Mapping> mapping;
     const Entry* root = live_entry(x, mapping);
-    if (root == nullptr) return {};
+    if (root == nullptr) return adopted_list(x, kAdoptedDepth);
     uint64_t node = root->node.index();
     std::vector<SEXP> pending{x};
     std::unordered_set<SEXP> checked;
@@ -161,7 +288,10 @@ void forget_lists_of(const Mapping* mapping) noexcept {
   if (owned == r.by_owner.end()) return;
   for (SEXP list : owned->second) {
     auto found = r.by_list.find(list);
-    if (found != r.by_list.end() && found->second.owner == mapping) r.by_list.erase(found);
+    if (found != r.by_list.end() && found->second.owner == mapping) {
+      unindex(r, list, found->second);
+      r.by_list.erase(found);
+    }
   }
   r.by_owner.erase(owned);
 }

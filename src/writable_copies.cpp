@@ -321,7 +321,7 @@ R_xlen_t superassigned_in(SEXP envs, SEXP env, const Copy& copy) {
 // `holder` is set to the value assigned: the list (or the element) before
 // the change.
 Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP replacing,
-                             SEXP& holder) {
+                             SEXP& holder, bool assignments_only = false) {
   const ViewHandle& handle = copy.handle;
   SEXP temporary = Rf_install("*tmp*");
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
@@ -342,6 +342,7 @@ Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP repla
     }
     return outcome_in(envs, kinds, i, bindings.others == 1, copy);
   }
+  if (assignments_only) return Outcome::RefuseUnknown;
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     if (std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") != 0) continue;
     const Bindings bindings = scan(VECTOR_ELT(envs, i), copy);
@@ -351,6 +352,46 @@ Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP repla
     return outcome_in(envs, kinds, i, true, copy);
   }
   return Outcome::RefuseUnknown;
+}
+
+// Puts `source` where the ordinary list `list`, or a list inside it down to
+// `depth` levels, holds `copy`. True when it did.
+bool put_back(SEXP list, SEXP copy, SEXP source, int depth) {
+  if (TYPEOF(list) != VECSXP || ALTREP(list)) return false;
+  for (R_xlen_t i = 0; i < XLENGTH(list); ++i) {
+    SEXP element = VECTOR_ELT(list, i);
+    if (element == copy) {
+      SET_VECTOR_ELT(list, i, source);
+      return true;
+    }
+    if (depth > 0 && put_back(element, copy, source, depth - 1)) return true;
+  }
+  return false;
+}
+
+// A copy referenced twice that no variable's wrapper holds, on R < 4.3: R's
+// recursive `[[<-` (`l[[c(1, 2)]] <- v`) on a list another variable also
+// holds copies the list, puts its copy of the element there (a second
+// reference, as a wrapper's) and writes into it (and so does R after a
+// second variable that held the list went: the list it held keeps the
+// element referenced until it is collected). When a complex assignment
+// changes a list holding the element, the copy is decided as the copy of
+// `l[[1]][2] <- v` is; with no such assignment it is scratch space
+// (Private), as before.
+// On a refusal, R has bound the variable to its copy of the list already
+// (EnsureLocal()), holding the copy: the element it was copied from is put
+// back there, so the list holds the share's element again instead of a
+// copy that each later read would have to settle (and refuse).
+Outcome copy_in_list_copy_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP replacing,
+                                  SEXP& holder) {
+  const Outcome outcome = list_element_outcome(copy, envs, kinds, replacing, holder, true);
+  if (outcome == Outcome::Shared) return outcome;
+  if (outcome != Outcome::RefuseSecondVariable && outcome != Outcome::RefuseInFunction)
+    return Outcome::Private;
+  const ViewHandle& handle = copy.handle;
+  if (handle.copied_from != nullptr && tracked_view(handle.copied_from_serial) != nullptr)
+    put_back(holder, copy.object, static_cast<SEXP>(const_cast<void*>(handle.copied_from)), kListDepth);
+  return outcome;
 }
 
 // What the copy `copy` settles as; `holder` is set as list_element_outcome()
@@ -398,6 +439,8 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder) {
     outcome = Outcome::Shared;
   else if (!targeted && !wrapped)
     outcome = list_element_outcome(context, envs, kinds, replacing, holder);
+  else if (!targeted && !have_list_views())
+    outcome = copy_in_list_copy_outcome(context, envs, kinds, replacing, holder);
   UNPROTECT(1);
   return outcome;
 }

@@ -381,8 +381,8 @@ test_that("a writable share assigned to itself in a new order gets R's values, w
   m <- share(m0, readonly = FALSE)
   d0 <- data.frame(a = as.numeric(1:8), b = 1:8)
   d <- share(d0, readonly = FALSE)
-  # A data frame is its region's object again only on R >= 4.3 once a
-  # column was written (?share): its name is taken first.
+  # Their names are taken first: the objects after the change are checked
+  # elsewhere.
   names <- list(w = shared_name(w), m = shared_name(m), d = shared_name(d))
   w[o] <- w
   x[o] <- x
@@ -641,14 +641,20 @@ test_that("a recursive index writes a writable list's element through, or is ref
   expect_true(is_shared(l))
   expect_identical(in_other_process(function(name) lapply(shmr::map_shared(name), `[`), list(name)),
                    expected)
-  # On R >= 4.3 the list is shmr's own object and sees R put its copy of
-  # the element in place. On R 4.2 R puts it in a plain list (its copy of
-  # the list held twice), where shmr takes it for scratch space: a known gap.
-  skip_if(getRversion() < "4.3.0")
+  # A second variable: on R >= 4.3 the list is shmr's own object and sees R
+  # put its copy of the element in place; on R < 4.3 R puts it in its copy
+  # of the list, held twice, and writes into it there.
   alias <- l
   expect_error(l[[c(1, 1)]] <- 0, "another variable refers to the same object")
   expect_identical(in_other_process(function(name) shmr::map_shared(name)$v[], list(name)),
                    c(1, 50, 3))
+  # The refused change leaves both variables the share, readable as before.
+  expect_true(is_shared(l) && is_shared(alias) && identical(l, alias))
+  rm(alias)
+  l[[c(1, 1)]] <- 10
+  expect_true(is_shared(l))
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$v[], list(name)),
+                   c(10, 50, 3))
 })
 
 test_that("a function's superassignment to a writable list of the script writes through", {
@@ -697,4 +703,43 @@ test_that("a wide writable data frame (64 columns or more) writes row changes th
                      as.list(d), info = rows)
     expect_identical(as.list(w[, ]), as.list(d), info = rows)
   }
+})
+
+test_that("a writable data frame or list is still its share after a column is written", {
+  # On R < 4.3 a data frame's `[<-` and `$<-` methods return R's copy of the
+  # list, holding the column that wrote through: it is the share all the same.
+  x <- list(a = as.numeric(1:5), b = 1:5)
+  check <- function(w, name, info) {
+    expect_true(is_shared(w), info = info)
+    expect_identical(shared_name(w), name, info = info)
+    seen <- in_other_process(function(name) shmr::map_shared(name)$a[], list(name))
+    expect_identical(seen, c(0, 2, 3, 4, 5), info = info)
+  }
+  for (kind in c("data.frame", "list")) {
+    y <- if (kind == "data.frame") as.data.frame(x) else x
+    w <- share(y, readonly = FALSE)
+    n <- shared_name(w)
+    w$a[1] <- 0
+    check(w, n, paste(kind, "w$a[1]"))
+    w <- share(y, readonly = FALSE)
+    n <- shared_name(w)
+    w[["a"]][1] <- 0
+    check(w, n, paste(kind, "w[['a']][1]"))
+    w <- share(y, readonly = FALSE)
+    n <- shared_name(w)
+    w[[1]][1] <- 0
+    check(w, n, paste(kind, "w[[1]][1]"))
+  }
+  w <- share(as.data.frame(x), readonly = FALSE)
+  n <- shared_name(w)
+  w[1, "a"] <- 0
+  check(w, n, "w[1, 'a']")
+  w <- share(as.data.frame(x), readonly = FALSE)
+  n <- shared_name(w)
+  w[1, ] <- list(0, 10L)
+  check(w, n, "w[1, ]")
+  # A list R built anew from the share's columns is the share too, as it is
+  # on R >= 4.3; one holding other values is not.
+  expect_true(is_shared(unclass(w)))
+  expect_false(is_shared(list(a = w$a, b = w$b[])))
 })
