@@ -233,7 +233,27 @@ bool is_element_of_node(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP v
   }
 }
 
+// True when `value` is an unchanged list view of the list node of element
+// `i` of a writable share, with the attributes of the element read before:
+// R's copy of a list inside the list, put back in its place (`l$a$b[2] <- 0`
+// puts its copy of l$a back; `l[[c(1, 1, 2)]] <- 0` puts it there before
+// it goes on), whose elements write through or were refused.
+bool is_list_of_node(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
+  const ListHandle* list = list_view_handle(value);
+  if (list == nullptr || list->written || list->mapping->region().access() != Access::SharedWritable ||
+      list->mapping->region().name() != handle.mapping->region().name())
+    return false;
+  SEXP before = cache == R_NilValue ? R_NilValue : VECTOR_ELT(cache, i);
+  if (before == R_NilValue || !R_compute_identical(ATTRIB(before), ATTRIB(value), 16)) return false;
+  try {
+    return handle.node.child(static_cast<uint64_t>(i)) == list->node.index();
+  } catch (...) {
+    return false;
+  }
+}
+
 bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
+  if (is_list_of_node(handle, cache, i, value)) return true;
   return is_element_of_node(handle, cache, i, value) &&
          view_handle(value)->writable_copy != WritableCopy::Pending;
 }

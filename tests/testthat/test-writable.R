@@ -743,3 +743,21 @@ test_that("a writable data frame or list is still its share after a column is wr
   expect_true(is_shared(unclass(w)))
   expect_false(is_shared(list(a = w$a, b = w$b[])))
 })
+
+test_that("a list inside a writable list changed in place leaves the outer list shared", {
+  l <- share(list(a = list(b = c(1, 2, 3), z = 1), y = 2), readonly = FALSE)
+  name <- shared_name(l)
+  l[[c(1, 1, 2)]] <- 0
+  l$a$b[3] <- 9
+  l[[1]][[1]][1] <- 7
+  expect_true(is_shared(l))
+  expect_identical(shared_name(l), name)
+  expect_identical(l$a$b[], c(7, 0, 9))
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$a$b[], list(name)),
+                   c(7, 0, 9))
+  alias <- l
+  expect_error(l[[c(1, 1, 1)]] <- -1, "another variable refers to the same object")
+  expect_true(identical(l, alias) && is_shared(l))
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$a$b[], list(name)),
+                   c(7, 0, 9))
+})
