@@ -270,7 +270,7 @@ void list_set_elt(SEXP x, R_xlen_t i, SEXP value) {
     // `l[[1]][2] <- v` is.
     if (is_element_of_node(*handle, R_altrep_data2(x), i, value) &&
         view_handle(value)->writable_copy == WritableCopy::Pending)
-      settle_writable_copy(value, *view_handle(value));
+      settle_writable_copy(value, *view_handle(value), true);
     if (is_element_as_shared(*handle, R_altrep_data2(x), i, value)) {
       SET_VECTOR_ELT(R_altrep_data2(x), i, value);
       return;

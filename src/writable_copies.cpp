@@ -395,14 +395,17 @@ Outcome copy_in_list_copy_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP 
 }
 
 // What the copy `copy` settles as; `holder` is set as list_element_outcome()
-// sets it, when that decides.
-Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder) {
+// sets it, when that decides; `into_list` as for settle_writable_copy().
+Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list) {
   // A buffer changes only through its `[<-` method, which writes to the
   // region whatever object it is given: anything else is R's own business.
   if (is_buffer_region(handle.mapping->reader())) return Outcome::Private;
   // The copy holds one reference to itself: a second one is R's wrapper or
-  // a variable, and R writes into such a copy only through a wrapper.
-  const bool wrapped = MAYBE_SHARED(copy);
+  // a variable, and R writes into such a copy only through a wrapper. A
+  // copy R puts in a list is no wrapper's, whatever else refers to it (the
+  // variable of a function that returned it, such as .POSIXct()'s `xx`,
+  // which R does not always release).
+  const bool wrapped = MAYBE_SHARED(copy) && !into_list;
   const Copy context(copy, handle, wrapped);
   SEXP found = PROTECT(writer_environments());
   SEXP envs = VECTOR_ELT(found, 0);
@@ -543,9 +546,9 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
   return copy;
 }
 
-void* settle_writable_copy(SEXP x, ViewHandle& handle) {
+void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list) {
   SEXP holder = R_NilValue;
-  Outcome outcome = decide(x, handle, holder);
+  Outcome outcome = decide(x, handle, holder, into_list);
   if (outcome == Outcome::Shared) {
     refuse_partial_change(handle, holder);
     handle.writable_copy = WritableCopy::Shared;

@@ -42,8 +42,11 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep);
 
 // Dataptr(writable = TRUE) of a Pending copy: settles what the copy is and
 // returns its data pointer, or raises the R error for a change that would
-// miss shared memory. Call only from a frame that owns no C++ object.
-void* settle_writable_copy(SEXP x, ViewHandle& handle);
+// miss shared memory. `into_list` when R is putting the copy in a writable
+// share's list at its own node's place (altrep_list.cpp): a second
+// reference to it is then no wrapper's. Call only from a frame that owns no
+// C++ object.
+void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list = false);
 
 // Set_elt of a string view of a writable share, whose strings never change
 // in the region: true when the change is one that package code (base R's

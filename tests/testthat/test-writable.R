@@ -761,3 +761,25 @@ test_that("a list inside a writable list changed in place leaves the outer list 
   expect_identical(in_other_process(function(name) shmr::map_shared(name)$a$b[], list(name)),
                    c(7, 0, 9))
 })
+
+test_that("a row change of a date-time column writes through and leaves the data frame shared", {
+  t0 <- as.POSIXct("2020-01-01", tz = "UTC") + 0:2
+  now <- as.POSIXct("2024-05-05 10:00:00", tz = "UTC")
+  w <- share(data.frame(a = c(1, 2, 3), t = t0), readonly = FALSE)
+  name <- shared_name(w)
+  w[1, "t"] <- now
+  w$t[2] <- now + 1
+  l <- share(list(t = t0), readonly = FALSE)
+  lname <- shared_name(l)
+  l$t[3] <- now + 2
+  expect_true(is_shared(w) && is_shared(w$t) && is_shared(l) && is_shared(l$t))
+  expect_identical(shared_name(w), name)
+  t1 <- t0
+  t1[1:2] <- c(now, now + 1)
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$t[], list(name)), t1)
+  t0[3] <- now + 2
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$t[], list(lname)), t0)
+  # Later writes still go through.
+  w[3, "a"] <- 30
+  expect_identical(in_other_process(function(name) shmr::map_shared(name)$a[], list(name)), c(1, 2, 30))
+})
