@@ -116,6 +116,11 @@
 #' (a character or list column, a factor, whose `[<-` method changes a
 #' copy of its own, or a column given values of a wider type), the whole
 #' change is an error raised before any column reaches shared memory; `w[i, c("a", "b")] <- v` changes the others.
+#' A Date, POSIXct or difftime stored as integers
+#' (`structure(1:3, class = "Date")`) cannot take the doubles its `[<-`
+#' method makes of any value (R would put them in a new vector of doubles):
+#' such a change is refused; give integer values
+#' (`w[i] <- structure(10L, class = "Date")`).
 #' Concurrent writers are your responsibility: shmr does
 #' no locking, so have processes write disjoint parts, or synchronise them
 #' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a

@@ -129,12 +129,36 @@ part_refusal <- function(x, value) {
   )
 }
 
+# The `[<-` methods of base R classes that hand the change on to R's own.
+passing_on_methods <- function() {
+  list(base::`[<-.Date`, base::`[<-.POSIXct`, base::`[<-.difftime`)
+}
+
+# NULL, or why R's `[<-`, asked by one of passing_on_methods() running now
+# to change `x`, a part of a writable share stored as integers (a Date made
+# with structure(1:3, class = "Date")), would put it in a new vector of
+# doubles: the method makes the values doubles first (`[<-.Date` gives
+# unclass(as.Date(value))), so no values written in place could come out.
+class_widening_refusal <- function(x) {
+  for (k in rev(seq_len(sys.nframe() - 1L))) {
+    fun <- sys.function(k)
+    if (!any(vapply(passing_on_methods(), identical, TRUE, fun))) next
+    if (!.Call(shmr_same_writable_part, get("x", envir = sys.frame(k)), x)) next
+    cls <- oldClass(x)[1L]
+    return(sprintf(paste0(
+      "its %s values are stored as integers, and R's `[<-` for %s makes the new values doubles, ",
+      "which R puts in a new vector of doubles. Give integer values (w[i] <- ",
+      "structure(as.integer(v), class = class(w))), or use fetch() for a private copy."), cls, cls))
+  }
+  NULL
+}
+
 # The `[<-` methods of base R classes hand the change on to R's own `[<-`
 # on the share (NextMethod()), which writes through; any other method
 # (`[<-.factor` unclasses its argument first) changes a copy of its own.
 # NULL, or why the class of `x` keeps its change from shared memory.
 class_refusal <- function(x) {
-  passing_on <- list(base::`[<-.Date`, base::`[<-.POSIXct`, base::`[<-.difftime`)
+  passing_on <- passing_on_methods()
   for (cls in oldClass(x)) {
     method <- utils::getS3method("[<-", cls, optional = TRUE, envir = globalenv())
     if (is.null(method)) next
@@ -147,9 +171,11 @@ class_refusal <- function(x) {
 # R's `[<-` puts values of a wider type (a double into an integer vector)
 # in a new vector of that type, a private one, and refuses values a raw
 # vector cannot take; both only once the columns before were written.
-# (A Date or POSIXct column's method first makes the value a double.)
+# (A Date or POSIXct column's method first makes the value a double,
+# unless it is of the class already and stored as integers.)
 widening <- function(x, value) {
-  if (inherits(x, c("Date", "POSIXct"))) value <- double()
+  classes <- c("Date", "POSIXct")
+  if (inherits(x, classes) && !(is.integer(value) && inherits(value, classes))) value <- double()
   types <- c("logical", "integer", "double", "complex", "character", "list")
   to <- match(typeof(x), types)
   from <- match(typeof(value), types)

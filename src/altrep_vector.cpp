@@ -311,6 +311,8 @@ SEXP converted(const ViewHandle& handle, SEXP x, SEXPTYPE type, Convert convert)
 
 SEXP view_coerce(SEXP x, int type) {
   const ViewHandle* handle = own_handle(x);
+  if (handle != nullptr && TYPEOF(x) == INTSXP && type == REALSXP && Rf_isObject(x))
+    refuse_class_widening(x, *handle);
   if (handle == nullptr || *handle->slow_path || Rf_isObject(x)) return nullptr;
   const ViewHandle& h = *handle;
   switch (TYPEOF(x)) {

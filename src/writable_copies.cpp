@@ -586,6 +586,25 @@ bool string_change_is_private(SEXP x, ViewHandle& handle) {
   return decide(x, handle, holder) == Outcome::Private;
 }
 
+void refuse_class_widening(SEXP x, const ViewHandle& handle) {
+  if (!view_writes_through(handle) || handle.holds_private_values() ||
+      is_buffer_region(handle.mapping->reader()))
+    return;
+  static SEXP helper = nullptr;
+  SEXP why = PROTECT(call_helper("class_widening_refusal", helper, x));
+  if (TYPEOF(why) != STRSXP || XLENGTH(why) != 1) {
+    UNPROTECT(1);
+    return;
+  }
+  ErrorMessage message;
+  std::snprintf(message.text, sizeof message.text,
+                "shmr: this change to the writable shared object '%s' would go to a private "
+                "copy, not to shared memory: %s",
+                handle.mapping->region().name().c_str(), CHAR(STRING_ELT(why, 0)));
+  UNPROTECT(1);
+  raise_r_error(message);
+}
+
 void take_snapshot(SEXP x, ViewHandle& handle) {
   make_private(x, handle);
   handle.snapshot_due = false;

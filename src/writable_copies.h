@@ -57,6 +57,12 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list = false);
 // copy's first write is. Call only from a frame that owns no C++ object.
 bool string_change_is_private(SEXP x, ViewHandle& handle);
 
+// Coerce of an integer view with a class to double: raises the R error for
+// a writable share that a Date, POSIXct or difftime `[<-` method running now
+// would widen into a private vector of doubles (the method makes its values
+// doubles). Call only from a frame that owns no C++ object.
+void refuse_class_widening(SEXP x, const ViewHandle& handle);
+
 // Makes a view whose snapshot is due a private copy of the elements it
 // reads. Call only from a view class's method, from a frame that owns no
 // C++ object (it allocates).

@@ -783,3 +783,29 @@ test_that("a row change of a date-time column writes through and leaves the data
   w[3, "a"] <- 30
   expect_identical(in_other_process(function(name) shmr::map_shared(name)$a[], list(name)), c(1, 2, 30))
 })
+
+test_that("a Date stored as integers is refused doubles, and written through given integers", {
+  days <- structure(1:3, class = "Date")
+  w <- share(days, readonly = FALSE)
+  name <- shared_name(w)
+  d <- share(data.frame(a = c(1, 2, 3), D = days), readonly = FALSE)
+  dname <- shared_name(d)
+  # `[<-.Date` makes the value a double, and R then puts the integers in a
+  # new vector of doubles: no value written in place could come out.
+  refusal <- "stored as integers.*fetch\\(\\)"
+  expect_error(w[1] <- as.Date("1970-01-10"), refusal)
+  expect_error(d[1, "D"] <- as.Date("1970-01-10"), refusal)
+  expect_error(d$D[2] <- as.Date("1970-01-11"), refusal)
+  expect_error(d[1, ] <- list(10, as.Date("1970-01-10")), "not for column 'D'.*nothing was changed")
+  seen <- function() {
+    in_other_process(function(w, d) list(w = unclass(shmr::map_shared(w)[]),
+                                         d = as.list(shmr::map_shared(d)[, ])), list(name, dname))
+  }
+  expect_identical(seen(), list(w = 1:3, d = list(a = c(1, 2, 3), D = days)))
+  expect_true(is_shared(w) && is_shared(d) && typeof(w) == "integer" && typeof(d$D) == "integer")
+  w[1] <- structure(10L, class = "Date")
+  d[1, "D"] <- structure(10L, class = "Date")
+  days[1] <- structure(10L, class = "Date")
+  expect_identical(seen(), list(w = unclass(days), d = list(a = c(1, 2, 3), D = days)))
+  expect_true(is_shared(w) && is_shared(d))
+})
