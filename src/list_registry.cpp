@@ -197,11 +197,13 @@ bool reads_as_decoded(const Entry& entry, const Mapping& mapping, uint64_t posit
   return false;
 }
 
-// The origin of `x`, an ordinary list that is not registered, when it is
-// R's copy of a registered list of a writable share, holding the same
-// elements or views that write through to the same nodes.
+// The origin of `x`, an ordinary list that is not registered (or no longer
+// holds what it was decoded with: R's `$<-` on a plain list puts the
+// element's copy in place), when it is R's copy of a registered list of a
+// writable share, or that list itself, holding the same elements or views
+// that write through to the same nodes.
 ListOrigin adopted_list(SEXP x, int depth) {
-  if (TYPEOF(x) != VECSXP || ALTREP(x) || registry().by_list.count(x) != 0) return {};
+  if (TYPEOF(x) != VECSXP || ALTREP(x)) return {};
   R_xlen_t at = 0;
   std::string region;
   uint64_t part = 0;
@@ -265,11 +267,11 @@ ListOrigin find_list(SEXP x) {
       if (!checked.insert(list).second) continue;
       std::shared_ptr<Mapping> owner;
       const Entry* entry = live_entry(list, owner);
-      if (entry == nullptr || owner != mapping) return {};
+      if (entry == nullptr || owner != mapping) return adopted_list(x, kAdoptedDepth);
       bool intact = visit_elements(list, [&](size_t i, SEXP element) {
         return holds_decoded(*entry, *mapping, i, element, pending);
       });
-      if (!intact) return {};
+      if (!intact) return adopted_list(x, kAdoptedDepth);
     }
     return {mapping, node};
   } catch (const std::exception&) {

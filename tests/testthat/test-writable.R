@@ -698,10 +698,10 @@ test_that("a wide writable data frame (64 columns or more) writes row changes th
     d[1:2, ] <- d[2:1, ]
     w$V80[rows] <- -1
     d$V80[rows] <- -1
-    expect_true(is_shared(w$V1) && is_shared(w$V80), info = rows)
+    expect_true(is_shared(w$V1) && is_shared(w$V80), info = paste(rows, "rows"))
     expect_identical(in_other_process(function(name) as.list(shmr::map_shared(name)[, ]), list(name)),
-                     as.list(d), info = rows)
-    expect_identical(as.list(w[, ]), as.list(d), info = rows)
+                     as.list(d), info = paste(rows, "rows"))
+    expect_identical(as.list(w[, ]), as.list(d), info = paste(rows, "rows"))
   }
 })
 
