@@ -48,12 +48,23 @@ size_t first_view_key(const std::string& region, uint64_t node) {
 }
 
 const Entry* live_entry(SEXP x, std::shared_ptr<Mapping>& mapping);
+ListOrigin adopted_list(SEXP x, int depth);
+
+// The origin of the ordinary list `element` inside a list being adopted:
+// as find_list() finds a registered one; R's copy of one only `depth`
+// levels further down (each level looks at up to kFirstViewWithin elements).
+ListOrigin inner_origin(SEXP element, int depth) {
+  std::shared_ptr<Mapping> mapping;
+  if (live_entry(element, mapping) != nullptr) return find_list(element);
+  return depth > 0 ? adopted_list(element, depth - 1) : ListOrigin{};
+}
 
 // The region and node of the first part of a writable share among the
 // first elements of `list` (a view, or a shared list inside it), with its
-// position; false when there is none. `adopt`: a list inside is found as
-// find_list() finds it, R's copies included; otherwise only registered.
-bool first_writable_part(SEXP list, bool adopt, R_xlen_t& position, std::string& region,
+// position; false when there is none. A list inside is found by
+// inner_origin(), `depth` levels down; with a negative `depth`, only
+// registered ones.
+bool first_writable_part(SEXP list, int depth, R_xlen_t& position, std::string& region,
                          uint64_t& node) {
   const R_xlen_t n = std::min<R_xlen_t>(XLENGTH(list), kFirstViewWithin);
   for (position = 0; position < n; ++position) {
@@ -64,8 +75,8 @@ bool first_writable_part(SEXP list, bool adopt, R_xlen_t& position, std::string&
       mapping = view->mapping;
       node = view->node.index();
     } else if (TYPEOF(element) == VECSXP && !ALTREP(element)) {
-      if (adopt) {
-        ListOrigin inner = find_list(element);
+      if (depth >= 0) {
+        ListOrigin inner = inner_origin(element, depth);
         mapping = inner.mapping;
         node = inner.node;
       } else if (const Entry* inner = live_entry(element, mapping)) {
@@ -116,10 +127,10 @@ void unindex(Registry& r, SEXP list, const Entry& entry) noexcept {
     }
 }
 
-// How deep lists inside R's copy of a list are looked at as copies too.
-constexpr int kAdoptedDepth = 8;
-
-ListOrigin adopted_list(SEXP x, int depth);
+// How many levels down lists inside R's copy of a list are looked at as
+// R's copies too (`l[[c(1, 1, 2)]] <- v` copies two): a plain list of
+// lists that is no share costs up to kFirstViewWithin^(depth + 1) looks.
+constexpr int kAdoptedDepth = 2;
 
 // The entry of `x` when its mapping lives and its region is open.
 const Entry* live_entry(SEXP x, std::shared_ptr<Mapping>& mapping) {
@@ -189,8 +200,8 @@ bool reads_as_decoded(const Entry& entry, const Mapping& mapping, uint64_t posit
   if (const ViewHandle* view = view_handle(element))
     return view->node.index() == node && !view->is_slice() && !view->holds_private_values() &&
            view->mapping->region().name() == mapping.region().name();
-  if (depth > 0 && is_ordinary_list(element) && TYPEOF(element) == VECSXP) {
-    ListOrigin inner = find_list(element);
+  if (is_ordinary_list(element) && TYPEOF(element) == VECSXP) {
+    ListOrigin inner = inner_origin(element, depth);
     return inner.mapping != nullptr && inner.node == node &&
            inner.mapping->region().name() == mapping.region().name();
   }
@@ -207,7 +218,7 @@ ListOrigin adopted_list(SEXP x, int depth) {
   R_xlen_t at = 0;
   std::string region;
   uint64_t part = 0;
-  if (!first_writable_part(x, true, at, region, part)) return {};
+  if (!first_writable_part(x, depth, at, region, part)) return {};
   auto range = registry().by_first_view.equal_range(first_view_key(region, part));
   for (auto it = range.first; it != range.second; ++it) {
     std::shared_ptr<Mapping> mapping;
@@ -217,7 +228,7 @@ ListOrigin adopted_list(SEXP x, int depth) {
       continue;
     bool same = true;
     for (R_xlen_t i = 0; i < XLENGTH(x) && same; ++i)
-      same = reads_as_decoded(*entry, *mapping, static_cast<uint64_t>(i), VECTOR_ELT(x, i), depth - 1);
+      same = reads_as_decoded(*entry, *mapping, static_cast<uint64_t>(i), VECTOR_ELT(x, i), depth);
     if (same) return {mapping, entry->node.index()};
   }
   return {};
@@ -239,7 +250,7 @@ void remember_list(SEXP list, const std::shared_ptr<Mapping>& mapping, uint64_t 
     R_xlen_t at = 0;
     std::string region;
     uint64_t part = 0;
-    if (first_writable_part(list, false, at, region, part)) {
+    if (first_writable_part(list, -1, at, region, part)) {
       entry.indexed = true;
       entry.first_view_key = first_view_key(region, part);
       r.by_first_view.emplace(entry.first_view_key, list);
