@@ -583,7 +583,7 @@ bool string_change_is_private(SEXP x, ViewHandle& handle) {
   UNPROTECT(1);
   if (own) return true;
   SEXP holder = R_NilValue;
-  return decide(x, handle, holder) == Outcome::Private;
+  return decide(x, handle, holder, false) == Outcome::Private;
 }
 
 void refuse_class_widening(SEXP x, const ViewHandle& handle) {
