@@ -214,7 +214,9 @@ bool reads_as_decoded(const Entry& entry, const Mapping& mapping, uint64_t posit
 // writable share, or that list itself, holding the same elements or views
 // that write through to the same nodes.
 ListOrigin adopted_list(SEXP x, int depth) {
-  if (TYPEOF(x) != VECSXP || ALTREP(x)) return {};
+  // Only lists of writable shares are adopted: without one (the usual
+  // case), an ordinary list costs no search of its elements.
+  if (TYPEOF(x) != VECSXP || ALTREP(x) || registry().by_first_view.empty()) return {};
   R_xlen_t at = 0;
   std::string region;
   uint64_t part = 0;
