@@ -473,6 +473,16 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
   raise_r_error(message);
 }
 
+// Whether the R helper `name` given `argument` refuses a change: it then
+// returns the reason (a string), copied into `why`.
+bool helper_gives_reason(const char* name, SEXP& helper, SEXP argument, char* why, size_t size) {
+  SEXP reason = PROTECT(call_helper(name, helper, argument));
+  const bool given = TYPEOF(reason) == STRSXP && XLENGTH(reason) == 1;
+  if (given) std::snprintf(why, size, "%s", CHAR(STRING_ELT(reason, 0)));
+  UNPROTECT(1);
+  return given;
+}
+
 // A data frame's `[<-` method changes the columns it is given one after
 // another, so a column that cannot change in place (a character vector) or
 // that its class changes in a copy of its own (a factor) would fail or go
@@ -483,19 +493,15 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
 // are, or NULL).
 void refuse_partial_change(const ViewHandle& handle, SEXP holder) {
   static SEXP helper = nullptr;
-  SEXP why = PROTECT(call_helper("partial_change_refusal", helper, holder));
-  if (TYPEOF(why) != STRSXP || XLENGTH(why) != 1) {
-    UNPROTECT(1);
-    return;
-  }
+  char why[kMessageSize];
+  if (!helper_gives_reason("partial_change_refusal", helper, holder, why, sizeof why)) return;
   ErrorMessage message;
   std::snprintf(message.text, sizeof message.text,
                 "shmr: this change to the writable shared object '%s' would reach shared memory "
                 "for some of the columns it changes and not for %s, so nothing was changed. "
                 "Change the other columns on their own (w[i, c(\"a\", \"b\")] <- v), or use "
                 "fetch() for a private copy.",
-                handle.mapping->region().name().c_str(), CHAR(STRING_ELT(why, 0)));
-  UNPROTECT(1);
+                handle.mapping->region().name().c_str(), why);
   raise_r_error(message);
 }
 
@@ -591,17 +597,13 @@ void refuse_class_widening(SEXP x, const ViewHandle& handle) {
       is_buffer_region(handle.mapping->reader()))
     return;
   static SEXP helper = nullptr;
-  SEXP why = PROTECT(call_helper("class_widening_refusal", helper, x));
-  if (TYPEOF(why) != STRSXP || XLENGTH(why) != 1) {
-    UNPROTECT(1);
-    return;
-  }
+  char why[kMessageSize];
+  if (!helper_gives_reason("class_widening_refusal", helper, x, why, sizeof why)) return;
   ErrorMessage message;
   std::snprintf(message.text, sizeof message.text,
                 "shmr: this change to the writable shared object '%s' would go to a private "
                 "copy, not to shared memory: %s",
-                handle.mapping->region().name().c_str(), CHAR(STRING_ELT(why, 0)));
-  UNPROTECT(1);
+                handle.mapping->region().name().c_str(), why);
   raise_r_error(message);
 }
 
