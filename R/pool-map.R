@@ -52,7 +52,9 @@
 #' call stops with an error. A call never hangs on a dead worker. A worker
 #' interrupted while it runs `FUN` (sent SIGINT, to stop a runaway task)
 #' stays in the pool: that element and those after it in its chunk fail
-#' with the error "the worker was interrupted". A call
+#' with the error "the worker was interrupted". (R 4.5 starts PSOCK workers
+#' with SIGINT ignored: there only a `FUN` waiting in `Sys.sleep()` sees
+#' it.) A call
 #' that ends early (an error, or an interrupt such as Ctrl-C, even a second
 #' one during the clean-up) stops the workers still computing for it and
 #' replaces them, at once or when the pool is next used: a later call never
@@ -61,7 +63,11 @@
 #' pool removes the directories, and the regions that were not `persist`ed,
 #' of its workers that died or that it stopped this way (PSOCK workers,
 #' and mirai daemons it started itself), once they are gone: at
-#' the latest at its next map or at `pool_stop()`.
+#' the latest at its next map or at `pool_stop()`. On a mirai pool the
+#' chunks still running are cancelled with mirai's `stop_mirai()`; with
+#' nanonext 1.10.4 a daemon interrupted while `FUN` waits in `Sys.sleep()`
+#' can crash (nanonext raises the interrupt on one of its own threads): a
+#' daemon the pool started is replaced, one it was given (`compute`) is not.
 #'
 #' @param X A vector, list or environment (`pool_lapply()`, `pool_sapply()`;
 #'   as for [lapply()], an environment's values are the elements), or a

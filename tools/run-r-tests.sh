@@ -70,6 +70,11 @@ end_leftovers() {
   return 0
 }
 
+# GNU env (coreutils 8.31 and later) can put a signal back to its default;
+# without it the tests that need SIGINT skip.
+default_sigint=()
+env --default-signal=INT true 2> /dev/null && default_sigint=(env --default-signal=INT)
+
 passed=0
 failed=0
 failures="$out.failures"
@@ -80,8 +85,10 @@ for path in tests/testthat/test-*.R; do
   rm -f "$status"
   hosts_before=$(simulated_host_processes)
   # Not a process group leader (no job control here), so setsid makes the
-  # new session in this process: $! is the session's id.
-  setsid "$@" --vanilla tools/run-r-test-file.R "$name" "$status" &
+  # new session in this process: $! is the session's id. A command started
+  # with & here begins with SIGINT ignored, and R 4.5 would keep it so: the
+  # tests that interrupt R processes need it back at its default.
+  setsid "${default_sigint[@]}" "$@" --vanilla tools/run-r-test-file.R "$name" "$status" &
   pid=$!
   deadline=$((SECONDS + limit))
   hung=false

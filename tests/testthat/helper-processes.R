@@ -4,6 +4,19 @@ skip_without_callr <- function() {
   testthat::skip_if_not_installed("callr")
 }
 
+# A process that a shell without job control starts in the background (`&`)
+# begins with SIGINT ignored. R 4.5 keeps it so (R 4.2 puts its handler in
+# place anyway), and so do the processes it starts: an interrupt sent to
+# them is lost, except while R waits in Sys.sleep(), which catches SIGINT
+# for the wait. tools/run-r-tests.sh puts the default back for every file.
+skip_if_sigint_ignored <- function() {
+  ignored <- sub("^SigIgn:\\s*", "", grep("^SigIgn:", readLines("/proc/self/status"), value = TRUE))
+  low_signals <- strtoi(substring(ignored, nchar(ignored)), 16L)  # signals 1 to 4
+  if (bitwAnd(low_signals, 2L) != 0L) {
+    skip("SIGINT is ignored in this process (started in the background by a shell)")
+  }
+}
+
 # Runs `fun(...)` in a fresh R process with shmr loaded and returns its value.
 # `fun` travels without its enclosing environment: everything it needs comes
 # through `args`, so no test object is sent by accident.

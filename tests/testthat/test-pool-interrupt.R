@@ -3,6 +3,7 @@
 test_that("two interrupts during a map never hand its results to the next map", {
   skip_on_cran()
   skip_without_callr()
+  skip_if_sigint_ignored()
   markers <- tempfile("interrupts")
   dir.create(markers)
   on.exit(unlink(markers, recursive = TRUE), add = TRUE)
@@ -62,6 +63,7 @@ test_that("two interrupts during a map never hand its results to the next map", 
 test_that("an interrupted map on a mirai pool cancels its chunks; the next map gets its own results", {
   skip_on_cran()
   skip_without_callr()
+  skip_if_sigint_ignored()
   skip_if_not_installed("mirai")
   markers <- tempfile("interrupts")
   dir.create(markers)
