@@ -213,43 +213,42 @@ SEXP materialized(SEXP x) {
   return cache;
 }
 
-// True when `value`, set as element `i` of the unchanged list view `handle`
-// is of, is that element as its region holds it: a view that writes through
-// to the element's node of a writable share, with the attributes of the
-// element read before (`l$v[2] <- 0` puts R's copy of l$v back, whose
-// write reached the region).
-bool is_element_of_node(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
-  const ViewHandle* view = view_handle(value);
-  if (view == nullptr || view->is_slice() || view->holds_private_values() ||
-      view->mapping->region().access() != Access::SharedWritable ||
-      view->mapping->region().name() != handle.mapping->region().name())
+// True when `mapping`, which `value` reads, maps the writable share that
+// `handle` reads, `node` is element `i`'s node there, and `value` has the
+// attributes of the element read before.
+bool reads_node_of_element(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value,
+                           const Mapping& mapping, uint64_t node) {
+  if (mapping.region().access() != Access::SharedWritable ||
+      mapping.region().name() != handle.mapping->region().name())
     return false;
   SEXP before = cache == R_NilValue ? R_NilValue : VECTOR_ELT(cache, i);
   if (before == R_NilValue || !R_compute_identical(ATTRIB(before), ATTRIB(value), 16)) return false;
   try {
-    return handle.node.child(static_cast<uint64_t>(i)) == view->node.index();
+    return handle.node.child(static_cast<uint64_t>(i)) == node;
   } catch (...) {
     return false;
   }
 }
 
+// True when `value`, set as element `i` of the unchanged list view `handle`
+// is of, is that element as its region holds it: a view that writes through
+// to the element's node of a writable share (`l$v[2] <- 0` puts R's copy of
+// l$v back, whose write reached the region).
+bool is_element_of_node(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
+  const ViewHandle* view = view_handle(value);
+  if (view == nullptr || view->is_slice() || view->holds_private_values()) return false;
+  return reads_node_of_element(handle, cache, i, value, *view->mapping, view->node.index());
+}
+
 // True when `value` is an unchanged list view of the list node of element
-// `i` of a writable share, with the attributes of the element read before:
-// R's copy of a list inside the list, put back in its place (`l$a$b[2] <- 0`
-// puts its copy of l$a back; `l[[c(1, 1, 2)]] <- 0` puts it there before
-// it goes on), whose elements write through or were refused.
+// `i` of a writable share: R's copy of a list inside the list, put back in
+// its place (`l$a$b[2] <- 0` puts its copy of l$a back; `l[[c(1, 1, 2)]] <- 0`
+// puts it there before it goes on), whose elements write through or were
+// refused.
 bool is_list_of_node(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
   const ListHandle* list = list_view_handle(value);
-  if (list == nullptr || list->written || list->mapping->region().access() != Access::SharedWritable ||
-      list->mapping->region().name() != handle.mapping->region().name())
-    return false;
-  SEXP before = cache == R_NilValue ? R_NilValue : VECTOR_ELT(cache, i);
-  if (before == R_NilValue || !R_compute_identical(ATTRIB(before), ATTRIB(value), 16)) return false;
-  try {
-    return handle.node.child(static_cast<uint64_t>(i)) == list->node.index();
-  } catch (...) {
-    return false;
-  }
+  if (list == nullptr || list->written) return false;
+  return reads_node_of_element(handle, cache, i, value, *list->mapping, list->node.index());
 }
 
 bool is_element_as_shared(const ListHandle& handle, SEXP cache, R_xlen_t i, SEXP value) {
