@@ -66,8 +66,9 @@
 #' the latest at its next map or at `pool_stop()`. On a mirai pool the
 #' chunks still running are cancelled with mirai's `stop_mirai()`; with
 #' nanonext 1.10.4 a daemon interrupted while `FUN` waits in `Sys.sleep()`
-#' can crash (nanonext raises the interrupt on one of its own threads): a
-#' daemon the pool started is replaced, one it was given (`compute`) is not.
+#' can, rarely, crash (nanonext raises the interrupt from one of its own
+#' threads): a daemon the pool started is replaced, one it was given
+#' (`compute`) is not.
 #'
 #' @param X A vector, list or environment (`pool_lapply()`, `pool_sapply()`;
 #'   as for [lapply()], an environment's values are the elements), or a
