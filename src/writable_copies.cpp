@@ -473,6 +473,10 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
   raise_r_error(message);
 }
 
+// Room for a helper's reason: short enough that the message around it
+// always fits in an ErrorMessage.
+constexpr size_t kReasonSize = 512;
+
 // Whether the R helper `name` given `argument` refuses a change: it then
 // returns the reason (a string), copied into `why`.
 bool helper_gives_reason(const char* name, SEXP& helper, SEXP argument, char* why, size_t size) {
@@ -493,7 +497,7 @@ bool helper_gives_reason(const char* name, SEXP& helper, SEXP argument, char* wh
 // are, or NULL).
 void refuse_partial_change(const ViewHandle& handle, SEXP holder) {
   static SEXP helper = nullptr;
-  char why[kMessageSize];
+  char why[kReasonSize];
   if (!helper_gives_reason("partial_change_refusal", helper, holder, why, sizeof why)) return;
   ErrorMessage message;
   std::snprintf(message.text, sizeof message.text,
@@ -597,7 +601,7 @@ void refuse_class_widening(SEXP x, const ViewHandle& handle) {
       is_buffer_region(handle.mapping->reader()))
     return;
   static SEXP helper = nullptr;
-  char why[kMessageSize];
+  char why[kReasonSize];
   if (!helper_gives_reason("class_widening_refusal", helper, x, why, sizeof why)) return;
   ErrorMessage message;
   std::snprintf(message.text, sizeof message.text,
