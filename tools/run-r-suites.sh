@@ -50,6 +50,15 @@ run_leg() {
     echo "$label-$version: shmr did not build (see $log)" >> "$out.failures"
     return
   fi
+  # R CMD check counts a compiler warning in the package's sources against
+  # it; so does this, with R's own compiler flags.
+  local warnings
+  warnings=$(grep -E '^[^ :]+\.(c|cc|cpp|h|hpp):[0-9]+:[0-9]+: warning:' "$log" || true)
+  if [ -n "$warnings" ]; then
+    echo "$warnings"
+    echo "$label-$version-compiler-warnings 0 1" >> "$out"
+    echo "$label-$version: compiler warnings while building shmr (see $log)" >> "$out.failures"
+  fi
   counts="$here/build/r-counts-$version"
   rm -f "$counts"
   echo "R $version: running the test suite"
