@@ -88,7 +88,7 @@ for path in tests/testthat/test-*.R; do
   # new session in this process: $! is the session's id. A command started
   # with & here begins with SIGINT ignored, and R 4.5 would keep it so: the
   # tests that interrupt R processes need it back at its default.
-  setsid "${default_sigint[@]}" "$@" --vanilla tools/run-r-test-file.R "$name" "$status" &
+  setsid ${default_sigint[@]+"${default_sigint[@]}"} "$@" --vanilla tools/run-r-test-file.R "$name" "$status" &
   pid=$!
   deadline=$((SECONDS + limit))
   hung=false
