@@ -82,8 +82,9 @@ clean:
 	@rm -rf build check build-install.log src/*.o src/core/*.o src/*.so
 
 # The peers' own test suites (mori, memshare, bettermc, shard) against
-# shmr's compatibility layers; not part of `make test` (it downloads the
-# peers from CRAN). mori and memshare need R >= 4.3:
+# shmr's compatibility layers, alone (`make test` runs them too, after each
+# R version's suite); the peers are downloaded from the repository R is
+# configured with. mori and memshare need R >= 4.3:
 #   make peer-tests R=/path/to/R-4.5/bin/R RSCRIPT=/path/to/R-4.5/bin/Rscript
 peer-tests: install
 	@$(RSCRIPT) tools/peer-suites.R $(PEER_ARGS)

@@ -68,13 +68,40 @@ run_leg() {
   tmp=$(mktemp -d /tmp/shmr-tests.XXXXXX)
   env TMPDIR="$tmp" R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
     bash tools/run-r-tests.sh "$counts" "$rscript" || true
-  rm -rf "$tmp"
   if [ -s "$counts" ]; then
     echo "$label-$version $(cat "$counts")" >> "$out"
     sed "s/^/$label-$version: /" "$counts.failures" >> "$out.failures" 2>/dev/null
   else
     echo "$label-$version 0 1" >> "$out"
     echo "$label-$version: the test suite did not report its counts" >> "$out.failures"
+  fi
+  run_peer_suites "$label-$version" "$rscript" "$libs" "$deps_lib" "$tmp"
+  rm -rf "$tmp"
+}
+
+# The peers' own test suites against the compatibility layers, with the
+# leg's build of shmr (tools/peer-suites.R downloads each peer from the
+# repository R is configured with, and skips those that need a newer R).
+# Counted as "<label>-peers <expectations passed> <failures not disclosed>".
+run_peer_suites() {
+  local label=$1 rscript=$2 libs=$3 deps_lib=$4 tmp=$5
+  local csv="$here/build/peers-$label.csv" log="$here/build/peers-$label.log"
+  rm -f "$csv"
+  echo "$label: running the peers' own test suites (log: $log)"
+  env TMPDIR="$tmp" R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
+    "$rscript" tools/peer-suites.R --out "$csv" > "$log" 2>&1
+  if [ -s "$csv" ]; then
+    # Columns: peer, passed, failed, disclosed, skipped, note (NA: skipped).
+    awk -F, -v label="$label-peers" 'NR > 1 && $2 != "NA" { p += $2; f += $3 }
+      END { print label, p + 0, f + 0 }' "$csv" >> "$out"
+    awk -F, -v label="$label" 'NR > 1 && $2 != "NA" && $3 > 0 {
+      gsub(/"/, "", $1); print label ": peer " $1 ": " $3 " failures not disclosed" }' \
+      "$csv" >> "$out.failures"
+    grep -E '^[a-z]+ +[0-9]+( +[0-9]+){3}$|^[a-z]+ +needs' "$log" | sed "s/^/  /"
+  else
+    tail -n 20 "$log"
+    echo "$label-peers 0 1" >> "$out"
+    echo "$label: the peers' test suites did not run (see $log)" >> "$out.failures"
   fi
 }
 
