@@ -6,6 +6,31 @@ check_flag <- function(value, arg) {
   }
 }
 
+# One of `choices`, as match.arg() takes it (the whole vector of choices
+# means the first, an unambiguous prefix a choice), but refused with an
+# error that names the argument: match.arg()'s own speaks of 'arg'.
+choose_arg <- function(value, choices, arg) {
+  if (is.null(value) || identical(value, choices)) return(choices[1L])
+  if (is.character(value) && length(value) == 1L && !is.na(value) && nzchar(value)) {
+    found <- pmatch(value, choices)
+    if (!is.na(found)) return(choices[found])
+  }
+  stop(sprintf("`%s` should be one of %s, not %s", arg,
+               paste0("\"", choices, "\"", collapse = ", "), describe_value(value)), call. = FALSE)
+}
+
+# A short description of a value given where another was expected.
+describe_value <- function(value) {
+  if (is.null(value)) return("NULL")
+  if (is.function(value)) return("a function")
+  if (is.environment(value)) return("an environment")
+  if (!is.atomic(value)) return(paste("an object of type", typeof(value)))
+  if (length(value) != 1L) return(sprintf("a %s vector of length %d", typeof(value), length(value)))
+  if (is.na(value)) return("NA")
+  if (is.character(value)) return(sprintf("'%s'", shorten(value)))
+  format(value)
+}
+
 # A name the user gave, cut for a message: a name of thousands of
 # characters would bury the message itself.
 shorten <- function(text, width = 60L) {
@@ -25,10 +50,11 @@ check_path_length <- function(path, what) {
   }
 }
 
-check_region_name <- function(name) {
+check_region_name <- function(name, arg = "name") {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
       !grepl("^[A-Za-z0-9._-]{1,100}$", name) || name %in% c(".", "..")) {
-    stop("a region name must be 1 to 100 letters, digits, '.', '_' or '-'", call. = FALSE)
+    stop(sprintf("`%s` is %s, but a region name must be 1 to 100 letters, digits, '.', '_' or '-'",
+                 arg, describe_value(name)), call. = FALSE)
   }
 }
 
@@ -49,6 +75,7 @@ data_directory <- function(path, persist) {
     }
     if (!dir.exists(path)) dir.create(path, recursive = TRUE, mode = "0700")
   }
+  if (is.character(path) && length(path) == 1L && !is.na(path)) check_path_length(path, "`path`")
   if (!is.character(path) || length(path) != 1L || is.na(path) || !dir.exists(path)) {
     stop("`path` must be an existing directory", call. = FALSE)
   }

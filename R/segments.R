@@ -81,7 +81,7 @@ NULL
 #' @rdname segments
 #' @export
 segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL, path = NULL) {
-  backing <- match.arg(backing)
+  backing <- choose_arg(backing, c("auto", "shm", "mmap"), "backing")
   bytes_argument(size, "size", minimum = 1)
   if (!is.null(name)) check_region_name(name)
   options <- list(
@@ -95,7 +95,7 @@ segment_create <- function(size, backing = c("auto", "shm", "mmap"), name = NULL
 #' @rdname segments
 #' @export
 segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TRUE) {
-  match.arg(backing)
+  choose_arg(backing, c("auto", "shm", "mmap"), "backing")
   name <- path
   # A path (segment_path(), shared_info()$path) names the region by its file.
   is_path <- is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)
@@ -103,7 +103,7 @@ segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TR
     check_path_length(path, "`path`")
     name <- basename(name)
   }
-  check_region_name(name)
+  check_region_name(name, "path")
   check_flag(readonly, "readonly")
   seg <- .Call(shmr_segment_open, name, readonly)
   # A region is found by its name wherever its file is: a path in another
@@ -176,7 +176,9 @@ segment_size <- function(x) segment_info(x)$size
 #' @export
 segment_advise <- function(seg, advice = c("normal", "sequential", "random", "willneed",
                                            "dontneed")) {
-  .Call(shmr_segment_advise, seg, match.arg(advice))
+  advice <- choose_arg(advice, c("normal", "sequential", "random", "willneed", "dontneed"),
+                       "advice")
+  .Call(shmr_segment_advise, seg, advice)
 }
 
 #' @rdname segments

@@ -243,13 +243,16 @@
 share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
                   deep = FALSE, min_bytes = 1024^2, cycle = c("error", "skip"),
                   mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
-  # The defaults without match.arg(), whose cost shows on small shares. Each
+  # The defaults without choose_arg(), whose cost shows on small shares. Each
   # default is still evaluated: an unevaluated one would keep this call's
   # frame, and with it the result, referenced after return (a writable
   # share could then not be changed in place).
-  backing <- if (identical(backing, c("auto", "shm", "mmap"))) "auto" else match.arg(backing)
-  cycle <- if (identical(cycle, c("error", "skip"))) "error" else match.arg(cycle)
-  mode <- if (identical(mode, c("balanced", "strict"))) "balanced" else match.arg(mode)
+  backing <- if (identical(backing, c("auto", "shm", "mmap"))) "auto" else
+    choose_arg(backing, c("auto", "shm", "mmap"), "backing")
+  cycle <- if (identical(cycle, c("error", "skip"))) "error" else
+    choose_arg(cycle, c("error", "skip"), "cycle")
+  mode <- if (identical(mode, c("balanced", "strict"))) "balanced" else
+    choose_arg(mode, c("balanced", "strict"), "mode")
   check_flag(readonly, "readonly")
   check_flag(persist, "persist")
   check_flag(deep, "deep")
