@@ -49,7 +49,7 @@
 #' }
 shared_buffer <- function(type = c("double", "integer", "logical", "raw", "complex"), dim,
                           init = NA) {
-  type <- match.arg(type)
+  type <- choose_arg(type, c("double", "integer", "logical", "raw", "complex"), "type")
   if (!is.numeric(dim) || !length(dim) || anyNA(dim) || any(!is.finite(dim)) || any(dim < 0) ||
       any(dim != round(dim))) {
     stop("`dim` must be non-negative whole numbers", call. = FALSE)
@@ -193,8 +193,9 @@ buffer_subscripts <- function(x, given, ...) {
 
 # `values` as a buffer of `type` stores them. A value the type cannot hold
 # ("abc" or 3e9 for an integer buffer, 1.5 for an integer or raw one, 300
-# for a raw one) is an error, where as.vector() would store NA, 00 or a
-# truncated number; `what` names the values in the message.
+# for a raw one, 2 for a logical one) is an error, where as.vector() would
+# store NA, 00, a truncated number or TRUE; `what` names the values in the
+# message.
 stored_values <- function(values, type, what) {
   if (type %in% c("integer", "raw") && is.double(values)) {
     finite <- values[is.finite(values)]
@@ -203,13 +204,19 @@ stored_values <- function(values, type, what) {
                    type), call. = FALSE)
     }
   }
+  if (type == "logical" && is.numeric(values) && any(!values %in% c(0, 1, NA))) {
+    stop(sprintf("%s cannot be stored in a buffer of type logical: a number other than 0 or 1",
+                 what), call. = FALSE)
+  }
   # A value as.vector() refuses (a function) is the same mistake as one it
-  # warns about: said here, not as an error of as.vector()'s call.
+  # warns about: said here, not as an error of as.vector()'s call. The
+  # warning's handler is the outer one: tryCatch() nests its handlers in
+  # reverse order, and an inner one would catch this refusal again.
   refused <- function(condition) {
     stop(sprintf("%s cannot be stored in a buffer of type %s: %s", what, type,
                  conditionMessage(condition)), call. = FALSE)
   }
-  stored <- tryCatch(as.vector(values, type), warning = refused, error = refused)
+  stored <- tryCatch(as.vector(values, type), error = refused, warning = refused)
   # as.vector() turns "" (and "NA") into NA without a warning.
   if (is.character(values) && type != "character" && any(is.na(stored) & !is.na(values))) {
     stop(sprintf("%s cannot be stored in a buffer of type %s: a string that is not a number",
