@@ -158,11 +158,15 @@ NULL
 #' @rdname compat-shard
 #' @export
 share_open <- function(path, backing = c("mmap", "shm"), size = NULL) {
-  match.arg(backing)
+  choose_arg(backing, c("mmap", "shm"), "backing")
   if (!is.character(path) || length(path) != 1L || is.na(path)) {
     stop("`path` must be a single string", call. = FALSE)
   }
   check_path_length(path, "`path`")
+  if (!is.null(size) && (!is.numeric(size) || length(size) != 1L || is.na(size) || size < 0)) {
+    stop("`size` must be NULL or a single number of bytes, not ", describe_value(size),
+         call. = FALSE)
+  }
   name <- basename(path)
   region <- if (startsWith(name, "shmr_")) name else paste0("shmr_", name)
   x <- tryCatch(map_shared(region), error = function(e) e)
@@ -210,7 +214,7 @@ as_shared <- function(x, readonly = TRUE, backing = "auto", cow = NULL, path = N
   if (!is.atomic(x) || is.null(x)) {
     stop("as_shared(): `x` must be an atomic vector", call. = FALSE)
   }
-  if (!is.null(cow)) match.arg(cow, c("deny", "audit", "allow"))
+  if (!is.null(cow)) choose_arg(cow, c("deny", "audit", "allow"), "cow")
   share(x, backing = backing, readonly = readonly, name = path)
 }
 
@@ -220,7 +224,8 @@ as_shared <- function(x, readonly = TRUE, backing = "auto", cow = NULL, path = N
 #' @export
 shared_advise <- function(x, advice = c("normal", "sequential", "random", "willneed",
                                         "dontneed")) {
-  advice <- match.arg(advice)
+  advice <- choose_arg(advice, c("normal", "sequential", "random", "willneed", "dontneed"),
+                       "advice")
   if (is_view(x)) return(advise_shared(x, advice))
   # A deep share is an ordinary list or environment whose vectors are in
   # regions of their own: those are what the kernel is told about.
@@ -274,6 +279,9 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
       !worker_id %in% seq_along(pool$pids)) {
     stop(sprintf("`worker_id` must be a worker of the pool, 1 to %d", length(pool$pids)),
          call. = FALSE)
+  }
+  if (!is.environment(envir)) {
+    stop("`envir` must be an environment, not ", describe_value(envir), call. = FALSE)
   }
   worker_id <- as.integer(worker_id)
   if (!process_alive(pool$pids[worker_id])) replace_psock_worker(pool, worker_id)

@@ -101,7 +101,7 @@ NULL
 #' @export
 pool_lapply <- function(X, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL,
                         progress = interactive(), on_error = c("stop", "continue")) {
-  on_error <- match.arg(on_error)
+  on_error <- choose_arg(on_error, c("stop", "continue"), "on_error")
   check_map_fun(FUN)
   FUN <- match.fun(FUN)
   # As lapply() does: an environment's bindings are the elements.
@@ -117,6 +117,11 @@ pool_sapply <- function(X, FUN, ..., simplify = TRUE, USE.NAMES = TRUE, pool = N
                         on_error = c("stop", "continue")) {
   check_map_fun(FUN)
   FUN <- match.fun(FUN)
+  check_flag(USE.NAMES, "USE.NAMES")
+  if (!(isTRUE(simplify) || isFALSE(simplify) || identical(simplify, "array"))) {
+    stop("`simplify` must be TRUE, FALSE or \"array\", not ", describe_value(simplify),
+         call. = FALSE)
+  }
   answer <- pool_lapply(X, FUN, ..., pool = pool, chunk_size = chunk_size, seed = seed,
                         progress = progress, on_error = on_error)
   if (USE.NAMES && is.character(X) && is.null(names(answer))) names(answer) <- X
@@ -131,7 +136,7 @@ pool_sapply <- function(X, FUN, ..., simplify = TRUE, USE.NAMES = TRUE, pool = N
 #' @export
 pool_apply <- function(X, MARGIN, FUN, ..., pool = NULL, chunk_size = NULL, seed = NULL,
                        progress = interactive(), on_error = c("stop", "continue")) {
-  on_error <- match.arg(on_error)
+  on_error <- choose_arg(on_error, c("stop", "continue"), "on_error")
   check_map_fun(FUN)
   FUN <- match.fun(FUN)
   if (!is.matrix(X) || !is.atomic(X)) stop("`X` must be a matrix of an atomic type", call. = FALSE)
@@ -253,7 +258,13 @@ element_seeds <- function(seed, n) {
 # the error names the argument, as the other checks of a map's arguments do,
 # instead of match.fun()'s "'NULL' is not a function, character or symbol".
 check_map_fun <- function(FUN) {
-  if (is.function(FUN) || is.symbol(FUN) || (is.character(FUN) && length(FUN) == 1L && !is.na(FUN))) {
+  if (is.function(FUN)) return(invisible())
+  if (is.symbol(FUN) || (is.character(FUN) && length(FUN) == 1L && !is.na(FUN))) {
+    # Where match.fun() will look: from the caller of the map.
+    if (!exists(as.character(FUN), envir = parent.frame(2L), mode = "function")) {
+      stop(sprintf("`FUN` names no function: there is no function called '%s'",
+                   shorten(as.character(FUN))), call. = FALSE)
+    }
     return(invisible())
   }
   what <- if (is.null(FUN)) "NULL" else if (is.object(FUN)) class(FUN)[1L] else
@@ -288,6 +299,12 @@ map_pool_for <- function(pool) {
 }
 
 pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_error) {
+  # What lapply() takes (it refuses the rest with as.list()'s error); a
+  # function or a symbol would only fail when a chunk is cut from it.
+  if (is.null(margin) && !(is.null(X) || is.vector(X) || is.atomic(X) || is.list(X) ||
+                           is.call(X))) {
+    stop("`X` must be a vector or a list, not ", describe_value(X), call. = FALSE)
+  }
   n <- if (is.null(margin)) length(X) else dim(X)[margin]
   check_map_pool(pool)
   # As lapply() does: an empty list, with X's names (none) when it has them.

@@ -50,6 +50,8 @@
 #'   heap) is returned.
 #' @param pool A pool. For `pool_stop()` and `pool_status()`, the default
 #'   pool when `NULL`.
+#' @param con A pool: `close(pool)` is `pool_stop(pool)`.
+#' @param ... Ignored.
 #' @return `pool_create()`: the pool (class `shmr_pool`), invisibly.
 #'   `pool_get()`: the default pool, or `NULL` when there is none.
 #'   `pool_stop()`: `NULL`, invisibly, once the workers have exited (or
@@ -85,7 +87,7 @@ pools <- new.env(parent = emptyenv())
 #' @export
 pool_create <- function(n = NULL, backend = c("psock", "mirai"), packages = NULL, init = NULL,
                         rss_limit = NULL, compute = NULL) {
-  backend <- match.arg(backend)
+  backend <- choose_arg(backend, c("psock", "mirai"), "backend")
   rss_limit <- parse_bytes(rss_limit)
   if (!is.null(rss_limit) && backend != "psock") {
     stop("`rss_limit` needs backend = \"psock\"", call. = FALSE)
@@ -106,9 +108,11 @@ parse_bytes <- function(size) {
     # toupper() of a string that is not valid text is an error of its own.
     upper <- tryCatch(toupper(size), error = function(e) "")
     parts <- regmatches(upper, regexec("^\\s*([0-9.]+)\\s*([KMGT]?B)?\\s*$", upper))[[1]]
-    if (length(parts) == 3L && !is.na(suppressWarnings(as.numeric(parts[2])))) {
+    number <- if (length(parts) == 3L) suppressWarnings(as.numeric(parts[2])) else NA
+    # As for a number: a limit of 0 bytes would recycle every worker after each task.
+    if (!is.na(number) && number > 0) {
       unit <- if (nzchar(parts[3])) parts[3] else "B"
-      return(as.numeric(parts[2]) * 1024^units[[unit]])
+      return(number * 1024^units[[unit]])
     }
   } else if (is.numeric(size) && length(size) == 1L && !is.na(size) && size > 0) {
     return(as.numeric(size))
@@ -308,6 +312,14 @@ pool_stop <- function(pool = NULL, timeout = 5) {
 wait_for_exit <- function(pids, timeout) {
   deadline <- Sys.time() + timeout
   while (any(vapply(pids, process_alive, TRUE)) && Sys.time() < deadline) Sys.sleep(0.01)
+}
+
+# Without it, close() of a pool would reach close.default(), find no shared
+# object and leave every worker running.
+#' @rdname pools
+#' @export
+close.shmr_pool <- function(con, ...) {
+  pool_stop(con)
 }
 
 #' @rdname pools
