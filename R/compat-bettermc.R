@@ -147,10 +147,13 @@ allocate_from_shm <- function(obj, copy = obj$copy) {
   matched <- FALSE
   on.exit(if (!matched) unmap_shared(x), add = TRUE)
   check_shm_obj(obj, x)
-  matched <- TRUE
   if (!identical(as.pairlist(attributes(x)), as.pairlist(obj$attributes))) {
-    attributes(x) <- as.list(obj$attributes)
+    tryCatch(attributes(x) <- as.list(obj$attributes), error = function(e) {
+      stop(sprintf("allocate_from_shm(): the attributes of `obj` do not fit '%s': %s", obj$name,
+                   conditionMessage(e)), call. = FALSE)
+    })
   }
+  matched <- TRUE
   if (copy) {
     y <- fetch(x)
     unmap_shared(x)

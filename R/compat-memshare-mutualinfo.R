@@ -67,6 +67,13 @@
 #' }
 mutualinfo <- function(x, y, isXDiscrete = FALSE, isYDiscrete = FALSE,
                        eps = .Machine$double.eps * 1000, useMPMI = FALSE, na.rm = FALSE) {
+  check_flag(isXDiscrete, "isXDiscrete")
+  check_flag(isYDiscrete, "isYDiscrete")
+  check_flag(useMPMI, "useMPMI")
+  check_flag(na.rm, "na.rm")
+  if (!is.numeric(eps) || length(eps) != 1L || is.na(eps) || eps < 0) {
+    stop("`eps` must be a single number >= 0, not ", describe_value(eps), call. = FALSE)
+  }
   for (pkg in if (useMPMI) "mpmi" else c("ScatterDensity", "DataVisualizations")) need_package(pkg)
   x <- as.numeric(x)
   y <- as.numeric(y)

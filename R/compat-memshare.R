@@ -274,6 +274,7 @@ memshare_gc <- function(namespace, cluster = NULL) {
 memApply <- function(X, MARGIN, FUN, NAMESPACE = NULL, CLUSTER = NULL, VARS = NULL,
                      MAX.CORES = NULL) {
   NAMESPACE <- NAMESPACE %||% namespace_of(substitute(FUN))
+  check_map_fun(FUN)
   FUN <- match.fun(FUN)
   if (!(identical(MARGIN, 1) || identical(MARGIN, 2) || identical(MARGIN, 1L) ||
         identical(MARGIN, 2L))) {
@@ -286,6 +287,7 @@ memApply <- function(X, MARGIN, FUN, NAMESPACE = NULL, CLUSTER = NULL, VARS = NU
 #' @export
 memLapply <- function(X, FUN, NAMESPACE = NULL, CLUSTER = NULL, VARS = NULL, MAX.CORES = NULL) {
   NAMESPACE <- NAMESPACE %||% namespace_of(substitute(FUN))
+  check_map_fun(FUN)
   FUN <- match.fun(FUN)
   memshare_map(X, FUN, NULL, NAMESPACE, CLUSTER, VARS, MAX.CORES)
 }
@@ -302,6 +304,11 @@ memshare_map <- function(X, FUN, margin, namespace, cluster, vars, max_cores) {
   on.exit(end_call(call, namespace))
 
   if (!is.null(margin) && !is.matrix(X) && !(is.character(X) && length(X) == 1L)) {
+    # as.matrix() would fail on these with an error of its own internals.
+    if (is.null(X) || !(is.atomic(X) || is.data.frame(X))) {
+      stop("memApply(): `X` must be a matrix, or the name of one, not ", describe_value(X),
+           call. = FALSE)
+    }
     # As memshare: a data frame (or anything else) is tried as a matrix.
     warning("memApply(): X is neither a matrix nor the name of one; using as.matrix(X)",
             call. = FALSE)
@@ -370,6 +377,14 @@ end_call <- function(call, namespace) {
 
 map_pool <- function(cluster, max_cores) {
   if (!is.null(cluster)) return(pool_on_cluster(cluster))
+  # Checked here, where the error can name memshare's argument, not
+  # pool_create()'s `n`.
+  if (!is.null(max_cores) &&
+      (!is.numeric(max_cores) || length(max_cores) != 1L || !is.finite(max_cores) ||
+       max_cores < 1 || max_cores != round(max_cores))) {
+    stop("`MAX.CORES` must be NULL or a whole number of workers >= 1, not ",
+         describe_value(max_cores), call. = FALSE)
+  }
   if (is.null(max_cores) && !is.null(pool_get())) return(pool_get())
   n <- max_cores %||% max(1L, usable_cores() - 1L)
   start_pool(n, "psock", NULL, NULL)
