@@ -104,6 +104,11 @@ remove_shared <- function(name) {
 region_of_file_path <- function(name) {
   paths <- !is.na(name) & startsWith(name, "/")
   for (i in which(paths)) {
+    # Longer than any path: no file has it (and R's file functions would warn).
+    if (nchar(name[i], type = "bytes") >= 4096L) {
+      name[i] <- ""
+      next
+    }
     region <- basename(name[i])
     found <- .Call(shmr_regions_named, region)
     file <- file.path(dirname(name[i]), if (startsWith(region, "shmr_")) region else paste0("shmr_", region))
