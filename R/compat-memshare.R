@@ -387,6 +387,7 @@ map_pool <- function(cluster, max_cores) {
   }
   if (is.null(max_cores) && !is.null(pool_get())) return(pool_get())
   n <- max_cores %||% max(1L, usable_cores() - 1L)
+  check_workers_fit(n, "psock", "MAX.CORES")
   start_pool(n, "psock", NULL, NULL)
 }
 

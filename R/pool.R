@@ -166,12 +166,12 @@ check_packages <- function(packages, local) {
 # takes one of R's connections, of which there are 128 in all (R >= 4.4:
 # --max-connections), while makePSOCKcluster() starts every worker before it
 # finds that none is left.
-check_workers_fit <- function(n, backend) {
+check_workers_fit <- function(n, backend, arg = "n") {
   memory <- .Call(shmr_physical_memory)
   if (!is.na(memory) && n * worker_bytes > memory) {
-    stop(sprintf(paste("`n` = %s workers cannot fit in this machine's %s of memory: each is an R",
+    stop(sprintf(paste("`%s` = %s workers cannot fit in this machine's %s of memory: each is an R",
                        "process that needs at least %s (at most %d here)"),
-                 format(n, scientific = FALSE, big.mark = ","), format_bytes(memory),
+                 arg, format(n, scientific = FALSE, big.mark = ","), format_bytes(memory),
                  format_bytes(worker_bytes), as.integer(memory %/% worker_bytes)), call. = FALSE)
   }
   if (backend == "psock") {
@@ -179,9 +179,9 @@ check_workers_fit <- function(n, backend) {
     # One more for the socket makePSOCKcluster() listens on.
     free <- table_size - nrow(showConnections(all = TRUE)) - 1L
     if (n > free) {
-      stop(sprintf(paste("`n` = %s PSOCK workers need a connection each, and this R session has",
+      stop(sprintf(paste("`%s` = %s PSOCK workers need a connection each, and this R session has",
                          "%d free (R allows %d in all%s); use fewer workers, or backend = \"mirai\""),
-                   format(n, scientific = FALSE, big.mark = ","), max(free, 0L), table_size,
+                   arg, format(n, scientific = FALSE, big.mark = ","), max(free, 0L), table_size,
                    if (getRversion() >= "4.4.0") ", more when started with --max-connections" else ""),
            call. = FALSE)
     }

@@ -110,6 +110,8 @@ test_that("maps refuse an X that is no vector and a FUN that names no function",
   expect_error(pool_create(1, rss_limit = "0"), "`rss_limit` must be NULL, a number of bytes")
   expect_error(memLapply(1:2, identity, MAX.CORES = 0), "`MAX.CORES` must be NULL or a whole number")
   expect_error(memLapply(1:2, identity, MAX.CORES = Inf), "`MAX.CORES` must be NULL or a whole number")
+  # More workers than memory or connections allow: refused before any starts.
+  expect_error(memLapply(1:2, identity, MAX.CORES = 1e6), "^`MAX.CORES` = 1,000,000 .*workers")
   expect_error(memLapply(1:2, "no_such_function_anywhere"), "`FUN` names no function")
   expect_error(memApply(NULL, 1, sum), "memApply\\(\\): `X` must be a matrix, or the name of one, not NULL")
   expect_error(memApply(sum, 2, sum), "not a function$")
