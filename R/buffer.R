@@ -14,8 +14,8 @@
 #' recycled (with R's warning when its length does not divide the selection's
 #' along the whole vector, and R's error with a subscript per dimension) and
 #' converted to the buffer's type; a value the type cannot hold (1.5 for an
-#' integer or raw buffer, 300 for a raw one, `"a"` for a number) is an
-#' error, as it is for `init`. A write builds no vector of
+#' integer or raw buffer, 300 for a raw one, 2 for a logical one, `"a"` for
+#' a number) is an error, as it is for `init`. A write builds no vector of
 #' positions: `buf[, j] <- v` costs no memory beyond `v`. Only `[<-` and
 #' `[[<-` change a buffer: copies R makes for its own purposes (`unclass()`,
 #' arithmetic) are private, and the results of arithmetic, comparisons,
