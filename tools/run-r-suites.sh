@@ -88,7 +88,9 @@ run_peer_suites() {
   local csv="$here/build/peers-$label.csv" log="$here/build/peers-$label.log"
   rm -f "$csv"
   echo "$label: running the peers' own test suites (log: $log)"
-  env TMPDIR="$tmp" R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
+  # They take 1 to 3 minutes; a download or a test that hangs must not take
+  # the rest of CI's time.
+  timeout --kill-after=30 1200 env TMPDIR="$tmp" R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
     "$rscript" tools/peer-suites.R --out "$csv" > "$log" 2>&1
   if [ -s "$csv" ]; then
     # Columns: peer, passed, failed, disclosed, skipped, note (NA: skipped).
