@@ -42,9 +42,11 @@ shorten <- function(text, width = 60L) {
 }
 
 # R's file functions refuse a path longer than its buffer (4096 bytes) with
-# an error that quotes 1000 characters of it.
+# an error that quotes 1000 characters of it (or, for some, a warning).
+is_too_long_for_a_path <- function(path) nchar(path, type = "bytes") >= 4096L
+
 check_path_length <- function(path, what) {
-  if (nchar(path, type = "bytes") >= 4096L) {
+  if (is_too_long_for_a_path(path)) {
     stop(sprintf("%s is a path of %d bytes, longer than a path can be ('%s')", what,
                  nchar(path, type = "bytes"), shorten(path)), call. = FALSE)
   }

@@ -105,7 +105,7 @@ region_of_file_path <- function(name) {
   paths <- !is.na(name) & startsWith(name, "/")
   for (i in which(paths)) {
     # Longer than any path: no file has it (and R's file functions would warn).
-    if (nchar(name[i], type = "bytes") >= 4096L) {
+    if (is_too_long_for_a_path(name[i])) {
       name[i] <- ""
       next
     }
