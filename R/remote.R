@@ -18,7 +18,10 @@
 #' creator, creation time); about 350 bytes for a vector. Remote mode is on
 #'
 #' * for this process, with `options(shmr.remote = TRUE)` (for example
-#'   before [mirai::mirai_map()] with shared objects in `.args`);
+#'   before [mirai::mirai_map()] with shared objects in `.args`; a value
+#'   other than `TRUE`, `FALSE` or `NULL` makes serializing a shared object
+#'   an error, and in a worker, where that error would end the worker, a
+#'   warning and `FALSE`);
 #' * for the calls of a pool whose workers are not all on this host
 #'   ([pool_create()] with `backend = "mirai"`), on its own.
 #'
@@ -172,6 +175,17 @@ remote_status <- function() {
 
 # This host's identity: host name and the device of the shm directory.
 host_identity <- function() .Call(shmr_host_identity)
+
+# options(shmr.remote) set to something other than TRUE, FALSE or NULL, met
+# while a shared object is serialized. An error there would take a worker
+# down (a daemon or a PSOCK worker that cannot send its result exits), so a
+# worker warns and reads the value as FALSE.
+bad_remote_option <- function(value) {
+  problem <- paste0("options(shmr.remote) must be TRUE or FALSE, not ", describe_value(value))
+  if (!running_as_worker()) stop(problem, call. = FALSE)
+  warning(problem, "; read as FALSE in this worker", call. = FALSE)
+  FALSE
+}
 
 # A setting from the option `option`, else the environment variable `env`
 # (daemons reset options after each task; a variable set once with

@@ -65,10 +65,16 @@ SEXP call_shmr(const char* fun, SEXP a, SEXP b = nullptr, SEXP c = nullptr, SEXP
 // A forked child (parallel::mclapply()) sends its objects to its parent, on
 // this host: the option, inherited from the parent, does not apply there,
 // and the parent's region server is not the child's to use.
+// Any value other than TRUE, FALSE or NULL is an R error (a warning in a
+// worker): silently read as "off", a typo such as "yes" would send names
+// that another host cannot map.
 bool remote_option_on() {
   if (process::is_forked_child()) return false;
   SEXP value = Rf_GetOption1(Rf_install("shmr.remote"));
-  return TYPEOF(value) == LGLSXP && XLENGTH(value) == 1 && LOGICAL(value)[0] == TRUE;
+  if (value == R_NilValue) return false;
+  if (TYPEOF(value) != LGLSXP || XLENGTH(value) != 1 || LOGICAL(value)[0] == NA_LOGICAL)
+    value = call_shmr("bad_remote_option", value);
+  return LOGICAL(value)[0] == TRUE;
 }
 
 // The compact state `text`, plus the origin field when `origin` is given,

@@ -43,6 +43,31 @@ test_that("remote mode off: a shared vector serializes as before, with no origin
   expect_null(remote_status())
 })
 
+test_that("options(shmr.remote) other than TRUE or FALSE is an error, a warning in a worker", {
+  x <- share(as.numeric(1:1e5))
+  df <- share(data.frame(a = 1:10, b = letters[1:10]))
+  for (value in list("yes", NA, 1, c(TRUE, TRUE))) {
+    local({
+      old <- options(shmr.remote = value)
+      on.exit(options(old))
+      expect_error(serialize(x, NULL), "options(shmr.remote) must be TRUE or FALSE", fixed = TRUE)
+      expect_error(serialize(df, NULL), "options(shmr.remote) must be TRUE or FALSE", fixed = TRUE)
+    })
+  }
+  expect_null(remote_status())
+  # A worker that cannot send its result exits, so there the value is read
+  # as FALSE, with a warning, and the worker stays.
+  cl <- parallel::makePSOCKcluster(1)
+  on.exit(parallel::stopCluster(cl))
+  pid <- parallel::clusterEvalQ(cl, Sys.getpid())[[1L]]
+  back <- parallel::clusterEvalQ(cl, {
+    options(shmr.remote = "yes")
+    shmr::share(as.numeric(1:10))
+  })[[1L]]
+  expect_identical(back[], as.numeric(1:10))
+  expect_identical(parallel::clusterEvalQ(cl, Sys.getpid())[[1L]], pid)
+})
+
 test_that("remote mode on: the origin travels, under 400 bytes, and maps here", {
   skip_without_nanonext()
   x <- share(rnorm(1e6))
