@@ -87,7 +87,8 @@
 #' options mirai resets after each task, set the environment variable
 #' `SHMR_REMOTE_TIMEOUT` instead, for example with
 #' `mirai::everywhere(Sys.setenv(SHMR_REMOTE_TIMEOUT = 30))`; the same wait
-#' applies to a worker waiting for another one of its host to finish a copy)
+#' applies to a worker waiting for another one of its host to finish a copy;
+#' a value that is not a positive number is warned about once and 60 used)
 #' still unserializes:
 #' the worker stays connected, and using the object raises an error of class
 #' `shmr_region_unavailable` naming the region and the reason.
@@ -190,11 +191,30 @@ bad_remote_option <- function(value) {
 # A setting from the option `option`, else the environment variable `env`
 # (daemons reset options after each task; a variable set once with
 # mirai::everywhere(Sys.setenv(...)) stays), else `default`.
+# A value that is not a positive number is warned about (once) and replaced
+# by `default`: an error could end a daemon, which reads these settings while
+# it unserializes its task.
 remote_setting <- function(option, env, default) {
-  value <- getOption(option)
-  if (is.null(value)) value <- Sys.getenv(env, "")
-  value <- suppressWarnings(as.numeric(value))
-  if (length(value) != 1L || is.na(value) || value <= 0) default else value
+  given <- getOption(option)
+  source <- sprintf("options(%s)", option)
+  if (is.null(given)) {
+    given <- Sys.getenv(env, "")
+    if (!nzchar(given)) return(default)
+    source <- sprintf("the environment variable %s", env)
+  }
+  value <- if (is.numeric(given) || is.character(given)) suppressWarnings(as.numeric(given))
+  if (length(value) == 1L && !is.na(value) && value > 0) return(value)
+  warn_once(sprintf("%s must be a positive number, not %s; %g is used instead",
+                    source, describe_value(given), default))
+  default
+}
+
+warned_messages <- new.env(parent = emptyenv())
+
+warn_once <- function(message) {
+  if (!is.null(warned_messages[[message]])) return(invisible())
+  warned_messages[[message]] <- TRUE
+  warning(message, call. = FALSE)
 }
 
 remote_timeout <- function() remote_setting("shmr.remote_timeout", "SHMR_REMOTE_TIMEOUT", 60)

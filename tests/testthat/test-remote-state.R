@@ -68,6 +68,24 @@ test_that("options(shmr.remote) other than TRUE or FALSE is an error, a warning 
   expect_identical(parallel::clusterEvalQ(cl, Sys.getpid())[[1L]], pid)
 })
 
+test_that("a timeout or chunk size that is not a positive number is warned about once, and the default used", {
+  old <- options(shmr.remote_timeout = "10s", shmr.remote_chunk = -1)
+  on.exit(options(old))
+  expect_warning(timeout <- shmr:::remote_timeout(),
+                 "options(shmr.remote_timeout) must be a positive number, not '10s'; 60 is used",
+                 fixed = TRUE)
+  expect_identical(timeout, 60)
+  expect_silent(shmr:::remote_timeout())
+  expect_warning(chunk <- shmr:::remote_chunk_size(), "options(shmr.remote_chunk)", fixed = TRUE)
+  expect_identical(chunk, 4 * 1024^2)
+  options(shmr.remote_timeout = NULL, shmr.remote_chunk = NULL)
+  on.exit(Sys.unsetenv("SHMR_REMOTE_TIMEOUT"), add = TRUE)
+  Sys.setenv(SHMR_REMOTE_TIMEOUT = "soon")
+  expect_warning(shmr:::remote_timeout(), "the environment variable SHMR_REMOTE_TIMEOUT", fixed = TRUE)
+  Sys.setenv(SHMR_REMOTE_TIMEOUT = "2.5")
+  expect_identical(shmr:::remote_timeout(), 2.5)
+})
+
 test_that("remote mode on: the origin travels, under 400 bytes, and maps here", {
   skip_without_nanonext()
   x <- share(rnorm(1e6))
