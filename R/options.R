@@ -90,15 +90,22 @@ data_directory <- function(path, persist) {
 # with backing "auto" passes it, in case shm turns out to be full.
 session_directory <- new.env(parent = emptyenv())
 
-# Bytes of /dev/shm that "auto" may count on; 0 means no cap.
+# Bytes of /dev/shm that "auto" may count on; 0 means no cap. Any other
+# value is an error: read as "no cap", a typo would let a share fill /dev/shm.
 shm_capacity <- function() {
-  cap <- getOption("shmr.shm_capacity")
-  if (is.null(cap)) {
-    cap <- Sys.getenv("SHMR_SHM_CAPACITY", "")
-    if (!nzchar(cap)) return(0)
+  given <- getOption("shmr.shm_capacity")
+  source <- "options(shmr.shm_capacity)"
+  if (is.null(given)) {
+    given <- Sys.getenv("SHMR_SHM_CAPACITY", "")
+    if (!nzchar(given)) return(0)
+    source <- "the environment variable SHMR_SHM_CAPACITY"
   }
-  cap <- suppressWarnings(as.numeric(cap))
-  if (length(cap) != 1L || is.na(cap) || cap < 0) 0 else cap
+  cap <- if (is.numeric(given) || is.character(given)) suppressWarnings(as.numeric(given))
+  if (length(cap) != 1L || is.na(cap) || cap < 0) {
+    stop(source, " must be a number of bytes >= 0 (0 for no cap), not ", describe_value(given),
+         call. = FALSE)
+  }
+  cap
 }
 
 fallback_explained <- new.env(parent = emptyenv())

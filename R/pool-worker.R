@@ -140,10 +140,11 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
   # worker's own becomes the caller's as the reply is written): no copy.
   if (!is.null(.Call(shmr_name, value))) return(value)
   if (as.numeric(utils::object.size(value)) <= threshold) return(value)
-  options <- list(backing = "auto", readonly = TRUE, data_directory = target$data_directory,
-                  shm_capacity = shm_capacity())
-  name <- tryCatch(.Call(shmr_hand_off, value, class(value)[1L], options, target),
-                   error = function(e) NULL)
+  name <- tryCatch({
+    options <- list(backing = "auto", readonly = TRUE, data_directory = target$data_directory,
+                    shm_capacity = shm_capacity())
+    .Call(shmr_hand_off, value, class(value)[1L], options, target)
+  }, error = function(e) NULL)
   if (is.null(name)) return(value)
   structure(list(name = name), class = "shmr_handoff")
 }

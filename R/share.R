@@ -56,7 +56,7 @@
 #'   (5% of its size), else `"mmap"`, with a message the first time. The
 #'   room assumed in `/dev/shm` can be capped with the option
 #'   `shmr.shm_capacity` or the environment variable `SHMR_SHM_CAPACITY`
-#'   (bytes).
+#'   (a number of bytes, 0 for no cap; any other value is an error).
 #'
 #' [map_shared()] opens both kinds by name; `shared_info(x)$backing` says
 #' which was used.

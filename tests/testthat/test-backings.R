@@ -56,6 +56,21 @@ test_that("auto falls back to a file mapping when /dev/shm is too small, and say
   expect_identical(shared_info(share(rnorm(10)))$backing, "shm")
 })
 
+test_that("a capacity that is not a number of bytes is an error, not 'no cap'", {
+  old <- options(shmr.shm_capacity = "4k")
+  on.exit(options(old))
+  expect_error(share(rnorm(10)), "options(shmr.shm_capacity) must be a number of bytes >= 0",
+               fixed = TRUE)
+  options(shmr.shm_capacity = -1)
+  expect_error(shared_buffer("double", 10), "not -1", fixed = TRUE)
+  options(shmr.shm_capacity = NULL)
+  on.exit(Sys.unsetenv("SHMR_SHM_CAPACITY"), add = TRUE)
+  Sys.setenv(SHMR_SHM_CAPACITY = "lots")
+  expect_error(segment_create(100), "the environment variable SHMR_SHM_CAPACITY", fixed = TRUE)
+  Sys.setenv(SHMR_SHM_CAPACITY = "0")
+  expect_identical(shared_info(share(rnorm(10)))$backing, "shm")
+})
+
 test_that("auto falls back with a real small /dev/shm; shm then fails clearly", {
   skip_on_cran()
   skip_if_not(small_tmpfs_available(), "cannot mount a private tmpfs here")
