@@ -41,6 +41,10 @@ FileDescriptor open_own_file(const std::string& path, struct stat& st) {
   return guard;
 }
 
+FileIdentity identity_of(const struct stat& st) {
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
 void judge_creator(RegionSummary& summary, process::Census& census) {
   summary.creator_state = process::liveness(summary.creator, census);
   summary.creator_alive = summary.creator_state == process::Liveness::Alive;
@@ -81,6 +85,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   FileDescriptor fd = open_own_file(summary.data_path, st);
   if (fd.get() < 0) return std::nullopt;
   summary.size = static_cast<uint64_t>(st.st_size);
+  summary.name_file = identity_of(st);
   if (summary.temporary) {
     summary.creator.pid = temp_pid;
     judge_creator(summary, census);
@@ -108,6 +113,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   FileDescriptor data = open_own_file(locator.target_path, st);
   if (data.get() >= 0) {
     summary.size = static_cast<uint64_t>(st.st_size);
+    summary.data_file = identity_of(st);
     fill_from_header(data.get(), summary, census);
   }
   return summary;
@@ -172,13 +178,46 @@ bool remove_unfinished_data_file(const RegionSummary& region) {
   return ::lstat(region.data_path.c_str(), &st) != 0;
 }
 
+// Whether the region under `listed.name` is still the one listed: the same
+// files, the same creator and creation time. A region removed since and
+// re-created under the same name (by a live process, after another prune
+// removed the dead creator's region, say) is not the one that was judged.
+// The files alone do not tell: a file system other than tmpfs may give a
+// new file the inode number of one just removed.
+bool is_still_listed(const std::string& directory, const RegionSummary& listed,
+                     process::Census& census) {
+  auto now = summarize(directory, listed.name, census);
+  return now && now->name_file == listed.name_file && now->data_file == listed.data_file &&
+         now->backing == listed.backing && now->data_path == listed.data_path &&
+         now->creator.pid == listed.creator.pid &&
+         now->creator.start_ticks == listed.creator.start_ticks &&
+         now->created_unix_ms == listed.created_unix_ms;
+}
+
+// Removes the files of a listed region, only while it is still the region
+// listed (is_still_listed()). True when something was removed.
+bool remove_listed_files(const std::string& directory, const RegionSummary& region,
+                         process::Census& census) {
+  if (!is_still_listed(directory, region, census)) return false;
+  if (region.temporary) return ::unlink(region_path(directory, region.name).c_str()) == 0;
+  return remove_region_files(location_of(directory, region));
+}
+
 }  // namespace
 
 std::vector<std::string> prune_regions(const std::string& directory, PruneScope scope,
                                        const std::optional<std::set<int64_t>>& creator_pids) {
+  process::Census census;
+  return prune_listed_regions(directory, list_regions(directory, census), scope, creator_pids);
+}
+
+std::vector<std::string> prune_listed_regions(const std::string& directory,
+                                              const std::vector<RegionSummary>& listed,
+                                              PruneScope scope,
+                                              const std::optional<std::set<int64_t>>& creator_pids) {
   std::vector<std::string> removed;
   process::Census census;
-  for (const RegionSummary& region : list_regions(directory, census)) {
+  for (const RegionSummary& region : listed) {
     if (region.creator_state != process::Liveness::Dead) continue;
     if (creator_pids && creator_pids->count(region.creator.pid) == 0) continue;
     if (scope == PruneScope::CopiesAndUnfinished && !region.replica && !region.temporary) continue;
@@ -197,11 +236,7 @@ std::vector<std::string> prune_regions(const std::string& directory, PruneScope 
     if (region.backing == Backing::File && ::lstat(region.data_path.c_str(), &st) == 0 &&
         (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()))
       continue;
-    if (region.temporary) {
-      if (::unlink(name_path.c_str()) == 0) removed.push_back(region.name);
-    } else if (remove_region_files(location_of(directory, region))) {
-      removed.push_back(region.name);
-    }
+    if (remove_listed_files(directory, region, census)) removed.push_back(region.name);
   }
   return removed;
 }
@@ -209,14 +244,15 @@ std::vector<std::string> prune_regions(const std::string& directory, PruneScope 
 std::vector<std::string> remove_regions_created_by(const std::string& directory,
                                                    const process::Identity& creator) {
   std::vector<std::string> removed;
-  for (const RegionSummary& region : list_regions(directory)) {
+  process::Census census;
+  for (const RegionSummary& region : list_regions(directory, census)) {
     // A segment closed with segment_close(unlink = FALSE) is kept for
     // other processes on purpose.
     if (!region.valid || region.temporary || region.persistent || region.replica ||
         region.original_class == "segment" || !process::names_process(region.creator, creator))
       continue;
     if (!is_own_regular_file(region_path(directory, region.name))) continue;
-    if (remove_region_files(location_of(directory, region))) removed.push_back(region.name);
+    if (remove_listed_files(directory, region, census)) removed.push_back(region.name);
   }
   return removed;
 }

@@ -32,6 +32,13 @@ struct RegionSummary {
   bool replica = false;
   std::string origin_host;
   std::string original_class;
+  // The files listed (device and inode): the entry under the region's name
+  // in the shm directory and, for the file backing, the data file (zero
+  // when there was none). Removal goes only to these files: between the
+  // listing and the removal, the name may have been removed and taken by a
+  // new region of a live process.
+  FileIdentity name_file;
+  FileIdentity data_file;
 };
 
 // This user's regions (and temporary files) named in `directory`; file-backed
@@ -56,6 +63,13 @@ enum class PruneScope { AllRegions, CopiesAndUnfinished };
 std::vector<std::string> prune_regions(const std::string& directory,
                                        PruneScope scope = PruneScope::AllRegions,
                                        const std::optional<std::set<int64_t>>& creator_pids = std::nullopt);
+// prune_regions() on a listing made earlier (by list_regions()). A region
+// whose name or data file is no longer the file listed is left alone: it
+// was removed and its name taken by another region since.
+std::vector<std::string> prune_listed_regions(const std::string& directory,
+                                              const std::vector<RegionSummary>& listed,
+                                              PruneScope scope = PruneScope::AllRegions,
+                                              const std::optional<std::set<int64_t>>& creator_pids = std::nullopt);
 
 // Removes the regions in `directory` whose header names `creator` as their
 // creator, except persistent ones, replicas and segments (segment_close(

@@ -280,3 +280,54 @@ TEST(ListingFile, TemporaryDataFileOfALiveCreatorIsKept) {
   EXPECT_EQ(data.entries(), sorted({temp, name}));
   ASSERT_EQ(::unlink(data.file(temp).c_str()), 0);
 }
+
+// A prune lists the regions, then removes those of dead creators. Meanwhile
+// another process may remove such a region (a second prune, remove_shared())
+// and a live process take its name: the region under the name is then not
+// the one judged, and stays. (Without the check, two prunes at the start of
+// several sessions removed a live process's region that one of them had
+// just made under a fixed name.)
+TEST(ListingFile, PruneOfAStaleListingLeavesARegionThatTookTheName) {
+  TempDir shm, data;
+  Sample sample;
+  create_in_dead_child(shm_options(shm, "shmr_taken_shm"));
+  create_in_dead_child(file_options(shm, data, "shmr_taken_file"));
+  create_in_dead_child(shm_options(shm, "shmr_still_dead"));
+  const auto listed = shmr::list_regions(shm.path());
+  ASSERT_EQ(listed.size(), 3u);
+  for (const RegionSummary& r : listed) ASSERT_FALSE(r.creator_alive) << r.name;
+
+  ASSERT_TRUE(shmr::remove_region(shm.path(), "shmr_taken_shm"));
+  ASSERT_TRUE(shmr::remove_region(shm.path(), "shmr_taken_file"));
+  auto live_shm = shmr::create_region(sample.description, shm_options(shm, "shmr_taken_shm"));
+  auto live_file =
+      shmr::create_region(sample.description, file_options(shm, data, "shmr_taken_file"));
+  ASSERT_TRUE(live_shm && live_file);
+
+  EXPECT_EQ(shmr::prune_listed_regions(shm.path(), listed),
+            std::vector<std::string>{"shmr_still_dead"});
+  EXPECT_EQ(shm.entries(), sorted({"shmr_taken_file", "shmr_taken_shm"}));
+  EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_taken_file"});
+  // Both are still this process's regions, mapped by name.
+  auto listed_now = shmr::list_regions(shm.path());
+  ASSERT_EQ(listed_now.size(), 2u);
+  for (const RegionSummary& r : listed_now) EXPECT_TRUE(r.creator_alive) << r.name;
+  EXPECT_EQ(read_values(*live_shm), sample.values);
+  EXPECT_EQ(read_values(*live_file), sample.values);
+}
+
+// A file-backed region re-created under the same name and data path.
+TEST(ListingFile, PruneOfAStaleListingKeepsAReplacedDataFile) {
+  TempDir shm, data;
+  Sample sample;
+  create_in_dead_child(file_options(shm, data, "shmr_data_replaced"));
+  const auto listed = shmr::list_regions(shm.path());
+  ASSERT_EQ(listed.size(), 1u);
+  ASSERT_TRUE(shmr::remove_region(shm.path(), "shmr_data_replaced"));
+  auto live = shmr::create_region(sample.description, file_options(shm, data, "shmr_data_replaced"));
+  ASSERT_TRUE(live);
+  EXPECT_TRUE(shmr::prune_listed_regions(shm.path(), listed).empty());
+  EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_data_replaced"});
+  EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_data_replaced"});
+  EXPECT_EQ(read_values(*live), sample.values);
+}
