@@ -141,6 +141,9 @@ class PublishedLocator {
     if (!committed_ && FileIdentity::of(path_) == identity_) ::unlink(path_.c_str());
   }
   void commit() { committed_ = true; }
+  // False once the locator was removed (remove_shared() of the name while
+  // the data file was being written) or replaced.
+  bool still_published() const { return FileIdentity::of(path_) == identity_; }
   // Once the region's owner (if any) has its own entry for the locator.
   void drop_termination_entry() { removal_at_termination_.reset(); }
 
@@ -194,6 +197,20 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   std::optional<termination::DeferredSignals> defer(std::in_place);
   FileDescriptor fd = pending.publish();
   if (locator) locator->commit();
+  // remove_shared() of the name while the data file was being written found
+  // only the locator (the data file was not there yet) and removed it: the
+  // region is removed as if just after it was made. Its data file, which
+  // nothing leads to any more (no prune would find it after this process
+  // died, and it would keep a new region of the name out of this
+  // directory), goes now; this process keeps its mapping.
+  const bool name_removed = locator && !locator->still_published();
+  if (name_removed) {
+    struct stat published;
+    if (::fstat(fd.get(), &published) == 0 &&
+        FileIdentity::of(location.data_path()) ==
+            FileIdentity{static_cast<uint64_t>(published.st_dev), static_cast<uint64_t>(published.st_ino)})
+      ::unlink(location.data_path().c_str());
+  }
 
   // The published name is a link to this descriptor's file: its fstat()
   // gives the owner the file's identity without a lookup by name.
@@ -207,6 +224,8 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   } else {
     owner = claim_region(location, options.persistent);
   }
+  // Whatever has the name now is not this region's: its owner removes nothing.
+  if (name_removed) owner->keep();
   if (locator) locator->drop_termination_entry();
   defer.reset();
   Access access = options.writable ? Access::SharedWritable : Access::CopyOnWrite;

@@ -139,6 +139,55 @@ test_that("persistent shares outlive their creator until remove_shared()", {
   }
 })
 
+test_that("remove_shared() while a file-backed region is written leaves no data file behind", {
+  # A file-backed region's locator takes the name first; the data file is
+  # published when written. remove_shared() in between finds only the
+  # locator. The data file, published afterwards, used to stay: nothing led
+  # to it (no prune would ever find it) and it kept any new region of that
+  # name out of the directory ("already exists" with no such region).
+  skip_on_cran()
+  name <- "test_removed_while_made"
+  dir <- tempfile("shmr-removed")
+  dir.create(dir)
+  on.exit(unlink(dir, recursive = TRUE), add = TRUE)
+  data_file <- file.path(dir, paste0("shmr_", name))
+  worker <- start_worker()
+  on.exit(worker$close(), add = TRUE)
+  pid <- worker$get_pid()
+  worker$call(function(name, dir) {
+    x <- runif(2e7)
+    made <<- share(x, backing = "mmap", name = name, path = dir)
+    identical(made[c(1, 2e7)], x[c(1, 2e7)])
+  }, list(name = name, dir = dir))
+  # Stop the creator as soon as its locator has the name.
+  locator <- region_file(paste0("shmr_", name))
+  started <- Sys.time()
+  while (!file.exists(locator) && difftime(Sys.time(), started, units = "secs") < 120) {}
+  tools::pskill(pid, tools::SIGSTOP)
+  on.exit(tools::pskill(pid, tools::SIGCONT), add = TRUE, after = FALSE)
+  if (!file.exists(locator) || file.exists(data_file)) {
+    tools::pskill(pid, tools::SIGCONT)
+    skip("the creator was not stopped between publishing its locator and its data file")
+  }
+  expect_true(remove_shared(name))
+  tools::pskill(pid, tools::SIGCONT)
+  result <- NULL
+  while (is.null(result)) {
+    worker$poll_process(1000)
+    result <- worker$read()
+  }
+  expect_null(result$error)
+  expect_true(result$result) # the creator reads its region
+  expect_false(file.exists(data_file))
+  expect_false(file.exists(locator))
+  expect_null(map_shared(name))
+  # The name is free for a new region in the same directory.
+  y <- share(c(4, 5), backing = "mmap", name = name, path = dir)
+  expect_identical(in_other_process(function(name) map_shared(name)[], list(name = name)), c(4, 5))
+  close(y)
+  expect_true(worker$run(function() sum(made[1:3]) > 0))
+})
+
 test_that("removing a name and re-creating it is safe from the old owner", {
   x <- share(1:3 + 0, name = "test_recreated")
   remove_shared("test_recreated")
