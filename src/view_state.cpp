@@ -165,7 +165,7 @@ void add_remote_mode_hint(ErrorMessage& message) noexcept {
   if (std::strncmp(bare(message.text), kMissing, sizeof kMissing - 1) != 0) return;
   const size_t used = std::strlen(message.text);
   std::snprintf(message.text + used, sizeof message.text - used, "%s",
-                "; sent to another host, a shared object needs remote mode where it is "
+                "; if it was sent from another host, it needs remote mode where it is "
                 "shared (options(shmr.remote = TRUE), or a pool; see ?remote)");
 }
 
