@@ -224,9 +224,15 @@ std::shared_ptr<RegionOwner> owner_of(const std::string& name_path) {
   return found == owners_by_path().end() ? nullptr : found->second.lock();
 }
 
+std::shared_ptr<RegionOwner> owner_of(const std::string& name_path, const FileIdentity& data_file) {
+  auto owner = owner_of(name_path);
+  return owner && owner->data_file() == data_file ? owner : nullptr;
+}
+
 std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
+                                               const FileIdentity& data_file,
                                                const format::RegionHeader& header) {
-  if (auto owner = owner_of(location.name_path())) return owner;
+  if (auto owner = owner_of(location.name_path(), data_file)) return owner;
   const process::Identity self = process::current();
   const process::Identity creator = format::creator_of(header);
   // A replica's header names its creator on another host, never this process.

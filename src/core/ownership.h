@@ -57,6 +57,7 @@ class RegionOwner {
   ~RegionOwner();
 
   const RegionLocation& location() const noexcept { return location_; }
+  const FileIdentity& data_file() const noexcept { return data_file_; }
   // Removes the region now (idempotent). Never in a forked child, never for
   // a persistent region.
   void release();
@@ -105,12 +106,17 @@ std::shared_ptr<RegionOwner> claim_region(const RegionLocation& location, bool p
 
 // This process's live claim on the region whose name is at `name_path`, if any.
 std::shared_ptr<RegionOwner> owner_of(const std::string& name_path);
+// The same, only when that claim's data file is `data_file`: a claim on an
+// earlier region of the name, which another process removed and made again,
+// is not a claim on the region there now.
+std::shared_ptr<RegionOwner> owner_of(const std::string& name_path, const FileIdentity& data_file);
 
 // The claim under which this process maps the region at `location`, whose
 // (untrusted) header is `header`: its live claim; or a new one when the
 // header names this process as creator and nobody here claims it (a region
 // a forked child or a pool worker made for this process); else none.
 std::shared_ptr<RegionOwner> claim_for_mapping(const RegionLocation& location,
+                                               const FileIdentity& data_file,
                                                const format::RegionHeader& header);
 
 // The process that receives the regions this process created when they are

@@ -408,12 +408,13 @@ std::shared_ptr<MappedRegion> map_with_first_bytes(RegionFile region,
   // The claim of this process, or a new one when the header names it as
   // creator (a region a forked child or a pool worker made for it).
   std::shared_ptr<RegionOwner> owner;
+  const FileIdentity data_file{region.file.stamp.device, region.file.stamp.inode};
   if (first_bytes.size() >= sizeof(format::RegionHeader)) {
     format::RegionHeader header;
     std::memcpy(&header, first_bytes.data(), sizeof header);
-    owner = claim_for_mapping(region.location, header);
+    owner = claim_for_mapping(region.location, data_file, header);
   } else {
-    owner = owner_of(region.location.name_path());
+    owner = owner_of(region.location.name_path(), data_file);
   }
   return std::make_shared<MappedRegion>(std::move(region.location), access, std::move(map),
                                         std::move(owner), region.file.stamp,

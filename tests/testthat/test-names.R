@@ -118,6 +118,26 @@ test_that("a stream written before a name was taken again does not read the newe
   expect_lte(length(serialize(share(c(1, 2, 3)), NULL)), 128)
 })
 
+test_that("a region another process made under a name this process shared before is not this process's", {
+  skip_on_cran()
+  name <- paste0("owner_test_", Sys.getpid())
+  on.exit(remove_shared(name), add = TRUE)
+  ours <- share(c(1, 2, 3), name = name)
+  expect_true(shared_info(ours)$owner)
+  in_other_process(function(name) {
+    shmr::remove_shared(name)
+    invisible(shmr::share(c(4, 5, 6), name = name, persist = TRUE))
+  }, list(name = name))
+  theirs <- map_shared(name)
+  expect_identical(theirs[], c(4, 5, 6))
+  expect_false(shared_info(theirs)$owner)
+  # Neither letting go of ours nor closing the map removes their region.
+  rm(ours)
+  invisible(gc())
+  close(theirs)
+  expect_identical(map_shared(name)[], c(4, 5, 6))
+})
+
 test_that("after an attribute changes, shared_name() is NULL and share() shares the object as it is", {
   m <- share(matrix(as.numeric(1:6), 2))
   before <- shared_name(m)
