@@ -151,6 +151,9 @@ struct Bindings {
   int targets = 0;  // variables R is assigning the copy to
   int others = 0;   // other variables reading the same shared elements
   int selves = 0;   // variables whose value is the copy itself
+  // Targets that are wrappers R may not change in place: referenced from
+  // more than one place, R would copy such a wrapper before changing it.
+  int shared_wrappers = 0;
   SEXP other = nullptr;  // the value of the last of those others
 };
 
@@ -209,6 +212,7 @@ Bindings scan(SEXP env, const Copy& copy) {
       ++found.selves;
     } else if (is_target(value, copy)) {
       ++found.targets;
+      if (copy.wrapped && MAYBE_SHARED(value)) ++found.shared_wrappers;
     } else if (reads_same_node(value, handle) || list_holds(value, handle)) {
       ++found.others;
       found.other = value;
@@ -428,7 +432,14 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
       continue;
     }
     targeted = true;
-    outcome = outcome_in(envs, kinds, i, bindings.targets == 1 && bindings.others == 0, context);
+    // R asks a wrapper for a writable pointer to read too (REAL() in `==`,
+    // identical()), and changes a wrapper in place only when nothing else
+    // refers to it (it copies one that two variables hold, `b <- u` after
+    // `names(u)[1] <- "a"`): through a shared wrapper the request is a
+    // read, which must neither refuse nor reach the shared memory.
+    outcome = bindings.shared_wrappers > 0
+                  ? Outcome::Private
+                  : outcome_in(envs, kinds, i, bindings.targets == 1 && bindings.others == 0, context);
     break;
   }
   // R copied the share for a reason of its own (`class<-` at the end of a

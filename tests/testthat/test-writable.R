@@ -277,6 +277,28 @@ test_that("reads of writable shares with a class are never refused and never cha
   }
 })
 
+test_that("a read through R's wrapper of a writable share's copy held by two variables is never refused", {
+  # names<- wraps its copy of a vector (R_shallow_duplicate_attr()); `==`
+  # and identical() then ask the wrapper for a writable pointer (REAL()) to
+  # read it, and R changes a wrapper in place only when one variable holds it.
+  for (n in c(100, 1e5)) {
+    x <- as.numeric(seq_len(n))
+    w <- share(x, readonly = FALSE)
+    name <- shared_name(w)
+    u <- w
+    names(u)[1] <- "a"
+    b <- u
+    plain <- x
+    names(plain)[1] <- "a"
+    expect_identical(b == 5, plain == 5, info = n)
+    expect_identical(b, plain, info = n)
+    expect_identical(u * 2, plain * 2, info = n)
+    expect_identical(map_shared(name)[], x, info = n)
+    got <- in_other_process(function(name) shmr::map_shared(name)[], list(name = name))
+    expect_identical(got, x, info = n)
+  }
+})
+
 test_that("writable shares are changed in place when the code runs through source()", {
   # source() (like knitr and an IDE's Source button) keeps the value of the
   # last expression, so R copies the share before the first change.
