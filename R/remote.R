@@ -184,7 +184,7 @@ host_identity <- function() .Call(shmr_host_identity)
 bad_remote_option <- function(value) {
   problem <- paste0("options(shmr.remote) must be TRUE or FALSE, not ", describe_value(value))
   if (!running_as_worker()) stop(problem, call. = FALSE)
-  warning(problem, "; read as FALSE in this worker", call. = FALSE)
+  warn_once(paste0(problem, "; read as FALSE in this worker"))
   FALSE
 }
 
