@@ -172,10 +172,12 @@ test_that("remove_shared() while a file-backed region is written leaves no data 
   expect_true(remove_shared(name))
   tools::pskill(pid, tools::SIGCONT)
   result <- NULL
-  while (is.null(result)) {
+  deadline <- Sys.time() + 120
+  while (is.null(result) && Sys.time() < deadline) {
     worker$poll_process(1000)
     result <- worker$read()
   }
+  expect_false(is.null(result))
   expect_null(result$error)
   expect_true(result$result) # the creator reads its region
   expect_false(file.exists(data_file))
