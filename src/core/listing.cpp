@@ -41,10 +41,6 @@ FileDescriptor open_own_file(const std::string& path, struct stat& st) {
   return guard;
 }
 
-FileIdentity identity_of(const struct stat& st) {
-  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-}
-
 void judge_creator(RegionSummary& summary, process::Census& census) {
   summary.creator_state = process::liveness(summary.creator, census);
   summary.creator_alive = summary.creator_state == process::Liveness::Alive;
@@ -85,7 +81,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   FileDescriptor fd = open_own_file(summary.data_path, st);
   if (fd.get() < 0) return std::nullopt;
   summary.size = static_cast<uint64_t>(st.st_size);
-  summary.name_file = identity_of(st);
+  summary.name_file = FileIdentity::of(st);
   if (summary.temporary) {
     summary.creator.pid = temp_pid;
     judge_creator(summary, census);
@@ -113,7 +109,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   FileDescriptor data = open_own_file(locator.target_path, st);
   if (data.get() >= 0) {
     summary.size = static_cast<uint64_t>(st.st_size);
-    summary.data_file = identity_of(st);
+    summary.data_file = FileIdentity::of(st);
     fill_from_header(data.get(), summary, census);
   }
   return summary;

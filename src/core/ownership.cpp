@@ -40,6 +40,10 @@ bool remove_region_files(const RegionLocation& location) {
 FileIdentity FileIdentity::of(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return {};
+  return of(st);
+}
+
+FileIdentity FileIdentity::of(const struct stat& st) {
   return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
@@ -55,10 +59,7 @@ bool is_our_locator(const std::string& path, const FileIdentity& expected, const
   if (fd < 0) return false;
   FileDescriptor guard(fd);
   struct stat st;
-  if (::fstat(fd, &st) != 0 ||
-      !(FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} ==
-        expected))
-    return false;
+  if (::fstat(fd, &st) != 0 || !(FileIdentity::of(st) == expected)) return false;
   Locator locator;
   try {
     return read_locator(fd, name, locator) && locator.target_path == data_path;

@@ -41,6 +41,7 @@ struct FileIdentity {
   uint64_t device = 0;
   uint64_t inode = 0;
   static FileIdentity of(const std::string& path);
+  static FileIdentity of(const struct stat& st);
   bool operator==(const FileIdentity& other) const {
     return device == other.device && inode == other.inode;
   }

@@ -138,7 +138,7 @@ class PublishedLocator {
   PublishedLocator& operator=(const PublishedLocator&) = delete;
   ~PublishedLocator() {
     // The entry goes with the members, after the file.
-    if (!committed_ && FileIdentity::of(path_) == identity_) ::unlink(path_.c_str());
+    if (!committed_ && still_published()) ::unlink(path_.c_str());
   }
   void commit() { committed_ = true; }
   // False once the locator was removed (remove_shared() of the name while
@@ -197,6 +197,10 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   std::optional<termination::DeferredSignals> defer(std::in_place);
   FileDescriptor fd = pending.publish();
   if (locator) locator->commit();
+  // The published name is a link to this descriptor's file: its fstat()
+  // gives the file's identity without a lookup by name.
+  struct stat st;
+  const bool identified = ::fstat(fd.get(), &st) == 0;
   // remove_shared() of the name while the data file was being written found
   // only the locator (the data file was not there yet) and removed it: the
   // region is removed as if just after it was made. Its data file, which
@@ -204,23 +208,14 @@ std::shared_ptr<MappedRegion> create_with_backing(const RegionWriter& writer,
   // died, and it would keep a new region of the name out of this
   // directory), goes now; this process keeps its mapping.
   const bool name_removed = locator && !locator->still_published();
-  if (name_removed) {
-    struct stat published;
-    if (::fstat(fd.get(), &published) == 0 &&
-        FileIdentity::of(location.data_path()) ==
-            FileIdentity{static_cast<uint64_t>(published.st_dev), static_cast<uint64_t>(published.st_ino)})
-      ::unlink(location.data_path().c_str());
-  }
+  if (name_removed && identified && FileIdentity::of(location.data_path()) == FileIdentity::of(st))
+    ::unlink(location.data_path().c_str());
 
-  // The published name is a link to this descriptor's file: its fstat()
-  // gives the owner the file's identity without a lookup by name.
-  struct stat st;
   FileStamp stamp;
   std::shared_ptr<RegionOwner> owner;
-  if (::fstat(fd.get(), &st) == 0) {
+  if (identified) {
     stamp = FileStamp::of(st);
-    owner = claim_region(location, options.persistent,
-                         FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)});
+    owner = claim_region(location, options.persistent, FileIdentity::of(st));
   } else {
     owner = claim_region(location, options.persistent);
   }
