@@ -90,22 +90,32 @@ data_directory <- function(path, persist) {
 # with backing "auto" passes it, in case shm turns out to be full.
 session_directory <- new.env(parent = emptyenv())
 
+# A numeric setting: the option `option`, else the environment variable
+# `env`. NULL when neither is set; else `value` (NA unless one number),
+# `given` and `source` (which of the two, for a message).
+numeric_setting <- function(option, env) {
+  given <- getOption(option)
+  source <- sprintf("options(%s)", option)
+  if (is.null(given)) {
+    given <- Sys.getenv(env, "")
+    if (!nzchar(given)) return(NULL)
+    source <- sprintf("the environment variable %s", env)
+  }
+  value <- if (is.numeric(given) || is.character(given)) suppressWarnings(as.numeric(given))
+  if (length(value) != 1L) value <- NA_real_
+  list(value = value, given = given, source = source)
+}
+
 # Bytes of /dev/shm that "auto" may count on; 0 means no cap. Any other
 # value is an error: read as "no cap", a typo would let a share fill /dev/shm.
 shm_capacity <- function() {
-  given <- getOption("shmr.shm_capacity")
-  source <- "options(shmr.shm_capacity)"
-  if (is.null(given)) {
-    given <- Sys.getenv("SHMR_SHM_CAPACITY", "")
-    if (!nzchar(given)) return(0)
-    source <- "the environment variable SHMR_SHM_CAPACITY"
+  setting <- numeric_setting("shmr.shm_capacity", "SHMR_SHM_CAPACITY")
+  if (is.null(setting)) return(0)
+  if (is.na(setting$value) || setting$value < 0) {
+    stop(setting$source, " must be a number of bytes >= 0 (0 for no cap), not ",
+         describe_value(setting$given), call. = FALSE)
   }
-  cap <- if (is.numeric(given) || is.character(given)) suppressWarnings(as.numeric(given))
-  if (length(cap) != 1L || is.na(cap) || cap < 0) {
-    stop(source, " must be a number of bytes >= 0 (0 for no cap), not ", describe_value(given),
-         call. = FALSE)
-  }
-  cap
+  setting$value
 }
 
 fallback_explained <- new.env(parent = emptyenv())

@@ -195,17 +195,11 @@ bad_remote_option <- function(value) {
 # by `default`: an error could end a daemon, which reads these settings while
 # it unserializes its task.
 remote_setting <- function(option, env, default) {
-  given <- getOption(option)
-  source <- sprintf("options(%s)", option)
-  if (is.null(given)) {
-    given <- Sys.getenv(env, "")
-    if (!nzchar(given)) return(default)
-    source <- sprintf("the environment variable %s", env)
-  }
-  value <- if (is.numeric(given) || is.character(given)) suppressWarnings(as.numeric(given))
-  if (length(value) == 1L && !is.na(value) && value > 0) return(value)
+  setting <- numeric_setting(option, env)
+  if (is.null(setting)) return(default)
+  if (!is.na(setting$value) && setting$value > 0) return(setting$value)
   warn_once(sprintf("%s must be a positive number, not %s; %g is used instead",
-                    source, describe_value(given), default))
+                    setting$source, describe_value(setting$given), default))
   default
 }
 
