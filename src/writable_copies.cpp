@@ -113,6 +113,39 @@ bool node_holds(const RegionReader& reader, const NodeView& list, uint64_t wante
   return false;
 }
 
+// An ordinary list or a pairlist: R changes an element of either through a
+// complex assignment to its variable (a shared pairlist is one of views).
+bool is_plain_list(SEXP list) {
+  return (TYPEOF(list) == VECSXP && !ALTREP(list)) || TYPEOF(list) == LISTSXP;
+}
+
+// The elements of a list that is_plain_list(), in order.
+class ListCursor {
+ public:
+  explicit ListCursor(SEXP list) : list_(list), cell_(list) {}
+  bool done() const {
+    return TYPEOF(list_) == VECSXP ? index_ >= XLENGTH(list_) : TYPEOF(cell_) != LISTSXP;
+  }
+  SEXP element() const { return TYPEOF(list_) == VECSXP ? VECTOR_ELT(list_, index_) : CAR(cell_); }
+  void set(SEXP value) const {
+    if (TYPEOF(list_) == VECSXP)
+      SET_VECTOR_ELT(list_, index_, value);
+    else
+      SETCAR(cell_, value);
+  }
+  void next() {
+    if (TYPEOF(list_) == VECSXP)
+      ++index_;
+    else
+      cell_ = CDR(cell_);
+  }
+
+ private:
+  SEXP list_;
+  SEXP cell_;
+  R_xlen_t index_ = 0;
+};
+
 bool holds(SEXP list, const ViewHandle& copy, int depth, uint64_t& budget) {
   // R wraps a list of 64 elements or more instead of copying it to change
   // its attributes (R >= 4.3): `[<-.data.frame`'s class(x) <- NULL.
@@ -128,11 +161,11 @@ bool holds(SEXP list, const ViewHandle& copy, int depth, uint64_t& budget) {
     }
     list = list_view_decoded_elements(list);
   }
-  if (TYPEOF(list) != VECSXP || ALTREP(list)) return false;
-  for (R_xlen_t i = 0; i < XLENGTH(list) && budget > 0; ++i, --budget) {
-    SEXP element = VECTOR_ELT(list, i);
+  if (!is_plain_list(list)) return false;
+  for (ListCursor at(list); !at.done() && budget > 0; at.next(), --budget) {
+    SEXP element = at.element();
     if (reads_same_node(element, copy)) return true;
-    if (depth > 0 && TYPEOF(element) == VECSXP && holds(element, copy, depth - 1, budget)) return true;
+    if (depth > 0 && is_plain_list(element) && holds(element, copy, depth - 1, budget)) return true;
   }
   return false;
 }
@@ -361,11 +394,11 @@ Outcome list_element_outcome(const Copy& copy, SEXP envs, SEXP kinds, SEXP repla
 // Puts `source` where the ordinary list `list`, or a list inside it down to
 // `depth` levels, holds `copy`. True when it did.
 bool put_back(SEXP list, SEXP copy, SEXP source, int depth) {
-  if (TYPEOF(list) != VECSXP || ALTREP(list)) return false;
-  for (R_xlen_t i = 0; i < XLENGTH(list); ++i) {
-    SEXP element = VECTOR_ELT(list, i);
+  if (!is_plain_list(list)) return false;
+  for (ListCursor at(list); !at.done(); at.next()) {
+    SEXP element = at.element();
     if (element == copy) {
-      SET_VECTOR_ELT(list, i, source);
+      at.set(source);
       return true;
     }
     if (depth > 0 && put_back(element, copy, source, depth - 1)) return true;

@@ -552,6 +552,19 @@ test_that("lists inside lists: a change writes through, and a list holding a col
                    c(0, 2:5))
 })
 
+test_that("an element of a writable pairlist changes in place; a second variable is refused", {
+  p <- share(pairlist(a = as.numeric(1:100), b = letters), readonly = FALSE)
+  p$a[1] <- 50
+  p[["a"]][2:3] <- c(60, 70)
+  expected <- c(50, 60, 70, 4:100)
+  expect_identical(p$a[], expected)
+  expect_identical(in_other_process(function(s) unserialize(s)$a[], list(serialize(p, NULL))),
+                   expected)
+  q <- p
+  expect_error(q$a[1] <- 0, "another variable refers to the same object")
+  expect_identical(p$a[], expected)
+})
+
 test_that("one vector held in two places of a writable share gets two nodes: a change to one leaves the other", {
   d <- data.frame(x = c(1, 2, 3))
   d$y <- d$x  # one object in R until either column changes
