@@ -99,8 +99,8 @@
 #' function's own (`v[4:1] <- v`; for output that functions and pool workers
 #' write into, use [shared_buffer()]). shmr finds those variables in the frames of the
 #' running code and in the lists they hold; an object kept out of their
-#' sight (in an environment, a closure, an attribute or S4 slot, a pairlist,
-#' a list more than 8 levels deep or past its first 65,536 elements) is not
+#' sight (in an environment, a closure, an attribute or S4 slot, a list or
+#' pairlist more than 8 levels deep or past its first 65,536 elements) is not
 #' found, and may change with the share. Four cases R handles without asking shmr still copy
 #' privately: assigning a value of a wider type (a double into an integer
 #' vector), growing the vector, `[<-` with names (`w["b"] <- 2`: R

@@ -563,6 +563,11 @@ test_that("an element of a writable pairlist changes in place; a second variable
   q <- p
   expect_error(q$a[1] <- 0, "another variable refers to the same object")
   expect_identical(p$a[], expected)
+  # A pairlist holding a column is a second variable, as a list is.
+  d <- share(data.frame(a = as.numeric(1:5)), readonly = FALSE)
+  keep <- pairlist(col = d$a)
+  expect_error(d$a[1] <- 0, "another variable refers to the same object")
+  expect_identical(keep$col[], as.numeric(1:5))
 })
 
 test_that("one vector held in two places of a writable share gets two nodes: a change to one leaves the other", {
