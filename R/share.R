@@ -444,7 +444,9 @@ is_shared <- function(x) {
 #' data of `con` (or of a part extracted from it) is an R error, never a
 #' crash. So is the use of what R derives from it lazily, reading it only
 #' when needed: `as.character()` of a numeric vector is such a result.
-#' Subsets and other copies made before the close stay valid.
+#' Subsets and other copies made before the close stay valid; a result that R
+#' returns as its argument itself is not a copy (`as.numeric()` of a double
+#' vector, `sort()` of a vector known to be sorted) and is closed with it.
 #'
 #' shmr registers this as the default method of [base::close()], so
 #' `close(x)` works for any shared object. It also works, doing nothing, for
