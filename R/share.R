@@ -121,6 +121,11 @@
 #' method makes of any value (R would put them in a new vector of doubles):
 #' such a change is refused; give integer values
 #' (`w[i] <- structure(10L, class = "Date")`).
+#' Replacing a whole element of a writable list or column of a writable
+#' data frame (`l$a <- v`, `d[["a"]] <- v`) changes the list, not the
+#' shared data: the list becomes a private one (`is_shared(l)` turns
+#' `FALSE`) and the region keeps the old values; `d$a[] <- v` writes the
+#' new values through.
 #' Concurrent writers are your responsibility: shmr does
 #' no locking, so have processes write disjoint parts, or synchronise them
 #' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a
