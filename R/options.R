@@ -55,7 +55,7 @@ check_path_length <- function(path, what) {
 check_region_name <- function(name, arg = "name") {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
       !grepl("^[A-Za-z0-9._-]{1,100}$", name) || name %in% c(".", "..")) {
-    stop(sprintf("`%s` is %s, but a region name must be 1 to 100 letters, digits, '.', '_' or '-'",
+    stop(sprintf("`%s` is %s, but a region name must be 1 to 100 letters, digits, '.', '_' or '-', other than '.' and '..'",
                  arg, describe_value(name)), call. = FALSE)
   }
 }

@@ -55,6 +55,9 @@ test_that("a bad region name is refused naming the argument and the value", {
   expect_error(segment_create(8, name = 7), "`name` is 7, but a region name must be")
   expect_error(segment_open(""), "`path` is '', but a region name must be")
   expect_error(share(1, name = strrep("n", 5000)), "`name` is 'n{57}\\.\\.\\.'")
+  # '.' and '..' are made of allowed characters: the message says why they are refused.
+  expect_error(share(1, name = "."), "`name` is '.', but .*other than '.' and '..'")
+  expect_error(segment_create(8, name = ".."), "`name` is '..', but .*other than '.' and '..'")
 })
 
 test_that("a buffer refuses a value for its type in one message, and a logical one any number but 0 and 1", {
