@@ -51,7 +51,8 @@ RegionReader::RegionReader(const void* base, uint64_t mapped_size, const std::st
   }
   if (header_.total_size != size_)
     corrupt("it is " + std::to_string(size_) + " bytes but its header says " +
-            std::to_string(header_.total_size) + " (truncated?)");
+            std::to_string(header_.total_size) +
+            (size_ < header_.total_size ? " (truncated?)" : " (extended?)"));
   if (header_.node_count == 0) corrupt("it has no nodes");
   if (header_.node_count > size_ / sizeof(format::NodeRecord)) corrupt("its node count is too large");
   check_range(header_.node_table_offset, header_.node_count * sizeof(format::NodeRecord), 8,
