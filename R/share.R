@@ -448,10 +448,13 @@ is_shared <- function(x) {
 #' Processes that already mapped it keep their data. Any later use of the
 #' data of `con` (or of a part extracted from it) is an R error, never a
 #' crash. So is the use of what R derives from it lazily, reading it only
-#' when needed: `as.character()` of a numeric vector is such a result.
-#' Subsets and other copies made before the close stay valid; a result that R
-#' returns as its argument itself is not a copy (`as.numeric()` of a double
-#' vector, `sort()` of a vector known to be sorted) and is closed with it.
+#' when needed: `as.character()` of a numeric vector is such a result. So
+#' is the use of what reads the same memory instead of copying it: the
+#' object with its attributes changed (`unclass(x)`, `names<-`, `dim<-`,
+#' `class<-`), `sort()` of a vector already sorted, `as.numeric()` of a double
+#' vector (R returns the vector itself). Subsets, conversions to another
+#' type (`as.integer()` of a double vector, `as.numeric()` of a character
+#' vector) and results of arithmetic made before the close stay valid.
 #'
 #' shmr registers this as the default method of [base::close()], so
 #' `close(x)` works for any shared object. It also works, doing nothing, for
