@@ -41,7 +41,9 @@
 #'   if it had no hook, or without the rewrite) and the error is listed
 #'   among the skipped parts. An answer not of the form above (not a list,
 #'   a field of the wrong type) is a mistake in the hook's code rather than
-#'   in the data: an error in either mode.
+#'   in the data: an error in either mode. `NULL` counts as an empty list,
+#'   and fields of other names are ignored without a word
+#'   (`list(skipp = "cache")` skips nothing): check their spelling.
 #' @export
 #' @examples
 #' share_hook.fitted_cache <- function(x, ctx) {
