@@ -102,7 +102,7 @@ visit <- function(walk, x, path, force = FALSE) {
 
 visit_vector <- function(walk, x, path, force, hook) {
   if (is_view(x)) return(x)
-  if (.Call(shmr_is_closed_view, x)) return(skip_part(walk, x, path, "a shared object that was closed"))
+  if (.Call(shmr_is_closed_view, x)) return(unshareable(walk, x, path, "a shared object that was closed"))
   bytes <- .Call(shmr_data_bytes, x)
   if (bytes > 0 && (force || bytes >= walk$min_bytes)) return(share_part(walk, x, path, bytes))
   walk$kept$add(path)

@@ -206,7 +206,8 @@
 #'   the binding that refers back; `"skip"` points that binding to the
 #'   shared copy without walking it again.
 #' @param mode With `deep = TRUE`, what to do with parts that cannot be
-#'   shared (external pointers, connections, weak references) and with
+#'   shared (external pointers, connections, weak references, shared
+#'   objects that were closed) and with
 #'   errors of a [share_hook()]: `"balanced"` keeps them as they are and
 #'   lists them in `shared_info(result)$skipped`; `"strict"` stops, naming
 #'   the path.

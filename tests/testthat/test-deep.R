@@ -260,6 +260,17 @@ test_that("a closed shared object met by the walk is kept and reported", {
   expect_true(is_shared(s$fresh))
   expect_identical(shared_info(s)$skipped$path, "x$gone")
   expect_match(shared_info(s)$skipped$reason, "closed")
+  # mode = "strict" stops there, as at any part that cannot be shared, and
+  # removes the region it made for the vector walked before.
+  left <- with_private_shm({
+    gone <- share(runif(1e5))
+    close(gone)
+    expect_error(share(list(fresh = runif(1e5), gone = gone), deep = TRUE, min_bytes = 1e4,
+                       mode = "strict"),
+                 "mode = \"strict\"): a shared object that was closed at x$gone cannot be shared",
+                 fixed = TRUE)
+  })
+  expect_length(left, 0)
 })
 
 test_that("a failing deep share leaves no region behind", {
