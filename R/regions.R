@@ -82,7 +82,9 @@ prune_shared <- function() {
 #' works for any region of this user, persistent or not.
 #'
 #' @param name The region's name, as given to `share(name = )` or returned
-#'   by [shared_name()].
+#'   by [shared_name()]. The name of a part (`"shmr_...[2]"`, as
+#'   [shared_name()] gives for an element of a shared list) removes the
+#'   whole region that holds it.
 #' @return `TRUE` when a region was removed, `FALSE` when there was none,
 #'   invisibly.
 #' @export
