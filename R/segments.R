@@ -101,6 +101,11 @@ segment_open <- function(path, backing = c("auto", "shm", "mmap"), readonly = TR
   is_path <- is.character(name) && length(name) == 1L && !is.na(name) && grepl("/", name)
   if (is_path) {
     check_path_length(path, "`path`")
+    # basename() drops a trailing "/": "<dir>/" would name the region <dir>.
+    if (endsWith(path, "/")) {
+      stop(sprintf("`path` ends with '/' ('%s'): give the segment's file (segment_path()) or its name",
+                   shorten(path)), call. = FALSE)
+    }
     name <- basename(name)
   }
   check_region_name(name, "path")

@@ -54,6 +54,8 @@ test_that("a bad region name is refused naming the argument and the value", {
   expect_error(share(1, name = NA_character_), "`name` is NA, but a region name must be")
   expect_error(segment_create(8, name = 7), "`name` is 7, but a region name must be")
   expect_error(segment_open(""), "`path` is '', but a region name must be")
+  # A directory is not read as the region named by its last part.
+  expect_error(segment_open(paste0(tempdir(), "/")), "`path` ends with '/'")
   expect_error(share(1, name = strrep("n", 5000)), "`name` is 'n{57}\\.\\.\\.'")
   # '.' and '..' are made of allowed characters: the message says why they are refused.
   expect_error(share(1, name = "."), "`name` is '.', but .*other than '.' and '..'")
