@@ -195,6 +195,8 @@ test_that("copy2shm() and allocate_from_shm() errors name shm_open, as bettermc'
   o <- copy2shm(1:3, "/bmc_taken")
   expect_error(copy2shm(1:3, "/bmc_taken"), "'shm_open' failed for '/bmc_taken': a shared memory object of that name exists")
   expect_error(copy2shm(1:3, "/a/b"), "copy2shm(): 'shm_open' cannot use '/a/b'", fixed = TRUE)
+  # '.' and '..' are made of allowed characters: the message says why they are refused.
+  expect_error(copy2shm(1:3, "/.."), "cannot use '/..': .*other than '.' and '..'")
   o$name <- "/bmc_missing_test"
   expect_error(allocate_from_shm(o), "'shm_open' failed for '/bmc_missing_test': no such shared memory object")
   o$name <- "/bmc_taken"
