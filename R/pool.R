@@ -480,13 +480,68 @@ with_worker_libs <- function(code) {
 
 # --- PSOCK ---------------------------------------------------------------
 
-new_psock_nodes <- function(n) {
+# `launch` (from launch_tag()) is written into each worker's command line,
+# where stop_launched() finds the workers of a start that was interrupted.
+new_psock_nodes <- function(n, launch) {
   old <- options(socketOptions = "no-delay")
   on.exit(options(old))
   parallel::makePSOCKcluster(
     n, useXDR = FALSE,
-    rscript_args = c("-e", shQuote("options(socketOptions = 'no-delay')"))
+    rscript_args = c("-e", shQuote("options(socketOptions = 'no-delay')"),
+                     "-e", shQuote(sprintf("invisible('%s')", launch)))
   )
+}
+
+# A word that names one start of workers, and nothing else; the caller's
+# random numbers are left as they were.
+launch_tag <- function() {
+  # tempfile() draws its letters without touching R's random number stream.
+  basename(tempfile(paste0("shmr-launch-", Sys.getpid(), "-")))
+}
+
+# The processes of this machine whose command line holds `launch`.
+launched_pids <- function(launch) {
+  if (dir.exists("/proc/self")) {
+    pids <- suppressWarnings(as.integer(list.files("/proc", pattern = "^[0-9]+$")))
+    hits <- vapply(pids, function(pid) {
+      line <- tryCatch(readBin(file.path("/proc", pid, "cmdline"), "raw", 65536L),
+                       error = function(e) raw(), warning = function(w) raw())
+      length(grepRaw(launch, line, fixed = TRUE)) > 0L
+    }, TRUE)
+    return(pids[hits])
+  }
+  lines <- tryCatch(suppressWarnings(system2("ps", c("-axww", "-o", "pid=,command="),
+                                             stdout = TRUE, stderr = FALSE)),
+                    error = function(e) character())
+  lines <- lines[grepl(launch, lines, fixed = TRUE)]
+  as.integer(sub("^\\s*([0-9]+).*$", "\\1", lines))
+}
+
+# Ends the workers of the start `launch` that no pool took: a start that an
+# interrupt (or an error) cut short leaves workers the caller has no handle
+# on, some still connecting to a port that is closed, which would wait
+# minutes, or join the next pool started on that port. SIGUSR2 ends an R
+# process as quitting does, its session directory removed, also a worker
+# busy in its set-up (an interrupt would only end that task). R ignores it
+# while it cannot be interrupted (as while it starts), so it is sent again
+# until the process is gone; one still running after `wait` seconds is
+# killed.
+stop_launched <- function(launch, wait = 3) {
+  first_seen <- numeric()
+  start <- Sys.time()
+  repeat {
+    pids <- setdiff(launched_pids(launch), Sys.getpid())
+    if (!length(pids)) break
+    now <- as.numeric(Sys.time() - start, units = "secs")
+    for (pid in pids) {
+      key <- as.character(pid)
+      if (is.na(first_seen[key])) first_seen[key] <- now
+      tools::pskill(pid, if (now - first_seen[[key]] > wait) tools::SIGKILL else tools::SIGUSR2)
+    }
+    if (now > 2 * wait) break
+    Sys.sleep(0.2)
+  }
+  invisible()
 }
 
 # A socket cluster given to stopCluster() keeps its nodes, whose
@@ -528,17 +583,34 @@ start_psock <- function(pool) {
 # whose set-up fails (an error in `init`, a missing package) are stopped
 # before the error is raised: nothing else would stop them, and they would
 # wait until their connections were collected.
+#
+# An interrupt while the workers start or are set up (Ctrl-C during
+# pool_create(), or during a map that replaces a worker) leaves workers that
+# no pool holds: they are ended before the interrupt goes on.
 set_up_psock_nodes <- function(pool, n) {
-  nodes <- new_psock_nodes(n)
-  answers <- tryCatch(
-    parallel::clusterCall(nodes, worker_setup_function(), pool$packages, pool$init, .libPaths()),
-    error = function(e) {
-      try(parallel::stopCluster(nodes), silent = TRUE)
-      # stopCluster() leaves the connections to the garbage collector, which
-      # warns as it closes each one.
+  launch <- launch_tag()
+  nodes <- NULL
+  withCallingHandlers({
+    nodes <- new_psock_nodes(n, launch)
+    answers <- tryCatch(
+      parallel::clusterCall(nodes, worker_setup_function(), pool$packages, pool$init, .libPaths()),
+      error = function(e) {
+        try(parallel::stopCluster(nodes), silent = TRUE)
+        # stopCluster() leaves the connections to the garbage collector, which
+        # warns as it closes each one.
+        for (node in nodes) close_worker_connection(node)
+        stop(worker_failure(e, "while it was set up (`init` or loading `packages`)"))
+      })
+  }, interrupt = function(e) {
+    suspendInterrupts({
       for (node in nodes) close_worker_connection(node)
-      stop(worker_failure(e, "while it was set up (`init` or loading `packages`)"))
+      stop_launched(launch)
     })
+  }, error = function(e) {
+    # makePSOCKcluster() failing (a worker that never connected) leaves the
+    # others running too.
+    if (is.null(nodes)) suspendInterrupts(stop_launched(launch))
+  })
   list(nodes = nodes, answers = answers)
 }
 

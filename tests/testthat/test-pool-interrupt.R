@@ -109,3 +109,52 @@ test_that("an interrupted map on a mirai pool cancels its chunks; the next map g
   expect_true(all(result$status == "ok"))
   expect_true(result$same_daemons)
 })
+
+test_that("an interrupt while a pool's workers are set up leaves no worker running", {
+  skip_on_cran()
+  skip_without_callr()
+  skip_if_sigint_ignored()
+  markers <- tempfile("starting")
+  dir.create(markers)
+  on.exit(unlink(markers, recursive = TRUE), add = TRUE)
+  child <- callr::r_bg(function(markers) {
+    library(shmr)
+    # Each worker writes its session directory into a file named by its
+    # process ID, then takes longer to set up than the test waits.
+    init <- bquote({
+      writeLines(tempdir(), file.path(.(markers), Sys.getpid()))
+      Sys.sleep(60)
+    })
+    tryCatch({
+      pool_create(2, init = init)
+      "created"
+    }, interrupt = function(e) "interrupted")
+  }, args = list(markers = markers))
+  workers <- integer()
+  dirs <- character()
+  on.exit({
+    child$kill()
+    for (pid in workers) tools::pskill(pid, tools::SIGKILL)
+    unlink(dirs, recursive = TRUE)
+  }, add = TRUE)
+  deadline <- Sys.time() + 60
+  while (length(list.files(markers)) < 2L && child$is_alive() && Sys.time() < deadline) {
+    Sys.sleep(0.05)
+  }
+  workers <- as.integer(list.files(markers))
+  expect_length(workers, 2L)
+  dirs <- vapply(file.path(markers, workers), readLines, "")
+  Sys.sleep(0.2)
+  tools::pskill(child$get_pid(), tools::SIGINT)
+  child$wait(30000)
+  expect_identical(child$get_result(), "interrupted")
+  # Before, the workers went on with their set-up, with no pool to stop
+  # them, for as long as it took.
+  deadline <- Sys.time() + 10
+  while (any(vapply(workers, shmr:::process_alive, TRUE)) && Sys.time() < deadline) {
+    Sys.sleep(0.05)
+  }
+  expect_false(any(vapply(workers, shmr:::process_alive, TRUE)))
+  # They ended as R ends: their session directories are gone.
+  expect_false(any(dir.exists(dirs)))
+})
