@@ -44,7 +44,8 @@
 #' * `available_backings()` is `c("shm", "mmap")`; `segment_report()` lists
 #'   the regions this process created.
 #' * `pool_dispatch(worker_id, expr)` evaluates `expr` on one worker of a
-#'   PSOCK pool (replacing it first if it died), with the variables `expr`
+#'   PSOCK pool (replacing it first if it died, or if a call to it was
+#'   interrupted before its reply came), with the variables `expr`
 #'   uses sent along; `pool_health_check()` replaces dead workers and
 #'   recycles those over `rss_limit`, and returns `worker_actions` (`action`
 #'   `"none"`, `"restart"` or `"recycle"`).
@@ -284,15 +285,27 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
     stop("`envir` must be an environment, not ", describe_value(envir), call. = FALSE)
   }
   worker_id <- as.integer(worker_id)
+  # A worker whose reply to an interrupted call was never read would hand
+  # that reply to this call: it is replaced, as the maps do (see
+  # dispatch_psock()).
+  replace_abandoned_workers(pool)
   if (!process_alive(pool$pids[worker_id])) replace_psock_worker(pool, worker_id)
-  tryCatch(
-    parallel::clusterCall(pool$cluster[worker_id], eval_with, expr,
-                          variables_for(all.vars(expr), envir))[[1L]],
+  variables <- variables_for(all.vars(expr), envir)
+  pool$in_flight[worker_id] <- pool$in_flight[worker_id] + 1L
+  value <- tryCatch(
+    parallel::clusterCall(pool$cluster[worker_id], eval_with, expr, variables)[[1L]],
     error = function(e) {
+      # An error of `expr` comes in its reply, which was read; a worker
+      # that died left none, and is replaced at the next call.
+      if (!grepl("error reading from connection", conditionMessage(e), fixed = TRUE)) {
+        pool$in_flight[worker_id] <- pool$in_flight[worker_id] - 1L
+      }
       stop(worker_failure(e, sprintf("while it evaluated `expr` (worker %d)", worker_id),
                           "; the next pool_dispatch() to it starts a new one"))
     }
   )
+  pool$in_flight[worker_id] <- pool$in_flight[worker_id] - 1L
+  value
 }
 
 # The values of `names` as `expr` finds them from `envir`: in it or in an

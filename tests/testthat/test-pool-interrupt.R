@@ -158,3 +158,46 @@ test_that("an interrupt while a pool's workers are set up leaves no worker runni
   # They ended as R ends: their session directories are gone.
   expect_false(any(dir.exists(dirs)))
 })
+
+test_that("after an interrupted pool_dispatch(), the next one to that worker returns its own value", {
+  skip_on_cran()
+  skip_without_callr()
+  skip_if_sigint_ignored()
+  markers <- tempfile("dispatch")
+  dir.create(markers)
+  on.exit(unlink(markers, recursive = TRUE), add = TRUE)
+  child <- callr::r_bg(function(markers) {
+    library(shmr)
+    pool <- pool_create(2)
+    on.exit(pool_stop(pool))
+    interrupted <- tryCatch({
+      pool_dispatch(1, bquote({
+        file.create(file.path(.(markers), "running"))
+        Sys.sleep(1)
+        "first"
+      }))
+      FALSE
+    }, interrupt = function(e) TRUE)
+    # Long enough for the interrupted call's reply to arrive.
+    Sys.sleep(2)
+    list(interrupted = interrupted,
+         second = pool_dispatch(1, quote("second")),
+         third = pool_dispatch(1, quote("third")),
+         map = unlist(pool_lapply(1:4, function(i) -i, chunk_size = 1)))
+  }, args = list(markers = markers))
+  on.exit(child$kill(), add = TRUE)
+  running <- file.path(markers, "running")
+  deadline <- Sys.time() + 60
+  while (!file.exists(running) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.02)
+  expect_true(file.exists(running))
+  Sys.sleep(0.2)
+  tools::pskill(child$get_pid(), tools::SIGINT)
+  child$wait(60000)
+  result <- child$get_result()
+  expect_true(result$interrupted)
+  # Before, the second call read the first one's reply ("first"), and every
+  # later call to that worker the reply of the call before it.
+  expect_identical(result$second, "second")
+  expect_identical(result$third, "third")
+  expect_identical(result$map, -(1:4))
+})
