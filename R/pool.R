@@ -501,20 +501,7 @@ launch_tag <- function() {
 
 # The processes of this machine whose command line holds `launch`.
 launched_pids <- function(launch) {
-  if (dir.exists("/proc/self")) {
-    pids <- suppressWarnings(as.integer(list.files("/proc", pattern = "^[0-9]+$")))
-    hits <- vapply(pids, function(pid) {
-      line <- tryCatch(readBin(file.path("/proc", pid, "cmdline"), "raw", 65536L),
-                       error = function(e) raw(), warning = function(w) raw())
-      length(grepRaw(launch, line, fixed = TRUE)) > 0L
-    }, TRUE)
-    return(pids[hits])
-  }
-  lines <- tryCatch(suppressWarnings(system2("ps", c("-axww", "-o", "pid=,command="),
-                                             stdout = TRUE, stderr = FALSE)),
-                    error = function(e) character())
-  lines <- lines[grepl(launch, lines, fixed = TRUE)]
-  as.integer(sub("^\\s*([0-9]+).*$", "\\1", lines))
+  as.integer(.Call(shmr_processes_mentioning, launch))
 }
 
 # Ends the workers of the start `launch` that no pool took: a start that an

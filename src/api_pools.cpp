@@ -1,11 +1,13 @@
 // .Call entry points of the worker pools (R/pool*.R): what the kernel tells
-// about a worker (memory, bytes of shmr regions mapped, running or not), and
-// which results of a chunk may be large enough to go back through shared
-// memory.
+// about a worker (memory, bytes of shmr regions mapped, running or not),
+// which processes a start of workers launched, and which results of a chunk
+// may be large enough to go back through shared memory.
 #include <cpp11/protect.hpp>
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "core/names.h"
 #include "core/process.h"
@@ -146,6 +148,22 @@ extern "C" SEXP shmr_process_running(SEXP pid, SEXP start_ticks) {
                     : state == process::Liveness::Dead ? FALSE
                                                        : NA_LOGICAL;
   return cpp11::safe[Rf_ScalarLogical](value);
+  END_CPP11
+}
+
+// The PIDs (doubles) of the processes whose command line has an argument
+// containing `word`, a single string the R caller checked.
+extern "C" SEXP shmr_processes_mentioning(SEXP word) {
+  BEGIN_CPP11
+  std::string wanted;
+  cpp11::unwind_protect([&] { wanted = Rf_translateCharUTF8(STRING_ELT(word, 0)); });
+  const std::vector<int64_t> pids = ps::processes_mentioning(wanted);
+  return cpp11::unwind_protect([&] {
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(pids.size())));
+    for (size_t i = 0; i < pids.size(); ++i) REAL(out)[i] = static_cast<double>(pids[i]);
+    UNPROTECT(1);
+    return out;
+  });
   END_CPP11
 }
 

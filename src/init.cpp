@@ -59,6 +59,7 @@ SEXP shmr_process_memory(SEXP);
 SEXP shmr_physical_memory();
 SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP, SEXP);
+SEXP shmr_processes_mentioning(SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
 SEXP shmr_set_reply_recipient(SEXP);
 SEXP shmr_unreadable_results(SEXP);
@@ -141,6 +142,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_physical_memory", (DL_FUNC)&shmr_physical_memory, 0},
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 2},
+    {"shmr_processes_mentioning", (DL_FUNC)&shmr_processes_mentioning, 1},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
     {"shmr_set_reply_recipient", (DL_FUNC)&shmr_set_reply_recipient, 1},
     {"shmr_unreadable_results", (DL_FUNC)&shmr_unreadable_results, 1},

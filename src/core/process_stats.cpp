@@ -1,10 +1,12 @@
 #include "process_stats.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 namespace shmr::process_stats {
@@ -106,6 +108,32 @@ std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
   std::optional<std::string> text = read_proc_file(pid, "maps");
   if (!text) return std::nullopt;
   return parse_maps(*text, prefixes);
+}
+
+bool command_line_mentions(const std::string& cmdline, const std::string& word) {
+  if (word.empty()) return false;
+  size_t start = 0;
+  while (start < cmdline.size()) {
+    size_t end = cmdline.find('\0', start);
+    if (end == std::string::npos) end = cmdline.size();
+    if (cmdline.substr(start, end - start).find(word) != std::string::npos) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::vector<int64_t> processes_mentioning(const std::string& word) {
+  std::vector<int64_t> found;
+  std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+  if (!proc) return found;
+  while (struct dirent* entry = ::readdir(proc.get())) {
+    char* end = nullptr;
+    const long long pid = std::strtoll(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    const std::optional<std::string> cmdline = read_proc_file(pid, "cmdline");
+    if (cmdline && command_line_mentions(*cmdline, word)) found.push_back(pid);
+  }
+  return found;
 }
 
 }  // namespace shmr::process_stats

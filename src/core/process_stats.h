@@ -31,6 +31,15 @@ std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
 // The machine's physical memory in bytes; nullopt when it cannot be told.
 std::optional<uint64_t> physical_memory();
 
+// The processes whose command line has an argument containing `word` (a
+// pool writes a word of its own into its workers' command lines, to find
+// those of a start cut short); processes that cannot be read are left out.
+std::vector<int64_t> processes_mentioning(const std::string& word);
+
+// Whether the command line `cmdline` (arguments separated by NUL bytes, as
+// /proc/<pid>/cmdline has them) has an argument containing `word`.
+bool command_line_mentions(const std::string& cmdline, const std::string& word);
+
 // Parses the text of a smaps_rollup or smaps file (fields in kB).
 Memory parse_smaps(const std::string& text);
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -153,4 +154,45 @@ TEST(ProcessStats, PhysicalMemoryIsTheKernelsMemTotal) {
   const std::optional<uint64_t> bytes = ps::physical_memory();
   ASSERT_TRUE(bytes.has_value());
   EXPECT_EQ(*bytes, kib * 1024);
+}
+
+TEST(ProcessStats, CommandLineMentionsAWordWithinOneArgument) {
+  const std::string cmdline("Rscript\0-e\0invisible('shmr-launch-7-abc')\0", 41);
+  EXPECT_TRUE(ps::command_line_mentions(cmdline, "shmr-launch-7-abc"));
+  EXPECT_TRUE(ps::command_line_mentions(cmdline, "Rscript"));
+  EXPECT_FALSE(ps::command_line_mentions(cmdline, "shmr-launch-7-abd"));
+  // Not across two arguments, and never for an empty word.
+  EXPECT_FALSE(ps::command_line_mentions(cmdline, "-e invisible"));
+  EXPECT_FALSE(ps::command_line_mentions(std::string("ab\0cd", 5), std::string("b\0c", 3)));
+  EXPECT_FALSE(ps::command_line_mentions(cmdline, ""));
+  EXPECT_FALSE(ps::command_line_mentions("", "x"));
+}
+
+TEST(ProcessStats, FindsTheProcessesWhoseCommandLineMentionsAWord) {
+  const std::string word = "shmr-stats-word-" + std::to_string(::getpid());
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(go[1]);
+    ::dup2(go[0], 0);
+    // `read` waits on the pipe until the parent closes it; the word is the
+    // shell's $0, so it is in the command line.
+    ::execl("/bin/sh", "sh", "-c", "read x; exit 0", word.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  ::close(go[0]);
+  std::vector<int64_t> found;
+  for (int i = 0; i < 200 && found.empty(); ++i) {
+    found = ps::processes_mentioning(word);
+    if (found.empty()) ::usleep(10000);
+  }
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0], pid);
+  EXPECT_TRUE(ps::processes_mentioning(word + "-other").empty());
+  ::close(go[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(ps::processes_mentioning(word).empty());
 }
