@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -52,18 +54,76 @@ void MemoryMap::reset() noexcept {
   size_ = 0;
 }
 
+namespace {
+
+// Bytes of the field `key` ("VmSize:", "VmData:") of /proc/self/status, in
+// kB there; nullopt when it cannot be read (no descriptor left, no /proc).
+std::optional<uint64_t> own_status_bytes(const char* key) noexcept {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  if (f == nullptr) return std::nullopt;
+  char line[256];
+  std::optional<uint64_t> found;
+  const size_t key_length = std::strlen(key);
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, key, key_length) != 0) continue;
+    unsigned long long kb = 0;
+    if (std::sscanf(line + key_length, " %llu", &kb) == 1) found = uint64_t{kb} * 1024;
+    break;
+  }
+  std::fclose(f);
+  return found;
+}
+
+// The soft limit `resource` when it is finite and `in_use` (unknown: taken
+// as reached) plus `size` passes it.
+std::optional<uint64_t> limit_passed(int resource, std::optional<uint64_t> in_use,
+                                     uint64_t size) noexcept {
+  struct rlimit limit {};
+  if (::getrlimit(resource, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::nullopt;
+  const uint64_t soft = static_cast<uint64_t>(limit.rlim_cur);
+  if (in_use && *in_use <= soft && size <= soft - *in_use) return std::nullopt;
+  return soft;
+}
+
+std::string limit_note(const char* what, const char* ulimit, uint64_t soft,
+                       std::optional<uint64_t> in_use) {
+  std::string note = " (this process's " + std::string(what) + " limit, `" + ulimit + "`, is " +
+                     std::to_string(soft) + " bytes";
+  if (in_use) note += ", of which " + std::to_string(*in_use) + " are in use";
+  return note + ": raise it, or close() shared objects no longer needed)";
+}
+
+// Why mmap() of `size` bytes failed with ENOMEM, when the kernel's answer
+// alone would mislead: the address-space limit (ulimit -v) counts every
+// mapping, the data-size limit (ulimit -d) private writable ones, and for a
+// small mapping with neither reached, the limit on the number of mappings.
+std::string enomem_note(uint64_t size, int prot, int flags) {
+  const std::optional<uint64_t> address_space = own_status_bytes("VmSize:");
+  if (auto soft = limit_passed(RLIMIT_AS, address_space, size))
+    return limit_note("address-space", "ulimit -v", *soft, address_space);
+  if ((prot & PROT_WRITE) != 0 && (flags & MAP_PRIVATE) != 0) {
+    const std::optional<uint64_t> data = own_status_bytes("VmData:");
+    if (auto soft = limit_passed(RLIMIT_DATA, data, size))
+      return limit_note("data-size", "ulimit -d", *soft, data);
+  }
+  if (size <= (uint64_t{1} << 20))
+    return " (the process may have reached its limit on the number of mappings, "
+           "vm.max_map_count: close() shared objects no longer needed, or share them "
+           "together in one list)";
+  return "";
+}
+
+}  // namespace
+
 static void* map_or_throw(int fd, uint64_t size, int prot, int flags) {
   if (size == 0) throw Error(ErrorKind::InvalidArgument, "cannot map an empty region");
   void* p = ::mmap(nullptr, size, prot, flags, fd, 0);
   if (p == MAP_FAILED) {
     const int error = errno;
-    // ENOMEM for a mapping this small is the process's limit on the number
-    // of mappings, not memory: say so.
+    // ENOMEM is rarely the machine's memory: a file mapping takes address
+    // space, not memory. Name the limit that refused it.
     std::string what = "mmap of " + std::to_string(size) + " bytes";
-    if (error == ENOMEM && size <= (uint64_t{1} << 20))
-      what += " (the process may have reached its limit on the number of mappings, "
-              "vm.max_map_count: close() shared objects no longer needed, or share them "
-              "together in one list)";
+    if (error == ENOMEM) what += enomem_note(size, prot, flags);
     throw_system_error(what, error);
   }
   return p;

@@ -1,0 +1,108 @@
+# Resource limits a user's shell or a scheduler (Slurm, containers) puts on
+# an R process: the address space (ulimit -v), the data size (ulimit -d).
+# They are lowered on a running R session from outside with prlimit(1), so
+# R itself starts as usual, and raised again afterwards: a refused mapping
+# is a clear error naming the limit, leaves nothing behind, earlier shared
+# objects still read, and the same session works once the limit is lifted.
+
+skip_without_prlimit <- function() {
+  skip_on_cran()
+  skip_on_os(c("windows", "mac", "solaris"))
+  skip_if(Sys.which("prlimit") == "", "prlimit(1) is not installed")
+}
+
+status_bytes <- function(pid, field) {
+  line <- grep(paste0("^", field, ":"), readLines(sprintf("/proc/%d/status", pid)), value = TRUE)
+  as.numeric(gsub("[^0-9]", "", line)) * 1024
+}
+
+set_limit <- function(pid, resource, soft) {
+  value <- if (is.infinite(soft)) "unlimited" else format(soft, scientific = FALSE)
+  status <- system2("prlimit", c("--pid", pid, sprintf("--%s=%s:unlimited", resource, value)),
+                    stdout = FALSE, stderr = FALSE)
+  if (!identical(status, 0L)) skip(sprintf("prlimit cannot set --%s here", resource))
+}
+
+shm_mappings <- function(pid) {
+  dir <- normalizePath(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"))
+  sum(grepl(dir, readLines(sprintf("/proc/%d/maps", pid)), fixed = TRUE))
+}
+
+# In a fresh session: a 64 MB share `x`, its data `v` (kept, to share again)
+# and its name; then `resource` is limited to what the session uses plus
+# 24 MB, and new mappings of 64 MB are refused.
+limited_session_checks <- function(resource, field, pattern) {
+  skip_without_prlimit()
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  name <- session$run(function() {
+    v <<- as.numeric(seq_len(8e6))
+    x <<- share(v)
+    invisible(gc())
+    shared_name(x)
+  })
+  files <- function() list.files(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), all.files = TRUE, no.. = TRUE)
+  before <- files()
+  pid <- session$get_pid()
+  mapped <- shm_mappings(pid)
+  set_limit(pid, resource, status_bytes(pid, field) + 24 * 1024^2)
+  limited <- session$run(function(name) {
+    attempt <- function(expr) tryCatch({ force(expr); "ok" }, error = conditionMessage)
+    list(map = attempt(map_shared(name)),
+         share = attempt(share(v)),
+         earlier = identical(x[8e6], 8e6) && identical(sum(x), sum(as.numeric(seq_len(8e6)))))
+  }, list(name))
+  after <- files()
+  mapped_limited <- shm_mappings(pid)
+  set_limit(pid, resource, Inf)
+  lifted <- session$run(function(name) {
+    y <- share(v)
+    list(map = sum(map_shared(name)), share = sum(y), y_backing = shared_info(y)$backing)
+  }, list(name))
+  expect_match(limited$map, pattern)
+  expect_match(limited$share, pattern)
+  expect_true(limited$earlier)
+  # The refused share left no region or temporary file, nor a mapping.
+  expect_true(name %in% before)
+  expect_setequal(after, before)
+  expect_identical(mapped_limited, mapped)
+  expect_identical(lifted$map, sum(as.numeric(seq_len(8e6))))
+  expect_identical(lifted$share, sum(as.numeric(seq_len(8e6))))
+}
+
+test_that("a mapping refused by the address-space limit (ulimit -v) says so; lifted, it works", {
+  limited_session_checks("as", "VmSize",
+                         "^shmr: mmap of [0-9]+ bytes \\(this process's address-space limit, `ulimit -v`")
+})
+
+test_that("a mapping refused by the data-size limit (ulimit -d) says so; lifted, it works", {
+  # Linux counts private writable mappings, such as a read-only share's
+  # copy-on-write one, against the data-size limit.
+  limited_session_checks("data", "VmData",
+                         "^shmr: mmap of [0-9]+ bytes \\(this process's data-size limit, `ulimit -d`")
+})
+
+test_that("a small mapping refused by the address-space limit does not blame the number of mappings", {
+  skip_without_prlimit()
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  name <- session$run(function() {
+    x <<- share(as.numeric(1:1000))
+    invisible(gc())
+    shared_name(x)
+  })
+  pid <- session$get_pid()
+  # Room for R's own small allocations, none for 4 MB more of mappings.
+  set_limit(pid, "as", status_bytes(pid, "VmSize") + 2 * 1024^2)
+  limited <- session$run(function(name) {
+    ys <- list()
+    tryCatch({
+      for (i in 1:1000) ys[[i]] <- map_shared(name)
+      "ok"
+    }, error = conditionMessage)
+  }, list(name))
+  set_limit(pid, "as", Inf)
+  expect_match(limited, "address-space limit, `ulimit -v`")
+  expect_no_match(limited, "vm.max_map_count", fixed = TRUE)
+  expect_identical(session$run(function(name) sum(map_shared(name)), list(name)), 500500)
+})
