@@ -531,6 +531,25 @@ stop_launched <- function(launch, wait = 3) {
   invisible()
 }
 
+# makePSOCKcluster() keeps a descriptor for each worker's socket and one for
+# the socket it listens on; the shell that starts a worker inherits the
+# limit and this process's descriptors, and needs a pipe and a copy of one
+# more. Without them, workers cannot start or connect, and it waits twice
+# its setup_timeout, 4 minutes by default, to say "Cluster setup failed":
+# refused at once here, naming the limit (ulimit -n). NA (no limit, or
+# unknown) is no refusal.
+check_descriptors_free <- function(n) {
+  free <- .Call(shmr_free_descriptors)
+  needed <- max(n + 1, 4)
+  if (!is.na(free) && free < needed) {
+    stop(sprintf(paste("starting %d PSOCK worker%s needs %d free file descriptors and this",
+                       "process has %d (its limit on open files, `ulimit -n`, is reached):",
+                       "close files or connections no longer needed, or raise the limit"),
+                 n, if (n == 1) "" else "s", needed, as.integer(free)), call. = FALSE)
+  }
+  invisible()
+}
+
 # A socket cluster given to stopCluster() keeps its nodes, whose
 # connections are closed: parallel's own error would be "invalid
 # connection". Nodes of other kinds (a mirai cluster's) have no connection.
@@ -575,6 +594,7 @@ start_psock <- function(pool) {
 # pool_create(), or during a map that replaces a worker) leaves workers that
 # no pool holds: they are ended before the interrupt goes on.
 set_up_psock_nodes <- function(pool, n) {
+  check_descriptors_free(n)
   launch <- launch_tag()
   nodes <- NULL
   withCallingHandlers({

@@ -121,6 +121,16 @@ extern "C" SEXP shmr_physical_memory() {
   END_CPP11
 }
 
+// How many more descriptors this process may open (NA when unlimited or
+// unknown).
+extern "C" SEXP shmr_free_descriptors() {
+  BEGIN_CPP11
+  const std::optional<uint64_t> free = ps::free_descriptors();
+  const double value = free ? static_cast<double>(*free) : NA_REAL;
+  return cpp11::safe[Rf_ScalarReal](value);
+  END_CPP11
+}
+
 // Bytes of shmr regions process `pid` maps (NA when that cannot be read):
 // regions by name, and those it created under their temporary name.
 extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {

@@ -57,6 +57,7 @@ SEXP shmr_advise(SEXP, SEXP);
 SEXP shmr_segment_advise(SEXP, SEXP);
 SEXP shmr_process_memory(SEXP);
 SEXP shmr_physical_memory();
+SEXP shmr_free_descriptors();
 SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP, SEXP);
 SEXP shmr_processes_mentioning(SEXP);
@@ -140,6 +141,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_segment_advise", (DL_FUNC)&shmr_segment_advise, 2},
     {"shmr_process_memory", (DL_FUNC)&shmr_process_memory, 1},
     {"shmr_physical_memory", (DL_FUNC)&shmr_physical_memory, 0},
+    {"shmr_free_descriptors", (DL_FUNC)&shmr_free_descriptors, 0},
     {"shmr_region_bytes_mapped", (DL_FUNC)&shmr_region_bytes_mapped, 1},
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 2},
     {"shmr_processes_mentioning", (DL_FUNC)&shmr_processes_mentioning, 1},

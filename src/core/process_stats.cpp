@@ -1,8 +1,10 @@
 #include "process_stats.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -57,6 +59,28 @@ std::optional<uint64_t> physical_memory() {
   const long page_size = ::sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page_size <= 0) return std::nullopt;
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
+}
+
+std::optional<uint64_t> free_descriptors() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    return std::nullopt;
+  const uint64_t soft = static_cast<uint64_t>(limit.rlim_cur);
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) {
+    if (errno == EMFILE || errno == ENFILE) return 0;
+    return std::nullopt;
+  }
+  const int own = ::dirfd(dir);
+  uint64_t held = 0;
+  while (const struct dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const unsigned long long fd = std::strtoull(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || static_cast<long long>(fd) == own) continue;
+    if (fd < soft) ++held;
+  }
+  ::closedir(dir);
+  return held < soft ? soft - held : 0;
 }
 
 std::optional<Memory> memory(int64_t pid) {

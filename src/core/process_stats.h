@@ -31,6 +31,12 @@ std::optional<uint64_t> mapped_bytes_of_files(int64_t pid,
 // The machine's physical memory in bytes; nullopt when it cannot be told.
 std::optional<uint64_t> physical_memory();
 
+// How many more descriptors this process may open: the numbers below its
+// soft limit on open files (ulimit -n) that no open descriptor holds. 0
+// when not even /proc/self/fd can be opened for lack of one; nullopt when
+// there is no limit or the count cannot be read.
+std::optional<uint64_t> free_descriptors();
+
 // The processes whose command line has an argument containing `word` (a
 // pool writes a word of its own into its workers' command lines, to find
 // those of a start cut short); processes that cannot be read are left out.

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,4 +196,32 @@ TEST(ProcessStats, FindsTheProcessesWhoseCommandLineMentionsAWord) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(ps::processes_mentioning(word).empty());
+}
+
+// In a child, whose limit can be lowered without touching the suite's: the
+// free count follows each descriptor opened, and is 0 once none is left
+// (when not even /proc/self/fd can be opened).
+TEST(ProcessStats, FreeDescriptorsFollowTheOpenFileLimit) {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_max < 64) ::_exit(10);
+    limit.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(11);
+    const std::optional<uint64_t> before = ps::free_descriptors();
+    if (!before || *before == 0 || *before > 64) ::_exit(12);
+    if (::dup(0) < 0) ::_exit(13);
+    const std::optional<uint64_t> after_one = ps::free_descriptors();
+    if (!after_one || *after_one != *before - 1) ::_exit(14);
+    while (::dup(0) >= 0) {
+    }
+    const std::optional<uint64_t> none = ps::free_descriptors();
+    if (!none || *none != 0) ::_exit(15);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
