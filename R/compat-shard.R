@@ -171,6 +171,11 @@ share_open <- function(path, backing = c("mmap", "shm"), size = NULL) {
   name <- basename(path)
   region <- if (startsWith(name, "shmr_")) name else paste0("shmr_", name)
   x <- tryCatch(map_shared(region), error = function(e) e)
+  # A region that is there but cannot be opened (no file descriptor left,
+  # the address space full) is a share: the error says why it cannot be had.
+  if (inherits(x, "error") && file.exists(file.path(shm_directory(), region))) {
+    stop(sprintf("cannot open share '%s': %s", shorten(path), conditionMessage(x)), call. = FALSE)
+  }
   if (is.null(x) || inherits(x, "error")) {
     stop(sprintf("'%s' is not the path of a shmr share%s", shorten(path),
                  if (inherits(x, "error")) paste0(" (", conditionMessage(x), ")") else ""),

@@ -154,3 +154,53 @@ test_that("a pool refused file descriptors (ulimit -n) fails at once, naming the
   expect_identical(again$sums, 500500 + 1:4)
   expect_identical(again$status, c("ok", "ok"))
 })
+
+test_that("with no file descriptor left, shares fail naming it, nothing is left, and all works after", {
+  skip_without_prlimit()
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  session$run(function() {
+    x <<- share(as.numeric(1:1e5), backing = "mmap")
+    stream <<- serialize(x, NULL)
+    invisible(NULL)
+  })
+  files <- function() list.files(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), all.files = TRUE, no.. = TRUE)
+  before <- files()
+  pid <- session$get_pid()
+  set_limit(pid, "nofile", lowest_free_descriptor(pid) + 3)
+  starved <- session$run(function() {
+    attempt <- function(expr) tryCatch({ force(expr); "ok" }, error = conditionMessage)
+    # Every descriptor left is taken by connections, as a session that
+    # opened many files would have them.
+    held <- list()
+    repeat {
+      con <- tryCatch(file(tempfile(), "w"), error = function(e) NULL, warning = function(w) NULL)
+      if (is.null(con)) break
+      held[[length(held) + 1L]] <- con
+    }
+    on.exit(for (con in held) close(con))
+    list(held = length(held),
+         share = attempt(share(as.numeric(1:1000))),
+         map = attempt(map_shared(shared_name(x))),
+         open = attempt(share_open(shared_info(x)$path)),
+         segment = attempt(segment_create(1e4)),
+         earlier = sum(x))
+  })
+  after <- files()
+  set_limit(pid, "nofile", 1024)
+  lifted <- session$run(function() {
+    y <- share(as.numeric(1:1000))
+    list(share = sum(y), map = sum(map_shared(shared_name(x))),
+         open = sum(share_open(shared_info(x)$path)), unserialized = sum(unserialize(stream)))
+  })
+  expect_gte(starved$held, 1)
+  expect_match(starved$share, "^shmr: cannot create a region in .*: Too many open files")
+  expect_match(starved$segment, "^shmr: cannot create a region in .*: Too many open files")
+  expect_match(starved$map, "^shmr: cannot open region .*: Too many open files")
+  # It is a share: the error is why it cannot be opened, not that it is none.
+  expect_match(starved$open, "^cannot open share '.*': shmr: cannot open region .*: Too many open files")
+  expect_identical(starved$earlier, sum(as.numeric(1:1e5)))
+  expect_setequal(after, before)
+  expect_identical(lifted, list(share = 500500, map = sum(as.numeric(1:1e5)),
+                                open = sum(as.numeric(1:1e5)), unserialized = sum(as.numeric(1:1e5))))
+})
