@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <cstring>
 #include <functional>
 #include <unordered_map>
@@ -114,10 +116,13 @@ void RegionOwner::release() {
     // taken by another region since.
     const std::string data_path = location_.data_path();
     const FileIdentity data_now = FileIdentity::of(data_path);
-    if (data_now == data_file_) ::unlink(data_path.c_str());
+    // A data file that stays (its directory read-only, say) keeps its
+    // locator: without it nothing could find the file again to remove it.
+    bool data_stays = false;
+    if (data_now == data_file_ && ::unlink(data_path.c_str()) != 0) data_stays = errno != ENOENT;
     // The locator too, unless a new data file took our data file's place
     // (then the locator there is the new region's).
-    if (location_.backing == Backing::File &&
+    if (location_.backing == Backing::File && !data_stays &&
         (data_now == data_file_ || data_now == FileIdentity{}) &&
         is_our_locator(location_.name_path(), name_file_, location_.name, data_path))
       ::unlink(location_.name_path().c_str());

@@ -256,3 +256,33 @@ test_that("running out of inodes in shm is a clear error and leaves nothing behi
   expect_identical(got$left, got$names)
   expect_true(got$readable)
 })
+
+test_that("a share closed while its data directory is read-only stays findable and is removed later", {
+  skip_without_small_tmpfs()
+  got <- in_small_shm(data_size = "4m", code = c(
+    "library(shmr)",
+    "data <- Sys.getenv('SHMR_TEST_DATA_DIR')",
+    "x <- share(as.numeric(1:1e5), backing = 'mmap', path = data)",
+    "name <- shared_name(x)",
+    # The directory turns read-only (a bind mount of itself, remounted):
+    # the data file cannot be removed.
+    "ro <- system(sprintf('mount --bind %s %s && mount -o remount,bind,ro %s', data, data, data))",
+    "closed <- close(x)",
+    "listed_ro <- name %in% shared_regions()$name",
+    "new_ro <- tryCatch(share(1:10 + 0, backing = 'mmap', path = data), error = conditionMessage)",
+    "rw <- system(sprintf('mount -o remount,bind,rw %s', data))",
+    "removed <- remove_shared(name)",
+    "list(ro = ro, rw = rw, closed = closed, listed_ro = listed_ro, new_ro = new_ro, removed = removed,",
+    "     shm = list.files(Sys.getenv('SHMR_SHM_DIR'), all.files = TRUE, no.. = TRUE),",
+    "     data = list.files(data, all.files = TRUE, no.. = TRUE))"
+  ))
+  skip_if(!identical(got$ro, 0L), "cannot remount the data directory read-only here")
+  expect_match(got$new_ro, "^shmr: cannot create a region in .*: Read-only file system")
+  # Its locator stays while its data file does (before, the locator went
+  # and the file was left where nothing could find it), and once the
+  # directory is writable again it is removed like any region.
+  expect_true(got$listed_ro)
+  expect_true(got$removed)
+  expect_identical(got$shm, character())
+  expect_identical(got$data, character())
+})
