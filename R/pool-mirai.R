@@ -43,6 +43,7 @@ start_mirai <- function(pool, compute = NULL) {
                      libs = .libPaths(), caller_host = pool$local_host)
   if (is.null(compute)) {
     pool$profile <- pool$setup$id
+    check_descriptors_free(pool$n)
     keeping_rng(with_worker_libs(mirai::daemons(pool$n, .compute = pool$profile)))
     pool$borrowed <- FALSE
   } else {
@@ -157,6 +158,7 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
 ensure_mirai_workers <- function(pool) {
   connected <- mirai_connections(pool)
   if (!pool$borrowed && connected < pool$n) {
+    check_descriptors_free(pool$n - connected)
     keeping_rng(with_worker_libs(
       mirai::launch_local(pool$n - connected, .compute = pool$profile)
     ))

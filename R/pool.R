@@ -22,7 +22,10 @@
 #'   `R CMD check`). A number the machine cannot start is an error before
 #'   any worker starts: more workers than its memory holds at 32 MB each,
 #'   or PSOCK workers beyond the R session's free connections (128 in all;
-#'   on R >= 4.4, as many as `--max-connections` sets).
+#'   on R >= 4.4, as many as `--max-connections` sets), or PSOCK workers or
+#'   mirai daemons the pool starts beyond its free file descriptors (one
+#'   per worker and one more, at least 4; `ulimit -n`), checked again
+#'   before a dead worker is replaced.
 #' @param timeout Seconds `pool_stop()` waits at most for the workers to
 #'   exit.
 #' @param backend `"psock"` (default) or `"mirai"`.
@@ -531,18 +534,19 @@ stop_launched <- function(launch, wait = 3) {
   invisible()
 }
 
-# makePSOCKcluster() keeps a descriptor for each worker's socket and one for
-# the socket it listens on; the shell that starts a worker inherits the
-# limit and this process's descriptors, and needs a pipe and a copy of one
-# more. Without them, workers cannot start or connect, and it waits twice
-# its setup_timeout, 4 minutes by default, to say "Cluster setup failed":
-# refused at once here, naming the limit (ulimit -n). NA (no limit, or
-# unknown) is no refusal.
+# Starting workers takes file descriptors here: makePSOCKcluster() keeps
+# one for each worker's socket and one for the socket it listens on (mirai
+# as many for its listener and daemons), and the shell that starts a worker
+# inherits the limit and this process's descriptors, and needs a pipe and
+# a copy of one more. Without them, makePSOCKcluster() waits twice its
+# setup_timeout, 4 minutes by default, to say "Cluster setup failed", and
+# mirai::daemons() never returns: refused at once here, naming the limit
+# (ulimit -n). NA (no limit, or unknown) is no refusal.
 check_descriptors_free <- function(n) {
   free <- .Call(shmr_free_descriptors)
   needed <- max(n + 1, 4)
   if (!is.na(free) && free < needed) {
-    stop(sprintf(paste("starting %d PSOCK worker%s needs %d free file descriptors and this",
+    stop(sprintf(paste("starting %d worker%s needs %d free file descriptors and this",
                        "process has %d (its limit on open files, `ulimit -n`, is reached):",
                        "close files or connections no longer needed, or raise the limit"),
                  n, if (n == 1) "" else "s", needed, as.integer(free)), call. = FALSE)

@@ -107,11 +107,17 @@ test_that("a small mapping refused by the address-space limit does not blame the
   expect_identical(session$run(function(name) sum(map_shared(name)), list(name)), 500500)
 })
 
-lowest_free_descriptor <- function(pid) {
+# The open-file limit that leaves `free` descriptor numbers unused in
+# process `pid` (the kernel refuses a number at or past the limit; open
+# descriptors may leave gaps below it).
+limit_leaving <- function(pid, free) {
   used <- suppressWarnings(as.integer(list.files(sprintf("/proc/%d/fd", pid))))
-  i <- 0L
-  while (i %in% used) i <- i + 1L
-  i
+  limit <- 0L
+  while (free > 0L) {
+    if (!limit %in% used) free <- free - 1L
+    limit <- limit + 1L
+  }
+  limit
 }
 
 test_that("a pool refused file descriptors (ulimit -n) fails at once, naming the limit; lifted, it works", {
@@ -123,7 +129,7 @@ test_that("a pool refused file descriptors (ulimit -n) fails at once, naming the
   # One descriptor left while the session runs a call (callr takes two):
   # before, makePSOCKcluster() waited 4 minutes for
   # workers that could not start, then said "Cluster setup failed".
-  set_limit(pid, "nofile", lowest_free_descriptor(pid) + 3)
+  set_limit(pid, "nofile", limit_leaving(pid, 3))
   started <- Sys.time()
   refused <- session$run(function() tryCatch(pool_create(2), error = conditionMessage))
   took <- as.numeric(difftime(Sys.time(), started, units = "secs"))
@@ -137,7 +143,7 @@ test_that("a pool refused file descriptors (ulimit -n) fails at once, naming the
     unlist(pool_lapply(1:2, function(i, x) sum(x) + i, x = x, pool = pool))
   })
   expect_identical(got, c(500501, 500502))
-  set_limit(pid, "nofile", lowest_free_descriptor(pid) + 3)
+  set_limit(pid, "nofile", limit_leaving(pid, 3))
   started <- Sys.time()
   died <- session$run(function() {
     tryCatch(pool_lapply(1:2, function(i) if (i == 1) tools::pskill(Sys.getpid(), 9) else i,
@@ -167,7 +173,7 @@ test_that("with no file descriptor left, shares fail naming it, nothing is left,
   files <- function() list.files(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), all.files = TRUE, no.. = TRUE)
   before <- files()
   pid <- session$get_pid()
-  set_limit(pid, "nofile", lowest_free_descriptor(pid) + 3)
+  set_limit(pid, "nofile", limit_leaving(pid, 3))
   starved <- session$run(function() {
     attempt <- function(expr) tryCatch({ force(expr); "ok" }, error = conditionMessage)
     # Every descriptor left is taken by connections, as a session that
@@ -203,4 +209,32 @@ test_that("with no file descriptor left, shares fail naming it, nothing is left,
   expect_setequal(after, before)
   expect_identical(lifted, list(share = 500500, map = sum(as.numeric(1:1e5)),
                                 open = sum(as.numeric(1:1e5)), unserialized = sum(as.numeric(1:1e5))))
+})
+
+test_that("a mirai pool refused file descriptors fails at once, naming the limit; lifted, it works", {
+  skip_without_prlimit()
+  skip_if_not_installed("mirai")
+  session <- start_worker()
+  on.exit(session$kill(), add = TRUE)
+  session$run(function() {
+    loadNamespace("mirai")
+    x <<- share(as.numeric(1:1000))
+    invisible(NULL)
+  })
+  pid <- session$get_pid()
+  set_limit(pid, "nofile", limit_leaving(pid, 3))
+  # Before, mirai::daemons() never returned: wait 30 s at most.
+  session$call(function() tryCatch(pool_create(2, backend = "mirai"), error = conditionMessage))
+  answered <- session$poll_process(30000) == "ready"
+  expect_true(answered)
+  if (!answered) return()
+  refused <- session$read()$result
+  set_limit(pid, "nofile", 1024)
+  expect_match(refused, "needs [0-9]+ free file descriptors .* `ulimit -n`")
+  got <- session$run(function() {
+    pool <- pool_create(2, backend = "mirai")
+    on.exit(pool_stop(pool))
+    unlist(pool_lapply(1:2, function(i, x) sum(x) + i, x = x, pool = pool))
+  })
+  expect_identical(got, c(500501, 500502))
 })
