@@ -510,12 +510,13 @@ launched_pids <- function(launch) {
 # Ends the workers of the start `launch` that no pool took: a start that an
 # interrupt (or an error) cut short leaves workers the caller has no handle
 # on, some still connecting to a port that is closed, which would wait
-# minutes, or join the next pool started on that port. SIGUSR2 ends an R
-# process as quitting does, its session directory removed, also a worker
-# busy in its set-up (an interrupt would only end that task). R ignores it
-# while it cannot be interrupted (as while it starts), so it is sent again
-# until the process is gone; one still running after `wait` seconds is
-# killed.
+# minutes, or join the next pool started on that port. SIGTERM ends them
+# at any stage, their set-up included (an interrupt would only end that
+# task), and shmr's handler, where it is loaded, removes their regions. Not
+# SIGUSR1 or SIGUSR2, with which R ends by saving a changed workspace to
+# .RData in its working directory, the caller's: a user's own .RData there
+# would be overwritten. A killed worker's session directory stays, as after
+# SIGKILL. One still running after `wait` seconds is killed.
 stop_launched <- function(launch, wait = 3) {
   first_seen <- numeric()
   start <- Sys.time()
@@ -526,7 +527,8 @@ stop_launched <- function(launch, wait = 3) {
     for (pid in pids) {
       key <- as.character(pid)
       if (is.na(first_seen[key])) first_seen[key] <- now
-      tools::pskill(pid, if (now - first_seen[[key]] > wait) tools::SIGKILL else tools::SIGUSR2)
+      if (now == first_seen[[key]]) tools::pskill(pid, tools::SIGTERM)
+      if (now - first_seen[[key]] > wait) tools::pskill(pid, tools::SIGKILL)
     }
     if (now > 2 * wait) break
     Sys.sleep(0.2)

@@ -116,20 +116,25 @@ test_that("an interrupt while a pool's workers are set up leaves no worker runni
   skip_if_sigint_ignored()
   markers <- tempfile("starting")
   dir.create(markers)
-  on.exit(unlink(markers, recursive = TRUE), add = TRUE)
+  # The working directory of the caller, and so of its workers.
+  work <- tempfile("work")
+  dir.create(work)
+  on.exit(unlink(c(markers, work), recursive = TRUE), add = TRUE)
   child <- callr::r_bg(function(markers) {
     library(shmr)
     # Each worker writes its session directory into a file named by its
-    # process ID, then takes longer to set up than the test waits.
+    # process ID, changes its workspace, then takes longer to set up than
+    # the test waits.
     init <- bquote({
       writeLines(tempdir(), file.path(.(markers), Sys.getpid()))
+      assign("changed", TRUE, envir = globalenv())
       Sys.sleep(60)
     })
     tryCatch({
       pool_create(2, init = init)
       "created"
     }, interrupt = function(e) "interrupted")
-  }, args = list(markers = markers))
+  }, args = list(markers = markers), wd = work)
   workers <- integer()
   dirs <- character()
   on.exit({
@@ -155,8 +160,10 @@ test_that("an interrupt while a pool's workers are set up leaves no worker runni
     Sys.sleep(0.05)
   }
   expect_false(any(vapply(workers, shmr:::process_alive, TRUE)))
-  # They ended as R ends: their session directories are gone.
-  expect_false(any(dir.exists(dirs)))
+  # Ended without saving their workspace into the caller's directory (R
+  # does so when SIGUSR1 or SIGUSR2 ends it), where it would overwrite a
+  # user's own .RData.
+  expect_identical(list.files(work, all.files = TRUE, no.. = TRUE), character())
 })
 
 test_that("after an interrupted pool_dispatch(), the next one to that worker returns its own value", {
