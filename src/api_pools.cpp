@@ -26,6 +26,12 @@ int64_t as_pid(SEXP pid) {
   return ISNAN(value) ? 0 : static_cast<int64_t>(value);
 }
 
+// A number the kernel may not tell, as one R number: NA when unknown.
+SEXP number_or_na(const std::optional<uint64_t>& number) {
+  const double value = number ? static_cast<double>(*number) : NA_REAL;
+  return cpp11::safe[Rf_ScalarReal](value);
+}
+
 // Adds to `total` an estimate of the bytes of `x`, at least what
 // object.size() counts, and stops counting once it passes `limit`. Deeper
 // than kMaxDepth counts as past the limit: the caller then measures.
@@ -115,9 +121,7 @@ extern "C" SEXP shmr_process_memory(SEXP pid) {
 // The machine's physical memory in bytes (NA when unknown).
 extern "C" SEXP shmr_physical_memory() {
   BEGIN_CPP11
-  const std::optional<uint64_t> bytes = ps::physical_memory();
-  const double value = bytes ? static_cast<double>(*bytes) : NA_REAL;
-  return cpp11::safe[Rf_ScalarReal](value);
+  return number_or_na(ps::physical_memory());
   END_CPP11
 }
 
@@ -125,9 +129,7 @@ extern "C" SEXP shmr_physical_memory() {
 // unknown).
 extern "C" SEXP shmr_free_descriptors() {
   BEGIN_CPP11
-  const std::optional<uint64_t> free = ps::free_descriptors();
-  const double value = free ? static_cast<double>(*free) : NA_REAL;
-  return cpp11::safe[Rf_ScalarReal](value);
+  return number_or_na(ps::free_descriptors());
   END_CPP11
 }
 
@@ -135,11 +137,8 @@ extern "C" SEXP shmr_free_descriptors() {
 // regions by name, and those it created under their temporary name.
 extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
   BEGIN_CPP11
-  int64_t process = as_pid(pid);
-  std::optional<uint64_t> bytes = ps::mapped_bytes_of_files(
-      process, {shmr::names::kPrefix, shmr::kTemporaryPrefix});
-  double value = bytes ? static_cast<double>(*bytes) : NA_REAL;
-  return cpp11::unwind_protect([&] { return Rf_ScalarReal(value); });
+  return number_or_na(ps::mapped_bytes_of_files(
+      as_pid(pid), {shmr::names::kPrefix, shmr::kTemporaryPrefix}));
   END_CPP11
 }
 

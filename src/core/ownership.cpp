@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <cstring>
 #include <functional>
 #include <unordered_map>
