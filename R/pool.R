@@ -633,12 +633,21 @@ set_up_psock_nodes <- function(pool, n) {
 # error: " and its own checkForRemoteErrors() call.
 worker_failure <- function(e, when, exit_note = "") {
   message <- conditionMessage(e)
-  message <- if (grepl("error reading from connection", message, fixed = TRUE)) {
+  message <- if (is_worker_exit(e)) {
     sprintf("a worker exited %s%s", when, exit_note)
   } else {
     sprintf("error on a worker %s: %s", when, sub("^one node produced an error: ", "", message))
   }
   errorCondition(message, class = "shmr_worker_error", call = NULL)
+}
+
+# Whether error `e` of a call to PSOCK workers is a worker's exit. R raises
+# that read error in the session's language, so the English text alone
+# would read a German session's dead worker as a worker's error.
+is_worker_exit <- function(e) {
+  english <- "error reading from connection"
+  said <- unique(c(english, gettext(english, domain = "R", trim = FALSE)))
+  any(vapply(said, grepl, NA, x = conditionMessage(e), fixed = TRUE))
 }
 
 # Replaces worker `w` with a fresh one after a chunk when its resident

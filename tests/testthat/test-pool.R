@@ -839,6 +839,26 @@ test_that("a pool maps over an environment as lapply() does; a worker that exits
   expect_null(conditionCall(err))
 })
 
+test_that("a worker's exit is told as such in a session of another language", {
+  skip_if_no_pool()
+  said <- in_other_process(function() {
+    Sys.setLanguage("de")
+    translated <- gettext("error reading from connection", domain = "R")
+    if (identical(translated, "error reading from connection")) return(NULL)
+    message_of <- function(expr) tryCatch(expr, error = conditionMessage)
+    p <- pool_create(1)
+    on.exit(pool_stop(pool = p))
+    list(set_up = message_of(pool_create(1, init = function() quit(save = "no"))),
+         dispatch = message_of(pool_dispatch(1, quote(quit(save = "no")), pool = p)),
+         after = pool_dispatch(1, quote(2 + 2), pool = p))
+  })
+  if (is.null(said)) skip("R has no German translation of its messages here")
+  # Before: "error on a worker while it was set up ...: Lesefehler aus Verbindung".
+  expect_identical(said$set_up, "a worker exited while it was set up (`init` or loading `packages`)")
+  expect_match(said$dispatch, "^a worker exited while it evaluated `expr` \\(worker 1\\)")
+  expect_identical(said$after, 4)
+})
+
 test_that("a wrong pool or FUN is named in the error", {
   expect_error(pool_stop(pool = 1), "`pool` must be a pool from pool_create()", fixed = TRUE)
   expect_error(pool_stop(pool = "x"), "`pool` must be a pool from pool_create()", fixed = TRUE)
