@@ -173,7 +173,7 @@ share_open <- function(path, backing = c("mmap", "shm"), size = NULL) {
   x <- tryCatch(map_shared(region), error = function(e) e)
   # A region that is there but cannot be opened (no file descriptor left,
   # the address space full) is a share: the error says why it cannot be had.
-  if (inherits(x, "error") && file.exists(file.path(shm_directory(), region))) {
+  if (inherits(x, "error") && .Call(shmr_region_file_present, region)) {
     stop(sprintf("cannot open share '%s': %s", shorten(path), conditionMessage(x)), call. = FALSE)
   }
   if (is.null(x) || inherits(x, "error")) {
@@ -302,7 +302,7 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
     error = function(e) {
       # An error of `expr` comes in its reply, which was read; a worker
       # that died left none, and is replaced at the next call.
-      if (!grepl("error reading from connection", conditionMessage(e), fixed = TRUE)) {
+      if (!is_worker_exit(e)) {
         pool$in_flight[worker_id] <- pool$in_flight[worker_id] - 1L
       }
       stop(worker_failure(e, sprintf("while it evaluated `expr` (worker %d)", worker_id),

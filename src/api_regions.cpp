@@ -81,6 +81,14 @@ extern "C" SEXP shmr_regions_named(SEXP names) {
   END_CPP11
 }
 
+// Whether a region file called `name` is in the shm directory, without
+// opening it: share_open() tells a share it cannot open now from no share.
+extern "C" SEXP shmr_region_file_present(SEXP name) {
+  BEGIN_CPP11
+  return Rf_ScalarLogical(region_file_present(shm_directory(), region_name_for(as_string(name))));
+  END_CPP11
+}
+
 extern "C" SEXP shmr_prune() {
   BEGIN_CPP11
   auto removed = prune_regions(shm_directory());

@@ -21,6 +21,7 @@ SEXP shmr_fetch_reach(SEXP);
 SEXP shmr_fetch_first(SEXP);
 SEXP shmr_regions();
 SEXP shmr_regions_named(SEXP);
+SEXP shmr_region_file_present(SEXP);
 SEXP shmr_prune();
 SEXP shmr_prune_creator(SEXP);
 SEXP shmr_prune_remote_copies();
@@ -105,6 +106,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_fetch_first", (DL_FUNC)&shmr_fetch_first, 1},
     {"shmr_regions", (DL_FUNC)&shmr_regions, 0},
     {"shmr_regions_named", (DL_FUNC)&shmr_regions_named, 1},
+    {"shmr_region_file_present", (DL_FUNC)&shmr_region_file_present, 1},
     {"shmr_prune", (DL_FUNC)&shmr_prune, 0},
     {"shmr_prune_creator", (DL_FUNC)&shmr_prune_creator, 1},
     {"shmr_prune_remote_copies", (DL_FUNC)&shmr_prune_remote_copies, 0},

@@ -159,6 +159,14 @@ bool is_own_regular_file(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid();
 }
 
+}  // namespace
+
+bool region_file_present(const std::string& directory, const std::string& name) {
+  return names::is_valid_region_name(name) && is_own_regular_file(region_path(directory, name));
+}
+
+namespace {
+
 // A file-backed region's creator publishes the locator first, then writes
 // the data file under a temporary name next to where it goes. Removes that
 // temporary file of a dead creator; true when the region never got further

@@ -50,6 +50,11 @@ std::vector<RegionSummary> list_regions(const std::string& directory, process::C
 // reading the rest of the directory; nullopt when there is none.
 std::optional<RegionSummary> find_region(const std::string& directory, const std::string& name);
 
+// Whether `directory` holds this user's file named `name` (a valid region
+// name), told by the name alone: no descriptor is opened, so a region that
+// cannot be opened now (no descriptor left) is still told apart from none.
+bool region_file_present(const std::string& directory, const std::string& name);
+
 // What prune_regions() looks at: every region, or only copies of other
 // hosts' regions (replicas) and unfinished temporary files.
 enum class PruneScope { AllRegions, CopiesAndUnfinished };

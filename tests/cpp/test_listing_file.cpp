@@ -2,6 +2,7 @@
 // followed to their data files; regions of dead creators are pruned with both
 // files; dangling locators go only when their creator is gone.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -330,4 +331,36 @@ TEST(ListingFile, PruneOfAStaleListingKeepsAReplacedDataFile) {
   EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_data_replaced"});
   EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_data_replaced"});
   EXPECT_EQ(read_values(*live), sample.values);
+}
+
+TEST(ListingFile, RegionFilePresentTellsByTheNameAlone) {
+  TempDir shm;
+  Sample sample;
+  auto created = shmr::create_region(sample.description, shm_options(shm, "shmr_present"));
+  EXPECT_TRUE(shmr::region_file_present(shm.path(), "shmr_present"));
+  EXPECT_FALSE(shmr::region_file_present(shm.path(), "shmr_absent"));
+  // Not a region name, a directory, a link: none is a region file.
+  EXPECT_FALSE(shmr::region_file_present(shm.path(), "shmr_present/."));
+  ASSERT_EQ(::mkdir(shm.file("shmr_a_directory").c_str(), 0700), 0);
+  EXPECT_FALSE(shmr::region_file_present(shm.path(), "shmr_a_directory"));
+  ASSERT_EQ(::symlink(shm.file("shmr_present").c_str(), shm.file("shmr_a_link").c_str()), 0);
+  EXPECT_FALSE(shmr::region_file_present(shm.path(), "shmr_a_link"));
+  // With every descriptor taken, where opening the region fails, the name
+  // still tells it is there.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    struct rlimit few = {16, 16};
+    if (::setrlimit(RLIMIT_NOFILE, &few) != 0) ::_exit(3);
+    while (::open("/dev/null", O_RDONLY) >= 0) {
+    }
+    const bool descriptors_exhausted = errno == EMFILE;
+    const bool present = shmr::region_file_present(shm.path(), "shmr_present");
+    const bool absent = shmr::region_file_present(shm.path(), "shmr_absent");
+    ::_exit(descriptors_exhausted && present && !absent ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
