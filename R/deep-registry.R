@@ -46,13 +46,14 @@ deep_fingerprint <- function(x) {
   address(x)
 }
 
-# Closes every region of the deep share `x` in this process.
+# Closes every region of the deep share `x` in this process: NULL when `x`
+# is none, else the files its regions left (see close_shared()).
 close_deep_share <- function(x) {
   report <- deep_share_report(x)
-  if (is.null(report)) return(FALSE)
-  for (view in shared_views_in(x)) .Call(shmr_close, view)
+  if (is.null(report)) return(NULL)
+  left <- unlist(lapply(shared_views_in(x), function(view) .Call(shmr_close, view)))
   forget_deep_share(address(x))
-  TRUE
+  left[!is.na(left) & nzchar(left)]
 }
 
 # The shared vectors reachable from `x`, each region once.

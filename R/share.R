@@ -466,7 +466,10 @@ is_shared <- function(x) {
 #' @param con A shared object, or anything [share()] returned.
 #' @param ... Ignored.
 #' @return `invisible(TRUE)` when something was released, else
-#'   `invisible(FALSE)` (closing twice does nothing).
+#'   `invisible(FALSE)` (closing twice does nothing). When the creator
+#'   cannot remove the region's file (its directory turned read-only), the
+#'   close warns naming the file, which stays findable: [remove_shared()]
+#'   removes it later.
 #' @export
 #' @examples
 #' x <- share(rnorm(10))
@@ -477,9 +480,24 @@ close.default <- function(con, ...) {
   region <- if (length(remote_state$exports)) .Call(shmr_info, con)$name
   # share() hands back what it does not share, and closing twice is
   # harmless (as for a file closed already): nothing to do.
-  if (!.Call(shmr_close, con) && !close_deep_share(con)) return(invisible(FALSE))
+  left <- close_shared(con)
+  if (is.null(left)) return(invisible(FALSE))
   if (length(region) && nzchar(region)) remote_closed(region)
+  if (length(left)) {
+    warning(sprintf("closed, but %s stay%s: remove_shared() removes %s once %s",
+                    paste(left, collapse = ", "), if (length(left) == 1L) "s" else "",
+                    if (length(left) == 1L) "it" else "them",
+                    "the directory can be written again"), call. = FALSE)
+  }
   invisible(TRUE)
+}
+
+# Closes a shared object or a deep share: NULL when `con` is neither, else
+# the files its regions left behind (their directory read-only, say), which
+# still lead to the region.
+close_shared <- function(con) {
+  left <- .Call(shmr_close, con)
+  if (is.na(left)) close_deep_share(con) else left[nzchar(left)]
 }
 
 #' Details of a shared object

@@ -193,15 +193,17 @@ extern "C" SEXP shmr_backing(SEXP x) {
   END_CPP11
 }
 
+// NA when `x` reads no region; else "" when its region was closed (and,
+// for its creator, removed), or the file that stays and why.
 extern "C" SEXP shmr_close(SEXP x) {
   BEGIN_CPP11
   Origin origin = origin_of(x);
-  if (origin.mapping) {
-    origin.mapping->region().close();
-    forget_lists_of(origin.mapping.get());
-  }
+  if (!origin.mapping) return cpp11::safe[Rf_ScalarString](NA_STRING);
+  origin.mapping->region().close();
+  forget_lists_of(origin.mapping.get());
+  const std::string files_left = origin.mapping->region().files_left();
   // Allocating may raise: through safe, so `origin` is released all the same.
-  return cpp11::safe[Rf_ScalarLogical](origin.mapping != nullptr);
+  return cpp11::safe[Rf_mkString](files_left.c_str());
   END_CPP11
 }
 

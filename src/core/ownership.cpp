@@ -118,16 +118,29 @@ void RegionOwner::release() {
     // A data file that stays (its directory read-only, say) keeps its
     // locator: without it nothing could find the file again to remove it.
     bool data_stays = false;
-    if (data_now == data_file_ && ::unlink(data_path.c_str()) != 0) data_stays = errno != ENOENT;
+    if (data_now == data_file_ && ::unlink(data_path.c_str()) != 0) {
+      data_stays = errno != ENOENT;
+      if (data_stays) note_file_left(data_path, errno);
+    }
     // The locator too, unless a new data file took our data file's place
     // (then the locator there is the new region's).
     if (location_.backing == Backing::File && !data_stays &&
         (data_now == data_file_ || data_now == FileIdentity{}) &&
-        is_our_locator(location_.name_path(), name_file_, location_.name, data_path))
-      ::unlink(location_.name_path().c_str());
+        is_our_locator(location_.name_path(), name_file_, location_.name, data_path) &&
+        ::unlink(location_.name_path().c_str()) != 0 && errno != ENOENT)
+      note_file_left(location_.name_path(), errno);
   });
   // After the removal: a signal before it still finds the entry.
   removal_at_termination_.reset();
+}
+
+// Called from release(), which destructors reach: never throws.
+void RegionOwner::note_file_left(const std::string& path, int error) noexcept {
+  try {
+    files_left_ = path + " (" + std::strerror(error) + ")";
+  } catch (...) {
+    files_left_.clear();
+  }
 }
 
 void RegionOwner::keep() {

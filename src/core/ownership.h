@@ -62,6 +62,9 @@ class RegionOwner {
   // Removes the region now (idempotent). Never in a forked child, never for
   // a persistent region.
   void release();
+  // After release(): empty when the region's files went, else which file
+  // stays and why (its directory read-only, say), for the caller to tell.
+  const std::string& files_left() const noexcept { return files_left_; }
   // Gives up the claim: the region stays until someone removes it.
   void keep();
   // Before the region is sent by name to the process that will own it: in a
@@ -87,8 +90,10 @@ class RegionOwner {
   int64_t receiver_pid_ = 0;
   // Removes the region if a termination signal ends this process first.
   termination::Entry removal_at_termination_;
+  std::string files_left_;
 
   void remove_at_termination() noexcept;
+  void note_file_left(const std::string& path, int error) noexcept;
   std::once_flag released_;
 };
 

@@ -54,6 +54,9 @@ class MappedRegion {
   // Lets go of the pages (stale pointers then read zeros), then treats the
   // region as `removal` says.
   void close(Removal removal = Removal::AsOwner);
+  // After close() as owner: empty when the region's files went, else the
+  // file that stays and why.
+  std::string files_left() const { return owner_ ? owner_->files_left() : std::string(); }
   // Makes this process's pages of the region read-only (writes fault).
   void protect();
   // Before the region is sent by name: see RegionOwner::hand_over_for_sending().

@@ -267,17 +267,25 @@ test_that("a share closed while its data directory is read-only stays findable a
     # The directory turns read-only (a bind mount of itself, remounted):
     # the data file cannot be removed.
     "ro <- system(sprintf('mount --bind %s %s && mount -o remount,bind,ro %s', data, data, data))",
-    "closed <- close(x)",
+    "warned <- character()",
+    "closed <- withCallingHandlers(close(x), warning = function(w) {",
+    "  warned <<- c(warned, conditionMessage(w)); invokeRestart('muffleWarning')",
+    "})",
     "listed_ro <- name %in% shared_regions()$name",
     "new_ro <- tryCatch(share(1:10 + 0, backing = 'mmap', path = data), error = conditionMessage)",
     "rw <- system(sprintf('mount -o remount,bind,rw %s', data))",
     "removed <- remove_shared(name)",
-    "list(ro = ro, rw = rw, closed = closed, listed_ro = listed_ro, new_ro = new_ro, removed = removed,",
+    "list(ro = ro, rw = rw, closed = closed, warned = warned, path = file.path(data, name), listed_ro = listed_ro, new_ro = new_ro, removed = removed,",
     "     shm = list.files(Sys.getenv('SHMR_SHM_DIR'), all.files = TRUE, no.. = TRUE),",
     "     data = list.files(data, all.files = TRUE, no.. = TRUE))"
   ))
   skip_if(!identical(got$ro, 0L), "cannot remount the data directory read-only here")
   expect_match(got$new_ro, "^shmr: cannot create a region in .*: Read-only file system")
+  # The close says the file stays (before, it returned TRUE and nothing more).
+  expect_true(got$closed)
+  expect_identical(got$warned, sprintf(paste0(
+    "closed, but %s (Read-only file system) stays: remove_shared() removes it once the ",
+    "directory can be written again"), got$path))
   # Its locator stays while its data file does (before, the locator went
   # and the file was left where nothing could find it), and once the
   # directory is writable again it is removed like any region.
