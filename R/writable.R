@@ -7,22 +7,27 @@
 # function's own frame left out), each with the kind of code that runs
 # there, and the global environment last; and whether each is the frame of
 # a replacement function that a complex assignment called (`x[i, j] <- v`
-# calls `[<-`(`*tmp*`, i, j, value = v), `*tmp*` holding the value of x).
+# calls `[<-`(`*tmp*`, i, j, value = v), `*tmp*` holding the value of x);
+# and the environment each was called from, where that assignment runs.
 writer_environments <- function() {
   n <- sys.nframe() - 1L
   envs <- vector("list", n + 1L)
   kinds <- character(n + 1L)
   replacing <- logical(n + 1L)
+  callers <- vector("list", n + 1L)
+  parents <- sys.parents()
   for (i in seq_len(n)) {
     k <- n + 1L - i
     envs[[i]] <- sys.frame(k)
     kinds[i] <- code_kind(sys.function(k), envs[[i]])
     call <- sys.call(k)
     replacing[i] <- length(call) >= 2L && identical(call[[2L]], quote(`*tmp*`))
+    callers[[i]] <- if (parents[k] > 0L) sys.frame(parents[k]) else globalenv()
   }
   envs[[n + 1L]] <- globalenv()
   kinds[n + 1L] <- "script"
-  list(envs, kinds, replacing)
+  callers[[n + 1L]] <- globalenv()
+  list(envs, kinds, replacing, callers)
 }
 
 # "script": code evaluated as given, in the global environment or wherever
@@ -45,6 +50,21 @@ partial_change_refusal <- function(assigned) {
   # It reads the method's own variables: a base R whose `[<-.data.frame`
   # keeps others gets the behaviour from before the check, not an error.
   tryCatch(method_change_refusal(assigned), error = function(e) NULL)
+}
+
+# partial_change_refusal(), for a data frame's `[<-` method running now
+# that changes several columns (`w[i, ] <- v`), asked when one of them is
+# about to become a new object instead of being written in place (a factor
+# first): its reason names that column and why. NULL for one column, whose
+# own refusal says more, and outside the method.
+several_columns_refusal <- function(assigned) {
+  for (k in rev(seq_len(sys.nframe() - 1L))) {
+    if (!identical(sys.function(k), base::`[<-.data.frame`)) next
+    columns <- tryCatch(changed_columns(sys.frame(k)), error = function(e) NULL)
+    if (length(columns) < 2L) return(NULL)
+    return(partial_change_refusal(assigned))
+  }
+  NULL
 }
 
 method_change_refusal <- function(assigned) {

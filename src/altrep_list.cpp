@@ -3,7 +3,8 @@
 // read, then a list of the node's length in which NULL means "not decoded
 // yet" (a NULL element is simply decoded again, which costs nothing). Once
 // the list is changed (Set_elt), data2 holds every element and is the
-// list's own; the region never changes.
+// list's own; the region never changes (a script's change to a writable
+// share's list that would do this is refused instead).
 //
 // R marks every element it takes from an ALTREP list as not mutable, so a
 // change to an element (x$a[1] <- 0) always works on a copy. C code can
@@ -274,6 +275,12 @@ void list_set_elt(SEXP x, R_xlen_t i, SEXP value) {
       SET_VECTOR_ELT(R_altrep_data2(x), i, value);
       return;
     }
+    // Anything else cannot reach the region: a script's change to the
+    // share is refused here, before the list changes, rather than leave
+    // its variable a private list that no other process sees. R itself
+    // clears the places of a list it has moved the elements out of (into
+    // the longer list `l$new <- v` makes, R >= 4.5): NULL is let through.
+    if (value != R_NilValue) refuse_element_replacement(x, *handle, i);
   }
   SEXP cache = materialized(x);
   own_handle(x)->written = true;

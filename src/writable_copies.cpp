@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "list_view.h"
@@ -538,19 +539,25 @@ bool helper_gives_reason(const char* name, SEXP& helper, SEXP argument, char* wh
 // write through is the last moment at which nothing has changed yet: the
 // whole change is refused there (shmr:::partial_change_refusal(), given
 // the object assigned before the change, where the columns' first values
-// are, or NULL).
-void refuse_partial_change(const ViewHandle& handle, SEXP holder) {
-  static SEXP helper = nullptr;
+// are, or NULL). `helper_name` names the R helper that gives the reason,
+// `helper` keeps it.
+void refuse_partial_change(const std::string& region, SEXP holder, const char* helper_name,
+                           SEXP& helper) {
   char why[kReasonSize];
-  if (!helper_gives_reason("partial_change_refusal", helper, holder, why, sizeof why)) return;
+  if (!helper_gives_reason(helper_name, helper, holder, why, sizeof why)) return;
   ErrorMessage message;
   std::snprintf(message.text, sizeof message.text,
                 "shmr: this change to the writable shared object '%s' would reach shared memory "
                 "for some of the columns it changes and not for %s, so nothing was changed. "
                 "Change the other columns on their own (w[i, c(\"a\", \"b\")] <- v), or use "
                 "fetch() for a private copy.",
-                handle.mapping->region().name().c_str(), why);
+                region.c_str(), why);
   raise_r_error(message);
+}
+
+void refuse_partial_change(const ViewHandle& handle, SEXP holder) {
+  static SEXP helper = nullptr;
+  refuse_partial_change(handle.mapping->region().name(), holder, "partial_change_refusal", helper);
 }
 
 void* writable_pointer(SEXP x) {
@@ -580,6 +587,105 @@ void* make_private(SEXP x, ViewHandle& handle) {
   handle.writable_copy = WritableCopy::Private;
   UNPROTECT(1);
   return pointer;
+}
+
+
+// True when `value`, a variable's or a complex assignment's, is the list
+// view `list`, or holds the list node `target` reads: a list view of that
+// node or of a list node holding it, or an ordinary list with one of those
+// inside it (a list view of a changed list holds its elements itself).
+bool holds_list_node(SEXP value, SEXP list, const ListHandle& target, int depth, uint64_t& budget) {
+  value = unwrapped(value);
+  if (value == list) return true;
+  if (const ListHandle* view = list_view_handle(value)) {
+    if (!view->written) {
+      if (view->mapping->region().name() != target.mapping->region().name()) return false;
+      if (view->node.index() == target.node.index()) return true;
+      try {
+        return node_holds(view->mapping->reader(), view->node, target.node.index(), depth, budget);
+      } catch (...) {
+        return false;  // a corrupt region: no list of it is this one
+      }
+    }
+    value = list_view_decoded_elements(value);
+  }
+  if (!is_plain_list(value)) return false;
+  for (ListCursor at(value); !at.done() && budget > 0; at.next(), --budget) {
+    SEXP element = at.element();
+    if (element == R_NilValue || depth == 0) continue;
+    if (holds_list_node(element, list, target, depth - 1, budget)) return true;
+  }
+  return false;
+}
+
+bool list_node_held(SEXP value, SEXP list, const ListHandle& target) {
+  if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) return false;
+  uint64_t budget = kListElements;
+  return holds_list_node(value, list, target, kListDepth, budget);
+}
+
+// Whether a variable of `env` (`*tmp*` included, when `with_temporary`)
+// holds the list node `target` reads; with `only_itself`, whether one is
+// bound to `list` itself.
+bool env_holds_list(SEXP env, SEXP list, const ListHandle& target, bool with_temporary,
+                    bool only_itself) {
+  SEXP temporary = Rf_install("*tmp*");
+  SEXP names = PROTECT(R_lsInternal3(env, TRUE, FALSE));
+  bool held = false;
+  for (R_xlen_t i = 0; i < XLENGTH(names) && !held; ++i) {
+    SEXP symbol = Rf_installChar(STRING_ELT(names, i));
+    // Reading an active binding or a promise would run code.
+    if ((symbol == temporary && !with_temporary) || R_BindingIsActive(symbol, env)) continue;
+    SEXP value = Rf_findVarInFrame(env, symbol);
+    held = only_itself ? unwrapped(value) == list : list_node_held(value, list, target);
+  }
+  UNPROTECT(1);
+  return held;
+}
+
+// The position in `envs` of `env`, or -1.
+R_xlen_t position_of(SEXP envs, SEXP env) {
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i)
+    if (VECTOR_ELT(envs, i) == env) return i;
+  return -1;
+}
+
+// Whether the Set_elt of `list` running now is script code's complex
+// assignment changing a variable that holds the share's list. A replacement
+// function such as `$<-.data.frame` changes a copy of the list it is given
+// (its `x`), for the assignment that called it: the code it was called
+// from decides. Otherwise R's own `$<-`, `[[<-` or `[<-` changes the list
+// of the innermost complex assignment whose `*tmp*` holds it (for `<<-`,
+// the enclosing environment's variable); byte code (a
+// loop at top level) keeps no `*tmp*`, and changes in place the list a
+// variable is bound to. Package code and a user's function change copies
+// of their own, for values of their own (transform(), modifyList(), a
+// function changing its argument): R's semantics, not the share's.
+bool is_script_change_of_share(SEXP list, const ListHandle& handle, SEXP envs, SEXP kinds,
+                               SEXP replacing, SEXP callers) {
+  SEXP temporary = Rf_install("*tmp*");
+  auto is_script = [&](R_xlen_t i) { return std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0; };
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    if (LOGICAL(replacing)[i] != TRUE) continue;
+    SEXP caller = VECTOR_ELT(callers, i);
+    const R_xlen_t at = position_of(envs, caller);
+    return at >= 0 && is_script(at) && env_holds_list(caller, list, handle, true, false);
+  }
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
+    SEXP env = VECTOR_ELT(envs, i);
+    if (!list_node_held(Rf_findVarInFrame(env, temporary), list, handle)) continue;
+    if (is_script(i) || env_holds_list(env, list, handle, false, false)) return is_script(i);
+    // No variable of its own holds the list: `l$a <<- v`, which keeps its
+    // `*tmp*` where it runs and assigns the nearest enclosing variable.
+    for (SEXP outer = enclosing(env); outer != R_EmptyEnv; outer = enclosing(outer)) {
+      const R_xlen_t at = position_of(envs, outer);
+      if (at >= 0 && env_holds_list(outer, list, handle, false, false)) return is_script(at);
+    }
+    return false;
+  }
+  for (R_xlen_t i = 0; i < XLENGTH(envs); ++i)
+    if (is_script(i) && env_holds_list(VECTOR_ELT(envs, i), list, handle, false, true)) return true;
+  return false;
 }
 
 }  // namespace
@@ -652,6 +758,38 @@ void refuse_class_widening(SEXP x, const ViewHandle& handle) {
                 "shmr: this change to the writable shared object '%s' would go to a private "
                 "copy, not to shared memory: %s",
                 handle.mapping->region().name().c_str(), why);
+  raise_r_error(message);
+}
+
+void refuse_element_replacement(SEXP list, const ListHandle& handle, R_xlen_t i) {
+  if (handle.mapping->region().access() != Access::SharedWritable) return;
+  SEXP found = PROTECT(writer_environments());
+  const bool refused = is_script_change_of_share(list, handle, VECTOR_ELT(found, 0),
+                                                 VECTOR_ELT(found, 1), VECTOR_ELT(found, 2),
+                                                 VECTOR_ELT(found, 3));
+  UNPROTECT(1);
+  if (!refused) return;
+  // A data frame's `[<-` changing several columns has a column it cannot
+  // write in place: its refusal says which and why.
+  static SEXP helper = nullptr;
+  refuse_partial_change(handle.mapping->region().name(), R_NilValue, "several_columns_refusal", helper);
+  SEXP names = Rf_getAttrib(list, R_NamesSymbol);
+  char element[160];
+  if (TYPEOF(names) == STRSXP && i < XLENGTH(names) && STRING_ELT(names, i) != NA_STRING &&
+      CHAR(STRING_ELT(names, i))[0] != '\0')
+    std::snprintf(element, sizeof element, "'%.100s'", Rf_translateCharUTF8(STRING_ELT(names, i)));
+  else
+    std::snprintf(element, sizeof element, "%lld", static_cast<long long>(i) + 1);
+  ErrorMessage message;
+  std::snprintf(message.text, sizeof message.text,
+                "shmr: this change puts a new object in place of element %s of a list or data "
+                "frame of the writable shared object '%s' (a whole element or column replaced, "
+                "or one R made anew for a value of a wider type, a longer vector or new "
+                "attributes). Shared memory cannot take it, so the list would silently become a "
+                "private copy that other processes never see; nothing was changed. Write the "
+                "values into the element in place, of the same type and length (l$a[] <- v, "
+                "d[[\"a\"]][] <- v), or change a private copy made with fetch().",
+                element, handle.mapping->region().name().c_str());
   raise_r_error(message);
 }
 

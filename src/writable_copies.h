@@ -57,6 +57,20 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list = false);
 // copy's first write is. Call only from a frame that owns no C++ object.
 bool string_change_is_private(SEXP x, ViewHandle& handle);
 
+struct ListHandle;
+
+// Set_elt of an unchanged list view of a writable share (R >= 4.3) given a
+// value that is not the element as its region holds it: a whole element
+// replaced (`l$a <- v`, `d[["a"]] <- v`), or one R made anew (a value of a
+// wider type, a longer vector, new attributes). The region cannot take it,
+// so the list would become a private one. Raises the R error that says so
+// when the change is the script's change to the share (a complex
+// assignment of script code to a variable holding the list); returns for
+// a copy that package code or a user's function changes for a value of its
+// own, which becomes a private list. Call only from a frame that owns no
+// C++ object.
+void refuse_element_replacement(SEXP list, const ListHandle& handle, R_xlen_t i);
+
 // Coerce of an integer view with a class to double: raises the R error for
 // a writable share that a Date, POSIXct or difftime `[<-` method running now
 // would widen into a private vector of doubles (the method makes its values

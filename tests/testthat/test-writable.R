@@ -697,6 +697,80 @@ test_that("a recursive index writes a writable list's element through, or is ref
                    c(10, 50, 3))
 })
 
+test_that("replacing a whole element of a writable list or column is refused (R >= 4.3), not made private in silence", {
+  l <- share(list(a = as.numeric(1:5), b = 1:3, s = list(x = 1)), readonly = FALSE)
+  name <- shared_name(l)
+  seen <- function(name) in_other_process(function(name) rapply(shmr::map_shared(name), `[`, how = "list"),
+                                           list(name))
+  d <- share(data.frame(a = c(1, 2, 3), b = 1:3), readonly = FALSE)
+  dname <- shared_name(d)
+  if (getRversion() < "4.3.0") {
+    # A shared list is an ordinary R list of views here: R replaces the
+    # element without calling shmr, and the list becomes a private one.
+    l$a <- as.numeric(11:15)
+    expect_false(is_shared(l))
+    expect_identical(seen(name)$a, as.numeric(1:5))
+    d$a <- c(7, 8, 9)
+    expect_false(is_shared(d))
+    expect_identical(seen(dname)$a, c(1, 2, 3))
+    return(invisible())
+  }
+  refused <- "new object in place of element 'a'.*nothing was changed.*l\\$a\\[\\] <- v.*fetch\\(\\)"
+  expect_error(l$a <- as.numeric(11:15), refused)
+  expect_error(l[["a"]] <- as.numeric(11:15), refused)
+  expect_error(l[1] <- list(as.numeric(11:15)), refused)
+  expect_error(for (k in 1) l$a <- as.numeric(11:15), refused)  # byte code: no `*tmp*`
+  expect_error(local(l$a <- as.numeric(11:15)), refused)
+  # Values R puts in a new vector: a wider type, a longer vector, new names.
+  expect_error(l$b[1] <- 1.5, "element 'b'")
+  expect_error(l$b[4] <- 4L, "element 'b'")
+  expect_error(names(l$a) <- letters[1:5], "element 'a'")
+  expect_error(l$s$x <- 2, "element 'x'")
+  alias <- l
+  expect_error(alias$a <- as.numeric(11:15), refused)
+  rm(alias)
+  set_outer <- function() l$a <<- as.numeric(11:15)
+  expect_error(set_outer(), refused)
+  expect_true(is_shared(l))
+  expect_identical(seen(name), list(a = as.numeric(1:5), b = 1:3, s = list(x = 1)))
+  # The element itself put back, and values written in place, stay shared.
+  l$a <- l$a
+  l$a[] <- as.numeric(11:15)
+  l[["b"]][] <- 4:6
+  l$s$x[] <- 2
+  expect_true(is_shared(l))
+  expect_identical(seen(name), list(a = as.numeric(11:15), b = 4:6, s = list(x = 2)))
+
+  for (change in list(quote(d$a <- c(7, 8, 9)), quote(d[["a"]] <- c(7, 8, 9)),
+                      quote(d[, "a"] <- c(7, 8, 9)), quote(d["a"] <- list(c(7, 8, 9))),
+                      quote(d[1, "b"] <- 1.5))) {
+    expect_error(eval(change), "new object in place of element '[ab]'", info = deparse(change))
+  }
+  # `[<-.data.frame` puts a column written through back in its place.
+  d[2, "a"] <- 0
+  d$b[3] <- 30L
+  d[["a"]][1] <- 10
+  expect_true(is_shared(d))
+  expect_identical(seen(dname), list(a = c(10, 0, 3), b = c(1L, 2L, 30L)))
+
+  # A copy that package code or a function changes for a value of its own is
+  # a private list of its own, as R's semantics have it; the share stays.
+  doubled <- transform(d, a = a * 2)
+  changed <- modifyList(l, list(a = 0))
+  zero_a <- function(x) {
+    x$a <- 0
+    x
+  }
+  mine <- zero_a(l)
+  expect_identical(doubled$a, c(20, 0, 6))
+  expect_identical(changed$a, 0)
+  expect_identical(mine$a, 0)
+  expect_false(is_shared(doubled) || is_shared(changed) || is_shared(mine))
+  expect_true(is_shared(l) && is_shared(d))
+  expect_identical(seen(name)$a, as.numeric(11:15))
+  expect_identical(seen(dname)$a, c(10, 0, 3))
+})
+
 test_that("a function's superassignment to a writable list of the script writes through", {
   # `l$v[i] <<- x` keeps R's `*tmp*` in the function's frame and changes
   # the script's variable, the share's only one.
