@@ -25,7 +25,8 @@
 #' a worker of `parallel`, `mirai`, `future` or `callr` moves only the name;
 #' the worker maps the same region, and what it receives is shared there
 #' too. Changing a shared list (`x$a <- 1`) makes a private list that
-#' travels by value; the region never changes. On R 4.2 a list travels
+#' travels by value; the region never changes (a script's `x$a <- 1` to a
+#' writable share is refused instead, on R 4.3 and later: see below). On R 4.2 a list travels
 #' element by element (its views by name; in a list of 64 elements or more,
 #' elements of at most 56 bytes by value, except in a writable share) and
 #' arrives as an ordinary list.
@@ -121,11 +122,24 @@
 #' method makes of any value (R would put them in a new vector of doubles):
 #' such a change is refused; give integer values
 #' (`w[i] <- structure(10L, class = "Date")`).
-#' Replacing a whole element of a writable list or column of a writable
-#' data frame (`l$a <- v`, `d[["a"]] <- v`) changes the list, not the
-#' shared data: the list becomes a private one (`is_shared(l)` turns
-#' `FALSE`) and the region keeps the old values; `d$a[] <- v` writes the
-#' new values through.
+#' A new object in place of an element of a writable list or a column of a
+#' writable data frame cannot reach shared memory: a whole element replaced
+#' (`l$a <- v`, `l[[1]] <- v`, `d[["a"]] <- v`, `d[, "a"] <- v`), or one R
+#' makes anew for a change (`l$b[1] <- 1.5` into integers, `l$b[9] <- 1L`
+#' past its end, `names(l$a) <- n`). On R 4.3 and later, where R hands it
+#' to the shared list itself, such a change to a script's variable (also
+#' `l$a <<- v` from a function, or inside `local()`) is an error and
+#' nothing changes: write the values in place (`l$a[] <- v`,
+#' `d[["a"]][] <- v`, `d[i, "a"] <- v`) or change a private copy made with
+#' [fetch()]. Putting the element itself back (`l$a <- l$a`) keeps the
+#' share. A list that a function of yours or package code changes for a
+#' value of its own (an argument, [transform()], [modifyList()]) becomes a
+#' private list, as in R. Adding or removing an element (`l$new <- v`,
+#' `l$a <- NULL`, and `l["a"] <- list(v)`, for which R builds a new list)
+#' makes a private list, as growing a vector does. On R 4.2 a shared list
+#' is an ordinary R list of shared vectors and R replaces an element
+#' without calling shmr: the list becomes private (`is_shared(l)` turns
+#' `FALSE`) and the region, and every other process, keeps the old values.
 #' Concurrent writers are your responsibility: shmr does
 #' no locking, so have processes write disjoint parts, or synchronise them
 #' yourself. `share(w, readonly = TRUE)` of a writable share `w` makes a
