@@ -294,7 +294,9 @@ SEXP call_helper(const char* name, SEXP& helper, SEXP argument = nullptr) {
 }
 
 // shmr:::writer_environments(): the environments of the running code,
-// innermost first, and the kind of code that runs in each.
+// innermost first, the kind of code that runs in each, whether each is a
+// replacement function's that a complex assignment called, and the
+// environment each was called from.
 SEXP writer_environments() {
   static SEXP helper = nullptr;
   return call_helper("writer_environments", helper);
@@ -589,12 +591,12 @@ void* make_private(SEXP x, ViewHandle& handle) {
   return pointer;
 }
 
-
 // True when `value`, a variable's or a complex assignment's, is the list
 // view `list`, or holds the list node `target` reads: a list view of that
 // node or of a list node holding it, or an ordinary list with one of those
 // inside it (a list view of a changed list holds its elements itself).
-bool holds_list_node(SEXP value, SEXP list, const ListHandle& target, int depth, uint64_t& budget) {
+bool holds_list_node(SEXP value, SEXP list, const ListHandle& target, int depth,
+                     uint64_t& budget) {
   value = unwrapped(value);
   if (value == list) return true;
   if (const ListHandle* view = list_view_handle(value)) {
@@ -656,15 +658,17 @@ R_xlen_t position_of(SEXP envs, SEXP env) {
 // (its `x`), for the assignment that called it: the code it was called
 // from decides. Otherwise R's own `$<-`, `[[<-` or `[<-` changes the list
 // of the innermost complex assignment whose `*tmp*` holds it (for `<<-`,
-// the enclosing environment's variable); byte code (a
-// loop at top level) keeps no `*tmp*`, and changes in place the list a
-// variable is bound to. Package code and a user's function change copies
-// of their own, for values of their own (transform(), modifyList(), a
-// function changing its argument): R's semantics, not the share's.
+// the enclosing environment's variable); byte code (a loop at top level)
+// keeps no `*tmp*`, and changes in place the list a variable is bound to.
+// Package code and a user's function change copies of their own, for
+// values of their own (transform(), modifyList(), a function changing its
+// argument): R's semantics, not the share's.
 bool is_script_change_of_share(SEXP list, const ListHandle& handle, SEXP envs, SEXP kinds,
                                SEXP replacing, SEXP callers) {
   SEXP temporary = Rf_install("*tmp*");
-  auto is_script = [&](R_xlen_t i) { return std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0; };
+  auto is_script = [&](R_xlen_t i) {
+    return std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0;
+  };
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     if (LOGICAL(replacing)[i] != TRUE) continue;
     SEXP caller = VECTOR_ELT(callers, i);
@@ -772,7 +776,8 @@ void refuse_element_replacement(SEXP list, const ListHandle& handle, R_xlen_t i)
   // A data frame's `[<-` changing several columns has a column it cannot
   // write in place: its refusal says which and why.
   static SEXP helper = nullptr;
-  refuse_partial_change(handle.mapping->region().name(), R_NilValue, "several_columns_refusal", helper);
+  refuse_partial_change(handle.mapping->region().name(), R_NilValue, "several_columns_refusal",
+                        helper);
   SEXP names = Rf_getAttrib(list, R_NamesSymbol);
   char element[160];
   if (TYPEOF(names) == STRSXP && i < XLENGTH(names) && STRING_ELT(names, i) != NA_STRING &&
