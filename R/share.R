@@ -136,7 +136,9 @@
 #' value of its own (an argument, [transform()], [modifyList()]) becomes a
 #' private list, as in R. Adding or removing an element (`l$new <- v`,
 #' `l$a <- NULL`, and `l["a"] <- list(v)`, for which R builds a new list)
-#' makes a private list, as growing a vector does. On R 4.2 a shared list
+#' makes a private list, as growing a vector does; so does setting one to
+#' NULL (`l[1] <- list(NULL)`), which R does as well to empty a list it has
+#' moved the elements out of. On R 4.2 a shared list
 #' is an ordinary R list of shared vectors and R replaces an element
 #' without calling shmr: the list becomes private (`is_shared(l)` turns
 #' `FALSE`) and the region, and every other process, keeps the old values.
