@@ -16,6 +16,14 @@
 #' `mcparallel()`) that uses it gets an error (it would read the replies
 #' meant for its parent); create a pool in the child instead.
 #'
+#' PSOCK workers make their temporary directories ([tempdir()]) inside the
+#' caller's, one directory per start, unless the environment variables
+#' `TMPDIR`, `TMP` or `TEMP` now point elsewhere than where the caller's is:
+#' R removes its temporary directory when it exits, never when it is
+#' killed, and a worker killed during its set-up (an interrupted
+#' `pool_create()`, or `SIGKILL`) has not told the pool where its directory
+#' is. The pool removes a start's directory once its workers are gone.
+#'
 #' @param n Number of workers. By default the number of usable cores: the
 #'   option `mc.cores` when set, else [parallel::detectCores()], at most 2
 #'   when the environment variable `_R_CHECK_LIMIT_CORES_` is set (as under
@@ -253,6 +261,9 @@ new_pool_object <- function(backend, n, packages, init) {
   # when the worker ends without R's exit (see forget_worker()).
   pool$tempdirs <- rep(NA_character_, n)
   pool$departed <- data.frame(pid = integer(), dir = character())
+  # The directories holding the session directories of the PSOCK workers
+  # each start made (see launch_directory()), until they are empty.
+  pool$launch_dirs <- character()
   pool$stopped <- FALSE
   pool
 }
@@ -452,14 +463,30 @@ forget_worker <- function(pool, w) {
 # listed for the next sweep (at each map and at pool_stop()).
 sweep_departed <- function(pool, wait = 0) {
   departed <- pool$departed
-  if (!NROW(departed)) return(invisible())
-  wait_for_exit(departed$pid, wait)
-  gone <- !vapply(departed$pid, process_alive, TRUE)
-  # The regions first: a file-backed one keeps its data in the directory.
-  if (any(gone)) prune_regions_of(departed$pid[gone])
-  unlink(departed$dir[gone], recursive = TRUE)
-  # A directory already gone (its worker exited as usual) needs no sweep.
-  pool$departed <- departed[!gone & dir.exists(departed$dir), , drop = FALSE]
+  if (NROW(departed)) {
+    wait_for_exit(departed$pid, wait)
+    gone <- !vapply(departed$pid, process_alive, TRUE)
+    # The regions first: a file-backed one keeps its data in the directory.
+    if (any(gone)) prune_regions_of(departed$pid[gone])
+    unlink(departed$dir[gone], recursive = TRUE)
+    # A directory already gone (its worker exited as usual) needs no sweep.
+    pool$departed <- departed[!gone & dir.exists(departed$dir), , drop = FALSE]
+  }
+  remove_empty_launch_directories(pool)
+  invisible()
+}
+
+# A start's directory is empty once each of its workers has removed its
+# session directory (at its exit) or the pool has (sweep_departed()): a live
+# worker's is there as long as it runs, so an empty one holds no live
+# worker's.
+remove_empty_launch_directories <- function(pool) {
+  for (dir in pool$launch_dirs) {
+    if (dir.exists(dir) && !length(list.files(dir, all.files = TRUE, no.. = TRUE))) {
+      suppressWarnings(file.remove(dir))
+    }
+  }
+  pool$launch_dirs <- pool$launch_dirs[dir.exists(pool$launch_dirs)]
   invisible()
 }
 
@@ -485,9 +512,17 @@ with_worker_libs <- function(code) {
 
 # `launch` (from launch_tag()) is written into each worker's command line,
 # where stop_launched() finds the workers of a start that was interrupted.
-new_psock_nodes <- function(n, launch) {
+# With `dir` (from launch_directory()), the workers make their session
+# directories in it.
+new_psock_nodes <- function(n, launch, dir = NULL) {
   old <- options(socketOptions = "no-delay")
   on.exit(options(old))
+  if (!is.null(dir)) {
+    old_tmpdir <- Sys.getenv("TMPDIR", unset = NA)
+    on.exit(if (is.na(old_tmpdir)) Sys.unsetenv("TMPDIR") else Sys.setenv(TMPDIR = old_tmpdir),
+            add = TRUE)
+    Sys.setenv(TMPDIR = dir)
+  }
   parallel::makePSOCKcluster(
     n, useXDR = FALSE,
     rscript_args = c("-e", shQuote("options(socketOptions = 'no-delay')"),
@@ -502,9 +537,44 @@ launch_tag <- function() {
   basename(tempfile(paste0("shmr-launch-", Sys.getpid(), "-")))
 }
 
-# The processes of this machine whose command line holds `launch`.
+# The processes of this machine whose command line holds `launch`; NULL
+# when they cannot all be looked at (no file descriptor left).
 launched_pids <- function(launch) {
-  as.integer(.Call(shmr_processes_mentioning, launch))
+  pids <- .Call(shmr_processes_mentioning, launch)
+  if (is.null(pids)) NULL else as.integer(pids)
+}
+
+# A directory for the session directories (tempdir()) of the workers of the
+# start `launch`, in this process's own session directory; NULL when there
+# is none. R removes a session directory when it exits, never when it is
+# killed, and a worker killed before it has answered its set-up (an
+# interrupted start, or SIGKILL, see stop_launched()) has told the pool
+# neither its process nor its directory: R's names for these directories
+# (RtmpXXXXXX) say nothing of whose they are. Once no process of the start
+# runs, its directory holds none but theirs, and goes whole. Inside this
+# process's own, it also goes when this process exits. None when the
+# environment (TMPDIR, TMP or TEMP) sends new R processes elsewhere than
+# where this one made its own: workers then use the directory the user
+# chose.
+launch_directory <- function(launch) {
+  here <- dirname(tempdir())
+  chosen <- Filter(function(d) nzchar(d) && dir.exists(d) && file.access(d, 2L) == 0L,
+                   Sys.getenv(c("TMPDIR", "TMP", "TEMP")))
+  workers_dir <- if (length(chosen)) chosen[[1]] else "/tmp"
+  if (!identical(normalizePath(workers_dir, mustWork = FALSE), normalizePath(here, mustWork = FALSE))) {
+    return(NULL)
+  }
+  dir <- file.path(tempdir(), launch)
+  if (!dir.create(dir, showWarnings = FALSE, mode = "0700")) return(NULL)
+  dir
+}
+
+# Removes the directory `dir` of the start `launch` once none of its
+# workers runs (`stopped`, from stop_launched()); kept when that cannot be
+# told: a live worker's session directory is in it.
+remove_launch_directory <- function(dir, stopped) {
+  if (!is.null(dir) && isTRUE(stopped)) unlink(dir, recursive = TRUE)
+  invisible()
 }
 
 # Ends the workers of the start `launch` that no pool took: a start that an
@@ -515,25 +585,34 @@ launched_pids <- function(launch) {
 # task), and shmr's handler, where it is loaded, removes their regions. Not
 # SIGUSR1 or SIGUSR2, with which R ends by saving a changed workspace to
 # .RData in its working directory, the caller's: a user's own .RData there
-# would be overwritten. A killed worker's session directory stays, as after
-# SIGKILL. One still running after `wait` seconds is killed.
-stop_launched <- function(launch, wait = 3) {
-  first_seen <- numeric()
+# would be overwritten. A killed worker leaves its session directory, as
+# after SIGKILL (see remove_launch_directory()). One still running after
+# `wait` seconds is killed; one seen in its first `grace` seconds is left to
+# end by itself (a worker told to stop). TRUE once no process of the start
+# is left, FALSE when one may be.
+stop_launched <- function(launch, wait = 3, grace = 0) {
+  # When each process seen gets SIGTERM, in seconds from the start.
+  due <- numeric()
+  termed <- character()
   start <- Sys.time()
   repeat {
-    pids <- setdiff(launched_pids(launch), Sys.getpid())
-    if (!length(pids)) break
+    pids <- launched_pids(launch)
+    if (is.null(pids)) return(FALSE)
+    pids <- setdiff(pids, Sys.getpid())
+    if (!length(pids)) return(TRUE)
     now <- as.numeric(Sys.time() - start, units = "secs")
     for (pid in pids) {
       key <- as.character(pid)
-      if (is.na(first_seen[key])) first_seen[key] <- now
-      if (now == first_seen[[key]]) tools::pskill(pid, tools::SIGTERM)
-      if (now - first_seen[[key]] > wait) tools::pskill(pid, tools::SIGKILL)
+      if (is.na(due[key])) due[key] <- max(now, grace)
+      if (now >= due[[key]] && !key %in% termed) {
+        tools::pskill(pid, tools::SIGTERM)
+        termed <- c(termed, key)
+      }
+      if (now - due[[key]] > wait) tools::pskill(pid, tools::SIGKILL)
     }
-    if (now > 2 * wait) break
+    if (now > 2 * wait + grace) return(FALSE)
     Sys.sleep(0.2)
   }
-  invisible()
 }
 
 # Starting workers takes file descriptors here: makePSOCKcluster() keeps
@@ -598,13 +677,17 @@ start_psock <- function(pool) {
 #
 # An interrupt while the workers start or are set up (Ctrl-C during
 # pool_create(), or during a map that replaces a worker) leaves workers that
-# no pool holds: they are ended before the interrupt goes on.
+# no pool holds: they are ended before the interrupt goes on. The session
+# directories of workers that were killed or died before their set-up
+# answered, which the pool never learnt, go with their start's directory
+# (launch_directory()).
 set_up_psock_nodes <- function(pool, n) {
   check_descriptors_free(n)
   launch <- launch_tag()
+  dir <- launch_directory(launch)
   nodes <- NULL
   withCallingHandlers({
-    nodes <- new_psock_nodes(n, launch)
+    nodes <- new_psock_nodes(n, launch, dir)
     answers <- tryCatch(
       parallel::clusterCall(nodes, worker_setup_function(), pool$packages, pool$init, .libPaths()),
       error = function(e) {
@@ -612,18 +695,22 @@ set_up_psock_nodes <- function(pool, n) {
         # stopCluster() leaves the connections to the garbage collector, which
         # warns as it closes each one.
         for (node in nodes) close_worker_connection(node)
+        # Told to stop, the workers end by themselves, those still in their
+        # set-up once it is done: they are given a second, then ended.
+        suspendInterrupts(remove_launch_directory(dir, stop_launched(launch, grace = 1)))
         stop(worker_failure(e, "while it was set up (`init` or loading `packages`)"))
       })
   }, interrupt = function(e) {
     suspendInterrupts({
       for (node in nodes) close_worker_connection(node)
-      stop_launched(launch)
+      remove_launch_directory(dir, stop_launched(launch))
     })
   }, error = function(e) {
     # makePSOCKcluster() failing (a worker that never connected) leaves the
     # others running too.
-    if (is.null(nodes)) suspendInterrupts(stop_launched(launch))
+    if (is.null(nodes)) suspendInterrupts(remove_launch_directory(dir, stop_launched(launch)))
   })
+  pool$launch_dirs <- c(pool$launch_dirs, dir)
   list(nodes = nodes, answers = answers)
 }
 

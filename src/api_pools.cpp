@@ -161,15 +161,17 @@ extern "C" SEXP shmr_process_running(SEXP pid, SEXP start_ticks) {
 }
 
 // The PIDs (doubles) of the processes whose command line has an argument
-// containing `word`, a single string the R caller checked.
+// containing `word`, a single string the R caller checked; NULL when the
+// search could not look at every process.
 extern "C" SEXP shmr_processes_mentioning(SEXP word) {
   BEGIN_CPP11
   std::string wanted;
   cpp11::unwind_protect([&] { wanted = Rf_translateCharUTF8(STRING_ELT(word, 0)); });
-  const std::vector<int64_t> pids = ps::processes_mentioning(wanted);
+  const std::optional<std::vector<int64_t>> pids = ps::processes_mentioning(wanted);
   return cpp11::unwind_protect([&] {
-    SEXP out = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(pids.size())));
-    for (size_t i = 0; i < pids.size(); ++i) REAL(out)[i] = static_cast<double>(pids[i]);
+    if (!pids) return R_NilValue;
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(pids->size())));
+    for (size_t i = 0; i < pids->size(); ++i) REAL(out)[i] = static_cast<double>((*pids)[i]);
     UNPROTECT(1);
     return out;
   });

@@ -1,6 +1,7 @@
 #include "process_stats.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -146,16 +147,44 @@ bool command_line_mentions(const std::string& cmdline, const std::string& word) 
   return false;
 }
 
-std::vector<int64_t> processes_mentioning(const std::string& word) {
+std::optional<std::vector<int64_t>> processes_mentioning(const std::string& word) {
   std::vector<int64_t> found;
   std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
-  if (!proc) return found;
-  while (struct dirent* entry = ::readdir(proc.get())) {
+  if (!proc) return std::nullopt;
+  for (;;) {
+    errno = 0;
+    const struct dirent* entry = ::readdir(proc.get());
+    if (entry == nullptr) {
+      if (errno != 0) return std::nullopt;
+      break;
+    }
     char* end = nullptr;
     const long long pid = std::strtoll(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
-    const std::optional<std::string> cmdline = read_proc_file(pid, "cmdline");
-    if (cmdline && command_line_mentions(*cmdline, word)) found.push_back(pid);
+    if (end == entry->d_name || *end != '\0' || pid <= 0 || pid > INT_MAX) continue;
+    const std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ESRCH || errno == EACCES || errno == EPERM) continue;
+      return std::nullopt;
+    }
+    std::string cmdline;
+    char buffer[4096];
+    int read_error = 0;
+    for (;;) {
+      const ssize_t got = ::read(fd, buffer, sizeof buffer);
+      if (got > 0) {
+        cmdline.append(buffer, static_cast<size_t>(got));
+      } else if (got == 0) {
+        break;
+      } else if (errno != EINTR) {
+        read_error = errno;
+        break;
+      }
+    }
+    ::close(fd);
+    if (read_error == ESRCH) continue;
+    if (read_error != 0) return std::nullopt;
+    if (command_line_mentions(cmdline, word)) found.push_back(pid);
   }
   return found;
 }

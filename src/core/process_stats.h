@@ -39,8 +39,12 @@ std::optional<uint64_t> free_descriptors();
 
 // The processes whose command line has an argument containing `word` (a
 // pool writes a word of its own into its workers' command lines, to find
-// those of a start cut short); processes that cannot be read are left out.
-std::vector<int64_t> processes_mentioning(const std::string& word);
+// those of a start cut short). Processes that exit meanwhile, and those of
+// other users that /proc keeps from this one, are left out; nullopt when
+// the search could not look at every other process (/proc or a command
+// line unreadable for lack of descriptors or memory): a pool then cannot
+// tell that its workers are all gone.
+std::optional<std::vector<int64_t>> processes_mentioning(const std::string& word);
 
 // Whether the command line `cmdline` (arguments separated by NUL bytes, as
 // /proc/<pid>/cmdline has them) has an argument containing `word`.

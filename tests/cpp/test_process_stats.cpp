@@ -186,16 +186,18 @@ TEST(ProcessStats, FindsTheProcessesWhoseCommandLineMentionsAWord) {
   ::close(go[0]);
   std::vector<int64_t> found;
   for (int i = 0; i < 200 && found.empty(); ++i) {
-    found = ps::processes_mentioning(word);
+    std::optional<std::vector<int64_t>> seen = ps::processes_mentioning(word);
+    ASSERT_TRUE(seen.has_value());
+    found = *seen;
     if (found.empty()) ::usleep(10000);
   }
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0], pid);
-  EXPECT_TRUE(ps::processes_mentioning(word + "-other").empty());
+  EXPECT_EQ(ps::processes_mentioning(word + "-other"), std::vector<int64_t>());
   ::close(go[1]);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(ps::processes_mentioning(word).empty());
+  EXPECT_EQ(ps::processes_mentioning(word), std::vector<int64_t>());
 }
 
 // In a child, whose limit can be lowered without touching the suite's: the
@@ -222,6 +224,49 @@ TEST(ProcessStats, FreeDescriptorsFollowTheOpenFileLimit) {
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ProcessStats, SearchWithoutDescriptorsCannotTellRatherThanFindingNone) {
+  // A child of this process mentions the word: with no descriptor left, an
+  // empty answer would tell a pool its workers are gone while one runs.
+  const std::string word = "shmr-stats-nofd-" + std::to_string(::getpid());
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t sleeper = ::fork();
+  ASSERT_GE(sleeper, 0);
+  if (sleeper == 0) {
+    ::close(go[1]);
+    ::dup2(go[0], 0);
+    ::execl("/bin/sh", "sh", "-c", "read x; exit 0", word.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  ::close(go[0]);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::optional<std::vector<int64_t>> seen;
+    for (int i = 0; i < 200; ++i) {
+      seen = ps::processes_mentioning(word);
+      if (seen && !seen->empty()) break;
+      ::usleep(10000);
+    }
+    if (!seen || seen->size() != 1) ::_exit(10);
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_max < 64) ::_exit(11);
+    limit.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(12);
+    while (::dup(0) >= 0) {
+    }
+    if (ps::processes_mentioning(word).has_value()) ::_exit(13);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ::close(go[1]);
+  int sleeper_status = 0;
+  ASSERT_EQ(::waitpid(sleeper, &sleeper_status, 0), sleeper);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }

@@ -160,6 +160,9 @@ test_that("an interrupt while a pool's workers are set up leaves no worker runni
     Sys.sleep(0.05)
   }
   expect_false(any(vapply(workers, shmr:::process_alive, TRUE)))
+  # Ended by a signal, they could not remove their session directories,
+  # nor had they told the pool where they were.
+  expect_false(any(dir.exists(dirs)))
   # Ended without saving their workspace into the caller's directory (R
   # does so when SIGUSR1 or SIGUSR2 ends it), where it would overwrite a
   # user's own .RData.

@@ -417,6 +417,64 @@ test_that("a departed worker's session directory is removed once its process is 
   expect_true(dir.exists(other))
 })
 
+test_that("a worker killed during its set-up leaves no session directory; a live worker keeps its own", {
+  skip_if_no_pool()
+  # R names a session directory RtmpXXXXXX, which says nothing of whose it
+  # is, and a worker killed before its set-up answered has not told the
+  # pool its directory: it stayed in /tmp for good.
+  markers <- tempfile("setup")
+  dir.create(markers)
+  go <- tempfile("go")
+  on.exit(unlink(c(markers, go), recursive = TRUE), add = TRUE)
+  child <- callr::r_bg(function(markers, go) {
+    library(shmr)
+    live <- pool_create(1)
+    on.exit(pool_stop(live))
+    live_dir <- pool_sapply(1, function(i) tempdir(), pool = live)
+    # Each worker writes its session directory into a file named by its
+    # process ID, then waits until the test has killed one of them.
+    init <- bquote({
+      writeLines(tempdir(), file.path(.(markers), Sys.getpid()))
+      while (!file.exists(.(go))) Sys.sleep(0.02)
+    })
+    err <- tryCatch({
+      pool_create(2, init = init)
+      "created"
+    }, error = conditionMessage)
+    # A map sweeps the pool's directories.
+    live_sees_its_own <- pool_sapply(1, function(i) dir.exists(tempdir()), pool = live)
+    list(err = err, live_dir = live_dir, live_sees_its_own = live_sees_its_own,
+         live_dir_exists = dir.exists(live_dir))
+  }, args = list(markers = markers, go = go))
+  workers <- integer()
+  dirs <- character()
+  on.exit({
+    child$kill()
+    for (pid in workers) tools::pskill(pid, tools::SIGKILL)
+    unlink(dirs, recursive = TRUE)
+  }, add = TRUE)
+  deadline <- Sys.time() + 60
+  while (length(list.files(markers)) < 2L && child$is_alive() && Sys.time() < deadline) {
+    Sys.sleep(0.05)
+  }
+  workers <- as.integer(list.files(markers))
+  expect_length(workers, 2L)
+  dirs <- vapply(file.path(markers, workers), readLines, "")
+  expect_true(all(dir.exists(dirs)))
+  tools::pskill(workers[1], tools::SIGKILL)
+  deadline <- Sys.time() + 10
+  while (shmr:::process_alive(workers[1]) && Sys.time() < deadline) Sys.sleep(0.02)
+  file.create(go)
+  child$wait(60000)
+  out <- child$get_result()
+  expect_match(out$err, "a worker exited while it was set up", fixed = TRUE)
+  expect_false(any(vapply(workers, shmr:::process_alive, TRUE)))
+  # The killed worker's, and the other's, which exited as told.
+  expect_false(any(dir.exists(dirs)))
+  expect_true(out$live_sees_its_own)
+  expect_true(out$live_dir_exists)
+})
+
 test_that("after closeAllConnections() a pool replaces its workers and leaves the caller's files alone", {
   skip_if_no_pool()
   out <- in_other_process(function() {
