@@ -42,7 +42,11 @@
 #' other object in the file comes back, and a warning names the region; the
 #' shared object itself raises an error of class `shmr_region_unavailable`
 #' when it is used (a list or data frame keeps its length and names, and
-#' raises it when an element is read). To save the data itself, save a copy made with
+#' raises it when an element is read). One loaded while its region exists
+#' but cannot be mapped (file descriptors or address space used up, see
+#' `ulimit -n` and `ulimit -v`) tries again each time it is used, and works
+#' once the region can be mapped, without a second warning; a shared list
+#' does not, load it again. To save the data itself, save a copy made with
 #' [fetch()]: `saveRDS(fetch(x), "x.rds")`. For long-lived data shared
 #' between sessions, use `share(x, name = , persist = TRUE)` and
 #' [map_shared()].

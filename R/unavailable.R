@@ -5,6 +5,9 @@
 # cannot be fetched from another host, the object comes back unavailable.
 # Using it raises an error of class "shmr_region_unavailable" naming the
 # region and the reason; loading it warns once per region and process. A
+# vector or string whose region exists but could not be mapped (descriptors
+# or address space short) maps it at a later use once it can
+# (revive_unavailable_view() in src/view_state.cpp). A
 # worker that receives one therefore stays alive, and the task that uses it
 # fails with that error. These two functions are called from the C++ glue
 # (view_state.cpp).

@@ -211,8 +211,12 @@ SEXP materialized(SEXP x, ViewHandle& handle) {
 
 R_xlen_t string_length(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr && is_unavailable(x) && !unavailable_read_for_mirai_report())
-    raise_unavailable(x);
+  if (handle == nullptr && is_unavailable(x)) {
+    if (revive_unavailable_view(x))
+      handle = own_handle(x);
+    else if (!unavailable_read_for_mirai_report())
+      raise_unavailable(x);
+  }
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
 }
 

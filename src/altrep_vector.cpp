@@ -70,8 +70,12 @@ R_xlen_t view_length(SEXP x) {
   const uint64_t now = current_view_generation();
   if (const LastView* last = last_view_if(x, now)) return last->length;
   const ViewHandle* handle = own_handle(x);
-  if (handle == nullptr && is_unavailable(x) && !unavailable_read_for_mirai_report())
-    raise_unavailable(x);
+  if (handle == nullptr && is_unavailable(x)) {
+    if (revive_unavailable_view(x))
+      handle = own_handle(x);
+    else if (!unavailable_read_for_mirai_report())
+      raise_unavailable(x);
+  }
   if (handle == nullptr) return 0;
   remember_view(x, *handle, now, false);
   return static_cast<R_xlen_t>(handle->count);

@@ -52,6 +52,8 @@ void finalize_handle(SEXP pointer) {
 
 bool is_view(SEXP x) { return view_class_of(x) != nullptr; }
 
+void own_revived_handle(SEXP pointer) { R_RegisterCFinalizerEx(pointer, finalize_handle, TRUE); }
+
 ViewHandle* view_handle(SEXP x) {
   if (!is_view(x)) return nullptr;
   SEXP pointer = R_altrep_data1(x);
@@ -150,6 +152,16 @@ SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
   return view;
 }
 
+}  // namespace
+
+ViewHandle* handle_for_revived_view(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
+  FoundNode found = found_for_view(preferred, node);
+  if (found.copy) return nullptr;
+  return new ViewHandle(found.mapping, found.node);
+}
+
+namespace {
+
 // A view of `node` on a mapping of the same file that `preferred` refuses
 // it on (mapping.h): a duplicate, or a second decode of the same object.
 SEXP view_on_other_mapping(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
@@ -182,6 +194,7 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
 
 ViewHandle& open_view_handle(SEXP x) {
   ViewHandle* handle = own_handle(x);
+  if (handle == nullptr && is_unavailable(x) && revive_unavailable_view(x)) handle = own_handle(x);
   if (handle == nullptr) {
     if (is_unavailable(x)) raise_unavailable(x);
     Rf_error("shmr: this shared object has been released");

@@ -294,6 +294,22 @@ bool is_unavailable(SEXP x);
 // warning, allocation): call from a frame that owns no C++ object.
 SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* region,
                              const char* reason);
+// Makes the unavailable view `x` (not a list) a view of its region when
+// the region can be mapped now, as the state it was unserialized from
+// names it: the cause (descriptors or address space short) may be gone.
+// True then; false, and `x` unchanged, when it still cannot (the region is
+// gone, or is not that one any more), for a malformed state, and for
+// another host's region with no copy here (fetching it anew at each use
+// could wait on the network every time). Never warns, never raises, and
+// allocates nothing in R: it runs where R reads a length.
+bool revive_unavailable_view(SEXP x);
+// A handle on `node` of `preferred`'s file for such a view (as a view made
+// at unserialize would read), or nullptr when only a copy of its data could
+// stand for it. Throws like mapping_for_view().
+ViewHandle* handle_for_revived_view(const std::shared_ptr<Mapping>& preferred, const NodeView& node);
+// Registers on `pointer`, an unavailable view's, the finalizer that deletes
+// the handle revive_unavailable_view() may give it. May allocate.
+void own_revived_handle(SEXP pointer);
 // The region, reason and state of an object of one of shmr's classes made
 // by make_unavailable_object(), or nullptr. Check the class first.
 SEXP unavailable_info(SEXP x);

@@ -176,6 +176,9 @@ SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* regio
   SET_VECTOR_ELT(info, 1, Rf_mkString(bare(reason)));
   SET_VECTOR_ELT(info, 2, state);
   SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, info));
+  // A view's handle may be set on its first use (revive_unavailable_view()),
+  // where R may not allocate: its finalizer is registered now.
+  if (view_class_from_object(R_SEXP(cls)) != nullptr) own_revived_handle(pointer);
   SEXP object = PROTECT(R_new_altrep(cls, pointer, R_NilValue));
   views_changed();
   // One warning per region and process: a data frame's columns all name it.
@@ -352,20 +355,13 @@ SEXP view_serialized_state(const ViewHandle& handle) {
   return compact_state(local, nullptr);
 }
 
-SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  // Compact states (raw) since format version 2; "<region>:<node>" strings
-  // from streams written by version 1.
-  const bool compact =
-      TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
-  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
-                   STRING_ELT(state, 0) == NA_STRING))
-    return make_unavailable(cls, state, "", "malformed serialized shared object");
-  const char* text =
-      compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
-  const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
+namespace {
 
-  IncomingState in{};
-  ErrorMessage message;
+// Fills `in` from the untrusted state (`text_size` bytes at `text`, compact
+// or in the string form of format version 1); on failure, the reason is in
+// `message` and `in.parsed` stays false. No R allocation.
+void read_incoming_state(const char* text, size_t text_size, bool compact, IncomingState& in,
+                         ErrorMessage& message) {
   capture_exception(message, [&] {
     // Anyone can write serialize() output: the state is untrusted.
     names::ViewState wanted;
@@ -412,30 +408,52 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
     if (has_origin) read_incoming_origin(wanted.region, origin_text, in.origin);
     in.parsed = true;
   });
+}
+
+// The mapping of the region `in` names, with its node in `node`, checked
+// against the class `cls` R found in the stream. Throws when the region
+// cannot be mapped or is not the one the state names. No R allocation.
+std::shared_ptr<Mapping> find_incoming_node(SEXP cls, const IncomingState& in, NodeView& node) {
+  auto mapping = mapping_for_unserialize(in.region);
+  if (in.origin.remote) check_origin_identity(mapping->reader(), in.origin, in.region);
+  if (in.has_made && !in.origin.remote) check_region_made(mapping->region(), in.made);
+  NodeView found = mapping->reader().node(in.node);
+  const R_altrep_class_t* node_class = view_class_for(found.kind());
+  if (node_class == nullptr)
+    throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node that is not a vector");
+  // The node must be of the type the stream says (an edited stream could
+  // otherwise turn a double vector into a character vector).
+  if (R_SEXP(*node_class) != cls)
+    throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node of another type");
+  node = found;
+  return mapping;
+}
+
+}  // namespace
+
+SEXP view_from_serialized_state(SEXP cls, SEXP state) {
+  // Compact states (raw) since format version 2; "<region>:<node>" strings
+  // from streams written by version 1.
+  const bool compact =
+      TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
+  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
+                   STRING_ELT(state, 0) == NA_STRING))
+    return make_unavailable(cls, state, "", "malformed serialized shared object");
+  const char* text =
+      compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
+  const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
+
+  IncomingState in{};
+  ErrorMessage message;
+  read_incoming_state(text, text_size, compact, in, message);
   if (!in.parsed) return make_unavailable(cls, state, in.region, message.text);
 
   char reason[kMessageSize] = "";
   if (foreign_region_unavailable(in.origin, reason, sizeof reason))
     return make_unavailable(cls, state, in.region, reason);
 
-  SEXP view = view_on_mapping(
-      [&](NodeView& node) {
-        auto mapping = mapping_for_unserialize(in.region);
-        if (in.origin.remote) check_origin_identity(mapping->reader(), in.origin, in.region);
-        if (in.has_made && !in.origin.remote)
-          check_region_made(mapping->region(), in.made);
-        NodeView found = mapping->reader().node(in.node);
-        const R_altrep_class_t* node_class = view_class_for(found.kind());
-        if (node_class == nullptr)
-          throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node that is not a vector");
-        // The node must be of the type the stream says (an edited stream
-        // could otherwise turn a double vector into a character vector).
-        if (R_SEXP(*node_class) != cls)
-          throw Error(ErrorKind::Corrupt, "serialized shared object refers to a node of another type");
-        node = found;
-        return mapping;
-      },
-      message);
+  SEXP view = view_on_mapping([&](NodeView& node) { return find_incoming_node(cls, in, node); },
+                              message);
   if (view == nullptr) {
     if (!in.origin.remote) add_remote_mode_hint(message);
     return make_unavailable(cls, state, in.region, message.text);
@@ -444,6 +462,41 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   // the origin's own host the region itself is exported as usual).
   record_foreign_origin(in.origin);
   return view;
+}
+
+bool revive_unavailable_view(SEXP x) {
+  SEXP info = unavailable_info(x);
+  const R_altrep_class_t* cls = view_class_of(x);
+  if (info == nullptr || cls == nullptr) return false;
+  SEXP state = VECTOR_ELT(info, 2);
+  const bool compact =
+      TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
+  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
+                   STRING_ELT(state, 0) == NA_STRING))
+    return false;
+  const char* text =
+      compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
+  const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
+  IncomingState in{};
+  ErrorMessage message;
+  read_incoming_state(text, text_size, compact, in, message);
+  // Another host's region would be fetched anew at every use: only a copy
+  // already here is mapped again.
+  if (!in.parsed || (in.origin.remote && in.origin.other_host && !in.origin.copy_here)) return false;
+  ViewHandle* handle = nullptr;
+  capture_exception(message, [&] {
+    NodeView node;
+    auto mapping = find_incoming_node(R_SEXP(*cls), in, node);
+    handle = handle_for_revived_view(mapping, node);
+  });
+  if (handle == nullptr) return false;
+  SEXP pointer = R_altrep_data1(x);
+  R_SetExternalPtrAddr(pointer, handle);
+  // A view now, whatever becomes of its handle: never unavailable again.
+  R_SetExternalPtrProtected(pointer, R_NilValue);
+  views_changed();
+  record_foreign_origin(in.origin);
+  return true;
 }
 
 }  // namespace shmr::glue

@@ -238,3 +238,75 @@ test_that("a mirai pool refused file descriptors fails at once, naming the limit
   })
   expect_identical(got, c(500501, 500502))
 })
+
+test_that("an object unserialized with no file descriptor left works once descriptors are back", {
+  skip_without_prlimit()
+  owner <- start_worker()
+  on.exit(owner$close(), add = TRUE)
+  streams <- owner$run(function() {
+    kept <<- share(as.numeric(1:1e5))
+    words <<- share(rep(c("a", "bc"), 500))
+    released <- share(as.numeric(1:10))
+    streams <- list(kept = serialize(kept, NULL), words = serialize(words, NULL),
+                    released = serialize(released, NULL))
+    remove_shared(shared_name(released))
+    streams
+  })
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  pid <- session$get_pid()
+  set_limit(pid, "nofile", limit_leaving(pid, 3))
+  starved <- session$run(function(streams) {
+    held <- list()
+    repeat {
+      con <- tryCatch(file(tempfile(), "w"), error = function(e) NULL, warning = function(w) NULL)
+      if (is.null(con)) break
+      held[[length(held) + 1L]] <- con
+    }
+    on.exit(for (con in held) close(con))
+    warnings <- character()
+    keep_warning <- function(w) {
+      warnings <<- c(warnings, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    }
+    withCallingHandlers({
+      # Unserializing never fails: the objects come back unavailable.
+      x <<- unserialize(streams$kept)
+      x_again <<- unserialize(streams$kept)
+      words <<- unserialize(streams$words)
+      gone <<- unserialize(streams$released)
+    }, warning = keep_warning)
+    used <- withCallingHandlers(tryCatch(sum(x), error = function(e) class(e)[1]),
+                                warning = keep_warning)
+    list(held = length(held), warnings = warnings, used = used)
+  }, list(streams))
+  set_limit(pid, "nofile", 1024)
+  lifted <- session$run(function() {
+    warnings <- character()
+    withCallingHandlers({
+      sums <- c(sum(x), sum(x_again), x[1e5])
+      words_read <- paste(words[1:3], collapse = " ")
+      words_length <- length(words)
+      gone_use <- tryCatch(sum(gone), error = function(e) class(e)[1])
+    }, warning = function(w) {
+      warnings <<- c(warnings, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+    list(sums = sums, words_read = words_read, words_length = words_length,
+         gone_use = gone_use, warnings = warnings, shared = is_shared(x),
+         again = identical(unserialize(serialize(x, NULL)), x))
+  })
+  expect_gte(starved$held, 1)
+  expect_identical(starved$used, "shmr_region_unavailable")
+  # One warning per region: two objects of the kept one, one of each other.
+  expect_length(starved$warnings, 3L)
+  expect_match(starved$warnings, "Too many open files|no shared region named")
+  expect_identical(lifted$sums, c(rep(sum(as.numeric(1:1e5)), 2), 1e5))
+  expect_identical(lifted$words_read, "a bc a")
+  expect_identical(lifted$words_length, 1000L)
+  # A region that is gone stays unavailable, and warns no more.
+  expect_identical(lifted$gone_use, "shmr_region_unavailable")
+  expect_identical(lifted$warnings, character())
+  expect_true(lifted$shared)
+  expect_true(lifted$again)
+})
