@@ -45,8 +45,9 @@
 #' raises it when an element is read). One loaded while its region exists
 #' but cannot be mapped (file descriptors or address space used up, see
 #' `ulimit -n` and `ulimit -v`) tries again each time it is used, and works
-#' once the region can be mapped, without a second warning; a shared list
-#' does not, load it again. To save the data itself, save a copy made with
+#' once the region can be mapped, without a second warning; on R >= 4.3 a
+#' shared list or data frame (read from its region element by element) does
+#' not: load it again. To save the data itself, save a copy made with
 #' [fetch()]: `saveRDS(fetch(x), "x.rds")`. For long-lived data shared
 #' between sessions, use `share(x, name = , persist = TRUE)` and
 #' [map_shared()].
