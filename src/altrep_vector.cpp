@@ -71,10 +71,11 @@ R_xlen_t view_length(SEXP x) {
   if (const LastView* last = last_view_if(x, now)) return last->length;
   const ViewHandle* handle = own_handle(x);
   if (handle == nullptr && is_unavailable(x)) {
-    if (revive_unavailable_view(x))
+    ErrorMessage why;
+    if (revive_unavailable_view(x, why))
       handle = own_handle(x);
     else if (!unavailable_read_for_mirai_report())
-      raise_unavailable(x);
+      raise_unavailable(x, why);
   }
   if (handle == nullptr) return 0;
   remember_view(x, *handle, now, false);

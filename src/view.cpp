@@ -194,9 +194,10 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
 
 ViewHandle& open_view_handle(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr && is_unavailable(x) && revive_unavailable_view(x)) handle = own_handle(x);
+  ErrorMessage why;
+  if (handle == nullptr && is_unavailable(x) && revive_unavailable_view(x, why)) handle = own_handle(x);
   if (handle == nullptr) {
-    if (is_unavailable(x)) raise_unavailable(x);
+    if (is_unavailable(x)) raise_unavailable(x, why);
     Rf_error("shmr: this shared object has been released");
   }
   if (handle->mapping->is_closed())

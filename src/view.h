@@ -300,9 +300,10 @@ SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* regio
 // True then; false, and `x` unchanged, when it still cannot (the region is
 // gone, or is not that one any more), for a malformed state, and for
 // another host's region with no copy here (fetching it anew at each use
-// could wait on the network every time). Never warns, never raises, and
-// allocates nothing in R: it runs where R reads a length.
-bool revive_unavailable_view(SEXP x);
+// could wait on the network every time). Why it still cannot, when it
+// tried, goes to `why`. Never warns, never raises, and allocates nothing in
+// R: it runs where R reads a length.
+bool revive_unavailable_view(SEXP x, ErrorMessage& why);
 // A handle on `node` of `preferred`'s file for such a view (as a view made
 // at unserialize would read), or nullptr when only a copy of its data could
 // stand for it. Throws like mapping_for_view().
@@ -313,9 +314,10 @@ void own_revived_handle(SEXP pointer);
 // The region, reason and state of an object of one of shmr's classes made
 // by make_unavailable_object(), or nullptr. Check the class first.
 SEXP unavailable_info(SEXP x);
-// Raises the classed error (shmr_region_unavailable). Call from a frame
-// that owns no C++ object.
-[[noreturn]] void raise_unavailable(SEXP x);
+// Raises the classed error (shmr_region_unavailable), with the reason
+// `why` when set (a later attempt's), else the one unserialize met. Call
+// from a frame that owns no C++ object.
+[[noreturn]] void raise_unavailable(SEXP x, const ErrorMessage& why = ErrorMessage{});
 // True while mirai formats the report of a task's error: it deparses every
 // call on the daemon's stack, and mirai_map() puts its arguments into those
 // calls. An unavailable object that raised the task's error would raise

@@ -207,9 +207,11 @@ bool remote::names_may_not_travel() {
 
 bool is_unavailable(SEXP x) { return view_class_of(x) != nullptr && unavailable_info(x) != nullptr; }
 
-void raise_unavailable(SEXP x) {
+void raise_unavailable(SEXP x, const ErrorMessage& why) {
   SEXP info = unavailable_info(x);
-  call_shmr("stop_unavailable", VECTOR_ELT(info, 0), VECTOR_ELT(info, 1));
+  SEXP reason = why.set() ? PROTECT(Rf_mkString(bare(why.text))) : PROTECT(VECTOR_ELT(info, 1));
+  call_shmr("stop_unavailable", VECTOR_ELT(info, 0), reason);
+  UNPROTECT(1);
   Rf_error("shmr: shared region is not available");  // not reached
 }
 
@@ -464,7 +466,7 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   return view;
 }
 
-bool revive_unavailable_view(SEXP x) {
+bool revive_unavailable_view(SEXP x, ErrorMessage& why) {
   SEXP info = unavailable_info(x);
   const R_altrep_class_t* cls = view_class_of(x);
   if (info == nullptr || cls == nullptr) return false;
@@ -484,12 +486,15 @@ bool revive_unavailable_view(SEXP x) {
   // already here is mapped again.
   if (!in.parsed || (in.origin.remote && in.origin.other_host && !in.origin.copy_here)) return false;
   ViewHandle* handle = nullptr;
-  capture_exception(message, [&] {
+  capture_exception(why, [&] {
     NodeView node;
     auto mapping = find_incoming_node(R_SEXP(*cls), in, node);
     handle = handle_for_revived_view(mapping, node);
   });
-  if (handle == nullptr) return false;
+  if (handle == nullptr) {
+    if (!in.origin.remote) add_remote_mode_hint(why);
+    return false;
+  }
   SEXP pointer = R_altrep_data1(x);
   R_SetExternalPtrAddr(pointer, handle);
   // A view now, whatever becomes of its handle: never unavailable again.

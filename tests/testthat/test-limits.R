@@ -287,7 +287,7 @@ test_that("an object unserialized with no file descriptor left works once descri
       sums <- c(sum(x), sum(x_again), x[1e5])
       words_read <- paste(words[1:3], collapse = " ")
       words_length <- length(words)
-      gone_use <- tryCatch(sum(gone), error = function(e) class(e)[1])
+      gone_use <- tryCatch(sum(gone), error = function(e) c(class(e)[1], conditionMessage(e)))
     }, warning = function(w) {
       warnings <<- c(warnings, conditionMessage(w))
       invokeRestart("muffleWarning")
@@ -304,8 +304,9 @@ test_that("an object unserialized with no file descriptor left works once descri
   expect_identical(lifted$sums, c(rep(sum(as.numeric(1:1e5)), 2), 1e5))
   expect_identical(lifted$words_read, "a bc a")
   expect_identical(lifted$words_length, 1000L)
-  # A region that is gone stays unavailable, and warns no more.
-  expect_identical(lifted$gone_use, "shmr_region_unavailable")
+  # A region that is gone stays unavailable, says so now, and warns no more.
+  expect_identical(lifted$gone_use[1], "shmr_region_unavailable")
+  expect_match(lifted$gone_use[2], "not available here: no shared region named", fixed = TRUE)
   expect_identical(lifted$warnings, character())
   expect_true(lifted$shared)
   expect_true(lifted$again)
