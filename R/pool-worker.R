@@ -11,8 +11,6 @@ run_chunk <- function(task) {
   # Shared objects sent from now on stay this worker's until this chunk's
   # reply (see below).
   .Call(shmr_set_reply_recipient, NULL)
-  # Objects of the chunk before that read the same pages are garbage by now.
-  .Call(shmr_collect_before_sharing, task$dots)
   attach_packages(task$packages)
   capture <- new_capture()
   applied <- capture_relay(

@@ -85,18 +85,13 @@ R_xlen_t view_length(SEXP x) {
 // A writable pointer is how R writes: the value flags are checked again
 // (against the pages) after one was handed out.
 void* view_dataptr(SEXP x, Rboolean writable) {
-  uint64_t now = current_view_generation();
+  const uint64_t now = current_view_generation();
   const LastView* last = last_view_if(x, now);
   if (last != nullptr && !*last->slow_path && (!writable || last->writable_given))
     return const_cast<void*>(last->begin);
   ViewHandle* handle = own_handle(x);
   if (__builtin_expect(handle == nullptr || *handle->slow_path, 0)) handle = &open_view_handle(x);
   if (writable) {
-    // Other objects reading the same pages would see the write.
-    if (!handle->holds_private_values() && handle->mapping->shares_pages_of(handle->node.index())) {
-      part_from_shared_pages(x, *handle);
-      now = current_view_generation();
-    }
     // Until R holds a writable pointer, no page of the mapping can have been
     // written, and the page checks (Duplicate, Serialized_state, value
     // flags) are skipped.
@@ -141,10 +136,9 @@ SEXP view_state(SEXP x) {
 
 SEXP view_unserialize(SEXP cls, SEXP state) { return view_from_serialized_state(cls, state); }
 
-// A duplicate of an unwritten view is a new view of the same node: O(1). It
-// reads the same pages until R asks for a writable pointer, then pages of
-// its own (part_from_shared_pages()), which keep the two objects
-// independent. Copies of a writable share are settled by writable_copies.h.
+// A duplicate of an unwritten view is a new view of the same node: O(1), and
+// its own private pages keep the two objects independent. Copies of a
+// writable share are settled by writable_copies.h.
 SEXP view_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
   if (handle.is_slice()) return nullptr;
@@ -181,8 +175,7 @@ R_xlen_t raw_region(SEXP x, R_xlen_t s, R_xlen_t n, Rbyte* out) { return get_reg
 // ---- x[i] -------------------------------------------------------------
 
 // A contiguous range at least this large becomes a zero-copy slice (a view
-// that gets pages of its own before R writes, so a write to it stays its
-// own); smaller ones are
+// on a mapping of its own, so a write to it stays its own); smaller ones are
 // copied, which is cheaper than making a view.
 constexpr uint64_t kSliceBytes = uint64_t{1} << 20;
 

@@ -15,7 +15,6 @@
 #include "core/region_file.h"
 #include "r_api.h"
 #include "r_boundary.h"
-#include "view.h"
 
 namespace ps = shmr::process_stats;
 namespace process = shmr::process;
@@ -198,22 +197,5 @@ extern "C" SEXP shmr_results_over(SEXP results, SEXP bytes) {
     UNPROTECT(1);
     return out;
   });
-  END_CPP11
-}
-
-// At the start of a chunk on a worker, its arguments `objects` (a list):
-// the objects of the chunk before, which brought the same shared objects,
-// were still referenced while this chunk's were unserialized (a mirai daemon
-// holds its last message until the next has arrived), and are garbage by
-// now. Collected, they leave this chunk's objects alone on their pages
-// (shmr::glue::collect_before_sharing()).
-extern "C" SEXP shmr_collect_before_sharing(SEXP objects) {
-  BEGIN_CPP11
-  cpp11::unwind_protect([&] {
-    if (TYPEOF(objects) != VECSXP) return;
-    for (R_xlen_t i = 0; i < XLENGTH(objects); ++i)
-      shmr::glue::collect_before_sharing(shmr::glue::unwrapped(VECTOR_ELT(objects, i)), true);
-  });
-  return R_NilValue;
   END_CPP11
 }

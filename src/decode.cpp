@@ -69,11 +69,11 @@ bool is_viewable(NodeKind kind) {
 }
 
 // True when a new view of `node` cannot read `mapping` (make_view() would
-// take another mapping): a fixed-width node whose pages a view wrote there.
-// Strings are never written in place, so their views share one.
+// take another mapping): a fixed-width node that a live view may write to
+// there. Strings are never written in place, so their views share one.
 bool refuses_view(const Mapping& mapping, const NodeView& node) {
   return is_viewable(node.kind()) && format::element_size(node.kind()) != 0 &&
-         mapping.refuses_shared_view_of(node.index());
+         mapping.refuses_new_view_of(node.index());
 }
 
 bool is_pairlist(const NodeView& node) {
@@ -333,8 +333,8 @@ SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mappi
   return result;
 }
 
-// A mapping of `list`'s region on which no view wrote the pages of the nodes
-// that `slots` make views of: the list's own mapping when possible; nullptr
+// A mapping of `list`'s region on which none of the nodes that `slots` make
+// views of has a live view: the list's own mapping when possible; nullptr
 // when no other mapping of its file can be had.
 std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::vector<Slot>& slots) {
   auto is_free = [&](const Mapping& mapping) {
@@ -391,8 +391,8 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
   std::vector<Slot> slots = plan_object(list.mapping->reader(), node);
   std::shared_ptr<Mapping> mapping = mapping_for_views(list, slots);
   if (mapping == nullptr) {
-    // Only the list's own mapping reads this file: what a view wrote there
-    // is copied (two objects never share written pages).
+    // Only the list's own mapping reads this file: what another object
+    // views there already is copied (two objects never share private pages).
     // Only fixed-width nodes are refused, so no slot needs its strings read.
     for (Slot& slot : slots)
       if (!slot.plain && refuses_view(*list.mapping, slot.node)) slot.plain = true;

@@ -20,8 +20,8 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node);
 
 // Element `position` (0-based) of the list view `list`, for its Elt method.
 // Its vectors are views on the list's mapping, or on another mapping of the
-// same region when a view wrote the pages of one of them there (two objects
-// never share written pages). Throws like decode_object().
+// same region when one of them has a view there already (two objects never
+// share private pages). Throws like decode_object().
 SEXP decode_list_element(const ListHandle& list, uint64_t position);
 
 }  // namespace shmr::glue

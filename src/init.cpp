@@ -63,7 +63,6 @@ SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP, SEXP);
 SEXP shmr_processes_mentioning(SEXP);
 SEXP shmr_results_over(SEXP, SEXP);
-SEXP shmr_collect_before_sharing(SEXP);
 SEXP shmr_set_reply_recipient(SEXP);
 SEXP shmr_unreadable_results(SEXP);
 SEXP shmr_regions_read_by(SEXP, SEXP);
@@ -149,7 +148,6 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_process_running", (DL_FUNC)&shmr_process_running, 2},
     {"shmr_processes_mentioning", (DL_FUNC)&shmr_processes_mentioning, 1},
     {"shmr_results_over", (DL_FUNC)&shmr_results_over, 2},
-    {"shmr_collect_before_sharing", (DL_FUNC)&shmr_collect_before_sharing, 1},
     {"shmr_set_reply_recipient", (DL_FUNC)&shmr_set_reply_recipient, 1},
     {"shmr_unreadable_results", (DL_FUNC)&shmr_unreadable_results, 1},
     {"shmr_regions_read_by", (DL_FUNC)&shmr_regions_read_by, 2},

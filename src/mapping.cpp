@@ -385,26 +385,6 @@ bool Mapping::refuses_new_view_of(uint64_t node) const {
          (live_views_.count(node) != 0 || written_nodes_.count(node) != 0);
 }
 
-bool Mapping::refuses_shared_view_of(uint64_t node) const {
-  if (region_->access() != Access::CopyOnWrite) return false;
-  if (written_nodes_.count(node) != 0) return true;
-  if (live_views_.count(node) == 0 || writable_pointers_ == 0) return false;
-  // A view alone on the node here may have been handed a writable pointer
-  // (views sharing it move away first): the kernel tells whether it wrote.
-  try {
-    const NodeView view = region_->reader().node(node);
-    return pages::has_private_copies(view.data(), view.data_size());
-  } catch (...) {
-    return true;
-  }
-}
-
-bool Mapping::shares_pages_of(uint64_t node) const {
-  if (region_->access() != Access::CopyOnWrite) return false;
-  auto found = live_views_.find(node);
-  return found != live_views_.end() && found->second > 1;
-}
-
 std::string shm_directory() { return default_shm_directory(); }
 
 std::shared_ptr<Mapping> open_mapping(const std::string& name) {
@@ -425,7 +405,7 @@ std::shared_ptr<Mapping> mapping_for_node(const std::string& name, uint64_t node
 
 std::shared_ptr<Mapping> mapping_for_view(const std::shared_ptr<Mapping>& preferred, uint64_t node,
                                           bool fixed_width) {
-  if (!fixed_width || !preferred->refuses_shared_view_of(node)) return preferred;
+  if (!fixed_width || !preferred->refuses_new_view_of(node)) return preferred;
   return MappingRegistry::get().other_for_view(preferred, node);
 }
 

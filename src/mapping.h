@@ -4,20 +4,11 @@
 // A Mapping is one mmap of a region's data file; every view (ALTREP vector)
 // reads through one. A read-only region is mapped private and copy-on-write,
 // so a write through a view changes that mapping's pages for every view on
-// it. Hence the rule: pages of a fixed-width node that a view wrote are never
-// read by another view. Objects unserialized again (a pool worker sent the
-// same object with every task, while the last task's object awaits the
-// garbage collector) read the one mapping together as long as none of them
-// wrote to the node there (refuses_shared_view_of()): mapping a region once
-// per object would multiply the address space a process uses. The first of
-// them that R asks for a writable pointer (R asks for one to read as well)
-// first moves to a mapping where its node has no other view
-// (part_from_shared_pages(), view.h); so that the others are rarely garbage
-// by then, the garbage collector runs before an unserialized object shares
-// the pages of a large node (collect_before_sharing(), view.h). Duplicates
-// share pages the same way (R duplicates to read as well: c(x) on R 4.5). A
-// map_shared() result starts on a mapping of its own. A node whose view
-// wrote pages and is gone is never viewed on that mapping again. (Character vectors never write into the
+// it. Hence the rule, enforced by make_view(): a fixed-width node has at most
+// one live view per copy-on-write mapping, and a node whose view wrote pages
+// and is gone is never viewed on that mapping again. A second object of the
+// same node (a duplicate, a second map_shared(), an unserialize()) goes to
+// another mapping of the same file. (Character vectors never write into the
 // mapping, writable shares are meant to be seen by all: neither needs it.)
 //
 // The mappings of one file form a group, found by the file's identity
@@ -93,19 +84,9 @@ class Mapping {
   bool writable_pointer_given() const noexcept { return writable_pointers_ != 0; }
   uint64_t writable_pointers() const noexcept { return writable_pointers_; }
 
-  // True when a view of the fixed-width node `node` that R is about to
-  // write to must not read this mapping: a view of the node reads it, or
-  // wrote pages of it here.
+  // True when a new view of the fixed-width node `node` must not read this
+  // mapping (the rule above).
   bool refuses_new_view_of(uint64_t node) const;
-
-  // True when a new object of the fixed-width node `node` must not read
-  // this mapping: a view of the node wrote pages of it here. Views that
-  // wrote nothing share the mapping with it.
-  bool refuses_shared_view_of(uint64_t node) const;
-
-  // True when more than one view reads the copy-on-write pages of `node`
-  // here: a write through one would show in the others.
-  bool shares_pages_of(uint64_t node) const;
 
  private:
   friend class MappingRegistry;
@@ -145,8 +126,7 @@ class MappingLimitReached : public Error {
   using Error::Error;
 };
 
-// `preferred` when a new view of `node` may read it (refuses_shared_view_of()),
-// else another mapping of
+// `preferred` when a new view of `node` may read it, else another mapping of
 // the same file (reused or new). `fixed_width`: the node is a logical,
 // integer, double, complex or raw vector. Throws NotFound when a new mapping
 // is needed and the file is no longer under its name, MappingLimitReached

@@ -1,6 +1,5 @@
 #include "view.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,45 +59,6 @@ ViewHandle* view_handle(SEXP x) {
   SEXP pointer = R_altrep_data1(x);
   if (TYPEOF(pointer) != EXTPTRSXP) return nullptr;
   return static_cast<ViewHandle*>(R_ExternalPtrAddr(pointer));
-}
-
-namespace {
-
-// Nodes from this size on are worth a garbage collection before a new
-// object shares their pages with views already there (below).
-constexpr uint64_t kCollectBeforeSharingBytes = uint64_t{16} << 20;
-// Collections that ended nothing make the next ones rarer: one in 2, 4, ...
-// up to this many new objects that share pages.
-constexpr uint64_t kMostSharingsBetweenCollections = 1024;
-uint64_t sharings_before_collection = 0;
-uint64_t sharings_since_collection = 0;
-
-}  // namespace
-
-// A collection costs about what a new mapping of tens of MB costs in page
-// faults: it runs for large nodes only, and collections that end nothing
-// (the other objects are alive) are run ever more rarely.
-void collect_before_sharing(SEXP view, bool always) {
-  const ViewHandle* handle = view_handle(view);
-  if (handle == nullptr || !handle->mapping->shares_pages_of(handle->node.index()) ||
-      handle->node.data_size() < kCollectBeforeSharingBytes)
-    return;
-  if (!always && sharings_since_collection < sharings_before_collection) {
-    ++sharings_since_collection;
-    return;
-  }
-  sharings_since_collection = 0;
-  PROTECT(view);
-  R_gc();
-  UNPROTECT(1);
-  if (!handle->mapping->shares_pages_of(handle->node.index())) {
-    sharings_before_collection = 0;
-  } else {
-    sharings_before_collection =
-        sharings_before_collection == 0
-            ? 1
-            : std::min(2 * sharings_before_collection, kMostSharingsBetweenCollections);
-  }
 }
 
 namespace {
@@ -164,11 +124,9 @@ FoundNode found_for_view(const std::shared_ptr<Mapping>& preferred, const NodeVi
 }
 
 // Makes the view of the node that `find` (which may throw) returns;
-// nullptr, with the message in `message`, when it throws. With `collect`,
-// collect_before_sharing() (not for a duplicate: the object it shares pages
-// with is the one duplicated, alive).
+// nullptr, with the message in `message`, when it throws.
 template <typename Find>
-SEXP view_on_found_node(Find&& find, ErrorMessage& message, bool collect = true) {
+SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();
   SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
   R_RegisterCFinalizer(holder, delete_found_node);
@@ -181,16 +139,15 @@ SEXP view_on_found_node(Find&& find, ErrorMessage& message, bool collect = true)
   SEXP view = found.copy ? data_copy(found.node) : new_view(found.mapping, found.node);
   delete_found_node(holder);
   UNPROTECT(1);
-  if (collect) collect_before_sharing(view, false);
   return view;
 }
 
 // The same; with `errors_are_fatal`, a failed lookup is an R error,
 // otherwise nullptr.
 template <typename Find>
-SEXP view_on_found_node(Find&& find, bool errors_are_fatal, bool collect = true) {
+SEXP view_on_found_node(Find&& find, bool errors_are_fatal) {
   ErrorMessage message;
-  SEXP view = view_on_found_node(std::forward<Find>(find), message, collect);
+  SEXP view = view_on_found_node(std::forward<Find>(find), message);
   if (view == nullptr && errors_are_fatal) raise_r_error(message);
   return view;
 }
@@ -206,7 +163,7 @@ ViewHandle* handle_for_revived_view(const std::shared_ptr<Mapping>& preferred, c
 namespace {
 
 // A view of `node` on a mapping of the same file that `preferred` refuses
-// it on (mapping.h): its pages there were written.
+// it on (mapping.h): a duplicate, or a second decode of the same object.
 SEXP view_on_other_mapping(const std::shared_ptr<Mapping>& preferred, const NodeView& node) {
   return view_on_found_node([&] { return found_for_view(preferred, node); }, true);
 }
@@ -214,11 +171,9 @@ SEXP view_on_other_mapping(const std::shared_ptr<Mapping>& preferred, const Node
 }  // namespace
 
 SEXP make_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
-  if (format::element_size(node.kind()) != 0 && mapping->refuses_shared_view_of(node.index()))
+  if (format::element_size(node.kind()) != 0 && mapping->refuses_new_view_of(node.index()))
     return view_on_other_mapping(mapping, node);
-  SEXP view = new_view(mapping, node);
-  collect_before_sharing(view, false);
-  return view;
+  return new_view(mapping, node);
 }
 
 // A slice reads the whole view's mapping: it is made only for a task's
@@ -338,7 +293,7 @@ SEXP fresh_view_of(const ViewHandle& handle) {
         auto mapping = mapping_for_view(original->mapping, original->node.index(), fixed_width);
         return FoundNode{mapping, mapping->reader().node(original->node.index())};
       },
-      false, false);
+      false);
 }
 
 SEXP slice_on_own_mapping(ViewHandle& handle, uint64_t first, uint64_t count) {
@@ -351,39 +306,6 @@ SEXP slice_on_own_mapping(ViewHandle& handle, uint64_t first, uint64_t count) {
   if (slice == nullptr) return nullptr;
   view_handle(slice)->set_slice(handle.first + first, count);
   return slice;
-}
-
-void part_from_shared_pages(SEXP x, ViewHandle& handle) {
-  if (handle.holds_private_values() || !handle.mapping->shares_pages_of(handle.node.index())) return;
-  // No garbage collection here: R runs none inside a Dataptr method
-  // (collect_before_sharing() ran when the view was made).
-  ErrorMessage message;
-  capture_exception(message, [&] {
-    const uint64_t index = handle.node.index();
-    std::shared_ptr<Mapping> own = other_mapping_of_file(handle.mapping, index, false);
-    const NodeView node = own->reader().node(index);
-    own->add_view(index);
-    // Nothing below throws. The pages left behind were never written (no
-    // view sharing them is handed a writable pointer), so the other views
-    // may go on reading them, and a new one may join them.
-    handle.mapping->remove_view(index, handle.data(), handle.data_size());
-    handle.mapping = std::move(own);
-    handle.node = node;
-    handle.slow_path = handle.mapping->region().closed_flag();
-    handle.clean_at_pointers = ViewHandle::kNeverChecked;
-    handle.set_slice(handle.first, handle.count);
-  });
-  if (!message.set()) return;
-  // No other mapping can be had (the region's name is gone, or this process
-  // has too many): the view reads a private copy of its elements from now
-  // on, kept in data2, as an ordinary vector would be copied.
-  SEXP copy = PROTECT(Rf_allocVector(TYPEOF(x), static_cast<R_xlen_t>(handle.length())));
-  if (handle.data_size() != 0) std::memcpy(writable_data(copy), handle.data(), handle.data_size());
-  R_set_altrep_data2(x, copy);
-  handle.use_private_data(writable_data(copy));
-  handle.writable_copy = WritableCopy::Private;
-  handle.known_written = true;
-  UNPROTECT(1);
 }
 
 bool view_values_trusted(ViewHandle& handle) {

@@ -155,10 +155,9 @@ ViewHandle* view_handle(SEXP x);
 // the wrapper when the write fails): such a wrapper still reads the view.
 SEXP unwrapped(SEXP x);
 
-// Makes a view of `node` (read through `mapping`). A fixed-width node whose
-// pages were written there gets another mapping instead (mapping.h); one
-// with unwritten views there shares their pages until R writes to one of
-// them (part_from_shared_pages()). May raise an R error (allocation,
+// Makes a view of `node` (read through `mapping`). A fixed-width node that
+// already has a view there, or whose pages were written there, gets a
+// mapping of its own instead (mapping.h). May raise an R error (allocation,
 // or the region gone when a new mapping is needed): call only inside
 // cpp11::unwind_protect, from a frame that owns no C++ object. Fixed-width
 // and String nodes only.
@@ -179,9 +178,8 @@ inline ViewHandle* own_handle(SEXP x) {
 // C++ object.
 ViewHandle& open_view_handle(SEXP x);
 
-// A new view of the same node, independent of `handle`'s (mapping.h: it
-// shares unwritten pages until R asks for a writable pointer), or nullptr
-// when the region can no longer be mapped.
+// A new view of the same node, independent of `handle`'s (mapping.h), or
+// nullptr when the region can no longer be mapped.
 SEXP fresh_view_of(const ViewHandle& handle);
 
 // A view of elements [first, first + count) of the fixed-width view `x`,
@@ -190,29 +188,10 @@ SEXP fresh_view_of(const ViewHandle& handle);
 SEXP make_slice(SEXP x, uint64_t first, uint64_t count);
 
 // A slice of elements [first, first + count) of the view `handle` (relative
-// to it), independent of it as fresh_view_of() is, so that writes to it
-// stay its own; nullptr when no mapping can be had. May raise an R
+// to it), on a mapping where the node has no other view, so that writes to
+// it stay its own; nullptr when no such mapping can be had. May raise an R
 // error (allocation): call only from an ALTREP method or unwind_protect.
 SEXP slice_on_own_mapping(ViewHandle& handle, uint64_t first, uint64_t count);
-
-// When the view `view`, just made, shares its node's pages with views made
-// before (mapping.h), and the node is large: runs the garbage collector.
-// Those views are often garbage not yet collected (a pool worker's objects
-// of earlier tasks, which brought the same object); collected, they leave
-// the view alone on the pages, so that a writable pointer R asks for later
-// (R asks for one to read as well, in range() or var()) costs no mapping of
-// its own. R runs no collection inside Dataptr, where that is decided. With
-// `always`, whatever collections that ended nothing advise. Call only where
-// an allocation could happen, from a frame that owns no C++ object.
-void collect_before_sharing(SEXP view, bool always);
-
-// Before R is handed a pointer to write through the view `x` of a read-only
-// region: a view that shares its node's pages with other views (mapping.h)
-// moves to a mapping where it is alone, or, when none can be had, to a
-// private copy of its elements, so that the write shows in no other object.
-// Nothing for a view alone on its pages. May raise an R error (allocation):
-// call only from a view class's method, from a frame that owns no C++ object.
-void part_from_shared_pages(SEXP x, ViewHandle& handle);
 
 // True when the node's value flags (FORMAT.md 2.2) describe the view's
 // values: a read-only view, open, that this process has not written to.

@@ -554,43 +554,6 @@ test_that("a large input is not copied into the workers", {
   })
 })
 
-test_that("a worker sent one shared object with every task maps it once", {
-  skip_if_no_pool()
-  x <- share(rnorm(2.5e6)) # 20 MB
-  d <- share(data.frame(a = rnorm(1e6), b = seq_len(1e6)))
-  on.exit({
-    close(x)
-    close(d)
-  })
-  mapped_by_calls <- function(backend) {
-    pool <- pool_create(1, backend = backend)
-    on.exit(pool_stop(pool))
-    # range() reads v through a pointer R may write through. The function
-    # carries no environment of the test's (which holds x and d, and would
-    # travel with it as objects of their own).
-    use <- function(i, v, d) c(range(v), sum(v[1:3]) + d$a[1])
-    environment(use) <- globalenv()
-    once <- pool_lapply(1, use, v = x, d = d, pool = pool)
-    mapped <- pool_status(pool)$shared_mapped
-    # Each chunk brings objects of its own of x and d; those of the chunks
-    # before wait for the worker's garbage collector meanwhile.
-    for (call in 1:3) {
-      got <- pool_lapply(1:4, use, v = x, d = d, pool = pool)
-      mapped <- c(mapped, pool_status(pool)$shared_mapped)
-    }
-    expect_identical(unlist(got), rep(unlist(once), 4))
-    mapped
-  }
-  regions <- shared_info(x)$size + shared_info(d)$size
-  for (backend in c("psock", if (requireNamespace("mirai", quietly = TRUE)) "mirai")) {
-    mapped <- mapped_by_calls(backend)
-    # Each region once (whole pages).
-    expect_gte(mapped[1], regions)
-    expect_lt(mapped[1], 1.5 * regions)
-    expect_identical(mapped, rep(mapped[1], 4), label = backend)
-  }
-})
-
 test_that("a list of shared objects goes to the workers as it is, not shared again", {
   a <- share(rnorm(2e5))
   b <- share(rnorm(2e5))
