@@ -192,14 +192,24 @@ SEXP make_slice(SEXP x, uint64_t first, uint64_t count) {
   return slice;
 }
 
+namespace {
+
+// The handle of a view that has none: an unavailable object's once its
+// region can be mapped (revive_unavailable_view()), else an R error. Apart
+// from open_view_handle(), whose every call would otherwise clear the
+// message buffer.
+ViewHandle& revived_handle_or_raise(SEXP x) {
+  ErrorMessage why;
+  if (!is_unavailable(x)) Rf_error("shmr: this shared object has been released");
+  if (!revive_unavailable_view(x, why)) raise_unavailable(x, why);
+  return *own_handle(x);
+}
+
+}  // namespace
+
 ViewHandle& open_view_handle(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  ErrorMessage why;
-  if (handle == nullptr && is_unavailable(x) && revive_unavailable_view(x, why)) handle = own_handle(x);
-  if (handle == nullptr) {
-    if (is_unavailable(x)) raise_unavailable(x, why);
-    Rf_error("shmr: this shared object has been released");
-  }
+  if (handle == nullptr) handle = &revived_handle_or_raise(x);
   if (handle->mapping->is_closed())
     Rf_error("shmr: shared object '%s' was closed; its data can no longer be used",
              handle->mapping->region().name().c_str());
