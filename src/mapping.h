@@ -24,7 +24,9 @@
 // (5,000 `y <- x; y[1] <- 0` make 5,000 private copies of a page). Their
 // number is bounded the way R bounds file descriptors: when many mappings
 // are live, the next new one first runs the garbage collector, which frees
-// those of objects that are gone (collect_if_many_mappings()).
+// those of objects that are gone (collect_if_many_mappings()); a mapping
+// the kernel refuses for want of address space is tried once more after a
+// collection (view_on_found_node(), view.cpp).
 //
 // A mapping whose last object is gone stays mapped, idle, for the next use
 // of its region in this process (the page tables stay filled, so reading

@@ -130,7 +130,21 @@ SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();
   SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
   R_RegisterCFinalizer(holder, delete_found_node);
-  capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
+  bool refused = false;
+  capture_exception(message, [&] {
+    try {
+      R_SetExternalPtrAddr(holder, new FoundNode(find()));
+    } catch (const AddressSpaceRefused&) {
+      refused = true;
+    }
+  });
+  if (refused) {
+    // Objects no longer referenced (a pool worker's of earlier tasks) keep
+    // their mappings until the collector frees them: as R does when no file
+    // descriptor is left, collect, then try once more.
+    R_gc();
+    capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
+  }
   if (message.set()) {
     UNPROTECT(1);
     return nullptr;

@@ -1,4 +1,4 @@
-// The one exception type the engine throws; the R glue maps its kind to a
+// The exception type the engine throws; the R glue maps its kind to a
 // message prefix so users can tell "missing" from "corrupt" from "full".
 #pragma once
 
@@ -24,6 +24,14 @@ class Error : public std::runtime_error {
 
  private:
   ErrorKind kind_;
+};
+
+// mmap() refused for want of address space (ENOMEM: ulimit -v or -d, or
+// the number of mappings): unmapping what is no longer used may let the
+// same mapping through.
+class AddressSpaceRefused : public Error {
+ public:
+  using Error::Error;
 };
 
 // Throws Error(System) with strerror(errnum) appended to `what`.

@@ -123,7 +123,9 @@ static void* map_or_throw(int fd, uint64_t size, int prot, int flags) {
     // ENOMEM is rarely the machine's memory: a file mapping takes address
     // space, not memory. Name the limit that refused it.
     std::string what = "mmap of " + std::to_string(size) + " bytes";
-    if (error == ENOMEM) what += enomem_note(size, prot, flags);
+    if (error == ENOMEM)
+      throw AddressSpaceRefused(ErrorKind::System, what + enomem_note(size, prot, flags) + ": " +
+                                                       std::strerror(error));
     throw_system_error(what, error);
   }
   return p;

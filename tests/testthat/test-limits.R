@@ -311,3 +311,38 @@ test_that("an object unserialized with no file descriptor left works once descri
   expect_true(lifted$shared)
   expect_true(lifted$again)
 })
+
+test_that("under the address-space limit, objects no longer referenced give way to a new one", {
+  skip_without_prlimit()
+  x <- share(as.numeric(seq_len(8e6)))
+  stream <- serialize(x, NULL)
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  session$run(function(stream) {
+    y <<- unserialize(stream)
+    invisible(gc())
+  }, list(stream))
+  pid <- session$get_pid()
+  # Room for R's own allocations, not for a second 64 MB mapping.
+  set_limit(pid, "as", status_bytes(pid, "VmSize") + 24 * 1024^2)
+  # A pool worker's way: each task's object arrives while the last one's is
+  # garbage the collector has not freed yet; before, the second object found
+  # no room for its mapping and came unavailable.
+  got <- session$run(function(stream) {
+    warned <- character()
+    values <- withCallingHandlers({
+      vapply(1:5, function(i) {
+        y <<- NULL
+        y <<- unserialize(stream)
+        y[[8e6]]
+      }, 0)
+    }, warning = function(w) {
+      warned <<- c(warned, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+    list(values = values, warned = warned)
+  }, list(stream))
+  set_limit(pid, "as", Inf)
+  expect_identical(got$values, rep(8e6, 5))
+  expect_identical(got$warned, character())
+})
