@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -128,6 +129,40 @@ TEST(MemoryMap, EmptyMappingIsRefused) {
 
 TEST(MemoryMap, BadDescriptorIsASystemError) {
   EXPECT_SHMR_ERROR(shmr::ErrorKind::System, MemoryMap::private_copy_on_write(-1, 4096));
+}
+
+TEST(MemoryMap, AddressSpaceRefusalIsItsOwnError) {
+  // The glue collects garbage and tries again on this error alone: another
+  // failure (a bad descriptor) is not it.
+  TempDir dir;
+  dir.write_file("f", std::string(8192, 'a'));
+  const std::string path = dir.file("f");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    struct rlimit none = {0, 0};
+    if (fd < 0 || ::setrlimit(RLIMIT_AS, &none) != 0) ::_exit(3);
+    try {
+      MemoryMap map = MemoryMap::private_copy_on_write(fd, 8192);
+      ::_exit(1);
+    } catch (const shmr::AddressSpaceRefused& e) {
+      ::_exit(std::strstr(e.what(), "ulimit -v") != nullptr ? 0 : 2);
+    } catch (...) {
+      ::_exit(4);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  try {
+    MemoryMap::private_copy_on_write(-1, 4096);
+    ADD_FAILURE() << "a bad descriptor was mapped";
+  } catch (const shmr::AddressSpaceRefused&) {
+    ADD_FAILURE() << "a bad descriptor is not an address-space refusal";
+  } catch (const shmr::Error&) {
+  }
 }
 
 TEST(RegionFile, Paths) {
