@@ -211,13 +211,7 @@ SEXP materialized(SEXP x, ViewHandle& handle) {
 
 R_xlen_t string_length(SEXP x) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr && is_unavailable(x)) {
-    ErrorMessage why;
-    if (revive_unavailable_view(x, why))
-      handle = own_handle(x);
-    else if (!unavailable_read_for_mirai_report())
-      raise_unavailable(x, why);
-  }
+  if (handle == nullptr) handle = handle_for_length(x);
   return handle == nullptr ? 0 : static_cast<R_xlen_t>(handle->length());
 }
 

@@ -70,13 +70,7 @@ R_xlen_t view_length(SEXP x) {
   const uint64_t now = current_view_generation();
   if (const LastView* last = last_view_if(x, now)) return last->length;
   const ViewHandle* handle = own_handle(x);
-  if (handle == nullptr && is_unavailable(x)) {
-    ErrorMessage why;
-    if (revive_unavailable_view(x, why))
-      handle = own_handle(x);
-    else if (!unavailable_read_for_mirai_report())
-      raise_unavailable(x, why);
-  }
+  if (handle == nullptr) handle = handle_for_length(x);
   if (handle == nullptr) return 0;
   remember_view(x, *handle, now, false);
   return static_cast<R_xlen_t>(handle->count);

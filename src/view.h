@@ -304,6 +304,12 @@ SEXP make_unavailable_object(R_altrep_class_t cls, SEXP state, const char* regio
 // tried, goes to `why`. Never warns, never raises, and allocates nothing in
 // R: it runs where R reads a length.
 bool revive_unavailable_view(SEXP x, ErrorMessage& why);
+// For a Length method, the handle of a view `x` that has none: an
+// unavailable object's once revived; nullptr (a length of 0) while mirai
+// formats a task's error report (unavailable_read_for_mirai_report()) or
+// for a released view; else the unavailable object's R error. Call from a
+// frame that owns no C++ object.
+ViewHandle* handle_for_length(SEXP x);
 // A handle on `node` of `preferred`'s file for such a view (as a view made
 // at unserialize would read), or nullptr when only a copy of its data could
 // stand for it. Throws like mapping_for_view().

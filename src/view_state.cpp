@@ -431,23 +431,29 @@ std::shared_ptr<Mapping> find_incoming_node(SEXP cls, const IncomingState& in, N
   return mapping;
 }
 
-}  // namespace
-
-SEXP view_from_serialized_state(SEXP cls, SEXP state) {
-  // Compact states (raw) since format version 2; "<region>:<node>" strings
-  // from streams written by version 1.
+// read_incoming_state() of the state R found in the stream: compact (raw)
+// since format version 2, "<region>:<node>" strings from streams written by
+// version 1. False, `in` unparsed, when it is neither.
+bool read_incoming_state(SEXP state, IncomingState& in, ErrorMessage& message) {
   const bool compact =
       TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
   if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
                    STRING_ELT(state, 0) == NA_STRING))
-    return make_unavailable(cls, state, "", "malformed serialized shared object");
+    return false;
   const char* text =
       compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
   const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
+  read_incoming_state(text, text_size, compact, in, message);
+  return true;
+}
 
+}  // namespace
+
+SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   IncomingState in{};
   ErrorMessage message;
-  read_incoming_state(text, text_size, compact, in, message);
+  if (!read_incoming_state(state, in, message))
+    return make_unavailable(cls, state, "", "malformed serialized shared object");
   if (!in.parsed) return make_unavailable(cls, state, in.region, message.text);
 
   char reason[kMessageSize] = "";
@@ -466,22 +472,21 @@ SEXP view_from_serialized_state(SEXP cls, SEXP state) {
   return view;
 }
 
+ViewHandle* handle_for_length(SEXP x) {
+  if (!is_unavailable(x)) return nullptr;
+  ErrorMessage why;
+  if (revive_unavailable_view(x, why)) return view_handle(x);
+  if (!unavailable_read_for_mirai_report()) raise_unavailable(x, why);
+  return nullptr;
+}
+
 bool revive_unavailable_view(SEXP x, ErrorMessage& why) {
   SEXP info = unavailable_info(x);
   const R_altrep_class_t* cls = view_class_of(x);
   if (info == nullptr || cls == nullptr) return false;
-  SEXP state = VECTOR_ELT(info, 2);
-  const bool compact =
-      TYPEOF(state) == RAWSXP && XLENGTH(state) > 0 && XLENGTH(state) <= kMaxStateSize;
-  if (!compact && (TYPEOF(state) != STRSXP || XLENGTH(state) != 1 ||
-                   STRING_ELT(state, 0) == NA_STRING))
-    return false;
-  const char* text =
-      compact ? reinterpret_cast<const char*>(RAW(state)) : CHAR(STRING_ELT(state, 0));
-  const size_t text_size = compact ? static_cast<size_t>(XLENGTH(state)) : std::strlen(text);
   IncomingState in{};
   ErrorMessage message;
-  read_incoming_state(text, text_size, compact, in, message);
+  if (!read_incoming_state(VECTOR_ELT(info, 2), in, message)) return false;
   // Another host's region would be fetched anew at every use: only a copy
   // already here is mapped again.
   if (!in.parsed || (in.origin.remote && in.origin.other_host && !in.origin.copy_here)) return false;
