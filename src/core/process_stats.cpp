@@ -8,21 +8,46 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <sstream>
 
 namespace shmr::process_stats {
 namespace {
 
+// How reading a file of /proc/<pid> ended: read; the process gone or not
+// ours to read; or the reading itself failed (no descriptor left, say).
+enum class ProcRead { Read, Gone, Failed };
+
+ProcRead read_proc_text(int64_t pid, const char* file, std::string& text) {
+  if (pid <= 0 || pid > INT_MAX) return ProcRead::Gone;
+  const std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT || errno == ESRCH || errno == EACCES || errno == EPERM ? ProcRead::Gone
+                                                                                 : ProcRead::Failed;
+  text.clear();
+  char buffer[4096];
+  int read_error = 0;
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got > 0) {
+      text.append(buffer, static_cast<size_t>(got));
+    } else if (got == 0) {
+      break;
+    } else if (errno != EINTR) {
+      read_error = errno;
+      break;
+    }
+  }
+  ::close(fd);
+  if (read_error == 0) return ProcRead::Read;
+  return read_error == ESRCH ? ProcRead::Gone : ProcRead::Failed;
+}
+
 std::optional<std::string> read_proc_file(int64_t pid, const char* file) {
-  if (pid <= 0 || pid > INT_MAX) return std::nullopt;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return text.str();
+  std::string text;
+  if (read_proc_text(pid, file, text) != ProcRead::Read) return std::nullopt;
+  return text;
 }
 
 // "Key:   1234 kB" -> 1234 * 1024 added to `field` when the line is `key`.
@@ -149,6 +174,7 @@ bool command_line_mentions(const std::string& cmdline, const std::string& word) 
 
 std::optional<std::vector<int64_t>> processes_mentioning(const std::string& word) {
   std::vector<int64_t> found;
+  std::string cmdline;
   std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
   if (!proc) return std::nullopt;
   for (;;) {
@@ -160,31 +186,10 @@ std::optional<std::vector<int64_t>> processes_mentioning(const std::string& word
     }
     char* end = nullptr;
     const long long pid = std::strtoll(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || pid <= 0 || pid > INT_MAX) continue;
-    const std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT || errno == ESRCH || errno == EACCES || errno == EPERM) continue;
-      return std::nullopt;
-    }
-    std::string cmdline;
-    char buffer[4096];
-    int read_error = 0;
-    for (;;) {
-      const ssize_t got = ::read(fd, buffer, sizeof buffer);
-      if (got > 0) {
-        cmdline.append(buffer, static_cast<size_t>(got));
-      } else if (got == 0) {
-        break;
-      } else if (errno != EINTR) {
-        read_error = errno;
-        break;
-      }
-    }
-    ::close(fd);
-    if (read_error == ESRCH) continue;
-    if (read_error != 0) return std::nullopt;
-    if (command_line_mentions(cmdline, word)) found.push_back(pid);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    const ProcRead outcome = read_proc_text(pid, "cmdline", cmdline);
+    if (outcome == ProcRead::Failed) return std::nullopt;
+    if (outcome == ProcRead::Read && command_line_mentions(cmdline, word)) found.push_back(pid);
   }
   return found;
 }
