@@ -185,6 +185,32 @@ available_memory <- function() {
   as.numeric(sub("^MemAvailable:\\s*([0-9]+) kB.*$", "\\1", line)) * 1024
 }
 
+# bench/altrep_floor.c built for the running R (on first use, into build/,
+# one library per R version): the path of its shared library, or NULL (with
+# a message) when it cannot be built, in which case the runs go on without it.
+altrep_floor_library <- function() {
+  directory <- file.path("build", "altrep_floor", as.character(getRversion()))
+  library_path <- file.path(directory, paste0("altrep_floor", .Platform$dynlib.ext))
+  source_path <- "bench/altrep_floor.c"
+  if (!file.exists(library_path) || file.mtime(library_path) < file.mtime(source_path)) {
+    dir.create(directory, recursive = TRUE, showWarnings = FALSE)
+    work <- tempfile("altrep_floor")
+    dir.create(work)
+    on.exit(unlink(work, recursive = TRUE), add = TRUE)
+    file.copy(source_path, work)
+    r_binary <- file.path(R.home("bin"), "R")
+    status <- system2(r_binary, c("CMD", "SHLIB", shQuote(file.path(work, "altrep_floor.c"))),
+                      stdout = FALSE, stderr = FALSE)
+    built <- file.path(work, paste0("altrep_floor", .Platform$dynlib.ext))
+    if (status != 0 || !file.exists(built)) {
+      message("[bench] could not build ", source_path, ": the minimal ALTREP vector is left out")
+      return(NULL)
+    }
+    file.copy(built, library_path, overwrite = TRUE)
+  }
+  normalizePath(library_path)
+}
+
 # The machine's limits for `size` bytes from bench/physical_limit.cpp (built
 # on first use), `reps` repeats: a data frame of metric, case, size_bytes,
 # value, unit.

@@ -239,6 +239,10 @@ first_read <- "machine: first read of a fresh shm mapping"
 # One byte read from a fresh mapping of populated shm pages
 # (physical_limit.cpp, read_fault_shm), at the size of the vector read.
 first_fault <- "machine: one byte of a fresh shm mapping"
+# The vector of the least ALTREP class there can be, timed in turn with the
+# shared vectors and the ordinary copy (05-warm-side-by-side.R): what R's
+# dispatch to ALTREP methods costs any package's vector.
+minimal_altrep <- "minimal ALTREP vector, same process"
 baseline <- function(m, others, shmr = "shmr") {
   m$shmr <- shmr
   m$others <- others
@@ -267,6 +271,9 @@ machine_ms <- function(metric, case, unit, size, to_ms) {
 baseline_value <- function(m, other) {
   if (identical(other, alongside)) {
     warm_pair_of(m$metric, m$cases, m$shmr)[["ordinary"]]
+  } else if (identical(other, minimal_altrep)) {
+    probe <- sub(" (time, )?warm$", "", m$cases)
+    figure("warm_side_by_side", paste(probe, "time, warm, side by side"), "minimal ALTREP")
   } else if (identical(other, first_read)) {
     machine_ms("read_seq_shm", "first_touch", "s", scan, 1e3)
   } else if (identical(other, first_fault)) {
@@ -285,9 +292,9 @@ baseline_measures <- list(
   baseline(measure("`x[5]`, ms", "element_access", "x[5] time"), c("ordinary", first_fault)),
   baseline(measure("`range(x)` first call, ms", "writable_pointer_read", "range(x) time"), "ordinary"),
   baseline(warm_measure("`range(x)` warm, ms", "writable_pointer_read", "range(x) time, warm"),
-           c(alongside, "ordinary")),
+           c(alongside, minimal_altrep, "ordinary")),
   baseline(warm_measure("`x == 5` warm, ms", "writable_pointer_read", "x == 5 time, warm"),
-           c(alongside, "ordinary")),
+           c(alongside, minimal_altrep, "ordinary")),
   baseline(warm_measure("`identical(x, y)` warm, ms", "writable_pointer_read",
                    "identical(x, y) time, warm"), c(alongside, "ordinary")),
   baseline(measure("`x[1] <- 0`, ms", "one_write", "x[1] <- 0 time"), "ordinary"),

@@ -5,27 +5,32 @@
 # and against the same copy. (In 04-consumer-access.R each system has its
 # own consumer and its own copy, and where that copy's fresh memory lands
 # moves its time by up to 2x.) Recorded as "<probe> time, warm, side by
-# side", in ms, for each system and for "ordinary".
+# side", in ms, for each system, for "ordinary", and for "minimal ALTREP": a
+# vector of the least ALTREP class there can be (bench/altrep_floor.c), the
+# share of those times that is R's dispatch to ALTREP methods, whoever
+# implements them.
 side_by_side_probes <- c("range(x)", "x == 5", "identical(x, y)", "x[idx]", "sum(x)")
 
 run <- function(ctx) {
   usable <- ctx$usable("warm_side_by_side")
   size <- ctx$scan_size
   # The vector, each system's share, and in the consumer an ordinary copy,
-  # its duplicate (for identical()) and a private copy a system may make.
-  need <- (4 + length(usable)) * size
+  # its duplicate (for identical()), the minimal ALTREP vector's copy and a
+  # private copy a system may make.
+  need <- (5 + length(usable)) * size
   if (!ctx$fits(need)) {
     ctx$record("warm_side_by_side", "skipped", "all", size, NA,
-               ctx$skip_reason(need, "every system's share and three copies"))
+               ctx$skip_reason(need, "every system's share and four copies"))
     return(invisible())
   }
   x <- ctx$vector(size)
   handles <- lapply(usable, function(s) s$share(x))
   on.exit(for (s in usable) s$release(handles[[s$name]]), add = TRUE)
   tokens <- lapply(usable, function(s) s$token(handles[[s$name]]))
+  floor_library <- altrep_floor_library()
   worker <- consumer(NULL)
   on.exit(worker$close(), add = TRUE)
-  rows <- worker$run(function(tokens, probes, reps) {
+  rows <- worker$run(function(tokens, probes, reps, floor_library) {
     objects <- list()
     skipped <- character()
     for (name in names(tokens)) {
@@ -34,9 +39,14 @@ run <- function(ctx) {
     }
     first <- objects[[1L]]
     objects$ordinary <- first + 0
+    if (!is.null(floor_library)) {
+      dyn.load(floor_library)
+      objects[["minimal ALTREP"]] <- .Call("altrep_floor_wrap", first + 0, PACKAGE = "altrep_floor")
+    }
     # y of identical(x, y): a second map of the same share, or a copy.
     second <- lapply(names(objects), function(name) {
       if (name == "ordinary") return(objects$ordinary + 0)
+      if (name == "minimal ALTREP") return(NULL)
       s <- systems[[name]]
       if (is.finite(s$max_maps)) NULL else s$map(tokens[[name]])
     })
@@ -65,7 +75,8 @@ run <- function(ctx) {
       }
     }
     list(rows = do.call(rbind, out), not_vectors = skipped)
-  }, list(tokens = tokens, probes = side_by_side_probes, reps = max(ctx$reps, 3L)))
+  }, list(tokens = tokens, probes = side_by_side_probes, reps = max(ctx$reps, 3L),
+         floor_library = floor_library))
   for (i in seq_len(nrow(rows$rows))) {
     ctx$record("warm_side_by_side", rows$rows$case[i], rows$rows$system[i], size,
                rows$rows$value[i], "ms")
