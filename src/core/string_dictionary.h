@@ -31,6 +31,7 @@ class DictionaryEntries : public StringSource {
   DictionaryEntries(const StringSource& source, const StringDictionary& dictionary)
       : source_(source), dictionary_(dictionary) {}
   StringRef at(uint64_t k) const override { return source_.at(dictionary_.entries[k]); }
+  bool may_hold_nul() const override { return source_.may_hold_nul(); }
 
  private:
   const StringSource& source_;

@@ -112,14 +112,15 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
           throw Error(ErrorKind::InvalidArgument, "string node without a source");
         uint64_t bytes = 0;
         bool missing = false;
+        const bool may_hold_nul = spec.length > 0 && spec.strings->may_hold_nul();
         for (uint64_t k = 0; k < spec.length; ++k) {
           StringRef s = spec.strings->at(k);
           if (s.encoding == format::StringEncoding::Missing) {
             missing = true;
             continue;
           }
-          // The reader refuses NUL bytes (FORMAT.md 2.4); R never makes them.
-          if (s.size > 0 && std::memchr(s.data, '\0', s.size) != nullptr)
+          // The reader refuses NUL bytes (FORMAT.md 2.4).
+          if (may_hold_nul && s.size > 0 && std::memchr(s.data, '\0', s.size) != nullptr)
             throw Error(ErrorKind::InvalidArgument, "a string element contains a NUL byte");
           bytes = checked_add(bytes, s.size);
         }
@@ -164,13 +165,17 @@ namespace {
 
 // A String node's two arrays (end offset words, bytes), written a block of
 // elements at a time: the sink gets long runs, not one put per element, and
-// the block's arrays stay small. A node of one block is put in the layout's
-// order (ends, bytes), so that the many small string nodes of a list reach
-// the sink as one sequential run.
+// the block's arrays stay small. The bytes of a block's short strings are
+// gathered into one run first (a put per element costs more than the copy);
+// a long string goes to the sink as it is. A node of one block is put in the
+// layout's order (ends, bytes), so that the many small string nodes of a
+// list reach the sink as one sequential run.
 void write_strings(RegionSink& sink, const NodeSpec& spec, const format::NodeRecord& rec) {
   constexpr uint64_t kBlock = 16384;
+  constexpr uint64_t kGatheredBelow = 4096;
   std::vector<uint64_t> ends;
   std::vector<const char*> bytes;
+  std::vector<char> run;
   uint64_t end = 0;
   for (uint64_t first = 0; first < spec.length; first += kBlock) {
     const uint64_t count = std::min(kBlock, spec.length - first);
@@ -188,12 +193,24 @@ void write_strings(RegionSink& sink, const NodeSpec& spec, const format::NodeRec
       ends[k] = format::end_word(end, s.encoding);
     }
     sink.put(rec.index_offset + first * sizeof(uint64_t), ends.data(), count * sizeof(uint64_t));
+    // The run holds the bytes from run_start to `at`, relative to the node's data.
+    uint64_t run_start = block_start;
     uint64_t at = block_start;
+    run.clear();
     for (uint64_t k = 0; k < count; ++k) {
       const uint64_t element_end = ends[k] & format::kEndOffsetMask;
-      sink.put(rec.data_offset + at, bytes[k], element_end - at);
+      const uint64_t size = element_end - at;
+      if (size >= kGatheredBelow) {
+        sink.put(rec.data_offset + run_start, run.data(), run.size());
+        run.clear();
+        sink.put(rec.data_offset + at, bytes[k], size);
+        run_start = element_end;
+      } else {
+        run.insert(run.end(), bytes[k], bytes[k] + size);
+      }
       at = element_end;
     }
+    sink.put(rec.data_offset + run_start, run.data(), run.size());
   }
 }
 

@@ -30,6 +30,9 @@ class StringSource {
   // Something equal for two elements exactly when their strings are equal
   // (R's one CHARSXP per string), or nullptr when the source has none.
   virtual const void* identity(uint64_t) const { return nullptr; }
+  // False when no element can hold a NUL byte, which the reader refuses
+  // (FORMAT.md 2.4): the writer then skips its own search for one.
+  virtual bool may_hold_nul() const { return true; }
 };
 
 // Elements of a fixed-width vector that are not in memory (an R compact

@@ -246,6 +246,42 @@ TEST(WriterReader, Strings) {
   EXPECT_EQ(view_string(names.string_at(9)), "empty");
 }
 
+// The writer gathers a block's short strings into one run and puts long
+// ones as they are: every element must land at its own offsets whatever the
+// mix of sizes, across blocks (16,384 elements each), with missing values
+// and empty strings between.
+TEST(WriterReader, StringsOfEverySizeAroundTheGatherLimit) {
+  const std::vector<uint64_t> sizes = {0, 1, 4095, 4096, 4097, 70000, 3, 12, 9999, 2};
+  VectorStrings strings;
+  for (uint64_t i = 0; i < 40000; ++i) {
+    if (i % 97 == 5) {
+      strings.items.push_back({"", StringEncoding::Missing});
+      continue;
+    }
+    // Long strings only now and then, so that the region stays small.
+    uint64_t size = sizes[i % sizes.size()];
+    if (size >= 4095 && i % 300 >= sizes.size()) size = 7;
+    std::string bytes(size, 'a');
+    for (uint64_t k = 0; k < size; ++k) bytes[k] = static_cast<char>('a' + (i * 31 + k) % 26);
+    strings.items.push_back({bytes, i % 2 ? StringEncoding::Utf8 : StringEncoding::Native});
+  }
+  RegionDescription d;
+  d.nodes.push_back(string_node(&strings, strings.items.size()));
+  Buffer region = write_region(d);
+  RegionReader reader(region.data(), region.size(), "shmr_test");
+  NodeView chr = reader.node(0);
+  ASSERT_EQ(chr.length(), strings.items.size());
+  uint64_t wrong = 0;
+  for (uint64_t i = 0; i < chr.length(); ++i) {
+    const TestString& expected = strings.items[i];
+    StringRef got = chr.string_at(i);
+    const bool same = got.encoding == expected.encoding &&
+                      (expected.encoding == StringEncoding::Missing || view_string(got) == expected.bytes);
+    if (!same && wrong++ == 0) ADD_FAILURE() << "first wrong element: " << i;
+  }
+  EXPECT_EQ(wrong, 0u);
+}
+
 TEST(WriterReader, SerializedBlob) {
   AllKinds all;
   Buffer region = write_region(all.description);
