@@ -1,15 +1,31 @@
-# Character vectors: share time, and in a fresh consumer the map (its time
-# and the private memory it takes) and the first element read after it,
-# medians of ctx$reps consumers. Whole-vector operations (radix sort()
+# Character vectors: share time (medians of ctx$reps rounds, every system
+# once in each, in a random order), and in a fresh consumer the map (its
+# time and the private memory it takes) and the first element read after
+# it, medians of ctx$reps consumers. Whole-vector operations (radix sort()
 # among them) are 14-string-ops.R.
 run <- function(ctx) {
   n <- if (ctx$quick) 1e6 else 1e7
   x <- sprintf("id_%d_%s", sample.int(n), sample(c("alpha", "beta", "gamma"), n, TRUE))
   size <- as.numeric(object.size(x))
-  for (s in ctx$usable("strings", kind = "character")) {
-    t0 <- Sys.time()
+  usable <- ctx$usable("strings", kind = "character")
+  names(usable) <- vapply(usable, function(s) s$name, "")
+  # Which system shares first moves its time (the machine's state after the
+  # previous system's release), so each round takes them in a new order.
+  share_times <- lapply(usable, function(s) numeric())
+  for (round in seq_len(ctx$reps)) {
+    for (name in sample(names(usable))) {
+      s <- usable[[name]]
+      t0 <- Sys.time()
+      handle <- s$share(x)
+      share_times[[name]] <- c(share_times[[name]], as.numeric(Sys.time() - t0, units = "secs"))
+      s$release(handle)
+      rm(handle)
+      invisible(gc())
+    }
+  }
+  for (s in usable) {
+    ctx$record("strings", "share time", s$name, size, median(share_times[[s$name]]), "s")
     handle <- s$share(x)
-    ctx$record("strings", "share time", s$name, size, as.numeric(Sys.time() - t0, units = "secs"), "s")
     # Each repeat in a fresh consumer: the map (a system may copy the vector
     # then, see `copies` in systems.R) and the first element read after it.
     got <- vapply(seq_len(ctx$reps), function(rep) {
