@@ -61,11 +61,14 @@ test_that("duplicates written in a loop keep the number of mappings bounded", {
     region_maps <- function(name) sum(grepl(name, readLines("/proc/self/maps"), fixed = TRUE))
     x <- share(as.numeric(1:1e4))
     name <- shared_name(x)
-    for (i in 1:5000) {
+    # Past 4,096 live mappings the next map first runs a collection
+    # (src/mapping.cpp), so the count never gets far beyond that.
+    peak <- 0
+    for (i in 1:10000) {
       y <- x
       y[1] <- 0
+      if (i %% 500 == 0) peak <- max(peak, region_maps(name))
     }
-    peak <- region_maps(name)
     # Each written copy is still its own object.
     copies <- lapply(1:3, function(i) {
       y <- x
@@ -74,7 +77,7 @@ test_that("duplicates written in a loop keep the number of mappings bounded", {
     })
     list(peak = peak, y = y[1:2], x = x[1:3], copies = lapply(copies, function(v) v[1:3]))
   })
-  expect_lt(got$peak, 1500)
+  expect_lt(got$peak, 5000)
   expect_identical(got$y, c(0, 2))
   expect_identical(got$x, c(1, 2, 3))
   expect_identical(got$copies, list(c(-1, 2, 3), c(1, -2, 3), c(1, 2, -3)))
