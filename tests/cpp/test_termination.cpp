@@ -38,6 +38,10 @@ int status_after_signal(const std::function<void()>& body, int signal_number) {
   if (pid == 0) {
     ::alarm(20);
     ::close(ready[0]);
+    // As a process started in the foreground has it: a test run started in
+    // the background by a shell without job control inherits SIGQUIT (and
+    // SIGINT) ignored, and the handlers rightly leave an ignored signal be.
+    ::signal(signal_number, SIG_DFL);
     shmr::termination::install_handlers();
     try {
       body();
