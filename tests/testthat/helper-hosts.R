@@ -219,8 +219,23 @@ sim_wait_connections <- function(cluster, n, timeout = 60) {
   deadline <- Sys.time() + timeout
   while (sim_connections(cluster) != n && Sys.time() < deadline) Sys.sleep(0.05)
   if (sim_connections(cluster) != n) {
-    stop(sprintf("expected %d daemons connected, found %d", n, sim_connections(cluster)))
+    stop(sprintf("expected %d daemons connected, found %d; processes of the hosts:\n%s",
+                 n, sim_connections(cluster), sim_hosts_processes(cluster)))
   }
+}
+
+# The processes running in each simulated host of `cluster`, as text: what a
+# failure to connect leaves to look at (a daemon that never started, or one
+# that started and waits).
+sim_hosts_processes <- function(cluster) {
+  lines <- unlist(lapply(names(cluster$hosts), function(name) {
+    host <- cluster$hosts[[name]]
+    out <- suppressWarnings(run_tool("nsenter", c("-t", host$pid, "--pid", "--mount", "ps", "-eo",
+                                                 "pid,etimes,stat,args"),
+                                     stdout = TRUE, stderr = TRUE))
+    c(sprintf("%s (pid %s):", name, host$pid), paste(" ", substr(out, 1, 200)))
+  }))
+  paste(lines, collapse = "\n")
 }
 
 sim_cluster_stop <- function(cluster) {
