@@ -23,7 +23,7 @@ static const void *floor_dataptr_or_null(SEXP x) { return stored_data; }
 static SEXP floor_wrap(SEXP v) {
   if (TYPEOF(v) != REALSXP || ALTREP(v)) error("a plain double vector is needed");
   stored_length = XLENGTH(v);
-  stored_data = DATAPTR(v);
+  stored_data = REAL(v);
   return R_new_altrep(floor_class, v, R_NilValue);
 }
 
