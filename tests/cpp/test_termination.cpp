@@ -102,6 +102,34 @@ TEST(Termination, SignalRemovesOwnedRegionsOnly) {
   }
 }
 
+// A signal the process was started with ignored (SIGQUIT, SIGINT for a
+// command run in the background by a shell) stays ignored: the handlers
+// are installed only where the action is the default.
+TEST(Termination, ASignalIgnoredAtInstallationStaysIgnored) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::alarm(20);
+    ::signal(SIGQUIT, SIG_IGN);
+    ::signal(SIGTERM, SIG_DFL);
+    shmr::termination::install_handlers();
+    struct sigaction quit, term;
+    if (::sigaction(SIGQUIT, nullptr, &quit) != 0 || ::sigaction(SIGTERM, nullptr, &term) != 0)
+      std::_Exit(90);
+    if (quit.sa_handler != SIG_IGN) std::_Exit(91);
+    if (term.sa_handler == SIG_DFL || term.sa_handler == SIG_IGN) std::_Exit(92);
+    // Ignored, SIGQUIT leaves the process running; SIGTERM then ends it.
+    ::raise(SIGQUIT);
+    std::_Exit(0);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 TEST(Termination, CancelledEntryIsLeft) {
   TempDir dir;
   dir.write_file("cancelled", "x");
