@@ -130,10 +130,11 @@ SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
   collect_if_many_mappings();
   SEXP holder = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
   R_RegisterCFinalizer(holder, delete_found_node);
+  auto hold_found_node = [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); };
   bool refused = false;
   capture_exception(message, [&] {
     try {
-      R_SetExternalPtrAddr(holder, new FoundNode(find()));
+      hold_found_node();
     } catch (const AddressSpaceRefused&) {
       refused = true;
     }
@@ -143,7 +144,7 @@ SEXP view_on_found_node(Find&& find, ErrorMessage& message) {
     // their mappings until the collector frees them: as R does when no file
     // descriptor is left, collect, then try once more.
     R_gc();
-    capture_exception(message, [&] { R_SetExternalPtrAddr(holder, new FoundNode(find())); });
+    capture_exception(message, hold_found_node);
   }
   if (message.set()) {
     UNPROTECT(1);
