@@ -554,7 +554,13 @@ test_that("one fetch per host: a fetcher killed midway is replaced by a waiting 
 })
 
 test_that("a replica is pruned only once its keeper is dead", {
+  local_remote_mode()
   host <- names(cluster$hosts)[2]
+  # Every daemon maps the object, so each host has its copy whatever the
+  # tests before left (a copy whose keeper was killed is gone, and which
+  # host a test's tasks reach is chance).
+  sums <- sim_on_each(cluster, function(d) sum(d$x), list(d = big))
+  expect_equal(vapply(sums, `[[`, 0, "value"), rep(expected_x, length(sums)))
   keepers <- sim_on_each(cluster, function(name) {
     r <- shmr::shared_regions()
     r$creator_pid[r$name == name]
