@@ -38,18 +38,16 @@ struct StatFields {
 // files (and so releases its locks); the process is a zombie only later.
 constexpr uint64_t kTaskExiting = 0x4;  // PF_EXITING
 
-// Reads /proc/<pid>/stat with plain system calls (no allocation, one
-// descriptor). Missing: no such process; Unreadable: anything else (no
-// descriptor left, /proc hidden or absent).
-StatResult read_stat_file(const char* path, StatFields& out) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatResult::Missing : StatResult::Unreadable;
+// Reads an open /proc/<pid>/stat with plain system calls (no allocation).
+// Missing: the process was reaped after the file was opened (the read
+// fails with ESRCH); Unreadable: anything else that leaves no fields.
+StatResult read_stat_descriptor(int fd, StatFields& out) {
   char line[1024];
   ssize_t n;
   do {
     n = ::read(fd, line, sizeof line - 1);
   } while (n < 0 && errno == EINTR);
-  ::close(fd);
+  if (n < 0 && errno == ESRCH) return StatResult::Missing;
   if (n <= 0) return StatResult::Unreadable;
   line[n] = '\0';
   // The command name (field 2) may contain spaces and ')': fields are
@@ -75,6 +73,16 @@ StatResult read_stat_file(const char* path, StatFields& out) {
     while (*p != ' ' && *p != '\0') ++p;
   }
   return StatResult::Unreadable;
+}
+
+// The same for a path, with one descriptor. Missing: no such process;
+// Unreadable: no descriptor left, /proc hidden or absent.
+StatResult read_stat_file(const char* path, StatFields& out) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatResult::Missing : StatResult::Unreadable;
+  const StatResult result = read_stat_descriptor(fd, out);
+  ::close(fd);
+  return result;
 }
 
 // This process's time namespace's boot-time offset, in clock ticks (0 in
@@ -134,12 +142,10 @@ Identity read_self() {
 
 // The rules of liveness() for a process of this PID namespace (or one whose
 // namespace is unknown).
-Liveness in_this_namespace(const Identity& who) {
-  if (::kill(static_cast<pid_t>(who.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
-  StatFields st;
-  switch (read_stat(who.pid, st)) {
+Liveness judge_stat(StatResult result, const StatFields& st, const Identity& who) {
+  switch (result) {
     case StatResult::Missing:
-      return Liveness::Dead;  // it exited between the two looks
+      return Liveness::Dead;  // it was reaped since kill(pid, 0) found it
     case StatResult::Unreadable:
       return Liveness::Unknown;
     case StatResult::Read:
@@ -148,6 +154,13 @@ Liveness in_this_namespace(const Identity& who) {
   if (is_gone(st)) return Liveness::Dead;
   if (!same_start(who.start_ticks, st.start_ticks)) return Liveness::Dead;  // the PID was reused
   return Liveness::Alive;
+}
+
+Liveness in_this_namespace(const Identity& who) {
+  if (::kill(static_cast<pid_t>(who.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
+  StatFields st;
+  const StatResult result = read_stat(who.pid, st);
+  return judge_stat(result, st, who);
 }
 
 }  // namespace
@@ -271,6 +284,12 @@ Liveness Census::find(const Identity& who) {
       (unplaced == unplaced_.end() || !same_start(*unplaced, who.start_ticks)))
     return Liveness::Dead;
   return Liveness::Unknown;
+}
+
+Liveness liveness_from_stat(int stat_fd, const Identity& who) {
+  StatFields st;
+  const StatResult result = read_stat_descriptor(stat_fd, st);
+  return judge_stat(result, st, who);
 }
 
 Liveness liveness(const Identity& who, Census& census) {

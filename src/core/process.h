@@ -39,6 +39,11 @@ enum class Liveness { Alive, Dead, Unknown };
 // /proc hidden) is Unknown, never Dead.
 Liveness liveness(const Identity& who);
 
+// What /proc/<pid>/stat of `who`, already open as `stat_fd`, says of it
+// (the step of liveness() after kill(pid, 0)). A process reaped after the
+// file was opened reads as no process at all: Dead, not Unknown.
+Liveness liveness_from_stat(int stat_fd, const Identity& who);
+
 // The processes of other PID namespaces visible from here, by namespace
 // and start time: liveness() scans /proc for them once per call of
 // prune_regions() through this cache.

@@ -19,6 +19,7 @@ using shmr::process::Identity;
 using shmr::process::is_alive;
 using shmr::process::liveness;
 using shmr::process::Liveness;
+using shmr::process::liveness_from_stat;
 
 namespace {
 
@@ -133,6 +134,25 @@ TEST(Process, ZombieAndReapedChildrenAreDead) {
   EXPECT_FALSE(is_alive(Identity{child.pid, 0}));
 }
 
+// A prune that finds a killed process's PID, opens its /proc/<pid>/stat and
+// reads it only after the parent reaped it must still call it dead: else a
+// fetch taken over keeps the killed fetcher's unfinished file.
+TEST(Process, ChildReapedBetweenOpenAndReadIsDead) {
+  const ReportingChild reporting = fork_reporting([] {}, [] {});
+  const pid_t pid = reporting.pid;
+  ASSERT_GT(pid, 0);
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(liveness_from_stat(fd, reporting.identity), Liveness::Dead);
+  EXPECT_EQ(liveness_from_stat(fd, Identity{reporting.identity.pid, 0}), Liveness::Dead);
+  ::close(fd);
+}
+
 // The kernel releases a killed process's file locks while it exits, before
 // it is a zombie: whoever then takes the lock must already see it dead, or
 // it keeps files the killed process was writing (a fetch taken over).
@@ -158,7 +178,8 @@ TEST(Process, KilledProcessIsDeadOnceItsLockIsReleased) {
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     ASSERT_EQ(::flock(fd, LOCK_EX), 0);
-    if (!is_alive(child)) ++dead_in_time;
+    if (liveness(child) == Liveness::Dead && liveness(Identity{child.pid, 0}) == Liveness::Dead)
+      ++dead_in_time;
     ::close(fd);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
