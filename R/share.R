@@ -411,19 +411,9 @@ describe_not_data <- function(x) {
 #' map_shared(paste0(shared_name(x), "[2]"))
 #' map_shared("not a name")
 map_shared <- function(name) {
-  if (!is.character(name) || length(name) != 1L || is.na(name)) {
-    return(NULL)
-  }
-  x <- .Call(shmr_map, name)
-  # A vector whose class attribute names its package was an S4 object when
-  # it was shared (see share()): it is one again. Checked here rather than
-  # in a function of its own: the first map in a new process would also
-  # load that function from the package's lazy-load database.
-  if (is.atomic(x) && !isS4(x) && !is.null(attr(attr(x, "class", exact = TRUE), "package"))) {
-    asS4(x)
-  } else {
-    x
-  }
+  # The entry point also answers NULL for a name that is not one string, and
+  # makes an S4 vector S4 again (see share()).
+  .Call(shmr_map, name)
 }
 
 #' Name of a shared object

@@ -112,10 +112,30 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
   END_CPP11
 }
 
+namespace {
+
+// A vector whose class attribute names its package was an S4 object when it
+// was shared (share() writes it as a plain vector): it is one again.
+SEXP as_s4_again(SEXP x) {
+  if (!Rf_isVectorAtomic(x) || Rf_isS4(x)) return x;
+  SEXP class_names = Rf_getAttrib(x, R_ClassSymbol);
+  if (class_names == R_NilValue) return x;
+  PROTECT(x);
+  const bool names_package = Rf_getAttrib(class_names, Rf_install("package")) != R_NilValue;
+  SEXP out = names_package ? Rf_asS4(x, TRUE, TRUE) : x;
+  UNPROTECT(1);
+  return out;
+}
+
+}  // namespace
+
+// map_shared(): NULL for anything but one string, as for a malformed name.
 extern "C" SEXP shmr_map(SEXP name) {
+  if (TYPEOF(name) != STRSXP || XLENGTH(name) != 1 || STRING_ELT(name, 0) == NA_STRING)
+    return R_NilValue;
   BEGIN_CPP11
   collect_if_many_mappings();
-  return with_messages([&]() -> SEXP {
+  SEXP object = with_messages([&]() -> SEXP {
     const std::string text = as_string(name);
     auto path = names::parse_path(region_name_for(text));
     if (!path) return R_NilValue;
@@ -133,6 +153,7 @@ extern "C" SEXP shmr_map(SEXP name) {
     uint64_t node = resolve_object_path(mapping->reader(), path->steps);
     return decode_object(mapping, node);
   });
+  return cpp11::safe[as_s4_again](object);
   END_CPP11
 }
 

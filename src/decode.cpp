@@ -373,6 +373,14 @@ std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::ve
 }  // namespace
 
 SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
+  // A vector without attributes (what most maps of a vector are) is one
+  // view: what the plan would come to, without its tables and allocations.
+  NodeView start = mapping->reader().node(node);
+  if (start.attribute_count() == 0 && is_viewable(start.kind())) {
+    SEXP result = cpp11::unwind_protect([&] { return make_view(mapping, start); });
+    remember_mapping(mapping);
+    return result;
+  }
   std::vector<Slot> slots = plan_object(mapping->reader(), node);
   SEXP result = build(slots, mapping);
   remember_mapping(mapping);
