@@ -153,7 +153,11 @@ extern "C" SEXP shmr_map(SEXP name) {
     uint64_t node = resolve_object_path(mapping->reader(), path->steps);
     return decode_object(mapping, node);
   });
-  return cpp11::safe[as_s4_again](object);
+  // Only plain data is live here: an R error in PROTECT() skips nothing.
+  PROTECT(object);
+  SEXP result = cpp11::safe[as_s4_again](object);
+  UNPROTECT(1);
+  return result;
   END_CPP11
 }
 

@@ -129,6 +129,13 @@ sim_process_exists <- function(pid) {
   length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
 }
 
+# Whether process `pid` of `host` (a PID of the host's namespace) runs:
+# neither gone nor a zombie.
+sim_host_process_exists <- function(host, pid) {
+  stat <- suppressWarnings(sim_host_run(host, sprintf("cat /proc/%d/stat 2>/dev/null", as.integer(pid))))
+  length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
+}
+
 # Runs a shell command line in the host; returns its standard output.
 sim_host_run <- function(host, command) {
   system2(sim_launcher(), c(host$pid, shQuote(command)), stdout = TRUE, stderr = TRUE)

@@ -571,7 +571,10 @@ test_that("a replica is pruned only once its keeper is dead", {
   expect_false(big_name %in% pruned)
   expect_true(big_name %in% shm_files(host))
   sim_host_run(cluster$hosts[[host]], paste("kill -9", keeper))
-  Sys.sleep(0.5)
+  # Until it has exited (on a loaded machine that may take a while).
+  deadline <- Sys.time() + 30
+  while (sim_host_process_exists(cluster$hosts[[host]], keeper) && Sys.time() < deadline) Sys.sleep(0.05)
+  expect_false(sim_host_process_exists(cluster$hosts[[host]], keeper))
   pruned <- sim_host_r(cluster$hosts[[host]], "cat(shmr::prune_shared(), sep = '\\n')")
   expect_true(big_name %in% pruned)
   expect_false(big_name %in% shm_files(host))
