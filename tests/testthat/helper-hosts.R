@@ -122,18 +122,23 @@ run_tool <- function(command, args, ...) {
   system2(command, args, ...)
 }
 
+# Whether the lines read from /proc/<pid>/stat are those of a running
+# process: neither gone (nothing read) nor a zombie.
+stat_shows_running <- function(stat) {
+  length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
+}
+
 sim_process_exists <- function(pid) {
   if (is.na(pid)) return(FALSE)
   stat <- tryCatch(suppressWarnings(readLines(sprintf("/proc/%d/stat", pid), warn = FALSE)),
                    error = function(e) "")
-  length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
+  stat_shows_running(stat)
 }
 
-# Whether process `pid` of `host` (a PID of the host's namespace) runs:
-# neither gone nor a zombie.
+# Whether process `pid` of `host` (a PID of the host's namespace) runs.
 sim_host_process_exists <- function(host, pid) {
-  stat <- suppressWarnings(sim_host_run(host, sprintf("cat /proc/%d/stat 2>/dev/null", as.integer(pid))))
-  length(stat) == 1L && nzchar(stat) && !grepl("^[0-9]+ \\(.*\\) [ZX] ", stat)
+  stat_shows_running(suppressWarnings(
+    sim_host_run(host, sprintf("cat /proc/%d/stat 2>/dev/null", as.integer(pid)))))
 }
 
 # Runs a shell command line in the host; returns its standard output.
