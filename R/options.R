@@ -95,11 +95,12 @@ session_directory <- new.env(parent = emptyenv())
 # `given` and `source` (which of the two, for a message).
 numeric_setting <- function(option, env) {
   given <- getOption(option)
-  source <- sprintf("options(%s)", option)
   if (is.null(given)) {
     given <- Sys.getenv(env, "")
     if (!nzchar(given)) return(NULL)
     source <- sprintf("the environment variable %s", env)
+  } else {
+    source <- sprintf("options(%s)", option)
   }
   value <- if (is.numeric(given) || is.character(given)) suppressWarnings(as.numeric(given))
   if (length(value) != 1L) value <- NA_real_

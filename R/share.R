@@ -270,6 +270,10 @@
 share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name = NULL,
                   deep = FALSE, min_bytes = 1024^2, cycle = c("error", "skip"),
                   mode = c("balanced", "strict"), path = NULL, persist = FALSE) {
+  # share(x) of a vector: every option at its default, and none of the checks
+  # below applies. A loop of small shares spends as much time in those
+  # checks as in writing the region.
+  if (nargs() == 1L && is.atomic(x) && !is.null(x) && !isS4(x)) return(share_with_defaults(x))
   # The defaults without choose_arg(), whose cost shows on small shares. Each
   # default is still evaluated: an unevaluated one would keep this call's
   # frame, and with it the result, referenced after return (a writable
@@ -339,6 +343,21 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   shared <- .Call(shmr_share, x, class(x)[1L], options)
   if (backing == "auto" && !isTRUE(fallback_explained$done) &&
       identical(.Call(shmr_backing, shared), "mmap")) {
+    explain_fallback(.Call(shmr_info, shared))
+  }
+  shared
+}
+
+# share(x) of an atomic vector that is not S4, with the options of the
+# defaults: a read-only region in shm, or in the session's directory when shm
+# has no room. The result is never bound in share()'s frame, whose
+# unevaluated defaults would keep it referenced after the return.
+share_with_defaults <- function(x) {
+  shared <- .Call(shmr_share, x, class(x)[1L], list(
+    backing = "auto", readonly = TRUE, name = NULL, persist = FALSE,
+    data_directory = data_directory(NULL, FALSE), shm_capacity = shm_capacity(), reuse = TRUE
+  ))
+  if (!isTRUE(fallback_explained$done) && identical(.Call(shmr_backing, shared), "mmap")) {
     explain_fallback(.Call(shmr_info, shared))
   }
   shared

@@ -79,6 +79,28 @@ test_that("share() is idempotent, also for parts of a shared object", {
   expect_identical(shared_name(share(x$b)), shared_name(x$b))
 })
 
+test_that("share(x) alone gives what share() with every default spelled out gives", {
+  # share(x) of a vector skips the checks of the other arguments.
+  for (case in names(roundtrip_cases())) {
+    original <- roundtrip_cases()[[case]]
+    if (!is.atomic(original) || is.null(original) || isS4(original)) next
+    alone <- share(original)
+    spelled <- share(original, backing = "auto", readonly = TRUE, name = NULL, deep = FALSE,
+                     path = NULL, persist = FALSE)
+    expect_identical(alone, spelled, info = case)
+    expect_true(is_shared(alone), info = case)
+    a <- shared_info(alone)
+    b <- shared_info(spelled)
+    for (field in c("backing", "readonly", "persistent", "size", "class", "owner", "class_info")) {
+      expect_identical(a[[field]], b[[field]], info = paste(case, field))
+    }
+    expect_false(identical(a$name, b$name), info = case)
+    # Already shared: the same object back, in both ways.
+    expect_identical(shared_name(share(alone)), a$name, info = case)
+    expect_identical(shared_name(share(alone, readonly = TRUE)), a$name, info = case)
+  }
+})
+
 test_that("every supported object round-trips in another process by name", {
   cases <- roundtrip_cases()
   cases$functions_inside <- NULL
