@@ -62,23 +62,39 @@ run <- function(ctx) {
   for (route in names(via)) invisible(via[[route]](small))
   invisible(via[[".args"]](fetch(small)))
   close(small)
+  # Per route, ctx$reps rounds, shmr and mirai by value once in each in a
+  # random order (the machine drifts); every figure is the median over the
+  # rounds.
+  runs <- list(
+    shmr = function(route) {
+      # A fresh region each time, so each run includes its fetches.
+      shared <- share(df)
+      on.exit(close(shared))
+      invisible(serialize(shared, NULL))  # the region server is up before timing
+      served_before <- remote_status()$served
+      mark()
+      t <- system.time(out <- via[[route]](shared))[["elapsed"]]
+      list(t = t, out = out,
+           bytes = served_per_host(served_before, remote_status()$served, hosts))
+    },
+    # The data frame itself in every task's message.
+    "mirai by value" = function(route) {
+      mark()
+      t <- system.time(out <- via[[route]](df))[["elapsed"]]
+      got <- vapply(out, `[[`, "", "host")
+      list(t = t, out = out, bytes = vapply(hosts, function(h) sum(got == h) * payload, 0))
+    }
+  )
   for (route in names(via)) {
-    # shmr: a fresh region each time, so each run includes its fetches.
-    shared <- share(df)
-    invisible(serialize(shared, NULL))  # the region server is up before timing
-    served_before <- remote_status()$served
-    mark()
-    t <- system.time(out <- via[[route]](shared))[["elapsed"]]
-    served_after <- remote_status()$served
-    record_route(ctx, metric, "shmr", route, size, t, out, expected, hosts,
-                 bytes = served_per_host(served_before, served_after, hosts))
-    close(shared)
-    # mirai by value: the data frame itself in every task's message.
-    mark()
-    t <- system.time(out <- via[[route]](df))[["elapsed"]]
-    got <- vapply(out, `[[`, "", "host")
-    record_route(ctx, metric, "mirai by value", route, size, t, out, expected, hosts,
-                 bytes = vapply(hosts, function(h) sum(got == h) * payload, 0))
+    done <- lapply(runs, function(r) list())
+    for (round in seq_len(ctx$reps)) {
+      for (system in sample(names(runs))) {
+        done[[system]][[round]] <- runs[[system]](route)
+      }
+    }
+    for (system in names(runs)) {
+      record_route(ctx, metric, system, route, size, done[[system]], expected)
+    }
   }
 }
 
@@ -90,18 +106,22 @@ served_per_host <- function(before, after, hosts) {
 }
 
 # Rows of metric "several_hosts" (bench/README.md): system "shmr" or the
-# baseline, each case naming the route.
-record_route <- function(ctx, metric, system, route, size, t, out, expected, hosts, bytes) {
+# baseline, each case naming the route; `runs` are the rounds' list(t, out,
+# bytes), and each figure is the median of the rounds' figures.
+record_route <- function(ctx, metric, system, route, size, runs, expected) {
   case <- function(what) sprintf("%s (%s)", what, route)
-  ctx$record(metric, case("time, s"), system, size, t, "s")
-  ctx$record(metric, case("bytes per host"), system, size, mean(bytes) / 2^20, "MB")
-  growth <- vapply(out, function(o) if (is.list(o)) o$growth else NA_real_, 0)
+  over_runs <- function(f) median(vapply(runs, f, 0))
+  growth_of <- function(run) vapply(run$out, function(o) if (is.list(o)) o$growth else NA_real_, 0)
+  ctx$record(metric, case("time, s"), system, size, over_runs(function(run) run$t), "s")
+  ctx$record(metric, case("bytes per host"), system, size,
+             over_runs(function(run) mean(run$bytes)) / 2^20, "MB")
   ctx$record(metric, case("private memory growth per worker"), system, size,
-             mean(growth) / 2^20, "MB")
+             over_runs(function(run) mean(growth_of(run))) / 2^20, "MB")
   ctx$record(metric, case("private memory growth, largest worker"), system, size,
-             max(growth) / 2^20, "MB")
-  values <- vapply(out, function(o) if (is.list(o)) o$value else NA_real_, 0)
-  if (!isTRUE(all.equal(values, rep(expected, length(values))))) {
-    ctx$record(metric, case("wrong result"), system, size, NA, "")
-  }
+             over_runs(function(run) max(growth_of(run))) / 2^20, "MB")
+  right <- vapply(runs, function(run) {
+    values <- vapply(run$out, function(o) if (is.list(o)) o$value else NA_real_, 0)
+    isTRUE(all.equal(values, rep(expected, length(values))))
+  }, TRUE)
+  if (!all(right)) ctx$record(metric, case("wrong result"), system, size, NA, "")
 }
