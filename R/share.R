@@ -273,7 +273,9 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   # share(x) of a vector: every option at its default, and none of the checks
   # below applies. A loop of small shares spends as much time in those
   # checks as in writing the region.
-  if (nargs() == 1L && is.atomic(x) && !is.null(x) && !isS4(x)) return(share_with_defaults(x))
+  if (nargs() == 1L && is.atomic(x) && !is.null(x) && !isS4(x)) {
+    return(share_region(x, "auto", TRUE, NULL, FALSE, data_directory(NULL, FALSE)))
+  }
   # The defaults without choose_arg(), whose cost shows on small shares. Each
   # default is still evaluated: an unevaluated one would keep this call's
   # frame, and with it the result, referenced after return (a writable
@@ -333,6 +335,14 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   }
   if (!is.null(name)) check_region_name(name)
   directory <- if (backing == "shm") "" else data_directory(path, persist)
+  share_region(x, backing, readonly, name, persist, directory)
+}
+
+# The region of `x` with options already checked, and the once-per-session
+# message when "auto" fell back to a file. share(x) of a vector calls it
+# directly: the result is then never bound in share()'s frame, whose
+# unevaluated defaults would keep it referenced after the return.
+share_region <- function(x, backing, readonly, name, persist, directory) {
   options <- list(
     backing = backing, readonly = readonly, name = name, persist = persist,
     data_directory = directory, shm_capacity = shm_capacity(),
@@ -343,21 +353,6 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
   shared <- .Call(shmr_share, x, class(x)[1L], options)
   if (backing == "auto" && !isTRUE(fallback_explained$done) &&
       identical(.Call(shmr_backing, shared), "mmap")) {
-    explain_fallback(.Call(shmr_info, shared))
-  }
-  shared
-}
-
-# share(x) of an atomic vector that is not S4, with the options of the
-# defaults: a read-only region in shm, or in the session's directory when shm
-# has no room. The result is never bound in share()'s frame, whose
-# unevaluated defaults would keep it referenced after the return.
-share_with_defaults <- function(x) {
-  shared <- .Call(shmr_share, x, class(x)[1L], list(
-    backing = "auto", readonly = TRUE, name = NULL, persist = FALSE,
-    data_directory = data_directory(NULL, FALSE), shm_capacity = shm_capacity(), reuse = TRUE
-  ))
-  if (!isTRUE(fallback_explained$done) && identical(.Call(shmr_backing, shared), "mmap")) {
     explain_fallback(.Call(shmr_info, shared))
   }
   shared

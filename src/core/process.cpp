@@ -145,7 +145,7 @@ Identity read_self() {
 Liveness judge_stat(StatResult result, const StatFields& st, const Identity& who) {
   switch (result) {
     case StatResult::Missing:
-      return Liveness::Dead;  // it was reaped since kill(pid, 0) found it
+      return Liveness::Dead;  // reaped since kill(pid, 0) found it or its file was opened
     case StatResult::Unreadable:
       return Liveness::Unknown;
     case StatResult::Read:
