@@ -61,6 +61,10 @@ obtain_replica <- function(region, origin) {
   invisible()
 }
 
+# Requests for the next chunks are sent before the one asked first has
+# arrived, so the server reads and sends a chunk while this process copies
+# the one before: with one request at a time, each side waited for the
+# other. Replies are taken in the order asked.
 fetch_replica <- function(region, origin, deadline) {
   builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
                    origin$created)
@@ -69,33 +73,64 @@ fetch_replica <- function(region, origin, deadline) {
   on.exit(close(sock), add = TRUE)
   host <- .Call(shmr_host_identity)
   chunk <- remote_chunk_size()
-  offset <- 0
-  while (offset < origin$size) {
-    n <- min(chunk, origin$size - offset)
+  in_flight <- list()
+  on.exit(for (asked in in_flight) nanonext::stop_aio(asked$sent$aio), add = TRUE, after = FALSE)
+  ask <- function(offset, n) {
     request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
-    reply <- tryCatch(origin_request(sock, origin$address, deadline, request), error = function(e) {
+    list(offset = offset, n = n, sent = origin_send(sock, deadline, request))
+  }
+  # Ranges not asked for yet: the rest of the region from next_offset, and
+  # the rests of replies shorter than asked.
+  next_offset <- 0
+  rests <- list()
+  copied <- 0
+  repeat {
+    while (length(in_flight) < remote_requests_in_flight) {
+      if (length(rests)) {
+        range <- rests[[1L]]
+        n <- min(chunk, range[[2L]])
+        rests[[1L]] <- range + c(n, -n)
+        if (rests[[1L]][[2L]] == 0) rests <- rests[-1L]
+        in_flight[[length(in_flight) + 1L]] <- ask(range[[1L]], n)
+      } else if (next_offset < origin$size) {
+        n <- min(chunk, origin$size - next_offset)
+        in_flight[[length(in_flight) + 1L]] <- ask(next_offset, n)
+        next_offset <- next_offset + n
+      } else {
+        break
+      }
+    }
+    if (!length(in_flight)) break
+    asked <- in_flight[[1L]]
+    reply <- tryCatch(origin_reply(asked$sent, sock, origin$address), error = function(e) {
       # The timeout covers the whole copy: say so, rather than that the
       # server did not answer, once part of it came. (A request waits until
       # the deadline, but its timer may fire a moment before it.)
-      if (offset > 0 && inherits(e, "shmr_deadline_reached")) {
+      if (copied > 0 && inherits(e, "shmr_deadline_reached")) {
         stop(sprintf(paste0(
           "the copy did not complete within %g s (%s of %s bytes copied): a larger object or ",
           "a slower network needs a longer timeout (SHMR_REMOTE_TIMEOUT on workers, ",
           "options(shmr.remote_timeout) elsewhere)"), remote_timeout(),
-          format(offset, big.mark = ",", scientific = FALSE),
+          format(copied, big.mark = ",", scientific = FALSE),
           format(origin$size, big.mark = ",", scientific = FALSE)), call. = FALSE)
       }
       stop(e)
     })
+    in_flight <- in_flight[-1L]
     check_reply(reply, origin$address)
-    # The server sends at most its own chunk size, which may be smaller.
+    # The server sends at most its own chunk size, which may be smaller:
+    # the rest of the range is asked for again, in chunks of that size.
     got <- length(reply) - 1
-    if (got < 1 || got > n) {
+    if (got < 1 || got > asked$n) {
       stop("the region server at ", origin$address, " sent a chunk of ", got,
-           " bytes where at most ", format(n, scientific = FALSE), " were asked for")
+           " bytes where at most ", format(asked$n, scientific = FALSE), " were asked for")
     }
-    .Call(shmr_replica_write, builder, offset, reply, 1)
-    offset <- offset + got
+    .Call(shmr_replica_write, builder, asked$offset, reply, 1)
+    copied <- copied + got
+    if (got < asked$n) {
+      chunk <- got
+      rests[[length(rests) + 1L]] <- c(asked$offset + got, asked$n - got)
+    }
     # Each chunk arrives as a new R vector: collect them as they go, so
     # this process's memory stays small whatever the region's size.
     rm(reply)
@@ -103,6 +138,10 @@ fetch_replica <- function(region, origin, deadline) {
   }
   .Call(shmr_replica_publish, builder, region)
 }
+
+# Requests a fetcher has sent and not yet had answered: two let the server
+# prepare a chunk while the fetcher copies the one before.
+remote_requests_in_flight <- 2L
 
 check_reply <- function(reply, address) {
   status <- as.integer(reply[1L])
@@ -149,13 +188,23 @@ dial_origin <- function(address, tls) {
 # Sends `message` and waits for the reply until `deadline`; fails early when
 # the connection is refused or TLS authentication fails.
 origin_request <- function(sock, address, deadline, message) {
+  origin_reply(origin_send(sock, deadline, message), sock, address)
+}
+
+# A request in flight: its reply may wait until `deadline`.
+origin_send <- function(sock, deadline, message) {
   remaining <- max(0, as.numeric(deadline - Sys.time(), units = "secs"))
   cv <- nanonext::cv()
   aio <- nanonext::request(nanonext::context(sock), message, send_mode = "raw",
                            recv_mode = "raw", timeout = remaining * 1000, cv = cv)
+  list(aio = aio, cv = cv)
+}
+
+origin_reply <- function(sent, sock, address) {
+  aio <- sent$aio
   started <- Sys.time()
   while (nanonext::unresolved(aio)) {
-    nanonext::until(cv, 100)
+    nanonext::until(sent$cv, 100)
     if (!nanonext::unresolved(aio)) break
     dialer <- sock$dialer[[1L]]
     if (nanonext::stat(sock, "pipes") == 0) {

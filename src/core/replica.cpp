@@ -139,16 +139,18 @@ ReplicaBuilder::ReplicaBuilder(const std::string& directory, const std::string& 
     if (e.kind() != ErrorKind::NoSpace || !reclaimed_space_of_dead_creators(directory)) throw;
     pending_.emplace(checked, name, origin.size);
   }
+  sink_.emplace(pending_->descriptor(), origin.size, directory);
 }
 
 void ReplicaBuilder::write(uint64_t offset, const void* bytes, uint64_t size) {
   if (offset > origin_.size || size > origin_.size - offset)
     throw Error(ErrorKind::Corrupt, "the origin of region '" + name_ +
                                         "' sent bytes beyond the region's size");
-  if (size > 0) std::memcpy(static_cast<unsigned char*>(pending_->data()) + offset, bytes, size);
+  sink_->put(offset, bytes, size);
 }
 
 void ReplicaBuilder::publish() {
+  sink_->finish();
   auto* base = static_cast<unsigned char*>(pending_->data());
   {
     RegionReader reader(base, origin_.size, name_);

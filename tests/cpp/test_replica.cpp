@@ -268,6 +268,42 @@ TEST(Replica, BuiltFromChunksIsTheOriginsBytesPlusItsRecord) {
   EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_copied", id, "hostB:0:41"), LocalCopy::Replica);
 }
 
+// Chunks go to the file by the kernel's copy, as share() writes, the short
+// ones gathered first: sizes on both sides of the sink's buffer, in an
+// order where a short chunk is followed by one elsewhere.
+TEST(Replica, ChunksOfEverySizeInAnyOrderGiveTheOriginsBytes) {
+  TempDir origin_dir, here;
+  std::vector<double> values(400000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<double>(i) / 7;
+  shmr::RegionDescription d;
+  d.nodes.push_back(vector_node(NodeKind::Double, values.data(), values.size()));
+  shmr::CreateOptions o;
+  o.directory = origin_dir.path();
+  o.name = "shmr_large_copy";
+  auto origin = shmr::create_region(d, o);
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  ASSERT_GT(bytes.size(), 3 * shmr::FileSink::kBufferBytes);
+  {
+    ReplicaBuilder builder(here.path(), "shmr_large_copy", identity_of(*origin, "hostA:0:26"));
+    const uint64_t big = shmr::FileSink::kBufferBytes + 4099;
+    const uint64_t small = 70001;
+    // The tail, a short chunk at the front, a long one after it, then the
+    // rest in short chunks.
+    builder.write(2 * big, bytes.data() + 2 * big, bytes.size() - 2 * big);
+    builder.write(0, bytes.data(), small);
+    builder.write(small, bytes.data() + small, big);
+    for (uint64_t at = small + big; at < 2 * big; at += small)
+      builder.write(at, bytes.data() + at, std::min(small, 2 * big - at));
+    builder.publish();
+  }
+  auto copy = shmr::open_mapped_region(here.path(), "shmr_large_copy");
+  ASSERT_EQ(copy->map().size(), bytes.size());
+  const auto* data = static_cast<const unsigned char*>(copy->map().data());
+  EXPECT_EQ(std::memcmp(data + shmr::format::kHeaderSizeV2, bytes.data() + shmr::format::kHeaderSizeV2,
+                        bytes.size() - shmr::format::kHeaderSizeV2),
+            0);
+}
+
 TEST(Replica, CorruptOrForeignBytesLeaveNothing) {
   TempDir origin_dir, here;
   auto origin = make_region(origin_dir, "shmr_bad");

@@ -487,6 +487,79 @@ test_that("the owner's chunk size and the workers' need not agree", {
   for (host in sim_hosts) expect_true(served(host) >= 16e6 && served(host) < 24e6, label = host)
 })
 
+test_that("a fetcher keeps two requests in flight and puts each chunk where it belongs", {
+  local_remote_mode()
+  # A stand-in for the region server, on two contexts of its socket so that
+  # it can hold a request unanswered and see whether the next one comes.
+  # It sends at most `piece` bytes per reply, less than the fetcher asks.
+  piece <- 300000
+  url <- sprintf("tcp://127.0.0.3:%d", 46000 + Sys.getpid() %% 1000)
+  x <- share(as.numeric(seq_len(3e5)) / 7)
+  on.exit(close(x), add = TRUE)
+  stream <- serialize(x, NULL)
+  origin <- shmr:::remote_state$exports[[shared_name(x)]]$origins[[1]]
+  fields <- strsplit(origin, " ", fixed = TRUE)[[1]]
+  size <- as.numeric(fields[5])
+  server <- callr::r_bg(function(url, name, piece, size) {
+    handle <- .Call(shmr:::shmr_serve_open, name)
+    s <- nanonext::socket("rep", listen = url)
+    ctx <- list(nanonext::context(s), nanonext::context(s))
+    cat("listening\n")
+    asked <- list()
+    pending <- list(nanonext::recv(ctx[[1]], mode = "string", block = 60000), NULL)
+    # The first request is not answered until a second one has come.
+    pending[[2]] <- nanonext::recv(ctx[[2]], mode = "string", block = 10000)
+    ahead <- is.character(pending[[2]])
+    # Until it has sent as many bytes as the region has, each context in
+    # turn answers its request and takes the next one.
+    i <- 1L
+    sent <- 0
+    while (sent < size && is.character(pending[[i]])) {
+      w <- strsplit(pending[[i]], " ", fixed = TRUE)[[1]]
+      offset <- as.numeric(w[4])
+      n <- as.numeric(w[5])
+      asked[[length(asked) + 1L]] <- c(offset = offset, n = n)
+      nanonext::send(ctx[[i]], .Call(shmr:::shmr_serve_chunk, handle, offset, min(n, piece)),
+                     mode = "raw", block = 5000)
+      sent <- sent + min(n, piece)
+      # No request is waited for when the one the other context holds asks
+      # for the last bytes.
+      other <- pending[[3L - i]]
+      coming <- if (is.character(other)) min(as.numeric(strsplit(other, " ")[[1]][5]), piece) else 0
+      pending[i] <- list(if (sent + coming < size) {
+        nanonext::recv(ctx[[i]], mode = "string", block = 20000)
+      })
+      i <- 3L - i
+    }
+    list(ahead = ahead, asked = do.call(rbind, asked))
+  }, list(url = url, name = shared_name(x), piece = piece, size = size))
+  on.exit(server$kill(), add = TRUE)
+  server$poll_io(30000)
+  expect_identical(server$read_output_lines(), "listening")
+  moved <- replace_serialized_origin(stream, origin, paste(replace(fields, 1, url), collapse = " "))
+  hex <- paste(format(as.hexmode(as.integer(moved)), width = 2), collapse = "")
+  out <- sim_host_r(cluster$hosts[[1]], paste0(
+    "Sys.setenv(SHMR_REMOTE_CHUNK = '1e6'); h <- '", hex, "'; ",
+    "s <- as.raw(strtoi(substring(h, seq(1, nchar(h), 2), seq(2, nchar(h), 2)), 16L)); ",
+    "d <- unserialize(s); r <- shmr::shared_regions(); ",
+    "cat(identical(d, as.numeric(seq_len(3e5)) / 7), shmr::is_shared(d), ",
+    "r$replica[r$name == shmr::shared_name(d)], sep = '\\n')"))
+  expect_identical(out, c("TRUE", "TRUE", "TRUE"))
+  server$wait(30000)
+  got <- server$get_result()
+  expect_true(got$ahead)
+  asked <- got$asked
+  # Every byte asked for once, in what the server sent: the rest of each
+  # short reply asked again, in pieces no larger than the server sends.
+  sent <- pmin(asked[, "n"], piece)
+  expect_equal(sum(sent), size)
+  ranges <- cbind(asked[, "offset"], asked[, "offset"] + sent)[order(asked[, "offset"]), ]
+  expect_identical(ranges[1, 1], 0)
+  expect_equal(ranges[-1, 1], ranges[-nrow(ranges), 2])
+  expect_equal(unname(asked[1:2, "n"]), c(1e6, 1e6))
+  expect_true(all(asked[-(1:2), "n"] <= piece))
+})
+
 test_that("a copy that outlasts the timeout says so, and the daemon stays", {
   local_remote_mode()
   # Small chunks: many requests, so the copy is caught midway below.
