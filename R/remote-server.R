@@ -41,6 +41,10 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
   state$bound <- bound
   state$cert <- if (tls) cert$client[[1L]] else ""
   state$chunk_max <- chunk_max
+  # Full chunks are sent from one buffer, kept: a new vector for each would
+  # be new pages to fault in (its malloc returns them at once, see
+  # region_server_at()) and garbage to collect.
+  state$buffer <- NULL
   state$next_sweep <- Sys.time()
 
   cv <- nanonext::cv()
@@ -62,9 +66,9 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
       })
       nanonext::send(pub, reply, mode = "raw", block = 5000)
       pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
-      # Chunks sent are garbage: collect them as they go, so memory stays
-      # flat while hosts fetch.
-      if (length(reply) > 65536L) {
+      # Other chunks sent are garbage: collect them as they go, so memory
+      # stays flat while hosts fetch.
+      if (length(reply) > 65536L && !identical(reply, state$buffer)) {
         reply <- NULL
         gc(verbose = FALSE, full = FALSE)
       }
@@ -156,7 +160,10 @@ public_reply <- function(state, message) {
   # A fetcher may ask for more than this server sends at once (its own
   # chunk size): it gets at most chunk_max bytes and asks again.
   length <- min(length, state$chunk_max)
-  chunk <- if (!is.null(export$handle)) .Call(shmr_serve_chunk, export$handle, offset, length)
+  chunk <- if (!is.null(export$handle)) {
+    .Call(shmr_serve_chunk, export$handle, offset, length, state$buffer)
+  }
+  if (is.null(state$buffer) && length == state$chunk_max && !is.null(chunk)) state$buffer <- chunk
   if (is.null(chunk)) {
     if (!is.null(export$handle)) .Call(shmr_serve_close, export$handle)
     state$exports[[words[2L]]] <- list(token = export$token, handle = NULL)

@@ -377,8 +377,10 @@ extern "C" SEXP shmr_serve_open(SEXP name) {
 }
 
 // Bytes [offset, offset + length) of a served region, after one status byte
-// (0); NULL once the region is gone.
-extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length) {
+// (0); NULL once the region is gone. Written into `buffer` when it is a raw
+// vector of that length (the server's own, sent and no longer read), else
+// into a new one.
+extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length, SEXP buffer) {
   BEGIN_CPP11
   return with_messages([&]() -> SEXP {
     auto* served = pointer_of<ServedRegion>(handle, "the served region");
@@ -389,7 +391,8 @@ extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length) {
         n > static_cast<double>(size) - from)
       throw Error(ErrorKind::InvalidArgument, "chunk outside the region");
     uint64_t at = static_cast<uint64_t>(from), count = static_cast<uint64_t>(n);
-    SEXP out = cpp11::safe[Rf_allocVector](RAWSXP, static_cast<R_xlen_t>(count + 1));
+    const bool reusable = TYPEOF(buffer) == RAWSXP && static_cast<uint64_t>(XLENGTH(buffer)) == count + 1;
+    SEXP out = reusable ? buffer : cpp11::safe[Rf_allocVector](RAWSXP, static_cast<R_xlen_t>(count + 1));
     RAW(out)[0] = 0;
     std::memcpy(RAW(out) + 1, static_cast<const unsigned char*>(served->region->map().data()) + at, count);
     return out;

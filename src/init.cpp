@@ -87,7 +87,7 @@ SEXP shmr_replica_publish(SEXP, SEXP);
 SEXP shmr_replica_abort(SEXP);
 SEXP shmr_release_replicas(SEXP);
 SEXP shmr_serve_open(SEXP);
-SEXP shmr_serve_chunk(SEXP, SEXP, SEXP);
+SEXP shmr_serve_chunk(SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_serve_close(SEXP);
 SEXP shmr_serve_gone(SEXP);
 
@@ -171,7 +171,7 @@ static const R_CallMethodDef call_methods[] = {
     {"shmr_replica_abort", (DL_FUNC)&shmr_replica_abort, 1},
     {"shmr_release_replicas", (DL_FUNC)&shmr_release_replicas, 1},
     {"shmr_serve_open", (DL_FUNC)&shmr_serve_open, 1},
-    {"shmr_serve_chunk", (DL_FUNC)&shmr_serve_chunk, 3},
+    {"shmr_serve_chunk", (DL_FUNC)&shmr_serve_chunk, 4},
     {"shmr_serve_close", (DL_FUNC)&shmr_serve_close, 1},
     {"shmr_serve_gone", (DL_FUNC)&shmr_serve_gone, 1},
     {NULL, NULL, 0}};

@@ -519,7 +519,7 @@ test_that("a fetcher keeps two requests in flight and puts each chunk where it b
       offset <- as.numeric(w[4])
       n <- as.numeric(w[5])
       asked[[length(asked) + 1L]] <- c(offset = offset, n = n)
-      nanonext::send(ctx[[i]], .Call(shmr:::shmr_serve_chunk, handle, offset, min(n, piece)),
+      nanonext::send(ctx[[i]], .Call(shmr:::shmr_serve_chunk, handle, offset, min(n, piece), NULL),
                      mode = "raw", block = 5000)
       sent <- sent + min(n, piece)
       # No request is waited for when the one the other context holds asks
