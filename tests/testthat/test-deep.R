@@ -185,10 +185,17 @@ test_that("close() of a deep-shared Reference Class object removes its regions",
 })
 
 test_that("a fitted lm shared deep predicts in a worker as it does locally", {
-  data <- data.frame(x1 = runif(5e4), x2 = runif(5e4), g = factor(sample(letters[1:3], 5e4, TRUE)))
-  data$y <- 2 * data$x1 - data$x2 + as.integer(data$g) + rnorm(5e4)
-  fit <- lm(y ~ x1 + x2 + g, data = data)
-  # The formula's environment is this test's, which holds `fit` itself.
+  # Fitted as at a user's top level, in an environment whose parent is the
+  # global one (a test's environment leads to testthat's, and, when the file
+  # runs outside the package, to the helpers, which deep sharing would walk).
+  # That environment is the formula's, and it holds `fit` itself.
+  fitted_in <- new.env(parent = globalenv())
+  local({
+    data <- data.frame(x1 = runif(5e4), x2 = runif(5e4), g = factor(sample(letters[1:3], 5e4, TRUE)))
+    data$y <- 2 * data$x1 - data$x2 + as.integer(data$g) + rnorm(5e4)
+    fit <- lm(y ~ x1 + x2 + g, data = data)
+  }, envir = fitted_in)
+  fit <- fitted_in$fit
   expect_error(share(fit, deep = TRUE, min_bytes = 1e5), "fit\\$terms@.Environment\\$fit")
   s <- share(fit, deep = TRUE, min_bytes = 1e5, cycle = "skip")
   info <- shared_info(s)
