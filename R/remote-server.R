@@ -41,10 +41,11 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
   state$bound <- bound
   state$cert <- if (tls) cert$client[[1L]] else ""
   state$chunk_max <- chunk_max
-  # Full chunks are sent from one buffer, kept: a new vector for each would
-  # be new pages to fault in (its malloc returns them at once, see
-  # region_server_at()) and garbage to collect.
+  # Full chunks are sent from one buffer, kept while hosts fetch: a new
+  # vector for each would be new pages to fault in (its malloc returns them
+  # at once, see region_server_at()) and garbage to collect.
   state$buffer <- NULL
+  state$last_chunk <- Sys.time()
   state$next_sweep <- Sys.time()
 
   cv <- nanonext::cv()
@@ -68,13 +69,15 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
       pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
       # Other chunks sent are garbage: collect them as they go, so memory
       # stays flat while hosts fetch.
-      if (length(reply) > 65536L && !identical(reply, state$buffer)) {
-        reply <- NULL
-        gc(verbose = FALSE, full = FALSE)
-      }
+      garbage <- length(reply) > 65536L && !identical(reply, state$buffer)
+      reply <- NULL
+      if (garbage) gc(verbose = FALSE, full = FALSE)
     }
     if (!process_alive(owner_pid, owner_ticks)) break
-    if (Sys.time() >= state$next_sweep) release_gone_regions(state)
+    if (Sys.time() >= state$next_sweep) {
+      release_gone_regions(state)
+      release_idle_buffer(state)
+    }
   }
   for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
   close(pub)
@@ -94,6 +97,15 @@ release_gone_regions <- function(state) {
     }
   }
   state$next_sweep <- Sys.time() + 2
+}
+
+# An idle server holds no chunk: the buffer goes once no chunk was sent for
+# 2 seconds (a full collection, as it has outlived the young ones).
+release_idle_buffer <- function(state) {
+  if (is.null(state$buffer) || Sys.time() - state$last_chunk < 2) return(invisible())
+  state$buffer <- NULL
+  gc(verbose = FALSE, full = TRUE)
+  invisible()
 }
 
 status_reply <- function(status, text = "") {
@@ -169,6 +181,7 @@ public_reply <- function(state, message) {
     state$exports[[words[2L]]] <- list(token = export$token, handle = NULL)
     return(status_reply("gone", "the object was closed by its owner"))
   }
+  state$last_chunk <- Sys.time()
   host <- substr(words[6L], 1L, 100L)
   count <- state$served[[host]] %||% c(0, 0)
   state$served[[host]] <- count + c(length, 1)

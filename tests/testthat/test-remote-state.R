@@ -208,6 +208,48 @@ test_that("the region server answers only with the token, and 'gone' after close
   expect_length(remote_status()$exported, 0L)
 })
 
+test_that("the region server sends full chunks from one buffer, and lets it go when idle", {
+  skip_without_nanonext()
+  shmr:::stop_region_server()
+  local_remote_mode()
+  # The server takes its chunk size when it starts: large, so that the
+  # buffer it keeps shows in its memory.
+  chunk <- 64 * 2^20
+  old <- options(shmr.remote_chunk = chunk)
+  on.exit(options(old), add = TRUE)
+  x <- share(as.numeric(seq_len(2^24)))
+  on.exit(close(x), add = TRUE)
+  invisible(serialize(x, NULL))
+  name <- shared_name(x)
+  token <- strsplit(shmr:::remote_state$exports[[name]]$origins[[1]], " ", fixed = TRUE)[[1]][2]
+  host <- shmr:::host_identity()
+  server_memory <- function() shmr:::process_memory(remote_status()$pid)[["anonymous"]]
+  before <- server_memory()
+  sock <- nanonext::socket("req")
+  on.exit(close(sock), add = TRUE)
+  nanonext::opt(sock, "recv-size-max") <- 0
+  nanonext::dial(sock, url = remote_status()$url, autostart = TRUE)
+  get <- function(offset) {
+    request <- sprintf("GET %s %s %.0f %.0f %s", name, token, offset, chunk, host)
+    nanonext::call_aio(nanonext::request(nanonext::context(sock), request, send_mode = "raw",
+                                         recv_mode = "raw", timeout = 30000))$data
+  }
+  first <- get(0)
+  second <- get(chunk)
+  again <- get(0)
+  held <- server_memory() - before
+  # The buffer the second chunk was written into gave the first one's bytes
+  # again, unchanged.
+  expect_length(first, chunk + 1)
+  expect_identical(again, first)
+  expect_false(identical(second, first))
+  # Kept while hosts fetch, let go once no chunk was asked for a while.
+  expect_gt(held, 0.5 * chunk)
+  deadline <- Sys.time() + 20
+  while (server_memory() - before > 0.1 * chunk && Sys.time() < deadline) Sys.sleep(0.5)
+  expect_lt(server_memory() - before, 0.1 * chunk)
+})
+
 test_that("a region server that died is replaced, and what it served is exported again", {
   skip_without_nanonext()
   local_remote_mode()
