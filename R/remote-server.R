@@ -102,7 +102,8 @@ release_gone_regions <- function(state) {
 # An idle server holds no chunk: the buffer goes once no chunk was sent for
 # 2 seconds (a full collection, as it has outlived the young ones).
 release_idle_buffer <- function(state) {
-  if (is.null(state$buffer) || Sys.time() - state$last_chunk < 2) return(invisible())
+  idle <- as.numeric(difftime(Sys.time(), state$last_chunk, units = "secs"))
+  if (is.null(state$buffer) || idle < 2) return(invisible())
   state$buffer <- NULL
   gc(verbose = FALSE, full = TRUE)
   invisible()
