@@ -79,26 +79,16 @@ fetch_replica <- function(region, origin, deadline) {
     request <- sprintf("GET %s %s %.0f %.0f %s", region, origin$token, offset, n, host)
     list(offset = offset, n = n, sent = origin_send(sock, deadline, request))
   }
-  # Ranges not asked for yet: the rest of the region from next_offset, and
-  # the rests of replies shorter than asked.
-  next_offset <- 0
-  rests <- list()
+  # Ranges not asked for yet, as c(offset, length): the region, and then the
+  # rests of replies shorter than asked.
+  rests <- list(c(0, origin$size))
   copied <- 0
   repeat {
-    while (length(in_flight) < remote_requests_in_flight) {
-      if (length(rests)) {
-        range <- rests[[1L]]
-        n <- min(chunk, range[[2L]])
-        rests[[1L]] <- range + c(n, -n)
-        if (rests[[1L]][[2L]] == 0) rests <- rests[-1L]
-        in_flight[[length(in_flight) + 1L]] <- ask(range[[1L]], n)
-      } else if (next_offset < origin$size) {
-        n <- min(chunk, origin$size - next_offset)
-        in_flight[[length(in_flight) + 1L]] <- ask(next_offset, n)
-        next_offset <- next_offset + n
-      } else {
-        break
-      }
+    while (length(in_flight) < remote_requests_in_flight && length(rests)) {
+      range <- rests[[1L]]
+      n <- min(chunk, range[[2L]])
+      rests <- if (n < range[[2L]]) c(list(range + c(n, -n)), rests[-1L]) else rests[-1L]
+      in_flight[[length(in_flight) + 1L]] <- ask(range[[1L]], n)
     }
     if (!length(in_flight)) break
     asked <- in_flight[[1L]]

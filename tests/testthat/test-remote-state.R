@@ -25,10 +25,12 @@ state_strings <- function(x) {
   rawToChar(bytes)
 }
 
-# Sends `message` to the region server at `url`, returns the raw reply.
+# Sends `message` to the region server at `url`, returns the raw reply (of
+# any size).
 ask_server <- function(url, message) {
   sock <- nanonext::socket("req")
   on.exit(close(sock))
+  nanonext::opt(sock, "recv-size-max") <- 0
   nanonext::dial(sock, url = url, autostart = TRUE)
   aio <- nanonext::request(nanonext::context(sock), message, send_mode = "raw",
                            recv_mode = "raw", timeout = 10000)
@@ -225,14 +227,8 @@ test_that("the region server sends full chunks from one buffer, and lets it go w
   host <- shmr:::host_identity()
   server_memory <- function() shmr:::process_memory(remote_status()$pid)[["anonymous"]]
   before <- server_memory()
-  sock <- nanonext::socket("req")
-  on.exit(close(sock), add = TRUE)
-  nanonext::opt(sock, "recv-size-max") <- 0
-  nanonext::dial(sock, url = remote_status()$url, autostart = TRUE)
   get <- function(offset) {
-    request <- sprintf("GET %s %s %.0f %.0f %s", name, token, offset, chunk, host)
-    nanonext::call_aio(nanonext::request(nanonext::context(sock), request, send_mode = "raw",
-                                         recv_mode = "raw", timeout = 30000))$data
+    ask_server(remote_status()$url, sprintf("GET %s %s %.0f %.0f %s", name, token, offset, chunk, host))
   }
   first <- get(0)
   second <- get(chunk)
