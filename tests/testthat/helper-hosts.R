@@ -68,16 +68,22 @@ sim_daemon_env <- "MALLOC_MMAP_THRESHOLD_=131072"
 
 # Starts host `name`: returns a list with `name`, `pid` (of the process that
 # holds the namespaces; killing it ends the host) and `unshare` (its parent).
+# The host also ends when this R process does, however it ends: a watchdog
+# outside the namespaces kills `unshare` once this process is gone, and
+# `--kill-child` passes that on to the namespaces' init. Without it, an R
+# process that crashes before its deferred clean-up runs (mirai's dispatcher
+# can segfault at exit after an error) leaves the host and its tmpfs behind.
 sim_host_start <- function(name, shm_size = "2g") {
   inner <- sprintf(
     "mount -t tmpfs -o size=%s,mode=1777 shmr-sim-%s /dev/shm && hostname %s && exec sleep infinity",
     shm_size, name, name
   )
   outer <- sprintf(
-    "setsid unshare --mount --uts --ipc --pid --fork --mount-proc --propagation private sh -c %s </dev/null >/dev/null 2>&1 & echo $!",
+    "setsid unshare --mount --uts --ipc --pid --kill-child --mount-proc --propagation private sh -c %s </dev/null >/dev/null 2>&1 & echo $!",
     shQuote(inner)
   )
   unshare_pid <- as.integer(system2("sh", c("-c", shQuote(outer)), stdout = TRUE))
+  sim_watch_owner(unshare_pid)
   host <- list(name = name, unshare = unshare_pid, pid = NA_integer_)
   deadline <- Sys.time() + 10
   repeat {
@@ -96,6 +102,17 @@ sim_host_start <- function(name, shm_size = "2g") {
     }
     Sys.sleep(0.05)
   }
+}
+
+# Kills `unshare_pid` once this R process has gone; ends by itself when
+# `unshare_pid` goes first (sim_host_stop()).
+sim_watch_owner <- function(unshare_pid) {
+  watch <- sprintf(
+    "while kill -0 %d 2>/dev/null && kill -0 %d 2>/dev/null; do sleep 1; done; kill -KILL %d 2>/dev/null",
+    Sys.getpid(), unshare_pid, unshare_pid
+  )
+  system2("setsid", c("sh", "-c", shQuote(watch)), stdout = FALSE, stderr = FALSE, stdin = "/dev/null",
+          wait = FALSE)
 }
 
 # Ends the host: SIGKILL to the namespaces' init ends every process in it,
