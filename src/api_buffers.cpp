@@ -130,7 +130,7 @@ void write_selected(unsigned char* out, const unsigned char* in, uint64_t m, siz
 // dim: the extents as doubles (a vector may be longer than 2^31 - 1);
 // init: a length-1 vector of the buffer's type.
 extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   // Read before any C++ object exists: the data of an ALTREP vector (1:2 is
   // one) comes from its class's code, which may raise.
   const double* dim_values = static_cast<const double*>(
@@ -205,7 +205,7 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
 // along the whole vector) or one per dimension, each NULL (everything) or
 // 1-based positions. Returns the buffer to bind to the variable.
 extern "C" SEXP shmr_buffer_write(SEXP x, SEXP subscripts, SEXP value) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     ViewHandle* handle = underlying_view(x);
     if (handle == nullptr) throw Error(ErrorKind::InvalidArgument, "not a shared buffer");

@@ -17,7 +17,7 @@ using namespace shmr::glue;
 // Unmaps the region `x` reads in this process. Unlike close(), the region
 // itself is left alone, whoever created it. FALSE when `x` is not shared.
 extern "C" SEXP shmr_unmap(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   Origin origin = origin_of(x);
   if (!origin.mapping) return Rf_ScalarLogical(FALSE);
   origin.mapping->region().close(Removal::Leave);
@@ -28,7 +28,7 @@ extern "C" SEXP shmr_unmap(SEXP x) {
 
 // Marks the mapping `x` reads as detached: its views serialize by value.
 extern "C" SEXP shmr_detach(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   Origin origin = origin_of(x);
   if (!origin.mapping) return Rf_ScalarLogical(FALSE);
   origin.mapping->detach();
@@ -41,7 +41,7 @@ extern "C" SEXP shmr_detach(SEXP x) {
 // given to a copy-on-write mapping: it would throw away pages this process
 // wrote, so FALSE.
 extern "C" SEXP shmr_advise(SEXP x, SEXP advice) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     Origin origin = origin_of(x);
     if (!origin.mapping) throw Error(ErrorKind::InvalidArgument, "not a shared object");

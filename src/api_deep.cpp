@@ -44,7 +44,7 @@ double element_bytes(SEXPTYPE type) {
 
 // The address of `x`: two places hold the same object when these agree.
 extern "C" SEXP shmr_address(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] { return address_string(x); });
   END_CPP11
 }
@@ -53,7 +53,7 @@ extern "C" SEXP shmr_address(SEXP x) {
 // character vector also the bytes of its strings (NA counts as none).
 // -1 for anything else.
 extern "C" SEXP shmr_data_bytes(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   double width = element_bytes(TYPEOF(x));
   double bytes = -1;
   if (width > 0) {
@@ -72,7 +72,7 @@ extern "C" SEXP shmr_data_bytes(SEXP x) {
 // The attributes of `x` as a named list of the stored values: unlike
 // attributes(), compact row names stay compact.
 extern "C" SEXP shmr_stored_attributes(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] {
     R_xlen_t n = 0;
     for_each_attribute(x, [&](SEXP, SEXP) { ++n; });
@@ -96,7 +96,7 @@ extern "C" SEXP shmr_stored_attributes(SEXP x) {
 // `attribute_names` set to `attribute_values`. Data is not copied.
 extern "C" SEXP shmr_rebuild(SEXP x, SEXP element_at, SEXP element_values,
                              SEXP attribute_names, SEXP attribute_values) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] {
     SEXP copy = PROTECT(Rf_shallow_duplicate(x));
     for (R_xlen_t k = 0; k < XLENGTH(element_at); ++k) {
@@ -118,7 +118,7 @@ extern "C" SEXP shmr_rebuild(SEXP x, SEXP element_at, SEXP element_values,
 // is called on every read); "promise" (reading it may evaluate code); or
 // "unevaluated": a missing argument or `...`, which cannot be read.
 extern "C" SEXP shmr_binding_kinds(SEXP env, SEXP names) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] {
     if (TYPEOF(env) != ENVSXP) Rf_error("shmr: internal error: not an environment");
     R_xlen_t n = XLENGTH(names);
@@ -146,7 +146,7 @@ extern "C" SEXP shmr_binding_kinds(SEXP env, SEXP names) {
 // Binds `name` in `to` to exactly what it is bound to in `from`, so an
 // unevaluated binding stays unevaluated.
 extern "C" SEXP shmr_copy_binding(SEXP from, SEXP to, SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   cpp11::unwind_protect([&] {
     SEXP symbol = Rf_installChar(STRING_ELT(name, 0));
     Rf_defineVar(symbol, Rf_findVarInFrame(from, symbol), to);
@@ -158,7 +158,7 @@ extern "C" SEXP shmr_copy_binding(SEXP from, SEXP to, SEXP name) {
 // Whether `x` is a view whose region was closed: its data can no longer be
 // read, so it can be neither shared again nor copied.
 extern "C" SEXP shmr_is_closed_view(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   ViewHandle* view = view_handle(x);
   return Rf_ScalarLogical(view != nullptr && view->mapping->is_closed());
   END_CPP11

@@ -1,5 +1,5 @@
 // .Call entry points for shared objects: share, map, name, info, close,
-// fetch. Each is a BEGIN_CPP11 / END_CPP11 block: C++ exceptions become R
+// fetch. Each is a SHMR_BEGIN / END_CPP11 block: C++ exceptions become R
 // errors after all destructors ran.
 #include <cpp11/list.hpp>
 #include <cpp11/sexp.hpp>
@@ -87,7 +87,7 @@ bool reads_as_shared(SEXP x, const Origin& origin) {
 }  // namespace
 
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     // A writable share asked for as read-only gets a read-only region of its own.
     if (as_logical(list_field(options, "reuse")) == TRUE) {
@@ -133,7 +133,7 @@ SEXP as_s4_again(SEXP x) {
 extern "C" SEXP shmr_map(SEXP name) {
   if (TYPEOF(name) != STRSXP || XLENGTH(name) != 1 || STRING_ELT(name, 0) == NA_STRING)
     return R_NilValue;
-  BEGIN_CPP11
+  SHMR_BEGIN
   collect_if_many_mappings();
   SEXP object = with_messages([&]() -> SEXP {
     const std::string text = as_string(name);
@@ -162,7 +162,7 @@ extern "C" SEXP shmr_map(SEXP name) {
 }
 
 extern "C" SEXP shmr_is_shared(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   // The Origin (a shared_ptr) is gone before R allocates the answer.
   const bool shared = origin_of(x).mapping != nullptr;
   return cpp11::safe[Rf_ScalarLogical](shared);
@@ -170,7 +170,7 @@ extern "C" SEXP shmr_is_shared(SEXP x) {
 }
 
 extern "C" SEXP shmr_name(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     Origin origin = origin_of(x);
     if (!origin.mapping || !reads_as_shared(x, origin)) return R_NilValue;
@@ -185,7 +185,7 @@ extern "C" SEXP shmr_name(SEXP x) {
 }
 
 extern "C" SEXP shmr_info(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   using namespace cpp11::literals;
   Origin origin = origin_of(x);
   if (!origin.mapping) return R_NilValue;
@@ -211,7 +211,7 @@ extern "C" SEXP shmr_info(SEXP x) {
 // "shm" or "mmap" for a shared object, NULL otherwise: what share() asks
 // after every share, without building shared_info()'s list.
 extern "C" SEXP shmr_backing(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   Origin origin = origin_of(x);
   if (!origin.mapping) return R_NilValue;
   return Rf_mkString(backing_name(origin.mapping->region().location().backing));
@@ -221,7 +221,7 @@ extern "C" SEXP shmr_backing(SEXP x) {
 // NA when `x` reads no region; else "" when its region was closed (and,
 // for its creator, removed), or the file that stays and why.
 extern "C" SEXP shmr_close(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   Origin origin = origin_of(x);
   if (!origin.mapping) return cpp11::safe[Rf_ScalarString](NA_STRING);
   origin.mapping->region().close();
@@ -235,7 +235,7 @@ extern "C" SEXP shmr_close(SEXP x) {
 // The copy, and the environments and closures it holds: list(copy,
 // references). R/fetch.R decides which of those to copy.
 extern "C" SEXP shmr_fetch_first(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] { return fetch_copy_and_references(x); });
   END_CPP11
 }
@@ -243,7 +243,7 @@ extern "C" SEXP shmr_fetch_first(SEXP x) {
 // `from` and `to`: the environments and closures to replace (two lists of
 // equal length; R/fetch.R makes the copies).
 extern "C" SEXP shmr_fetch(SEXP x, SEXP from, SEXP to) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] {
     SEXP storage = R_NilValue;
     Replacements replacements = replacements_of(from, to, &storage);
@@ -256,7 +256,7 @@ extern "C" SEXP shmr_fetch(SEXP x, SEXP from, SEXP to) {
 }
 
 extern "C" SEXP shmr_fetch_reach(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] { return fetch_reach(x); });
   END_CPP11
 }
@@ -264,7 +264,7 @@ extern "C" SEXP shmr_fetch_reach(SEXP x) {
 // Elements [first, first + count) of the shared vector `x` as a zero-copy
 // view, or NULL when `x` is not a whole fixed-width view.
 extern "C" SEXP shmr_slice(SEXP x, SEXP first, SEXP count) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   double from = as_real(first);
   double n = as_real(count);
   if (ISNAN(from) || ISNAN(n) || from < 0 || n < 0) return R_NilValue;
@@ -276,14 +276,14 @@ extern "C" SEXP shmr_slice(SEXP x, SEXP first, SEXP count) {
 
 // For tests: is any vector inside `x` (elements, attributes) an ALTREP?
 extern "C" SEXP shmr_contains_altrep(SEXP x) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return Rf_ScalarLogical(contains_altrep(x));
   END_CPP11
 }
 
 // For tests: the mapping registry's counts (mapping.h).
 extern "C" SEXP shmr_mapping_stats() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   using namespace cpp11::literals;
   MappingStats stats = mapping_stats();
   return cpp11::writable::list({

@@ -94,7 +94,7 @@ void add_size(SEXP x, double limit, int depth, double& total) {
 // Memory of process `pid` in bytes: rss, pss, anonymous, private (all NA
 // when it cannot be read).
 extern "C" SEXP shmr_process_memory(SEXP pid) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   std::optional<ps::Memory> m = ps::memory(as_pid(pid));
   double values[4] = {NA_REAL, NA_REAL, NA_REAL, NA_REAL};
   if (m) {
@@ -120,7 +120,7 @@ extern "C" SEXP shmr_process_memory(SEXP pid) {
 
 // The machine's physical memory in bytes (NA when unknown).
 extern "C" SEXP shmr_physical_memory() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return number_or_na(ps::physical_memory());
   END_CPP11
 }
@@ -128,7 +128,7 @@ extern "C" SEXP shmr_physical_memory() {
 // How many more descriptors this process may open (NA when unlimited or
 // unknown).
 extern "C" SEXP shmr_free_descriptors() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return number_or_na(ps::free_descriptors());
   END_CPP11
 }
@@ -136,7 +136,7 @@ extern "C" SEXP shmr_free_descriptors() {
 // Bytes of shmr regions process `pid` maps (NA when that cannot be read):
 // regions by name, and those it created under their temporary name.
 extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return number_or_na(ps::mapped_bytes_of_files(
       as_pid(pid), {shmr::names::kPrefix, shmr::kTemporaryPrefix}));
   END_CPP11
@@ -147,7 +147,7 @@ extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
 // zombie, or the PID now belongs to a process started at another time), NA
 // when that cannot be told.
 extern "C" SEXP shmr_process_running(SEXP pid, SEXP start_ticks) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   // Both arguments are numbers checked by the R caller (check_pid()).
   const double ticks = Rf_asReal(start_ticks);
   process::Identity who{as_pid(pid), ISNAN(ticks) || ticks < 0 ? 0 : static_cast<uint64_t>(ticks),
@@ -164,7 +164,7 @@ extern "C" SEXP shmr_process_running(SEXP pid, SEXP start_ticks) {
 // containing `word`, a single string the R caller checked; NULL when the
 // search could not look at every process.
 extern "C" SEXP shmr_processes_mentioning(SEXP word) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   std::string wanted;
   cpp11::unwind_protect([&] { wanted = Rf_translateCharUTF8(STRING_ELT(word, 0)); });
   const std::optional<std::vector<int64_t>> pids = ps::processes_mentioning(wanted);
@@ -181,7 +181,7 @@ extern "C" SEXP shmr_processes_mentioning(SEXP word) {
 // Positions (1-based) of the elements of the list `results` whose size may
 // exceed `bytes`; the caller measures those with object.size().
 extern "C" SEXP shmr_results_over(SEXP results, SEXP bytes) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::unwind_protect([&] {
     double limit = Rf_asReal(bytes);
     R_xlen_t n = TYPEOF(results) == VECSXP ? XLENGTH(results) : 0;

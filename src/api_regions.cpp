@@ -59,7 +59,7 @@ SEXP region_table(const std::vector<RegionSummary>& regions) {
 }  // namespace
 
 extern "C" SEXP shmr_regions() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return region_table(list_regions(shm_directory()));
   END_CPP11
 }
@@ -68,7 +68,7 @@ extern "C" SEXP shmr_regions() {
 // "shmr_my_data"), looked up one by one without listing the directory;
 // names with no region are left out.
 extern "C" SEXP shmr_regions_named(SEXP names) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   cpp11::strings wanted(names);
   std::vector<RegionSummary> found;
   const std::string directory = shm_directory();
@@ -84,13 +84,13 @@ extern "C" SEXP shmr_regions_named(SEXP names) {
 // Whether a region file called `name` is in the shm directory, without
 // opening it: share_open() tells a share it cannot open now from no share.
 extern "C" SEXP shmr_region_file_present(SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return Rf_ScalarLogical(region_file_present(shm_directory(), region_name_for(as_string(name))));
   END_CPP11
 }
 
 extern "C" SEXP shmr_prune() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   auto removed = prune_regions(shm_directory());
   // Fetch locks whose holder died before removing them hold nothing.
   prune_fetch_locks(shm_directory());
@@ -103,7 +103,7 @@ extern "C" SEXP shmr_prune() {
 // The regions that workers of a pool left behind (killed, they could not
 // remove them), once those processes `pids` are gone.
 extern "C" SEXP shmr_prune_creator(SEXP pids) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     if (TYPEOF(pids) != REALSXP) throw Error(ErrorKind::InvalidArgument, "`pids` must be process ids");
     std::set<int64_t> creators;
@@ -125,7 +125,7 @@ extern "C" SEXP shmr_prune_creator(SEXP pids) {
 // processes of this host killed by a signal (daemons(0) ends busy daemons
 // so) left behind, which would otherwise stay until prune_shared().
 extern "C" SEXP shmr_prune_remote_copies() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   const std::string directory = shm_directory();
   const auto removed = prune_regions(directory, PruneScope::CopiesAndUnfinished);
   prune_fetch_locks(directory);
@@ -134,7 +134,7 @@ extern "C" SEXP shmr_prune_remote_copies() {
 }
 
 extern "C" SEXP shmr_remove(SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   std::string region = region_name_for(as_string(name));
   bool removed = remove_region(shm_directory(), region);
   // An idle mapping here would keep the removed region's memory.
@@ -144,7 +144,7 @@ extern "C" SEXP shmr_remove(SEXP name) {
 }
 
 extern "C" SEXP shmr_release_all() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   release_all_owned_regions();
   return R_NilValue;
   END_CPP11
@@ -153,14 +153,14 @@ extern "C" SEXP shmr_release_all() {
 // At exit, after shmr_release_all(): the regions handed to this process
 // that it never took. Returns how many.
 extern "C" SEXP shmr_remove_untaken() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   const auto removed = remove_regions_created_by(shm_directory(), process::current());
   return Rf_ScalarInteger(static_cast<int>(removed.size()));
   END_CPP11
 }
 
 extern "C" SEXP shmr_shm_directory() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::as_sexp(shm_directory());
   END_CPP11
 }

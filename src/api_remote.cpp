@@ -131,7 +131,7 @@ void delete_now(SEXP p) {
 // The body of the entry points that close a handle before its finalizer would.
 template <typename T>
 SEXP release_handle(SEXP p) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   delete_now<T>(p);
   return R_NilValue;
   END_CPP11
@@ -160,14 +160,14 @@ struct ServedRegion {
 }  // namespace
 
 extern "C" SEXP shmr_host_identity() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP { return cpp11::as_sexp(remote::local_host()); });
   END_CPP11
 }
 
 // Enters (TRUE) or leaves (FALSE) a remote-mode scope; returns the depth.
 extern "C" SEXP shmr_remote_scope(SEXP enter) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   int& depth = remote::scope_depth();
   remote::forget_origins_in_scope();
   if (Rf_asLogical(enter) == TRUE) {
@@ -181,7 +181,7 @@ extern "C" SEXP shmr_remote_scope(SEXP enter) {
 
 // With TRUE or FALSE sets the flag; returns its value.
 extern "C" SEXP shmr_remote_peer(SEXP value) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   int flag = TYPEOF(value) == LGLSXP && XLENGTH(value) == 1 ? LOGICAL(value)[0] : NA_LOGICAL;
   if (flag != NA_LOGICAL) remote::peer_is_remote() = flag == TRUE;
   return Rf_ScalarLogical(remote::peer_is_remote());
@@ -190,7 +190,7 @@ extern "C" SEXP shmr_remote_peer(SEXP value) {
 
 // Identity and access of region `name` on this host, for exporting it.
 extern "C" SEXP shmr_region_identity(SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   using namespace cpp11::literals;
   return with_messages([&]() -> SEXP {
     auto region = open_mapped_region(shm_directory(), region_name_for(as_string(name)),
@@ -210,7 +210,7 @@ extern "C" SEXP shmr_region_identity(SEXP name) {
 
 // Parses an origin string: a list of its fields, or NULL when malformed.
 extern "C" SEXP shmr_parse_origin(SEXP text) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   using namespace cpp11::literals;
   auto origin = parse_origin(as_string(text));
   if (!origin) return R_NilValue;
@@ -229,7 +229,7 @@ extern "C" SEXP shmr_parse_origin(SEXP text) {
 
 extern "C" SEXP shmr_format_origin(SEXP address, SEXP token, SEXP fingerprint, SEXP host,
                                    SEXP size, SEXP pid, SEXP created, SEXP writable) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   RemoteOrigin origin;
   origin.address = as_string(address);
   origin.token = as_string(token);
@@ -244,13 +244,13 @@ extern "C" SEXP shmr_format_origin(SEXP address, SEXP token, SEXP fingerprint, S
 
 // 22 base-62 characters from the kernel's random source.
 extern "C" SEXP shmr_random_token() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::as_sexp(names::generate().substr(std::strlen(names::kPrefix)));
   END_CPP11
 }
 
 extern "C" SEXP shmr_sha256(SEXP text) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   if (TYPEOF(text) == RAWSXP)
     return cpp11::as_sexp(sha256::hex_digest(RAW(text), static_cast<size_t>(XLENGTH(text))));
   std::string s = as_string(text);
@@ -261,7 +261,7 @@ extern "C" SEXP shmr_sha256(SEXP text) {
 // This process's PID and start ticks, as numbers (the region server
 // watches its owner with them).
 extern "C" SEXP shmr_process_start() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   process::Identity self = process::current();
   return cpp11::writable::doubles({static_cast<double>(self.pid), static_cast<double>(self.start_ticks)});
   END_CPP11
@@ -269,7 +269,7 @@ extern "C" SEXP shmr_process_start() {
 
 // The fetch lock of region `name`, or NULL when another process holds it.
 extern "C" SEXP shmr_fetch_lock(SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     auto lock = FetchLock::try_acquire(shm_directory(), region_name_for(as_string(name)));
     if (!lock) return R_NilValue;
@@ -282,7 +282,7 @@ extern "C" SEXP shmr_fetch_unlock(SEXP lock) { return release_handle<FetchLock>(
 
 // "absent", "origin" or "replica"; an error when another region has the name.
 extern "C" SEXP shmr_local_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     LocalCopy copy = find_local_copy(shm_directory(), region_name_for(as_string(name)),
                                      identity_from(host, size, pid, created), remote::local_host());
@@ -300,7 +300,7 @@ extern "C" SEXP shmr_local_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP 
 // Removes this host's copy of an earlier region of that name (under the
 // fetch lock); returns whether one was removed.
 extern "C" SEXP shmr_remove_superseded_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     return cpp11::as_sexp(remove_superseded_copy(shm_directory(), region_name_for(as_string(name)),
                                                  identity_from(host, size, pid, created),
@@ -310,7 +310,7 @@ extern "C" SEXP shmr_remove_superseded_copy(SEXP name, SEXP host, SEXP size, SEX
 }
 
 extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     auto* builder = new ReplicaBuilder(shm_directory(), region_name_for(as_string(name)),
                                        identity_from(host, size, pid, created));
@@ -321,7 +321,7 @@ extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SE
 
 // Writes the bytes of `chunk` after its first `skip` bytes at `offset`.
 extern "C" SEXP shmr_replica_write(SEXP builder, SEXP offset, SEXP chunk, SEXP skip) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     if (TYPEOF(chunk) != RAWSXP) throw Error(ErrorKind::InvalidArgument, "a chunk must be a raw vector");
     auto* b = pointer_of<ReplicaBuilder>(builder, "the copy being built");
@@ -336,7 +336,7 @@ extern "C" SEXP shmr_replica_write(SEXP builder, SEXP offset, SEXP chunk, SEXP s
 
 // Validates, publishes, and keeps the replica in this process.
 extern "C" SEXP shmr_replica_publish(SEXP builder, SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     pointer_of<ReplicaBuilder>(builder, "the copy being built")->publish();
     delete_now<ReplicaBuilder>(builder);
@@ -350,7 +350,7 @@ extern "C" SEXP shmr_replica_abort(SEXP builder) { return release_handle<Replica
 
 // Releases the replicas this process keeps among `names` (all for NULL).
 extern "C" SEXP shmr_release_replicas(SEXP names) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   std::vector<std::string> wanted;
   if (TYPEOF(names) == STRSXP)
     for (R_xlen_t i = 0; i < XLENGTH(names); ++i)
@@ -365,7 +365,7 @@ extern "C" SEXP shmr_release_replicas(SEXP names) {
 
 // The region server's read-only mapping of an exported region.
 extern "C" SEXP shmr_serve_open(SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     std::string region = region_name_for(as_string(name));
     auto served = std::make_unique<ServedRegion>();
@@ -381,7 +381,7 @@ extern "C" SEXP shmr_serve_open(SEXP name) {
 // vector of that length (the server's own, sent and no longer read), else
 // into a new one.
 extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length, SEXP buffer) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     auto* served = pointer_of<ServedRegion>(handle, "the served region");
     if (served->gone()) return R_NilValue;
@@ -405,7 +405,7 @@ extern "C" SEXP shmr_serve_close(SEXP handle) { return release_handle<ServedRegi
 // TRUE once the served region's name no longer leads to it (its owner
 // dropped or removed it): the server then lets its mapping go.
 extern "C" SEXP shmr_serve_gone(SEXP handle) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     auto* served = pointer_of<ServedRegion>(handle, "the served region");
     return cpp11::safe[Rf_ScalarLogical](served->gone());

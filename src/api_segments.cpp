@@ -111,7 +111,7 @@ void check_range(const Segment& segment, double offset, double count, const char
 }  // namespace
 
 extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     double bytes = as_real(size);
     // 2^53: the largest size a double holds exactly, far beyond any memory.
@@ -140,7 +140,7 @@ extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
 }
 
 extern "C" SEXP shmr_segment_open(SEXP name, SEXP readonly) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     const bool read_only = as_logical(readonly) != FALSE;
     std::string region = region_name_for(as_string(name));
@@ -159,7 +159,7 @@ extern "C" SEXP shmr_segment_open(SEXP name, SEXP readonly) {
 }
 
 extern "C" SEXP shmr_segment_write(SEXP seg, SEXP data, SEXP offset) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     Segment& segment = segment_of(seg);
     if (segment.readonly) throw Error(ErrorKind::InvalidArgument, "the segment was opened read-only");
@@ -198,7 +198,7 @@ extern "C" SEXP shmr_segment_write(SEXP seg, SEXP data, SEXP offset) {
 }
 
 extern "C" SEXP shmr_segment_read(SEXP seg, SEXP offset, SEXP size) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     Segment& segment = segment_of(seg);
     double at = as_real(offset);
@@ -215,7 +215,7 @@ extern "C" SEXP shmr_segment_read(SEXP seg, SEXP offset, SEXP size) {
 }
 
 extern "C" SEXP shmr_segment_protect(SEXP seg) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     Segment& segment = segment_of(seg);
     segment.region->protect();
@@ -226,7 +226,7 @@ extern "C" SEXP shmr_segment_protect(SEXP seg) {
 }
 
 extern "C" SEXP shmr_segment_info(SEXP seg) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   using namespace cpp11::literals;
   if (TYPEOF(seg) != EXTPTRSXP || !Rf_inherits(seg, "shmr_segment"))
     throw std::runtime_error("shmr: not a segment (see segment_create())");
@@ -247,7 +247,7 @@ extern "C" SEXP shmr_segment_info(SEXP seg) {
 }
 
 extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     if (TYPEOF(seg) != EXTPTRSXP || !Rf_inherits(seg, "shmr_segment"))
       throw Error(ErrorKind::InvalidArgument, "not a segment (see segment_create())");
@@ -268,7 +268,7 @@ extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
 // Passes an access-pattern hint for the segment's pages to the kernel
 // (madvise); TRUE when the kernel took it.
 extern "C" SEXP shmr_segment_advise(SEXP seg, SEXP advice) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     Segment& segment = segment_of(seg);
     const int flag = madvise_flag(as_string(advice));

@@ -12,6 +12,7 @@
 #include "core/store.h"
 #include "mapping.h"
 #include "r_api.h"
+#include "r_boundary.h"
 
 namespace shmr::glue {
 

@@ -123,7 +123,7 @@ bool holds_unreadable_object(SEXP x) {
 
 // A region nobody owns (bettermc's copy2shm() makes persistent ones).
 extern "C" SEXP shmr_share_handoff(SEXP x, SEXP original_class, SEXP options) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     return create_unkept(x, original_class, create_options(options), nullptr);
   });
@@ -132,14 +132,14 @@ extern "C" SEXP shmr_share_handoff(SEXP x, SEXP original_class, SEXP options) {
 
 // This process's identity, for workers to name it as their results' owner.
 extern "C" SEXP shmr_process_identity() {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return cpp11::as_sexp(format_identity(process::current()));
   END_CPP11
 }
 
 // target: list(owner = <identity>, prefix = <name prefix of the call>).
 extern "C" SEXP shmr_hand_off(SEXP x, SEXP original_class, SEXP options, SEXP target) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     const process::Identity owner = parse_identity(as_string(list_field(target, "owner")));
     CreateOptions create = create_options(options);
@@ -156,7 +156,7 @@ extern "C" SEXP shmr_hand_off(SEXP x, SEXP original_class, SEXP options, SEXP ta
 // shmr_process_identity(), or NULL for none: shared objects this worker made
 // and sends by name from now on become that caller's (hand_over_for_sending()).
 extern "C" SEXP shmr_set_reply_recipient(SEXP identity) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   set_reply_recipient(identity == R_NilValue ? process::Identity{}
                                              : parse_identity(as_string(identity)));
   return R_NilValue;
@@ -166,7 +166,7 @@ extern "C" SEXP shmr_set_reply_recipient(SEXP identity) {
 // Positions (1-based) of the elements of the list `results` that hold a
 // shared object that was closed or released.
 extern "C" SEXP shmr_unreadable_results(SEXP results) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   // The walk reads, and calls nothing of R's that can raise.
   std::vector<int> positions;
   const R_xlen_t n = TYPEOF(results) == VECSXP && !ALTREP(results) ? XLENGTH(results) : 0;
@@ -185,7 +185,7 @@ extern "C" SEXP shmr_unreadable_results(SEXP results) {
 // `values` reads its region: a pool call keeps the regions it made for its
 // arguments that its results still read (FUN returned a part unchanged).
 extern "C" SEXP shmr_regions_read_by(SEXP values, SEXP objects) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   std::vector<std::string> names;
   const R_xlen_t n = TYPEOF(objects) == VECSXP && !ALTREP(objects) ? XLENGTH(objects) : 0;
   for (R_xlen_t i = 0; i < n; ++i) {
@@ -211,7 +211,7 @@ extern "C" SEXP shmr_regions_read_by(SEXP values, SEXP objects) {
 }
 
 extern "C" SEXP shmr_adopt(SEXP name) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     std::string region = region_name_for(as_string(name));
     auto owner = claim_region(locate_region(shm_directory(), region), false);
@@ -226,7 +226,7 @@ extern "C" SEXP shmr_adopt(SEXP name) {
 // Removes the regions whose names start with `prefix` that this process
 // has not adopted. Returns how many.
 extern "C" SEXP shmr_discard_handoffs(SEXP prefix) {
-  BEGIN_CPP11
+  SHMR_BEGIN
   return with_messages([&]() -> SEXP {
     const std::string start = as_string(prefix);
     if (start.size() <= std::string(names::kPrefix).size())

@@ -185,6 +185,9 @@ void R_init_shmr(DllInfo* dll) {
   // process owns are removed before such a signal ends it.
   shmr::termination::install_handlers();
   R_forceSymbols(dll, TRUE);
+  // cpp11's preserve list is made on first use, in a function-local static:
+  // made here, no interrupt in a later call can leave it half made.
+  cpp11::detail::store::get();
   shmr::glue::init_vector_view_classes(dll);
   shmr::glue::init_string_view_class(dll);
   shmr::glue::init_list_view_class(dll);

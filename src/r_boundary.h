@@ -13,11 +13,20 @@
 //   recursion (fetch.cpp keeps it in an R list);
 // - ALTREP methods are called by R directly: they catch everything, leave the
 //   try block, and only then raise the R error (raise_r_error), from a frame
-//   that owns no C++ object.
+//   that owns no C++ object;
+// - an interrupt (Ctrl-C) waits while shmr's C++ code runs (InterruptsHeld,
+//   in every entry point and in capture_exception): R acts on a pending
+//   interrupt in any allocation that collects garbage, and there it would
+//   jump over C++ frames, even out of the first-call initialisation of a
+//   function-local static (cpp11's preserve list, unwind_protect's token),
+//   which the next call then finds half done and aborts or waits on forever.
+//   Only R code shmr calls back into, which may run long (fetching from
+//   another host), takes interrupts (eval_taking_interrupts).
 #pragma once
 
 #include <cpp11/declarations.hpp>
 #include <cpp11/protect.hpp>
+#include <R_ext/GraphicsEngine.h>  // R_interrupts_suspended, declared for graphics devices
 
 #include <cstdio>
 #include <exception>
@@ -39,11 +48,65 @@ struct ErrorMessage {
   Rf_errorcall(R_NilValue, "%s", message.text);
 }
 
+// Whether interrupts were suspended before the outermost InterruptsHeld
+// began: what R code shmr calls back into runs with.
+inline bool interrupts_holding = false;
+inline Rboolean interrupts_outside = FALSE;
+
+// Suspends interrupts for its lifetime. Made with `act_at_end`, it acts on
+// one that came meanwhile as it ends, unless an exception is under way: in
+// an entry point it is the try block's first object, so every other C++
+// object is gone by then and only plain data is left for the jump to skip.
+// Otherwise R acts on it at its next check. Should an R error jump over
+// the hold, R puts the flag back itself (each R context saves it).
+class InterruptsHeld {
+ public:
+  explicit InterruptsHeld(bool act_at_end = false) noexcept
+      : suspended_(R_interrupts_suspended),
+        holding_(interrupts_holding),
+        outside_(interrupts_outside),
+        act_at_end_(act_at_end) {
+    if (!holding_) interrupts_outside = R_interrupts_suspended;
+    interrupts_holding = true;
+    R_interrupts_suspended = TRUE;
+  }
+  ~InterruptsHeld() {
+    R_interrupts_suspended = suspended_;
+    interrupts_holding = holding_;
+    interrupts_outside = outside_;
+    if (act_at_end_ && R_interrupts_pending && !R_interrupts_suspended &&
+        std::uncaught_exceptions() == 0) {
+      Rf_onintr();
+    }
+  }
+  InterruptsHeld(const InterruptsHeld&) = delete;
+  InterruptsHeld& operator=(const InterruptsHeld&) = delete;
+
+ private:
+  Rboolean suspended_;
+  bool holding_;
+  Rboolean outside_;
+  bool act_at_end_;
+};
+
+// Rf_eval() of R code that may run long, with interrupts as they were
+// outside shmr. Call it as any R call that may raise: inside unwind_protect,
+// or with only plain data live; a jump out of it leaves R to restore the
+// flag, and the value is returned with the hold in place again.
+inline SEXP eval_taking_interrupts(SEXP call, SEXP env) {
+  const Rboolean held = R_interrupts_suspended;
+  if (interrupts_holding) R_interrupts_suspended = interrupts_outside;
+  SEXP value = Rf_eval(call, env);
+  R_interrupts_suspended = held;
+  return value;
+}
+
 // Runs `body`; on a C++ exception stores its message for the caller to raise
 // (an engine error with the "shmr: " prefix users grep for, as
 // with_messages() gives .Call entry points).
 template <typename Body>
 inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
+  InterruptsHeld interrupts_held;
   try {
     body();
   } catch (const Error& e) {
@@ -56,3 +119,9 @@ inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
 }
 
 }  // namespace shmr::glue
+
+// BEGIN_CPP11 for shmr's .Call entry points: an interrupt waits until the
+// entry point's work is done and its C++ objects destroyed.
+#define SHMR_BEGIN \
+  BEGIN_CPP11      \
+  ::shmr::glue::InterruptsHeld interrupts_held_(true);

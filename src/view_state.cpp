@@ -46,7 +46,8 @@ SEXP shmr_namespace() {
   return ns;
 }
 
-// Calls shmr:::<fun>(args...) in the package namespace. R errors propagate.
+// Calls shmr:::<fun>(args...) in the package namespace. R errors propagate;
+// so do interrupts (remote_obtain() may wait on another host for long).
 SEXP call_shmr(const char* fun, SEXP a, SEXP b = nullptr, SEXP c = nullptr, SEXP d = nullptr,
                SEXP e = nullptr) {
   SEXP call;
@@ -57,7 +58,7 @@ SEXP call_shmr(const char* fun, SEXP a, SEXP b = nullptr, SEXP c = nullptr, SEXP
   } else {
     call = PROTECT(Rf_lang6(Rf_install(fun), a, b, c, d, e));
   }
-  SEXP value = Rf_eval(call, shmr_namespace());
+  SEXP value = eval_taking_interrupts(call, shmr_namespace());
   UNPROTECT(1);
   return value;
 }

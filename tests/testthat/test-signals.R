@@ -158,3 +158,44 @@ test_that("a forked child ended by SIGTERM removes its own regions, never its pa
   expect_identical(everything_in(dirs$shm), character())
   unlink(c(dirs$shm, dirs$data), recursive = TRUE)
 })
+
+test_that("an interrupt at any moment of a session's first share() leaves the session working", {
+  # R acts on an interrupt in any allocation that collects garbage. Before
+  # shmr held interrupts in its C++ code, one that came while the first
+  # share() of a session made cpp11's preserve list left it half made: the
+  # next share() aborted R ("recursive_init_error") or waited forever.
+  skip_on_cran()
+  skip_without_callr()
+  skip_if_sigint_ignored()
+  shm <- tempfile("shm")
+  dir.create(shm, mode = "0700")
+  on.exit(unlink(shm, recursive = TRUE), add = TRUE)
+  for (delay in c(0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4)) {
+    marker <- tempfile("sharing")
+    child <- callr::r_bg(function(marker) {
+      library(shmr)
+      chars <- as.character(sample(1e6, 3e6, TRUE))
+      writeLines("sharing", marker)
+      started <- Sys.time()
+      outcome <- tryCatch({
+        s <- share(chars)
+        Sys.sleep(10)
+        "not interrupted"
+      }, interrupt = function(e) "interrupted")
+      later <- share(list(1, "a"))
+      list(outcome = outcome, later = identical(later, list(1, "a")) && is_shared(later))
+    }, args = list(marker = marker), env = c(callr::rcmd_safe_env(), SHMR_SHM_DIR = shm))
+    deadline <- Sys.time() + 60
+    while (!file.exists(marker) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.005)
+    expect_true(file.exists(marker), label = paste("delay", delay, "started"))
+    Sys.sleep(delay)
+    tools::pskill(child$get_pid(), tools::SIGINT)
+    child$wait(60000)
+    if (child$is_alive()) child$kill()
+    result <- tryCatch(child$get_result(), error = function(e) conditionMessage(e))
+    expect_identical(result, list(outcome = "interrupted", later = TRUE),
+                     label = paste("delay", delay, ":", paste(child$read_all_error(), collapse = " ")))
+    unlink(marker)
+  }
+  expect_identical(everything_in(shm), character())
+})
