@@ -593,6 +593,41 @@ test_that("a copy that outlasts the timeout says so, and the daemon stays", {
   expect_identical(sim_connections(cluster), cluster$expected)
 })
 
+test_that("a region server that does not answer is waited for once, not once per object", {
+  local_remote_mode()
+  xs <- lapply(1:4, function(i) share(as.numeric(seq_len(1000)) + i))
+  stream <- serialize(xs, NULL)  # exported: the region server runs
+  server <- remote_status()$pid
+  on.exit(lapply(xs, close), add = TRUE)
+  tools::pskill(server, tools::SIGSTOP)
+  # Before the objects are closed, which asks the server.
+  on.exit(tools::pskill(server, tools::SIGCONT), add = TRUE, after = FALSE)
+  hex <- paste(format(as.hexmode(as.integer(stream)), width = 2), collapse = "")
+  out <- sim_host_r(cluster$hosts[[1]], paste0(
+    "Sys.setenv(SHMR_REMOTE_TIMEOUT = '2'); h <- '", hex, "'; ",
+    "s <- as.raw(strtoi(substring(h, seq(1, nchar(h), 2), seq(2, nchar(h), 2)), 16L)); ",
+    "d <- unserialize(s); ",
+    "cat(paste('result:', vapply(d, function(v) tryCatch(format(sum(v)), ",
+    "error = conditionMessage), '')), sep = '\\n')"))
+  # (Its warnings, at unserialize, come on the same stream.)
+  all_out <- paste(out, collapse = "\n")
+  out <- sub("^result: ", "", grep("^result: ", out, value = TRUE))
+  expect_length(out, 4L)
+  # The first object waited the whole timeout; the others were refused at
+  # once with its reason (before, each waited 2 s more).
+  expect_match(out[1], "no answer from the region server at .* within 2 s", info = all_out)
+  expect_false(grepl("not asked again", out[1]))
+  for (i in 2:4) {
+    expect_match(out[i], paste0("no answer from the region server at .* within 2 s .*s ago, ",
+                                "for another object: that server is not asked again until 2 s"))
+  }
+  tools::pskill(server, tools::SIGCONT)
+  # Once it answers, the objects reach a daemon (on a host that did not see it fail).
+  got <- mirai::collect_mirai(mirai::everywhere(vapply(d, sum, 0), .args = list(d = xs),
+                                                .compute = cluster$profile))
+  for (value in got) expect_equal(value, vapply(xs, sum, 0))
+})
+
 test_that("one fetch per host: a fetcher killed midway is replaced by a waiting worker", {
   local_remote_mode()
   # Small chunks make the copy slow enough to be caught midway.
