@@ -411,7 +411,8 @@ describe_not_data <- function(x) {
 #' name may point inside an object: `"<name>[2,3]"` is element 3 of element
 #' 2, and `"<name>@names"` is an attribute.
 #'
-#' @param name The name of a shared object, a single string.
+#' @param name The name of a shared object, a single string; or the path
+#'   given to `share(name = )` for a file-backed region.
 #' @return The shared object. `NULL` when `name` is not the name of a shmr
 #'   object: not a single string, `NA`, a bad path, or a name without the
 #'   `shmr_` prefix (a name of your choosing, as given to `share(name = )`)
@@ -427,7 +428,14 @@ describe_not_data <- function(x) {
 map_shared <- function(name) {
   # The entry point also answers NULL for a name that is not one string, and
   # makes an S4 vector S4 again (see share()).
-  .Call(shmr_map, name)
+  x <- .Call(shmr_map, name)
+  # A path, as share(name = "/dir/data") and remove_shared() take it, is
+  # looked for only once the name as such has found nothing.
+  if (is.null(x) && is_file_path_name(name)) {
+    region <- region_of_file_path(name)
+    if (nzchar(region)) x <- .Call(shmr_map, region)
+  }
+  x
 }
 
 #' Name of a shared object
