@@ -197,7 +197,7 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
       return buffer;
     });
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Writes `value` (already of the buffer's type) at the positions that
@@ -267,5 +267,5 @@ extern "C" SEXP shmr_buffer_write(SEXP x, SEXP subscripts, SEXP value) {
       return buffer;
     });
   });
-  END_CPP11
+  SHMR_END
 }

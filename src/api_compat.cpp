@@ -23,7 +23,7 @@ extern "C" SEXP shmr_unmap(SEXP x) {
   origin.mapping->region().close(Removal::Leave);
   forget_lists_of(origin.mapping.get());
   return Rf_ScalarLogical(TRUE);
-  END_CPP11
+  SHMR_END
 }
 
 // Marks the mapping `x` reads as detached: its views serialize by value.
@@ -33,7 +33,7 @@ extern "C" SEXP shmr_detach(SEXP x) {
   if (!origin.mapping) return Rf_ScalarLogical(FALSE);
   origin.mapping->detach();
   return Rf_ScalarLogical(TRUE);
-  END_CPP11
+  SHMR_END
 }
 
 // madvise() over the whole mapping of the region `x` reads (shard's
@@ -53,5 +53,5 @@ extern "C" SEXP shmr_advise(SEXP x, SEXP advice) {
     const bool taken = ::madvise(map.data(), map.size(), flag) == 0;
     return cpp11::safe[Rf_ScalarLogical](taken);
   });
-  END_CPP11
+  SHMR_END
 }

@@ -46,7 +46,7 @@ double element_bytes(SEXPTYPE type) {
 extern "C" SEXP shmr_address(SEXP x) {
   SHMR_BEGIN
   return cpp11::unwind_protect([&] { return address_string(x); });
-  END_CPP11
+  SHMR_END
 }
 
 // Bytes of data of an atomic or character vector: the elements, and for a
@@ -66,7 +66,7 @@ extern "C" SEXP shmr_data_bytes(SEXP x) {
       }
   }
   return cpp11::unwind_protect([&] { return Rf_ScalarReal(bytes); });
-  END_CPP11
+  SHMR_END
 }
 
 // The attributes of `x` as a named list of the stored values: unlike
@@ -88,7 +88,7 @@ extern "C" SEXP shmr_stored_attributes(SEXP x) {
     UNPROTECT(2);
     return values;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // A shallow copy of the list (or other object) `x` with elements
@@ -111,7 +111,7 @@ extern "C" SEXP shmr_rebuild(SEXP x, SEXP element_at, SEXP element_values,
     UNPROTECT(1);
     return copy;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // How each binding `names` of `env` is held: "value"; "active" (a function
@@ -140,7 +140,7 @@ extern "C" SEXP shmr_binding_kinds(SEXP env, SEXP names) {
     UNPROTECT(1);
     return kinds;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Binds `name` in `to` to exactly what it is bound to in `from`, so an
@@ -152,7 +152,7 @@ extern "C" SEXP shmr_copy_binding(SEXP from, SEXP to, SEXP name) {
     Rf_defineVar(symbol, Rf_findVarInFrame(from, symbol), to);
   });
   return R_NilValue;
-  END_CPP11
+  SHMR_END
 }
 
 // Whether `x` is a view whose region was closed: its data can no longer be
@@ -161,5 +161,5 @@ extern "C" SEXP shmr_is_closed_view(SEXP x) {
   SHMR_BEGIN
   ViewHandle* view = view_handle(x);
   return Rf_ScalarLogical(view != nullptr && view->mapping->is_closed());
-  END_CPP11
+  SHMR_END
 }

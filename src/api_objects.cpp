@@ -1,5 +1,5 @@
 // .Call entry points for shared objects: share, map, name, info, close,
-// fetch. Each is a SHMR_BEGIN / END_CPP11 block: C++ exceptions become R
+// fetch. Each is a SHMR_BEGIN / SHMR_END block: C++ exceptions become R
 // errors after all destructors ran.
 #include <cpp11/list.hpp>
 #include <cpp11/sexp.hpp>
@@ -109,7 +109,7 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
       keep_until_exit(mapping);
     return shared;
   });
-  END_CPP11
+  SHMR_END
 }
 
 namespace {
@@ -158,7 +158,7 @@ extern "C" SEXP shmr_map(SEXP name) {
   SEXP result = cpp11::safe[as_s4_again](object);
   UNPROTECT(1);
   return result;
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_is_shared(SEXP x) {
@@ -166,7 +166,7 @@ extern "C" SEXP shmr_is_shared(SEXP x) {
   // The Origin (a shared_ptr) is gone before R allocates the answer.
   const bool shared = origin_of(x).mapping != nullptr;
   return cpp11::safe[Rf_ScalarLogical](shared);
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_name(SEXP x) {
@@ -181,7 +181,7 @@ extern "C" SEXP shmr_name(SEXP x) {
     path.steps = std::move(*steps);
     return cpp11::as_sexp(names::format_path(path));
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_info(SEXP x) {
@@ -205,7 +205,7 @@ extern "C" SEXP shmr_info(SEXP x) {
       "owner"_nm = region.is_owner(),
       "node"_nm = static_cast<double>(origin.node),
   });
-  END_CPP11
+  SHMR_END
 }
 
 // "shm" or "mmap" for a shared object, NULL otherwise: what share() asks
@@ -215,7 +215,7 @@ extern "C" SEXP shmr_backing(SEXP x) {
   Origin origin = origin_of(x);
   if (!origin.mapping) return R_NilValue;
   return Rf_mkString(backing_name(origin.mapping->region().location().backing));
-  END_CPP11
+  SHMR_END
 }
 
 // NA when `x` reads no region; else "" when its region was closed (and,
@@ -229,7 +229,7 @@ extern "C" SEXP shmr_close(SEXP x) {
   const std::string files_left = origin.mapping->region().files_left();
   // Allocating may raise: through safe, so `origin` is released all the same.
   return cpp11::safe[Rf_mkString](files_left.c_str());
-  END_CPP11
+  SHMR_END
 }
 
 // The copy, and the environments and closures it holds: list(copy,
@@ -237,7 +237,7 @@ extern "C" SEXP shmr_close(SEXP x) {
 extern "C" SEXP shmr_fetch_first(SEXP x) {
   SHMR_BEGIN
   return cpp11::unwind_protect([&] { return fetch_copy_and_references(x); });
-  END_CPP11
+  SHMR_END
 }
 
 // `from` and `to`: the environments and closures to replace (two lists of
@@ -252,13 +252,13 @@ extern "C" SEXP shmr_fetch(SEXP x, SEXP from, SEXP to) {
     UNPROTECT(1);
     return copy;
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_fetch_reach(SEXP x) {
   SHMR_BEGIN
   return cpp11::unwind_protect([&] { return fetch_reach(x); });
-  END_CPP11
+  SHMR_END
 }
 
 // Elements [first, first + count) of the shared vector `x` as a zero-copy
@@ -271,14 +271,14 @@ extern "C" SEXP shmr_slice(SEXP x, SEXP first, SEXP count) {
   SEXP slice = cpp11::unwind_protect(
       [&] { return make_slice(x, static_cast<uint64_t>(from), static_cast<uint64_t>(n)); });
   return slice == nullptr ? R_NilValue : slice;
-  END_CPP11
+  SHMR_END
 }
 
 // For tests: is any vector inside `x` (elements, attributes) an ALTREP?
 extern "C" SEXP shmr_contains_altrep(SEXP x) {
   SHMR_BEGIN
   return Rf_ScalarLogical(contains_altrep(x));
-  END_CPP11
+  SHMR_END
 }
 
 // For tests: the mapping registry's counts (mapping.h).
@@ -293,5 +293,5 @@ extern "C" SEXP shmr_mapping_stats() {
       "examined"_nm = static_cast<double>(stats.examined),
       "collections"_nm = static_cast<double>(stats.collections),
   });
-  END_CPP11
+  SHMR_END
 }

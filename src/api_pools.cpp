@@ -115,14 +115,14 @@ extern "C" SEXP shmr_process_memory(SEXP pid) {
     UNPROTECT(2);
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // The machine's physical memory in bytes (NA when unknown).
 extern "C" SEXP shmr_physical_memory() {
   SHMR_BEGIN
   return number_or_na(ps::physical_memory());
-  END_CPP11
+  SHMR_END
 }
 
 // How many more descriptors this process may open (NA when unlimited or
@@ -130,7 +130,7 @@ extern "C" SEXP shmr_physical_memory() {
 extern "C" SEXP shmr_free_descriptors() {
   SHMR_BEGIN
   return number_or_na(ps::free_descriptors());
-  END_CPP11
+  SHMR_END
 }
 
 // Bytes of shmr regions process `pid` maps (NA when that cannot be read):
@@ -139,7 +139,7 @@ extern "C" SEXP shmr_region_bytes_mapped(SEXP pid) {
   SHMR_BEGIN
   return number_or_na(ps::mapped_bytes_of_files(
       as_pid(pid), {shmr::names::kPrefix, shmr::kTemporaryPrefix}));
-  END_CPP11
+  SHMR_END
 }
 
 // Whether process `pid` of this PID namespace, started at `start_ticks`
@@ -157,7 +157,7 @@ extern "C" SEXP shmr_process_running(SEXP pid, SEXP start_ticks) {
                     : state == process::Liveness::Dead ? FALSE
                                                        : NA_LOGICAL;
   return cpp11::safe[Rf_ScalarLogical](value);
-  END_CPP11
+  SHMR_END
 }
 
 // The PIDs (doubles) of the processes whose command line has an argument
@@ -175,7 +175,7 @@ extern "C" SEXP shmr_processes_mentioning(SEXP word) {
     UNPROTECT(1);
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Positions (1-based) of the elements of the list `results` whose size may
@@ -197,5 +197,5 @@ extern "C" SEXP shmr_results_over(SEXP results, SEXP bytes) {
     UNPROTECT(1);
     return out;
   });
-  END_CPP11
+  SHMR_END
 }

@@ -61,7 +61,7 @@ SEXP region_table(const std::vector<RegionSummary>& regions) {
 extern "C" SEXP shmr_regions() {
   SHMR_BEGIN
   return region_table(list_regions(shm_directory()));
-  END_CPP11
+  SHMR_END
 }
 
 // The regions called `names` (as a user types them: "my_data" is the region
@@ -78,7 +78,7 @@ extern "C" SEXP shmr_regions_named(SEXP names) {
       found.push_back(std::move(*summary));
   }
   return region_table(found);
-  END_CPP11
+  SHMR_END
 }
 
 // Whether a region file called `name` is in the shm directory, without
@@ -86,7 +86,7 @@ extern "C" SEXP shmr_regions_named(SEXP names) {
 extern "C" SEXP shmr_region_file_present(SEXP name) {
   SHMR_BEGIN
   return Rf_ScalarLogical(region_file_present(shm_directory(), region_name_for(as_string(name))));
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_prune() {
@@ -97,7 +97,7 @@ extern "C" SEXP shmr_prune() {
   cpp11::writable::strings out;
   for (const std::string& name : removed) out.push_back(name);
   return out;
-  END_CPP11
+  SHMR_END
 }
 
 // The regions that workers of a pool left behind (killed, they could not
@@ -118,7 +118,7 @@ extern "C" SEXP shmr_prune_creator(SEXP pids) {
     for (const std::string& name : removed) out.push_back(name);
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Before a fetch: the copies, unfinished files and fetch locks that
@@ -130,7 +130,7 @@ extern "C" SEXP shmr_prune_remote_copies() {
   const auto removed = prune_regions(directory, PruneScope::CopiesAndUnfinished);
   prune_fetch_locks(directory);
   return Rf_ScalarInteger(static_cast<int>(removed.size()));
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_remove(SEXP name) {
@@ -140,14 +140,14 @@ extern "C" SEXP shmr_remove(SEXP name) {
   // An idle mapping here would keep the removed region's memory.
   drop_idle_mappings(region);
   return cpp11::safe[Rf_ScalarLogical](removed);
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_release_all() {
   SHMR_BEGIN
   release_all_owned_regions();
   return R_NilValue;
-  END_CPP11
+  SHMR_END
 }
 
 // At exit, after shmr_release_all(): the regions handed to this process
@@ -156,11 +156,11 @@ extern "C" SEXP shmr_remove_untaken() {
   SHMR_BEGIN
   const auto removed = remove_regions_created_by(shm_directory(), process::current());
   return Rf_ScalarInteger(static_cast<int>(removed.size()));
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_shm_directory() {
   SHMR_BEGIN
   return cpp11::as_sexp(shm_directory());
-  END_CPP11
+  SHMR_END
 }

@@ -134,7 +134,7 @@ SEXP release_handle(SEXP p) {
   SHMR_BEGIN
   delete_now<T>(p);
   return R_NilValue;
-  END_CPP11
+  SHMR_END
 }
 
 RegionIdentity identity_from(SEXP host, SEXP size, SEXP pid, SEXP created) {
@@ -162,7 +162,7 @@ struct ServedRegion {
 extern "C" SEXP shmr_host_identity() {
   SHMR_BEGIN
   return with_messages([&]() -> SEXP { return cpp11::as_sexp(remote::local_host()); });
-  END_CPP11
+  SHMR_END
 }
 
 // Enters (TRUE) or leaves (FALSE) a remote-mode scope; returns the depth.
@@ -176,7 +176,7 @@ extern "C" SEXP shmr_remote_scope(SEXP enter) {
     --depth;
   }
   return Rf_ScalarInteger(depth);
-  END_CPP11
+  SHMR_END
 }
 
 // With TRUE or FALSE sets the flag; returns its value.
@@ -185,7 +185,7 @@ extern "C" SEXP shmr_remote_peer(SEXP value) {
   int flag = TYPEOF(value) == LGLSXP && XLENGTH(value) == 1 ? LOGICAL(value)[0] : NA_LOGICAL;
   if (flag != NA_LOGICAL) remote::peer_is_remote() = flag == TRUE;
   return Rf_ScalarLogical(remote::peer_is_remote());
-  END_CPP11
+  SHMR_END
 }
 
 // Identity and access of region `name` on this host, for exporting it.
@@ -205,7 +205,7 @@ extern "C" SEXP shmr_region_identity(SEXP name) {
         "format_version"_nm = static_cast<int>(h.format_version),
     });
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Parses an origin string: a list of its fields, or NULL when malformed.
@@ -224,7 +224,7 @@ extern "C" SEXP shmr_parse_origin(SEXP text) {
       "created"_nm = static_cast<double>(origin->identity.created_unix_ms),
       "writable"_nm = origin->writable,
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_format_origin(SEXP address, SEXP token, SEXP fingerprint, SEXP host,
@@ -239,14 +239,14 @@ extern "C" SEXP shmr_format_origin(SEXP address, SEXP token, SEXP fingerprint, S
   std::string text = format_origin(origin);
   if (!parse_origin(text)) throw std::runtime_error("shmr: invalid origin for address " + origin.address);
   return cpp11::as_sexp(text);
-  END_CPP11
+  SHMR_END
 }
 
 // 22 base-62 characters from the kernel's random source.
 extern "C" SEXP shmr_random_token() {
   SHMR_BEGIN
   return cpp11::as_sexp(names::generate().substr(std::strlen(names::kPrefix)));
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_sha256(SEXP text) {
@@ -255,7 +255,7 @@ extern "C" SEXP shmr_sha256(SEXP text) {
     return cpp11::as_sexp(sha256::hex_digest(RAW(text), static_cast<size_t>(XLENGTH(text))));
   std::string s = as_string(text);
   return cpp11::as_sexp(sha256::hex_digest(s.data(), s.size()));
-  END_CPP11
+  SHMR_END
 }
 
 // This process's PID and start ticks, as numbers (the region server
@@ -264,7 +264,7 @@ extern "C" SEXP shmr_process_start() {
   SHMR_BEGIN
   process::Identity self = process::current();
   return cpp11::writable::doubles({static_cast<double>(self.pid), static_cast<double>(self.start_ticks)});
-  END_CPP11
+  SHMR_END
 }
 
 // The fetch lock of region `name`, or NULL when another process holds it.
@@ -275,7 +275,7 @@ extern "C" SEXP shmr_fetch_lock(SEXP name) {
     if (!lock) return R_NilValue;
     return cpp11::safe[wrap_pointer<FetchLock>](new FetchLock(std::move(*lock)));
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_fetch_unlock(SEXP lock) { return release_handle<FetchLock>(lock); }
@@ -294,7 +294,7 @@ extern "C" SEXP shmr_local_copy(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP 
     }
     return cpp11::as_sexp("superseded");
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Removes this host's copy of an earlier region of that name (under the
@@ -306,7 +306,7 @@ extern "C" SEXP shmr_remove_superseded_copy(SEXP name, SEXP host, SEXP size, SEX
                                                  identity_from(host, size, pid, created),
                                                  remote::local_host()));
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
@@ -316,7 +316,7 @@ extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SE
                                        identity_from(host, size, pid, created));
     return cpp11::safe[wrap_pointer<ReplicaBuilder>](builder);
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Writes the bytes of `chunk` after its first `skip` bytes at `offset`.
@@ -331,7 +331,7 @@ extern "C" SEXP shmr_replica_write(SEXP builder, SEXP offset, SEXP chunk, SEXP s
     b->write(static_cast<uint64_t>(Rf_asReal(offset)), RAW(chunk) + from, n - from);
     return R_NilValue;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Validates, publishes, and keeps the replica in this process.
@@ -343,7 +343,7 @@ extern "C" SEXP shmr_replica_publish(SEXP builder, SEXP name) {
     keep_replica(shm_directory(), region_name_for(as_string(name)));
     return R_NilValue;
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_replica_abort(SEXP builder) { return release_handle<ReplicaBuilder>(builder); }
@@ -360,7 +360,7 @@ extern "C" SEXP shmr_release_replicas(SEXP names) {
   cpp11::writable::strings out;
   for (const auto& n : released) out.push_back(n);
   return out;
-  END_CPP11
+  SHMR_END
 }
 
 // The region server's read-only mapping of an exported region.
@@ -373,7 +373,7 @@ extern "C" SEXP shmr_serve_open(SEXP name) {
     if (served->gone()) throw Error(ErrorKind::NotFound, "region '" + region + "' is gone");
     return cpp11::safe[wrap_pointer<ServedRegion>](served.release());
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Bytes [offset, offset + length) of a served region, after one status byte
@@ -397,7 +397,7 @@ extern "C" SEXP shmr_serve_chunk(SEXP handle, SEXP offset, SEXP length, SEXP buf
     std::memcpy(RAW(out) + 1, static_cast<const unsigned char*>(served->region->map().data()) + at, count);
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_serve_close(SEXP handle) { return release_handle<ServedRegion>(handle); }
@@ -410,5 +410,5 @@ extern "C" SEXP shmr_serve_gone(SEXP handle) {
     auto* served = pointer_of<ServedRegion>(handle, "the served region");
     return cpp11::safe[Rf_ScalarLogical](served->gone());
   });
-  END_CPP11
+  SHMR_END
 }

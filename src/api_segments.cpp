@@ -136,7 +136,7 @@ extern "C" SEXP shmr_segment_create(SEXP size, SEXP options) {
     attach_root(*segment);
     return wrap(std::move(segment));
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_segment_open(SEXP name, SEXP readonly) {
@@ -155,7 +155,7 @@ extern "C" SEXP shmr_segment_open(SEXP name, SEXP readonly) {
     attach_root(*segment);
     return wrap(std::move(segment));
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_segment_write(SEXP seg, SEXP data, SEXP offset) {
@@ -194,7 +194,7 @@ extern "C" SEXP shmr_segment_write(SEXP seg, SEXP data, SEXP offset) {
     }
     return Rf_ScalarReal(count);
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_segment_read(SEXP seg, SEXP offset, SEXP size) {
@@ -211,7 +211,7 @@ extern "C" SEXP shmr_segment_read(SEXP seg, SEXP offset, SEXP size) {
     if (count > 0) std::memcpy(RAW(out), segment.data + static_cast<uint64_t>(at), static_cast<size_t>(count));
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_segment_protect(SEXP seg) {
@@ -222,7 +222,7 @@ extern "C" SEXP shmr_segment_protect(SEXP seg) {
     segment.is_protected = true;
     return R_NilValue;
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_segment_info(SEXP seg) {
@@ -243,7 +243,7 @@ extern "C" SEXP shmr_segment_info(SEXP seg) {
       "owner"_nm = segment->created,
       "closed"_nm = region.is_closed(),
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
@@ -262,7 +262,7 @@ extern "C" SEXP shmr_segment_close(SEXP seg, SEXP unlink) {
     segment->region->close(removal);
     return Rf_ScalarLogical(TRUE);
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Passes an access-pattern hint for the segment's pages to the kernel
@@ -276,5 +276,5 @@ extern "C" SEXP shmr_segment_advise(SEXP seg, SEXP advice) {
     const bool taken = ::madvise(map.data(), map.size(), flag) == 0;
     return cpp11::safe[Rf_ScalarLogical](taken);
   });
-  END_CPP11
+  SHMR_END
 }

@@ -127,14 +127,14 @@ extern "C" SEXP shmr_share_handoff(SEXP x, SEXP original_class, SEXP options) {
   return with_messages([&]() -> SEXP {
     return create_unkept(x, original_class, create_options(options), nullptr);
   });
-  END_CPP11
+  SHMR_END
 }
 
 // This process's identity, for workers to name it as their results' owner.
 extern "C" SEXP shmr_process_identity() {
   SHMR_BEGIN
   return cpp11::as_sexp(format_identity(process::current()));
-  END_CPP11
+  SHMR_END
 }
 
 // target: list(owner = <identity>, prefix = <name prefix of the call>).
@@ -149,7 +149,7 @@ extern "C" SEXP shmr_hand_off(SEXP x, SEXP original_class, SEXP options, SEXP ta
       throw Error(ErrorKind::InvalidArgument, "invalid hand-off name '" + create.name + "'");
     return create_unkept(x, original_class, create, &owner);
   });
-  END_CPP11
+  SHMR_END
 }
 
 // The caller a pool worker replies to, as an identity from
@@ -160,7 +160,7 @@ extern "C" SEXP shmr_set_reply_recipient(SEXP identity) {
   set_reply_recipient(identity == R_NilValue ? process::Identity{}
                                              : parse_identity(as_string(identity)));
   return R_NilValue;
-  END_CPP11
+  SHMR_END
 }
 
 // Positions (1-based) of the elements of the list `results` that hold a
@@ -178,7 +178,7 @@ extern "C" SEXP shmr_unreadable_results(SEXP results) {
     std::copy(positions.begin(), positions.end(), INTEGER(out));
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 // For each shared object in the list `objects`, whether a shared object in
@@ -207,7 +207,7 @@ extern "C" SEXP shmr_regions_read_by(SEXP values, SEXP objects) {
     std::copy(read.begin(), read.end(), LOGICAL(out));
     return out;
   });
-  END_CPP11
+  SHMR_END
 }
 
 extern "C" SEXP shmr_adopt(SEXP name) {
@@ -220,7 +220,7 @@ extern "C" SEXP shmr_adopt(SEXP name) {
     auto mapping = open_new_mapping(region);
     return decode_object(mapping, mapping->reader().root());
   });
-  END_CPP11
+  SHMR_END
 }
 
 // Removes the regions whose names start with `prefix` that this process
@@ -246,5 +246,5 @@ extern "C" SEXP shmr_discard_handoffs(SEXP prefix) {
       if (!owner_of(region_path(directory, name)) && remove_region(directory, name)) ++removed;
     return Rf_ScalarInteger(removed);
   });
-  END_CPP11
+  SHMR_END
 }

@@ -30,12 +30,19 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
+#include <stdexcept>
 
 #include "core/error.h"
 
 namespace shmr::glue {
 
 inline constexpr size_t kMessageSize = 1024;
+
+// What a std::bad_alloc says to R users ("std::bad_alloc" alone names no cause).
+inline constexpr const char* kOutOfMemory =
+    "shmr: out of memory (an allocation failed: the machine's memory or the process's "
+    "address-space limit, ulimit -v, is exhausted)";
 
 // A fixed buffer, so raising an error destroys nothing.
 struct ErrorMessage {
@@ -111,6 +118,8 @@ inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
     body();
   } catch (const Error& e) {
     std::snprintf(message.text, sizeof message.text, "shmr: %s", e.what());
+  } catch (const std::bad_alloc&) {
+    message.assign(kOutOfMemory);
   } catch (const std::exception& e) {
     message.assign(e.what());
   } catch (...) {
@@ -120,8 +129,16 @@ inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
 
 }  // namespace shmr::glue
 
-// BEGIN_CPP11 for shmr's .Call entry points: an interrupt waits until the
-// entry point's work is done and its C++ objects destroyed.
-#define SHMR_BEGIN \
-  BEGIN_CPP11      \
-  ::shmr::glue::InterruptsHeld interrupts_held_(true);
+// BEGIN_CPP11 / END_CPP11 for shmr's .Call entry points: an interrupt waits
+// until the entry point's work is done and its C++ objects destroyed, and a
+// failed allocation says so in words.
+#define SHMR_BEGIN                                     \
+  BEGIN_CPP11                                          \
+  ::shmr::glue::InterruptsHeld interrupts_held_(true); \
+  try {
+#define SHMR_END                                        \
+  }                                                     \
+  catch (const std::bad_alloc&) {                       \
+    throw std::runtime_error(::shmr::glue::kOutOfMemory); \
+  }                                                     \
+  END_CPP11

@@ -82,6 +82,25 @@ test_that("a mapping refused by the data-size limit (ulimit -d) says so; lifted,
                          "^shmr: mmap of [0-9]+ bytes \\(this process's data-size limit, `ulimit -d`")
 })
 
+test_that("an allocation refused inside shmr says out of memory, not std::bad_alloc; lifted, it works", {
+  skip_without_prlimit()
+  skip_if_memory_is_sanitized()
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  session$run(function() {
+    l <<- as.list(seq_len(3e6))
+    invisible(gc())
+  })
+  pid <- session$get_pid()
+  # Room for R's own small allocations, not for shmr's tables of 3e6 elements.
+  set_limit(pid, "as", status_bytes(pid, "VmSize") + 24 * 1024^2)
+  limited <- session$run(function() tryCatch({ share(l); "ok" }, error = conditionMessage))
+  set_limit(pid, "as", Inf)
+  expect_match(limited, "^shmr: (out of memory \\(an allocation failed|mmap of [0-9]+ bytes)")
+  expect_no_match(limited, "^std::bad_alloc")
+  expect_true(session$run(function() identical(share(l), l)))
+})
+
 test_that("a small mapping refused by the address-space limit does not blame the number of mappings", {
   skip_without_prlimit()
   session <- start_worker()
