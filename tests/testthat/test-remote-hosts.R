@@ -37,6 +37,17 @@ detached <- function(f) {
   f
 }
 
+# Runs R code `code` in a fresh R process of `host` (not a daemon), after
+# the R code `setup`, with `d` the object serialized in `stream`; returns the
+# lines it prints (its warnings among them).
+unserialize_on_host <- function(host, stream, code, setup = "") {
+  hex <- paste(format(as.hexmode(as.integer(stream)), width = 2), collapse = "")
+  sim_host_r(host, paste0(
+    setup, "; h <- '", hex, "'; ",
+    "s <- as.raw(strtoi(substring(h, seq(1, nchar(h), 2), seq(2, nchar(h), 2)), 16L)); ",
+    "d <- unserialize(s); ", code))
+}
+
 served <- function(host) {
   s <- remote_status()$served
   if (is.null(s)) return(0)
@@ -537,13 +548,10 @@ test_that("a fetcher keeps two requests in flight and puts each chunk where it b
   server$poll_io(30000)
   expect_identical(server$read_output_lines(), "listening")
   moved <- replace_serialized_origin(stream, origin, paste(replace(fields, 1, url), collapse = " "))
-  hex <- paste(format(as.hexmode(as.integer(moved)), width = 2), collapse = "")
-  out <- sim_host_r(cluster$hosts[[1]], paste0(
-    "Sys.setenv(SHMR_REMOTE_CHUNK = '1e6'); h <- '", hex, "'; ",
-    "s <- as.raw(strtoi(substring(h, seq(1, nchar(h), 2), seq(2, nchar(h), 2)), 16L)); ",
-    "d <- unserialize(s); r <- shmr::shared_regions(); ",
-    "cat(identical(d, as.numeric(seq_len(3e5)) / 7), shmr::is_shared(d), ",
-    "r$replica[r$name == shmr::shared_name(d)], sep = '\\n')"))
+  out <- unserialize_on_host(cluster$hosts[[1]], moved, setup = "Sys.setenv(SHMR_REMOTE_CHUNK = '1e6')",
+                             paste0("r <- shmr::shared_regions(); ",
+                                    "cat(identical(d, as.numeric(seq_len(3e5)) / 7), shmr::is_shared(d), ",
+                                    "r$replica[r$name == shmr::shared_name(d)], sep = '\\n')"))
   expect_identical(out, c("TRUE", "TRUE", "TRUE"))
   server$wait(30000)
   got <- server$get_result()
@@ -602,13 +610,9 @@ test_that("a region server that does not answer is waited for once, not once per
   tools::pskill(server, tools::SIGSTOP)
   # Before the objects are closed, which asks the server.
   on.exit(tools::pskill(server, tools::SIGCONT), add = TRUE, after = FALSE)
-  hex <- paste(format(as.hexmode(as.integer(stream)), width = 2), collapse = "")
-  out <- sim_host_r(cluster$hosts[[1]], paste0(
-    "Sys.setenv(SHMR_REMOTE_TIMEOUT = '2'); h <- '", hex, "'; ",
-    "s <- as.raw(strtoi(substring(h, seq(1, nchar(h), 2), seq(2, nchar(h), 2)), 16L)); ",
-    "d <- unserialize(s); ",
-    "cat(paste('result:', vapply(d, function(v) tryCatch(format(sum(v)), ",
-    "error = conditionMessage), '')), sep = '\\n')"))
+  out <- unserialize_on_host(cluster$hosts[[1]], stream, setup = "Sys.setenv(SHMR_REMOTE_TIMEOUT = '2')",
+                             paste0("cat(paste('result:', vapply(d, function(v) tryCatch(format(sum(v)), ",
+                                    "error = conditionMessage), '')), sep = '\\n')"))
   # (Its warnings, at unserialize, come on the same stream.)
   all_out <- paste(out, collapse = "\n")
   out <- sub("^result: ", "", grep("^result: ", out, value = TRUE))
