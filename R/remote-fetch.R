@@ -56,35 +56,39 @@ obtain_replica <- function(region, origin) {
       "the timeout of %g s ran out before the copy began"
     }, remote_timeout()))
   }
-  refuse_if_unreachable(origin$address)
+  refuse_if_silent(origin$address)
   need_nanonext()
   # What killed processes of this host left (copies, unfinished files) goes
   # now rather than piling up until someone runs prune_shared().
   .Call(shmr_prune_remote_copies)
+  # A copy that stopped midway is not this condition (fetch_replica() says
+  # how much came): that server did answer.
   withCallingHandlers(fetch_replica(region, origin, deadline),
-                      shmr_server_unreachable = function(e) {
-                        remember_unreachable(origin$address, conditionMessage(e))
+                      shmr_deadline_reached = function(e) {
+                        remember_silent(origin$address, conditionMessage(e))
                       })
   invisible()
 }
 
-# Region servers that refused this process or did not answer it, by
+# Region servers that did not answer this process within the timeout, by
 # address, with when and what was said. A task's objects from one server
 # would otherwise each wait the whole timeout again (every column of a data
 # frame has its own region on R < 4.3): for the length of the timeout after
-# a failure, they fail at once with its reason.
-unreachable_servers <- new.env(parent = emptyenv())
+# such a failure, they fail at once with its reason. A refused connection
+# or a failed TLS handshake fails within seconds and is not remembered: a
+# replaced server may listen on the same address at once (a fixed port).
+silent_servers <- new.env(parent = emptyenv())
 
-remember_unreachable <- function(address, reason) {
-  assign(address, list(at = Sys.time(), reason = reason), envir = unreachable_servers)
+remember_silent <- function(address, reason) {
+  assign(address, list(at = Sys.time(), reason = reason), envir = silent_servers)
 }
 
-refuse_if_unreachable <- function(address) {
-  seen <- unreachable_servers[[address]]
+refuse_if_silent <- function(address) {
+  seen <- silent_servers[[address]]
   if (is.null(seen)) return(invisible())
   ago <- as.numeric(Sys.time() - seen$at, units = "secs")
   if (ago >= remote_timeout()) {
-    rm(list = address, envir = unreachable_servers)
+    rm(list = address, envir = silent_servers)
     return(invisible())
   }
   stop(sprintf("%s (%.1f s ago, for another object: that server is not asked again until %g s have passed)",
@@ -230,13 +234,12 @@ origin_reply <- function(sent, sock, address) {
     if (nanonext::stat(sock, "pipes") == 0) {
       if (nanonext::stat(dialer, "auth") > 0) {
         nanonext::stop_aio(aio)
-        stop_unreachable(paste0("TLS authentication with the region server at ", address,
-                                " failed"))
+        stop("TLS authentication with the region server at ", address, " failed")
       }
       if (nanonext::stat(dialer, "refused") >= 3 && Sys.time() - started > 0.5) {
         nanonext::stop_aio(aio)
-        stop_unreachable(paste0("the region server at ", address, " refused the connection ",
-                                "(has the owner exited? is the port open?)"))
+        stop("the region server at ", address, " refused the connection (has the owner ",
+             "exited? is the port open?)")
       }
     }
   }
@@ -246,14 +249,10 @@ origin_reply <- function(sent, sock, address) {
                        remote_timeout(), nanonext::nng_error(value))
     # Each request waits for what is left of the deadline: a timeout means
     # it is reached.
-    stop_unreachable(message, if (value == 5L) "shmr_deadline_reached")
+    class <- c(if (value == 5L) "shmr_deadline_reached", "error", "condition")
+    stop(structure(class = class, list(message = message, call = NULL)))
   }
   value
-}
-
-stop_unreachable <- function(message, class = NULL) {
-  stop(structure(class = c(class, "shmr_server_unreachable", "error", "condition"),
-                 list(message = message, call = NULL)))
 }
 
 # Removes the replicas this process keeps among `regions` (all when NULL);

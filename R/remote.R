@@ -92,10 +92,11 @@
 #' still unserializes:
 #' the worker stays connected, and using the object raises an error of class
 #' `shmr_region_unavailable` naming the region and the reason. A region
-#' server that refused a worker or did not answer it is not asked again by
-#' that worker for the length of the timeout: the other objects of a task
-#' from that server fail at once, with the same reason, rather than each
-#' after the whole timeout.
+#' server that did not answer a worker within the timeout is not asked
+#' again by that worker for the length of the timeout: the other objects of
+#' a task from that server fail at once, with the same reason, rather than
+#' each after the whole timeout. (A refused connection fails within seconds
+#' and is tried again for each object.)
 #'
 #' @section Security: what the token protects:
 #' A region server answers only requests that name an exported region with
