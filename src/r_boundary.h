@@ -21,7 +21,8 @@
 //   function-local static (cpp11's preserve list, unwind_protect's token),
 //   which the next call then finds half done and aborts or waits on forever.
 //   Only R code shmr calls back into, which may run long (fetching from
-//   another host), takes interrupts (eval_taking_interrupts).
+//   another host), takes interrupts (eval_taking_interrupts); one held
+//   meanwhile is acted on once the entry point has returned (EntryPoint).
 #pragma once
 
 #include <cpp11/declarations.hpp>
@@ -60,19 +61,16 @@ struct ErrorMessage {
 inline bool interrupts_holding = false;
 inline Rboolean interrupts_outside = FALSE;
 
-// Suspends interrupts for its lifetime. Made with `act_at_end`, it acts on
-// one that came meanwhile as it ends, unless an exception is under way: in
-// an entry point it is the try block's first object, so every other C++
-// object is gone by then and only plain data is left for the jump to skip.
-// Otherwise R acts on it at its next check. Should an R error jump over
-// the hold, R puts the flag back itself (each R context saves it).
+// Suspends interrupts for its lifetime: one that comes meanwhile stays
+// pending, for EntryPoint (below) or R's next check to act on. Should an R
+// error jump over the hold, R puts the flag back itself (each R context
+// saves it).
 class InterruptsHeld {
  public:
-  explicit InterruptsHeld(bool act_at_end = false) noexcept
+  InterruptsHeld() noexcept
       : suspended_(R_interrupts_suspended),
         holding_(interrupts_holding),
-        outside_(interrupts_outside),
-        act_at_end_(act_at_end) {
+        outside_(interrupts_outside) {
     if (!holding_) interrupts_outside = R_interrupts_suspended;
     interrupts_holding = true;
     R_interrupts_suspended = TRUE;
@@ -81,10 +79,6 @@ class InterruptsHeld {
     R_interrupts_suspended = suspended_;
     interrupts_holding = holding_;
     interrupts_outside = outside_;
-    if (act_at_end_ && R_interrupts_pending && !R_interrupts_suspended &&
-        std::uncaught_exceptions() == 0) {
-      Rf_onintr();
-    }
   }
   InterruptsHeld(const InterruptsHeld&) = delete;
   InterruptsHeld& operator=(const InterruptsHeld&) = delete;
@@ -93,7 +87,27 @@ class InterruptsHeld {
   Rboolean suspended_;
   bool holding_;
   Rboolean outside_;
-  bool act_at_end_;
+};
+
+// Acts on an interrupt that came while an entry point ran, now that it has
+// returned: its C++ objects are gone, and its value is protected meanwhile,
+// so a handler that resumes (invokeRestart("resume")) gets it back whole.
+inline SEXP act_on_held_interrupt(SEXP value) {
+  if (R_interrupts_pending && !R_interrupts_suspended) {
+    PROTECT(value);
+    Rf_onintr();
+    UNPROTECT(1);
+  }
+  return value;
+}
+
+// What R calls for the entry point F (SHMR_CALL_METHOD registers it).
+template <typename Signature, Signature F>
+struct EntryPoint;
+
+template <typename... Args, SEXP (*F)(Args...)>
+struct EntryPoint<SEXP (*)(Args...), F> {
+  static SEXP call(Args... args) { return act_on_held_interrupt(F(args...)); }
 };
 
 // Rf_eval() of R code that may run long, with interrupts as they were
@@ -130,11 +144,11 @@ inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
 }  // namespace shmr::glue
 
 // BEGIN_CPP11 / END_CPP11 for shmr's .Call entry points: an interrupt waits
-// until the entry point's work is done and its C++ objects destroyed, and a
-// failed allocation says so in words.
-#define SHMR_BEGIN                                     \
-  BEGIN_CPP11                                          \
-  ::shmr::glue::InterruptsHeld interrupts_held_(true); \
+// until the entry point has returned (SHMR_CALL_METHOD), and a failed
+// allocation says so in words.
+#define SHMR_BEGIN                               \
+  BEGIN_CPP11                                    \
+  ::shmr::glue::InterruptsHeld interrupts_held_; \
   try {
 #define SHMR_END                                        \
   }                                                     \
@@ -142,3 +156,7 @@ inline void capture_exception(ErrorMessage& message, Body&& body) noexcept {
     throw std::runtime_error(::shmr::glue::kOutOfMemory); \
   }                                                     \
   END_CPP11
+
+// An R_CallMethodDef entry for the entry point `name` of `arity` arguments.
+#define SHMR_CALL_METHOD(name, arity) \
+  { #name, (DL_FUNC) & ::shmr::glue::EntryPoint<decltype(&name), &name>::call, arity }

@@ -199,3 +199,53 @@ test_that("an interrupt at any moment of a session's first share() leaves the se
   }
   expect_identical(everything_in(shm), character())
 })
+
+test_that("an interrupt resumed by its handler during share() gives back the whole object", {
+  # A calling handler may resume an interrupt (invokeRestart("resume")) and
+  # run R code first. The interrupt held during share() is acted on once the
+  # entry point has returned, with its value protected: acted on before, in
+  # the entry point's last destructor, the handler's collection freed the
+  # value on its way back (a segfault in the second round).
+  skip_on_cran()
+  skip_without_callr()
+  skip_if_sigint_ignored()
+  shm <- tempfile("shm")
+  dir.create(shm, mode = "0700")
+  markers <- tempfile("markers")
+  dir.create(markers)
+  on.exit(unlink(c(shm, markers), recursive = TRUE), add = TRUE)
+  delays <- c(0, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12)
+  child <- callr::r_bg(function(markers, rounds) {
+    library(shmr)
+    x <- lapply(1:20000, function(i) runif(1000))
+    resume <- function(condition) {
+      gc()
+      invokeRestart("resume")
+    }
+    # Every interrupt is resumed, wherever it lands.
+    withCallingHandlers(vapply(seq_len(rounds), function(k) {
+      writeLines("", file.path(markers, paste0("sharing-", k)))
+      s <- share(x)
+      same <- identical(s, x) && is_shared(s)
+      sent <- file.path(markers, paste0("sent-", k))
+      while (!file.exists(sent)) Sys.sleep(0.01)
+      same
+    }, NA), interrupt = resume)
+  }, args = list(markers = markers, rounds = length(delays)),
+  env = c(callr::rcmd_safe_env(), SHMR_SHM_DIR = shm))
+  on.exit(child$kill(), add = TRUE)
+  for (k in seq_along(delays)) {
+    sharing <- file.path(markers, paste0("sharing-", k))
+    deadline <- Sys.time() + 60
+    while (!file.exists(sharing) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.005)
+    expect_true(file.exists(sharing), label = paste("round", k, "started"))
+    Sys.sleep(delays[k])
+    tools::pskill(child$get_pid(), tools::SIGINT)
+    file.create(file.path(markers, paste0("sent-", k)))
+  }
+  child$wait(60000)
+  result <- tryCatch(child$get_result(), error = function(e) conditionMessage(e))
+  expect_identical(result, rep(TRUE, length(delays)),
+                   label = paste(child$read_all_error(), collapse = " "))
+  expect_identical(everything_in(shm), character())
+})
