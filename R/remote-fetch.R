@@ -91,8 +91,8 @@ refuse_if_silent <- function(address) {
     rm(list = address, envir = silent_servers)
     return(invisible())
   }
-  stop(sprintf("%s (%.1f s ago, for another object: that server is not asked again until %g s have passed)",
-               seen$reason, ago, remote_timeout()))
+  stop(sprintf(paste0("%s (%.1f s ago, for another object: that server is not asked again ",
+                      "until %g s have passed)"), seen$reason, ago, remote_timeout()))
 }
 
 # Requests for the next chunks are sent before the one asked first has
