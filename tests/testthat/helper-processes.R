@@ -29,6 +29,14 @@ in_other_process <- function(fun, args = list(), timeout = Inf) {
   }, args = list(fun = fun, args = args), timeout = timeout)
 }
 
+# Waits until `file` exists while `child` (a callr process) runs, at most
+# `timeout` seconds, looking every `poll` seconds; returns whether it exists.
+wait_for_file <- function(file, child, timeout = 60, poll = 0.02) {
+  deadline <- Sys.time() + timeout
+  while (!file.exists(file) && child$is_alive() && Sys.time() < deadline) Sys.sleep(poll)
+  file.exists(file)
+}
+
 # A persistent worker process, for tests that need state across calls.
 start_worker <- function() {
   skip_without_callr()

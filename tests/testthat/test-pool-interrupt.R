@@ -41,9 +41,7 @@ test_that("two interrupts during a map never hand its results to the next map", 
   on.exit(child$kill(), add = TRUE)
   for (round in seq_len(rounds)) {
     running <- file.path(markers, paste0("running-", round))
-    deadline <- Sys.time() + 60
-    while (!file.exists(running) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.02)
-    expect_true(file.exists(running), label = paste("round", round, "started"))
+    expect_true(wait_for_file(running, child), label = paste("round", round, "started"))
     Sys.sleep(0.1)
     tools::pskill(child$get_pid(), tools::SIGINT)
     # The second one lands while the first is being cleaned up.
@@ -197,9 +195,7 @@ test_that("after an interrupted pool_dispatch(), the next one to that worker ret
   }, args = list(markers = markers))
   on.exit(child$kill(), add = TRUE)
   running <- file.path(markers, "running")
-  deadline <- Sys.time() + 60
-  while (!file.exists(running) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.02)
-  expect_true(file.exists(running))
+  expect_true(wait_for_file(running, child))
   Sys.sleep(0.2)
   tools::pskill(child$get_pid(), tools::SIGINT)
   child$wait(60000)

@@ -185,9 +185,7 @@ test_that("an interrupt at any moment of a session's first share() leaves the se
       later <- share(list(1, "a"))
       list(outcome = outcome, later = identical(later, list(1, "a")) && is_shared(later))
     }, args = list(marker = marker), env = c(callr::rcmd_safe_env(), SHMR_SHM_DIR = shm))
-    deadline <- Sys.time() + 60
-    while (!file.exists(marker) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.005)
-    expect_true(file.exists(marker), label = paste("delay", delay, "started"))
+    expect_true(wait_for_file(marker, child, poll = 0.005), label = paste("delay", delay, "started"))
     Sys.sleep(delay)
     tools::pskill(child$get_pid(), tools::SIGINT)
     child$wait(60000)
@@ -236,9 +234,7 @@ test_that("an interrupt resumed by its handler during share() gives back the who
   on.exit(child$kill(), add = TRUE)
   for (k in seq_along(delays)) {
     sharing <- file.path(markers, paste0("sharing-", k))
-    deadline <- Sys.time() + 60
-    while (!file.exists(sharing) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.005)
-    expect_true(file.exists(sharing), label = paste("round", k, "started"))
+    expect_true(wait_for_file(sharing, child, poll = 0.005), label = paste("round", k, "started"))
     Sys.sleep(delays[k])
     tools::pskill(child$get_pid(), tools::SIGINT)
     file.create(file.path(markers, paste0("sent-", k)))
