@@ -86,7 +86,9 @@ prune_shared <- function() {
 #'   [shared_name()] gives for an element of a shared list) removes the
 #'   whole region that holds it.
 #' @return `TRUE` when a region was removed, `FALSE` when there was none,
-#'   invisibly.
+#'   invisibly. A file under the region's name that is not a shmr region
+#'   (it does not start with shmr's magic bytes: another program's file)
+#'   is left in place, with an error; a damaged region is removed.
 #' @export
 #' @examples
 #' x <- share(1:10 + 0, name = "remove_shared_example", persist = TRUE)

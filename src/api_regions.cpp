@@ -136,10 +136,16 @@ extern "C" SEXP shmr_prune_remote_copies() {
 extern "C" SEXP shmr_remove(SEXP name) {
   SHMR_BEGIN
   std::string region = region_name_for(as_string(name));
-  bool removed = remove_region(shm_directory(), region);
+  const std::string directory = shm_directory();
+  const RemovalByName removal = remove_region(directory, region);
+  if (removal == RemovalByName::NotARegion)
+    throw Error(ErrorKind::InvalidArgument,
+                region_path(directory, region) +
+                    " is not a shmr region (it does not start with shmr's magic bytes); "
+                    "it was not removed");
   // An idle mapping here would keep the removed region's memory.
   drop_idle_mappings(region);
-  return cpp11::safe[Rf_ScalarLogical](removed);
+  return cpp11::safe[Rf_ScalarLogical](removal == RemovalByName::Removed);
   SHMR_END
 }
 

@@ -243,7 +243,9 @@ extern "C" SEXP shmr_discard_handoffs(SEXP prefix) {
     }
     int removed = 0;
     for (const std::string& name : left)
-      if (!owner_of(region_path(directory, name)) && remove_region(directory, name)) ++removed;
+      if (!owner_of(region_path(directory, name)) &&
+          remove_region(directory, name) == RemovalByName::Removed)
+        ++removed;
     return Rf_ScalarInteger(removed);
   });
   SHMR_END

@@ -49,6 +49,7 @@ void judge_creator(RegionSummary& summary, process::Census& census) {
 void fill_from_header(int fd, RegionSummary& summary, process::Census& census) {
   format::RegionHeader header;
   if (!read_region_header(fd, header)) return;
+  summary.shmr_magic = true;
   summary.valid = true;
   summary.complete = true;
   summary.creator = format::creator_of(header);
@@ -92,6 +93,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
   try {
     is_locator = read_locator(fd.get(), file, locator);
   } catch (const Error&) {
+    summary.shmr_magic = true;
     return summary;  // a corrupt locator: listed, never pruned
   }
   if (!is_locator) {
@@ -99,6 +101,7 @@ std::optional<RegionSummary> summarize(const std::string& directory, const std::
     return summary;
   }
   summary.backing = Backing::File;
+  summary.shmr_magic = true;
   summary.data_path = locator.target_path;
   // Until the data file is read, the locator speaks for the region.
   summary.valid = true;
@@ -261,13 +264,15 @@ std::vector<std::string> remove_regions_created_by(const std::string& directory,
   return removed;
 }
 
-bool remove_region(const std::string& directory, const std::string& name) {
-  if (!names::is_valid_region_name(name)) return false;
+RemovalByName remove_region(const std::string& directory, const std::string& name) {
+  if (!names::is_valid_region_name(name)) return RemovalByName::NoRegion;
   process::Census census;
   auto summary = summarize(directory, name, census);
-  if (!summary) return false;
+  if (!summary) return RemovalByName::NoRegion;
+  if (!summary->shmr_magic && !summary->temporary) return RemovalByName::NotARegion;
   bool unfinished = remove_unfinished_data_file(*summary);
-  return remove_region_files(location_of(directory, *summary)) || unfinished;
+  const bool removed = remove_region_files(location_of(directory, *summary)) || unfinished;
+  return removed ? RemovalByName::Removed : RemovalByName::NoRegion;
 }
 
 }  // namespace shmr

@@ -20,6 +20,9 @@ struct RegionSummary {
   bool valid = false;      // header readable (of the locator, for the file backing)
   bool complete = false;   // the region's data file exists and has a valid header
   bool temporary = false;  // still being written (hidden temporary name)
+  // Starts with the magic bytes of a region or of a locator, readable or
+  // not: the file is shmr's, whatever its version or state.
+  bool shmr_magic = false;
   process::Identity creator;
   process::Liveness creator_state = process::Liveness::Unknown;
   bool creator_alive = false;  // creator_state == Alive
@@ -84,8 +87,12 @@ std::vector<std::string> prune_listed_regions(const std::string& directory,
 std::vector<std::string> remove_regions_created_by(const std::string& directory,
                                                    const process::Identity& creator);
 
+enum class RemovalByName { Removed, NoRegion, NotARegion };
+
 // Removes the region called `name` whatever its creator or persistence
-// (remove_shared()). Returns false when there was no such region.
-bool remove_region(const std::string& directory, const std::string& name);
+// (remove_shared()). A file under that name that is not shmr's (no magic
+// bytes of a region or a locator: someone else's file in the same
+// directory) is left alone: NotARegion.
+RemovalByName remove_region(const std::string& directory, const std::string& name);
 
 }  // namespace shmr

@@ -190,7 +190,7 @@ TEST(AutomaticBacking, WritableAndPersistentCarryOverToTheFileBacking) {
   auto opened = shmr::open_mapped_region(shm.path(), "shmr_auto_rw");
   EXPECT_EQ(opened->access(), shmr::Access::SharedWritable);
   EXPECT_EQ(read_values(*opened), (std::vector<double>{3.25, 2.5, 3.5}));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), "shmr_auto_rw"));
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_auto_rw"), shmr::RemovalByName::Removed);
 }
 
 TEST(AutomaticBacking, FullShmFileSystemPicksTheFileBacking) {

@@ -266,8 +266,8 @@ TEST(FileBacking, PersistentRegionSurvivesOwnerAndPrune) {
 
   // remove_region takes both files of each, once.
   for (const std::string& n : {name, orphan}) {
-    EXPECT_TRUE(shmr::remove_region(shm.path(), n)) << n;
-    EXPECT_FALSE(shmr::remove_region(shm.path(), n)) << n;
+    EXPECT_EQ(shmr::remove_region(shm.path(), n), shmr::RemovalByName::Removed) << n;
+    EXPECT_EQ(shmr::remove_region(shm.path(), n), shmr::RemovalByName::NoRegion) << n;
   }
   EXPECT_TRUE(shm.entries().empty());
   EXPECT_TRUE(data.entries().empty());
@@ -278,10 +278,10 @@ TEST(FileBacking, RemoveRegionOfALiveOwner) {
   Sample sample;
   auto created = shmr::create_region(sample.description, file_options(shm, data));
   const std::string name = created->name();
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   EXPECT_TRUE(shm.entries().empty());
   EXPECT_TRUE(data.entries().empty());
-  EXPECT_FALSE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::NoRegion);
   EXPECT_EQ(read_values(*created), sample.values) << "existing mappings keep their pages";
   EXPECT_SHMR_ERROR(shmr::ErrorKind::NotFound, shmr::open_mapped_region(shm.path(), name));
   created.reset();  // the owner finds nothing to remove
@@ -294,10 +294,22 @@ TEST(FileBacking, RemoveRegionOfALiveOwner) {
 
 TEST(FileBacking, RemoveRegionArguments) {
   TempDir shm;
-  EXPECT_FALSE(shmr::remove_region(shm.path(), "shmr_absent"));
-  EXPECT_FALSE(shmr::remove_region(shm.path(), "../etc"));
-  EXPECT_FALSE(shmr::remove_region(shm.path(), ""));
-  shm.write_file("shmr_garbage", std::string(300, 'g'));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), "shmr_garbage")) << "any region file, by name";
-  EXPECT_TRUE(shm.entries().empty());
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_absent"), shmr::RemovalByName::NoRegion);
+  EXPECT_EQ(shmr::remove_region(shm.path(), "../etc"), shmr::RemovalByName::NoRegion);
+  EXPECT_EQ(shmr::remove_region(shm.path(), ""), shmr::RemovalByName::NoRegion);
+  // Someone else's file under a region's name is not shmr's to remove.
+  shm.write_file("shmr_foreign", std::string(300, 'g'));
+  shm.write_file("shmr_empty", "");
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_foreign"), shmr::RemovalByName::NotARegion);
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_empty"), shmr::RemovalByName::NotARegion);
+  EXPECT_EQ(shm.entries().size(), 2u);
+  // A corrupt region (the magic bytes, then garbage) and a corrupt locator
+  // are shmr's, whatever else they hold.
+  std::string magic(shmr::format::kMagic, sizeof shmr::format::kMagic);
+  std::string locator_magic(shmr::kLocatorMagic, sizeof shmr::kLocatorMagic);
+  shm.write_file("shmr_corrupt", magic + std::string(300, 'g'));
+  shm.write_file("shmr_corrupt_locator", locator_magic + std::string(40, '\xff'));
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_corrupt"), shmr::RemovalByName::Removed);
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_corrupt_locator"), shmr::RemovalByName::Removed);
+  EXPECT_EQ(shm.entries().size(), 2u);
 }

@@ -134,7 +134,7 @@ TEST(ListingFile, DanglingLocatorOfAPersistentRegionIsKept) {
   EXPECT_TRUE(list[0].persistent) << "from the locator's flags";
   EXPECT_TRUE(shmr::prune_regions(shm.path()).empty());
   EXPECT_EQ(shm.entries(), std::vector<std::string>{"shmr_dangling_kept"});
-  EXPECT_TRUE(shmr::remove_region(shm.path(), "shmr_dangling_kept"));
+  EXPECT_EQ(shmr::remove_region(shm.path(), "shmr_dangling_kept"), shmr::RemovalByName::Removed);
   EXPECT_TRUE(shm.entries().empty());
 }
 
@@ -264,7 +264,7 @@ TEST(ListingFile, RemoveRegionTakesAnUnfinishedDataFileToo) {
   TempDir shm, data;
   const std::string name = "shmr_removed_half";
   leave_unfinished_file_region(shm, data, name, true);
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   EXPECT_TRUE(shm.entries().empty());
   EXPECT_TRUE(data.entries().empty());
 }
@@ -298,8 +298,8 @@ TEST(ListingFile, PruneOfAStaleListingLeavesARegionThatTookTheName) {
   ASSERT_EQ(listed.size(), 3u);
   for (const RegionSummary& r : listed) ASSERT_FALSE(r.creator_alive) << r.name;
 
-  ASSERT_TRUE(shmr::remove_region(shm.path(), "shmr_taken_shm"));
-  ASSERT_TRUE(shmr::remove_region(shm.path(), "shmr_taken_file"));
+  ASSERT_EQ(shmr::remove_region(shm.path(), "shmr_taken_shm"), shmr::RemovalByName::Removed);
+  ASSERT_EQ(shmr::remove_region(shm.path(), "shmr_taken_file"), shmr::RemovalByName::Removed);
   auto live_shm = shmr::create_region(sample.description, shm_options(shm, "shmr_taken_shm"));
   auto live_file =
       shmr::create_region(sample.description, file_options(shm, data, "shmr_taken_file"));
@@ -324,7 +324,7 @@ TEST(ListingFile, PruneOfAStaleListingKeepsAReplacedDataFile) {
   create_in_dead_child(file_options(shm, data, "shmr_data_replaced"));
   const auto listed = shmr::list_regions(shm.path());
   ASSERT_EQ(listed.size(), 1u);
-  ASSERT_TRUE(shmr::remove_region(shm.path(), "shmr_data_replaced"));
+  ASSERT_EQ(shmr::remove_region(shm.path(), "shmr_data_replaced"), shmr::RemovalByName::Removed);
   auto live = shmr::create_region(sample.description, file_options(shm, data, "shmr_data_replaced"));
   ASSERT_TRUE(live);
   EXPECT_TRUE(shmr::prune_listed_regions(shm.path(), listed).empty());

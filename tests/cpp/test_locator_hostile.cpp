@@ -63,7 +63,7 @@ TEST(LocatorHostile, HandMadeLocatorToARegionOfTheSameName) {
   ASSERT_EQ(longest.size(), shmr::kMaxLocatorPath);
   shm.write_file("shmr_long", locator_bytes({longest, 1, 0}));
   EXPECT_EQ(shmr::locate_region(shm.path(), "shmr_long").data_path(), longest);
-  EXPECT_TRUE(shmr::remove_region(data.path(), "shmr_elsewhere"));
+  EXPECT_EQ(shmr::remove_region(data.path(), "shmr_elsewhere"), shmr::RemovalByName::Removed);
 }
 
 TEST(LocatorHostile, CorruptLocatorsAreCorrupt) {
@@ -138,10 +138,10 @@ TEST(LocatorHostile, CorruptLocatorsAreCorrupt) {
     EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_other"});
   }
   // remove_region takes the corrupt locator, and only it.
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   EXPECT_TRUE(shm.entries().empty());
   EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_other"});
-  EXPECT_TRUE(shmr::remove_region(data.path(), "shmr_other"));
+  EXPECT_EQ(shmr::remove_region(data.path(), "shmr_other"), shmr::RemovalByName::Removed);
 }
 
 TEST(LocatorHostile, TruncatedHeaderIsNotARegion) {
@@ -195,7 +195,7 @@ TEST(LocatorHostile, TargetThatIsNotARegularFile) {
   shm.write_file("shmr_junk", locator_bytes({data.file("shmr_junk"), 1, 0}));
   EXPECT_CORRUPT(shmr::open_mapped_region(shm.path(), "shmr_junk"));
   // The real region was never touched.
-  EXPECT_TRUE(shmr::remove_region(data.path(), "shmr_real"));
+  EXPECT_EQ(shmr::remove_region(data.path(), "shmr_real"), shmr::RemovalByName::Removed);
 }
 
 TEST(LocatorHostile, PruneKeepsCorruptLocatorsButTakesDanglingOnes) {

@@ -47,7 +47,7 @@ TEST(OwnerIdentity, ShmNameRetakenByAnotherProcess) {
   Sample sample;
   const std::string name = "shmr_retaken";
   auto old_region = shmr::create_region(sample.description, shm_options(shm, name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   const pid_t child = create_in_dead_child(shm_options(shm, name, true));
   ASSERT_EQ(creator_of(shm, name), child);
   old_region.reset();  // the old owner's release
@@ -62,7 +62,7 @@ TEST(OwnerIdentity, ShmNameRetakenThenOldOwnerCloses) {
   const std::string name = "shmr_retaken_close";
   auto old_region = shmr::create_region(sample.description, shm_options(shm, name));
   auto old_second = shmr::open_mapped_region(shm.path(), name);
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   const pid_t child = create_in_dead_child(shm_options(shm, name, true));
   old_region->close();
   old_second->close();
@@ -76,7 +76,7 @@ TEST(OwnerIdentity, ShmNameRetakenByTheSameProcess) {
   Sample sample;
   const std::string name = "shmr_retaken_here";
   auto old_region = shmr::create_region(sample.description, shm_options(shm, name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   auto new_region = shmr::create_region(sample.description, shm_options(shm, name));
   old_region.reset();
   ASSERT_EQ(shm.entries(), std::vector<std::string>{name});
@@ -96,7 +96,7 @@ TEST(OwnerIdentity, FileNameRetakenByAnotherProcess) {
   const std::string name = "shmr_file_retaken";
   auto old_region = shmr::create_region(sample.description, file_options(shm, data, name));
   const uint64_t old_locator = inode_of(shm.file(name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   const pid_t child = create_in_dead_child(file_options(shm, data, name, true));
   ASSERT_EQ(creator_of(shm, name), child);
   // Freed inode numbers are reused (ext4 does so readily): the new locator
@@ -121,7 +121,7 @@ TEST(OwnerIdentity, FileNameRetakenWithAnotherDataDirectory) {
   const std::string name = "shmr_file_moved";
   auto old_region = shmr::create_region(sample.description, file_options(shm, data, name));
   const uint64_t old_locator = inode_of(shm.file(name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   shmr::CreateOptions o = file_options(shm, data, name, true);
   o.data_directory = other_data.path();
   const pid_t child = create_in_dead_child(o);
@@ -145,7 +145,7 @@ TEST(OwnerIdentity, FileNameRetakenInTheSameDataDirectory) {
   shm.write_file("filler", "x");
   auto old_region = shmr::create_region(sample.description, file_options(shm, data, name));
   const uint64_t old_locator = inode_of(shm.file(name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   ASSERT_EQ(::unlink(shm.file("filler").c_str()), 0);
   const pid_t child = create_in_dead_child(file_options(shm, data, name, true));
   RecordProperty("locator_inode_reused", inode_of(shm.file(name)) == old_locator ? 1 : 0);
@@ -160,7 +160,7 @@ TEST(OwnerIdentity, FileNameRetakenAsShmRegion) {
   Sample sample;
   const std::string name = "shmr_file_then_shm";
   auto old_region = shmr::create_region(sample.description, file_options(shm, data, name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   const pid_t child = create_in_dead_child(shm_options(shm, name, true));
   old_region.reset();
   EXPECT_EQ(shm.entries(), std::vector<std::string>{name});
@@ -173,7 +173,7 @@ TEST(OwnerIdentity, FileNameRetakenByTheSameProcess) {
   Sample sample;
   const std::string name = "shmr_file_retaken_here";
   auto old_region = shmr::create_region(sample.description, file_options(shm, data, name));
-  EXPECT_TRUE(shmr::remove_region(shm.path(), name));
+  EXPECT_EQ(shmr::remove_region(shm.path(), name), shmr::RemovalByName::Removed);
   auto new_region = shmr::create_region(sample.description, file_options(shm, data, name));
   old_region.reset();
   EXPECT_EQ(shm.entries(), std::vector<std::string>{name});

@@ -132,6 +132,30 @@ test_that("other programs' files in the real /dev/shm are never mapped", {
   }
 })
 
+test_that("remove_shared() leaves another program's file under a region's name alone", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  foreign <- file.path(Sys.getenv("SHMR_SHM_DIR"), "shmr_not_ours")
+  writeLines("someone else's data", foreign)
+  empty <- file.path(Sys.getenv("SHMR_SHM_DIR"), "shmr_empty")
+  file.create(empty)
+  expect_error(remove_shared("not_ours"), "shmr_not_ours is not a shmr region .*not removed")
+  expect_false(remove_shared(foreign))
+  expect_error(remove_shared("empty"), "not a shmr region")
+  expect_identical(readLines(foreign), "someone else's data")
+  expect_true(file.exists(empty))
+  # A region whose bytes are damaged after the magic is still shmr's to remove.
+  x <- share(c(1, 2, 3), name = "damaged", persist = TRUE)
+  file <- file.path(Sys.getenv("SHMR_SHM_DIR"), shared_name(x))
+  rm(x)
+  invisible(gc())
+  bytes <- readBin(file, "raw", file.size(file))
+  bytes[9:64] <- as.raw(0xff)
+  writeBin(bytes, file)
+  expect_true(remove_shared("damaged"))
+  expect_false(file.exists(file))
+})
+
 test_that("hostile serialized states (version 1 streams) open nothing outside the namespace", {
   got <- with_decoys_legacy(function(env) {
     edit <- env$legacy
