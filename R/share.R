@@ -539,11 +539,18 @@ close_shared <- function(con) {
 #' @return `NULL` when `x` is not shared; otherwise a list with `name`,
 #'   `backing`, `path` (the region's file), `size` (bytes), `readonly`,
 #'   `persistent`, `creator_pid`, `format_version`, `class` (of the original
-#'   object), `owner` (whether this process created it), `node`, and, as
+#'   object), `owner` (whether this process created it), `node`,
+#'   `available` (`TRUE`), and, as
 #'   shard describes its shares, `class_info` (`type`: `"vector"`,
 #'   `"matrix"`, `"array"`, `"data.frame"` or `"list"`; `mode`: the
 #'   [typeof()] of `x`; `length`, or `dim` for a matrix or array) and
 #'   `segment_info` (`size`, `backing`, `path`, `readonly`, `owns`).
+#'
+#'   For an object whose region could not be had when it was unserialized
+#'   (it was removed, or is on another host not in remote mode): a list
+#'   with `name` (the region's), `available` (`FALSE`) and `reason`, what
+#'   the object's error says when it is used. [is_shared()] is `FALSE` and
+#'   [shared_name()] is `NULL` for such an object.
 #'
 #'   For the result of `share(deep = TRUE)`, in the process that made it: a
 #'   list with `deep` (`TRUE`), `regions` (their names), `n_regions`,
@@ -569,7 +576,11 @@ shared_info <- function(x) {
   deep <- deep_share_report(x)
   if (!is.null(deep)) return(deep)
   info <- .Call(shmr_info, x)
-  if (is.null(info)) return(NULL)
+  if (is.null(info)) {
+    missing <- .Call(shmr_unavailable, x)
+    return(if (!is.null(missing)) list(name = missing$region, available = FALSE, reason = missing$reason))
+  }
+  info$available <- TRUE
   info$class_info <- shape_of(x)
   info$segment_info <- list(size = info$size, backing = info$backing, path = info$path,
                             readonly = info$readonly, owns = info$owner)

@@ -208,6 +208,17 @@ extern "C" SEXP shmr_info(SEXP x) {
   SHMR_END
 }
 
+// For an object unserialized while its region could not be had: its
+// region and why, as its error would say; NULL for anything else.
+extern "C" SEXP shmr_unavailable(SEXP x) {
+  SHMR_BEGIN
+  using namespace cpp11::literals;
+  if (!is_unavailable(x)) return R_NilValue;
+  SEXP info = unavailable_info(x);
+  return cpp11::writable::list({"region"_nm = VECTOR_ELT(info, 0), "reason"_nm = VECTOR_ELT(info, 1)});
+  SHMR_END
+}
+
 // "shm" or "mmap" for a shared object, NULL otherwise: what share() asks
 // after every share, without building shared_info()'s list.
 extern "C" SEXP shmr_backing(SEXP x) {

@@ -15,6 +15,7 @@ SEXP shmr_writable_part(SEXP);
 SEXP shmr_same_writable_part(SEXP, SEXP);
 SEXP shmr_name(SEXP);
 SEXP shmr_info(SEXP);
+SEXP shmr_unavailable(SEXP);
 SEXP shmr_backing(SEXP);
 SEXP shmr_close(SEXP);
 SEXP shmr_fetch(SEXP, SEXP, SEXP);
@@ -100,6 +101,7 @@ static const R_CallMethodDef call_methods[] = {
     SHMR_CALL_METHOD(shmr_same_writable_part, 2),
     SHMR_CALL_METHOD(shmr_name, 1),
     SHMR_CALL_METHOD(shmr_info, 1),
+    SHMR_CALL_METHOD(shmr_unavailable, 1),
     SHMR_CALL_METHOD(shmr_backing, 1),
     SHMR_CALL_METHOD(shmr_close, 1),
     SHMR_CALL_METHOD(shmr_fetch, 3),
