@@ -213,7 +213,7 @@ warned_messages <- new.env(parent = emptyenv())
 warn_once <- function(message) {
   if (!is.null(warned_messages[[message]])) return(invisible())
   warned_messages[[message]] <- TRUE
-  warning(message, call. = FALSE)
+  warn_while_unserializing(simpleWarning(message))
 }
 
 remote_timeout <- function() remote_setting("shmr.remote_timeout", "SHMR_REMOTE_TIMEOUT", 60)

@@ -21,13 +21,25 @@ stop_unavailable <- function(region, reason) {
 }
 
 warn_unavailable <- function(region, reason) {
-  warning(structure(
+  warn_while_unserializing(structure(
     class = c("shmr_region_unavailable_warning", "warning", "condition"),
     list(message = sprintf(paste0(
       "shmr: shared region '%s' is not available here: %s\nObjects that read it raise an ",
       "error of class \"shmr_region_unavailable\" when used."), region, reason),
       call = NULL, region = region, reason = reason)
   ))
+}
+
+# Signals the warning `condition` from code that runs while R unserializes
+# (a task's arguments on a worker, readRDS()), where an error would end a
+# daemon or fail the whole load: under options(warn = 2) or higher (a
+# profile's, or everywhere()'s) it stays a warning, printed at once.
+warn_while_unserializing <- function(condition) {
+  if (isTRUE(getOption("warn") >= 2)) {
+    old <- options(warn = 1)
+    on.exit(options(old))
+  }
+  warning(condition)
 }
 
 # TRUE while mirai's error report for a task runs in this process (see

@@ -217,6 +217,24 @@ test_that("a released region in a mirai task's arguments leaves the daemon conne
   expect_identical(mirai::status(.compute = profile)$connections, 2L)
 })
 
+test_that("a daemon under options(warn = 2) that receives an unavailable object stays connected", {
+  skip_if_not_installed("mirai")
+  profile <- "shmr_test_unavailable_warn2"
+  start_two_daemons(profile)
+  on.exit(mirai::daemons(0, .compute = profile))
+  # As a profile or everywhere() may set it: warnings become errors, and one
+  # raised while the daemon unserializes a task's arguments would end it.
+  mirai::collect_mirai(mirai::everywhere(options(warn = 2), .compute = profile))
+  expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2)
+  released <- released_object()
+  got <- mirai::mirai_map(1:4, function(i, d) {
+    tryCatch(sum(d), error = function(e) c(class(e)[1], e$region))
+  }, .args = list(d = released$object), .compute = profile)[]
+  for (g in got) expect_identical(g, c("shmr_region_unavailable", released$name))
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2)
+})
+
 test_that("mirai_map() with an unavailable object in its arguments fails the task, not the daemon", {
   skip_if_not_installed("mirai")
   profile <- "shmr_test_unavailable_map"
