@@ -225,14 +225,14 @@ test_that("a daemon under options(warn = 2) that receives an unavailable object 
   # As a profile or everywhere() may set it: warnings become errors, and one
   # raised while the daemon unserializes a task's arguments would end it.
   mirai::collect_mirai(mirai::everywhere(options(warn = 2), .compute = profile))
-  expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2)
+  expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2L)
   released <- released_object()
   got <- mirai::mirai_map(1:4, function(i, d) {
     tryCatch(sum(d), error = function(e) c(class(e)[1], e$region))
   }, .args = list(d = released$object), .compute = profile)[]
   for (g in got) expect_identical(g, c("shmr_region_unavailable", released$name))
   expect_identical(mirai::status(.compute = profile)$connections, 2L)
-  expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2)
+  expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2L)
 })
 
 test_that("mirai_map() with an unavailable object in its arguments fails the task, not the daemon", {
