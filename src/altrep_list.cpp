@@ -314,6 +314,9 @@ SEXP list_state(SEXP x) {
   // region becomes the receiver's, as a vector view's does
   // (view_serialized_state()).
   handle.mapping->region().hand_over_for_sending();
+  ErrorMessage message;
+  capture_exception(message, [&] { note_named_mapping(handle.mapping); });
+  if (message.set()) raise_r_error(message);
   // A named list's length is its names' (which travel as its attribute): it
   // needs no length field, and a data frame's state stays as short as a
   // vector's.
@@ -518,6 +521,12 @@ ListHandle* list_view_handle(SEXP x) {
 
 SEXP list_view_decoded_elements(SEXP x) { return R_altrep_data2(x); }
 
+bool is_unavailable_list(SEXP x) {
+  return ALTREP(x) && TYPEOF(x) == VECSXP && R_altrep_inherits(x, list_cls) &&
+         TYPEOF(R_altrep_data1(x)) == EXTPTRSXP && R_ExternalPtrAddr(R_altrep_data1(x)) == nullptr &&
+         unavailable_info(x) != nullptr;
+}
+
 #else  // R without ALTLIST: shared lists are ordinary lists (list_registry.h).
 
 void init_list_view_class(DllInfo*) {}
@@ -527,6 +536,8 @@ SEXP make_list_view(const std::shared_ptr<Mapping>&, const NodeView&) {
 }
 
 ListHandle* list_view_handle(SEXP) { return nullptr; }
+
+bool is_unavailable_list(SEXP) { return false; }
 
 SEXP list_view_decoded_elements(SEXP) { return R_NilValue; }
 

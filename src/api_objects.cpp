@@ -101,6 +101,7 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
     describe_object(x, encoded, create.writable);
     encoded.description.original_class = as_string(original_class);
     auto mapping = std::make_shared<Mapping>(create_region(encoded.description, create));
+    mapping->hold(std::move(encoded.named_mappings));
     SEXP shared = decode_object(mapping, mapping->reader().root());
     // Without ALTREP lists (R < 4.3) nothing can follow a list that holds no
     // view: a region the user named stays published until exit.
@@ -213,7 +214,7 @@ extern "C" SEXP shmr_info(SEXP x) {
 extern "C" SEXP shmr_unavailable(SEXP x) {
   SHMR_BEGIN
   using namespace cpp11::literals;
-  if (!is_unavailable(x)) return R_NilValue;
+  if (!is_unavailable(x) && !is_unavailable_list(x)) return R_NilValue;
   SEXP info = unavailable_info(x);
   return cpp11::writable::list({"region"_nm = VECTOR_ELT(info, 0), "reason"_nm = VECTOR_ELT(info, 1)});
   SHMR_END

@@ -32,7 +32,10 @@ bool leaf_matches(SEXP object, const Mapping& mapping, const NodeView& node) {
     case NodeKind::Null:
       return object == R_NilValue;
     case NodeKind::Serialized:
-      return true;
+      // An environment or a closure (whose environment it carries) may have
+      // been changed in place since it was decoded, which nothing here can
+      // see: it travels by value, as an ordinary list's element would.
+      return TYPEOF(object) != ENVSXP && TYPEOF(object) != CLOSXP;
     default:
       if (ViewHandle* view = view_handle(object))
         return view->node.index() == node.index() && same_file(*view->mapping, mapping) &&

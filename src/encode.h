@@ -14,6 +14,8 @@
 
 namespace shmr::glue {
 
+class Mapping;
+
 // The description plus everything its pointers point into: materialised
 // copies of foreign ALTREP vectors, serialized blobs, string sources.
 struct EncodedObject {
@@ -22,6 +24,11 @@ struct EncodedObject {
   std::vector<std::unique_ptr<StringSource>> string_sources;
   std::vector<std::unique_ptr<StringDictionary>> dictionaries;
   std::vector<std::unique_ptr<VectorSource>> vector_sources;
+  // The mappings of the shared objects that serialized nodes name (a
+  // closure's captured shared vector): the new region must keep them, since
+  // a shared list decodes such a node only when it is first read, maybe
+  // after every other reference to them is gone (Mapping::hold()).
+  std::vector<std::shared_ptr<Mapping>> named_mappings;
 };
 
 // Describes `x`. Objects that are not vectors, lists or NULL (functions,

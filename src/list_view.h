@@ -50,6 +50,10 @@ SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& nod
 // The handle of a list view, or nullptr for anything else (never throws).
 ListHandle* list_view_handle(SEXP x);
 
+// Whether `x` is a shared list unserialized while its region could not be
+// had (make_unavailable_object()).
+bool is_unavailable_list(SEXP x);
+
 // The elements the list view `x` has decoded so far: a list of the node's
 // length in which NULL means "not decoded yet", or R_NilValue when none was.
 SEXP list_view_decoded_elements(SEXP x);

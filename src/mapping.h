@@ -44,6 +44,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "core/error.h"
 #include "core/store.h"
@@ -90,6 +91,11 @@ class Mapping {
   // mapping (the rule above).
   bool refuses_new_view_of(uint64_t node) const;
 
+  // Keeps `others` (and so their regions, in the process that created them)
+  // as long as this mapping: the regions a new region's serialized nodes
+  // name (EncodedObject::named_mappings).
+  void hold(std::vector<std::shared_ptr<Mapping>> others) { held_ = std::move(others); }
+
  private:
   friend class MappingRegistry;
   std::shared_ptr<MappedRegion> region_;
@@ -98,6 +104,7 @@ class Mapping {
   std::shared_ptr<RegionGroup> group_;
   bool detached_ = false;
   uint64_t writable_pointers_ = 0;
+  std::vector<std::shared_ptr<Mapping>> held_;
 };
 
 // A mapping of the region now called `name` for a new object (map_shared()):

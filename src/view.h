@@ -278,6 +278,22 @@ void record_foreign_origin(const IncomingOrigin& in) noexcept;
 // (view_state.cpp). The state is the compact state of FORMAT.md 4, with the
 // origin as its field in remote mode; nullptr means "serialize the data".
 SEXP view_serialized_state(const ViewHandle& handle);
+
+// For its lifetime, each shared object serialized by name (a vector, string
+// or list view) adds its mapping to `into`: what share() keeps for a node
+// it stores serialized (EncodedObject::named_mappings). Nests.
+class NamedMappingsCollector {
+ public:
+  explicit NamedMappingsCollector(std::vector<std::shared_ptr<Mapping>>& into) noexcept;
+  ~NamedMappingsCollector();
+  NamedMappingsCollector(const NamedMappingsCollector&) = delete;
+  NamedMappingsCollector& operator=(const NamedMappingsCollector&) = delete;
+
+ private:
+  std::vector<std::shared_ptr<Mapping>>* outer_;
+};
+// Called where a view's state names its region; may throw std::bad_alloc.
+void note_named_mapping(const std::shared_ptr<Mapping>& mapping);
 // `cls` is the class R found in the stream (the Unserialize method's first
 // argument); the state must name a node of that class. Never raises an error
 // for a region that cannot be had: the result is then an unavailable object.

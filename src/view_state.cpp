@@ -338,11 +338,29 @@ void record_foreign_origin(const IncomingOrigin& in) noexcept {
 // R allocates. A region this process made and sends this way becomes the
 // receiver's when it is a forked child's parent (parallel::mclapply()
 // results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
+namespace {
+
+std::vector<std::shared_ptr<Mapping>>* named_mappings_sink = nullptr;
+
+}  // namespace
+
+NamedMappingsCollector::NamedMappingsCollector(std::vector<std::shared_ptr<Mapping>>& into) noexcept
+    : outer_(named_mappings_sink) {
+  named_mappings_sink = &into;
+}
+
+NamedMappingsCollector::~NamedMappingsCollector() { named_mappings_sink = outer_; }
+
+void note_named_mapping(const std::shared_ptr<Mapping>& mapping) {
+  if (named_mappings_sink != nullptr) named_mappings_sink->push_back(mapping);
+}
+
 SEXP view_serialized_state(const ViewHandle& handle) {
   handle.mapping->region().hand_over_for_sending();
   char local[kTextSize] = "";
   ErrorMessage message;
   capture_exception(message, [&] {
+    note_named_mapping(handle.mapping);
     const MappedRegion& region = handle.mapping->region();
     const std::string text =
         names::format_compact_view_state({region.name(), handle.node.index()}, made_of(region));

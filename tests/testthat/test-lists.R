@@ -453,3 +453,35 @@ test_that("names longer than the list in an edited stream are an error, not a cr
   invisible(x[[1]])
   expect_error(x$c, "names are longer than the list")
 })
+
+test_that("a shared list keeps the shared objects its closures and environments hold", {
+  # The closure and the environment are stored serialized, naming `v`'s and
+  # `w`'s regions; a list that reads them only when first used (R >= 4.3)
+  # must keep those regions while it lives, as R 4.2's decoded list does.
+  l <- local({
+    v <- share(as.numeric(1:10))
+    e <- new.env()
+    e$w <- share(as.numeric(1:4))
+    share(list(f = function() sum(v), e = e, n = 1:3))
+  })
+  for (i in 1:3) invisible(gc())
+  expect_identical(l$f(), 55)
+  expect_identical(sum(l$e$w), 10)
+  # Another process reads them through the list, by name.
+  got <- in_other_process(function(l) c(l$f(), sum(l$e$w)), list(l = l))
+  expect_identical(got, c(55, 10))
+})
+
+test_that("an environment in a shared list changed in place travels with its change", {
+  e <- new.env()
+  e$x <- 1
+  l <- share(list(e = e, f = local(function() y, list2env(list(y = 2))), v = as.numeric(1:3)))
+  assign("x", 5, envir = l$e)
+  assign("y", 7, envir = environment(l$f))
+  got <- in_other_process(function(l) c(get("x", envir = l$e), l$f(), sum(l$v)), list(l = l))
+  expect_identical(got, c(5, 7, 6))
+  again <- unserialize(serialize(l, NULL))
+  expect_identical(get("x", envir = again$e), 5)
+  # The list's vectors still travel by name.
+  expect_identical(shared_name(again$v), shared_name(l$v))
+})
