@@ -26,7 +26,13 @@ obtain_replica <- function(region, origin) {
   waits <- 0L
   repeat {
     if (local_copy() %in% here) return(invisible())
-    lock <- .Call(shmr_fetch_lock, region)
+    # An interrupt between taking the lock and registering its release
+    # would leave it to the garbage collector, and the host's other
+    # processes waiting (shmr holds an interrupt until its call returns).
+    suspendInterrupts({
+      lock <- .Call(shmr_fetch_lock, region)
+      if (!is.null(lock)) on.exit(.Call(shmr_fetch_unlock, lock))
+    })
     if (!is.null(lock)) break
     if (Sys.time() > deadline) {
       stop(sprintf("timed out after %g s waiting for another process of this host to copy it",
@@ -38,7 +44,6 @@ obtain_replica <- function(region, origin) {
     waits <- waits + 1L
     if (waits %% 25L == 0L) gc(verbose = FALSE, full = FALSE)
   }
-  on.exit(.Call(shmr_fetch_unlock, lock))
   # Another process may have finished the copy while this one waited.
   found <- local_copy()
   if (found %in% here) return(invisible())
@@ -100,9 +105,12 @@ refuse_if_silent <- function(address) {
 # the one before: with one request at a time, each side waited for the
 # other. Replies are taken in the order asked.
 fetch_replica <- function(region, origin, deadline) {
-  builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
-                   origin$created)
-  on.exit(.Call(shmr_replica_abort, builder))
+  # Likewise for the copy's file, its whole size reserved (obtain_replica()).
+  suspendInterrupts({
+    builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
+                     origin$created)
+    on.exit(.Call(shmr_replica_abort, builder))
+  })
   sock <- origin_socket(origin, deadline)
   on.exit(close(sock), add = TRUE)
   host <- .Call(shmr_host_identity)

@@ -252,8 +252,14 @@ void PendingRegion::remove_at_termination() noexcept {
 }
 
 PendingRegion::~PendingRegion() {
-  // The entry goes with the members, after the file.
-  if (!published_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+  // The entry goes with the members, after the file. Only while the path
+  // still names this file: a later copy of the same region by this process
+  // (same PID, same name) may have removed it as stale and taken the path.
+  if (published_ || temp_path_.empty()) return;
+  struct stat held, named;
+  if (::fstat(fd_.get(), &held) == 0 && ::lstat(temp_path_.c_str(), &named) == 0 &&
+      held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+    ::unlink(temp_path_.c_str());
 }
 
 FileDescriptor PendingRegion::publish() {

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -224,6 +225,21 @@ TEST(PendingRegion, UnpublishedLeavesNothingBehind) {
     EXPECT_EQ(dir.entries().size(), 1u);
   }
   EXPECT_TRUE(dir.entries().empty());
+}
+
+TEST(PendingRegion, AnAbandonedOneLeavesAlonePathTakenSince) {
+  // A copy abandoned and not yet destroyed (its R handle waits for the
+  // garbage collector); the same process copies the same region again under
+  // the same temporary name, after removing the stale file.
+  TempDir dir;
+  const std::string name = "shmr_retried";
+  auto abandoned = std::make_unique<PendingRegion>(dir.path(), name, 4096);
+  ASSERT_EQ(::unlink(dir.file(temp_name_for(name)).c_str()), 0);
+  PendingRegion retry(dir.path(), name, 4096);
+  std::memcpy(retry.data(), "retry", 5);
+  abandoned.reset();
+  ASSERT_TRUE(dir.exists(temp_name_for(name)));
+  EXPECT_EQ(dir.read_file(temp_name_for(name)).substr(0, 5), "retry");
 }
 
 TEST(PendingRegion, PublishMakesTheNameVisible) {
