@@ -23,6 +23,24 @@ max_request_bytes <- 4096
 
 region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max,
                                cn = url_host(listen)) {
+  # An interrupt would end this process (Rscript halts on one), and with it
+  # every fetch of other hosts, while the owner lives on: the owner's
+  # interrupt is the user's, not the server's. It runs in a session of its
+  # own (region_server_at()), out of reach of a terminal's Ctrl-C; a SIGINT
+  # sent to it anyway is resumed where it struck, and one that cannot be
+  # resumed ends only the turn of the loop it struck (serve_turn()).
+  withCallingHandlers(
+    serve_regions(control, listen, owner_pid, owner_ticks, tls, chunk_max, cn),
+    interrupt = resume_interrupt
+  )
+}
+
+resume_interrupt <- function(condition) {
+  restart <- findRestart("resume")
+  if (!is.null(restart)) invokeRestart(restart)
+}
+
+serve_regions <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max, cn) {
   ctl <- nanonext::socket("rep", listen = control)
   cert <- if (tls) nanonext::write_cert(cn = cn)
   pub <- nanonext::socket("rep")
@@ -48,41 +66,54 @@ region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chu
   state$last_chunk <- Sys.time()
   state$next_sweep <- Sys.time()
 
-  cv <- nanonext::cv()
-  ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = cv)
-  pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
+  state$cv <- nanonext::cv()
+  state$ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = state$cv)
+  state$pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = state$cv)
   repeat {
-    nanonext::until(cv, 500)
-    if (!nanonext::unresolved(ctl_aio)) {
-      reply <- tryCatch(control_reply(state, ctl_aio$data), error = function(e) {
-        paste("ERR", conditionMessage(e))
-      })
-      nanonext::send(ctl, reply, mode = "raw", block = 1000)
-      if (state$stop) break
-      ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = cv)
-    }
-    if (!nanonext::unresolved(pub_aio)) {
-      reply <- tryCatch(public_reply(state, pub_aio$data), error = function(e) {
-        status_reply("bad", conditionMessage(e))
-      })
-      nanonext::send(pub, reply, mode = "raw", block = 5000)
-      pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = cv)
-      # Other chunks sent are garbage: collect them as they go, so memory
-      # stays flat while hosts fetch.
-      garbage <- length(reply) > 65536L && !identical(reply, state$buffer)
-      reply <- NULL
-      if (garbage) gc(verbose = FALSE, full = FALSE)
-    }
-    if (!process_alive(owner_pid, owner_ticks)) break
-    if (Sys.time() >= state$next_sweep) {
-      release_gone_regions(state)
-      release_idle_buffer(state)
-    }
+    done <- tryCatch(
+      withCallingHandlers(serve_turn(state, ctl, pub, owner_pid, owner_ticks),
+                          interrupt = resume_interrupt),
+      interrupt = function(condition) FALSE
+    )
+    if (done) break
   }
   for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
   close(pub)
   close(ctl)
   invisible()
+}
+
+# One turn of the server's loop: answers what arrived within half a second.
+# TRUE once the server is to stop. A request whose turn an interrupt ended
+# is still resolved, so the next turn answers it.
+serve_turn <- function(state, ctl, pub, owner_pid, owner_ticks) {
+  nanonext::until(state$cv, 500)
+  if (!nanonext::unresolved(state$ctl_aio)) {
+    reply <- tryCatch(control_reply(state, state$ctl_aio$data), error = function(e) {
+      paste("ERR", conditionMessage(e))
+    })
+    nanonext::send(ctl, reply, mode = "raw", block = 1000)
+    if (state$stop) return(TRUE)
+    state$ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = state$cv)
+  }
+  if (!nanonext::unresolved(state$pub_aio)) {
+    reply <- tryCatch(public_reply(state, state$pub_aio$data), error = function(e) {
+      status_reply("bad", conditionMessage(e))
+    })
+    nanonext::send(pub, reply, mode = "raw", block = 5000)
+    state$pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = state$cv)
+    # Other chunks sent are garbage: collect them as they go, so memory
+    # stays flat while hosts fetch.
+    garbage <- length(reply) > 65536L && !identical(reply, state$buffer)
+    reply <- NULL
+    if (garbage) gc(verbose = FALSE, full = FALSE)
+  }
+  if (!process_alive(owner_pid, owner_ticks)) return(TRUE)
+  if (Sys.time() >= state$next_sweep) {
+    release_gone_regions(state)
+    release_idle_buffer(state)
+  }
+  FALSE
 }
 
 # An exported object its owner dropped without close() (collected, or its
@@ -349,8 +380,19 @@ region_server_at <- function(listen) {
   # A fixed mmap threshold: the chunk buffers it sends go back to the system
   # as soon as they are freed, so its memory stays flat however much it
   # serves.
-  system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", "-e", shQuote(expr)),
-          wait = FALSE, stdout = log, stderr = log, env = "MALLOC_MMAP_THRESHOLD_=131072")
+  # In a session of its own: Ctrl-C in the owner's terminal interrupts the
+  # terminal's foreground process group, which the owner's children share,
+  # and must not stop the fetches of other hosts. Its lifetime follows the
+  # owner's process, whatever its session (region_server_main()).
+  rscript <- file.path(R.home("bin"), "Rscript")
+  args <- c("--vanilla", "-e", shQuote(expr))
+  setsid <- Sys.which("setsid")
+  if (nzchar(setsid)) {
+    args <- c(shQuote(rscript), args)
+    rscript <- setsid
+  }
+  system2(rscript, args, wait = FALSE, stdout = log, stderr = log,
+          env = "MALLOC_MMAP_THRESHOLD_=131072")
   sock <- nanonext::socket("req")
   nanonext::dial(sock, url = control, autostart = TRUE)
   # Asked again every half second until it answers, or until it has

@@ -52,8 +52,10 @@
 #' this host's first address ([nanonext::ip_addr()]). It serves only exported regions,
 #' only to requests with the region's token, answers "gone" once the object
 #' is closed (and, within 2 seconds, once its owner dropped it without
-#' `close()`), and exits when the owner exits. A worker may ask for chunks
-#' of another size (`SHMR_REMOTE_CHUNK`): it gets at most the server's.
+#' `close()`), and exits when the owner exits. It runs in a session of its
+#' own and carries on through interrupts: Ctrl-C in the owner's terminal
+#' interrupts the owner only, and hosts go on fetching. A worker may ask for
+#' chunks of another size (`SHMR_REMOTE_CHUNK`): it gets at most the server's.
 #'
 #' An owner runs one region server per address its daemons use, started
 #' by the first object sent there: an object sent to `tls+tcp://` daemons is

@@ -431,6 +431,89 @@ test_that("copies end when the owner closes the object (the pool releases them)"
   expect_copies_released(name)
 })
 
+# The process group and the session of process `pid` (fields 5 and 6 of
+# /proc/<pid>/stat, counted after the command's name, which may hold spaces).
+process_group_and_session <- function(pid) {
+  stat <- readLines(sprintf("/proc/%d/stat", pid), warn = FALSE)
+  fields <- strsplit(sub("^.*\\) ", "", stat), " ", fixed = TRUE)[[1]]
+  as.integer(fields[3:4])
+}
+
+test_that("the region server outlives Ctrl-C in its owner's terminal, and still ends with the owner", {
+  skip_without_callr()
+  # An owner in a process group of its own (as a shell with job control
+  # runs a command), so that its group can be interrupted as Ctrl-C does
+  # without reaching this process. It catches its interrupts, as a user
+  # who stops waiting for results does, and goes on.
+  report <- tempfile("owner-")
+  stream_file <- tempfile("stream-")
+  script <- tempfile("owner-", fileext = ".R")
+  output <- tempfile("owner-", fileext = ".out")
+  writeLines(c(
+    sprintf(".libPaths(%s)", paste(deparse(.libPaths()), collapse = "")),
+    "library(shmr)",
+    sprintf("options(shmr.remote = TRUE, shmr.remote_url = 'tcp://%s:0')", sim_owner_address),
+    "x <- share(as.numeric(1:1e6))",
+    sprintf("writeBin(serialize(x, NULL), %s)", deparse(stream_file)),
+    "interrupts <- 0",
+    # Ready once it catches interrupts: one sooner would end it.
+    "repeat tryCatch({",
+    sprintf("  if (!file.exists('%s')) {", report),
+    sprintf("    writeLines(c(Sys.getpid(), remote_status()$pid, shared_name(x), tempdir()), '%s.tmp')",
+            report),
+    sprintf("    file.rename('%s.tmp', '%s')", report, report),
+    "  }",
+    "  Sys.sleep(300)",
+    "}, interrupt = function(i) {",
+    "  interrupts <<- interrupts + 1",
+    sprintf("  writeLines(as.character(interrupts), '%s.interrupts')", report),
+    "})"
+  ), script)
+  owner_process <- processx::process$new("setsid", c("-w", file.path(R.home("bin"), "Rscript"),
+                                                     "--vanilla", script),
+                                         stdout = output, stderr = "2>&1", cleanup = TRUE)
+  on.exit(owner_process$kill(), add = TRUE)
+  expect_true(wait_for_file(report, owner_process), label = paste(readLines(output), collapse = "\n"))
+  started <- readLines(report)
+  owner <- as.integer(started[1])
+  server <- as.integer(started[2])
+  on.exit({
+    tools::pskill(owner, tools::SIGKILL)
+    remove_shared(started[3])
+    unlink(c(started[4], script, output, report, stream_file, paste0(report, ".interrupts")),
+           recursive = TRUE)
+  }, add = TRUE)
+  group <- process_group_and_session(owner)[1]
+  expect_false(identical(group, process_group_and_session(Sys.getpid())[1]))
+  # Ctrl-C: SIGINT to the owner's whole foreground process group. Before,
+  # the server was in that group, and R halted on the interrupt.
+  if (!identical(group, process_group_and_session(Sys.getpid())[1])) {
+    system2("bash", c("-c", shQuote(sprintf("kill -INT -- -%d", group))))
+  }
+  deadline <- Sys.time() + 10
+  while (!file.exists(paste0(report, ".interrupts")) && Sys.time() < deadline) Sys.sleep(0.05)
+  expect_true(file.exists(paste0(report, ".interrupts")),
+              label = paste(c("the owner caught the interrupt", readLines(output)), collapse = "\n"))
+  # An interrupt sent to the server itself does not end it either.
+  for (i in 1:3) {
+    tools::pskill(server, tools::SIGINT)
+    Sys.sleep(0.3)
+  }
+  Sys.sleep(1)
+  expect_true(shmr:::process_alive(server))
+  expect_true(shmr:::process_alive(owner))
+  # A worker of another host still fetches the object served before.
+  stream <- readBin(stream_file, "raw", file.size(stream_file))
+  out <- unserialize_on_host(cluster$hosts[[1]], stream, setup = "library(shmr)",
+                             "cat(tryCatch(sprintf('%.0f', sum(d)), error = conditionMessage))")
+  expect_identical(utils::tail(out, 1), sprintf("%.0f", sum(as.numeric(1:1e6))))
+  # Out of the owner's session, its lifetime still follows the owner's.
+  tools::pskill(owner, tools::SIGKILL)
+  deadline <- Sys.time() + 20
+  while (shmr:::process_alive(server) && Sys.time() < deadline) Sys.sleep(0.1)
+  expect_false(shmr:::process_alive(server))
+})
+
 test_that("pool_stop() of a pool over daemons it did not start takes this owner's copies with it", {
   x <- share(rnorm(1e6))
   on.exit(close(x))
