@@ -79,7 +79,9 @@ prune_shared <- function() {
 #' Removes the region (and, for a file-backed region, its file) so no
 #' process can map it any more; processes that mapped it keep their data.
 #' This is how a persistent region (`share(persist = TRUE)`) is removed. It
-#' works for any region of this user, persistent or not.
+#' works for any region of this user, persistent or not. In the process
+#' that sent the region to other hosts (see [remote]), it is then no longer
+#' served, and pools release the copies of it, as after `close()`.
 #'
 #' @param name The region's name, as given to `share(name = )` or returned
 #'   by [shared_name()]. The name of a part (`"shmr_...[2]"`, as
@@ -98,7 +100,12 @@ remove_shared <- function(name) {
   if (!is.character(name) || length(name) != 1L || is.na(name)) {
     stop("`name` must be a single string", call. = FALSE)
   }
-  invisible(.Call(shmr_remove, region_of_path(region_of_file_path(name))))
+  region <- region_of_path(region_of_file_path(name))
+  removed <- .Call(shmr_remove, region)
+  # Served to other hosts, it is gone for them too, as after close(): their
+  # copies would otherwise stay until their keepers exit.
+  if (region %in% names(remote_state$exports)) remote_closed(region)
+  invisible(removed)
 }
 
 # A path given to share(name = "/dir/data") stands for its region ("data")

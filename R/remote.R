@@ -74,7 +74,8 @@
 #' that fetched it): [shared_regions()] shows `host`, `replica` and `origin`.
 #' The copy is removed when its keeper exits (also when SIGTERM ends it, as
 #' `daemons(0)` ends a busy daemon), when the pool that sent it
-#' releases it after its owner closed the object, or, once its keeper is
+#' releases it after its owner closed the object (or a deep share holding
+#' it) or removed its region with [remove_shared()], or, once its keeper is
 #' dead without cleaning up (killed by SIGKILL), at that host's next
 #' fetch or by [prune_shared()]. One process per host fetches: the others wait on
 #' a lock the kernel releases if that process dies (another one then

@@ -509,13 +509,14 @@ is_shared <- function(x) {
 #' close(x)
 #' try(sum(x))
 close.default <- function(con, ...) {
-  # Served to other hosts: stop serving it, and have pools release copies.
-  region <- if (length(remote_state$exports)) .Call(shmr_info, con)$name
+  # Served to other hosts: stop serving its regions, and have pools release
+  # copies. Found before the close, which makes them unknown.
+  regions <- if (length(remote_state$exports)) regions_of_share(con)
   # share() hands back what it does not share, and closing twice is
   # harmless (as for a file closed already): nothing to do.
   left <- close_shared(con)
   if (is.null(left)) return(invisible(FALSE))
-  if (length(region) && nzchar(region)) remote_closed(region)
+  if (length(regions)) remote_closed(regions)
   if (length(left)) {
     warning(sprintf("closed, but %s stay%s: remove_shared() removes %s once %s",
                     paste(left, collapse = ", "), if (length(left) == 1L) "s" else "",
@@ -523,6 +524,14 @@ close.default <- function(con, ...) {
                     "the directory can be written again"), call. = FALSE)
   }
   invisible(TRUE)
+}
+
+# The regions of a shared object, or of a deep share (a plain list or
+# environment, which has no region of its own), in this process.
+regions_of_share <- function(con) {
+  region <- .Call(shmr_info, con)$name
+  if (length(region) && nzchar(region)) return(region)
+  deep_share_report(con)$regions
 }
 
 # Closes a shared object or a deep share: NULL when `con` is neither, else

@@ -411,9 +411,9 @@ pool_with_copies_of <- function(x) {
   pool
 }
 
-# Waits up to 30 s for every host's copy of region `name` to go.
-expect_copies_released <- function(name) {
-  deadline <- Sys.time() + 30
+# Waits up to `timeout` seconds for every host's copy of region `name` to go.
+expect_copies_released <- function(name, timeout = 30) {
+  deadline <- Sys.time() + timeout
   repeat {
     left <- unlist(lapply(names(cluster$hosts), function(h) grep(name, shm_files(h), value = TRUE)))
     if (!length(left) || Sys.time() > deadline) break
@@ -429,6 +429,38 @@ test_that("copies end when the owner closes the object (the pool releases them)"
   on.exit(pool_stop(pool))
   close(x)
   expect_copies_released(name)
+})
+
+test_that("copies end when the owner closes a deep share, or removes a region with remove_shared()", {
+  deep <- share(list(big = rnorm(1e6), other = rnorm(5e5), small = 1:3), deep = TRUE)
+  deep_regions <- shared_info(deep)$regions
+  expect_length(deep_regions, 2L)
+  plain <- share(rnorm(1e6))
+  plain_name <- shared_name(plain)
+  on.exit(close(plain))
+  pool <- pool_create(backend = "mirai", compute = cluster$profile)
+  on.exit(pool_stop(pool), add = TRUE)
+  got <- pool_lapply(1:20, detached(function(i, d, p) {
+    Sys.sleep(0.05)
+    sum(d$big) + sum(d$other) + sum(p)
+  }), d = deep, p = plain, pool = pool)
+  expect_equal(unlist(got), rep(sum(deep$big) + sum(deep$other) + sum(plain), 20))
+  for (host in names(cluster$hosts)) {
+    expect_true(all(c(deep_regions, plain_name) %in% shm_files(host)), label = host)
+  }
+  # Before, a deep share (a plain list) gave close() no region to release,
+  # and remove_shared() released none: the copies stayed until their
+  # keepers exited, and a loop of shares filled the hosts' /dev/shm.
+  close(deep)
+  for (region in deep_regions) expect_copies_released(region, timeout = 10)
+  remove_shared(plain_name)
+  expect_copies_released(plain_name, timeout = 10)
+  expect_false(any(c(deep_regions, plain_name) %in% remote_status()$exported))
+  # The pool goes on serving new objects.
+  y <- share(rnorm(1e5))
+  on.exit(close(y), add = TRUE)
+  again <- pool_lapply(1:10, detached(function(i, y) sum(y)), y = y, pool = pool)
+  expect_equal(unlist(again), rep(sum(y), 10))
 })
 
 # The process group and the session of process `pid` (fields 5 and 6 of
