@@ -12,7 +12,8 @@
 #' `name` is a POSIX shared memory name: an optional leading `/` followed by
 #' 1 to 100 letters, digits, `.`, `_` or `-`; the object is the shmr region
 #' `shmr_<name>` (in `/dev/shm`, or the directory named by the environment
-#' variable `SHMR_SHM_DIR`).
+#' variable `SHMR_SHM_DIR`), also when `name` starts with `shmr_`: `"/a"`
+#' and `"/shmr_a"` are two objects, the regions `shmr_a` and `shmr_shmr_a`.
 #'
 #' `allocate_from_shm(obj)` opens that object and removes its name at once,
 #' so it can be allocated only once; a second call is an error naming
@@ -106,8 +107,11 @@ copy2shm <- function(x, name, overwrite = FALSE, copy = TRUE) {
   # A persistent region outlives this process until allocate_from_shm() (or
   # remove_shared()) removes it; closing this process's mapping leaves it.
   # A failure while writing removes what was written.
+  # share_region(), not share(name = ): share() refuses names longer than 100
+  # characters, and "shmr_" before a name of up to 100 is a valid region name
+  # of up to 105. share() would store an S4 vector as its S3 form: so here.
   shared <- tryCatch(
-    share(x, backing = "shm", name = region, persist = TRUE),
+    share_region(if (isS4(x)) asS3(x, complete = FALSE) else x, "shm", TRUE, region, TRUE, ""),
     error = function(e) {
       stop(sprintf("copy2shm(): cannot create the shared memory object '%s' (%s)", name,
                    conditionMessage(e)), call. = FALSE)
@@ -133,9 +137,8 @@ allocate_from_shm <- function(obj, copy = obj$copy) {
   }
   check_flag(copy, "copy")
   region <- shm_obj_region(obj$name, "allocate_from_shm")
-  # share(name = ) does not prefix a name that starts with "shmr_" again.
-  prefixed <- if (startsWith(region, "shmr_")) region else paste0("shmr_", region)
-  x <- tryCatch(map_shared(prefixed), error = function(e) {
+  # A prefixed name: a missing region is an error, not NULL.
+  x <- tryCatch(map_shared(region), error = function(e) {
     stop(sprintf(paste0("allocate_from_shm(): 'shm_open' failed for '%s': no such shared ",
                         "memory object (it was allocated already, removed, or never created)"),
                  obj$name), call. = FALSE)
@@ -164,7 +167,9 @@ allocate_from_shm <- function(obj, copy = obj$copy) {
 
 sexp_types <- c(logical = 10L, integer = 13L, double = 14L, complex = 15L, raw = 24L)
 
-# The shmr region name for a bettermc name ("/name" or "name").
+# The shmr region name for a bettermc name ("/name" or "name"): always
+# prefixed, so that "/shmr_a" and "/a", two POSIX objects in bettermc, are two
+# regions here (shmr's functions take "shmr_a" for the region of "a").
 shm_obj_region <- function(name, caller) {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
       !grepl("^/?[A-Za-z0-9._-]{1,100}$", name) || sub("^/", "", name) %in% c(".", "..")) {
@@ -173,7 +178,7 @@ shm_obj_region <- function(name, caller) {
                  caller, if (is.character(name) && length(name) == 1L) sprintf("'%s'", shorten(name))
                  else "that name"), call. = FALSE)
   }
-  sub("^/", "", name)
+  paste0("shmr_", sub("^/", "", name))
 }
 
 shm_obj_type <- function(type) {

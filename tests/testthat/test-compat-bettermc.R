@@ -128,6 +128,38 @@ test_that("a failure is an R error and leaves nothing behind", {
   expect_identical(shm_files(), character())
 })
 
+test_that("\"/shmr_a\" and \"/a\" are two objects, as in bettermc", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  # Before, both were the region shmr_a: the second copy2shm() failed, and
+  # with overwrite = TRUE it destroyed the first object.
+  prefixed <- copy2shm(1:3, "/shmr_a")
+  plain <- copy2shm(c(9, 9), "/a")
+  expect_identical(sort(shm_files()), c("shmr_a", "shmr_shmr_a"))
+  expect_identical(allocate_from_shm(prefixed), 1:3)
+  expect_identical(shm_files(), "shmr_a")
+  expect_identical(allocate_from_shm(plain), c(9, 9))
+  for (first in c("/a", "/shmr_a")) {
+    second <- setdiff(c("/a", "/shmr_a"), first)
+    kept <- copy2shm(1:3, first)
+    replaced <- copy2shm(c(9, 9), second, overwrite = TRUE)
+    expect_identical(allocate_from_shm(kept), 1:3, info = first)
+    expect_identical(allocate_from_shm(replaced), c(9, 9), info = first)
+  }
+  # With or without the leading "/", one name.
+  o <- copy2shm(1:3, "shmr_a")
+  expect_error(copy2shm(1:3, "/shmr_a"), "exists already")
+  o$name <- "/shmr_a"
+  expect_identical(allocate_from_shm(o), 1:3)
+  # The longest names, also those that start with "shmr_".
+  for (name in c(paste0("/shmr_", strrep("n", 95)), paste0("/", strrep("n", 100)))) {
+    o <- copy2shm(1:3, name, copy = FALSE)
+    expect_identical(shm_files(), paste0("shmr_", sub("/", "", name)))
+    expect_identical(allocate_from_shm(o), 1:3)
+  }
+  expect_identical(shm_files(), character())
+})
+
 test_that("a full /dev/shm is an R error and leaves nothing behind", {
   skip_on_cran()
   skip_if_not(small_tmpfs_available(), "cannot mount a private tmpfs here")
@@ -237,6 +269,7 @@ test_that("an object with a close() method of its own (a connection) is left alo
   flush(con)
   expect_identical(readLines(path), "still writable")
   # A name that starts with "shmr_" is allocated (and so removed) too.
+  expect_identical(nrow(shared_regions(paste0("shmr", sub("/", "_", name)))), 1L)
   allocate_from_shm(obj)
-  expect_identical(nrow(shared_regions(sub("^/", "", name))), 0L)
+  expect_identical(nrow(shared_regions(paste0("shmr", sub("/", "_", name)))), 0L)
 })
