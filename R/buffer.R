@@ -75,16 +75,19 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   subscripts <- buffer_subscripts(x, substitute(list(...)), ...)
   # As in R, NA subscripts select nothing when one value is given, and are
   # an error otherwise (which element would get which value is unclear).
-  if (any(vapply(subscripts, anyNA, TRUE))) {
-    if (length(value) > 1L) stop("NAs are not allowed in subscripted assignments", call. = FALSE)
-    subscripts <- lapply(subscripts, function(s) if (is.null(s)) s else s[!is.na(s)])
+  has_na <- any(vapply(subscripts, anyNA, TRUE))
+  if (has_na && length(value) > 1L) {
+    stop("NAs are not allowed in subscripted assignments", call. = FALSE)
   }
   value <- stored_values(value, typeof(x), "a value assigned")
   d <- dim(x) %||% length(x)
   if (length(subscripts) == 1L) d <- prod(d)
+  # NA positions count, as R counts them: b[NA] <- numeric(0) is an error
+  # although no element would be written.
   selected <- prod(vapply(seq_along(subscripts), function(k) {
     if (is.null(subscripts[[k]])) as.numeric(d[k]) else as.numeric(length(subscripts[[k]]))
   }, 0))
+  if (selected > 0 && !length(value)) stop("replacement has length zero", call. = FALSE)
   # As R does: along the whole vector a warning (the values recycle), with a
   # subscript per dimension an error.
   if (selected > 0 && length(value) > 0 && selected %% length(value) != 0) {
@@ -92,6 +95,7 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
     if (length(subscripts) > 1L) stop(message, call. = FALSE)
     warning(message, call. = FALSE)
   }
+  if (has_na) subscripts <- lapply(subscripts, function(s) if (is.null(s)) s else s[!is.na(s)])
   .Call(shmr_buffer_write, x, subscripts, value)
 })
 

@@ -213,6 +213,72 @@ test_that("NA and zero subscripts follow R's rules for `[<-` and `[[<-`", {
   expect_error(b[c(1, Inf)] <- c(1, 2), "NAs are not allowed")
 })
 
+test_that("NA and infinite subscripts with a value of length zero or above one are R's errors", {
+  # Each assignment to an ordinary vector, matrix or array and to a buffer
+  # of the same type and contents: the same error, or the same elements.
+  # Before, NA (and infinite) positions were dropped before the value's
+  # length was checked, so b[NA] <- numeric(0) wrote nothing silently.
+  compare <- function(ordinary, make_buffer, assignments) {
+    for (a in assignments) {
+      expected <- tryCatch({
+        x <- ordinary
+        # R warns when it takes an infinite row or column as NA; the buffer
+        # does not.
+        suppressWarnings(eval(a))
+        c(x)
+      }, error = conditionMessage)
+      got <- tryCatch({
+        x <- make_buffer()
+        eval(a)
+        c(x[])
+      }, error = function(e) sub("^shmr: ", "", conditionMessage(e)))
+      expect_identical(got, expected, label = deparse(a))
+    }
+  }
+  vector_buffer <- function() {
+    b <- shared_buffer("double", 3, init = 0)
+    b[] <- c(1, 2, 3)
+    b
+  }
+  compare(c(1, 2, 3), vector_buffer, list(
+    quote(x[NA] <- numeric(0)), quote(x[NA_integer_] <- numeric(0)),
+    quote(x[NA_real_] <- numeric(0)), quote(x[Inf] <- numeric(0)), quote(x[-Inf] <- numeric(0)),
+    quote(x[c(0, NA)] <- numeric(0)), quote(x[c(NA, 2)] <- numeric(0)),
+    quote(x[c(FALSE, NA, FALSE)] <- numeric(0)), quote(x[NA] <- NULL),
+    quote(x[NA] <- character(0)), quote(x[2] <- numeric(0)),
+    # Nothing selected: no error.
+    quote(x[0] <- numeric(0)), quote(x[FALSE] <- numeric(0)), quote(x[integer(0)] <- numeric(0)),
+    # One value: NA and infinite positions select nothing; several: an error.
+    quote(x[NA] <- 5), quote(x[c(NA, 2)] <- 7), quote(x[Inf] <- 5), quote(x[c(Inf, 1)] <- 9),
+    quote(x[NA] <- c(5, 6)), quote(x[c(NA, 2)] <- c(7, 8)), quote(x[c(Inf, 1)] <- c(4, 5)),
+    quote(x[c(0, NA)] <- c(1, 2)), quote(x[c(FALSE, NA)] <- c(1, 2))
+  ))
+  integer_buffer <- function() shared_buffer("integer", 3, init = 4L)
+  compare(rep(4L, 3), integer_buffer, list(
+    quote(x[NA] <- integer(0)), quote(x[NA] <- numeric(0)), quote(x[Inf] <- integer(0)),
+    quote(x[NA] <- 1L), quote(x[NA] <- 1:2)
+  ))
+  matrix_buffer <- function() shared_buffer("double", c(2, 3), init = 0)
+  compare(matrix(0, 2, 3), matrix_buffer, list(
+    quote(x[NA, 1] <- numeric(0)), quote(x[1, NA] <- numeric(0)), quote(x[NA, NA] <- numeric(0)),
+    quote(x[NA, ] <- numeric(0)), quote(x[c(TRUE, NA), 1] <- numeric(0)),
+    quote(x[Inf, 1] <- numeric(0)), quote(x[1, -Inf] <- numeric(0)),
+    quote(x[cbind(NA, 1)] <- numeric(0)), quote(x[cbind(1, NA)] <- numeric(0)),
+    quote(x[cbind(NA, NA)] <- numeric(0)), quote(x[NA] <- numeric(0)),
+    quote(x[NA, integer(0)] <- numeric(0)), quote(x[cbind(0, NA)] <- numeric(0)),
+    quote(x[0, 1] <- numeric(0)), quote(x[FALSE, 1] <- numeric(0)),
+    quote(x[NA, 1] <- 9), quote(x[c(NA, 1), 1] <- 9), quote(x[cbind(c(NA, 1), 1)] <- 9),
+    quote(x[NA, 1] <- c(1, 2)), quote(x[c(NA, 1), 1:2] <- c(1, 2)),
+    quote(x[cbind(c(NA, 1), 1)] <- c(8, 9))
+  ))
+  array_buffer <- function() shared_buffer("double", c(2, 2, 2), init = 0)
+  compare(array(0, c(2, 2, 2)), array_buffer, list(
+    quote(x[NA, 1, 1] <- numeric(0)), quote(x[1, 1, Inf] <- numeric(0)),
+    quote(x[cbind(NA, 1, 1)] <- numeric(0)), quote(x[NA, 1, 1] <- 3),
+    quote(x[NA, 1, 1] <- c(1, 2))
+  ))
+})
+
 test_that("a length that is not a multiple recycles with R's warning", {
   b <- shared_buffer("double", 12, init = 0)
   v <- numeric(12)
