@@ -409,7 +409,11 @@ describe_not_data <- function(x) {
 #' Opens the region called `name` (as given by [shared_name()]) in this
 #' process and returns its object, reading the shared memory in place. A
 #' name may point inside an object: `"<name>[2,3]"` is element 3 of element
-#' 2, and `"<name>@names"` is an attribute.
+#' 2, and `"<name>@names"` is an attribute. Past half the mappings the
+#' kernel allows a process (`vm.max_map_count`), the object of a region this
+#' process maps already for other objects is an ordinary copy of its data
+#' (one of a region written in place, a writable share or a buffer, still
+#' reads it).
 #'
 #' @param name The name of a shared object, a single string; or the path
 #'   given to `share(name = )` for a file-backed region.

@@ -145,14 +145,20 @@ extern "C" SEXP shmr_map(SEXP name) {
     // as for any other malformed name). A prefixed name must exist.
     const bool chosen = text.compare(0, std::strlen(names::kPrefix), names::kPrefix) != 0;
     std::shared_ptr<Mapping> mapping;
+    bool copy = false;
     try {
       mapping = open_mapping(path->region);
+    } catch (const MappingLimitReached&) {
+      // Past the limit a further object of a region mapped already holds a
+      // copy, read through a mapping this process has.
+      mapping = mapping_for_unserialize(path->region);
+      copy = true;
     } catch (const Error& e) {
       if (chosen && e.kind() == ErrorKind::NotFound) return R_NilValue;
       throw;
     }
     uint64_t node = resolve_object_path(mapping->reader(), path->steps);
-    return decode_object(mapping, node);
+    return copy ? decode_copy(mapping, node) : decode_object(mapping, node);
   });
   // Only plain data is live here: an R error in PROTECT() skips nothing.
   PROTECT(object);

@@ -89,8 +89,12 @@ bool written_in_place(const RegionReader& reader) {
 
 class Planner {
  public:
-  explicit Planner(const RegionReader& reader)
-      : reader_(reader), small_elements_copied_(kRules.plain_small_elements && !written_in_place(reader)) {}
+  // `copy_all`: every vector is copied and every list built here, so the
+  // object reads no mapping (decode_copy()).
+  explicit Planner(const RegionReader& reader, bool copy_all = false)
+      : reader_(reader),
+        small_elements_copied_(kRules.plain_small_elements && !written_in_place(reader)),
+        copy_all_(copy_all) {}
 
   // Collects every slot `start` needs; returns them children first, so the
   // last one is `start`'s. A list that becomes a list view needs only its
@@ -111,7 +115,8 @@ class Planner {
       for (uint32_t a = 0; a < slot.node.attribute_count(); ++a)
         pending.push_back({slot.node.attribute_value(a), Role::Attribute});
       if (slot.node.kind() == NodeKind::List) {
-        slot.expanded = !kRules.list_views || role == Role::Attribute || is_pairlist(slot.node);
+        slot.expanded =
+            copy_all_ || !kRules.list_views || role == Role::Attribute || is_pairlist(slot.node);
         bool long_list = slot.node.length() >= kPlainElementsFrom;
         if (slot.expanded)
           for (uint64_t i = 0; i < slot.node.length(); ++i) {
@@ -167,10 +172,10 @@ class Planner {
     bool is_start = node.index() == start_ && slot.role == Role::Element;
     uint64_t bytes = payload_bytes(node);
     slot.plain = is_viewable(node.kind()) &&
-                 (slot.role == Role::Attribute
-                      ? bytes <= kPlainAttributeBytes
-                      : small_elements_copied_ && !is_start && bytes <= kPlainElementBytes &&
-                            in_long_list_.count(node.index()) != 0);
+                 (copy_all_ || (slot.role == Role::Attribute
+                                    ? bytes <= kPlainAttributeBytes
+                                    : small_elements_copied_ && !is_start && bytes <= kPlainElementBytes &&
+                                          in_long_list_.count(node.index()) != 0));
     if (slot.plain && node.kind() == NodeKind::String)
       for (uint64_t i = 0; i < node.length(); ++i) slot.strings.push_back(node.string_at(i));
 
@@ -184,6 +189,7 @@ class Planner {
 
   const RegionReader& reader_;
   const bool small_elements_copied_;
+  const bool copy_all_;
   uint64_t start_ = 0;
   std::vector<Slot> slots_;
   std::unordered_map<uint64_t, size_t> slot_of_;
@@ -191,8 +197,8 @@ class Planner {
 };
 
 // Plans `node` and checks what R cannot take.
-std::vector<Slot> plan_object(const RegionReader& reader, uint64_t node) {
-  std::vector<Slot> slots = Planner(reader).plan(node);
+std::vector<Slot> plan_object(const RegionReader& reader, uint64_t node, bool copy_all = false) {
+  std::vector<Slot> slots = Planner(reader, copy_all).plan(node);
   for (const Slot& slot : slots)
     for (const StringRef& s : slot.strings)
       if (s.size > 0x7fffffff) throw Error(ErrorKind::Corrupt, "string element longer than R allows");
@@ -385,6 +391,11 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
   SEXP result = build(slots, mapping);
   remember_mapping(mapping);
   return result;
+}
+
+SEXP decode_copy(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
+  if (written_in_place(mapping->reader())) return decode_object(mapping, node);
+  return build(plan_object(mapping->reader(), node, true), mapping);
 }
 
 SEXP decode_list_element(const ListHandle& list, uint64_t position) {

@@ -18,6 +18,14 @@ namespace shmr::glue {
 // (allocation, unserialize) come back as exceptions too.
 SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node);
 
+// The same as an ordinary object that holds copies of its data and keeps
+// no reference to `mapping`: what map_shared() returns when no mapping may
+// be made for it (MappingLimitReached), so that closing it closes nothing
+// another object reads. A region written in place (a writable share, a
+// buffer) is decoded by decode_object() all the same: a copy would keep its
+// writes to itself, and its views never need a mapping of their own.
+SEXP decode_copy(const std::shared_ptr<Mapping>& mapping, uint64_t node);
+
 // Element `position` (0-based) of the list view `list`, for its Elt method.
 // Its vectors are views on the list's mapping, or on another mapping of the
 // same region when one of them has a view there already (two objects never

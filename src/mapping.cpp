@@ -94,6 +94,15 @@ class MappingRegistry {
       if (auto reused = first_reusable(*group, nullptr, 0, unused ? Want::Unused : Want::Any))
         return reused;
       if (group->idle) return adopt_idle(group);
+      // The limit of new_of_same_file(): map_shared() in a loop that keeps
+      // its results would otherwise map until R itself cannot allocate. A
+      // mapping of the file in use (mapping_for_unserialize()) can still
+      // be read to copy from.
+      if (unused && live_ >= second_mapping_limit())
+        throw MappingLimitReached(ErrorKind::NoSpace,
+                                  "this process has " + std::to_string(live_) +
+                                      " mappings of shared regions: no other mapping of '" + name +
+                                      "' is made");
     }
     auto mapping = std::make_shared<Mapping>(map_region_file(std::move(file)));
     remember(mapping);

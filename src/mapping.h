@@ -109,7 +109,8 @@ class Mapping {
 
 // A mapping of the region now called `name` for a new object (map_shared()):
 // one of the same file that no object reads (idle, say), else a new one.
-// Throws NotFound, Corrupt.
+// Throws NotFound, Corrupt; MappingLimitReached when a new mapping of a file
+// this process maps already would be needed past the limit (below).
 std::shared_ptr<Mapping> open_mapping(const std::string& name);
 
 // A new mapping of the region now called `name`, never one this process had

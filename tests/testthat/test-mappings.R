@@ -259,3 +259,40 @@ test_that("past half the mappings the kernel allows, more objects of one vector 
   invisible(gc())
   expect_lt(shmr:::mapping_stats()[["live"]], 1000)
 })
+
+test_that("past half the mappings the kernel allows, more map_shared() of one region copy its data", {
+  allowed <- as.numeric(readLines("/proc/sys/vm/max_map_count"))
+  skip_if(allowed > 70000, "the kernel allows too many mappings to reach half of them quickly")
+  s <- share(runif(1000))
+  df <- share(data.frame(a = 1:3, b = c("x", "y", "z"), stringsAsFactors = FALSE))
+  df_view <- map_shared(shared_name(df))
+  w <- share(numeric(3), readonly = FALSE)
+  w_view <- map_shared(shared_name(w))
+  # Before, each call mapped the region again (kept results keep their
+  # mappings), up to the kernel's limit, past which R itself could not
+  # allocate.
+  n <- ceiling(allowed / 2) + 2000
+  got <- lapply(seq_len(n), function(i) map_shared(shared_name(s)))
+  views <- sum(vapply(got, is_shared, TRUE))
+  expect_lt(views, n)                   # the last ones are copies
+  expect_gt(views, allowed / 2 - 1000)  # the first ones views
+  expect_true(all(vapply(got[c(1, n)], function(v) identical(v[], s[]), TRUE)))
+  expect_lt(shmr:::mapping_stats()[["live"]], allowed / 2 + 100)
+  # A copy reads no mapping: closing it closes nothing another object reads.
+  close(got[[n]])
+  expect_identical(got[[1]][], s[])
+  # An object with attributes and strings is copied whole.
+  df_copy <- map_shared(shared_name(df))
+  expect_false(is_shared(df_copy))
+  expect_false(any(vapply(df_copy, is_shared, TRUE)))
+  expect_identical(df_copy, data.frame(a = 1:3, b = c("x", "y", "z"), stringsAsFactors = FALSE))
+  # A region written in place is not copied: a copy would keep its writes.
+  w_again <- map_shared(shared_name(w))
+  expect_true(is_shared(w_again))
+  w_again[2] <- 7
+  expect_identical(w[], c(0, 7, 0))
+  rm(got)
+  invisible(gc())
+  expect_lt(shmr:::mapping_stats()[["live"]], 1000)
+  expect_true(is_shared(map_shared(shared_name(s))))
+})
