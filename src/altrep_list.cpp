@@ -39,6 +39,7 @@ R_altrep_class_t list_cls;
 void finalize_handle(SEXP pointer) {
   auto* handle = static_cast<ListHandle*>(R_ExternalPtrAddr(pointer));
   R_ClearExternalPtr(pointer);
+  if (handle != nullptr) handle->mapping->remove_view(handle->node.index(), nullptr, 0);
   try {
     delete handle;
   } catch (...) {
@@ -501,7 +502,12 @@ SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& nod
   R_RegisterCFinalizerEx(pointer, finalize_handle, TRUE);
   ListHandle* handle = nullptr;
   try {
-    handle = new ListHandle{mapping, node};
+    auto made = std::make_unique<ListHandle>(ListHandle{mapping, node});
+    // A list reads its mapping as a vector view does: map_shared() of the
+    // same region must take another, so that close() of one result closes
+    // nothing the other reads.
+    mapping->add_view(node.index());
+    handle = made.release();
   } catch (...) {
     handle = nullptr;
   }

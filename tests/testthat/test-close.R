@@ -63,3 +63,15 @@ test_that("close() works on anything share() returned, doing nothing when nothin
   con <- file(tempfile(), "w")
   expect_silent(close(con))
 })
+
+test_that("close() of one map_shared() result of a list leaves another one readable", {
+  df <- share(data.frame(a = 1:3, b = c("x", "y", "z"), stringsAsFactors = FALSE))
+  name <- shared_name(df)
+  first <- map_shared(name)
+  second <- map_shared(name)
+  expect_true(close(second))
+  expect_error(second$a[1], "closed")
+  expect_identical(first$a[], 1:3)
+  expect_identical(first$b[], c("x", "y", "z"))
+  expect_identical(df$b[], c("x", "y", "z"))
+})
