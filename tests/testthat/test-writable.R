@@ -460,7 +460,7 @@ test_that("a Date writable share stays the share after a read, so later writes g
   rm(l)
   w[5] <- as.Date("2024-01-01")
   days[5] <- as.Date("2024-01-01")
-  o <- c(5, 2, 4, 1, 3)
+  o <- c(5, 2, 4, 1, 3, 10, 9, 8, 7, 6)
   w[o] <- w
   days[o] <- days
   expect_true(is_shared(w))
