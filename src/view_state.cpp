@@ -334,10 +334,6 @@ void record_foreign_origin(const IncomingOrigin& in) noexcept {
   });
 }
 
-// The state is formatted into fixed buffers, so no C++ object is live when
-// R allocates. A region this process made and sends this way becomes the
-// receiver's when it is a forked child's parent (parallel::mclapply()
-// results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
 namespace {
 
 std::vector<std::shared_ptr<Mapping>>* named_mappings_sink = nullptr;
@@ -355,6 +351,10 @@ void note_named_mapping(const std::shared_ptr<Mapping>& mapping) {
   if (named_mappings_sink != nullptr) named_mappings_sink->push_back(mapping);
 }
 
+// The state is formatted into fixed buffers, so no C++ object is live when
+// R allocates. A region this process made and sends this way becomes the
+// receiver's when it is a forked child's parent (parallel::mclapply()
+// results) or a pool worker's caller (RegionOwner::hand_over_for_sending()).
 SEXP view_serialized_state(const ViewHandle& handle) {
   handle.mapping->region().hand_over_for_sending();
   char local[kTextSize] = "";
