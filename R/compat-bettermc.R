@@ -109,9 +109,9 @@ copy2shm <- function(x, name, overwrite = FALSE, copy = TRUE) {
   # A failure while writing removes what was written.
   # share_region(), not share(name = ): share() refuses names longer than 100
   # characters, and "shmr_" before a name of up to 100 is a valid region name
-  # of up to 105. share() would store an S4 vector as its S3 form: so here.
+  # of up to 105. The region gets an S4 vector's S3 form, as from share().
   shared <- tryCatch(
-    share_region(if (isS4(x)) asS3(x, complete = FALSE) else x, "shm", TRUE, region, TRUE, ""),
+    share_region(s4_vector_as_s3(x), "shm", TRUE, region, TRUE, ""),
     error = function(e) {
       stop(sprintf("copy2shm(): cannot create the shared memory object '%s' (%s)", name,
                    conditionMessage(e)), call. = FALSE)

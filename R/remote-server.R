@@ -70,6 +70,9 @@ serve_regions <- function(control, listen, owner_pid, owner_ticks, tls, chunk_ma
   state$ctl_aio <- nanonext::recv_aio(ctl, mode = "string", cv = state$cv)
   state$pub_aio <- nanonext::recv_aio(pub, mode = "string", cv = state$cv)
   repeat {
+    # A calling handler here as well as region_server_main()'s, which covers
+    # the setup above: this tryCatch()'s exiting handler is nearer than that
+    # one, and would end the turn before an interrupt could be resumed.
     done <- tryCatch(
       withCallingHandlers(serve_turn(state, ctl, pub, owner_pid, owner_ticks),
                           interrupt = resume_interrupt),

@@ -293,10 +293,8 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     stop("share(): `min_bytes` must be a single non-negative number", call. = FALSE)
   }
   if (!deep && isS4(x) && is.atomic(x)) {
-    # An S4 object that is a vector (setClass(contains = "numeric")): the
-    # region holds the vector with its slots as attributes (the S4 bit is not
-    # stored, see map_shared()), and the shared view gets the bit back.
-    shared <- share(asS3(x, complete = FALSE), backing = backing, readonly = readonly,
+    # An S4 object that is a vector: the shared view gets the S4 bit back.
+    shared <- share(s4_vector_as_s3(x), backing = backing, readonly = readonly,
                     name = name, path = path, persist = persist)
     return(asS4(shared))
   }
@@ -393,6 +391,13 @@ place_named_file <- function(name, backing, path) {
 
 is_not_data <- function(x) {
   is.null(x) || is.function(x) || is.environment(x) || is.language(x)
+}
+
+# What a region stores of an S4 vector (setClass(contains = "numeric")): the
+# vector with its slots as attributes, without the S4 bit, which a region
+# does not record (map_shared() sets it again from the class).
+s4_vector_as_s3 <- function(x) {
+  if (isS4(x) && is.atomic(x)) asS3(x, complete = FALSE) else x
 }
 
 describe_not_data <- function(x) {

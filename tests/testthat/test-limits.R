@@ -23,6 +23,16 @@ set_limit <- function(pid, resource, soft) {
   if (!identical(status, 0L)) skip(sprintf("prlimit cannot set --%s here", resource))
 }
 
+# The files in the shm directory that process `pid` made: its regions and
+# its half-written temporary files. Those of other processes (tests or
+# sessions running beside this one) come and go at any time.
+files_made_by <- function(pid) {
+  listed <- list.files(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), all.files = TRUE, no.. = TRUE)
+  regions <- shared_regions()
+  c(grep(sprintf("^\\.shmr_tmp_%d_", pid), listed, value = TRUE),
+    intersect(listed, regions$name[regions$creator_pid == pid]))
+}
+
 shm_mappings <- function(pid) {
   dir <- normalizePath(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"))
   sum(grepl(dir, readLines(sprintf("/proc/%d/maps", pid)), fixed = TRUE))
@@ -41,9 +51,9 @@ limited_session_checks <- function(resource, field, pattern) {
     invisible(gc())
     shared_name(x)
   })
-  files <- function() list.files(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), all.files = TRUE, no.. = TRUE)
-  before <- files()
+  files <- function() files_made_by(pid)
   pid <- session$get_pid()
+  before <- files()
   mapped <- shm_mappings(pid)
   set_limit(pid, resource, status_bytes(pid, field) + 24 * 1024^2)
   limited <- session$run(function(name) {
@@ -189,9 +199,9 @@ test_that("with no file descriptor left, shares fail naming it, nothing is left,
     stream <<- serialize(x, NULL)
     invisible(NULL)
   })
-  files <- function() list.files(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), all.files = TRUE, no.. = TRUE)
-  before <- files()
+  files <- function() files_made_by(pid)
   pid <- session$get_pid()
+  before <- files()
   set_limit(pid, "nofile", limit_leaving(pid, 3))
   starved <- session$run(function() {
     attempt <- function(expr) tryCatch({ force(expr); "ok" }, error = conditionMessage)
