@@ -91,7 +91,15 @@ test_that("nothing a forked child shared outlives the processes, but for prune_s
     if (!any(vapply(scratch, region_exists, TRUE)) || Sys.time() > deadline) break
     Sys.sleep(0.05)
   }
-  expect_false(any(vapply(scratch, region_exists, TRUE)))
+  # Should a region stay, who made it and what became of that process.
+  left <- shared_regions(scratch)
+  states <- vapply(left$creator_pid, function(pid) {
+    stat <- sprintf("/proc/%d/stat", pid)
+    if (file.exists(stat)) readLines(stat, warn = FALSE)[1L] else "no such process"
+  }, "")
+  expect_false(any(vapply(scratch, region_exists, TRUE)),
+               info = paste(left$name, left$creator_pid, left$creator_alive, states,
+                            collapse = "; "))
 })
 
 test_that("a forked child still releases what it closes itself", {
