@@ -37,7 +37,10 @@ enum CacheSlot : R_xlen_t {
   kMade = 1,
   // Packed layout: a raw vector of one pointer per chunk, to its elements.
   kChunkTable = 2,
-  kCacheSlots = 3,
+  // A copy of kFull, made when R first asks for a writable data pointer
+  // (ViewHandle::strings_snapshot); R_NilValue before.
+  kSnapshot = 3,
+  kCacheSlots = 4,
 };
 constexpr int kChunkShift = 12;
 constexpr R_xlen_t kChunkSize = R_xlen_t{1} << kChunkShift;
@@ -239,7 +242,13 @@ void string_set_elt(SEXP x, R_xlen_t i, SEXP value) {
 void* string_dataptr(SEXP x, Rboolean writable) {
   ViewHandle& handle = usable_handle(x);
   SEXP full = materialized(x, handle);
-  if (writable) handle.cache_written = true;
+  if (writable && !handle.cache_written && handle.strings_snapshot == nullptr) {
+    // Marking the view written here would cost a vector that was only
+    // ordered its name: it would then travel whole to every worker.
+    SEXP snapshot = Rf_duplicate(full);
+    SET_VECTOR_ELT(R_altrep_data2(x), kSnapshot, snapshot);
+    handle.strings_snapshot = STRING_PTR_RO(snapshot);
+  }
   return const_cast<SEXP*>(STRING_PTR_RO(full));
 }
 
@@ -265,7 +274,7 @@ Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 SEXP string_state(SEXP x) {
   if (is_unavailable(x)) return unavailable_state(x);
   ViewHandle& handle = open_view_handle(x);
-  if (handle.cache_written || !handle.mapping->name_still_leads_here()) return nullptr;
+  if (strings_written(handle) || !handle.mapping->name_still_leads_here()) return nullptr;
   return view_serialized_state(handle);
 }
 
@@ -277,7 +286,7 @@ SEXP string_unserialize(SEXP cls, SEXP state) { return view_from_serialized_stat
 // again.
 SEXP string_duplicate(SEXP x, Rboolean) {
   ViewHandle& handle = open_view_handle(x);
-  if (handle.cache_written) return nullptr;
+  if (strings_written(handle)) return nullptr;
   SEXP copy = fresh_view_of(handle);
   if (copy == nullptr) return nullptr;
   PROTECT(copy);
@@ -406,7 +415,7 @@ bool element_number(const ViewHandle& handle, uint64_t i, bool for_integer, doub
 // about, or treat differently, goes R's way (nullptr).
 SEXP string_coerce(SEXP x, int type) {
   ViewHandle* handle = own_handle(x);
-  if (handle == nullptr || *handle->slow_path || handle->cache_written || Rf_isObject(x) ||
+  if (handle == nullptr || *handle->slow_path || strings_written(*handle) || Rf_isObject(x) ||
       (type != REALSXP && type != INTSXP))
     return nullptr;
   const R_xlen_t n = static_cast<R_xlen_t>(handle->length());
@@ -452,9 +461,18 @@ int string_no_na(SEXP x) {
 
 SEXP string_view_written_values(SEXP x) {
   ViewHandle* handle = view_handle(x);
-  if (handle == nullptr || !handle->cache_written || R_altrep_data2(x) == R_NilValue)
+  if (handle == nullptr || !strings_written(*handle) || R_altrep_data2(x) == R_NilValue)
     return R_NilValue;
   return full_vector(x);
+}
+
+bool strings_written(ViewHandle& handle) noexcept {
+  if (handle.cache_written) return true;
+  if (handle.strings_snapshot == nullptr || handle.strings_full == nullptr) return false;
+  const size_t bytes = static_cast<size_t>(handle.length()) * sizeof(SEXP);
+  if (std::memcmp(handle.strings_full, handle.strings_snapshot, bytes) == 0) return false;
+  handle.cache_written = true;
+  return true;
 }
 
 void init_string_view_class(DllInfo* dll) {

@@ -344,7 +344,7 @@ bool view_writes_through(const ViewHandle& handle) {
 
 bool view_holds_own_writes(ViewHandle& handle) {
   if (view_writes_through(handle)) return false;
-  if (handle.known_written || handle.cache_written) return true;
+  if (handle.known_written || strings_written(handle)) return true;
   const uint64_t pointers = handle.mapping->writable_pointers();
   if (handle.clean_at_pointers == pointers) return false;
   // Private pages stay private: once written, always written.

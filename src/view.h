@@ -55,7 +55,8 @@ struct ViewHandle {
   // (a column of a shared matrix); a whole view covers the node.
   uint64_t first = 0;
   uint64_t count = 0;
-  // Set once R was handed a writable pointer into a string view's cache.
+  // Set once R changed an element of a string view's materialised vector
+  // (strings_written() finds that).
   bool cache_written = false;
   // Set once the view was found to hold private (written) pages: from then
   // on its node's value flags are not trusted.
@@ -70,6 +71,12 @@ struct ViewHandle {
   // (R's collector never moves objects), so reading one costs no R call.
   bool strings_cached = false;                     // data2 is set up
   const SEXP* strings_full = nullptr;              // every element, once materialised
+  // The elements of strings_full when R was first handed a writable pointer
+  // to them. R asks for one also just to read (order() of a character
+  // vector does): only a difference from these means a write. The vector
+  // holding them keeps those strings alive, so no other string can take the
+  // address of one and hide a write.
+  const SEXP* strings_snapshot = nullptr;
   const SEXP* strings_entries = nullptr;           // dictionary layout: its entries
   const SEXP* const* strings_chunks = nullptr;     // packed layout: per chunk, or nullptr
 
@@ -142,6 +149,11 @@ void init_string_view_class(DllInfo* dll);
 // The values of a string view that R has written to (its materialised
 // vector, which the region no longer describes), or R_NilValue.
 SEXP string_view_written_values(SEXP x);
+
+// True once R changed an element of a string view (not a string view:
+// false). Compares the elements with strings_snapshot, O(length), while a
+// writable pointer R was handed may still be in use; no R call.
+bool strings_written(ViewHandle& handle) noexcept;
 
 // True when `x` is an ALTREP view made by shmr.
 bool is_view(SEXP x);

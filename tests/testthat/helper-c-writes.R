@@ -20,6 +20,10 @@ in_place_writers <- local({
       "  SET_STRING_ELT(x, asInteger(i) - 1, STRING_ELT(v, 0));",
       "  return R_NilValue;",
       "}",
+      "SEXP shmr_test_write_string_pointer(SEXP x, SEXP i, SEXP v) {",
+      "  ((SEXP *) DATAPTR(x))[asInteger(i) - 1] = STRING_ELT(v, 0);",
+      "  return R_NilValue;",
+      "}",
       "SEXP shmr_test_deep_copy(SEXP x) { return duplicate(x); }"
     ), source_file)
     output <- suppressWarnings(system2(file.path(R.home("bin"), "R"),
@@ -37,6 +41,11 @@ in_place_writers <- local({
       },
       string = function(x, i, value) {
         invisible(.Call(symbol("shmr_test_write_string"), x, as.integer(i), as.character(value)))
+      },
+      # Through the data pointer, as R's own sort of a character vector
+      # writes (`v` must stay referenced: no write barrier).
+      string_pointer = function(x, i, value) {
+        invisible(.Call(symbol("shmr_test_write_string_pointer"), x, as.integer(i), value))
       },
       # R's duplicate(), which C code calls; R code has no way to ask for it.
       deep_copy = function(x) .Call(symbol("shmr_test_deep_copy"), x)

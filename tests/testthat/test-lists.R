@@ -378,6 +378,32 @@ test_that("a write by C code deep in a shared list, or into its strings, travels
   expect_identical(unserialize(serialize(m, NULL))$inner$v, as.numeric(1:3))
 })
 
+test_that("a character column that order() read keeps its name; a write through its pointer is seen", {
+  write <- in_place_writers()
+  n <- 1e5
+  words <- paste0("w", sample(n))
+  df <- share(data.frame(s = words, v = seq_len(n)))
+  name <- shared_name(df)
+  # order() asks R for a writable pointer to the strings, only to read them:
+  # the data frame still travels by name, not as its strings.
+  top <- df[order(df$s), ][1:3, ]
+  expect_identical(top$s, sort(words)[1:3])
+  expect_identical(shared_name(df), name)
+  expect_identical(shared_name(df$s), paste0(name, "[1]"))
+  if (has_list_views()) expect_lt(serialized_size(df), 400)
+  s <- share(words)
+  invisible(order(s))
+  expect_false(is.null(shared_name(s)))
+  expect_lt(serialized_size(s), 400)
+  # Written through the pointer R was handed: seen at the next check.
+  value <- "changed"
+  write$string_pointer(s, 2, value)
+  expect_null(shared_name(s))
+  expect_identical(unserialize(serialize(s, NULL))[1:2], c(words[1], "changed"))
+  expect_identical(in_other_process(function(x) x[1:2], list(s)), c(words[1], "changed"))
+  expect_identical(fetch(share(s))[2], "changed")
+})
+
 test_that("a write after a check that found none is seen as well", {
   write <- in_place_writers()
   n <- 1e5
