@@ -201,6 +201,29 @@ buffer_subscripts <- function(x, given, ...) {
 # store NA, 00, a truncated number or TRUE; `what` names the values in the
 # message.
 stored_values <- function(values, type, what) {
+  cannot <- function(why) {
+    stop(sprintf("%s cannot be stored in a buffer of type %s: %s", what, type, why), call. = FALSE)
+  }
+  # as.vector() of a list, a complex number, a string or a raw byte stores it
+  # without a warning where the checks below refuse the same number given
+  # as a double (1.5 into integers, 2 into logicals): each is made the
+  # double (or string) it stands for first.
+  if (is.list(values)) {
+    if (!all(vapply(values, function(v) is.atomic(v) && length(v) == 1L, TRUE))) {
+      cannot("a list whose elements are not all single values")
+    }
+    values <- unlist(values, use.names = FALSE)
+  }
+  if (is.complex(values) && type != "complex") {
+    if (any(Im(values) != 0, na.rm = TRUE)) cannot("imaginary parts discarded in coercion")
+    values <- Re(values)
+  }
+  if (is.raw(values) && type == "logical") values <- as.integer(values)
+  if (is.character(values) && type %in% c("integer", "raw")) {
+    numbers <- suppressWarnings(as.numeric(values))
+    if (any(is.na(numbers) & !is.na(values))) cannot("a string that is not a number")
+    values <- numbers
+  }
   if (type %in% c("integer", "raw") && is.double(values)) {
     finite <- values[is.finite(values)]
     if (any(finite != trunc(finite))) {

@@ -359,6 +359,38 @@ test_that("a value the buffer's type cannot hold is an error, as for `init`", {
   expect_null(conditionCall(err))
 })
 
+test_that("a number given as a complex, a string, a raw byte or in a list is checked as the number", {
+  # as.vector() stores these without a warning (1.5+0i as 1L, "1.5" as 1L,
+  # 2+0i or as.raw(7) as TRUE): each is refused as the double would be.
+  b <- shared_buffer("integer", 3, init = 0L)
+  expect_error(b[1] <- 1.5 + 0i, "type integer: it is not a whole number")
+  expect_error(b[1] <- 1i, "type integer: imaginary parts discarded")
+  expect_error(b[1] <- "1.5", "type integer: it is not a whole number")
+  expect_error(b[1] <- list(2.5), "type integer: it is not a whole number")
+  expect_error(b[1] <- list("a"), "type integer: a string that is not a number")
+  expect_error(b[1] <- list(1:2), "type integer: a list whose elements are not all single values")
+  l <- shared_buffer("logical", 3, init = FALSE)
+  expect_error(l[1] <- 2 + 0i, "type logical: a number other than 0 or 1")
+  expect_error(l[1] <- 1i, "type logical: imaginary parts discarded")
+  expect_error(l[1] <- as.raw(7), "type logical: a number other than 0 or 1")
+  expect_error(l[1] <- list(2.5), "type logical: a number other than 0 or 1")
+  expect_error(l[1] <- list("a"), "type logical: a string that is not a number")
+  r <- shared_buffer("raw", 3)
+  expect_error(r[1] <- 1.5 + 0i, "type raw: it is not a whole number")
+  expect_error(r[1] <- "1.5", "type raw: it is not a whole number")
+  expect_error(shared_buffer("integer", 2, init = 1.5 + 0i), "`init` .* not a whole number")
+  expect_identical(b[], c(0L, 0L, 0L))
+  expect_identical(l[], c(FALSE, FALSE, FALSE))
+  expect_identical(r[], as.raw(c(0, 0, 0)))
+  # The same values that the type holds are stored.
+  b[1:3] <- list(2, 3L, 4)
+  l[1:3] <- c(as.raw(1), as.raw(0), as.raw(1))
+  r[1:2] <- c("2", "255")
+  expect_identical(b[], c(2L, 3L, 4L))
+  expect_identical(l[], c(TRUE, FALSE, TRUE))
+  expect_identical(r[], as.raw(c(2, 255, 0)))
+})
+
 test_that("negative subscripts mixed with NA are R's error, and write nothing", {
   b <- shared_buffer("double", 5, init = 0)
   x <- numeric(5)
