@@ -526,9 +526,13 @@ new_psock_nodes <- function(n, launch, dir = NULL) {
   parallel::makePSOCKcluster(
     n, useXDR = FALSE,
     rscript_args = c("-e", shQuote("options(socketOptions = 'no-delay')"),
-                     "-e", shQuote(sprintf("invisible('%s')", launch)))
+                     "-e", shQuote(sprintf("invisible('%s')", launch)),
+                     "-e", shQuote("invisible(try(shmr:::close_inherited_sockets(), silent = TRUE))"))
   )
 }
+
+# In a PSOCK worker, before it connects: see shmr_close_inherited_sockets().
+close_inherited_sockets <- function() .Call(shmr_close_inherited_sockets)
 
 # A word that names one start of workers, and nothing else; the caller's
 # random numbers are left as they were.

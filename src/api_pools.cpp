@@ -5,9 +5,14 @@
 #include <cpp11/protect.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/names.h"
 #include "core/process.h"
@@ -130,6 +135,35 @@ extern "C" SEXP shmr_physical_memory() {
 extern "C" SEXP shmr_free_descriptors() {
   SHMR_BEGIN
   return number_or_na(ps::free_descriptors());
+  SHMR_END
+}
+
+// Closes the sockets a PSOCK worker inherited from the process that started
+// it: makePSOCKcluster() starts workers through system(), and R opens its
+// sockets without FD_CLOEXEC, so each worker held the caller's end of the
+// connection of every worker started before it. Those copies kept a pool
+// dropped without pool_stop() running as long as any later worker: its
+// workers never saw their caller close the connection. Called before the
+// worker connects, when it has no socket of its own. Returns how many.
+extern "C" SEXP shmr_close_inherited_sockets() {
+  SHMR_BEGIN
+  std::vector<int> sockets;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    const int listing = dirfd(dir);
+    while (const dirent* entry = readdir(dir)) {
+      char* end = nullptr;
+      const long fd = std::strtol(entry->d_name, &end, 10);
+      if (end == entry->d_name || *end != '\0' || fd < 3 || fd == listing) continue;
+      struct stat st {};
+      if (fstat(static_cast<int>(fd), &st) == 0 && S_ISSOCK(st.st_mode))
+        sockets.push_back(static_cast<int>(fd));
+    }
+    closedir(dir);
+  }
+  int closed = 0;
+  for (int fd : sockets)
+    if (close(fd) == 0) ++closed;
+  return cpp11::safe[Rf_ScalarInteger](closed);
   SHMR_END
 }
 

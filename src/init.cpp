@@ -61,6 +61,7 @@ SEXP shmr_segment_advise(SEXP, SEXP);
 SEXP shmr_process_memory(SEXP);
 SEXP shmr_physical_memory();
 SEXP shmr_free_descriptors();
+SEXP shmr_close_inherited_sockets();
 SEXP shmr_region_bytes_mapped(SEXP);
 SEXP shmr_process_running(SEXP, SEXP);
 SEXP shmr_processes_mentioning(SEXP);
@@ -147,6 +148,7 @@ static const R_CallMethodDef call_methods[] = {
     SHMR_CALL_METHOD(shmr_process_memory, 1),
     SHMR_CALL_METHOD(shmr_physical_memory, 0),
     SHMR_CALL_METHOD(shmr_free_descriptors, 0),
+    SHMR_CALL_METHOD(shmr_close_inherited_sockets, 0),
     SHMR_CALL_METHOD(shmr_region_bytes_mapped, 1),
     SHMR_CALL_METHOD(shmr_process_running, 2),
     SHMR_CALL_METHOD(shmr_processes_mentioning, 1),

@@ -934,3 +934,24 @@ test_that("a wrong pool or FUN is named in the error", {
   err <- tryCatch(pool_sapply(1:3, list()), error = function(e) e)
   expect_null(conditionCall(err))
 })
+
+test_that("a pool dropped without pool_stop() ends its workers while another pool runs", {
+  skip_if_not(dir.exists("/proc/self/fd"))
+  sockets_of <- function(pid) {
+    links <- Sys.readlink(list.files(sprintf("/proc/%d/fd", pid), full.names = TRUE))
+    sum(startsWith(links, "socket:"))
+  }
+  first <- pool_create(1)
+  old <- pool_status(first)$pid
+  second <- pool_create(1)
+  on.exit(pool_stop(second), add = TRUE)
+  # The worker started second holds its own connection only, not a copy of
+  # the caller's end of the first worker's.
+  expect_identical(sockets_of(pool_status(second)$pid), 1L)
+  rm(first)
+  suppressWarnings(gc())
+  deadline <- Sys.time() + 10
+  while (file.exists(file.path("/proc", old)) && Sys.time() < deadline) Sys.sleep(0.1)
+  expect_false(file.exists(file.path("/proc", old)))
+  expect_identical(unlist(pool_lapply(1:2, function(i) i * 2, pool = second)), c(2, 4))
+})
