@@ -25,6 +25,7 @@
 #include "decode.h"
 #include "decoded_check.h"
 #include "r_boundary.h"
+#include "serialized_objects.h"
 #include "view.h"
 #include "writable_copies.h"
 
@@ -85,9 +86,14 @@ SEXP run_guarded(Body&& body) {
   return value;
 }
 
+// The table of serialized objects the list shares with its decoded root and
+// every view made from it (serialized_objects.h).
+SEXP table_of(SEXP x) { return R_ExternalPtrProtected(R_altrep_data1(x)); }
+
 SEXP decoded_element(SEXP x, R_xlen_t i) {
   ListHandle& handle = open_handle(x);
-  return run_guarded([&] { return decode_list_element(handle, static_cast<uint64_t>(i)); });
+  SEXP table = table_of(x);
+  return run_guarded([&] { return decode_list_element(handle, static_cast<uint64_t>(i), table); });
 }
 
 // Whether element `child` of the list may be one node met in several places
@@ -394,7 +400,14 @@ SEXP list_unserialize(SEXP, SEXP state) {
     if (wanted.has_length && wanted.length != node.length())
       throw Error(ErrorKind::Corrupt, "serialized shared list's length is not its node's");
     try {
-      list = cpp11::unwind_protect([&] { return make_list_view(mapping, node); });
+      // A root of its own: a table of its own, as unserialize() of an
+      // ordinary list makes new environments.
+      list = cpp11::unwind_protect([&] {
+        SEXP table = PROTECT(new_serialized_objects());
+        SEXP made = make_list_view(mapping, node, table);
+        UNPROTECT(1);
+        return made;
+      });
     } catch (const cpp11::unwind_exception& e) {
       unwind_token = e.token;
       return;
@@ -457,8 +470,12 @@ SEXP list_duplicate(SEXP x, Rboolean deep) {
   // R's own copy reads every element from this list instead.
   if (deep && holds_serialized(handle)) return nullptr;
   if (!deep && handle.mapping->region().access() == Access::SharedWritable) materialized(x);
+  // The copy shares the list's table: an environment read later through
+  // either is the one the other reads, as R's copy of an ordinary list
+  // holds the same environment.
+  SEXP table = table_of(x);
   SEXP copy = PROTECT(run_guarded([&] {
-    return cpp11::unwind_protect([&] { return make_list_view(handle.mapping, handle.node); });
+    return cpp11::unwind_protect([&] { return make_list_view(handle.mapping, handle.node, table); });
   }));
   SEXP cache = R_altrep_data2(x);
   if (!deep && cache != R_NilValue) R_set_altrep_data2(copy, Rf_shallow_duplicate(cache));
@@ -497,8 +514,10 @@ void init_list_view_class(DllInfo* dll) {
   R_set_altlist_Set_elt_method(list_cls, list_set_elt);
 }
 
-SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node) {
-  SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, R_NilValue));
+SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node, SEXP table) {
+  // The table in the pointer's protected value: the garbage collector sees
+  // what it keeps through the list (serialized_objects.h).
+  SEXP pointer = PROTECT(R_MakeExternalPtr(nullptr, R_NilValue, table));
   R_RegisterCFinalizerEx(pointer, finalize_handle, TRUE);
   ListHandle* handle = nullptr;
   try {
@@ -537,7 +556,7 @@ bool is_unavailable_list(SEXP x) {
 
 void init_list_view_class(DllInfo*) {}
 
-SEXP make_list_view(const std::shared_ptr<Mapping>&, const NodeView&) {
+SEXP make_list_view(const std::shared_ptr<Mapping>&, const NodeView&, SEXP) {
   Rf_error("shmr: internal error: no ALTREP lists in this R");
 }
 

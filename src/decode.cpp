@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "list_registry.h"
 #include "r_types.h"
+#include "serialized_objects.h"
 #include "view.h"
 
 namespace shmr::glue {
@@ -57,6 +58,12 @@ struct Slot {
   std::vector<size_t> children;
   std::vector<std::pair<std::string, size_t>> attributes;
   std::vector<StringRef> strings;  // plain String slots: validated elements
+  // Serialized slots: the object the decoded root's table keeps for the
+  // node (unserialized before, maybe through another view), or else the
+  // position of an earlier slot of the same node (in another role).
+  SEXP known = nullptr;
+  size_t same_as = kNoSlot;
+  static constexpr size_t kNoSlot = static_cast<size_t>(-1);
 };
 
 uint64_t payload_bytes(const NodeView& node) {
@@ -258,7 +265,7 @@ bool is_registered_list(const Slot& slot, bool is_result) {
 // Builds the R objects for `slots` in order; only R API calls, so it runs
 // inside one unwind_protect.
 void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mapping,
-                   SEXP objects) {
+                   SEXP objects, SEXP table) {
   for (size_t i = 0; i < slots.size(); ++i) {
     const Slot& slot = slots[i];
     const NodeView& node = slot.node;
@@ -269,10 +276,12 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
         break;
       case NodeKind::List:
         obj = slot.expanded ? Rf_allocVector(VECSXP, static_cast<R_xlen_t>(node.length()))
-                            : make_list_view(mapping, node);
+                            : make_list_view(mapping, node, table);
         break;
       case NodeKind::Serialized:
-        obj = unserialized(node);
+        obj = slot.known != nullptr           ? slot.known
+              : slot.same_as != Slot::kNoSlot ? VECTOR_ELT(objects, static_cast<R_xlen_t>(slot.same_as))
+                                              : unserialized(node);
         break;
       default:
         obj = is_flag_attribute(slot) ? shared_logical_constant(node)
@@ -296,11 +305,12 @@ struct BuildJob {
   const std::vector<Slot>* slots;
   const std::shared_ptr<Mapping>* mapping;
   SEXP objects;
+  SEXP table;
 };
 
 SEXP run_build(void* data) {
   auto* job = static_cast<BuildJob*>(data);
-  build_objects(*job->slots, *job->mapping, job->objects);
+  build_objects(*job->slots, *job->mapping, job->objects, job->table);
   return R_NilValue;
 }
 
@@ -327,9 +337,42 @@ bool may_be_refused(const std::vector<Slot>& slots) {
   return false;
 }
 
-SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mapping) {
+// Whether building `slots` needs the table of serialized objects: to
+// unserialize a node, or to hand it to a list view, whose elements (read
+// later) may be serialized nodes.
+bool needs_table(const std::vector<Slot>& slots) {
+  for (const Slot& slot : slots)
+    if (slot.node.kind() == NodeKind::Serialized || (slot.node.kind() == NodeKind::List && !slot.expanded))
+      return true;
+  return false;
+}
+
+// Points each Serialized slot at the object `table` keeps for its node, or
+// at the first slot of the same node: one node, one object.
+void find_serialized(std::vector<Slot>& slots, SEXP table) {
+  std::unordered_map<uint64_t, size_t> first;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& slot = slots[i];
+    if (slot.node.kind() != NodeKind::Serialized) continue;
+    slot.known = serialized_object(table, slot.node.index());
+    if (slot.known != nullptr) continue;
+    auto [at, inserted] = first.emplace(slot.node.index(), i);
+    if (!inserted) slot.same_as = at->second;
+  }
+}
+
+// Builds the objects of `slots`. `table` holds the objects unserialized for
+// the decoded root the slots belong to (R_NilValue: the slots are a root,
+// and get a new table if they need one).
+SEXP build(std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mapping, SEXP table) {
+  cpp11::sexp own_table;
+  if (table == R_NilValue && needs_table(slots)) {
+    own_table = cpp11::safe[new_serialized_objects]();
+    table = own_table;
+  }
+  find_serialized(slots, table);
   cpp11::sexp objects(cpp11::safe[Rf_allocVector](VECSXP, static_cast<R_xlen_t>(slots.size())));
-  BuildJob job{&slots, &mapping, objects};
+  BuildJob job{&slots, &mapping, objects, table};
   const std::string& region = mapping->region().name();
   cpp11::unwind_protect([&] {
     if (may_be_refused(slots)) {
@@ -340,6 +383,11 @@ SEXP build(const std::vector<Slot>& slots, const std::shared_ptr<Mapping>& mappi
     }
   });
 
+  // What was unserialized here, for the root's other views to take.
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].node.kind() == NodeKind::Serialized && slots[i].known == nullptr &&
+        slots[i].same_as == Slot::kNoSlot)
+      keep_serialized_object(table, slots[i].node.index(), VECTOR_ELT(objects, static_cast<R_xlen_t>(i)));
   for (size_t i = 0; i < slots.size(); ++i)
     if (is_registered_list(slots[i], i + 1 == slots.size()))
       remember_list(VECTOR_ELT(objects, static_cast<R_xlen_t>(i)), mapping, slots[i].node.index());
@@ -378,7 +426,7 @@ std::shared_ptr<Mapping> mapping_for_views(const ListHandle& list, const std::ve
 
 }  // namespace
 
-SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
+SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node, SEXP table) {
   // A vector without attributes (what most maps of a vector are) is one
   // view: what the plan would come to, without its tables and allocations.
   NodeView start = mapping->reader().node(node);
@@ -388,17 +436,18 @@ SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
     return result;
   }
   std::vector<Slot> slots = plan_object(mapping->reader(), node);
-  SEXP result = build(slots, mapping);
+  SEXP result = build(slots, mapping, table);
   remember_mapping(mapping);
   return result;
 }
 
 SEXP decode_copy(const std::shared_ptr<Mapping>& mapping, uint64_t node) {
   if (written_in_place(mapping->reader())) return decode_object(mapping, node);
-  return build(plan_object(mapping->reader(), node, true), mapping);
+  std::vector<Slot> slots = plan_object(mapping->reader(), node, true);
+  return build(slots, mapping, R_NilValue);
 }
 
-SEXP decode_list_element(const ListHandle& list, uint64_t position) {
+SEXP decode_list_element(const ListHandle& list, uint64_t position, SEXP table) {
   uint64_t node = list.node.child(position);
   // The common elements (a column, a vector without attributes, NULL) need
   // no plan: lapply() over a million of them makes a million of these.
@@ -428,11 +477,12 @@ SEXP decode_list_element(const ListHandle& list, uint64_t position) {
     // Only fixed-width nodes are refused, so no slot needs its strings read.
     for (Slot& slot : slots)
       if (!slot.plain && refuses_view(*list.mapping, slot.node)) slot.plain = true;
-    return build(slots, list.mapping);
+    return build(slots, list.mapping, table);
   }
-  if (mapping == list.mapping) return build(slots, mapping);
-  // Another mapping reads the same bytes; plan on it so the views point there.
-  return decode_object(mapping, node);
+  if (mapping == list.mapping) return build(slots, mapping, table);
+  // Another mapping reads the same bytes (the same nodes, so the same
+  // table); plan on it so the views point there.
+  return decode_object(mapping, node, table);
 }
 
 }  // namespace shmr::glue

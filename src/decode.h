@@ -15,8 +15,10 @@ namespace shmr::glue {
 
 // Decodes `node` as an object of its own (what share(), map_shared() and
 // unserialize() return). Throws Corrupt for inconsistent regions; R errors
-// (allocation, unserialize) come back as exceptions too.
-SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node);
+// (allocation, unserialize) come back as exceptions too. `table` is the
+// table of serialized objects (serialized_objects.h) of the root the object
+// belongs to; R_NilValue makes the object a root of its own.
+SEXP decode_object(const std::shared_ptr<Mapping>& mapping, uint64_t node, SEXP table = R_NilValue);
 
 // The same as an ordinary object that holds copies of its data and keeps
 // no reference to `mapping`: what map_shared() returns when no mapping may
@@ -29,7 +31,8 @@ SEXP decode_copy(const std::shared_ptr<Mapping>& mapping, uint64_t node);
 // Element `position` (0-based) of the list view `list`, for its Elt method.
 // Its vectors are views on the list's mapping, or on another mapping of the
 // same region when one of them has a view there already (two objects never
-// share private pages). Throws like decode_object().
-SEXP decode_list_element(const ListHandle& list, uint64_t position);
+// share private pages). `table` is the list's table of serialized objects.
+// Throws like decode_object().
+SEXP decode_list_element(const ListHandle& list, uint64_t position, SEXP table);
 
 }  // namespace shmr::glue

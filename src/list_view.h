@@ -43,9 +43,11 @@ constexpr bool have_list_views() { return SHMR_HAVE_ALTLIST != 0; }
 // Registers the class (nothing without ALTLIST).
 void init_list_view_class(DllInfo* dll);
 
-// A list view of the List node `node`, without attributes. May raise an R
-// error (allocation): call only inside cpp11::unwind_protect.
-SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node);
+// A list view of the List node `node`, without attributes, that decodes
+// serialized nodes through `table` (the table of its decoded root,
+// serialized_objects.h; it keeps it alive). May raise an R error
+// (allocation): call only inside cpp11::unwind_protect.
+SEXP make_list_view(const std::shared_ptr<Mapping>& mapping, const NodeView& node, SEXP table);
 
 // The handle of a list view, or nullptr for anything else (never throws).
 ListHandle* list_view_handle(SEXP x);

@@ -511,3 +511,75 @@ test_that("an environment in a shared list changed in place travels with its cha
   # The list's vectors still travel by name.
   expect_identical(shared_name(again$v), shared_name(l$v))
 })
+
+# One environment in several places of a shared object is one environment,
+# as in the object shared (and as R 4.2's eagerly decoded list had it): the
+# places decode it through one table per decoded root, however lazily, and
+# through whichever list or copy of a list they are read (R >= 4.3).
+test_that("one environment at several places of a shared list is one environment", {
+  check_one_environment <- function(s) {
+    same <- c(identical(s$a, s$c[[1]]), identical(s$a, s$c[[2]]$e), identical(s$a, attr(s$v, "env")))
+    assign("w", 2, envir = s$c[[1]])
+    c(same, exists("w", envir = s$a, inherits = FALSE))
+  }
+  environment(check_one_environment) <- globalenv()  # sent to other processes alone
+  e <- new.env()
+  e$v <- 1
+  x <- list(a = e, c = list(e, list(e = e)), v = structure(as.numeric(1:10), env = e))
+  s <- share(x)
+  expect_identical(check_one_environment(s), rep(TRUE, 4))
+  expect_false(identical(s$a, e))  # a copy of the environment, as unserialize() makes
+  # Where sharing is the point: another process mapping the region, or
+  # given the list.
+  name <- shared_name(s)
+  expect_identical(in_other_process(function(name, check) check(map_shared(name)),
+                                    list(name = name, check = check_one_environment)),
+                   rep(TRUE, 4))
+  if (has_list_views()) {
+    expect_identical(in_other_process(function(s, check) check(s),
+                                      list(s = share(x), check = check_one_environment)),
+                     rep(TRUE, 4))
+  }
+  # A copy R makes of the list before the environment is read holds the
+  # same environment as the list, read after.
+  s <- share(x)
+  s2 <- s
+  s2$x <- 1
+  expect_identical(s$a, s2$a)
+  expect_identical(s2$c[[1]], s$c[[2]]$e)
+  # Two map_shared() results are two decoded objects, as two unserialize()
+  # of one stream are: two environments, one in each.
+  m1 <- map_shared(name)
+  m2 <- map_shared(name)
+  expect_false(identical(m1$a, m2$a))
+  expect_identical(m1$a, m1$c[[1]])
+  expect_identical(m2$a, m2$c[[1]])
+})
+
+test_that("a shared fitted model keeps one formula environment, as the model had", {
+  fit <- local({
+    d <- data.frame(y = c(1, 3, 2, 5, 4, 6), x = 1:6)
+    lm(y ~ x, data = d)
+  })
+  check_fit <- function(fit) {
+    env <- environment(fit$terms)
+    same <- c(identical(env, environment(attr(fit$model, "terms"))),
+              identical(env, environment(formula(fit))))
+    assign("marker", 1, envir = environment(attr(fit$model, "terms")))
+    c(same, exists("marker", envir = env, inherits = FALSE),
+      isTRUE(all.equal(unname(coef(fit)), unname(coef(lm(y ~ x, data = fit$model))))))
+  }
+  environment(check_fit) <- globalenv()
+  expect_identical(check_fit(fit), rep(TRUE, 4))
+  s <- share(fit)
+  expect_identical(check_fit(s), rep(TRUE, 4))
+  # In another process, mapping the region by name.
+  name <- shared_name(share(fit))
+  expect_identical(in_other_process(function(name, check) check(map_shared(name)),
+                                    list(name = name, check = check_fit)),
+                   rep(TRUE, 4))
+  # In another process given the shared model.
+  expect_identical(in_other_process(function(s, check) check(s),
+                                    list(s = share(fit), check = check_fit)),
+                   rep(TRUE, 4))
+})
