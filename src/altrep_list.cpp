@@ -104,6 +104,7 @@ bool may_repeat(const ListHandle& handle, const NodeView& child) {
   switch (child.kind()) {
     case format::NodeKind::List:
     case format::NodeKind::Serialized:
+    case format::NodeKind::StreamElement:
       return true;
     case format::NodeKind::Null:
       return false;
@@ -440,7 +441,8 @@ bool holds_serialized(const ListHandle& handle) noexcept {
       if (seen.size() > kMostNodesSearched) return true;
       const NodeView node = reader.node(pending.back());
       pending.pop_back();
-      if (node.kind() == format::NodeKind::Serialized) return true;
+      if (node.kind() == format::NodeKind::Serialized || node.kind() == format::NodeKind::StreamElement)
+        return true;
       auto visit = [&](uint64_t index) {
         if (seen.insert(index).second) pending.push_back(index);
       };

@@ -63,6 +63,8 @@ struct Slot {
   // position of an earlier slot of the same node (in another role).
   SEXP known = nullptr;
   size_t same_as = kNoSlot;
+  // StreamElement slots: the slot of their stream (a Serialized node).
+  size_t stream = kNoSlot;
   static constexpr size_t kNoSlot = static_cast<size_t>(-1);
 };
 
@@ -72,7 +74,8 @@ uint64_t payload_bytes(const NodeView& node) {
 }
 
 bool is_viewable(NodeKind kind) {
-  return kind != NodeKind::Null && kind != NodeKind::List && kind != NodeKind::Serialized;
+  return kind != NodeKind::Null && kind != NodeKind::List && kind != NodeKind::Serialized &&
+         kind != NodeKind::StreamElement;
 }
 
 // True when a new view of `node` cannot read `mapping` (make_view() would
@@ -121,6 +124,8 @@ class Planner {
       Slot slot{reader_.node(index), role};
       for (uint32_t a = 0; a < slot.node.attribute_count(); ++a)
         pending.push_back({slot.node.attribute_value(a), Role::Attribute});
+      // An object stored serialized needs its stream, which holds it.
+      if (slot.node.kind() == NodeKind::StreamElement) pending.push_back({slot.node.stream(), Role::Element});
       if (slot.node.kind() == NodeKind::List) {
         slot.expanded =
             copy_all_ || !kRules.list_views || role == Role::Attribute || is_pairlist(slot.node);
@@ -175,6 +180,8 @@ class Planner {
     if (slot.expanded)
       for (uint64_t i = 0; i < node.length(); ++i)
         slot.children.push_back(position[slot_of_.at(key(node.child(i), slot.role))]);
+    if (node.kind() == NodeKind::StreamElement)
+      slot.stream = position[slot_of_.at(key(node.stream(), Role::Element))];
 
     bool is_start = node.index() == start_ && slot.role == Role::Element;
     uint64_t bytes = payload_bytes(node);
@@ -283,6 +290,17 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
               : slot.same_as != Slot::kNoSlot ? VECTOR_ELT(objects, static_cast<R_xlen_t>(slot.same_as))
                                               : unserialized(node);
         break;
+      case NodeKind::StreamElement: {
+        // The stream (built before: its node index is smaller) is the list
+        // of the region's serialized objects; the node says which one.
+        SEXP stream = VECTOR_ELT(objects, static_cast<R_xlen_t>(slot.stream));
+        if (TYPEOF(stream) != VECSXP || node.length() >= static_cast<uint64_t>(XLENGTH(stream)))
+          Rf_error("node %llu names object %llu of a stream that does not hold it",
+                   static_cast<unsigned long long>(node.index()),
+                   static_cast<unsigned long long>(node.length()));
+        obj = VECTOR_ELT(stream, static_cast<R_xlen_t>(node.length()));
+        break;
+      }
       default:
         obj = is_flag_attribute(slot) ? shared_logical_constant(node)
               : slot.plain            ? plain_copy(node, slot.strings)
@@ -290,7 +308,9 @@ void build_objects(const std::vector<Slot>& slots, const std::shared_ptr<Mapping
         break;
     }
     SET_VECTOR_ELT(objects, at, obj);
-    if (node.kind() == NodeKind::Null || node.kind() == NodeKind::Serialized) continue;
+    if (node.kind() == NodeKind::Null || node.kind() == NodeKind::Serialized ||
+        node.kind() == NodeKind::StreamElement)
+      continue;
     for (size_t c = 0; c < slot.children.size(); ++c)
       SET_VECTOR_ELT(obj, static_cast<R_xlen_t>(c),
                      VECTOR_ELT(objects, static_cast<R_xlen_t>(slot.children[c])));
@@ -333,7 +353,9 @@ SEXP explain_build_error(SEXP condition, void* data) {
 // R's helper for it (about a tenth of a millisecond).
 bool may_be_refused(const std::vector<Slot>& slots) {
   for (const Slot& slot : slots)
-    if (!slot.attributes.empty() || slot.node.kind() == NodeKind::Serialized) return true;
+    if (!slot.attributes.empty() || slot.node.kind() == NodeKind::Serialized ||
+        slot.node.kind() == NodeKind::StreamElement)
+      return true;
   return false;
 }
 

@@ -32,6 +32,7 @@ bool leaf_matches(SEXP object, const Mapping& mapping, const NodeView& node) {
     case NodeKind::Null:
       return object == R_NilValue;
     case NodeKind::Serialized:
+    case NodeKind::StreamElement:
       // An environment or a closure (whose environment it carries) may have
       // been changed in place since it was decoded, which nothing here can
       // see: it travels by value, as an ordinary list's element would.

@@ -155,6 +155,7 @@ bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position
     case NodeKind::Null:
       return element == R_NilValue;
     case NodeKind::Serialized:
+    case NodeKind::StreamElement:
       return true;
     case NodeKind::List: {
       if (TYPEOF(element) == LISTSXP) return true;  // a nested pairlist is never registered

@@ -1,4 +1,4 @@
-// On-disk layout of a shmr region, format version 3. inst/FORMAT.md is the
+// On-disk layout of a shmr region, format version 4. inst/FORMAT.md is the
 // specification; these structs are its machine-readable half and must agree
 // with it field for field.
 #pragma once
@@ -9,7 +9,7 @@
 namespace shmr::format {
 
 inline constexpr char kMagic[8] = {'\x89', 'S', 'H', 'M', 'R', '\r', '\n', '\x1a'};
-inline constexpr uint32_t kVersion = 3;
+inline constexpr uint32_t kVersion = 4;
 // The oldest version this build reads. Version 1 regions have no value
 // flags, no dictionary strings and no replica record (their header is 128
 // bytes); a reader sees only kNodeFlagsV1 of their node flags.
@@ -27,8 +27,14 @@ enum class NodeKind : uint32_t {
   String = 6,
   List = 7,
   Serialized = 8,
+  // Since version 4: object `length` of the list that an earlier Serialized
+  // node (the region's stream, node `index_offset`) unserializes to. Every
+  // object stored serialized is one of these, so that references between
+  // them (one environment in several places) survive as one object, as in
+  // one serialize() stream.
+  StreamElement = 9,
 };
-inline constexpr uint32_t kMaxNodeKind = 8;
+inline constexpr uint32_t kMaxNodeKind = 9;
 
 // Header flags.
 inline constexpr uint64_t kFlagReadonly = 1u << 0;
@@ -97,7 +103,7 @@ static_assert(sizeof(ReplicaRecord) == 128, "replica record is 128 bytes");
 inline constexpr uint32_t kHeaderSizeV1 = sizeof(RegionHeader);
 inline constexpr uint32_t kHeaderSizeV2 = sizeof(RegionHeader) + sizeof(ReplicaRecord);
 inline constexpr uint32_t header_size_of(uint32_t version) {
-  return version == 1 ? kHeaderSizeV1 : version == 2 || version == 3 ? kHeaderSizeV2 : 0;
+  return version == 1 ? kHeaderSizeV1 : version >= 2 && version <= 4 ? kHeaderSizeV2 : 0;
 }
 
 struct NodeRecord {
@@ -108,7 +114,8 @@ struct NodeRecord {
   uint64_t data_size;     // bytes at data_offset
   uint64_t index_offset;  // String: uint64 end offsets, one per element; since version 3
                           // each with the element's encoding in its top byte
-                          // (dictionary layout: the dictionary's node index)
+                          // (dictionary layout: the dictionary's node index);
+                          // StreamElement: the stream's node index
   uint64_t meta_offset;   // String before version 3: one StringEncoding byte per element;
                           // 0 in the dictionary layout and since version 3
   uint64_t attr_offset;   // AttributeEntry table

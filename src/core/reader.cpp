@@ -157,9 +157,26 @@ NodeView RegionReader::node(uint64_t index) const {
       if (rec.length != rec.data_size) corrupt(where() + " has inconsistent serialized size");
       check_range(rec.data_offset, rec.data_size, 1, "serialized data");
       break;
+    case NodeKind::StreamElement: {
+      if (header_.format_version < 4) corrupt(where() + " is a stream element (version 4 and later)");
+      // Its attributes are in the stream, with the object.
+      if (rec.data_size != 0 || rec.attr_count != 0)
+        corrupt(where() + " is a stream element with data or attributes");
+      if (rec.index_offset >= index) corrupt(where() + " refers to an invalid stream node");
+      // The stream's record is read without opening it: never a chain.
+      format::NodeRecord stream;
+      std::memcpy(&stream,
+                  bytes_at(header_.node_table_offset + rec.index_offset * sizeof stream, sizeof stream),
+                  sizeof stream);
+      if (stream.kind != static_cast<uint32_t>(NodeKind::Serialized))
+        corrupt(where() + " refers to a stream that is not a serialized node");
+      break;
+    }
   }
-  // A NULL's data_offset is never checked, so it is never used either.
-  if (view.kind_ != NodeKind::Null) view.data_ = base_ + rec.data_offset;
+  // A NULL's or a stream element's data_offset is never checked, so it is
+  // never used either.
+  if (view.kind_ != NodeKind::Null && view.kind_ != NodeKind::StreamElement)
+    view.data_ = base_ + rec.data_offset;
   return view;
 }
 

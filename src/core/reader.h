@@ -31,6 +31,9 @@ class NodeView {
 
   // List: the node index of element `i` (< index()).
   uint64_t child(uint64_t i) const;
+  // StreamElement: the index of its stream, a Serialized node (< index());
+  // length() is the element's position in the list the stream holds.
+  uint64_t stream() const noexcept { return record_.index_offset; }
   // String: element `i`; encoding Missing for NA. Never holds a NUL byte.
   StringRef string_at(uint64_t i) const;
 

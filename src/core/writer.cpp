@@ -149,6 +149,13 @@ RegionWriter::RegionWriter(const RegionDescription& description) : description_(
           throw Error(ErrorKind::InvalidArgument, "serialized node without data");
         rec.data_offset = reserve(cursor, rec.data_size);
         break;
+      case NodeKind::StreamElement:
+        if (spec.stream >= i || nodes[spec.stream].kind != NodeKind::Serialized)
+          throw Error(ErrorKind::InvalidArgument, "a stream element must refer to an earlier serialized node");
+        if (!spec.attributes.empty())
+          throw Error(ErrorKind::InvalidArgument, "a stream element has no attributes of its own");
+        rec.index_offset = spec.stream;
+        break;
     }
   }
   total_size_ = checked_align_up(cursor);
@@ -305,6 +312,7 @@ void RegionWriter::write(RegionSink& sink, int64_t creator_pid, uint64_t creator
         sink.put(rec.data_offset, spec.children.data(), spec.length * sizeof(uint64_t));
         break;
       case NodeKind::Null:
+      case NodeKind::StreamElement:
         break;
     }
   }

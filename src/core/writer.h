@@ -63,6 +63,9 @@ struct NodeSpec {
   // dictionary's node (a String node in the packed layout, listed before
   // this one) and one code per element, code_width (1, 2 or 4) bytes each.
   uint64_t dictionary = format::kNoNode;
+  // StreamElement: the index of the stream's node (an earlier Serialized
+  // node); `length` is the element's position in the stream's list.
+  uint64_t stream = format::kNoNode;
   const void* codes = nullptr;
   uint32_t code_width = 0;
   std::vector<uint64_t> children;         // List

@@ -770,3 +770,70 @@ TEST(ReaderHostile, ElementErrorsNameTheRegion) {
         << e.what();
   }
 }
+
+namespace {
+
+// Node 0 a stream (Serialized), node 1 a raw vector, node 2 element 5 of
+// the stream, node 3 a list of nodes 2 and 1 (format version 4).
+struct WithStream {
+  std::vector<unsigned char> blob{1, 2, 3};
+  RegionDescription description;
+  Buffer region;
+  WithStream() {
+    NodeSpec stream;
+    stream.kind = NodeKind::Serialized;
+    stream.bytes = blob.data();
+    stream.byte_count = blob.size();
+    description.nodes.push_back(stream);
+    description.nodes.push_back(vector_node(NodeKind::Raw, blob.data(), blob.size()));
+    NodeSpec element;
+    element.kind = NodeKind::StreamElement;
+    element.stream = 0;
+    element.length = 5;
+    description.nodes.push_back(element);
+    description.nodes.push_back(list_node({2, 1}));
+    description.root = 3;
+    region = write_region(description, 0);
+  }
+  template <typename T>
+  Buffer with(uint64_t index, size_t offset, T value) const {
+    Buffer copy = region;
+    copy.put<T>(node_record_offset(region, index) + offset, value);
+    return copy;
+  }
+};
+
+}  // namespace
+
+TEST(ReaderHostile, StreamElementNamesAnEarlierSerializedNode) {
+  WithStream s;
+  {
+    Guarded g(s.region);
+    auto reader = open_reader(g);
+    EXPECT_EQ(reader->header().format_version, 4u);
+    NodeView element = reader->node(2);
+    EXPECT_EQ(element.kind(), NodeKind::StreamElement);
+    EXPECT_EQ(element.stream(), 0u);
+    EXPECT_EQ(element.length(), 5u);
+    EXPECT_EQ(reader->node(3).child(0), 2u);
+  }
+  // Its stream must be an earlier Serialized node: not a vector, not
+  // itself, not a later node, not one outside the table.
+  for (uint64_t stream : {uint64_t{1}, uint64_t{2}, uint64_t{3}, uint64_t{1} << 40}) {
+    Guarded g(s.with<uint64_t>(2, offsetof(NodeRecord, index_offset), stream));
+    EXPECT_CORRUPT(open_reader(g)->node(2)) << stream;
+  }
+  // It holds no data and no attributes of its own.
+  Guarded data(s.with<uint64_t>(2, offsetof(NodeRecord, data_size), 8));
+  EXPECT_CORRUPT(open_reader(data)->node(2));
+  Guarded attributes(s.with<uint32_t>(2, offsetof(NodeRecord, attr_count), 1));
+  EXPECT_CORRUPT(open_reader(attributes)->node(2));
+  // Versions before 4 have no such kind; a kind past it is unknown.
+  Buffer v3 = s.region;
+  v3.put<uint32_t>(HEADER_FIELD(format_version), 3);
+  Guarded older(v3);
+  EXPECT_CORRUPT(open_reader(older)->node(2));
+  EXPECT_EQ(open_reader(older)->node(1).kind(), NodeKind::Raw);
+  Guarded unknown(s.with<uint32_t>(2, offsetof(NodeRecord, kind), 10));
+  EXPECT_CORRUPT(open_reader(unknown)->node(2));
+}

@@ -227,3 +227,34 @@ TEST(WriterInvalid, StringWithANulByte) {
   d.nodes.push_back(string_node(&fine, 2));
   EXPECT_NO_THROW(RegionWriter{d});
 }
+
+TEST(WriterInvalid, StreamElementNeedsAnEarlierSerializedNode) {
+  static const unsigned char blob[] = {1, 2};
+  NodeSpec stream;
+  stream.kind = NodeKind::Serialized;
+  stream.bytes = blob;
+  stream.byte_count = sizeof blob;
+  NodeSpec element;
+  element.kind = NodeKind::StreamElement;
+  // Its stream missing, a vector, itself, or later.
+  for (uint64_t at : {shmr::format::kNoNode, uint64_t{0}, uint64_t{1}, uint64_t{2}}) {
+    RegionDescription d;
+    d.nodes.push_back(vector_node(NodeKind::Raw, blob, sizeof blob));
+    element.stream = at;
+    d.nodes.push_back(element);
+    d.nodes.push_back(stream);
+    d.root = 1;
+    EXPECT_INVALID(RegionWriter{d}) << at;
+  }
+  // Attributes belong in the stream, with the object.
+  RegionDescription d;
+  d.nodes.push_back(stream);
+  d.nodes.push_back(vector_node(NodeKind::Raw, blob, sizeof blob));
+  element.stream = 0;
+  element.attributes = {{"a", 1}};
+  d.nodes.push_back(element);
+  d.root = 2;
+  EXPECT_INVALID(RegionWriter{d});
+  d.nodes.back().attributes.clear();
+  EXPECT_NO_THROW(RegionWriter{d});
+}

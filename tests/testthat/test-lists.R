@@ -583,3 +583,38 @@ test_that("a shared fitted model keeps one formula environment, as the model had
                                     list(s = share(fit), check = check_fit)),
                    rep(TRUE, 4))
 })
+
+# Since format version 4 every object stored serialized is in one stream:
+# an environment that two of them hold (a closure's, a formula's, one held
+# itself) comes back as one environment, as from serialize() of the list.
+test_that("objects stored serialized keep the environments they share", {
+  check_shared_environment <- function(s) {
+    env <- s$e
+    same <- c(identical(environment(s$f), env), identical(environment(s$g$fo), env),
+              identical(attr(s$v, "env"), env))
+    assign("y", 5, envir = environment(s$f))
+    c(same, s$f() == 5, get("y", envir = environment(s$g$fo)) == 5)
+  }
+  environment(check_shared_environment) <- globalenv()
+  e <- new.env()
+  e$y <- 1
+  x <- list(e = e, f = local(function() y, e), g = list(fo = local(a ~ b, e)),
+            v = structure(as.numeric(1:10), env = e))
+  expect_identical(check_shared_environment(x), rep(TRUE, 5))
+  x$e$y <- 1
+  s <- share(x)
+  expect_identical(check_shared_environment(s), rep(TRUE, 5))
+  expect_identical(in_other_process(function(name, check) check(map_shared(name)),
+                                    list(name = shared_name(share(x)),
+                                         check = check_shared_environment)),
+                   rep(TRUE, 5))
+  # A glm holds its formula twice: as given and as its terms.
+  fit <- local({
+    d <- data.frame(y = c(0, 0, 1, 0, 1, 1), x = 1:6)
+    glm(y ~ x, family = binomial, data = d)
+  })
+  sf <- share(fit)
+  expect_identical(environment(sf$formula), environment(sf$terms))
+  expect_identical(environment(sf$formula), environment(attr(sf$model, "terms")))
+  expect_equal(coef(sf), coef(fit))
+})
