@@ -5,14 +5,9 @@
 #include <cpp11/protect.hpp>
 
 #include <cstdint>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <dirent.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/names.h"
 #include "core/process.h"
@@ -147,23 +142,7 @@ extern "C" SEXP shmr_free_descriptors() {
 // worker connects, when it has no socket of its own. Returns how many.
 extern "C" SEXP shmr_close_inherited_sockets() {
   SHMR_BEGIN
-  std::vector<int> sockets;
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    const int listing = dirfd(dir);
-    while (const dirent* entry = readdir(dir)) {
-      char* end = nullptr;
-      const long fd = std::strtol(entry->d_name, &end, 10);
-      if (end == entry->d_name || *end != '\0' || fd < 3 || fd == listing) continue;
-      struct stat st {};
-      if (fstat(static_cast<int>(fd), &st) == 0 && S_ISSOCK(st.st_mode))
-        sockets.push_back(static_cast<int>(fd));
-    }
-    closedir(dir);
-  }
-  int closed = 0;
-  for (int fd : sockets)
-    if (close(fd) == 0) ++closed;
-  return cpp11::safe[Rf_ScalarInteger](closed);
+  return cpp11::safe[Rf_ScalarInteger](ps::close_inherited_sockets());
   SHMR_END
 }
 

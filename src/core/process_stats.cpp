@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -107,6 +108,32 @@ std::optional<uint64_t> free_descriptors() {
   }
   ::closedir(dir);
   return held < soft ? soft - held : 0;
+}
+
+int close_inherited_sockets() noexcept {
+  // Listed first, closed after: closing while reading the directory would
+  // change what it lists.
+  std::vector<int> sockets;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  const int own = ::dirfd(dir);
+  while (const struct dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd < 3 || fd == own) continue;
+    struct stat st {};
+    if (::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    try {
+      sockets.push_back(static_cast<int>(fd));
+    } catch (...) {
+      break;  // out of memory: those listed so far
+    }
+  }
+  ::closedir(dir);
+  int closed = 0;
+  for (int fd : sockets)
+    if (::close(fd) == 0) ++closed;
+  return closed;
 }
 
 std::optional<Memory> memory(int64_t pid) {

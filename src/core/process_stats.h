@@ -37,6 +37,11 @@ std::optional<uint64_t> physical_memory();
 // there is no limit or the count cannot be read.
 std::optional<uint64_t> free_descriptors();
 
+// Closes every socket this process holds (descriptor 3 and up) and returns
+// how many. For a process started by another that opened its sockets
+// without FD_CLOEXEC (R does), before it opens any of its own.
+int close_inherited_sockets() noexcept;
+
 // The processes whose command line has an argument containing `word` (a
 // pool writes a word of its own into its workers' command lines, to find
 // those of a start cut short). Processes that exit meanwhile, and those of

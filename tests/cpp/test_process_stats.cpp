@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -267,6 +268,29 @@ TEST(ProcessStats, SearchWithoutDescriptorsCannotTellRatherThanFindingNone) {
   ::close(go[1]);
   int sleeper_status = 0;
   ASSERT_EQ(::waitpid(sleeper, &sleeper_status, 0), sleeper);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ProcessStats, ClosesInheritedSocketsOnly) {
+  // In a child, which may close what it inherited from the test process.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int pair[2], pipe_ends[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0 || ::pipe(pipe_ends) != 0) ::_exit(10);
+    const int file = ::open("/proc/self/stat", O_RDONLY);
+    if (file < 0) ::_exit(11);
+    const int closed = ps::close_inherited_sockets();
+    const auto is_open = [](int fd) { return ::fcntl(fd, F_GETFD) != -1; };
+    if (closed < 2 || is_open(pair[0]) || is_open(pair[1])) ::_exit(12);
+    if (!is_open(pipe_ends[0]) || !is_open(pipe_ends[1]) || !is_open(file)) ::_exit(13);
+    if (!is_open(0) || !is_open(1) || !is_open(2)) ::_exit(14);
+    if (ps::close_inherited_sockets() != 0) ::_exit(15);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
