@@ -37,10 +37,7 @@ enum CacheSlot : R_xlen_t {
   kMade = 1,
   // Packed layout: a raw vector of one pointer per chunk, to its elements.
   kChunkTable = 2,
-  // A copy of kFull, made when R first asks for a writable data pointer
-  // (ViewHandle::strings_snapshot); R_NilValue before.
-  kSnapshot = 3,
-  kCacheSlots = 4,
+  kCacheSlots = 3,
 };
 constexpr int kChunkShift = 12;
 constexpr R_xlen_t kChunkSize = R_xlen_t{1} << kChunkShift;
@@ -239,15 +236,29 @@ void string_set_elt(SEXP x, R_xlen_t i, SEXP value) {
   UNPROTECT(1);
 }
 
+// An order-sensitive 64-bit digest of a vector's element pointers (the
+// rounds of xxHash64): a swap, a new string or an element written back to
+// another place changes it. A copy of the pointers would be exact, but it
+// would cost 8 bytes per element in every process that ordered the vector.
+uint64_t fingerprint(const SEXP* elements, uint64_t count) noexcept {
+  constexpr uint64_t kPrime1 = 0x9E3779B185EBCA87ULL;
+  constexpr uint64_t kPrime2 = 0xC2B2AE3D27D4EB4FULL;
+  uint64_t digest = count * kPrime1;
+  for (uint64_t i = 0; i < count; ++i) {
+    digest ^= reinterpret_cast<uintptr_t>(elements[i]) * kPrime2;
+    digest = ((digest << 31) | (digest >> 33)) * kPrime1;
+  }
+  return digest;
+}
+
 void* string_dataptr(SEXP x, Rboolean writable) {
   ViewHandle& handle = usable_handle(x);
   SEXP full = materialized(x, handle);
-  if (writable && !handle.cache_written && handle.strings_snapshot == nullptr) {
+  if (writable && !handle.cache_written && !handle.strings_pointer_given) {
     // Marking the view written here would cost a vector that was only
     // ordered its name: it would then travel whole to every worker.
-    SEXP snapshot = Rf_duplicate(full);
-    SET_VECTOR_ELT(R_altrep_data2(x), kSnapshot, snapshot);
-    handle.strings_snapshot = STRING_PTR_RO(snapshot);
+    handle.strings_fingerprint = fingerprint(handle.strings_full, handle.length());
+    handle.strings_pointer_given = true;
   }
   return const_cast<SEXP*>(STRING_PTR_RO(full));
 }
@@ -468,9 +479,8 @@ SEXP string_view_written_values(SEXP x) {
 
 bool strings_written(ViewHandle& handle) noexcept {
   if (handle.cache_written) return true;
-  if (handle.strings_snapshot == nullptr || handle.strings_full == nullptr) return false;
-  const size_t bytes = static_cast<size_t>(handle.length()) * sizeof(SEXP);
-  if (std::memcmp(handle.strings_full, handle.strings_snapshot, bytes) == 0) return false;
+  if (!handle.strings_pointer_given || handle.strings_full == nullptr) return false;
+  if (fingerprint(handle.strings_full, handle.length()) == handle.strings_fingerprint) return false;
   handle.cache_written = true;
   return true;
 }

@@ -71,12 +71,13 @@ struct ViewHandle {
   // (R's collector never moves objects), so reading one costs no R call.
   bool strings_cached = false;                     // data2 is set up
   const SEXP* strings_full = nullptr;              // every element, once materialised
-  // The elements of strings_full when R was first handed a writable pointer
-  // to them. R asks for one also just to read (order() of a character
-  // vector does): only a difference from these means a write. The vector
-  // holding them keeps those strings alive, so no other string can take the
-  // address of one and hide a write.
-  const SEXP* strings_snapshot = nullptr;
+  // Set when R was first handed a writable pointer to strings_full, with a
+  // digest of its elements then. R asks for one also just to read (order()
+  // of a character vector does): only a different digest means a write.
+  // (Writing through a character vector's data pointer bypasses R's write
+  // barrier and is not in R's API; what is checked is that nothing did.)
+  bool strings_pointer_given = false;
+  uint64_t strings_fingerprint = 0;
   const SEXP* strings_entries = nullptr;           // dictionary layout: its entries
   const SEXP* const* strings_chunks = nullptr;     // packed layout: per chunk, or nullptr
 
@@ -151,7 +152,7 @@ void init_string_view_class(DllInfo* dll);
 SEXP string_view_written_values(SEXP x);
 
 // True once R changed an element of a string view (not a string view:
-// false). Compares the elements with strings_snapshot, O(length), while a
+// false). Digests the elements (strings_fingerprint), O(length), while a
 // writable pointer R was handed may still be in use; no R call.
 bool strings_written(ViewHandle& handle) noexcept;
 
