@@ -46,34 +46,8 @@ bool contains_altrep(SEXP root) {
 // True when x's attributes are the ones its node holds, so that map_shared()
 // of its name gives x back. Changing an attribute of a shared object in
 // place (names<-, dimnames<-, class<-) changes only this process's object.
-// An attribute that is itself a view of the stored value is compared by
-// node; any other is decoded and compared as identical() would.
 bool attributes_as_shared(SEXP x, const Origin& origin) {
-  const RegionReader& reader = origin.mapping->reader();
-  // A buffer gets its class in the process that made it; a pairlist keeps
-  // its names as tags, not as an attribute.
-  if (is_buffer_region(reader) || !Rf_isVector(x)) return true;
-  NodeView node = reader.node(origin.node);
-  std::vector<std::pair<SEXP, SEXP>> own;
-  for_each_attribute(x, [&](SEXP tag, SEXP value) { own.emplace_back(tag, value); });
-  if (own.size() != node.attribute_count()) return false;
-  for (const auto& [tag, value] : own) {
-    const std::string name = CHAR(PRINTNAME(tag));
-    uint32_t a = 0;
-    while (a < node.attribute_count() && node.attribute_name(a) != name) ++a;
-    if (a == node.attribute_count()) return false;
-    const uint64_t stored = node.attribute_value(a);
-    // The same node of the same file (a name may have been taken again).
-    Origin held = origin_of(value);
-    const FileStamp& file = origin.mapping->region().stamp();
-    if (held.mapping && held.node == stored && file.inode != 0 &&
-        held.mapping->region().stamp().same_file(file))
-      continue;
-    cpp11::sexp decoded(decode_object(origin.mapping, stored));
-    // identical()'s defaults; a shared string vector may raise when read.
-    if (!cpp11::safe[R_compute_identical](value, decoded, 16)) return false;
-  }
-  return true;
+  return attributes_as_stored(x, origin.mapping, origin.node);
 }
 
 // True when map_shared() of x's region and node gives x back.

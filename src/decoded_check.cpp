@@ -1,8 +1,14 @@
 #include "decoded_check.h"
 
+#include <cpp11/protect.hpp>
+#include <cpp11/sexp.hpp>
+
 #include <cstring>
+#include <utility>
 #include <vector>
 
+#include "attributes.h"
+#include "decode.h"
 #include "list_view.h"
 #include "mapping.h"
 #include "r_types.h"
@@ -17,6 +23,93 @@ using format::NodeKind;
 // (decode.cpp maps a file again when a node already has a view).
 bool same_file(const Mapping& a, const Mapping& b) {
   return &a == &b || a.region().stamp().same_file(b.region().stamp());
+}
+
+// True when `value` is the whole view of node `stored` of `mapping`'s file,
+// written nowhere by this process (a name may have been taken again by
+// another file: an inode of 0 tells nothing).
+bool is_view_of(SEXP value, const Mapping& mapping, uint64_t stored) {
+  ViewHandle* view = view_handle(value);
+  if (view == nullptr || view->node.index() != stored || view->is_slice()) return false;
+  const FileStamp& file = mapping.region().stamp();
+  if (view->mapping.get() != &mapping &&
+      (file.inode == 0 || !view->mapping->region().stamp().same_file(file)))
+    return false;
+  return !view_holds_own_writes(*view);
+}
+
+// True when x has the attributes `node` holds, by name, each value the
+// view of its stored node or one `same_value(value, stored)` accepts. A
+// buffer gets its class in the process that made it; a pairlist keeps its
+// names as tags, not as an attribute; an object stored serialized holds
+// its attributes in its stream.
+template <typename SameValue>
+bool attributes_match(SEXP x, const Mapping& mapping, const NodeView& node, SameValue&& same_value) {
+  if (is_buffer_region(mapping.reader()) || !Rf_isVector(x) ||
+      node.kind() == NodeKind::Serialized || node.kind() == NodeKind::StreamElement)
+    return true;
+  std::vector<std::pair<SEXP, SEXP>> own;
+  for_each_attribute(x, [&](SEXP tag, SEXP value) { own.emplace_back(tag, value); });
+  if (own.size() != node.attribute_count()) return false;
+  for (const auto& [tag, value] : own) {
+    const char* name = CHAR(PRINTNAME(tag));
+    uint32_t a = 0;
+    while (a < node.attribute_count() && node.attribute_name(a) != name) ++a;
+    if (a == node.attribute_count()) return false;
+    const uint64_t stored = node.attribute_value(a);
+    if (!is_view_of(value, mapping, stored) && !same_value(value, stored)) return false;
+  }
+  return true;
+}
+
+// True when `value`, an attribute value, holds what the node `stored`
+// holds, compared without calling R (so that it can run where an R error
+// could not be caught): bytes, lists element by element, and attributes in
+// turn, on a stack of its own. An ALTREP object other than the node's own
+// view is taken as changed; an object stored serialized, as an element
+// would be by the caller (`serialized`).
+bool holds_stored_value(SEXP value, const Mapping& mapping, uint64_t stored, SerializedValues serialized) {
+  std::vector<std::pair<SEXP, uint64_t>> pending{{value, stored}};
+  auto queue = [&](SEXP object, uint64_t index) {
+    pending.emplace_back(object, index);
+    return true;
+  };
+  while (!pending.empty()) {
+    auto [object, index] = pending.back();
+    pending.pop_back();
+    if (is_view_of(object, mapping, index)) continue;
+    NodeView node = mapping.reader().node(index);
+    switch (node.kind()) {
+      case NodeKind::Null:
+        if (object != R_NilValue) return false;
+        continue;
+      case NodeKind::Serialized:
+      case NodeKind::StreamElement:
+        if (serialized == SerializedValues::EnvironmentsMayHaveChanged &&
+            (TYPEOF(object) == ENVSXP || TYPEOF(object) == CLOSXP))
+          return false;
+        continue;
+      case NodeKind::List: {
+        if (ALTREP(object)) return false;
+        uint64_t position = 0;
+        if (TYPEOF(object) == LISTSXP) {
+          for (SEXP cell = object; cell != R_NilValue && position < node.length(); cell = CDR(cell))
+            queue(CAR(cell), node.child(position++));
+          if (position != node.length() || Rf_length(object) != static_cast<int>(position))
+            return false;
+        } else if (TYPEOF(object) == VECSXP && static_cast<uint64_t>(XLENGTH(object)) == node.length()) {
+          for (R_xlen_t i = 0; i < XLENGTH(object); ++i) queue(VECTOR_ELT(object, i), node.child(position++));
+        } else {
+          return false;
+        }
+        break;
+      }
+      default:
+        if (!same_bytes(object, node)) return false;
+    }
+    if (!attributes_match(object, mapping, node, queue)) return false;
+  }
+  return true;
 }
 
 // An object still to be compared with the node it was decoded from.
@@ -70,6 +163,11 @@ bool matches_node(const Pending& item, std::vector<Pending>& pending) {
     if (position >= node.length()) return false;
     if (decoded_so_far && element == R_NilValue) return true;
     NodeView child = mapping->reader().node(node.child(position));
+    // The list's own attributes travel with it; an element's are read from
+    // the region by whoever decodes it there.
+    if (!decoded_attributes_unchanged(element, *mapping, child,
+                                      SerializedValues::EnvironmentsMayHaveChanged))
+      return false;
     if (child.kind() != NodeKind::List) return leaf_matches(element, *mapping, child);
     pending.push_back(Pending{element, mapping, std::move(child)});
     return true;
@@ -126,6 +224,21 @@ bool same_bytes(SEXP element, const NodeView& node) {
     }
   }
   return true;
+}
+
+bool decoded_attributes_unchanged(SEXP element, const Mapping& mapping, const NodeView& node,
+                                  SerializedValues serialized) {
+  return attributes_match(element, mapping, node, [&](SEXP value, uint64_t stored) {
+    return holds_stored_value(value, mapping, stored, serialized);
+  });
+}
+
+bool attributes_as_stored(SEXP x, const std::shared_ptr<Mapping>& mapping, uint64_t node) {
+  return attributes_match(x, *mapping, mapping->reader().node(node), [&](SEXP value, uint64_t stored) {
+    cpp11::sexp decoded(decode_object(mapping, stored));
+    // identical()'s defaults; a shared string vector may raise when read.
+    return static_cast<bool>(cpp11::safe[R_compute_identical](value, decoded, 16));
+  });
 }
 
 bool list_view_unchanged(SEXP x) noexcept {

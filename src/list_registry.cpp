@@ -151,6 +151,10 @@ bool holds_decoded(const Entry& entry, const Mapping& mapping, uint64_t position
                    std::vector<SEXP>& nested) {
   if (element != entry.elements[position]) return false;
   NodeView child = mapping.reader().node(entry.node.child(position));
+  // An attribute C code set in place on the element would not come back
+  // from the region's name.
+  if (!decoded_attributes_unchanged(element, mapping, child, SerializedValues::Unchanged))
+    return false;
   switch (child.kind()) {
     case NodeKind::Null:
       return element == R_NilValue;

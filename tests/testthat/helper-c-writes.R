@@ -24,6 +24,10 @@ in_place_writers <- local({
       "  ((SEXP *) DATAPTR(x))[asInteger(i) - 1] = STRING_ELT(v, 0);",
       "  return R_NilValue;",
       "}",
+      "SEXP shmr_test_set_attribute(SEXP x, SEXP name, SEXP value) {",
+      "  setAttrib(x, install(CHAR(STRING_ELT(name, 0))), value);",
+      "  return R_NilValue;",
+      "}",
       "SEXP shmr_test_deep_copy(SEXP x) { return duplicate(x); }"
     ), source_file)
     output <- suppressWarnings(system2(file.path(R.home("bin"), "R"),
@@ -46,6 +50,10 @@ in_place_writers <- local({
       # writes (`v` must stay referenced: no write barrier).
       string_pointer = function(x, i, value) {
         invisible(.Call(symbol("shmr_test_write_string_pointer"), x, as.integer(i), value))
+      },
+      # On `x` itself, not a copy, as data.table's setattr() does.
+      set_attribute = function(x, name, value) {
+        invisible(.Call(symbol("shmr_test_set_attribute"), x, as.character(name), value))
       },
       # R's duplicate(), which C code calls; R code has no way to ask for it.
       deep_copy = function(x) .Call(symbol("shmr_test_deep_copy"), x)

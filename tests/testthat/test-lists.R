@@ -378,6 +378,50 @@ test_that("a write by C code deep in a shared list, or into its strings, travels
   expect_identical(unserialize(serialize(m, NULL))$inner$v, as.numeric(1:3))
 })
 
+test_that("an attribute C code set in place on an element travels; an untouched list keeps its name", {
+  write <- in_place_writers()
+  n <- 1e5
+  # Columns that are views, small elements that are copies, and an element
+  # of a nested list.
+  df <- share(data.frame(a = as.numeric(seq_len(n)), b = as.numeric(seq_len(n))))
+  l <- share(list(v = as.numeric(1:3), inner = list(w = as.numeric(4:6)), s = c("x", "y")))
+  # Elements with attributes of every kind of stored value (small and large
+  # strings, a list of dimnames, a factor's levels, a time zone), all read:
+  # nothing was changed, so the list still travels by name.
+  levels <- paste0("level", 1:50)
+  untouched <- share(list(
+    d = data.frame(a = as.numeric(seq_len(n)), f = factor(rep_len(levels, n), levels = levels),
+                   t = as.Date("2020-01-01") + seq_len(n)),
+    m = matrix(as.numeric(1:6), 2, dimnames = list(c("r1", "r2"), c("a", "b", "c"))),
+    p = structure(as.POSIXct("2021-05-01", tz = "UTC") + seq_len(n), label = "when")
+  ))
+  original <- lapply(untouched, fetch)
+  invisible(list(df$a, df$b, l$v, l$inner$w, l$s, untouched$d$a, untouched$d$f, untouched$d$t,
+                 untouched$m, untouched$p))
+  name <- shared_name(untouched)
+  expect_false(is.null(name))
+  expect_false(is.null(shared_name(df)))
+  expect_false(is.null(shared_name(untouched$d)))
+  if (has_list_views()) expect_lt(serialized_size(untouched), 300)
+
+  write$set_attribute(df$a, "label", "Column A")
+  write$set_attribute(l$v, "units", "cm")
+  write$set_attribute(l$inner$w, "names", c("p", "q", "r"))
+  # Its name would give the old attributes back.
+  expect_null(shared_name(df))
+  expect_null(shared_name(l))
+  got <- in_other_process(function(d, l, name) {
+    list(label = attr(d$a, "label"), units = attr(l$v, "units"), names = names(l$inner$w),
+         data = list(d$a[1:3], as.vector(l$v)), mapped = lapply(map_shared(name), fetch))
+  }, list(df, l, name))
+  expect_identical(got$label, "Column A")
+  expect_identical(got$units, "cm")
+  expect_identical(got$names, c("p", "q", "r"))
+  expect_identical(got$data, list(c(1, 2, 3), c(1, 2, 3)))
+  expect_identical(got$mapped, original)
+  expect_identical(attr(unserialize(serialize(df, NULL))$a, "label"), "Column A")
+})
+
 test_that("a character column that order() read keeps its name; a write through its pointer is seen", {
   write <- in_place_writers()
   n <- 1e5
