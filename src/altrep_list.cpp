@@ -305,9 +305,141 @@ const void* list_dataptr_or_null(SEXP x) {
   return DATAPTR_RO(R_altrep_data2(x));
 }
 
+// Whether the list node holds, at any depth (elements and attributes), an
+// object stored serialized (an environment, a function). True as well when
+// more than kMostNodesSearched nodes would have to be looked at, or on a
+// corrupt node: the caller then takes the slower way that is always right.
+bool holds_serialized(const ListHandle& handle) noexcept {
+  constexpr uint64_t kMostNodesSearched = uint64_t{1} << 16;
+  try {
+    const RegionReader& reader = handle.mapping->reader();
+    std::vector<uint64_t> pending{handle.node.index()};
+    std::unordered_set<uint64_t> seen{handle.node.index()};
+    while (!pending.empty()) {
+      if (seen.size() > kMostNodesSearched) return true;
+      const NodeView node = reader.node(pending.back());
+      pending.pop_back();
+      if (node.kind() == format::NodeKind::Serialized || node.kind() == format::NodeKind::StreamElement)
+        return true;
+      auto visit = [&](uint64_t index) {
+        if (seen.insert(index).second) pending.push_back(index);
+      };
+      for (uint32_t a = 0; a < node.attribute_count(); ++a) visit(node.attribute_value(a));
+      if (node.kind() == format::NodeKind::List)
+        for (uint64_t i = 0; i < node.length(); ++i) visit(node.child(i));
+    }
+    return false;
+  } catch (...) {
+    return true;
+  }
+}
+
+// The objects of its region's stream that the list node holds, at any
+// depth (elements and attributes), as their positions in the stream. False
+// when that cannot be told without reading them all: a version 1 to 3
+// region's Serialized node, more than kMostNodesSearched nodes, a corrupt
+// node.
+bool stream_positions(const ListHandle& handle, std::vector<uint64_t>& positions) noexcept {
+  constexpr uint64_t kMostNodesSearched = uint64_t{1} << 16;
+  try {
+    const RegionReader& reader = handle.mapping->reader();
+    std::vector<uint64_t> pending{handle.node.index()};
+    std::unordered_set<uint64_t> seen{handle.node.index()};
+    while (!pending.empty()) {
+      if (seen.size() > kMostNodesSearched) return false;
+      const NodeView node = reader.node(pending.back());
+      pending.pop_back();
+      if (node.kind() == format::NodeKind::Serialized) return false;
+      if (node.kind() == format::NodeKind::StreamElement) {
+        if (node.stream() != 0) return false;
+        positions.push_back(node.length());
+      }
+      auto visit = [&](uint64_t index) {
+        if (seen.insert(index).second) pending.push_back(index);
+      };
+      for (uint32_t a = 0; a < node.attribute_count(); ++a) visit(node.attribute_value(a));
+      if (node.kind() == format::NodeKind::List)
+        for (uint64_t i = 0; i < node.length(); ++i) visit(node.child(i));
+    }
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Whether `x` holds what R keeps by reference in a serialize() stream (an
+// environment, also a closure's or a formula's; an external pointer). True
+// as well past kMostVisited objects. Only reads: never raises.
+bool holds_references(SEXP x) noexcept {
+  constexpr size_t kMostVisited = 100000;
+  try {
+    std::vector<SEXP> pending{x};
+    size_t visited = 0;
+    while (!pending.empty()) {
+      if (++visited > kMostVisited) return true;
+      SEXP item = pending.back();
+      pending.pop_back();
+      switch (TYPEOF(item)) {
+        case ENVSXP:
+        case CLOSXP:
+        case EXTPTRSXP:
+        case WEAKREFSXP:
+        case PROMSXP:
+        case BCODESXP:
+          return true;
+        case LISTSXP:
+        case LANGSXP:
+        case DOTSXP:
+          for (SEXP cell = item; cell != R_NilValue; cell = CDR(cell)) {
+            if (++visited > kMostVisited || (TYPEOF(cell) != LISTSXP && TYPEOF(cell) != LANGSXP &&
+                                             TYPEOF(cell) != DOTSXP))
+              return true;
+            pending.push_back(CAR(cell));
+            if (ATTRIB(cell) != R_NilValue) pending.push_back(ATTRIB(cell));
+          }
+          continue;  // ATTRIB(item) was queued with the first cell
+        case VECSXP:
+        case EXPRSXP:
+          if (ALTREP(item)) return true;
+          for (R_xlen_t i = 0; i < XLENGTH(item); ++i) pending.push_back(VECTOR_ELT(item, i));
+          break;
+        default:
+          break;
+      }
+      if (ATTRIB(item) != R_NilValue) pending.push_back(ATTRIB(item));
+    }
+    return false;
+  } catch (...) {
+    return true;
+  }
+}
+
+// Whether the list holds an object of its region's stream that R keeps by
+// reference (holds_references()). Unserializes the stream through the
+// list's table when nothing did yet. Runs R code: call inside run_guarded().
+bool holds_stream_references(SEXP x, const ListHandle& handle) {
+  const RegionReader& reader = handle.mapping->reader();
+  // A version 4 region keeps every object stored serialized in its stream,
+  // node 0: one without a stream holds none, whatever the list's size.
+  if (reader.header().format_version >= 4 &&
+      (reader.node_count() == 0 || reader.node(0).kind() != format::NodeKind::Serialized))
+    return false;
+  std::vector<uint64_t> positions;
+  if (!stream_positions(handle, positions)) return true;
+  if (positions.empty()) return false;
+  cpp11::sexp stream(decode_object(handle.mapping, 0, table_of(x)));
+  if (TYPEOF(stream) != VECSXP) return true;
+  for (uint64_t position : positions)
+    if (position >= static_cast<uint64_t>(XLENGTH(stream)) ||
+        holds_references(VECTOR_ELT(stream, static_cast<R_xlen_t>(position))))
+      return true;
+  return false;
+}
+
 // An unchanged list travels as its region's name and node (the same state
 // as a vector view), with its origin in remote mode as a view does: a data
-// frame's columns then need no origin each. A changed one travels by value,
+// frame's columns then need no origin each (unless it holds serialized
+// objects, below). A changed one travels by value,
 // element by element, and so does a list a worker whose caller is on
 // another host made (its name means nothing there).
 SEXP list_state(SEXP x) {
@@ -315,6 +447,18 @@ SEXP list_state(SEXP x) {
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr) return unavailable_state(x);
   ListHandle& handle = open_handle(x);
   if (!list_view_unchanged(x) || !handle.mapping->name_still_leads_here()) return nullptr;
+  // A list that holds an environment (or a closure, a formula) travels by
+  // value too, element by element (its vectors still by name): sent by
+  // name, it would be a root of its own in the receiver, with environments
+  // of its own, apart from those the rest of the same serialize() stream
+  // holds (the list's parent sent by value, a sibling view of the same
+  // region), where an ordinary list's stream keeps one environment.
+  bool by_value = false;
+  run_guarded([&] {
+    by_value = holds_stream_references(x, handle);
+    return R_NilValue;
+  });
+  if (by_value) return nullptr;
   char origin[kOriginTextSize];
   origin_for_sending(handle.mapping->region(), origin, sizeof origin);
   if (origin[0] == '\0' && remote::names_may_not_travel()) return nullptr;
@@ -425,35 +569,6 @@ SEXP list_unserialize(SEXP, SEXP state) {
   if (recorded_length >= 0) R_SetExternalPtrTag(R_altrep_data1(list), Rf_ScalarReal(recorded_length));
   UNPROTECT(1);
   return list;
-}
-
-// Whether the list node holds, at any depth (elements and attributes), an
-// object stored serialized (an environment, a function). True as well when
-// more than kMostNodesSearched nodes would have to be looked at, or on a
-// corrupt node: the caller then takes the slower way that is always right.
-bool holds_serialized(const ListHandle& handle) noexcept {
-  constexpr uint64_t kMostNodesSearched = uint64_t{1} << 16;
-  try {
-    const RegionReader& reader = handle.mapping->reader();
-    std::vector<uint64_t> pending{handle.node.index()};
-    std::unordered_set<uint64_t> seen{handle.node.index()};
-    while (!pending.empty()) {
-      if (seen.size() > kMostNodesSearched) return true;
-      const NodeView node = reader.node(pending.back());
-      pending.pop_back();
-      if (node.kind() == format::NodeKind::Serialized || node.kind() == format::NodeKind::StreamElement)
-        return true;
-      auto visit = [&](uint64_t index) {
-        if (seen.insert(index).second) pending.push_back(index);
-      };
-      for (uint32_t a = 0; a < node.attribute_count(); ++a) visit(node.attribute_value(a));
-      if (node.kind() == format::NodeKind::List)
-        for (uint64_t i = 0; i < node.length(); ++i) visit(node.child(i));
-    }
-    return false;
-  } catch (...) {
-    return true;
-  }
 }
 
 // A copy of an unchanged list is another view of the same node, holding the

@@ -602,6 +602,42 @@ test_that("one environment at several places of a shared list is one environment
   expect_identical(m2$a, m2$c[[1]])
 })
 
+test_that("one environment sent in one stream through several shared lists is one environment", {
+  # A list that travels by value (changed, or one that gave out an
+  # environment) or a plain list of several views of one region: the lists
+  # that hold the environment travel with it, by value, as R 4.2's do, not
+  # each by name as a decoded root of its own with an environment of its own.
+  e <- new.env()
+  df <- data.frame(z = 1:3)
+  attr(df$z, "env") <- e
+  x <- list(a = e, df = df, b = list(1, e), p = list(e, 1:3), q = list(e, 4:6))
+  check <- function(u) {
+    c(identical(u$a, attr(u$df$z, "env")), identical(u$a, u$b[[2]]),
+      identical(u$a, u$p2[[1]]), identical(u$a, u$q2[[1]]))
+  }
+  environment(check) <- globalenv()  # sent to another process alone
+  expect_identical(check(unserialize(serialize(c(x, list(p2 = x$p, q2 = x$q)), NULL))), rep(TRUE, 4))
+  s <- share(x)
+  invisible(s$a)
+  changed <- share(x)
+  changed$new <- 1
+  for (sent in list(s, changed)) {
+    got <- check(unserialize(serialize(c(sent, list(p2 = sent$p, q2 = sent$q)), NULL)))
+    expect_identical(got, rep(TRUE, 4))
+  }
+  views <- list(p2 = s$p, q2 = s$q)
+  # Where it matters: another process given the list.
+  expect_identical(in_other_process(function(s, check) check(s),
+                                    list(s = c(s, views), check = check)),
+                   rep(TRUE, 4))
+  # A list without any keeps travelling by name, whatever holds it (R >= 4.3:
+  # R 4.2's lists are ordinary lists).
+  if (has_list_views()) {
+    plain <- share(list(v = as.numeric(1:10), w = list(1:3)))
+    expect_identical(shared_name(unserialize(serialize(list(plain), NULL))[[1]]), shared_name(plain))
+  }
+})
+
 test_that("a shared fitted model keeps one formula environment, as the model had", {
   fit <- local({
     d <- data.frame(y = c(1, 3, 2, 5, 4, 6), x = 1:6)
