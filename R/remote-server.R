@@ -23,6 +23,10 @@ max_request_bytes <- 4096
 
 region_server_main <- function(control, listen, owner_pid, owner_ticks, tls, chunk_max,
                                cn = url_host(listen)) {
+  # Started through system2(), it holds a copy of every socket its owner had
+  # open (R's are not close-on-exec): a pool worker whose connection it held
+  # would outlive the pool, for as long as this server runs.
+  close_inherited_sockets()
   # An interrupt would end this process (Rscript halts on one), and with it
   # every fetch of other hosts, while the owner lives on: the owner's
   # interrupt is the user's, not the server's. It runs in a session of its

@@ -127,7 +127,7 @@
 #' host: on another host they are unavailable objects, since writes could
 #' not reach the owner. Copies go to the shm directory of each host, which
 #' must have room for them. All hosts need the same shmr version (format
-#' version 3). mirai cannot address one daemon, so a pool releases copies by
+#' version 4). mirai cannot address one daemon, so a pool releases copies by
 #' sending its release to every daemon. A share made on a worker on another
 #' host comes back as data when the worker knows its caller is elsewhere: a
 #' pool tells its workers; a plain mirai daemon knows from the address it

@@ -254,7 +254,12 @@ uint64_t fingerprint(const SEXP* elements, uint64_t count) noexcept {
 void* string_dataptr(SEXP x, Rboolean writable) {
   ViewHandle& handle = usable_handle(x);
   SEXP full = materialized(x, handle);
-  if (writable && !handle.cache_written && !handle.strings_pointer_given) {
+  if (writable && view_writes_through(handle)) {
+    // A writable share's strings never change in its region: what R may
+    // write through this pointer is its own (its copies are ordinary
+    // vectors, not views that string_set_elt() would refuse to change).
+    handle.cache_written = true;
+  } else if (writable && !handle.cache_written && !handle.strings_pointer_given) {
     // Marking the view written here would cost a vector that was only
     // ordered its name: it would then travel whole to every worker.
     handle.strings_fingerprint = fingerprint(handle.strings_full, handle.length());

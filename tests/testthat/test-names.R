@@ -53,7 +53,7 @@ test_that("shared_info() and shared_regions() describe a region", {
   expect_identical(info$size, file.size(info$path))
   expect_true(info$readonly)
   expect_identical(info$creator_pid, as.numeric(Sys.getpid()))
-  expect_identical(info$format_version, 3L)
+  expect_identical(info$format_version, 4L)
   expect_identical(info$class, "data.frame")
   expect_null(shared_info(1:3))
 

@@ -171,17 +171,17 @@ test_that("a region written by format version 1 still maps; an unknown version i
       Sys.chmod(path, "0600")
     }
     write_as(1, "shmr_v1")
-    write_as(4, "shmr_v4")
+    write_as(5, "shmr_v5")
     v1 <- map_shared("shmr_v1")
     # Plain copies: a view would travel by name, and this directory is private.
     list(v1 = fetch(v1), sorted_v1 = fetch(sort(v1)), info = shared_info(v1)$format_version,
-         v4 = tryCatch(map_shared("shmr_v4"), error = conditionMessage))
+         v5 = tryCatch(map_shared("shmr_v5"), error = conditionMessage))
   }, list(dir = dir))
   unlink(dir, recursive = TRUE)
   expect_identical(got$v1, as.numeric(1:1000))
   expect_identical(got$sorted_v1, as.numeric(1:1000))
   expect_identical(got$info, 1L)
-  expect_match(got$v4, "format version is 4, this build of shmr reads versions 1 to 3")
+  expect_match(got$v5, "format version is 5, this build of shmr reads versions 1 to 4")
 })
 
 test_that("an ALTREP character vector keeps its attributes when shared", {
