@@ -531,7 +531,9 @@ new_psock_nodes <- function(n, launch, dir = NULL) {
   )
 }
 
-# In a PSOCK worker, before it connects: see shmr_close_inherited_sockets().
+# In a process shmr starts through system() (a PSOCK worker, the region
+# server), before it opens sockets of its own: see
+# shmr_close_inherited_sockets().
 close_inherited_sockets <- function() .Call(shmr_close_inherited_sockets)
 
 # A word that names one start of workers, and nothing else; the caller's
