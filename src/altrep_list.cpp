@@ -305,66 +305,58 @@ const void* list_dataptr_or_null(SEXP x) {
   return DATAPTR_RO(R_altrep_data2(x));
 }
 
-// Whether the list node holds, at any depth (elements and attributes), an
-// object stored serialized (an environment, a function). True as well when
-// more than kMostNodesSearched nodes would have to be looked at, or on a
-// corrupt node: the caller then takes the slower way that is always right.
-bool holds_serialized(const ListHandle& handle) noexcept {
+enum class Walk { Finished, Stopped, Incomplete };
+
+// Calls `visit` on each node the list node holds, at any depth (elements
+// and attributes), itself included, each once, until it returns false
+// (Stopped). Incomplete past kMostNodesSearched nodes or on a node the
+// reader refuses: the caller then takes the slower way that is always right.
+template <typename Visit>
+Walk walk_nodes(const ListHandle& handle, Visit&& visit) noexcept {
   constexpr uint64_t kMostNodesSearched = uint64_t{1} << 16;
   try {
     const RegionReader& reader = handle.mapping->reader();
     std::vector<uint64_t> pending{handle.node.index()};
     std::unordered_set<uint64_t> seen{handle.node.index()};
     while (!pending.empty()) {
-      if (seen.size() > kMostNodesSearched) return true;
+      if (seen.size() > kMostNodesSearched) return Walk::Incomplete;
       const NodeView node = reader.node(pending.back());
       pending.pop_back();
-      if (node.kind() == format::NodeKind::Serialized || node.kind() == format::NodeKind::StreamElement)
-        return true;
-      auto visit = [&](uint64_t index) {
+      if (!visit(node)) return Walk::Stopped;
+      auto queue = [&](uint64_t index) {
         if (seen.insert(index).second) pending.push_back(index);
       };
-      for (uint32_t a = 0; a < node.attribute_count(); ++a) visit(node.attribute_value(a));
+      for (uint32_t a = 0; a < node.attribute_count(); ++a) queue(node.attribute_value(a));
       if (node.kind() == format::NodeKind::List)
-        for (uint64_t i = 0; i < node.length(); ++i) visit(node.child(i));
+        for (uint64_t i = 0; i < node.length(); ++i) queue(node.child(i));
     }
-    return false;
+    return Walk::Finished;
   } catch (...) {
-    return true;
+    return Walk::Incomplete;
   }
 }
 
-// The objects of its region's stream that the list node holds, at any
-// depth (elements and attributes), as their positions in the stream. False
-// when that cannot be told without reading them all: a version 1 to 3
-// region's Serialized node, more than kMostNodesSearched nodes, a corrupt
-// node.
+// Whether the list node holds an object stored serialized (an environment,
+// a function); true too when that cannot be told.
+bool holds_serialized(const ListHandle& handle) noexcept {
+  return walk_nodes(handle, [](const NodeView& node) {
+           return node.kind() != format::NodeKind::Serialized &&
+                  node.kind() != format::NodeKind::StreamElement;
+         }) != Walk::Finished;
+}
+
+// The objects of its region's stream that the list node holds, as their
+// positions in the stream. False when that cannot be told without reading
+// them all: a version 1 to 3 region's Serialized node, a stream other than
+// node 0, a walk left incomplete.
 bool stream_positions(const ListHandle& handle, std::vector<uint64_t>& positions) noexcept {
-  constexpr uint64_t kMostNodesSearched = uint64_t{1} << 16;
-  try {
-    const RegionReader& reader = handle.mapping->reader();
-    std::vector<uint64_t> pending{handle.node.index()};
-    std::unordered_set<uint64_t> seen{handle.node.index()};
-    while (!pending.empty()) {
-      if (seen.size() > kMostNodesSearched) return false;
-      const NodeView node = reader.node(pending.back());
-      pending.pop_back();
-      if (node.kind() == format::NodeKind::Serialized) return false;
-      if (node.kind() == format::NodeKind::StreamElement) {
-        if (node.stream() != 0) return false;
-        positions.push_back(node.length());
-      }
-      auto visit = [&](uint64_t index) {
-        if (seen.insert(index).second) pending.push_back(index);
-      };
-      for (uint32_t a = 0; a < node.attribute_count(); ++a) visit(node.attribute_value(a));
-      if (node.kind() == format::NodeKind::List)
-        for (uint64_t i = 0; i < node.length(); ++i) visit(node.child(i));
-    }
-    return true;
-  } catch (...) {
-    return false;
-  }
+  return walk_nodes(handle, [&](const NodeView& node) {
+           if (node.kind() == format::NodeKind::Serialized) return false;
+           if (node.kind() != format::NodeKind::StreamElement) return true;
+           if (node.stream() != 0) return false;
+           positions.push_back(node.length());
+           return true;
+         }) == Walk::Finished;
 }
 
 // Whether `x` holds what R keeps by reference in a serialize() stream (an
