@@ -355,13 +355,22 @@ control_directory <- function() {
       remote_state$short_dir_pid <- Sys.getpid()
       dir.create(remote_state$short_dir, mode = "0700")
       reg.finalizer(remote_state, function(e) {
-        if (identical(e$short_dir_pid, Sys.getpid())) unlink(e$short_dir, recursive = TRUE)
+        if (identical(e$short_dir_pid, Sys.getpid())) remove_control_directory(e$short_dir)
       }, onexit = TRUE)
     }
     dir <- remote_state$short_dir
   }
   if (!dir.exists(dir)) dir.create(dir, mode = "0700")
   dir
+}
+
+# unlink(recursive = TRUE) alone leaves the directory behind while a
+# server's socket is in it: R takes a socket for a directory (its mode
+# shares a bit with S_IFDIR) and fails to rmdir() it.
+remove_control_directory <- function(dir) {
+  inside <- list.files(dir, all.files = TRUE, no.. = TRUE, full.names = TRUE)
+  suppressWarnings(file.remove(inside))
+  unlink(dir, recursive = TRUE)
 }
 
 # The region server listening on `listen`, started when needed; `compute`

@@ -390,9 +390,14 @@ test_that("a temporary directory too long for a socket's name still starts the r
     x <- share(rnorm(10))
     invisible(serialize(x, NULL))
     status <- remote_status()
-    list(tempdir = tempdir(), url = status$url, exported = identical(status$exported, shared_name(x)))
+    list(tempdir = tempdir(), url = status$url, exported = identical(status$exported, shared_name(x)),
+         control = shmr:::control_directory())
   }, env = c(callr::rcmd_safe_env(), TMPDIR = long))
   expect_gt(nchar(got$tempdir, type = "bytes"), 108)
+  # The directory of its own under /tmp, holding the server's socket, went
+  # with the process.
+  expect_true(startsWith(got$control, "/tmp/shmr-remote-"))
+  expect_false(dir.exists(got$control))
   expect_match(got$url, "^tcp://127\\.0\\.0\\.1:[0-9]+$")
   expect_true(got$exported)
 })
