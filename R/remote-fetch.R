@@ -108,7 +108,7 @@ fetch_replica <- function(region, origin, deadline) {
   # Likewise for the copy's file, its whole size reserved (obtain_replica()).
   suspendInterrupts({
     builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
-                     origin$created)
+                     origin$created, data_directory(NULL, FALSE), shm_capacity())
     on.exit(.Call(shmr_replica_abort, builder))
   })
   sock <- origin_socket(origin, deadline)

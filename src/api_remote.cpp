@@ -309,11 +309,17 @@ extern "C" SEXP shmr_remove_superseded_copy(SEXP name, SEXP host, SEXP size, SEX
   SHMR_END
 }
 
-extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created) {
+// `fallback_directory` takes the copy when the shm directory has no room for
+// it (`shm_capacity` as for share()).
+extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SEXP created,
+                                   SEXP fallback_directory, SEXP shm_capacity) {
   SHMR_BEGIN
   return with_messages([&]() -> SEXP {
-    auto* builder = new ReplicaBuilder(shm_directory(), region_name_for(as_string(name)),
-                                       identity_from(host, size, pid, created));
+    const double capacity = Rf_asReal(shm_capacity);
+    auto* builder = new ReplicaBuilder(
+        shm_directory(), region_name_for(as_string(name)), identity_from(host, size, pid, created),
+        as_string(fallback_directory),
+        ISNAN(capacity) || capacity <= 0 ? 0 : static_cast<uint64_t>(capacity));
     return cpp11::safe[wrap_pointer<ReplicaBuilder>](builder);
   });
   SHMR_END

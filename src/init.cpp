@@ -84,7 +84,7 @@ SEXP shmr_process_start();
 SEXP shmr_fetch_lock(SEXP);
 SEXP shmr_fetch_unlock(SEXP);
 SEXP shmr_local_copy(SEXP, SEXP, SEXP, SEXP, SEXP);
-SEXP shmr_replica_begin(SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP shmr_replica_begin(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_replica_write(SEXP, SEXP, SEXP, SEXP);
 SEXP shmr_replica_publish(SEXP, SEXP);
 SEXP shmr_replica_abort(SEXP);
@@ -170,7 +170,7 @@ static const R_CallMethodDef call_methods[] = {
     SHMR_CALL_METHOD(shmr_fetch_lock, 1),
     SHMR_CALL_METHOD(shmr_fetch_unlock, 1),
     SHMR_CALL_METHOD(shmr_local_copy, 5),
-    SHMR_CALL_METHOD(shmr_replica_begin, 5),
+    SHMR_CALL_METHOD(shmr_replica_begin, 7),
     SHMR_CALL_METHOD(shmr_replica_write, 4),
     SHMR_CALL_METHOD(shmr_replica_publish, 2),
     SHMR_CALL_METHOD(shmr_replica_abort, 1),

@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "format.h"
+#include "locator.h"
 #include "names.h"
 #include "ownership.h"
 #include "reader.h"
@@ -128,18 +129,44 @@ std::vector<std::string> prune_fetch_locks(const std::string& directory) {
   return removed;
 }
 
-ReplicaBuilder::ReplicaBuilder(const std::string& directory, const std::string& name,
-                               const RegionIdentity& origin)
-    : name_(name), origin_(origin) {
-  const std::string& checked = without_own_stale_temporary(directory, name);
-  try {
-    pending_.emplace(checked, name, origin.size);
-  } catch (const Error& e) {
-    // Copies and regions of processes killed with SIGKILL may fill the host.
-    if (e.kind() != ErrorKind::NoSpace || !reclaimed_space_of_dead_creators(directory)) throw;
-    pending_.emplace(checked, name, origin.size);
+ReplicaBuilder::ReplicaBuilder(const std::string& shm_directory, const std::string& name,
+                               const RegionIdentity& origin, const std::string& fallback_directory,
+                               uint64_t shm_capacity)
+    : name_(name), origin_(origin), shm_directory_(shm_directory), data_directory_(shm_directory) {
+  const bool may_fall_back = !fallback_directory.empty();
+  if (may_fall_back && (fallback_directory[0] != '/' || fallback_directory == shm_directory))
+    throw Error(ErrorKind::InvalidArgument,
+                "a copy's fallback directory must be an absolute path other than the shm directory");
+  if (!reserved_in_shm(may_fall_back, shm_capacity)) {
+    data_directory_ = fallback_directory;
+    pending_.emplace(without_own_stale_temporary(data_directory_, name), name, origin.size);
   }
-  sink_.emplace(pending_->descriptor(), origin.size, directory);
+  sink_.emplace(pending_->descriptor(), origin.size, data_directory_);
+}
+
+bool ReplicaBuilder::reserved_in_shm(bool may_fall_back, uint64_t shm_capacity) {
+  const std::string& directory = without_own_stale_temporary(shm_directory_, name_);
+  // Copies and regions of processes killed with SIGKILL may fill the host.
+  bool reclaimed = false;
+  const auto reclaim_once = [&] {
+    if (reclaimed) return false;
+    reclaimed = true;
+    return reclaimed_space_of_dead_creators(directory);
+  };
+  if (may_fall_back && !has_room(directory, origin_.size, shm_capacity) &&
+      !(reclaim_once() && has_room(directory, origin_.size, shm_capacity)))
+    return false;
+  for (;;) {
+    try {
+      pending_.emplace(directory, name_, origin_.size);
+      return true;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::NoSpace) throw;
+      if (reclaim_once()) continue;
+      if (may_fall_back) return false;
+      throw;
+    }
+  }
 }
 
 void ReplicaBuilder::write(uint64_t offset, const void* bytes, uint64_t size) {
@@ -185,7 +212,21 @@ void ReplicaBuilder::publish() {
   record.copied_unix_ms = now_unix_ms();
   std::strncpy(record.origin_host, origin_.host.c_str(), sizeof record.origin_host - 1);
   std::memcpy(base + sizeof(format::RegionHeader), &record, sizeof record);
-  pending_->publish();
+  if (!file_backed()) {
+    pending_->publish();
+    return;
+  }
+  // The data file first: until the locator is there, the host's other
+  // processes find no copy and wait for the fetch lock.
+  const uint64_t flags = header->flags;
+  FileDescriptor published = pending_->publish();
+  const std::string data_path = region_path(data_directory_, name_);
+  try {
+    publish_locator(shm_directory_, name_, Locator{data_path, self, flags});
+  } catch (...) {
+    if (same_file(published.get(), data_path)) ::unlink(data_path.c_str());
+    throw;
+  }
 }
 
 namespace {
@@ -240,11 +281,14 @@ bool remove_superseded_copy(const std::string& directory, const std::string& nam
                             const RegionIdentity& origin, const std::string& local_host) {
   RegionLocation location;
   std::optional<OpenedRegion> opened = open_local(directory, name, location);
-  // Copies are built in the shm directory itself, never behind a locator.
-  if (!opened || location.backing != Backing::Shm) return false;
+  if (!opened) return false;
   if (classify(opened->fd.get(), name, origin, local_host) != LocalCopy::Superseded) return false;
-  const std::string path = region_path(directory, name);
-  return same_file(opened->fd.get(), path) && ::unlink(path.c_str()) == 0;
+  const std::string data_path = location.data_path();
+  if (!same_file(opened->fd.get(), data_path) || ::unlink(data_path.c_str()) != 0) return false;
+  // A file-backed copy's locator, which led to the data file just removed.
+  if (location.backing == Backing::File && ::unlink(location.name_path().c_str()) != 0 && errno != ENOENT)
+    return false;
+  return true;
 }
 
 void keep_replica(const std::string& directory, const std::string& name) {

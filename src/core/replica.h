@@ -57,27 +57,43 @@ std::vector<std::string> prune_fetch_locks(const std::string& directory);
 
 // A replica being built under the hidden temporary name, its full size
 // reserved up front. If publish() is never reached, nothing is left behind.
+//
+// It goes in the shm directory. When that has no room for it (`shm_capacity`
+// counts as its size when smaller, as for share()), and `fallback_directory`
+// is given, it goes there as a data file with a locator in the shm directory,
+// as share(backing = "auto") does: a container's shm directory is often
+// 64 MB, and one file-backed copy per host still beats an error per worker.
 class ReplicaBuilder {
  public:
-  ReplicaBuilder(const std::string& directory, const std::string& name, const RegionIdentity& origin);
+  ReplicaBuilder(const std::string& shm_directory, const std::string& name, const RegionIdentity& origin,
+                 const std::string& fallback_directory = "", uint64_t shm_capacity = 0);
 
   uint64_t size() const noexcept { return origin_.size; }
   // Copies `size` bytes to `offset` (bounds checked).
   void write(uint64_t offset, const void* bytes, uint64_t size);
   // Validates the bytes as a region (header, every node) that is the
   // origin's (size, creator, creation time), records this process as its
-  // keeper, and publishes it under its name. Throws Corrupt (nothing is
-  // left), or AlreadyExists when the name was taken meanwhile.
+  // keeper, and publishes it under its name (a file-backed copy: its data
+  // file, then its locator). Throws Corrupt (nothing is left), or
+  // AlreadyExists when the name was taken meanwhile.
   void publish();
+  // Whether the copy is a data file outside the shm directory.
+  bool file_backed() const noexcept { return data_directory_ != shm_directory_; }
 
  private:
   std::string name_;
   RegionIdentity origin_;
+  std::string shm_directory_;
+  std::string data_directory_;
   std::optional<PendingRegion> pending_;  // always set once constructed
   // Chunks go into the file by the kernel's copy, as share() writes: a
   // copy through the mapping would fault in each fresh page (about twice
   // the time for a 200 MB copy). The mapping reads and stamps the header.
   std::optional<FileSink> sink_;
+
+  // Reserves the copy's space in the shm directory; false when it has no
+  // room and the copy may go to the fallback directory instead.
+  bool reserved_in_shm(bool may_fall_back, uint64_t shm_capacity);
 };
 
 enum class LocalCopy {

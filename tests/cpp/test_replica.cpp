@@ -474,6 +474,82 @@ TEST(Replica, KeptUntilReleased) {
   EXPECT_TRUE(here.entries().empty());
 }
 
+// A host whose shm directory has no room for the copy (a container's 64 MB
+// one): the copy is a data file in the fallback directory, found through a
+// locator, and is listed, kept, released, superseded and pruned as a copy.
+TEST(Replica, WithoutRoomInShmACopyIsAFileBehindALocator) {
+  TempDir origin_dir, here, data;
+  auto origin = make_region(origin_dir, "shmr_on_disk");
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  RegionIdentity id = identity_of(*origin, "hostA:0:26");
+  const auto publish_on_disk = [&](const RegionIdentity& who) {
+    // A capacity of one byte: no room in shm, whatever the file system has.
+    ReplicaBuilder builder(here.path(), "shmr_on_disk", who, data.path(), 1);
+    EXPECT_TRUE(builder.file_backed());
+    builder.write(0, bytes.data(), bytes.size());
+    builder.publish();
+  };
+  publish_on_disk(id);
+  EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_on_disk"});
+  EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_on_disk"});
+  EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_on_disk", id, "hostB:0:41"), LocalCopy::Replica);
+  auto copy = shmr::open_mapped_region(here.path(), "shmr_on_disk");
+  EXPECT_TRUE(copy->reader().is_replica());
+  EXPECT_EQ(std::memcmp(static_cast<const unsigned char*>(copy->map().data()) + shmr::format::kHeaderSizeV2,
+                        bytes.data() + shmr::format::kHeaderSizeV2, bytes.size() - shmr::format::kHeaderSizeV2),
+            0);
+  auto regions = shmr::list_regions(here.path());
+  ASSERT_EQ(regions.size(), 1u);
+  EXPECT_TRUE(regions[0].replica);
+  EXPECT_EQ(regions[0].backing, shmr::Backing::File);
+  EXPECT_EQ(regions[0].creator.pid, ::getpid());
+  copy.reset();
+
+  shmr::keep_replica(here.path(), "shmr_on_disk");
+  EXPECT_EQ(shmr::release_replicas({"shmr_on_disk"}), std::vector<std::string>{"shmr_on_disk"});
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+
+  // A copy of an earlier region of the name makes way, data file and locator.
+  publish_on_disk(id);
+  RegionIdentity later = id;
+  later.created_unix_ms += 5000;
+  EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_on_disk", later, "hostB:0:41"), LocalCopy::Superseded);
+  EXPECT_TRUE(shmr::remove_superseded_copy(here.path(), "shmr_on_disk", later, "hostB:0:41"));
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+
+  // One whose keeper died goes at the next fetch's prune.
+  int code = -1;
+  run_and_reap_child(
+      [&] {
+        publish_on_disk(id);
+        return 0;
+      },
+      &code);
+  ASSERT_EQ(code, 0);
+  EXPECT_EQ(data.entries(), std::vector<std::string>{"shmr_on_disk"});
+  EXPECT_EQ(shmr::prune_regions(here.path(), shmr::PruneScope::CopiesAndUnfinished),
+            std::vector<std::string>{"shmr_on_disk"});
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+}
+
+// With room in shm, or without a fallback directory, the copy is in shm as
+// before; a fallback must be an absolute path other than the shm directory.
+TEST(Replica, ACopyGoesToTheFallbackOnlyWhenShmHasNoRoom) {
+  TempDir origin_dir, here, data;
+  auto origin = make_region(origin_dir, "shmr_in_shm");
+  RegionIdentity id = identity_of(*origin, "hostA:0:26");
+  EXPECT_FALSE(ReplicaBuilder(here.path(), "shmr_in_shm", id, data.path(), 0).file_backed());
+  EXPECT_FALSE(ReplicaBuilder(here.path(), "shmr_in_shm", id, "", 1).file_backed());
+  EXPECT_THROW(ReplicaBuilder(here.path(), "shmr_in_shm", id, "relative/dir", 1), shmr::Error);
+  EXPECT_THROW(ReplicaBuilder(here.path(), "shmr_in_shm", id, here.path(), 1), shmr::Error);
+  // Unpublished builders leave nothing.
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+}
+
 TEST(FormatVersion, VersionOneRegionsStillRead) {
   // A version 1 region: 128-byte header, node table right after it.
   std::vector<double> values{7, 8, 9};

@@ -463,6 +463,40 @@ test_that("copies end when the owner closes a deep share, or removes a region wi
   expect_equal(unlist(again), rep(sum(y), 10))
 })
 
+test_that("a host whose /dev/shm has no room for a copy keeps one copy on disk for all its workers", {
+  # A container's /dev/shm is often 64 MB; the object is 100 MB.
+  small <- sim_cluster("simS", per_host = 2L, local = 0L, shm_size = "64m")
+  small_host <- small$hosts$simS
+  local_remote_mode()
+  x <- share(as.numeric(seq_len(12.5e6)))
+  name <- shared_name(x)
+  pool <- pool_create(backend = "mirai", compute = small$profile)
+  # Before the host's removal, which sim_cluster() set up for this frame.
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  got <- pool_lapply(1:20, detached(function(i, x) {
+    Sys.sleep(0.05)
+    regions <- shmr::shared_regions()
+    copy <- regions[regions$name == shmr::shared_name(x), ]
+    list(sum = sum(x), backing = copy$backing, replica = copy$replica, path = copy$path)
+  }), x = x, pool = pool)
+  expect_equal(vapply(got, `[[`, 0, "sum"), rep(sum(x), 20))
+  expect_true(all(vapply(got, `[[`, "", "backing") == "mmap"))
+  expect_true(all(vapply(got, `[[`, NA, "replica")))
+  # One copy on the host, fetched once: its /dev/shm holds only the locator.
+  path <- unique(vapply(got, `[[`, "", "path"))
+  expect_length(path, 1L)
+  expect_true(file.exists(path))
+  expect_identical(grep("shmr", sim_host_run(small_host, "ls -A /dev/shm"), value = TRUE), name)
+  expect_equal(served(small_host$name), shared_info(x)$size)
+  # Closed by its owner, the copy goes, data file and locator.
+  close(x)
+  deadline <- Sys.time() + 30
+  while ((file.exists(path) || name %in% sim_host_run(small_host, "ls -A /dev/shm")) &&
+         Sys.time() < deadline) Sys.sleep(0.2)
+  expect_false(file.exists(path))
+  expect_false(name %in% sim_host_run(small_host, "ls -A /dev/shm"))
+})
+
 # The process group and the session of process `pid` (fields 5 and 6 of
 # /proc/<pid>/stat, counted after the command's name, which may hold spaces).
 process_group_and_session <- function(pid) {
