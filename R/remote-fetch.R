@@ -67,10 +67,12 @@ obtain_replica <- function(region, origin) {
   # now rather than piling up until someone runs prune_shared().
   .Call(shmr_prune_remote_copies)
   # A copy that stopped midway is not this condition (fetch_replica() says
-  # how much came): that server did answer.
+  # how much came): that server did answer. Nor is one that began after a
+  # wait for another process's copy: the server was busy serving it, and
+  # this one had only what was left of its time.
   withCallingHandlers(fetch_replica(region, origin, deadline),
                       shmr_deadline_reached = function(e) {
-                        remember_silent(origin$address, conditionMessage(e))
+                        if (waits == 0L) remember_silent(origin$address, conditionMessage(e))
                       })
   invisible()
 }

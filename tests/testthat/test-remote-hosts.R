@@ -781,6 +781,34 @@ test_that("a region server that does not answer is waited for once, not once per
   for (value in got) expect_equal(value, vapply(xs, sum, 0))
 })
 
+test_that("a fetch that began after a wait for another process's copy does not make its server silent", {
+  local_remote_mode()
+  xs <- lapply(1:2, function(i) share(as.numeric(seq_len(1000)) + i))
+  stream <- serialize(xs, NULL)
+  server <- remote_status()$pid
+  on.exit(lapply(xs, close), add = TRUE)
+  tools::pskill(server, tools::SIGSTOP)
+  on.exit(tools::pskill(server, tools::SIGCONT), add = TRUE, after = FALSE)
+  # A forked process of the host holds the first object's fetch lock for a
+  # second of the two the timeout allows: its fetch then finds the server
+  # silent with what is left. The second object's fetch has its whole
+  # timeout: before, it was refused at once, the server remembered as
+  # silent (on a daemon, for the next minute, at the default timeout).
+  setup <- sprintf(paste0(
+    "Sys.setenv(SHMR_REMOTE_TIMEOUT = '2'); ",
+    "holder <- parallel::mcparallel({ lock <- .Call(shmr:::shmr_fetch_lock, '%s'); Sys.sleep(1) }, detached = TRUE); ",
+    "while (!file.exists('/dev/shm/.shmr_lock_%s')) Sys.sleep(0.01); Sys.sleep(0.1)"),
+    shared_name(xs[[1]]), shared_name(xs[[1]]))
+  out <- unserialize_on_host(cluster$hosts[[1]], stream, setup = setup,
+                             paste0("cat(paste('result:', vapply(d, function(v) tryCatch(format(sum(v)), ",
+                                    "error = conditionMessage), '')), sep = '\\n')"))
+  all_out <- paste(out, collapse = "\n")
+  out <- sub("^result: ", "", grep("^result: ", out, value = TRUE))
+  expect_length(out, 2L)
+  for (i in 1:2) expect_match(out[i], "no answer from the region server at .* within 2 s", info = all_out)
+  expect_false(grepl("not asked again", out[2]), info = all_out)
+})
+
 test_that("one fetch per host: a fetcher killed midway is replaced by a waiting worker", {
   local_remote_mode()
   # Small chunks make the copy slow enough to be caught midway.
