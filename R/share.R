@@ -117,7 +117,8 @@
 #' (`is_shared(w)` turns `FALSE`); an index does the same in place
 #' (`w[cbind(i, i)] <- 0`). Character vectors of a writable share
 #' cannot be changed (the copies package code changes, as `rbind()` or
-#' `replace()` do, are private copies as above). A data frame's `[<-` (`w[i, ] <- v`) changes the
+#' `replace()` do, and those base R's C code rewrites, as `format()` and
+#' `iconv()` do, are private copies as above). A data frame's `[<-` (`w[i, ] <- v`) changes the
 #' columns one after another: when one of them cannot be written through
 #' (a character or list column, a factor, whose `[<-` method changes a
 #' copy of its own, or a column given values of a wider type), the whole

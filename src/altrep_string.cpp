@@ -254,12 +254,7 @@ uint64_t fingerprint(const SEXP* elements, uint64_t count) noexcept {
 void* string_dataptr(SEXP x, Rboolean writable) {
   ViewHandle& handle = usable_handle(x);
   SEXP full = materialized(x, handle);
-  if (writable && view_writes_through(handle)) {
-    // A writable share's strings never change in its region: what R may
-    // write through this pointer is its own (its copies are ordinary
-    // vectors, not views that string_set_elt() would refuse to change).
-    handle.cache_written = true;
-  } else if (writable && !handle.cache_written && !handle.strings_pointer_given) {
+  if (writable && !handle.cache_written && !handle.strings_pointer_given) {
     // Marking the view written here would cost a vector that was only
     // ordered its name: it would then travel whole to every worker.
     handle.strings_fingerprint = fingerprint(handle.strings_full, handle.length());
@@ -296,13 +291,23 @@ SEXP string_state(SEXP x) {
 
 SEXP string_unserialize(SEXP cls, SEXP state) { return view_from_serialized_state(cls, state); }
 
+// An ordinary character vector of the view's elements (attributes are
+// R's to copy).
+SEXP ordinary_copy(SEXP x, ViewHandle& handle) { return Rf_duplicate(materialized(x, handle)); }
+
 // A duplicate is a new view of the same node; when this one is materialised
 // it starts with a copy of the materialised vector (a copy of pointers, as
 // for an ordinary character vector), so nothing is read from the region
 // again.
-SEXP string_duplicate(SEXP x, Rboolean) {
+SEXP string_duplicate(SEXP x, Rboolean deep) {
   ViewHandle& handle = open_view_handle(x);
   if (strings_written(handle)) return nullptr;
+  // A deep copy of a writable share is R's own, as for a fixed-width one
+  // (duplicate_writable_view()): base R's C code rewrites the elements of
+  // the copy it makes with duplicate() (format(), iconv(), enc2utf8(),
+  // encodeString()), while the copies R changes for an assignment to a
+  // variable are shallow, views whose change string_set_elt() decides.
+  if (deep && view_writes_through(handle)) return ordinary_copy(x, handle);
   SEXP copy = fresh_view_of(handle);
   if (copy == nullptr) return nullptr;
   PROTECT(copy);

@@ -56,8 +56,7 @@ struct ViewHandle {
   uint64_t first = 0;
   uint64_t count = 0;
   // Set once R changed an element of a string view's materialised vector
-  // (strings_written() finds that), and for a writable share's view once R
-  // was handed a writable pointer to it (string_dataptr()).
+  // (strings_written() finds that).
   bool cache_written = false;
   // Set once the view was found to hold private (written) pages: from then
   // on its node's value flags are not trusted.

@@ -129,6 +129,73 @@ test_that("package code changes its own copy of a writable share's character vec
   expect_identical(got$s, c("a", "b"))
 })
 
+test_that("base R's C code changes its own copy of a writable share's strings: format(), iconv()", {
+  # Before: format() of bytes-encoded or latin1 strings (which it escapes or
+  # translates in a copy it makes with duplicate()), iconv() of any strings,
+  # enc2native(), enc2utf8(), encodeString() and formatC() raised
+  # "character vectors of a writable share cannot be changed in place": the
+  # copy was a view of the share that refused the change.
+  bytes <- c("a", "b\xff", NA)
+  Encoding(bytes) <- "bytes"
+  latin1 <- c("a", "caf\xe9", NA)
+  Encoding(latin1) <- "latin1"
+  inputs <- list(bytes = bytes, latin1 = latin1, utf8 = c("a", "caf\u00e9", NA), plain = c("a", "b", NA))
+  reads <- list(
+    format = format, format_width = function(v) format(v, width = 6), formatC = formatC,
+    data_frame = function(v) format(data.frame(v = v)), print = function(v) capture.output(print(v)),
+    enc2native = enc2native, enc2utf8 = enc2utf8, encodeString = encodeString,
+    iconv = function(v) iconv(v, "latin1", "UTF-8"),
+    iconv_raw = function(v) iconv(v, "latin1", "UTF-8", toRaw = TRUE),
+    toupper = toupper, chartr = function(v) chartr("a", "A", v), gsub = function(v) gsub("a", "A", v),
+    trimws = trimws, sort = sort, rev = rev
+  )
+  answer <- function(read, v) tryCatch(read(v), error = conditionMessage)
+  names_made <- character()
+  kept <- list()  # the shares, alive until the other process has read them
+  for (name in names(inputs)) {
+    x <- inputs[[name]]
+    s <- share(x, readonly = FALSE)
+    names_made[name] <- shared_name(s)
+    for (read in names(reads))
+      expect_identical(answer(reads[[read]], s), answer(reads[[read]], x), info = paste(name, read))
+    # At top level of the test too (enc2utf8() is a primitive: no frame).
+    expect_identical(format(s), format(x), info = name)
+    expect_identical(enc2utf8(s), enc2utf8(x), info = name)
+    # The share keeps its values, is still the share, and a change meant
+    # for it is still refused.
+    expect_identical(s[], x, info = name)
+    expect_true(is_shared(s), info = name)
+    expect_error(s[2] <- "z", "cannot be changed in place", info = name)
+    alias <- s
+    expect_error(alias[2] <- "z", "cannot be changed in place", info = name)
+    rm(alias)
+    kept[[name]] <- s
+  }
+  seen <- in_other_process(function(names) lapply(names, function(n) map_shared(n)[]),
+                           list(names = as.list(names_made)))
+  expect_identical(seen, inputs)
+})
+
+test_that("after order() of a writable share's strings, a change meant for the share is still refused", {
+  # Before: R's writable data pointer (order() asks for one only to read)
+  # marked the share's strings written; its copies were then ordinary
+  # vectors, and `alias[1] <- "z"`, even `s[1] <- "z"`, changed a private
+  # copy silently, `s` no longer the share.
+  x <- c("b", "a", "c")
+  s <- share(x, readonly = FALSE)
+  expect_identical(order(s), c(2L, 1L, 3L))
+  expect_identical(sort(s, method = "radix"), c("a", "b", "c"))
+  alias <- s
+  expect_error(alias[1] <- "z", "cannot be changed in place")
+  rm(alias)
+  expect_error(s[1] <- "z", "cannot be changed in place")
+  expect_identical(s[], x)
+  expect_true(is_shared(s))
+  # Reads still work, format() included.
+  expect_identical(format(s), format(x))
+  expect_identical(in_other_process(function(name) map_shared(name)[], list(name = shared_name(s))), x)
+})
+
 test_that("columns of a writable data frame or list change in place, as a user writes it", {
   d <- share(data.frame(a = 1:5, b = as.numeric(1:5)), readonly = FALSE)
   name <- shared_name(d)
