@@ -673,7 +673,21 @@ close_worker_connection <- function(node) {
 start_psock <- function(pool) {
   started <- set_up_psock_nodes(pool, pool$n)
   pool$cluster <- started$nodes
+  reg.finalizer(pool, close_dropped_pool)
   record_workers(pool, started$answers)
+}
+
+# A pool collected without pool_stop(): its workers end when they see their
+# connections close. R closes an unused connection in a finalizer of its
+# own that warns first, and under options(warn = 2) (which R 4.2's table()
+# leaves set after an error) that warning is an error which leaves the
+# connection open, and the worker running, for the rest of the session.
+# close() does not warn; a connection R has closed already is left alone
+# (see worker_connection_open()).
+close_dropped_pool <- function(pool) {
+  if (isTRUE(pool$stopped)) return(invisible())
+  for (node in pool$cluster) close_worker_connection(node)
+  invisible()
 }
 
 # `n` new PSOCK workers, set up for the pool, and their answers. Workers
