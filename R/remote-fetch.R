@@ -110,7 +110,7 @@ fetch_replica <- function(region, origin, deadline) {
   # Likewise for the copy's file, its whole size reserved (obtain_replica()).
   suspendInterrupts({
     builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
-                     origin$created, replica_fallback_directory(), shm_capacity())
+                     origin$created, data_directory(NULL, FALSE), shm_capacity())
     on.exit(.Call(shmr_replica_abort, builder))
   })
   sock <- origin_socket(origin, deadline)
@@ -171,13 +171,6 @@ fetch_replica <- function(region, origin, deadline) {
     gc(verbose = FALSE, full = FALSE)
   }
   .Call(shmr_replica_publish, builder, region)
-}
-
-# Where a copy goes when this host's shm directory has no room for it: the
-# session's directory for file-backed regions; "" (no fallback) when that
-# cannot be had, which must not fail copies that fit in shm.
-replica_fallback_directory <- function() {
-  tryCatch(suppressWarnings(data_directory(NULL, FALSE)), error = function(e) "")
 }
 
 # Requests a fetcher has sent and not yet had answered: two let the server

@@ -497,19 +497,6 @@ test_that("a host whose /dev/shm has no room for a copy keeps one copy on disk f
   expect_false(name %in% sim_host_run(small_host, "ls -A /dev/shm"))
 })
 
-test_that("a fetcher without a usable session directory still copies what fits in /dev/shm", {
-  local_remote_mode()
-  x <- share(as.numeric(seq_len(1000)))
-  on.exit(close(x), add = TRUE)
-  # The session directory's "shmr" taken by a plain file: no fallback for
-  # copies that do not fit, which must not fail one that does.
-  out <- unserialize_on_host(cluster$hosts[[1]], serialize(x, NULL),
-                             setup = "invisible(file.create(file.path(tempdir(), 'shmr')))",
-                             "cat('result:', tryCatch(format(sum(d)), error = conditionMessage), '\\n')")
-  expect_identical(trimws(sub("^result: ", "", grep("^result: ", out, value = TRUE))), format(sum(x)),
-                   info = paste(out, collapse = "\n"))
-})
-
 # The process group and the session of process `pid` (fields 5 and 6 of
 # /proc/<pid>/stat, counted after the command's name, which may hold spaces).
 process_group_and_session <- function(pid) {
