@@ -107,10 +107,17 @@ refuse_if_silent <- function(address) {
 # the one before: with one request at a time, each side waited for the
 # other. Replies are taken in the order asked.
 fetch_replica <- function(region, origin, deadline) {
+  fallback <- copy_fallback_directory()
   # Likewise for the copy's file, its whole size reserved (obtain_replica()).
   suspendInterrupts({
-    builder <- .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
-                     origin$created, data_directory(NULL, FALSE), shm_capacity())
+    builder <- tryCatch(
+      .Call(shmr_replica_begin, region, origin$host, origin$size, origin$creator_pid,
+            origin$created, if (is.null(fallback$problem)) fallback$path else "", shm_capacity()),
+      error = function(e) {
+        if (is.null(fallback$problem)) stop(e)
+        stop(conditionMessage(e), "; nor could the copy be kept as a file: ", fallback$problem,
+             call. = FALSE)
+      })
     on.exit(.Call(shmr_replica_abort, builder))
   })
   sock <- origin_socket(origin, deadline)
@@ -171,6 +178,17 @@ fetch_replica <- function(region, origin, deadline) {
     gc(verbose = FALSE, full = FALSE)
   }
   .Call(shmr_replica_publish, builder, region)
+}
+
+# Where a copy goes as a file when /dev/shm has no room for it: this
+# session's directory for file-backed regions, or why there is none (its
+# temporary directory removed, read-only, or its path too long). Without one,
+# a copy that fits in /dev/shm is still made there.
+copy_fallback_directory <- function() {
+  tryCatch(list(path = suppressWarnings(data_directory(NULL, FALSE))), error = function(e) {
+    list(problem = sprintf("'%s' is not a directory this process can make or use",
+                           file.path(tempdir(), "shmr")))
+  })
 }
 
 # Requests a fetcher has sent and not yet had answered: two let the server

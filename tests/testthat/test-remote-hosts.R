@@ -497,6 +497,28 @@ test_that("a host whose /dev/shm has no room for a copy keeps one copy on disk f
   expect_false(name %in% sim_host_run(small_host, "ls -A /dev/shm"))
 })
 
+test_that("a worker whose temporary directory is unusable still copies into /dev/shm, and says why when that is full", {
+  small <- sim_cluster("simT", per_host = 1L, local = 0L, shm_size = "64m")
+  local_remote_mode()
+  fits <- share(rnorm(1e5))
+  on.exit(close(fits), add = TRUE)
+  too_big <- share(as.numeric(seq_len(12.5e6)))
+  on.exit(close(too_big), add = TRUE)
+  stream <- serialize(list(fits, too_big), NULL)
+  # A file where the session's directory for file-backed regions goes.
+  out <- unserialize_on_host(small$hosts$simT, stream,
+                             setup = "file.create(file.path(tempdir(), 'shmr'))",
+                             paste0("cat(paste('result:', vapply(d, function(v) tryCatch(format(sum(v), ",
+                                    "digits = 15), error = conditionMessage), '')), sep = '\\n')"))
+  all_out <- paste(out, collapse = "\n")
+  out <- sub("^result: ", "", grep("^result: ", out, value = TRUE))
+  expect_length(out, 2L)
+  # Before, both failed with "`path` must be an existing directory".
+  expect_identical(out[1], format(sum(fits), digits = 15), info = all_out)
+  expect_match(out[2], paste0("not enough space in /dev/shm.*nor could the copy be kept as a file: ",
+                              "'.*/shmr' is not a directory"), info = all_out)
+})
+
 # The process group and the session of process `pid` (fields 5 and 6 of
 # /proc/<pid>/stat, counted after the command's name, which may hold spaces).
 process_group_and_session <- function(pid) {
