@@ -139,9 +139,26 @@ ReplicaBuilder::ReplicaBuilder(const std::string& shm_directory, const std::stri
                 "a copy's fallback directory must be an absolute path other than the shm directory");
   if (!reserved_in_shm(may_fall_back, shm_capacity)) {
     data_directory_ = fallback_directory;
+    reserve_locator();
     pending_.emplace(without_own_stale_temporary(data_directory_, name), name, origin.size);
   }
   sink_.emplace(pending_->descriptor(), origin.size, data_directory_);
+}
+
+// Before any byte is copied: a shm directory too full even for the locator
+// (or a data path too long for one) would otherwise fail the fetch only once
+// the whole copy had come over the network, and name a 96-byte region.
+void ReplicaBuilder::reserve_locator() {
+  const size_t size = encode_locator(Locator{region_path(data_directory_, name_), {}, 0}).size();
+  try {
+    locator_.emplace(shm_directory_, name_, size);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::NoSpace) throw;
+    throw Error(ErrorKind::NoSpace, "no room in " + shm_directory_ + " for a copy of " +
+                                        std::to_string(origin_.size) +
+                                        " bytes, nor for the locator of a copy kept as a file in " +
+                                        data_directory_ + " (" + e.what() + ")");
+  }
 }
 
 bool ReplicaBuilder::reserved_in_shm(bool may_fall_back, uint64_t shm_capacity) {
@@ -218,11 +235,12 @@ void ReplicaBuilder::publish() {
   }
   // The data file first: until the locator is there, the host's other
   // processes find no copy and wait for the fetch lock.
-  const uint64_t flags = header->flags;
-  FileDescriptor published = pending_->publish();
   const std::string data_path = region_path(data_directory_, name_);
+  const std::vector<char> locator = encode_locator(Locator{data_path, self, header->flags});
+  std::memcpy(locator_->data(), locator.data(), locator.size());
+  FileDescriptor published = pending_->publish();
   try {
-    publish_locator(shm_directory_, name_, Locator{data_path, self, flags});
+    locator_->publish();
   } catch (...) {
     if (same_file(published.get(), data_path)) ::unlink(data_path.c_str());
     throw;

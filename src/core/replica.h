@@ -86,6 +86,9 @@ class ReplicaBuilder {
   std::string shm_directory_;
   std::string data_directory_;
   std::optional<PendingRegion> pending_;  // always set once constructed
+  // A file-backed copy's locator, its space in the shm directory reserved
+  // with the copy's.
+  std::optional<PendingRegion> locator_;
   // Chunks go into the file by the kernel's copy, as share() writes: a
   // copy through the mapping would fault in each fresh page (about twice
   // the time for a 200 MB copy). The mapping reads and stamps the header.
@@ -94,6 +97,7 @@ class ReplicaBuilder {
   // Reserves the copy's space in the shm directory; false when it has no
   // room and the copy may go to the fallback directory instead.
   bool reserved_in_shm(bool may_fall_back, uint64_t shm_capacity);
+  void reserve_locator();
 };
 
 enum class LocalCopy {

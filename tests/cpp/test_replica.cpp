@@ -535,6 +535,38 @@ TEST(Replica, WithoutRoomInShmACopyIsAFileBehindALocator) {
   EXPECT_TRUE(data.entries().empty());
 }
 
+// The locator's room in shm is taken with the copy's, before any byte
+// comes: a shm directory too full even for it fails the fetch at once (it
+// failed at publish(), once the whole copy had come over the network). The
+// reservation is no copy to the host's other processes until published.
+TEST(Replica, AFileBackedCopyReservesItsLocatorBeforeTheCopy) {
+  TempDir origin_dir, here, data;
+  auto origin = make_region(origin_dir, "shmr_reserved");
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  RegionIdentity id = identity_of(*origin, "hostA:0:26");
+  const std::string reservation = shmr::temporary_name(::getpid(), "shmr_reserved");
+  {
+    ReplicaBuilder builder(here.path(), "shmr_reserved", id, data.path(), 1);
+    ASSERT_TRUE(builder.file_backed());
+    EXPECT_EQ(here.entries(), std::vector<std::string>{reservation});
+    EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_reserved", id, "hostB:0:41"), LocalCopy::Absent);
+  }
+  // Unpublished: the reservation goes with the builder.
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+  {
+    ReplicaBuilder builder(here.path(), "shmr_reserved", id, data.path(), 1);
+    builder.write(0, bytes.data(), bytes.size());
+    builder.publish();
+  }
+  EXPECT_EQ(here.entries(), std::vector<std::string>{"shmr_reserved"});
+  EXPECT_EQ(shmr::find_local_copy(here.path(), "shmr_reserved", id, "hostB:0:41"), LocalCopy::Replica);
+  shmr::keep_replica(here.path(), "shmr_reserved");
+  EXPECT_EQ(shmr::release_replicas({"shmr_reserved"}), std::vector<std::string>{"shmr_reserved"});
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+}
+
 // With room in shm, or without a fallback directory, the copy is in shm as
 // before; a fallback must be an absolute path other than the shm directory.
 TEST(Replica, ACopyGoesToTheFallbackOnlyWhenShmHasNoRoom) {

@@ -519,6 +519,30 @@ test_that("a worker whose temporary directory is unusable still copies into /dev
                               "'.*/shmr' is not a directory"), info = all_out)
 })
 
+test_that("a host whose /dev/shm cannot take even a copy's locator refuses the object before copying it", {
+  small <- sim_cluster("simF", per_host = 1L, local = 0L, shm_size = "64m")
+  host <- small$hosts$simF
+  local_remote_mode()
+  # Someone else's file takes the last page.
+  sim_host_run(host, "dd if=/dev/zero of=/dev/shm/filler bs=1M 2>/dev/null; true")
+  x <- share(as.numeric(seq_len(12.5e6)))
+  on.exit(close(x), add = TRUE)
+  got <- sim_on_each(small, function(x) {
+    list(sum = tryCatch(sum(x), error = conditionMessage),
+         files = list.files(file.path(tempdir(), "shmr"), all.files = TRUE, no.. = TRUE))
+  }, list(x = x))
+  expect_length(got, 1L)
+  expect_match(got[[1]]$value$sum, "no room in /dev/shm for a copy .* nor for the locator")
+  expect_length(got[[1]]$value$files, 0L)
+  # Before, the whole object came over the network first.
+  expect_equal(served(host$name), 0)
+  expect_identical(grep("shmr", sim_host_run(host, "ls -A /dev/shm"), value = TRUE), character())
+  # The daemon stays, and copies the object once there is room.
+  sim_host_run(host, "rm /dev/shm/filler")
+  again <- sim_on_each(small, function(x) sum(x), list(x = x))
+  expect_equal(again[[1]]$value, sum(x))
+})
+
 # The process group and the session of process `pid` (fields 5 and 6 of
 # /proc/<pid>/stat, counted after the command's name, which may hold spaces).
 process_group_and_session <- function(pid) {
