@@ -16,6 +16,7 @@
 #include <cpp11/protect.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -406,9 +407,87 @@ bool holds_references(SEXP x) noexcept {
   }
 }
 
+// Unserializing the region's stream into a list's table, run by R_tryCatch():
+// R may jump out of it, so it holds plain data only.
+struct StreamDecode {
+  const std::shared_ptr<Mapping>* mapping;
+  SEXP table;
+};
+
+// The token of an R error met unserializing the stream (nullptr for none);
+// a C++ error leaves the stream out of the table. Never throws: R called it.
+SEXP decode_stream_token(const StreamDecode& decode) noexcept {
+  try {
+    decode_object(*decode.mapping, 0, decode.table);
+  } catch (const cpp11::unwind_exception& e) {
+    return e.token;
+  } catch (...) {
+  }
+  return nullptr;
+}
+
+SEXP decode_stream_body(void* data) {
+  SEXP token = decode_stream_token(*static_cast<const StreamDecode*>(data));
+  if (token != nullptr) R_ContinueUnwind(token);
+  return R_NilValue;
+}
+
+SEXP stream_refused(SEXP, void*) { return R_NilValue; }
+
+// R puts .GlobalEnv in place of a namespace it cannot load while it
+// unserializes, and says so only with this variable "false": for its
+// lifetime, it is.
+class MissingNamespacesReported {
+ public:
+  MissingNamespacesReported() {
+    const char* before = std::getenv(kVariable);
+    if (before != nullptr) before_ = before;
+    had_ = before != nullptr;
+    setenv(kVariable, "false", 1);
+  }
+  ~MissingNamespacesReported() {
+    if (had_) {
+      setenv(kVariable, before_.c_str(), 1);
+    } else {
+      unsetenv(kVariable);
+    }
+  }
+  MissingNamespacesReported(const MissingNamespacesReported&) = delete;
+  MissingNamespacesReported& operator=(const MissingNamespacesReported&) = delete;
+
+ private:
+  static constexpr const char* kVariable = "_R_NO_REPORT_MISSING_NAMESPACES_";
+  std::string before_;
+  bool had_ = false;
+};
+
+// Unserializes the region's stream into the list's table, as the first read
+// of one of its objects would, but quietly: false, with nothing kept, when
+// that fails here or warns (a namespace or an ALTREP class this process
+// lacks, which R would replace by .GlobalEnv or an empty vector).
+bool decode_stream_quietly(const ListHandle& handle, SEXP table) {
+  MissingNamespacesReported reported;
+  StreamDecode decode{&handle.mapping, table};
+  cpp11::unwind_protect([&] {
+    SEXP conditions = PROTECT(Rf_allocVector(STRSXP, 2));
+    SET_STRING_ELT(conditions, 0, Rf_mkChar("error"));
+    SET_STRING_ELT(conditions, 1, Rf_mkChar("warning"));
+    R_tryCatch(decode_stream_body, &decode, conditions, stream_refused, nullptr, nullptr, nullptr);
+    UNPROTECT(1);
+  });
+  return serialized_object(table, 0) != nullptr;
+}
+
 // Whether the list holds an object of its region's stream that R keeps by
 // reference (holds_references()). Unserializes the stream through the
 // list's table when nothing did yet. Runs R code: call inside run_guarded().
+//
+// False too when the stream cannot be unserialized here as it was shared:
+// no object of it then lives in this process for a list sent by value to
+// keep one with (the table is its root's, and nothing of the stream is in
+// it), and sent by name the list reaches the receiver whole, for it to read
+// there (it may have the package this process lacks). By value, it would
+// fail, or carry .GlobalEnv or an empty vector in place of what was shared.
 bool holds_stream_references(SEXP x, const ListHandle& handle) {
   const RegionReader& reader = handle.mapping->reader();
   // A version 4 region keeps every object stored serialized in its stream,
@@ -419,7 +498,9 @@ bool holds_stream_references(SEXP x, const ListHandle& handle) {
   std::vector<uint64_t> positions;
   if (!stream_positions(handle, positions)) return true;
   if (positions.empty()) return false;
-  cpp11::sexp stream(decode_object(handle.mapping, 0, table_of(x)));
+  SEXP table = table_of(x);
+  if (serialized_object(table, 0) == nullptr && !decode_stream_quietly(handle, table)) return false;
+  SEXP stream = serialized_object(table, 0);
   if (TYPEOF(stream) != VECSXP) return true;
   for (uint64_t position : positions)
     if (position >= static_cast<uint64_t>(XLENGTH(stream)) ||

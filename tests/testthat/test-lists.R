@@ -705,3 +705,49 @@ test_that("objects stored serialized keep the environments they share", {
   expect_identical(environment(sf$formula), environment(attr(sf$model, "terms")))
   expect_equal(coef(sf), coef(fit))
 })
+
+# A namespace no process can load, as serialize() writes one: what a closure
+# of a package holds, seen from a process that lacks the package.
+unloadable_namespace <- function(name) {
+  ns <- new.env()
+  ns$.__NAMESPACE__. <- new.env()
+  ns$.__NAMESPACE__.$spec <- c(name = name, version = "0.1")
+  ns
+}
+
+test_that("a shared list whose stream cannot be unserialized here still travels, by name (R >= 4.3)", {
+  skip_without_list_views()
+  f <- function(x) x + 1
+  environment(f) <- unloadable_namespace("shmrNoSuchPackage")
+  s <- share(list(f = f, v = 1:10))
+  name <- shared_name(s)
+  # Another process maps the list and sends it on without reading the
+  # closure. Unserialized there, the closure would have .GlobalEnv in place
+  # of its namespace (R's choice for a namespace it cannot load), and under
+  # options(warn = 2) with R's report of missing namespaces on, an error:
+  # by name, the list reaches a receiver that may have the package.
+  relay <- function(name, strict) {
+    if (strict) {
+      Sys.setenv(`_R_NO_REPORT_MISSING_NAMESPACES_` = "false")
+      options(warn = 2)
+    }
+    m <- map_shared(name)
+    v <- m$v
+    bytes <- serialize(m, NULL)
+    list(m = m, bytes = bytes, variable = Sys.getenv("_R_NO_REPORT_MISSING_NAMESPACES_", unset = NA),
+         own = if (!strict) identical(environment(map_shared(name)$f), globalenv()))
+  }
+  for (strict in c(FALSE, TRUE)) {
+    got <- in_other_process(relay, list(name = name, strict = strict))
+    expect_identical(shared_name(got$m), name)
+    expect_identical(shared_name(unserialize(got$bytes)), name)
+    expect_identical(got$variable, if (strict) "false" else NA_character_)
+    if (!strict) expect_true(got$own)  # read there, the closure is what R makes of it
+  }
+  # Sent by value, nothing read yet: a list twice in one stream keeps one
+  # environment, so a list goes by name only when its stream cannot be read.
+  e <- new.env()
+  s2 <- share(list(e = e, v = 1:10))
+  twice <- unserialize(serialize(list(s2, s2), NULL))
+  expect_identical(twice[[1]]$e, twice[[2]]$e)
+})
