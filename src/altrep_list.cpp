@@ -488,7 +488,9 @@ bool decode_stream_quietly(const ListHandle& handle, SEXP table) {
 // it), and sent by name the list reaches the receiver whole, for it to read
 // there (it may have the package this process lacks). By value, it would
 // fail, or carry .GlobalEnv or an empty vector in place of what was shared.
-bool holds_stream_references(SEXP x, const ListHandle& handle) {
+// That answer alone is not final (nullopt): a read of an element may yet
+// put the stream in the table.
+std::optional<bool> tell_stream_references(SEXP x, const ListHandle& handle) {
   const RegionReader& reader = handle.mapping->reader();
   // A version 4 region keeps every object stored serialized in its stream,
   // node 0: one without a stream holds none, whatever the list's size.
@@ -499,7 +501,8 @@ bool holds_stream_references(SEXP x, const ListHandle& handle) {
   if (!stream_positions(handle, positions)) return true;
   if (positions.empty()) return false;
   SEXP table = table_of(x);
-  if (serialized_object(table, 0) == nullptr && !decode_stream_quietly(handle, table)) return false;
+  if (serialized_object(table, 0) == nullptr && !decode_stream_quietly(handle, table))
+    return std::nullopt;
   SEXP stream = serialized_object(table, 0);
   if (TYPEOF(stream) != VECSXP) return true;
   for (uint64_t position : positions)
@@ -507,6 +510,17 @@ bool holds_stream_references(SEXP x, const ListHandle& handle) {
         holds_references(VECTOR_ELT(stream, static_cast<R_xlen_t>(position))))
       return true;
   return false;
+}
+
+// tell_stream_references(), told once per list: serialize() of the same
+// list asks at every call.
+bool holds_stream_references(SEXP x, ListHandle& handle) {
+  if (!handle.stream_references) {
+    std::optional<bool> told = tell_stream_references(x, handle);
+    if (!told) return false;
+    handle.stream_references = told;
+  }
+  return *handle.stream_references;
 }
 
 // An unchanged list travels as its region's name and node (the same state

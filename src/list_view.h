@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "core/reader.h"
@@ -35,6 +36,10 @@ struct ListHandle {
   // Node -> a position whose element was decoded from it, kept once one
   // node may stand in several places (altrep_list.cpp, earlier_element()).
   std::unique_ptr<std::unordered_map<uint64_t, R_xlen_t>> positions;
+  // Whether the list holds an object of its region's stream that R keeps by
+  // reference, once told (altrep_list.cpp, holds_stream_references()): its
+  // nodes never change, nor does the stream once its root has read it.
+  std::optional<bool> stream_references;
 };
 
 // True when this build of shmr has the ALTREP list class.
