@@ -185,6 +185,32 @@ bool remove_unfinished_data_file(const RegionSummary& region) {
   return ::lstat(region.data_path.c_str(), &st) != 0;
 }
 
+// A copy kept as a file reserves its locator under a temporary name, filled
+// at once, before its data file (src/core/replica.cpp): for a fetcher killed
+// midway, that locator leads to its unfinished data file, which no other
+// name leads to (it is in the dead process's session directory).
+void remove_data_file_of_unfinished_locator(const std::string& directory,
+                                            const RegionSummary& region) noexcept {
+  try {
+    if (!region.temporary || region.creator_state != process::Liveness::Dead || region.creator.pid <= 0)
+      return;
+    const size_t prefix = std::strlen(kTemporaryPrefix) + std::to_string(region.creator.pid).size() + 1;
+    if (region.name.size() <= prefix) return;
+    const std::string name = region.name.substr(prefix);
+    if (!names::is_valid_region_name(name) || temporary_name(region.creator.pid, name) != region.name)
+      return;
+    struct stat st;
+    FileDescriptor fd = open_own_file(region_path(directory, region.name), st);
+    Locator locator;
+    if (fd.get() < 0 || !read_locator(fd.get(), name, locator)) return;
+    const std::string data_directory = locator.target_path.substr(0, locator.target_path.rfind('/'));
+    const std::string temp = region_path(data_directory, temporary_name(region.creator.pid, name));
+    if (is_own_regular_file(temp)) ::unlink(temp.c_str());
+  } catch (...) {
+    // A corrupt or unreadable file: nothing is known to lead anywhere.
+  }
+}
+
 // Whether the region under `listed.name` is still the one listed: the same
 // files, the same creator and creation time. A region removed since and
 // re-created under the same name (by a live process, after another prune
@@ -230,6 +256,7 @@ std::vector<std::string> prune_listed_regions(const std::string& directory,
     if (scope == PruneScope::CopiesAndUnfinished && !region.replica && !region.temporary) continue;
     // Even a persistent region goes when it was never finished.
     const bool unfinished = remove_unfinished_data_file(region);
+    remove_data_file_of_unfinished_locator(directory, region);
     if (region.persistent && !unfinished) continue;
     // A file without a readable header and without a temporary name has no
     // creator we could ask about; it is not ours to judge.

@@ -149,9 +149,14 @@ ReplicaBuilder::ReplicaBuilder(const std::string& shm_directory, const std::stri
 // (or a data path too long for one) would otherwise fail the fetch only once
 // the whole copy had come over the network, and name a 96-byte region.
 void ReplicaBuilder::reserve_locator() {
-  const size_t size = encode_locator(Locator{region_path(data_directory_, name_), {}, 0}).size();
+  // Filled now (publish() sets the flags): if this process is killed before
+  // it publishes, a prune finds its unfinished data file through it
+  // (listing.cpp).
+  const std::vector<char> bytes =
+      encode_locator(Locator{region_path(data_directory_, name_), process::current(), 0});
   try {
-    locator_.emplace(shm_directory_, name_, size);
+    locator_.emplace(shm_directory_, name_, bytes.size());
+    std::memcpy(locator_->data(), bytes.data(), bytes.size());
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::NoSpace) throw;
     throw Error(ErrorKind::NoSpace, "no room in " + shm_directory_ + " for a copy of " +

@@ -567,6 +567,31 @@ TEST(Replica, AFileBackedCopyReservesItsLocatorBeforeTheCopy) {
   EXPECT_TRUE(data.entries().empty());
 }
 
+// A fetcher killed in the middle of a copy kept as a file: its unfinished
+// data file is in its own session directory, which nothing else leads to;
+// the next fetch's prune finds it through the reserved locator.
+TEST(Replica, AFetcherKilledMidwayLeavesNoUnfinishedFileCopy) {
+  TempDir origin_dir, here, data;
+  auto origin = make_region(origin_dir, "shmr_cut_short");
+  std::vector<unsigned char> bytes = bytes_of(*origin);
+  RegionIdentity id = identity_of(*origin, "hostA:0:26");
+  int code = -1;
+  run_and_reap_child(
+      [&] {
+        // Never destroyed: the child ends as a killed process would.
+        auto* builder = new ReplicaBuilder(here.path(), "shmr_cut_short", id, data.path(), 1);
+        builder->write(0, bytes.data(), bytes.size() / 2);
+        return builder->file_backed() ? 0 : 3;
+      },
+      &code);
+  ASSERT_EQ(code, 0);
+  ASSERT_EQ(here.entries().size(), 1u);
+  ASSERT_EQ(data.entries().size(), 1u);
+  shmr::prune_regions(here.path(), shmr::PruneScope::CopiesAndUnfinished);
+  EXPECT_TRUE(here.entries().empty());
+  EXPECT_TRUE(data.entries().empty());
+}
+
 // With room in shm, or without a fallback directory, the copy is in shm as
 // before; a fallback must be an absolute path other than the shm directory.
 TEST(Replica, ACopyGoesToTheFallbackOnlyWhenShmHasNoRoom) {
