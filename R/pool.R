@@ -514,8 +514,14 @@ with_worker_libs <- function(code) {
 # where stop_launched() finds the workers of a start that was interrupted.
 # With `dir` (from launch_directory()), the workers make their session
 # directories in it.
+#
+# parallel writes its timeouts (120 and 2592000 seconds) into the workers'
+# command line with paste0(), which under options(scipen = -3) or less and
+# options(OutDec = ",") writes "2,592e+06": a worker reads that as NA and
+# never connects, and makePSOCKcluster() waits 4 minutes before it fails.
+# They are written here as R writes them by default.
 new_psock_nodes <- function(n, launch, dir = NULL) {
-  old <- options(socketOptions = "no-delay")
+  old <- options(socketOptions = "no-delay", scipen = 0, OutDec = ".")
   on.exit(options(old))
   if (!is.null(dir)) {
     old_tmpdir <- Sys.getenv("TMPDIR", unset = NA)

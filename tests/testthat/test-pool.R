@@ -973,3 +973,15 @@ test_that("a pool dropped without pool_stop() ends its workers while another poo
     pool_stop(second)
   }
 })
+
+test_that("workers start under options(OutDec = \",\", scipen = -9)", {
+  skip_if_no_pool()
+  # parallel pasted its timeouts as "2,592e+06" into the workers' command
+  # line; the workers could not read them and never connected, and
+  # pool_create() failed after waiting 4 minutes.
+  withr::local_options(list(OutDec = ",", scipen = -9))
+  pool <- pool_create(1)
+  on.exit(pool_stop(pool), add = TRUE)
+  expect_identical(unlist(pool_lapply(1:2, function(i) i / 2, pool = pool)), c(0.5, 1))
+  expect_identical(pool_status(pool)$status, "ok")
+})
