@@ -262,7 +262,7 @@ segment_report <- function() {
 #' @export
 print.shmr_report <- function(x, ...) {
   cat(sprintf("<shmr %s report: %d regions of this process, %s bytes>\n", x$type,
-              x$n_segments, format(x$total_bytes, big.mark = ",", scientific = FALSE)))
+              x$n_segments, format_count(x$total_bytes)))
   invisible(x)
 }
 

@@ -31,6 +31,15 @@ describe_value <- function(value) {
   format(value)
 }
 
+# A whole number (a count of bytes or workers) for a message, in full and
+# with its thousands marked: "," as R marks them, "." where options(OutDec)
+# makes "," the decimal mark (R warns of a thousands mark that is also the
+# decimal mark, a warning options(warn = 2) makes an error).
+format_count <- function(x) {
+  mark <- if (identical(getOption("OutDec"), ",")) "." else ","
+  format(x, big.mark = mark, scientific = FALSE, trim = TRUE)
+}
+
 # A name the user gave, cut for a message: a name of thousands of
 # characters would bury the message itself.
 shorten <- function(text, width = 60L) {

@@ -182,7 +182,7 @@ check_workers_fit <- function(n, backend, arg = "n") {
   if (!is.na(memory) && n * worker_bytes > memory) {
     stop(sprintf(paste("`%s` = %s workers cannot fit in this machine's %s of memory: each is an R",
                        "process that needs at least %s (at most %d here)"),
-                 arg, format(n, scientific = FALSE, big.mark = ","), format_bytes(memory),
+                 arg, format_count(n), format_bytes(memory),
                  format_bytes(worker_bytes), as.integer(memory %/% worker_bytes)), call. = FALSE)
   }
   if (backend == "psock") {
@@ -192,7 +192,7 @@ check_workers_fit <- function(n, backend, arg = "n") {
     if (n > free) {
       stop(sprintf(paste("`%s` = %s PSOCK workers need a connection each, and this R session has",
                          "%d free (R allows %d in all%s); use fewer workers, or backend = \"mirai\""),
-                   arg, format(n, scientific = FALSE, big.mark = ","), max(free, 0L), table_size,
+                   arg, format_count(n), max(free, 0L), table_size,
                    if (getRversion() >= "4.4.0") ", more when started with --max-connections" else ""),
            call. = FALSE)
     }

@@ -152,8 +152,8 @@ fetch_replica <- function(region, origin, deadline) {
           "the copy did not complete within %g s (%s of %s bytes copied): a larger object or ",
           "a slower network needs a longer timeout (SHMR_REMOTE_TIMEOUT on workers, ",
           "options(shmr.remote_timeout) elsewhere)"), remote_timeout(),
-          format(copied, big.mark = ",", scientific = FALSE),
-          format(origin$size, big.mark = ",", scientific = FALSE)), call. = FALSE)
+          format_count(copied),
+          format_count(origin$size)), call. = FALSE)
       }
       stop(e)
     })

@@ -203,7 +203,7 @@ print.shmr_segment <- function(x, ...) {
     state <- c(if (info$closed) "closed", if (info$readonly) "read-only",
                if (info$protected) "protected")
     cat(sprintf("<shmr segment %s: %s bytes, %s%s>\n", info$name,
-                format(info$size, big.mark = ",", scientific = FALSE), info$backing,
+                format_count(info$size), info$backing,
                 if (length(state)) paste0(", ", paste(state, collapse = ", ")) else ""))
   }
   invisible(x)

@@ -130,3 +130,14 @@ test_that("segment_open() of a path in another directory is an error, as for sha
     segment_close(seg)
   }
 })
+
+test_that("segments and segment reports print under options(OutDec = \",\") and warn = 2", {
+  seg <- segment_create(1234567)
+  on.exit(segment_close(seg), add = TRUE)
+  expect_output(print(seg), "1,234,567 bytes")
+  # R warns of a thousands mark that is also the decimal mark: printing
+  # failed under warn = 2, and gave "1,234,567" where "," marks decimals.
+  withr::local_options(list(OutDec = ",", warn = 2))
+  expect_output(print(seg), "1.234.567 bytes", fixed = TRUE)
+  expect_output(print(segment_report()), "regions of this process, [0-9.]+ bytes")
+})
