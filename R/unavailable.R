@@ -33,10 +33,13 @@ warn_unavailable <- function(region, reason) {
 # Signals the warning `condition` from code that runs while R unserializes
 # (a task's arguments on a worker, readRDS()), where an error would end a
 # daemon or fail the whole load: under options(warn = 2) or higher (a
-# profile's, or everywhere()'s) it stays a warning, printed at once.
+# profile's, or everywhere()'s) it stays a warning, printed at once. So it
+# does under options(warning.expression), which R evaluates in place of
+# printing a warning no handler caught, whatever options(warn) says (an
+# expression that calls stop() would end the daemon too).
 warn_while_unserializing <- function(condition) {
-  if (isTRUE(getOption("warn") >= 2)) {
-    old <- options(warn = 1)
+  if (isTRUE(getOption("warn") >= 2) || !is.null(getOption("warning.expression"))) {
+    old <- options(warn = min(getOption("warn"), 1), warning.expression = NULL)
     on.exit(options(old))
   }
   warning(condition)

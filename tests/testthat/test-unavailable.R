@@ -234,6 +234,42 @@ test_that("a daemon under options(warn = 2) that receives an unavailable object 
   expect_identical(mirai::collect_mirai(mirai::mirai(getOption("warn"), .compute = profile)), 2L)
 })
 
+test_that("a daemon whose options(warning.expression) stops receives an unavailable object and stays connected", {
+  skip_if_not_installed("mirai")
+  profile <- "shmr_test_unavailable_warning_expression"
+  start_two_daemons(profile)
+  on.exit(mirai::daemons(0, .compute = profile))
+  # R evaluates warning.expression in place of a warning no handler caught,
+  # whatever options(warn) says: the warning raised while the daemon
+  # unserialized the task's arguments stopped it, and the task never came
+  # back.
+  mirai::collect_mirai(mirai::everywhere(
+    options(warning.expression = quote(stop("warnings are errors here"))), .compute = profile))
+  released <- released_object()
+  # With a timeout far beyond what the tasks take: a daemon that ended
+  # would leave them waiting for ever.
+  tasks <- lapply(1:4, function(i) {
+    mirai::mirai(c(tryCatch(sum(d), error = function(e) c(class(e)[1], e$region)),
+                   deparse(getOption("warning.expression"))),
+                 d = released$object, .timeout = 60000, .compute = profile)
+  })
+  for (g in mirai::collect_mirai(tasks)) {
+    expect_identical(g, c("shmr_region_unavailable", released$name,
+                          "stop(\"warnings are errors here\")"))
+  }
+  expect_identical(mirai::status(.compute = profile)$connections, 2L)
+  # In this process as well: loading warns, and the setting is left as it was.
+  x <- share(as.numeric(1:100))
+  bytes <- serialize(x, NULL)
+  close(x)
+  old <- options(warning.expression = quote(stop("warnings are errors here")))
+  on.exit(options(old), add = TRUE)
+  loaded <- collect_warnings(unserialize(bytes))
+  expect_s3_class(loaded$warnings[[1L]], "shmr_region_unavailable_warning")
+  expect_error(sum(loaded$value), class = "shmr_region_unavailable")
+  expect_identical(getOption("warning.expression"), quote(stop("warnings are errors here")))
+})
+
 test_that("mirai_map() with an unavailable object in its arguments fails the task, not the daemon", {
   skip_if_not_installed("mirai")
   profile <- "shmr_test_unavailable_map"
