@@ -125,7 +125,9 @@ shm_capacity <- function() {
     stop(setting$source, " must be a number of bytes >= 0 (0 for no cap), not ",
          describe_value(setting$given), call. = FALSE)
   }
-  setting$value
+  # No file system is larger; and the engine takes it as a 64-bit count,
+  # into which Inf does not convert.
+  min(setting$value, 2^62)
 }
 
 fallback_explained <- new.env(parent = emptyenv())

@@ -69,6 +69,12 @@ test_that("a capacity that is not a number of bytes is an error, not 'no cap'", 
   expect_error(segment_create(100), "the environment variable SHMR_SHM_CAPACITY", fixed = TRUE)
   Sys.setenv(SHMR_SHM_CAPACITY = "0")
   expect_identical(shared_info(share(rnorm(10)))$backing, "shm")
+  # Beyond any file system (Inf included): no cap, as the caller means.
+  for (huge in c("Inf", "1e30")) {
+    Sys.setenv(SHMR_SHM_CAPACITY = huge)
+    expect_identical(shmr:::shm_capacity(), 2^62, label = huge)
+    expect_identical(shared_info(share(rnorm(10)))$backing, "shm", label = huge)
+  }
 })
 
 test_that("auto falls back with a real small /dev/shm; shm then fails clearly", {
