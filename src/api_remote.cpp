@@ -315,11 +315,10 @@ extern "C" SEXP shmr_replica_begin(SEXP name, SEXP host, SEXP size, SEXP pid, SE
                                    SEXP fallback_directory, SEXP shm_capacity) {
   SHMR_BEGIN
   return with_messages([&]() -> SEXP {
-    const double capacity = Rf_asReal(shm_capacity);
     auto* builder = new ReplicaBuilder(
         shm_directory(), region_name_for(as_string(name)), identity_from(host, size, pid, created),
         as_string(fallback_directory),
-        ISNAN(capacity) || capacity <= 0 ? 0 : static_cast<uint64_t>(capacity));
+        shm_capacity_from(shm_capacity));
     return cpp11::safe[wrap_pointer<ReplicaBuilder>](builder);
   });
   SHMR_END

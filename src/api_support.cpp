@@ -85,9 +85,14 @@ CreateOptions create_options(SEXP options) {
   if (!name.empty()) out.name = region_name_for(name);
   out.writable = !as_logical(list_field(options, "readonly"));
   out.persistent = as_logical(list_field(options, "persist")) == TRUE;
-  double capacity = as_real(list_field(options, "shm_capacity"));
-  out.shm_capacity = ISNAN(capacity) || capacity <= 0 ? 0 : static_cast<uint64_t>(capacity);
+  out.shm_capacity = shm_capacity_from(list_field(options, "shm_capacity"));
   return out;
+}
+
+uint64_t shm_capacity_from(SEXP value) {
+  // shm_capacity() (R/options.R) keeps it below 2^63, which converts.
+  double capacity = as_real(value);
+  return ISNAN(capacity) || capacity <= 0 ? 0 : static_cast<uint64_t>(capacity);
 }
 
 }  // namespace shmr::glue

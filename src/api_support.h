@@ -48,6 +48,10 @@ int madvise_flag(const std::string& advice);
 // backing, data_directory, name, readonly, persist, shm_capacity.
 CreateOptions create_options(SEXP options);
 
+// The shm_capacity setting (shm_capacity() in R/options.R) in bytes; 0 for
+// no cap (also for NA or a value not above 0).
+uint64_t shm_capacity_from(SEXP value);
+
 // Runs `body`, re-throwing engine errors with the "shmr: " prefix users
 // grep for.
 template <typename Body>
