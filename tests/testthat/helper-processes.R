@@ -49,7 +49,11 @@ region_file <- function(name) {
   file.path(Sys.getenv("SHMR_SHM_DIR", "/dev/shm"), name)
 }
 
-region_exists <- function(name) file.exists(region_file(name))
+# Only a file by that name counts: an empty name is the directory itself.
+region_exists <- function(name) {
+  stopifnot(is.character(name), length(name) == 1L, nzchar(name), !grepl("/", name, fixed = TRUE))
+  file.exists(region_file(name))
+}
 
 # Skips a test that needs `bytes` free in /dev/shm.
 skip_unless_shm_free <- function(bytes) {

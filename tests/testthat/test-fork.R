@@ -65,19 +65,21 @@ test_that("a list or data frame a forked child returns belongs to the parent", {
 test_that("nothing a forked child shared outlives the processes, but for prune_shared()", {
   skip_on_cran()
   skip_on_os("windows")
-  kept <- tempfile()
+  # One file per child: two children appending to one file interleave
+  # (cat() writes each piece on its own), which once made a blank name.
+  kept <- tempfile(fileext = c("-1", "-2"))
   got <- in_other_process(function(kept) {
     res <- parallel::mclapply(1:2, function(i) {
       scratch <- share(as.numeric(seq_len(1e4)) * i) # the child's own, never sent
-      cat(shared_name(scratch), "\n", file = kept, append = TRUE)
+      writeLines(shared_name(scratch), kept[[i]])
       share(as.numeric(seq_len(1e5)) + i)
     }, mc.cores = 2)
     vapply(res, shared_name, "")
   }, list(kept = kept))
   # The parent has exited: what it received went with it.
   expect_false(any(vapply(got, region_exists, TRUE)))
-  scratch <- trimws(readLines(kept))
-  expect_length(scratch, 2L)
+  scratch <- vapply(kept, readLines, "", USE.NAMES = FALSE)
+  expect_match(scratch, "^shmr_")
   # The children's own regions name them as creators: pruned once the
   # children are gone, unless a child removed its own first (mclapply()
   # ends a child still running with SIGTERM, which shmr's handler turns
