@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/names.h"
+#include "core/stream_namespaces.h"
 #include "decode.h"
 #include "decoded_check.h"
 #include "r_boundary.h"
@@ -412,6 +413,8 @@ bool holds_references(SEXP x) noexcept {
 struct StreamDecode {
   const std::shared_ptr<Mapping>* mapping;
   SEXP table;
+  // The namespaces the stream refers to, as R strings, loaded first.
+  SEXP namespaces;
 };
 
 // The token of an R error met unserializing the stream (nullptr for none);
@@ -426,54 +429,55 @@ SEXP decode_stream_token(const StreamDecode& decode) noexcept {
   return nullptr;
 }
 
+// requireNamespace(name, quietly = TRUE) for each namespace, as R would
+// load it unserializing (an error, a warning or FALSE: it does not load).
+bool namespaces_load(SEXP namespaces) {
+  SEXP require = Rf_install("requireNamespace");
+  for (R_xlen_t i = 0; i < XLENGTH(namespaces); ++i) {
+    SEXP name = PROTECT(Rf_ScalarString(STRING_ELT(namespaces, i)));
+    SEXP call = PROTECT(Rf_lang3(require, name, Rf_ScalarLogical(TRUE)));
+    SET_TAG(CDDR(call), Rf_install("quietly"));
+    SEXP loaded = Rf_eval(call, R_BaseEnv);
+    bool ok = TYPEOF(loaded) == LGLSXP && XLENGTH(loaded) == 1 && LOGICAL(loaded)[0] == TRUE;
+    UNPROTECT(2);
+    if (!ok) return false;
+  }
+  return true;
+}
+
 SEXP decode_stream_body(void* data) {
-  SEXP token = decode_stream_token(*static_cast<const StreamDecode*>(data));
+  const StreamDecode& decode = *static_cast<const StreamDecode*>(data);
+  if (!namespaces_load(decode.namespaces)) return R_NilValue;
+  SEXP token = decode_stream_token(decode);
   if (token != nullptr) R_ContinueUnwind(token);
   return R_NilValue;
 }
 
 SEXP stream_refused(SEXP, void*) { return R_NilValue; }
 
-// R puts .GlobalEnv in place of a namespace it cannot load while it
-// unserializes, and says so only with this variable "false": for its
-// lifetime, it is.
-class MissingNamespacesReported {
- public:
-  MissingNamespacesReported() {
-    const char* before = std::getenv(kVariable);
-    if (before != nullptr) before_ = before;
-    had_ = before != nullptr;
-    setenv(kVariable, "false", 1);
-  }
-  ~MissingNamespacesReported() {
-    if (had_) {
-      setenv(kVariable, before_.c_str(), 1);
-    } else {
-      unsetenv(kVariable);
-    }
-  }
-  MissingNamespacesReported(const MissingNamespacesReported&) = delete;
-  MissingNamespacesReported& operator=(const MissingNamespacesReported&) = delete;
-
- private:
-  static constexpr const char* kVariable = "_R_NO_REPORT_MISSING_NAMESPACES_";
-  std::string before_;
-  bool had_ = false;
-};
-
 // Unserializes the region's stream into the list's table, as the first read
 // of one of its objects would, but quietly: false, with nothing kept, when
-// that fails here or warns (a namespace or an ALTREP class this process
-// lacks, which R would replace by .GlobalEnv or an empty vector).
+// that fails here or warns (an ALTREP class this process lacks, which R
+// would replace by an empty vector), or when a namespace it refers to does
+// not load here (R would put .GlobalEnv in its place, saying nothing), or
+// when its bytes are not a stream those can be read from.
 bool decode_stream_quietly(const ListHandle& handle, SEXP table) {
-  MissingNamespacesReported reported;
-  StreamDecode decode{&handle.mapping, table};
+  const NodeView stream = handle.mapping->reader().node(0);
+  bool recognized = false;
+  const std::vector<std::string> names = namespaces_in_stream(
+      static_cast<const uint8_t*>(stream.data()), static_cast<size_t>(stream.data_size()), recognized);
+  if (!recognized) return false;
   cpp11::unwind_protect([&] {
+    SEXP namespaces = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(names.size())));
+    for (size_t i = 0; i < names.size(); ++i)
+      SET_STRING_ELT(namespaces, static_cast<R_xlen_t>(i),
+                     Rf_mkCharLenCE(names[i].data(), static_cast<int>(names[i].size()), CE_UTF8));
+    StreamDecode decode{&handle.mapping, table, namespaces};
     SEXP conditions = PROTECT(Rf_allocVector(STRSXP, 2));
     SET_STRING_ELT(conditions, 0, Rf_mkChar("error"));
     SET_STRING_ELT(conditions, 1, Rf_mkChar("warning"));
     R_tryCatch(decode_stream_body, &decode, conditions, stream_refused, nullptr, nullptr, nullptr);
-    UNPROTECT(1);
+    UNPROTECT(2);
   });
   return serialized_object(table, 0) != nullptr;
 }

@@ -758,3 +758,28 @@ test_that("a shared list whose stream cannot be unserialized here still travels,
   twice <- unserialize(serialize(list(s2, s2), NULL))
   expect_identical(twice[[1]]$e, twice[[2]]$e)
 })
+
+test_that("a list whose stream needs a namespace not loaded yet loads it and travels by value (R >= 4.3)", {
+  skip_without_list_views()
+  f <- function(x) x + 1
+  environment(f) <- asNamespace("tools")
+  s <- share(list(f = f, v = 1:10))
+  relay <- function(name) {
+    before <- "tools" %in% loadedNamespaces()
+    m <- map_shared(name)
+    bytes <- serialize(m, NULL)
+    list(before = before, after = "tools" %in% loadedNamespaces(), bytes = bytes,
+         variable = Sys.getenv("_R_NO_REPORT_MISSING_NAMESPACES_", unset = NA))
+  }
+  got <- in_other_process(relay, list(name = shared_name(s)))
+  expect_false(got$before)
+  # The stream's namespace was loaded to read the stream, as R would have
+  # when reading the closure: the list travels by value, its closure whole.
+  expect_true(got$after)
+  back <- unserialize(got$bytes)
+  expect_null(shared_name(back))
+  expect_identical(environment(back$f), asNamespace("tools"))
+  expect_identical(back$f(1), 2)
+  # Nothing set R's report of missing namespaces to find that out.
+  expect_identical(got$variable, NA_character_)
+})
