@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -415,6 +416,7 @@ struct StreamDecode {
   SEXP table;
   // The namespaces the stream refers to, as R strings, loaded first.
   SEXP namespaces;
+  bool namespaces_loaded;
 };
 
 // The token of an R error met unserializing the stream (nullptr for none);
@@ -430,7 +432,7 @@ SEXP decode_stream_token(const StreamDecode& decode) noexcept {
 }
 
 // requireNamespace(name, quietly = TRUE) for each namespace, as R would
-// load it unserializing (an error, a warning or FALSE: it does not load).
+// load it unserializing: false at the first that does not load.
 bool namespaces_load(SEXP namespaces) {
   SEXP require = Rf_install("requireNamespace");
   for (R_xlen_t i = 0; i < XLENGTH(namespaces); ++i) {
@@ -445,22 +447,36 @@ bool namespaces_load(SEXP namespaces) {
   return true;
 }
 
+SEXP load_namespaces_body(void* data) {
+  StreamDecode& decode = *static_cast<StreamDecode*>(data);
+  decode.namespaces_loaded = namespaces_load(decode.namespaces);
+  return R_NilValue;
+}
+
 SEXP decode_stream_body(void* data) {
-  const StreamDecode& decode = *static_cast<const StreamDecode*>(data);
-  if (!namespaces_load(decode.namespaces)) return R_NilValue;
-  SEXP token = decode_stream_token(decode);
+  SEXP token = decode_stream_token(*static_cast<const StreamDecode*>(data));
   if (token != nullptr) R_ContinueUnwind(token);
   return R_NilValue;
 }
 
 SEXP stream_refused(SEXP, void*) { return R_NilValue; }
 
+SEXP condition_classes(std::initializer_list<const char*> classes) {
+  SEXP out = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(classes.size())));
+  R_xlen_t i = 0;
+  for (const char* c : classes) SET_STRING_ELT(out, i++, Rf_mkChar(c));
+  UNPROTECT(1);
+  return out;
+}
+
 // Unserializes the region's stream into the list's table, as the first read
 // of one of its objects would, but quietly: false, with nothing kept, when
 // that fails here or warns (an ALTREP class this process lacks, which R
 // would replace by an empty vector), or when a namespace it refers to does
 // not load here (R would put .GlobalEnv in its place, saying nothing), or
-// when its bytes are not a stream those can be read from.
+// when its bytes are not a stream those can be read from. A warning while
+// a namespace loads (its package's .onLoad) reaches the user, as it would
+// from unserialize(), and does not stop the stream.
 bool decode_stream_quietly(const ListHandle& handle, SEXP table) {
   const NodeView stream = handle.mapping->reader().node(0);
   bool recognized = false;
@@ -472,11 +488,14 @@ bool decode_stream_quietly(const ListHandle& handle, SEXP table) {
     for (size_t i = 0; i < names.size(); ++i)
       SET_STRING_ELT(namespaces, static_cast<R_xlen_t>(i),
                      Rf_mkCharLenCE(names[i].data(), static_cast<int>(names[i].size()), CE_UTF8));
-    StreamDecode decode{&handle.mapping, table, namespaces};
-    SEXP conditions = PROTECT(Rf_allocVector(STRSXP, 2));
-    SET_STRING_ELT(conditions, 0, Rf_mkChar("error"));
-    SET_STRING_ELT(conditions, 1, Rf_mkChar("warning"));
-    R_tryCatch(decode_stream_body, &decode, conditions, stream_refused, nullptr, nullptr, nullptr);
+    StreamDecode decode{&handle.mapping, table, namespaces, false};
+    SEXP errors = PROTECT(condition_classes({"error"}));
+    R_tryCatch(load_namespaces_body, &decode, errors, stream_refused, nullptr, nullptr, nullptr);
+    if (decode.namespaces_loaded) {
+      SEXP refused = PROTECT(condition_classes({"error", "warning"}));
+      R_tryCatch(decode_stream_body, &decode, refused, stream_refused, nullptr, nullptr, nullptr);
+      UNPROTECT(1);
+    }
     UNPROTECT(2);
   });
   return serialized_object(table, 0) != nullptr;

@@ -759,6 +759,61 @@ test_that("a shared list whose stream cannot be unserialized here still travels,
   expect_identical(twice[[1]]$e, twice[[2]]$e)
 })
 
+# A package whose namespace warns as it loads (a harmless .onLoad warning,
+# such as "built under a newer R"), installed into a library of its own.
+install_warning_package <- function(name) {
+  source_dir <- file.path(tempfile("pkg-source"), name)
+  dir.create(file.path(source_dir, "R"), recursive = TRUE)
+  writeLines(c(paste("Package:", name), "Version: 0.1", "Title: Warns As It Loads",
+               "Description: A test package.", "License: GPL-3",
+               "Authors@R: person('A', 'B', role = c('aut', 'cre'), email = 'a@b.c')"),
+             file.path(source_dir, "DESCRIPTION"))
+  writeLines("export(add_one)", file.path(source_dir, "NAMESPACE"))
+  writeLines(c("add_one <- function(x) x + 1",
+               ".onLoad <- function(libname, pkgname) warning('harmless load warning', call. = FALSE)"),
+             file.path(source_dir, "R", "add_one.R"))
+  lib <- tempfile("pkg-lib")
+  dir.create(lib)
+  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"),
+                                  c("CMD", "INSTALL", "--no-test-load", paste0("--library=", shQuote(lib)),
+                                    shQuote(source_dir)), stdout = TRUE, stderr = TRUE))
+  unlink(dirname(source_dir), recursive = TRUE)
+  if (!dir.exists(file.path(lib, name))) stop(paste(log, collapse = "\n"))
+  lib
+}
+
+test_that("a namespace that warns as it loads does not keep a list's stream from travelling by value (R >= 4.3)", {
+  skip_without_list_views()
+  skip_on_cran()
+  lib <- install_warning_package("shmrWarnOnLoad")
+  on.exit(unlink(lib, recursive = TRUE), add = TRUE)
+  on.exit(unloadNamespace("shmrWarnOnLoad"), add = TRUE, after = FALSE)
+  f <- local({
+    withr::local_libpaths(lib, action = "prefix")
+    suppressWarnings(getExportedValue("shmrWarnOnLoad", "add_one"))
+  })
+  s <- share(list(f = f, v = 1:10))
+  relay <- function(name, lib) {
+    .libPaths(c(lib, .libPaths()))
+    m <- map_shared(name)
+    warned <- character()
+    bytes <- withCallingHandlers(serialize(m, NULL), warning = function(w) {
+      warned <<- c(warned, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+    list(bytes = bytes, warned = warned, loaded = "shmrWarnOnLoad" %in% loadedNamespaces())
+  }
+  got <- in_other_process(relay, list(name = shared_name(s), lib = lib))
+  # The warning reaches the user, as from unserialize(); the list travels
+  # by value with its closure whole.
+  expect_identical(got$warned, "harmless load warning")
+  expect_true(got$loaded)
+  back <- unserialize(got$bytes)
+  expect_null(shared_name(back))
+  expect_identical(environmentName(environment(back$f)), "shmrWarnOnLoad")
+  expect_identical(back$f(1), 2)
+})
+
 test_that("a list whose stream needs a namespace not loaded yet loads it and travels by value (R >= 4.3)", {
   skip_without_list_views()
   f <- function(x) x + 1
