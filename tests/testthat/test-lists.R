@@ -774,9 +774,10 @@ install_warning_package <- function(name) {
              file.path(source_dir, "R", "add_one.R"))
   lib <- tempfile("pkg-lib")
   dir.create(lib)
-  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"),
-                                  c("CMD", "INSTALL", "--no-test-load", paste0("--library=", shQuote(lib)),
-                                    shQuote(source_dir)), stdout = TRUE, stderr = TRUE))
+  # R CMD check's R_TESTS names a startup file relative to its own directory.
+  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"), env = "R_TESTS=",
+                                  args = c("CMD", "INSTALL", "--no-test-load", paste0("--library=", shQuote(lib)),
+                                           shQuote(source_dir)), stdout = TRUE, stderr = TRUE))
   unlink(dirname(source_dir), recursive = TRUE)
   if (!dir.exists(file.path(lib, name))) stop(paste(log, collapse = "\n"))
   lib
