@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 namespace shmr {
 
@@ -58,12 +59,17 @@ std::vector<std::string> namespaces_in_stream(const uint8_t* data, size_t size, 
   recognized = size >= 6 && data[0] == 'X' && data[1] == '\n' &&
                (big_endian(data + 2) == 2 || big_endian(data + 2) == 3);
   if (!recognized) return names;
-  // Items are not aligned: strings have any length.
-  for (size_t at = 2; at + 20 <= size; ++at) {
-    if (data[at] != 0 || data[at + 3] != kNamespaceItem) continue;
+  // Items are not aligned (strings have any length): every place where the
+  // flags' last byte, 249, is found is tried, memchr() finding them.
+  const uint8_t* end = data + size;
+  for (const uint8_t* p = data + 5; p < end;) {
+    const void* found = std::memchr(p, static_cast<int>(kNamespaceItem), static_cast<size_t>(end - p));
+    if (found == nullptr) break;
+    const size_t at = static_cast<size_t>(static_cast<const uint8_t*>(found) - data) - 3;
     std::string name = namespace_at(data, size, at);
     if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
       names.push_back(std::move(name));
+    p = static_cast<const uint8_t*>(found) + 1;
   }
   return names;
 }
