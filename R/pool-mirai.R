@@ -176,6 +176,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
   ensure_mirai_workers(pool)
   for (t in seq_along(tasks)) tasks[[t]]$caller_host <- pool$local_host
   if (pool$remote) {
+    release_dropped_exports()
     # Start the region server on the daemons' interface and export what the
     # tasks share before mirai serializes them.
     listen <- region_server(pool$profile)$listen
@@ -278,10 +279,12 @@ stop_mirai <- function(pool) {
   if (pool$borrowed) {
     # The daemons are not ours: leave them running, without this owner's
     # copies.
-    if (pool$remote && length(remote_state$exports)) {
+    # Objects dropped without close() among them, forgotten or not yet.
+    regions <- c(names(remote_state$exports), remote_state$dropped)
+    if (pool$remote && length(regions)) {
       release <- release_replicas
       calls <- try(mirai::everywhere(release(regions), release = release,
-                                     regions = names(remote_state$exports),
+                                     regions = regions,
                                      .compute = pool$profile), silent = TRUE)
       if (!inherits(calls, "try-error")) try(mirai::collect_mirai(calls), silent = TRUE)
     }

@@ -236,6 +236,7 @@ url_host <- function(url) {
 remote_state <- new.env(parent = emptyenv())
 remote_state$servers <- list()  # listen URL -> the server's record
 remote_state$exports <- list()  # region -> its origin on each server
+remote_state$dropped <- character()  # exports forgotten, not yet released on pools
 
 server_counter <- local({
   n <- 0L
@@ -448,6 +449,7 @@ forget_servers_of_parent <- function() {
   if (any(inherited)) {
     remote_state$servers[inherited] <- NULL
     remote_state$exports <- list()
+    remote_state$dropped <- character()
   }
 }
 
@@ -508,13 +510,17 @@ remote_origin_for <- function(region, size, pid, created, writable) {
                   created, FALSE)
   origins <- known$origins %||% list()
   origins[[listen]] <- origin
+  sweep_exports_when_grown()
   remote_state$exports[[region]] <- list(origins = origins, created = created, pid = pid)
   origin
 }
 
 # Forgets the exports whose region is gone: an object its owner dropped
 # without close() (collected, or its region removed), which the servers
-# stopped serving on their own (release_gone_regions()).
+# stopped serving on their own (release_gone_regions()). Their names wait in
+# remote_state$dropped for release_dropped_exports(): this also runs while
+# an object is serialized (remote_origin_for()), where no message can be
+# sent to daemons.
 forget_dropped_exports <- function() {
   exported <- names(remote_state$exports)
   if (!length(exported)) return(invisible())
@@ -526,7 +532,32 @@ forget_dropped_exports <- function() {
       isTRUE(abs(regions$created[at] * 1000 - export$created) < 1)
   }, NA)
   remote_state$exports[exported[!same]] <- NULL
+  remote_state$dropped <- union(remote_state$dropped, exported[!same])
+  remote_state$swept_at <- length(remote_state$exports)
   invisible()
+}
+
+# The copies other hosts keep of objects their owner dropped without close()
+# go as after close(): pools over other hosts release them. Without this,
+# every host kept a copy of each dropped object until the copy's keeper
+# exited, and a loop of shares filled their /dev/shm while the owner's host
+# held only the live object. Run before a pool's call and by remote_status().
+release_dropped_exports <- function() {
+  forget_dropped_exports()
+  dropped <- remote_state$dropped
+  remote_state$dropped <- character()
+  if (length(dropped)) release_on_pools(dropped)
+  invisible()
+}
+
+# An owner that sends objects to plain mirai daemons and drops them, without
+# ever calling remote_status() or a pool, would otherwise keep a record of
+# every object it ever sent (and look through all of them for each new one):
+# the exports are swept each time their number has doubled.
+sweep_exports_when_grown <- function() {
+  if (length(remote_state$exports) >= max(64L, 2L * (remote_state$swept_at %||% 0L))) {
+    forget_dropped_exports()
+  }
 }
 
 # Tells the region servers that `regions` are no longer served (close()).

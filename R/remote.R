@@ -75,7 +75,9 @@
 #' The copy is removed when its keeper exits (also when SIGTERM ends it, as
 #' `daemons(0)` ends a busy daemon), when the pool that sent it
 #' releases it after its owner closed the object (or a deep share holding
-#' it) or removed its region with [remove_shared()], or, once its keeper is
+#' it) or removed its region with [remove_shared()], or at its next call
+#' after the owner dropped the object without `close()` (garbage
+#' collected), or, once its keeper is
 #' dead without cleaning up (killed by SIGKILL), at that host's next
 #' fetch or by [prune_shared()]. One process per host fetches: the others wait on
 #' a lock the kernel releases if that process dies (another one then
@@ -176,7 +178,7 @@ remote_status <- function() {
     )
   }))
   rownames(served) <- NULL
-  forget_dropped_exports()
+  release_dropped_exports()
   field <- function(name, type) unname(vapply(servers, `[[`, type, name))
   list(pid = field("pid", 0L), url = field("url", ""), tls = field("tls", NA),
        exported = names(remote_state$exports), served = served)

@@ -463,6 +463,35 @@ test_that("copies end when the owner closes a deep share, or removes a region wi
   expect_equal(unlist(again), rep(sum(y), 10))
 })
 
+test_that("copies of objects the owner dropped without close() go at the pool's next call", {
+  pool <- pool_create(backend = "mirai", compute = cluster$profile)
+  on.exit(pool_stop(pool))
+  task <- detached(function(i, x) {
+    Sys.sleep(0.05)
+    sum(x)
+  })
+  dropped <- character()
+  for (round in 1:3) {
+    x <- share(rnorm(1e6) + round)
+    dropped <- c(dropped, shared_name(x))
+    got <- pool_lapply(1:20, task, x = x, pool = pool)
+    expect_equal(unlist(got), rep(sum(x), 20))
+    for (host in names(cluster$hosts)) expect_true(shared_name(x) %in% shm_files(host), label = host)
+    rm(x)
+  }
+  gc()
+  expect_false(any(dropped %in% shared_regions()$name))
+  # Before, each host kept a copy of every object the owner had dropped
+  # until the copy's keeper exited: a loop of shares without close() filled
+  # the hosts' /dev/shm while the owner's host held only the live object.
+  kept <- share(rnorm(10))
+  on.exit(close(kept), add = TRUE)
+  again <- pool_lapply(1:4, detached(function(i, k) sum(k)), k = kept, pool = pool)
+  expect_equal(unlist(again), rep(sum(kept), 4))
+  for (name in dropped) expect_copies_released(name, timeout = 10)
+  expect_false(any(dropped %in% remote_status()$exported))
+})
+
 test_that("a host whose /dev/shm has no room for a copy keeps one copy on disk for all its workers", {
   # A container's /dev/shm is often 64 MB; the object is 100 MB.
   small <- sim_cluster("simS", per_host = 2L, local = 0L, shm_size = "64m")

@@ -170,6 +170,27 @@ test_that("the region server lets go of an exported object its owner dropped wit
   expect_identical(remote_status()$exported, shared_name(y))
 })
 
+test_that("an owner that sends objects and drops them keeps no record of each one", {
+  skip_without_nanonext()
+  local_remote_mode()
+  # Objects serialized in remote mode (as for mirai() with plain daemons)
+  # and dropped without close(), with no remote_status() or pool call to
+  # look at them. Before, the owner kept the origin of every object it had
+  # ever sent, and went through all of them for each new one.
+  for (i in 1:400) {
+    x <- share(rnorm(10) + i)
+    invisible(serialize(x, NULL))
+    rm(x)
+    if (i %% 50 == 0) invisible(gc())
+  }
+  expect_lt(length(shmr:::remote_state$exports), 200)
+  # What is still used stays exported.
+  kept <- share(rnorm(10))
+  expect_identical(unserialize(serialize(kept, NULL))[], kept[])
+  expect_true(shared_name(kept) %in% names(shmr:::remote_state$exports))
+  expect_identical(remote_status()$exported, shared_name(kept))
+})
+
 test_that("the region server answers only with the token, and 'gone' after close()", {
   skip_without_nanonext()
   local_remote_mode()
