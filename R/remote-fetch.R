@@ -246,9 +246,13 @@ origin_request <- function(sock, address, deadline, message) {
 # A request in flight: its reply may wait until `deadline`.
 origin_send <- function(sock, deadline, message) {
   remaining <- max(0, as.numeric(deadline - Sys.time(), units = "secs"))
+  # nanonext takes the wait as an integer of milliseconds: a longer one
+  # (a timeout of 25 days or more, or Inf) would become NA, with a warning
+  # for each request. So long a wait is none: the request waits for its reply.
+  timeout <- if (remaining * 1000 < .Machine$integer.max) remaining * 1000
   cv <- nanonext::cv()
   aio <- nanonext::request(nanonext::context(sock), message, send_mode = "raw",
-                           recv_mode = "raw", timeout = remaining * 1000, cv = cv)
+                           recv_mode = "raw", timeout = timeout, cv = cv)
   list(aio = aio, cv = cv)
 }
 

@@ -856,6 +856,26 @@ test_that("a region server that does not answer is waited for once, not once per
   for (value in got) expect_equal(value, vapply(xs, sum, 0))
 })
 
+test_that("a timeout of weeks, or Inf, is waited for without a warning from the network library", {
+  local_remote_mode()
+  x <- share(as.numeric(seq_len(1e5)))
+  on.exit(close(x), add = TRUE)
+  stream <- serialize(x, NULL)
+  # Each value runs in a fresh process, so each fetches. Before, a wait
+  # longer than 24.8 days (2^31 ms) was handed to nanonext as a number of
+  # milliseconds it turned into NA, with the warning "NAs introduced by
+  # coercion to integer range" for every object fetched.
+  for (timeout in c("3e6", "Inf")) {
+    out <- unserialize_on_host(cluster$hosts[[1]], stream,
+                               setup = sprintf("Sys.setenv(SHMR_REMOTE_TIMEOUT = '%s')", timeout),
+                               "cat('result:', tryCatch(format(sum(d)), error = conditionMessage), '\n')")
+    all_out <- paste(out, collapse = "\n")
+    expect_identical(sub("^result: ", "", grep("^result: ", out, value = TRUE)),
+                     paste(format(sum(x)), ""), info = all_out)
+    expect_false(grepl("Warning|NAs introduced", all_out), info = all_out)
+  }
+})
+
 test_that("a fetch that began after a wait for another process's copy does not make its server silent", {
   local_remote_mode()
   xs <- lapply(1:2, function(i) share(as.numeric(seq_len(1000)) + i))
