@@ -208,8 +208,10 @@ remote_setting <- function(option, env, default) {
   setting <- numeric_setting(option, env)
   if (is.null(setting)) return(default)
   if (!is.na(setting$value) && setting$value > 0) return(setting$value)
-  warn_once(sprintf("%s must be a positive number, not %s; %g is used instead",
-                    setting$source, describe_value(setting$given), default))
+  # The default in full: "%g" would say 4.1943e+06 for the chunk's 4194304.
+  warn_once(sprintf("%s must be a positive number, not %s; %s is used instead",
+                    setting$source, describe_value(setting$given),
+                    format(default, scientific = FALSE)))
   default
 }
 

@@ -78,7 +78,10 @@ test_that("a timeout or chunk size that is not a positive number is warned about
                  fixed = TRUE)
   expect_identical(timeout, 60)
   expect_silent(shmr:::remote_timeout())
-  expect_warning(chunk <- shmr:::remote_chunk_size(), "options(shmr.remote_chunk)", fixed = TRUE)
+  # The default in full (before, "4.1943e+06 is used instead").
+  expect_warning(chunk <- shmr:::remote_chunk_size(),
+                 "options(shmr.remote_chunk) must be a positive number, not -1; 4194304 is used instead",
+                 fixed = TRUE)
   expect_identical(chunk, 4 * 1024^2)
   options(shmr.remote_timeout = NULL, shmr.remote_chunk = NULL)
   on.exit(Sys.unsetenv("SHMR_REMOTE_TIMEOUT"), add = TRUE)
