@@ -79,7 +79,8 @@
 #' after the owner dropped the object without `close()` (garbage
 #' collected), or, once its keeper is
 #' dead without cleaning up (killed by SIGKILL), at that host's next
-#' fetch or by [prune_shared()]. One process per host fetches: the others wait on
+#' fetch (a process looks for such copies at most every 2 seconds, and
+#' after it waited for another one's copy) or by [prune_shared()]. One process per host fetches: the others wait on
 #' a lock the kernel releases if that process dies (another one then
 #' completes the copy). A region of the same name on that host that is not
 #' a copy of that origin is an error naming both, never mapped; but a copy
