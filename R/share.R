@@ -244,8 +244,9 @@
 #'   formula, a call): there is no data to share. With a `name` or
 #'   `persist = TRUE` these are an error, since no other process could map
 #'   them by that name; share a list that holds them instead. An S4 object
-#'   (one that is not a vector) is shared as with `deep = TRUE`: each slot of
-#'   at least `min_bytes` bytes in a region of its own, the rest as it is.
+#'   (one that is not a vector), and an S7 object, is shared as with
+#'   `deep = TRUE`: each slot or property of at least `min_bytes` bytes in a
+#'   region of its own, the rest as it is.
 #'   An S4 object that is a vector (a class that contains `"numeric"`, say)
 #'   is shared like any vector, its slots with it, and stays an S4 object
 #'   here, in workers and through [map_shared()].
@@ -299,7 +300,7 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
                     name = name, path = path, persist = persist)
     return(asS4(shared))
   }
-  if (!deep && (is_not_data(x) || typeof(x) == "S4")) {
+  if (!deep && (is_not_data(x) || is_attributes_only_object(x))) {
     if (!is.null(name) || persist) {
       stop(sprintf(paste0("share(): %s cannot be shared under a name or persistently: it ",
                           "holds no data another process could map; share a list that holds ",
@@ -309,8 +310,9 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     # A function, environment or language object would only be stored
     # serialized and come back as a copy: like mori, hand it back as it is.
     if (is_not_data(x)) return(x)
-    # An S4 object (not a vector) shares its data as deep sharing does: each
-    # slot of at least min_bytes in a region of its own.
+    # An S4 object (not a vector) or an S7 object shares its data as deep
+    # sharing does: each slot or property of at least min_bytes in a region
+    # of its own.
     deep <- TRUE
   }
   if (deep) {
@@ -394,6 +396,13 @@ is_not_data <- function(x) {
   is.null(x) || is.function(x) || is.environment(x) || is.language(x)
 }
 
+# An object whose data are all in its attributes: an S4 object that is not a
+# vector, or an S7 object. R 4.4 and later call the type of the latter
+# "object" (typeof() says "S4" only when the S4 bit is set); earlier R calls
+# both "S4". A region would store such an object serialized, its data copied
+# into every process that reads it, and hold nothing the result refers to.
+is_attributes_only_object <- function(x) typeof(x) %in% c("S4", "object")
+
 # What a region stores of an S4 vector (setClass(contains = "numeric")): the
 # vector with its slots as attributes, without the S4 bit, which a region
 # does not record (map_shared() sets it again from the class).
@@ -407,7 +416,7 @@ describe_not_data <- function(x) {
   if (is.environment(x)) return("an environment")
   if (inherits(x, "formula")) return("a formula")
   if (is.language(x)) return("a language object (a call or a symbol)")
-  "an S4 object"
+  if (isS4(x)) "an S4 object" else "an object whose data are all in its attributes (an S7 object, say)"
 }
 
 #' Map a shared object by name

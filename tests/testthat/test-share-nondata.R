@@ -47,6 +47,33 @@ test_that("an S4 object shares its data; a small one comes back as it is", {
   expect_error(share(big, name = paste0("s4_", Sys.getpid())), "an S4 object cannot be shared")
 })
 
+test_that("an object of type \"object\" without the S4 bit (an S7 object) shares its data as S4 does", {
+  # S7 objects are such objects: all their data in attributes, and on
+  # R >= 4.4 typeof() calls them "object", not "S4". share() once stored
+  # them serialized and returned a private copy, shared in no way (the
+  # whole object in every serialize()), and under a name published nothing.
+  setClass("ShmrTestHolderS3", representation(values = "numeric", label = "character"),
+           where = globalenv())
+  on.exit(removeClass("ShmrTestHolderS3", where = globalenv()), add = TRUE)
+  big <- structure(asS3(new("ShmrTestHolderS3", values = as.numeric(seq_len(1e5)),
+                            label = "big"), complete = FALSE),
+                   class = "shmr_s7_like")
+  expect_false(isS4(big))
+  shared <- share(big, min_bytes = 1000)
+  expect_identical(shared, big)
+  expect_false(isS4(shared))
+  expect_true(is_shared(shared))
+  expect_true(is_shared(attr(shared, "values")))
+  expect_lt(length(serialize(shared, NULL)), 2000)
+  got <- in_other_process(function(x) c(sum(attr(x, "values")), is_shared(attr(x, "values"))),
+                          list(x = shared))
+  expect_identical(got, c(sum(as.numeric(seq_len(1e5))), 1))
+  close(shared)
+  expect_error(share(big, name = paste0("s7like_", Sys.getpid())),
+               "an object whose data are all in its attributes")
+  expect_false(region_exists(paste0("shmr_s7like_", Sys.getpid())))
+})
+
 test_that("an S4 object that is a vector is shared, by name too, and stays S4", {
   setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"),
            where = globalenv())
