@@ -260,9 +260,13 @@ revisit_open_environment <- function(walk, key, path, first_path) {
 }
 
 # Class and generic definitions (a Reference Class object holds its own)
-# describe code, not data, and lead into the methods package's tables.
+# describe code, not data, and lead into the methods package's tables. An
+# S7 object holds its class (attribute S7_class): the class's constructor, a
+# closure whose environment is where the class was defined, often a frame
+# that holds the constructor itself (a cycle) and data of its own.
 is_class_metadata <- function(x) {
-  isS4(x) && (methods::is(x, "classRepresentation") || methods::is(x, "genericFunction"))
+  (isS4(x) && (methods::is(x, "classRepresentation") || methods::is(x, "genericFunction"))) ||
+    inherits(x, "S7_class")
 }
 
 # Environments that serialize() writes as a reference, not by content.

@@ -74,6 +74,29 @@ test_that("an object of type \"object\" without the S4 bit (an S7 object) shares
   expect_false(region_exists(paste0("shmr_s7like_", Sys.getpid())))
 })
 
+test_that("an S7 object shares its properties and keeps its class as it is", {
+  skip_if_not_installed("S7")
+  # A class defined in a function: its constructor's environment is that
+  # function's frame, which holds the constructor (a cycle for the walk)
+  # and anything else the frame holds. The class is code, not data.
+  make_class <- function() {
+    unrelated <- as.numeric(seq_len(2e5))
+    made <- S7::new_class("ShmrTestS7", properties = list(values = S7::class_double))
+    made
+  }
+  holder <- make_class()
+  x <- holder(values = as.numeric(seq_len(1e5)))
+  for (deep in c(FALSE, TRUE)) {
+    shared <- share(x, deep = deep, min_bytes = 1000)
+    expect_true(is_shared(shared@values), info = paste("deep =", deep))
+    expect_identical(shared@values, x@values, info = paste("deep =", deep))
+    expect_identical(attr(shared, "S7_class"), attr(x, "S7_class"), info = paste("deep =", deep))
+    expect_true(S7::S7_inherits(shared, holder), info = paste("deep =", deep))
+    expect_identical(shared_info(shared)$n_regions, 1L, info = paste("deep =", deep))
+    close(shared)
+  }
+})
+
 test_that("an S4 object that is a vector is shared, by name too, and stays S4", {
   setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"),
            where = globalenv())
