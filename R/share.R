@@ -244,9 +244,10 @@
 #'   formula, a call): there is no data to share. With a `name` or
 #'   `persist = TRUE` these are an error, since no other process could map
 #'   them by that name; share a list that holds them instead. An S4 object
-#'   (one that is not a vector), and an S7 object, is shared as with
-#'   `deep = TRUE`: each slot or property of at least `min_bytes` bytes in a
-#'   region of its own, the rest as it is.
+#'   that is not a vector (also one that extends `"list"` or
+#'   `"data.frame"`), and an S7 object, is shared as with `deep = TRUE`: each
+#'   slot, property or element of at least `min_bytes` bytes in a region of
+#'   its own, the rest as it is.
 #'   An S4 object that is a vector (a class that contains `"numeric"`, say)
 #'   is shared like any vector, its slots with it, and stays an S4 object
 #'   here, in workers and through [map_shared()].
@@ -300,7 +301,7 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
                     name = name, path = path, persist = persist)
     return(asS4(shared))
   }
-  if (!deep && (is_not_data(x) || is_attributes_only_object(x))) {
+  if (!deep && (is_not_data(x) || is_shared_as_deep(x))) {
     if (!is.null(name) || persist) {
       stop(sprintf(paste0("share(): %s cannot be shared under a name or persistently: it ",
                           "holds no data another process could map; share a list that holds ",
@@ -311,8 +312,8 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
     # serialized and come back as a copy: like mori, hand it back as it is.
     if (is_not_data(x)) return(x)
     # An S4 object (not a vector) or an S7 object shares its data as deep
-    # sharing does: each slot or property of at least min_bytes in a region
-    # of its own.
+    # sharing does: each slot, property or list element of at least
+    # min_bytes in a region of its own.
     deep <- TRUE
   }
   if (deep) {
@@ -396,12 +397,17 @@ is_not_data <- function(x) {
   is.null(x) || is.function(x) || is.environment(x) || is.language(x)
 }
 
-# An object whose data are all in its attributes: an S4 object that is not a
-# vector, or an S7 object. R 4.4 and later call the type of the latter
-# "object" (typeof() says "S4" only when the S4 bit is set); earlier R calls
-# both "S4". A region would store such an object serialized, its data copied
-# into every process that reads it, and hold nothing the result refers to.
-is_attributes_only_object <- function(x) typeof(x) %in% c("S4", "object")
+# Objects share() walks as deep sharing does. A region would store them
+# serialized, their data copied into every process that reads them, and the
+# result would refer to nothing in it (under a name or persistent, a region
+# no one could find). These are: an object whose data are all in its
+# attributes, an S4 object that is not a vector or an S7 object (R 4.4 and
+# later call the type of the latter "object", typeof() says "S4" only when
+# the S4 bit is set; earlier R calls both "S4"); and an S4 object that
+# extends "list" or "data.frame", which a region does not keep S4.
+is_shared_as_deep <- function(x) {
+  typeof(x) %in% c("S4", "object") || (isS4(x) && typeof(x) == "list")
+}
 
 # What a region stores of an S4 vector (setClass(contains = "numeric")): the
 # vector with its slots as attributes, without the S4 bit, which a region

@@ -97,6 +97,41 @@ test_that("an S7 object shares its properties and keeps its class as it is", {
   }
 })
 
+test_that("an S4 object that extends a list or a data frame shares its elements and stays S4", {
+  # It was stored serialized: the result was a private copy, sent whole to
+  # workers, and under a name or persist = TRUE a region no one could find
+  # (map_shared() of the name gave NULL on R >= 4.3; a persistent one stayed
+  # in /dev/shm for good).
+  setClass("ShmrTestList", contains = "list", representation(tag = "character"),
+           where = globalenv())
+  setClass("ShmrTestFrame", contains = "data.frame", representation(tag = "character"),
+           where = globalenv())
+  on.exit({
+    removeClass("ShmrTestList", where = globalenv())
+    removeClass("ShmrTestFrame", where = globalenv())
+  }, add = TRUE)
+  values <- as.numeric(seq_len(1e5))
+  cases <- list(list = new("ShmrTestList", list(a = values, b = letters), tag = "l"),
+                frame = new("ShmrTestFrame", data.frame(a = values), tag = "f"))
+  for (label in names(cases)) {
+    x <- cases[[label]]
+    before <- shared_regions()$name
+    shared <- share(x, min_bytes = 1000)
+    expect_true(isS4(shared), info = label)
+    expect_identical(shared, x, info = label)
+    expect_true(is_shared(shared$a), info = label)
+    expect_lt(length(serialize(shared, NULL)), 5000)
+    got <- in_other_process(function(x) c(isS4(x), sum(x$a), is_shared(x$a)), list(x = shared))
+    expect_identical(got, c(1, sum(values), 1), info = label)
+    close(shared)
+    name <- paste0("s4list_", label, "_", Sys.getpid())
+    expect_error(share(x, name = name), "an S4 object cannot be shared", info = label)
+    expect_error(share(x, persist = TRUE), "an S4 object cannot be shared", info = label)
+    expect_false(region_exists(paste0("shmr_", name)), info = label)
+    expect_identical(setdiff(shared_regions()$name, before), character(0), info = label)
+  }
+})
+
 test_that("an S4 object that is a vector is shared, by name too, and stays S4", {
   setClass("ShmrTestNum", contains = "numeric", representation(unit = "character"),
            where = globalenv())
