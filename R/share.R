@@ -240,8 +240,9 @@
 #'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
 #'   `readonly = FALSE` asks for a new region; a writable share asked for
 #'   with `readonly = TRUE` gets a read-only region of its own). So does
-#'   sharing `NULL`, a function, an environment or a language object (a
-#'   formula, a call): there is no data to share. With a `name` or
+#'   sharing `NULL`, a function, an environment, a language object (a
+#'   formula, a call), an external pointer or a weak reference: there is no
+#'   data to share. With a `name` or
 #'   `persist = TRUE` these are an error, since no other process could map
 #'   them by that name; share a list that holds them instead. An S4 object
 #'   that is not a vector (also one that extends `"list"` or
@@ -308,8 +309,9 @@ share <- function(x, backing = c("auto", "shm", "mmap"), readonly = TRUE, name =
                           "it, such as share(list(x), name = ), or save it with saveRDS()"),
                    describe_not_data(x)), call. = FALSE)
     }
-    # A function, environment or language object would only be stored
-    # serialized and come back as a copy: like mori, hand it back as it is.
+    # A function, environment, language object or external pointer would
+    # only be stored serialized and come back as a copy: like mori, hand it
+    # back as it is.
     if (is_not_data(x)) return(x)
     # An S4 object (not a vector) or an S7 object shares its data as deep
     # sharing does: each slot, property or list element of at least
@@ -393,8 +395,11 @@ place_named_file <- function(name, backing, path) {
   list(name = basename(name), path = directory)
 }
 
+# Anything but a vector, a list or an object shared as deep sharing does
+# (below): a region would store it serialized, and the result would refer to
+# nothing in it (under a name, nothing another process could map).
 is_not_data <- function(x) {
-  is.null(x) || is.function(x) || is.environment(x) || is.language(x)
+  is.null(x) || !(is.atomic(x) || is.list(x) || typeof(x) %in% c("S4", "object"))
 }
 
 # Objects share() walks as deep sharing does. A region would store them
@@ -422,6 +427,11 @@ describe_not_data <- function(x) {
   if (is.environment(x)) return("an environment")
   if (inherits(x, "formula")) return("a formula")
   if (is.language(x)) return("a language object (a call or a symbol)")
+  if (typeof(x) == "externalptr") return("an external pointer")
+  if (typeof(x) == "weakref") return("a weak reference")
+  if (!(is.atomic(x) || is.list(x) || typeof(x) %in% c("S4", "object"))) {
+    return(sprintf("an object of type \"%s\"", typeof(x)))
+  }
   if (isS4(x)) "an S4 object" else "an object whose data are all in its attributes (an S7 object, say)"
 }
 

@@ -1,9 +1,12 @@
 # share() of objects without data of their own: NULL, functions,
-# environments, formulas, calls, and S4 objects that are not vectors.
+# environments, formulas, calls, external pointers, and S4 and S7 objects
+# that are not vectors.
 
 test_that("a named or persistent share of something without data is an error", {
+  # An external pointer was stored serialized: under a name it published
+  # nothing (map_shared() gave NULL), and a persistent one stayed for good.
   cases <- list(NULL = NULL, fun = function(x) x + 1, env = new.env(), formula = y ~ x,
-                call = quote(f(x)))
+                call = quote(f(x)), pointer = new("externalptr"))
   for (label in names(cases)) {
     name <- paste0("nondata_", label, "_", Sys.getpid())
     expect_error(share(cases[[label]], name = name), "holds no data", info = label)
