@@ -17,7 +17,8 @@
 #' `FUN` takes along that is larger than
 #' `getOption("shmr.share_threshold", 1024^2)` bytes (a number of bytes;
 #' `Inf` shares nothing) is shared once for the
-#' call (or used as it is when already shared) and released afterwards,
+#' call (or used as it is when already shared; of an S4 or S7 object, each
+#' such slot) and released afterwards,
 #' unless a result still reads it (`FUN` returned an element unchanged):
 #' then it is released with the results. A
 #' task receives its own elements of a shared list, or the shared `X` and
@@ -198,7 +199,9 @@ share_threshold <- function() {
 # Shares `x` for one call when it is large and shareable; records what was
 # shared so it can be released afterwards.
 share_for_call <- function(x, threshold, created) {
-  if (is_shared(x) || is.null(x) || !(is.atomic(x) || is.list(x)) || is.environment(x)) return(x)
+  if (is_shared(x) || is.null(x) || is.environment(x)) return(x)
+  if (typeof(x) %in% c("S4", "object")) return(share_slots_for_call(x, threshold, created))
+  if (!(is.atomic(x) || is.list(x))) return(x)
   # An object whose region could not be had (a loaded workspace's) goes as
   # it is: the task that uses it fails, the worker does not.
   size <- tryCatch(unshared_bytes(x), shmr_region_unavailable = function(e) NA)
@@ -206,6 +209,18 @@ share_for_call <- function(x, threshold, created) {
   shared <- share(x)
   created$objects <- c(created$objects, list(shared))
   shared
+}
+
+# An S4 object that is not a vector (an lme4 fit, say) or an S7 object
+# keeps its data in slots (attributes): each large slot is shared for the
+# call on its own, as an argument is, so that the call can tell which of
+# them its results still read (release_call_shares()). Shared whole, such
+# an object would be several regions behind one object.
+share_slots_for_call <- function(x, threshold, created) {
+  for (slot in setdiff(names(attributes(x)), "class")) {
+    attr(x, slot) <- share_for_call(attr(x, slot, exact = TRUE), threshold, created)
+  }
+  x
 }
 
 # About the bytes of `x` a worker would receive by value: its shared parts

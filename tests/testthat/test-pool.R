@@ -985,3 +985,33 @@ test_that("workers start under options(OutDec = \",\", scipen = -9)", {
   expect_identical(unlist(pool_lapply(1:2, function(i) i / 2, pool = pool)), c(0.5, 1))
   expect_identical(pool_status(pool)$status, "ok")
 })
+
+test_that("the large slots of an S4 or S7 argument are shared for the call, and released after it", {
+  skip_if_no_pool()
+  methods::setClass("ShmrPoolModel", representation(coef = "numeric", fitted = "numeric", label = "character"),
+                    where = globalenv())
+  on.exit(methods::removeClass("ShmrPoolModel", where = globalenv()), add = TRUE)
+  model <- methods::new("ShmrPoolModel", coef = c(1, 2), fitted = rnorm(5e5), label = "m")
+  # All its data in attributes and no S4 bit: as an S7 object, made with base R.
+  s7_like <- structure(asS3(model, complete = FALSE), class = "shmr_s7_like")
+  with_pool(2, {
+    # Before, such an argument (an lme4 fit, say) went to every worker by value.
+    got <- pool_lapply(1:2, function(i, m) c(shmr::is_shared(m@fitted), shmr::is_shared(m@coef),
+                                             sum(m@fitted), methods::is(m, "ShmrPoolModel")),
+                       m = model)
+    expect_identical(got, rep(list(c(TRUE, FALSE, sum(model@fitted), TRUE)), 2))
+    got <- pool_lapply(1:2, function(i, m) c(shmr::is_shared(attr(m, "fitted")), isS4(m),
+                                             inherits(m, "shmr_s7_like")),
+                       m = s7_like)
+    expect_identical(got, rep(list(c(TRUE, FALSE, TRUE)), 2))
+    # A slot FUN returns unchanged stays usable after the call; the region
+    # goes with the result.
+    back <- pool_lapply(1, function(i, m) m@fitted, m = model)[[1]]
+    expect_identical(back, model@fitted)
+    name <- shared_name(back)
+    expect_true(region_exists(name))
+    rm(back)
+    invisible(gc())
+    expect_false(region_exists(name))
+  })
+})
