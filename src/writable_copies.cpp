@@ -692,6 +692,19 @@ bool is_script_change_of_share(SEXP list, const ListHandle& handle, SEXP envs, S
   return false;
 }
 
+// Whether a variable of the running code (or of the global environment) is
+// bound to `x` itself.
+bool bound_to_variable(SEXP x, const ViewHandle& handle) {
+  const Copy context(x, handle, false);
+  SEXP found = PROTECT(writer_environments());
+  SEXP envs = VECTOR_ELT(found, 0);
+  bool bound = false;
+  for (R_xlen_t i = 0; i < XLENGTH(envs) && !bound; ++i)
+    bound = scan(VECTOR_ELT(envs, i), context).selves > 0;
+  UNPROTECT(1);
+  return bound;
+}
+
 }  // namespace
 
 SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
@@ -711,6 +724,24 @@ SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
 }
 
 void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list) {
+  // R copies a buffer to change its attributes (`names<-`, `dim<-`, `attr<-`
+  // on a variable also held elsewhere, which a buffer always is: it
+  // references itself), and the copy, still of class shmr_buffer, becomes
+  // the variable's value: it is the buffer. Settled as a private copy at
+  // its first read that asks for a writable pointer (c(), rep(), format()),
+  // it would silently stop being the buffer: later writes would fail or
+  // miss shared memory. It stays pinned (data2), and the objects it was
+  // copied from, the same buffer, stay shared too. Only a copy a variable
+  // is bound to: R's wrapper (unclass() of a long buffer) copies the buffer
+  // it wraps when it is asked for a pointer to write a result into, and that
+  // copy is scratch space (private).
+  if (is_buffer_region(handle.mapping->reader()) && Rf_inherits(x, "shmr_buffer") &&
+      bound_to_variable(x, handle)) {
+    handle.writable_copy = WritableCopy::Shared;
+    handle.copied_from = nullptr;
+    handle.copied_from_serial = 0;
+    return const_cast<void*>(handle.data());
+  }
   SEXP holder = R_NilValue;
   Outcome outcome = decide(x, handle, holder, into_list);
   if (outcome == Outcome::Shared) {

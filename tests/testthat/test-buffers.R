@@ -45,6 +45,44 @@ test_that("a pool takes a buffer returned by a function, and its workers write i
   close(out)
 })
 
+test_that("a buffer given names stays the buffer after reads that ask R for a writable pointer", {
+  # names<- makes R copy the buffer (it references itself, so R takes it as
+  # held elsewhere); c(), rep(), format(), range() and cumsum() of a named
+  # vector then ask for a writable pointer to read it. That copy once became
+  # a private vector there: later writes failed ("not a shared buffer") or,
+  # inside a function such as a worker's FUN, went nowhere shared.
+  reads <- list(c = function(x) c(x), rep = function(x) rep(x, 2), format = format,
+                range = range, cumsum = cumsum, which = function(x) which(x == 0L))
+  for (what in names(reads)) {
+    b <- shared_buffer("integer", 3, init = 0L)
+    names(b) <- c("a", "b", "c")
+    invisible(reads[[what]](b))
+    expect_true(is_shared(b), info = what)
+    b["a"] <- 1L
+    fill <- function(buffer) {
+      invisible(reads[[what]](buffer))
+      buffer["b"] <- 2L
+      buffer
+    }
+    fill(b)
+    seen <- in_other_process(function(name) as.vector(map_shared(name)),
+                             list(name = shared_name(b)))
+    expect_identical(seen, c(1L, 2L, 0L), info = what)
+    close(b)
+  }
+  # A forked worker reads the named buffer the same way before it writes.
+  skip_on_os("windows")
+  b <- shared_buffer("double", c(2, 2), init = 0)
+  dimnames(b) <- list(c("x", "y"), c("p", "q"))
+  invisible(parallel::mclapply(1:2, function(j) {
+    invisible(format(b))
+    b[, j] <- j
+    NULL
+  }, mc.cores = 2))
+  expect_identical(as.vector(b[]), c(1, 1, 2, 2))
+  close(b)
+})
+
 test_that("R's temporary copies of a buffer never change it", {
   for (n in c(10, 1000)) {
     b <- shared_buffer("double", n, init = 1)
