@@ -21,7 +21,9 @@
 #' arithmetic) are private, and the results of arithmetic, comparisons,
 #' Math and Complex functions, [t()] and [diff()] are ordinary vectors
 #' without the class `shmr_buffer`. A buffer changed inside a function and returned
-#' is the same buffer. Writes from several processes to the same elements
+#' is the same buffer, and so is a buffer given names, `dim` or `dimnames`
+#' (wherever it is kept: a variable, a list, an environment). Writes from
+#' several processes to the same elements
 #' race: give each worker its own part.
 #'
 #' @param type `"double"`, `"integer"`, `"logical"`, `"raw"` or `"complex"`.
@@ -98,6 +100,25 @@ shared_buffer <- function(type = c("double", "integer", "logical", "raw", "compl
   if (has_na) subscripts <- lapply(subscripts, function(s) if (is.null(s)) s else s[!is.na(s)])
   .Call(shmr_buffer_write, x, subscripts, value)
 })
+
+# R copies a buffer to change its names, dim or dimnames (a buffer references
+# itself, so R takes it as held elsewhere), or wraps it when it is long.
+# That copy, kept in a list or an environment, became a private vector at
+# its first read that asked R for a writable pointer (c(), format()), and
+# stopped being the buffer. The result is made a view of the buffer again,
+# with its new attributes, by a write of nothing.
+as_buffer_again <- function(x) {
+  .Call(shmr_buffer_write, x, list(integer()), vector(typeof(x), 0L))
+}
+
+#' @export
+`names<-.shmr_buffer` <- function(x, value) as_buffer_again(NextMethod())
+
+#' @export
+`dim<-.shmr_buffer` <- function(x, value) as_buffer_again(NextMethod())
+
+#' @export
+`dimnames<-.shmr_buffer` <- function(x, value) as_buffer_again(NextMethod())
 
 # R puts the assigned value itself into a replacement method's call, and
 # reports an error with its call: a value that cannot be read (a closed

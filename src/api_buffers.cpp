@@ -256,9 +256,12 @@ extern "C" SEXP shmr_buffer_write(SEXP x, SEXP subscripts, SEXP value) {
       write_selected(out, in, m, format::element_size(handle->node.kind()), subs);
     }
     // A view that reads the region is the buffer already; anything else (one
-    // of R's wrappers, a private copy) becomes a view of the buffer again,
-    // with the attributes it has.
-    if (view_handle(x) == handle && !handle->holds_private_values()) return x;
+    // of R's wrappers, a private copy, a copy R made to change attributes and
+    // has not settled yet) becomes a view of the buffer again, with the
+    // attributes it has.
+    if (view_handle(x) == handle && !handle->holds_private_values() &&
+        handle->writable_copy != WritableCopy::Pending)
+      return x;
     return cpp11::unwind_protect([&] {
       SEXP buffer = PROTECT(make_view(handle->mapping, handle->node));
       SHALLOW_DUPLICATE_ATTRIB(buffer, x);

@@ -70,6 +70,27 @@ test_that("a buffer given names stays the buffer after reads that ask R for a wr
     expect_identical(seen, c(1L, 2L, 0L), info = what)
     close(b)
   }
+  # Kept in a list or an environment, where no variable is bound to R's
+  # copy, and long (R wraps a long vector instead of copying it).
+  for (n in c(3, 1000)) {
+    b <- shared_buffer("integer", n, init = 0L)
+    name <- shared_name(b)
+    held <- list(out = b)
+    names(held$out) <- paste0("e", seq_len(n))
+    invisible(c(held$out))
+    held$out["e1"] <- 1L
+    env <- new.env()
+    env$out <- b
+    rm(b)
+    dim(env$out) <- c(n, 1)
+    dimnames(env$out) <- list(NULL, "only")
+    invisible(format(env$out))
+    env$out[2, "only"] <- 2L
+    seen <- in_other_process(function(name) as.vector(map_shared(name))[1:2],
+                             list(name = name))
+    expect_identical(seen, 1:2, info = n)
+    close(held$out)
+  }
   # A forked worker reads the named buffer the same way before it writes.
   skip_on_os("windows")
   b <- shared_buffer("double", c(2, 2), init = 0)
