@@ -81,10 +81,11 @@ void attach_root(Segment& segment) {
   segment.size = root.length();
 }
 
-// A byte count or offset as a user would write it: 10, 1e+20, Inf.
+// A byte count or offset as a user would write it: 10, 9007199254740992
+// (2^53, in full: "%g" would round it), 1e+20, Inf.
 std::string byte_figure(double x) {
   char text[32];
-  std::snprintf(text, sizeof text, x == std::floor(x) && x < 1e15 ? "%.0f" : "%g", x);
+  std::snprintf(text, sizeof text, x == std::floor(x) && x < 18446744073709551616.0 ? "%.0f" : "%g", x);
   return std::isinf(x) ? "Inf" : text;
 }
 

@@ -37,6 +37,9 @@ test_that("out-of-range offsets, protected and closed segments are clear errors"
   expect_error(segment_write(seg, as.raw(1:4), offset = 13), "outside the segment of 16 bytes")
   expect_error(segment_write(seg, 1, offset = -1), "offset must be")
   expect_error(segment_write(seg, 1, offset = 2^70), "outside the segment")
+  # In full: "%g" wrote 2^53 as 9.0072e+15.
+  expect_error(segment_write(seg, as.raw(1), offset = 2^53), "at offset 9007199254740992 is outside",
+               fixed = TRUE)
   expect_error(segment_read(seg, 10, 7), "a read of 7 bytes at offset 10 is outside")
   expect_error(segment_write(seg, as.raw(1), Inf), "a write of 1 bytes at offset Inf is outside")
   expect_error(segment_write(seg, as.raw(1), offset = c(1, 2)), "`offset` must be a single")
