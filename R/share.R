@@ -481,7 +481,10 @@ map_shared <- function(name) {
 #'   as `"shmr_...[2]"`. Also `NULL` when an attribute of `x` was changed
 #'   after it was shared (`names(x) <- `, `dimnames<-`, `class<-`): the
 #'   region still holds the old ones, so its name would not give `x` back;
-#'   `share(x)` then shares `x` as it is now, in a new region.
+#'   `share(x)` then shares `x` as it is now, in a new region. The same
+#'   holds when the name no longer leads to the region `x` reads: a vector
+#'   from `allocate_from_shm(copy = FALSE)`, whose name was removed, or a
+#'   region whose name was given to a new region since.
 #' @details A name opens its region only while the region lives: keep the
 #'   shared object referenced until the other processes have mapped it.
 #'   `shared_name(share(y))` alone keeps nothing, and the new region is

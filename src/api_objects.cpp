@@ -50,8 +50,12 @@ bool attributes_as_shared(SEXP x, const Origin& origin) {
   return attributes_as_stored(x, origin.mapping, origin.node);
 }
 
-// True when map_shared() of x's region and node gives x back.
+// True when map_shared() of x's region and node gives x back. Not so when
+// the mapping was detached from its name (bettermc's allocate_from_shm()
+// removed it) or the name now leads to another region: that name would give
+// nothing, or other data.
 bool reads_as_shared(SEXP x, const Origin& origin) {
+  if (!origin.mapping->name_still_leads_here()) return false;
   ViewHandle* handle = view_handle(unwrapped(x));
   if (handle != nullptr && view_holds_own_writes(*handle)) return false;
   if (list_view_handle(x) != nullptr && !list_view_unchanged(x)) return false;

@@ -104,6 +104,24 @@ test_that("copy = FALSE maps privately: no copy, writes stay in the writer and i
   expect_identical(shm_files(), character())
 })
 
+test_that("a vector allocated with copy = FALSE has no name, and share() gives it one another process maps", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  obj <- copy2shm(c(1.5, 2.5, 3.5), "/handed_on")
+  y <- allocate_from_shm(obj, copy = FALSE)
+  # Its object's name was removed when it was allocated: a name for it
+  # would open nothing (or, once the name is taken again, other data).
+  expect_null(shared_name(y))
+  # So share() writes it to a region of its own instead of handing it back.
+  shared <- share(y)
+  name <- shared_name(shared)
+  expect_false(is.null(name))
+  expect_identical(in_other_process(function(name) map_shared(name), list(name = name)),
+                   c(1.5, 2.5, 3.5))
+  close(shared)
+  expect_identical(shm_files(), character())
+})
+
 test_that("a failure is an R error and leaves nothing behind", {
   restore <- use_private_shm()
   on.exit(restore(), add = TRUE)

@@ -161,3 +161,22 @@ test_that("a shared list survives serialize(): its parts stay shared (mori's tes
   expect_true(all(got$shared))
   expect_identical(got$names, paste0(shared_name(x), c("[1,1]", "[1,2]")))
 })
+
+test_that("a mapped object whose name was given to a new region has no name, and share() shares it anew", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  in_other_process(function() invisible(share(c(1, 2, 3), name = "taken_again", persist = TRUE)))
+  x <- map_shared("taken_again")
+  remove_shared("taken_again")
+  in_other_process(function() invisible(share(c(7, 8, 9), name = "taken_again", persist = TRUE)))
+  # The name now opens the new region: handing it out for x would give
+  # another process 7, 8, 9 for x's 1, 2, 3.
+  expect_identical(map_shared("taken_again"), c(7, 8, 9))
+  expect_null(shared_name(x))
+  shared <- share(x)
+  expect_identical(in_other_process(function(name) map_shared(name),
+                                    list(name = shared_name(shared))), c(1, 2, 3))
+  close(shared)
+  remove_shared("taken_again")
+  expect_identical(shm_files(), character())
+})
