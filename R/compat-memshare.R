@@ -163,7 +163,16 @@ registerVariables <- function(namespace, variableList) {
   for (k in seq_along(variables)) {
     # (An empty list is not a shared object on R < 4.3, but its region is
     # there for retrieveViews().)
-    shared <- share(variableList[[k]], name = regions[[k]])
+    shared <- tryCatch(share(variableList[[k]], name = regions[[k]]), error = function(e) {
+      # Registered by another process (a worker, say): say so in memshare's
+      # terms, not with the name of a region the user never made.
+      if (.Call(shmr_region_file_present, paste0("shmr_", regions[[k]]))) {
+        stop(sprintf(paste("variable '%s' is registered in namespace '%s' already, by another",
+                           "process (releaseVariables() or memshare_gc() there frees the name)"),
+                     variables[[k]], namespace), call. = FALSE)
+      }
+      stop(e)
+    })
     memshare_state$pages[[regions[[k]]]] <- list(
       label = memshare_label(namespace, variables[[k]]), namespace = namespace, object = shared
     )

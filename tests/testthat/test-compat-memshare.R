@@ -502,3 +502,23 @@ test_that("releasing a variable with a close() method of its own (a connection) 
   releaseVariables(namespace, "a")
   expect_true(isOpen(con))
 })
+
+test_that("a variable another process registered is refused naming the variable, and nothing is left", {
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  worker <- start_worker()
+  on.exit(worker$close(), add = TRUE)
+  worker$run(function() registerVariables("ns_taken", list(v = c(1, 2))))
+  # memshare says "Variable was already registered!"; the region's name
+  # (shmr_memshare.ns_taken.v) is nothing the user made.
+  err <- tryCatch(registerVariables("ns_taken", list(a = 3, v = c(3, 4))), error = conditionMessage)
+  expect_match(err, "variable 'v' is registered in namespace 'ns_taken' already, by another process")
+  expect_identical(pageList(), list())
+  expect_identical(unname(retrieveViews("ns_taken", "v")), list(c(1, 2)))
+  releaseViews("ns_taken", "v")
+  worker$run(function() releaseVariables("ns_taken", "v"))
+  registerVariables("ns_taken", list(v = c(3, 4)))
+  expect_identical(worker$run(function() retrieveViews("ns_taken", "v")$v), c(3, 4))
+  releaseVariables("ns_taken", "v")
+  expect_identical(shm_files(), character())
+})
