@@ -7,7 +7,9 @@
 #' * [share()] writes an object into shared memory and returns a version
 #'   that reads it in place; sharing an object that is already shared (a
 #'   shared object, a part of one, or the result of [map_shared()]) returns
-#'   it unchanged. Objects that are not data (functions, environments,
+#'   it unchanged, while its region's name still opens that region (after
+#'   [prune_shared()] removed the region of a creator that died, `share()`
+#'   writes a new one). Objects that are not data (functions, environments,
 #'   language objects, `NULL`) come back unchanged, with no region. A
 #'   compact sequence such as `1:1e9` is written straight into the region,
 #'   never expanded in memory first; an object larger than the backing can

@@ -239,7 +239,9 @@
 #' @return The shared version of `x`. Sharing an object that is already
 #'   shared returns it unchanged (unless a `name`, `persist = TRUE` or
 #'   `readonly = FALSE` asks for a new region; a writable share asked for
-#'   with `readonly = TRUE` gets a read-only region of its own). So does
+#'   with `readonly = TRUE` gets a read-only region of its own, and so does
+#'   one whose region's name is gone or taken by another region, since no
+#'   other process could map it by its name). So does
 #'   sharing `NULL`, a function, an environment, a language object (a
 #'   formula, a call), an external pointer or a weak reference: there is no
 #'   data to share. With a `name` or

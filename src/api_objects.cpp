@@ -70,8 +70,13 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
     // A writable share asked for as read-only gets a read-only region of its own.
     if (as_logical(list_field(options, "reuse")) == TRUE) {
       Origin origin = origin_of(x);
+      // Nor is an object whose region's name is gone (its creator exited and
+      // prune_shared() removed it, say) handed back: no other process could
+      // open it by that name.
       if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable &&
-          reads_as_shared(x, origin))
+          reads_as_shared(x, origin) &&
+          where_name_leads(origin.mapping->region().location(), origin.mapping->region().stamp()) !=
+              NameLeads::Nowhere)
         return x;
     }
     CreateOptions create = create_options(options);

@@ -180,3 +180,32 @@ test_that("a mapped object whose name was given to a new region has no name, and
   remove_shared("taken_again")
   expect_identical(shm_files(), character())
 })
+
+test_that("share() of a mapped object whose region prune_shared() removed shares it anew", {
+  skip_without_callr()
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  name_file <- tempfile()
+  creator <- callr::r_bg(function(name_file) {
+    library(shmr)
+    x <- share(list(a = c(1.5, 2.5), b = letters))
+    writeLines(shared_name(x), paste0(name_file, ".tmp"))
+    file.rename(paste0(name_file, ".tmp"), name_file)
+    Sys.sleep(600)
+  }, args = list(name_file = name_file))
+  on.exit(creator$kill(), add = TRUE)
+  expect_true(wait_for_file(name_file, creator))
+  y <- map_shared(readLines(name_file))
+  # The creator dies without removing its region; prune_shared() removes it.
+  creator$kill()
+  creator$wait()
+  expect_true(shared_name(y) %in% prune_shared())
+  # y still reads its mapping, but its name opens nothing: share() must not
+  # hand y back as shared under it.
+  shared <- share(y)
+  expect_identical(in_other_process(function(name) map_shared(name),
+                                    list(name = shared_name(shared))),
+                   list(a = c(1.5, 2.5), b = letters))
+  close(shared)
+  expect_identical(shm_files(), character())
+})
