@@ -556,7 +556,7 @@ SEXP list_state(SEXP x) {
   // Saved again, a list whose region could not be had keeps its reference.
   if (own_handle(x) == nullptr && unavailable_info(x) != nullptr) return unavailable_state(x);
   ListHandle& handle = open_handle(x);
-  if (!list_view_unchanged(x) || !handle.mapping->name_still_leads_here()) return nullptr;
+  if (!list_view_unchanged(x) || !handle.mapping->name_opens_here()) return nullptr;
   // A list that holds an environment (or a closure, a formula) travels by
   // value too, element by element (its vectors still by name): sent by
   // name, it would be a root of its own in the receiver, with environments

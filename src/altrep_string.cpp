@@ -285,7 +285,7 @@ Rboolean string_inspect(SEXP x, int, int, int, void (*)(SEXP, int, int, int)) {
 SEXP string_state(SEXP x) {
   if (is_unavailable(x)) return unavailable_state(x);
   ViewHandle& handle = open_view_handle(x);
-  if (strings_written(handle) || !handle.mapping->name_still_leads_here()) return nullptr;
+  if (strings_written(handle) || !handle.mapping->name_opens_here()) return nullptr;
   return view_serialized_state(handle);
 }
 

@@ -124,7 +124,7 @@ SEXP view_state(SEXP x) {
   if (handle.is_slice()) return nullptr;
   // Written pages live only here: send the data itself, not the name.
   if (handle.holds_private_values() || view_holds_own_writes(handle)) return nullptr;
-  if (!handle.mapping->name_still_leads_here()) return nullptr;
+  if (!handle.mapping->name_opens_here()) return nullptr;
   return view_serialized_state(handle);
 }
 

@@ -374,6 +374,12 @@ bool Mapping::name_still_leads_here() const noexcept {
   return !detached_ && !name_leads_elsewhere(region_->location(), region_->stamp());
 }
 
+bool Mapping::name_opens_here() const noexcept {
+  if (detached_) return false;
+  const NameLeads leads = where_name_leads(region_->location(), region_->stamp());
+  return leads != NameLeads::Elsewhere && leads != NameLeads::Nowhere;
+}
+
 void Mapping::remove_view(uint64_t node, const void* data, uint64_t size) noexcept {
   auto found = live_views_.find(node);
   if (found == live_views_.end() || --found->second != 0) return;

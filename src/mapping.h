@@ -75,6 +75,11 @@ class Mapping {
   // taken again), whose data a receiver would map instead of theirs.
   bool name_still_leads_here() const noexcept;
 
+  // Whether its views may be serialized by their region's name: as above,
+  // and the name must still be there (its creator may have exited, or
+  // prune_shared() removed it): a receiver could open nothing by it.
+  bool name_opens_here() const noexcept;
+
   void add_view(uint64_t node) { ++live_views_[node]; }
   // `data` and `size`: the bytes the view read (empty for a string view),
   // checked for pages written through it.

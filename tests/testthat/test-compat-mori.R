@@ -181,7 +181,7 @@ test_that("a mapped object whose name was given to a new region has no name, and
   expect_identical(shm_files(), character())
 })
 
-test_that("share() of a mapped object whose region prune_shared() removed shares it anew", {
+test_that("a mapped object whose region prune_shared() removed goes to other processes by value, and share() shares it anew", {
   skip_without_callr()
   restore <- use_private_shm()
   on.exit(restore(), add = TRUE)
@@ -200,8 +200,11 @@ test_that("share() of a mapped object whose region prune_shared() removed shares
   creator$kill()
   creator$wait()
   expect_true(shared_name(y) %in% prune_shared())
-  # y still reads its mapping, but its name opens nothing: share() must not
-  # hand y back as shared under it.
+  # y still reads its mapping, but its name opens nothing: sent to another
+  # process (a worker's argument) it must travel by value...
+  expect_identical(in_other_process(function(v) v, list(v = y)),
+                   list(a = c(1.5, 2.5), b = letters))
+  # ...and share() must not hand y back as shared under that name.
   shared <- share(y)
   expect_identical(in_other_process(function(name) map_shared(name),
                                     list(name = shared_name(shared))),
