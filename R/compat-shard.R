@@ -46,7 +46,8 @@
 #' * `pool_dispatch(worker_id, expr)` evaluates `expr` on one worker of a
 #'   PSOCK pool (replacing it first if it died, or if a call to it was
 #'   interrupted before its reply came), with the variables `expr`
-#'   uses sent along; `pool_health_check()` replaces dead workers and
+#'   uses sent along (a shared object `expr` makes and returns becomes the
+#'   caller's, as a map's results do); `pool_health_check()` replaces dead workers and
 #'   recycles those over `rss_limit`, and returns `worker_actions` (`action`
 #'   `"none"`, `"restart"` or `"recycle"`).
 #'
@@ -298,7 +299,8 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
   variables <- variables_for(all.vars(expr), envir)
   pool$in_flight[worker_id] <- pool$in_flight[worker_id] + 1L
   value <- tryCatch(
-    parallel::clusterCall(pool$cluster[worker_id], eval_with, expr, variables)[[1L]],
+    parallel::clusterCall(pool$cluster[worker_id], eval_with, expr, variables,
+                          .Call(shmr_process_identity))[[1L]],
     error = function(e) {
       # An error of `expr` comes in its reply, which was read; a worker
       # that died left none, and is replaced at the next call.
@@ -333,8 +335,23 @@ variables_for <- function(names, envir) {
   variables
 }
 
-# Runs on a worker (a namespace function: it travels as a reference).
-eval_with <- function(expr, variables) eval(expr, list2env(variables, parent = globalenv()))
+# Runs on a worker (a namespace function: it travels as a reference). As a
+# map's chunk does (run_chunk()): a shared object `expr` makes and returns
+# becomes the caller's as the reply is written, so that it outlives the
+# worker's copy (collected, or the worker replaced); one `expr` closed is an
+# error, where it would stop serialize() halfway through the reply and end
+# the worker.
+eval_with <- function(expr, variables, recipient = NULL) {
+  .Call(shmr_set_reply_recipient, NULL)
+  value <- eval(expr, list2env(variables, parent = globalenv()))
+  if (length(.Call(shmr_unreadable_results, list(value)))) {
+    stop("`expr` returned a shared object that was closed (close() was called on it in the ",
+         "worker), which cannot be sent back; return it before closing it, or a copy of its ",
+         "values", call. = FALSE)
+  }
+  if (!is.null(recipient)) .Call(shmr_set_reply_recipient, recipient)
+  value
+}
 
 #' @rdname compat-shard
 #' @param busy_workers Accepted for code written for shard; not used.

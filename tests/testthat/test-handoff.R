@@ -233,3 +233,42 @@ test_that("a closed shared object FUN returns fails its element; the worker stay
   expect_identical(pool_status(pool)$pid, pid)
   expect_identical(pool_sapply(1:2, function(i) i * 2, pool = pool), c(2, 4))
 })
+
+test_that("a shared object pool_dispatch() makes on a worker is the caller's and outlives the worker's copy", {
+  skip_on_cran()
+  skip_if_not_installed("callr")
+  pool <- pool_create(2)
+  on.exit(pool_stop(pool), add = TRUE)
+  made <- pool_dispatch(1, quote(shmr::share(as.numeric(1:1000) * 3)), pool = pool)
+  name <- shared_name(made)
+  expect_identical(shared_info(made)$creator_pid, as.numeric(Sys.getpid()))
+  expect_true(shared_info(made)$owner)
+  # The worker collects its own copy: before, that removed the region, and
+  # the object the caller held could no longer be sent to anyone.
+  invisible(pool_dispatch(1, quote({ gc(); NULL }), pool = pool))
+  expect_identical(nrow(shared_regions(name)), 1L)
+  expect_identical(pool_sapply(1:2, function(i) sum(made), pool = pool),
+                   rep(sum(as.numeric(1:1000) * 3), 2))
+  pool_stop(pool)
+  seen <- in_other_process(function(name) sum(shmr::map_shared(name)), list(name = name))
+  expect_identical(seen, sum(as.numeric(1:1000) * 3))
+  # The caller removes it with its object, as it does its own shares.
+  rm(made)
+  invisible(gc())
+  expect_identical(nrow(shared_regions(name)), 0L)
+})
+
+test_that("a closed shared object pool_dispatch() returns is a clear error; the worker stays", {
+  skip_on_cran()
+  pool <- pool_create(1)
+  on.exit(pool_stop(pool), add = TRUE)
+  pid <- pool_status(pool)$pid
+  # Before, the reply broke off mid-stream: the worker died with it and the
+  # error said only that it had exited.
+  expect_error(
+    pool_dispatch(1, quote({ x <- shmr::share(as.numeric(1:10)); close(x); x }), pool = pool),
+    "returned a shared object that was closed"
+  )
+  expect_identical(pool_status(pool)$pid, pid)
+  expect_identical(pool_dispatch(1, quote(2 * 3), pool = pool), 6)
+})
