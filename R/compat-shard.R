@@ -291,6 +291,7 @@ pool_dispatch <- function(worker_id, expr, envir = parent.frame(), pool = NULL, 
     stop("`envir` must be an environment, not ", describe_value(envir), call. = FALSE)
   }
   worker_id <- as.integer(worker_id)
+  check_pool_idle(pool, "pool_dispatch()")
   # A worker whose reply to an interrupted call was never read would hand
   # that reply to this call: it is replaced, as the maps do (see
   # dispatch_psock()).
@@ -360,6 +361,8 @@ pool_health_check <- function(pool = NULL, busy_workers = NULL) {
   pool <- pool %||% pool_get()
   if (is.null(pool)) stop("there is no pool; create one with pool_create()", call. = FALSE)
   check_pool(pool, running = TRUE)
+  # It would replace workers that compute for the call.
+  check_pool_idle(pool, "pool_health_check()")
   actions <- lapply(seq_along(pool$pids), function(w) {
     action <- list(worker_id = w, action = "none", reason = NA_character_)
     if (!process_alive(pool$pids[w])) {

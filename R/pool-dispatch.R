@@ -27,6 +27,22 @@ stop_if_pool_stopped <- function(pool) {
   }
 }
 
+# A PSOCK pool runs one call at a time. Code of the caller's that runs
+# during a call (a handler of a relayed message or warning, progress) and
+# uses the same pool would take over the workers still computing for the
+# call: it found their chunks in flight and replaced them, and the call
+# then waited forever for replies the new workers never send. Such a use
+# is an error instead (`what` names it).
+check_pool_idle <- function(pool, what) {
+  if (isTRUE(pool$busy)) {
+    stop(sprintf(paste0(
+      "%s cannot use this pool while a call on it is running (here from the caller's own ",
+      "code during that call, such as a handler of a message or warning it relays); ",
+      "use another pool, or wait until the call returns"), what), call. = FALSE)
+  }
+  invisible()
+}
+
 describe_positions <- function(positions) {
   if (length(positions) == 1L) return(as.character(positions))
   sprintf("%d to %d", min(positions), max(positions))
@@ -51,6 +67,9 @@ chunk_done <- function(pool, t, reply, on_done) {
 # work: no late reply can be read as the answer of a later call. Replies
 # also name their call and chunk, and one that does not match is dropped.
 dispatch_psock <- function(pool, tasks, on_done) {
+  check_pool_idle(pool, "a map")
+  on.exit(pool$busy <- FALSE, add = TRUE)
+  pool$busy <- TRUE
   replace_abandoned_workers(pool)
   replace_disconnected_workers(pool)
   workers <- length(pool$cluster)
@@ -97,7 +116,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
     if (attempts[mine[1L]] > 1L) worker_died_error(tasks[[mine[1L]]])
     queue <<- c(mine, queue)
   }
-  on.exit(abandon_chunks(pool))
+  on.exit(abandon_chunks(pool), add = TRUE)
   for (w in seq_len(workers)) fill(w)
   repeat {
     busy <- which(lengths(outstanding) > 0L)

@@ -39,6 +39,9 @@
 #' `suppressMessages()`, `withCallingHandlers()` and `capture.output()`
 #' around a map therefore act as they would around [lapply()]. When the call
 #' stops at an error, what the elements before it relayed is relayed first.
+#' Such a handler may stop the pool with [pool_stop()], which ends the call;
+#' another use of a PSOCK pool while a call on it runs (a map,
+#' `pool_dispatch()`, `pool_health_check()`) is an error.
 #'
 #' @section Random numbers:
 #' With `seed`, element `i` gets the `i`-th L'Ecuyer-CMRG stream from

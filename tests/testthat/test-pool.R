@@ -697,6 +697,48 @@ test_that("pool_stop() during a map ends the call and starts no worker", {
   }
 })
 
+test_that("a PSOCK pool used by the caller's own code during a map on it is an error, never a hang", {
+  skip_if_no_pool()
+  skip_without_callr()
+  # In a process of its own: before, the inner use replaced the workers
+  # still computing for the map, which then waited forever for their
+  # replies, and only callr's time limit ended it.
+  seen <- in_other_process(function() {
+    pool <- pool_create(2)
+    on.exit(pool_stop(pool))
+    uses <- list(
+      map = function() pool_sapply(1:2, function(j) j * 10, pool = pool),
+      dispatch = function() pool_dispatch(1, quote(1 + 1), pool = pool),
+      health = function() pool_health_check(pool)
+    )
+    lapply(uses, function(use) {
+      # A relayed message's handler is code of the caller's that runs while
+      # the call waits for its workers.
+      err <- tryCatch(withCallingHandlers(
+        pool_sapply(1:8, function(i) {
+          message("element ", i)
+          Sys.sleep(0.1)
+          i
+        }, pool = pool, chunk_size = 1),
+        message = function(m) {
+          use()
+          invokeRestart("muffleMessage")
+        }), error = conditionMessage)
+      # The pool is whole again, and its next calls get their own results.
+      list(err = err, map = pool_sapply(1:6, function(i) i * 2, pool = pool),
+           dispatch = pool_dispatch(2, quote(3 + 4), pool = pool),
+           status = pool_status(pool)$status)
+    })
+  }, timeout = 300)
+  for (use in names(seen)) {
+    expect_match(seen[[use]]$err, "cannot use this pool while a call on it is running",
+                 label = use)
+    expect_identical(seen[[use]]$map, (1:6) * 2, label = use)
+    expect_identical(seen[[use]]$dispatch, 7, label = use)
+    expect_identical(seen[[use]]$status, c("ok", "ok"), label = use)
+  }
+})
+
 test_that("the mirai backend runs maps and keeps seeds", {
   skip_if_no_pool()
   skip_if_not_installed("mirai")
