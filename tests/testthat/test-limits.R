@@ -244,13 +244,19 @@ test_that("a mirai pool refused file descriptors fails at once, naming the limit
   skip_without_prlimit()
   skip_if_not_installed("mirai")
   session <- start_worker()
-  on.exit(session$kill(), add = TRUE)
+  pid <- session$get_pid()
+  # Killed (it may be stuck in daemons()), the session cannot remove its x:
+  # its regions go once it is gone, as a pool does for a worker it kills.
+  on.exit({
+    session$kill()
+    session$wait(5000)
+    shmr:::prune_regions_of(pid)
+  }, add = TRUE)
   session$run(function() {
     loadNamespace("mirai")
     x <<- share(as.numeric(1:1000))
     invisible(NULL)
   })
-  pid <- session$get_pid()
   set_limit(pid, "nofile", limit_leaving(pid, 3))
   # Before, mirai::daemons() never returned: wait 30 s at most.
   session$call(function() tryCatch(pool_create(2, backend = "mirai"), error = conditionMessage))
