@@ -431,9 +431,7 @@ describe_not_data <- function(x) {
   if (is.language(x)) return("a language object (a call or a symbol)")
   if (typeof(x) == "externalptr") return("an external pointer")
   if (typeof(x) == "weakref") return("a weak reference")
-  if (!(is.atomic(x) || is.list(x) || typeof(x) %in% c("S4", "object"))) {
-    return(sprintf("an object of type \"%s\"", typeof(x)))
-  }
+  if (is_not_data(x)) return(sprintf("an object of type \"%s\"", typeof(x)))
   if (isS4(x)) "an S4 object" else "an object whose data are all in its attributes (an S7 object, say)"
 }
 

@@ -74,9 +74,7 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
       // prune_shared() removed it, say) handed back: no other process could
       // open it by that name.
       if (origin.mapping && origin.mapping->region().access() != Access::SharedWritable &&
-          reads_as_shared(x, origin) &&
-          where_name_leads(origin.mapping->region().location(), origin.mapping->region().stamp()) !=
-              NameLeads::Nowhere)
+          reads_as_shared(x, origin) && origin.mapping->name_opens_here())
         return x;
     }
     CreateOptions create = create_options(options);
