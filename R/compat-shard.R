@@ -346,9 +346,7 @@ eval_with <- function(expr, variables, recipient = NULL) {
   .Call(shmr_set_reply_recipient, NULL)
   value <- eval(expr, list2env(variables, parent = globalenv()))
   if (length(.Call(shmr_unreadable_results, list(value)))) {
-    stop("`expr` returned a shared object that was closed (close() was called on it in the ",
-         "worker), which cannot be sent back; return it before closing it, or a copy of its ",
-         "values", call. = FALSE)
+    stop(closed_result_message("`expr`"), call. = FALSE)
   }
   if (!is.null(recipient)) .Call(shmr_set_reply_recipient, recipient)
   value

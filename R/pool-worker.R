@@ -24,9 +24,7 @@ run_chunk <- function(task) {
   # and with it the worker: it fails its element instead.
   unreadable <- .Call(shmr_unreadable_results, values)
   if (length(unreadable)) {
-    values[unreadable] <- list(simpleError(paste(
-      "FUN returned a shared object that was closed (close() was called on it in the worker),",
-      "which cannot be sent back; return it before closing it, or a copy of its values")))
+    values[unreadable] <- list(simpleError(closed_result_message("FUN")))
     failed <- sort(c(failed, unreadable))
   }
   on_this_host <- caller_on_this_host(task)
@@ -45,6 +43,12 @@ run_chunk <- function(task) {
   }
   list(call = task$call, chunk = task$chunk, pid = Sys.getpid(), values = values,
        failed = failed, handoffs = handoffs, relay = capture$records)
+}
+
+# What a worker says of a shared object `what` returned after closing it.
+closed_result_message <- function(what) {
+  paste(what, "returned a shared object that was closed (close() was called on it in the worker),",
+        "which cannot be sent back; return it before closing it, or a copy of its values")
 }
 
 # What a message to a worker names to run a chunk: its code travels with
