@@ -21,8 +21,8 @@
 #' arithmetic) are private, and the results of arithmetic, comparisons,
 #' Math and Complex functions, [t()] and [diff()] are ordinary vectors
 #' without the class `shmr_buffer`. A buffer changed inside a function and returned
-#' is the same buffer, and so is a buffer given names, `dim` or `dimnames`
-#' (wherever it is kept: a variable, a list, an environment). Writes from
+#' is the same buffer, and so is a buffer given names, `dim`, `dimnames` or
+#' other attributes (wherever it is kept: a variable, a list, an environment). Writes from
 #' several processes to the same elements
 #' race: give each worker its own part.
 #'

@@ -692,17 +692,52 @@ bool is_script_change_of_share(SEXP list, const ListHandle& handle, SEXP envs, S
   return false;
 }
 
-// Whether a variable of the running code (or of the global environment) is
-// bound to `x` itself.
-bool bound_to_variable(SEXP x, const ViewHandle& handle) {
-  const Copy context(x, handle, false);
+// True when `value` is `x` itself, or an ordinary list (or a list inside it,
+// down to `depth` levels) has `x` among its elements.
+bool holds_itself(SEXP value, SEXP x, int depth, uint64_t& budget) {
+  if (value == x) return true;
+  if (depth < 0 || !is_plain_list(value)) return false;
+  for (ListCursor at(value); !at.done() && budget > 0; at.next(), --budget)
+    if (holds_itself(at.element(), x, depth - 1, budget)) return true;
+  return false;
+}
+
+// Whether a variable of `env` holds `x` itself (bound to it, or in a list);
+// with `into_environments`, also a variable of an environment that one of
+// `env`'s variables is bound to (`e$x`, an R6 object's field).
+bool env_holds_itself(SEXP env, SEXP x, bool into_environments, uint64_t& budget) {
+  SEXP names = PROTECT(R_lsInternal3(env, TRUE, FALSE));
+  bool held = false;
+  for (R_xlen_t i = 0; i < XLENGTH(names) && !held && budget > 0; ++i, --budget) {
+    SEXP symbol = Rf_installChar(STRING_ELT(names, i));
+    // Reading an active binding or a promise would run code.
+    if (R_BindingIsActive(symbol, env)) continue;
+    SEXP value = Rf_findVarInFrame(env, symbol);
+    if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) continue;
+    if (TYPEOF(value) == ENVSXP) {
+      held = into_environments && value != env && value != R_GlobalEnv &&
+             !R_IsNamespaceEnv(value) && !R_IsPackageEnv(value) &&
+             env_holds_itself(value, x, false, budget);
+    } else {
+      held = holds_itself(value, x, kListDepth, budget);
+    }
+  }
+  UNPROTECT(1);
+  return held;
+}
+
+// Whether a variable of the running code (or of the global environment)
+// holds `x` itself: bound to it, or in a list or an environment it is bound
+// to. R's wrapper of `x` (unclass() of a long buffer) is not `x`.
+bool held_by_variable(SEXP x) {
   SEXP found = PROTECT(writer_environments());
   SEXP envs = VECTOR_ELT(found, 0);
-  bool bound = false;
-  for (R_xlen_t i = 0; i < XLENGTH(envs) && !bound; ++i)
-    bound = scan(VECTOR_ELT(envs, i), context).selves > 0;
+  uint64_t budget = kListElements;
+  bool held = false;
+  for (R_xlen_t i = 0; i < XLENGTH(envs) && !held; ++i)
+    held = env_holds_itself(VECTOR_ELT(envs, i), x, true, budget);
   UNPROTECT(1);
-  return bound;
+  return held;
 }
 
 }  // namespace
@@ -710,7 +745,10 @@ bool bound_to_variable(SEXP x, const ViewHandle& handle) {
 SEXP duplicate_writable_view(SEXP x, ViewHandle& handle, Rboolean deep) {
   if (handle.writable_copy == WritableCopy::Private) return nullptr;
   // sort(), rev() and their kind copy deeply: an ordinary private vector.
-  if (deep) return private_copy(x, handle);
+  // Not a buffer's copy: `comment<-` and `levels<-` copy deeply too, and
+  // their result, still of class shmr_buffer, is the buffer
+  // (settle_writable_copy() makes a copy R sorts into scratch space).
+  if (deep && !is_buffer_region(handle.mapping->reader())) return private_copy(x, handle);
   SEXP copy = PROTECT(make_view(handle.mapping, handle.node));
   ViewHandle* copied = view_handle(copy);
   copied->writable_copy = WritableCopy::Pending;
@@ -727,16 +765,17 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list) {
   // R copies a buffer to change its attributes (`names<-`, `dim<-`, `attr<-`
   // on a variable also held elsewhere, which a buffer always is: it
   // references itself), and the copy, still of class shmr_buffer, becomes
-  // the variable's value: it is the buffer. Settled as a private copy at
+  // the variable's value (or a list's element, `attr(l$x, "u") <- v`): it
+  // is the buffer. Settled as a private copy at
   // its first read that asks for a writable pointer (c(), rep(), format()),
   // it would silently stop being the buffer: later writes would fail or
   // miss shared memory. It stays pinned (data2), and the objects it was
   // copied from, the same buffer, stay shared too. Only a copy a variable
-  // is bound to: R's wrapper (unclass() of a long buffer) copies the buffer
+  // holds: R's wrapper (unclass() of a long buffer) copies the buffer
   // it wraps when it is asked for a pointer to write a result into, and that
   // copy is scratch space (private).
   if (is_buffer_region(handle.mapping->reader()) && Rf_inherits(x, "shmr_buffer") &&
-      bound_to_variable(x, handle)) {
+      held_by_variable(x)) {
     handle.writable_copy = WritableCopy::Shared;
     handle.copied_from = nullptr;
     handle.copied_from_serial = 0;

@@ -104,6 +104,51 @@ test_that("a buffer given names stays the buffer after reads that ask R for a wr
   close(b)
 })
 
+test_that("a buffer given an attribute in a list or an environment reads what others write", {
+  # attr<- is not generic, so no method of the buffer's makes R's copy the
+  # buffer again: the copy, kept in a list or an environment, once became a
+  # private vector at its first read asking for a writable pointer, and read
+  # the values of that moment for ever after.
+  write_second <- function(name, value) {
+    in_other_process(function(name, value) {
+      x <- map_shared(name)
+      x[2] <- value
+      NULL
+    }, list(name = name, value = value))
+  }
+  for (n in c(3, 1000)) {
+    b <- shared_buffer("integer", n, init = 0L)
+    held <- list(x = b)
+    env <- new.env()
+    env$x <- b
+    name <- shared_name(b)
+    rm(b)
+    attr(held$x, "units") <- "kg"
+    comment(env$x) <- "weights"
+    invisible(c(held$x))
+    invisible(format(env$x))
+    write_second(name, 7L)
+    expect_identical(held$x[2], 7L, info = n)
+    expect_identical(env$x[2], 7L, info = n)
+    expect_identical(attr(held$x, "units"), "kg", info = n)
+    held$x[3] <- 3L
+    expect_identical(env$x[3], 3L, info = n)
+    close(held$x)
+  }
+  # In a function, the list is a variable of its frame.
+  b <- shared_buffer("double", 2, init = 0)
+  name <- shared_name(b)
+  label_and_read <- function(buffer) {
+    kept <- list(buffer)
+    attr(kept[[1]], "units") <- "m"
+    invisible(rep(kept[[1]], 2))
+    write_second(name, 5)
+    kept[[1]][2]
+  }
+  expect_identical(label_and_read(b), 5)
+  close(b)
+})
+
 test_that("R's temporary copies of a buffer never change it", {
   for (n in c(10, 1000)) {
     b <- shared_buffer("double", n, init = 1)
