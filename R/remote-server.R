@@ -57,7 +57,9 @@ serve_regions <- function(control, listen, owner_pid, owner_ticks, tls, chunk_ma
                    tls = if (tls) nanonext::tls_config(server = cert$server))
   bound <- attr(pub$listener[[1L]], "url")
   state <- new.env(parent = emptyenv())
-  state$exports <- list()     # name -> list(token, handle)
+  # name -> list(token, handle); hashed, as a server may export many
+  # thousand objects over its life.
+  state$exports <- new.env(hash = TRUE, parent = emptyenv())
   state$served <- list()      # host -> c(bytes, requests)
   state$stop <- FALSE
   state$bound <- bound
@@ -84,7 +86,10 @@ serve_regions <- function(control, listen, owner_pid, owner_ticks, tls, chunk_ma
     )
     if (done) break
   }
-  for (e in state$exports) if (!is.null(e$handle)) .Call(shmr_serve_close, e$handle)
+  for (name in names(state$exports)) {
+    handle <- state$exports[[name]]$handle
+    if (!is.null(handle)) .Call(shmr_serve_close, handle)
+  }
   close(pub)
   close(ctl)
   invisible()
@@ -126,15 +131,34 @@ serve_turn <- function(state, ctl, pub, owner_pid, owner_ticks) {
 # An exported object its owner dropped without close() (collected, or its
 # region removed) loses its region's name: the server's mapping would keep
 # the region's memory until the owner exits. Looked for every 2 seconds.
+# The record of an object no longer served answers "gone" for a while, then
+# goes: an owner sending many objects would otherwise have its server keep
+# one record for each object it ever sent.
 release_gone_regions <- function(state) {
+  now <- Sys.time()
   for (name in names(state$exports)) {
     export <- state$exports[[name]]
-    if (!is.null(export$handle) && isTRUE(.Call(shmr_serve_gone, export$handle))) {
-      .Call(shmr_serve_close, export$handle)
-      state$exports[[name]] <- list(token = export$token, handle = NULL)
+    if (is.null(export$handle)) {
+      if (difftime(now, export$gone_at, units = "secs") > gone_record_seconds) rm(list = name, envir = state$exports)
+    } else if (isTRUE(.Call(shmr_serve_gone, export$handle))) {
+      mark_gone(state, name)
     }
   }
-  state$next_sweep <- Sys.time() + 2
+  state$next_sweep <- now + 2
+}
+
+# How long a fetch of an object no longer served learns that it is gone,
+# rather than that no such object is served.
+gone_record_seconds <- 600
+
+# Stops serving `name`, remembered as gone so a request with its token
+# learns why.
+mark_gone <- function(state, name) {
+  export <- state$exports[[name]]
+  if (is.null(export)) return(invisible())
+  if (!is.null(export$handle)) .Call(shmr_serve_close, export$handle)
+  state$exports[[name]] <- list(token = export$token, handle = NULL, gone_at = Sys.time())
+  invisible()
 }
 
 # An idle server holds no chunk: the buffer goes once no chunk was sent for
@@ -167,12 +191,7 @@ control_reply <- function(state, message) {
       "OK"
     },
     UNEXPORT = {
-      old <- state$exports[[words[2L]]]
-      if (!is.null(old)) {
-        .Call(shmr_serve_close, old$handle)
-        # Remembered as gone, so a request with its token learns why.
-        state$exports[[words[2L]]] <- list(token = old$token, handle = NULL)
-      }
+      mark_gone(state, words[2L])
       "OK"
     },
     STATS = paste(vapply(names(state$served), function(host) {
@@ -196,7 +215,7 @@ public_reply <- function(state, message) {
   words <- strsplit(message, " ", fixed = TRUE)[[1L]]
   if (identical(words, "CERT")) return(status_reply("ok", state$cert))
   if (length(words) != 6L || words[1L] != "GET") return(status_reply("bad", "malformed request"))
-  export <- state$exports[[words[2L]]]
+  export <- if (nzchar(words[2L])) state$exports[[words[2L]]]
   # The same answer for an unknown name and a wrong token: a request learns
   # nothing without the token.
   if (is.null(export) || !identical(export$token, words[3L])) {
@@ -216,8 +235,7 @@ public_reply <- function(state, message) {
   }
   if (is.null(state$buffer) && length == state$chunk_max && !is.null(chunk)) state$buffer <- chunk
   if (is.null(chunk)) {
-    if (!is.null(export$handle)) .Call(shmr_serve_close, export$handle)
-    state$exports[[words[2L]]] <- list(token = export$token, handle = NULL)
+    mark_gone(state, words[2L])
     return(status_reply("gone", "the object was closed by its owner"))
   }
   state$last_chunk <- Sys.time()

@@ -234,6 +234,27 @@ test_that("the region server answers only with the token, and 'gone' after close
   expect_length(remote_status()$exported, 0L)
 })
 
+test_that("a region server forgets objects no longer served after a while", {
+  # Each object a server exported stayed in its records for the server's
+  # life, as "gone" once closed or dropped: an owner sending thousands of
+  # objects made every later export and request slower. A record of an
+  # object no longer served answers "gone" for ten minutes, then goes.
+  state <- new.env(parent = emptyenv())
+  state$exports <- new.env(hash = TRUE, parent = emptyenv())
+  state$exports[["old"]] <- list(token = "a", handle = NULL,
+                                 gone_at = Sys.time() - shmr:::gone_record_seconds - 1)
+  state$exports[["recent"]] <- list(token = "b", handle = NULL, gone_at = Sys.time() - 1)
+  shmr:::release_gone_regions(state)
+  expect_setequal(names(state$exports), "recent")
+  reply <- shmr:::public_reply(state, "GET recent b 0 64 here")
+  expect_identical(as.integer(reply[1]), shmr:::server_status[["gone"]])
+  reply <- shmr:::public_reply(state, "GET old a 0 64 here")
+  expect_identical(as.integer(reply[1]), shmr:::server_status[["refused"]])
+  # A request with no name is malformed, not an R error of the server.
+  reply <- shmr:::public_reply(state, "GET  a 0 64 here")
+  expect_identical(as.integer(reply[1]), shmr:::server_status[["refused"]])
+})
+
 test_that("the region server sends full chunks from one buffer, and lets it go when idle", {
   skip_without_nanonext()
   shmr:::stop_region_server()
