@@ -250,7 +250,7 @@ test_that("a region server forgets objects no longer served after a while", {
   expect_identical(as.integer(reply[1]), shmr:::server_status[["gone"]])
   reply <- shmr:::public_reply(state, "GET old a 0 64 here")
   expect_identical(as.integer(reply[1]), shmr:::server_status[["refused"]])
-  # A request with no name is malformed, not an R error of the server.
+  # A request with no name is refused, not an R error of the server.
   reply <- shmr:::public_reply(state, "GET  a 0 64 here")
   expect_identical(as.integer(reply[1]), shmr:::server_status[["refused"]])
 })
