@@ -16,6 +16,13 @@
 #' `mcparallel()`) that uses it gets an error (it would read the replies
 #' meant for its parent); create a pool in the child instead.
 #'
+#' A worker keeps its state from one call to the next, as a `parallel`
+#' cluster's does: what `FUN` assigns in the global environment, sets with
+#' [options()], [Sys.setenv()] or [setwd()], or attaches, is still there when
+#' the worker runs later work, until it is replaced (it died, or was
+#' recycled under `rss_limit`). A `FUN` that changes such settings restores
+#' them (`on.exit()`); `init` is the place for settings every call needs.
+#'
 #' PSOCK workers make their temporary directories ([tempdir()]) inside the
 #' caller's, one directory per start, unless the environment variables
 #' `TMPDIR`, `TMP` or `TEMP` now point elsewhere than where the caller's is:
