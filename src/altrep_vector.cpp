@@ -35,10 +35,10 @@ struct LastView {
   const bool* slow_path = nullptr;
   R_xlen_t length = 0;
   uint64_t generation = 0;
-  // This view handed R a writable pointer, with all that entails done
+  // This view handed R a data pointer, with all that entails done
   // (view_dataptr()), and nothing has changed since (a change advances the
   // generation).
-  bool writable_given = false;
+  bool pointer_given = false;
 };
 #if defined(__GLIBC__)
 thread_local LastView last_view __attribute__((tls_model("initial-exec")));
@@ -51,9 +51,9 @@ inline const LastView* last_view_if(SEXP x, uint64_t now) {
   return __builtin_expect(last.view == x && last.generation == now, 1) ? &last : nullptr;
 }
 
-inline void remember_view(SEXP x, const ViewHandle& handle, uint64_t now, bool writable_given) {
+inline void remember_view(SEXP x, const ViewHandle& handle, uint64_t now, bool pointer_given) {
   last_view = LastView{x, handle.begin, handle.slow_path, static_cast<R_xlen_t>(handle.count), now,
-                       writable_given};
+                       pointer_given};
 }
 
 template <typename T>
@@ -76,23 +76,25 @@ R_xlen_t view_length(SEXP x) {
   return static_cast<R_xlen_t>(handle->count);
 }
 
-// A writable pointer is how R writes: the value flags are checked again
-// (against the pages) after one was handed out.
+// A data pointer is how C code writes: the value flags are checked again
+// (against the pages) after one was handed out. A read-only one counts too:
+// Rcpp takes every vector's pointer with DATAPTR_RO() and writes through it
+// (x[i] = v on a NumericVector argument).
 void* view_dataptr(SEXP x, Rboolean writable) {
   const uint64_t now = current_view_generation();
   const LastView* last = last_view_if(x, now);
-  if (last != nullptr && !*last->slow_path && (!writable || last->writable_given))
+  if (last != nullptr && !*last->slow_path && last->pointer_given)
     return const_cast<void*>(last->begin);
   ViewHandle* handle = own_handle(x);
   if (__builtin_expect(handle == nullptr || *handle->slow_path, 0)) handle = &open_view_handle(x);
-  if (writable) {
-    // Until R holds a writable pointer, no page of the mapping can have been
-    // written, and the page checks (Duplicate, Serialized_state, value
-    // flags) are skipped.
-    handle->mapping->note_writable_pointer();
-    if (handle->writable_copy == WritableCopy::Pending) return settle_writable_copy(x, *handle);
-  }
-  remember_view(x, *handle, now, writable);
+  // Until C code holds a pointer, no page of the mapping can have been
+  // written, and the page checks (Duplicate, Serialized_state, value flags)
+  // are skipped.
+  handle->mapping->note_writable_pointer();
+  const bool pending = handle->writable_copy == WritableCopy::Pending;
+  if (writable && pending) return settle_writable_copy(x, *handle);
+  // A pending copy is settled by the first writable request, never cached.
+  remember_view(x, *handle, now, !pending);
   return const_cast<void*>(handle->begin);
 }
 

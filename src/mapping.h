@@ -85,8 +85,9 @@ class Mapping {
   // checked for pages written through it.
   void remove_view(uint64_t node, const void* data, uint64_t size) noexcept;
 
-  // R was handed a writable pointer into this mapping: its pages may have
-  // been written. Until then none can have been, and no page check is needed;
+  // R was handed a data pointer into this mapping (read-only ones count:
+  // Rcpp writes through them): its pages may have been written. Until then
+  // none can have been, and no page check is needed;
   // a view checked since the last one was handed out needs none either.
   void note_writable_pointer() noexcept { ++writable_pointers_; }
   bool writable_pointer_given() const noexcept { return writable_pointers_ != 0; }

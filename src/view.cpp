@@ -353,7 +353,7 @@ bool view_holds_own_writes(ViewHandle& handle) {
     return true;
   }
   handle.clean_at_pointers = pointers;
-  // A view keeps its writable pointer in the last-view cache
+  // A view keeps its data pointer in the last-view cache
   // (altrep_vector.cpp), where asking again would not be counted.
   views_changed();
   return false;

@@ -61,7 +61,7 @@ struct ViewHandle {
   // Set once the view was found to hold private (written) pages: from then
   // on its node's value flags are not trusted.
   bool known_written = false;
-  // The mapping's count of writable pointers handed out (Mapping) when the
+  // The mapping's count of data pointers handed out (Mapping) when the
   // view was last found free of private pages: R writes only through such
   // pointers, so the page check runs again only once the count has moved.
   uint64_t clean_at_pointers = kNeverChecked;
@@ -382,7 +382,7 @@ bool view_writes_through(const ViewHandle& handle);
 // its own pages (copy-on-write pages, a string view's changed elements) hold
 // what the region does not, so the region's name no longer gives it back.
 // The page check (a read of the kernel's page map, a cost per page of the
-// view) runs only when R was handed a writable pointer into the view's
+// view) runs only when R was handed a data pointer into the view's
 // mapping since the last check found no written page.
 bool view_holds_own_writes(ViewHandle& handle);
 

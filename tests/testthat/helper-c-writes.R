@@ -16,6 +16,10 @@ in_place_writers <- local({
       "  REAL(x)[asInteger(i) - 1] = asReal(v);",
       "  return R_NilValue;",
       "}",
+      "SEXP shmr_test_write_double_ro(SEXP x, SEXP i, SEXP v) {",
+      "  ((double *) DATAPTR_RO(x))[asInteger(i) - 1] = asReal(v);",
+      "  return R_NilValue;",
+      "}",
       "SEXP shmr_test_write_string(SEXP x, SEXP i, SEXP v) {",
       "  SET_STRING_ELT(x, asInteger(i) - 1, STRING_ELT(v, 0));",
       "  return R_NilValue;",
@@ -42,6 +46,11 @@ in_place_writers <- local({
     writers <<- list(
       double = function(x, i, value) {
         invisible(.Call(symbol("shmr_test_write_double"), x, as.integer(i), as.double(value)))
+      },
+      # Through the read-only pointer, as Rcpp writes (x[i] = v on a
+      # NumericVector argument).
+      double_ro = function(x, i, value) {
+        invisible(.Call(symbol("shmr_test_write_double_ro"), x, as.integer(i), as.double(value)))
       },
       string = function(x, i, value) {
         invisible(.Call(symbol("shmr_test_write_string"), x, as.integer(i), as.character(value)))

@@ -94,6 +94,32 @@ test_that("writes never reach another object of the same process", {
   expect_identical(t, c("changed", "b"))
 })
 
+test_that("a write through a read-only data pointer (Rcpp's) is seen as a write", {
+  write <- in_place_writers()
+  n <- 1e5
+  x <- share(as.numeric(seq_len(n)))
+  invisible(x[1])
+  write$double_ro(x, 1, NA)
+  expect_true(anyNA(x))
+  expect_identical(is.unsorted(x), NA)
+  y <- x
+  y[2] <- 0
+  expect_identical(y[1:2], c(NA_real_, 0))
+  expect_null(shared_name(x))
+  expect_identical(unserialize(serialize(x, NULL))[1], NA_real_)
+  expect_identical(in_other_process(function(x) x[1], list(x)), NA_real_)
+  # The region and a new object of it keep the old values.
+  kept <- share(as.numeric(seq_len(n)))
+  name <- shared_name(kept)
+  z <- map_shared(name)
+  write$double_ro(z, 3, -1)
+  rm(z)
+  invisible(gc())
+  expect_identical(map_shared(name)[3], 3)
+  expect_identical(in_other_process(function(name) map_shared(name)[3], list(name)), 3)
+  close(kept)
+})
+
 test_that("the region's bytes never change, whatever R does to the object", {
   x <- share(as.numeric(1:1000))
   path <- region_file(shared_name(x))
