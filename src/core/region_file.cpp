@@ -214,6 +214,14 @@ PendingRegion::PendingRegion(const std::string& directory, const std::string& na
   // The destructor does not run when the constructor throws: remove the
   // temporary file here.
   try {
+    // Past the file-size limit (ulimit -f), sizing the file fails with
+    // EFBIG only where SIGXFSZ is ignored: R keeps its default action,
+    // which ends the process at once.
+    if (auto soft = limit_passed(RLIMIT_FSIZE, uint64_t{0}, size))
+      throw Error(ErrorKind::NoSpace,
+                  "a region of " + std::to_string(size) + " bytes is larger than this process's " +
+                      "file-size limit, `ulimit -f`, of " + std::to_string(*soft) +
+                      " bytes: raise it");
     if (writing == Writing::ByDescriptor) {
       if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
         int err = errno;

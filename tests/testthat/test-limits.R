@@ -240,6 +240,41 @@ test_that("with no file descriptor left, shares fail naming it, nothing is left,
                                 open = sum(as.numeric(1:1e5)), unserialized = sum(as.numeric(1:1e5))))
 })
 
+test_that("a region larger than the file-size limit (ulimit -f) is an error, not SIGXFSZ; lifted, it works", {
+  skip_without_prlimit()
+  session <- start_worker()
+  on.exit(session$close(), add = TRUE)
+  session$run(function() {
+    v <<- as.numeric(seq_len(1e6))
+    x <<- share(v)
+    invisible(NULL)
+  })
+  files <- function() files_made_by(pid)
+  pid <- session$get_pid()
+  before <- files()
+  # Sizing a file past the limit raises SIGXFSZ, which ended R at once.
+  set_limit(pid, "fsize", 1024^2)
+  limited <- session$run(function() {
+    attempt <- function(expr) tryCatch({ force(expr); "ok" }, error = conditionMessage)
+    list(shm = attempt(share(v, backing = "shm")),
+         mmap = attempt(share(v, backing = "mmap")),
+         auto = attempt(share(v)),
+         segment = attempt(segment_create(8e6)),
+         buffer = attempt(shared_buffer("double", 1e6)),
+         small = { s <- share(as.numeric(1:1000)); on.exit(close(s)); sum(s) },
+         earlier = sum(x))
+  })
+  after <- files()
+  set_limit(pid, "fsize", Inf)
+  lifted <- session$run(function() sum(share(v, backing = "mmap")) + sum(share(v, backing = "shm")))
+  pattern <- "^shmr: a region of [0-9]+ bytes is larger than this process's file-size limit, `ulimit -f`, of 1048576 bytes"
+  for (what in c("shm", "mmap", "auto", "segment", "buffer")) expect_match(limited[[what]], pattern, info = what)
+  expect_identical(limited$small, 500500)
+  expect_identical(limited$earlier, sum(as.numeric(seq_len(1e6))))
+  expect_setequal(after, before)
+  expect_identical(lifted, 2 * sum(as.numeric(seq_len(1e6))))
+})
+
 test_that("a mirai pool refused file descriptors fails at once, naming the limit; lifted, it works", {
   skip_without_prlimit()
   skip_if_not_installed("mirai")
