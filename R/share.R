@@ -444,7 +444,8 @@ describe_not_data <- function(x) {
 #' kernel allows a process (`vm.max_map_count`), the object of a region this
 #' process maps already for other objects is an ordinary copy of its data
 #' (one of a region written in place, a writable share or a buffer, still
-#' reads it).
+#' reads it). Past seven eighths of them, no region is mapped at all: an
+#' error says so, and the rest stays for R.
 #'
 #' @param name The name of a shared object, a single string; or the path
 #'   given to `share(name = )` for a file-backed region.

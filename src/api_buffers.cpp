@@ -165,6 +165,7 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
 
     CreateOptions create = create_options(options);
     create.writable = true;
+    check_room_for_new_mapping();
     auto mapping = std::make_shared<Mapping>(create_region(description, create));
     NodeView node = mapping->reader().node(description.root);
     void* out = const_cast<void*>(node.data());

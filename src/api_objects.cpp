@@ -66,6 +66,7 @@ bool reads_as_shared(SEXP x, const Origin& origin) {
 
 extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
   SHMR_BEGIN
+  collect_if_many_mappings();
   return with_messages([&]() -> SEXP {
     // A writable share asked for as read-only gets a read-only region of its own.
     if (as_logical(list_field(options, "reuse")) == TRUE) {
@@ -77,6 +78,7 @@ extern "C" SEXP shmr_share(SEXP x, SEXP original_class, SEXP options) {
           reads_as_shared(x, origin) && origin.mapping->name_opens_here())
         return x;
     }
+    check_room_for_new_mapping();
     CreateOptions create = create_options(options);
     EncodedObject encoded;
     describe_object(x, encoded, create.writable);

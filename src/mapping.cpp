@@ -29,20 +29,33 @@ constexpr uint64_t kCheckIdleEvery = 8;
 // (at 1,000, about 40 us per map with mirai loaded).
 constexpr uint64_t kCollectAtMappings = 4096;
 
+// The mappings the kernel allows a process (vm.max_map_count).
+uint64_t allowed_mappings() {
+  static const uint64_t allowed = [] {
+    uint64_t value = 65530;
+    if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      unsigned long long read = 0;
+      if (std::fscanf(f, "%llu", &read) == 1 && read > 0) value = read;
+      std::fclose(f);
+    }
+    return value;
+  }();
+  return allowed;
+}
+
 // Live mappings past which no further mapping of a file already mapped is
 // made (the objects that would need one copy their data instead): half of
 // what the kernel allows a process, the rest left to R and the libraries.
-uint64_t second_mapping_limit() {
-  static const uint64_t limit = [] {
-    uint64_t allowed = 65530;
-    if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
-      unsigned long long value = 0;
-      if (std::fscanf(f, "%llu", &value) == 1 && value > 0) allowed = value;
-      std::fclose(f);
-    }
-    return std::max<uint64_t>(allowed / 2, 256);
-  }();
-  return limit;
+uint64_t second_mapping_limit() { return std::max<uint64_t>(allowed_mappings() / 2, 256); }
+
+// Live mappings past which no mapping at all is made. Mapping up to the
+// kernel's limit itself left R unable to allocate a large vector, read a
+// file or load a package until objects were dropped: an eighth of the
+// limit stays for R and the libraries.
+uint64_t new_mapping_limit() {
+  const uint64_t allowed = allowed_mappings();
+  const uint64_t reserve = std::min<uint64_t>(std::max<uint64_t>(allowed / 8, 1024), allowed / 2);
+  return std::max<uint64_t>(allowed - reserve, second_mapping_limit());
 }
 
 struct FileKey {
@@ -104,12 +117,14 @@ class MappingRegistry {
                                       " mappings of shared regions: no other mapping of '" + name +
                                       "' is made");
     }
+    refuse_past_limit();
     auto mapping = std::make_shared<Mapping>(map_region_file(std::move(file)));
     remember(mapping);
     return mapping;
   }
 
   std::shared_ptr<Mapping> open_new(const std::string& name) {
+    refuse_past_limit();
     auto mapping = std::make_shared<Mapping>(open_mapped_region(shm_directory(), name));
     remember(mapping);
     return mapping;
@@ -216,12 +231,23 @@ class MappingRegistry {
     compact_idle();
   }
 
-  // R context (see collect_if_many_mappings()).
+  // R context (see collect_if_many_mappings()). Never later than at the
+  // limit: objects no longer referenced may give their mappings back.
   void collect_if_many() {
     if (live_ < collect_at_) return;
     R_gc();
     ++collections_;
-    collect_at_ = std::max(kCollectAtMappings, 2 * live_);
+    collect_at_ = std::max(kCollectAtMappings, std::min(2 * live_, new_mapping_limit()));
+  }
+
+  void refuse_past_limit() const {
+    if (live_ < new_mapping_limit()) return;
+    throw Error(ErrorKind::NoSpace,
+                "this process has " + std::to_string(live_) +
+                    " mappings of shared regions, near the limit of the kernel (vm.max_map_count: " +
+                    std::to_string(allowed_mappings()) +
+                    "), whose rest R needs: close() shared objects no longer needed, or share them "
+                    "together in one list");
   }
 
   MappingStats stats() const {
@@ -472,6 +498,8 @@ void collect_if_many_mappings() {
   watch_idle_mappings();
   MappingRegistry::get().collect_if_many();
 }
+
+void check_room_for_new_mapping() { MappingRegistry::get().refuse_past_limit(); }
 
 MappingStats mapping_stats() { return MappingRegistry::get().stats(); }
 

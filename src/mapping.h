@@ -169,6 +169,11 @@ void remember_mapping(const std::shared_ptr<Mapping>& mapping);
 // object alive in the calling frames that an R error would skip.
 void collect_if_many_mappings();
 
+// Before a region is made and mapped (share(), buffers), after
+// collect_if_many_mappings(): throws when this process has as many mappings
+// as it may have (an eighth of what the kernel allows stays for R).
+void check_room_for_new_mapping();
+
 // Lets go of idle mappings of `name` (it was just removed).
 void drop_idle_mappings(const std::string& name) noexcept;
 

@@ -296,3 +296,33 @@ test_that("past half the mappings the kernel allows, more map_shared() of one re
   expect_lt(shmr:::mapping_stats()[["live"]], 1000)
   expect_true(is_shared(map_shared(shared_name(s))))
 })
+
+test_that("shares of many regions stop short of the kernel's limit on mappings, leaving R room", {
+  allowed <- as.numeric(readLines("/proc/sys/vm/max_map_count"))
+  skip_if(allowed > 70000, "the kernel allows too many mappings to reach them quickly")
+  skip_if_memory_is_sanitized()
+  got <- in_other_process(function(allowed) {
+    attempt <- function(expr) tryCatch({ force(expr); "ok" }, error = conditionMessage)
+    xs <- vector("list", allowed)
+    refused <- NULL
+    for (i in seq_along(xs)) {
+      refused <- tryCatch({ xs[[i]] <- share(c(i, 2, 3)); NULL }, error = conditionMessage)
+      if (!is.null(refused)) break
+    }
+    # Before, shares went on to the kernel's limit itself, past which R could
+    # not allocate a large vector, read a file or start a process until
+    # objects were dropped.
+    at_limit <- list(vector = attempt(numeric(1e7)), fetch = attempt(fetch(xs[[1]])),
+                     regions = attempt(shared_regions()), process = attempt(system("true", intern = TRUE)),
+                     map = attempt(map_shared(shared_name(xs[[2]]))),
+                     earlier = identical(xs[[i - 1]][], c(i - 1, 2, 3)))
+    xs <- NULL
+    invisible(gc())
+    list(shares = i - 1, refused = refused, at_limit = at_limit, after = sum(share(c(1, 2, 3))))
+  }, list(allowed = allowed))
+  expect_match(got$refused, "vm.max_map_count", fixed = TRUE)
+  expect_lt(got$shares, allowed - 1000)
+  expect_identical(got$at_limit, list(vector = "ok", fetch = "ok", regions = "ok", process = "ok",
+                                      map = "ok", earlier = TRUE))
+  expect_identical(got$after, 6)
+})
