@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "error.h"
 #include "format.h"
@@ -225,13 +226,26 @@ void FileSink::put_lasting(uint64_t offset, const void* data, uint64_t size) {
     return;
   }
   check_range(offset, size);
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!background_.joinable()) {
-    stopping_ = false;
-    background_ = std::thread([this] { run_background(); });
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!background_.joinable()) {
+      stopping_ = false;
+      try {
+        background_ = std::thread([this] { run_background(); });
+      } catch (const std::system_error&) {
+        // No thread can start (a limit on processes or threads, such as a
+        // container's pids.max, or no address space for its stack). The
+        // thread only lets the caller go on meanwhile: the bytes go now, in
+        // this thread; no job is queued, as none can be without a thread.
+      }
+    }
+    if (background_.joinable()) {
+      jobs_.push_back({offset, data, size});
+      wake_.notify_one();
+      return;
+    }
   }
-  jobs_.push_back({offset, data, size});
-  wake_.notify_one();
+  put(offset, data, size);
 }
 
 void FileSink::run_background() {

@@ -275,6 +275,34 @@ test_that("a region larger than the file-size limit (ulimit -f) is an error, not
   expect_identical(lifted, 2 * sum(as.numeric(seq_len(1e6))))
 })
 
+test_that("a share written where no thread can be started is written without one", {
+  skip_on_cran()
+  skip_on_os(c("windows", "mac", "solaris"))
+  skip_if_memory_is_sanitized()
+  # Large data goes to the file from a second thread. Where none can start
+  # (a limit on processes or threads, as containers' pids.max, or here a
+  # stack limit whose thread stacks the address-space limit cannot hold),
+  # share() failed with "Resource temporarily unavailable".
+  script <- tempfile(fileext = ".R")
+  out <- tempfile()
+  writeLines(c(
+    "library(shmr)",
+    "x <- as.numeric(seq_len(4e6)) + 0.5",
+    "attempt <- function(expr) tryCatch(force(expr), error = conditionMessage)",
+    "got <- list(shm = attempt(sum(share(x, backing = 'shm'))),",
+    "            mmap = attempt(sum(share(x, backing = 'mmap'))),",
+    "            list = attempt(sum(share(list(a = x, b = x))$b)))",
+    sprintf("saveRDS(got, %s)", deparse(out))
+  ), script)
+  cmd <- sprintf("ulimit -s 4000000 && ulimit -v 2000000 && %s --vanilla %s",
+                 file.path(R.home("bin"), "Rscript"), script)
+  status <- system2("sh", c("-c", shQuote(cmd)), stdout = FALSE, stderr = FALSE)
+  skip_if(!file.exists(out), "the limits cannot be set here, or R does not start under them")
+  got <- readRDS(out)
+  expected <- sum(as.numeric(seq_len(4e6)) + 0.5)
+  expect_identical(got, list(shm = expected, mmap = expected, list = expected))
+})
+
 test_that("a mirai pool refused file descriptors fails at once, naming the limit; lifted, it works", {
   skip_without_prlimit()
   skip_if_not_installed("mirai")
