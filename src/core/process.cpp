@@ -156,8 +156,25 @@ Liveness judge_stat(StatResult result, const StatFields& st, const Identity& who
   return Liveness::Alive;
 }
 
+// True when /proc numbers processes as this process's PID namespace does.
+// A /proc of a parent namespace (unshare --pid without --mount-proc, some
+// sandboxes) describes other processes under the same numbers, and an empty
+// or missing one none: read as this namespace's, either makes a live
+// process look dead.
+bool proc_numbers_as_here() {
+  char target[32];
+  const ssize_t length = ::readlink("/proc/self", target, sizeof target - 1);
+  if (length <= 0) return false;
+  target[length] = '\0';
+  char* end = nullptr;
+  const long long pid = std::strtoll(target, &end, 10);
+  return end != target && *end == '\0' && pid == static_cast<long long>(::getpid());
+}
+
 Liveness in_this_namespace(const Identity& who) {
   if (::kill(static_cast<pid_t>(who.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
+  // The PID is taken; by the same process or a newer one, only /proc tells.
+  if (!proc_numbers_as_here()) return Liveness::Unknown;
   StatFields st;
   const StatResult result = read_stat(who.pid, st);
   return judge_stat(result, st, who);

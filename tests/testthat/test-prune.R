@@ -78,6 +78,38 @@ test_that("prune_shared() never removes a region whose creator lives in another 
   }
 })
 
+test_that("in a PID namespace whose /proc is another namespace's, prune_shared() keeps live regions", {
+  skip_on_cran()
+  skip_if_not(pid_namespaces_available(),
+              "starting a PID namespace needs root (or user namespaces) and unshare(1)")
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  out <- tempfile()
+  script <- tempfile(fileext = ".R")
+  # Without --mount-proc, /proc numbers processes as the parent namespace
+  # does: /proc/1 is not this namespace's process 1. Read as if it were, it
+  # made every live creator look dead (its PID taken by a process started
+  # at another time), so a prune, in the creator or another process of the
+  # namespace, removed the regions of live processes.
+  writeLines(c(
+    "library(shmr)",
+    "x <- share(as.numeric(1:10), name = 'proc_of_parent')",
+    "other <- system2(file.path(R.home('bin'), 'Rscript'),",
+    "                 c('--vanilla', '-e', shQuote('cat(shmr::prune_shared(), sep = \"\\n\")')), stdout = TRUE)",
+    "own <- prune_shared()",
+    "saveRDS(list(pid = Sys.getpid(), other = other, own = own, alive = shared_regions()$creator_alive,",
+    "             mapped = sum(map_shared('proc_of_parent'))), ", deparse(out), ")"
+  ), script)
+  status <- system2("unshare", c("--pid", "--fork", rscript(), "--vanilla", script))
+  expect_identical(status, 0L)
+  got <- readRDS(out)
+  expect_identical(got$pid, 1L)
+  expect_false(any(grepl("proc_of_parent", got$other, fixed = TRUE)))
+  expect_length(got$own, 0)
+  expect_false(any(got$alive %in% FALSE))
+  expect_identical(got$mapped, 55)
+})
+
 time_namespaces_available <- function() {
   Sys.which("unshare") != "" &&
     identical(suppressWarnings(system2("unshare", c("--time", "--boottime", "1000", "--fork",
