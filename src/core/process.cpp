@@ -234,6 +234,11 @@ bool is_forked_child() { return first_identity().pid != static_cast<int64_t>(::g
 
 Identity fork_parent() {
   if (!is_forked_child()) return {};
+  // A child of the process that loaded shmr inherited its identity: /proc
+  // is not read, and where it numbers processes as another PID namespace
+  // does, it would describe another process.
+  const Identity& loader = first_identity();
+  if (static_cast<int64_t>(::getppid()) == loader.pid && loader.start_ticks != 0) return loader;
   Identity parent = identity_of(static_cast<int64_t>(::getppid()));
   if (parent.pid <= 1 || parent.start_ticks == 0) return {};
   return parent;

@@ -110,6 +110,29 @@ test_that("in a PID namespace whose /proc is another namespace's, prune_shared()
   expect_identical(got$mapped, 55)
 })
 
+test_that("in a PID namespace whose /proc is another namespace's, forked children's results go at exit", {
+  skip_on_cran()
+  skip_if_not(pid_namespaces_available(),
+              "starting a PID namespace needs root (or user namespaces) and unshare(1)")
+  restore <- use_private_shm()
+  on.exit(restore(), add = TRUE)
+  out <- tempfile()
+  script <- tempfile(fileext = ".R")
+  # A region a forked child returns becomes its parent's, identified by the
+  # parent's start time: read from /proc/<parent>, that of another process,
+  # so the parent did not know the regions for its own and left them.
+  writeLines(c(
+    "library(shmr)",
+    "got <- parallel::mclapply(1:2, function(i) share(as.numeric(1:10) + i), mc.cores = 2)",
+    "saveRDS(list(sums = vapply(got, sum, 1), names = vapply(got, shared_name, '')), ", deparse(out), ")"
+  ), script)
+  status <- system2("unshare", c("--pid", "--fork", rscript(), "--vanilla", script))
+  expect_identical(status, 0L)
+  got <- readRDS(out)
+  expect_identical(got$sums, c(65, 75))
+  expect_false(any(vapply(got$names, region_exists, TRUE)))
+})
+
 time_namespaces_available <- function() {
   Sys.which("unshare") != "" &&
     identical(suppressWarnings(system2("unshare", c("--time", "--boottime", "1000", "--fork",
