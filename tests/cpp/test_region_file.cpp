@@ -360,6 +360,28 @@ TEST(PendingRegion, FileSizeLimitIsNoSpace) {
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"shmr_small"});
 }
 
+TEST(PendingRegion, FileSizeLimitIsNoSpaceWithSigxfszLeftToItsDefault) {
+  TempDir dir;
+  // R leaves SIGXFSZ at its default action, which ends the process when a
+  // file is sized past the limit: the size is compared before.
+  int code = run_in_child([&] {
+    ::signal(SIGXFSZ, SIG_DFL);
+    struct rlimit limit = {64 * 1024, 64 * 1024};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+    try {
+      PendingRegion pending(dir.path(), "shmr_too_big", 16 * 1024 * 1024);
+      return 11;
+    } catch (const shmr::Error& e) {
+      if (e.kind() != shmr::ErrorKind::NoSpace) return 12;
+      if (std::string(e.what()).find("ulimit -f") == std::string::npos) return 13;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "10: setrlimit failed, 11: no error, 12: wrong error kind, "
+                        "13: the message does not name the limit; else killed by SIGXFSZ";
+  EXPECT_TRUE(dir.entries().empty());
+}
+
 TEST(OpenRegion, OpensAnExistingRegionReadOnly) {
   TempDir dir;
   {
