@@ -172,7 +172,7 @@ sexp_types <- c(logical = 10L, integer = 13L, double = 14L, complex = 15L, raw =
 # regions here (shmr's functions take "shmr_a" for the region of "a").
 shm_obj_region <- function(name, caller) {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
-      !grepl("^/?[A-Za-z0-9._-]{1,100}$", name) || sub("^/", "", name) %in% c(".", "..")) {
+      !is_region_name_text(sub("^/", "", name)) || sub("^/", "", name) %in% c(".", "..")) {
     stop(sprintf(paste0("%s(): 'shm_open' cannot use %s: a shared memory name must be '/' ",
                         "followed by 1 to 100 letters, digits, '.', '_' or '-', other than '.' and '..'"),
                  caller, if (is.character(name) && length(name) == 1L) sprintf("'%s'", shorten(name))

@@ -63,10 +63,17 @@ check_path_length <- function(path, what) {
 
 check_region_name <- function(name, arg = "name") {
   if (!is.character(name) || length(name) != 1L || is.na(name) ||
-      !grepl("^[A-Za-z0-9._-]{1,100}$", name) || name %in% c(".", "..")) {
+      !is_region_name_text(name) || name %in% c(".", "..")) {
     stop(sprintf("`%s` is %s, but a region name must be 1 to 100 letters, digits, '.', '_' or '-', other than '.' and '..'",
                  arg, describe_value(name)), call. = FALSE)
   }
+}
+
+# 1 to 100 letters, digits, '.', '_' or '-'. Not one pattern with `{1,100}`:
+# R's regular expressions build an automaton for the bounded repetition
+# anew on each call, 0.77 ms, most of the time of a named share().
+is_region_name_text <- function(name) {
+  nchar(name, "bytes") <= 100L && grepl("^[A-Za-z0-9._-]+$", name, useBytes = TRUE)
 }
 
 # The directory of file-backed regions: `path` when given, else a private
