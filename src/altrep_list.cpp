@@ -30,9 +30,86 @@
 #include "r_boundary.h"
 #include "serialized_objects.h"
 #include "view.h"
+#include "view_classes.h"
 #include "writable_copies.h"
 
 namespace shmr::glue {
+
+namespace {
+
+// What a list's state says, as plain data: fetching the region of another
+// host runs R code.
+struct IncomingList {
+  bool parsed;
+  char region[kOriginTextSize];
+  uint64_t node;
+  bool has_length;
+  uint64_t length;
+  bool has_made;
+  names::RegionMade made;
+  IncomingOrigin origin;
+  double recorded_length;  // the length an unavailable list keeps; -1 for none
+};
+
+// Reads the state of a serialized list into `wanted` (parsed when it could
+// be read); `message` says why the list is unavailable, if it is. Anyone can
+// write serialize() output: the state is untrusted. Never raises.
+void read_list_state(SEXP state, IncomingList& wanted, ErrorMessage& message) {
+  wanted.recorded_length = -1;
+  StateBytes bytes = state_bytes(state);
+  capture_exception(message, [&] {
+    if (bytes.data == nullptr) throw Error(ErrorKind::InvalidArgument, "malformed serialized shared list");
+    std::string unknown_fields;
+    auto parsed = parse_list_state(bytes, &unknown_fields);
+    if (!parsed) {
+      if (!unknown_fields.empty())
+        throw Error(ErrorKind::InvalidArgument,
+                    "serialized shared list carries fields this version of shmr does not know "
+                    "(written by a newer version?): " + unknown_fields.substr(0, 80));
+      throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
+    }
+    if (parsed->view.region.size() >= sizeof wanted.region)
+      throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
+    std::snprintf(wanted.region, sizeof wanted.region, "%s", parsed->view.region.c_str());
+    wanted.node = parsed->view.node;
+    if (parsed->length) {
+      wanted.has_length = true;
+      wanted.length = *parsed->length;
+      if (*parsed->length <= static_cast<uint64_t>(R_XLEN_T_MAX))
+        wanted.recorded_length = static_cast<double>(*parsed->length);
+    }
+    if (parsed->made) {
+      wanted.has_made = true;
+      wanted.made = *parsed->made;
+    }
+    if (parsed->origin) read_incoming_origin(parsed->view.region, *parsed->origin, wanted.origin);
+    wanted.parsed = true;
+  });
+  char reason[kMessageSize] = "";
+  if (wanted.parsed && !message.set() && foreign_region_unavailable(wanted.origin, reason, sizeof reason))
+    message.assign(reason);
+}
+
+// The mapping of the region a parsed list state names, with its List node in
+// `node`, checked against what the state records. Throws when the region
+// cannot be had or is not the one the state names. No R allocation.
+std::shared_ptr<Mapping> find_incoming_list(const IncomingList& wanted, NodeView& node) {
+  auto mapping = mapping_for_unserialize(wanted.region);
+  if (wanted.origin.remote) {
+    check_origin_identity(mapping->reader(), wanted.origin, wanted.region);
+  } else if (wanted.has_made) {
+    check_region_made(mapping->region(), wanted.made);
+  }
+  NodeView found = mapping->reader().node(wanted.node);
+  if (found.kind() != format::NodeKind::List || (found.flags() & format::kNodeFromPairlist) != 0)
+    throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");
+  if (wanted.has_length && wanted.length != found.length())
+    throw Error(ErrorKind::Corrupt, "serialized shared list's length is not its node's");
+  node = found;
+  return mapping;
+}
+
+}  // namespace
 
 #if SHMR_HAVE_ALTLIST
 
@@ -593,67 +670,14 @@ SEXP list_state(SEXP x) {
 // the result is then an unavailable list, as for vectors (view_state.cpp),
 // so a saved workspace still loads and a worker given one stays alive.
 SEXP list_unserialize(SEXP, SEXP state) {
-  StateBytes bytes = state_bytes(state);
-  // What the state says, as plain data: fetching the region of another
-  // host runs R code.
-  struct Wanted {
-    bool parsed;
-    char region[kOriginTextSize];
-    uint64_t node;
-    bool has_length;
-    uint64_t length;
-    bool has_made;
-    names::RegionMade made;
-    IncomingOrigin origin;
-  } wanted{};
-  double recorded_length = -1;
+  IncomingList wanted{};
   ErrorMessage message;
+  read_list_state(state, wanted, message);
   SEXP list = nullptr;
   SEXP unwind_token = nullptr;
-  capture_exception(message, [&] {
-    if (bytes.data == nullptr) throw Error(ErrorKind::InvalidArgument, "malformed serialized shared list");
-    // Anyone can write serialize() output: the state is untrusted.
-    std::string unknown_fields;
-    auto parsed = parse_list_state(bytes, &unknown_fields);
-    if (!parsed) {
-      if (!unknown_fields.empty())
-        throw Error(ErrorKind::InvalidArgument,
-                    "serialized shared list carries fields this version of shmr does not know "
-                    "(written by a newer version?): " + unknown_fields.substr(0, 80));
-      throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
-    }
-    if (parsed->view.region.size() >= sizeof wanted.region)
-      throw Error(ErrorKind::InvalidArgument, "serialized shared list has an invalid state");
-    std::snprintf(wanted.region, sizeof wanted.region, "%s", parsed->view.region.c_str());
-    wanted.node = parsed->view.node;
-    if (parsed->length) {
-      wanted.has_length = true;
-      wanted.length = *parsed->length;
-      if (*parsed->length <= static_cast<uint64_t>(R_XLEN_T_MAX))
-        recorded_length = static_cast<double>(*parsed->length);
-    }
-    if (parsed->made) {
-      wanted.has_made = true;
-      wanted.made = *parsed->made;
-    }
-    if (parsed->origin) read_incoming_origin(parsed->view.region, *parsed->origin, wanted.origin);
-    wanted.parsed = true;
-  });
-  char reason[kMessageSize] = "";
-  if (wanted.parsed && foreign_region_unavailable(wanted.origin, reason, sizeof reason))
-    message.assign(reason);
   if (wanted.parsed && !message.set()) capture_exception(message, [&] {
-    auto mapping = mapping_for_unserialize(wanted.region);
-    if (wanted.origin.remote) {
-      check_origin_identity(mapping->reader(), wanted.origin, wanted.region);
-    } else if (wanted.has_made) {
-      check_region_made(mapping->region(), wanted.made);
-    }
-    NodeView node = mapping->reader().node(wanted.node);
-    if (node.kind() != format::NodeKind::List || (node.flags() & format::kNodeFromPairlist) != 0)
-      throw Error(ErrorKind::Corrupt, "serialized shared list refers to a node that is not a list");
-    if (wanted.has_length && wanted.length != node.length())
-      throw Error(ErrorKind::Corrupt, "serialized shared list's length is not its node's");
+    NodeView node;
+    auto mapping = find_incoming_list(wanted, node);
     try {
       // A root of its own: a table of its own, as unserialize() of an
       // ordinary list makes new environments.
@@ -676,7 +700,8 @@ SEXP list_unserialize(SEXP, SEXP state) {
   }
   if (!wanted.origin.remote) add_remote_mode_hint(message);
   list = PROTECT(make_unavailable_object(list_cls, state, wanted.region, message.text));
-  if (recorded_length >= 0) R_SetExternalPtrTag(R_altrep_data1(list), Rf_ScalarReal(recorded_length));
+  if (wanted.recorded_length >= 0)
+    R_SetExternalPtrTag(R_altrep_data1(list), Rf_ScalarReal(wanted.recorded_length));
   UNPROTECT(1);
   return list;
 }
@@ -781,7 +806,77 @@ bool is_unavailable_list(SEXP x) {
 
 #else  // R without ALTLIST: shared lists are ordinary lists (list_registry.h).
 
-void init_list_view_class(DllInfo*) {}
+namespace {
+
+R_altrep_class_t foreign_list_cls;
+
+// A list that a process on R >= 4.3 serialized by name (saveRDS(), a worker
+// or a caller on that R) reaches this R as an ALTREP object of class "shmr",
+// which R would replace by an empty list with a mere warning. Read here, it
+// becomes what map_shared() of its node gives on this R: an ordinary list of
+// views. R sets the attributes the stream carries (names, class, row.names)
+// with the attributes the stream carries (names, class, row.names). A
+// region that cannot be had never raises here (a daemon given one must stay
+// alive, a saved workspace must load): the list then keeps its length (its
+// names', or the one its state records) and each element is one unavailable
+// vector, which raises its error of class shmr_region_unavailable when read.
+SEXP foreign_list_unserialize(SEXP, SEXP state, SEXP attributes, int object, int levels) {
+  IncomingList wanted{};
+  ErrorMessage message;
+  read_list_state(state, wanted, message);
+  SEXP list = nullptr;
+  SEXP unwind_token = nullptr;
+  if (wanted.parsed && !message.set()) capture_exception(message, [&] {
+    NodeView node;
+    auto mapping = find_incoming_list(wanted, node);
+    try {
+      list = decode_object(mapping, node.index());
+    } catch (const cpp11::unwind_exception& e) {
+      unwind_token = e.token;
+    }
+  });
+  if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
+  if (list != nullptr) {
+    record_foreign_origin(wanted.origin);
+  } else {
+    if (!wanted.origin.remote) add_remote_mode_hint(message);
+    SEXP element = PROTECT(make_unavailable_object(*view_class_for(format::NodeKind::Logical), state,
+                                                   wanted.region, message.text));
+    R_xlen_t length = wanted.recorded_length >= 0 ? static_cast<R_xlen_t>(wanted.recorded_length) : 0;
+    for (SEXP cell = attributes; wanted.recorded_length < 0 && TYPEOF(cell) == LISTSXP; cell = CDR(cell))
+      if (TAG(cell) == R_NamesSymbol && TYPEOF(CAR(cell)) == STRSXP) length = XLENGTH(CAR(cell));
+    list = Rf_allocVector(VECSXP, length);
+    for (R_xlen_t i = 0; i < length; ++i) SET_VECTOR_ELT(list, i, element);
+    UNPROTECT(1);
+  }
+  PROTECT(list);
+  SET_ATTRIB(list, attributes);
+  SET_OBJECT(list, object);
+  SETLEVELS(list, levels);
+  UNPROTECT(1);
+  return list;
+}
+
+}  // namespace
+
+void init_list_view_class(DllInfo* dll) {
+  // R before 4.3 has no ALTREP list class to register, and checks a class
+  // found for an object against the type the stream records, warning at
+  // every object of another. The class is made as an integer one (it never
+  // makes an object: it only reads streams), then given the list type its
+  // streams record, in the record R 4.0 to 4.2 keep of every class
+  // (altrep.c: its attributes are the class, package and type). Left as it
+  // is when that record is not what those versions make: a warning per list
+  // then, still with the right data.
+  foreign_list_cls = R_make_altinteger_class("shmr", "shmr", dll);
+  R_set_altrep_UnserializeEX_method(foreign_list_cls, foreign_list_unserialize);
+  SEXP record = ATTRIB(R_SEXP(foreign_list_cls));
+  if (TYPEOF(record) == LISTSXP && Rf_length(record) == 3) {
+    SEXP type = CADDR(record);
+    if (TYPEOF(type) == INTSXP && XLENGTH(type) == 1 && INTEGER(type)[0] == INTSXP)
+      INTEGER(type)[0] = VECSXP;
+  }
+}
 
 SEXP make_list_view(const std::shared_ptr<Mapping>&, const NodeView&, SEXP) {
   Rf_error("shmr: internal error: no ALTREP lists in this R");

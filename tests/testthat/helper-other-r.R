@@ -1,0 +1,49 @@
+# Another installed R, of the other side of R 4.3 (where shared lists became
+# one ALTREP object), with shmr installed: for tests of processes of two R
+# versions using the same shared objects. SHMR_OTHER_R names its R
+# binary and SHMR_OTHER_R_LIBS the libraries that hold shmr (and callr's
+# needs) for it; without them, R 4.5 from ../shared/tools/r45.sh with the
+# shmr that tools/run-r-suites.sh built for it, when both are there. NULL
+# when there is none.
+other_r <- function() {
+  r <- Sys.getenv("SHMR_OTHER_R")
+  libs <- Sys.getenv("SHMR_OTHER_R_LIBS")
+  if (!nzchar(r)) {
+    r <- "/root/.cache/shmr-r/bin/R"
+    root <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
+    built <- Sys.glob(file.path(root, "build", "r-lib", "R-4.5*"))
+    deps <- Sys.glob(file.path(root, ".r-library", "4.5*"))
+    if (!nzchar(libs)) libs <- paste(c(built, deps), collapse = ":")
+  }
+  if (!file.exists(r) || !nzchar(libs)) return(NULL)
+  version <- tryCatch(
+    system2(r, c("--vanilla", "-s", "-e", shQuote("cat(format(getRversion()), requireNamespace('shmr', quietly = TRUE))")),
+            stdout = TRUE, stderr = FALSE, env = paste0("R_LIBS=", libs)),
+    error = function(e) character(), warning = function(w) character())
+  parts <- strsplit(tail(c("", version), 1), " ")[[1]]
+  if (length(parts) != 2L || parts[2] != "TRUE") return(NULL)
+  list(r = r, libs = libs, version = package_version(parts[1]))
+}
+
+# other_r(), or a skip that says why not: `newer` wants it on R >= 4.3 and
+# this R older, or the other way round.
+other_r_or_skip <- function(newer) {
+  testthat::skip_if_not_installed("callr")
+  if (newer && getRversion() >= "4.3.0") testthat::skip("this R has ALTREP lists already")
+  if (!newer && getRversion() < "4.3.0") testthat::skip("this R has no ALTREP lists")
+  other <- other_r()
+  if (is.null(other)) testthat::skip("no other R with shmr (set SHMR_OTHER_R and SHMR_OTHER_R_LIBS)")
+  if (newer != (other$version >= "4.3.0")) testthat::skip("the other R is on the same side of R 4.3")
+  other
+}
+
+# Starts `fun(dir)` in the other R (a callr background process).
+start_in_other_r <- function(other, fun, dir) {
+  environment(fun) <- globalenv()
+  callr::r_bg(function(fun, dir) {
+    library(shmr)
+    fun(dir)
+  }, args = list(fun = fun, dir = dir), libpath = strsplit(other$libs, ":")[[1]],
+  env = c(callr::rcmd_safe_env(), R_LIBS = other$libs),
+  arch = other$r, supervise = TRUE)
+}
