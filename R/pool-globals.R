@@ -63,10 +63,19 @@ copy_index <- function(env, walk) {
 copy_binding <- function(name, from, to, walk) {
   if (bindingIsActive(name, from)) {
     makeActiveBinding(name, activeBindingFunction(name, from), to)
-  } else {
-    assign(name, share_for_call(get(name, envir = from, inherits = FALSE), walk$threshold,
-                                walk$created), envir = to)
+    return(invisible())
   }
+  value <- get(name, envir = from, inherits = FALSE)
+  if (isTRUE(.Call(shmr_is_closed_view, value))) return(bind_closed(name, to))
+  assign(name, share_for_call(value, walk$threshold, walk$created), envir = to)
+}
+
+# A shared object closed in the caller cannot travel, and made the whole
+# call fail when it was merely a variable of the frame FUN was made in: on
+# the worker, only code that uses it fails, saying why.
+bind_closed <- function(name, to) {
+  message <- sprintf("`%s` is a shared object that was closed (close()) before the call", name)
+  do.call(delayedAssign, list(name, call("stop", message, call. = FALSE), baseenv(), to))
 }
 
 # Finds where `name` is bound, seen from `env`, and makes it travel: a

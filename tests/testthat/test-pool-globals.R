@@ -81,3 +81,24 @@ test_that("FUN's own arguments and variables are not taken for globals", {
   # Defaults of arguments count; `...` does not.
   expect_identical(globals(function(i, k = default_k, ...) list(...)), sort(c("default_k", "list")))
 })
+
+test_that("a shared object closed in the frame FUN was made in does not stop the call", {
+  skip_on_cran()
+  skip_without_callr()
+  got <- in_other_process(function() {
+    pool <- pool_create(1)
+    on.exit(pool_stop(pool))
+    # The frame of main() holds x, which FUN never uses: it once made the
+    # call fail with "cannot share an object that was closed".
+    main <- function(use) {
+      x <- share(rnorm(1e5))
+      close(x)
+      kept <- 10
+      tryCatch(pool_sapply(1:2, if (use) function(i) sum(x) + i else function(i) i + kept,
+                           pool = pool), error = conditionMessage)
+    }
+    list(unused = main(FALSE), used = main(TRUE))
+  })
+  expect_identical(got$unused, c(11, 12))
+  expect_match(got$used, "`x` is a shared object that was closed", fixed = TRUE)
+})
