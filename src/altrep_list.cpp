@@ -109,6 +109,26 @@ std::shared_ptr<Mapping> find_incoming_list(const IncomingList& wanted, NodeView
   return mapping;
 }
 
+// What `make(mapping, node)` builds of the list a state names, or nullptr
+// with `message` saying why there is none. Never raises but for an R error
+// in `make`, continued once no C++ object is live.
+template <typename Make>
+SEXP build_incoming_list(const IncomingList& wanted, ErrorMessage& message, Make make) {
+  SEXP list = nullptr;
+  SEXP unwind_token = nullptr;
+  if (wanted.parsed && !message.set()) capture_exception(message, [&] {
+    NodeView node;
+    auto mapping = find_incoming_list(wanted, node);
+    try {
+      list = make(mapping, node);
+    } catch (const cpp11::unwind_exception& e) {
+      unwind_token = e.token;
+    }
+  });
+  if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
+  return list;
+}
+
 }  // namespace
 
 #if SHMR_HAVE_ALTLIST
@@ -673,27 +693,18 @@ SEXP list_unserialize(SEXP, SEXP state) {
   IncomingList wanted{};
   ErrorMessage message;
   read_list_state(state, wanted, message);
-  SEXP list = nullptr;
-  SEXP unwind_token = nullptr;
-  if (wanted.parsed && !message.set()) capture_exception(message, [&] {
-    NodeView node;
-    auto mapping = find_incoming_list(wanted, node);
-    try {
-      // A root of its own: a table of its own, as unserialize() of an
-      // ordinary list makes new environments.
-      list = cpp11::unwind_protect([&] {
-        SEXP table = PROTECT(new_serialized_objects());
-        SEXP made = make_list_view(mapping, node, table);
-        UNPROTECT(1);
-        return made;
-      });
-    } catch (const cpp11::unwind_exception& e) {
-      unwind_token = e.token;
-      return;
-    }
+  SEXP list = build_incoming_list(wanted, message, [](const auto& mapping, const NodeView& node) {
+    // A root of its own: a table of its own, as unserialize() of an
+    // ordinary list makes new environments.
+    SEXP made = cpp11::unwind_protect([&] {
+      SEXP table = PROTECT(new_serialized_objects());
+      SEXP view = make_list_view(mapping, node, table);
+      UNPROTECT(1);
+      return view;
+    });
     remember_mapping(mapping);
+    return made;
   });
-  if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
   if (list != nullptr) {
     record_foreign_origin(wanted.origin);
     return list;
@@ -814,8 +825,7 @@ R_altrep_class_t foreign_list_cls;
 // or a caller on that R) reaches this R as an ALTREP object of class "shmr",
 // which R would replace by an empty list with a mere warning. Read here, it
 // becomes what map_shared() of its node gives on this R: an ordinary list of
-// views. R sets the attributes the stream carries (names, class, row.names)
-// with the attributes the stream carries (names, class, row.names). A
+// views, given the attributes the stream carries (names, class, row.names). A
 // region that cannot be had never raises here (a daemon given one must stay
 // alive, a saved workspace must load): the list then keeps its length (its
 // names', or the one its state records) and each element is one unavailable
@@ -824,18 +834,9 @@ SEXP foreign_list_unserialize(SEXP, SEXP state, SEXP attributes, int object, int
   IncomingList wanted{};
   ErrorMessage message;
   read_list_state(state, wanted, message);
-  SEXP list = nullptr;
-  SEXP unwind_token = nullptr;
-  if (wanted.parsed && !message.set()) capture_exception(message, [&] {
-    NodeView node;
-    auto mapping = find_incoming_list(wanted, node);
-    try {
-      list = decode_object(mapping, node.index());
-    } catch (const cpp11::unwind_exception& e) {
-      unwind_token = e.token;
-    }
+  SEXP list = build_incoming_list(wanted, message, [](const auto& mapping, const NodeView& node) {
+    return decode_object(mapping, node.index());
   });
-  if (unwind_token != nullptr) R_ContinueUnwind(unwind_token);
   if (list != nullptr) {
     record_foreign_origin(wanted.origin);
   } else {
