@@ -143,7 +143,11 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
   # A shared object that reads as its region goes by its name (one of this
   # worker's own becomes the caller's as the reply is written): no copy.
   if (!is.null(.Call(shmr_name, value))) return(value)
+  # A list holding shared parts (the input data frame with a column added)
+  # goes by value, its shared parts by name: a region of its own would copy
+  # them.
   if (as.numeric(utils::object.size(value)) <= threshold) return(value)
+  if (holds_shared_part(value)) return(value)
   name <- tryCatch({
     options <- list(backing = "auto", readonly = TRUE, data_directory = target$data_directory,
                     shm_capacity = shm_capacity())
@@ -151,6 +155,18 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
   }, error = function(e) NULL)
   if (is.null(name)) return(value)
   structure(list(name = name), class = "shmr_handoff")
+}
+
+# Whether a list (not itself shared) holds, in it or in a list it holds (a
+# list of data frames), an element that serializes as the name of a region.
+holds_shared_part <- function(value, depth = 0L) {
+  if (!is.list(value) || depth >= 2L) return(FALSE)
+  for (element in value) {
+    if (!is.null(.Call(shmr_name, element)) || holds_shared_part(element, depth + 1L)) {
+      return(TRUE)
+    }
+  }
+  FALSE
 }
 
 # In the caller: turn handed-off results into shared objects it owns.

@@ -272,3 +272,26 @@ test_that("a closed shared object pool_dispatch() returns is a clear error; the 
   expect_identical(pool_status(pool)$pid, pid)
   expect_identical(pool_dispatch(1, quote(2 * 3), pool = pool), 6)
 })
+
+test_that("a large result holding the shared input's columns sends them by name, not copied", {
+  skip_on_os(c("windows", "mac"))
+  pool <- pool_create(1)
+  on.exit(pool_stop(pool), add = TRUE)
+  n <- 5e5
+  d <- share(data.frame(a = as.numeric(seq_len(n)), b = rev(as.numeric(seq_len(n)))))
+  before <- list.files("/dev/shm", "^shmr_")
+  r <- pool_lapply(1, function(i, d) {
+    d$z <- d$a * 2
+    list(d = d, new_bytes = sum(file.size(file.path("/dev/shm",
+      setdiff(list.files("/dev/shm", "^shmr_"), before)))))
+  }, d = d, pool = pool)[[1]]
+  expect_equal(r$d$z, d$a * 2)
+  expect_equal(r$d$b, d$b)
+  # Before, the whole frame was written to a new region for the reply
+  # (12 MB: the two columns read from `d` as well as the new one).
+  region <- function(x) sub("\\[.*$", "", shared_name(x))
+  expect_identical(region(r$d$a), region(d))
+  expect_identical(region(r$d$b), region(d))
+  made <- setdiff(list.files("/dev/shm", "^shmr_"), before)
+  expect_lt(sum(file.size(file.path("/dev/shm", made))), 2 * 8 * n)
+})
