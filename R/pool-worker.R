@@ -157,16 +157,10 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
   structure(list(name = name), class = "shmr_handoff")
 }
 
-# Whether a list (not itself shared) holds, in it or in a list it holds (a
-# list of data frames), an element that serializes as the name of a region.
-holds_shared_part <- function(value, depth = 0L) {
-  if (!is.list(value) || depth >= 2L) return(FALSE)
-  for (element in value) {
-    if (!is.null(.Call(shmr_name, element)) || holds_shared_part(element, depth + 1L)) {
-      return(TRUE)
-    }
-  }
-  FALSE
+# Whether a list (not itself shared) holds a shared object anywhere in it:
+# found by the engine's walk, whatever the list's length or depth.
+holds_shared_part <- function(value) {
+  is.list(value) && isTRUE(.Call(shmr_fetch_reach, value)$view)
 }
 
 # In the caller: turn handed-off results into shared objects it owns.
