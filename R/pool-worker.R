@@ -143,11 +143,13 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
   # A shared object that reads as its region goes by its name (one of this
   # worker's own becomes the caller's as the reply is written): no copy.
   if (!is.null(.Call(shmr_name, value))) return(value)
-  # A list holding shared parts (the input data frame with a column added)
-  # goes by value, its shared parts by name: a region of its own would copy
-  # them.
-  if (as.numeric(utils::object.size(value)) <= threshold) return(value)
-  if (holds_shared_part(value)) return(value)
+  size <- as.numeric(utils::object.size(value))
+  if (size <= threshold) return(value)
+  # A list whose shared parts outweigh the rest (the input data frame with
+  # a column added) goes by value, its shared parts by name: a region of its
+  # own would copy them. One with small shared parts is handed off, copying
+  # them, rather than send its bulk through the connection.
+  if (shared_parts_outweigh(value, size)) return(value)
   name <- tryCatch({
     options <- list(backing = "auto", readonly = TRUE, data_directory = target$data_directory,
                     shm_capacity = shm_capacity())
@@ -157,10 +159,13 @@ maybe_hand_off <- function(value, threshold, target = NULL) {
   structure(list(name = name), class = "shmr_handoff")
 }
 
-# Whether a list (not itself shared) holds a shared object anywhere in it:
-# found by the engine's walk, whatever the list's length or depth.
-holds_shared_part <- function(value) {
-  is.list(value) && isTRUE(.Call(shmr_fetch_reach, value)$view)
+# Whether the shared objects anywhere in a list (not itself shared) hold
+# more of its `size` bytes than the rest does. The engine's walk tells
+# first, whatever the list's length or depth, whether it holds any.
+shared_parts_outweigh <- function(value, size) {
+  if (!is.list(value) || !isTRUE(.Call(shmr_fetch_reach, value)$view)) return(FALSE)
+  rest <- unshared_bytes(value)
+  size - rest > rest
 }
 
 # In the caller: turn handed-off results into shared objects it owns.
