@@ -92,7 +92,7 @@ void* view_dataptr(SEXP x, Rboolean writable) {
   // are skipped.
   handle->mapping->note_writable_pointer();
   const bool pending = handle->writable_copy == WritableCopy::Pending;
-  if (writable && pending) return settle_writable_copy(x, *handle);
+  if (writable && pending && !handle->reads_in_place) return settle_writable_copy(x, *handle);
   // A pending copy is settled by the first writable request, never cached.
   remember_view(x, *handle, now, !pending);
   return const_cast<void*>(handle->begin);

@@ -93,6 +93,9 @@ struct ViewHandle {
   // one stands for the old value, and becomes a private copy of the
   // elements at its next use, before R writes them (writable_copies.h).
   bool snapshot_due = false;
+  // A Pending copy that R only reads, decided so at its first writable
+  // pointer and never asked again (writable_copies.cpp: Outcome::ReadsInPlace).
+  bool reads_in_place = false;
   // Its position among the views of writable regions (writable_copies.cpp).
   size_t tracked_at = kUntracked;
   static constexpr size_t kUntracked = ~size_t{0};

@@ -85,7 +85,7 @@ void untrack_writable_view(ViewHandle& handle) noexcept {
 
 namespace {
 
-enum class Outcome { Shared, Private, RefuseSecondVariable, RefuseInFunction, RefuseUnknown };
+enum class Outcome { Shared, Private, ReadsInPlace, RefuseSecondVariable, RefuseInFunction, RefuseUnknown };
 
 // True when `value` reads the same shared elements as `target` does.
 bool reads_same_node(SEXP value, const ViewHandle& target) {
@@ -185,6 +185,7 @@ struct Bindings {
   int targets = 0;  // variables R is assigning the copy to
   int others = 0;   // other variables reading the same shared elements
   int selves = 0;   // variables whose value is the copy itself
+  int sources = 0;  // variables whose value is an object the copy was made from
   // Targets that are wrappers R may not change in place: referenced from
   // more than one place, R would copy such a wrapper before changing it.
   int shared_wrappers = 0;
@@ -242,6 +243,7 @@ Bindings scan(SEXP env, const Copy& copy) {
     if (symbol == temporary || R_BindingIsActive(symbol, env)) continue;
     SEXP value = Rf_findVarInFrame(env, symbol);
     if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) continue;
+    if (copy.is_source(unwrapped(value))) ++found.sources;
     if (value == copy.object) {
       ++found.selves;
     } else if (is_target(value, copy)) {
@@ -453,6 +455,7 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
   Outcome outcome = wrapped ? Outcome::Private : Outcome::RefuseUnknown;
   bool targeted = false;
   bool bound_in_script = false;  // a script's variable is bound to the copy itself
+  bool source_held = false;      // a variable of user code holds what the copy was made from
   SEXP replacing = VECTOR_ELT(found, 2);
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     Bindings bindings = scan(VECTOR_ELT(envs, i), context);
@@ -463,8 +466,9 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
     if (bindings.targets > 0 && !wrapped && LOGICAL(replacing)[i] == TRUE && bindings.others > 0)
       continue;
     if (bindings.targets == 0) {
-      bound_in_script = bound_in_script ||
-                        (bindings.selves > 0 && std::strcmp(CHAR(STRING_ELT(kinds, i)), "script") == 0);
+      const char* kind = CHAR(STRING_ELT(kinds, i));
+      bound_in_script = bound_in_script || (bindings.selves > 0 && std::strcmp(kind, "script") == 0);
+      source_held = source_held || (bindings.sources > 0 && std::strcmp(kind, "package") != 0);
       continue;
     }
     targeted = true;
@@ -485,8 +489,15 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
   // every later write miss the shared memory. The request is a read: R
   // writes into a copy bound to a variable only after copying it again
   // (the copy references itself), and that copy is decided on its own.
+  // While another variable still holds the object it was copied from
+  // (`y <- w; names(y) <- n`, then sort(y)), the copy is neither: as the
+  // share it would turn that object into a private copy (freeze_sources()),
+  // whose later writes would silently miss shared memory; as a private
+  // copy, a write to it would silently do the same. It goes on reading the
+  // shared memory, and a change R makes to it is refused as a second
+  // variable's.
   if (!targeted && bound_in_script)
-    outcome = Outcome::Shared;
+    outcome = source_held && !into_list ? Outcome::ReadsInPlace : Outcome::Shared;
   else if (!targeted && !wrapped)
     outcome = list_element_outcome(context, envs, kinds, replacing, holder);
   else if (!targeted && !have_list_views())
@@ -791,6 +802,11 @@ void* settle_writable_copy(SEXP x, ViewHandle& handle, bool into_list) {
     // The objects before it are values of their own from now on.
     handle.copied_from = nullptr;
     handle.copied_from_serial = 0;
+    return const_cast<void*>(handle.data());
+  }
+  if (outcome == Outcome::ReadsInPlace) {
+    // Decided once: R asks such a copy again at each read.
+    handle.reads_in_place = true;
     return const_cast<void*>(handle.data());
   }
   if (outcome != Outcome::Private) refuse(handle, outcome);

@@ -366,6 +366,44 @@ test_that("a read through R's wrapper of a writable share's copy held by two var
   }
 })
 
+test_that("a renamed copy read beside its share never takes the share's place", {
+  # `names(y) <- n` copies a share that two variables hold; R then asks that
+  # copy for a writable pointer to read it (sort(), cumsum(), order(),
+  # rbind(), pmax(), crossprod()). Settled as the share there, it left `w`
+  # a private copy whose next write silently missed shared memory.
+  reads <- list(sort = sort, cumsum = cumsum, order = order, rbind = function(v) rbind(v, v),
+                pmax = function(v) pmax(v, 2), crossprod = crossprod)
+  x <- as.numeric(5:1)
+  plain <- setNames(x, letters[1:5])
+  for (read in names(reads)) {
+    w <- share(x, readonly = FALSE)
+    name <- shared_name(w)
+    y <- w
+    names(y) <- letters[1:5]
+    expect_identical(reads[[read]](y), reads[[read]](plain), info = read)
+    expect_identical(y[], plain, info = read)
+    rm(y)
+    w[2] <- 100
+    expect_true(is_shared(w), info = read)
+    expect_identical(map_shared(name)[2], 100, info = read)
+  }
+  got <- in_other_process(function(name) shmr::map_shared(name)[], list(name = name))
+  expect_identical(got, replace(x, 2, 100))
+  # The renamed one read while the other holds the share: its change is a
+  # second variable's, refused, until that variable goes.
+  w <- share(x, readonly = FALSE)
+  name <- shared_name(w)
+  y <- w
+  names(w) <- letters[1:5]
+  expect_identical(sort(w), sort(plain))
+  expect_error(w[1] <- 7, "another variable refers to the same object")
+  expect_identical(map_shared(name)[], x)
+  rm(y)
+  w[1] <- 7
+  expect_identical(map_shared(name)[], replace(x, 1, 7))
+  expect_identical(unname(w[]), replace(x, 1, 7))
+})
+
 test_that("writable shares are changed in place when the code runs through source()", {
   # source() (like knitr and an IDE's Source button) keeps the value of the
   # last expression, so R copies the share before the first change.
