@@ -455,7 +455,9 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
   Outcome outcome = wrapped ? Outcome::Private : Outcome::RefuseUnknown;
   bool targeted = false;
   bool bound_in_script = false;  // a script's variable is bound to the copy itself
-  bool source_held = false;      // a variable of user code holds what the copy was made from
+  // A variable of user code holds what the copy was made from, or another
+  // object of its elements (a data frame holding the column it copies).
+  bool source_held = false;
   SEXP replacing = VECTOR_ELT(found, 2);
   for (R_xlen_t i = 0; i < XLENGTH(envs); ++i) {
     Bindings bindings = scan(VECTOR_ELT(envs, i), context);
@@ -468,7 +470,8 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
     if (bindings.targets == 0) {
       const char* kind = CHAR(STRING_ELT(kinds, i));
       bound_in_script = bound_in_script || (bindings.selves > 0 && std::strcmp(kind, "script") == 0);
-      source_held = source_held || (bindings.sources > 0 && std::strcmp(kind, "package") != 0);
+      source_held = source_held || ((bindings.sources > 0 || bindings.others > 0) &&
+                                    std::strcmp(kind, "package") != 0);
       continue;
     }
     targeted = true;
@@ -490,7 +493,8 @@ Outcome decide(SEXP copy, const ViewHandle& handle, SEXP& holder, bool into_list
   // writes into a copy bound to a variable only after copying it again
   // (the copy references itself), and that copy is decided on its own.
   // While another variable still holds the object it was copied from
-  // (`y <- w; names(y) <- n`, then sort(y)), the copy is neither: as the
+  // (`y <- w; names(y) <- n`, then sort(y); or a data frame `w` its column,
+  // `y <- w$a; names(y) <- n`), the copy is neither: as the
   // share it would turn that object into a private copy (freeze_sources()),
   // whose later writes would silently miss shared memory; as a private
   // copy, a write to it would silently do the same. It goes on reading the

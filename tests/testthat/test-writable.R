@@ -402,6 +402,15 @@ test_that("a renamed copy read beside its share never takes the share's place", 
   w[1] <- 7
   expect_identical(map_shared(name)[], replace(x, 1, 7))
   expect_identical(unname(w[]), replace(x, 1, 7))
+  # A renamed copy of a data frame's column, read while the frame holds it.
+  d <- share(data.frame(a = x, b = 1:5), readonly = FALSE)
+  name <- shared_name(d)
+  y <- d$a
+  names(y) <- letters[1:5]
+  expect_identical(format(y), format(plain))
+  rm(y)
+  d$a[2] <- 100
+  expect_identical(map_shared(name)$a, replace(x, 2, 100))
 })
 
 test_that("writable shares are changed in place when the code runs through source()", {
