@@ -402,6 +402,16 @@ test_that("a renamed copy read beside its share never takes the share's place", 
   w[1] <- 7
   expect_identical(map_shared(name)[], replace(x, 1, 7))
   expect_identical(unname(w[]), replace(x, 1, 7))
+  # The same inside local(), whose code is a script's.
+  w <- share(x, readonly = FALSE)
+  name <- shared_name(w)
+  local({
+    v <- w
+    dim(v) <- c(5L, 1L)
+    invisible(crossprod(v))
+  })
+  w[2] <- 100
+  expect_identical(map_shared(name)[], replace(x, 2, 100))
   # A renamed copy of a data frame's column, read while the frame holds it.
   d <- share(data.frame(a = x, b = 1:5), readonly = FALSE)
   name <- shared_name(d)
