@@ -78,6 +78,14 @@ mirai_worker_run <- function(task, setup) {
     if (!identical(setup$caller_host, host_identity())) .Call(shmr_remote_peer, TRUE)
     worker_state$pool <- setup$id
   }
+  # A daemon that connected after the pool last surveyed its workers (one
+  # a scheduler started late) may be on another host while this task was
+  # written for workers on the caller's host only: its shared objects carry
+  # no origin and cannot be had here. It says so rather than run, and the
+  # caller sends the task again in remote mode.
+  if (!is.null(task) && !isTRUE(task$remote_mode) && !caller_on_this_host(task)) {
+    return(list(resend_remote = TRUE, pid = Sys.getpid(), host = host_identity()))
+  }
   if (is.null(task)) {
     memory <- tryCatch(suppressWarnings(process_memory()), error = function(e) NULL)
     return(list(pid = Sys.getpid(), host = host_identity(), tempdir = tempdir(),
@@ -175,18 +183,25 @@ ensure_mirai_workers <- function(pool) {
 dispatch_mirai <- function(pool, tasks, on_done) {
   ensure_mirai_workers(pool)
   for (t in seq_along(tasks)) tasks[[t]]$caller_host <- pool$local_host
-  if (pool$remote) {
+  listen <- NULL
+  go_remote <- function() {
     release_dropped_exports()
     # Start the region server on the daemons' interface and export what the
     # tasks share before mirai serializes them.
-    listen <- region_server(pool$profile)$listen
+    listen <<- region_server(pool$profile)$listen
     with_remote_mode(invisible(serialize(tasks, NULL)), listen)
   }
+  if (pool$remote) go_remote()
   attempts <- integer(length(tasks))
   run <- mirai_runner()
   submit <- function(t) {
+    task <- tasks[[t]]
+    # Whether its shared objects carry their origin: a daemon on another
+    # host that gets a task without (it joined after the survey) sends it
+    # back (mirai_worker_run()).
+    task$remote_mode <- pool$remote
     send <- function() {
-      mirai::mirai(run(task, setup), run = run, task = tasks[[t]], setup = pool$setup,
+      mirai::mirai(run(task, setup), run = run, task = task, setup = pool$setup,
                    .compute = pool$profile)
     }
     if (pool$remote) with_remote_mode(send(), listen) else send()
@@ -201,6 +216,19 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     done <- open[!vapply(pending[open], mirai::unresolved, TRUE)]
     for (t in done) {
       value <- pending[[t]]$data
+      if (is.list(value) && isTRUE(value$resend_remote)) {
+        # A daemon of another host joined the profile after the survey (a
+        # scheduler queue, a slow ssh): from now on this pool's tasks carry
+        # their objects' origins. Its next call surveys the newcomers (their
+        # number differs from the workers it knows); surveying now would
+        # wait behind the tasks in flight.
+        if (!pool$remote) {
+          pool$remote <- TRUE
+          go_remote()
+        }
+        pending[[t]] <- submit(t)
+        next
+      }
       if (mirai::is_error_value(value)) {
         stop_if_pool_stopped(pool)
         if (inherits(value, "errorValue")) {

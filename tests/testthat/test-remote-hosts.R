@@ -983,6 +983,43 @@ test_that("a dead remote daemon is not replaced by a local one", {
   expect_identical(sim_connections(cluster), connections - 1L)
 })
 
+test_that("a pool's call reaches daemons of another host that connect during it", {
+  # A scheduler (sbatch, a slow ssh) starts remote daemons after the pool
+  # surveyed its workers, all on this host then: its tasks were written
+  # without their objects' origins, and each one a late daemon of another
+  # host took failed with shmr_region_unavailable.
+  own <- sim_cluster(character(0), local = 1L)
+  host <- sim_host_start(sprintf("simJ-%d", Sys.getpid()))
+  own$hosts$simJ <- host
+  pool <- pool_create(backend = "mirai", compute = own$profile)
+  on.exit(pool_stop(pool), add = TRUE)
+  expect_false(any(pool_status(pool)$host != pool_status(pool)$host[1]))
+  x <- share(rnorm(1e5))
+  on.exit(close(x), add = TRUE)
+  # The daemon enters the host 2 seconds into the call, as from a queue.
+  late <- tempfile("shmr-late-", fileext = ".sh")
+  on.exit(unlink(late), add = TRUE)
+  writeLines(c("#!/bin/sh", "pid=\"$1\"; shift",
+               sprintf("( sleep 2; exec '%s' \"$pid\" \"$@\" ) </dev/null >/dev/null 2>&1 &",
+                       sim_launcher(exec = TRUE))), late)
+  Sys.chmod(late, "0700")
+  mirai::launch_remote(1L, remote = mirai::remote_config(
+    command = late, args = c(host$pid, "."), quote = TRUE,
+    rscript = file.path(R.home("bin"), "Rscript")), .compute = own$profile)
+  got <- pool_lapply(1:40, detached(function(i, x) {
+    Sys.sleep(0.25)
+    list(host = Sys.info()[["nodename"]], sum = sum(x))
+  }), x = x, chunk_size = 1L, pool = pool)
+  expect_identical(unique(vapply(got, `[[`, 0, "sum")), sum(x))
+  expect_true(host$name %in% vapply(got, `[[`, "", "host"))
+  # The newcomer fetched the object once, and the pool knows it at its
+  # next call.
+  expect_gte(served(host$name), shared_info(x)$size)
+  expect_lte(served(host$name), 1.05 * shared_info(x)$size)
+  invisible(pool_lapply(1:2, function(i) i, pool = pool))
+  expect_true(host$name %in% sub(":.*$", "", pool_status(pool)$host))
+})
+
 test_that("copies left by killed daemons go at their host's next fetch", {
   local_remote_mode()
   own <- sim_cluster("simG", per_host = 2L, local = 0L)
