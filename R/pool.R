@@ -271,6 +271,8 @@ new_pool_object <- function(backend, n, packages, init) {
   # The directories holding the session directories of the PSOCK workers
   # each start made (see launch_directory()), until they are empty.
   pool$launch_dirs <- character()
+  # Whether sweep_departed() may find something to remove (see there).
+  pool$sweep_due <- FALSE
   pool$stopped <- FALSE
   pool
 }
@@ -453,6 +455,8 @@ kill_worker <- function(pool, w) {
 forget_worker <- function(pool, w) {
   dir <- pool$tempdirs[w]
   pool$tempdirs[w] <- NA_character_
+  # Its start's directory may now hold no current worker's.
+  pool$sweep_due <- TRUE
   elsewhere <- !is.null(pool$local_host) && length(pool$hosts) >= w &&
     !identical(pool$hosts[w], pool$local_host)
   if (isTRUE(pool$borrowed) || elsewhere || length(dir) != 1L || is.na(dir) ||
@@ -467,8 +471,12 @@ forget_worker <- function(pool, w) {
 # Removes the session directories of the departed workers whose processes
 # are gone, and the regions they left (a killed or crashed worker removes
 # neither), after waiting at most `wait` seconds for them; the others stay
-# listed for the next sweep (at each map and at pool_stop()).
+# listed for the next sweep (at each map and at pool_stop()). A sweep is
+# due only once a worker departed or a start was made (forget_worker(),
+# set_up_psock_nodes()), and until what they left is gone: a map on a
+# settled pool pays a look at one flag, not at the file system.
 sweep_departed <- function(pool, wait = 0) {
+  if (isFALSE(pool$sweep_due)) return(invisible())
   departed <- pool$departed
   if (NROW(departed)) {
     wait_for_exit(departed$pid, wait)
@@ -480,21 +488,29 @@ sweep_departed <- function(pool, wait = 0) {
     pool$departed <- departed[!gone & dir.exists(departed$dir), , drop = FALSE]
   }
   remove_empty_launch_directories(pool)
+  pool$sweep_due <- NROW(pool$departed) > 0L || length(vacated_launch_directories(pool)) > 0L
   invisible()
 }
 
 # A start's directory is empty once each of its workers has removed its
 # session directory (at its exit) or the pool has (sweep_departed()): a live
 # worker's is there as long as it runs, so an empty one holds no live
-# worker's.
+# worker's. Only those holding no current worker's are looked at.
 remove_empty_launch_directories <- function(pool) {
-  for (dir in pool$launch_dirs) {
+  for (dir in vacated_launch_directories(pool)) {
     if (dir.exists(dir) && !length(list.files(dir, all.files = TRUE, no.. = TRUE))) {
       suppressWarnings(file.remove(dir))
     }
   }
   pool$launch_dirs <- pool$launch_dirs[dir.exists(pool$launch_dirs)]
   invisible()
+}
+
+# The start directories in which no current worker has its session
+# directory (a worker's tempdir() is made directly inside its start's):
+# the only ones that can have become empty.
+vacated_launch_directories <- function(pool) {
+  setdiff(pool$launch_dirs, dirname(pool$tempdirs[!is.na(pool$tempdirs)]))
 }
 
 # worker_setup(), to be called on a worker with the caller's .libPaths() as
@@ -744,6 +760,7 @@ set_up_psock_nodes <- function(pool, n) {
     if (is.null(nodes)) suspendInterrupts(remove_launch_directory(dir, stop_launched(launch)))
   })
   pool$launch_dirs <- c(pool$launch_dirs, dir)
+  pool$sweep_due <- TRUE
   list(nodes = nodes, answers = answers)
 }
 
