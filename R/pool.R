@@ -687,11 +687,17 @@ check_cluster_running <- function(cluster, arg) {
 # only while it is still the one the worker was given, or a second close
 # would close another worker's (the pool then waits for it forever) or the
 # caller's own.
-worker_connection_open <- function(node) {
-  con <- node$con
+worker_connection_open <- function(node) connection_is_current(node$con)
+
+# Whether the connection object `con` still names the connection it was
+# made for. getConnection() is asked only about a number in use, where it
+# cannot fail (no tryCatch(), which cost more than the rest: this runs for
+# every worker at every map).
+connection_is_current <- function(con) {
   if (!inherits(con, "connection")) return(FALSE)
-  current <- tryCatch(getConnection(as.integer(con)), error = function(e) NULL)
-  !is.null(current) && identical(attr(current, "conn_id"), attr(con, "conn_id"))
+  number <- as.integer(con)
+  if (!number %in% getAllConnections()) return(FALSE)
+  identical(attr(getConnection(number), "conn_id"), attr(con, "conn_id"))
 }
 
 close_worker_connection <- function(node) {

@@ -21,17 +21,17 @@ new_capture <- function() {
 }
 
 # Worker side: evaluates `expr` with output and conditions recorded into
-# `capture`.
+# `capture`. (sink() and sink.number() each cost a match.arg(): called once
+# each way.)
 capture_relay <- function(expr, capture) {
-  nothing <- raw(0L)
-  capture$con <- rawConnection(nothing, "w")
+  capture$con <- take_output_connection()
   level <- sink.number()
-  sink(capture$con, type = "output")
+  sink(capture$con)
   on.exit({
     # Also ends sinks that the code itself left open.
-    while (sink.number() > level) sink()
+    for (i in seq_len(sink.number() - level)) sink()
     capture_output(capture)
-    close(capture$con)
+    give_back_output_connection(capture$con, written = capture$offset > 0)
     capture$con <- NULL
   })
   withCallingHandlers(
@@ -48,6 +48,36 @@ capture_relay <- function(expr, capture) {
       if (!inherits(c, c("error", "warning", "message", "interrupt"))) capture_condition(capture, c)
     }
   )
+}
+
+# The connection a task's output is captured in. Opening one (and the
+# deparse() rawConnection() makes of its argument) and closing it cost more
+# than the rest of capturing a small chunk, so a process keeps one that
+# nothing was written to for its next task. Taken while in use: a task that
+# captures inside another gets one of its own.
+output_connections <- new.env(parent = emptyenv())
+
+take_output_connection <- function() {
+  con <- output_connections$spare
+  output_connections$spare <- NULL
+  # Code run since (closeAllConnections()) may have closed it.
+  if (!is.null(con) && connection_is_current(con)) return(con)
+  nothing <- raw(0L)
+  rawConnection(nothing, "w")
+}
+
+# Kept when empty (a raw connection cannot be emptied: one written to would
+# hand its old output to the next task's records), closed otherwise; left
+# alone when it is no longer ours, as its number may now be another
+# connection's.
+give_back_output_connection <- function(con, written) {
+  if (!connection_is_current(con)) return(invisible())
+  if (written || !is.null(output_connections$spare)) {
+    close(con)
+  } else {
+    output_connections$spare <- con
+  }
+  invisible()
 }
 
 # Records the output printed since the last record (so that output and
