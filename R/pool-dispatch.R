@@ -76,7 +76,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
   # Recycling replaces a worker after a chunk: nothing may wait for it.
   depth <- if (is.null(pool$rss_limit)) 2L else 1L
   queue <- seq_along(tasks)
-  outstanding <- replicate(workers, integer(), simplify = FALSE)
+  outstanding <- rep(list(integer()), workers)
   attempts <- integer(length(tasks))
   tag <- function(t) c(tasks[[t]]$call, tasks[[t]]$chunk)
   send <- function(w) {
@@ -101,8 +101,8 @@ dispatch_psock <- function(pool, tasks, on_done) {
     if (!ok) lost(w)
   }
   # After lost(), w is a fresh worker and gets work like any other.
-  fill <- function(w) {
-    while (length(queue) && length(outstanding[[w]]) < depth) send(w)
+  fill <- function(w, upto = depth) {
+    while (length(queue) && length(outstanding[[w]]) < upto) send(w)
   }
   # The chunk worker w was computing counts as tried; those behind it go
   # back to the queue as they were.
@@ -117,11 +117,14 @@ dispatch_psock <- function(pool, tasks, on_done) {
     queue <<- c(mine, queue)
   }
   on.exit(abandon_chunks(pool), add = TRUE)
-  for (w in seq_len(workers)) fill(w)
+  # Every worker gets a chunk before any gets a second: a call of no more
+  # chunks than workers runs them all at once, not two after each other on
+  # one worker.
+  for (level in seq_len(depth)) for (w in seq_len(workers)) fill(w, upto = level)
   repeat {
     busy <- which(lengths(outstanding) > 0L)
     if (!length(busy)) break
-    ready <- socketSelect(lapply(pool$cluster[busy], function(node) node$con), timeout = 1)
+    ready <- socketSelect(lapply(busy, function(w) pool$cluster[[w]]$con), timeout = 1)
     for (w in busy[ready]) {
       reply <- tryCatch(unserialize(pool$cluster[[w]]$con), error = function(e) e)
       t <- outstanding[[w]][1L]
