@@ -1,5 +1,6 @@
-# Dispatch overhead (10,000 tiny tasks on 2 workers), one round trip, and
-# returning two large results from workers.
+# Dispatch overhead (10,000 tiny tasks on 2 workers), one round trip, the
+# cost of one call of 2 tiny tasks, and returning two large results from
+# workers.
 run <- function(ctx) {
   res <- NULL # filled by the timed closures below
   n <- 10000L
@@ -21,6 +22,18 @@ run <- function(ctx) {
              median(times["parLapply", ]) / n * 1e3, "ms")
   rt <- median(vapply(1:20, function(i) seconds(function() pool_lapply(1L, identity)), 0))
   ctx$record("dispatch", "one round trip", "shmr pool_lapply", NA, rt * 1e3, "ms")
+  # The fixed cost of one call, which a map inside an iterative algorithm
+  # pays at every step: calls of two tiny tasks, one per worker, timed in
+  # batches, shmr's and parLapply's interleaved as above.
+  calls <- if (ctx$quick) 200L else 1000L
+  batches <- vapply(seq_len(reps), function(i) c(
+    shmr = seconds(function() for (k in seq_len(calls)) pool_lapply(1:2, identity)),
+    parLapply = seconds(function() for (k in seq_len(calls)) parallel::parLapply(cl, 1:2, identity))
+  ), c(shmr = 0, parLapply = 0))
+  ctx$record("dispatch", "one call of 2 tiny tasks, per call", "shmr pool_lapply", NA,
+             median(batches["shmr", ]) / calls * 1e3, "ms")
+  ctx$record("dispatch", "one call of 2 tiny tasks, per call", "parLapply", NA,
+             median(batches["parLapply", ]) / calls * 1e3, "ms")
 
   result_bytes <- if (ctx$quick) 64 * 2^20 else 400 * 2^20
   # Sent to workers: given the global environment, so that it does not carry
