@@ -111,12 +111,24 @@ dispatch_psock <- function(pool, tasks, on_done) {
     mine <- outstanding[[w]]
     outstanding[w] <<- list(integer())
     attempts[mine[1L]] <<- attempts[mine[1L]] + 1L
+    pool$chunks_resent <- pool$chunks_resent + 1L
     # The pool gets a working replacement whatever happens to this call.
     replace_psock_worker(pool, w)
     if (attempts[mine[1L]] > 1L) worker_died_error(tasks[[mine[1L]]])
     queue <<- c(mine, queue)
   }
   on.exit(abandon_chunks(pool), add = TRUE)
+  # A worker that died while something still holds its socket open (a child
+  # process of its) is found by its process instead, looked at when a wait
+  # found no reply or at most once a second: reading /proc at every reply
+  # cost a small call more than the rest of its bookkeeping.
+  next_liveness_check <- Sys.time() + 1
+  liveness_check_due <- function(ready) {
+    now <- Sys.time()
+    if (any(ready) && now < next_liveness_check) return(FALSE)
+    next_liveness_check <<- now + 1
+    TRUE
+  }
   # Every worker gets a chunk before any gets a second: a call of no more
   # chunks than workers runs them all at once, not two after each other on
   # one worker.
@@ -145,7 +157,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
       }
       fill(w)
     }
-    for (w in busy[!ready]) {
+    for (w in if (liveness_check_due(ready)) busy[!ready]) {
       if (length(outstanding[[w]]) && !process_alive(pool$pids[w])) {
         lost(w)
         fill(w)

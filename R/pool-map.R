@@ -344,9 +344,16 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   chunk_size <- if (is.null(chunk_size)) max(1L, ceiling(n / (4 * workers))) else
     min(chunk_size, n)
   # Large results come back in regions made for this process; those never
-  # adopted (an interrupt, a reply lost) are removed when the call ends.
+  # adopted (an interrupt, a reply lost with its worker) are removed when the
+  # call ends. A call that returns having sent no chunk twice adopted every
+  # one: it spares the look through the regions directory, which costs more
+  # the more regions the machine holds.
   handoff <- handoff_target()
-  on.exit(suspendInterrupts(discard_handoffs(handoff)), add = TRUE)
+  resent <- pool$chunks_resent
+  returned <- FALSE
+  on.exit(suspendInterrupts(
+    if (!returned || !identical(pool$chunks_resent, resent)) discard_handoffs(handoff)
+  ), add = TRUE)
 
   created <- new.env(parent = emptyenv())
   on.exit(suspendInterrupts(release_call_shares(created)), add = TRUE)
@@ -408,6 +415,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   if (!is.null(first_error)) signal_element_error(first_error$condition, first_error$position)
   if (is.null(margin)) names(results) <- result_names
   created$results <- results
+  returned <- TRUE
   results
 }
 

@@ -235,6 +235,7 @@ dispatch_mirai <- function(pool, tasks, on_done) {
           # The daemon went away (connection reset): replace it when it was
           # ours, and retry the chunk once on the workers left.
           attempts[t] <- attempts[t] + 1L
+          pool$chunks_resent <- pool$chunks_resent + 1L
           if (attempts[t] > 1L) worker_died_error(tasks[[t]])
           ensure_mirai_workers(pool)
           pending[[t]] <- submit(t)

@@ -262,6 +262,9 @@ new_pool_object <- function(backend, n, packages, init) {
   # PSOCK: chunks sent to each worker whose replies have not been read
   # (see dispatch_psock()).
   pool$in_flight <- integer(n)
+  # Chunks sent again after their worker was lost, in all calls (see
+  # pool_map()).
+  pool$chunks_resent <- 0L
   # Workers killed and not yet replaced (see kill_worker()).
   pool$killed <- logical(n)
   # Each worker's session directory (tempdir()), which the pool removes
