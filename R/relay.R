@@ -28,8 +28,9 @@ capture_relay <- function(expr, capture) {
   level <- sink.number()
   sink(capture$con)
   on.exit({
-    # Also ends sinks that the code itself left open.
-    for (i in seq_len(sink.number() - level)) sink()
+    # Also ends sinks that the code itself left open (none when it ended
+    # more than it opened).
+    for (i in seq_len(max(0L, sink.number() - level))) sink()
     capture_output(capture)
     give_back_output_connection(capture$con, written = capture$offset > 0)
     capture$con <- NULL
