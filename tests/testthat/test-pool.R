@@ -55,6 +55,16 @@ test_that("maps equal lapply, sapply and apply", {
   })
 })
 
+test_that("a call of as many chunks as workers gives each worker one", {
+  skip_if_no_pool()
+  with_pool(2, {
+    # The first worker took two chunks (it may have two waiting) before the
+    # second got any: such a call ran its chunks one after the other.
+    pids <- pool_sapply(1:2, function(i) Sys.getpid(), pool = pool_get())
+    expect_length(unique(pids), 2L)
+  })
+})
+
 test_that("seeds give one stream per element, whatever the workers and chunks", {
   skip_if_no_pool()
   draw <- function(i) runif(2)
