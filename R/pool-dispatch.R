@@ -121,10 +121,12 @@ dispatch_psock <- function(pool, tasks, on_done) {
   # A worker that died while something still holds its socket open (a child
   # process of its) is found by its process instead, looked at when a wait
   # found no reply or at most once a second: reading /proc at every reply
-  # cost a small call more than the rest of its bookkeeping.
-  next_liveness_check <- Sys.time() + 1
+  # cost a small call more than the rest of its bookkeeping. (Seconds as a
+  # plain number: comparing POSIXct times dispatches to Ops.POSIXt, which
+  # costs as much as the /proc read.)
+  next_liveness_check <- as.numeric(Sys.time()) + 1
   liveness_check_due <- function(ready) {
-    now <- Sys.time()
+    now <- as.numeric(Sys.time())
     if (any(ready) && now < next_liveness_check) return(FALSE)
     next_liveness_check <<- now + 1
     TRUE
