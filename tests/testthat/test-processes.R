@@ -169,7 +169,7 @@ test_that("prune_shared() removes regions of a creator killed with SIGKILL, neve
   expect_true(region_exists(name))
 
   tools::pskill(proc$get_pid(), tools::SIGKILL)
-  proc$wait(5)
+  proc$wait(10000)  # milliseconds
   expect_true(region_exists(name))
   expect_false(shared_regions()$creator_alive[shared_regions()$name == name])
   removed <- prune_shared()
