@@ -22,13 +22,23 @@ cd "$here"
 : > "$out"
 : > "$out.failures"
 
-# run_leg <label> <R binary> <extra library or ""> <deps library or "">
-run_leg() {
+# Each leg is built before either is tested: test-other-r.R has the R of
+# one leg read what the other's shares, with that leg's build.
+
+# r_version <R binary>: its version, or nothing when it cannot run.
+r_version() {
+  "$(dirname "$1")/Rscript" --vanilla -e 'cat(as.character(getRversion()))' 2>/dev/null
+}
+
+# build_leg <label> <R binary> <extra library or ""> <deps library or "">:
+# the packages the tests need, then shmr's build into build/r-lib/R-<version>.
+# Fails (and counts the leg as one failure) when the leg cannot be tested.
+build_leg() {
   local label=$1 r=$2 extra_lib=$3 deps_lib=$4
-  local rscript version lib log counts
+  local rscript version lib log
   rscript="$(dirname "$r")/Rscript"
-  version=$("$rscript" --vanilla -e 'cat(as.character(getRversion()))' 2>/dev/null) || {
-    echo "$label 0 1" >> "$out"; echo "$label: $r cannot run" >> "$out.failures"; return; }
+  version=$(r_version "$r") || {
+    echo "$label 0 1" >> "$out"; echo "$label: $r cannot run" >> "$out.failures"; return 1; }
   lib="$here/build/r-lib/R-$version"
   log="$here/build/install-R-$version.log"
   rm -rf "$lib" && mkdir -p "$lib"
@@ -40,7 +50,7 @@ run_leg() {
       echo "R $version: could not install the packages the tests need"
       echo "$label-$version 0 1" >> "$out"
       echo "$label-$version: could not install the packages the tests need" >> "$out.failures"
-      return; }
+      return 1; }
   fi
   echo "R $version: building shmr into $lib"
   if ! env R_LIBS="$libs" ${deps_lib:+"R_LIBS_USER=$deps_lib"} \
@@ -48,7 +58,7 @@ run_leg() {
     tail -n 40 "$log"
     echo "$label-$version 0 1" >> "$out"
     echo "$label-$version: shmr did not build (see $log)" >> "$out.failures"
-    return
+    return 1
   fi
   # R CMD check counts a compiler warning in the package's sources against
   # it; so does this, with R's own compiler flags.
@@ -59,6 +69,17 @@ run_leg() {
     echo "$label-$version-compiler-warnings 0 1" >> "$out"
     echo "$label-$version: compiler warnings while building shmr (see $log)" >> "$out.failures"
   fi
+}
+
+# test_leg <label> <R binary> <extra library or ""> <deps library or "">:
+# the test suite and the peers' suites against build_leg()'s build.
+test_leg() {
+  local label=$1 r=$2 extra_lib=$3 deps_lib=$4
+  local rscript version lib counts
+  rscript="$(dirname "$r")/Rscript"
+  version=$(r_version "$r")
+  lib="$here/build/r-lib/R-$version"
+  local libs="$lib${extra_lib:+:$extra_lib}"
   counts="$here/build/r-counts-$version"
   rm -f "$counts"
   echo "R $version: running the test suite"
@@ -108,18 +129,25 @@ run_peer_suites() {
 }
 
 # The machine's R, with the libraries the caller has (R_LIBS, user, site).
-run_leg "R" "$(command -v "${R:-R}")" "${R_LIBS:-}" ""
+machine_leg=("R" "$(command -v "${R:-R}")" "${R_LIBS:-}" "")
+machine_built=false
+build_leg "${machine_leg[@]}" && machine_built=true
 
 # R 4.5, with a library of the project's own and nothing of the caller's.
 r45=""
 if [ -f ../shared/tools/r45.sh ]; then
   r45=$(bash ../shared/tools/r45.sh) || r45=""
 fi
+r45_built=false
 if [ -n "$r45" ] && [ -x "$r45" ]; then
-  deps="$here/.r-library/$("$(dirname "$r45")/Rscript" --vanilla -e 'cat(as.character(getRversion()))')"
+  deps="$here/.r-library/$(r_version "$r45")"
   mkdir -p "$deps"
-  run_leg "R" "$r45" "$deps" "$deps"
+  r45_leg=("R" "$r45" "$deps" "$deps")
+  build_leg "${r45_leg[@]}" && r45_built=true
 else
   echo "R 4.5: not available here (../shared/tools/r45.sh), skipped"
   echo "R-4.5 skipped" >> "$out"
 fi
+
+if $machine_built; then test_leg "${machine_leg[@]}"; fi
+if $r45_built; then test_leg "${r45_leg[@]}"; fi

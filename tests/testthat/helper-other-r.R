@@ -3,9 +3,9 @@
 # versions using the same shared objects. SHMR_OTHER_R names its R
 # binary and SHMR_OTHER_R_LIBS the libraries that hold shmr (and callr's
 # needs) for it. Without them, what tools/run-r-suites.sh leaves (`make
-# test` builds shmr for the machine's R, then for R 4.5): on the machine's
-# older R, R 4.5 from ../shared/tools/r45.sh with its build, once there; on
-# R 4.5, the machine's R (`R` on the PATH) with the build made for it. NULL
+# test` builds shmr for the machine's R and for R 4.5 before testing
+# either): on the machine's older R, R 4.5 from ../shared/tools/r45.sh with
+# its build; on R 4.5, the machine's R (`R` on the PATH) with its build. NULL
 # when there is none.
 other_r <- function() {
   r <- Sys.getenv("SHMR_OTHER_R")
