@@ -49,12 +49,8 @@ start_mirai <- function(pool, compute = NULL) {
   } else {
     pool$profile <- compute
     pool$borrowed <- TRUE
-    connected <- mirai_connections(pool)
-    if (connected < 1L) {
-      stop(sprintf("no mirai daemons are connected to compute profile \"%s\"", compute),
-           call. = FALSE)
-    }
-    pool$n <- connected
+    wait_for_daemons(pool)
+    pool$n <- mirai_connections(pool)
   }
   survey_mirai_workers(pool, expected = pool$n)
   pool$tasks_done <- integer(length(pool$pids))
@@ -66,6 +62,56 @@ start_mirai <- function(pool, compute = NULL) {
 mirai_connections <- function(pool) {
   status <- tryCatch(mirai::status(.compute = pool$profile), error = function(e) NULL)
   as.integer(status$connections %||% 0L)
+}
+
+# Whether mirai::daemons() set up compute profile `profile`, whether or not
+# any daemon has connected to it: status() gives its URL then, 0 otherwise.
+mirai_profile_set <- function(profile) {
+  status <- tryCatch(mirai::status(.compute = profile), error = function(e) NULL)
+  is.character(status$daemons)
+}
+
+# Daemons that a scheduler (sbatch, a slow ssh) starts connect seconds or
+# minutes after mirai::daemons() set up their profile. A pool over such a
+# profile waits for the first one, as a mirai task would, rather than fail
+# (or, without `compute`, start daemons of its own on this host). Those
+# that connect later join at the pool's next call. The wait has an end:
+# getOption("shmr.daemon_wait", 600) seconds.
+wait_for_daemons <- function(pool) {
+  if (mirai_connections(pool) >= 1L) return(invisible())
+  profile <- pool$profile
+  if (!mirai_profile_set(profile)) {
+    stop(sprintf(paste0(
+      "no mirai daemons are connected to compute profile \"%s\", and none are set up for it: ",
+      "call mirai::daemons() for that profile first"), profile), call. = FALSE)
+  }
+  wait <- daemon_wait()
+  cli::cli_inform(c(i = paste0("Waiting up to {wait} s for a mirai daemon to connect to ",
+                               "compute profile {.val {profile}}.")))
+  deadline <- Sys.time() + wait
+  repeat {
+    Sys.sleep(0.1)
+    if (mirai_connections(pool) >= 1L) return(invisible())
+    if (!mirai_profile_set(profile)) {
+      stop(sprintf("compute profile \"%s\" was reset (mirai::daemons(0)) before any daemon connected",
+                   profile), call. = FALSE)
+    }
+    if (Sys.time() >= deadline) {
+      stop(sprintf(paste0(
+        "no mirai daemon connected to compute profile \"%s\" within %g s; launch daemons for it ",
+        "(mirai::launch_remote()), or wait longer with options(shmr.daemon_wait = <seconds>)"),
+        profile, wait), call. = FALSE)
+    }
+  }
+}
+
+daemon_wait <- function() {
+  wait <- getOption("shmr.daemon_wait", 600)
+  if (!is.numeric(wait) || length(wait) != 1L || is.na(wait) || wait < 0) {
+    stop("the option `shmr.daemon_wait` must be one number of seconds >= 0, not ",
+         describe_value(wait), call. = FALSE)
+  }
+  as.numeric(wait)
 }
 
 # What a daemon runs for a pool: sets itself up once for this pool, then
@@ -165,6 +211,10 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
 # never starts any (a dead remote daemon is not replaced by a local one).
 ensure_mirai_workers <- function(pool) {
   connected <- mirai_connections(pool)
+  if (pool$borrowed && connected < 1L) {
+    wait_for_daemons(pool)
+    connected <- mirai_connections(pool)
+  }
   if (!pool$borrowed && connected < pool$n) {
     check_descriptors_free(pool$n - connected)
     keeping_rng(with_worker_libs(

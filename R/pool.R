@@ -48,8 +48,13 @@
 #'   profile whose connected daemons, on this host or others, the pool uses
 #'   (`"default"` for the profile of [mirai::daemons()] without `.compute`).
 #'   Give `n` or `compute`, not both. Without either, the pool uses the
-#'   daemons connected to mirai's default profile when there are any, else
-#'   starts its own daemons on this host. A pool does not stop daemons it did
+#'   daemons of mirai's default profile when [mirai::daemons()] set it up,
+#'   else starts its own daemons on this host. When no daemon of the profile
+#'   has connected yet (a scheduler or ssh is still starting them), the pool
+#'   waits for the first one, with a message, for at most
+#'   `getOption("shmr.daemon_wait", 600)` seconds, and so does a map whose
+#'   pool has no daemon left; those that connect later join at the pool's
+#'   next call. A pool does not stop daemons it did
 #'   not start, and does not replace them when they die: a dead daemon on
 #'   another host is not replaced by one on this host (`pool_status()` shows
 #'   it as `"dead"`). Daemons the pool started itself are replaced, on this
@@ -227,8 +232,8 @@ connection_table_size <- function() {
 
 # The compute profile whose connected daemons a mirai pool uses, or NULL for
 # a pool that starts its own `n` daemons on this host: `compute` when given;
-# with neither `n` nor `compute`, mirai's default profile when daemons are
-# connected to it.
+# with neither `n` nor `compute`, mirai's default profile when
+# mirai::daemons() set it up (its daemons may still be starting).
 mirai_compute <- function(backend, n, compute) {
   if (!is.null(compute)) {
     if (backend != "mirai") stop("`compute` needs backend = \"mirai\"", call. = FALSE)
@@ -242,7 +247,7 @@ mirai_compute <- function(backend, n, compute) {
     return(compute)
   }
   if (backend == "mirai" && is.null(n) && requireNamespace("mirai", quietly = TRUE) &&
-      isTRUE(tryCatch(mirai::status()$connections > 0, error = function(e) FALSE))) {
+      mirai_profile_set("default")) {
     return("default")
   }
   NULL

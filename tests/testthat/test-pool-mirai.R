@@ -114,3 +114,67 @@ test_that("without n or compute, a mirai pool uses the daemons of mirai's defaul
     expect_identical(mirai::status()$connections, 2L)
   }
 })
+
+# A launcher that starts the daemon `delay` seconds later and returns at
+# once, as sbatch or a slow ssh would; mirai passes it the daemon's command.
+late_launcher <- function(delay, envir = parent.frame()) {
+  path <- tempfile("shmr-late-", fileext = ".sh")
+  writeLines(c("#!/bin/sh", sprintf(
+    "( sleep %g; exec sh -c \"exec $1\" ) </dev/null >/dev/null 2>&1 &", delay)), path)
+  Sys.chmod(path, "0700")
+  do.call(on.exit, list(bquote(unlink(.(path))), add = TRUE), envir = envir)
+  mirai::remote_config(command = path, args = ".", quote = TRUE,
+                       rscript = file.path(R.home("bin"), "Rscript"))
+}
+
+test_that("a pool waits for the first daemon of a profile whose daemons start late", {
+  profile <- "shmr_test_late"
+  mirai::daemons(url = "tcp://127.0.0.1:0", .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile), add = TRUE)
+  mirai::launch_remote(1L, remote = late_launcher(2), .compute = profile)
+  expect_identical(mirai::status(.compute = profile)$connections, 0L)
+  expect_message(pool <- pool_create(backend = "mirai", compute = profile),
+                 "Waiting up to 600 s for a mirai daemon")
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  first <- pool_status(pool)
+  expect_identical(nrow(first), 1L)
+  pids <- unique(unlist(pool_lapply(1:4, function(i) Sys.getpid(), pool = pool)))
+  expect_identical(pids, first$pid)
+  # Its only daemon gone and another on its way: the next map waits for it.
+  tools::pskill(first$pid, tools::SIGKILL)
+  expect_identical(wait_connections(profile, 0L), 0L)
+  mirai::launch_remote(1L, remote = late_launcher(2), .compute = profile)
+  expect_message(got <- pool_lapply(1:4, function(i) Sys.getpid(), pool = pool), "Waiting")
+  expect_length(unique(unlist(got)), 1L)
+  expect_false(first$pid %in% unlist(got))
+  expect_true(unlist(got)[1] %in% pool_status(pool)$pid)
+})
+
+test_that("the wait for daemons ends: with an error naming the option, or at once for no profile", {
+  profile <- "shmr_test_never"
+  mirai::daemons(url = "tcp://127.0.0.1:0", .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile), add = TRUE)
+  old <- options(shmr.daemon_wait = 1)
+  on.exit(options(old), add = TRUE)
+  expect_error(suppressMessages(pool_create(backend = "mirai", compute = profile)),
+               "no mirai daemon connected to compute profile \"shmr_test_never\" within 1 s.*shmr.daemon_wait")
+  expect_error(pool_create(backend = "mirai", compute = "shmr_no_such_profile"),
+               "none are set up for it")
+  options(shmr.daemon_wait = "soon")
+  expect_error(pool_create(backend = "mirai", compute = profile),
+               "`shmr.daemon_wait` must be one number of seconds")
+})
+
+test_that("without n or compute, a pool waits for the daemons of mirai's default profile", {
+  # Before, it found none connected and started daemons of its own on this
+  # host, leaving those the scheduler was starting unused.
+  mirai::daemons(url = "tcp://127.0.0.1:0")
+  on.exit(mirai::daemons(0), add = TRUE)
+  mirai::launch_remote(1L, remote = late_launcher(2))
+  expect_message(pool <- pool_create(backend = "mirai"), "Waiting")
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  expect_true(pool$borrowed)
+  expect_identical(pool$profile, "default")
+  expect_identical(nrow(pool_status(pool)), 1L)
+  expect_identical(unlist(pool_lapply(1:3, function(i) i * 2L, pool = pool)), c(2L, 4L, 6L))
+})
