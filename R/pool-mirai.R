@@ -124,6 +124,15 @@ mirai_worker_run <- function(task, setup) {
     if (!identical(setup$caller_host, host_identity())) .Call(shmr_remote_peer, TRUE)
     worker_state$pool <- setup$id
   }
+  # mirai read this task's arguments before the runner could put the
+  # caller's libraries on the path: a daemon that had not loaded shmr yet
+  # (one that connected after the pool's survey) and cannot find it in its
+  # own libraries read every shared object in them as an empty vector (R's
+  # fallback for an ALTREP class whose package it cannot load, with a
+  # warning here only). shmr is loaded now: the caller sends the task again.
+  if (!is.null(task) && isFALSE(setup$shmr_loaded)) {
+    return(list(read_again = TRUE, pid = Sys.getpid(), host = host_identity()))
+  }
   # A daemon that connected after the pool last surveyed its workers (one
   # a scheduler started late) may be on another host while this task was
   # written for workers on the caller's host only: its shared objects carry
@@ -150,6 +159,8 @@ worker_state <- new.env(parent = emptyenv())
 # daemon on another host keeps those of its own that exist there).
 mirai_runner <- function() {
   run <- function(task, setup) {
+    # Whether `task` was read with shmr at hand (see mirai_worker_run()).
+    setup$shmr_loaded <- isNamespaceLoaded("shmr")
     .libPaths(unique(c(setup$libs, .libPaths())))
     asNamespace("shmr")$mirai_worker_run(task, setup)
   }
@@ -171,6 +182,7 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
   calls <- mirai::everywhere(run(NULL, setup), run = run, setup = pool$setup,
                              .compute = pool$profile)
   answers <- mirai::collect_mirai(calls)
+  stop_if_daemons_unable(pool, answers)
   answers <- Filter(function(a) is.list(a) && !is.null(a$pid), answers)
   keys <- vapply(answers, function(a) paste(a$host, a$pid), "")
   answers <- answers[!duplicated(keys)]
@@ -204,6 +216,22 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
   pool$alive <- paste(pool$hosts, pool$pids) %in% new_keys
   pool$remote <- any(pool$hosts != pool$local_host)
   invisible(answers)
+}
+
+# A daemon that answers the survey with an R error cannot run the pool's
+# tasks: shmr is not installed where it runs (nor in the caller's libraries
+# as its host sees them), or the pool's `packages` or `init` fail there.
+# mirai would still give it tasks, each failing: the pool stops instead,
+# with the daemon's reason. (Other error values are daemons that went away
+# during the survey.)
+stop_if_daemons_unable <- function(pool, answers) {
+  failed <- Filter(function(a) inherits(a, "miraiError"), answers)
+  if (!length(failed)) return(invisible())
+  reasons <- unique(vapply(failed, function(a) attr(a, "message") %||% as.character(a), ""))
+  stop(sprintf(paste0(
+    "%d of the %d daemons of compute profile \"%s\" cannot run shmr's tasks: %s. Every host ",
+    "needs shmr (and the pool's packages) in a library its daemons find"),
+    length(failed), length(answers), pool$profile, paste(reasons, collapse = "; ")), call. = FALSE)
 }
 
 # Before a call: a pool that started its own daemons replaces those that
@@ -266,7 +294,11 @@ dispatch_mirai <- function(pool, tasks, on_done) {
     done <- open[!vapply(pending[open], mirai::unresolved, TRUE)]
     for (t in done) {
       value <- pending[[t]]$data
-      if (is.list(value) && isTRUE(value$resend_remote)) {
+      if (is.list(value) && isTRUE(value[["read_again"]])) {
+        pending[[t]] <- submit(t)
+        next
+      }
+      if (is.list(value) && isTRUE(value[["resend_remote"]])) {
         # A daemon of another host joined the profile after the survey (a
         # scheduler queue, a slow ssh): from now on this pool's tasks carry
         # their objects' origins. Its next call surveys the newcomers (their

@@ -117,10 +117,12 @@ test_that("without n or compute, a mirai pool uses the daemons of mirai's defaul
 
 # A launcher that starts the daemon `delay` seconds later and returns at
 # once, as sbatch or a slow ssh would; mirai passes it the daemon's command.
-late_launcher <- function(delay, envir = parent.frame()) {
+# `env`: variables set for the daemon.
+late_launcher <- function(delay, env = character(), envir = parent.frame()) {
   path <- tempfile("shmr-late-", fileext = ".sh")
+  assignments <- paste(sprintf("%s=%s ", names(env), shQuote(env)), collapse = "")
   writeLines(c("#!/bin/sh", sprintf(
-    "( sleep %g; exec sh -c \"exec $1\" ) </dev/null >/dev/null 2>&1 &", delay)), path)
+    "( sleep %g; %sexec sh -c \"exec $1\" ) </dev/null >/dev/null 2>&1 &", delay, assignments)), path)
   Sys.chmod(path, "0700")
   do.call(on.exit, list(bquote(unlink(.(path))), add = TRUE), envir = envir)
   mirai::remote_config(command = path, args = ".", quote = TRUE,
@@ -177,4 +179,34 @@ test_that("without n or compute, a pool waits for the daemons of mirai's default
   expect_identical(pool$profile, "default")
   expect_identical(nrow(pool_status(pool)), 1L)
   expect_identical(unlist(pool_lapply(1:3, function(i) i * 2L, pool = pool)), c(2L, 4L, 6L))
+})
+
+test_that("a daemon that joins during a call and finds shmr only through the pool reads its task again", {
+  # mirai reads a task's arguments before the pool's runner puts the
+  # caller's libraries on the daemon's path: such a daemon read the shared
+  # objects of its first task as empty vectors (R's fallback for a class
+  # whose package it cannot load), and its first element was silently wrong.
+  shmr_lib <- dirname(system.file(package = "shmr"))
+  skip_if(identical(shmr_lib, dirname(system.file(package = "mirai"))),
+          "shmr is in the library of mirai here")
+  own_libs <- setdiff(.libPaths(), shmr_lib)
+  profile <- "shmr_test_late_libs"
+  mirai::daemons(url = "tcp://127.0.0.1:0", .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile), add = TRUE)
+  mirai::launch_local(1L, .compute = profile)
+  expect_identical(wait_connections(profile, 1L), 1L)
+  pool <- pool_create(backend = "mirai", compute = profile)
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  x <- share(as.numeric(1:1e5))
+  on.exit(close(x), add = TRUE, after = FALSE)
+  libs <- c(R_LIBS = paste(own_libs, collapse = ":"), R_LIBS_USER = "/nonexistent")
+  mirai::launch_remote(1L, remote = late_launcher(1, env = libs), .compute = profile)
+  got <- do.call(rbind, pool_lapply(1:40, function(i, x) {
+    Sys.sleep(0.2)
+    c(pid = Sys.getpid(), sum = sum(x), length = length(x))
+  }, x = x, pool = pool, chunk_size = 1L))
+  # The late daemon took part, and read x whole every time.
+  expect_length(unique(got[, "pid"]), 2L)
+  expect_identical(unique(got[, "length"]), 1e5)
+  expect_identical(unique(got[, "sum"]), sum(x))
 })

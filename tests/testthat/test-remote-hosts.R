@@ -1020,6 +1020,24 @@ test_that("a pool's call reaches daemons of another host that connect during it"
   expect_true(host$name %in% sub(":.*$", "", pool_status(pool)$host))
 })
 
+test_that("a pool refuses daemons that cannot load shmr, naming the reason", {
+  # Such a daemon answered the pool's survey with an error and was left out
+  # without a word: a pool of none failed its first map with "NA/NaN
+  # argument", and mirai still gave it tasks, each failing.
+  own <- sim_cluster(character(0), local = 1L)
+  host <- sim_host_start(sprintf("simN-%d", Sys.getpid()))
+  own$hosts$simN <- host
+  # The host's file system has no shmr: an empty one over its library.
+  shmr_lib <- dirname(system.file(package = "shmr"))
+  sim_host_run(host, sprintf("mount -t tmpfs -o size=1m shmr-none %s", shQuote(shmr_lib)))
+  expect_identical(sim_host_r(host, "cat(requireNamespace('shmr', quietly = TRUE))"), "FALSE")
+  mirai::launch_remote(1L, remote = sim_remote_config(host), .compute = own$profile)
+  sim_wait_connections(own, 2L)
+  expect_error(pool_create(backend = "mirai", compute = own$profile), paste0(
+    "1 of the 2 daemons of compute profile \"", own$profile,
+    "\" cannot run shmr's tasks: there is no package called"))
+})
+
 test_that("copies left by killed daemons go at their host's next fetch", {
   local_remote_mode()
   own <- sim_cluster("simG", per_host = 2L, local = 0L)
