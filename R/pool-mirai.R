@@ -228,10 +228,12 @@ stop_if_daemons_unable <- function(pool, answers) {
   failed <- Filter(function(a) inherits(a, "miraiError"), answers)
   if (!length(failed)) return(invisible())
   reasons <- unique(vapply(failed, function(a) attr(a, "message") %||% as.character(a), ""))
-  stop(sprintf(paste0(
-    "%d of the %d daemons of compute profile \"%s\" cannot run shmr's tasks: %s. Every host ",
-    "needs shmr (and the pool's packages) in a library its daemons find"),
-    length(failed), length(answers), pool$profile, paste(reasons, collapse = "; ")), call. = FALSE)
+  stop(errorCondition(sprintf(paste0(
+    "%d of the %d daemons of compute profile \"%s\" could not be set up for the pool (loading ",
+    "shmr or `packages`, or running `init`): %s. Every host needs shmr and those packages in a ",
+    "library its daemons find"),
+    length(failed), length(answers), pool$profile, paste(reasons, collapse = "; ")),
+    class = "shmr_worker_error", call = NULL))
 }
 
 # Before a call: a pool that started its own daemons replaces those that

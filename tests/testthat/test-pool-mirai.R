@@ -181,6 +181,14 @@ test_that("without n or compute, a pool waits for the daemons of mirai's default
   expect_identical(unlist(pool_lapply(1:3, function(i) i * 2L, pool = pool)), c(2L, 4L, 6L))
 })
 
+test_that("a mirai pool whose daemons fail its init stops, with their reason", {
+  # Such daemons were left out of the pool without a word; a pool of none
+  # then failed its first map with "NA/NaN argument".
+  expect_error(pool_create(2, backend = "mirai", init = function() stop("no licence here")),
+               "2 of the 2 daemons .* could not be set up for the pool .*: no licence here",
+               class = "shmr_worker_error")
+})
+
 test_that("a daemon that joins during a call and finds shmr only through the pool reads its task again", {
   # mirai reads a task's arguments before the pool's runner puts the
   # caller's libraries on the daemon's path: such a daemon read the shared

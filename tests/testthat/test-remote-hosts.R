@@ -1035,7 +1035,7 @@ test_that("a pool refuses daemons that cannot load shmr, naming the reason", {
   sim_wait_connections(own, 2L)
   expect_error(pool_create(backend = "mirai", compute = own$profile), paste0(
     "1 of the 2 daemons of compute profile \"", own$profile,
-    "\" cannot run shmr's tasks: there is no package called"))
+    "\" could not be set up for the pool .*: there is no package called"), class = "shmr_worker_error")
 })
 
 test_that("copies left by killed daemons go at their host's next fetch", {
