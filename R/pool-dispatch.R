@@ -86,19 +86,23 @@ dispatch_psock <- function(pool, tasks, on_done) {
     # Serialized before it is counted or sent: a chunk that cannot be (a
     # closed shared object among its data, a failing serialization hook) is
     # an error of the call, and the worker, which got no byte of it, is fine.
-    bytes <- tryCatch(serialize(message, NULL, xdr = FALSE), error = function(e) e)
-    if (inherits(bytes, "error")) {
-      stop(sprintf("cannot send elements %s to a worker: %s",
-                   describe_positions(tasks[[t]]$positions), conditionMessage(bytes)), call. = FALSE)
-    }
-    queue <<- queue[-1L]
-    outstanding[[w]] <<- c(outstanding[[w]], t)
-    pool$in_flight[w] <- pool$in_flight[w] + 1L
-    ok <- tryCatch({
+    # An error once `bytes` is set is the write's: the worker is lost. (One
+    # tryCatch() for both: each costs as much as the count.)
+    bytes <- NULL
+    failure <- tryCatch({
+      bytes <- serialize(message, NULL, xdr = FALSE)
+      queue <<- queue[-1L]
+      outstanding[[w]] <<- c(outstanding[[w]], t)
+      pool$in_flight[w] <- pool$in_flight[w] + 1L
       writeBin(bytes, pool$cluster[[w]]$con)
-      TRUE
-    }, error = function(e) FALSE)
-    if (!ok) lost(w)
+      NULL
+    }, error = function(e) e)
+    if (is.null(failure)) return(invisible())
+    if (is.null(bytes)) {
+      stop(sprintf("cannot send elements %s to a worker: %s",
+                   describe_positions(tasks[[t]]$positions), conditionMessage(failure)), call. = FALSE)
+    }
+    lost(w)
   }
   # After lost(), w is a fresh worker and gets work like any other.
   fill <- function(w, upto = depth) {

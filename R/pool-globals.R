@@ -9,6 +9,11 @@
 
 # FUN rewired onto copies of what it reaches: list(FUN, packages).
 function_for_workers <- function(FUN, threshold, created) {
+  # A package's function (or a primitive) travels as it is and reaches
+  # nothing to copy: relocate_closure() would return it unchanged.
+  if (is.primitive(FUN) || is_fixed_env(environment(FUN))) {
+    return(list(FUN = FUN, packages = character()))
+  }
   walk <- new.env(parent = emptyenv())
   walk$threshold <- threshold
   walk$created <- created

@@ -207,7 +207,7 @@ share_for_call <- function(x, threshold, created) {
   if (!(is.atomic(x) || is.list(x))) return(x)
   # An object whose region could not be had (a loaded workspace's) goes as
   # it is: the task that uses it fails, the worker does not.
-  size <- tryCatch(unshared_bytes(x), shmr_region_unavailable = function(e) NA)
+  size <- tryCatch(bytes_by_value(x), shmr_region_unavailable = function(e) NA)
   if (is.na(size) || size <= threshold) return(x)
   shared <- share(x)
   created$objects <- c(created$objects, list(shared))
@@ -229,8 +229,11 @@ share_slots_for_call <- function(x, threshold, created) {
 # About the bytes of `x` a worker would receive by value: its shared parts
 # travel as names. (A list of shared objects is sent as it is, not shared
 # again, which would copy them into a new region at every call.)
-unshared_bytes <- function(x) {
-  if (is_shared(x)) return(0)
+unshared_bytes <- function(x) if (is_shared(x)) 0 else bytes_by_value(x)
+
+# unshared_bytes() of an `x` known not to be shared itself (is_shared()
+# costs as much as the rest for a small vector).
+bytes_by_value <- function(x) {
   # Walked element by element only when a shared object is inside (a list
   # of R's own compact sequences is not).
   if (!is.list(x) || !.Call(shmr_fetch_reach, x)$view) return(as.numeric(utils::object.size(x)))

@@ -13,9 +13,15 @@ run_chunk <- function(task) {
   .Call(shmr_set_reply_recipient, NULL)
   attach_packages(task$packages)
   capture <- new_capture()
+  # do.call() only to pass FUN's extra arguments, quoted (a call or symbol
+  # among them must reach FUN as it is).
   applied <- capture_relay(
-    do.call(apply_elements, c(task$dots, list(.shmr_task = task, .shmr_capture = capture)),
-            quote = TRUE),
+    if (length(task$dots)) {
+      do.call(apply_elements, c(task$dots, list(.shmr_task = task, .shmr_capture = capture)),
+              quote = TRUE)
+    } else {
+      apply_elements(.shmr_task = task, .shmr_capture = capture)
+    },
     capture
   )
   values <- applied$values
