@@ -70,7 +70,7 @@ dispatch_psock <- function(pool, tasks, on_done) {
   check_pool_idle(pool, "a map")
   on.exit(pool$busy <- FALSE, add = TRUE)
   pool$busy <- TRUE
-  replace_abandoned_workers(pool)
+  if (any(pool$in_flight > 0L)) replace_abandoned_workers(pool)
   replace_disconnected_workers(pool)
   workers <- length(pool$cluster)
   # Recycling replaces a worker after a chunk: nothing may wait for it.
@@ -127,10 +127,13 @@ dispatch_psock <- function(pool, tasks, on_done) {
   # found no reply or at most once a second: reading /proc at every reply
   # cost a small call more than the rest of its bookkeeping. (Seconds as a
   # plain number: comparing POSIXct times dispatches to Ops.POSIXt, which
-  # costs as much as the /proc read.)
-  next_liveness_check <- as.numeric(Sys.time()) + 1
+  # costs as much as the /proc read.) The clock is read only in a turn that
+  # leaves a worker waiting (most turns of a small call leave none), and the
+  # first such turn starts the second.
+  next_liveness_check <- NULL
   liveness_check_due <- function(ready) {
     now <- as.numeric(Sys.time())
+    if (is.null(next_liveness_check)) next_liveness_check <<- now + 1
     if (any(ready) && now < next_liveness_check) return(FALSE)
     next_liveness_check <<- now + 1
     TRUE
@@ -163,7 +166,8 @@ dispatch_psock <- function(pool, tasks, on_done) {
       }
       fill(w)
     }
-    for (w in if (liveness_check_due(ready)) busy[!ready]) {
+    waiting <- busy[!ready]
+    for (w in if (length(waiting) && liveness_check_due(ready)) waiting) {
       if (length(outstanding[[w]]) && !process_alive(pool$pids[w])) {
         lost(w)
         fill(w)
