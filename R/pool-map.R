@@ -364,7 +364,7 @@ pool_map <- function(X, FUN, dots, margin, pool, chunk_size, seed, progress, on_
   # read a region that is released when the call returns.
   result_names <- if (is.null(margin)) names(X)
   X <- share_for_call(X, threshold, created)
-  dots <- lapply(dots, share_for_call, threshold = threshold, created = created)
+  if (length(dots)) dots <- lapply(dots, share_for_call, threshold = threshold, created = created)
   prepared <- function_for_workers(FUN, threshold, created)
   seeds <- element_seeds(seed, n)
 

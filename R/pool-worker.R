@@ -58,9 +58,17 @@ closed_result_message <- function(what) {
 }
 
 # What a message to a worker names to run a chunk: its code travels with
-# every chunk, and run_chunk()'s compiled code is some 7 KB, this one's a
-# few hundred bytes (the worker finds run_chunk() in its own shmr).
+# every chunk, and run_chunk()'s compiled code is some 7 KB (the worker
+# finds run_chunk() in its own shmr). Even this one, compiled as the
+# package's functions are when it is installed, is some 440 bytes, mostly
+# byte code: .onLoad() puts an uncompiled copy of some 130 in its place,
+# less to serialize for each chunk and to read on the worker (where R does
+# not compile a function this small before its first call).
 chunk_runner <- function(task) run_chunk(task)
+
+uncompiled_chunk_runner <- function() {
+  eval(call("function", as.pairlist(alist(task = )), body(chunk_runner)), topenv())
+}
 
 # Packages whose functions FUN uses from the caller's search path.
 attach_packages <- function(packages) {

@@ -20,6 +20,7 @@
   }, onexit = TRUE)
   # Never a reason not to load.
   try(note_remote_caller(), silent = TRUE)
+  chunk_runner <<- uncompiled_chunk_runner()
 }
 
 exit_hook <- new.env(parent = emptyenv())
