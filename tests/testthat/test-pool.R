@@ -123,6 +123,29 @@ test_that("a worker killed mid-call is replaced; a second death is an error, nev
   })
 })
 
+test_that("a worker that dies while a child of its holds its socket is found by its process and replaced", {
+  skip_if_no_pool()
+  skip_if_not(nzchar(Sys.which("sleep")), "needs sleep")
+  with_pool(2, {
+    flag <- tempfile()
+    child <- tempfile()
+    on.exit(if (file.exists(child)) tools::pskill(as.integer(readLines(child)), tools::SIGKILL),
+            add = TRUE)
+    res <- pool_lapply(1:2, function(i, flag, child) {
+      if (i == 2 && !file.exists(flag)) {
+        file.create(flag)
+        # The child inherits the worker's socket and keeps it open.
+        system(sprintf("sleep 120 >/dev/null 2>&1 & echo $! > %s", child))
+        tools::pskill(Sys.getpid(), tools::SIGKILL)
+      }
+      i
+    }, flag = flag, child = child, chunk_size = 1)
+    expect_identical(res, list(1L, 2L))
+    # The call did not wait for the socket to close.
+    expect_true(shmr:::process_alive(as.integer(readLines(child))))
+  })
+})
+
 test_that("a map that stops with both workers busy leaves each worker a connection of its own", {
   skip_if_no_pool()
   # R gives a closed connection's number to the next one it opens. Here the
