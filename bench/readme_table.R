@@ -345,6 +345,8 @@ baseline_measures <- list(
            shmr = "shmr pool_apply"),
   baseline(measure("10,000 tiny tasks, ms per task", "dispatch", "10,000 tiny tasks, per task"),
            c("parLapply", "mirai_map"), shmr = pool),
+  baseline(measure("one call of 2 tiny tasks, ms per call", "dispatch",
+                   "one call of 2 tiny tasks, per call"), "parLapply", shmr = pool),
   baseline(measure("two results returned from workers, s", "return_results", "two results"),
            c("parLapply", "mclapply (fork)", "mirai_map"), shmr = pool),
   baseline(measure(sprintf("lm fit (%s): `share(deep = TRUE)` against `serialize()`, s",
