@@ -123,14 +123,19 @@ mirai_worker_run <- function(task, setup) {
     # back as data.
     if (!identical(setup$caller_host, host_identity())) .Call(shmr_remote_peer, TRUE)
     worker_state$pool <- setup$id
+    worker_state$set_up <- union(worker_state$set_up, setup$id)
   }
   # mirai read this task's arguments before the runner could put the
-  # caller's libraries on the path: a daemon that had not loaded shmr yet
-  # (one that connected after the pool's survey) and cannot find it in its
-  # own libraries read every shared object in them as an empty vector (R's
-  # fallback for an ALTREP class whose package it cannot load, with a
-  # warning here only). shmr is loaded now: the caller sends the task again.
-  if (!is.null(task) && isFALSE(setup$shmr_loaded)) {
+  # caller's libraries on the path and load the pool's packages: a daemon
+  # not yet set up for this pool (one that connected after the pool's
+  # survey) read them with its own libraries only. Without shmr there,
+  # every shared object in them read as an empty vector (R's fallback for
+  # an ALTREP class whose package it cannot load); without another package
+  # there, a closure of its namespace (FUN, or one in FUN's arguments) got
+  # the global environment instead and computed with other bindings or
+  # failed. Both with a warning here only. The daemon is set up now: the
+  # caller sends the task again.
+  if (!is.null(task) && (isFALSE(setup$shmr_loaded) || isFALSE(setup$ready))) {
     return(list(read_again = TRUE, pid = Sys.getpid(), host = host_identity()))
   }
   # A daemon that connected after the pool last surveyed its workers (one
@@ -159,8 +164,10 @@ worker_state <- new.env(parent = emptyenv())
 # daemon on another host keeps those of its own that exist there).
 mirai_runner <- function() {
   run <- function(task, setup) {
-    # Whether `task` was read with shmr at hand (see mirai_worker_run()).
+    # Whether `task` was read with shmr at hand, and after this daemon had
+    # been set up for the pool (see mirai_worker_run()).
     setup$shmr_loaded <- isNamespaceLoaded("shmr")
+    setup$ready <- setup$shmr_loaded && setup$id %in% asNamespace("shmr")$worker_state$set_up
     .libPaths(unique(c(setup$libs, .libPaths())))
     asNamespace("shmr")$mirai_worker_run(task, setup)
   }

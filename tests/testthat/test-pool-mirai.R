@@ -218,3 +218,60 @@ test_that("a daemon that joins during a call and finds shmr only through the poo
   expect_identical(unique(got[, "length"]), 1e5)
   expect_identical(unique(got[, "sum"]), sum(x))
 })
+
+# A package in a library of its own whose exported scaler(k) returns a
+# closure that calls a helper of its namespace.
+install_scaler_package <- function(name) {
+  source_dir <- file.path(tempfile("pkg-source"), name)
+  dir.create(file.path(source_dir, "R"), recursive = TRUE)
+  writeLines(c(paste("Package:", name), "Version: 0.1", "Title: Makes Closures",
+               "Description: A test package.", "License: GPL-3",
+               "Authors@R: person('A', 'B', role = c('aut', 'cre'), email = 'a@b.c')"),
+             file.path(source_dir, "DESCRIPTION"))
+  writeLines("export(scaler)", file.path(source_dir, "NAMESPACE"))
+  writeLines(c("helper <- function(x) sum(x)",
+               "scaler <- function(k) function(x) k * helper(x)"),
+             file.path(source_dir, "R", "scaler.R"))
+  lib <- tempfile("pkg-lib")
+  dir.create(lib)
+  # R CMD check's R_TESTS names a startup file relative to its own directory.
+  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"), env = "R_TESTS=",
+                                  args = c("CMD", "INSTALL", "--no-test-load", paste0("--library=", shQuote(lib)),
+                                           shQuote(source_dir)), stdout = TRUE, stderr = TRUE))
+  unlink(dirname(source_dir), recursive = TRUE)
+  if (!dir.exists(file.path(lib, name))) stop(paste(log, collapse = "\n"))
+  lib
+}
+
+test_that("a daemon that joins during a call and finds a package only through the pool reads its task again", {
+  # It has shmr in its own libraries, so it read the task's shared objects
+  # whole; but a closure of the pool's package (in a library only the caller
+  # names) came with the global environment in place of its namespace, R's
+  # fallback with a warning on the daemon only: "could not find function
+  # \"helper\"", or another helper of that name, for its first element.
+  skip_on_cran()
+  lib <- install_scaler_package("shmrScaler")
+  on.exit(unlink(lib, recursive = TRUE), add = TRUE)
+  on.exit(unloadNamespace("shmrScaler"), add = TRUE, after = FALSE)
+  withr::local_libpaths(lib, action = "prefix")
+  profile <- "shmr_test_late_package"
+  mirai::daemons(url = "tcp://127.0.0.1:0", .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile), add = TRUE, after = FALSE)
+  mirai::launch_local(1L, .compute = profile)
+  expect_identical(wait_connections(profile, 1L), 1L)
+  pool <- pool_create(backend = "mirai", compute = profile, packages = "shmrScaler")
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  x <- share(as.numeric(1:1e4))
+  on.exit(close(x), add = TRUE, after = FALSE)
+  triple <- shmrScaler::scaler(3)
+  # The daemon's own libraries are those this process started with.
+  own_libs <- setdiff(.libPaths(), lib)
+  libs <- c(R_LIBS = paste(own_libs, collapse = ":"), R_LIBS_USER = "/nonexistent")
+  mirai::launch_remote(1L, remote = late_launcher(1, env = libs), .compute = profile)
+  got <- do.call(rbind, pool_lapply(1:40, function(i, g, x) {
+    Sys.sleep(0.2)
+    c(pid = Sys.getpid(), value = g(x))
+  }, g = triple, x = x, pool = pool, chunk_size = 1L))
+  expect_length(unique(got[, "pid"]), 2L)
+  expect_identical(unique(got[, "value"]), 3 * sum(x))
+})
