@@ -40,7 +40,8 @@ start_mirai <- function(pool, compute = NULL) {
   }
   pool$local_host <- host_identity()
   pool$setup <- list(id = mirai_profiles(), packages = pool$packages, init = pool$init,
-                     libs = .libPaths(), caller_host = pool$local_host)
+                     libs = .libPaths(), caller_host = pool$local_host,
+                     r_series = paste(R.version$major, sub("[.].*$", "", R.version$minor), sep = "."))
   if (is.null(compute)) {
     pool$profile <- pool$setup$id
     check_descriptors_free(pool$n)
@@ -118,7 +119,7 @@ daemon_wait <- function() {
 # runs `task` (a chunk), or only reports itself when `task` is NULL.
 mirai_worker_run <- function(task, setup) {
   if (!identical(worker_state$pool, setup$id)) {
-    worker_setup(setup$packages, setup$init, setup$libs)
+    worker_setup(setup$packages, setup$init, if (isFALSE(setup$libs_first)) character() else setup$libs)
     # Shares made here mean nothing to a caller on another host: they travel
     # back as data.
     if (!identical(setup$caller_host, host_identity())) .Call(shmr_remote_peer, TRUE)
@@ -162,13 +163,22 @@ worker_state <- new.env(parent = emptyenv())
 # mirai_worker_run()'s code, enclosed by the global environment so that a
 # daemon puts the caller's library paths first before it loads shmr (a
 # daemon on another host keeps those of its own that exist there).
+#
+# A library holds packages built for one R x.y, and a daemon on another host
+# may run another R, with its own shmr, while the caller's library paths
+# exist there too (a home directory shared between hosts): that daemon
+# looks in its own libraries first, and in the caller's only for what they
+# lack. Before, it loaded the caller's build of shmr and failed ("undefined
+# symbol"), and the pool refused it.
 mirai_runner <- function() {
   run <- function(task, setup) {
     # Whether `task` was read with shmr at hand, and after this daemon had
     # been set up for the pool (see mirai_worker_run()).
     setup$shmr_loaded <- isNamespaceLoaded("shmr")
     setup$ready <- setup$shmr_loaded && setup$id %in% asNamespace("shmr")$worker_state$set_up
-    .libPaths(unique(c(setup$libs, .libPaths())))
+    series <- paste(R.version$major, sub("[.].*$", "", R.version$minor), sep = ".")
+    setup$libs_first <- is.null(setup$r_series) || identical(setup$r_series, series)
+    .libPaths(unique(if (setup$libs_first) c(setup$libs, .libPaths()) else c(.libPaths(), setup$libs)))
     asNamespace("shmr")$mirai_worker_run(task, setup)
   }
   environment(run) <- globalenv()

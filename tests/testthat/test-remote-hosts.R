@@ -1038,6 +1038,47 @@ test_that("a pool refuses daemons that cannot load shmr, naming the reason", {
     "\" could not be set up for the pool .*: there is no package called"), class = "shmr_worker_error")
 })
 
+test_that("a daemon of another R on another host uses its own shmr, not the caller's build", {
+  # The caller's library paths exist on that host too (one root file system
+  # here, a home directory shared between hosts on a cluster), and a pool
+  # put them first: the daemon loaded the caller's build of shmr, made for
+  # another R. An R 4.2 daemon under an R 4.5 owner failed ("undefined
+  # symbol: R_set_altlist_Elt_method") and the pool refused it, although
+  # its own libraries hold shmr.
+  other <- other_r()
+  if (is.null(other)) skip("no other R with shmr (set SHMR_OTHER_R and SHMR_OTHER_R_LIBS)")
+  series <- function(v) paste(unlist(v)[1:2], collapse = ".")
+  if (series(other$version) == series(getRversion())) skip("the other R is of this R's x.y")
+  own <- sim_cluster(character(0), local = 1L)
+  host <- sim_host_start(sprintf("simR-%d", Sys.getpid()))
+  own$hosts$simR <- host
+  # Its own libraries, and its own default site library (this R's is for
+  # this R).
+  launcher <- tempfile("shmr-other-r-", fileext = ".sh")
+  on.exit(unlink(launcher), add = TRUE)
+  writeLines(c("#!/bin/sh", "pid=\"$1\"; shift", sprintf(
+    "exec env -u R_LIBS_SITE R_LIBS=%s R_LIBS_USER=%s '%s' \"$pid\" \"$@\"",
+    shQuote(other$libs), shQuote(other$libs), sim_launcher(exec = TRUE))), launcher)
+  Sys.chmod(launcher, "0700")
+  mirai::launch_remote(1L, remote = mirai::remote_config(
+    command = launcher, args = c(host$pid, "."), quote = TRUE,
+    rscript = file.path(dirname(other$r), "Rscript")), .compute = own$profile)
+  sim_wait_connections(own, 2L)
+  pool <- pool_create(backend = "mirai", compute = own$profile)
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  x <- share(rnorm(1e5))
+  on.exit(close(x), add = TRUE, after = FALSE)
+  got <- pool_lapply(1:8, detached(function(i, x) {
+    Sys.sleep(0.2)
+    list(r = format(getRversion()), shmr = normalizePath(dirname(find.package("shmr"))), sum = sum(x))
+  }), x = x, chunk_size = 1L, pool = pool)
+  theirs <- Filter(function(g) g$r == format(other$version), got)
+  expect_gte(length(theirs), 1L)
+  expect_identical(unique(vapply(theirs, `[[`, "", "shmr")),
+                   normalizePath(strsplit(other$libs, ":")[[1]][1]))
+  expect_identical(unique(vapply(got, `[[`, 0, "sum")), sum(x))
+})
+
 test_that("copies left by killed daemons go at their host's next fetch", {
   local_remote_mode()
   own <- sim_cluster("simG", per_host = 2L, local = 0L)
