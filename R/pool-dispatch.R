@@ -48,10 +48,22 @@ describe_positions <- function(positions) {
   sprintf("%d to %d", min(positions), max(positions))
 }
 
+done_by_key <- function(pool, key) {
+  n <- pool$done_by_key[key]
+  if (is.null(n) || is.na(n)) 0L else unname(n)
+}
+
 chunk_done <- function(pool, t, reply, on_done) {
   w <- if (is.null(reply$host)) match(reply$pid, pool$pids) else
     match(paste(reply$host, reply$pid), paste(pool$hosts, pool$pids))
   if (!is.na(w)) pool$tasks_done[w] <- pool$tasks_done[w] + length(reply$values)
+  # A mirai daemon's elements are also counted by its host and pid: one
+  # the pool does not know yet (it joined during the call) or that a survey
+  # missed gets its count when it takes a place (survey_mirai_workers()).
+  if (!is.null(reply$host)) {
+    key <- paste(reply$host, reply$pid)
+    pool$done_by_key[key] <- done_by_key(pool, key) + length(reply$values)
+  }
   on_done(t, reply)
 }
 

@@ -215,13 +215,13 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
       if (!length(fresh)) break
       record_workers(pool, fresh[1L], w)
       pool$hosts[w] <- fresh[[1L]]$host
-      pool$tasks_done[w] <- 0L
+      pool$tasks_done[w] <- done_by_key(pool, paste(fresh[[1L]]$host, fresh[[1L]]$pid))
       fresh <- fresh[-1L]
     }
     for (a in fresh) {
       record_workers(pool, list(a), length(pool$pids) + 1L)
       pool$hosts <- c(pool$hosts, a$host)
-      pool$tasks_done <- c(pool$tasks_done, 0L)
+      pool$tasks_done <- c(pool$tasks_done, done_by_key(pool, paste(a$host, a$pid)))
       pool$recycled <- c(pool$recycled, 0L)
     }
   } else {

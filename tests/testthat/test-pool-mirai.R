@@ -274,4 +274,9 @@ test_that("a daemon that joins during a call and finds a package only through th
   }, g = triple, x = x, pool = pool, chunk_size = 1L))
   expect_length(unique(got[, "pid"]), 2L)
   expect_identical(unique(got[, "value"]), 3 * sum(x))
+  # pool_status() counts the elements the newcomer computed before the pool
+  # knew it (it showed 0 for them).
+  status <- pool_status(pool)
+  expect_identical(sort(status$pid), sort(as.integer(unique(got[, "pid"]))))
+  expect_identical(sum(status$tasks_done), 40L)
 })
