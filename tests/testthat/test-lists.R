@@ -762,25 +762,9 @@ test_that("a shared list whose stream cannot be unserialized here still travels,
 # A package whose namespace warns as it loads (a harmless .onLoad warning,
 # such as "built under a newer R"), installed into a library of its own.
 install_warning_package <- function(name) {
-  source_dir <- file.path(tempfile("pkg-source"), name)
-  dir.create(file.path(source_dir, "R"), recursive = TRUE)
-  writeLines(c(paste("Package:", name), "Version: 0.1", "Title: Warns As It Loads",
-               "Description: A test package.", "License: GPL-3",
-               "Authors@R: person('A', 'B', role = c('aut', 'cre'), email = 'a@b.c')"),
-             file.path(source_dir, "DESCRIPTION"))
-  writeLines("export(add_one)", file.path(source_dir, "NAMESPACE"))
-  writeLines(c("add_one <- function(x) x + 1",
-               ".onLoad <- function(libname, pkgname) warning('harmless load warning', call. = FALSE)"),
-             file.path(source_dir, "R", "add_one.R"))
-  lib <- tempfile("pkg-lib")
-  dir.create(lib)
-  # R CMD check's R_TESTS names a startup file relative to its own directory.
-  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"), env = "R_TESTS=",
-                                  args = c("CMD", "INSTALL", "--no-test-load", paste0("--library=", shQuote(lib)),
-                                           shQuote(source_dir)), stdout = TRUE, stderr = TRUE))
-  unlink(dirname(source_dir), recursive = TRUE)
-  if (!dir.exists(file.path(lib, name))) stop(paste(log, collapse = "\n"))
-  lib
+  install_test_package(name, "Warns As It Loads", "add_one", c(
+    "add_one <- function(x) x + 1",
+    ".onLoad <- function(libname, pkgname) warning('harmless load warning', call. = FALSE)"))
 }
 
 test_that("a namespace that warns as it loads does not keep a list's stream from travelling by value (R >= 4.3)", {

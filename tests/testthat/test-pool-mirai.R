@@ -222,25 +222,9 @@ test_that("a daemon that joins during a call and finds shmr only through the poo
 # A package in a library of its own whose exported scaler(k) returns a
 # closure that calls a helper of its namespace.
 install_scaler_package <- function(name) {
-  source_dir <- file.path(tempfile("pkg-source"), name)
-  dir.create(file.path(source_dir, "R"), recursive = TRUE)
-  writeLines(c(paste("Package:", name), "Version: 0.1", "Title: Makes Closures",
-               "Description: A test package.", "License: GPL-3",
-               "Authors@R: person('A', 'B', role = c('aut', 'cre'), email = 'a@b.c')"),
-             file.path(source_dir, "DESCRIPTION"))
-  writeLines("export(scaler)", file.path(source_dir, "NAMESPACE"))
-  writeLines(c("helper <- function(x) sum(x)",
-               "scaler <- function(k) function(x) k * helper(x)"),
-             file.path(source_dir, "R", "scaler.R"))
-  lib <- tempfile("pkg-lib")
-  dir.create(lib)
-  # R CMD check's R_TESTS names a startup file relative to its own directory.
-  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"), env = "R_TESTS=",
-                                  args = c("CMD", "INSTALL", "--no-test-load", paste0("--library=", shQuote(lib)),
-                                           shQuote(source_dir)), stdout = TRUE, stderr = TRUE))
-  unlink(dirname(source_dir), recursive = TRUE)
-  if (!dir.exists(file.path(lib, name))) stop(paste(log, collapse = "\n"))
-  lib
+  install_test_package(name, "Makes Closures", "scaler", c(
+    "helper <- function(x) sum(x)",
+    "scaler <- function(k) function(x) k * helper(x)"))
 }
 
 test_that("a daemon that joins during a call and finds a package only through the pool reads its task again", {
