@@ -9,11 +9,8 @@
 
 # FUN rewired onto copies of what it reaches: list(FUN, packages).
 function_for_workers <- function(FUN, threshold, created) {
-  # A package's function (or a primitive) travels as it is and reaches
-  # nothing to copy: relocate_closure() would return it unchanged.
-  if (is.primitive(FUN) || is_fixed_env(environment(FUN))) {
-    return(list(FUN = FUN, packages = character()))
-  }
+  # No walk for a function that reaches nothing to copy (a package's).
+  if (travels_as_is(FUN)) return(list(FUN = FUN, packages = character()))
   walk <- new.env(parent = emptyenv())
   walk$threshold <- threshold
   walk$created <- created
@@ -33,12 +30,17 @@ is_fixed_env <- function(env) {
     isNamespace(env) || (!identical(env, globalenv()) && environmentName(env) != "")
 }
 
+# Whether `f` goes to a worker unchanged: not a closure, or one whose
+# environment is the same there (a package's function).
+travels_as_is <- function(f) {
+  !is.function(f) || is.primitive(f) || is_fixed_env(environment(f))
+}
+
 # A closure, with its environment replaced by the copy that travels, after
 # the names its code refers to have been found.
 relocate_closure <- function(f, walk) {
-  if (!is.function(f) || is.primitive(f)) return(f)
+  if (travels_as_is(f)) return(f)
   env <- environment(f)
-  if (is_fixed_env(env)) return(f)
   target <- relocate_env(env, walk)
   for (name in code_globals(f)) resolve_name(name, env, walk)
   environment(f) <- target

@@ -136,7 +136,7 @@ mirai_worker_run <- function(task, setup) {
   # the global environment instead and computed with other bindings or
   # failed. Both with a warning here only. The daemon is set up now: the
   # caller sends the task again.
-  if (!is.null(task) && (isFALSE(setup$shmr_loaded) || isFALSE(setup$ready))) {
+  if (!is.null(task) && isFALSE(setup$ready)) {
     return(list(read_again = TRUE, pid = Sys.getpid(), host = host_identity()))
   }
   # A daemon that connected after the pool last surveyed its workers (one
@@ -174,8 +174,8 @@ mirai_runner <- function() {
   run <- function(task, setup) {
     # Whether `task` was read with shmr at hand, and after this daemon had
     # been set up for the pool (see mirai_worker_run()).
-    setup$shmr_loaded <- isNamespaceLoaded("shmr")
-    setup$ready <- setup$shmr_loaded && setup$id %in% asNamespace("shmr")$worker_state$set_up
+    setup$ready <- isNamespaceLoaded("shmr") &&
+      setup$id %in% asNamespace("shmr")$worker_state$set_up
     series <- paste(R.version$major, sub("[.].*$", "", R.version$minor), sep = ".")
     setup$libs_first <- is.null(setup$r_series) || identical(setup$r_series, series)
     .libPaths(unique(if (setup$libs_first) c(setup$libs, .libPaths()) else c(.libPaths(), setup$libs)))
