@@ -198,7 +198,7 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
   run <- mirai_runner()
   calls <- mirai::everywhere(run(NULL, setup), run = run, setup = pool$setup,
                              .compute = pool$profile)
-  answers <- mirai::collect_mirai(calls)
+  answers <- collect_survey(pool, calls)
   stop_if_daemons_unable(pool, answers)
   answers <- Filter(function(a) is.list(a) && !is.null(a$pid), answers)
   keys <- vapply(answers, function(a) paste(a$host, a$pid), "")
@@ -233,6 +233,30 @@ survey_mirai_workers <- function(pool, expected = NULL, timeout = 60) {
   pool$alive <- paste(pool$hosts, pool$pids) %in% new_keys
   pool$remote <- any(pool$hosts != pool$local_host)
   invisible(answers)
+}
+
+# The answers of a survey. A daemon answers once it is free: one running a
+# long task of the caller's own (a mirai() on the same profile) holds the
+# survey, and with it pool_create() or the map, until that task ends. After
+# a few seconds a message says what the pool waits for, where it would
+# otherwise seem to hang.
+collect_survey <- function(pool, calls, notice_after = 5) {
+  notice_at <- Sys.time() + notice_after
+  pause <- 0.001
+  while (mirai::unresolved(calls)) {
+    if (!is.null(notice_at) && Sys.time() >= notice_at) {
+      waiting <- sum(vapply(calls, mirai::unresolved, NA))
+      profile <- pool$profile
+      cli::cli_inform(c(i = paste0(
+        "Waiting for {waiting} of the {length(calls)} daemon{?s} of compute profile ",
+        "{.val {profile}} to answer the pool: a daemon answers when the task it runs ",
+        "(one of yours on that profile, or the pool's set-up: `packages`, `init`) ends.")))
+      notice_at <- NULL
+    }
+    Sys.sleep(pause)
+    pause <- min(2 * pause, 0.05)
+  }
+  mirai::collect_mirai(calls)
 }
 
 # A daemon that answers the survey with an R error cannot run the pool's

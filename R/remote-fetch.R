@@ -291,8 +291,9 @@ origin_reply <- function(sent, sock, address) {
       }
       if (nanonext::stat(dialer, "refused") >= 3 && Sys.time() - started > 0.5) {
         nanonext::stop_aio(aio)
-        stop("the region server at ", address, " refused the connection (has the owner ",
-             "exited? is the port open?)")
+        stop("the region server at ", address, " refused the connection: the owner exited, ",
+             "or its region server was stopped (sending the object again starts a new one), ",
+             "or the port is not open to this host")
       }
     }
   }

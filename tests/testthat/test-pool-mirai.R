@@ -100,6 +100,26 @@ test_that("a pool over connected daemons uses them, leaves them running, and nev
   expect_error(pool_create(backend = "mirai", compute = "shmr_no_such_profile"), "no mirai daemons")
 })
 
+test_that("a pool whose daemon runs a task of the caller's says what it waits for", {
+  profile <- "shmr_test_busy"
+  mirai::daemons(1, .compute = profile)
+  on.exit(mirai::daemons(0, .compute = profile))
+  expect_identical(wait_connections(profile, 1L), 1L)
+  # An idle daemon answers at once: no message.
+  expect_no_message(idle <- pool_create(backend = "mirai", compute = profile))
+  pool_stop(idle)
+  # A daemon busy with the caller's own task answers when it ends; until
+  # then the pool says what it waits for, instead of seeming to hang.
+  busy <- mirai::mirai({ Sys.sleep(8); "done" }, .compute = profile)
+  expect_message(pool <- pool_create(backend = "mirai", compute = profile),
+                 "Waiting for 1 of the 1 daemon of compute profile")
+  on.exit(pool_stop(pool), add = TRUE, after = FALSE)
+  expect_false(mirai::unresolved(busy))
+  expect_identical(busy[], "done")
+  expect_identical(nrow(pool_status(pool)), 1L)
+  expect_identical(unlist(pool_lapply(1:2, function(i) i * 2L, pool = pool)), c(2L, 4L))
+})
+
 test_that("without n or compute, a mirai pool uses the daemons of mirai's default profile", {
   mirai::daemons(2)
   on.exit(mirai::daemons(0))
@@ -247,7 +267,9 @@ test_that("a daemon that joins during a call and finds a package only through th
   on.exit(pool_stop(pool), add = TRUE, after = FALSE)
   x <- share(as.numeric(1:1e4))
   on.exit(close(x), add = TRUE, after = FALSE)
-  triple <- shmrScaler::scaler(3)
+  # Not written pkg::fun: R CMD check would count the package, made here, as
+  # an undeclared dependency of the tests.
+  triple <- getExportedValue("shmrScaler", "scaler")(3)
   # The daemon's own libraries are those this process started with.
   own_libs <- setdiff(.libPaths(), lib)
   libs <- c(R_LIBS = paste(own_libs, collapse = ":"), R_LIBS_USER = "/nonexistent")
