@@ -61,6 +61,13 @@ ViewHandle* underlying_view(SEXP x) {
 // memory of a temporary x): its memory changes only through `[<-`.
 void pin(SEXP buffer) { R_set_altrep_data2(buffer, buffer); }
 
+// A new buffer's class, and its pin (R code only: may raise).
+SEXP mark_as_buffer(SEXP buffer) {
+  Rf_setAttrib(buffer, R_ClassSymbol, Rf_mkString("shmr_buffer"));
+  pin(buffer);
+  return buffer;
+}
+
 // One subscript per dimension (or one over the whole vector): NULL for all
 // positions, else 1-based positions (integer or double, validated here).
 struct Subscript {
@@ -137,7 +144,7 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
       ALTREP(dim) ? cpp11::safe[DATAPTR_RO](dim) : DATAPTR_RO(dim));
   const void* init_value = ALTREP(init) ? cpp11::safe[DATAPTR_RO](init) : DATAPTR_RO(init);
   const R_xlen_t dim_count = ALTREP(dim) ? cpp11::safe[Rf_xlength](dim) : XLENGTH(dim);
-  return with_messages([&]() -> SEXP {
+  SEXP buffer = with_messages([&]() -> SEXP {
     format::NodeKind kind = kind_of(as_string(type));
     const R_xlen_t rank = dim_count;
     double total = 1;
@@ -189,15 +196,16 @@ extern "C" SEXP shmr_buffer_create(SEXP type, SEXP dim, SEXP init, SEXP options)
       default:
         break;
     }
-    SEXP buffer = decode_object(mapping, description.root);
-    return cpp11::unwind_protect([&] {
-      PROTECT(buffer);
-      Rf_setAttrib(buffer, R_ClassSymbol, Rf_mkString("shmr_buffer"));
-      pin(buffer);
-      UNPROTECT(1);
-      return buffer;
-    });
+    return decode_object(mapping, description.root);
   });
+  // Protected before anything else allocates: the first call of each
+  // unwind_protect() (cpp11::safe's too) allocates its token, and a
+  // collection there would free the new view. Only plain data is live here
+  // (the view holds the mapping): an R error in PROTECT() skips nothing.
+  PROTECT(buffer);
+  cpp11::safe[mark_as_buffer](buffer);
+  UNPROTECT(1);
+  return buffer;
   SHMR_END
 }
 

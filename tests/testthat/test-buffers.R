@@ -556,3 +556,27 @@ test_that("assigning a closed shared object into a buffer is an error try() catc
   b[2] <- 5
   expect_identical(b[], c(0, 5, 0, 0))
 })
+
+test_that("the first buffer of a process survives a collection while it is made", {
+  # A process's first shared_buffer() allocates (cpp11's token for its
+  # unwind_protect()) before the new view was protected: a collection there
+  # freed the buffer, and the object returned was freed memory (reading it
+  # never returned). Under gctorture() every allocation collects; glibc then
+  # overwrites freed memory.
+  skip_without_callr()
+  got <- callr::r(function() {
+    library(shmr)
+    gctorture(TRUE)
+    b <- shared_buffer("double", 3, init = 2)
+    m <- shared_buffer("integer", c(2, 2), init = 1L)
+    gctorture(FALSE)
+    b[2] <- 5
+    # Plain copies: the buffers' regions go with this process.
+    list(b = b[1:3] + 0, class = class(b), m = m[, 2] + 0L, shared = c(is_shared(b), is_shared(m)))
+  }, env = c(callr::rcmd_safe_env(), MALLOC_PERTURB_ = "165",
+             GLIBC_TUNABLES = "glibc.malloc.tcache_count=0"), timeout = 60)
+  expect_identical(got$b, c(2, 5, 2))
+  expect_identical(got$class, "shmr_buffer")
+  expect_identical(got$m, c(1L, 1L))
+  expect_identical(got$shared, c(TRUE, TRUE))
+})
