@@ -1,5 +1,11 @@
 # Real separate R processes for the tests where sharing is the point.
 
+# processx (callr's) replaces the SIGCHLD handler of parallel's forked
+# children without calling it, unless this is set: parallel then never sees
+# its children end, and a test process that forked waited 10 s at exit and
+# printed "unable to terminate some child processes".
+Sys.setenv(PROCESSX_NOTIFY_OLD_SIGCHLD = "true")
+
 skip_without_callr <- function() {
   testthat::skip_if_not_installed("callr")
 }
