@@ -52,8 +52,9 @@
 #' * A registered list may hold any R objects, with their attributes
 #'   (memshare: double vectors and matrices only). As in memshare, other
 #'   atomic vectors and matrices are converted to double with a warning
-#'   (names and dimnames kept), and a data frame is refused: [share()]
-#'   shares data frames whole.
+#'   (names and dimnames kept). A data frame is refused, and so is a
+#'   factor, character or complex vector, whose values a conversion would
+#'   lose: [share()] shares any of them whole.
 #' * `memApply(X, 1, FUN)` applies `FUN` to rows, correctly.
 #' * Views are copy-on-write: writing to a view (`v[1] <- 0`) changes only
 #'   the writing process's copy of the touched memory; it never crashes
@@ -505,14 +506,27 @@ describe_variable <- function(x) {
 
 # memshare's engine holds doubles: other atomic vectors and matrices are
 # converted, with one warning, so that results are memshare's (integer
-# arithmetic would overflow where memshare's does not). A factor cannot be.
+# arithmetic would overflow where memshare's does not). A factor, a
+# character vector or a complex one cannot be: its values would become its
+# codes, NAs or their real parts, and the variable would be lost under a
+# warning.
 as_doubles <- function(values, caller) {
   converted <- vapply(values, function(v) is.atomic(v) && !is.null(v) && !is.double(v), TRUE)
   if (!any(converted)) return(values)
+  labels <- if (is.null(names(values))) rep("X", length(values)) else names(values)
+  for (k in which(converted)) {
+    v <- values[[k]]
+    lossy <- if (is.factor(v)) "a factor" else if (is.character(v)) "a character vector" else
+      if (is.complex(v)) "a complex vector"
+    if (!is.null(lossy)) {
+      stop(sprintf(paste("%s: variable '%s' is %s, which cannot be converted to double (memshare",
+                         "registers double matrices and vectors; share() takes any object)"),
+                   caller, labels[k], lossy), call. = FALSE)
+    }
+  }
   warning(caller, ": non-double matrices or vectors are converted to double, as memshare does",
           call. = FALSE)
   values[converted] <- lapply(values[converted], function(v) {
-    if (is.factor(v)) stop(caller, ": a factor cannot be converted to double", call. = FALSE)
     storage.mode(v) <- "double"
     v
   })

@@ -183,6 +183,13 @@ test_that("as memshare: other atomic types become doubles with a warning, a data
   expect_error(registerVariables("ns_conv", list(df = data.frame(a = 1:3))),
                "unknown element type of variable 'df': a data frame")
   expect_error(suppressWarnings(registerVariables("ns_conv", list(f = factor("a")))), "factor")
+  # A character or complex vector would become NAs or its real parts.
+  expect_error(registerVariables("ns_conv", list(s = c("1.5", "x"))),
+               "variable 's' is a character vector, which cannot be converted to double")
+  expect_error(registerVariables("ns_conv", list(z = 1 + 2i)),
+               "variable 'z' is a complex vector, which cannot be converted")
+  expect_error(memApply(matrix("a", 2, 2), 1, length, NAMESPACE = "ns_conv_chr", MAX.CORES = 1),
+               "variable 'X' is a character vector")
   expect_identical(sort(unlist(pageList())), c("ns_conv.big", "ns_conv.flags", "ns_conv.int"))
   # memApply() converts an integer matrix too, with memshare's warning.
   expect_warning(cols <- memApply(int, 2, function(v) typeof(v), NAMESPACE = "ns_conv_apply",
