@@ -222,7 +222,13 @@ as_shared <- function(x, readonly = TRUE, backing = "auto", cow = NULL, path = N
     stop("as_shared(): `x` must be an atomic vector", call. = FALSE)
   }
   if (!is.null(cow)) choose_arg(cow, c("deny", "audit", "allow"), "cow")
-  share(x, backing = backing, readonly = readonly, name = path)
+  # share() checks `path` as its `name`: its errors would name an argument
+  # the caller of as_shared() never gave.
+  tryCatch(share(x, backing = backing, readonly = readonly, name = path), error = function(e) {
+    message <- conditionMessage(e)
+    if (!startsWith(message, "`name` ")) stop(e)
+    stop(paste0("`path` ", substring(message, 8L)), call. = FALSE)
+  })
 }
 
 #' @rdname compat-shard

@@ -339,6 +339,9 @@ test_that("shard's other functions that map onto shmr", {
   expect_true(is_shared_vector(a))
   expect_identical(fetch(a), 1:10)
   expect_error(as_shared(list(1)), "atomic vector")
+  # The share's name is as_shared()'s `path`: its errors name that.
+  expect_error(as_shared(1, path = 1), "^`path` is 1, but a region name must be")
+  expect_error(as_shared(1, path = "a b"), "^`path` is 'a b'")
   expect_identical(available_backings(), c("shm", "mmap"))
   seg <- segment_create(128)
   on.exit(segment_close(seg), add = TRUE)
