@@ -54,9 +54,9 @@
 #'   waits for the first one, with a message, for at most
 #'   `getOption("shmr.daemon_wait", 600)` seconds, and so does a map whose
 #'   pool has no daemon left; those that connect later join at the pool's
-#'   next call. A daemon busy with a task of yours on the profile answers the
-#'   pool when that task ends; after 5 seconds a message says how many the
-#'   pool waits for. A pool does not stop daemons it did
+#'   next call. The pool also waits for a daemon busy with a task of yours on
+#'   the profile (it answers when that task ends); after 5 seconds a message
+#'   says for how many. A pool does not stop daemons it did
 #'   not start, and does not replace them when they die: a dead daemon on
 #'   another host is not replaced by one on this host (`pool_status()` shows
 #'   it as `"dead"`). Daemons the pool started itself are replaced, on this
