@@ -222,13 +222,11 @@ as_shared <- function(x, readonly = TRUE, backing = "auto", cow = NULL, path = N
     stop("as_shared(): `x` must be an atomic vector", call. = FALSE)
   }
   if (!is.null(cow)) choose_arg(cow, c("deny", "audit", "allow"), "cow")
-  # share() checks `path` as its `name`: its errors would name an argument
-  # the caller of as_shared() never gave.
-  tryCatch(share(x, backing = backing, readonly = readonly, name = path), error = function(e) {
-    message <- conditionMessage(e)
-    if (!startsWith(message, "`name` ")) stop(e)
-    stop(paste0("`path` ", substring(message, 8L)), call. = FALSE)
-  })
+  # Checked here under its own name: share() checks it as its `name`, an
+  # argument the caller of as_shared() never gave. (A path to a file goes to
+  # share(), whose errors say what it takes.)
+  if (!is.null(path) && !is_file_path_name(path)) check_region_name(path, "path")
+  share(x, backing = backing, readonly = readonly, name = path)
 }
 
 #' @rdname compat-shard
